@@ -1,0 +1,1 @@
+"""vmkeeper's core library: policy, planning, retention and Azure operations (no trigger types)."""

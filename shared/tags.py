@@ -1,0 +1,31 @@
+"""Tag names vmkeeper reads on VMs and writes on the artifacts it makes.
+
+One place for them, so the planner, the workers and retention agree on what "ours" means.
+"""
+
+# On VMs (operators set these).
+POLICY = "vmkeeper-policy"  # names a vmkeeper policy, e.g. "gold"
+OPT_OUT = "vmkeeper-optout"  # "true" leaves the VM alone
+
+# On artifacts (vmkeeper sets these; retention trusts nothing without MANAGED_BY).
+MANAGED_BY = "managed-by"
+MANAGED_BY_VALUE = "vmkeeper"
+VM = "vmkeeper-vm"  # the source VM's resource id, lower case
+ARTIFACT_POLICY = "vmkeeper-policy"  # the policy that made the artifact
+SLOT = "vmkeeper-slot"  # the schedule slot, ISO 8601 UTC, e.g. 2026-11-25T06:00:00Z
+SET = "vmkeeper-set"  # shared by every disk snapshot of one run of one VM
+EXPIRES = "vmkeeper-expires"  # ISO 8601 UTC instant after which retention may delete it
+HOLD = "vmkeeper-hold"  # any non-empty value: never delete (legal hold, investigation...)
+EXPIRING = "vmkeeper-expiring"  # set by retention's first pass: ISO 8601 UTC instant of planned deletion
+LOCK_UNTIL = "vmkeeper-lock-until"  # ISO 8601 UTC instant until which vmkeeper's CanNotDelete lock stands
+
+TRUE_VALUES = frozenset({"true", "yes", "1", "on"})
+
+
+def is_opted_out(tags: dict[str, str] | None) -> bool:
+    value = (tags or {}).get(OPT_OUT, "")
+    return value.strip().lower() in TRUE_VALUES
+
+
+def is_managed(tags: dict[str, str] | None) -> bool:
+    return (tags or {}).get(MANAGED_BY, "").strip().lower() == MANAGED_BY_VALUE
