@@ -1,0 +1,346 @@
+"""Compute's rules, on plain state: what a VM, disk, snapshot or restore point is, and the
+constraints the docs name (attached disks, incremental snapshot rate limits, one restore point
+creation at a time per VM, cross-region copies)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..core.arm import normalize_location, parse_rid, rid
+from ..core.clock import iso
+from ..core.errors import ArmError, Conflict, InvalidParameter, OperationNotAllowed
+from ..core.state import Resource, Store
+
+PROVIDER = "Microsoft.Compute"
+VM_TYPE = "Microsoft.Compute/virtualMachines"
+DISK_TYPE = "Microsoft.Compute/disks"
+SNAPSHOT_TYPE = "Microsoft.Compute/snapshots"
+RPC_TYPE = "Microsoft.Compute/restorePointCollections"
+RP_TYPE = "Microsoft.Compute/restorePointCollections/restorePoints"
+DRP_TYPE = "Microsoft.Compute/restorePointCollections/restorePoints/diskRestorePoints"
+
+SNAPSHOT_WINDOW_SECONDS = 300
+SNAPSHOTS_PER_WINDOW = 7  # incremental snapshots per disk per 5 minutes
+SNAPSHOTS_PER_DISK = 500  # incremental snapshots per disk in total
+NAME_RULE = "Names are 1-80 characters: letters, digits, '_', '.', '-'; start with a letter or digit; end with a letter, digit or '_'."
+NAME_RE = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?"
+VM_NAME_RE = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?"
+
+
+# --- disks ---------------------------------------------------------------------------------------
+def new_disk(sub: str, rg: str, name: str, location: str, now: float, *, size_gb: int, sku: str = "Premium_LRS",
+             creation: dict[str, Any] | None = None, tags: dict[str, str] | None = None, os_type: str | None = None,
+             zones: list[str] | None = None) -> Resource:
+    disk_id = rid(sub, rg, PROVIDER, "disks", name)
+    props: dict[str, Any] = {
+        "creationData": creation or {"createOption": "Empty"},
+        "diskSizeGB": size_gb,
+        "diskSizeBytes": size_gb * 1024**3,
+        "uniqueId": str(uuid.uuid4()),
+        "timeCreated": iso(now),
+        "provisioningState": "Succeeded",
+        "diskState": "Unattached",
+        "encryption": {"type": "EncryptionAtRestWithPlatformKey"},
+        "networkAccessPolicy": "AllowAll",
+        "publicNetworkAccess": "Enabled",
+    }
+    if os_type:
+        props["osType"] = os_type
+    extra: dict[str, Any] = {"sku": {"name": sku, "tier": sku.split("_")[0]}}
+    if zones:
+        extra["zones"] = zones
+    return Resource(disk_id, DISK_TYPE, name, location, tags, props, extra,
+                    {"familyId": str(uuid.uuid4()), "snapshots": 0, "window": []}, now)
+
+
+def attach_disk(disk: Resource, vm_id: str) -> None:
+    disk.extra["managedBy"] = vm_id
+    disk.properties["diskState"] = "Attached"
+
+
+def detach_disk(disk: Resource) -> None:
+    disk.extra.pop("managedBy", None)
+    disk.properties["diskState"] = "Unattached"
+
+
+def check_disk_free(disk: Resource, vm_id: str) -> None:
+    owner = disk.extra.get("managedBy")
+    if owner and owner.lower() != vm_id.lower():
+        raise OperationNotAllowed(
+            f"Disk '{disk.name}' cannot be attached: it is already attached to VM '{owner}'. A disk can be attached to one VM only.",
+            code="OperationNotAllowed", target="storageProfile",
+        )
+
+
+# --- snapshots -----------------------------------------------------------------------------------
+def check_snapshot_limits(source_disk: Resource, now: float) -> None:
+    """Azure's incremental snapshot limits per disk: 7 per 5 minutes, 500 in total."""
+    window: list[float] = source_disk.internal.setdefault("window", [])
+    window[:] = [t for t in window if t > now - SNAPSHOT_WINDOW_SECONDS]
+    if source_disk.internal.get("snapshots", 0) >= SNAPSHOTS_PER_DISK:
+        raise OperationNotAllowed(
+            f"Disk '{source_disk.name}' already has {SNAPSHOTS_PER_DISK} incremental snapshots, the most a disk can have. "
+            "Delete older incremental snapshots first.", target="creationData.sourceResourceId")
+    if len(window) >= SNAPSHOTS_PER_WINDOW:
+        raise ArmError(
+            f"Only {SNAPSHOTS_PER_WINDOW} incremental snapshots of disk '{source_disk.name}' can be created every "
+            f"{SNAPSHOT_WINDOW_SECONDS // 60} minutes. Retry later.",
+            code="OperationNotAllowed", status=409, target="creationData.sourceResourceId",
+            headers={"Retry-After": str(max(1, int(window[0] + SNAPSHOT_WINDOW_SECONDS - now) + 1))},
+        )
+
+
+def count_snapshot(source_disk: Resource, now: float) -> None:
+    source_disk.internal.setdefault("window", []).append(now)
+    source_disk.internal["snapshots"] = source_disk.internal.get("snapshots", 0) + 1
+
+
+def uncount_snapshot(store: Store, snapshot: Resource) -> None:
+    source = store.get(snapshot.internal.get("sourceDisk") or "")
+    if source is not None and snapshot.properties.get("incremental"):
+        source.internal["snapshots"] = max(0, source.internal.get("snapshots", 0) - 1)
+
+
+# --- virtual machines ----------------------------------------------------------------------------
+def vm_disk_ids(vm: Resource) -> list[str]:
+    storage = vm.properties.get("storageProfile", {})
+    ids = [storage.get("osDisk", {}).get("managedDisk", {}).get("id")]
+    ids += [d.get("managedDisk", {}).get("id") for d in storage.get("dataDisks", [])]
+    return [i for i in ids if i]
+
+
+def power_state(vm: Resource) -> str:
+    return vm.internal.get("power", "running")
+
+
+def instance_view(vm: Resource, store: Store) -> dict[str, Any]:
+    state = vm.properties.get("provisioningState", "Succeeded")
+    power = power_state(vm)
+    disks = []
+    for disk_id in vm_disk_ids(vm):
+        disk = store.get(disk_id)
+        disks.append({"name": disk.name if disk else disk_id.rsplit("/", 1)[-1], "statuses": [
+            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
+             "time": iso(vm.created)}]})
+    return {
+        "computerName": vm.properties.get("osProfile", {}).get("computerName", vm.name),
+        "osName": vm.properties.get("storageProfile", {}).get("osDisk", {}).get("osType", "Linux"),
+        "vmAgent": {"vmAgentVersion": "2.7.41491.1102", "statuses": [
+            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready", "message": "Guest Agent is running"}]},
+        "disks": disks,
+        "hyperVGeneration": "V2",
+        "statuses": [
+            {"code": f"ProvisioningState/{state.lower()}", "level": "Info",
+             "displayStatus": f"Provisioning {state.lower()}", "time": iso(vm.created)},
+            {"code": f"PowerState/{power}", "level": "Info", "displayStatus": f"VM {power}"},
+        ],
+    }
+
+
+def resolve_vm_disks(store: Store, sub: str, rg: str, vm_name: str, location: str, storage: dict[str, Any],
+                     now: float, vm_id: str, existing: Resource | None) -> tuple[dict[str, Any], list[Resource], list[Resource]]:
+    """Validate a VM's storageProfile as ARM does and work out its managed disks.
+
+    Returns (storageProfile as stored, disks to create, existing disks to attach). Nothing is
+    written: the caller commits only when the whole request is valid.
+    """
+    storage = dict(storage or {})
+    os_disk = dict(storage.get("osDisk") or {})
+    if not os_disk:
+        raise InvalidParameter("Required parameter 'osDisk' is missing (null).", target="osDisk")
+    to_create: list[Resource] = []
+    to_attach: list[Resource] = []
+    previous = {i.lower() for i in vm_disk_ids(existing)} if existing else set()
+
+    def managed(spec: dict[str, Any], target: str, default_name: str, *, is_os: bool) -> dict[str, Any]:
+        spec = dict(spec)
+        option = str(spec.get("createOption", "")).lower()
+        md = dict(spec.get("managedDisk") or {})
+        sku = md.get("storageAccountType", "Premium_LRS")
+        disk_id = md.get("id")
+        if disk_id and disk_id.lower() in previous:
+            spec["managedDisk"] = md
+            return spec
+        if option in ("fromimage", "empty", "copy", "restore"):
+            name = spec.get("name") or default_name
+            if option == "empty":
+                if not spec.get("diskSizeGB"):
+                    raise InvalidParameter(f"{target}.diskSizeGB: required for an empty disk.", target=f"{target}.diskSizeGB")
+                creation: dict[str, Any] = {"createOption": "Empty"}
+            elif option == "fromimage":
+                creation = {"createOption": "FromImage", "imageReference": storage.get("imageReference") or {}}
+            else:
+                source_id = (spec.get("sourceResource") or {}).get("id")
+                source = store.get(source_id or "")
+                if source is None:
+                    raise InvalidParameter(f"{target}.sourceResource.id: resource '{source_id}' was not found.",
+                                           code="InvalidParameter", target=f"{target}.sourceResource.id")
+                creation = {"createOption": "Copy" if option == "copy" else "Restore", "sourceResourceId": source.id}
+                spec.setdefault("diskSizeGB", source.properties.get("diskSizeGB", 30))
+            size = int(spec.get("diskSizeGB") or 30)
+            disk = new_disk(sub, rg, name, location, now, size_gb=size, sku=sku, creation=creation,
+                            os_type=spec.get("osType") if is_os else None)
+            if store.get(disk.id) or any(d.key == disk.key for d in to_create):
+                raise Conflict(f"{target}: a disk named '{name}' already exists in resource group '{rg}'.",
+                               code="ConflictingUserInput", target=target)
+            to_create.append(disk)
+            md["id"] = disk.id
+        elif option == "attach":
+            disk = store.get(disk_id or "")
+            if disk is None:
+                raise InvalidParameter(f"{target}.managedDisk.id: disk '{disk_id}' was not found.",
+                                       code="NotFound", target=f"{target}.managedDisk.id")
+            check_disk_free(disk, vm_id)
+            if normalize_location(disk.location) != location:
+                raise InvalidParameter(f"{target}: disk '{disk.name}' is in '{disk.location}', the VM in '{location}'.",
+                                       target=target)
+            if any(d.key == disk.key for d in to_attach):
+                raise InvalidParameter(f"{target}: disk '{disk.name}' is referenced twice.", code="ConflictingUserInput",
+                                       target=target)
+            to_attach.append(disk)
+            md["id"] = disk.id
+            spec.setdefault("name", disk.name)
+            spec.setdefault("diskSizeGB", disk.properties.get("diskSizeGB"))
+        else:
+            raise InvalidParameter(
+                f"{target}.createOption: '{spec.get('createOption')}' is not valid (FromImage, Empty, Attach, Copy, Restore).",
+                target=f"{target}.createOption")
+        md.setdefault("storageAccountType", sku)
+        spec["managedDisk"] = md
+        spec.setdefault("name", md["id"].rsplit("/", 1)[-1])
+        spec.setdefault("caching", "ReadWrite" if is_os else "None")
+        spec.setdefault("deleteOption", "Detach")
+        return spec
+
+    stored_os = managed(os_disk, "storageProfile.osDisk", f"{vm_name}_OsDisk_1_{uuid.uuid4().hex}", is_os=True)
+    stored_os.setdefault("osType", "Linux")
+    data = []
+    luns: set[int] = set()
+    for i, spec in enumerate(storage.get("dataDisks") or []):
+        lun = spec.get("lun")
+        if not isinstance(lun, int) or not 0 <= lun <= 63:
+            raise InvalidParameter(f"storageProfile.dataDisks[{i}].lun: must be an integer 0-63.",
+                                   target=f"storageProfile.dataDisks[{i}].lun")
+        if lun in luns:
+            raise InvalidParameter(f"storageProfile.dataDisks[{i}].lun: LUN {lun} is used twice.",
+                                   code="InvalidParameter", target="dataDisks")
+        luns.add(lun)
+        data.append(managed(spec, f"storageProfile.dataDisks[{i}]", f"{vm_name}_disk{lun}_{uuid.uuid4().hex[:12]}",
+                            is_os=False))
+    storage["osDisk"] = stored_os
+    storage["dataDisks"] = data
+    return storage, to_create, to_attach
+
+
+def resolve_nics(store: Store, network: dict[str, Any], vm_id: str, location: str) -> list[Resource]:
+    nics = []
+    refs = (network or {}).get("networkInterfaces") or []
+    if not refs and not (network or {}).get("networkInterfaceConfigurations"):
+        raise InvalidParameter("networkProfile.networkInterfaces: a VM needs at least one network interface.",
+                               target="networkProfile")
+    for i, ref in enumerate(refs):
+        nic = store.get((ref or {}).get("id") or "")
+        if nic is None:
+            raise InvalidParameter(f"networkProfile.networkInterfaces[{i}].id: network interface '{(ref or {}).get('id')}' was not found.",
+                                   code="NotFound", target=f"networkProfile.networkInterfaces[{i}].id")
+        owner = (nic.properties.get("virtualMachine") or {}).get("id")
+        if owner and owner.lower() != vm_id.lower():
+            raise InvalidParameter(f"Network interface '{nic.id}' is used by existing resource '{owner}'.",
+                                   code="NicInUse", target=f"networkProfile.networkInterfaces[{i}].id")
+        if normalize_location(nic.location) != location:
+            raise InvalidParameter(f"networkProfile.networkInterfaces[{i}]: NIC is in '{nic.location}', the VM in '{location}'.",
+                                   code="InvalidResourceReference", target=f"networkProfile.networkInterfaces[{i}].id")
+        nics.append(nic)
+    return nics
+
+
+def new_vm(sub: str, rg: str, name: str, location: str, now: float, *, size: str, storage: dict[str, Any],
+           network: dict[str, Any], tags: dict[str, str] | None, os_profile: dict[str, Any] | None = None,
+           zones: list[str] | None = None, state: str = "Creating") -> Resource:
+    props: dict[str, Any] = {
+        "vmId": str(uuid.uuid4()),
+        "hardwareProfile": {"vmSize": size},
+        "storageProfile": storage,
+        "networkProfile": network,
+        "provisioningState": state,
+        "timeCreated": iso(now),
+    }
+    if os_profile:
+        props["osProfile"] = {k: v for k, v in os_profile.items() if k != "adminPassword"}
+    extra = {"zones": zones} if zones else {}
+    return Resource(rid(sub, rg, PROVIDER, "virtualMachines", name), VM_TYPE, name, location, tags, props, extra,
+                    {"power": "starting" if state == "Creating" else "running"}, now)
+
+
+# --- restore points ------------------------------------------------------------------------------
+def rpc_source_vm(store: Store, rpc: Resource) -> Resource | None:
+    return store.get((rpc.properties.get("source") or {}).get("id") or "")
+
+
+def restore_point_in_flight(store: Store, vm_id: str) -> Resource | None:
+    for rp in store.of_type(RP_TYPE, prefix=""):
+        if rp.internal.get("vmId", "").lower() == vm_id.lower() and rp.properties.get("provisioningState") == "Creating":
+            return rp
+    return None
+
+
+def source_metadata(vm: Resource, rp_id: str, excluded: set[str], store: Store) -> tuple[dict[str, Any], list[tuple[str, Resource]]]:
+    """The VM's profile as captured by a restore point, and the disks to capture (name, disk)."""
+    storage = vm.properties.get("storageProfile", {})
+    captured: list[tuple[str, Resource]] = []
+
+    def capture(spec: dict[str, Any]) -> dict[str, Any] | None:
+        disk_id = (spec.get("managedDisk") or {}).get("id", "")
+        if disk_id.lower() in excluded:
+            return None
+        disk = store.get(disk_id)
+        drp_name = f"{spec.get('name')}_{uuid.uuid4()}"
+        out = {k: spec[k] for k in ("lun", "name", "caching", "osType", "diskSizeGB") if k in spec}
+        out["managedDisk"] = {"id": disk_id, "storageAccountType": (spec.get("managedDisk") or {}).get("storageAccountType")}
+        out["diskRestorePoint"] = {"id": f"{rp_id}/diskRestorePoints/{drp_name}"}
+        if disk is not None:
+            captured.append((drp_name, disk))
+        return out
+
+    os_disk = capture(storage.get("osDisk", {}))
+    data = [d for d in (capture(s) for s in storage.get("dataDisks", [])) if d]
+    meta: dict[str, Any] = {
+        "vmId": vm.properties.get("vmId"),
+        "hardwareProfile": dict(vm.properties.get("hardwareProfile", {})),
+        "storageProfile": {"osDisk": os_disk, "dataDisks": data, "diskControllerType": "SCSI"},
+        "location": vm.location,
+    }
+    if os_disk is None:
+        meta["storageProfile"].pop("osDisk")
+    if "osProfile" in vm.properties:
+        meta["osProfile"] = vm.properties["osProfile"]
+    return meta, captured
+
+
+def new_disk_restore_point(rp: Resource, name: str, disk: Resource, now: float) -> Resource:
+    return Resource(
+        f"{rp.id}/diskRestorePoints/{name}", DRP_TYPE, name, None, None,
+        {
+            "timeCreated": iso(now),
+            "sourceResourceId": disk.id,
+            "osType": disk.properties.get("osType"),
+            "familyId": disk.internal.get("familyId"),
+            "sourceUniqueId": disk.properties.get("uniqueId"),
+            "diskRestorePointId": name,
+            "diskSizeGB": disk.properties.get("diskSizeGB"),
+            "provisioningState": "Succeeded",
+            "supportedCapabilities": {"acceleratedNetwork": True},
+            "networkAccessPolicy": "AllowAll",
+            "publicNetworkAccess": "Enabled",
+            "encryption": {"type": "EncryptionAtRestWithPlatformKey"},
+            "replicationState": "Succeeded",
+            "sourceResourceLocation": disk.location,
+        },
+        {}, {"copy": False}, now,
+    )
+
+
+def same_scope(a: str, b: str) -> bool:
+    pa, pb = parse_rid(a), parse_rid(b)
+    return bool(pa and pb and pa["subscription"].lower() == pb["subscription"].lower())

@@ -1,0 +1,791 @@
+"""Microsoft.Compute over HTTP: parse the request, apply models.py's rules, answer with the
+status codes the SDK expects (VM PUT 201/200, snapshot PUT 202/200, restore point PUT 201...)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..core import arm
+from ..core.arm import accepted, check_name, check_tags, get_resource, listing, no_event, normalize_location, require_location
+from ..core.clock import iso
+from ..core.errors import ArmError, Conflict, InvalidParameter, NotFound, OperationNotAllowed, ResourceNotFound
+from ..core.routing import Request, Response, Router
+from ..core.state import Resource
+from . import models as m
+
+router = Router()
+
+VM_VERSIONS = ("2026-04-01", "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-09-01", "2023-03-01")
+DISK_VERSIONS = ("2026-03-02", "2025-01-02", "2024-03-02", "2023-10-02", "2023-04-02")
+OP_VERSIONS = VM_VERSIONS + DISK_VERSIONS
+
+RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute"
+SUB = "/subscriptions/{subscriptionId}/providers/Microsoft.Compute"
+
+
+def _store(req: Request):
+    return req.emulator.store
+
+
+def _now(req: Request) -> float:
+    return req.emulator.clock.timestamp()
+
+
+def _ids(req: Request, *pairs: str) -> str:
+    return arm.rid(req.params["subscriptionId"], req.params["resourceGroupName"], m.PROVIDER, *pairs)
+
+
+def _rg(req: Request):
+    return _store(req).resource_group(req.params["subscriptionId"], req.params["resourceGroupName"])
+
+
+def _finish(resource: Resource, state: str = "Succeeded"):
+    def done(op) -> None:
+        resource.properties["provisioningState"] = state
+    return done
+
+
+def _result(resource: Resource):
+    return lambda: Response(200, resource.to_arm())
+
+
+# --- operation status ------------------------------------------------------------------------------
+@router.route("GET", SUB + "/locations/{location}/operations/{operationId}",
+              operation="Microsoft.Compute/locations/operations/read", api_versions=OP_VERSIONS)
+def get_operation(req: Request) -> Response:
+    return arm.operation_status(req, m.PROVIDER)
+
+
+# --- virtual machines ------------------------------------------------------------------------------
+VM = RG + "/virtualMachines/{vmName}"
+
+
+def _vm(req: Request) -> Resource:
+    return get_resource(_store(req), _ids(req, "virtualMachines", req.params["vmName"]), m.VM_TYPE,
+                        req.params["vmName"], req.params["resourceGroupName"])
+
+
+def _vm_body(req: Request, vm: Resource) -> dict[str, Any]:
+    body = vm.to_arm()
+    expand = req.query.get("$expand", "").lower()
+    if expand == "instanceview":
+        body["properties"] = dict(body["properties"], instanceView=m.instance_view(vm, _store(req)))
+    return body
+
+
+@router.route("PUT", VM, operation="Microsoft.Compute/virtualMachines/write", api_versions=VM_VERSIONS)
+def put_vm(req: Request) -> Response:
+    body = req.json()
+    name = req.params["vmName"]
+    check_name(name, m.VM_NAME_RE, "VM names are 1-64 characters: letters, digits, '_', '.', '-'.")
+    rg = _rg(req)
+    store, now = _store(req), _now(req)
+    location = require_location(body)
+    tags = check_tags(body)
+    props = body.get("properties") or {}
+    vm_id = _ids(req, "virtualMachines", name)
+    existing = store.get(vm_id)
+    if existing is not None:
+        if normalize_location(existing.location) != location:
+            raise ArmError(f"Changing property 'location' is not allowed.", code="PropertyChangeNotAllowed",
+                           status=409, target="location")
+        if existing.properties.get("provisioningState") == "Deleting":
+            raise Conflict(f"VM '{name}' is being deleted.", code="OperationNotAllowed")
+    size = (props.get("hardwareProfile") or {}).get("vmSize") or (
+        existing.properties["hardwareProfile"]["vmSize"] if existing else None)
+    if not size:
+        raise InvalidParameter("properties.hardwareProfile.vmSize: required.", target="hardwareProfile.vmSize")
+    storage_in = props.get("storageProfile") or (existing.properties["storageProfile"] if existing else None)
+    if not storage_in:
+        raise InvalidParameter("Required parameter 'storageProfile' is missing (null).", target="storageProfile")
+    storage, to_create, to_attach = m.resolve_vm_disks(store, req.params["subscriptionId"], rg.name, name, location,
+                                                       storage_in, now, vm_id, existing)
+    network = props.get("networkProfile") or (existing.properties.get("networkProfile") if existing else {})
+    nics = m.resolve_nics(store, network, vm_id, location)
+    # Valid: commit disks, NICs and the VM together.
+    previous = set(i.lower() for i in m.vm_disk_ids(existing)) if existing else set()
+    for disk in to_create:
+        store.put(disk)
+    current = set()
+    for disk_id in m.vm_disk_ids(Resource(vm_id, m.VM_TYPE, name, properties={"storageProfile": storage})):
+        disk = store.get(disk_id)
+        if disk is not None:
+            m.attach_disk(disk, vm_id)
+            current.add(disk.key)
+    for gone in previous - current:  # detached by this update
+        disk = store.get(gone)
+        if disk is not None:
+            m.detach_disk(disk)
+    for nic in nics:
+        nic.properties["virtualMachine"] = {"id": vm_id}
+    if existing is None:
+        vm = m.new_vm(req.params["subscriptionId"], rg.name, name, location, now, size=size, storage=storage,
+                      network=network, tags=tags, os_profile=props.get("osProfile"), zones=body.get("zones"))
+        store.put(vm)
+        status = 201
+    else:
+        vm = existing
+        vm.properties.update({"hardwareProfile": {"vmSize": size}, "storageProfile": storage, "networkProfile": network,
+                              "provisioningState": "Updating"})
+        if tags is not None:
+            vm.tags = tags
+        status = 200
+
+    def created(op) -> None:
+        vm.properties["provisioningState"] = "Succeeded"
+        if vm.internal.get("power") == "starting":
+            vm.internal["power"] = "running"
+
+    def failed(op) -> None:
+        vm.properties["provisioningState"] = "Failed"
+
+    op = req.emulator.start_operation(req, location, on_success=created, on_failure=failed, result=_result(vm))
+    return accepted(req, op, m.PROVIDER, status, vm.to_arm())
+
+
+@router.route("GET", VM, operation="Microsoft.Compute/virtualMachines/read", api_versions=VM_VERSIONS)
+def get_vm(req: Request) -> Response:
+    return Response(200, _vm_body(req, _vm(req)))
+
+
+@router.route("PATCH", VM, operation="Microsoft.Compute/virtualMachines/write", api_versions=VM_VERSIONS)
+def patch_vm(req: Request) -> Response:
+    vm = _vm(req)
+    body = req.json()
+    tags = check_tags(body)
+    if tags is not None:
+        vm.tags = tags
+    hw = (body.get("properties") or {}).get("hardwareProfile")
+    if hw and hw.get("vmSize"):
+        vm.properties["hardwareProfile"]["vmSize"] = hw["vmSize"]
+    vm.properties["provisioningState"] = "Updating"
+    op = req.emulator.start_operation(req, vm.location, on_success=_finish(vm), on_failure=_finish(vm, "Failed"),
+                                      result=_result(vm))
+    return accepted(req, op, m.PROVIDER, 200, vm.to_arm())
+
+
+@router.route("DELETE", VM, operation="Microsoft.Compute/virtualMachines/delete", api_versions=VM_VERSIONS)
+def delete_vm(req: Request) -> Response:
+    store = _store(req)
+    vm = store.get(_ids(req, "virtualMachines", req.params["vmName"]))
+    if vm is None:
+        _rg(req)
+        return no_event(Response(204))
+    vm.properties["provisioningState"] = "Deleting"
+
+    def gone(op) -> None:
+        storage = vm.properties.get("storageProfile", {})
+        for spec in [storage.get("osDisk", {})] + list(storage.get("dataDisks", [])):
+            disk = store.get((spec.get("managedDisk") or {}).get("id") or "")
+            if disk is None:
+                continue
+            if str(spec.get("deleteOption", "Detach")).lower() == "delete":
+                store.delete(disk.id)
+            else:
+                m.detach_disk(disk)
+        for ref in (vm.properties.get("networkProfile") or {}).get("networkInterfaces") or []:
+            nic = store.get(ref.get("id") or "")
+            if nic is None:
+                continue
+            if str((ref.get("properties") or {}).get("deleteOption", "Detach")).lower() == "delete":
+                store.delete(nic.id)
+            else:
+                nic.properties.pop("virtualMachine", None)
+        store.delete(vm.id)
+
+    op = req.emulator.start_operation(req, vm.location, on_success=gone, on_failure=_finish(vm, "Failed"))
+    return accepted(req, op, m.PROVIDER, 202)
+
+
+@router.route("GET", VM + "/instanceView", operation="Microsoft.Compute/virtualMachines/instanceView/read",
+              api_versions=VM_VERSIONS)
+def get_vm_instance_view(req: Request) -> Response:
+    return Response(200, m.instance_view(_vm(req), _store(req)))
+
+
+def _power_action(target: str, transient: str):
+    def action(req: Request) -> Response:
+        vm = _vm(req)
+        if vm.properties.get("provisioningState") in ("Creating", "Deleting"):
+            raise Conflict(f"Operation is not allowed while VM '{vm.name}' is {vm.properties['provisioningState']}.",
+                           code="OperationNotAllowed")
+        vm.internal["power"] = transient
+
+        def done(op) -> None:
+            vm.internal["power"] = target
+
+        op = req.emulator.start_operation(req, vm.location, on_success=done)
+        return accepted(req, op, m.PROVIDER, 202)
+    return action
+
+
+for _verb, _target, _transient in (("deallocate", "deallocated", "deallocating"), ("start", "running", "starting"),
+                                   ("powerOff", "stopped", "stopping"), ("restart", "running", "starting")):
+    router.add("POST", VM + f"/{_verb}", _power_action(_target, _transient),
+               operation=f"Microsoft.Compute/virtualMachines/{_verb.lower() if _verb != 'powerOff' else 'powerOff'}/action",
+               api_versions=VM_VERSIONS)
+
+
+@router.route("GET", RG + "/virtualMachines", operation="Microsoft.Compute/virtualMachines/read", api_versions=VM_VERSIONS)
+def list_vms(req: Request) -> Response:
+    _rg(req)
+    prefix = f"/subscriptions/{req.params['subscriptionId']}/resourceGroups/{req.params['resourceGroupName']}"
+    return listing(req, [_vm_body(req, v) for v in _store(req).of_type(m.VM_TYPE, prefix)])
+
+
+@router.route("GET", SUB + "/virtualMachines", operation="Microsoft.Compute/virtualMachines/read", api_versions=VM_VERSIONS)
+def list_all_vms(req: Request) -> Response:
+    vms = _store(req).of_type(m.VM_TYPE, f"/subscriptions/{req.params['subscriptionId']}")
+    location = req.query.get("$filter", "")
+    if location.lower().startswith("location eq"):
+        wanted = normalize_location(location.split("'")[1] if "'" in location else "")
+        vms = [v for v in vms if normalize_location(v.location) == wanted]
+    return listing(req, [_vm_body(req, v) for v in vms])
+
+
+# --- disks -----------------------------------------------------------------------------------------
+DISK = RG + "/disks/{diskName}"
+
+
+@router.route("PUT", DISK, operation="Microsoft.Compute/disks/write", api_versions=DISK_VERSIONS)
+def put_disk(req: Request) -> Response:
+    body = req.json()
+    name = req.params["diskName"]
+    check_name(name, m.NAME_RE, m.NAME_RULE)
+    rg = _rg(req)
+    store, now = _store(req), _now(req)
+    location = require_location(body)
+    tags = check_tags(body)
+    props = body.get("properties") or {}
+    disk_id = _ids(req, "disks", name)
+    existing = store.get(disk_id)
+    if existing is not None:
+        if tags is not None:
+            existing.tags = tags
+        if props.get("diskSizeGB"):
+            if int(props["diskSizeGB"]) < existing.properties["diskSizeGB"]:
+                raise InvalidParameter("Disk size can only be increased.", code="BadRequest", target="diskSizeGB")
+            existing.properties["diskSizeGB"] = int(props["diskSizeGB"])
+        existing.properties["provisioningState"] = "Updating"
+        op = req.emulator.start_operation(req, location, on_success=_finish(existing), result=_result(existing))
+        return accepted(req, op, m.PROVIDER, 202, existing.to_arm())
+    creation = dict(props.get("creationData") or {})
+    option = str(creation.get("createOption", "")).lower()
+    size = props.get("diskSizeGB")
+    if option == "empty":
+        if not size:
+            raise InvalidParameter("diskSizeGB: required when createOption is Empty.", target="diskSizeGB")
+    elif option in ("copy", "restore"):
+        source = store.get(creation.get("sourceResourceId") or "")
+        if source is None:
+            raise InvalidParameter(f"creationData.sourceResourceId: '{creation.get('sourceResourceId')}' was not found.",
+                                   code="NotFound", target="creationData.sourceResourceId")
+        expected = (m.SNAPSHOT_TYPE, m.DISK_TYPE) if option == "copy" else (m.DRP_TYPE,)
+        if source.type not in expected:
+            raise InvalidParameter(f"creationData.sourceResourceId: a {creation['createOption']} needs a "
+                                   f"{' or '.join(expected)}, not {source.type}.", target="creationData.sourceResourceId")
+        size = size or source.properties.get("diskSizeGB", 30)
+        creation["sourceResourceId"] = source.id
+        creation["sourceUniqueId"] = source.properties.get("uniqueId")
+    elif option in ("fromimage", "import"):
+        size = size or 30
+    else:
+        raise InvalidParameter(f"creationData.createOption: '{creation.get('createOption')}' is not supported "
+                               "(Empty, Copy, Restore, FromImage, Import).", target="creationData.createOption")
+    sku = (body.get("sku") or {}).get("name", "Premium_LRS")
+    disk = m.new_disk(req.params["subscriptionId"], rg.name, name, location, now, size_gb=int(size), sku=sku,
+                      creation=creation, tags=tags, os_type=props.get("osType"), zones=body.get("zones"))
+    disk.properties["provisioningState"] = "Updating"
+    store.put(disk)
+    op = req.emulator.start_operation(req, location, on_success=_finish(disk),
+                                      on_failure=lambda op: store.delete(disk.id), result=_result(disk))
+    return accepted(req, op, m.PROVIDER, 202, disk.to_arm())
+
+
+@router.route("GET", DISK, operation="Microsoft.Compute/disks/read", api_versions=DISK_VERSIONS)
+def get_disk(req: Request) -> Response:
+    return Response(200, get_resource(_store(req), _ids(req, "disks", req.params["diskName"]), m.DISK_TYPE,
+                                      req.params["diskName"], req.params["resourceGroupName"]).to_arm())
+
+
+@router.route("DELETE", DISK, operation="Microsoft.Compute/disks/delete", api_versions=DISK_VERSIONS)
+def delete_disk(req: Request) -> Response:
+    store = _store(req)
+    disk = store.get(_ids(req, "disks", req.params["diskName"]))
+    if disk is None:
+        _rg(req)
+        return no_event(Response(204))
+    if disk.extra.get("managedBy"):
+        raise OperationNotAllowed(f"Disk '{disk.name}' is attached to VM '{disk.extra['managedBy']}'. "
+                                  "Detach it before deleting it.")
+    op = req.emulator.start_operation(req, disk.location, on_success=lambda op: store.delete(disk.id))
+    return accepted(req, op, m.PROVIDER, 202)
+
+
+@router.route("GET", RG + "/disks", operation="Microsoft.Compute/disks/read", api_versions=DISK_VERSIONS)
+def list_disks(req: Request) -> Response:
+    _rg(req)
+    prefix = f"/subscriptions/{req.params['subscriptionId']}/resourceGroups/{req.params['resourceGroupName']}"
+    return listing(req, [d.to_arm() for d in _store(req).of_type(m.DISK_TYPE, prefix)])
+
+
+@router.route("GET", SUB + "/disks", operation="Microsoft.Compute/disks/read", api_versions=DISK_VERSIONS)
+def list_all_disks(req: Request) -> Response:
+    return listing(req, [d.to_arm() for d in _store(req).of_type(m.DISK_TYPE, f"/subscriptions/{req.params['subscriptionId']}")])
+
+
+# --- snapshots -------------------------------------------------------------------------------------
+SNAPSHOT = RG + "/snapshots/{snapshotName}"
+
+
+def _snapshot_body(snapshot: Resource, now: float) -> dict[str, Any]:
+    body = snapshot.to_arm()
+    copy = snapshot.internal.get("copy")
+    if copy and snapshot.properties.get("completionPercent", 100) < 100:
+        span = max(copy["end"] - copy["start"], 1e-9)
+        body["properties"] = dict(body["properties"],
+                                  completionPercent=round(min(99.0, max(0.0, (now - copy["start"]) / span * 100)), 1))
+    return body
+
+
+@router.route("PUT", SNAPSHOT, operation="Microsoft.Compute/snapshots/write", api_versions=DISK_VERSIONS)
+def put_snapshot(req: Request) -> Response:
+    body = req.json()
+    name = req.params["snapshotName"]
+    check_name(name, m.NAME_RE, m.NAME_RULE)
+    rg = _rg(req)
+    store, now = _store(req), _now(req)
+    location = require_location(body)
+    tags = check_tags(body)
+    props = body.get("properties") or {}
+    creation = dict(props.get("creationData") or {})
+    snap_id = _ids(req, "snapshots", name)
+    existing = store.get(snap_id)
+    if existing is not None:
+        # Idempotent re-PUT: same source → an update (tags only); another source → refused.
+        old = existing.properties["creationData"]
+        if creation.get("sourceResourceId") and creation["sourceResourceId"].lower() != old.get("sourceResourceId", "").lower():
+            raise ArmError("Changing property 'creationData.sourceResourceId' is not allowed.",
+                           code="PropertyChangeNotAllowed", status=409, target="creationData.sourceResourceId")
+        if tags is not None:
+            existing.tags = tags
+        return Response(200, _snapshot_body(existing, now))
+    option = str(creation.get("createOption", "")).lower()
+    source = store.get(creation.get("sourceResourceId") or "")
+    if option not in ("copy", "copystart"):
+        raise InvalidParameter(f"creationData.createOption: '{creation.get('createOption')}' is not supported for "
+                               "snapshots here (Copy, CopyStart).", target="creationData.createOption")
+    if source is None or source.type not in (m.DISK_TYPE, m.SNAPSHOT_TYPE):
+        raise InvalidParameter(f"creationData.sourceResourceId: disk or snapshot '{creation.get('sourceResourceId')}' "
+                               "was not found.", code="NotFound", target="creationData.sourceResourceId")
+    incremental = bool(props.get("incremental", False))
+    source_disk = source if source.type == m.DISK_TYPE else store.get(source.internal.get("sourceDisk") or "")
+    copy_span = 0.0
+    if option == "copystart":
+        if source.type != m.SNAPSHOT_TYPE or not source.properties.get("incremental"):
+            raise InvalidParameter("CopyStart copies an incremental snapshot to another region: the source must be an "
+                                   "incremental snapshot.", target="creationData.sourceResourceId")
+        if normalize_location(source.location) == location:
+            raise InvalidParameter("CopyStart is for a copy in another region; use Copy in the same region.",
+                                   target="location")
+        if not incremental:
+            raise InvalidParameter("A CopyStart copy must be incremental.", target="incremental")
+        copy_span = req.emulator.lro_seconds("Microsoft.Compute/snapshots/copy") * 10
+    else:
+        if normalize_location(source.location) != location:
+            raise InvalidParameter(f"The snapshot must be in the source's region '{source.location}' (use CopyStart "
+                                   "for another region).", target="location")
+        if incremental and source.type == m.DISK_TYPE:
+            m.check_snapshot_limits(source, now)
+    creation["sourceResourceId"] = source.id
+    creation["sourceUniqueId"] = source.properties.get("uniqueId")
+    snapshot = Resource(
+        snap_id, m.SNAPSHOT_TYPE, name, location, tags,
+        {
+            "creationData": creation,
+            "diskSizeGB": source.properties.get("diskSizeGB"),
+            "diskSizeBytes": source.properties.get("diskSizeBytes"),
+            "osType": source.properties.get("osType"),
+            "incremental": incremental,
+            "uniqueId": str(uuid.uuid4()),
+            "timeCreated": iso(now),
+            "provisioningState": "Creating",
+            "diskState": "Unattached",
+            "encryption": {"type": "EncryptionAtRestWithPlatformKey"},
+            "networkAccessPolicy": "AllowAll",
+            "publicNetworkAccess": "Enabled",
+            "snapshotAccessState": "Pending",
+        },
+        {"sku": {"name": "Standard_LRS", "tier": "Standard"}},
+        {"sourceDisk": source_disk.id if source_disk else None},
+        now,
+    )
+    if incremental:
+        family = (source_disk.internal.get("familyId") if source_disk else None) or source.properties.get("incrementalSnapshotFamilyId")
+        snapshot.properties["incrementalSnapshotFamilyId"] = family
+        if source_disk is not None and option == "copy":
+            m.count_snapshot(source_disk, now)
+    if option == "copystart":
+        snapshot.properties["completionPercent"] = 0.0
+        snapshot.internal["copy"] = {"start": now, "end": now + copy_span, "source": source.id}
+    store.put(snapshot)
+
+    def created(op) -> None:
+        snapshot.properties["provisioningState"] = "Succeeded"
+        if option == "copystart":
+            req.emulator.operations.start(req.params["subscriptionId"], location, copy_span,
+                                          on_success=lambda _op: _copy_done(store, snapshot))
+        else:
+            snapshot.properties["snapshotAccessState"] = "Available"
+
+    def failed(op) -> None:
+        snapshot.properties["provisioningState"] = "Failed"
+
+    op = req.emulator.start_operation(req, location, on_success=created, on_failure=failed,
+                                      result=lambda: Response(200, _snapshot_body(snapshot, _now(req))))
+    return accepted(req, op, m.PROVIDER, 202, _snapshot_body(snapshot, now))
+
+
+def _copy_done(store, snapshot: Resource) -> None:
+    if store.get(snapshot.id) is None:
+        return
+    source_id = snapshot.internal["copy"]["source"]
+    if store.get(source_id) is None:
+        snapshot.properties["copyCompletionError"] = {
+            "errorCode": "CopySourceNotFound",
+            "errorMessage": "The source snapshot was deleted before the copy completed.",
+        }
+        return
+    snapshot.properties["completionPercent"] = 100.0
+    snapshot.properties["snapshotAccessState"] = "Available"
+
+
+@router.route("PATCH", SNAPSHOT, operation="Microsoft.Compute/snapshots/write", api_versions=DISK_VERSIONS)
+def patch_snapshot(req: Request) -> Response:
+    snapshot = get_resource(_store(req), _ids(req, "snapshots", req.params["snapshotName"]), m.SNAPSHOT_TYPE,
+                            req.params["snapshotName"], req.params["resourceGroupName"])
+    tags = check_tags(req.json())
+    if tags is not None:
+        snapshot.tags = tags
+    return Response(200, _snapshot_body(snapshot, _now(req)))
+
+
+@router.route("GET", SNAPSHOT, operation="Microsoft.Compute/snapshots/read", api_versions=DISK_VERSIONS)
+def get_snapshot(req: Request) -> Response:
+    snapshot = get_resource(_store(req), _ids(req, "snapshots", req.params["snapshotName"]), m.SNAPSHOT_TYPE,
+                            req.params["snapshotName"], req.params["resourceGroupName"])
+    return Response(200, _snapshot_body(snapshot, _now(req)))
+
+
+@router.route("DELETE", SNAPSHOT, operation="Microsoft.Compute/snapshots/delete", api_versions=DISK_VERSIONS)
+def delete_snapshot(req: Request) -> Response:
+    store = _store(req)
+    snapshot = store.get(_ids(req, "snapshots", req.params["snapshotName"]))
+    if snapshot is None:
+        _rg(req)
+        return no_event(Response(204))
+
+    def gone(op) -> None:
+        if store.delete(snapshot.id) is not None:
+            m.uncount_snapshot(store, snapshot)
+
+    op = req.emulator.start_operation(req, snapshot.location, on_success=gone)
+    return accepted(req, op, m.PROVIDER, 202)
+
+
+@router.route("GET", RG + "/snapshots", operation="Microsoft.Compute/snapshots/read", api_versions=DISK_VERSIONS)
+def list_snapshots(req: Request) -> Response:
+    _rg(req)
+    prefix = f"/subscriptions/{req.params['subscriptionId']}/resourceGroups/{req.params['resourceGroupName']}"
+    now = _now(req)
+    return listing(req, [_snapshot_body(s, now) for s in _store(req).of_type(m.SNAPSHOT_TYPE, prefix)])
+
+
+@router.route("GET", SUB + "/snapshots", operation="Microsoft.Compute/snapshots/read", api_versions=DISK_VERSIONS)
+def list_all_snapshots(req: Request) -> Response:
+    now = _now(req)
+    items = _store(req).of_type(m.SNAPSHOT_TYPE, f"/subscriptions/{req.params['subscriptionId']}")
+    return listing(req, [_snapshot_body(s, now) for s in items])
+
+
+# --- restore point collections ---------------------------------------------------------------------
+RPC = RG + "/restorePointCollections/{restorePointCollectionName}"
+
+
+def _rpc(req: Request) -> Resource:
+    name = req.params["restorePointCollectionName"]
+    return get_resource(_store(req), _ids(req, "restorePointCollections", name), m.RPC_TYPE, name,
+                        req.params["resourceGroupName"])
+
+
+def _rpc_body(req: Request, rpc: Resource) -> dict[str, Any]:
+    body = rpc.to_arm()
+    if req.query.get("$expand", "").lower() == "restorepoints":
+        points = [_rp_body(req, rp, expand=False) for rp in _store(req).of_type(m.RP_TYPE, rpc.id)]
+        body["properties"] = dict(body["properties"], restorePoints=points)
+    return body
+
+
+@router.route("PUT", RPC, operation="Microsoft.Compute/restorePointCollections/write", api_versions=VM_VERSIONS)
+def put_rpc(req: Request) -> Response:
+    body = req.json()
+    name = req.params["restorePointCollectionName"]
+    check_name(name, m.NAME_RE, m.NAME_RULE)
+    rg = _rg(req)
+    store = _store(req)
+    location = require_location(body)
+    tags = check_tags(body)
+    source_id = ((body.get("properties") or {}).get("source") or {}).get("id")
+    rpc_id = _ids(req, "restorePointCollections", name)
+    existing = store.get(rpc_id)
+    if existing is not None:
+        old = (existing.properties.get("source") or {}).get("id", "")
+        if source_id and source_id.lower() != old.lower():
+            raise ArmError("Changing property 'source.id' is not allowed: only tags of a restore point collection can change.",
+                           code="PropertyChangeNotAllowed", status=409, target="properties.source.id")
+        if tags is not None:
+            existing.tags = tags
+        return Response(200, existing.to_arm())
+    source = store.get(source_id or "")
+    if source is None or source.type not in (m.VM_TYPE, m.RPC_TYPE):
+        raise InvalidParameter(f"properties.source.id: VM or restore point collection '{source_id}' was not found.",
+                               code="NotFound", target="properties.source.id")
+    if source.type == m.VM_TYPE and normalize_location(source.location) != location:
+        raise InvalidParameter(f"A restore point collection must be in its VM's region '{source.location}'.",
+                               target="location")
+    if source.type == m.RPC_TYPE and normalize_location(source.location) == location:
+        raise InvalidParameter("A cross-region copy's collection must be in another region than its source.",
+                               target="location")
+    rpc = Resource(rpc_id, m.RPC_TYPE, name, location, tags,
+                   {"source": {"id": source.id, "location": source.location}, "restorePointCollectionId": str(uuid.uuid4()),
+                    "provisioningState": "Succeeded"}, {}, {}, _now(req))
+    store.put(rpc)
+    return Response(201, rpc.to_arm())
+
+
+@router.route("PATCH", RPC, operation="Microsoft.Compute/restorePointCollections/write", api_versions=VM_VERSIONS)
+def patch_rpc(req: Request) -> Response:
+    rpc = _rpc(req)
+    tags = check_tags(req.json())
+    if tags is not None:
+        rpc.tags = tags
+    return Response(200, rpc.to_arm())
+
+
+@router.route("GET", RPC, operation="Microsoft.Compute/restorePointCollections/read", api_versions=VM_VERSIONS)
+def get_rpc(req: Request) -> Response:
+    return Response(200, _rpc_body(req, _rpc(req)))
+
+
+@router.route("DELETE", RPC, operation="Microsoft.Compute/restorePointCollections/delete", api_versions=VM_VERSIONS)
+def delete_rpc(req: Request) -> Response:
+    store = _store(req)
+    rpc = store.get(_ids(req, "restorePointCollections", req.params["restorePointCollectionName"]))
+    if rpc is None:
+        _rg(req)
+        return no_event(Response(204))
+
+    def gone(op) -> None:
+        for child in store.children(rpc.id):
+            store.delete(child.id)
+        store.delete(rpc.id)
+
+    op = req.emulator.start_operation(req, rpc.location, on_success=gone)
+    return accepted(req, op, m.PROVIDER, 202)
+
+
+@router.route("GET", RG + "/restorePointCollections", operation="Microsoft.Compute/restorePointCollections/read",
+              api_versions=VM_VERSIONS)
+def list_rpcs(req: Request) -> Response:
+    _rg(req)
+    prefix = f"/subscriptions/{req.params['subscriptionId']}/resourceGroups/{req.params['resourceGroupName']}"
+    return listing(req, [r.to_arm() for r in _store(req).of_type(m.RPC_TYPE, prefix)])
+
+
+@router.route("GET", SUB + "/restorePointCollections", operation="Microsoft.Compute/restorePointCollections/read",
+              api_versions=VM_VERSIONS)
+def list_all_rpcs(req: Request) -> Response:
+    items = _store(req).of_type(m.RPC_TYPE, f"/subscriptions/{req.params['subscriptionId']}")
+    return listing(req, [r.to_arm() for r in items])
+
+
+# --- restore points --------------------------------------------------------------------------------
+RP = RPC + "/restorePoints/{restorePointName}"
+
+
+def _rp_body(req: Request, rp: Resource, expand: bool | None = None) -> dict[str, Any]:
+    body = rp.to_arm()
+    body.pop("location", None)
+    if expand is None:
+        expand = req.query.get("$expand", "").lower() == "instanceview"
+    if expand:
+        now = _now(req)
+        copy = rp.internal.get("copy")
+        drps = []
+        for drp in _store(req).of_type(m.DRP_TYPE, rp.id):
+            status, percent = "Succeeded", 100
+            if copy and rp.properties.get("provisioningState") == "Creating":
+                span = max(copy["end"] - copy["start"], 1e-9)
+                status, percent = "InProgress", int(min(99, max(0, (now - copy["start"]) / span * 100)))
+            entry: dict[str, Any] = {"id": drp.id, "snapshotAccessState": "Available"}
+            if copy:
+                entry["replicationStatus"] = {"status": status, "completionPercent": percent}
+            drps.append(entry)
+        state = rp.properties.get("provisioningState", "Succeeded")
+        body["properties"] = dict(body["properties"], instanceView={
+            "diskRestorePoints": drps,
+            "statuses": [{"code": f"ProvisioningState/{state.lower()}", "level": "Info",
+                          "displayStatus": f"Provisioning {state.lower()}", "time": body["properties"].get("timeCreated")}],
+        })
+    return body
+
+
+@router.route("PUT", RP, operation="Microsoft.Compute/restorePointCollections/restorePoints/write",
+              api_versions=VM_VERSIONS)
+def put_restore_point(req: Request) -> Response:
+    body = req.json(required=False)
+    name = req.params["restorePointName"]
+    check_name(name, m.NAME_RE, m.NAME_RULE)
+    rpc = _rpc(req)
+    store, now = _store(req), _now(req)
+    rp_id = f"{rpc.id}/restorePoints/{name}"
+    if store.get(rp_id) is not None:
+        raise OperationNotAllowed(f"Restore point '{name}' already exists. Restore points cannot be updated.",
+                                  code="OperationNotAllowed")
+    props = body.get("properties") or {}
+    source_rp_id = (props.get("sourceRestorePoint") or {}).get("id")
+    consistency = props.get("consistencyMode") or "ApplicationConsistent"
+    if consistency not in ("CrashConsistent", "ApplicationConsistent", "FileSystemConsistent"):
+        raise InvalidParameter(f"properties.consistencyMode: '{consistency}' is not valid (CrashConsistent, "
+                               "ApplicationConsistent).", target="consistencyMode")
+    rp = Resource(rp_id, m.RP_TYPE, name, rpc.location, None, {}, {}, {}, now)
+    if source_rp_id:  # cross-region copy of a restore point
+        source_rp = store.get(source_rp_id)
+        if source_rp is None or source_rp.type != m.RP_TYPE:
+            raise InvalidParameter(f"properties.sourceRestorePoint.id: restore point '{source_rp_id}' was not found.",
+                                   code="NotFound", target="sourceRestorePoint.id")
+        src_rpc_id = source_rp.id.rsplit("/restorePoints/", 1)[0]
+        if (rpc.properties.get("source") or {}).get("id", "").lower() != src_rpc_id.lower():
+            raise InvalidParameter("The collection's source must be the source restore point's collection.",
+                                   target="sourceRestorePoint.id")
+        if source_rp.properties.get("provisioningState") != "Succeeded":
+            raise Conflict("The source restore point is not complete yet.", code="OperationNotAllowed")
+        rp.properties = {
+            "sourceRestorePoint": {"id": source_rp.id},
+            "sourceMetadata": dict(source_rp.properties.get("sourceMetadata") or {}, location=rpc.location),
+            "consistencyMode": source_rp.properties.get("consistencyMode"),
+            "excludeDisks": source_rp.properties.get("excludeDisks", []),
+            "provisioningState": "Creating",
+            "timeCreated": iso(now),
+        }
+        span = req.emulator.lro_seconds("Microsoft.Compute/restorePoints/copy") * 10
+        rp.internal = {"vmId": source_rp.internal.get("vmId", ""), "copy": {"start": now, "end": now + span}}
+        captured = [(d.name, d) for d in store.of_type(m.DRP_TYPE, source_rp.id)]
+        duration = span
+    else:
+        vm = m.rpc_source_vm(store, rpc)
+        if vm is None:
+            raise InvalidParameter("The collection's source VM no longer exists.", code="NotFound", target="source.id")
+        if vm.properties.get("provisioningState") in ("Creating", "Deleting"):
+            raise Conflict(f"VM '{vm.name}' is {vm.properties['provisioningState']}: restore points can be created "
+                           "only for a provisioned VM.", code="OperationNotAllowed")
+        busy = m.restore_point_in_flight(store, vm.id)
+        if busy is not None:
+            raise Conflict(f"Restore point '{busy.name}' of VM '{vm.name}' is still being created: one restore point "
+                           "creation at a time per VM.", code="OperationNotAllowed")
+        vm_disks = {i.lower() for i in m.vm_disk_ids(vm)}
+        excluded = set()
+        for i, ref in enumerate(props.get("excludeDisks") or []):
+            disk_id = (ref or {}).get("id", "")
+            if disk_id.lower() not in vm_disks:
+                raise InvalidParameter(f"properties.excludeDisks[{i}].id: '{disk_id}' is not a disk of VM '{vm.name}'.",
+                                       target=f"excludeDisks[{i}].id")
+            excluded.add(disk_id.lower())
+        if m.power_state(vm) in ("deallocated", "stopped") and consistency == "ApplicationConsistent":
+            consistency = "CrashConsistent"  # no guest to quiesce: the platform falls back
+        meta, captured = m.source_metadata(vm, rp_id, excluded, store)
+        rp.properties = {
+            "excludeDisks": [{"id": d["id"]} for d in props.get("excludeDisks") or []],
+            "sourceMetadata": meta,
+            "consistencyMode": consistency,
+            "provisioningState": "Creating",
+            "timeCreated": iso(now),
+        }
+        if "instantAccessDurationMinutes" in props:
+            rp.properties["instantAccessDurationMinutes"] = props["instantAccessDurationMinutes"]
+        rp.internal = {"vmId": vm.id}
+        duration = None
+    store.put(rp)
+    for drp_name, disk in captured:
+        if source_rp_id:
+            src = disk  # a disk restore point of the source
+            copy = Resource(f"{rp.id}/diskRestorePoints/{drp_name}", m.DRP_TYPE, drp_name, None, None,
+                            dict(src.properties, sourceResourceLocation=src.properties.get("sourceResourceLocation")),
+                            {}, {"copy": True}, now)
+            store.put(copy)
+        else:
+            store.put(m.new_disk_restore_point(rp, drp_name, disk, now))
+
+    def done(op) -> None:
+        rp.properties["provisioningState"] = "Succeeded"
+
+    def failed(op) -> None:
+        rp.properties["provisioningState"] = "Failed"
+
+    op = req.emulator.start_operation(req, rpc.location, duration, on_success=done, on_failure=failed,
+                                      result=lambda: Response(200, _rp_body(req, rp, expand=False)))
+    return accepted(req, op, m.PROVIDER, 201, _rp_body(req, rp, expand=False))
+
+
+@router.route("GET", RP, operation="Microsoft.Compute/restorePointCollections/restorePoints/read",
+              api_versions=VM_VERSIONS)
+def get_restore_point(req: Request) -> Response:
+    rpc = _rpc(req)
+    rp = _store(req).get(f"{rpc.id}/restorePoints/{req.params['restorePointName']}")
+    if rp is None:
+        raise ResourceNotFound(m.RP_TYPE, f"{rpc.name}/{req.params['restorePointName']}", req.params["resourceGroupName"])
+    return Response(200, _rp_body(req, rp))
+
+
+@router.route("DELETE", RP, operation="Microsoft.Compute/restorePointCollections/restorePoints/delete",
+              api_versions=VM_VERSIONS)
+def delete_restore_point(req: Request) -> Response:
+    store = _store(req)
+    rpc = _rpc(req)
+    rp = store.get(f"{rpc.id}/restorePoints/{req.params['restorePointName']}")
+    if rp is None:
+        return no_event(Response(204))
+
+    def gone(op) -> None:
+        for child in store.children(rp.id):
+            store.delete(child.id)
+        store.delete(rp.id)
+
+    op = req.emulator.start_operation(req, rpc.location, on_success=gone)
+    return accepted(req, op, m.PROVIDER, 202)
+
+
+# --- disk restore points (DiskRP api-versions) -----------------------------------------------------
+DRP = RP + "/diskRestorePoints"
+
+
+@router.route("GET", DRP + "/{diskRestorePointName}", operation="Microsoft.Compute/restorePointCollections/restorePoints/diskRestorePoints/read",
+              api_versions=DISK_VERSIONS)
+def get_disk_restore_point(req: Request) -> Response:
+    rpc = _rpc(req)
+    drp_id = f"{rpc.id}/restorePoints/{req.params['restorePointName']}/diskRestorePoints/{req.params['diskRestorePointName']}"
+    drp = _store(req).get(drp_id)
+    if drp is None:
+        raise NotFound(f"Disk restore point '{req.params['diskRestorePointName']}' was not found.")
+    return Response(200, drp.to_arm())
+
+
+@router.route("GET", DRP, operation="Microsoft.Compute/restorePointCollections/restorePoints/diskRestorePoints/read",
+              api_versions=DISK_VERSIONS)
+def list_disk_restore_points(req: Request) -> Response:
+    rpc = _rpc(req)
+    rp_id = f"{rpc.id}/restorePoints/{req.params['restorePointName']}"
+    if _store(req).get(rp_id) is None:
+        raise ResourceNotFound(m.RP_TYPE, f"{rpc.name}/{req.params['restorePointName']}", req.params["resourceGroupName"])
+    return listing(req, [d.to_arm() for d in _store(req).of_type(m.DRP_TYPE, rp_id)])

@@ -1,0 +1,1 @@
+"""The emulator's framework, shared by every resource provider."""

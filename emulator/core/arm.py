@@ -1,0 +1,132 @@
+"""Helpers every provider uses: resource ids, names, tags, lists with nextLink, and the
+Azure-AsyncOperation/Location headers of an accepted long-running operation."""
+
+from __future__ import annotations
+
+import base64
+import re
+import urllib.parse
+from typing import Any
+
+from .errors import ArmError, InvalidParameter, InvalidResourceName, ResourceNotFound
+from .lro import Operation
+from .routing import Request, Response
+from .state import Resource, Store
+
+PAGE_SIZE = 100
+
+
+def rid(sub: str, rg: str, provider: str, *type_name_pairs: str) -> str:
+    """/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider}/{type}/{name}[/{type}/{name}...]"""
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider}/" + "/".join(type_name_pairs)
+
+
+def parse_rid(resource_id: str) -> dict[str, str] | None:
+    """Split a resource id; None if it is not one (case-insensitive on the fixed segments)."""
+    m = re.match(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/([^/]+)/(.+)$", resource_id or "", re.IGNORECASE)
+    if not m:
+        return None
+    rest = m.group(4).split("/")
+    if len(rest) % 2:
+        return None
+    return {"subscription": m.group(1), "resource_group": m.group(2), "provider": m.group(3),
+            "type": m.group(3) + "/" + "/".join(rest[0::2]), "name": rest[-1]}
+
+
+def normalize_location(location: Any) -> str:
+    return str(location or "").replace(" ", "").lower()
+
+
+def check_name(name: str, pattern: str, rule: str, target: str = "name") -> None:
+    if not re.fullmatch(pattern, name):
+        raise InvalidResourceName(f"The resource name '{name}' is invalid. {rule}", target=target)
+
+
+def check_tags(body: dict[str, Any]) -> dict[str, str] | None:
+    tags = body.get("tags")
+    if tags is None:
+        return None
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise InvalidParameter("tags: must be an object of string values.", code="InvalidTag", target="tags")
+    if len(tags) > 50:
+        raise InvalidParameter("tags: at most 50 tags per resource.", code="InvalidTag", target="tags")
+    for name, value in tags.items():
+        if len(name) > 512 or len(value) > 256 or not name or any(c in name for c in "<>%&\\?/"):
+            raise InvalidParameter(
+                f"tags: invalid tag name '{name[:40]}' or value (name 1-512 chars without <>%&\\?/, value <= 256).",
+                code="InvalidTagNameCharacters", target="tags",
+            )
+    return dict(tags)
+
+
+def require_location(body: dict[str, Any]) -> str:
+    location = body.get("location")
+    if not isinstance(location, str) or not location.strip():
+        raise ArmError("The location property is required for this definition.", code="LocationRequired")
+    return normalize_location(location)
+
+
+def get_resource(store: Store, resource_id: str, label: str, name: str, rg: str | None) -> Resource:
+    res = store.get(resource_id)
+    if res is None:
+        if rg is not None:
+            sub = resource_id.split("/")[2]
+            store.resource_group(sub, rg)  # a missing group is reported as such
+        raise ResourceNotFound(label, name, rg)
+    return res
+
+
+def listing(req: Request, items: list[dict[str, Any]], page_size: int = PAGE_SIZE) -> Response:
+    """A list response paged with nextLink and $skiptoken, as ARM lists are."""
+    token = req.query.get("$skiptoken")
+    start = 0
+    if token:
+        try:
+            start = int(base64.urlsafe_b64decode(token.encode()).decode())
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidParameter("The $skiptoken is invalid.", target="$skiptoken") from None
+    page = items[start:start + page_size]
+    body: dict[str, Any] = {"value": page}
+    if start + page_size < len(items):
+        query = dict(req.query)
+        query["$skiptoken"] = base64.urlsafe_b64encode(str(start + page_size).encode()).decode()
+        body["nextLink"] = f"{req.base_url()}{req.path}?{urllib.parse.urlencode(query)}"
+    return Response(200, body)
+
+
+def operation_urls(req: Request, op: Operation, provider: str) -> dict[str, str]:
+    """Azure-AsyncOperation (status body) and Location (monitor=true: 202 then the result)."""
+    base = f"{req.base_url()}/subscriptions/{op.subscription_id}/providers/{provider}/locations/{op.location}/operations/{op.id}"
+    version = urllib.parse.quote(req.api_version)
+    return {
+        "Azure-AsyncOperation": f"{base}?p=0&api-version={version}",
+        "Location": f"{base}?p=0&monitor=true&api-version={version}",
+        **req.emulator.operations.retry_headers(op),
+    }
+
+
+def accepted(req: Request, op: Operation, provider: str, status: int, body: Any = None) -> Response:
+    return Response(status, body, operation_urls(req, op, provider))
+
+
+def operation_status(req: Request, provider: str) -> Response:
+    """GET …/locations/{location}/operations/{operationId}: the status body, or with
+    monitor=true the Location answer."""
+    op = req.emulator.operations.get(req.params["operationId"])
+    if op is None or op.subscription_id.lower() != req.params["subscriptionId"].lower():
+        from .errors import NotFound
+
+        raise NotFound(f"The operation '{req.params['operationId']}' was not found.", code="OperationNotFound")
+    if req.query.get("monitor", "").lower() == "true":
+        return req.emulator.operations.location_response(op)
+    url_id = f"/subscriptions/{op.subscription_id}/providers/{provider}/locations/{op.location}/operations/{op.id}"
+    resp = Response(200, req.emulator.operations.status_body(op, url_id))
+    if op.status == "InProgress":
+        resp.headers.update(req.emulator.operations.retry_headers(op))
+    return resp
+
+
+def no_event(resp: Response) -> Response:
+    """Mark a 2xx write/delete response as producing no Event Grid event (e.g. delete of nothing)."""
+    resp.headers["x-emulator-event"] = "0"
+    return resp

@@ -1,0 +1,157 @@
+"""virtualNetworks (with subnets) and networkInterfaces. PUT answers 201/200 with
+provisioningState Succeeded, which the SDK's poller accepts as done."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..core.arm import check_name, check_tags, get_resource, listing, no_event, require_location, rid
+from ..core.errors import Conflict, InvalidParameter, NotFound
+from ..core.routing import Request, Response, Router
+from ..core.state import Resource
+
+router = Router()
+PROVIDER = "Microsoft.Network"
+VNET_TYPE = "Microsoft.Network/virtualNetworks"
+NIC_TYPE = "Microsoft.Network/networkInterfaces"
+VERSIONS = ("2025-05-01", "2025-03-01", "2025-01-01", "2024-10-01", "2024-07-01", "2024-05-01", "2024-03-01",
+            "2024-01-01", "2023-11-01", "2023-09-01")
+NAME_RE = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?"
+RULE = "Names are 1-80 characters: letters, digits, '_', '.', '-'."
+RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network"
+
+
+def _id(req: Request, *pairs: str) -> str:
+    return rid(req.params["subscriptionId"], req.params["resourceGroupName"], PROVIDER, *pairs)
+
+
+def new_vnet(sub: str, rg: str, name: str, location: str, prefixes: list[str], subnets: list[dict[str, Any]],
+             tags: dict[str, str] | None, now: float) -> Resource:
+    vnet_id = rid(sub, rg, PROVIDER, "virtualNetworks", name)
+    stored = []
+    for s in subnets:
+        sname = s.get("name")
+        stored.append({"name": sname, "id": f"{vnet_id}/subnets/{sname}", "type": f"{VNET_TYPE}/subnets",
+                       "properties": {"addressPrefix": (s.get("properties") or {}).get("addressPrefix", "10.0.0.0/24"),
+                                      "provisioningState": "Succeeded"}})
+    return Resource(vnet_id, VNET_TYPE, name, location, tags,
+                    {"addressSpace": {"addressPrefixes": prefixes}, "subnets": stored, "resourceGuid": str(uuid.uuid4()),
+                     "provisioningState": "Succeeded"}, {"etag": f'W/"{uuid.uuid4()}"'}, {}, now)
+
+
+def new_nic(sub: str, rg: str, name: str, location: str, subnet_id: str, tags: dict[str, str] | None, now: float) -> Resource:
+    nic_id = rid(sub, rg, PROVIDER, "networkInterfaces", name)
+    return Resource(nic_id, NIC_TYPE, name, location, tags,
+                    {"ipConfigurations": [{"name": "ipconfig1", "id": f"{nic_id}/ipConfigurations/ipconfig1",
+                                           "properties": {"subnet": {"id": subnet_id}, "privateIPAllocationMethod": "Dynamic",
+                                                          "primary": True}}],
+                     "resourceGuid": str(uuid.uuid4()), "provisioningState": "Succeeded"},
+                    {"etag": f'W/"{uuid.uuid4()}"'}, {}, now)
+
+
+def find_subnet(store, subnet_id: str) -> dict[str, Any] | None:
+    vnet_id, _, name = subnet_id.rpartition("/subnets/")
+    vnet = store.get(vnet_id)
+    if vnet is None:
+        return None
+    return next((s for s in vnet.properties["subnets"] if s["name"].lower() == name.lower()), None)
+
+
+@router.route("PUT", RG + "/virtualNetworks/{name}", operation="Microsoft.Network/virtualNetworks/write", api_versions=VERSIONS)
+def put_vnet(req: Request) -> Response:
+    body = req.json()
+    check_name(req.params["name"], NAME_RE, RULE)
+    rg = req.emulator.store.resource_group(req.params["subscriptionId"], req.params["resourceGroupName"])
+    props = body.get("properties") or {}
+    prefixes = (props.get("addressSpace") or {}).get("addressPrefixes") or []
+    if not prefixes:
+        raise InvalidParameter("properties.addressSpace.addressPrefixes: at least one prefix is required.",
+                               target="addressSpace")
+    existed = req.emulator.store.get(_id(req, "virtualNetworks", req.params["name"])) is not None
+    vnet = new_vnet(req.params["subscriptionId"], rg.name, req.params["name"], require_location(body), prefixes,
+                    props.get("subnets") or [], check_tags(body), req.emulator.clock.timestamp())
+    req.emulator.store.put(vnet)
+    return Response(200 if existed else 201, vnet.to_arm())
+
+
+@router.route("GET", RG + "/virtualNetworks/{name}", operation="Microsoft.Network/virtualNetworks/read", api_versions=VERSIONS)
+def get_vnet(req: Request) -> Response:
+    return Response(200, get_resource(req.emulator.store, _id(req, "virtualNetworks", req.params["name"]), VNET_TYPE,
+                                      req.params["name"], req.params["resourceGroupName"]).to_arm())
+
+
+@router.route("GET", RG + "/virtualNetworks/{name}/subnets/{subnet}",
+              operation="Microsoft.Network/virtualNetworks/subnets/read", api_versions=VERSIONS)
+def get_subnet(req: Request) -> Response:
+    subnet = find_subnet(req.emulator.store, _id(req, "virtualNetworks", req.params["name"], "subnets", req.params["subnet"]))
+    if subnet is None:
+        raise NotFound(f"Subnet '{req.params['subnet']}' was not found.")
+    return Response(200, subnet)
+
+
+@router.route("DELETE", RG + "/virtualNetworks/{name}", operation="Microsoft.Network/virtualNetworks/delete",
+              api_versions=VERSIONS)
+def delete_vnet(req: Request) -> Response:
+    store = req.emulator.store
+    vnet = store.get(_id(req, "virtualNetworks", req.params["name"]))
+    if vnet is None:
+        return no_event(Response(204))
+    prefix = vnet.key + "/subnets/"
+    for nic in store.of_type(NIC_TYPE):
+        for ipc in nic.properties["ipConfigurations"]:
+            if ipc["properties"]["subnet"]["id"].lower().startswith(prefix):
+                raise Conflict(f"Subnet of '{vnet.name}' is in use by network interface '{nic.id}'.", code="InUseSubnetCannotBeDeleted")
+    store.delete(vnet.id)
+    return Response(200)
+
+
+@router.route("PUT", RG + "/networkInterfaces/{name}", operation="Microsoft.Network/networkInterfaces/write",
+              api_versions=VERSIONS)
+def put_nic(req: Request) -> Response:
+    body = req.json()
+    check_name(req.params["name"], NAME_RE, RULE)
+    rg = req.emulator.store.resource_group(req.params["subscriptionId"], req.params["resourceGroupName"])
+    configs = (body.get("properties") or {}).get("ipConfigurations") or []
+    if not configs:
+        raise InvalidParameter("properties.ipConfigurations: at least one IP configuration is required.",
+                               target="ipConfigurations")
+    subnet_id = ((configs[0].get("properties") or {}).get("subnet") or {}).get("id", "")
+    if find_subnet(req.emulator.store, subnet_id) is None:
+        raise InvalidParameter(f"Resource '{subnet_id}' referenced by 'ipConfigurations[0].subnet' was not found.",
+                               code="InvalidResourceReference", target="ipConfigurations[0].properties.subnet.id")
+    existing = req.emulator.store.get(_id(req, "networkInterfaces", req.params["name"]))
+    nic = new_nic(req.params["subscriptionId"], rg.name, req.params["name"], require_location(body), subnet_id,
+                  check_tags(body), req.emulator.clock.timestamp())
+    if existing is not None and "virtualMachine" in existing.properties:
+        nic.properties["virtualMachine"] = existing.properties["virtualMachine"]
+    req.emulator.store.put(nic)
+    return Response(200 if existing else 201, nic.to_arm())
+
+
+@router.route("GET", RG + "/networkInterfaces/{name}", operation="Microsoft.Network/networkInterfaces/read",
+              api_versions=VERSIONS)
+def get_nic(req: Request) -> Response:
+    return Response(200, get_resource(req.emulator.store, _id(req, "networkInterfaces", req.params["name"]), NIC_TYPE,
+                                      req.params["name"], req.params["resourceGroupName"]).to_arm())
+
+
+@router.route("DELETE", RG + "/networkInterfaces/{name}", operation="Microsoft.Network/networkInterfaces/delete",
+              api_versions=VERSIONS)
+def delete_nic(req: Request) -> Response:
+    store = req.emulator.store
+    nic = store.get(_id(req, "networkInterfaces", req.params["name"]))
+    if nic is None:
+        return no_event(Response(204))
+    if "virtualMachine" in nic.properties:
+        raise Conflict(f"Network interface '{nic.name}' is attached to VM '{nic.properties['virtualMachine']['id']}'.",
+                       code="NicInUse")
+    store.delete(nic.id)
+    return Response(200)
+
+
+@router.route("GET", RG + "/networkInterfaces", operation="Microsoft.Network/networkInterfaces/read", api_versions=VERSIONS)
+def list_nics(req: Request) -> Response:
+    req.emulator.store.resource_group(req.params["subscriptionId"], req.params["resourceGroupName"])
+    prefix = f"/subscriptions/{req.params['subscriptionId']}/resourceGroups/{req.params['resourceGroupName']}"
+    return listing(req, [n.to_arm() for n in req.emulator.store.of_type(NIC_TYPE, prefix)])

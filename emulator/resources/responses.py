@@ -1,0 +1,216 @@
+"""Subscriptions, resource groups (PUT/GET/HEAD/PATCH/DELETE, list), tags at any scope, and the
+generic resource listings of a group or subscription."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.arm import accepted, check_tags, listing, no_event, normalize_location, require_location
+from ..core.errors import InvalidParameter, ResourceGroupNotFound
+from ..core.routing import Request, Response, Router
+
+router = Router()
+
+RG_VERSIONS = ("2025-04-01", "2025-03-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-07-01", "2022-09-01",
+               "2021-04-01", "2021-01-01")
+SUB_VERSIONS = ("2024-11-01", "2022-12-01", "2021-01-01", "2020-01-01", "2016-06-01")
+TOP_LEVEL = 1  # a top-level resource type has one '/' (namespace/type)
+
+
+def _body(res: Any) -> dict[str, Any]:
+    return res.to_arm()
+
+
+@router.route("GET", "/subscriptions", operation="Microsoft.Resources/subscriptions/read", api_versions=SUB_VERSIONS)
+def list_subscriptions(req: Request) -> Response:
+    return listing(req, [s.to_arm() for s in req.emulator.store.subscriptions.values()])
+
+
+@router.route("GET", "/subscriptions/{subscriptionId}", operation="Microsoft.Resources/subscriptions/read",
+              api_versions=SUB_VERSIONS)
+def get_subscription(req: Request) -> Response:
+    return Response(200, req.emulator.store.subscription(req.params["subscriptionId"]).to_arm())
+
+
+RG = "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}"
+
+
+@router.route("PUT", RG, operation="Microsoft.Resources/subscriptions/resourceGroups/write", api_versions=RG_VERSIONS)
+def put_group(req: Request) -> Response:
+    body = req.json()
+    rg, created = req.emulator.store.put_resource_group(req.params["subscriptionId"], req.params["resourceGroupName"],
+                                                        require_location(body), check_tags(body))
+    return Response(201 if created else 200, rg.to_arm())
+
+
+@router.route("GET", RG, operation="Microsoft.Resources/subscriptions/resourceGroups/read", api_versions=RG_VERSIONS)
+def get_group(req: Request) -> Response:
+    return Response(200, req.emulator.store.resource_group(req.params["subscriptionId"], req.params["resourceGroupName"]).to_arm())
+
+
+@router.route("HEAD", RG, operation="Microsoft.Resources/subscriptions/resourceGroups/read", api_versions=RG_VERSIONS)
+def head_group(req: Request) -> Response:
+    sub = req.emulator.store.subscription(req.params["subscriptionId"])
+    return Response(204 if req.params["resourceGroupName"].lower() in sub.resource_groups else 404)
+
+
+@router.route("PATCH", RG, operation="Microsoft.Resources/subscriptions/resourceGroups/write", api_versions=RG_VERSIONS)
+def patch_group(req: Request) -> Response:
+    rg = req.emulator.store.resource_group(req.params["subscriptionId"], req.params["resourceGroupName"])
+    tags = check_tags(req.json())
+    if tags is not None:
+        rg.tags = tags
+    return Response(200, rg.to_arm())
+
+
+@router.route("DELETE", RG, operation="Microsoft.Resources/subscriptions/resourceGroups/delete", api_versions=RG_VERSIONS)
+def delete_group(req: Request) -> Response:
+    store = req.emulator.store
+    sub = store.subscription(req.params["subscriptionId"])
+    rg = sub.resource_groups.get(req.params["resourceGroupName"].lower())
+    if rg is None:
+        raise ResourceGroupNotFound(req.params["resourceGroupName"])
+
+    def gone(op) -> None:
+        for res in store.children(rg.id):
+            store.delete(res.id)
+        sub.resource_groups.pop(rg.name.lower(), None)
+
+    op = req.emulator.start_operation(req, rg.location, on_success=gone)
+    return accepted(req, op, "Microsoft.Resources", 202)
+
+
+@router.route("GET", "/subscriptions/{subscriptionId}/resourcegroups",
+              operation="Microsoft.Resources/subscriptions/resourceGroups/read", api_versions=RG_VERSIONS)
+def list_groups(req: Request) -> Response:
+    sub = req.emulator.store.subscription(req.params["subscriptionId"])
+    return listing(req, [g.to_arm() for g in sorted(sub.resource_groups.values(), key=lambda g: g.name.lower())])
+
+
+def _generic(res: Any) -> dict[str, Any]:
+    body = {"id": res.id, "name": res.name, "type": res.type, "location": res.location}
+    if res.tags is not None:
+        body["tags"] = res.tags
+    return body
+
+
+def _top_level(resources: list[Any]) -> list[Any]:
+    return [r for r in resources if r.type.count("/") == TOP_LEVEL]
+
+
+def _filter(req: Request, items: list[Any]) -> list[Any]:
+    expr = req.query.get("$filter", "")
+    if not expr:
+        return items
+    # ARM's documented filters: resourceType eq '...', tagName eq '...' [and tagValue eq '...'], location eq '...'
+    import re
+
+    clauses = dict((k.lower(), v) for k, v in re.findall(r"(\w+)\s+eq\s+'([^']*)'", expr))
+    if not clauses:
+        raise InvalidParameter(f"$filter: '{expr}' is not supported (resourceType, tagName/tagValue, location eq '...').",
+                               target="$filter")
+    out = []
+    for r in items:
+        if "resourcetype" in clauses and r.type.lower() != clauses["resourcetype"].lower():
+            continue
+        if "location" in clauses and normalize_location(r.location) != normalize_location(clauses["location"]):
+            continue
+        if "tagname" in clauses:
+            tags = {k.lower(): v for k, v in (r.tags or {}).items()}
+            if clauses["tagname"].lower() not in tags:
+                continue
+            if "tagvalue" in clauses and tags[clauses["tagname"].lower()] != clauses["tagvalue"]:
+                continue
+        out.append(r)
+    return out
+
+
+@router.route("GET", RG + "/resources", operation="Microsoft.Resources/subscriptions/resourceGroups/resources/read",
+              api_versions=RG_VERSIONS)
+def list_group_resources(req: Request) -> Response:
+    rg = req.emulator.store.resource_group(req.params["subscriptionId"], req.params["resourceGroupName"])
+    items = _top_level(sorted(req.emulator.store.children(rg.id), key=lambda r: r.key))
+    return listing(req, [_generic(r) for r in _filter(req, items)])
+
+
+@router.route("GET", "/subscriptions/{subscriptionId}/resources", operation="Microsoft.Resources/subscriptions/resources/read",
+              api_versions=RG_VERSIONS)
+def list_subscription_resources(req: Request) -> Response:
+    sub = req.emulator.store.subscription(req.params["subscriptionId"])
+    items = _top_level(sorted(req.emulator.store.children(f"/subscriptions/{sub.id}"), key=lambda r: r.key))
+    return listing(req, [_generic(r) for r in _filter(req, items)])
+
+
+# --- tags at scope ----------------------------------------------------------------------------------
+TAGS = "/{scope*}/providers/Microsoft.Resources/tags/default"
+
+
+def _tag_target(req: Request) -> tuple[str, Any]:
+    """The object whose tags are addressed: a resource, a resource group or a subscription."""
+    scope = "/" + req.params["scope"].strip("/")
+    store = req.emulator.store
+    parts = [p for p in scope.split("/") if p]
+    if len(parts) < 2 or parts[0].lower() != "subscriptions":
+        raise InvalidParameter(f"The scope '{scope}' is not a valid resource id.", code="InvalidScope", target="scope")
+    sub = store.subscription(parts[1])
+    if len(parts) == 2:
+        return scope, sub
+    if len(parts) == 4 and parts[2].lower() == "resourcegroups":
+        return scope, store.resource_group(sub.id, parts[3])
+    store.resource_group(sub.id, parts[3])
+    res = store.get(scope)
+    if res is None:
+        from ..core.errors import ResourceNotFound
+
+        raise ResourceNotFound("/".join(parts[5:-1:2]) or "resource", parts[-1], parts[3])
+    return scope, res
+
+
+def _tags_body(scope: str, tags: dict[str, str] | None) -> dict[str, Any]:
+    return {"id": f"{scope}/providers/Microsoft.Resources/tags/default", "name": "default",
+            "type": "Microsoft.Resources/tags", "properties": {"tags": dict(tags or {})}}
+
+
+@router.route("GET", TAGS, operation="Microsoft.Resources/tags/read", api_versions=RG_VERSIONS)
+def get_tags(req: Request) -> Response:
+    scope, target = _tag_target(req)
+    return Response(200, _tags_body(scope, target.tags))
+
+
+@router.route("PUT", TAGS, operation="Microsoft.Resources/tags/write", api_versions=RG_VERSIONS)
+def put_tags(req: Request) -> Response:
+    scope, target = _tag_target(req)
+    tags = check_tags({"tags": (req.json().get("properties") or {}).get("tags") or {}})
+    target.tags = tags
+    return Response(200, _tags_body(scope, target.tags))
+
+
+@router.route("PATCH", TAGS, operation="Microsoft.Resources/tags/write", api_versions=RG_VERSIONS)
+def patch_tags(req: Request) -> Response:
+    scope, target = _tag_target(req)
+    body = req.json()
+    operation = str(body.get("operation", "")).lower()
+    tags = check_tags({"tags": (body.get("properties") or {}).get("tags") or {}}) or {}
+    current = dict(target.tags or {})
+    if operation == "merge":
+        current.update(tags)
+    elif operation == "replace":
+        current = tags
+    elif operation == "delete":
+        for name, value in tags.items():
+            if name in current and (not value or current[name] == value):
+                current.pop(name)
+    else:
+        raise InvalidParameter(f"operation: '{body.get('operation')}' is not one of Merge, Replace, Delete.",
+                               target="operation")
+    target.tags = current
+    return Response(200, _tags_body(scope, target.tags))
+
+
+@router.route("DELETE", TAGS, operation="Microsoft.Resources/tags/delete", api_versions=RG_VERSIONS)
+def delete_tags(req: Request) -> Response:
+    _, target = _tag_target(req)
+    if not target.tags:
+        return no_event(Response(200))
+    target.tags = {}
+    return Response(200)

@@ -1,0 +1,93 @@
+"""Helpers for using local Azure from tests, the demo and benchmarks: a static credential (no
+real Azure credential is ever constructed), SDK client construction, and the admin API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import ssl
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class StaticCredential:
+    """A TokenCredential that hands out a fixed bearer token. Local only: the emulator accepts any
+    bearer token, and nothing here reaches an identity endpoint."""
+
+    def __init__(self, token: str = "local-emulator-token"):
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any):
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes: str, options: Any = None):
+        from azure.core.credentials import AccessTokenInfo
+
+        return AccessTokenInfo(self._token, int(time.time()) + 3600)
+
+
+class LocalAzure:
+    """A running emulator, reached at ``base_url`` over HTTPS trusted through ``ca_path``."""
+
+    def __init__(self, base_url: str, ca_path: str):
+        self.base_url = base_url.rstrip("/")
+        self.ca_path = ca_path
+        self.credential = StaticCredential()
+        self._ssl = ssl.create_default_context(cafile=ca_path)
+
+    def client(self, client_cls: type[T], subscription_id: str | None = None, **kwargs: Any) -> T:
+        kwargs.setdefault("base_url", self.base_url)
+        kwargs.setdefault("connection_verify", self.ca_path)
+        kwargs.setdefault("credential_scopes", ["https://management.azure.com/.default"])
+        if subscription_id is None:
+            return client_cls(self.credential, **kwargs)
+        return client_cls(self.credential, subscription_id, **kwargs)
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.base_url}/_emulator/{path.lstrip('/')}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, context=self._ssl, timeout=120) as resp:  # noqa: S310 (loopback)
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"admin {method} {path} → {exc.code}: {exc.read().decode(errors='replace')}") from None
+        return json.loads(raw) if raw else None
+
+    # Shorthands for the admin API.
+    def reset(self) -> None:
+        self.admin("POST", "reset")
+
+    def settings(self, **values: Any) -> dict:
+        return self.admin("PATCH", "settings", values)
+
+    def seed(self, **spec: Any) -> dict:
+        return self.admin("POST", "seed", spec)
+
+    def faults(self, rules: list[dict], seed: int | None = None) -> dict:
+        return self.admin("PUT", "faults", {"rules": rules, "seed": seed})
+
+    def calls(self, since: int = 0) -> list[dict]:
+        return self.admin("GET", f"calls?since={since}")["value"]
+
+    def advance(self, seconds: float) -> dict:
+        return self.admin("POST", "clock", {"advance_seconds": seconds})
+
+
+@contextlib.contextmanager
+def in_process(speed: float = 1.0, seed: int | None = None) -> Iterator[tuple[LocalAzure, Any]]:
+    """Start the emulator in this process on a free port; yields (LocalAzure, Emulator)."""
+    from .core.app import Emulator
+    from .core.server import EmulatorServer
+
+    server = EmulatorServer(Emulator(speed=speed, seed=seed)).start()
+    try:
+        yield LocalAzure(server.base_url, server.ca_path), server.emulator
+    finally:
+        server.stop()
