@@ -256,10 +256,19 @@ class Emulator:
                 self.clock.advance(ahead)
 
     def reset(self) -> None:
+        """Back to a fresh emulator: no state, default settings, no faults (the clock keeps going)."""
         with self.lock:
             self.store = Store(TENANT_ID)
             self.operations = Operations(self.clock)
-            self.throttle.reset()
+            self.throttle = Throttle(self.clock)
             self.faults.set_rules([])
             self.calls.clear()
+            self.calls.enabled = True
+            self.events.subscriptions.clear()
+            self.events.published.clear()
+            self.latency_ms = 0.0
+            self.require_auth = True
+            self.lro_seconds_default = DEFAULT_LRO_SECONDS
+            self.lro_seconds_by_type = {}
             self.ext = {}
+            self.transient = {}
