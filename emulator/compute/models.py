@@ -87,8 +87,7 @@ def check_snapshot_limits(source_disk: Resource, now: float) -> None:
             f"Only {SNAPSHOTS_PER_WINDOW} incremental snapshots of disk '{source_disk.name}' can be created every "
             f"{SNAPSHOT_WINDOW_SECONDS // 60} minutes. Retry later.",
             code="OperationNotAllowed", status=409, target="creationData.sourceResourceId",
-            headers={"Retry-After": str(max(1, int(window[0] + SNAPSHOT_WINDOW_SECONDS - now) + 1))},
-        )
+        )  # no Retry-After: azure-core would sleep on any 4xx that carries one
 
 
 def count_snapshot(source_disk: Resource, now: float) -> None:
