@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.arm import accepted, check_tags, listing, no_event, normalize_location, require_location
-from ..core.errors import InvalidParameter, ResourceGroupNotFound
+from ..core.arm import check_tags, listing, no_event, normalize_location, require_location
+from ..core.errors import InvalidParameter, NotFound, ResourceGroupNotFound
 from ..core.routing import Request, Response, Router
 
 router = Router()
@@ -77,7 +77,19 @@ def delete_group(req: Request) -> Response:
         sub.resource_groups.pop(rg.name.lower(), None)
 
     op = req.emulator.start_operation(req, rg.location, on_success=gone)
-    return accepted(req, op, "Microsoft.Resources", 202)
+    # ARM answers a group delete with a Location-only monitor: /subscriptions/{id}/operationresults/{token}
+    location = f"{req.base_url()}/subscriptions/{sub.id}/operationresults/{op.id}?api-version={req.api_version}"
+    return Response(202, None, {"Location": location, **req.emulator.operations.retry_headers(op)})
+
+
+@router.route("GET", "/subscriptions/{subscriptionId}/operationresults/{operationId}",
+              operation="Microsoft.Resources/subscriptions/operationresults/read", api_versions=RG_VERSIONS)
+def get_operation_result(req: Request) -> Response:
+    op = req.emulator.operations.get(req.params["operationId"])
+    if op is None or op.subscription_id.lower() != req.params["subscriptionId"].lower():
+        raise NotFound(f"The operation '{req.params['operationId']}' was not found.", code="OperationNotFound")
+    resp = req.emulator.operations.location_response(op)
+    return Response(200, None, resp.headers) if resp.status == 204 else resp
 
 
 @router.route("GET", "/subscriptions/{subscriptionId}/resourcegroups",
