@@ -81,15 +81,15 @@ def azurite_binary() -> str:
 @contextlib.contextmanager
 def azurite() -> Iterator[Azurite]:
     ports = Azurite(free_port(), free_port(), free_port())
-    workdir = tempfile.mkdtemp(prefix="vmkeeper-azurite-")
+    workdir = tempfile.mkdtemp(prefix="vmkeeper-azurite-")  # its cwd: debug logs never land in the repo
     cmd = [
         azurite_binary(), "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck",
-        "--location", workdir,
         "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob_port),
         "--queueHost", "127.0.0.1", "--queuePort", str(ports.queue_port),
         "--tableHost", "127.0.0.1", "--tablePort", str(ports.table_port),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
         for port in (ports.queue_port, ports.table_port, ports.blob_port):
             _wait_port(port, proc)
