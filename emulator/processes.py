@@ -102,7 +102,8 @@ def azurite() -> Iterator[Azurite]:
 @contextlib.contextmanager
 def emulator_process(*args: str) -> Iterator[dict]:
     """``python -m emulator`` in a child process; yields the JSON line it prints first."""
-    cmd = [sys.executable, "-m", "emulator", *args]
+    workdir = tempfile.mkdtemp(prefix="vmkeeper-emulator-")  # the throwaway CA lives and dies here
+    cmd = [sys.executable, "-m", "emulator", "--workdir", workdir, *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -113,3 +114,4 @@ def emulator_process(*args: str) -> Iterator[dict]:
         yield info
     finally:
         _stop(proc)
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -7,9 +7,25 @@ import uuid
 from typing import Any
 
 from ..core import arm
-from ..core.arm import accepted, check_name, check_tags, get_resource, listing, no_event, normalize_location, require_location
+from ..core.arm import (
+    accepted,
+    check_name,
+    check_tags,
+    get_resource,
+    listing,
+    no_event,
+    normalize_location,
+    require_location,
+)
 from ..core.clock import iso
-from ..core.errors import ArmError, Conflict, InvalidParameter, NotFound, OperationNotAllowed, ResourceNotFound
+from ..core.errors import (
+    ArmError,
+    Conflict,
+    InvalidParameter,
+    NotFound,
+    OperationNotAllowed,
+    ResourceNotFound,
+)
 from ..core.routing import Request, Response, Router
 from ..core.state import Resource
 from . import models as m
@@ -88,7 +104,7 @@ def put_vm(req: Request) -> Response:
     existing = store.get(vm_id)
     if existing is not None:
         if normalize_location(existing.location) != location:
-            raise ArmError(f"Changing property 'location' is not allowed.", code="PropertyChangeNotAllowed",
+            raise ArmError("Changing property 'location' is not allowed.", code="PropertyChangeNotAllowed",
                            status=409, target="location")
         if existing.properties.get("provisioningState") == "Deleting":
             raise Conflict(f"VM '{name}' is being deleted.", code="OperationNotAllowed")
@@ -354,7 +370,7 @@ def put_snapshot(req: Request) -> Response:
     body = req.json()
     name = req.params["snapshotName"]
     check_name(name, m.NAME_RE, m.NAME_RULE)
-    rg = _rg(req)
+    _rg(req)
     store, now = _store(req), _now(req)
     location = require_location(body)
     tags = check_tags(body)
@@ -532,7 +548,7 @@ def put_rpc(req: Request) -> Response:
     body = req.json()
     name = req.params["restorePointCollectionName"]
     check_name(name, m.NAME_RE, m.NAME_RULE)
-    rg = _rg(req)
+    _rg(req)
     store = _store(req)
     location = require_location(body)
     tags = check_tags(body)

@@ -1,0 +1,873 @@
+"""shared.retention: one example per rule, then properties over random artifact histories."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared import tags as T
+from shared.retention import (
+    Artifact,
+    Decision,
+    RetentionPolicy,
+    decide,
+    format_instant,
+    parse_instant,
+    plan_summary,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+SUB = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute"
+VM1 = f"{SUB}/virtualMachines/vm1".lower()
+VM2 = f"{SUB}/virtualMachines/vm2".lower()
+GOLD = RetentionPolicy(keep_last=2)
+POLICIES = {"gold": GOLD}
+
+
+def tags_for(vm=VM1, policy="gold", set_id=None, **extra) -> dict[str, str]:
+    tags = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm}
+    if policy is not None:
+        tags[T.ARTIFACT_POLICY] = policy
+    if set_id is not None:
+        tags[T.SET] = set_id
+    tags.update({k: v for k, v in extra.items() if v is not None})
+    return tags
+
+
+def snap(name, age, *, vm=VM1, set_id=None, region="westeurope", good=True, tags=None, **kw) -> Artifact:
+    set_id = set_id or name
+    return Artifact(
+        id=f"{SUB}/snapshots/{name}",
+        kind="snapshot",
+        tags=tags if tags is not None else tags_for(vm=vm, set_id=set_id),
+        created=NOW - age,
+        region=region,
+        good=good,
+        **kw,
+    )
+
+
+def rpc(name, age, *, vm=VM1, tags=None, **kw) -> Artifact:
+    return Artifact(
+        id=f"{SUB}/restorePointCollections/{name}",
+        kind="restore_point_collection",
+        tags=tags if tags is not None else tags_for(vm=vm),
+        created=NOW - age,
+        region="westeurope",
+        good=True,
+        **kw,
+    )
+
+
+def rp(collection: Artifact, name, age, *, vm=VM1, tags=None, good=True, **kw) -> Artifact:
+    return Artifact(
+        id=f"{collection.id}/restorePoints/{name}",
+        kind="restore_point",
+        tags=tags if tags is not None else tags_for(vm=vm),
+        created=NOW - age,
+        region="westeurope",
+        good=good,
+        **kw,
+    )
+
+
+def run(artifacts, policies=None, live=(VM1,), now=NOW, **kw) -> dict[str, Decision]:
+    decisions = decide(artifacts, POLICIES if policies is None else policies, set(live), now, **kw)
+    assert [d.artifact_id for d in decisions] == [a.id for a in artifacts]
+    return {d.artifact_id.rsplit("/", 1)[-1]: d for d in decisions}
+
+
+def outcome(d: Decision) -> tuple[str, str]:
+    return d.action, d.rule
+
+
+def apply(artifacts: list[Artifact], decisions: list[Decision]) -> list[Artifact]:
+    """What the caller does: delete, write marks, remove marks."""
+    after = []
+    for a, d in zip(artifacts, decisions, strict=True):
+        if d.action == "delete":
+            continue
+        tags = dict(a.tags)
+        if d.action == "mark":
+            tags[T.EXPIRING] = format_instant(d.delete_after)
+        elif d.rule == "unmark":
+            del tags[T.EXPIRING]
+        after.append(replace(a, tags=tags))
+    return after
+
+
+def assert_second_run_changes_nothing(artifacts, policies, live, now, last_seen=None) -> None:
+    """Rule 7's idempotence: after applying a run, the same `now` deletes nothing and marks nothing new."""
+    first = decide(artifacts, policies, live, now, last_seen)
+    marks = {d.artifact_id: d.delete_after for d in first if d.action == "mark"}
+    second = decide(apply(artifacts, first), policies, live, now, last_seen)
+    assert [d for d in second if d.action == "delete"] == []
+    for d in second:
+        if d.action == "mark":
+            assert marks.get(d.artifact_id) == d.delete_after, d  # nothing newly marked, no instant moved
+
+
+# ----------------------------------------------------------------------------------------- rule 1: gate
+
+
+def test_not_owned_held_and_locked_are_skipped_even_when_expired():
+    old = 400 * DAY
+    artifacts = [
+        snap("new", DAY),
+        snap("mine", old),
+        snap("theirs", old, tags={T.VM: VM1, T.ARTIFACT_POLICY: "gold", T.SET: "theirs"}),
+        snap("held", old, tags=tags_for(set_id="held", **{T.HOLD: "case-42"})),
+        snap("locked", old, locked=True),
+    ]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=1)})
+    assert outcome(d["mine"]) == ("mark", "not_selected")
+    assert outcome(d["theirs"]) == ("skip", "not_owned")
+    assert outcome(d["held"]) == ("skip", "hold")
+    assert outcome(d["locked"]) == ("skip", "locked")
+
+
+def test_tag_names_are_case_insensitive_and_hold_false_still_holds():
+    tags = {"Managed-By": "VMKeeper", "VMKeeper-VM": VM1, "VMKEEPER-POLICY": "gold", "vmkeeper-set": "s"}
+    d = run([snap("new", DAY), snap("s", 9 * DAY, tags={**tags, "VMKeeper-Hold": "false"})], {"gold": GOLD})
+    assert outcome(d["s"]) == ("skip", "hold")
+
+
+def test_our_expired_lock_is_released_and_delete_asks_to_unlock():
+    past = format_instant(NOW - DAY)
+    lock_tags = tags_for(set_id="old", **{T.LOCK_UNTIL: past, T.EXPIRING: past})
+    artifacts = [
+        snap("new", DAY),
+        snap("old", 30 * DAY, tags=lock_tags, locked=True, lock_is_ours_and_expired=True),
+    ]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=1)})
+    assert outcome(d["old"]) == ("delete", "not_selected")
+    assert d["old"].unlock is True
+
+
+@pytest.mark.parametrize("lock_until", [None, "soon", format_instant(NOW + DAY)])
+def test_our_lock_is_not_released_without_a_passed_lock_until(lock_until):
+    extra = {T.LOCK_UNTIL: lock_until} if lock_until else {}
+    old = snap(
+        "old", 30 * DAY, tags=tags_for(set_id="old", **extra), locked=True, lock_is_ours_and_expired=True
+    )
+    d = run([snap("new", DAY), old], {"gold": RetentionPolicy(keep_last=1)})
+    assert outcome(d["old"]) == ("skip", "locked")
+
+
+def test_hold_on_a_collection_covers_its_restore_points():
+    coll = rpc("rpc1", 90 * DAY, tags=tags_for(**{T.HOLD: "audit"}))
+    artifacts = [coll, rp(coll, "rp-new", DAY), rp(coll, "rp-old", 60 * DAY)]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=1)})
+    assert outcome(d["rpc1"]) == ("skip", "hold")
+    assert outcome(d["rp-old"]) == ("skip", "hold")
+
+
+# ---------------------------------------------------------------------------------------- rule 2: doubt
+
+
+@pytest.mark.parametrize(
+    ("tags", "rule"),
+    [
+        (tags_for(policy=None, set_id="x"), "unknown_policy"),
+        (tags_for(policy="platinum", set_id="x"), "unknown_policy"),
+        (tags_for(set_id="x", **{T.EXPIRING: "next tuesday"}), "bad_tag"),
+        (tags_for(set_id="x", **{T.SLOT: "2026-11-25T06:00:00"}), "bad_tag"),  # no offset: not UTC
+        (tags_for(set_id="x", **{T.EXPIRES: ""}), "bad_tag"),
+        (tags_for(set_id=None), "bad_tag"),
+        ({T.MANAGED_BY: "vmkeeper", T.ARTIFACT_POLICY: "gold", T.SET: "x"}, "bad_tag"),  # no VM tag
+    ],
+)
+def test_doubt_keeps(tags, rule):
+    d = run([snap("new", DAY), replace(snap("x", 500 * DAY), tags=tags)])
+    assert outcome(d["x"]) == ("keep", rule)
+
+
+def test_set_members_naming_different_policies_are_kept():
+    silver = {"gold": RetentionPolicy(keep_last=1), "silver": RetentionPolicy(keep_last=1)}
+    artifacts = [
+        snap("new", DAY),
+        snap("a", 50 * DAY, set_id="s"),
+        snap("b", 50 * DAY, set_id="s", tags=tags_for(policy="silver", set_id="s")),
+    ]
+    d = run(artifacts, silver)
+    assert outcome(d["a"]) == outcome(d["b"]) == ("keep", "bad_tag")
+
+
+# ------------------------------------------------------------------------------------------ rule 3: sets
+
+
+def test_a_set_goes_whole_or_not_at_all():
+    artifacts = [
+        snap("new-os", DAY, set_id="new"),
+        snap("old-os", 50 * DAY, set_id="old"),
+        snap("old-data", 50 * DAY, set_id="old"),
+        snap("older-os", 60 * DAY, set_id="older"),
+        snap("older-data", 60 * DAY, set_id="older", tags=tags_for(set_id="older", **{T.HOLD: "x"})),
+    ]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=1)})
+    assert outcome(d["old-os"]) == outcome(d["old-data"]) == ("mark", "not_selected")
+    assert d["old-os"].delete_after == d["old-data"].delete_after == NOW + DAY
+    assert outcome(d["older-data"]) == ("skip", "hold")
+    assert outcome(d["older-os"]) == ("keep", "set_member_kept")
+
+
+def test_set_waits_for_the_latest_mark_of_its_members():
+    past, later = format_instant(NOW - DAY), format_instant(NOW + 3 * DAY)
+    artifacts = [
+        snap("new", DAY, set_id="new"),
+        snap("a", 50 * DAY, set_id="old", tags=tags_for(set_id="old", **{T.EXPIRING: past})),
+        snap("b", 50 * DAY, set_id="old", tags=tags_for(set_id="old", **{T.EXPIRING: later})),
+    ]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=1)})
+    assert outcome(d["a"]) == outcome(d["b"]) == ("mark", "not_selected")
+    assert d["a"].delete_after == d["b"].delete_after == NOW + 3 * DAY
+
+
+def test_set_time_is_its_newest_member():
+    artifacts = [snap("a", 31 * DAY, set_id="s"), snap("b", 29 * DAY, set_id="s")]
+    d = run(artifacts, {"gold": RetentionPolicy(max_age=30 * DAY)}, live=())
+    assert outcome(d["a"]) == ("keep", "max_age_not_reached")
+
+
+# ------------------------------------------------------------------------------- rule 4: keep rules
+
+
+def test_keep_last_counts_good_sets_only():
+    artifacts = [
+        snap("failed", DAY, good=False),
+        snap("s2", 2 * DAY),
+        snap("s3", 3 * DAY),
+        snap("s4", 4 * DAY),
+    ]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=2, orphan_grace=timedelta(0))})
+    assert outcome(d["s2"]) == ("keep", "newest_good")
+    assert outcome(d["s3"]) == ("keep", "keep_last")
+    assert outcome(d["s4"]) == ("mark", "not_selected")
+    assert outcome(d["failed"]) == ("mark", "not_selected")
+
+
+def test_in_progress_sets_are_kept_for_orphan_grace():
+    artifacts = [snap("copying", timedelta(hours=3), good=False), snap("s1", DAY)]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=1)})
+    assert outcome(d["copying"]) == ("keep", "in_progress")
+
+
+def test_keep_daily_counts_days_that_have_a_point():
+    # Points on days -1 (two), -2, -5 and -9: keep_daily=3 keeps the newest of -1, -2 and -5.
+    artifacts = [
+        snap("d1-late", DAY + timedelta(hours=1)),
+        snap("d1-early", DAY + timedelta(hours=6)),
+        snap("d2", 2 * DAY),
+        snap("d5", 5 * DAY),
+        snap("d9", 9 * DAY),
+    ]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_daily=3)})
+    assert outcome(d["d1-late"]) == ("keep", "newest_good")
+    assert outcome(d["d1-early"]) == ("mark", "not_selected")
+    assert outcome(d["d2"]) == ("keep", "keep_daily")
+    assert outcome(d["d5"]) == ("keep", "keep_daily")
+    assert outcome(d["d9"]) == ("mark", "not_selected")
+
+
+def test_weekly_monthly_yearly_buckets():
+    def at(name, when):
+        return snap(name, NOW - when)
+
+    artifacts = [
+        at("now", NOW - timedelta(hours=1)),
+        at("w-mon", datetime(2026, 11, 16, tzinfo=UTC)),  # ISO week 47: Monday...
+        at("w-sun", datetime(2026, 11, 22, tzinfo=UTC)),  # ...and Sunday: the newest of week 47
+        at("m-oct", datetime(2026, 10, 3, tzinfo=UTC)),
+        at("m-oct-late", datetime(2026, 10, 30, tzinfo=UTC)),
+        at("y-2025", datetime(2025, 6, 1, tzinfo=UTC)),
+        at("y-2024", datetime(2024, 12, 31, 23, tzinfo=UTC)),
+        at("y-2023", datetime(2023, 1, 1, tzinfo=UTC)),
+    ]
+    policy = RetentionPolicy(keep_weekly=2, keep_monthly=2, keep_yearly=3)
+    d = run(artifacts, {"gold": policy})
+    assert outcome(d["w-sun"]) == ("keep", "keep_weekly")
+    assert outcome(d["w-mon"]) == ("mark", "not_selected")
+    assert outcome(d["m-oct-late"]) == ("keep", "keep_monthly")
+    assert outcome(d["m-oct"]) == ("mark", "not_selected")
+    assert outcome(d["y-2025"]) == ("keep", "keep_yearly")
+    assert outcome(d["y-2024"]) == ("keep", "keep_yearly")
+    assert outcome(d["y-2023"]) == ("mark", "not_selected")  # 2026, 2025, 2024 fill keep_yearly=3
+
+
+def test_max_age():
+    artifacts = [snap("young", 10 * DAY), snap("old", 40 * DAY)]
+    d = run(artifacts, {"gold": RetentionPolicy(max_age=30 * DAY)}, live=())
+    assert outcome(d["young"]) == ("keep", "max_age_not_reached")
+    assert outcome(d["old"]) == ("mark", "max_age")
+
+
+def test_keep_rules_win_over_max_age():
+    artifacts = [snap("s1", 40 * DAY), snap("s2", 41 * DAY), snap("s3", 42 * DAY)]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=2, max_age=30 * DAY)})
+    assert [outcome(d[n]) for n in ("s1", "s2", "s3")] == [
+        ("keep", "newest_good"),
+        ("keep", "keep_last"),
+        ("mark", "max_age"),
+    ]
+
+
+def test_policy_without_rules_keeps_everything():
+    d = run([snap("s1", DAY), snap("s2", 900 * DAY)], {"gold": RetentionPolicy()})
+    assert outcome(d["s2"]) == ("keep", "no_rule")
+
+
+def test_expires_tag_is_a_floor():
+    tags = tags_for(set_id="s2", **{T.EXPIRES: format_instant(NOW + DAY)})
+    d = run([snap("s1", DAY), snap("s2", 90 * DAY, tags=tags)], {"gold": RetentionPolicy(keep_last=1)})
+    assert outcome(d["s2"]) == ("keep", "expires_not_reached")
+
+
+def test_each_set_is_judged_by_its_own_policy_across_the_lineage():
+    policies = {"gold": RetentionPolicy(keep_last=3), "bronze": RetentionPolicy(keep_last=1)}
+    artifacts = [
+        snap("b1", DAY, tags=tags_for(policy="bronze", set_id="b1")),
+        snap("g2", 2 * DAY),
+        snap("b3", 3 * DAY, tags=tags_for(policy="bronze", set_id="b3")),
+        snap("g4", 4 * DAY),
+    ]
+    d = run(artifacts, policies)
+    assert outcome(d["g2"]) == ("keep", "keep_last")
+    assert outcome(d["b3"]) == ("mark", "not_selected")
+    assert outcome(d["g4"]) == ("mark", "not_selected")  # 4th newest of the lineage
+
+
+# --------------------------------------------------------------------------- rule 5: newest good point
+
+
+def test_live_vm_keeps_its_newest_good_set_even_past_max_age():
+    artifacts = [snap("failed", DAY * 40, good=False), snap("good", 50 * DAY), snap("older", 60 * DAY)]
+    d = run(artifacts, {"gold": RetentionPolicy(max_age=30 * DAY)})
+    assert outcome(d["good"]) == ("keep", "newest_good")
+    assert outcome(d["older"]) == ("mark", "max_age")
+    assert outcome(d["failed"]) == ("mark", "max_age")
+
+
+def test_each_vm_is_its_own_lineage():
+    policy = {"gold": RetentionPolicy(max_age=30 * DAY, orphan_grace=7 * DAY)}
+    artifacts = [
+        snap("vm1-last", 40 * DAY),
+        snap("vm2-last", 35 * DAY, vm=VM2),
+        snap("vm2-older", 36 * DAY, vm=VM2),
+        snap("unheld", 50 * DAY, tags=tags_for(set_id="unheld", **{T.HOLD: ""})),  # empty: no hold
+    ]
+    d = run(artifacts, policy, live=(VM1.upper(),))  # ids compare case-insensitively
+    assert outcome(d["vm1-last"]) == ("keep", "newest_good")
+    assert outcome(d["vm2-last"]) == ("mark", "max_age")  # VM2 gone 35 days: grace over
+    assert outcome(d["vm2-older"]) == ("mark", "max_age")
+    assert outcome(d["unheld"]) == ("mark", "max_age")
+
+
+def test_copies_are_their_own_lineage():
+    artifacts = [
+        snap("src", 50 * DAY),
+        snap("copy-new", 50 * DAY, region="northeurope", is_copy=True),
+        snap("copy-old", 60 * DAY, region="northeurope", is_copy=True),
+        snap("copy-busy", DAY, region="northeurope", is_copy=True, good=False),
+    ]
+    d = run(artifacts, {"gold": RetentionPolicy(max_age=30 * DAY, orphan_grace=timedelta(hours=1))})
+    assert outcome(d["src"]) == ("keep", "newest_good")
+    assert outcome(d["copy-new"]) == ("keep", "newest_good")
+    assert outcome(d["copy-old"]) == ("mark", "max_age")
+    assert outcome(d["copy-busy"]) == ("keep", "max_age_not_reached")
+
+
+def test_gone_vm_keeps_its_newest_good_set_for_orphan_grace_after_last_seen():
+    policy = {"gold": RetentionPolicy(max_age=30 * DAY, orphan_grace=7 * DAY)}
+    artifacts = [snap("last", 50 * DAY), snap("older", 60 * DAY)]
+    within = run(artifacts, policy, live=(), vm_last_seen={VM1: NOW - 6 * DAY})
+    assert outcome(within["last"]) == ("keep", "newest_good")
+    assert outcome(within["older"]) == ("mark", "max_age")
+    past = run(artifacts, policy, live=(), vm_last_seen={VM1: NOW - 8 * DAY})
+    assert outcome(past["last"]) == ("mark", "max_age")
+
+
+def test_gone_vm_with_unknown_last_seen_counts_from_its_newest_artifact():
+    policy = {"gold": RetentionPolicy(max_age=30 * DAY, orphan_grace=7 * DAY)}
+    artifacts = [
+        snap("good", 50 * DAY),
+        snap("failed", 5 * DAY, good=False),  # newest artifact: the VM was there 5 days ago
+    ]
+    d = run(artifacts, policy, live=())
+    assert outcome(d["good"]) == ("keep", "newest_good")
+    assert outcome(d["failed"]) == ("keep", "orphan_grace")
+    # last_seen older than the newest artifact does not shorten the grace
+    assert outcome(run(artifacts, policy, live=(), vm_last_seen={VM1: NOW - 40 * DAY})["good"]) == (
+        "keep",
+        "newest_good",
+    )
+    later = run(artifacts, policy, live=(), now=NOW + 3 * DAY)
+    assert outcome(later["good"]) == ("mark", "max_age")
+
+
+def test_gone_vm_sets_are_still_subject_to_keep_rules():
+    d = run([snap("s1", 50 * DAY), snap("s2", 60 * DAY)], {"gold": RetentionPolicy(keep_last=1)}, live=())
+    assert outcome(d["s1"]) == ("keep", "keep_last")
+    assert outcome(d["s2"]) == ("mark", "not_selected")
+
+
+def test_gone_vm_grace_does_not_shrink_when_its_newest_artifact_goes():
+    # The failed run 15 days ago is the VM's newest artifact: it sets `since`. Were it deleted while the
+    # grace runs, `since` would fall back to 40 days and the next run would drop the newest good set.
+    policies = {
+        "gold": RetentionPolicy(max_age=10 * DAY, orphan_grace=20 * DAY),
+        "silver": RetentionPolicy(max_age=10 * DAY, orphan_grace=DAY),
+    }
+    due = tags_for(policy="silver", set_id="failed", **{T.EXPIRING: format_instant(NOW - DAY)})
+    artifacts = [snap("good", 40 * DAY), snap("failed", 15 * DAY, good=False, tags=due)]
+    d = run(artifacts, policies, live=())
+    assert outcome(d["failed"]) == ("keep", "unmark")
+    assert d["failed"].reason.startswith("orphan_grace")
+    assert outcome(d["good"]) == ("keep", "newest_good")
+    assert_second_run_changes_nothing(artifacts, policies, set(), NOW)
+    later = run(artifacts, policies, live=(), now=NOW + 6 * DAY)  # grace over: both may go
+    assert outcome(later["failed"]) == ("delete", "max_age")
+    assert outcome(later["good"]) == ("mark", "max_age")
+
+
+def test_gone_vm_grace_comes_from_what_it_protects():
+    # Only the newest good set's policy counts: the older silver set may go during the grace, and its
+    # longer orphan_grace must not have been lending the newest set a protection it loses next run.
+    policies = {
+        "gold": RetentionPolicy(max_age=30 * DAY, orphan_grace=3 * DAY),
+        "silver": RetentionPolicy(max_age=30 * DAY, orphan_grace=30 * DAY),
+    }
+    due = tags_for(policy="silver", set_id="old", **{T.EXPIRING: format_instant(NOW - DAY)})
+    artifacts = [snap("new", 40 * DAY), snap("old", 50 * DAY, tags=due)]
+    last_seen = {VM1: NOW - 5 * DAY}
+    d = run(artifacts, policies, live=(), vm_last_seen=last_seen)
+    assert outcome(d["new"]) == ("mark", "max_age")
+    assert outcome(d["old"]) == ("delete", "max_age")
+    assert_second_run_changes_nothing(artifacts, policies, set(), NOW, last_seen)
+
+
+# ------------------------------------------------------------------------------ deferral: mark/delete
+
+
+def test_mark_then_delete_then_unmark():
+    policy = {"gold": RetentionPolicy(keep_last=1, deferral=timedelta(hours=24))}
+    s2 = snap("s2", 10 * DAY)
+    d = run([snap("s1", DAY), s2], policy)["s2"]
+    assert (d.action, d.delete_after) == ("mark", NOW + DAY)
+
+    marked = replace(s2, tags={**s2.tags, T.EXPIRING: format_instant(d.delete_after)})
+    assert run([snap("s1", DAY), marked], policy)["s2"].action == "mark"  # same instant, repeated
+    due = run([snap("s1", DAY), marked], policy, now=NOW + DAY + timedelta(seconds=1))["s2"]
+    assert (due.action, due.rule, due.delete_after) == ("delete", "not_selected", NOW + DAY)
+
+    # the operator raises keep_last: the pending deletion is called off
+    relaxed = {"gold": RetentionPolicy(keep_last=2)}
+    kept = run([snap("s1", DAY), marked], relaxed, now=NOW + 2 * DAY)["s2"]
+    assert outcome(kept) == ("keep", "unmark")
+    assert "keep_last" in kept.reason
+
+
+def test_delete_after_is_a_whole_second():
+    now = NOW + timedelta(microseconds=300)
+    d = run(
+        [snap("s1", DAY), snap("s2", 10 * DAY)],
+        {"gold": RetentionPolicy(keep_last=1, deferral=timedelta(0))},
+        now=now,
+    )
+    assert d["s2"].action == "mark"
+    assert d["s2"].delete_after == NOW + timedelta(seconds=1)
+
+
+# ------------------------------------------------------------------------- rule 6: restore point colls
+
+
+def test_collection_of_gone_vm_goes_with_its_last_restore_points():
+    policy = {"gold": RetentionPolicy(max_age=30 * DAY, orphan_grace=7 * DAY)}
+    coll = rpc("rpc1", 90 * DAY)
+    past = format_instant(NOW - timedelta(minutes=1))
+    due = tags_for(**{T.EXPIRING: past})
+    artifacts = [coll, rp(coll, "rp1", 60 * DAY, tags=due), rp(coll, "rp2", 50 * DAY, tags=due)]
+    d = run(artifacts, policy, live=(), vm_last_seen={VM1: NOW - 20 * DAY})
+    assert [d[n].action for n in ("rp1", "rp2")] == ["delete", "delete"]
+    assert outcome(d["rpc1"]) == ("mark", "empty_collection")
+
+    d = run(artifacts, policy, live=(), vm_last_seen={VM1: NOW - 3 * DAY})
+    assert outcome(d["rp2"]) == ("keep", "unmark")  # newest good again, during grace
+    assert outcome(d["rpc1"]) == ("keep", "collection_not_empty")
+
+
+def test_collection_kept_while_a_point_remains_or_is_only_marked():
+    coll = rpc("rpc1", 90 * DAY)
+    artifacts = [coll, rp(coll, "rp1", 60 * DAY)]
+    d = run(artifacts, {"gold": RetentionPolicy(max_age=30 * DAY, orphan_grace=DAY)}, live=())
+    assert outcome(d["rp1"]) == ("mark", "max_age")
+    assert outcome(d["rpc1"]) == ("keep", "collection_not_empty")
+
+
+def test_empty_collection_of_live_vm():
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=7 * DAY)}
+    d = run([rpc("fresh", DAY), rpc("stale", 30 * DAY)], policy)
+    assert outcome(d["fresh"]) == ("keep", "in_progress")
+    assert outcome(d["stale"]) == ("mark", "empty_collection")
+
+
+def test_collection_not_ours_or_unknown_policy():
+    d = run(
+        [rpc("theirs", 90 * DAY, tags={T.VM: VM1}), rpc("odd", 90 * DAY, tags=tags_for(policy="x"))], live=()
+    )
+    assert outcome(d["theirs"]) == ("skip", "not_owned")
+    assert outcome(d["odd"]) == ("keep", "unknown_policy")
+
+
+# ------------------------------------------------------------------------------------ policy parsing
+
+
+def test_policy_from_dict():
+    policy = RetentionPolicy.from_dict(
+        {"keep_last": 3, "keep_daily": 7, "max_age": "P90D", "orphan_grace": "14d", "deferral": "PT12H"}
+    )
+    assert policy == RetentionPolicy(
+        keep_last=3, keep_daily=7, max_age=90 * DAY, orphan_grace=14 * DAY, deferral=timedelta(hours=12)
+    )
+    assert RetentionPolicy.from_dict({}) == RetentionPolicy()
+    assert RetentionPolicy.from_dict({"max_age": None, "deferral": "P1DT6H"}).deferral == timedelta(hours=30)
+    assert RetentionPolicy.from_dict({"orphan_grace": "P2W"}).orphan_grace == 14 * DAY
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"keep_daily": -1}, "retention.keep_daily: must be a non-negative integer"),
+        ({"keep_daily": "7"}, "retention.keep_daily: must be a non-negative integer"),
+        ({"keep_daily": True}, "retention.keep_daily: must be a non-negative integer"),
+        ({"keep_last": 1.5}, "retention.keep_last: must be a non-negative integer"),
+        ({"keep_dayly": 7}, "retention.keep_dayly: unknown setting"),
+        ({"max_age": "P1M"}, "retention.max_age: must be a duration"),
+        ({"max_age": "0d"}, "retention.max_age: must be a positive duration"),
+        ({"max_age": 30}, "retention.max_age: must be a duration"),
+        ({"deferral": "PT"}, "retention.deferral: must be a duration"),
+        ({"orphan_grace": -DAY}, "retention.orphan_grace: must be a non-negative duration"),
+        ([1], "retention: must be a mapping"),
+    ],
+)
+def test_policy_from_dict_names_the_bad_field(data, message):
+    with pytest.raises(ValueError, match="^" + message.replace(".", r"\.")):
+        RetentionPolicy.from_dict(data)
+
+
+def test_policy_validates_on_construction_too():
+    with pytest.raises(ValueError, match="retention.keep_weekly"):
+        RetentionPolicy(keep_weekly=-2)
+
+
+def test_instants_round_trip():
+    when = datetime(2026, 11, 25, 6, 0, 0, 500, tzinfo=UTC)
+    assert parse_instant(format_instant(when)) == when
+    assert format_instant(NOW) == "2026-11-25T12:00:00Z"
+    assert parse_instant("2026-11-25T07:00:00+01:00") == datetime(2026, 11, 25, 6, tzinfo=UTC)
+    assert parse_instant("2026-11-25") is None
+
+
+def test_inputs_are_checked():
+    with pytest.raises(ValueError, match="now"):
+        decide([], POLICIES, set(), datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="listed twice"):
+        decide([snap("a", DAY), snap("a", DAY)], POLICIES, set(), NOW)
+    with pytest.raises(ValueError, match="unknown kind"):
+        decide([replace(snap("a", DAY), kind="disk")], POLICIES, set(), NOW)
+
+
+def test_plan_summary():
+    decisions = decide(
+        [snap("s1", DAY), snap("s2", 9 * DAY), snap("s3", 9 * DAY)],
+        {"gold": RetentionPolicy(keep_last=1)},
+        {VM1},
+        NOW,
+    )
+    assert plan_summary(decisions) == {
+        "keep": {"newest_good": 1},
+        "mark": {"not_selected": 2},
+        "delete": {},
+        "skip": {},
+    }
+
+
+# ============================================================================ properties (hypothesis)
+
+BASE = datetime(2025, 10, 1, tzinfo=UTC)  # histories span a new year, for keep_yearly
+VMS = [f"{SUB}/virtualMachines/vm{i}".lower() for i in range(2)]
+REGIONS = ["westeurope", "northeurope"]
+NAMES = ["gold", "silver"]
+# Per-member tag trouble (a quarter of the members have one).
+TROUBLE = [
+    "unmanaged",
+    "hold",
+    "locked",
+    "our_lock_expired",
+    "our_lock_running",
+    "expiring_past",
+    "expiring_future",
+    "expiring_bad",
+    "expires_future",
+    "slot_bad",
+    "no_policy",
+    "unknown_policy",
+    "no_vm",
+]
+
+
+@st.composite
+def policies_st(draw):
+    counted = draw(st.booleans())  # else an age-only policy, where newest_good does the protecting
+
+    def count():
+        return draw(st.integers(0, 3)) if counted else 0
+
+    return RetentionPolicy(
+        keep_last=count(),
+        keep_daily=count(),
+        keep_weekly=count(),
+        keep_monthly=count(),
+        keep_yearly=count(),
+        max_age=draw(st.none() | st.integers(1, 60).map(lambda d: timedelta(days=d))),
+        orphan_grace=timedelta(hours=draw(st.integers(0, 24 * 10))),
+        deferral=timedelta(hours=draw(st.integers(0, 48))),
+    )
+
+
+class History:
+    """Builds one random artifact history. The details come from a seeded Random rather than from
+    hypothesis draws: a draw per tag made the properties too slow, and the seed still reproduces."""
+
+    def __init__(self, rnd: random.Random, policies: list[str], now: datetime):
+        self.rnd, self.policies, self.now = rnd, policies, now
+        self.artifacts: list[Artifact] = []
+        self.collections: dict[str, tuple] = {}
+
+    def instant(self) -> datetime:
+        return BASE + timedelta(hours=self.rnd.randint(0, 24 * 200))
+
+    def offset(self) -> timedelta:
+        return timedelta(hours=self.rnd.randint(1, 72))
+
+    def add_run(self, i: int) -> None:
+        rnd = self.rnd
+        # Copies mostly land in the second region; few lineages, so that they hold many sets.
+        vm, is_copy = rnd.choice(VMS), rnd.random() < 0.3
+        region = REGIONS[1] if is_copy or rnd.random() < 0.1 else REGIONS[0]
+        created, policy, good = self.instant(), rnd.choice(self.policies), rnd.random() < 0.8
+        # An earlier pass may have marked the whole run; a member's own trouble can still override it.
+        mark = rnd.choice([None, None, self.now - self.offset(), self.now + self.offset()])
+        if rnd.random() < 0.5:  # a multi-disk snapshot set; set ids repeat, to make odd merges too
+            set_id = f"run{rnd.randint(0, 9) if rnd.random() < 0.1 else i}"
+            for disk in range(rnd.randint(1, 3)):
+                self.add(
+                    f"{SUB}/snapshots/s{i}-{disk}",
+                    "snapshot",
+                    vm,
+                    region,
+                    is_copy,
+                    created + timedelta(seconds=rnd.randint(0, 90)),
+                    good and rnd.random() < 0.9,
+                    policy,
+                    set_id,
+                    mark,
+                )
+        else:
+            coll_id = (
+                f"{SUB}/restorePointCollections/rpc-{VMS.index(vm)}-{region}-{is_copy}-{rnd.randint(0, 1)}"
+            )
+            self.collections.setdefault(coll_id, (vm, region, is_copy, created, policy))
+            self.add(
+                f"{coll_id}/restorePoints/rp{i}",
+                "restore_point",
+                vm,
+                region,
+                is_copy,
+                created,
+                good,
+                policy,
+                None,
+                mark,
+            )
+
+    def add_collections(self) -> None:
+        for _ in range(self.rnd.randint(0, 2)):  # collections nothing points into
+            vm, region = self.rnd.choice(VMS), self.rnd.choice(REGIONS)
+            entry = (vm, region, False, self.instant(), self.rnd.choice(self.policies))
+            self.collections.setdefault(
+                f"{SUB}/restorePointCollections/empty-{VMS.index(vm)}-{region}", entry
+            )
+        for coll_id, (vm, region, is_copy, created, policy) in self.collections.items():
+            mark = self.rnd.choice([None, None, self.now - self.offset(), self.now + self.offset()])
+            born = created - timedelta(hours=self.rnd.randint(0, 48))
+            self.add(coll_id, "restore_point_collection", vm, region, is_copy, born, True, policy, None, mark)
+
+    def add(self, art_id, kind, vm, region, is_copy, created, good, policy, set_id, mark) -> None:
+        tags = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm, T.ARTIFACT_POLICY: policy}
+        if set_id:
+            tags[T.SET] = set_id
+        if mark:
+            tags[T.EXPIRING] = format_instant(mark)
+        locked = ours = False
+        trouble = self.rnd.choice(TROUBLE) if self.rnd.random() < 0.25 else "ok"
+        offset = self.offset()
+        if trouble == "unmanaged":
+            del tags[T.MANAGED_BY]
+        elif trouble == "hold":
+            tags[T.HOLD] = "yes"
+        elif trouble == "locked":
+            locked = True
+        elif trouble in ("our_lock_expired", "our_lock_running"):
+            locked = ours = True
+            until = self.now - offset if trouble == "our_lock_expired" else self.now + offset
+            tags[T.LOCK_UNTIL] = format_instant(until)
+        elif trouble.startswith("expiring"):
+            when = {"expiring_past": self.now - offset, "expiring_future": self.now + offset}.get(trouble)
+            tags[T.EXPIRING] = format_instant(when) if when else "garbage"
+        elif trouble == "expires_future":
+            tags[T.EXPIRES] = format_instant(self.now + offset)
+        elif trouble == "slot_bad":
+            tags[T.SLOT] = "yesterday"
+        elif trouble == "no_policy":
+            del tags[T.ARTIFACT_POLICY]
+        elif trouble == "unknown_policy":
+            tags[T.ARTIFACT_POLICY] = "platinum"
+        elif trouble == "no_vm":
+            del tags[T.VM]
+        artifact = Artifact(
+            id=art_id,
+            kind=kind,
+            tags=tags,
+            created=created,
+            region=region,
+            good=good,
+            is_copy=is_copy,
+            locked=locked,
+            lock_is_ours_and_expired=ours,
+        )
+        self.artifacts.append(artifact)
+
+
+@st.composite
+def worlds(draw):
+    policies = draw(st.dictionaries(st.sampled_from(NAMES), policies_st(), min_size=1))
+    now = BASE + timedelta(hours=draw(st.integers(0, 24 * 200)))
+    history = History(random.Random(draw(st.integers(0, 2**32))), sorted(policies), now)
+    for i in range(draw(st.integers(0, 30))):
+        history.add_run(i)
+    history.add_collections()
+    rnd = history.rnd
+    artifacts = history.artifacts
+    rnd.shuffle(artifacts)
+    live = {vm for vm in VMS if rnd.random() < 0.5}
+    last_seen = {
+        vm: now - timedelta(hours=rnd.randint(0, 24 * 30))
+        for vm in VMS
+        if vm not in live and rnd.random() < 0.5
+    }
+    return artifacts, policies, live, now, last_seen
+
+
+PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DELETING = {"delete", "mark"}
+
+
+def lowered(tags):
+    return {k.lower(): v for k, v in tags.items()}
+
+
+def test_example_world_is_not_trivial():
+    """The generator does produce deletes, marks, skips and every kind (guards against a vacuous property)."""
+    seen: set[tuple[str, str]] = set()
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(worlds())
+    def collect(world):
+        artifacts, policies, live, now, last_seen = world
+        for a, d in zip(artifacts, decide(artifacts, policies, live, now, last_seen), strict=True):
+            seen.add((a.kind, d.action))
+
+    collect()
+    assert {("snapshot", "delete"), ("snapshot", "mark"), ("restore_point", "delete")} <= seen
+    assert {("snapshot", "skip"), ("restore_point_collection", "mark")} <= seen
+
+
+@PROPERTY
+@given(worlds())
+def test_never_touches_what_is_not_ours_held_or_locked(world):
+    artifacts, policies, live, now, last_seen = world
+    for a, d in zip(artifacts, decide(artifacts, policies, live, now, last_seen), strict=True):
+        tags = lowered(a.tags)
+        lock_until = parse_instant(tags.get(T.LOCK_UNTIL))
+        lock_released = a.lock_is_ours_and_expired and lock_until is not None and lock_until <= now
+        if not T.is_managed(tags) or tags.get(T.HOLD) or (a.locked and not lock_released):
+            assert d.action == "skip", (a, d)
+        if d.action in DELETING:
+            assert tags.get(T.ARTIFACT_POLICY) in policies  # never on doubt
+        if d.action == "delete":
+            assert parse_instant(tags[T.EXPIRING]) < now  # only after a passed mark
+            assert d.unlock == a.locked
+
+
+def set_key(a: Artifact) -> tuple:
+    set_id = lowered(a.tags).get(T.SET)
+    if a.kind == "snapshot" and set_id:
+        return (set_id, a.region, a.is_copy)
+    return (a.id,)
+
+
+@PROPERTY
+@given(worlds())
+def test_sets_are_never_split(world):
+    artifacts, policies, live, now, last_seen = world
+    outcomes = defaultdict(set)
+    for a, d in zip(artifacts, decide(artifacts, policies, live, now, last_seen), strict=True):
+        outcomes[set_key(a)].add(d.action if d.action in DELETING else "stays")
+    for key, actions in outcomes.items():
+        assert len(actions) == 1, (key, actions)
+
+
+@PROPERTY
+@given(worlds())
+def test_live_vms_keep_their_newest_good_set_in_every_lineage(world):
+    artifacts, policies, live, now, last_seen = world
+    decisions = decide(artifacts, policies, live, now, last_seen)
+    sets = defaultdict(list)
+    for a, d in zip(artifacts, decisions, strict=True):
+        if a.kind != "restore_point_collection":
+            sets[set_key(a)].append((a, d))
+    lineages = defaultdict(list)
+    for members in sets.values():
+        vms = {lowered(a.tags).get(T.VM) for a, _ in members}
+        if len(vms) == 1 and (vm := vms.pop()) in live and all(a.good for a, _ in members):
+            a = members[0][0]
+            lineages[(vm, a.region, a.is_copy)].append(members)
+    for lineage, good_sets in lineages.items():
+        newest = max(max(a.created for a, _ in members) for members in good_sets)
+        newest_sets = [m for m in good_sets if max(a.created for a, _ in m) == newest]
+        assert any(all(d.action not in DELETING for _, d in m) for m in newest_sets), lineage
+
+
+@PROPERTY
+@given(worlds())
+def test_running_twice_deletes_nothing_more(world):
+    assert_second_run_changes_nothing(*world)
+
+
+@PROPERTY
+@given(worlds(), st.integers(1, 24 * 60))
+def test_marks_become_deletes_only_when_due_and_stay_consistent(world, later_hours):
+    """Apply a run, then run later: whatever is deleted was marked, and its mark has passed."""
+    artifacts, policies, live, now, last_seen = world
+    after = apply(artifacts, decide(artifacts, policies, live, now, last_seen))
+    later = now + timedelta(hours=later_hours)
+    for a, d in zip(after, decide(after, policies, live, later, last_seen), strict=True):
+        if d.action == "delete":
+            assert parse_instant(lowered(a.tags)[T.EXPIRING]) < later
