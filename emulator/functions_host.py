@@ -1,0 +1,210 @@
+"""A local stand-in for the Azure Functions host, for tests and the demo (the real ``func`` host
+can't be installed here). It runs a FunctionApp's functions as the host would:
+
+- queue triggers: messages are received from Azurite, handed to the function as
+  ``azure.functions.QueueMessage`` (with ``dequeue_count``), deleted on success, left to reappear
+  after ``visibilityTimeout`` on failure, and moved to ``<queue>-poison`` once they have failed
+  ``maxDequeueCount`` times (values from host.json);
+- timer triggers: fired on demand;
+- Event Grid triggers: events delivered to a loopback webhook (the emulator's event subscription)
+  or handed over directly, as ``azure.functions.EventGridEvent``.
+
+It only calls the handlers through ``app.get_functions()``, never our code's internals.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("functions_host")
+HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
+
+
+class LocalFunctionsHost:
+    def __init__(self, app: Any, connection_string: str, settings: dict[str, str] | None = None, *,
+                 visibility_timeout: int | None = None, workers: int = 8):
+        import azure.functions  # noqa: F401  (fail early if missing)
+
+        host = json.loads(HOST_JSON.read_text())
+        queues = host.get("extensions", {}).get("queues", {})
+        self.max_dequeue_count = int(queues.get("maxDequeueCount", 5))
+        self.batch_size = int(queues.get("batchSize", 16))
+        self.visibility_timeout = visibility_timeout if visibility_timeout is not None else _seconds(
+            queues.get("visibilityTimeout", "00:00:30"))
+        self.connection_string = connection_string
+        self.settings = dict(settings or {})
+        os.environ.update(self.settings)  # app settings reach a function as environment variables
+        os.environ.setdefault("AzureWebJobsStorage", connection_string)
+        self.functions = {f.get_function_name(): f for f in app.get_functions()}  # once per app object
+        self.invocations: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fn")
+        self._server: ThreadingHTTPServer | None = None
+
+    # --- helpers -----------------------------------------------------------------------------
+    def resolve(self, value: str) -> str:
+        if value and value.startswith("%") and value.endswith("%"):
+            return os.environ[value.strip("%")]
+        return value
+
+    def _by_trigger(self, trigger_type: str) -> dict[str, Any]:
+        return {name: f for name, f in self.functions.items() if f.get_trigger().type == trigger_type}
+
+    def _queue(self, name: str):
+        from azure.storage.queue import QueueClient
+
+        return QueueClient.from_connection_string(self.connection_string, name)
+
+    def _record(self, function: str, ok: bool, error: str | None = None, **extra: Any) -> None:
+        with self._lock:
+            self.invocations.append({"function": function, "ok": ok, "error": error, **extra})
+
+    # --- queue triggers ---------------------------------------------------------------------
+    def queue_names(self) -> dict[str, str]:
+        return {name: self.resolve(f.get_trigger().queue_name) for name, f in self._by_trigger("queueTrigger").items()}
+
+    def ensure_queues(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        for queue in self.queue_names().values():
+            for name in (queue, f"{queue}-poison"):
+                try:
+                    self._queue(name).create_queue()
+                except ResourceExistsError:
+                    pass
+
+    def poll_once(self) -> int:
+        """Receive one batch per queue-triggered function and run it; returns messages handled."""
+        from azure.functions.queue import QueueMessage
+
+        futures = []
+        for fname, queue_name in self.queue_names().items():
+            client = self._queue(queue_name)
+            handler = self.functions[fname].get_user_function()
+            for msg in client.receive_messages(messages_per_page=self.batch_size, max_messages=self.batch_size,
+                                               visibility_timeout=max(self.visibility_timeout, 60)):
+                fm = QueueMessage(id=msg.id, body=_decode(msg.content), dequeue_count=msg.dequeue_count,
+                                  pop_receipt=msg.pop_receipt, insertion_time=msg.inserted_on,
+                                  expiration_time=msg.expires_on, time_next_visible=msg.next_visible_on)
+                futures.append(self._pool.submit(self._run_queue_message, fname, handler, client, queue_name, msg, fm))
+        for f in futures:
+            f.result()
+        return len(futures)
+
+    def _run_queue_message(self, fname: str, handler: Callable, client: Any, queue_name: str, msg: Any, fm: Any) -> None:
+        try:
+            handler(fm)
+        except Exception as exc:  # the host's own behaviour: log, retry later, poison at the bound
+            self._record(fname, False, f"{type(exc).__name__}: {exc}", dequeue_count=msg.dequeue_count)
+            if msg.dequeue_count >= self.max_dequeue_count:
+                self._queue(f"{queue_name}-poison").send_message(msg.content)
+                client.delete_message(msg)
+            else:
+                client.update_message(msg, visibility_timeout=self.visibility_timeout)
+            return
+        self._record(fname, True, dequeue_count=msg.dequeue_count)
+        client.delete_message(msg)
+
+    def pending(self) -> int:
+        """Messages in the trigger queues, visible or not (Azure's approximate count includes both)."""
+        return sum(self._queue(q).get_queue_properties().approximate_message_count for q in self.queue_names().values())
+
+    def run_until_idle(self, timeout: float = 120.0, idle_sleep: float = 0.2) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            handled = self.poll_once()
+            if not handled:
+                if self.pending() == 0:
+                    return True
+                time.sleep(idle_sleep)
+        return False
+
+    # --- timer triggers ---------------------------------------------------------------------
+    def fire_timer(self, name: str) -> Any:
+        from azure.functions.timer import TimerRequest
+
+        handler = self._by_trigger("timerTrigger")[name].get_user_function()
+        try:
+            result = handler(TimerRequest(past_due=False))
+        except Exception as exc:
+            self._record(name, False, f"{type(exc).__name__}: {exc}")
+            raise
+        self._record(name, True)
+        return result
+
+    # --- Event Grid triggers ----------------------------------------------------------------
+    def deliver_event(self, name: str, event: dict[str, Any]) -> None:
+        """Hand one Event Grid-schema event to an Event Grid-triggered function."""
+        import azure.functions as func
+
+        handler = self._by_trigger("eventGridTrigger")[name].get_user_function()
+        ge = func.EventGridEvent(
+            id=event.get("id"), data=event.get("data"), topic=event.get("topic"), subject=event.get("subject"),
+            event_type=event.get("eventType"), event_time=_parse_time(event.get("eventTime")),
+            data_version=event.get("dataVersion"))
+        try:
+            handler(ge)
+        except Exception as exc:
+            self._record(name, False, f"{type(exc).__name__}: {exc}", event_id=event.get("id"))
+            raise
+        self._record(name, True, event_id=event.get("id"))
+
+    def serve_event_grid(self, name: str) -> str:
+        """A loopback webhook for the emulator's Event Grid: returns its URL."""
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                events = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status = 200
+                for event in events if isinstance(events, list) else [events]:
+                    try:
+                        host.deliver_event(name, event)
+                    except Exception:  # the function failed: Event Grid will retry
+                        status = 500
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}/runtime/webhooks/eventgrid?functionName={name}"
+
+    def close(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+        self._pool.shutdown(wait=True)
+
+
+def _decode(content: Any) -> bytes:
+    """Queue messages are base64 (host.json messageEncoding), as the Functions host expects."""
+    import base64
+
+    raw = content.encode() if isinstance(content, str) else content
+    try:
+        return base64.b64decode(raw, validate=True)
+    except ValueError:
+        return raw
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _seconds(hms: str) -> int:
+    h, m, s = (int(x) for x in hms.split(":"))
+    return h * 3600 + m * 60 + s
