@@ -1,0 +1,111 @@
+"""Azure clients, built lazily (cold start stays light) from settings.
+
+Credentials: in Azure, the Function App's managed identity (``AZURE_CLIENT_ID`` selects a
+user-assigned one). Local tools and tests hand in their own credential with ``use_credential``
+(a static token for the emulator), so nothing here ever probes an identity endpoint for them.
+Storage: identity-based (``AzureWebJobsStorage__queueServiceUri`` / ``__tableServiceUri``), or a
+connection string in ``AzureWebJobsStorage`` for Azurite.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from typing import Any
+
+from .settings import AzureSettings, SettingError
+
+_lock = threading.Lock()
+_credential: Any = None
+
+
+def use_credential(credential: Any) -> None:
+    """Use this TokenCredential for every Azure client (local development and tests)."""
+    global _credential
+    with _lock:
+        _credential = credential
+    _clients.cache_clear()
+
+
+def credential() -> Any:
+    global _credential
+    with _lock:
+        if _credential is None:
+            from azure.identity import ManagedIdentityCredential
+
+            client_id = os.environ.get("AZURE_CLIENT_ID")
+            _credential = ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+        return _credential
+
+
+def _arm_kwargs() -> dict[str, Any]:
+    settings = AzureSettings.from_env()
+    kwargs: dict[str, Any] = {"base_url": settings.arm_endpoint,
+                              "credential_scopes": ["https://management.azure.com/.default"]}
+    if settings.ca_bundle:
+        kwargs["connection_verify"] = settings.ca_bundle
+    return kwargs
+
+
+@lru_cache(maxsize=256)
+def _clients(kind: str, subscription_id: str | None) -> Any:
+    kwargs = _arm_kwargs()
+    if kind == "compute":
+        from azure.mgmt.compute import ComputeManagementClient as Client
+    elif kind == "backup":
+        from azure.mgmt.recoveryservicesbackup.activestamp import RecoveryServicesBackupClient as Client
+    elif kind == "graph":
+        from azure.mgmt.resourcegraph import ResourceGraphClient
+
+        return ResourceGraphClient(credential(), **kwargs)
+    else:
+        raise ValueError(kind)
+    return Client(credential(), subscription_id, **kwargs)
+
+
+def compute(subscription_id: str) -> Any:
+    return _clients("compute", subscription_id.lower())
+
+
+def backup(subscription_id: str) -> Any:
+    return _clients("backup", subscription_id.lower())
+
+
+def resource_graph() -> Any:
+    return _clients("graph", None)
+
+
+# --- storage -------------------------------------------------------------------------------------
+def _storage_setting(service: str) -> tuple[str, str]:
+    """("connection_string", value) or ("url", service URI) for AzureWebJobsStorage."""
+    conn = os.environ.get("AzureWebJobsStorage")
+    if conn:
+        return "connection_string", conn
+    uri = os.environ.get(f"AzureWebJobsStorage__{service}ServiceUri")
+    if uri:
+        return "url", uri
+    account = os.environ.get("AzureWebJobsStorage__accountName")
+    if account:
+        return "url", f"https://{account}.{service}.core.windows.net"
+    raise SettingError(f"AzureWebJobsStorage__{service}ServiceUri: required (or AzureWebJobsStorage__accountName)")
+
+
+def queue(name: str) -> Any:
+    from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
+
+    kind, value = _storage_setting("queue")
+    # base64, as host.json's messageEncoding tells the Functions host to expect.
+    codecs = {"message_encode_policy": BinaryBase64EncodePolicy(), "message_decode_policy": BinaryBase64DecodePolicy()}
+    if kind == "connection_string":
+        return QueueClient.from_connection_string(value, name, **codecs)
+    return QueueClient(value, name, credential=credential(), **codecs)
+
+
+def table(name: str) -> Any:
+    from azure.data.tables import TableClient
+
+    kind, value = _storage_setting("table")
+    if kind == "connection_string":
+        return TableClient.from_connection_string(value, name)
+    return TableClient(value, name, credential=credential())

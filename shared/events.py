@@ -1,0 +1,95 @@
+"""Which Event Grid events matter to auto-protect, decided cheaply and purely.
+
+Accepted: ``Microsoft.Resources.ResourceWriteSuccess`` / ``ResourceDeleteSuccess`` whose resource
+is a virtual machine itself (``…/providers/Microsoft.Compute/virtualMachines/{name}``), in the
+Event Grid schema or CloudEvents 1.0. Everything else — other resource types, a VM's extensions,
+tag writes on a VM (``…/virtualMachines/x/providers/Microsoft.Resources/tags/default``, which our
+own writes would cause), actions, failed operations — is ignored, so no write of ours loops back.
+A malformed event raises BadEvent naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+WRITE = "Microsoft.Resources.ResourceWriteSuccess"
+DELETE = "Microsoft.Resources.ResourceDeleteSuccess"
+VM_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[0-9a-fA-F-]{36})/resourceGroups/(?P<rg>[^/]+)"
+    r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)$",
+    re.IGNORECASE,
+)
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class BadEvent(ValueError):
+    """The event is malformed; the message names the field."""
+
+
+@dataclass(frozen=True)
+class VmEvent:
+    action: str  # "protect" (the VM was written) or "unprotect" (it was deleted)
+    vm_id: str  # lower case: ARM ids are case-insensitive, and this is our dedupe key
+    subscription_id: str
+    resource_group: str
+    vm_name: str
+    event_id: str
+    event_time: str
+
+
+def _field(event: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        if name in event:
+            return event[name]
+    return None
+
+
+def parse(event: Any) -> VmEvent | None:
+    """A VmEvent for a VM write/delete, None for anything to ignore; BadEvent if malformed."""
+    if not isinstance(event, dict):
+        raise BadEvent("event: must be a JSON object")
+    cloud = "specversion" in event or "specVersion" in event
+    event_type = _field(event, "type" if cloud else "eventType")
+    if not isinstance(event_type, str) or not event_type:
+        raise BadEvent("type: required" if cloud else "eventType: required")
+    if event_type not in (WRITE, DELETE):
+        return None
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise BadEvent("id: required")
+    data = event.get("data")
+    if not isinstance(data, dict):
+        raise BadEvent("data: required, an object")
+    if data.get("status", "Succeeded") != "Succeeded":
+        return None
+    uri = data.get("resourceUri") or event.get("subject")
+    if not isinstance(uri, str) or not uri.startswith("/"):
+        raise BadEvent("data.resourceUri: required, a resource id")
+    operation = data.get("operationName", "")
+    if not isinstance(operation, str):
+        raise BadEvent("data.operationName: must be a string")
+    match = VM_ID.match(uri)
+    if match is None:
+        return None  # another resource type, or a child of a VM (extension, tags): not ours to act on
+    if operation and operation.lower() not in ("microsoft.compute/virtualmachines/write",
+                                               "microsoft.compute/virtualmachines/delete"):
+        return None
+    sub = match.group("sub")
+    if not GUID.match(sub):
+        raise BadEvent(f"data.resourceUri: subscription id {sub!r} is not a GUID")
+    if data.get("subscriptionId") and str(data["subscriptionId"]).lower() != sub.lower():
+        raise BadEvent("data.subscriptionId: does not match the subscription in data.resourceUri")
+    when = _field(event, "time" if cloud else "eventTime") or ""
+    if not isinstance(when, str):
+        raise BadEvent("eventTime: must be a string")
+    return VmEvent(
+        action="protect" if event_type == WRITE else "unprotect",
+        vm_id=uri.lower(),
+        subscription_id=sub.lower(),
+        resource_group=match.group("rg"),
+        vm_name=match.group("name"),
+        event_id=event_id,
+        event_time=when,
+    )

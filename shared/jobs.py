@@ -1,0 +1,82 @@
+"""Queue jobs: the message format, the outcomes a handler returns, and the rule that turns an
+outcome or an error into "done", "look again later" or "poison, with the reason".
+
+Pure: no queue client here (functions/ wires the effects). A handler never waits on Azure: it
+returns ``Retry(delay)`` and the adapter re-enqueues the message with a visibility delay.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_MESSAGE_BYTES = 48 * 1024  # Storage queues take 64 KiB; base64 costs a third
+
+
+class BadMessage(ValueError):
+    """The message can't be processed (not JSON, wrong version, missing field): poison it at once."""
+
+
+@dataclass(frozen=True)
+class Done:
+    result: str  # e.g. "protected", "already_protected", "opted_out"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Look again after ``delay`` seconds with the message updated by ``changes``."""
+
+    delay: int
+    reason: str
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Give up: the message goes to the poison queue with this reason."""
+
+    reason: str
+
+
+Outcome = Done | Retry | Failed
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), sort_keys=True).encode()
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise ValueError(f"job message is {len(body)} bytes, over the queue's limit")
+    return body
+
+
+def decode(body: bytes | str, kind: str, required: tuple[str, ...]) -> dict[str, Any]:
+    """Parse and check a job message; BadMessage names what is wrong."""
+    try:
+        message = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadMessage(f"message: not JSON ({exc})") from None
+    if not isinstance(message, dict):
+        raise BadMessage("message: must be a JSON object")
+    if message.get("kind") != kind:
+        raise BadMessage(f"message.kind: expected {kind!r} (got {message.get('kind')!r})")
+    if message.get("v") != 1:
+        raise BadMessage(f"message.v: unsupported version {message.get('v')!r} (expected 1)")
+    for name in required:
+        if name not in message:
+            raise BadMessage(f"message.{name}: required")
+    attempt = message.get("attempt", 0)
+    if not isinstance(attempt, int) or attempt < 0:
+        raise BadMessage("message.attempt: must be a non-negative integer")
+    return message
+
+
+def backoff(attempt: int, first: int, ceiling: int) -> int:
+    """Exponential: first, 2×first, 4×first … capped."""
+    return max(1, min(ceiling, first * 2 ** min(attempt, 20)))
+
+
+def poison_body(raw: bytes | str, reason: str, message: dict[str, Any] | None = None) -> bytes:
+    """What lands in the poison queue: the reason, and the original message (parsed if it could be)."""
+    original: Any = message if message is not None else (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
+    return json.dumps({"reason": reason, "message": original}, sort_keys=True).encode()

@@ -1,0 +1,127 @@
+"""App settings (environment variables in Azure Functions), read once and validated: a bad
+setting fails at start with a message naming it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from . import tags
+
+REGION = re.compile(r"^[a-z0-9]+$")
+VAULT_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/Microsoft\.RecoveryServices/vaults/[^/]+$",
+    re.IGNORECASE,
+)
+
+
+class SettingError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        if default is None:
+            raise SettingError(f"{name}: required setting is missing")
+        return default
+    return value.strip()
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = _get(env, name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingError(f"{name}: must be an integer (got {raw!r})") from None
+    if not low <= value <= high:
+        raise SettingError(f"{name}: must be between {low} and {high} (got {value})")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _get(env, name, "true" if default else "false").lower()
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise SettingError(f"{name}: must be true or false (got {raw!r})")
+
+
+def _json_object(env: Mapping[str, str], name: str, default: str = "{}") -> dict:
+    raw = _get(env, name, default)
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise SettingError(f"{name}: must be a JSON object ({exc})") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise SettingError(f"{name}: must be a JSON object of strings")
+    return value
+
+
+@dataclass(frozen=True)
+class AzureSettings:
+    """Where Azure is: Resource Manager's endpoint, and (local development only) a CA bundle."""
+
+    arm_endpoint: str = "https://management.azure.com"
+    ca_bundle: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AzureSettings:
+        env = os.environ if env is None else env
+        endpoint = _get(env, "VMKEEPER_ARM_ENDPOINT", cls.arm_endpoint).rstrip("/")
+        if not endpoint.startswith("https://"):
+            raise SettingError(f"VMKEEPER_ARM_ENDPOINT: must be an https URL (got {endpoint!r})")
+        ca = env.get("VMKEEPER_ARM_CA_BUNDLE") or None
+        if ca and not os.path.isfile(ca):
+            raise SettingError(f"VMKEEPER_ARM_CA_BUNDLE: no such file {ca!r}")
+        return cls(endpoint, ca)
+
+
+@dataclass(frozen=True)
+class ProtectSettings:
+    """Auto-protect: which vault protects each region, which Azure Backup policy a VM gets."""
+
+    vaults: dict[str, str]  # region → Recovery Services vault id
+    backup_policies: dict[str, str]  # vmkeeper policy name (tag value) → Azure Backup policy name
+    default_backup_policy: str
+    policy_tag: str = tags.POLICY
+    optout_tag: str = tags.OPT_OUT
+    backup_now: bool = False
+    retain_data_on_delete: bool = True
+    queue: str = "vmkeeper-protect"
+    ledger_table: str = "vmkeeperprotection"
+    retry_seconds: int = 10  # first delay before looking again (VM still Creating, not yet discoverable)
+    retry_max_seconds: int = 300
+    max_attempts: int = 12
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProtectSettings:
+        env = os.environ if env is None else env
+        vaults = {}
+        for region, vault_id in _json_object(env, "VMKEEPER_VAULTS").items():
+            key = region.replace(" ", "").lower()
+            if not REGION.match(key):
+                raise SettingError(f"VMKEEPER_VAULTS: {region!r} is not a region name (e.g. westeurope)")
+            if not VAULT_ID.match(vault_id):
+                raise SettingError(f"VMKEEPER_VAULTS.{key}: {vault_id!r} is not a Recovery Services vault id")
+            vaults[key] = vault_id
+        policies = {k.lower(): v for k, v in _json_object(env, "VMKEEPER_BACKUP_POLICIES").items()}
+        return cls(
+            vaults=vaults,
+            backup_policies=policies,
+            default_backup_policy=_get(env, "VMKEEPER_DEFAULT_BACKUP_POLICY", "DefaultPolicy"),
+            policy_tag=_get(env, "VMKEEPER_POLICY_TAG", tags.POLICY),
+            optout_tag=_get(env, "VMKEEPER_OPTOUT_TAG", tags.OPT_OUT),
+            backup_now=_bool(env, "VMKEEPER_BACKUP_NOW", False),
+            retain_data_on_delete=_bool(env, "VMKEEPER_RETAIN_DATA_ON_DELETE", True),
+            queue=_get(env, "VMKEEPER_PROTECT_QUEUE", "vmkeeper-protect"),
+            ledger_table=_get(env, "VMKEEPER_PROTECT_TABLE", "vmkeeperprotection"),
+            retry_seconds=_int(env, "VMKEEPER_PROTECT_RETRY_SECONDS", 10, 1, 3600),
+            retry_max_seconds=_int(env, "VMKEEPER_PROTECT_RETRY_MAX_SECONDS", 300, 1, 86400),
+            max_attempts=_int(env, "VMKEEPER_PROTECT_MAX_ATTEMPTS", 12, 1, 1000),
+        )
