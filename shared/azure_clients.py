@@ -54,7 +54,7 @@ def _clients(kind: str, subscription_id: str | None) -> Any:
     if kind == "compute":
         from azure.mgmt.compute import ComputeManagementClient as Client
     elif kind == "backup":
-        from azure.mgmt.recoveryservicesbackup.activestamp import RecoveryServicesBackupClient as Client
+        from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient as Client
     elif kind == "graph":
         from azure.mgmt.resourcegraph import ResourceGraphClient
 

@@ -91,7 +91,7 @@ class ProtectSettings:
     policy_tag: str = tags.POLICY
     optout_tag: str = tags.OPT_OUT
     backup_now: bool = False
-    retain_data_on_delete: bool = True
+    stop_protection_on_delete: bool = True  # stop protection, retaining data; recovery points are never deleted
     queue: str = "vmkeeper-protect"
     ledger_table: str = "vmkeeperprotection"
     retry_seconds: int = 10  # first delay before looking again (VM still Creating, not yet discoverable)
@@ -118,7 +118,7 @@ class ProtectSettings:
             policy_tag=_get(env, "VMKEEPER_POLICY_TAG", tags.POLICY),
             optout_tag=_get(env, "VMKEEPER_OPTOUT_TAG", tags.OPT_OUT),
             backup_now=_bool(env, "VMKEEPER_BACKUP_NOW", False),
-            retain_data_on_delete=_bool(env, "VMKEEPER_RETAIN_DATA_ON_DELETE", True),
+            stop_protection_on_delete=_bool(env, "VMKEEPER_STOP_PROTECTION_ON_DELETE", True),
             queue=_get(env, "VMKEEPER_PROTECT_QUEUE", "vmkeeper-protect"),
             ledger_table=_get(env, "VMKEEPER_PROTECT_TABLE", "vmkeeperprotection"),
             retry_seconds=_int(env, "VMKEEPER_PROTECT_RETRY_SECONDS", 10, 1, 3600),

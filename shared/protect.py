@@ -1,0 +1,214 @@
+"""Auto-protect: enrol a VM in Azure Backup in its region's vault with the policy its tags ask
+for; stop protection (retaining data) when the VM is deleted.
+
+``decide_*`` functions are pure (what to do, and why); ``Protector`` does it through the SDK, one
+idempotent step per call, and returns an Outcome: a step that must wait (the VM is still
+Creating, discovery hasn't seen it, enabling is in progress) answers ``Retry`` instead of
+sleeping, and the queue adapter looks again later. Every write uses Azure's deterministic names
+(container ``IaasVMContainer;iaasvmcontainerv2;{rg};{vm}``, item ``VM;iaasvmcontainerv2;{rg};{vm}``),
+so duplicate and replayed messages can't enrol a VM twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import jobs
+from .jobs import Done, Failed, Outcome, Retry
+from .settings import ProtectSettings
+
+log = logging.getLogger("vmkeeper.protect")
+
+KIND = "protect"
+PROTECTED_STATES = {"protected", "irpending"}
+VAULT = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.RecoveryServices/vaults/([^/]+)$",
+                   re.IGNORECASE)
+
+
+# --- pure decisions ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PolicyChoice:
+    backup_policy: str | None  # None: the VM opted out
+    reason: str
+    error: str | None = None  # a bad tag value: reported, the VM skipped
+
+
+def decide_policy(tags: dict[str, str] | None, settings: ProtectSettings) -> PolicyChoice:
+    by_name = {k.lower(): v for k, v in (tags or {}).items()}  # Azure tag names are case-insensitive
+    if by_name.get(settings.optout_tag.lower(), "").strip().lower() in ("true", "yes", "1", "on"):
+        return PolicyChoice(None, f"tag '{settings.optout_tag}' opts the VM out")
+    wanted = by_name.get(settings.policy_tag.lower())
+    if wanted is None or not wanted.strip():
+        return PolicyChoice(settings.default_backup_policy, "no policy tag: the default policy")
+    policy = settings.backup_policies.get(wanted.strip().lower())
+    if policy is None:
+        known = ", ".join(sorted(settings.backup_policies)) or "none configured"
+        return PolicyChoice(None, "bad tag", f"tag '{settings.policy_tag}' = {wanted!r} names no policy (known: {known})")
+    return PolicyChoice(policy, f"tag '{settings.policy_tag}' = {wanted!r}")
+
+
+def container_name(resource_group: str, vm_name: str) -> str:
+    return f"IaasVMContainer;iaasvmcontainerv2;{resource_group.lower()};{vm_name.lower()}"
+
+
+def item_name(resource_group: str, vm_name: str) -> str:
+    return f"VM;iaasvmcontainerv2;{resource_group.lower()};{vm_name.lower()}"
+
+
+def vault_parts(vault_id: str) -> tuple[str, str, str]:
+    match = VAULT.match(vault_id)
+    if not match:
+        raise ValueError(f"not a vault id: {vault_id}")
+    return match.group(1), match.group(2), match.group(3)
+
+
+def new_message(action: str, vm_id: str, event_id: str, event_time: str) -> dict[str, Any]:
+    return {"v": 1, "kind": KIND, "action": action, "vm_id": vm_id.lower(), "event_id": event_id,
+            "event_time": event_time, "step": "start", "attempt": 0}
+
+
+def parse_vm_id(vm_id: str) -> tuple[str, str, str]:
+    parts = vm_id.split("/")
+    if len(parts) != 9 or parts[1].lower() != "subscriptions" or parts[7].lower() != "virtualmachines":
+        raise jobs.BadMessage(f"message.vm_id: not a virtual machine id ({vm_id!r})")
+    return parts[2], parts[4], parts[8]
+
+
+# --- effects ----------------------------------------------------------------------------------
+class Protector:
+    """One step of a protection job. ``clients`` provides compute(sub) and backup(sub)."""
+
+    def __init__(self, settings: ProtectSettings, clients: Any):
+        self.settings = settings
+        self.clients = clients
+
+    def handle(self, message: dict[str, Any]) -> Outcome:
+        if message.get("action") == "unprotect":
+            return self.unprotect(message)
+        if message.get("action") != "protect":
+            raise jobs.BadMessage(f"message.action: must be protect or unprotect (got {message.get('action')!r})")
+        return self.protect(message)
+
+    def _retry(self, message: dict[str, Any], reason: str, **changes: Any) -> Outcome:
+        attempt = message.get("attempt", 0)
+        if attempt + 1 >= self.settings.max_attempts:
+            return Failed(f"gave up after {attempt + 1} attempts: {reason}")
+        delay = jobs.backoff(attempt, self.settings.retry_seconds, self.settings.retry_max_seconds)
+        return Retry(delay, reason, dict(changes, attempt=attempt + 1))
+
+    def protect(self, message: dict[str, Any]) -> Outcome:
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.mgmt.recoveryservicesbackup.models import BackupStatusRequest
+
+        sub, rg, name = parse_vm_id(message["vm_id"])
+        compute = self.clients.compute(sub)
+        try:
+            vm = compute.virtual_machines.get(rg, name)
+        except ResourceNotFoundError:
+            return Done("vm_gone", {"note": "the VM no longer exists (deleted, or an out-of-order event)"})
+        if (vm.provisioning_state or "").lower() in ("creating", "updating"):
+            return self._retry(message, f"VM is {vm.provisioning_state}", step=message.get("step", "start"))
+        if (vm.provisioning_state or "").lower() == "deleting":
+            return Done("vm_gone", {"note": "the VM is being deleted"})
+        choice = decide_policy(vm.tags, self.settings)
+        if choice.error:
+            log.error("VM %s skipped: %s", vm.id, choice.error)
+            return Done("bad_tag", {"error": choice.error})
+        if choice.backup_policy is None:
+            return Done("opted_out", {"reason": choice.reason})
+        region = (vm.location or "").replace(" ", "").lower()
+        vault_id = self.settings.vaults.get(region)
+        if vault_id is None:
+            log.error("VM %s: no vault configured for region %s (VMKEEPER_VAULTS)", vm.id, region)
+            return Failed(f"no Recovery Services vault configured for region '{region}' (VMKEEPER_VAULTS)")
+        vault_sub, vault_rg, vault = vault_parts(vault_id)
+        backup = self.clients.backup(vault_sub)
+        container, item = container_name(rg, name), item_name(rg, name)
+
+        if message.get("step") == "verify":
+            return self._verify(message, backup, vault_rg, vault, container, item, vault_id, choice)
+
+        status = self.clients.backup(sub).backup_status.get(region, BackupStatusRequest(resource_type="VM", resource_id=vm.id))
+        if (status.protection_status or "").lower() == "protected":
+            if (status.vault_id or "").lower() == vault_id.lower():
+                return Done("already_protected", {"vault": vault_id, "policy": status.policy_name})
+            return Done("protected_elsewhere", {"vault": status.vault_id, "policy": status.policy_name})
+
+        if not self._discoverable(backup, vault_rg, vault, vm.id):
+            # Discovery: Azure sees a new VM only after a refresh. Refresh (idempotent) and look again later.
+            backup.protection_containers.refresh(vault, vault_rg, "Azure", filter="backupManagementType eq 'AzureIaasVM'")
+            return self._retry(message, "VM not yet discoverable by the vault: refreshed containers", step="start")
+
+        from azure.mgmt.recoveryservicesbackup.models import (
+            AzureIaaSComputeVMProtectedItem,
+            ProtectedItemResource,
+        )
+
+        body = ProtectedItemResource(properties=AzureIaaSComputeVMProtectedItem(
+            source_resource_id=vm.id, policy_id=f"{vault_id}/backupPolicies/{choice.backup_policy}"))
+        backup.protected_items.begin_create_or_update(vault, vault_rg, "Azure", container, item, body, polling=False)
+        # Enabling protection is long-running: look again later instead of waiting here.
+        return Retry(max(1, self.settings.retry_seconds), "protection enabling", {"step": "verify"})
+
+    def _discoverable(self, backup: Any, vault_rg: str, vault: str, vm_id: str) -> bool:
+        for protectable in backup.backup_protectable_items.list(vault, vault_rg, filter="backupManagementType eq 'AzureIaasVM'"):
+            props = protectable.properties
+            if (getattr(props, "virtual_machine_id", "") or "").lower() == vm_id.lower():
+                return True
+        return False
+
+    def _verify(self, message: dict[str, Any], backup: Any, vault_rg: str, vault: str, container: str, item: str,
+                vault_id: str, choice: PolicyChoice) -> Outcome:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            protected = backup.protected_items.get(vault, vault_rg, "Azure", container, item)
+        except ResourceNotFoundError:
+            return self._retry(message, "protected item not there yet", step="start")
+        state = (getattr(protected.properties, "protection_state", "") or "").lower()
+        if state not in PROTECTED_STATES:
+            return self._retry(message, f"protection state is {state or 'unknown'}", step="verify")
+        detail = {"vault": vault_id, "policy": choice.backup_policy, "item": item}
+        if self.settings.backup_now:
+            from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
+
+            backup.backups.trigger(vault, vault_rg, "Azure", container, item,
+                                   BackupRequestResource(properties=IaasVMBackupRequest()))
+            detail["backup_now"] = "triggered"
+        return Done("protected", detail)
+
+    def unprotect(self, message: dict[str, Any]) -> Outcome:
+        """The VM was deleted: stop protection, retaining its recovery points (never deleted here)."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.mgmt.recoveryservicesbackup.models import (
+            AzureIaaSComputeVMProtectedItem,
+            ProtectedItemResource,
+        )
+
+        sub, rg, name = parse_vm_id(message["vm_id"])
+        try:
+            self.clients.compute(sub).virtual_machines.get(rg, name)
+            return Done("vm_exists", {"note": "the VM exists again: nothing to stop"})
+        except ResourceNotFoundError:
+            pass
+        container, item = container_name(rg, name), item_name(rg, name)
+        for vault_id in sorted(set(self.settings.vaults.values())):
+            vault_sub, vault_rg, vault = vault_parts(vault_id)
+            backup = self.clients.backup(vault_sub)
+            try:
+                protected = backup.protected_items.get(vault, vault_rg, "Azure", container, item)
+            except ResourceNotFoundError:
+                continue
+            state = (getattr(protected.properties, "protection_state", "") or "").lower()
+            if state == "protectionstopped":
+                return Done("already_stopped", {"vault": vault_id})
+            if not self.settings.stop_protection_on_delete:
+                return Done("left_protected", {"vault": vault_id, "note": "VMKEEPER_STOP_PROTECTION_ON_DELETE=false"})
+            body = ProtectedItemResource(properties=AzureIaaSComputeVMProtectedItem(
+                source_resource_id=message["vm_id"], policy_id="", protection_state="ProtectionStopped"))
+            backup.protected_items.begin_create_or_update(vault, vault_rg, "Azure", container, item, body, polling=False)
+            return Done("protection_stopped", {"vault": vault_id, "data": "retained"})
+        return Done("not_protected", {"note": "no vault protects this VM"})
