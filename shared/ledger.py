@@ -1,0 +1,63 @@
+"""Records in Azure Tables: what happened to each VM and each job, so operators (and tests) can
+see outcomes and reasons; and a first-delivery check that drops duplicate events cheaply."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+
+def row_key(value: str) -> str:
+    """Table keys can't hold '/', '\\', '#', '?': a stable digest of the (lower-case) id."""
+    return hashlib.sha256(value.lower().encode()).hexdigest()[:40]
+
+
+class Ledger:
+    def __init__(self, table: Any):
+        self.table = table
+        self._ready = False
+
+    def _ensure(self) -> None:
+        if not self._ready:
+            from azure.core.exceptions import ResourceExistsError
+
+            try:
+                self.table.create_table()
+            except ResourceExistsError:
+                pass
+            self._ready = True
+
+    def first_delivery(self, event_id: str) -> bool:
+        """True the first time an event id is seen (Event Grid delivers at least once)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        self._ensure()
+        try:
+            self.table.create_entity({"PartitionKey": "event", "RowKey": row_key(event_id), "eventId": event_id,
+                                      "seen": datetime.now(UTC).isoformat()})
+        except ResourceExistsError:
+            return False
+        return True
+
+    def record_vm(self, vm_id: str, outcome: str, detail: dict[str, Any], event_id: str | None = None) -> None:
+        self._ensure()
+        self.table.upsert_entity({
+            "PartitionKey": "vm", "RowKey": row_key(vm_id), "vmId": vm_id.lower(), "outcome": outcome,
+            "detail": json.dumps(detail, sort_keys=True), "eventId": event_id or "",
+            "updated": datetime.now(UTC).isoformat(),
+        })
+
+    def vm(self, vm_id: str) -> dict[str, Any] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        self._ensure()
+        try:
+            return dict(self.table.get_entity("vm", row_key(vm_id)))
+        except ResourceNotFoundError:
+            return None
+
+    def vms(self) -> list[dict[str, Any]]:
+        self._ensure()
+        return [dict(e) for e in self.table.query_entities("PartitionKey eq 'vm'")]
