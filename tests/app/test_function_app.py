@@ -35,3 +35,22 @@ def test_health_function_is_registered_and_answers():
     resp = handler(func.HttpRequest("GET", "/api/health", body=b""))
     assert resp.status_code == 200
     assert json.loads(resp.get_body())["status"] == "ok"
+
+
+def test_auto_protect_functions_are_registered_with_their_triggers():
+    import importlib
+
+    import function_app
+
+    app = importlib.reload(function_app).app
+    triggers = {f.get_function_name(): f.get_trigger() for f in app.get_functions()}
+    assert triggers["vm_events"].type == "eventGridTrigger"
+    assert triggers["protect_worker"].type == "queueTrigger"
+    assert triggers["protect_worker"].queue_name == "%VMKEEPER_PROTECT_QUEUE%"
+
+
+def test_poison_bound_matches_host_json():
+    from shared.autoprotect import MAX_DEQUEUE_COUNT
+
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["extensions"]["queues"]["maxDequeueCount"] == MAX_DEQUEUE_COUNT
