@@ -1,0 +1,245 @@
+"""Scheduled protection, one job step at a time: incremental snapshots of a VM's disks (one set,
+tagged alike) or a VM restore point, optionally copied to a second region.
+
+Each step is idempotent (deterministic names from the planner) and never waits on Azure: a
+long-running operation is checked by a later step (``Retry`` with a delay), a write without
+budget waits in the queue, not in the function. Messages carry the job and where it stands:
+``{"v": 1, "kind": "scheduled", "job": {...}, "step": "create", "index": 0, "attempt": 0}``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import jobs
+from .jobs import Done, Failed, Outcome, Retry
+
+KIND = "scheduled"
+CHECK_DELAY = 2  # seconds before looking at a snapshot or restore point again
+COPY_DELAY = 5
+SNAPSHOT_LIMIT_DELAY = 60  # "7 incremental snapshots per disk per 5 minutes"
+IN_FLIGHT_DELAY = 30  # "one restore point creation at a time per VM"
+
+
+def new_message(job: dict[str, Any]) -> dict[str, Any]:
+    return {"v": 1, "kind": KIND, "job": job, "step": "create", "index": 0, "attempt": 0, "reads": 0, "writes": 0}
+
+
+def copy_name(name: str, region: str) -> str:
+    """The deterministic name of a snapshot's copy in another region (≤ 80 characters)."""
+    suffix = f"-{region}"
+    return name[: 80 - len(suffix)] + suffix
+
+
+class ScheduledWorker:
+    """``clients`` provides compute(subscription); ``budget`` is a pacing.WriteBudget."""
+
+    def __init__(self, clients: Any, budget: Any, max_attempts: int = 40):
+        self.clients = clients
+        self.budget = budget
+        self.max_attempts = max_attempts
+
+    # --- plumbing ----------------------------------------------------------------------------
+    def _next(self, message: dict[str, Any], delay: float, reason: str, **changes: Any) -> Outcome:
+        attempt = message.get("attempt", 0) + 1
+        if attempt > self.max_attempts:
+            return Failed(f"gave up after {attempt - 1} checks: {reason}")
+        return Retry(max(1, math.ceil(delay)), reason, {**changes, "attempt": attempt,
+                                                        "reads": message.get("reads", 0), "writes": message.get("writes", 0)})
+
+    def _observe(self, sub: str):
+        def hook(response: Any) -> None:
+            headers = response.http_response.headers
+            remaining = headers.get("x-ms-ratelimit-remaining-subscription-writes")
+            if remaining is not None and remaining.isdigit():
+                self.budget.observe(sub, remaining=int(remaining))
+        return hook
+
+    def _arm_error(self, message: dict[str, Any], exc: Exception, sub: str, step: str, index: int) -> Outcome:
+        from azure.core.exceptions import HttpResponseError
+
+        if not isinstance(exc, HttpResponseError):
+            raise exc
+        status = exc.status_code
+        text = str(exc.message or exc)
+        if status == 429:
+            retry_after = float(exc.response.headers.get("Retry-After", "10")) if exc.response is not None else 10.0
+            self.budget.observe(sub, retry_after=retry_after)
+            return self._next(message, retry_after, "throttled by ARM", step=step, index=index)
+        if status == 409 and "incremental snapshots" in text:
+            return self._next(message, SNAPSHOT_LIMIT_DELAY, "disk's snapshot rate limit", step=step, index=index)
+        if status == 409 and "one restore point creation at a time" in text:
+            return self._next(message, IN_FLIGHT_DELAY, "another restore point is in flight", step=step, index=index)
+        if status is not None and status >= 500:
+            raise exc  # transient: the host redelivers the message
+        return Failed(f"ARM {status}: {text}")
+
+    def _wait_for_budget(self, message: dict[str, Any], sub: str, n: int, step: str, index: int) -> Outcome | None:
+        wait = self.budget.take(sub, n)
+        if wait > 0:
+            # Pacing is not a failure: it doesn't use up attempts.
+            return Retry(max(1, math.ceil(wait)), "write budget", {"step": step, "index": index,
+                                                                  "attempt": message.get("attempt", 0),
+                                                                  "reads": message.get("reads", 0),
+                                                                  "writes": message.get("writes", 0)})
+        return None
+
+    # --- dispatch ----------------------------------------------------------------------------
+    def handle(self, message: dict[str, Any]) -> Outcome:
+        job = message["job"]
+        kind = job.get("type")
+        step = message.get("step", "create")
+        if kind == "snapshot_set":
+            steps = {"create": self.create_snapshots, "check": self.check_snapshots, "copy": self.copy_snapshot,
+                     "copy_check": self.check_copy}
+        elif kind == "restore_point":
+            steps = {"create": self.create_restore_point, "check": self.check_restore_point}
+        else:
+            raise jobs.BadMessage(f"message.job.type: must be snapshot_set or restore_point (got {kind!r})")
+        if step not in steps:
+            raise jobs.BadMessage(f"message.step: {step!r} is not a step of {kind}")
+        return steps[step](message, job)
+
+    # --- snapshot sets -----------------------------------------------------------------------
+    def create_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        from azure.mgmt.compute.models import CreationData, Snapshot
+
+        sub, rg = job["subscription_id"], job["resource_group"]
+        compute = self.clients.compute(sub)
+        targets = job["snapshots"]
+        index = message.get("index", 0)
+        while index < len(targets):
+            wait = self._wait_for_budget(message, sub, 1, "create", index)
+            if wait:
+                return wait
+            target = targets[index]
+            body = Snapshot(location=job["location"], tags=dict(job["tags"], **{"vmkeeper-lun": str(target["lun"])}),
+                            incremental=True,
+                            creation_data=CreationData(create_option="Copy", source_resource_id=target["disk_id"]))
+            try:
+                compute.snapshots.begin_create_or_update(rg, target["name"], body, polling=False,
+                                                         raw_response_hook=self._observe(sub))
+            except Exception as exc:  # noqa: BLE001 (classified by _arm_error)
+                return self._arm_error(message, exc, sub, "create", index)
+            message["writes"] = message.get("writes", 0) + 1
+            index += 1
+        return Retry(CHECK_DELAY, "snapshots accepted", {"step": "check", "index": 0, "attempt": 0,
+                                                          "reads": message.get("reads", 0), "writes": message.get("writes", 0)})
+
+    def check_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        sub, rg = job["subscription_id"], job["resource_group"]
+        compute = self.clients.compute(sub)
+        pending = []
+        for target in job["snapshots"]:
+            try:
+                snapshot = compute.snapshots.get(rg, target["name"])
+            except Exception as exc:  # noqa: BLE001
+                return self._arm_error(message, exc, sub, "check", 0)
+            message["reads"] = message.get("reads", 0) + 1
+            state = (snapshot.provisioning_state or "").lower()
+            if state == "failed":
+                return Failed(f"snapshot {target['name']} ended Failed")
+            if state != "succeeded":
+                pending.append(target["name"])
+        if pending:
+            return self._next(message, CHECK_DELAY, f"{len(pending)} snapshot(s) still creating", step="check", index=0)
+        if job.get("copy_region"):
+            return Retry(1, "copy to the second region", {"step": "copy", "index": 0, "attempt": 0,
+                                                          "reads": message["reads"], "writes": message.get("writes", 0)})
+        return Done("snapshot_set", self._tally(message, job))
+
+    def copy_snapshot(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        """CopyStart one disk's snapshot at a time, in order."""
+        from azure.mgmt.compute.models import CreationData, Snapshot
+
+        sub, rg, region = job["subscription_id"], job["resource_group"], job["copy_region"]
+        index = message.get("index", 0)
+        wait = self._wait_for_budget(message, sub, 1, "copy", index)
+        if wait:
+            return wait
+        target = job["snapshots"][index]
+        source_id = (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/snapshots/{target['name']}")
+        body = Snapshot(location=region, tags=dict(job["tags"], **{"vmkeeper-copy-of": source_id[-256:]}), incremental=True,
+                        creation_data=CreationData(create_option="CopyStart", source_resource_id=source_id))
+        try:
+            self.clients.compute(sub).snapshots.begin_create_or_update(rg, copy_name(target["name"], region), body,
+                                                                       polling=False, raw_response_hook=self._observe(sub))
+        except Exception as exc:  # noqa: BLE001
+            return self._arm_error(message, exc, sub, "copy", index)
+        message["writes"] = message.get("writes", 0) + 1
+        return Retry(COPY_DELAY, "copy started", {"step": "copy_check", "index": index, "attempt": 0,
+                                                  "reads": message.get("reads", 0), "writes": message["writes"]})
+
+    def check_copy(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        sub, rg, region = job["subscription_id"], job["resource_group"], job["copy_region"]
+        index = message.get("index", 0)
+        name = copy_name(job["snapshots"][index]["name"], region)
+        try:
+            copy = self.clients.compute(sub).snapshots.get(rg, name)
+        except Exception as exc:  # noqa: BLE001
+            return self._arm_error(message, exc, sub, "copy_check", index)
+        message["reads"] = message.get("reads", 0) + 1
+        if copy.copy_completion_error is not None:
+            return Failed(f"copy {name}: {copy.copy_completion_error.error_code}")
+        if (copy.completion_percent or 0) < 100:
+            return self._next(message, COPY_DELAY, f"copy {name} at {copy.completion_percent}%", step="copy_check", index=index)
+        if index + 1 < len(job["snapshots"]):
+            return Retry(1, "next disk's copy", {"step": "copy", "index": index + 1, "attempt": 0,
+                                                  "reads": message["reads"], "writes": message.get("writes", 0)})
+        return Done("snapshot_set", self._tally(message, job))
+
+    # --- restore points ----------------------------------------------------------------------
+    def create_restore_point(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        from azure.mgmt.compute.models import (
+            ApiEntityReference,
+            RestorePoint,
+            RestorePointCollection,
+            RestorePointCollectionSourceProperties,
+        )
+
+        sub, rg = job["subscription_id"], job["resource_group"]
+        compute = self.clients.compute(sub)
+        wait = self._wait_for_budget(message, sub, 2, "create", 0)
+        if wait:
+            return wait
+        collection_tags = {k: v for k, v in job["tags"].items() if k in ("managed-by", "vmkeeper-vm", "vmkeeper-policy")}
+        try:
+            compute.restore_point_collections.create_or_update(
+                rg, job["rpc_name"], RestorePointCollection(location=job["location"], tags=collection_tags,
+                                                            source=RestorePointCollectionSourceProperties(id=job["vm_id"])),
+                raw_response_hook=self._observe(sub))
+            compute.restore_points.begin_create(
+                rg, job["rpc_name"], job["rp_name"],
+                RestorePoint(consistency_mode=job["consistency"],
+                             exclude_disks=[ApiEntityReference(id=d) for d in job.get("exclude_disk_ids", [])]),
+                polling=False, raw_response_hook=self._observe(sub))
+        except Exception as exc:  # noqa: BLE001
+            from azure.core.exceptions import HttpResponseError
+
+            if isinstance(exc, HttpResponseError) and exc.status_code == 409 and "already exists" in str(exc.message):
+                pass  # a retry of an accepted create: check it
+            else:
+                return self._arm_error(message, exc, sub, "create", 0)
+        message["writes"] = message.get("writes", 0) + 2
+        return Retry(CHECK_DELAY, "restore point accepted", {"step": "check", "index": 0, "attempt": 0,
+                                                              "reads": message.get("reads", 0), "writes": message["writes"]})
+
+    def check_restore_point(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        sub, rg = job["subscription_id"], job["resource_group"]
+        try:
+            rp = self.clients.compute(sub).restore_points.get(rg, job["rpc_name"], job["rp_name"])
+        except Exception as exc:  # noqa: BLE001
+            return self._arm_error(message, exc, sub, "check", 0)
+        message["reads"] = message.get("reads", 0) + 1
+        state = (rp.provisioning_state or "").lower()
+        if state == "failed":
+            return Failed(f"restore point {job['rp_name']} ended Failed")
+        if state != "succeeded":
+            return self._next(message, CHECK_DELAY, "restore point still creating", step="check", index=0)
+        return Done("restore_point", self._tally(message, job))
+
+    @staticmethod
+    def _tally(message: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+        return {"vm": job["vm_id"], "slot": job["slot"], "set": job["set_id"], "reads": message.get("reads", 0),
+                "writes": message.get("writes", 0)}
