@@ -20,7 +20,7 @@ from .clock import Clock
 from .events import EventBus, build_event
 from .faults import Faults
 from .lro import Operation, Operations
-from .routing import Request, Response, Router
+from .routing import Request, Response
 from .state import Store
 from .throttle import Throttle, retry_after_header
 
@@ -62,7 +62,7 @@ class Emulator:
         self.events = EventBus()
         self.calls = CallLog()
         self.operations = Operations(self.clock)
-        self.router: Router = build_router()
+        self.router, self.guards = build_router()
         self.admin = admin.AdminApi(self)
         self.base_url = "https://127.0.0.1"
         self.latency_ms = 0.0
@@ -163,6 +163,8 @@ class Emulator:
                 delay = rule.delay_ms / 1000.0
         with self.lock:
             self.operations.settle()
+            for guard in self.guards:
+                guard(req)
             resp = route.handler(req)
         if 200 <= resp.status < 300 and route.kind in ("writes", "deletes") and resp.headers.pop("x-emulator-event", "1") == "1":
             self._publish(req, route)

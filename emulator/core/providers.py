@@ -6,6 +6,7 @@ from __future__ import annotations
 from .routing import Router
 
 PROVIDERS = (
+    "emulator.authorization.responses",
     "emulator.resources.responses",
     "emulator.network.responses",
     "emulator.compute.responses",
@@ -13,10 +14,15 @@ PROVIDERS = (
 )
 
 
-def build_router() -> Router:
+def build_router() -> tuple[Router, list]:
+    """The combined route table, and the guards (checks every request passes before its handler,
+    such as management locks) that providers declare with a module-level ``guard``."""
     import importlib
 
-    router = Router()
+    router, guards = Router(), []
     for name in PROVIDERS:
-        router.extend(importlib.import_module(name).router)
-    return router
+        module = importlib.import_module(name)
+        router.extend(module.router)
+        if hasattr(module, "guard"):
+            guards.append(module.guard)
+    return router, guards
