@@ -79,23 +79,36 @@ def azurite_binary() -> str:
 
 
 @contextlib.contextmanager
-def azurite() -> Iterator[Azurite]:
-    ports = Azurite(free_port(), free_port(), free_port())
+def azurite(attempts: int = 3) -> Iterator[Azurite]:
+    """Azurite on free ports; a start that fails (a port taken between choosing and binding, a
+    slow machine) is tried again on new ports."""
     workdir = tempfile.mkdtemp(prefix="vmkeeper-azurite-")  # its cwd: debug logs never land in the repo
-    cmd = [
-        azurite_binary(), "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck",
-        "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob_port),
-        "--queueHost", "127.0.0.1", "--queuePort", str(ports.queue_port),
-        "--tableHost", "127.0.0.1", "--tablePort", str(ports.table_port),
-    ]
-    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc, ports, error = None, None, None
     try:
-        for port in (ports.queue_port, ports.table_port, ports.blob_port):
-            _wait_port(port, proc)
+        for _ in range(attempts):
+            ports = Azurite(free_port(), free_port(), free_port())
+            cmd = [
+                azurite_binary(), "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck",
+                "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob_port),
+                "--queueHost", "127.0.0.1", "--queuePort", str(ports.queue_port),
+                "--tableHost", "127.0.0.1", "--tablePort", str(ports.table_port),
+            ]
+            proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    start_new_session=True)
+            try:
+                for port in (ports.queue_port, ports.table_port, ports.blob_port):
+                    _wait_port(port, proc, timeout=60)
+                break
+            except (RuntimeError, TimeoutError) as exc:
+                error = f"{exc}: {proc.stderr.read().decode(errors='replace')[-500:] if proc.poll() is not None else ''}"
+                _stop(proc)
+                proc = None
+        if proc is None or ports is None:
+            raise RuntimeError(f"Azurite did not start: {error}")
         yield ports
     finally:
-        _stop(proc)
+        if proc is not None:
+            _stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
