@@ -93,14 +93,15 @@ def azurite(attempts: int = 3) -> Iterator[Azurite]:
                 "--queueHost", "127.0.0.1", "--queuePort", str(ports.queue_port),
                 "--tableHost", "127.0.0.1", "--tablePort", str(ports.table_port),
             ]
-            proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    start_new_session=True)
+            errors = Path(workdir) / "azurite.err"  # a file, not a pipe: a full pipe would block Azurite
+            with errors.open("wb") as err:
+                proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
             try:
                 for port in (ports.queue_port, ports.table_port, ports.blob_port):
                     _wait_port(port, proc, timeout=60)
                 break
             except (RuntimeError, TimeoutError) as exc:
-                error = f"{exc}: {proc.stderr.read().decode(errors='replace')[-500:] if proc.poll() is not None else ''}"
+                error = f"{exc}: {errors.read_text(errors='replace')[-500:]}"
                 _stop(proc)
                 proc = None
         if proc is None or ports is None:
