@@ -49,6 +49,29 @@ class Ledger:
             "updated": datetime.now(UTC).isoformat(),
         })
 
+    def record(self, partition: str, key: str, fields: dict[str, Any]) -> None:
+        """One row per (run, item): what was decided or done, and why."""
+        self._ensure()
+        self.table.upsert_entity({"PartitionKey": partition, "RowKey": row_key(key), "item": key, **fields,
+                                  "updated": datetime.now(UTC).isoformat()})
+
+    def get(self, partition: str, key: str) -> dict[str, Any] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        self._ensure()
+        try:
+            return dict(self.table.get_entity(partition, row_key(key)))
+        except ResourceNotFoundError:
+            return None
+
+    def delete(self, partition: str, key: str) -> None:
+        self._ensure()
+        self.table.delete_entity(partition, row_key(key))
+
+    def rows(self, partition: str) -> list[dict[str, Any]]:
+        self._ensure()
+        return [dict(e) for e in self.table.query_entities(f"PartitionKey eq '{partition}'")]
+
     def vm(self, vm_id: str) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError
 
