@@ -125,3 +125,45 @@ class ProtectSettings:
             retry_max_seconds=_int(env, "VMKEEPER_PROTECT_RETRY_MAX_SECONDS", 300, 1, 86400),
             max_attempts=_int(env, "VMKEEPER_PROTECT_MAX_ATTEMPTS", 12, 1, 1000),
         )
+
+
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """Scheduled protection and retention: which subscriptions, which policies, how fast."""
+
+    subscriptions: tuple[str, ...]
+    policy_file: str
+    jobs_queue: str = "vmkeeper-jobs"
+    ledger_table: str = "vmkeeperledger"
+    budget_table: str = "vmkeeperbudget"
+    write_rate: float = 8.0  # per second per subscription: under ARM's refill of 10/s, leaving room for others
+    write_burst: int = 150
+    delete_rate: float = 8.0
+    delete_burst: int = 150
+    retention_dry_run: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> FleetSettings:
+        env = os.environ if env is None else env
+        subs = tuple(s.strip().lower() for s in _get(env, "VMKEEPER_SUBSCRIPTIONS").split(",") if s.strip())
+        bad = [s for s in subs if not GUID.match(s)]
+        if not subs or bad:
+            raise SettingError(f"VMKEEPER_SUBSCRIPTIONS: comma-separated subscription ids (bad: {', '.join(bad) or 'none given'})")
+        policy_file = _get(env, "VMKEEPER_POLICY_FILE")
+        if not os.path.isfile(policy_file):
+            raise SettingError(f"VMKEEPER_POLICY_FILE: no such file {policy_file!r}")
+        return cls(
+            subscriptions=subs,
+            policy_file=policy_file,
+            jobs_queue=_get(env, "VMKEEPER_JOBS_QUEUE", "vmkeeper-jobs"),
+            ledger_table=_get(env, "VMKEEPER_LEDGER_TABLE", "vmkeeperledger"),
+            budget_table=_get(env, "VMKEEPER_BUDGET_TABLE", "vmkeeperbudget"),
+            write_rate=float(_int(env, "VMKEEPER_WRITES_PER_SECOND", 8, 1, 1000)),
+            write_burst=_int(env, "VMKEEPER_WRITE_BURST", 150, 1, 10000),
+            delete_rate=float(_int(env, "VMKEEPER_DELETES_PER_SECOND", 8, 1, 1000)),
+            delete_burst=_int(env, "VMKEEPER_DELETE_BURST", 150, 1, 10000),
+            retention_dry_run=_bool(env, "VMKEEPER_RETENTION_DRY_RUN", False),
+        )
