@@ -11,6 +11,7 @@ PROVIDERS = (
     "emulator.network.responses",
     "emulator.compute.responses",
     "emulator.resourcegraph.responses",
+    "emulator.recoveryservices.responses",
 )
 
 
