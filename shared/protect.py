@@ -155,8 +155,8 @@ class Protector:
 
     def _discoverable(self, backup: Any, vault_rg: str, vault: str, vm_id: str) -> bool:
         for protectable in backup.backup_protectable_items.list(vault, vault_rg, filter="backupManagementType eq 'AzureIaasVM'"):
-            props = protectable.properties
-            if (getattr(props, "virtual_machine_id", "") or "").lower() == vm_id.lower():
+            # Read the wire field: the SDK may deserialize the item as its base class.
+            if (protectable.properties.get("virtualMachineId") or "").lower() == vm_id.lower():
                 return True
         return False
 
@@ -168,7 +168,7 @@ class Protector:
             protected = backup.protected_items.get(vault, vault_rg, "Azure", container, item)
         except ResourceNotFoundError:
             return self._retry(message, "protected item not there yet", step="start")
-        state = (getattr(protected.properties, "protection_state", "") or "").lower()
+        state = (protected.properties.get("protectionState") or "").lower()
         if state not in PROTECTED_STATES:
             return self._retry(message, f"protection state is {state or 'unknown'}", step="verify")
         detail = {"vault": vault_id, "policy": choice.backup_policy, "item": item}
@@ -190,10 +190,13 @@ class Protector:
 
         sub, rg, name = parse_vm_id(message["vm_id"])
         try:
-            self.clients.compute(sub).virtual_machines.get(rg, name)
-            return Done("vm_exists", {"note": "the VM exists again: nothing to stop"})
+            vm = self.clients.compute(sub).virtual_machines.get(rg, name)
         except ResourceNotFoundError:
-            pass
+            vm = None
+        if vm is not None:
+            if (vm.provisioning_state or "").lower() == "deleting":  # the event comes when the delete is accepted
+                return self._retry(message, "VM is still being deleted")
+            return Done("vm_exists", {"note": "the VM exists again: nothing to stop"})
         container, item = container_name(rg, name), item_name(rg, name)
         for vault_id in sorted(set(self.settings.vaults.values())):
             vault_sub, vault_rg, vault = vault_parts(vault_id)
@@ -202,7 +205,7 @@ class Protector:
                 protected = backup.protected_items.get(vault, vault_rg, "Azure", container, item)
             except ResourceNotFoundError:
                 continue
-            state = (getattr(protected.properties, "protection_state", "") or "").lower()
+            state = (protected.properties.get("protectionState") or "").lower()
             if state == "protectionstopped":
                 return Done("already_stopped", {"vault": vault_id})
             if not self.settings.stop_protection_on_delete:

@@ -1,0 +1,230 @@
+"""Auto-protect end to end: the emulator's Event Grid → the function app's Event Grid trigger (run
+by the local Functions host) → a job on an Azurite queue → the queue worker → Azure Backup in the
+emulator. Exactly once, without loops, with retries through delayed messages and the poison queue."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+import uuid
+
+import pytest
+
+from emulator.functions_host import LocalFunctionsHost
+from emulator.testing import StaticCredential
+from tests.conftest import SHARED
+
+REGIONS = ["westeurope", "northeurope"]
+
+
+@pytest.fixture
+def protect(az, emu, sub, azurite, monkeypatch):
+    from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
+
+    import function_app
+    from emulator.recoveryservices.models import seed_vaults
+    from shared import autoprotect, azure_clients
+
+    vaults = seed_vaults(emu, sub, "rg-backup", REGIONS)
+    suffix = uuid.uuid4().hex[:8]
+    settings = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "VMKEEPER_VAULTS": json.dumps(vaults),
+        "VMKEEPER_BACKUP_POLICIES": json.dumps({"gold": "EnhancedPolicy", "silver": "DefaultPolicy", "bronze": "DefaultPolicy"}),
+        "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}",
+        "VMKEEPER_PROTECT_TABLE": f"protect{suffix}",
+        "VMKEEPER_PROTECT_RETRY_SECONDS": "1",
+        "VMKEEPER_PROTECT_RETRY_MAX_SECONDS": "2",
+        "VMKEEPER_ARM_ENDPOINT": az.base_url,
+        "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    azure_clients.use_credential(StaticCredential())
+    autoprotect.settings.cache_clear()
+    host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
+    host.ensure_queues()
+    webhook = host.serve_event_grid("vm_events")
+    az.admin("POST", "eventSubscriptions", {"endpoint": webhook, "subscriptionId": sub, "includedEventTypes": [
+        "Microsoft.Resources.ResourceWriteSuccess", "Microsoft.Resources.ResourceDeleteSuccess"]})
+    backup = az.client(RecoveryServicesBackupClient, sub, polling_interval=0)
+    yield {"host": host, "vaults": vaults, "backup": backup, "settings": settings, "sub": sub}
+    host.close()
+    autoprotect.settings.cache_clear()
+
+
+def protected_items(protect, vm_name: str) -> list:
+    found = []
+    for vault_id in protect["vaults"].values():
+        rg, vault = vault_id.split("/")[4], vault_id.split("/")[8]
+        found += [i for i in protect["backup"].backup_protected_items.list(vault, rg)
+                  if i.name.lower().endswith(f";{vm_name.lower()}")]
+    return found
+
+
+def status(protect, vm) -> str:
+    from azure.mgmt.recoveryservicesbackup.models import BackupStatusRequest
+
+    region = vm.location.replace(" ", "").lower()
+    return protect["backup"].backup_status.get(region, BackupStatusRequest(resource_type="VM", resource_id=vm.id)).protection_status
+
+
+def vm_event(vm_id: str, sub: str, event_type: str = "Microsoft.Resources.ResourceWriteSuccess", event_id: str | None = None) -> dict:
+    event = json.loads((SHARED / "events/derived/vm_write_success.subscription-topic.eventgrid.derived.json").read_text())[0]
+    text = json.dumps(event).replace("{subscription-id}", sub)
+    event = json.loads(text)
+    event["subject"] = event["data"]["resourceUri"] = event["data"]["authorization"]["scope"] = vm_id
+    event["eventType"] = event_type
+    if event_type.endswith("DeleteSuccess"):
+        event["data"]["operationName"] = "Microsoft.Compute/virtualMachines/delete"
+    event["id"] = event_id or str(uuid.uuid4())
+    return event
+
+
+def create_vm(az, compute, resources, sub, name: str, tags: dict | None = None):
+    from azure.mgmt.compute.models import (
+        HardwareProfile,
+        ManagedDiskParameters,
+        NetworkInterfaceReference,
+        NetworkProfile,
+        OSDisk,
+        StorageProfile,
+        VirtualMachine,
+    )
+
+    from tests.emulator.test_compute_vms import make_nic
+
+    nic = make_nic(resources, sub, "rg-vm-00", f"{name}-nic")
+    return compute.virtual_machines.begin_create_or_update("rg-vm-00", name, VirtualMachine(
+        location="westeurope", tags=tags or {"vmkeeper-policy": "gold"},
+        hardware_profile=HardwareProfile(vm_size="Standard_D2s_v5"),
+        storage_profile=StorageProfile(os_disk=OSDisk(create_option="FromImage",
+                                                      managed_disk=ManagedDiskParameters(storage_account_type="Premium_LRS"))),
+        network_profile=NetworkProfile(network_interfaces=[NetworkInterfaceReference(id=nic)]),
+    ), polling=False)
+
+
+def test_a_new_vm_is_protected_from_its_creation_event(az, protect, compute, resources, sub):
+    start = time.monotonic()
+    create_vm(az, compute, resources, sub, "vm-fresh")
+    host = protect["host"]
+    deadline = time.monotonic() + 60
+    vm = None
+    while time.monotonic() < deadline:
+        az.admin("GET", "health")
+        host.run_until_idle(timeout=30)
+        vm = compute.virtual_machines.get("rg-vm-00", "vm-fresh")
+        if status(protect, vm) == "Protected":
+            break
+        time.sleep(0.2)
+    assert status(protect, vm) == "Protected", host.invocations[-5:]
+    items = protected_items(protect, "vm-fresh")
+    assert len(items) == 1
+    assert items[0].properties["policyId"].endswith("/backupPolicies/EnhancedPolicy")
+    assert time.monotonic() - start < 60
+
+
+def test_the_same_event_twenty_times_and_early_events_end_in_one_item(az, emu, protect, sub):
+    host = protect["host"]
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    event = vm_event(vm_id, sub, event_id="dup-1")
+    for _ in range(20):
+        host.deliver_event("vm_events", event)
+    # The worker is idempotent too: 20 jobs for the same VM, as from 20 distinct events, still make one item.
+    for _ in range(20):
+        host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=90)
+    assert len(protected_items(protect, "vm-00000")) == 1
+
+
+def test_opted_out_vm_is_left_alone(az, protect, compute, resources, sub):
+    create_vm(az, compute, resources, sub, "vm-shy", tags={"vmkeeper-optout": "true"})
+    host = protect["host"]
+    time.sleep(0.5)
+    assert host.run_until_idle(timeout=60)
+    assert protected_items(protect, "vm-shy") == []
+    calls = [c for c in az.calls() if (c["operation"] or "").endswith("protectedItems/write")]
+    assert calls == []
+
+
+def test_a_malformed_event_is_rejected_naming_the_field_and_nothing_else_happens(az, protect, sub, caplog):
+    host = protect["host"]
+    event = vm_event(f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000", sub)
+    del event["data"]["resourceUri"]
+    del event["subject"]
+    before = len(az.calls())
+    with caplog.at_level(logging.ERROR, logger="vmkeeper.autoprotect"):
+        host.deliver_event("vm_events", event)
+    assert any("data.resourceUri" in r.getMessage() for r in caplog.records)
+    assert host.pending() == 0
+    assert len(az.calls()) == before
+
+
+def test_deleting_a_protected_vm_stops_protection_and_keeps_its_data(az, protect, compute, sub):
+    host = protect["host"]
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00002"
+    host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=60)
+    [item] = protected_items(protect, "vm-00002")
+    compute.virtual_machines.begin_delete("rg-vm-00", "vm-00002").result()
+    time.sleep(0.5)
+    assert host.run_until_idle(timeout=60)
+    deadline = time.monotonic() + 20  # stopping is long-running in the vault: the job was accepted
+    while time.monotonic() < deadline:
+        [item] = protected_items(protect, "vm-00002")
+        if item.properties["protectionState"] == "ProtectionStopped":
+            break
+        time.sleep(0.2)
+    assert item.properties["protectionState"] == "ProtectionStopped"
+    assert not [c for c in az.calls() if c["method"] == "DELETE" and "protectedItems" in c["path"]]
+
+
+def test_a_region_without_a_vault_ends_in_the_poison_queue_with_its_reason(az, emu, protect, sub, azurite):
+    from azure.storage.queue import QueueClient
+
+    summary = az.seed(subscriptions=[sub], resource_groups=1, vms=1, regions=["eastus"], vm_prefix="east")
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-east-00/providers/Microsoft.Compute/virtualMachines/east-00000"
+    assert summary["vms"] == 1
+    host = protect["host"]
+    host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=60)
+    poison = QueueClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_QUEUE"] + "-poison")
+    [message] = list(poison.receive_messages())
+    body = json.loads(__import__("base64").b64decode(message.content))
+    assert "eastus" in body["reason"] and body["message"]["vm_id"] == vm_id.lower()
+
+
+def test_two_hundred_vms_in_a_burst_with_ten_percent_faults(az, protect, sub, azurite):
+    from azure.data.tables import TableClient
+    from azure.storage.queue import QueueClient
+
+    from shared.ledger import Ledger
+
+    az.seed(subscriptions=[sub], resource_groups=4, vms=200, data_disks=[0, 1], regions=["westeurope"],
+            vm_prefix="burst", tag_sets=[{"vmkeeper-policy": "silver"}])
+    per_kind = 0.035  # three kinds: about 10% of Recovery Services calls fail
+    az.faults([{"kind": kind, "operation": "Microsoft.RecoveryServices/.*", "probability": per_kind}
+               for kind in ("429", "500", "503")], seed=11)
+    host = protect["host"]
+    vm_ids = [f"/subscriptions/{sub}/resourceGroups/rg-burst-{i % 4:02d}/providers/Microsoft.Compute/virtualMachines/burst-{i:05d}"
+              for i in range(200)]
+    for vm_id in vm_ids:
+        host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=400)
+    fired = sum(r["fired"] for r in az.admin("GET", "faults")["rules"])
+    az.faults([])
+    assert fired > 20  # the faults really happened
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string,
+                                                       protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    outcomes = {row["vmId"]: row["outcome"] for row in ledger.vms()}
+    poison = QueueClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_QUEUE"] + "-poison")
+    poisoned = poison.get_queue_properties().approximate_message_count
+    done = sum(1 for vm_id in vm_ids if outcomes.get(vm_id.lower()) in ("protected", "already_protected"))
+    assert done + poisoned == 200, (done, poisoned)
+    print(f"\n200 VMs with ~10% faults: {done} protected, {poisoned} poisoned with a reason")
+    items = [i.name.lower() for vault_id in protect["vaults"].values()
+             for i in protect["backup"].backup_protected_items.list(vault_id.split("/")[8], vault_id.split("/")[4])]
+    assert len(items) == len(set(items))  # none twice
+    assert sum(1 for i in items if ";burst-" in i) == done
