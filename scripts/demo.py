@@ -1,5 +1,8 @@
 """`make demo`: start local Azure (Azurite + the ARM emulator, each a child process on free
-127.0.0.1 ports), seed a fleet, and print an inventory summary from a Resource Graph query.
+127.0.0.1 ports), seed a fleet, print an inventory summary from a Resource Graph query, then run
+auto-protect: VMs are created in the emulator → its Event Grid event reaches the function app
+(run by the local Functions host) → a job on the Azurite queue → the VM is protected in its
+region's Recovery Services vault. The demo prints the timeline.
 
 Everything stops when the demo ends: no stray processes."""
 
@@ -65,8 +68,89 @@ def main() -> int:
         print("VMs per subscription: " + ", ".join(f"{s[:8]}…: {n}" for s, n in sorted(per_sub.items())))
         calls = az.calls()
         print(f"\nARM calls made: {len(calls)} ({Counter(c['operation'] for c in calls).most_common(1)[0][0]})")
+
+        print("\n== Auto-protect: VM creation event → Azure Backup")
+        autoprotect_demo(az, storage, fleet["subscriptions"][0], say)
     say("local Azure stopped")
     return 0
+
+
+def autoprotect_demo(az, storage, sub: str, say) -> None:
+    import importlib
+    import json
+    import os
+    import threading
+
+    from azure.data.tables import TableClient
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.mgmt.resource.resources.models import GenericResource
+
+    import function_app
+    from emulator.functions_host import LocalFunctionsHost
+    from emulator.testing import StaticCredential
+    from shared import autoprotect, azure_clients
+    from shared.ledger import Ledger
+
+    resources = az.client(ResourceManagementClient, sub)
+    vaults = {}
+    for region in ("westeurope", "northeurope", "eastus", "westus2"):
+        vault_id = f"/subscriptions/{sub}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/vault-{region}"
+        resources.resource_groups.create_or_update("rg-backup", {"location": "westeurope"})
+        resources.resources.begin_create_or_update_by_id(vault_id, GenericResource(
+            location=region, sku={"name": "RS0", "tier": "Standard"}, properties={}), api_version="2025-02-01").result()
+        vaults[region] = vault_id
+    say(f"Recovery Services vaults in {', '.join(vaults)}")
+    os.environ.update({
+        "AzureWebJobsStorage": storage.connection_string, "VMKEEPER_VAULTS": json.dumps(vaults),
+        "VMKEEPER_BACKUP_POLICIES": json.dumps({"gold": "EnhancedPolicy", "silver": "DefaultPolicy", "bronze": "DefaultPolicy"}),
+        "VMKEEPER_PROTECT_QUEUE": "vmkeeper-protect", "VMKEEPER_PROTECT_TABLE": "vmkeeperprotection",
+        "VMKEEPER_PROTECT_RETRY_SECONDS": "1", "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
+    })
+    azure_clients.use_credential(StaticCredential())  # local only: the emulator takes any bearer token
+    autoprotect.settings.cache_clear()
+    host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)
+    host.ensure_queues()
+    az.admin("POST", "eventSubscriptions", {"endpoint": host.serve_event_grid("vm_events"), "subscriptionId": sub})
+    say("function app running: Event Grid → vm_events → queue 'vmkeeper-protect' → protect_worker")
+    stop = threading.Event()
+
+    def pump() -> None:
+        while not stop.is_set():
+            if not host.poll_once():
+                time.sleep(0.05)
+
+    worker = threading.Thread(target=pump, daemon=True)
+    worker.start()
+    compute = az.client(ComputeManagementClient, sub)
+    rg = next(g.name for g in resources.resource_groups.list() if g.location == "westeurope" and g.name != "rg-backup")
+    subnet = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/vnet-westeurope/subnets/default"
+    wanted = {"app-gold": {"vmkeeper-policy": "gold"}, "app-default": {}, "lab-optout": {"vmkeeper-optout": "true"}}
+    for name, tags in wanted.items():
+        nic = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkInterfaces/{name}-nic"
+        resources.resources.begin_create_or_update_by_id(nic, GenericResource(location="westeurope", properties={
+            "ipConfigurations": [{"name": "ip", "properties": {"subnet": {"id": subnet}}}]}), api_version="2024-05-01").result()
+        compute.virtual_machines.begin_create_or_update(rg, name, {
+            "location": "westeurope", "tags": tags, "properties": {
+                "hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+                "storageProfile": {"osDisk": {"createOption": "FromImage", "managedDisk": {"storageAccountType": "Premium_LRS"}}},
+                "networkProfile": {"networkInterfaces": [{"id": nic}]}}}, polling=False)
+        say(f"VM {name} created (PUT accepted) with tags {tags or '{}'}")
+    ledger = Ledger(TableClient.from_connection_string(storage.connection_string, "vmkeeperprotection"))
+    deadline = time.monotonic() + 60
+    seen: set[str] = set()
+    while time.monotonic() < deadline and len(seen) < len(wanted):
+        for row in ledger.vms():
+            name = row["vmId"].rsplit("/", 1)[-1]
+            if name in wanted and name not in seen:
+                seen.add(name)
+                say(f"VM {name}: {row['outcome']} {json.loads(row['detail']).get('policy') or ''}".rstrip())
+        time.sleep(0.2)
+    stop.set()
+    worker.join(10)
+    host.close()
+    steps = Counter(i["function"] for i in host.invocations)
+    say(f"function invocations: {dict(steps)}; failed: {sum(1 for i in host.invocations if not i['ok'])}")
 
 
 if __name__ == "__main__":
