@@ -55,6 +55,8 @@ def _clients(kind: str, subscription_id: str | None) -> Any:
         from azure.mgmt.compute import ComputeManagementClient as Client
     elif kind == "backup":
         from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient as Client
+    elif kind == "locks":
+        from azure.mgmt.resource.locks import ManagementLockClient as Client
     elif kind == "graph":
         from azure.mgmt.resourcegraph import ResourceGraphClient
 
@@ -70,6 +72,10 @@ def compute(subscription_id: str) -> Any:
 
 def backup(subscription_id: str) -> Any:
     return _clients("backup", subscription_id.lower())
+
+
+def locks(subscription_id: str) -> Any:
+    return _clients("locks", subscription_id.lower())
 
 
 def resource_graph() -> Any:

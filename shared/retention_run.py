@@ -202,3 +202,32 @@ def run(graph: Any, compute: Any, locks: Any, ledger: Any, budget: Any, subscrip
     log.info("retention %s: %s", run_id, applied)
     return decisions, applied
 
+
+
+def load_policies(path: str) -> dict[str, RetentionPolicy]:
+    """Each policy's ``retention`` block from the policy document, validated (errors name the field)."""
+    import json
+
+    with open(path, encoding="utf-8") as fh:
+        document = json.load(fh)
+    policies = document.get("policies") if isinstance(document, dict) else None
+    if not isinstance(policies, dict):
+        raise ValueError("policies: required, an object of named policies")
+    return {name.lower(): RetentionPolicy.from_dict(body.get("retention") or {}, where=f"policies.{name}.retention")
+            for name, body in policies.items() if isinstance(body, dict)}
+
+
+def run_from_settings(now: datetime) -> Applied:
+    """The timer's entry point: everything from app settings (shared/settings.py FleetSettings)."""
+    from . import azure_clients
+    from .ledger import Ledger
+    from .pacing import WriteBudget
+    from .settings import FleetSettings
+
+    s = FleetSettings.from_env()
+    policies = load_policies(s.policy_file)
+    budget = WriteBudget(azure_clients.table(s.budget_table), rate=s.delete_rate, burst=s.delete_burst)
+    _, applied = run(azure_clients.resource_graph(), azure_clients.compute, azure_clients.locks,
+                     Ledger(azure_clients.table(s.ledger_table)), budget, list(s.subscriptions), policies, now,
+                     dry_run=s.retention_dry_run)
+    return applied

@@ -107,3 +107,35 @@ def test_faults_on_deletes_delete_nothing_twice_and_nothing_wrong(world, az):
     assert world["names"]() == set(new)
     deletes = [c for c in az.calls() if c["method"] == "DELETE" and c["status"] in (200, 202)]
     assert len({c["path"].lower() for c in deletes}) == len(deletes) == len(old)
+
+
+def test_the_timer_function_runs_a_dry_pass_from_app_settings(world, az, sub, azurite, tmp_path, monkeypatch):
+    import importlib
+    import json
+
+    import function_app
+    from emulator.functions_host import LocalFunctionsHost
+    from emulator.testing import StaticCredential
+    from shared import azure_clients
+
+    world["snapshot_set"]("2026-11-20T00:00:00Z")
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    policy_file = tmp_path / "policies.json"
+    policy_file.write_text(json.dumps({"version": 1, "default": "gold", "policies": {
+        "gold": {"schedule": {"every_hours": 24}, "snapshots": {"luns": "all"}, "retention": {"keep_last": 1}}}}))
+    ledger_table = f"ledger{uuid.uuid4().hex[:8]}"
+    for name, value in {"AzureWebJobsStorage": azurite.connection_string, "VMKEEPER_SUBSCRIPTIONS": sub,
+                        "VMKEEPER_POLICY_FILE": str(policy_file), "VMKEEPER_RETENTION_DRY_RUN": "true",
+                        "VMKEEPER_LEDGER_TABLE": ledger_table, "VMKEEPER_RETENTION_SCHEDULE": "0 0 3 * * *",
+                        "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}.items():
+        monkeypatch.setenv(name, value)
+    azure_clients.use_credential(StaticCredential())
+    host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string)
+    before = world["names"]()
+    host.fire_timer("retention_pass")
+    host.close()
+    assert world["names"]() == before  # a dry run deletes nothing and marks nothing
+    from azure.data.tables import TableClient
+
+    rows = list(TableClient.from_connection_string(azurite.connection_string, ledger_table).list_entities())
+    assert len(rows) == len(before) and all(r["dryRun"] for r in rows)

@@ -1,0 +1,17 @@
+"""Retention timer: a pass over everything vmkeeper made (shared/retention_run.py)."""
+
+import logging
+
+import azure.functions as func
+
+bp = func.Blueprint()
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%VMKEEPER_RETENTION_SCHEDULE%", run_on_startup=False)
+def retention_pass(timer: func.TimerRequest) -> None:
+    from datetime import UTC, datetime
+
+    from shared.retention_run import run_from_settings
+
+    applied = run_from_settings(datetime.now(UTC))
+    logging.getLogger("vmkeeper.retention").info("retention pass: %s", applied)
