@@ -3,9 +3,8 @@
 - ``handle_event``: a VM's Event Grid event → validated → one protection job on the queue.
   Everything else is acknowledged and ignored cheaply; a malformed event is logged with the
   field named, and nothing else happens; a duplicate delivery of the same event is dropped.
-- ``handle_message``: one step of a protection job (shared/protect.py). Done → recorded; Retry →
-  the job is re-enqueued with a visibility delay (no function ever sleeps); Failed, a bad
-  message, or an error on the last delivery → the poison queue, with the reason.
+- ``handle_message``: one step of a protection job (shared/protect.py), settled by
+  shared/runner.py: recorded when done, re-enqueued with a delay, or poisoned with the reason.
 """
 
 from __future__ import annotations
@@ -19,10 +18,10 @@ from . import azure_clients, jobs
 from .events import BadEvent, parse
 from .ledger import Ledger
 from .protect import KIND, Protector, new_message
+from .runner import run_step
 from .settings import ProtectSettings
 
 log = logging.getLogger("vmkeeper.autoprotect")
-MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount (a test keeps them equal)
 
 
 @lru_cache(maxsize=1)
@@ -54,36 +53,15 @@ def handle_event(event: dict[str, Any]) -> str:
 
 def handle_message(body: bytes, dequeue_count: int) -> str:
     s = settings()
-    queue = azure_clients.queue(s.queue)
-    try:
-        message = jobs.decode(body, KIND, ("action", "vm_id"))
-    except jobs.BadMessage as exc:
-        log.error("protection job rejected: %s", exc)
-        _poison(s, body, str(exc))
-        return "poisoned"
-    try:
-        outcome = Protector(s, azure_clients).handle(message)
-    except jobs.BadMessage as exc:
-        _poison(s, body, str(exc), message)
-        return "poisoned"
-    except Exception as exc:
-        if dequeue_count < MAX_DEQUEUE_COUNT:
-            raise  # the host retries the delivery
-        _poison(s, body, f"{type(exc).__name__}: {exc}", message)
-        return "poisoned"
     ledger = _ledger(s)
-    if isinstance(outcome, jobs.Done):
+
+    def done(message: dict[str, Any], outcome: jobs.Done) -> None:
         ledger.record_vm(message["vm_id"], outcome.result, outcome.detail, message.get("event_id"))
         log.info("VM %s: %s %s", message["vm_id"], outcome.result, outcome.detail)
-        return outcome.result
-    if isinstance(outcome, jobs.Retry):
-        queue.send_message(jobs.encode({**message, **outcome.changes}), visibility_timeout=outcome.delay)
-        return "retry"
-    ledger.record_vm(message["vm_id"], "failed", {"reason": outcome.reason}, message.get("event_id"))
-    _poison(s, body, outcome.reason, message)
-    return "poisoned"
 
+    def failed(message: dict[str, Any], reason: str) -> None:
+        ledger.record_vm(message["vm_id"], "failed", {"reason": reason}, message.get("event_id"))
 
-def _poison(s: ProtectSettings, body: bytes, reason: str, message: dict[str, Any] | None = None) -> None:
-    log.error("protection job to the poison queue: %s", reason)
-    azure_clients.queue(f"{s.queue}-poison").send_message(jobs.poison_body(body, reason, message))
+    return run_step(body, dequeue_count, kind=KIND, required=("action", "vm_id"),
+                    step=Protector(s, azure_clients).handle, queue=azure_clients.queue(s.queue),
+                    poison=azure_clients.queue(f"{s.queue}-poison"), on_done=done, on_failed=failed)

@@ -1,0 +1,100 @@
+"""Scheduled protection as a service: the timer plans and fans jobs out over the queue; the queue
+worker runs each job step (shared/scheduled.py) under the shared write budget.
+
+- ``plan_and_enqueue``: inventory through Resource Graph (every subscription in scope, paged),
+  the pure planner, one message per job. A job the ledger already records as done for its slot is
+  not enqueued again, and every name is deterministic: re-running a slot creates nothing new.
+- ``handle_message``: Done → ledger; Retry → re-enqueued with a visibility delay; Failed, a bad
+  message, or an error on the last delivery → the poison queue with the reason (and the ledger).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime
+from typing import Any
+
+from . import azure_clients, jobs
+from .runner import run_step
+from .scheduled import KIND, ScheduledWorker, new_message
+
+log = logging.getLogger("vmkeeper.schedule")
+VMS_QUERY = ("Resources | where type =~ 'microsoft.compute/virtualmachines' "
+             "| project id, name, subscriptionId, resourceGroup, location, tags, properties")
+
+
+def job_key(job: dict[str, Any]) -> str:
+    """A job's identity: its VM, kind and slot (what makes a re-run of the slot a no-op)."""
+    return f"{str(job.get('vm_id', '?')).lower()}|{job.get('type', '?')}|{job.get('slot', '?')}"
+
+
+def job_message(job: Any) -> dict[str, Any]:
+    """The planner's Job as the worker's message body."""
+    raw = dataclasses.asdict(job) if dataclasses.is_dataclass(job) else dict(job)
+    slot = raw["slot"].isoformat() if isinstance(raw["slot"], datetime) else str(raw["slot"])
+    body: dict[str, Any] = {
+        "type": raw["kind"], "vm_id": raw["vm_id"].lower(), "subscription_id": raw["subscription_id"],
+        "resource_group": raw["resource_group"], "location": raw["location"], "policy": raw["policy"],
+        "slot": slot, "set_id": raw["set_id"], "tags": dict(raw["tags"]), "copy_region": raw.get("copy_region"),
+    }
+    if raw["kind"] == "snapshot_set":
+        body["snapshots"] = [{"disk_id": t["disk_id"], "name": t["snapshot_name"], "lun": t["lun"]} for t in raw["snapshots"]]
+    else:
+        body.update(rpc_name=raw["restore_point_collection_name"], rp_name=raw["restore_point_name"],
+                    consistency=raw["consistency"], exclude_disk_ids=list(raw.get("excluded_disk_ids") or []))
+    return new_message(body)
+
+
+def _ledger(s: Any) -> Any:
+    from .ledger import Ledger
+
+    return Ledger(azure_clients.table(s.ledger_table))
+
+
+def plan_and_enqueue(now: datetime) -> dict[str, int]:
+    from .planner import VmRecord, plan
+    from .policy import load_policy_file
+    from .retention_run import query_all
+    from .settings import FleetSettings
+
+    s = FleetSettings.from_env()
+    policies = load_policy_file(s.policy_file)
+    inventory = [VmRecord.from_resource_graph(row)
+                 for row in query_all(azure_clients.resource_graph(), list(s.subscriptions), VMS_QUERY)]
+    result = plan(inventory, policies, now)
+    ledger, queue = _ledger(s), azure_clients.queue(s.jobs_queue)
+    counts = {"vms": len(inventory), "jobs": len(result.jobs), "enqueued": 0, "already_done": 0, "skipped": len(result.skipped)}
+    for skip in result.skipped:
+        ledger.record("skips", f"{skip.vm_id}|{now.date()}", {"reason": skip.reason})
+        log.warning("VM %s skipped: %s", skip.vm_id, skip.reason)
+    for job in result.jobs:
+        message = job_message(job)
+        done = ledger.get("jobs", job_key(message["job"]))
+        if done and done.get("outcome") == "done":
+            counts["already_done"] += 1
+            continue
+        queue.send_message(jobs.encode(message))
+        counts["enqueued"] += 1
+    log.info("planned %s", counts)
+    return counts
+
+
+def handle_message(body: bytes, dequeue_count: int) -> str:
+    from .pacing import WriteBudget
+    from .settings import FleetSettings
+
+    s = FleetSettings.from_env()
+    ledger = _ledger(s)
+    budget = WriteBudget(azure_clients.table(s.budget_table), rate=s.write_rate, burst=s.write_burst)
+
+    def done(message: dict[str, Any], outcome: jobs.Done) -> None:
+        ledger.record("jobs", job_key(message["job"]), {"outcome": "done", "result": outcome.result,
+                                                        **{k: str(v) for k, v in outcome.detail.items()}})
+
+    def failed(message: dict[str, Any], reason: str) -> None:
+        ledger.record("jobs", job_key(message["job"]), {"outcome": "failed", "reason": reason})
+
+    return run_step(body, dequeue_count, kind=KIND, required=("job",), step=ScheduledWorker(azure_clients, budget).handle,
+                    queue=azure_clients.queue(s.jobs_queue), poison=azure_clients.queue(f"{s.jobs_queue}-poison"),
+                    on_done=done, on_failed=failed)
