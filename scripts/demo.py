@@ -71,6 +71,9 @@ def main() -> int:
 
         print("\n== Auto-protect: VM creation event → Azure Backup")
         autoprotect_demo(az, storage, fleet["subscriptions"][0], say)
+
+        print("\n== Retention: the clock moves on; what is kept, marked and deleted, and why")
+        retention_demo(az, storage, fleet["subscriptions"][0], say)
     say("local Azure stopped")
     return 0
 
@@ -151,6 +154,58 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
     host.close()
     steps = Counter(i["function"] for i in host.invocations)
     say(f"function invocations: {dict(steps)}; failed: {sum(1 for i in host.invocations if not i['ok'])}")
+
+
+def retention_demo(az, storage, sub: str, say) -> None:
+    from datetime import datetime, timedelta
+
+    from azure.data.tables import TableClient
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.resource.locks import ManagementLockClient
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+
+    from shared import pacing, retention_run
+    from shared import tags as T
+    from shared.ledger import Ledger
+    from shared.retention import RetentionPolicy, plan_summary
+
+    compute = az.client(ComputeManagementClient, sub)
+    vm = next(v for v in compute.virtual_machines.list_all()
+              if (v.tags or {}).get("vmkeeper-policy") == "gold" and len(v.storage_profile.data_disks) > 1)
+    rg = vm.id.split("/")[4]
+    disks = [vm.storage_profile.os_disk.managed_disk.id] + [d.managed_disk.id for d in vm.storage_profile.data_disks]
+    for day in range(4):  # one snapshot set a day, tagged as the scheduler tags them
+        slot = datetime.fromisoformat(az.admin("GET", "clock")["now"]).replace(microsecond=0)
+        for lun, disk in enumerate(disks):
+            compute.snapshots.begin_create_or_update(rg, f"vmk-{vm.name}-{lun}-day{day}", {
+                "location": vm.location, "tags": {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(),
+                                                  T.ARTIFACT_POLICY: "gold", T.SLOT: slot.isoformat(), T.SET: f"{vm.name}-day{day}"},
+                "properties": {"incremental": True, "creationData": {"createOption": "Copy", "sourceResourceId": disk}}},
+                polling=False)  # the day passing below completes it
+        az.advance(86400)
+        if day == 0:
+            compute.snapshots.begin_update(rg, f"vmk-{vm.name}-0-day0", {"tags": {
+                **compute.snapshots.get(rg, f"vmk-{vm.name}-0-day0").tags, T.HOLD: "audit-2026"}}).result()
+    say(f"{4 * len(disks)} snapshots of {vm.name} over 4 days (day 0 under hold: 'audit-2026')")
+    policies = {"gold": RetentionPolicy(keep_last=2, deferral=timedelta(hours=24))}
+    ledger = Ledger(TableClient.from_connection_string(storage.connection_string, "vmkeeperretention"))
+    budget = pacing.WriteBudget(TableClient.from_connection_string(storage.connection_string, "vmkeeperbudget"), 8, 150)
+    graph = az.client(ResourceGraphClient)
+    for label, advance in (("first pass", 0), ("second pass, a day later", 86400 + 60)):
+        az.advance(advance)
+        now = datetime.fromisoformat(az.admin("GET", "clock")["now"])
+        decisions, applied = retention_run.run(graph, lambda s: az.client(ComputeManagementClient, s),
+                                               lambda s: az.client(ManagementLockClient, s), ledger, budget, [sub],
+                                               policies, now)
+        say(f"retention {label}: marked {applied.marked}, deleted {applied.deleted}, kept {applied.kept}, "
+            f"skipped {applied.skipped}")
+        for action, rules in plan_summary(decisions).items():
+            for rule, count in sorted(rules.items()):
+                if count:
+                    print(f"    {action:<7} {rule:<16} {count}")
+    time.sleep(1.5)  # deletes are long-running: let the accepted ones finish
+    left = sorted({s.tags[T.SET] for s in compute.snapshots.list_by_resource_group(rg) if s.name.startswith(f"vmk-{vm.name}")})
+    say(f"snapshot sets left: {', '.join(left)}")
 
 
 if __name__ == "__main__":
