@@ -23,6 +23,17 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: if this (parent) process dies — even by SIGKILL or a timeout's
+    SIGTERM, when no finally block runs — the child gets SIGTERM too. No stray servers."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -95,7 +106,8 @@ def azurite(attempts: int = 3) -> Iterator[Azurite]:
             ]
             errors = Path(workdir) / "azurite.err"  # a file, not a pipe: a full pipe would block Azurite
             with errors.open("wb") as err:
-                proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+                proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
             try:
                 for port in (ports.queue_port, ports.table_port, ports.blob_port):
                     _wait_port(port, proc, timeout=60)
@@ -118,12 +130,14 @@ def emulator_process(*args: str) -> Iterator[dict]:
     """``python -m emulator`` in a child process; yields the JSON line it prints first."""
     workdir = tempfile.mkdtemp(prefix="vmkeeper-emulator-")  # the throwaway CA lives and dies here
     cmd = [sys.executable, "-m", "emulator", "--workdir", workdir, *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    log = Path(workdir) / "emulator.log"  # a file, not a pipe that could fill and block the server
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True,
+                                start_new_session=True, preexec_fn=_die_with_parent)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         if not line:
-            raise RuntimeError(f"emulator did not start: {proc.stderr.read() if proc.stderr else ''}")
+            raise RuntimeError(f"emulator did not start: {log.read_text(errors='replace')[-2000:]}")
         info = json.loads(line)
         yield info
     finally:
