@@ -126,7 +126,8 @@ def instance_view(vm: Resource, store: Store) -> dict[str, Any]:
         "computerName": vm.properties.get("osProfile", {}).get("computerName", vm.name),
         "osName": vm.properties.get("storageProfile", {}).get("osDisk", {}).get("osType", "Linux"),
         "vmAgent": {"vmAgentVersion": "2.7.41491.1102", "statuses": [
-            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready", "message": "Guest Agent is running"}]},
+            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready", "message": "Guest Agent is running",
+             "time": iso(vm.created)}]},
         "disks": disks,
         "hyperVGeneration": "V2",
         "statuses": [

@@ -405,8 +405,7 @@ def put_snapshot(req: Request) -> Response:
         if normalize_location(source.location) == location:
             raise InvalidParameter("CopyStart is for a copy in another region; use Copy in the same region.",
                                    target="location")
-        if not incremental:
-            raise InvalidParameter("A CopyStart copy must be incremental.", target="incremental")
+        incremental = True  # a CopyStart copy of an incremental snapshot is incremental (the examples omit the flag)
         copy_span = req.emulator.lro_seconds("Microsoft.Compute/snapshots/copy") * 10
     else:
         if normalize_location(source.location) != location:
@@ -644,9 +643,10 @@ def _rp_body(req: Request, rp: Resource, expand: bool | None = None) -> dict[str
             if copy and rp.properties.get("provisioningState") == "Creating":
                 span = max(copy["end"] - copy["start"], 1e-9)
                 status, percent = "InProgress", int(min(99, max(0, (now - copy["start"]) / span * 100)))
-            entry: dict[str, Any] = {"id": drp.id, "snapshotAccessState": "Available"}
-            if copy:
-                entry["replicationStatus"] = {"status": status, "completionPercent": percent}
+            state = {"code": f"ReplicationState/{status.lower()}", "level": "Info",
+                     "displayStatus": "Replication succeeded" if status == "Succeeded" else "Replication in progress"}
+            entry: dict[str, Any] = {"id": drp.id, "snapshotAccessState": "Available",
+                                     "replicationStatus": {"status": state, "completionPercent": percent}}
             drps.append(entry)
         state = rp.properties.get("provisioningState", "Succeeded")
         body["properties"] = dict(body["properties"], instanceView={

@@ -148,7 +148,10 @@ class Store:
 
     # --- resources -------------------------------------------------------------------------------
     def get(self, resource_id: str) -> Resource | None:
-        return self.resources.get(resource_id.lower().rstrip("/"))
+        key = resource_id.lower().rstrip("/")
+        if key.startswith("subscriptions/"):  # ARM reads an id without its leading slash the same way
+            key = "/" + key
+        return self.resources.get(key)
 
     def put(self, resource: Resource) -> Resource:
         self.resources[resource.key] = resource

@@ -62,7 +62,7 @@ RESOURCES_SCHEMA: dict[str, str] = {
 }
 
 SUPPORTED_OPERATORS = (
-    "where, project, project-away, extend, order by, sort by, limit, take, summarize count()"
+    "where, project, project-away, extend, order by, sort by, limit, take, summarize count() [by ...], summarize by ..."
 )
 SUPPORTED_FUNCTIONS = (
     "tostring, tolower, toupper, toint, tolong, isnull, isnotnull, isempty, isnotempty, "
@@ -461,7 +461,7 @@ class _Limit:
 
 
 class _Summarize:
-    def __init__(self, keys: list[tuple[str, Callable[[dict], Any]]], count_name: str):
+    def __init__(self, keys: list[tuple[str, Callable[[dict], Any]]], count_name: str | None):
         self.names = [name for name, _ in keys]
         self.fns = tuple(fn for _, fn in keys)
         self.count_name = count_name
@@ -474,6 +474,8 @@ class _Summarize:
         for row in rows:
             key = tuple(fn(row) for fn in fns)
             counts[key] = counts.get(key, 0) + 1
+        if self.count_name is None:  # `summarize by`: one row per distinct group
+            return (dict(zip(self.names, key, strict=True)) for key in counts)
         return ({**dict(zip(self.names, key, strict=True)), self.count_name: n} for key, n in counts.items())
 
 
@@ -734,19 +736,21 @@ class _Parser:
 
     def parse_summarize(self, schema: dict[str, str]) -> _Summarize:
         start = self.peek()
-        if self.at_ident("by") or start.kind == "eof" or self.at_op("|"):
-            raise _unsupported(self.src, start.pos, "summarize without count()", SUPPORTED_OPERATORS)
-        count_name = self.parse_alias() or "count_"
-        fn_tok = self.peek()
-        if fn_tok.kind != "ident" or not self.at_op("(", 1):
-            raise self.unexpected("expected an aggregation such as count()")
-        if fn_tok.value != "count":
-            raise _unsupported(self.src, fn_tok.pos, f"Aggregation function '{fn_tok.value}'", "count()")
-        self.advance()
-        self.advance()
-        self.expect_op(")", "count() takes no arguments")
-        if self.at_op(","):
-            raise _unsupported(self.src, self.peek().pos, "More than one aggregation in summarize", "count()")
+        if start.kind == "eof" or self.at_op("|"):
+            raise self.unexpected("expected count() or 'by' after summarize")
+        count_name: str | None = None  # `summarize by k`: the distinct groups, no aggregation
+        if not self.at_ident("by"):
+            count_name = self.parse_alias() or "count_"
+            fn_tok = self.peek()
+            if fn_tok.kind != "ident" or not self.at_op("(", 1):
+                raise self.unexpected("expected an aggregation such as count()")
+            if fn_tok.value != "count":
+                raise _unsupported(self.src, fn_tok.pos, f"Aggregation function '{fn_tok.value}'", "count()")
+            self.advance()
+            self.advance()
+            self.expect_op(")", "count() takes no arguments")
+            if self.at_op(","):
+                raise _unsupported(self.src, self.peek().pos, "More than one aggregation in summarize", "count()")
         keys: list[tuple[str, Callable[[dict], Any]]] = []
         out: dict[str, str] = {}
         if self.accept_ident("by"):
@@ -766,9 +770,12 @@ class _Parser:
                 keys.append((name, expr.fn))
                 if not self.accept_op(","):
                     break
+        if count_name is None and not keys:
+            raise self.unexpected("expected at least one column after 'summarize by'")
         if count_name in out:
             raise self.invalid(start.pos, f"summarize: duplicate column name '{count_name}'")
-        out[count_name] = LONG
+        if count_name is not None:
+            out[count_name] = LONG
         schema.clear()
         schema.update(out)
         return _Summarize(keys, count_name)

@@ -89,6 +89,8 @@ def query_resources(req: Request) -> Response:
         try:
             state = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
             key, offset = state["q"], int(state["o"])
+            if "$top" not in options:  # the next page keeps the first page's size
+                top = int(state.get("t", MAX_PAGE))
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             raise _bad_request("options.$skipToken: the token is invalid.", code="InvalidSkipToken") from None
         if key not in cache:
@@ -109,7 +111,7 @@ def query_resources(req: Request) -> Response:
     page = rows[offset:offset + top]
     out: dict[str, Any] = {"totalRecords": len(rows), "count": len(page), "resultTruncated": "false", "facets": []}
     if offset + top < len(rows):
-        out["$skipToken"] = base64.urlsafe_b64encode(json.dumps({"q": key, "o": offset + top}).encode()).decode()
+        out["$skipToken"] = base64.urlsafe_b64encode(json.dumps({"q": key, "o": offset + top, "t": top}).encode()).decode()
     if result_format == "table":
         names = columns or (list(page[0].keys()) if page else [])
         out["data"] = {"columns": [{"name": n, "type": _column_type([r.get(n) for r in page])} for n in names],

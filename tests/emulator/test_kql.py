@@ -376,7 +376,6 @@ def test_summarize_groups_are_distinct_key_combinations():
         ("Resources | where name in (dynamic(['a']))", "'dynamic'"),
         ("Resources | summarize countif(name == 'x')", "'countif'"),
         ("Resources | summarize make_list(name) by location", "'make_list'"),
-        ("Resources | summarize by location", "summarize without count()"),
         ("Resources | where name contains_cs 'vm'", "'contains_cs'"),
         ("Resources | where name !has_cs 'vm'", "'!has_cs'"),
         ("Resources | where name has_any ('vm')", "'has_any'"),
@@ -539,3 +538,8 @@ def test_summarize_counts_add_up_to_the_row_count(rows):
     assert sum(r["count_"] for r in got) == len(rows)
     keys = [r["tags_env"] for r in got]
     assert len(keys) == len(set(keys)) == len({(r["tags"] or {}).get("env") or "" for r in rows})
+
+
+def test_summarize_by_without_an_aggregation_gives_distinct_groups():
+    rows = [{"location": "b"}, {"location": "a"}, {"location": "b"}]
+    assert run_query("Resources | project location | summarize by location", rows) == [{"location": "b"}, {"location": "a"}]

@@ -91,7 +91,7 @@ def test_cross_region_copy_replicates_with_progress(az, compute, vm, rpc):
     during = compute.restore_points.get("rg-vm-01", "rpc-vm0-copy", "rp1", expand="instanceView")
     assert during.provisioning_state == "Creating"
     status = during.instance_view.disk_restore_points[0].replication_status
-    assert status.status == "InProgress" and status.completion_percent < 100
+    assert status.status.code == "ReplicationState/inprogress" and status.completion_percent < 100
     az.advance(11)
     after = compute.restore_points.get("rg-vm-01", "rpc-vm0-copy", "rp1", expand="instanceView")
     assert after.provisioning_state == "Succeeded"
