@@ -65,17 +65,21 @@ def _instant(value: Any, fallback: datetime) -> datetime:
     return parse_instant(value) or fallback
 
 
-def _locked(resource_id: str, lock_scopes: list[str]) -> bool:
+def _locks_on(resource_id: str, lock_scopes: list[tuple[str, str]]) -> dict[str, bool]:
+    """locked: any lock covers it; ours: every lock covering it is vmkeeper's own, on the artifact itself
+    (only then may retention remove it, once LOCK_UNTIL has passed — the engine checks the date)."""
     rid = resource_id.lower()
-    return any(rid == s or rid.startswith(s + "/") for s in lock_scopes)
+    covering = [(s, n) for s, n in lock_scopes if rid == s or rid.startswith(s + "/")]
+    return {"locked": bool(covering),
+            "lock_is_ours_and_expired": bool(covering) and all(s == rid and n == T.OWN_LOCK for s, n in covering)}
 
 
 def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscriptions: list[str], now: datetime) -> Listing:
     """Everything retention judges: snapshots, restore point collections and their restore points."""
-    lock_scopes: list[str] = []
+    lock_scopes: list[tuple[str, str]] = []  # (scope, lock name)
     for sub in subscriptions:
         for lock in locks(sub).management_locks.list_at_subscription_level():
-            lock_scopes.append(lock.id.lower().rsplit("/providers/microsoft.authorization/locks/", 1)[0])
+            lock_scopes.append((lock.id.lower().rsplit("/providers/microsoft.authorization/locks/", 1)[0], lock.name))
     out = Listing(live_vm_ids={row["id"].lower() for row in query_all(graph, subscriptions, VMS_QUERY)})
     for row in query_all(graph, subscriptions, SNAPSHOTS_QUERY):
         tags = row.get("tags") or {}
@@ -83,7 +87,7 @@ def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscripti
         good = row.get("state") == "Succeeded" and (not copying or ((row.get("completion") or 0) >= 100 and not row.get("copyError")))
         out.artifacts.append(Artifact(id=row["id"], kind=SNAPSHOT, tags=tags, created=_instant(row.get("created"), now),
                                       region=row["location"], good=good, is_copy=copying,
-                                      locked=_locked(row["id"], lock_scopes)))
+                                      **_locks_on(row["id"], lock_scopes)))
     for row in query_all(graph, subscriptions, COLLECTIONS_QUERY):
         tags = dict(row.get("tags") or {})
         rpc = compute(row["subscriptionId"]).restore_point_collections.get(row["resourceGroup"], row["name"],
@@ -99,9 +103,9 @@ def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscripti
             out.artifacts.append(Artifact(id=rp.id, kind=RESTORE_POINT, tags=rp_tags, created=rp_created,
                                           region=row["location"], good=rp.provisioning_state == "Succeeded",
                                           is_copy=rp.source_restore_point is not None, set_id=rp.id,
-                                          locked=_locked(rp.id, lock_scopes)))
+                                          **_locks_on(rp.id, lock_scopes)))
         out.artifacts.append(Artifact(id=row["id"], kind=COLLECTION, tags=tags, created=created, region=row["location"],
-                                      good=True, locked=_locked(row["id"], lock_scopes)))
+                                      good=True, **_locks_on(row["id"], lock_scopes)))
     return out
 
 
@@ -122,7 +126,7 @@ def _parts(resource_id: str) -> tuple[str, str, str]:
 
 
 def apply(decisions: list[Decision], artifacts: dict[str, Artifact], compute: Any, budget: Any, ledger: Any,
-          run_id: str, dry_run: bool) -> Applied:
+          run_id: str, dry_run: bool, locks: Any = None) -> Applied:
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
     result = Applied()
@@ -151,6 +155,8 @@ def apply(decisions: list[Decision], artifacts: dict[str, Artifact], compute: An
                 if wait > 0:
                     result.deferred += 1
                     continue
+                if d.unlock:  # our own lock, past its date: only then is it ours to lift
+                    locks(sub).management_locks.delete_by_scope(art.id, T.OWN_LOCK)
                 _delete(compute(sub), art, rg, name)
                 if art.kind == RESTORE_POINT and ledger.get(MARKS, art.id):
                     ledger.delete(MARKS, art.id)
@@ -198,7 +204,7 @@ def run(graph: Any, compute: Any, locks: Any, ledger: Any, budget: Any, subscrip
     listing = list_artifacts(graph, compute, locks, ledger, subscriptions, now)
     decisions = decide(listing.artifacts, policies, listing.live_vm_ids, now)
     run_id = "run-" + now.strftime("%Y%m%dT%H%M%S")
-    applied = apply(decisions, {a.id: a for a in listing.artifacts}, compute, budget, ledger, run_id, dry_run)
+    applied = apply(decisions, {a.id: a for a in listing.artifacts}, compute, budget, ledger, run_id, dry_run, locks)
     log.info("retention %s: %s", run_id, applied)
     return decisions, applied
 

@@ -144,10 +144,41 @@ class ScheduledWorker:
                 pending.append(target["name"])
         if pending:
             return self._next(message, CHECK_DELAY, f"{len(pending)} snapshot(s) still creating", step="check", index=0)
+        if job.get("lock_days") and not message.get("locked"):
+            return self.lock_snapshots(message, job)
         if job.get("copy_region"):
             return Retry(1, "copy to the second region", {"step": "copy", "index": 0, "attempt": 0,
                                                           "reads": message["reads"], "writes": message.get("writes", 0)})
         return Done("snapshot_set", self._tally(message, job))
+
+    def lock_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        """The policy asks for a delete lock: a CanNotDelete lock on each snapshot, and the date it may
+        be lifted in a tag (retention removes only its own locks, and only after that date)."""
+        from datetime import datetime, timedelta
+
+        from azure.mgmt.compute.models import SnapshotUpdate
+        from azure.mgmt.resource.locks.models import ManagementLockObject
+
+        from . import tags as T
+
+        sub, rg = job["subscription_id"], job["resource_group"]
+        wait = self._wait_for_budget(message, sub, 2 * len(job["snapshots"]), "check", 0)
+        if wait:
+            return wait
+        until = (datetime.fromisoformat(job["slot"]) + timedelta(days=int(job["lock_days"]))).isoformat().replace("+00:00", "Z")
+        compute, locks = self.clients.compute(sub), self.clients.locks(sub)
+        for target in job["snapshots"]:
+            snapshot_id = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/snapshots/{target['name']}"
+            try:
+                compute.snapshots.begin_update(rg, target["name"], SnapshotUpdate(
+                    tags=dict(job["tags"], **{"vmkeeper-lun": str(target["lun"]), T.LOCK_UNTIL: until})), polling=False)
+                locks.management_locks.create_or_update_by_scope(snapshot_id, T.OWN_LOCK, ManagementLockObject(
+                    level="CanNotDelete", notes=f"vmkeeper: delete lock until {until}"))
+            except Exception as exc:  # noqa: BLE001
+                return self._arm_error(message, exc, sub, "check", 0)
+            message["writes"] = message.get("writes", 0) + 2
+        message["locked"] = True
+        return self.check_snapshots(message, job)
 
     def copy_snapshot(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         """CopyStart one disk's snapshot at a time, in order."""

@@ -18,6 +18,7 @@ EXPIRES = "vmkeeper-expires"  # ISO 8601 UTC instant after which retention may d
 HOLD = "vmkeeper-hold"  # any non-empty value: never delete (legal hold, investigation...)
 EXPIRING = "vmkeeper-expiring"  # set by retention's first pass: ISO 8601 UTC instant of planned deletion
 LOCK_UNTIL = "vmkeeper-lock-until"  # ISO 8601 UTC instant until which vmkeeper's CanNotDelete lock stands
+OWN_LOCK = "vmkeeper-lock"  # the name of that lock: retention lifts only locks so named, once LOCK_UNTIL has passed
 
 TRUE_VALUES = frozenset({"true", "yes", "1", "on"})
 

@@ -139,3 +139,21 @@ def test_the_timer_function_runs_a_dry_pass_from_app_settings(world, az, sub, az
 
     rows = list(TableClient.from_connection_string(azurite.connection_string, ledger_table).list_entities())
     assert len(rows) == len(before) and all(r["dryRun"] for r in rows)
+
+
+def test_retention_lifts_only_its_own_expired_locks(world, az, sub, compute):
+    own = world["snapshot_set"]("2026-11-18T00:00:00Z", extra={T.LOCK_UNTIL: "2026-11-19T00:00:00Z"})
+    foreign = world["snapshot_set"]("2026-11-19T00:00:00Z")
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    locks = az.client(ManagementLockClient, sub).management_locks
+    for name in own:
+        locks.create_or_update_by_scope(compute.snapshots.get("rg-vm-00", name).id, T.OWN_LOCK,
+                                        ManagementLockObject(level="CanNotDelete"))
+    locks.create_or_update_by_scope(compute.snapshots.get("rg-vm-00", foreign[0]).id, "legal",
+                                    ManagementLockObject(level="CanNotDelete"))
+    world["run"](0)
+    world["run"](25)
+    names = world["names"]()
+    assert not set(own) & names  # expired, ours, lock date passed: lifted and deleted
+    assert set(foreign) <= names  # someone else's lock: never lifted
+    assert [lk.name for lk in locks.list_at_subscription_level()] == ["legal"]

@@ -19,6 +19,11 @@ class Clients:
         self.az, self._compute = az, {}
         self.cls = ComputeManagementClient
 
+    def locks(self, sub):
+        from azure.mgmt.resource.locks import ManagementLockClient
+
+        return self.az.client(ManagementLockClient, sub)
+
     def compute(self, sub):
         if sub not in self._compute:
             self._compute[sub] = self.az.client(self.cls, sub, retry_backoff_factor=0.01)
@@ -110,3 +115,16 @@ def test_without_budget_the_job_waits_in_the_queue(az, compute, sub, azurite):
     outcome = worker.handle(new_message(snapshot_job(vm, sub)))
     assert isinstance(outcome, jobs.Retry) and outcome.reason == "write budget"
     assert outcome.changes["index"] == 1  # the first disk's snapshot went; the next waits its turn
+
+
+def test_a_policy_lock_guards_new_snapshots_until_its_date(az, worker, compute, sub):
+    from azure.core.exceptions import HttpResponseError
+
+    vm = compute.virtual_machines.get("rg-vm-00", "vm-00000")
+    job = dict(snapshot_job(vm, sub), lock_days=7)
+    assert isinstance(run(worker, az, new_message(job))[0], jobs.Done)
+    name = job["snapshots"][0]["name"]
+    assert compute.snapshots.get("rg-vm-00", name).tags[T.LOCK_UNTIL] == "2026-12-02T06:00:00Z"
+    with pytest.raises(HttpResponseError) as err:
+        compute.snapshots.begin_delete("rg-vm-00", name)
+    assert err.value.error.code == "ScopeLocked"
