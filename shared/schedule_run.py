@@ -37,6 +37,7 @@ def job_message(job: Any) -> dict[str, Any]:
         "type": raw["kind"], "vm_id": raw["vm_id"].lower(), "subscription_id": raw["subscription_id"],
         "resource_group": raw["resource_group"], "location": raw["location"], "policy": raw["policy"],
         "slot": slot, "set_id": raw["set_id"], "tags": dict(raw["tags"]), "copy_region": raw.get("copy_region"),
+        "lock_days": raw.get("lock_days"),
     }
     if raw["kind"] == "snapshot_set":
         body["snapshots"] = [{"disk_id": t["disk_id"], "name": t["snapshot_name"], "lun": t["lun"]} for t in raw["snapshots"]]
