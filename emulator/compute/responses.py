@@ -12,6 +12,7 @@ from ..core.arm import (
     check_name,
     check_tags,
     get_resource,
+    in_scope,
     listing,
     no_event,
     normalize_location,
@@ -245,14 +246,12 @@ for _verb, _target, _transient in (("deallocate", "deallocated", "deallocating")
 
 @router.route("GET", RG + "/virtualMachines", operation="Microsoft.Compute/virtualMachines/read", api_versions=VM_VERSIONS)
 def list_vms(req: Request) -> Response:
-    _rg(req)
-    prefix = f"/subscriptions/{req.params['subscriptionId']}/resourceGroups/{req.params['resourceGroupName']}"
-    return listing(req, [_vm_body(req, v) for v in _store(req).of_type(m.VM_TYPE, prefix)])
+    return listing(req, [_vm_body(req, v) for v in in_scope(req, m.VM_TYPE, group=True)])
 
 
 @router.route("GET", SUB + "/virtualMachines", operation="Microsoft.Compute/virtualMachines/read", api_versions=VM_VERSIONS)
 def list_all_vms(req: Request) -> Response:
-    vms = _store(req).of_type(m.VM_TYPE, f"/subscriptions/{req.params['subscriptionId']}")
+    vms = in_scope(req, m.VM_TYPE, group=False)
     location = req.query.get("$filter", "")
     if location.lower().startswith("location eq"):
         wanted = normalize_location(location.split("'")[1] if "'" in location else "")
@@ -341,14 +340,12 @@ def delete_disk(req: Request) -> Response:
 
 @router.route("GET", RG + "/disks", operation="Microsoft.Compute/disks/read", api_versions=DISK_VERSIONS)
 def list_disks(req: Request) -> Response:
-    _rg(req)
-    prefix = f"/subscriptions/{req.params['subscriptionId']}/resourceGroups/{req.params['resourceGroupName']}"
-    return listing(req, [d.to_arm() for d in _store(req).of_type(m.DISK_TYPE, prefix)])
+    return listing(req, [d.to_arm() for d in in_scope(req, m.DISK_TYPE, group=True)])
 
 
 @router.route("GET", SUB + "/disks", operation="Microsoft.Compute/disks/read", api_versions=DISK_VERSIONS)
 def list_all_disks(req: Request) -> Response:
-    return listing(req, [d.to_arm() for d in _store(req).of_type(m.DISK_TYPE, f"/subscriptions/{req.params['subscriptionId']}")])
+    return listing(req, [d.to_arm() for d in in_scope(req, m.DISK_TYPE, group=False)])
 
 
 # --- snapshots -------------------------------------------------------------------------------------
@@ -511,16 +508,14 @@ def delete_snapshot(req: Request) -> Response:
 
 @router.route("GET", RG + "/snapshots", operation="Microsoft.Compute/snapshots/read", api_versions=DISK_VERSIONS)
 def list_snapshots(req: Request) -> Response:
-    _rg(req)
-    prefix = f"/subscriptions/{req.params['subscriptionId']}/resourceGroups/{req.params['resourceGroupName']}"
     now = _now(req)
-    return listing(req, [_snapshot_body(s, now) for s in _store(req).of_type(m.SNAPSHOT_TYPE, prefix)])
+    return listing(req, [_snapshot_body(s, now) for s in in_scope(req, m.SNAPSHOT_TYPE, group=True)])
 
 
 @router.route("GET", SUB + "/snapshots", operation="Microsoft.Compute/snapshots/read", api_versions=DISK_VERSIONS)
 def list_all_snapshots(req: Request) -> Response:
     now = _now(req)
-    items = _store(req).of_type(m.SNAPSHOT_TYPE, f"/subscriptions/{req.params['subscriptionId']}")
+    items = in_scope(req, m.SNAPSHOT_TYPE, group=False)
     return listing(req, [_snapshot_body(s, now) for s in items])
 
 
@@ -613,15 +608,13 @@ def delete_rpc(req: Request) -> Response:
 @router.route("GET", RG + "/restorePointCollections", operation="Microsoft.Compute/restorePointCollections/read",
               api_versions=VM_VERSIONS)
 def list_rpcs(req: Request) -> Response:
-    _rg(req)
-    prefix = f"/subscriptions/{req.params['subscriptionId']}/resourceGroups/{req.params['resourceGroupName']}"
-    return listing(req, [r.to_arm() for r in _store(req).of_type(m.RPC_TYPE, prefix)])
+    return listing(req, [r.to_arm() for r in in_scope(req, m.RPC_TYPE, group=True)])
 
 
 @router.route("GET", SUB + "/restorePointCollections", operation="Microsoft.Compute/restorePointCollections/read",
               api_versions=VM_VERSIONS)
 def list_all_rpcs(req: Request) -> Response:
-    items = _store(req).of_type(m.RPC_TYPE, f"/subscriptions/{req.params['subscriptionId']}")
+    items = in_scope(req, m.RPC_TYPE, group=False)
     return listing(req, [r.to_arm() for r in items])
 
 

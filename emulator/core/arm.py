@@ -94,6 +94,15 @@ def listing(req: Request, items: list[dict[str, Any]], page_size: int = PAGE_SIZ
     return Response(200, body)
 
 
+def in_scope(req: Request, resource_type: str, *, group: bool) -> list[Resource]:
+    """The resources of a type in the request's resource group (which must exist) or subscription."""
+    store, sub = req.emulator.store, req.params["subscriptionId"]
+    if group:
+        rg = store.resource_group(sub, req.params["resourceGroupName"])
+        return store.of_type(resource_type, rg.id)
+    return store.of_type(resource_type, f"/subscriptions/{sub}")
+
+
 def operation_urls(req: Request, op: Operation, provider: str) -> dict[str, str]:
     """Azure-AsyncOperation (status body) and Location (monitor=true: 202 then the result)."""
     base = f"{req.base_url()}/subscriptions/{op.subscription_id}/providers/{provider}/locations/{op.location}/operations/{op.id}"

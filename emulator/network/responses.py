@@ -6,7 +6,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..core.arm import check_name, check_tags, get_resource, listing, no_event, require_location, rid
+from ..core.arm import (
+    check_name,
+    check_tags,
+    get_resource,
+    in_scope,
+    listing,
+    no_event,
+    require_location,
+    rid,
+)
 from ..core.errors import Conflict, InvalidParameter, NotFound
 from ..core.routing import Request, Response, Router
 from ..core.state import Resource
@@ -152,6 +161,4 @@ def delete_nic(req: Request) -> Response:
 
 @router.route("GET", RG + "/networkInterfaces", operation="Microsoft.Network/networkInterfaces/read", api_versions=VERSIONS)
 def list_nics(req: Request) -> Response:
-    req.emulator.store.resource_group(req.params["subscriptionId"], req.params["resourceGroupName"])
-    prefix = f"/subscriptions/{req.params['subscriptionId']}/resourceGroups/{req.params['resourceGroupName']}"
-    return listing(req, [n.to_arm() for n in req.emulator.store.of_type(NIC_TYPE, prefix)])
+    return listing(req, [n.to_arm() for n in in_scope(req, NIC_TYPE, group=True)])

@@ -16,6 +16,7 @@ from ..core.arm import (
     check_name,
     check_tags,
     get_resource,
+    in_scope,
     listing,
     no_event,
     normalize_location,
@@ -276,14 +277,12 @@ def delete_vault(req: Request) -> Response:
 
 @router.route("GET", RG + "/vaults", operation="Microsoft.RecoveryServices/vaults/read", api_versions=VAULT_VERSIONS)
 def list_vaults(req: Request) -> Response:
-    _rg(req)
-    prefix = f"/subscriptions/{req.params['subscriptionId']}/resourceGroups/{req.params['resourceGroupName']}"
-    return listing(req, [v.to_arm() for v in _store(req).of_type(m.VAULT_TYPE, prefix)])
+    return listing(req, [v.to_arm() for v in in_scope(req, m.VAULT_TYPE, group=True)])
 
 
 @router.route("GET", SUB + "/vaults", operation="Microsoft.RecoveryServices/vaults/read", api_versions=VAULT_VERSIONS)
 def list_all_vaults(req: Request) -> Response:
-    return listing(req, [v.to_arm() for v in _store(req).of_type(m.VAULT_TYPE, f"/subscriptions/{req.params['subscriptionId']}")])
+    return listing(req, [v.to_arm() for v in in_scope(req, m.VAULT_TYPE, group=False)])
 
 
 # --- policies --------------------------------------------------------------------------------------
