@@ -8,7 +8,6 @@ import importlib
 import json
 import os
 import statistics
-import threading
 import time
 import uuid
 from datetime import datetime
@@ -52,15 +51,7 @@ def run() -> list[dict]:
         host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)
         host.ensure_queues()
         az.admin("POST", "eventSubscriptions", {"endpoint": host.serve_event_grid("vm_events"), "subscriptionId": sub})
-        stop = threading.Event()
-
-        def pump() -> None:
-            while not stop.is_set():
-                if not host.poll_once():
-                    time.sleep(0.05)
-
-        worker = threading.Thread(target=pump, daemon=True)
-        worker.start()
+        host.start()
         compute = az.client(ComputeManagementClient, sub)
         resources = az.client(ResourceManagementClient, sub)
         started: dict[str, float] = {}
@@ -77,8 +68,6 @@ def run() -> list[dict]:
                 if row["vmId"] in started and row["outcome"] == "protected":
                     latencies[row["vmId"]] = datetime.fromisoformat(row["updated"]).timestamp() - started[row["vmId"]]
             time.sleep(0.5)
-        stop.set()
-        worker.join(10)
         host.close()
     assert len(latencies) == VMS, f"{len(latencies)} of {VMS} protected"
     values = sorted(latencies.values())

@@ -50,6 +50,8 @@ class LocalFunctionsHost:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fn")
         self._server: ThreadingHTTPServer | None = None
+        self._pump: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # --- helpers -----------------------------------------------------------------------------
     def resolve(self, value: str) -> str:
@@ -114,6 +116,18 @@ class LocalFunctionsHost:
             return
         self._record(fname, True, dequeue_count=msg.dequeue_count)
         client.delete_message(msg)
+
+    def start(self) -> None:
+        """Keep delivering queue messages in the background, as the host does, until ``close()``."""
+        self._stop = threading.Event()
+
+        def pump() -> None:
+            while not self._stop.is_set():
+                if not self.poll_once():
+                    time.sleep(0.05)
+
+        self._pump = threading.Thread(target=pump, name="functions-host", daemon=True)
+        self._pump.start()
 
     def pending(self) -> int:
         """Messages in the trigger queues, visible or not (Azure's approximate count includes both)."""
@@ -184,6 +198,9 @@ class LocalFunctionsHost:
         return f"http://127.0.0.1:{self._server.server_address[1]}/runtime/webhooks/eventgrid?functionName={name}"
 
     def close(self) -> None:
+        if self._pump is not None:
+            self._stop.set()
+            self._pump.join(10)
         if self._server:
             self._server.shutdown()
             self._server.server_close()

@@ -82,7 +82,6 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
     import importlib
     import json
     import os
-    import threading
 
     from azure.data.tables import TableClient
     from azure.mgmt.compute import ComputeManagementClient
@@ -116,15 +115,7 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
     host.ensure_queues()
     az.admin("POST", "eventSubscriptions", {"endpoint": host.serve_event_grid("vm_events"), "subscriptionId": sub})
     say("function app running: Event Grid → vm_events → queue 'vmkeeper-protect' → protect_worker")
-    stop = threading.Event()
-
-    def pump() -> None:
-        while not stop.is_set():
-            if not host.poll_once():
-                time.sleep(0.05)
-
-    worker = threading.Thread(target=pump, daemon=True)
-    worker.start()
+    host.start()
     compute = az.client(ComputeManagementClient, sub)
     rg = next(g.name for g in resources.resource_groups.list() if g.location == "westeurope" and g.name != "rg-backup")
     subnet = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/vnet-westeurope/subnets/default"
@@ -149,8 +140,6 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
                 seen.add(name)
                 say(f"VM {name}: {row['outcome']} {json.loads(row['detail']).get('policy') or ''}".rstrip())
         time.sleep(0.2)
-    stop.set()
-    worker.join(10)
     host.close()
     steps = Counter(i["function"] for i in host.invocations)
     say(f"function invocations: {dict(steps)}; failed: {sum(1 for i in host.invocations if not i['ok'])}")

@@ -108,6 +108,16 @@ def queue(name: str) -> Any:
     return QueueClient(value, name, credential=credential(), **codecs)
 
 
+def ensure_table(table_client: Any) -> None:
+    """Create the table if it isn't there yet (idempotent)."""
+    from azure.core.exceptions import ResourceExistsError
+
+    try:
+        table_client.create_table()
+    except ResourceExistsError:
+        pass
+
+
 def table(name: str) -> Any:
     from azure.data.tables import TableClient
 

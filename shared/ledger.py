@@ -21,12 +21,9 @@ class Ledger:
 
     def _ensure(self) -> None:
         if not self._ready:
-            from azure.core.exceptions import ResourceExistsError
+            from .azure_clients import ensure_table
 
-            try:
-                self.table.create_table()
-            except ResourceExistsError:
-                pass
+            ensure_table(self.table)
             self._ready = True
 
     def first_delivery(self, event_id: str) -> bool:

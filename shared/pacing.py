@@ -61,12 +61,9 @@ class WriteBudget:
 
     def _ensure(self) -> None:
         if not self._ready:
-            from azure.core.exceptions import ResourceExistsError
+            from .azure_clients import ensure_table
 
-            try:
-                self.table.create_table()
-            except ResourceExistsError:
-                pass
+            ensure_table(self.table)
             self._ready = True
 
     def _update(self, subscription_id: str, change: Callable[[Bucket, float], tuple[Bucket, Any]]) -> Any:
