@@ -211,16 +211,11 @@ def run(graph: Any, compute: Any, locks: Any, ledger: Any, budget: Any, subscrip
 
 
 def load_policies(path: str) -> dict[str, RetentionPolicy]:
-    """Each policy's ``retention`` block from the policy document, validated (errors name the field)."""
-    import json
+    """Each policy's ``retention`` block from the policy document (validated by shared/policy.py)."""
+    from .policy import load_policy_file
 
-    with open(path, encoding="utf-8") as fh:
-        document = json.load(fh)
-    policies = document.get("policies") if isinstance(document, dict) else None
-    if not isinstance(policies, dict):
-        raise ValueError("policies: required, an object of named policies")
-    return {name.lower(): RetentionPolicy.from_dict(body.get("retention") or {}, where=f"policies.{name}.retention")
-            for name, body in policies.items() if isinstance(body, dict)}
+    return {name: RetentionPolicy.from_dict(p.retention, where=f"policies.{p.name}.retention")
+            for name, p in load_policy_file(path).policies.items()}
 
 
 def run_from_settings(now: datetime) -> Applied:
