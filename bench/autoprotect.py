@@ -42,6 +42,7 @@ def run() -> list[dict]:
             "AzureWebJobsStorage": storage.connection_string, "VMKEEPER_VAULTS": json.dumps(vaults),
             "VMKEEPER_BACKUP_POLICIES": json.dumps({"gold": "DefaultPolicy"}),
             "VMKEEPER_PROTECT_QUEUE": f"bench-{uuid.uuid4().hex[:8]}", "VMKEEPER_PROTECT_TABLE": table,
+            "VMKEEPER_JOBS_QUEUE": f"benchjobs-{uuid.uuid4().hex[:8]}",
             "VMKEEPER_PROTECT_RETRY_SECONDS": "1", "VMKEEPER_PROTECT_RETRY_MAX_SECONDS": "1",
             "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
         }

@@ -107,6 +107,7 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
         "AzureWebJobsStorage": storage.connection_string, "VMKEEPER_VAULTS": json.dumps(vaults),
         "VMKEEPER_BACKUP_POLICIES": json.dumps({"gold": "EnhancedPolicy", "silver": "DefaultPolicy", "bronze": "DefaultPolicy"}),
         "VMKEEPER_PROTECT_QUEUE": "vmkeeper-protect", "VMKEEPER_PROTECT_TABLE": "vmkeeperprotection",
+        "VMKEEPER_JOBS_QUEUE": "vmkeeper-jobs",
         "VMKEEPER_PROTECT_RETRY_SECONDS": "1", "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
     })
     azure_clients.use_credential(StaticCredential())  # local only: the emulator takes any bearer token

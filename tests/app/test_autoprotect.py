@@ -34,6 +34,7 @@ def protect(az, emu, sub, azurite, monkeypatch):
         "VMKEEPER_VAULTS": json.dumps(vaults),
         "VMKEEPER_BACKUP_POLICIES": json.dumps({"gold": "EnhancedPolicy", "silver": "DefaultPolicy", "bronze": "DefaultPolicy"}),
         "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}",
+        "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
         "VMKEEPER_PROTECT_TABLE": f"protect{suffix}",
         "VMKEEPER_PROTECT_RETRY_SECONDS": "1",
         "VMKEEPER_PROTECT_RETRY_MAX_SECONDS": "2",

@@ -1,0 +1,99 @@
+"""Scheduled protection end to end: the timer plans a slot over three subscriptions (Resource
+Graph), jobs fan out over an Azurite queue (delivered twice: at-least-once), workers run them under
+the shared write budget with 5% injected 429/500/503: every due VM gets exactly one artifact set
+for the slot, no job is lost (done or poisoned with a reason, counted), and a second run of the slot
+creates nothing."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import uuid
+from collections import Counter, defaultdict
+
+import pytest
+
+from emulator.functions_host import LocalFunctionsHost
+from emulator.testing import StaticCredential
+
+VMS_PER_SUB = 20
+POLICIES = {"version": 1, "default": "bronze", "policies": {
+    "gold": {"schedule": {"every_hours": 4}, "snapshots": {"luns": "all"}, "restore_point": {"consistency": "CrashConsistent"}},
+    "silver": {"schedule": {"every_hours": 12}, "snapshots": {"luns": "all", "include_os_disk": False}},
+    "bronze": {"schedule": {"every_hours": 24}, "snapshots": {"luns": [0]}},
+}}
+
+
+@pytest.fixture
+def fleet_host(az, azurite, tmp_path, monkeypatch):
+    import function_app
+    from shared import azure_clients
+
+    subs = az.seed(subscriptions=3, resource_groups=2, vms=3 * VMS_PER_SUB, data_disks=[1, 3], regions=["westeurope"],
+                   seed=5)["subscriptions"]
+    policy_file = tmp_path / "policies.json"
+    policy_file.write_text(json.dumps(POLICIES))
+    suffix = uuid.uuid4().hex[:8]
+    settings = {"AzureWebJobsStorage": azurite.connection_string, "VMKEEPER_SUBSCRIPTIONS": ",".join(subs),
+                "VMKEEPER_POLICY_FILE": str(policy_file), "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
+                "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}",
+                "VMKEEPER_LEDGER_TABLE": f"ledger{suffix}", "VMKEEPER_BUDGET_TABLE": f"budget{suffix}",
+                "VMKEEPER_SCHEDULE": "0 0 * * * *", "VMKEEPER_WRITES_PER_SECOND": "100", "VMKEEPER_WRITE_BURST": "200",
+                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    azure_clients.use_credential(StaticCredential())
+    host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
+    host.ensure_queues()
+    yield host, subs, settings
+    host.close()
+
+
+def artifacts(az, subs):
+    from azure.mgmt.compute import ComputeManagementClient
+
+    sets, snaps, points = defaultdict(set), Counter(), Counter()
+    for sub in subs:
+        compute = az.client(ComputeManagementClient, sub)
+        for s in compute.snapshots.list():
+            vm = s.tags["vmkeeper-vm"]
+            sets[vm].add(s.tags["vmkeeper-set"])
+            snaps[vm] += 1
+        for rpc in compute.restore_point_collections.list_all():
+            full = compute.restore_point_collections.get(rpc.id.split("/")[4], rpc.name, expand="restorePoints")
+            points[rpc.tags["vmkeeper-vm"]] += len(full.restore_points or [])
+    return sets, snaps, points
+
+
+def test_a_slot_over_three_subscriptions_with_duplicates_and_faults(az, fleet_host, azurite):
+    from azure.data.tables import TableClient
+    from azure.storage.queue import QueueClient
+
+    host, subs, settings = fleet_host
+    az.faults([{"kind": kind, "operation": "Microsoft.Compute/(snapshots|restorePointCollections.*)/(write|read)",
+                "probability": 0.017} for kind in ("429", "500", "503")], seed=21)
+    host.fire_timer("plan_slot")
+    host.fire_timer("plan_slot")  # at-least-once: every job is on the queue twice
+    assert host.run_until_idle(timeout=400)
+    fired = sum(r["fired"] for r in az.admin("GET", "faults")["rules"])
+    az.faults([])
+    assert fired > 0
+    ledger = TableClient.from_connection_string(azurite.connection_string, settings["VMKEEPER_LEDGER_TABLE"])
+    rows = list(ledger.query_entities("PartitionKey eq 'jobs'"))
+    poison = QueueClient.from_connection_string(azurite.connection_string, settings["VMKEEPER_JOBS_QUEUE"] + "-poison")
+    poisoned = poison.get_queue_properties().approximate_message_count
+    done = sum(1 for r in rows if r["outcome"] == "done")
+    # The seeded tags cycle gold (2 jobs: snapshots + restore point), silver, bronze, untagged (default), opt-out.
+    expected = 3 * VMS_PER_SUB // 5 * (2 + 1 + 1 + 1 + 0)
+    print(f"\nslot: {expected} jobs planned: {done} done, {poisoned} poisoned with a reason; {fired} faults injected")
+    assert done + poisoned == expected  # none lost
+    sets, snaps, points = artifacts(az, subs)
+    opted_out = 3 * VMS_PER_SUB // 5  # one VM in five carries the opt-out tag in the seeded fleet
+    assert len(sets) == 3 * VMS_PER_SUB - opted_out
+    assert all(len(s) == 1 for s in sets.values())  # exactly one artifact set per VM for the slot
+    assert all(n <= 1 for n in points.values())
+    before = (dict(snaps), dict(points))
+    host.fire_timer("plan_slot")  # the same slot again
+    assert host.run_until_idle(timeout=120)
+    _, snaps_again, points_again = artifacts(az, subs)
+    assert (dict(snaps_again), dict(points_again)) == before
