@@ -72,6 +72,9 @@ def main() -> int:
         print("\n== Auto-protect: VM creation event → Azure Backup")
         autoprotect_demo(az, storage, fleet["subscriptions"][0], say)
 
+        print("\n== Scheduled protection: plan a slot, fan out, snapshots and restore points appear")
+        scheduled_demo(az, storage, fleet["subscriptions"], say)
+
         print("\n== Retention: the clock moves on; what is kept, marked and deleted, and why")
         retention_demo(az, storage, fleet["subscriptions"][0], say)
     say("local Azure stopped")
@@ -144,6 +147,66 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
     host.close()
     steps = Counter(i["function"] for i in host.invocations)
     say(f"function invocations: {dict(steps)}; failed: {sum(1 for i in host.invocations if not i['ok'])}")
+
+
+POLICIES = {"version": 1, "default": "bronze", "policies": {
+    "gold": {"schedule": {"every_hours": 4}, "snapshots": {"luns": "all"},
+             "restore_point": {"consistency": "CrashConsistent"}, "retention": {"keep_last": 6}},
+    "silver": {"schedule": {"every_hours": 12}, "snapshots": {"luns": "all", "include_os_disk": False},
+               "retention": {"keep_last": 4}},
+    "bronze": {"schedule": {"daily_at": "02:30", "time_zone": "Europe/Amsterdam"}, "snapshots": {"luns": [0]},
+               "retention": {"keep_last": 7}},
+}}
+
+
+def scheduled_demo(az, storage, subs: list[str], say) -> None:
+    import importlib
+    import json
+    import os
+    import tempfile
+
+    from azure.mgmt.compute import ComputeManagementClient
+
+    import function_app
+    from emulator.functions_host import LocalFunctionsHost
+
+    policy_file = os.path.join(tempfile.mkdtemp(prefix="vmkeeper-demo-"), "policies.json")
+    with open(policy_file, "w", encoding="utf-8") as fh:
+        json.dump(POLICIES, fh)
+    os.environ.update({"VMKEEPER_SUBSCRIPTIONS": ",".join(subs), "VMKEEPER_POLICY_FILE": policy_file,
+                       "VMKEEPER_SCHEDULE": "0 */15 * * * *", "VMKEEPER_WRITES_PER_SECOND": "100"})
+    az.settings(lro={"default_seconds": 0.2})
+    host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)
+    host.ensure_queues()
+
+    def taken() -> Counter:
+        counts: Counter = Counter()
+        for sub in subs:
+            compute = az.client(ComputeManagementClient, sub)
+            for snap in compute.snapshots.list():
+                if snap.tags.get("vmkeeper-slot"):
+                    counts[(snap.tags["vmkeeper-policy"], "snapshots")] += 1
+                    counts[(snap.tags["vmkeeper-policy"], "sets:" + snap.tags["vmkeeper-set"])] = 1
+            for rpc in compute.restore_point_collections.list_all():
+                full = compute.restore_point_collections.get(rpc.id.split("/")[4], rpc.name, expand="restorePoints")
+                counts[(rpc.tags.get("vmkeeper-policy", "?"), "restore points")] += len(full.restore_points or [])
+        return counts
+
+    host.fire_timer("plan_slot")
+    say("plan_slot: jobs planned and enqueued (Resource Graph inventory → planner → queue)")
+    host.run_until_idle(timeout=300)
+    first = taken()
+    done = sum(1 for i in host.invocations if i["function"] == "protection_worker" and i["ok"])
+    say(f"protection_worker ran {done} job steps")
+    print(f"  {'policy':<8}{'VM sets':>9}{'snapshots':>11}{'restore points':>16}")
+    for policy in ("gold", "silver", "bronze"):
+        sets = sum(1 for (p, k) in first if p == policy and k.startswith("sets:"))
+        print(f"  {policy:<8}{sets:>9}{first[(policy, 'snapshots')]:>11}{first[(policy, 'restore points')]:>16}")
+    host.fire_timer("plan_slot")
+    host.run_until_idle(timeout=120)
+    again = taken()
+    say("the same slot planned again: " + ("nothing new was created" if again == first else f"CHANGED: {again - first}"))
+    host.close()
 
 
 def retention_demo(az, storage, sub: str, say) -> None:

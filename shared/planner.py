@@ -88,6 +88,7 @@ class Job:
 class Skip:
     vm_id: str
     reason: str
+    problem: bool = False  # a bad tag an operator should fix (an opt-out or a limit is no problem)
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ def plan(inventory: Iterable[VmRecord], policies: PolicySet, now: datetime, hist
     for vm in inventory:
         chosen = policies.for_vm(dict(vm.tags))
         if chosen.policy is None:
-            skipped.append(Skip(vm.id.lower(), chosen.error or chosen.reason))
+            skipped.append(Skip(vm.id.lower(), chosen.error or chosen.reason, problem=chosen.error is not None))
             continue
         policy = chosen.policy
         slot = slot_for(policy.schedule, now)

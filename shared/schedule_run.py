@@ -68,7 +68,7 @@ def plan_and_enqueue(now: datetime) -> dict[str, int]:
     counts = {"vms": len(inventory), "jobs": len(result.jobs), "enqueued": 0, "already_done": 0, "skipped": len(result.skipped)}
     for skip in result.skipped:
         ledger.record("skips", f"{skip.vm_id}|{now.date()}", {"reason": skip.reason})
-        log.warning("VM %s skipped: %s", skip.vm_id, skip.reason)
+        (log.warning if skip.problem else log.info)("VM %s skipped: %s", skip.vm_id, skip.reason)
     for job in result.jobs:
         message = job_message(job)
         done = ledger.get("jobs", job_key(message["job"]))
