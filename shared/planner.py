@@ -1,10 +1,16 @@
-"""The planner, pure: inventory + policies + now (+ what vmkeeper already took) → the jobs due,
-one per VM per schedule slot per kind, with names derived from VM, disk and slot only — so planning
-the same slot again yields the same names, and the workers' PUTs create nothing new.
+"""The planner, pure: inventory + policies + now (+ what vmkeeper already took) → the jobs due, one
+per VM per schedule slot per kind, and the VMs skipped with the reason why.
 
-It never plans past Azure's limits: at most 7 incremental snapshots per disk per 5 minutes and 500
-per disk; one restore point creation in flight per VM; at least 1 h between crash-consistent and
-3 h between application-consistent restore points. What it skips, it says why.
+Names come from the VM, the disk and the slot only, so planning the same slot again yields the same
+jobs with the same names, and the workers' PUTs of those names create nothing new.
+
+Given ``history``, it never plans past Azure's limits: at most 7 incremental snapshots per disk in
+any 5 minutes and 500 per disk; one restore point creation in flight per VM; at least 1 h before a
+crash-consistent and 3 h before an application-consistent restore point (counted from the VM's last
+restore point of either kind: stricter than Azure needs only if a VM changes policy). A job held back
+by a limit is skipped now and planned by a later run of the same slot, once the limit allows.
+
+No I/O, no clock (``now`` is an argument), no Azure SDK.
 """
 
 from __future__ import annotations
@@ -14,18 +20,20 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, Literal, NamedTuple
 
 from . import tags as T
-from .policy import MIN_HOURS, Policy, PolicySet, Schedule
+from .policy import MIN_RESTORE_POINT_HOURS, Policy, PolicySet, Schedule, zone
 
 SNAPSHOT_WINDOW = timedelta(minutes=5)
-SNAPSHOTS_PER_WINDOW = 7
-SNAPSHOTS_PER_DISK = 500
+SNAPSHOTS_PER_WINDOW = 7  # incremental snapshots per disk per SNAPSHOT_WINDOW
+SNAPSHOTS_PER_DISK = 500  # incremental snapshots per disk in total
+# Azure snapshot names: 1-80 of alphanumerics, '_', '.', '-'; start alphanumeric; end alphanumeric or '_'.
 NAME_OK = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+# --- inputs ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DiskRef:
     id: str
@@ -35,7 +43,7 @@ class DiskRef:
 
 @dataclass(frozen=True)
 class VmRecord:
-    id: str
+    id: str  # ARM id as listed; ``key`` is its lower-case form, used for every comparison
     name: str
     subscription_id: str
     resource_group: str
@@ -43,37 +51,94 @@ class VmRecord:
     tags: Mapping[str, str]
     os_disk: DiskRef | None
     data_disks: tuple[DiskRef, ...] = ()
+    power_state: str | None = None  # "running", "deallocated"... when the inventory says
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
 
     @classmethod
     def from_resource_graph(cls, row: Mapping[str, Any]) -> VmRecord:
-        storage = ((row.get("properties") or {}).get("storageProfile") or {})
+        """A Resource Graph row of microsoft.compute/virtualmachines (id, name, subscriptionId,
+        resourceGroup, location, tags, properties). Unmanaged (VHD) disks are left out: there is no
+        managed disk to snapshot."""
+        vm_id = row["id"]
+        props = row.get("properties") or {}
+        storage = props.get("storageProfile") or {}
         os_spec = storage.get("osDisk") or {}
         os_id = (os_spec.get("managedDisk") or {}).get("id")
-        data = tuple(DiskRef((d.get("managedDisk") or {}).get("id"), d.get("name") or "", d.get("lun"))
-                     for d in storage.get("dataDisks") or [] if (d.get("managedDisk") or {}).get("id"))
-        return cls(row["id"], row["name"], row["subscriptionId"], row["resourceGroup"], row["location"],
-                   dict(row.get("tags") or {}), DiskRef(os_id, os_spec.get("name") or "", None) if os_id else None,
-                   tuple(sorted(data, key=lambda d: d.lun)))
+        os_disk = DiskRef(os_id, os_spec.get("name") or _last(os_id), None) if os_id else None
+        data = []
+        for spec in storage.get("dataDisks") or []:
+            disk_id = (spec.get("managedDisk") or {}).get("id")
+            if disk_id and spec.get("lun") is not None:
+                data.append(DiskRef(disk_id, spec.get("name") or _last(disk_id), int(spec["lun"])))
+        code = (((props.get("extended") or {}).get("instanceView") or {}).get("powerState") or {}).get("code")
+        return cls(
+            vm_id,
+            row.get("name") or _last(vm_id),
+            row.get("subscriptionId") or _id_part(vm_id, "subscriptions"),
+            row.get("resourceGroup") or _id_part(vm_id, "resourceGroups"),
+            (row.get("location") or "").lower(),
+            dict(row.get("tags") or {}),
+            os_disk,
+            tuple(sorted(data, key=lambda d: d.lun)),
+            code.split("/", 1)[-1].lower() if code else None,
+        )
 
 
+class TakenSnapshot(NamedTuple):
+    created: datetime
+    name: str | None = None  # when known, a snapshot of the slot being planned is recognised as done
+
+
+class TakenRestorePoint(NamedTuple):
+    created: datetime
+    consistency: str
+    in_flight: bool = False
+    name: str | None = None  # as for TakenSnapshot
+
+
+@dataclass(frozen=True)
+class History:
+    """What vmkeeper already took. ``snapshots_by_disk``: disk id → creation instants (or
+    TakenSnapshot / (created, name)); ``restore_points_by_vm``: VM id → TakenRestorePoint or
+    (created, consistency, in_flight[, name]). Ids in any case; instants timezone-aware.
+
+    Without names every entry counts against the limits, so a re-plan of a slot already done may
+    report a skip where, with names, it repeats the same (no-op) job."""
+
+    snapshots_by_disk: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    restore_points_by_vm: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, value: History | Mapping[str, Any] | None) -> History:
+        if value is None:
+            return cls()
+        if isinstance(value, History):
+            return value
+        return cls(value.get("snapshots_by_disk") or {}, value.get("restore_points_by_vm") or {})
+
+
+# --- outputs --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SnapshotTarget:
     disk_id: str
     snapshot_name: str
-    lun: int | None
+    lun: int | None  # None: the OS disk
 
 
 @dataclass(frozen=True)
 class Job:
-    kind: str  # "snapshot_set" | "restore_point"
-    vm_id: str
+    kind: Literal["snapshot_set", "restore_point"]
+    vm_id: str  # lower case
     subscription_id: str
     resource_group: str
     location: str
-    policy: str
-    slot: datetime
+    policy: str  # the policy's lower-case name: what retention looks policies up by
+    slot: datetime  # UTC
     set_id: str
-    tags: Mapping[str, str]
+    tags: Mapping[str, str]  # for every artifact of the job
     snapshots: tuple[SnapshotTarget, ...] = ()
     restore_point_collection_name: str | None = None
     restore_point_name: str | None = None
@@ -86,9 +151,10 @@ class Job:
 
 @dataclass(frozen=True)
 class Skip:
-    vm_id: str
+    vm_id: str  # lower case
     reason: str
-    problem: bool = False  # a bad tag an operator should fix (an opt-out or a limit is no problem)
+    problem: bool = False  # something an operator should fix (a bad tag, a policy that selects no disk)
+    kind: str | None = None  # the job kind held back; None: the whole VM
 
 
 @dataclass(frozen=True)
@@ -97,135 +163,295 @@ class Plan:
     skipped: list[Skip]
 
 
-@dataclass(frozen=True)
-class History:
-    """What vmkeeper already took: snapshot creation times per disk id, and restore points per VM id
-    as (created, consistency, in_flight). Keys are lower-case ids."""
-
-    snapshots_by_disk: Mapping[str, Sequence[datetime]] = field(default_factory=dict)
-    restore_points_by_vm: Mapping[str, Sequence[tuple[datetime, str, bool]]] = field(default_factory=dict)
-
-
 # --- slots ----------------------------------------------------------------------------------------
 def slot_for(schedule: Schedule, now: datetime) -> datetime:
-    """The latest slot start at or before ``now`` (UTC), DST-correct in the schedule's time zone."""
-    now = now.astimezone(UTC)
+    """The latest slot start at or before ``now``, in UTC.
+
+    hourly: every ``every_hours`` whole hours counted from the Unix epoch, so the slots are the same
+    whatever the host's clock or zone. daily/weekly: the local time in the policy's zone, DST-correct:
+    a time that does not exist that day (clocks spring forward) starts at the instant it would have
+    without the change (02:30 → 03:30 CEST); a time that exists twice (clocks fall back) starts once,
+    at its first occurrence."""
+    now = _utc(now, "now")
     if schedule.kind == "hourly":
         hours = int(now.timestamp() // 3600)
         return datetime.fromtimestamp((hours - hours % schedule.every_hours) * 3600, UTC)
-    zone = ZoneInfo(schedule.tz)
-    local = now.astimezone(zone)
-    for back in range(0, 8):
-        day = local.date() - timedelta(days=back)
+    tz = zone(schedule.tz)
+    today = now.astimezone(tz).date()
+    for back in range(8):  # a weekly slot is at most 7 local days back
+        day = today - timedelta(days=back)
         if schedule.kind == "weekly" and day.weekday() != schedule.weekday:
             continue
-        start = datetime.combine(day, schedule.at, tzinfo=zone).astimezone(UTC)
+        start = datetime.combine(day, schedule.at, tzinfo=tz).astimezone(UTC)  # fold=0: first occurrence
         if start <= now:
             return start
-    raise AssertionError("a weekly slot is always within 8 days")
+    raise AssertionError("unreachable: a slot starts within 8 days")
 
 
 # --- names ----------------------------------------------------------------------------------------
-def _h(text: str, n: int = 8) -> str:
+def _hash(text: str, n: int = 8) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
-def _safe(name: str, limit: int) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", name)[:limit]
-    return cleaned.rstrip(".-") or "vm"
+def _slot_text(slot: datetime) -> str:
+    return slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # the SLOT tag's form
+
+
+def _name_part(vm_name: str, limit: int) -> str:
+    # VM names are already in the allowed alphabet; anything else (a foreign inventory) becomes '-'.
+    return _NOT_NAME.sub("-", vm_name)[:limit] or "vm"
 
 
 def snapshot_name(vm_name: str, disk: DiskRef, slot: datetime) -> str:
+    """``vmk-{vm[:20]}-{lun|os}-{yyyymmddHHMM}-{sha256(disk id + slot)[:8]}``: at most 49 characters, starts
+    with a letter and ends with a hex digit, so always a valid snapshot name."""
     part = "os" if disk.lun is None else str(disk.lun)
-    return f"vmk-{_safe(vm_name, 20)}-{part}-{slot:%Y%m%d%H%M}-{_h(disk.id.lower() + slot.isoformat())}"
+    stamp = slot.astimezone(UTC).strftime("%Y%m%d%H%M")
+    return f"vmk-{_name_part(vm_name, 20)}-{part}-{stamp}-{_hash(disk.id.lower() + _slot_text(slot))}"
 
 
 def collection_name(vm_id: str, vm_name: str) -> str:
-    return f"vmk-rpc-{_safe(vm_name, 40)}-{_h(vm_id.lower())}"
+    """One restore point collection per VM, the same for every slot."""
+    return f"vmk-rpc-{_name_part(vm_name, 40)}-{_hash(vm_id.lower())}"
 
 
 def restore_point_name(vm_id: str, slot: datetime) -> str:
-    return f"vmk-rp-{slot:%Y%m%d%H%M}-{_h(vm_id.lower() + slot.isoformat())}"
+    stamp = slot.astimezone(UTC).strftime("%Y%m%d%H%M")
+    return f"vmk-rp-{stamp}-{_hash(vm_id.lower() + _slot_text(slot))}"
 
 
-def set_id(vm_id: str, slot: datetime, kind: str) -> str:
-    return _h(f"{vm_id.lower()}|{slot.isoformat()}|{kind}", 16)
-
-
-def _instant(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def set_id(vm_id: str, slot: datetime) -> str:
+    """Shared by everything one VM's run of one slot makes (16 hex)."""
+    return _hash(f"set|{vm_id.lower()}|{_slot_text(slot)}", 16)
 
 
 # --- planning -------------------------------------------------------------------------------------
-def _tags(vm: VmRecord, policy: Policy, slot: datetime, sid: str, expires: datetime | None) -> dict[str, str]:
-    tags = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: policy.name,
-            T.SLOT: _instant(slot), T.SET: sid}
-    if expires:
-        tags[T.EXPIRES] = _instant(expires)
+def _utc(when: datetime, what: str) -> datetime:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (got {when.isoformat()})")
+    return when.astimezone(UTC)
+
+
+def _last(arm_id: str) -> str:
+    return arm_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _id_part(arm_id: str, segment: str) -> str:
+    parts = arm_id.strip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    i = lowered.index(segment.lower()) if segment.lower() in lowered else -1
+    return parts[i + 1] if 0 <= i < len(parts) - 1 else ""
+
+
+def _label(disk: DiskRef) -> str:
+    return disk.name or _last(disk.id)
+
+
+class _Limits:
+    """History, normalised, plus what this plan has already given each disk: the plan's own jobs
+    count against the limits too (a disk shared by several VMs)."""
+
+    def __init__(self, history: History):
+        self.snapshots: dict[str, list[TakenSnapshot]] = {}
+        for disk_id, entries in history.snapshots_by_disk.items():
+            self.snapshots.setdefault(disk_id.lower(), []).extend(self._snapshot(e) for e in entries)
+        self.points: dict[str, list[TakenRestorePoint]] = {}
+        for vm_id, entries in history.restore_points_by_vm.items():
+            self.points.setdefault(vm_id.lower(), []).extend(self._point(e) for e in entries)
+        self.planned: dict[str, int] = {}
+
+    @staticmethod
+    def _snapshot(entry: Any) -> TakenSnapshot:
+        if isinstance(entry, datetime):
+            return TakenSnapshot(_utc(entry, "history snapshot time"))
+        created, *rest = entry
+        return TakenSnapshot(_utc(created, "history snapshot time"), *rest)
+
+    @staticmethod
+    def _point(entry: Any) -> TakenRestorePoint:
+        created, consistency, *rest = entry
+        return TakenRestorePoint(_utc(created, "history restore point time"), consistency, *rest)
+
+    def snapshot_problem(self, disk: DiskRef, name: str, now: datetime) -> str | None:
+        """Why a snapshot ``name`` of ``disk`` can't be planned now; None if it can."""
+        entries = self.snapshots.get(disk.id.lower(), [])
+        if any(e.name == name for e in entries):
+            return None  # taken already: the worker's PUT creates nothing
+        planned = self.planned.get(disk.id.lower(), 0)
+        if len(entries) + planned >= SNAPSHOTS_PER_DISK:
+            return f"disk has {SNAPSHOTS_PER_DISK} incremental snapshots (Azure's limit): {_label(disk)}"
+        # The snapshot is made at or after now: everything after now - 5 min may share its window.
+        recent = sum(1 for e in entries if e.created > now - SNAPSHOT_WINDOW) + planned
+        if recent >= SNAPSHOTS_PER_WINDOW:
+            return (
+                f"disk had {SNAPSHOTS_PER_WINDOW} incremental snapshots in 5 minutes (Azure's limit): "
+                f"{_label(disk)}; a later run of the slot takes it"
+            )
+        return None
+
+    def take_snapshot(self, disk: DiskRef, name: str) -> None:
+        if not any(e.name == name for e in self.snapshots.get(disk.id.lower(), [])):
+            self.planned[disk.id.lower()] = self.planned.get(disk.id.lower(), 0) + 1
+
+    def restore_point_problem(self, vm_key: str, name: str, consistency: str, now: datetime) -> str | None:
+        points = self.points.get(vm_key, [])
+        if any(p.name == name for p in points):
+            return None  # this slot's: the worker's PUT creates nothing
+        if any(p.in_flight for p in points):
+            return "a restore point of this VM is being created (Azure allows one creation at a time per VM)"
+        need = timedelta(hours=MIN_RESTORE_POINT_HOURS[consistency])
+        last = max((p.created for p in points), default=None)
+        if last is not None and last > now - need:
+            return (
+                f"{consistency} restore points need {need.seconds // 3600} h after the VM's last one "
+                f"({_slot_text(last)}): a run of the slot from {_slot_text(last + need)} takes it"
+            )
+        return None
+
+
+def _artifact_tags(
+    vm: VmRecord, policy_key: str, slot: datetime, sid: str, expires: datetime | None
+) -> dict[str, str]:
+    tags = {
+        T.MANAGED_BY: T.MANAGED_BY_VALUE,
+        T.VM: vm.key,
+        T.ARTIFACT_POLICY: policy_key,
+        T.SLOT: _slot_text(slot),
+        T.SET: sid,
+    }
+    if expires is not None:
+        tags[T.EXPIRES] = _slot_text(expires)
     return tags
 
 
-def _expires(policy: Policy, slot: datetime) -> datetime | None:
-    from .retention import RetentionPolicy
+def _max_age(policy: Policy) -> timedelta | None:
+    if not policy.retention:
+        return None
+    from .retention import RetentionPolicy  # pure (no I/O, no SDK); lazily, as it is large
 
-    max_age = RetentionPolicy.from_dict(policy.retention).max_age if policy.retention else None
-    return slot + max_age if max_age else None
+    return RetentionPolicy.from_dict(policy.retention, where=f"policies.{policy.name}.retention").max_age
 
 
-def _snapshot_job(vm: VmRecord, policy: Policy, slot: datetime, history: History) -> Job | Skip:
+def _copy_region(policy: Policy, vm: VmRecord) -> str | None:
+    region = policy.copy_region
+    # A copy into the VM's own region protects against nothing (and only the planner knows the region).
+    if region and region == vm.location.replace(" ", "").lower():
+        return None
+    return region
+
+
+def _snapshot_job(
+    vm: VmRecord,
+    key: str,
+    policy: Policy,
+    slot: datetime,
+    now: datetime,
+    limits: _Limits,
+    max_age: timedelta | None,
+) -> Job | Skip:
     spec = policy.snapshots
     disks = [d for d in vm.data_disks if spec.luns == "all" or d.lun in spec.luns]
-    if spec.include_os_disk and vm.os_disk:
+    if spec.include_os_disk and vm.os_disk is not None:
         disks.insert(0, vm.os_disk)
     if not disks:
-        return Skip(vm.id.lower(), f"policy '{policy.name}' selects no disk of this VM")
-    for disk in disks:
-        taken = [t for t in history.snapshots_by_disk.get(disk.id.lower(), ()) if t != slot]
-        if len(taken) >= SNAPSHOTS_PER_DISK:
-            return Skip(vm.id.lower(), f"disk {disk.name or disk.id} has {SNAPSHOTS_PER_DISK} incremental snapshots (Azure's limit)")
-        recent = [t for t in taken if slot - SNAPSHOT_WINDOW < t <= slot]
-        if len(recent) >= SNAPSHOTS_PER_WINDOW:
-            return Skip(vm.id.lower(), f"disk {disk.name or disk.id} had {SNAPSHOTS_PER_WINDOW} snapshots in 5 minutes (Azure's limit)")
-    sid = set_id(vm.id, slot, "snapshot_set")
-    expires = _expires(policy, slot)
-    return Job("snapshot_set", vm.id.lower(), vm.subscription_id, vm.resource_group, vm.location, policy.name, slot, sid,
-               _tags(vm, policy, slot, sid, expires),
-               snapshots=tuple(SnapshotTarget(d.id, snapshot_name(vm.name, d, slot), d.lun) for d in disks),
-               copy_region=policy.copy_region, lock_days=policy.lock_days, expires=expires)
+        luns = "all" if spec.luns == "all" else ", ".join(map(str, spec.luns)) or "none"
+        return Skip(
+            vm.key,
+            f"policy '{policy.name}' selects no disk of this VM (luns: {luns}; "
+            f"include_os_disk: {str(spec.include_os_disk).lower()})",
+            problem=True,
+            kind="snapshot_set",
+        )
+    targets = tuple(SnapshotTarget(d.id, snapshot_name(vm.name, d, slot), d.lun) for d in disks)
+    for disk, target in zip(disks, targets, strict=True):
+        problem = limits.snapshot_problem(disk, target.snapshot_name, now)
+        if problem:
+            return Skip(vm.key, problem, kind="snapshot_set")
+    for disk, target in zip(disks, targets, strict=True):
+        limits.take_snapshot(disk, target.snapshot_name)
+    sid = set_id(vm.id, slot)
+    expires = slot + max_age if max_age else None
+    return Job(
+        "snapshot_set",
+        vm.key,
+        vm.subscription_id,
+        vm.resource_group,
+        vm.location,
+        key,
+        slot,
+        sid,
+        _artifact_tags(vm, key, slot, sid, expires),
+        snapshots=targets,
+        copy_region=_copy_region(policy, vm),
+        lock_days=policy.lock_days,
+        expires=expires,
+    )
 
 
-def _restore_point_job(vm: VmRecord, policy: Policy, slot: datetime, history: History) -> Job | Skip:
+def _restore_point_job(
+    vm: VmRecord,
+    key: str,
+    policy: Policy,
+    slot: datetime,
+    now: datetime,
+    limits: _Limits,
+    max_age: timedelta | None,
+) -> Job | Skip:
     spec = policy.restore_point
-    points = [p for p in history.restore_points_by_vm.get(vm.id.lower(), ()) if p[0] != slot]
-    if any(in_flight for _, _, in_flight in points):
-        return Skip(vm.id.lower(), "a restore point creation is in flight (one at a time per VM)")
-    need = timedelta(hours=MIN_HOURS[spec.consistency])
-    if any(slot - need < created <= slot for created, consistency, _ in points if consistency == spec.consistency):
-        return Skip(vm.id.lower(), f"{spec.consistency} restore points need {need} between them")
-    excluded = tuple(d.id for d in vm.data_disks if d.lun in spec.exclude_luns)
-    sid = set_id(vm.id, slot, "restore_point")
-    expires = _expires(policy, slot)
-    return Job("restore_point", vm.id.lower(), vm.subscription_id, vm.resource_group, vm.location, policy.name, slot, sid,
-               _tags(vm, policy, slot, sid, expires),
-               restore_point_collection_name=collection_name(vm.id, vm.name),
-               restore_point_name=restore_point_name(vm.id, slot), consistency=spec.consistency,
-               excluded_disk_ids=excluded, copy_region=policy.copy_region, expires=expires)
+    name = restore_point_name(vm.id, slot)
+    problem = limits.restore_point_problem(vm.key, name, spec.consistency, now)
+    if problem:
+        return Skip(vm.key, problem, kind="restore_point")
+    sid = set_id(vm.id, slot)
+    expires = slot + max_age if max_age else None
+    return Job(
+        "restore_point",
+        vm.key,
+        vm.subscription_id,
+        vm.resource_group,
+        vm.location,
+        key,
+        slot,
+        sid,
+        _artifact_tags(vm, key, slot, sid, expires),
+        restore_point_collection_name=collection_name(vm.id, vm.name),
+        restore_point_name=name,
+        consistency=spec.consistency,
+        excluded_disk_ids=tuple(d.id for d in vm.data_disks if d.lun in spec.exclude_luns),
+        copy_region=_copy_region(policy, vm),
+        expires=expires,
+    )
 
 
-def plan(inventory: Iterable[VmRecord], policies: PolicySet, now: datetime, history: History | None = None) -> Plan:
-    history = history or History()
+def plan(
+    inventory: Iterable[VmRecord],
+    policies: PolicySet,
+    now: datetime,
+    history: History | Mapping[str, Any] | None = None,
+) -> Plan:
+    """The jobs due at ``now`` and the VMs (or kinds) skipped, with reasons. VMs are planned in id
+    order (a VM listed twice counts once), so the plan does not depend on the inventory's order."""
+    now = _utc(now, "now")
+    limits = _Limits(History.of(history))
+    unique = {vm.key: vm for vm in reversed(list(inventory))}  # the first listing of a VM wins
+    max_ages: dict[str, timedelta | None] = {}
     jobs: list[Job] = []
     skipped: list[Skip] = []
-    for vm in inventory:
-        chosen = policies.for_vm(dict(vm.tags))
+    for vm_key in sorted(unique):
+        vm = unique[vm_key]
+        chosen = policies.for_vm(vm.tags)
         if chosen.policy is None:
-            skipped.append(Skip(vm.id.lower(), chosen.error or chosen.reason, problem=chosen.error is not None))
+            skipped.append(Skip(vm.key, chosen.error or chosen.reason, problem=chosen.error is not None))
             continue
         policy = chosen.policy
+        key = policy.name.lower()
+        if key not in max_ages:
+            max_ages[key] = _max_age(policy)
         slot = slot_for(policy.schedule, now)
-        for spec, make in ((policy.snapshots, _snapshot_job), (policy.restore_point, _restore_point_job)):
-            if spec is None:
-                continue
-            outcome = make(vm, policy, slot, history)
+        if policy.snapshots is not None:
+            outcome = _snapshot_job(vm, key, policy, slot, now, limits, max_ages[key])
+            (jobs if isinstance(outcome, Job) else skipped).append(outcome)
+        if policy.restore_point is not None:
+            outcome = _restore_point_job(vm, key, policy, slot, now, limits, max_ages[key])
             (jobs if isinstance(outcome, Job) else skipped).append(outcome)
     return Plan(jobs, skipped)

@@ -1,186 +1,406 @@
-"""vmkeeper policies: a versioned JSON document of named policies, validated with its JSON schema
-(shared/policy.schema.json) and then by meaning, every error naming its field by path.
+"""vmkeeper policies: a versioned JSON document of named policies, checked against its JSON schema
+(shared/policy.schema.json, Draft 2020-12) and then by meaning. Every problem is reported at once,
+each as ``path: what is wrong`` with the field's JSON path, e.g.
+``policies.gold.schedule.every_hours: must be between 1 and 168 (got 0)``.
 
-A VM picks a policy with its ``vmkeeper-policy`` tag (tag names are case-insensitive in Azure, and
-so are the values here), opts out with ``vmkeeper-optout``, and otherwise gets the default.
+A VM picks a policy with its ``vmkeeper-policy`` tag (Azure tag names are case-insensitive; so are
+policy names here), opts out with ``vmkeeper-optout``, and otherwise gets the document's default.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import UTC, time, tzinfo
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal
 
 from . import tags as T
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-MIN_HOURS = {"CrashConsistent": 1, "ApplicationConsistent": 3}  # Azure's minimum interval between restore points
+CONSISTENCIES = ("CrashConsistent", "ApplicationConsistent")
+# Azure's minimum interval between two restore points of a VM, by the new one's consistency.
+MIN_RESTORE_POINT_HOURS = {"CrashConsistent": 1, "ApplicationConsistent": 3}
+EVERY_HOURS_RANGE = (1, 168)
+_UTC_NAMES = ("UTC", "Etc/UTC")
+# A key written bare in a path; others are quoted: policies["gold.v2"].
+_PLAIN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class PolicyError(ValueError):
-    """The document is invalid; ``errors`` lists every problem as 'path: what is wrong'."""
+    """The policy document is invalid. ``errors`` lists every problem as 'path: what is wrong'."""
 
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__("; ".join(errors))
+    def __init__(self, errors: list[str], source: str | None = None):
+        self.errors = list(errors)
+        self.source = source
+        head = f"{source}: " if source else ""
+        if len(self.errors) == 1:
+            super().__init__(head + self.errors[0])
+        else:
+            super().__init__(
+                f"{head}{len(self.errors)} errors in the policy document: " + "; ".join(self.errors)
+            )
 
 
 @dataclass(frozen=True)
 class Schedule:
-    kind: str  # "hourly" | "daily" | "weekly"
-    every_hours: int = 24
-    at: time = time(0, 0)
-    weekday: int = 0  # Monday = 0
+    """When slots start. hourly: every ``every_hours`` whole hours counted from the Unix epoch (UTC);
+    daily: at ``at`` local time in ``tz``; weekly: on ``weekday`` (Monday = 0) at ``at`` in ``tz``."""
+
+    kind: Literal["hourly", "daily", "weekly"]
+    every_hours: int | None = None
+    at: time | None = None
+    weekday: int | None = None
     tz: str = "UTC"
 
     @property
     def min_interval_hours(self) -> int:
-        return self.every_hours if self.kind == "hourly" else 24 if self.kind == "daily" else 168
+        """The shortest gap between two slots (a DST day is 23 h long: still more than any limit)."""
+        if self.kind == "hourly":
+            return self.every_hours or 0
+        return 23 if self.kind == "daily" else 167
 
 
 @dataclass(frozen=True)
 class SnapshotSpec:
-    luns: str | tuple[int, ...] = "all"
+    luns: Literal["all"] | tuple[int, ...] = "all"
     include_os_disk: bool = True
 
 
 @dataclass(frozen=True)
 class RestorePointSpec:
-    consistency: str = "ApplicationConsistent"
+    consistency: Literal["CrashConsistent", "ApplicationConsistent"] = "ApplicationConsistent"
     exclude_luns: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
+class CopySpec:
+    region: str
+
+
+@dataclass(frozen=True)
 class Policy:
-    name: str
+    name: str  # as written in the document
     schedule: Schedule
     snapshots: SnapshotSpec | None = None
     restore_point: RestorePointSpec | None = None
-    copy_region: str | None = None
+    copy: CopySpec | None = None
+    # The raw block for shared/retention.py to parse (with max_age_days written as max_age).
     retention: dict[str, Any] = field(default_factory=dict)
     lock_days: int | None = None
     backup_policy: str | None = None
 
+    @property
+    def copy_region(self) -> str | None:
+        return self.copy.region if self.copy else None
+
 
 @dataclass(frozen=True)
 class Resolution:
-    policy: Policy | None  # None: opted out, or an error
+    """What a VM's tags choose: a policy; or none, because it opted out (``opted_out``), because a tag
+    is wrong (``error`` says which and why), or because it has no tag and there is no default."""
+
+    policy: Policy | None
     reason: str
     error: str | None = None
+    opted_out: bool = False
 
 
 @dataclass(frozen=True)
 class PolicySet:
     version: int
-    default: str | None
+    default: str | None  # as written; matched case-insensitively
     policies: dict[str, Policy]  # keyed by lower-case name
 
-    def for_vm(self, vm_tags: dict[str, str] | None) -> Resolution:
-        by_name = {k.lower(): v for k, v in (vm_tags or {}).items()}
-        if by_name.get(T.OPT_OUT, "").strip().lower() in T.TRUE_VALUES:
-            return Resolution(None, f"tag '{T.OPT_OUT}' opts the VM out")
+    def get(self, name: str) -> Policy | None:
+        return self.policies.get(name.strip().lower())
+
+    @property
+    def known(self) -> str:
+        return ", ".join(sorted((p.name for p in self.policies.values()), key=str.lower))
+
+    def for_vm(self, vm_tags: Mapping[str, str] | None) -> Resolution:
+        # Azure tag names are case-insensitive; sorted so a (theoretical) duplicate resolves the same way every run.
+        by_name: dict[str, str] = {}
+        for name, value in sorted((vm_tags or {}).items()):
+            by_name.setdefault(str(name).lower(), "" if value is None else str(value))
+        optout = by_name.get(T.OPT_OUT, "")
+        if optout.strip().lower() in T.TRUE_VALUES:
+            return Resolution(None, f"opted out: tag '{T.OPT_OUT}' = {optout!r}", opted_out=True)
         wanted = by_name.get(T.POLICY, "").strip()
-        if not wanted:
+        if not wanted:  # an empty tag value is no choice: the default applies
             if self.default is None:
-                return Resolution(None, "no policy tag and no default policy")
-            return Resolution(self.policies[self.default.lower()], "default policy")
-        policy = self.policies.get(wanted.lower())
+                return Resolution(None, f"no '{T.POLICY}' tag and no default policy")
+            policy = self.policies[self.default.lower()]
+            return Resolution(policy, f"default policy '{policy.name}'")
+        policy = self.get(wanted)
         if policy is None:
-            known = ", ".join(sorted(self.policies))
-            return Resolution(None, "bad tag", f"tag '{T.POLICY}' = {wanted!r} names no policy (known: {known})")
+            return Resolution(
+                None, "bad tag", f"tag '{T.POLICY}' = {wanted!r} names no policy (known: {self.known})"
+            )
         return Resolution(policy, f"tag '{T.POLICY}' = {wanted!r}")
 
 
+# --- time zones -----------------------------------------------------------------------------------
+def zone(name: str) -> tzinfo:
+    """A policy's time zone. UTC needs no tz database: the Functions host may have none (no tzdata)."""
+    if name in _UTC_NAMES:
+        return UTC
+    return zoneinfo.ZoneInfo(name)
+
+
+def _zone_problem(name: str) -> str | None:
+    try:
+        zone(name)
+        return None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    if not zoneinfo.available_timezones():
+        return f"unknown time zone {name!r}: this host has no time zone database (install the tzdata package)"
+    return f"unknown time zone {name!r} (expected an IANA name such as 'Europe/Amsterdam')"
+
+
+# --- schema errors --------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def _validator() -> Any:
-    import jsonschema
+    import jsonschema  # lazily: only loading a document needs it
 
-    schema = json.loads((Path(__file__).with_name("policy.schema.json")).read_text())
+    schema = json.loads(Path(__file__).with_name("policy.schema.json").read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema)
 
 
-def _path(error: Any) -> str:
-    parts = [str(p) for p in error.absolute_path]
-    return ".".join(parts) or "(document)"
+def _where(path: Any) -> str:
+    """A JSON path as people write it: policies.gold.snapshots.luns[0] (a key with a dot is quoted)."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _PLAIN.match(part):
+            out += f"[{json.dumps(part)}]"
+        else:
+            out += f".{part}" if out else part
+    return out or "(document)"
 
 
-def _describe(error: Any) -> str:
-    """'path: message'; for a oneOf (schedule forms, lun lists) the closest alternative's own error."""
-    while error.context:  # the alternative that got furthest into the value is the one meant
-        error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "required"))
-    return f"{_path(error)}: {error.message}"
+def _got(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"(has: {', '.join(value) or 'nothing'})"
+    text = json.dumps(value)
+    return f"(got {text if len(text) <= 60 else text[:57] + '...'})"
 
 
+_ARTICLE = {
+    "integer": "an integer",
+    "string": "a string",
+    "object": "an object",
+    "array": "a list",
+    "boolean": "true or false",
+    "number": "a number",
+}
+
+
+def _schema_messages(error: Any) -> list[str]:
+    """jsonschema's error as 'path: message' lines, worded for people editing the document."""
+    path = list(error.absolute_path)
+    if error.context:  # anyOf/oneOf: the alternative that got further into the value says what is wrong
+        deepest = max(len(e.absolute_path) for e in error.context)
+        if deepest > len(path):
+            chosen = next(e.relative_schema_path[0] for e in error.context if len(e.absolute_path) == deepest)
+            return [
+                m for e in error.context if e.relative_schema_path[0] == chosen for m in _schema_messages(e)
+            ]
+    kind, value, schema = error.validator, error.validator_value, error.schema
+    if kind == "required":
+        return [f"{_where(path + [name])}: is required" for name in value if name not in error.instance]
+    if kind == "additionalProperties":
+        known = ", ".join(schema.get("properties", {}))
+        return [
+            f"{_where(path + [name])}: unknown field (known: {known})"
+            for name in error.instance
+            if name not in schema.get("properties", {})
+        ]
+    if kind == "dependentRequired":
+        return [
+            f"{_where(path + [need])}: is required with {name}"
+            for name, needs in value.items()
+            if name in error.instance
+            for need in needs
+            if need not in error.instance
+        ]
+    if "propertyNames" in error.schema_path:  # the error sits on the parent; name the offending key
+        return [f"{_where(path + [error.instance])}: {schema.get('x-message', error.message)}"]
+    if "x-message" in schema:
+        return [f"{_where(path)}: {schema['x-message']} {_got(error.instance)}"]
+    got = _got(error.instance)
+    message = {
+        "type": lambda: f"must be {_ARTICLE.get(value, value)} {got}",
+        "enum": lambda: f"must be one of {', '.join(map(str, value))} {got}",
+        "const": lambda: f"must be {json.dumps(value)} {got}",
+        "minimum": lambda: f"must be at least {value} {got}",
+        "maximum": lambda: f"must be at most {value} {got}",
+        "minLength": lambda: "must not be empty",
+        "minProperties": lambda: "must not be empty",
+        "uniqueItems": lambda: f"must not repeat a value {got}",
+    }.get(kind, lambda: error.message)()
+    return [f"{_where(path)}: {message}"]
+
+
+# --- meaning --------------------------------------------------------------------------------------
 def _time(text: str) -> time:
     hours, minutes = text.split(":")
     return time(int(hours), int(minutes))
 
 
-def _zone(name: str, where: str, errors: list[str]) -> str:
+def _schedule(raw: Mapping[str, Any], where: str, errors: list[str]) -> Schedule:
+    if "every_hours" in raw:
+        hours, (low, high) = raw["every_hours"], EVERY_HOURS_RANGE
+        if not low <= hours <= high:
+            errors.append(f"{where}.every_hours: must be between {low} and {high} (got {hours})")
+        if "time_zone" in raw:
+            errors.append(
+                f"{where}.time_zone: applies to daily_at and weekly_on only "
+                "(every_hours counts whole UTC hours from the Unix epoch)"
+            )
+        return Schedule("hourly", every_hours=hours)
+    tz = raw.get("time_zone", "UTC")
+    problem = _zone_problem(tz)
+    if problem:
+        errors.append(f"{where}.time_zone: {problem}")
+    if "daily_at" in raw:
+        return Schedule("daily", at=_time(raw["daily_at"]), tz=tz)
+    return Schedule("weekly", at=_time(raw["at"]), weekday=WEEKDAYS.index(raw["weekly_on"]), tz=tz)
+
+
+def _retention(raw: Mapping[str, Any], where: str, errors: list[str]) -> dict[str, Any]:
+    """The retention block for shared/retention.py, which it checks; ``max_age_days: N`` is kept as
+    ``max_age: "PND"``, the one form retention reads."""
+    retention = dict(raw)
+    if "max_age_days" in retention:
+        days = retention.pop("max_age_days")
+        if "max_age" in retention:
+            errors.append(f"{where}.max_age_days: give max_age or max_age_days, not both")
+        elif isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            errors.append(f"{where}.max_age_days: must be a positive integer {_got(days)}")
+        else:
+            retention["max_age"] = f"P{days}D"
+    from .retention import RetentionPolicy  # lazily: only documents with retention blocks need it
+
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        errors.append(f"{where}: unknown time zone {name!r}")
-    return name
+        RetentionPolicy.from_dict(retention, where=where)
+    except ValueError as exc:
+        errors.append(str(exc))
+    return retention
 
 
-def load_policies(text: str) -> PolicySet:
+def _policy(
+    name: str, body: Mapping[str, Any], where: str, errors: list[str], broken: set[str]
+) -> Policy | None:
+    """Check a policy's meaning, section by section: a section with schema errors (``broken``) is left
+    out, as the checks rely on its types. None if the policy is invalid."""
+
+    def ok(section: str) -> bool:
+        return section in body and section not in broken
+
+    schedule = _schedule(body["schedule"], f"{where}.schedule", errors) if ok("schedule") else None
+    snapshots = restore_point = copy = None
+    if ok("snapshots"):
+        raw = body["snapshots"]
+        luns = raw.get("luns", "all")
+        snapshots = SnapshotSpec(
+            "all" if luns == "all" else tuple(sorted(luns)), raw.get("include_os_disk", True)
+        )
+        if snapshots.luns == () and not snapshots.include_os_disk:
+            errors.append(f"{where}.snapshots: selects no disk (luns is empty and include_os_disk is false)")
+    if ok("restore_point"):
+        raw = body["restore_point"]
+        restore_point = RestorePointSpec(
+            raw.get("consistency", "ApplicationConsistent"), tuple(sorted(raw.get("exclude_luns", ())))
+        )
+        need = MIN_RESTORE_POINT_HOURS[restore_point.consistency]
+        # Out-of-range every_hours is reported once, above; this is about the restore points.
+        if schedule and schedule.kind == "hourly" and EVERY_HOURS_RANGE[0] <= schedule.every_hours < need:
+            errors.append(
+                f"{where}.schedule.every_hours: {restore_point.consistency} restore points need at least "
+                f"{need} h between them (got {schedule.every_hours})"
+            )
+    if "snapshots" not in body and "restore_point" not in body:
+        errors.append(f"{where}: takes nothing: give snapshots and/or restore_point")
+    if ok("copy"):
+        copy = CopySpec(body["copy"]["region"])
+    retention = _retention(body["retention"], f"{where}.retention", errors) if ok("retention") else {}
+    if broken or schedule is None:
+        return None
+    return Policy(
+        name,
+        schedule,
+        snapshots,
+        restore_point,
+        copy,
+        retention,
+        body.get("lock_days"),
+        body.get("backup_policy"),
+    )
+
+
+def _group(error: Any) -> tuple[str | None, str | None]:
+    """(policy, section) an error belongs to, to report by policy and to skip broken sections."""
+    path = [str(p) for p in error.absolute_path]
+    if path[:1] == ["policies"]:
+        if len(path) >= 2:
+            return path[1], path[2] if len(path) >= 3 else None
+        if "propertyNames" in error.schema_path:
+            return str(error.instance), None
+    return None, None
+
+
+def load_policies(text: str | bytes) -> PolicySet:
+    """Parse and check a policy document. Raises PolicyError listing every problem found, top-level
+    ones first, then each policy's in document order."""
     try:
         document = json.loads(text)
     except ValueError as exc:
-        raise PolicyError([f"(document): not JSON ({exc})"]) from None
-    errors = sorted({_describe(e) for e in _validator().iter_errors(document)})
-    if errors:
-        raise PolicyError(errors)
+        raise PolicyError([f"(document): not valid JSON: {exc}"]) from None
+    messages: dict[str | None, list[str]] = {}
+    broken: dict[str, set[str]] = {}  # policy → sections with schema errors
+    for error in _validator().iter_errors(document):
+        policy, section = _group(error)
+        messages.setdefault(policy, []).extend(_schema_messages(error))
+        if policy is not None:
+            broken.setdefault(policy, set()).update([section] if section else [])
+    errors = messages.pop(None, [])
+    if not isinstance(document, dict) or not isinstance(document.get("policies"), dict):
+        raise PolicyError(list(dict.fromkeys(errors)))
     policies: dict[str, Policy] = {}
+    names: dict[str, str] = {}  # lower-case → as written, for every policy (valid or not)
     for name, body in document["policies"].items():
-        where = f"policies.{name}"
-        raw = body["schedule"]
-        if "every_hours" in raw:
-            hours = raw["every_hours"]
-            if not 1 <= hours <= 168:
-                errors.append(f"{where}.schedule.every_hours: must be between 1 and 168 (got {hours})")
-            schedule = Schedule("hourly", every_hours=hours)
-        elif "daily_at" in raw:
-            schedule = Schedule("daily", at=_time(raw["daily_at"]),
-                                tz=_zone(raw.get("time_zone", "UTC"), f"{where}.schedule.time_zone", errors))
-        else:
-            schedule = Schedule("weekly", at=_time(raw["at"]), weekday=WEEKDAYS.index(raw["weekly_on"]),
-                                tz=_zone(raw.get("time_zone", "UTC"), f"{where}.schedule.time_zone", errors))
-        snapshots = None
-        if "snapshots" in body:
-            luns = body["snapshots"].get("luns", "all")
-            snapshots = SnapshotSpec("all" if luns == "all" else tuple(luns), body["snapshots"].get("include_os_disk", True))
-        restore_point = None
-        if "restore_point" in body:
-            rp = body["restore_point"]
-            restore_point = RestorePointSpec(rp.get("consistency", "ApplicationConsistent"), tuple(rp.get("exclude_luns", [])))
-            need = MIN_HOURS[restore_point.consistency]
-            if schedule.min_interval_hours < need:
-                errors.append(f"{where}.schedule.every_hours: {restore_point.consistency} restore points need at least "
-                              f"{need} h between them (got {schedule.min_interval_hours} h)")
-        if snapshots is None and restore_point is None:
-            errors.append(f"{where}: takes nothing: give snapshots and/or restore_point")
-        if "retention" in body:
-            from .retention import RetentionPolicy
-
-            try:
-                RetentionPolicy.from_dict(body["retention"], where=f"{where}.retention")
-            except ValueError as exc:
-                errors.append(str(exc))
-        policies[name.lower()] = Policy(name, schedule, snapshots, restore_point, (body.get("copy") or {}).get("region"),
-                                        dict(body.get("retention") or {}), body.get("lock_days"), body.get("backup_policy"))
+        where = _where(["policies", name])
+        errors.extend(messages.get(name, []))
+        if name.lower() in names:
+            errors.append(
+                f"{where}: same name as '{names[name.lower()]}' (policy names are case-insensitive)"
+            )
+            continue
+        names[name.lower()] = name
+        if isinstance(body, dict):
+            policy = _policy(name, body, where, errors, broken.get(name, set()))
+            if policy is not None:
+                policies[name.lower()] = policy
     default = document.get("default")
-    if default is not None and default.lower() not in policies:
-        errors.append(f"default: {default!r} names no policy (known: {', '.join(sorted(policies))})")
+    if isinstance(default, str) and default.strip().lower() not in names:
+        known = ", ".join(sorted(names.values(), key=str.lower))
+        errors.append(f"default: {default!r} names no policy (known: {known})")
+    errors = list(dict.fromkeys(errors))
     if errors:
         raise PolicyError(errors)
-    return PolicySet(document["version"], default, policies)
+    return PolicySet(document["version"], default.strip() if default else None, policies)
 
 
 def load_policy_file(path: str | Path) -> PolicySet:
-    return load_policies(Path(path).read_text(encoding="utf-8"))
+    try:
+        return load_policies(Path(path).read_text(encoding="utf-8"))
+    except PolicyError as exc:
+        raise PolicyError(exc.errors, source=str(path)) from None
