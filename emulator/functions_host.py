@@ -48,9 +48,13 @@ class LocalFunctionsHost:
         self.functions = {f.get_function_name(): f for f in app.get_functions()}  # once per app object
         self.invocations: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._queues: dict[str, Any] = {}
+        self.workers = workers
+        self._busy = 0  # queue messages being handled
+        self._settled = threading.Condition()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fn")
         self._server: ThreadingHTTPServer | None = None
-        self._pump: threading.Thread | None = None
+        self._pump_thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     # --- helpers -----------------------------------------------------------------------------
@@ -63,9 +67,15 @@ class LocalFunctionsHost:
         return {name: f for name, f in self.functions.items() if f.get_trigger().type == trigger_type}
 
     def _queue(self, name: str):
-        from azure.storage.queue import QueueClient
+        with self._lock:
+            if name not in self._queues:
+                from azure.storage.queue import QueueClient
 
-        return QueueClient.from_connection_string(self.connection_string, name)
+                from shared.azure_clients import pooled_transport
+
+                self._queues[name] = QueueClient.from_connection_string(self.connection_string, name,
+                                                                        transport=pooled_transport())
+            return self._queues[name]
 
     def _record(self, function: str, ok: bool, error: str | None = None, **extra: Any) -> None:
         with self._lock:
@@ -85,62 +95,90 @@ class LocalFunctionsHost:
                 except ResourceExistsError:
                     pass
 
-    def poll_once(self) -> int:
-        """Receive one batch per queue-triggered function and run it; returns messages handled."""
+    def receive(self) -> int:
+        """Receive as many messages as there are idle workers (at most 32 per queue and call, as
+        Storage allows) and hand them out without waiting; returns how many were received."""
         from azure.functions.queue import QueueMessage
 
-        futures = []
+        received = 0
         for fname, queue_name in self.queue_names().items():
+            with self._settled:
+                free = self.workers - self._busy
+            if free <= 0:
+                break
             client = self._queue(queue_name)
             handler = self.functions[fname].get_user_function()
-            for msg in client.receive_messages(messages_per_page=self.batch_size, max_messages=self.batch_size,
+            batch = min(32, free, max(self.batch_size, free))
+            for msg in client.receive_messages(messages_per_page=batch, max_messages=batch,
                                                visibility_timeout=max(self.visibility_timeout, 60)):
                 fm = QueueMessage(id=msg.id, body=_decode(msg.content), dequeue_count=msg.dequeue_count,
                                   pop_receipt=msg.pop_receipt, insertion_time=msg.inserted_on,
                                   expiration_time=msg.expires_on, time_next_visible=msg.next_visible_on)
-                futures.append(self._pool.submit(self._run_queue_message, fname, handler, client, queue_name, msg, fm))
-        for f in futures:
-            f.result()
-        return len(futures)
+                with self._settled:
+                    self._busy += 1
+                self._pool.submit(self._run_queue_message, fname, handler, client, queue_name, msg, fm)
+                received += 1
+        return received
+
+    def _wait(self, timeout: float, until: Callable[[], bool]) -> None:
+        with self._settled:
+            self._settled.wait_for(until, timeout)
+
+    def poll_once(self) -> int:
+        """Receive one round of messages and run them to the end; returns messages handled."""
+        handled = self.receive()
+        self._wait(3600, lambda: self._busy == 0)
+        return handled
 
     def _run_queue_message(self, fname: str, handler: Callable, client: Any, queue_name: str, msg: Any, fm: Any) -> None:
         try:
-            handler(fm)
-        except Exception as exc:  # the host's own behaviour: log, retry later, poison at the bound
-            self._record(fname, False, f"{type(exc).__name__}: {exc}", dequeue_count=msg.dequeue_count)
-            if msg.dequeue_count >= self.max_dequeue_count:
-                self._queue(f"{queue_name}-poison").send_message(msg.content)
-                client.delete_message(msg)
+            try:
+                handler(fm)
+            except Exception as exc:  # the host's own behaviour: log, retry later, poison at the bound
+                self._record(fname, False, f"{type(exc).__name__}: {exc}", dequeue_count=msg.dequeue_count)
+                if msg.dequeue_count >= self.max_dequeue_count:
+                    self._queue(f"{queue_name}-poison").send_message(msg.content)
+                    client.delete_message(msg)
+                else:
+                    client.update_message(msg, visibility_timeout=self.visibility_timeout)
+                return
+            self._record(fname, True, dequeue_count=msg.dequeue_count)
+            client.delete_message(msg)
+        except Exception:  # Storage itself failed: the message reappears after its visibility timeout
+            log.exception("settling message %s", msg.id)
+        finally:
+            with self._settled:
+                self._busy -= 1
+                self._settled.notify_all()
+
+    def _pump(self, stop: Callable[[], bool], idle_sleep: float) -> None:
+        while not stop():
+            if self.receive():
+                self._wait(idle_sleep, lambda: self._busy < self.workers)  # a worker frees up, or look again
             else:
-                client.update_message(msg, visibility_timeout=self.visibility_timeout)
-            return
-        self._record(fname, True, dequeue_count=msg.dequeue_count)
-        client.delete_message(msg)
+                time.sleep(idle_sleep)
 
     def start(self) -> None:
         """Keep delivering queue messages in the background, as the host does, until ``close()``."""
         self._stop = threading.Event()
-
-        def pump() -> None:
-            while not self._stop.is_set():
-                if not self.poll_once():
-                    time.sleep(0.05)
-
-        self._pump = threading.Thread(target=pump, name="functions-host", daemon=True)
-        self._pump.start()
+        self._pump_thread = threading.Thread(target=self._pump, args=(self._stop.is_set, 0.05), name="functions-host",
+                                             daemon=True)
+        self._pump_thread.start()
 
     def pending(self) -> int:
         """Messages in the trigger queues, visible or not (Azure's approximate count includes both)."""
         return sum(self._queue(q).get_queue_properties().approximate_message_count for q in self.queue_names().values())
 
     def run_until_idle(self, timeout: float = 120.0, idle_sleep: float = 0.2) -> bool:
+        """Deliver messages until the trigger queues are empty and every handler has returned."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            handled = self.poll_once()
-            if not handled:
-                if self.pending() == 0:
-                    return True
-                time.sleep(idle_sleep)
+            if self.receive():
+                self._wait(min(idle_sleep, 0.05), lambda: self._busy < self.workers)
+                continue
+            if self._busy == 0 and self.pending() == 0:
+                return True
+            self._wait(idle_sleep, lambda: False)
         return False
 
     # --- timer triggers ---------------------------------------------------------------------
@@ -198,9 +236,9 @@ class LocalFunctionsHost:
         return f"http://127.0.0.1:{self._server.server_address[1]}/runtime/webhooks/eventgrid?functionName={name}"
 
     def close(self) -> None:
-        if self._pump is not None:
+        if self._pump_thread is not None:
             self._stop.set()
-            self._pump.join(10)
+            self._pump_thread.join(10)
         if self._server:
             self._server.shutdown()
             self._server.server_close()

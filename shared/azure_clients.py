@@ -26,6 +26,7 @@ def use_credential(credential: Any) -> None:
     with _lock:
         _credential = credential
     _clients.cache_clear()
+    _storage_client.cache_clear()
 
 
 def credential() -> Any:
@@ -39,13 +40,30 @@ def credential() -> Any:
         return _credential
 
 
+POOL_SIZE = 32  # connections kept per client and host: one per worker thread, so none is re-opened
+
+
+def pooled_transport(**config: Any) -> Any:
+    """requests keeps 10 connections per host by default; busier workers would open (and TLS
+    handshake) a fresh one for each call over that. A bigger pool, with requests' retries off as
+    azure-core has them (its own retry policy decides)."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE,
+                                            max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=True, **config)
+
+
 def _arm_kwargs() -> dict[str, Any]:
     settings = AzureSettings.from_env()
-    kwargs: dict[str, Any] = {"base_url": settings.arm_endpoint,
-                              "credential_scopes": ["https://management.azure.com/.default"]}
-    if settings.ca_bundle:
-        kwargs["connection_verify"] = settings.ca_bundle
-    return kwargs
+    verify = {"connection_verify": settings.ca_bundle} if settings.ca_bundle else {}
+    return {"transport": pooled_transport(**verify), "base_url": settings.arm_endpoint,
+            "credential_scopes": ["https://management.azure.com/.default"], **verify}
 
 
 @lru_cache(maxsize=256)
@@ -98,11 +116,23 @@ def _storage_setting(service: str) -> tuple[str, str]:
 
 
 def queue(name: str) -> Any:
+    """The queue's client, kept per name and storage setting (its connection pool is reused)."""
+    return _storage_client("queue", name, *_storage_setting("queue"))
+
+
+@lru_cache(maxsize=64)
+def _storage_client(service: str, name: str, kind: str, value: str) -> Any:
+    if service == "table":
+        from azure.data.tables import TableClient
+
+        if kind == "connection_string":
+            return TableClient.from_connection_string(value, name, transport=pooled_transport())
+        return TableClient(value, name, credential=credential(), transport=pooled_transport())
     from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
 
-    kind, value = _storage_setting("queue")
     # base64, as host.json's messageEncoding tells the Functions host to expect.
-    codecs = {"message_encode_policy": BinaryBase64EncodePolicy(), "message_decode_policy": BinaryBase64DecodePolicy()}
+    codecs = {"message_encode_policy": BinaryBase64EncodePolicy(), "message_decode_policy": BinaryBase64DecodePolicy(),
+              "transport": pooled_transport()}
     if kind == "connection_string":
         return QueueClient.from_connection_string(value, name, **codecs)
     return QueueClient(value, name, credential=credential(), **codecs)
@@ -119,9 +149,5 @@ def ensure_table(table_client: Any) -> None:
 
 
 def table(name: str) -> Any:
-    from azure.data.tables import TableClient
-
-    kind, value = _storage_setting("table")
-    if kind == "connection_string":
-        return TableClient.from_connection_string(value, name)
-    return TableClient(value, name, credential=credential())
+    """The table's client, kept per name and storage setting (its connection pool is reused)."""
+    return _storage_client("table", name, *_storage_setting("table"))

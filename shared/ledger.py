@@ -52,6 +52,15 @@ class Ledger:
         self.table.upsert_entity({"PartitionKey": partition, "RowKey": row_key(key), "item": key, **fields,
                                   "updated": datetime.now(UTC).isoformat()})
 
+    def record_many(self, partition: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """``record`` for many rows of one partition, in batches of 100 (one round trip each)."""
+        self._ensure()
+        updated = datetime.now(UTC).isoformat()
+        rows = [("upsert", {"PartitionKey": partition, "RowKey": row_key(key), "item": key, **fields, "updated": updated})
+                for key, fields in dict(items).items()]  # a batch may not touch a row twice
+        for start in range(0, len(rows), 100):
+            self.table.submit_transaction(rows[start:start + 100])
+
     def get(self, partition: str, key: str) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -65,9 +74,11 @@ class Ledger:
         self._ensure()
         self.table.delete_entity(partition, row_key(key))
 
-    def rows(self, partition: str) -> list[dict[str, Any]]:
+    def rows(self, partition: str, where: str = "", select: list[str] | None = None) -> list[dict[str, Any]]:
+        """A partition's rows (``where``: an extra OData condition on fields written by us)."""
         self._ensure()
-        return [dict(e) for e in self.table.query_entities(f"PartitionKey eq '{partition}'")]
+        query = f"PartitionKey eq '{partition}'" + (f" and {where}" if where else "")
+        return [dict(e) for e in self.table.query_entities(query, select=select)]
 
     def vm(self, vm_id: str) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError

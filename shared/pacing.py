@@ -1,53 +1,77 @@
 """Pacing: a write budget per subscription, shared by every worker on every instance.
 
-ARM refills a subscription's write bucket at a fixed rate; going over earns 429s and stalls. Each
-worker takes tokens from a bucket kept in an Azure Table entity (optimistic concurrency on the
-ETag), so the budget holds across instances. ARM's own word wins: a low
-``x-ms-ratelimit-remaining-subscription-writes`` shrinks the bucket and a 429's Retry-After blocks
-it. A subscription with no budget answers "wait N s" — the caller re-enqueues, it never sleeps —
-so one throttled subscription never stalls the others.
+ARM refills a subscription's write bucket at a fixed rate; going over earns 429s and stalls. Our
+bucket mirrors ARM's in an Azure Table entity (optimistic concurrency on the ETag), so the budget
+holds across instances. Two ways to ask:
+
+- ``take``: n writes now, or "ask again in N s" (retention's deletes);
+- ``reserve``: n writes now, or a promise of n writes at a moment in the future (the bucket goes
+  into debt). The worker re-enqueues its job with that visibility delay and, when it returns,
+  spends the promise without asking again: one table round trip per job, no polling of the
+  budget, and jobs go out at the refill rate in the order they asked.
+
+ARM's own word wins: a low ``x-ms-ratelimit-remaining-subscription-writes`` shrinks the bucket
+and a 429's Retry-After puts it into debt for that long. A subscription with no budget answers
+"wait N s" and the caller re-enqueues, it never sleeps, so one throttled subscription never
+stalls the others. Within one instance a lock per subscription serialises the round trips and
+the last ETag is kept, so a worker normally pays a single conditional write, and observations
+that change nothing cost nothing.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-RESERVE = 20  # leave ARM headroom for everything else writing in the subscription
+RESERVE_SHARE = 0.1  # of the burst: ARM headroom for everything else writing in the subscription
+MAX_AHEAD = 600.0  # seconds: promises are not made further out than this
 
 
 @dataclass(frozen=True)
 class Bucket:
-    tokens: float
+    tokens: float  # below zero: writes already promised for later
     stamp: float  # when tokens were last computed (epoch seconds)
-    blocked_until: float = 0.0
 
     def refilled(self, now: float, rate: float, burst: float) -> Bucket:
         if now <= self.stamp:
             return self
-        return Bucket(min(burst, self.tokens + (now - self.stamp) * rate), now, self.blocked_until)
+        return Bucket(min(burst, self.tokens + (now - self.stamp) * rate), now)
 
 
 def take(bucket: Bucket, n: int, now: float, rate: float, burst: float) -> tuple[Bucket, float]:
-    """(new bucket, 0) when n tokens are granted; (bucket, seconds to wait) when not."""
+    """(new bucket, 0) when n tokens are granted now; (bucket, seconds to wait) when not."""
     b = bucket.refilled(now, rate, burst)
-    if b.blocked_until > now:
-        return b, b.blocked_until - now
     if b.tokens >= n:
-        return Bucket(b.tokens - n, b.stamp, b.blocked_until), 0.0
-    return b, (n - b.tokens) / rate
+        return Bucket(b.tokens - n, b.stamp), 0.0
+    return bucket, (n - b.tokens) / rate
 
 
-def observe(bucket: Bucket, now: float, remaining: int | None, retry_after: float | None) -> Bucket:
-    """Fold in what ARM said: its remaining writes cap ours; a Retry-After blocks the bucket."""
-    tokens, blocked = bucket.tokens, bucket.blocked_until
+def reserve(bucket: Bucket, n: int, now: float, rate: float, burst: float,
+            max_ahead: float = MAX_AHEAD) -> tuple[Bucket, float, bool]:
+    """Promise n tokens: (new bucket, seconds until they may be spent, True). A promise further out
+    than ``max_ahead`` is not made: (bucket, seconds after which to ask again, False)."""
+    b = bucket.refilled(now, rate, burst)
+    left = b.tokens - n
+    wait = max(0.0, -left / rate)
+    if wait > max_ahead:
+        return bucket, wait - max_ahead, False
+    return Bucket(left, b.stamp), wait, True
+
+
+def observe(bucket: Bucket, now: float, rate: float, burst: float, remaining: int | None,
+            retry_after: float | None, reserve_tokens: float = 0.0) -> Bucket:
+    """Fold in what ARM said: its remaining writes (less our reserve) cap ours; a Retry-After
+    means nothing more may go for that long."""
+    b = bucket.refilled(now, rate, burst)
+    tokens = b.tokens
     if remaining is not None:
-        tokens = min(tokens, max(0.0, remaining - RESERVE))
+        tokens = min(tokens, remaining - reserve_tokens)
     if retry_after:
-        blocked = max(blocked, now + retry_after)
-    return Bucket(tokens, max(bucket.stamp, now), blocked)
+        tokens = min(tokens, -retry_after * rate)
+    return bucket if tokens == b.tokens else Bucket(tokens, b.stamp)
 
 
 class WriteBudget:
@@ -57,7 +81,11 @@ class WriteBudget:
         if rate <= 0 or burst < 1:
             raise ValueError("write budget: rate must be > 0 and burst >= 1")
         self.table, self.rate, self.burst, self.clock = table, rate, burst, clock
+        self.reserve_tokens = RESERVE_SHARE * burst
         self._ready = False
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._known: dict[str, tuple[Bucket, str]] = {}  # subscription → (bucket, ETag) as last written or read
 
     def _ensure(self) -> None:
         if not self._ready:
@@ -66,39 +94,62 @@ class WriteBudget:
             ensure_table(self.table)
             self._ready = True
 
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _read(self, key: str, now: float) -> tuple[Bucket, str | None]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self.table.get_entity("budget", key)
+        except ResourceNotFoundError:
+            return Bucket(self.burst, now), None
+        return Bucket(float(entity["tokens"]), float(entity["stamp"])), entity.metadata["etag"]
+
     def _update(self, subscription_id: str, change: Callable[[Bucket, float], tuple[Bucket, Any]]) -> Any:
         from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
         self._ensure()
         key = subscription_id.lower()
-        for _ in range(50):  # contention: re-read and try again
-            now = self.clock()
-            try:
-                entity = self.table.get_entity("budget", key)
-                bucket = Bucket(float(entity["tokens"]), float(entity["stamp"]), float(entity.get("blocked_until", 0.0)))
-                etag = entity.metadata["etag"]
-            except ResourceNotFoundError:
-                bucket, etag = Bucket(self.burst, now), None
-            new, result = change(bucket, now)
-            row = {"PartitionKey": "budget", "RowKey": key, "tokens": float(new.tokens), "stamp": float(new.stamp),
-                   "blocked_until": float(new.blocked_until)}
-            try:
-                if etag is None:
-                    self.table.create_entity(row)
-                else:
-                    self.table.update_entity(row, etag=etag, match_condition=MatchConditions.IfNotModified)
+        with self._lock(key):
+            for _ in range(50):  # another instance wrote in between: re-read and try again
+                now = self.clock()
+                known = self._known.get(key)
+                bucket, etag = known if known else self._read(key, now)
+                new, result = change(bucket, now)
+                if new == bucket and etag is not None:
+                    self._known[key] = (bucket, etag)
+                    return result
+                row = {"PartitionKey": "budget", "RowKey": key, "tokens": float(new.tokens), "stamp": float(new.stamp)}
+                try:
+                    if etag is None:
+                        meta = self.table.create_entity(row)
+                    else:
+                        meta = self.table.update_entity(row, mode="replace", etag=etag,
+                                                        match_condition=MatchConditions.IfNotModified)
+                except (ResourceModifiedError, ResourceExistsError):
+                    self._known.pop(key, None)
+                    continue
+                self._known[key] = (new, meta["etag"])
                 return result
-            except (ResourceModifiedError, ResourceExistsError):
-                continue
         raise RuntimeError(f"write budget for {key}: too much contention")
 
     def take(self, subscription_id: str, n: int = 1) -> float:
         """0 when n writes may go now; otherwise the seconds to wait before asking again."""
         return self._update(subscription_id, lambda b, now: take(b, n, now, self.rate, self.burst))
 
+    def reserve(self, subscription_id: str, n: int = 1) -> tuple[float, bool]:
+        """(epoch seconds from which n writes may go, True) — a promise kept in the table; or
+        (epoch seconds at which to ask again, False) when the promise would be too far out."""
+        def change(b: Bucket, now: float) -> tuple[Bucket, tuple[float, bool]]:
+            new, wait, promised = reserve(b, n, now, self.rate, self.burst)
+            return new, (now + wait, promised)
+        return self._update(subscription_id, change)
+
     def observe(self, subscription_id: str, remaining: int | None = None, retry_after: float | None = None) -> None:
         if remaining is None and not retry_after:
             return
-        self._update(subscription_id, lambda b, now: (observe(b.refilled(now, self.rate, self.burst), now, remaining,
-                                                              retry_after), None))
+        self._update(subscription_id, lambda b, now: (observe(b, now, self.rate, self.burst, remaining, retry_after,
+                                                              self.reserve_tokens), None))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from . import azure_clients, jobs
@@ -47,13 +48,23 @@ def job_message(job: Any) -> dict[str, Any]:
     return new_message(body)
 
 
+def jobs_partition(slot: str) -> str:
+    """Job outcomes are kept per slot: "already done?" for a whole slot is one partition query."""
+    return f"jobs@{slot}"
+
+
 def _ledger(s: Any) -> Any:
     from .ledger import Ledger
 
     return Ledger(azure_clients.table(s.ledger_table))
 
 
+ENQUEUE_THREADS = 8  # a slot's messages go out in parallel: one Storage round trip each
+
+
 def plan_and_enqueue(now: datetime) -> dict[str, int]:
+    from concurrent.futures import ThreadPoolExecutor
+
     from .planner import VmRecord, plan
     from .policy import load_policy_file
     from .retention_run import query_all
@@ -67,35 +78,45 @@ def plan_and_enqueue(now: datetime) -> dict[str, int]:
     ledger, queue = _ledger(s), azure_clients.queue(s.jobs_queue)
     counts = {"vms": len(inventory), "jobs": len(result.jobs), "enqueued": 0, "already_done": 0, "skipped": len(result.skipped)}
     for skip in result.skipped:
-        ledger.record("skips", f"{skip.vm_id}|{now.date()}", {"reason": skip.reason})
         (log.warning if skip.problem else log.info)("VM %s skipped: %s", skip.vm_id, skip.reason)
-    for job in result.jobs:
-        message = job_message(job)
-        done = ledger.get("jobs", job_key(message["job"]))
-        if done and done.get("outcome") == "done":
-            counts["already_done"] += 1
-            continue
-        queue.send_message(jobs.encode(message))
-        counts["enqueued"] += 1
+    ledger.record_many("skips", [(f"{skip.vm_id}|{now.date()}", {"reason": skip.reason}) for skip in result.skipped])
+    messages = [job_message(job) for job in result.jobs]
+    done: set[str] = set()
+    for slot in sorted({m["job"]["slot"] for m in messages}):
+        done.update(row["item"] for row in ledger.rows(jobs_partition(slot), "outcome eq 'done'", select=["item"]))
+    todo = [m for m in messages if job_key(m["job"]) not in done]
+    counts["already_done"] = len(messages) - len(todo)
+    with ThreadPoolExecutor(ENQUEUE_THREADS) as pool:
+        list(pool.map(lambda m: queue.send_message(jobs.encode(m)), todo))
+    counts["enqueued"] = len(todo)
     log.info("planned %s", counts)
     return counts
 
 
-def handle_message(body: bytes, dequeue_count: int) -> str:
+@lru_cache(maxsize=8)
+def _worker(s: Any) -> tuple[Any, Any]:
+    """One ledger and one worker (with its budget's lock and ETag) per settings, for every message."""
     from .pacing import WriteBudget
+
+    budget = WriteBudget(azure_clients.table(s.budget_table), rate=s.write_rate, burst=s.write_burst)
+    return _ledger(s), ScheduledWorker(azure_clients, budget)
+
+
+def handle_message(body: bytes, dequeue_count: int) -> str:
     from .settings import FleetSettings
 
     s = FleetSettings.from_env()
-    ledger = _ledger(s)
-    budget = WriteBudget(azure_clients.table(s.budget_table), rate=s.write_rate, burst=s.write_burst)
+    ledger, worker = _worker(s)
 
     def done(message: dict[str, Any], outcome: jobs.Done) -> None:
-        ledger.record("jobs", job_key(message["job"]), {"outcome": "done", "result": outcome.result,
-                                                        **{k: str(v) for k, v in outcome.detail.items()}})
+        job = message["job"]
+        ledger.record(jobs_partition(job["slot"]), job_key(job), {"outcome": "done", "result": outcome.result,
+                                                                   **{k: str(v) for k, v in outcome.detail.items()}})
 
     def failed(message: dict[str, Any], reason: str) -> None:
-        ledger.record("jobs", job_key(message["job"]), {"outcome": "failed", "reason": reason})
+        job = message["job"]
+        ledger.record(jobs_partition(str(job.get("slot", "?"))), job_key(job), {"outcome": "failed", "reason": reason})
 
-    return run_step(body, dequeue_count, kind=KIND, required=("job",), step=ScheduledWorker(azure_clients, budget).handle,
+    return run_step(body, dequeue_count, kind=KIND, required=("job",), step=worker.handle,
                     queue=azure_clients.queue(s.jobs_queue), poison=azure_clients.queue(f"{s.jobs_queue}-poison"),
                     on_done=done, on_failed=failed)

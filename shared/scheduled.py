@@ -2,9 +2,10 @@
 tagged alike) or a VM restore point, optionally copied to a second region.
 
 Each step is idempotent (deterministic names from the planner) and never waits on Azure: a
-long-running operation is checked by a later step (``Retry`` with a delay), a write without
-budget waits in the queue, not in the function. Messages carry the job and where it stands:
-``{"v": 1, "kind": "scheduled", "job": {...}, "step": "create", "index": 0, "attempt": 0}``.
+long-running operation is checked by a later step (``Retry`` after the operation's Retry-After),
+and a write without budget waits in the queue, not in the function, holding the budget's promise
+(``grant``) so it spends it on return without asking again. Messages carry the job and where it
+stands: ``{"v": 1, "kind": "scheduled", "job": {...}, "step": "create", "index": 0, "attempt": 0}``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from . import jobs
 from .jobs import Done, Failed, Outcome, Retry
 
 KIND = "scheduled"
-CHECK_DELAY = 2  # seconds before looking at a snapshot or restore point again
+CHECK_DELAY = 10  # seconds before looking at a snapshot or restore point again, when ARM gives no Retry-After
 COPY_DELAY = 5
 SNAPSHOT_LIMIT_DELAY = 60  # "7 incremental snapshots per disk per 5 minutes"
 IN_FLIGHT_DELAY = 30  # "one restore point creation at a time per VM"
@@ -48,12 +49,16 @@ class ScheduledWorker:
         return Retry(max(1, math.ceil(delay)), reason, {**changes, "attempt": attempt,
                                                         "reads": message.get("reads", 0), "writes": message.get("writes", 0)})
 
-    def _observe(self, sub: str):
+    def _observe(self, sub: str, seen: dict[str, float] | None = None):
+        """A raw-response hook: ARM's remaining writes go to the budget; its Retry-After to ``seen``."""
         def hook(response: Any) -> None:
             headers = response.http_response.headers
             remaining = headers.get("x-ms-ratelimit-remaining-subscription-writes")
             if remaining is not None and remaining.isdigit():
                 self.budget.observe(sub, remaining=int(remaining))
+            retry_after = headers.get("Retry-After")
+            if seen is not None and retry_after and retry_after.isdigit():
+                seen["retry_after"] = max(seen.get("retry_after", 0), int(retry_after))
         return hook
 
     def _arm_error(self, message: dict[str, Any], exc: Exception, sub: str, step: str, index: int) -> Outcome:
@@ -76,14 +81,23 @@ class ScheduledWorker:
         return Failed(f"ARM {status}: {text}")
 
     def _wait_for_budget(self, message: dict[str, Any], sub: str, n: int, step: str, index: int) -> Outcome | None:
-        wait = self.budget.take(sub, n)
-        if wait > 0:
-            # Pacing is not a failure: it doesn't use up attempts.
-            return Retry(max(1, math.ceil(wait)), "write budget", {"step": step, "index": index,
-                                                                  "attempt": message.get("attempt", 0),
-                                                                  "reads": message.get("reads", 0),
-                                                                  "writes": message.get("writes", 0)})
-        return None
+        """None when n writes may go now. Otherwise the job goes back on the queue until the moment
+        the budget promised them (kept in the message as ``grant``), or until it may ask again."""
+        grant = message.get("grant")
+        if grant and grant.get("step") == step and grant.get("index") == index:
+            at = float(grant["at"])
+        else:
+            at, promised = self.budget.reserve(sub, n)
+            message["grant"] = {"step": step, "index": index, "at": at} if promised else None
+        wait = at - self.budget.clock()
+        if wait <= 0:
+            message["grant"] = None  # spent now
+            return None
+        # Pacing is not a failure: it doesn't use up attempts.
+        return Retry(max(1, math.ceil(wait)), "write budget", {"step": step, "index": index, "grant": message["grant"],
+                                                              "attempt": message.get("attempt", 0),
+                                                              "reads": message.get("reads", 0),
+                                                              "writes": message.get("writes", 0)})
 
     # --- dispatch ----------------------------------------------------------------------------
     def handle(self, message: dict[str, Any]) -> Outcome:
@@ -109,23 +123,25 @@ class ScheduledWorker:
         compute = self.clients.compute(sub)
         targets = job["snapshots"]
         index = message.get("index", 0)
+        wait = self._wait_for_budget(message, sub, len(targets) - index, "create", index)
+        if wait:
+            return wait
+        seen: dict[str, float] = {}
         while index < len(targets):
-            wait = self._wait_for_budget(message, sub, 1, "create", index)
-            if wait:
-                return wait
             target = targets[index]
             body = Snapshot(location=job["location"], tags=dict(job["tags"], **{"vmkeeper-lun": str(target["lun"])}),
                             incremental=True,
                             creation_data=CreationData(create_option="Copy", source_resource_id=target["disk_id"]))
             try:
                 compute.snapshots.begin_create_or_update(rg, target["name"], body, polling=False,
-                                                         raw_response_hook=self._observe(sub))
+                                                         raw_response_hook=self._observe(sub, seen))
             except Exception as exc:  # noqa: BLE001 (classified by _arm_error)
                 return self._arm_error(message, exc, sub, "create", index)
             message["writes"] = message.get("writes", 0) + 1
             index += 1
-        return Retry(CHECK_DELAY, "snapshots accepted", {"step": "check", "index": 0, "attempt": 0,
-                                                          "reads": message.get("reads", 0), "writes": message.get("writes", 0)})
+        return Retry(seen.get("retry_after", CHECK_DELAY), "snapshots accepted",
+                     {"step": "check", "index": 0, "attempt": 0, "grant": None, "check_delay": seen.get("retry_after", CHECK_DELAY),
+                      "reads": message.get("reads", 0), "writes": message.get("writes", 0)})
 
     def check_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         sub, rg = job["subscription_id"], job["resource_group"]
@@ -143,7 +159,8 @@ class ScheduledWorker:
             if state != "succeeded":
                 pending.append(target["name"])
         if pending:
-            return self._next(message, CHECK_DELAY, f"{len(pending)} snapshot(s) still creating", step="check", index=0)
+            return self._next(message, message.get("check_delay", CHECK_DELAY), f"{len(pending)} snapshot(s) still creating",
+                              step="check", index=0)
         if job.get("lock_days") and not message.get("locked"):
             return self.lock_snapshots(message, job)
         if job.get("copy_region"):
@@ -193,14 +210,16 @@ class ScheduledWorker:
         source_id = (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/snapshots/{target['name']}")
         body = Snapshot(location=region, tags=dict(job["tags"], **{"vmkeeper-copy-of": source_id[-256:]}), incremental=True,
                         creation_data=CreationData(create_option="CopyStart", source_resource_id=source_id))
+        seen: dict[str, float] = {}
         try:
             self.clients.compute(sub).snapshots.begin_create_or_update(rg, copy_name(target["name"], region), body,
-                                                                       polling=False, raw_response_hook=self._observe(sub))
+                                                                       polling=False, raw_response_hook=self._observe(sub, seen))
         except Exception as exc:  # noqa: BLE001
             return self._arm_error(message, exc, sub, "copy", index)
         message["writes"] = message.get("writes", 0) + 1
-        return Retry(COPY_DELAY, "copy started", {"step": "copy_check", "index": index, "attempt": 0,
-                                                  "reads": message.get("reads", 0), "writes": message["writes"]})
+        delay = seen.get("retry_after", COPY_DELAY)
+        return Retry(delay, "copy started", {"step": "copy_check", "index": index, "attempt": 0, "check_delay": delay,
+                                             "reads": message.get("reads", 0), "writes": message["writes"]})
 
     def check_copy(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         sub, rg, region = job["subscription_id"], job["resource_group"], job["copy_region"]
@@ -214,7 +233,8 @@ class ScheduledWorker:
         if copy.copy_completion_error is not None:
             return Failed(f"copy {name}: {copy.copy_completion_error.error_code}")
         if (copy.completion_percent or 0) < 100:
-            return self._next(message, COPY_DELAY, f"copy {name} at {copy.completion_percent}%", step="copy_check", index=index)
+            return self._next(message, message.get("check_delay", COPY_DELAY), f"copy {name} at {copy.completion_percent}%",
+                              step="copy_check", index=index)
         if index + 1 < len(job["snapshots"]):
             return Retry(1, "next disk's copy", {"step": "copy", "index": index + 1, "attempt": 0,
                                                   "reads": message["reads"], "writes": message.get("writes", 0)})
@@ -234,6 +254,7 @@ class ScheduledWorker:
         wait = self._wait_for_budget(message, sub, 2, "create", 0)
         if wait:
             return wait
+        seen: dict[str, float] = {}
         collection_tags = {k: v for k, v in job["tags"].items() if k in ("managed-by", "vmkeeper-vm", "vmkeeper-policy")}
         try:
             compute.restore_point_collections.create_or_update(
@@ -244,7 +265,7 @@ class ScheduledWorker:
                 rg, job["rpc_name"], job["rp_name"],
                 RestorePoint(consistency_mode=job["consistency"],
                              exclude_disks=[ApiEntityReference(id=d) for d in job.get("exclude_disk_ids", [])]),
-                polling=False, raw_response_hook=self._observe(sub))
+                polling=False, raw_response_hook=self._observe(sub, seen))
         except Exception as exc:  # noqa: BLE001
             from azure.core.exceptions import HttpResponseError
 
@@ -253,8 +274,9 @@ class ScheduledWorker:
             else:
                 return self._arm_error(message, exc, sub, "create", 0)
         message["writes"] = message.get("writes", 0) + 2
-        return Retry(CHECK_DELAY, "restore point accepted", {"step": "check", "index": 0, "attempt": 0,
-                                                              "reads": message.get("reads", 0), "writes": message["writes"]})
+        delay = seen.get("retry_after", CHECK_DELAY)
+        return Retry(delay, "restore point accepted", {"step": "check", "index": 0, "attempt": 0, "check_delay": delay,
+                                                       "reads": message.get("reads", 0), "writes": message["writes"]})
 
     def check_restore_point(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         sub, rg = job["subscription_id"], job["resource_group"]
@@ -267,7 +289,8 @@ class ScheduledWorker:
         if state == "failed":
             return Failed(f"restore point {job['rp_name']} ended Failed")
         if state != "succeeded":
-            return self._next(message, CHECK_DELAY, "restore point still creating", step="check", index=0)
+            return self._next(message, message.get("check_delay", CHECK_DELAY), "restore point still creating",
+                              step="check", index=0)
         return Done("restore_point", self._tally(message, job))
 
     @staticmethod

@@ -105,16 +105,30 @@ def test_a_restore_point_job(az, worker, compute, sub):
     assert isinstance(run(worker, az, new_message(job))[0], jobs.Done)  # replay: "already exists" → checked, done
 
 
-def test_without_budget_the_job_waits_in_the_queue(az, compute, sub, azurite):
+def test_without_budget_the_job_waits_in_the_queue_with_a_promise(az, compute, sub, azurite):
     from azure.data.tables import TableClient
 
+    now = [1_000_000.0]
     budget = pacing.WriteBudget(TableClient.from_connection_string(azurite.connection_string, f"b{uuid.uuid4().hex[:10]}"),
-                                rate=1, burst=1)
+                                rate=1, burst=1, clock=lambda: now[0])
     worker = ScheduledWorker(Clients(az), budget)
     vm = compute.virtual_machines.get("rg-vm-00", "vm-00000")
-    outcome = worker.handle(new_message(snapshot_job(vm, sub)))
+    job = snapshot_job(vm, sub)
+    assert len(job["snapshots"]) == 4
+    outcome = worker.handle(new_message(job))
     assert isinstance(outcome, jobs.Retry) and outcome.reason == "write budget"
-    assert outcome.changes["index"] == 1  # the first disk's snapshot went; the next waits its turn
+    assert outcome.delay == 3 and outcome.changes["index"] == 0  # the set waits whole: 4 writes, 1 in hand, 1/s
+    assert not [s for s in compute.snapshots.list_by_resource_group("rg-vm-00") if s.name in
+                {t["name"] for t in job["snapshots"]}]
+    message = {**new_message(job), **outcome.changes}
+    assert message["grant"]["at"] == now[0] + 3
+    assert budget.reserve(sub, 1) == (now[0] + 4, True)  # the promise is held in the table: the next is later
+    early = worker.handle(message)
+    assert isinstance(early, jobs.Retry) and early.reason == "write budget"  # back too soon: waits again
+    now[0] += 3
+    accepted = worker.handle(message)  # spends its promise without asking again
+    assert isinstance(accepted, jobs.Retry) and accepted.changes["step"] == "check" and accepted.changes["grant"] is None
+    assert budget.reserve(sub, 1) == (now[0] + 2, True)  # nothing more was taken for the set
 
 
 def test_a_policy_lock_guards_new_snapshots_until_its_date(az, worker, compute, sub):
