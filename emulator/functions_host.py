@@ -39,8 +39,9 @@ class LocalFunctionsHost:
         queues = host.get("extensions", {}).get("queues", {})
         self.max_dequeue_count = int(queues.get("maxDequeueCount", 5))
         self.batch_size = int(queues.get("batchSize", 16))
-        self.visibility_timeout = visibility_timeout if visibility_timeout is not None else _seconds(
-            queues.get("visibilityTimeout", "00:00:30"))
+        self.max_polling_interval = _seconds(queues.get("maxPollingInterval", "00:01:00"))
+        self.visibility_timeout = visibility_timeout if visibility_timeout is not None else int(_seconds(
+            queues.get("visibilityTimeout", "00:00:30")))
         self.connection_string = connection_string
         self.settings = dict(settings or {})
         os.environ.update(self.settings)  # app settings reach a function as environment variables
@@ -151,17 +152,26 @@ class LocalFunctionsHost:
                 self._busy -= 1
                 self._settled.notify_all()
 
-    def _pump(self, stop: Callable[[], bool], idle_sleep: float) -> None:
+    def _serve(self, stop: Callable[[], bool], until_idle: bool) -> bool:
+        """Poll as the host does: at once while messages come; after an empty poll, wait 100 ms,
+        doubling up to ``maxPollingInterval``. With ``until_idle``, return True once the queues
+        are empty and every handler has returned."""
+        interval = 0.0
         while not stop():
             if self.receive():
-                self._wait(idle_sleep, lambda: self._busy < self.workers)  # a worker frees up, or look again
-            else:
-                time.sleep(idle_sleep)
+                interval = 0.0
+                self._wait(0.05, lambda: self._busy < self.workers)  # a worker frees up, or look again
+                continue
+            if until_idle and self._busy == 0 and self.pending() == 0:
+                return True
+            interval = min(self.max_polling_interval, max(0.1, interval * 2))
+            time.sleep(interval)
+        return False
 
     def start(self) -> None:
         """Keep delivering queue messages in the background, as the host does, until ``close()``."""
         self._stop = threading.Event()
-        self._pump_thread = threading.Thread(target=self._pump, args=(self._stop.is_set, 0.05), name="functions-host",
+        self._pump_thread = threading.Thread(target=self._serve, args=(self._stop.is_set, False), name="functions-host",
                                              daemon=True)
         self._pump_thread.start()
 
@@ -169,17 +179,10 @@ class LocalFunctionsHost:
         """Messages in the trigger queues, visible or not (Azure's approximate count includes both)."""
         return sum(self._queue(q).get_queue_properties().approximate_message_count for q in self.queue_names().values())
 
-    def run_until_idle(self, timeout: float = 120.0, idle_sleep: float = 0.2) -> bool:
+    def run_until_idle(self, timeout: float = 120.0) -> bool:
         """Deliver messages until the trigger queues are empty and every handler has returned."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.receive():
-                self._wait(min(idle_sleep, 0.05), lambda: self._busy < self.workers)
-                continue
-            if self._busy == 0 and self.pending() == 0:
-                return True
-            self._wait(idle_sleep, lambda: False)
-        return False
+        return self._serve(lambda: time.monotonic() > deadline, until_idle=True)
 
     # --- timer triggers ---------------------------------------------------------------------
     def fire_timer(self, name: str) -> Any:
@@ -260,6 +263,6 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _seconds(hms: str) -> int:
-    h, m, s = (int(x) for x in hms.split(":"))
-    return h * 3600 + m * 60 + s
+def _seconds(hms: str) -> float:
+    h, m, s = hms.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)

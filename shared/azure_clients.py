@@ -44,14 +44,17 @@ POOL_SIZE = 32  # connections kept per client and host: one per worker thread, s
 
 
 def pooled_transport(**config: Any) -> Any:
-    """requests keeps 10 connections per host by default; busier workers would open (and TLS
-    handshake) a fresh one for each call over that. A bigger pool, with requests' retries off as
-    azure-core has them (its own retry policy decides)."""
+    """A requests session for one client. requests keeps 10 connections per host by default; busier
+    workers would open (and TLS handshake) a fresh one for each call over that. A bigger pool,
+    with requests' retries off as azure-core has them (its own retry policy decides)."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     from urllib3.util.retry import Retry
 
     session = requests.Session()
+    # Not read from the environment per request (proxies, netrc): requests walks all of os.environ
+    # on every call for them, a quarter of a busy worker's CPU. The CA bundle is passed explicitly.
+    session.trust_env = False
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE,
                                             max_retries=Retry(total=False, redirect=False, raise_on_status=False))
     session.mount("http://", adapter)
@@ -69,6 +72,11 @@ def _arm_kwargs() -> dict[str, Any]:
 @lru_cache(maxsize=256)
 def _clients(kind: str, subscription_id: str | None) -> Any:
     kwargs = _arm_kwargs()
+    if kind == "paced-compute":
+        # Paced writes: a 429 or 5xx comes straight back to the worker (its budget learns, its job
+        # waits in the queue) instead of the SDK sleeping and resending writes nobody budgeted.
+        kwargs["retry_status"] = 0
+        kind = "compute"
     if kind == "compute":
         from azure.mgmt.compute import ComputeManagementClient as Client
     elif kind == "backup":
@@ -86,6 +94,11 @@ def _clients(kind: str, subscription_id: str | None) -> Any:
 
 def compute(subscription_id: str) -> Any:
     return _clients("compute", subscription_id.lower())
+
+
+def paced_compute(subscription_id: str) -> Any:
+    """Compute for the paced scheduled worker: no status retries inside the SDK."""
+    return _clients("paced-compute", subscription_id.lower())
 
 
 def backup(subscription_id: str) -> Any:

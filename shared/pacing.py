@@ -7,8 +7,9 @@ holds across instances. Two ways to ask:
 - ``take``: n writes now, or "ask again in N s" (retention's deletes);
 - ``reserve``: n writes now, or a promise of n writes at a moment in the future (the bucket goes
   into debt). The worker re-enqueues its job with that visibility delay and, when it returns,
-  spends the promise without asking again: one table round trip per job, no polling of the
-  budget, and jobs go out at the refill rate in the order they asked.
+  spends the promise without asking again: no polling of the budget, and jobs go out at the
+  refill rate in the order they asked. ``reserve_many`` promises a whole slot's jobs in one
+  round trip, so the planner can enqueue each job to become visible at its moment.
 
 ARM's own word wins: a low ``x-ms-ratelimit-remaining-subscription-writes`` shrinks the bucket
 and a 429's Retry-After puts it into debt for that long. A subscription with no budget answers
@@ -59,6 +60,21 @@ def reserve(bucket: Bucket, n: int, now: float, rate: float, burst: float,
     if wait > max_ahead:
         return bucket, wait - max_ahead, False
     return Bucket(left, b.stamp), wait, True
+
+
+def reserve_many(bucket: Bucket, counts: list[int], now: float, rate: float, burst: float,
+                 max_ahead: float = MAX_AHEAD) -> tuple[Bucket, list[tuple[float, bool]]]:
+    """``reserve`` for a run of jobs in order: (new bucket, [(seconds, promised)] per job). Once one
+    is too far out, the rest are too: each is told when to ask again."""
+    out: list[tuple[float, bool]] = []
+    b = bucket
+    for n in counts:
+        if out and not out[-1][1]:
+            out.append(out[-1])
+            continue
+        b, wait, promised = reserve(b, n, now, rate, burst, max_ahead)
+        out.append((wait, promised))
+    return b, out
 
 
 def observe(bucket: Bucket, now: float, rate: float, burst: float, remaining: int | None,
@@ -148,8 +164,21 @@ class WriteBudget:
             return new, (now + wait, promised)
         return self._update(subscription_id, change)
 
+    def reserve_many(self, subscription_id: str, counts: list[int]) -> list[tuple[float, bool]]:
+        """``reserve`` for many jobs at once (one round trip): [(epoch seconds, promised)] in order."""
+        def change(b: Bucket, now: float) -> tuple[Bucket, list[tuple[float, bool]]]:
+            new, out = reserve_many(b, counts, now, self.rate, self.burst)
+            return new, [(now + wait, promised) for wait, promised in out]
+        return self._update(subscription_id, change)
+
     def observe(self, subscription_id: str, remaining: int | None = None, retry_after: float | None = None) -> None:
         if remaining is None and not retry_after:
             return
-        self._update(subscription_id, lambda b, now: (observe(b, now, self.rate, self.burst, remaining, retry_after,
-                                                              self.reserve_tokens), None))
+
+        def change(b: Bucket, now: float) -> tuple[Bucket, None]:
+            return observe(b, now, self.rate, self.burst, remaining, retry_after, self.reserve_tokens), None
+
+        known = self._known.get(subscription_id.lower())
+        if known and change(known[0], self.clock())[0] == known[0]:
+            return  # ARM says nothing we don't know (our bucket is at most what we last saw): no round trip
+        self._update(subscription_id, change)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from . import azure_clients, jobs
 from .runner import run_step
-from .scheduled import KIND, ScheduledWorker, new_message
+from .scheduled import KIND, ScheduledWorker, create_writes, new_message
 
 log = logging.getLogger("vmkeeper.schedule")
 VMS_QUERY = ("Resources | where type =~ 'microsoft.compute/virtualmachines' "
@@ -86,20 +87,57 @@ def plan_and_enqueue(now: datetime) -> dict[str, int]:
         done.update(row["item"] for row in ledger.rows(jobs_partition(slot), "outcome eq 'done'", select=["item"]))
     todo = [m for m in messages if job_key(m["job"]) not in done]
     counts["already_done"] = len(messages) - len(todo)
+    budget = _budget(s)
+    _promise(budget, todo)
+
+    def send(message: dict[str, Any]) -> int:
+        # Visible at the promised moment, counted from when it is sent (never earlier).
+        at = (message.get("grant") or {}).get("at") or message.pop("ask_at", 0)
+        delay = max(0, math.ceil(at - budget.clock()))
+        queue.send_message(jobs.encode(message), visibility_timeout=delay)
+        return delay
+
     with ThreadPoolExecutor(ENQUEUE_THREADS) as pool:
-        list(pool.map(lambda m: queue.send_message(jobs.encode(m)), todo))
+        delays = list(pool.map(send, todo))
     counts["enqueued"] = len(todo)
+    counts["last_due_seconds"] = max(delays, default=0)
     log.info("planned %s", counts)
     return counts
 
 
+def _promise(budget: Any, messages: list[dict[str, Any]]) -> None:
+    """Each job's first writes are promised by its subscription's budget (one round trip per
+    subscription); the job will be enqueued to become visible at that moment, holding the promise:
+    workers neither poll the budget nor wait. A job too far out is told when to ask again."""
+    from collections import defaultdict
+
+    by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in messages:
+        by_sub[m["job"]["subscription_id"].lower()].append(m)
+    for sub, group in by_sub.items():
+        promises = budget.reserve_many(sub, [create_writes(m["job"]) for m in group])
+        for m, (at, promised) in zip(group, promises, strict=True):
+            if promised:
+                m["grant"] = {"step": "create", "index": 0, "at": at}
+            else:
+                m["ask_at"] = at
+
+
 @lru_cache(maxsize=8)
-def _worker(s: Any) -> tuple[Any, Any]:
-    """One ledger and one worker (with its budget's lock and ETag) per settings, for every message."""
+def _budget(s: Any) -> Any:
+    """One budget (its lock and ETag) per settings, shared by the planner and every message."""
     from .pacing import WriteBudget
 
-    budget = WriteBudget(azure_clients.table(s.budget_table), rate=s.write_rate, burst=s.write_burst)
-    return _ledger(s), ScheduledWorker(azure_clients, budget)
+    return WriteBudget(azure_clients.table(s.budget_table), rate=s.write_rate, burst=s.write_burst)
+
+
+@lru_cache(maxsize=8)
+def _worker(s: Any) -> tuple[Any, Any]:
+    """One ledger and one worker per settings, for every message."""
+    from types import SimpleNamespace
+
+    clients = SimpleNamespace(compute=azure_clients.paced_compute, locks=azure_clients.locks)
+    return _ledger(s), ScheduledWorker(clients, _budget(s))
 
 
 def handle_message(body: bytes, dequeue_count: int) -> str:

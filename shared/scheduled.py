@@ -27,10 +27,26 @@ def new_message(job: dict[str, Any]) -> dict[str, Any]:
     return {"v": 1, "kind": KIND, "job": job, "step": "create", "index": 0, "attempt": 0, "reads": 0, "writes": 0}
 
 
+def create_writes(job: dict[str, Any]) -> int:
+    """The ARM writes a job's first step makes: one per snapshot, or collection + restore point."""
+    return len(job.get("snapshots") or []) if job.get("type") == "snapshot_set" else 2
+
+
 def copy_name(name: str, region: str) -> str:
     """The deterministic name of a snapshot's copy in another region (≤ 80 characters)."""
     suffix = f"-{region}"
     return name[: 80 - len(suffix)] + suffix
+
+
+def retry_after_seconds(headers: Any) -> int | None:
+    """ARM's advice on when to look again, in whole seconds (a queue's visibility delay is whole
+    seconds, at least 1): ``retry-after-ms`` / ``x-ms-retry-after-ms`` (as azure-core reads them)
+    or ``Retry-After`` in seconds; None when it gives none."""
+    for name, scale in (("retry-after-ms", 1000), ("x-ms-retry-after-ms", 1000), ("Retry-After", 1)):
+        value = headers.get(name)
+        if value and value.strip().isdigit():
+            return max(1, math.ceil(int(value) / scale))
+    return None
 
 
 class ScheduledWorker:
@@ -56,9 +72,10 @@ class ScheduledWorker:
             remaining = headers.get("x-ms-ratelimit-remaining-subscription-writes")
             if remaining is not None and remaining.isdigit():
                 self.budget.observe(sub, remaining=int(remaining))
-            retry_after = headers.get("Retry-After")
-            if seen is not None and retry_after and retry_after.isdigit():
-                seen["retry_after"] = max(seen.get("retry_after", 0), int(retry_after))
+            if seen is not None:
+                delay = retry_after_seconds(headers)
+                if delay is not None:
+                    seen["retry_after"] = max(seen.get("retry_after", 0), delay)
         return hook
 
     def _arm_error(self, message: dict[str, Any], exc: Exception, sub: str, step: str, index: int) -> Outcome:
