@@ -32,13 +32,14 @@ HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
 
 class LocalFunctionsHost:
     def __init__(self, app: Any, connection_string: str, settings: dict[str, str] | None = None, *,
-                 visibility_timeout: int | None = None, workers: int = 8):
+                 visibility_timeout: int | None = None, workers: int | None = None):
         import azure.functions  # noqa: F401  (fail early if missing)
 
         host = json.loads(HOST_JSON.read_text())
         queues = host.get("extensions", {}).get("queues", {})
         self.max_dequeue_count = int(queues.get("maxDequeueCount", 5))
-        self.batch_size = int(queues.get("batchSize", 16))
+        self.batch_size = min(32, int(queues.get("batchSize", 16)))
+        self.new_batch_threshold = int(queues.get("newBatchThreshold", self.batch_size // 2))
         self.max_polling_interval = _seconds(queues.get("maxPollingInterval", "00:01:00"))
         self.visibility_timeout = visibility_timeout if visibility_timeout is not None else int(_seconds(
             queues.get("visibilityTimeout", "00:00:30")))
@@ -50,10 +51,12 @@ class LocalFunctionsHost:
         self.invocations: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._queues: dict[str, Any] = {}
-        self.workers = workers
+        queue_functions = sum(1 for f in self.functions.values() if f.get_trigger().type == "queueTrigger")
+        self.workers = workers or max(1, queue_functions) * (self.batch_size + self.new_batch_threshold)
         self._busy = 0  # queue messages being handled
+        self._busy_by: dict[str, int] = {}
         self._settled = threading.Condition()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fn")
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fn")
         self._server: ThreadingHTTPServer | None = None
         self._pump_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -97,26 +100,26 @@ class LocalFunctionsHost:
                     pass
 
     def receive(self) -> int:
-        """Receive as many messages as there are idle workers (at most 32 per queue and call, as
-        Storage allows) and hand them out without waiting; returns how many were received."""
+        """As the host does per queue function: once the messages in hand drop to
+        ``newBatchThreshold``, fetch ``batchSize`` more (at most batchSize + newBatchThreshold at
+        once); hand them to workers without waiting. Returns how many were received."""
         from azure.functions.queue import QueueMessage
 
         received = 0
         for fname, queue_name in self.queue_names().items():
             with self._settled:
-                free = self.workers - self._busy
-            if free <= 0:
-                break
+                if self._busy_by.get(fname, 0) > self.new_batch_threshold:
+                    continue
             client = self._queue(queue_name)
             handler = self.functions[fname].get_user_function()
-            batch = min(32, free, max(self.batch_size, free))
-            for msg in client.receive_messages(messages_per_page=batch, max_messages=batch,
+            for msg in client.receive_messages(messages_per_page=self.batch_size, max_messages=self.batch_size,
                                                visibility_timeout=max(self.visibility_timeout, 60)):
                 fm = QueueMessage(id=msg.id, body=_decode(msg.content), dequeue_count=msg.dequeue_count,
                                   pop_receipt=msg.pop_receipt, insertion_time=msg.inserted_on,
                                   expiration_time=msg.expires_on, time_next_visible=msg.next_visible_on)
                 with self._settled:
                     self._busy += 1
+                    self._busy_by[fname] = self._busy_by.get(fname, 0) + 1
                 self._pool.submit(self._run_queue_message, fname, handler, client, queue_name, msg, fm)
                 received += 1
         return received
@@ -150,6 +153,7 @@ class LocalFunctionsHost:
         finally:
             with self._settled:
                 self._busy -= 1
+                self._busy_by[fname] -= 1
                 self._settled.notify_all()
 
     def _serve(self, stop: Callable[[], bool], until_idle: bool) -> bool:
@@ -160,7 +164,7 @@ class LocalFunctionsHost:
         while not stop():
             if self.receive():
                 interval = 0.0
-                self._wait(0.05, lambda: self._busy < self.workers)  # a worker frees up, or look again
+                self._wait(0.05, lambda: self._busy <= self.new_batch_threshold)  # room for a batch, or look again
                 continue
             if until_idle and self._busy == 0 and self.pending() == 0:
                 return True

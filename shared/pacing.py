@@ -64,17 +64,29 @@ def reserve(bucket: Bucket, n: int, now: float, rate: float, burst: float,
 
 def reserve_many(bucket: Bucket, counts: list[int], now: float, rate: float, burst: float,
                  max_ahead: float = MAX_AHEAD) -> tuple[Bucket, list[tuple[float, bool]]]:
-    """``reserve`` for a run of jobs in order: (new bucket, [(seconds, promised)] per job). Once one
-    is too far out, the rest are too: each is told when to ask again."""
+    """Promises for a run of jobs in order: (new bucket, [(seconds, promised)] per job).
+
+    The run is spread evenly over the time the bucket needs for all of it, T = (writes - tokens)
+    / rate, rather than spending the bucket at once and then trickling: it ends at the same
+    moment, and the k-th write, at T·k/writes, is never before the bucket allows it
+    ((k - tokens) / rate, since T·k/writes - (k - tokens)/rate = tokens·(writes - k)/(rate·writes)
+    ≥ 0; a bucket in debt goes by its refill alone). Workers then see a steady flow instead of a
+    storm followed by a trickle. Jobs further
+    out than ``max_ahead`` are not promised; each is told when to ask again."""
+    b = bucket.refilled(now, rate, burst)
+    total = sum(counts) or 1
+    span = max(0.0, (total - b.tokens) / rate)
     out: list[tuple[float, bool]] = []
-    b = bucket
+    done = promised = 0
     for n in counts:
-        if out and not out[-1][1]:
-            out.append(out[-1])
-            continue
-        b, wait, promised = reserve(b, n, now, rate, burst, max_ahead)
-        out.append((wait, promised))
-    return b, out
+        done += n
+        wait = max(span * done / total, (done - b.tokens) / rate, 0.0)  # the first term rules unless in debt
+        if wait > max_ahead:
+            out.append((wait - max_ahead, False))
+        else:
+            out.append((wait, True))
+            promised += n
+    return (Bucket(b.tokens - promised, b.stamp) if promised else bucket), out
 
 
 def observe(bucket: Bucket, now: float, rate: float, burst: float, remaining: int | None,

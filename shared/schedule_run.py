@@ -89,6 +89,7 @@ def plan_and_enqueue(now: datetime) -> dict[str, int]:
     counts["already_done"] = len(messages) - len(todo)
     budget = _budget(s)
     _promise(budget, todo)
+    todo.sort(key=lambda m: (m.get("grant") or {}).get("at") or m.get("ask_at", 0))  # sent in the order they are due
 
     def send(message: dict[str, Any]) -> int:
         # Visible at the promised moment, counted from when it is sent (never earlier).

@@ -46,6 +46,24 @@ def test_promises_never_exceed_burst_plus_refill_at_any_moment(steps, rate, burs
         assert due <= burst + rate * t + 1e-6
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 5), max_size=80), st.floats(0, 60), st.floats(0.5, 20), st.integers(1, 50),
+       st.floats(-50, 50), st.floats(1, 100))
+def test_a_spread_run_stays_within_the_bucket_and_ends_when_it_must(counts, now, rate, burst, tokens, max_ahead):
+    start = pacing.Bucket(min(tokens, burst), 0.0)
+    bucket, out = pacing.reserve_many(start, counts, now, rate, burst, max_ahead)
+    available = start.refilled(now, rate, burst).tokens
+    promised = [(now + wait, n) for (wait, ok), n in zip(out, counts, strict=True) if ok]
+    for t, _ in promised:  # by each moment, no more than the bucket had plus its refill since
+        due = sum(n for at, n in promised if at <= t + 1e-9)
+        assert due <= available + rate * (t - now) + 1e-6
+    assert [ok for _, ok in out] == sorted((ok for _, ok in out), reverse=True)  # a prefix is promised
+    assert all(0 <= wait <= max_ahead for wait, ok in out if ok)
+    if promised and len(promised) == len(counts) and sum(counts) > available:
+        assert abs(max(t for t, _ in promised) - now - (sum(counts) - available) / rate) < 1e-6  # not later than needed
+    assert bucket.tokens == (available - sum(n for _, n in promised) if promised else start.tokens)
+
+
 def test_promises_queue_up_in_order_at_the_refill_rate():
     bucket = pacing.Bucket(2, 0.0)
     waits = []
