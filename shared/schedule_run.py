@@ -2,11 +2,14 @@
 worker runs each job step (shared/scheduled.py) under the shared write budget.
 
 - ``plan_and_enqueue``: inventory through Resource Graph (every subscription in scope, paged),
-  the pure planner, one message per job. A job the ledger already records as done for its slot is
+  the pure planner, then the fan-out. A job the ledger already records as done for its slot is
   not enqueued again, and every name is deterministic: re-running a slot creates nothing new.
-- ``handle_message``: Done → ledger; Retry → re-enqueued with a visibility delay; Failed, a bad
-  message, or an error on the last delivery → the poison queue with the reason (and the ledger).
-"""
+  Each job's first writes are promised by its subscription's budget (one round trip per
+  subscription, spread evenly over the time the budget needs); jobs are packed a few VMs to a
+  message (shared/batch.py), each message visible when its jobs' promises fall due.
+- ``handle_message``: per job, Done → ledger; Retry → re-enqueued with a visibility delay;
+  Failed, a bad message, or too many errors → the poison queue with the reason (and the ledger).
+  A single-job message (the format before batches) is still understood."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import azure_clients, jobs
+from .batch import batch_message, run_batch
 from .runner import run_step
 from .scheduled import KIND, ScheduledWorker, create_writes, new_message
 
@@ -61,6 +65,7 @@ def _ledger(s: Any) -> Any:
 
 
 ENQUEUE_THREADS = 8  # a slot's messages go out in parallel: one Storage round trip each
+BATCH_VMS = 8  # VMs' jobs per queue message (shared/batch.py)
 
 
 def plan_and_enqueue(now: datetime) -> dict[str, int]:
@@ -89,21 +94,41 @@ def plan_and_enqueue(now: datetime) -> dict[str, int]:
     counts["already_done"] = len(messages) - len(todo)
     budget = _budget(s)
     _promise(budget, todo)
-    todo.sort(key=lambda m: (m.get("grant") or {}).get("at") or m.get("ask_at", 0))  # sent in the order they are due
+    batches = _pack(todo)
 
-    def send(message: dict[str, Any]) -> int:
-        # Visible at the promised moment, counted from when it is sent (never earlier).
-        at = (message.get("grant") or {}).get("at") or message.pop("ask_at", 0)
-        delay = max(0, math.ceil(at - budget.clock()))
-        queue.send_message(jobs.encode(message), visibility_timeout=delay)
+    def send(batch: list[dict[str, Any]]) -> int:
+        # Visible in the second its last job's promise falls due (counted from when it is sent):
+        # the worker waits out the fraction (scheduled.INLINE_WAIT).
+        delay = max(0, math.floor(max(_due(m) for m in batch) - budget.clock()))
+        queue.send_message(jobs.encode(batch_message(KIND, batch)), visibility_timeout=delay)
         return delay
 
     with ThreadPoolExecutor(ENQUEUE_THREADS) as pool:
-        delays = list(pool.map(send, todo))
-    counts["enqueued"] = len(todo)
+        delays = list(pool.map(send, batches))
+    counts["enqueued"], counts["messages"] = len(todo), len(batches)
     counts["last_due_seconds"] = max(delays, default=0)
     log.info("planned %s", counts)
     return counts
+
+
+def _due(message: dict[str, Any]) -> float:
+    return (message.get("grant") or {}).get("at") or message.get("ask_at", 0.0)
+
+
+def _pack(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Jobs of one subscription, in the order they fall due, BATCH_VMS to a message; messages
+    ordered by when they fall due. Entries too far out for a promise travel alone."""
+    from collections import defaultdict
+
+    by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in sorted(messages, key=_due):
+        by_sub[m["job"]["subscription_id"].lower()].append(m)
+    batches: list[list[dict[str, Any]]] = []
+    for group in by_sub.values():
+        promised = [m for m in group if m.get("grant")]
+        batches += [promised[i:i + BATCH_VMS] for i in range(0, len(promised), BATCH_VMS)]
+        batches += [[m] for m in group if not m.get("grant")]
+    return sorted(batches, key=lambda b: max(_due(m) for m in b))
 
 
 def _promise(budget: Any, messages: list[dict[str, Any]]) -> None:
@@ -156,6 +181,17 @@ def handle_message(body: bytes, dequeue_count: int) -> str:
         job = message["job"]
         ledger.record(jobs_partition(str(job.get("slot", "?"))), job_key(job), {"outcome": "failed", "reason": reason})
 
-    return run_step(body, dequeue_count, kind=KIND, required=("job",), step=worker.handle,
-                    queue=azure_clients.queue(s.jobs_queue), poison=azure_clients.queue(f"{s.jobs_queue}-poison"),
+    queue, poison = azure_clients.queue(s.jobs_queue), azure_clients.queue(f"{s.jobs_queue}-poison")
+    try:
+        message = jobs.decode(body, KIND, ())
+    except jobs.BadMessage:
+        message = None  # run_step poisons it with the reason
+    if message is not None and "batch" in message:
+        try:
+            return run_batch(message, kind=KIND, step=worker.handle, queue=queue, poison=poison, on_done=done,
+                             on_failed=failed)
+        except jobs.BadMessage as exc:
+            poison.send_message(jobs.poison_body(body, str(exc), message))
+            return "poisoned"
+    return run_step(body, dequeue_count, kind=KIND, required=("job",), step=worker.handle, queue=queue, poison=poison,
                     on_done=done, on_failed=failed)

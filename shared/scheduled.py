@@ -4,13 +4,15 @@ tagged alike) or a VM restore point, optionally copied to a second region.
 Each step is idempotent (deterministic names from the planner) and never waits on Azure: a
 long-running operation is checked by a later step (``Retry`` after the operation's Retry-After),
 and a write without budget waits in the queue, not in the function, holding the budget's promise
-(``grant``) so it spends it on return without asking again. Messages carry the job and where it
+(``grant``) so it spends it on return without asking again. Only a promise due within the second
+is waited for in place: a queue's visibility delay is whole seconds. Messages carry the job and where it
 stands: ``{"v": 1, "kind": "scheduled", "job": {...}, "step": "create", "index": 0, "attempt": 0}``.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from . import jobs
@@ -21,6 +23,7 @@ CHECK_DELAY = 10  # seconds before looking at a snapshot or restore point again,
 COPY_DELAY = 5
 SNAPSHOT_LIMIT_DELAY = 60  # "7 incremental snapshots per disk per 5 minutes"
 IN_FLIGHT_DELAY = 30  # "one restore point creation at a time per VM"
+INLINE_WAIT = 1.0  # a budget promise due this soon is waited for here (queue delays are whole seconds)
 
 
 def new_message(job: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +110,9 @@ class ScheduledWorker:
             at, promised = self.budget.reserve(sub, n)
             message["grant"] = {"step": step, "index": index, "at": at} if promised else None
         wait = at - self.budget.clock()
+        if 0 < wait <= INLINE_WAIT:
+            time.sleep(wait)  # due within the second: a visibility delay can't be shorter than that
+            wait = 0
         if wait <= 0:
             message["grant"] = None  # spent now
             return None
