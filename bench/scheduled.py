@@ -56,8 +56,11 @@ def _disks(az, subs):
 
 
 def _calls(az, since: int) -> tuple[int, int]:
+    """(reads, writes) as ARM counts them: a Resource Graph query is a POST but reads."""
     calls = az.calls(since)
-    return (sum(1 for c in calls if c["method"] == "GET"), sum(1 for c in calls if c["method"] in ("PUT", "PATCH", "POST")))
+    graph = [c for c in calls if "microsoft.resourcegraph" in c["path"].lower()]
+    writes = sum(1 for c in calls if c["method"] in ("PUT", "PATCH", "POST", "DELETE")) - len(graph)
+    return sum(1 for c in calls if c["method"] == "GET") + len(graph), writes
 
 
 def _snapshot(name: str, disk: str):

@@ -10,7 +10,7 @@ budget's promise) and its own outcome, so packing changes nothing about what one
   (and the ledger), the others carry on;
 - Retry → the entry goes back on the queue with its delay, grouped with the entries that wait as
   long (one message per distinct delay);
-- an error (ARM 5xx, a dropped connection) → the entry looks again after ``ERROR_DELAY``; after
+- an error (ARM 5xx, a dropped connection) → the entry looks again after 1, 2, 4 … seconds; after
   ``MAX_ERRORS`` such errors it is poisoned with the last one. One VM's trouble never redelivers
   its neighbours.
 
@@ -29,7 +29,7 @@ from . import jobs
 from .runner import MAX_DEQUEUE_COUNT
 
 log = logging.getLogger("vmkeeper.batch")
-ERROR_DELAY = 5  # seconds before an entry that met an error looks again
+ERROR_DELAY = 1  # seconds before an entry that met an error looks again, doubling each time
 MAX_ERRORS = MAX_DEQUEUE_COUNT  # as many tries as the host gives a whole message
 
 
@@ -61,7 +61,7 @@ def run_batch(
         try:
             outcome = step(entry)
         except jobs.BadMessage as exc:
-            _poison(poison, entry, str(exc), tally)
+            _poison(poison, entry, str(exc).replace("message.", f"message.batch[{i}].", 1), tally)
             continue
         except Exception as exc:  # noqa: BLE001 (transient for this entry alone: look again later)
             reason = f"{type(exc).__name__}: {exc}"
@@ -71,7 +71,7 @@ def run_batch(
                 _poison(poison, entry, reason, tally)
             else:
                 log.warning("job %s: %s (try %d of %d)", entry["job"].get("vm_id"), reason, errors, MAX_ERRORS)
-                later[ERROR_DELAY].append({**entry, "errors": errors, "last_error": reason[:500]})
+                later[jobs.backoff(errors - 1, ERROR_DELAY, 60)].append({**entry, "errors": errors, "last_error": reason[:500]})
                 tally["error"] += 1
             continue
         if isinstance(outcome, jobs.Done):

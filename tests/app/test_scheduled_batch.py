@@ -1,0 +1,83 @@
+"""Several VMs' jobs in one queue message (shared/batch.py), through the local Functions host,
+Azurite and the emulator: each VM keeps its own fate. A VM whose writes keep failing is retried
+alone and then poisoned with its reason, a malformed entry is poisoned alone, and the others are
+done, each exactly once."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import uuid
+
+import pytest
+
+from emulator.functions_host import LocalFunctionsHost
+from emulator.testing import StaticCredential
+
+POLICIES = {"version": 1, "default": "all", "policies": {"all": {"schedule": {"every_hours": 1}, "snapshots": {"luns": "all"}}}}
+
+
+@pytest.fixture
+def host(az, azurite, tmp_path, monkeypatch):
+    import function_app
+    from shared import azure_clients
+
+    sub = az.seed(subscriptions=1, resource_groups=1, vms=5, data_disks=[1, 1], regions=["westeurope"],
+                  tag_sets=[{}], seed=3)["subscriptions"][0]
+    policy_file = tmp_path / "policies.json"
+    policy_file.write_text(json.dumps(POLICIES))
+    suffix = uuid.uuid4().hex[:8]
+    settings = {"AzureWebJobsStorage": azurite.connection_string, "VMKEEPER_SUBSCRIPTIONS": sub,
+                "VMKEEPER_POLICY_FILE": str(policy_file), "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
+                "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}", "VMKEEPER_LEDGER_TABLE": f"ledger{suffix}",
+                "VMKEEPER_BUDGET_TABLE": f"budget{suffix}", "VMKEEPER_SCHEDULE": "0 0 * * * *",
+                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    azure_clients.use_credential(StaticCredential())
+    h = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
+    h.ensure_queues()
+    yield h, sub, settings
+    h.close()
+
+
+def test_one_message_many_vms_each_with_its_own_fate(az, host, azurite):
+    from azure.data.tables import TableClient
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.storage.queue import QueueClient
+
+    h, sub, settings = host
+    h.fire_timer("plan_slot")
+    queue = QueueClient.from_connection_string(azurite.connection_string, settings["VMKEEPER_JOBS_QUEUE"])
+    sent = list(queue.peek_messages(max_messages=32))
+    assert len(sent) == 1  # five VMs, one message
+    body = json.loads(base64.b64decode(sent[0].content))
+    assert [e["job"]["vm_id"].split("/")[-1] for e in body["batch"]] == [f"vm-{i:05d}" for i in range(5)]
+
+    # Rewrite the message: the second VM's entry loses its job type; the fourth VM's disks always fail.
+    queue.clear_messages()
+    body["batch"][1]["job"]["type"] = "tape"
+    queue.send_message(base64.b64encode(json.dumps(body).encode()).decode())
+    az.faults([{"kind": "500", "path": "/snapshots/vmk-vm-00003-", "probability": 1.0}])
+    assert h.run_until_idle(timeout=120)
+    az.faults([])
+
+    poison = QueueClient.from_connection_string(azurite.connection_string, settings["VMKEEPER_JOBS_QUEUE"] + "-poison")
+    reasons = {}
+    for m in poison.receive_messages(max_messages=32):
+        entry = json.loads(base64.b64decode(m.content))
+        reasons[entry["message"]["job"]["vm_id"].split("/")[-1]] = entry["reason"]
+    assert set(reasons) == {"vm-00001", "vm-00003"}
+    assert reasons["vm-00001"].startswith("message.batch[1].job.type:")
+    assert "500" in reasons["vm-00003"] or "Internal" in reasons["vm-00003"]
+
+    names = [s.name for s in az.client(ComputeManagementClient, sub).snapshots.list()]
+    per_vm = {f"vm-{i:05d}": sum(1 for n in names if n.startswith(f"vmk-vm-{i:05d}-")) for i in range(5)}
+    assert per_vm == {"vm-00000": 2, "vm-00001": 0, "vm-00002": 2, "vm-00003": 0, "vm-00004": 2}
+
+    ledger = TableClient.from_connection_string(azurite.connection_string, settings["VMKEEPER_LEDGER_TABLE"])
+    outcomes = {r["item"].split("|")[0].split("/")[-1]: r["outcome"]
+                for r in ledger.query_entities("PartitionKey ge 'jobs@' and PartitionKey lt 'jobsA'")}
+    assert outcomes == {"vm-00000": "done", "vm-00002": "done", "vm-00003": "failed", "vm-00004": "done"}
+    assert all(i["ok"] for i in h.invocations)  # one VM's trouble never failed (redelivered) the whole message
