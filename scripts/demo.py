@@ -193,11 +193,11 @@ def scheduled_demo(az, storage, subs: list[str], say) -> None:
         return counts
 
     host.fire_timer("plan_slot")
-    say("plan_slot: jobs planned and enqueued (Resource Graph inventory → planner → queue)")
+    say("plan_slot: jobs planned, each one's writes promised by the budget, packed a few VMs to a message")
     host.run_until_idle(timeout=300)
     first = taken()
     done = sum(1 for i in host.invocations if i["function"] == "protection_worker" and i["ok"])
-    say(f"protection_worker ran {done} job steps")
+    say(f"protection_worker: {done} invocations (each takes or checks the jobs of a message)")
     print(f"  {'policy':<8}{'VM sets':>9}{'snapshots':>11}{'restore points':>16}")
     for policy in ("gold", "silver", "bronze"):
         sets = sum(1 for (p, k) in first if p == policy and k.startswith("sets:"))
