@@ -110,6 +110,9 @@ class History:
 
     snapshots_by_disk: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     restore_points_by_vm: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    # disk id → how many incremental snapshots it has in all, when only the count is known (a
+    # fleet's full listing would be too big): counts toward the 500-per-disk limit.
+    snapshot_counts_by_disk: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, value: History | Mapping[str, Any] | None) -> History:
@@ -117,7 +120,8 @@ class History:
             return cls()
         if isinstance(value, History):
             return value
-        return cls(value.get("snapshots_by_disk") or {}, value.get("restore_points_by_vm") or {})
+        return cls(value.get("snapshots_by_disk") or {}, value.get("restore_points_by_vm") or {},
+                   value.get("snapshot_counts_by_disk") or {})
 
 
 # --- outputs --------------------------------------------------------------------------------------
@@ -259,6 +263,7 @@ class _Limits:
         for vm_id, entries in history.restore_points_by_vm.items():
             self.points.setdefault(vm_id.lower(), []).extend(self._point(e) for e in entries)
         self.planned: dict[str, int] = {}
+        self.counts = {disk_id.lower(): int(n) for disk_id, n in history.snapshot_counts_by_disk.items()}
 
     @staticmethod
     def _snapshot(entry: Any) -> TakenSnapshot:
@@ -278,7 +283,7 @@ class _Limits:
         if any(e.name == name for e in entries):
             return None  # taken already: the worker's PUT creates nothing
         planned = self.planned.get(disk.id.lower(), 0)
-        if len(entries) + planned >= SNAPSHOTS_PER_DISK:
+        if max(len(entries), self.counts.get(disk.id.lower(), 0)) + planned >= SNAPSHOTS_PER_DISK:
             return f"disk has {SNAPSHOTS_PER_DISK} incremental snapshots (Azure's limit): {_label(disk)}"
         # The snapshot is made at or after now: everything after now - 5 min may share its window.
         recent = sum(1 for e in entries if e.created > now - SNAPSHOT_WINDOW) + planned

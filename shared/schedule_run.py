@@ -30,6 +30,28 @@ VMS_QUERY = ("Resources | where type =~ 'microsoft.compute/virtualmachines' "
              "| project id, name, subscriptionId, resourceGroup, location, tags, properties")
 
 
+# Every incremental snapshot counts toward Azure's 500 per disk, whoever made it: one row per disk.
+SNAPSHOT_COUNTS_QUERY = (
+    "Resources | where type =~ 'microsoft.compute/snapshots' and properties.incremental == true "
+    "| extend disk = tolower(tostring(properties.creationData.sourceResourceId)) | where isnotempty(disk) "
+    "| summarize snapshots = count() by disk"
+)
+
+
+def taken_history(graph: Any, subscriptions: list[str]) -> Any:
+    """What the planner must know of earlier runs, from Resource Graph in one paged query: each
+    disk's count of incremental snapshots (the 500 limit). Not listed, by design: the snapshots
+    of the last five minutes (Azure's 7 per 5 minutes is met within a plan by the planner, and
+    against anyone else by the worker, which re-queues a job Azure refuses for it), and restore
+    points, which Resource Graph doesn't index (policies can't ask for them more often than the
+    minimum intervals, and Azure's one-at-a-time rule is met by the worker the same way)."""
+    from .planner import History
+    from .retention_run import query_all
+
+    counts = {row["disk"]: int(row["snapshots"]) for row in query_all(graph, subscriptions, SNAPSHOT_COUNTS_QUERY)}
+    return History(snapshot_counts_by_disk=counts)
+
+
 def job_key(job: dict[str, Any]) -> str:
     """A job's identity: its VM, kind and slot (what makes a re-run of the slot a no-op)."""
     return f"{str(job.get('vm_id', '?')).lower()}|{job.get('type', '?')}|{job.get('slot', '?')}"
@@ -80,7 +102,7 @@ def plan_and_enqueue(now: datetime) -> dict[str, int]:
     policies = load_policy_file(s.policy_file)
     inventory = [VmRecord.from_resource_graph(row)
                  for row in query_all(azure_clients.resource_graph(), list(s.subscriptions), VMS_QUERY)]
-    result = plan(inventory, policies, now)
+    result = plan(inventory, policies, now, taken_history(azure_clients.resource_graph(), list(s.subscriptions)))
     ledger, queue = _ledger(s), azure_clients.queue(s.jobs_queue)
     counts = {"vms": len(inventory), "jobs": len(result.jobs), "enqueued": 0, "already_done": 0, "skipped": len(result.skipped)}
     for skip in result.skipped:

@@ -318,6 +318,15 @@ def test_from_resource_graph():
 
 
 # --- limits ---------------------------------------------------------------------------------------
+def test_a_count_alone_enforces_the_500_snapshot_limit():
+    app = vm("app1")
+    nearly = plan([app], POLICIES, NOW, History(snapshot_counts_by_disk={app.os_disk.id.upper(): 499}))
+    assert sorted(j.kind for j in nearly.jobs) == ["restore_point", "snapshot_set"]
+    full = plan([app], POLICIES, NOW, History.of({"snapshot_counts_by_disk": {app.os_disk.id: 500}}))
+    assert [j.kind for j in full.jobs] == ["restore_point"]
+    assert full.skipped[0].reason == "disk has 500 incremental snapshots (Azure's limit): app1-os"
+
+
 def test_a_disk_with_500_snapshots_is_skipped():
     app = vm("app1")
     full = {app.os_disk.id.upper(): [NOW - timedelta(days=i) for i in range(1, 501)]}  # ids in any case
