@@ -46,8 +46,20 @@ def run_batch(
     poison: Any,
     on_done: Callable[[dict[str, Any], jobs.Done], None],
     on_failed: Callable[[dict[str, Any], str], None],
+    already_done: Callable[[dict[str, Any]], bool] = lambda entry: False,
 ) -> str:
-    """Run each entry's step and settle its outcome; returns a summary like "done=3 retry=5"."""
+    """Run each entry's step and settle its outcome; returns a summary like "done=3 retry=5".
+    ``already_done``: asked before poisoning an entry: a duplicate of a job another delivery
+    finished is dropped, not poisoned (queues deliver at least once)."""
+
+    def give_up(entry: dict[str, Any], reason: str) -> None:
+        if already_done(entry):
+            log.info("job %s: duplicate of a finished job, dropped (%s)", entry["job"].get("vm_id"), reason)
+            tally["duplicate"] += 1
+            return
+        on_failed(entry, reason)
+        _poison(poison, entry, reason, tally)
+
     entries = message.get("batch")
     if not isinstance(entries, list) or not entries:
         raise jobs.BadMessage("message.batch: must be a non-empty list of jobs")
@@ -67,8 +79,7 @@ def run_batch(
             reason = f"{type(exc).__name__}: {exc}"
             errors = entry.get("errors", 0) + 1
             if errors >= MAX_ERRORS:
-                on_failed(entry, reason)
-                _poison(poison, entry, reason, tally)
+                give_up(entry, reason)
             else:
                 log.warning("job %s: %s (try %d of %d)", entry["job"].get("vm_id"), reason, errors, MAX_ERRORS)
                 later[jobs.backoff(errors - 1, ERROR_DELAY, 60)].append({**entry, "errors": errors, "last_error": reason[:500]})
@@ -81,8 +92,7 @@ def run_batch(
             later[outcome.delay].append({**entry, **outcome.changes})
             tally["retry"] += 1
         else:
-            on_failed(entry, outcome.reason)
-            _poison(poison, entry, outcome.reason, tally)
+            give_up(entry, outcome.reason)
     for delay, group in sorted(later.items()):
         queue.send_message(jobs.encode(batch_message(kind, group)), visibility_timeout=delay)
     return " ".join(f"{k}={v}" for k, v in sorted(tally.items()))

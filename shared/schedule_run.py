@@ -203,6 +203,11 @@ def handle_message(body: bytes, dequeue_count: int) -> str:
         job = message["job"]
         ledger.record(jobs_partition(str(job.get("slot", "?"))), job_key(job), {"outcome": "failed", "reason": reason})
 
+    def finished(message: dict[str, Any]) -> bool:
+        job = message["job"]
+        row = ledger.get(jobs_partition(str(job.get("slot", "?"))), job_key(job))
+        return bool(row) and row.get("outcome") == "done"
+
     queue, poison = azure_clients.queue(s.jobs_queue), azure_clients.queue(f"{s.jobs_queue}-poison")
     try:
         message = jobs.decode(body, KIND, ())
@@ -211,7 +216,7 @@ def handle_message(body: bytes, dequeue_count: int) -> str:
     if message is not None and "batch" in message:
         try:
             return run_batch(message, kind=KIND, step=worker.handle, queue=queue, poison=poison, on_done=done,
-                             on_failed=failed)
+                             on_failed=failed, already_done=finished)
         except jobs.BadMessage as exc:
             poison.send_message(jobs.poison_body(body, str(exc), message))
             return "poisoned"

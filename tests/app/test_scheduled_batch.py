@@ -81,3 +81,11 @@ def test_one_message_many_vms_each_with_its_own_fate(az, host, azurite):
                 for r in ledger.query_entities("PartitionKey ge 'jobs@' and PartitionKey lt 'jobsA'")}
     assert outcomes == {"vm-00000": "done", "vm-00002": "done", "vm-00003": "failed", "vm-00004": "done"}
     assert all(i["ok"] for i in h.invocations)  # one VM's trouble never failed (redelivered) the whole message
+
+    # A late duplicate of a finished job that keeps failing is dropped, not poisoned: the job is done.
+    late = dict(body, batch=[body["batch"][0]])
+    queue.send_message(base64.b64encode(json.dumps(late).encode()).decode())
+    az.faults([{"kind": "503", "path": "/snapshots/vmk-vm-00000-", "probability": 1.0}])
+    assert h.run_until_idle(timeout=120)
+    az.faults([])
+    assert poison.get_queue_properties().approximate_message_count == len(reasons)  # nothing more poisoned
