@@ -139,17 +139,14 @@ def _due(message: dict[str, Any]) -> float:
 
 def _pack(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Jobs of one subscription, in the order they fall due, BATCH_VMS to a message; messages
-    ordered by when they fall due. Entries too far out for a promise travel alone."""
+    ordered by when they fall due. (Jobs too far out for a promise come back together when they
+    may ask, and each asks for its own.)"""
     from collections import defaultdict
 
     by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in sorted(messages, key=_due):
         by_sub[m["job"]["subscription_id"].lower()].append(m)
-    batches: list[list[dict[str, Any]]] = []
-    for group in by_sub.values():
-        promised = [m for m in group if m.get("grant")]
-        batches += [promised[i:i + BATCH_VMS] for i in range(0, len(promised), BATCH_VMS)]
-        batches += [[m] for m in group if not m.get("grant")]
+    batches = [group[i:i + BATCH_VMS] for group in by_sub.values() for i in range(0, len(group), BATCH_VMS)]
     return sorted(batches, key=lambda b: max(_due(m) for m in b))
 
 
