@@ -107,3 +107,7 @@ def test_a_slot_over_three_subscriptions_with_duplicates_and_faults(az, fleet_ho
     assert host.run_until_idle(timeout=120)
     _, snaps_again, points_again = artifacts(az, subs)
     assert (dict(snaps_again), dict(points_again)) == before
+    # The run ledger: each timer firing with its counts; the re-run found the done jobs done.
+    runs = sorted(ledger.query_entities("PartitionKey eq 'runs'"), key=lambda r: r["item"])
+    assert [(r["jobs"], r["enqueued"], r["already_done"]) for r in runs] == [
+        (expected, expected, 0), (expected, expected, 0), (expected, expected - len(done), len(done))]
