@@ -89,7 +89,7 @@ class ScheduledWorker:
         status = exc.status_code
         text = str(exc.message or exc)
         if status == 429:
-            retry_after = float(exc.response.headers.get("Retry-After", "10")) if exc.response is not None else 10.0
+            retry_after = float((retry_after_seconds(exc.response.headers) if exc.response is not None else None) or 10)
             self.budget.observe(sub, retry_after=retry_after)
             return self._next(message, retry_after, "throttled by ARM", step=step, index=index)
         if status == 409 and "incremental snapshots" in text:
