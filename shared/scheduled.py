@@ -36,7 +36,7 @@ def create_writes(job: dict[str, Any]) -> int:
 
 
 def copy_name(name: str, region: str) -> str:
-    """The deterministic name of a snapshot's copy in another region (≤ 80 characters)."""
+    """The deterministic name of a snapshot's (or restore point collection's) copy in another region (≤ 80 characters)."""
     suffix = f"-{region}"
     return name[: 80 - len(suffix)] + suffix
 
@@ -131,7 +131,8 @@ class ScheduledWorker:
             steps = {"create": self.create_snapshots, "check": self.check_snapshots, "copy": self.copy_snapshot,
                      "copy_check": self.check_copy}
         elif kind == "restore_point":
-            steps = {"create": self.create_restore_point, "check": self.check_restore_point}
+            steps = {"create": self.create_restore_point, "check": self.check_restore_point,
+                     "copy": self.copy_restore_point, "copy_check": self.check_restore_point_copy}
         else:
             raise jobs.BadMessage(f"message.job.type: must be snapshot_set or restore_point (got {kind!r})")
         if step not in steps:
@@ -314,6 +315,62 @@ class ScheduledWorker:
         if state != "succeeded":
             return self._next(message, message.get("check_delay", CHECK_DELAY), "restore point still creating",
                               step="check", index=0)
+        if job.get("copy_region"):
+            return Retry(1, "copy to the second region", {"step": "copy", "index": 0, "attempt": 0, "grant": None,
+                                                          "reads": message["reads"], "writes": message.get("writes", 0)})
+        return Done("restore_point", self._tally(message, job))
+
+    def copy_restore_point(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        """Azure's cross-region copy of a restore point: a collection in the second region whose source
+        is the VM's collection, then a restore point in it whose source is the one just taken."""
+        from azure.core.exceptions import HttpResponseError
+        from azure.mgmt.compute.models import (
+            ApiEntityReference,
+            RestorePoint,
+            RestorePointCollection,
+            RestorePointCollectionSourceProperties,
+        )
+
+        sub, rg, region = job["subscription_id"], job["resource_group"], job["copy_region"]
+        wait = self._wait_for_budget(message, sub, 2, "copy", 0)
+        if wait:
+            return wait
+        source_rpc = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/restorePointCollections/{job['rpc_name']}"
+        compute, seen = self.clients.compute(sub), {}
+        collection_tags = {k: v for k, v in job["tags"].items() if k in ("managed-by", "vmkeeper-vm", "vmkeeper-policy")}
+        try:
+            compute.restore_point_collections.create_or_update(
+                rg, copy_name(job["rpc_name"], region),
+                RestorePointCollection(location=region, tags=collection_tags,
+                                       source=RestorePointCollectionSourceProperties(id=source_rpc)),
+                raw_response_hook=self._observe(sub))
+            compute.restore_points.begin_create(
+                rg, copy_name(job["rpc_name"], region), job["rp_name"],
+                RestorePoint(source_restore_point=ApiEntityReference(id=f"{source_rpc}/restorePoints/{job['rp_name']}")),
+                polling=False, raw_response_hook=self._observe(sub, seen))
+        except Exception as exc:  # noqa: BLE001
+            if not (isinstance(exc, HttpResponseError) and exc.status_code == 409 and "already exists" in str(exc.message)):
+                return self._arm_error(message, exc, sub, "copy", 0)
+        message["writes"] = message.get("writes", 0) + 2
+        delay = seen.get("retry_after", COPY_DELAY)
+        return Retry(delay, "restore point copy started", {"step": "copy_check", "index": 0, "attempt": 0,
+                                                           "check_delay": delay, "reads": message.get("reads", 0),
+                                                           "writes": message["writes"]})
+
+    def check_restore_point_copy(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        sub, rg, region = job["subscription_id"], job["resource_group"], job["copy_region"]
+        name = copy_name(job["rpc_name"], region)
+        try:
+            rp = self.clients.compute(sub).restore_points.get(rg, name, job["rp_name"])
+        except Exception as exc:  # noqa: BLE001
+            return self._arm_error(message, exc, sub, "copy_check", 0)
+        message["reads"] = message.get("reads", 0) + 1
+        state = (rp.provisioning_state or "").lower()
+        if state == "failed":
+            return Failed(f"restore point copy {name}/{job['rp_name']} ended Failed")
+        if state != "succeeded":
+            return self._next(message, message.get("check_delay", COPY_DELAY), "restore point copy in progress",
+                              step="copy_check", index=0)
         return Done("restore_point", self._tally(message, job))
 
     @staticmethod

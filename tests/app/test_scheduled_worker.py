@@ -105,6 +105,28 @@ def test_a_restore_point_job(az, worker, compute, sub):
     assert isinstance(run(worker, az, new_message(job))[0], jobs.Done)  # replay: "already exists" → checked, done
 
 
+def test_a_restore_point_copied_to_a_second_region(az, worker, compute, sub):
+    vm = compute.virtual_machines.get("rg-vm-00", "vm-00000")
+    region = "northeurope" if vm.location != "northeurope" else "westeurope"
+    job = {"type": "restore_point", "vm_id": vm.id.lower(), "subscription_id": sub, "resource_group": "rg-vm-00",
+           "location": vm.location, "policy": "gold", "slot": "2026-11-25T07:00:00+00:00", "set_id": "rp2",
+           "copy_region": region, "tags": {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: "gold"},
+           "rpc_name": "vmk-rpc-vm-00000", "rp_name": "vmk-rp-202611250700", "consistency": "CrashConsistent",
+           "exclude_disk_ids": []}
+    outcome, steps = run(worker, az, new_message(job))
+    assert isinstance(outcome, jobs.Done), outcome
+    assert steps.index("copy") < steps.index("copy_check")  # the copy starts only once the restore point exists
+    copy_rpc = compute.restore_point_collections.get("rg-vm-00", copy_name("vmk-rpc-vm-00000", region), expand="restorePoints")
+    source = compute.restore_points.get("rg-vm-00", "vmk-rpc-vm-00000", "vmk-rp-202611250700")
+    assert copy_rpc.location == region and copy_rpc.tags[T.MANAGED_BY] == T.MANAGED_BY_VALUE
+    assert [(p.name, p.source_restore_point.id.lower(), p.provisioning_state) for p in copy_rpc.restore_points] == [
+        ("vmk-rp-202611250700", source.id.lower(), "Succeeded")]
+    again, _ = run(worker, az, new_message(job))  # a replay finds both in place and makes no second copy
+    assert isinstance(again, jobs.Done), again
+    assert len(compute.restore_point_collections.get("rg-vm-00", copy_name("vmk-rpc-vm-00000", region),
+                                                     expand="restorePoints").restore_points) == 1
+
+
 def test_without_budget_the_job_waits_in_the_queue_with_a_promise(az, compute, sub, azurite):
     from azure.data.tables import TableClient
 
