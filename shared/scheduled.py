@@ -266,55 +266,16 @@ class ScheduledWorker:
 
     # --- restore points ----------------------------------------------------------------------
     def create_restore_point(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
-        from azure.mgmt.compute.models import (
-            ApiEntityReference,
-            RestorePoint,
-            RestorePointCollection,
-            RestorePointCollectionSourceProperties,
-        )
+        from azure.mgmt.compute.models import ApiEntityReference, RestorePoint
 
-        sub, rg = job["subscription_id"], job["resource_group"]
-        compute = self.clients.compute(sub)
-        wait = self._wait_for_budget(message, sub, 2, "create", 0)
-        if wait:
-            return wait
-        seen: dict[str, float] = {}
-        collection_tags = {k: v for k, v in job["tags"].items() if k in ("managed-by", "vmkeeper-vm", "vmkeeper-policy")}
-        try:
-            compute.restore_point_collections.create_or_update(
-                rg, job["rpc_name"], RestorePointCollection(location=job["location"], tags=collection_tags,
-                                                            source=RestorePointCollectionSourceProperties(id=job["vm_id"])),
-                raw_response_hook=self._observe(sub))
-            compute.restore_points.begin_create(
-                rg, job["rpc_name"], job["rp_name"],
-                RestorePoint(consistency_mode=job["consistency"],
-                             exclude_disks=[ApiEntityReference(id=d) for d in job.get("exclude_disk_ids", [])]),
-                polling=False, raw_response_hook=self._observe(sub, seen))
-        except Exception as exc:  # noqa: BLE001
-            from azure.core.exceptions import HttpResponseError
-
-            if isinstance(exc, HttpResponseError) and exc.status_code == 409 and "already exists" in str(exc.message):
-                pass  # a retry of an accepted create: check it
-            else:
-                return self._arm_error(message, exc, sub, "create", 0)
-        message["writes"] = message.get("writes", 0) + 2
-        delay = seen.get("retry_after", CHECK_DELAY)
-        return Retry(delay, "restore point accepted", {"step": "check", "index": 0, "attempt": 0, "check_delay": delay,
-                                                       "reads": message.get("reads", 0), "writes": message["writes"]})
+        point = RestorePoint(consistency_mode=job["consistency"],
+                             exclude_disks=[ApiEntityReference(id=d) for d in job.get("exclude_disk_ids", [])])
+        return self._put_restore_point(message, job, "create", job["rpc_name"], job["location"], job["vm_id"], point)
 
     def check_restore_point(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
-        sub, rg = job["subscription_id"], job["resource_group"]
-        try:
-            rp = self.clients.compute(sub).restore_points.get(rg, job["rpc_name"], job["rp_name"])
-        except Exception as exc:  # noqa: BLE001
-            return self._arm_error(message, exc, sub, "check", 0)
-        message["reads"] = message.get("reads", 0) + 1
-        state = (rp.provisioning_state or "").lower()
-        if state == "failed":
-            return Failed(f"restore point {job['rp_name']} ended Failed")
-        if state != "succeeded":
-            return self._next(message, message.get("check_delay", CHECK_DELAY), "restore point still creating",
-                              step="check", index=0)
+        pending = self._look_at_restore_point(message, job, "check", job["rpc_name"])
+        if pending:
+            return pending
         if job.get("copy_region"):
             return Retry(1, "copy to the second region", {"step": "copy", "index": 0, "attempt": 0, "grant": None,
                                                           "reads": message["reads"], "writes": message.get("writes", 0)})
@@ -323,55 +284,66 @@ class ScheduledWorker:
     def copy_restore_point(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         """Azure's cross-region copy of a restore point: a collection in the second region whose source
         is the VM's collection, then a restore point in it whose source is the one just taken."""
-        from azure.core.exceptions import HttpResponseError
-        from azure.mgmt.compute.models import (
-            ApiEntityReference,
-            RestorePoint,
-            RestorePointCollection,
-            RestorePointCollectionSourceProperties,
-        )
+        from azure.mgmt.compute.models import ApiEntityReference, RestorePoint
 
         sub, rg, region = job["subscription_id"], job["resource_group"], job["copy_region"]
-        wait = self._wait_for_budget(message, sub, 2, "copy", 0)
+        source = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/restorePointCollections/{job['rpc_name']}"
+        point = RestorePoint(source_restore_point=ApiEntityReference(id=f"{source}/restorePoints/{job['rp_name']}"))
+        return self._put_restore_point(message, job, "copy", copy_name(job["rpc_name"], region), region, source, point)
+
+    def check_restore_point_copy(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        return (self._look_at_restore_point(message, job, "copy_check", copy_name(job["rpc_name"], job["copy_region"]))
+                or Done("restore_point", self._tally(message, job)))
+
+    # The take and the copy differ only in their collection, its region and source, and the point's body.
+    _CHECK = {"create": "check", "copy": "copy_check"}  # the step that looks at what a step put
+    _CHECK_DELAY = {"check": CHECK_DELAY, "copy_check": COPY_DELAY}  # when ARM gives no Retry-After
+
+    def _put_restore_point(self, message: dict[str, Any], job: dict[str, Any], step: str, collection: str,
+                           location: str, source_id: str, point: Any) -> Outcome:
+        """The collection (created if missing) and the restore point in it, without waiting; a replay's
+        "already exists" is the create it repeats. A later message looks at it."""
+        from azure.core.exceptions import HttpResponseError
+        from azure.mgmt.compute.models import RestorePointCollection, RestorePointCollectionSourceProperties
+
+        sub, rg = job["subscription_id"], job["resource_group"]
+        wait = self._wait_for_budget(message, sub, 2, step, 0)
         if wait:
             return wait
-        source_rpc = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/restorePointCollections/{job['rpc_name']}"
         compute, seen = self.clients.compute(sub), {}
         collection_tags = {k: v for k, v in job["tags"].items() if k in ("managed-by", "vmkeeper-vm", "vmkeeper-policy")}
         try:
             compute.restore_point_collections.create_or_update(
-                rg, copy_name(job["rpc_name"], region),
-                RestorePointCollection(location=region, tags=collection_tags,
-                                       source=RestorePointCollectionSourceProperties(id=source_rpc)),
+                rg, collection, RestorePointCollection(location=location, tags=collection_tags,
+                                                       source=RestorePointCollectionSourceProperties(id=source_id)),
                 raw_response_hook=self._observe(sub))
-            compute.restore_points.begin_create(
-                rg, copy_name(job["rpc_name"], region), job["rp_name"],
-                RestorePoint(source_restore_point=ApiEntityReference(id=f"{source_rpc}/restorePoints/{job['rp_name']}")),
-                polling=False, raw_response_hook=self._observe(sub, seen))
+            compute.restore_points.begin_create(rg, collection, job["rp_name"], point, polling=False,
+                                                raw_response_hook=self._observe(sub, seen))
         except Exception as exc:  # noqa: BLE001
             if not (isinstance(exc, HttpResponseError) and exc.status_code == 409 and "already exists" in str(exc.message)):
-                return self._arm_error(message, exc, sub, "copy", 0)
+                return self._arm_error(message, exc, sub, step, 0)
         message["writes"] = message.get("writes", 0) + 2
-        delay = seen.get("retry_after", COPY_DELAY)
-        return Retry(delay, "restore point copy started", {"step": "copy_check", "index": 0, "attempt": 0,
-                                                           "check_delay": delay, "reads": message.get("reads", 0),
-                                                           "writes": message["writes"]})
+        check = self._CHECK[step]
+        delay = seen.get("retry_after", self._CHECK_DELAY[check])
+        return Retry(delay, f"restore point {step} accepted", {"step": check, "index": 0, "attempt": 0, "check_delay": delay,
+                                                               "reads": message.get("reads", 0), "writes": message["writes"]})
 
-    def check_restore_point_copy(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
-        sub, rg, region = job["subscription_id"], job["resource_group"], job["copy_region"]
-        name = copy_name(job["rpc_name"], region)
+    def _look_at_restore_point(self, message: dict[str, Any], job: dict[str, Any], step: str,
+                               collection: str) -> Outcome | None:
+        """None once the restore point has succeeded; otherwise what to do: look again later, or fail."""
+        sub, rg = job["subscription_id"], job["resource_group"]
         try:
-            rp = self.clients.compute(sub).restore_points.get(rg, name, job["rp_name"])
+            rp = self.clients.compute(sub).restore_points.get(rg, collection, job["rp_name"])
         except Exception as exc:  # noqa: BLE001
-            return self._arm_error(message, exc, sub, "copy_check", 0)
+            return self._arm_error(message, exc, sub, step, 0)
         message["reads"] = message.get("reads", 0) + 1
         state = (rp.provisioning_state or "").lower()
         if state == "failed":
-            return Failed(f"restore point copy {name}/{job['rp_name']} ended Failed")
+            return Failed(f"restore point {collection}/{job['rp_name']} ended Failed")
         if state != "succeeded":
-            return self._next(message, message.get("check_delay", COPY_DELAY), "restore point copy in progress",
-                              step="copy_check", index=0)
-        return Done("restore_point", self._tally(message, job))
+            return self._next(message, message.get("check_delay", self._CHECK_DELAY[step]), f"restore point {collection}/{job['rp_name']} "
+                              f"is {state or 'unknown'}", step=step, index=0)
+        return None
 
     @staticmethod
     def _tally(message: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
