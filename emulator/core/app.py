@@ -91,9 +91,11 @@ class Emulator:
 
     # --- the pipeline -------------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Outcome:
-        parsed = urllib.parse.urlsplit(target)
-        path = urllib.parse.unquote(parsed.path) or "/"
-        query = {k: v for k, v in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)}
+        # An origin-form request target (RFC 9112 §3.2.1): path and query only. Not urlsplit, which
+        # would read a path starting "//" as a host (and raise on "//[").
+        raw_path, _, raw_query = target.split("#", 1)[0].partition("?")
+        path = urllib.parse.unquote(raw_path) or "/"
+        query = {k: v for k, v in urllib.parse.parse_qsl(raw_query, keep_blank_values=True)}
         headers = {k.lower(): v for k, v in headers.items()}
         if path.lower().startswith("/_emulator/") or path.lower() == "/_emulator":
             return Outcome(self.admin.handle(method, path, query, body))
