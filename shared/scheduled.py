@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from . import jobs
+from . import tags as T
 from .jobs import Done, Failed, Outcome, Retry
 
 KIND = "scheduled"
@@ -39,6 +40,14 @@ def copy_name(name: str, region: str) -> str:
     """The deterministic name of a snapshot's (or restore point collection's) copy in another region (≤ 80 characters)."""
     suffix = f"-{region}"
     return name[: 80 - len(suffix)] + suffix
+
+
+def compute_id(job: dict[str, Any], resource_type: str, name: str) -> str:
+    """The id of a Compute resource in the job's resource group."""
+    from azure.mgmt.core.tools import resource_id
+
+    return resource_id(subscription=job["subscription_id"], resource_group=job["resource_group"],
+                       namespace="Microsoft.Compute", type=resource_type, name=name)
 
 
 def retry_after_seconds(headers: Any) -> int | None:
@@ -200,8 +209,6 @@ class ScheduledWorker:
         from azure.mgmt.compute.models import SnapshotUpdate
         from azure.mgmt.resource.locks.models import ManagementLockObject
 
-        from . import tags as T
-
         sub, rg = job["subscription_id"], job["resource_group"]
         wait = self._wait_for_budget(message, sub, 2 * len(job["snapshots"]), "check", 0)
         if wait:
@@ -209,7 +216,7 @@ class ScheduledWorker:
         until = (datetime.fromisoformat(job["slot"]) + timedelta(days=int(job["lock_days"]))).isoformat().replace("+00:00", "Z")
         compute, locks = self.clients.compute(sub), self.clients.locks(sub)
         for target in job["snapshots"]:
-            snapshot_id = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/snapshots/{target['name']}"
+            snapshot_id = compute_id(job, "snapshots", target["name"])
             try:
                 compute.snapshots.begin_update(rg, target["name"], SnapshotUpdate(
                     tags=dict(job["tags"], **{"vmkeeper-lun": str(target["lun"]), T.LOCK_UNTIL: until})), polling=False)
@@ -231,7 +238,7 @@ class ScheduledWorker:
         if wait:
             return wait
         target = job["snapshots"][index]
-        source_id = (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/snapshots/{target['name']}")
+        source_id = compute_id(job, "snapshots", target["name"])
         body = Snapshot(location=region, tags=dict(job["tags"], **{"vmkeeper-copy-of": source_id[-256:]}), incremental=True,
                         creation_data=CreationData(create_option="CopyStart", source_resource_id=source_id))
         seen: dict[str, float] = {}
@@ -286,8 +293,8 @@ class ScheduledWorker:
         is the VM's collection, then a restore point in it whose source is the one just taken."""
         from azure.mgmt.compute.models import ApiEntityReference, RestorePoint
 
-        sub, rg, region = job["subscription_id"], job["resource_group"], job["copy_region"]
-        source = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/restorePointCollections/{job['rpc_name']}"
+        region = job["copy_region"]
+        source = compute_id(job, "restorePointCollections", job["rpc_name"])
         point = RestorePoint(source_restore_point=ApiEntityReference(id=f"{source}/restorePoints/{job['rp_name']}"))
         return self._put_restore_point(message, job, "copy", copy_name(job["rpc_name"], region), region, source, point)
 
@@ -311,7 +318,7 @@ class ScheduledWorker:
         if wait:
             return wait
         compute, seen = self.clients.compute(sub), {}
-        collection_tags = {k: v for k, v in job["tags"].items() if k in ("managed-by", "vmkeeper-vm", "vmkeeper-policy")}
+        collection_tags = {k: v for k, v in job["tags"].items() if k in (T.MANAGED_BY, T.VM, T.ARTIFACT_POLICY)}
         try:
             compute.restore_point_collections.create_or_update(
                 rg, collection, RestorePointCollection(location=location, tags=collection_tags,
@@ -341,8 +348,9 @@ class ScheduledWorker:
         if state == "failed":
             return Failed(f"restore point {collection}/{job['rp_name']} ended Failed")
         if state != "succeeded":
-            return self._next(message, message.get("check_delay", self._CHECK_DELAY[step]), f"restore point {collection}/{job['rp_name']} "
-                              f"is {state or 'unknown'}", step=step, index=0)
+            delay = message.get("check_delay", self._CHECK_DELAY[step])
+            return self._next(message, delay, f"restore point {collection}/{job['rp_name']} is {state or 'unknown'}",
+                              step=step, index=0)
         return None
 
     @staticmethod
