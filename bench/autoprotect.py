@@ -29,8 +29,8 @@ def run() -> list[dict]:
     from emulator.processes import azurite
     from emulator.recoveryservices.models import seed_vaults
     from emulator.testing import StaticCredential, in_process
-    from shared import autoprotect, azure_clients
-    from shared.ledger import Ledger
+    from shared import wiring
+    from shared.azure.ledger import Ledger
     from tests.app.test_autoprotect import create_vm
 
     with in_process() as (az, emu), azurite() as storage:
@@ -47,8 +47,7 @@ def run() -> list[dict]:
             "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
         }
         os.environ.update(settings)
-        azure_clients.use_credential(StaticCredential())
-        autoprotect.settings.cache_clear()
+        wiring.use(wiring.Wiring(credential=StaticCredential()))
         host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)
         host.ensure_queues()
         az.admin("POST", "eventSubscriptions", {"endpoint": host.serve_event_grid("vm_events"), "subscriptionId": sub})

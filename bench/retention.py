@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 def history(n: int, seed: int = 7) -> tuple[list, dict, set, datetime]:
     from shared import tags as T
-    from shared.retention import RESTORE_POINT, SNAPSHOT, Artifact, RetentionPolicy
+    from shared.retention.engine import RESTORE_POINT, SNAPSHOT, Artifact, RetentionPolicy
 
     rng = random.Random(seed)
     now = datetime(2026, 11, 25, tzinfo=UTC)
@@ -39,7 +39,7 @@ def history(n: int, seed: int = 7) -> tuple[list, dict, set, datetime]:
 
 
 def measure(n: int) -> tuple[float, int, int]:
-    from shared.retention import decide
+    from shared.retention.engine import decide
 
     artifacts, policies, vms, now = history(n)
     gc.collect()

@@ -141,7 +141,7 @@ def run_unpaced(az, disks) -> tuple[float, int]:
 def run() -> list[dict]:
     from emulator.processes import azurite, emulator_process
     from emulator.testing import LocalAzure, StaticCredential
-    from shared import azure_clients
+    from shared import wiring
 
     with emulator_process() as info, azurite() as storage:
         az = LocalAzure(info["base_url"], info["ca_path"])
@@ -149,7 +149,7 @@ def run() -> list[dict]:
         disks = _disks(az, subs)
         os.environ.update({"AzureWebJobsStorage": storage.connection_string, "VMKEEPER_ARM_ENDPOINT": az.base_url,
                            "VMKEEPER_ARM_CA_BUNDLE": az.ca_path})
-        azure_clients.use_credential(StaticCredential())
+        wiring.use(wiring.Wiring(credential=StaticCredential()))
         ours = run_vmkeeper(az, storage, subs)
         per_sub = len(disks) / len(subs)
         minimum = max(0.0, per_sub - WRITE_BURST) / WRITE_RATE  # subscriptions refill in parallel

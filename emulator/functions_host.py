@@ -74,8 +74,7 @@ class LocalFunctionsHost:
         with self._lock:
             if name not in self._queues:
                 from azure.storage.queue import QueueClient
-
-                from shared.azure_clients import pooled_transport
+                from shared.azure.clients import pooled_transport
 
                 self._queues[name] = QueueClient.from_connection_string(self.connection_string, name,
                                                                         transport=pooled_transport())

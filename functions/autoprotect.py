@@ -8,9 +8,9 @@ bp = func.Blueprint()
 
 @bp.event_grid_trigger(arg_name="event")
 def vm_events(event: func.EventGridEvent) -> None:
-    from shared.autoprotect import handle_event
+    from shared.wiring import current
 
-    handle_event({
+    current().autoprotect.handle_event({
         "id": event.id, "eventType": event.event_type, "subject": event.subject, "topic": event.topic,
         "data": event.get_json(), "dataVersion": event.data_version,
         "eventTime": event.event_time.isoformat() if event.event_time else "",
@@ -19,6 +19,6 @@ def vm_events(event: func.EventGridEvent) -> None:
 
 @bp.queue_trigger(arg_name="msg", queue_name="%VMKEEPER_PROTECT_QUEUE%", connection="AzureWebJobsStorage")
 def protect_worker(msg: func.QueueMessage) -> None:
-    from shared.autoprotect import handle_message
+    from shared.wiring import current
 
-    handle_message(msg.get_body(), msg.dequeue_count or 1)
+    current().autoprotect.handle_message(msg.get_body())

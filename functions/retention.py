@@ -1,4 +1,4 @@
-"""Retention timer: a pass over everything vmkeeper made (shared/retention_run.py)."""
+"""Retention timer: a pass over everything vmkeeper made (shared/retention/service.py)."""
 
 import logging
 
@@ -11,7 +11,7 @@ bp = func.Blueprint()
 def retention_pass(timer: func.TimerRequest) -> None:
     from datetime import UTC, datetime
 
-    from shared.retention_run import run_from_settings
+    from shared.wiring import current
 
-    applied = run_from_settings(datetime.now(UTC))
+    _, applied = current().retention.run(datetime.now(UTC))
     logging.getLogger("vmkeeper.retention").info("retention pass: %s", applied)

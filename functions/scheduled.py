@@ -12,13 +12,13 @@ bp = func.Blueprint()
 def plan_slot(timer: func.TimerRequest) -> None:
     from datetime import UTC, datetime
 
-    from shared.schedule_run import plan_and_enqueue
+    from shared.wiring import current
 
-    logging.getLogger("vmkeeper.schedule").info("planned: %s", plan_and_enqueue(datetime.now(UTC)))
+    logging.getLogger("vmkeeper.schedule").info("planned: %s", current().schedule.plan_and_enqueue(datetime.now(UTC)))
 
 
 @bp.queue_trigger(arg_name="msg", queue_name="%VMKEEPER_JOBS_QUEUE%", connection="AzureWebJobsStorage")
 def protection_worker(msg: func.QueueMessage) -> None:
-    from shared.schedule_run import handle_message
+    from shared.wiring import current
 
-    handle_message(msg.get_body(), msg.dequeue_count or 1)
+    current().schedule.handle_message(msg.get_body())

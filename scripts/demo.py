@@ -94,8 +94,8 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
     import function_app
     from emulator.functions_host import LocalFunctionsHost
     from emulator.testing import StaticCredential
-    from shared import autoprotect, azure_clients
-    from shared.ledger import Ledger
+    from shared import wiring
+    from shared.azure.ledger import Ledger
 
     resources = az.client(ResourceManagementClient, sub)
     vaults = {}
@@ -113,8 +113,7 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
         "VMKEEPER_JOBS_QUEUE": "vmkeeper-jobs",
         "VMKEEPER_PROTECT_RETRY_SECONDS": "1", "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
     })
-    azure_clients.use_credential(StaticCredential())  # local only: the emulator takes any bearer token
-    autoprotect.settings.cache_clear()
+    wiring.use(wiring.Wiring(credential=StaticCredential()))  # local only: the emulator takes any bearer token
     host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)
     host.ensure_queues()
     az.admin("POST", "eventSubscriptions", {"endpoint": host.serve_event_grid("vm_events"), "subscriptionId": sub})
@@ -214,13 +213,14 @@ def retention_demo(az, storage, sub: str, say) -> None:
 
     from azure.data.tables import TableClient
     from azure.mgmt.compute import ComputeManagementClient
-    from azure.mgmt.resource.locks import ManagementLockClient
-    from azure.mgmt.resourcegraph import ResourceGraphClient
 
-    from shared import pacing, retention_run
+    from emulator.testing import StaticCredential
     from shared import tags as T
-    from shared.ledger import Ledger
-    from shared.retention import RetentionPolicy, plan_summary
+    from shared.azure import pacing
+    from shared.azure.ledger import Ledger
+    from shared.retention.engine import RetentionPolicy, plan_summary
+    from shared.retention.service import Retention
+    from shared.wiring import Wiring
 
     compute = az.client(ComputeManagementClient, sub)
     vm = next(v for v in compute.virtual_machines.list_all()
@@ -243,13 +243,13 @@ def retention_demo(az, storage, sub: str, say) -> None:
     policies = {"gold": RetentionPolicy(keep_last=2, deferral=timedelta(hours=24))}
     ledger = Ledger(TableClient.from_connection_string(storage.connection_string, "vmkeeperretention"))
     budget = pacing.WriteBudget(TableClient.from_connection_string(storage.connection_string, "vmkeeperbudget"), 8, 150)
-    graph = az.client(ResourceGraphClient)
+    arm = Wiring({"VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path},
+                 credential=StaticCredential()).arm
+    retention = Retention(arm, ledger, budget, [sub])
     for label, advance in (("first pass", 0), ("second pass, a day later", 86400 + 60)):
         az.advance(advance)
         now = datetime.fromisoformat(az.admin("GET", "clock")["now"])
-        decisions, applied = retention_run.run(graph, lambda s: az.client(ComputeManagementClient, s),
-                                               lambda s: az.client(ManagementLockClient, s), ledger, budget, [sub],
-                                               policies, now)
+        decisions, applied = retention.run(now, policies)
         say(f"retention {label}: marked {applied.marked}, deleted {applied.deleted}, kept {applied.kept}, "
             f"skipped {applied.skipped}")
         for action, rules in plan_summary(decisions).items():

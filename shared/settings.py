@@ -7,15 +7,11 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from . import tags
+from . import resource_ids, tags
 
 REGION = re.compile(r"^[a-z0-9]+$")
-VAULT_ID = re.compile(
-    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/Microsoft\.RecoveryServices/vaults/[^/]+$",
-    re.IGNORECASE,
-)
 
 
 class SettingError(ValueError):
@@ -44,9 +40,9 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = _get(env, name, "true" if default else "false").lower()
-    if raw in ("true", "1", "yes"):
+    if raw in tags.TRUE_VALUES:
         return True
-    if raw in ("false", "0", "no"):
+    if raw in tags.FALSE_VALUES:
         return False
     raise SettingError(f"{name}: must be true or false (got {raw!r})")
 
@@ -88,16 +84,15 @@ class ProtectSettings:
     vaults: dict[str, str]  # region → Recovery Services vault id
     backup_policies: dict[str, str]  # vmkeeper policy name (tag value) → Azure Backup policy name
     default_backup_policy: str
-    policy_tag: str = tags.POLICY
-    optout_tag: str = tags.OPT_OUT
-    backup_now: bool = False
-    stop_protection_on_delete: bool = True  # stop protection, retaining data; recovery points are never deleted
-    queue: str = "vmkeeper-protect"
-    ledger_table: str = "vmkeeperprotection"
-    retry_seconds: int = 10  # first delay before looking again (VM still Creating, not yet discoverable)
-    retry_max_seconds: int = 300
-    max_attempts: int = 12
-    extra: dict[str, str] = field(default_factory=dict)
+    policy_tag: str
+    optout_tag: str
+    backup_now: bool
+    stop_protection_on_delete: bool  # stop protection, retaining data; recovery points are never deleted
+    queue: str
+    ledger_table: str
+    retry_seconds: int  # first delay before looking again (VM still Creating, not yet discoverable)
+    retry_max_seconds: int
+    max_attempts: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProtectSettings:
@@ -107,7 +102,7 @@ class ProtectSettings:
             key = region.replace(" ", "").lower()
             if not REGION.match(key):
                 raise SettingError(f"VMKEEPER_VAULTS: {region!r} is not a region name (e.g. westeurope)")
-            if not VAULT_ID.match(vault_id):
+            if resource_ids.vault(vault_id) is None:
                 raise SettingError(f"VMKEEPER_VAULTS.{key}: {vault_id!r} is not a Recovery Services vault id")
             vaults[key] = vault_id
         policies = {k.lower(): v for k, v in _json_object(env, "VMKEEPER_BACKUP_POLICIES").items()}
@@ -127,29 +122,26 @@ class ProtectSettings:
         )
 
 
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
 @dataclass(frozen=True)
 class FleetSettings:
     """Scheduled protection and retention: which subscriptions, which policies, how fast."""
 
     subscriptions: tuple[str, ...]
     policy_file: str
-    jobs_queue: str = "vmkeeper-jobs"
-    ledger_table: str = "vmkeeperledger"
-    budget_table: str = "vmkeeperbudget"
-    write_rate: float = 8.0  # per second per subscription: under ARM's refill of 10/s, leaving room for others
-    write_burst: int = 150
-    delete_rate: float = 8.0
-    delete_burst: int = 150
-    retention_dry_run: bool = False
+    jobs_queue: str
+    ledger_table: str
+    budget_table: str
+    write_rate: float  # per second per subscription: under ARM's refill of 10/s, leaving room for others
+    write_burst: int
+    delete_rate: float
+    delete_burst: int
+    retention_dry_run: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> FleetSettings:
         env = os.environ if env is None else env
         subs = tuple(s.strip().lower() for s in _get(env, "VMKEEPER_SUBSCRIPTIONS").split(",") if s.strip())
-        bad = [s for s in subs if not GUID.match(s)]
+        bad = [s for s in subs if not resource_ids.GUID.match(s)]
         if not subs or bad:
             raise SettingError(f"VMKEEPER_SUBSCRIPTIONS: comma-separated subscription ids (bad: {', '.join(bad) or 'none given'})")
         policy_file = _get(env, "VMKEEPER_POLICY_FILE")

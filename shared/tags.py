@@ -20,12 +20,9 @@ EXPIRING = "vmkeeper-expiring"  # set by retention's first pass: ISO 8601 UTC in
 LOCK_UNTIL = "vmkeeper-lock-until"  # ISO 8601 UTC instant until which vmkeeper's CanNotDelete lock stands
 OWN_LOCK = "vmkeeper-lock"  # the name of that lock: retention lifts only locks so named, once LOCK_UNTIL has passed
 
+# The one set of words for yes and no, in tags (opt-out) and settings alike, compared lower case.
 TRUE_VALUES = frozenset({"true", "yes", "1", "on"})
-
-
-def is_opted_out(tags: dict[str, str] | None) -> bool:
-    value = (tags or {}).get(OPT_OUT, "")
-    return value.strip().lower() in TRUE_VALUES
+FALSE_VALUES = frozenset({"false", "no", "0", "off"})
 
 
 def is_managed(tags: dict[str, str] | None) -> bool:

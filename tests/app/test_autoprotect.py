@@ -25,7 +25,7 @@ def protect(az, emu, sub, azurite, monkeypatch):
 
     import function_app
     from emulator.recoveryservices.models import seed_vaults
-    from shared import autoprotect, azure_clients
+    from shared import wiring
 
     vaults = seed_vaults(emu, sub, "rg-backup", REGIONS)
     suffix = uuid.uuid4().hex[:8]
@@ -43,8 +43,7 @@ def protect(az, emu, sub, azurite, monkeypatch):
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    azure_clients.use_credential(StaticCredential())
-    autoprotect.settings.cache_clear()
+    wiring.use(wiring.Wiring(credential=StaticCredential()))
     host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
     host.ensure_queues()
     webhook = host.serve_event_grid("vm_events")
@@ -53,7 +52,6 @@ def protect(az, emu, sub, azurite, monkeypatch):
     backup = az.client(RecoveryServicesBackupClient, sub, polling_interval=0)
     yield {"host": host, "vaults": vaults, "backup": backup, "settings": settings, "sub": sub}
     host.close()
-    autoprotect.settings.cache_clear()
 
 
 def protected_items(protect, vm_name: str) -> list:
@@ -201,7 +199,7 @@ def test_two_hundred_vms_in_a_burst_with_ten_percent_faults(az, protect, sub, az
     from azure.data.tables import TableClient
     from azure.storage.queue import QueueClient
 
-    from shared.ledger import Ledger
+    from shared.azure.ledger import Ledger
 
     az.seed(subscriptions=[sub], resource_groups=4, vms=200, data_disks=[0, 1], regions=["westeurope"],
             vm_prefix="burst", tag_sets=[{"vmkeeper-policy": "silver"}])

@@ -50,7 +50,7 @@ def test_auto_protect_functions_are_registered_with_their_triggers():
 
 
 def test_poison_bound_matches_host_json():
-    from shared.runner import MAX_DEQUEUE_COUNT
+    from shared.queue.runner import MAX_DEQUEUE_COUNT
 
     host = json.loads((ROOT / "host.json").read_text())
     assert host["extensions"]["queues"]["maxDequeueCount"] == MAX_DEQUEUE_COUNT

@@ -10,18 +10,19 @@ import pytest
 from azure.mgmt.compute.models import CreationData, Snapshot
 from azure.mgmt.resource.locks import ManagementLockClient
 from azure.mgmt.resource.locks.models import ManagementLockObject
-from azure.mgmt.resourcegraph import ResourceGraphClient
 
-from shared import pacing, retention_run
+from emulator.testing import StaticCredential
 from shared import tags as T
-from shared.ledger import Ledger
-from shared.retention import RetentionPolicy
+from shared.azure import pacing
+from shared.azure.ledger import Ledger
+from shared.retention.engine import RetentionPolicy
+from shared.retention.service import Retention
+from shared.wiring import Wiring
 
 
 @pytest.fixture
 def world(az, emu, sub, compute, azurite):
     from azure.data.tables import TableClient
-    from azure.mgmt.compute import ComputeManagementClient
 
     vm = compute.virtual_machines.get("rg-vm-00", "vm-00000")
     disks = [vm.storage_profile.os_disk.managed_disk.id] + [d.managed_disk.id for d in vm.storage_profile.data_disks]
@@ -43,19 +44,17 @@ def world(az, emu, sub, compute, azurite):
     table = lambda name: TableClient.from_connection_string(azurite.connection_string, f"{name}{uuid.uuid4().hex[:8]}")  # noqa: E731
     ledger = Ledger(table("ledger"))
     budget = pacing.WriteBudget(table("budget"), rate=50, burst=100)
-    clients = {
-        "graph": az.client(ResourceGraphClient),
-        "compute": lambda s: az.client(ComputeManagementClient, s, polling_interval=0, retry_backoff_factor=0.01),
-        "locks": lambda s: az.client(ManagementLockClient, s),
-    }
+    arm = Wiring({"VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path},
+                 credential=StaticCredential(), arm_options={"retry_backoff_factor": 0.01}).arm
+    retention = Retention(arm, ledger, budget, [sub])
 
     def run(now_offset_hours: float, dry_run: bool = False, policy: RetentionPolicy | None = None):
         now = emu.clock.now() + timedelta(hours=now_offset_hours)
         policies = {"gold": policy or RetentionPolicy(keep_last=1, deferral=timedelta(hours=24))}
-        return retention_run.run(clients["graph"], clients["compute"], clients["locks"], ledger, budget, [sub], policies,
-                                 now, dry_run=dry_run)
+        return retention.run(now, policies, dry_run=dry_run)
 
     def names() -> set[str]:
+        az.advance(1)  # deletes are long-running: let the accepted ones finish (the emulator's clock)
         return {s.name for s in compute.snapshots.list_by_resource_group("rg-vm-00")}
 
     return {"snapshot_set": snapshot_set, "run": run, "names": names, "ledger": ledger, "vm": vm}
@@ -116,7 +115,7 @@ def test_the_timer_function_runs_a_dry_pass_from_app_settings(world, az, sub, az
     import function_app
     from emulator.functions_host import LocalFunctionsHost
     from emulator.testing import StaticCredential
-    from shared import azure_clients
+    from shared import wiring
 
     world["snapshot_set"]("2026-11-20T00:00:00Z")
     world["snapshot_set"]("2026-11-21T00:00:00Z")
@@ -129,7 +128,7 @@ def test_the_timer_function_runs_a_dry_pass_from_app_settings(world, az, sub, az
                         "VMKEEPER_LEDGER_TABLE": ledger_table, "VMKEEPER_RETENTION_SCHEDULE": "0 0 3 * * *",
                         "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}.items():
         monkeypatch.setenv(name, value)
-    azure_clients.use_credential(StaticCredential())
+    wiring.use(wiring.Wiring(credential=StaticCredential()))
     host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string)
     before = world["names"]()
     host.fire_timer("retention_pass")

@@ -3,7 +3,7 @@ each disk's count of incremental snapshots, whoever made them — the real SDK a
 
 from __future__ import annotations
 
-from shared.schedule_run import taken_history
+from shared.schedule.service import taken_history
 
 
 def _snapshot(compute, rg, name, disk_id, incremental=True):

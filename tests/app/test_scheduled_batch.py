@@ -21,7 +21,7 @@ POLICIES = {"version": 1, "default": "all", "policies": {"all": {"schedule": {"e
 @pytest.fixture
 def host(az, azurite, tmp_path, monkeypatch):
     import function_app
-    from shared import azure_clients
+    from shared import wiring
 
     sub = az.seed(subscriptions=1, resource_groups=1, vms=5, data_disks=[1, 1], regions=["westeurope"],
                   tag_sets=[{}], seed=3)["subscriptions"][0]
@@ -35,7 +35,7 @@ def host(az, azurite, tmp_path, monkeypatch):
                 "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    azure_clients.use_credential(StaticCredential())
+    wiring.use(wiring.Wiring(credential=StaticCredential()))
     h = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
     h.ensure_queues()
     yield h, sub, settings

@@ -17,7 +17,7 @@ import pytest
 
 from emulator.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
-from shared.schedule_run import job_key
+from shared.schedule.service import job_key
 
 # The 200 VMs per subscription (about two minutes); fewer with VMKEEPER_FLEET_VMS_PER_SUB for a quick run.
 VMS_PER_SUB = int(os.environ.get("VMKEEPER_FLEET_VMS_PER_SUB", "200"))
@@ -31,7 +31,7 @@ POLICIES = {"version": 1, "default": "bronze", "policies": {
 @pytest.fixture
 def fleet_host(az, azurite, tmp_path, monkeypatch):
     import function_app
-    from shared import azure_clients
+    from shared import wiring
 
     subs = az.seed(subscriptions=3, resource_groups=2, vms=3 * VMS_PER_SUB, data_disks=[1, 3], regions=["westeurope"],
                    seed=5)["subscriptions"]
@@ -46,7 +46,7 @@ def fleet_host(az, azurite, tmp_path, monkeypatch):
                 "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    azure_clients.use_credential(StaticCredential())
+    wiring.use(wiring.Wiring(credential=StaticCredential()))
     host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
     host.ensure_queues()
     yield host, subs, settings

@@ -7,27 +7,18 @@ import uuid
 
 import pytest
 
-from shared import jobs, pacing
+from emulator.testing import StaticCredential
 from shared import tags as T
-from shared.scheduled import ScheduledWorker, copy_name, new_message
+from shared.azure import pacing
+from shared.queue import messages as jobs
+from shared.schedule.steps import ScheduledWorker, copy_name, new_message
+from shared.wiring import Wiring
 
 
-class Clients:
-    def __init__(self, az):
-        from azure.mgmt.compute import ComputeManagementClient
-
-        self.az, self._compute = az, {}
-        self.cls = ComputeManagementClient
-
-    def locks(self, sub):
-        from azure.mgmt.resource.locks import ManagementLockClient
-
-        return self.az.client(ManagementLockClient, sub)
-
-    def compute(self, sub):
-        if sub not in self._compute:
-            self._compute[sub] = self.az.client(self.cls, sub, retry_backoff_factor=0.01)
-        return self._compute[sub]
+def arm(az):
+    """The app's own ARM clients (shared/wiring.py), pointed at the emulator."""
+    return Wiring({"VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path},
+                  credential=StaticCredential()).arm
 
 
 @pytest.fixture
@@ -36,7 +27,7 @@ def worker(az, azurite):
 
     budget = pacing.WriteBudget(TableClient.from_connection_string(azurite.connection_string, f"b{uuid.uuid4().hex[:10]}"),
                                 rate=50, burst=100)
-    return ScheduledWorker(Clients(az), budget)
+    return ScheduledWorker(arm(az), budget)
 
 
 def run(worker, az, message, limit=200):
@@ -133,7 +124,7 @@ def test_without_budget_the_job_waits_in_the_queue_with_a_promise(az, compute, s
     now = [1_000_000.0]
     budget = pacing.WriteBudget(TableClient.from_connection_string(azurite.connection_string, f"b{uuid.uuid4().hex[:10]}"),
                                 rate=1, burst=1, clock=lambda: now[0])
-    worker = ScheduledWorker(Clients(az), budget)
+    worker = ScheduledWorker(arm(az), budget)
     vm = compute.virtual_machines.get("rg-vm-00", "vm-00000")
     job = snapshot_job(vm, sub)
     assert len(job["snapshots"]) == 4

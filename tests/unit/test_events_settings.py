@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from shared import jobs
-from shared.events import BadEvent, parse
+from shared.autoprotect.events import BadEvent, parse
+from shared.queue import messages as jobs
 from shared.settings import ProtectSettings, SettingError
 from tests.conftest import SHARED
 

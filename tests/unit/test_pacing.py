@@ -9,7 +9,7 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared import pacing
+from shared.azure import pacing
 
 
 @settings(max_examples=200, deadline=None)

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared import tags as T
-from shared.planner import (
+from shared.policy.document import MIN_RESTORE_POINT_HOURS, load_policies
+from shared.schedule.planner import (
     NAME_OK,
     DiskRef,
     History,
@@ -23,7 +24,6 @@ from shared.planner import (
     set_id,
     slot_for,
 )
-from shared.policy import MIN_RESTORE_POINT_HOURS, load_policies
 
 SUB = "6d4a5a5c-2f4e-4c5e-9f5b-3c3f2d1e0a9b"
 BASE = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import copy
 import json
 import zoneinfo
-from datetime import time
+from datetime import time, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.policy import (
+from shared.policy.document import (
     CopySpec,
     PolicyError,
     RestorePointSpec,
@@ -21,6 +21,7 @@ from shared.policy import (
     load_policies,
     load_policy_file,
 )
+from shared.retention.engine import RetentionPolicy
 
 GOOD = {
     "version": 1,
@@ -86,14 +87,9 @@ def test_the_documented_example_loads():
     assert gold.restore_point == RestorePointSpec("ApplicationConsistent", (2,))
     assert gold.copy == CopySpec("westus") and gold.copy_region == "westus"
     assert gold.lock_days == 7 and gold.backup_policy == "DefaultPolicy"
-    # max_age_days is kept in the one form shared/retention.py reads.
-    assert gold.retention == {
-        "keep_last": 6,
-        "keep_daily": 7,
-        "keep_weekly": 4,
-        "keep_monthly": 12,
-        "max_age": "P400D",
-    }
+    # Parsed once, into the engine's typed rules (max_age_days is a max_age).
+    assert gold.retention == RetentionPolicy(keep_last=6, keep_daily=7, keep_weekly=4, keep_monthly=12,
+                                             max_age=timedelta(days=400))
     assert bronze.schedule == Schedule("daily", at=time(2, 30), tz="Europe/Amsterdam")
     assert (
         bronze.snapshots == SnapshotSpec((0, 1), True)
@@ -115,7 +111,8 @@ def test_defaults_of_optional_fields():
     p = load_policies(text).policies["p"]
     assert p.schedule.tz == "UTC" and p.snapshots == SnapshotSpec("all", True)
     assert p.restore_point == RestorePointSpec("ApplicationConsistent", ())
-    assert p.retention == {} and p.lock_days is None and p.copy is None
+    assert p.retention == RetentionPolicy() and not p.retention.has_rules
+    assert p.lock_days is None and p.copy is None
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared import tags as T
-from shared.retention import (
+from shared.retention.engine import (
     Artifact,
     Decision,
     RetentionPolicy,

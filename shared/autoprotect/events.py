@@ -10,18 +10,13 @@ A malformed event raises BadEvent naming the field.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from .. import resource_ids
+
 WRITE = "Microsoft.Resources.ResourceWriteSuccess"
 DELETE = "Microsoft.Resources.ResourceDeleteSuccess"
-VM_ID = re.compile(
-    r"^/subscriptions/(?P<sub>[0-9a-fA-F-]{36})/resourceGroups/(?P<rg>[^/]+)"
-    r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)$",
-    re.IGNORECASE,
-)
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class BadEvent(ValueError):
@@ -70,14 +65,14 @@ def parse(event: Any) -> VmEvent | None:
     operation = data.get("operationName", "")
     if not isinstance(operation, str):
         raise BadEvent("data.operationName: must be a string")
-    match = VM_ID.match(uri)
+    match = resource_ids.vm(uri)
     if match is None:
         return None  # another resource type, or a child of a VM (extension, tags): not ours to act on
     if operation and operation.lower() not in ("microsoft.compute/virtualmachines/write",
                                                "microsoft.compute/virtualmachines/delete"):
         return None
-    sub = match.group("sub")
-    if not GUID.match(sub):
+    sub = match.subscription_id
+    if not resource_ids.GUID.match(sub):
         raise BadEvent(f"data.resourceUri: subscription id {sub!r} is not a GUID")
     if data.get("subscriptionId") and str(data["subscriptionId"]).lower() != sub.lower():
         raise BadEvent("data.subscriptionId: does not match the subscription in data.resourceUri")
@@ -88,8 +83,8 @@ def parse(event: Any) -> VmEvent | None:
         action="protect" if event_type == WRITE else "unprotect",
         vm_id=uri.lower(),
         subscription_id=sub.lower(),
-        resource_group=match.group("rg"),
-        vm_name=match.group("name"),
+        resource_group=match.resource_group,
+        vm_name=match.name,
         event_id=event_id,
         event_time=when,
     )

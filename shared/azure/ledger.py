@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from typing import Any
+
+from ..instants import now_text
+from ..ports import Table
+from .tables import ensure_table
 
 
 def row_key(value: str) -> str:
@@ -15,14 +18,12 @@ def row_key(value: str) -> str:
 
 
 class Ledger:
-    def __init__(self, table: Any):
+    def __init__(self, table: Table):
         self.table = table
         self._ready = False
 
     def _ensure(self) -> None:
         if not self._ready:
-            from .azure_clients import ensure_table
-
             ensure_table(self.table)
             self._ready = True
 
@@ -33,7 +34,7 @@ class Ledger:
         self._ensure()
         try:
             self.table.create_entity({"PartitionKey": "event", "RowKey": row_key(event_id), "eventId": event_id,
-                                      "seen": datetime.now(UTC).isoformat()})
+                                      "seen": now_text()})
         except ResourceExistsError:
             return False
         return True
@@ -43,19 +44,19 @@ class Ledger:
         self.table.upsert_entity({
             "PartitionKey": "vm", "RowKey": row_key(vm_id), "vmId": vm_id.lower(), "outcome": outcome,
             "detail": json.dumps(detail, sort_keys=True), "eventId": event_id or "",
-            "updated": datetime.now(UTC).isoformat(),
+            "updated": now_text(),
         })
 
     def record(self, partition: str, key: str, fields: dict[str, Any]) -> None:
         """One row per (run, item): what was decided or done, and why."""
         self._ensure()
         self.table.upsert_entity({"PartitionKey": partition, "RowKey": row_key(key), "item": key, **fields,
-                                  "updated": datetime.now(UTC).isoformat()})
+                                  "updated": now_text()})
 
     def record_many(self, partition: str, items: list[tuple[str, dict[str, Any]]]) -> None:
         """``record`` for many rows of one partition, in batches of 100 (one round trip each)."""
         self._ensure()
-        updated = datetime.now(UTC).isoformat()
+        updated = now_text()
         rows = [("upsert", {"PartitionKey": partition, "RowKey": row_key(key), "item": key, **fields, "updated": updated})
                 for key, fields in dict(items).items()]  # a batch may not touch a row twice
         for start in range(0, len(rows), 100):

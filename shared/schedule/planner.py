@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from . import tags as T
-from .policy import MIN_RESTORE_POINT_HOURS, Policy, PolicySet, Schedule, zone
+from .. import resource_ids
+from .. import tags as T
+from ..instants import format_instant
+from ..policy.document import MIN_RESTORE_POINT_HOURS, Policy, PolicySet, Schedule, zone
 
 SNAPSHOT_WINDOW = timedelta(minutes=5)
 SNAPSHOTS_PER_WINDOW = 7  # incremental snapshots per disk per SNAPSHOT_WINDOW
@@ -77,8 +79,8 @@ class VmRecord:
         return cls(
             vm_id,
             row.get("name") or _last(vm_id),
-            row.get("subscriptionId") or _id_part(vm_id, "subscriptions"),
-            row.get("resourceGroup") or _id_part(vm_id, "resourceGroups"),
+            row.get("subscriptionId") or resource_ids.parts(vm_id).get("subscription", ""),
+            row.get("resourceGroup") or resource_ids.parts(vm_id).get("resource_group", ""),
             (row.get("location") or "").lower(),
             dict(row.get("tags") or {}),
             os_disk,
@@ -198,7 +200,7 @@ def _hash(text: str, n: int = 8) -> str:
 
 
 def _slot_text(slot: datetime) -> str:
-    return slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # the SLOT tag's form
+    return format_instant(slot)  # the SLOT tag's form (slots are whole seconds)
 
 
 def _name_part(vm_name: str, limit: int) -> str:
@@ -237,14 +239,7 @@ def _utc(when: datetime, what: str) -> datetime:
 
 
 def _last(arm_id: str) -> str:
-    return arm_id.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _id_part(arm_id: str, segment: str) -> str:
-    parts = arm_id.strip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    i = lowered.index(segment.lower()) if segment.lower() in lowered else -1
-    return parts[i + 1] if 0 <= i < len(parts) - 1 else ""
+    return resource_ids.last_segment(arm_id)
 
 
 def _label(disk: DiskRef) -> str:
@@ -327,14 +322,6 @@ def _artifact_tags(
     if expires is not None:
         tags[T.EXPIRES] = _slot_text(expires)
     return tags
-
-
-def _max_age(policy: Policy) -> timedelta | None:
-    if not policy.retention:
-        return None
-    from .retention import RetentionPolicy  # pure (no I/O, no SDK); lazily, as it is large
-
-    return RetentionPolicy.from_dict(policy.retention, where=f"policies.{policy.name}.retention").max_age
 
 
 def _copy_region(policy: Policy, vm: VmRecord) -> str | None:
@@ -439,7 +426,6 @@ def plan(
     now = _utc(now, "now")
     limits = _Limits(History.of(history))
     unique = {vm.key: vm for vm in reversed(list(inventory))}  # the first listing of a VM wins
-    max_ages: dict[str, timedelta | None] = {}
     jobs: list[Job] = []
     skipped: list[Skip] = []
     for vm_key in sorted(unique):
@@ -450,13 +436,11 @@ def plan(
             continue
         policy = chosen.policy
         key = policy.name.lower()
-        if key not in max_ages:
-            max_ages[key] = _max_age(policy)
         slot = slot_for(policy.schedule, now)
         if policy.snapshots is not None:
-            outcome = _snapshot_job(vm, key, policy, slot, now, limits, max_ages[key])
+            outcome = _snapshot_job(vm, key, policy, slot, now, limits, policy.retention.max_age)
             (jobs if isinstance(outcome, Job) else skipped).append(outcome)
         if policy.restore_point is not None:
-            outcome = _restore_point_job(vm, key, policy, slot, now, limits, max_ages[key])
+            outcome = _restore_point_job(vm, key, policy, slot, now, limits, policy.retention.max_age)
             (jobs if isinstance(outcome, Job) else skipped).append(outcome)
     return Plan(jobs, skipped)

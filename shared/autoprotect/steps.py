@@ -12,20 +12,20 @@ so duplicate and replayed messages can't enrol a VM twice.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import jobs
-from .jobs import Done, Failed, Outcome, Retry
-from .settings import ProtectSettings
+from .. import resource_ids
+from .. import tags as T
+from ..ports import Arm
+from ..queue import messages as jobs
+from ..queue.messages import Done, Failed, Outcome, Retry
+from ..settings import ProtectSettings
 
 log = logging.getLogger("vmkeeper.protect")
 
 KIND = "protect"
 PROTECTED_STATES = {"protected", "irpending"}
-VAULT = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.RecoveryServices/vaults/([^/]+)$",
-                   re.IGNORECASE)
 
 
 # --- pure decisions ---------------------------------------------------------------------------
@@ -38,7 +38,7 @@ class PolicyChoice:
 
 def decide_policy(tags: dict[str, str] | None, settings: ProtectSettings) -> PolicyChoice:
     by_name = {k.lower(): v for k, v in (tags or {}).items()}  # Azure tag names are case-insensitive
-    if by_name.get(settings.optout_tag.lower(), "").strip().lower() in ("true", "yes", "1", "on"):
+    if by_name.get(settings.optout_tag.lower(), "").strip().lower() in T.TRUE_VALUES:
         return PolicyChoice(None, f"tag '{settings.optout_tag}' opts the VM out")
     wanted = by_name.get(settings.policy_tag.lower())
     if wanted is None or not wanted.strip():
@@ -59,10 +59,10 @@ def item_name(resource_group: str, vm_name: str) -> str:
 
 
 def vault_parts(vault_id: str) -> tuple[str, str, str]:
-    match = VAULT.match(vault_id)
-    if not match:
+    ref = resource_ids.vault(vault_id)
+    if ref is None:
         raise ValueError(f"not a vault id: {vault_id}")
-    return match.group(1), match.group(2), match.group(3)
+    return ref
 
 
 def new_message(action: str, vm_id: str, event_id: str, event_time: str) -> dict[str, Any]:
@@ -71,17 +71,17 @@ def new_message(action: str, vm_id: str, event_id: str, event_time: str) -> dict
 
 
 def parse_vm_id(vm_id: str) -> tuple[str, str, str]:
-    parts = vm_id.split("/")
-    if len(parts) != 9 or parts[1].lower() != "subscriptions" or parts[7].lower() != "virtualmachines":
+    ref = resource_ids.vm(vm_id)
+    if ref is None:
         raise jobs.BadMessage(f"message.vm_id: not a virtual machine id ({vm_id!r})")
-    return parts[2], parts[4], parts[8]
+    return ref
 
 
 # --- effects ----------------------------------------------------------------------------------
 class Protector:
-    """One step of a protection job. ``clients`` provides compute(sub) and backup(sub)."""
+    """One step of a protection job, through ARM's compute and backup clients."""
 
-    def __init__(self, settings: ProtectSettings, clients: Any):
+    def __init__(self, settings: ProtectSettings, clients: Arm):
         self.settings = settings
         self.clients = clients
 

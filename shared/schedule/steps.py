@@ -15,9 +15,12 @@ import math
 import time
 from typing import Any
 
-from . import jobs
-from . import tags as T
-from .jobs import Done, Failed, Outcome, Retry
+from .. import tags as T
+from ..azure.retry_after import retry_after_seconds
+from ..instants import format_instant
+from ..ports import Arm, Budget
+from ..queue import messages as jobs
+from ..queue.messages import Done, Failed, Outcome, Retry
 
 KIND = "scheduled"
 CHECK_DELAY = 10  # seconds before looking at a snapshot or restore point again, when ARM gives no Retry-After
@@ -50,21 +53,10 @@ def compute_id(job: dict[str, Any], resource_type: str, name: str) -> str:
                        namespace="Microsoft.Compute", type=resource_type, name=name)
 
 
-def retry_after_seconds(headers: Any) -> int | None:
-    """ARM's advice on when to look again, in whole seconds (a queue's visibility delay is whole
-    seconds, at least 1): ``retry-after-ms`` / ``x-ms-retry-after-ms`` (as azure-core reads them)
-    or ``Retry-After`` in seconds; None when it gives none."""
-    for name, scale in (("retry-after-ms", 1000), ("x-ms-retry-after-ms", 1000), ("Retry-After", 1)):
-        value = headers.get(name)
-        if value and value.strip().isdigit():
-            return max(1, math.ceil(int(value) / scale))
-    return None
-
-
 class ScheduledWorker:
-    """``clients`` provides compute(subscription); ``budget`` is a pacing.WriteBudget."""
+    """Job steps through ARM's paced compute client and locks, under the shared write budget."""
 
-    def __init__(self, clients: Any, budget: Any, max_attempts: int = 40):
+    def __init__(self, clients: Arm, budget: Budget, max_attempts: int = 40):
         self.clients = clients
         self.budget = budget
         self.max_attempts = max_attempts
@@ -134,6 +126,8 @@ class ScheduledWorker:
     # --- dispatch ----------------------------------------------------------------------------
     def handle(self, message: dict[str, Any]) -> Outcome:
         job = message["job"]
+        if not isinstance(job, dict):
+            raise jobs.BadMessage("message.job: must be an object")
         kind = job.get("type")
         step = message.get("step", "create")
         if kind == "snapshot_set":
@@ -153,7 +147,7 @@ class ScheduledWorker:
         from azure.mgmt.compute.models import CreationData, Snapshot
 
         sub, rg = job["subscription_id"], job["resource_group"]
-        compute = self.clients.compute(sub)
+        compute = self.clients.paced_compute(sub)
         targets = job["snapshots"]
         index = message.get("index", 0)
         wait = self._wait_for_budget(message, sub, len(targets) - index, "create", index)
@@ -178,7 +172,7 @@ class ScheduledWorker:
 
     def check_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         sub, rg = job["subscription_id"], job["resource_group"]
-        compute = self.clients.compute(sub)
+        compute = self.clients.paced_compute(sub)
         pending = []
         for target in job["snapshots"]:
             try:
@@ -213,8 +207,8 @@ class ScheduledWorker:
         wait = self._wait_for_budget(message, sub, 2 * len(job["snapshots"]), "check", 0)
         if wait:
             return wait
-        until = (datetime.fromisoformat(job["slot"]) + timedelta(days=int(job["lock_days"]))).isoformat().replace("+00:00", "Z")
-        compute, locks = self.clients.compute(sub), self.clients.locks(sub)
+        until = format_instant(datetime.fromisoformat(job["slot"]) + timedelta(days=int(job["lock_days"])))
+        compute, locks = self.clients.paced_compute(sub), self.clients.locks(sub)
         for target in job["snapshots"]:
             snapshot_id = compute_id(job, "snapshots", target["name"])
             try:
@@ -243,7 +237,7 @@ class ScheduledWorker:
                         creation_data=CreationData(create_option="CopyStart", source_resource_id=source_id))
         seen: dict[str, float] = {}
         try:
-            self.clients.compute(sub).snapshots.begin_create_or_update(rg, copy_name(target["name"], region), body,
+            self.clients.paced_compute(sub).snapshots.begin_create_or_update(rg, copy_name(target["name"], region), body,
                                                                        polling=False, raw_response_hook=self._observe(sub, seen))
         except Exception as exc:  # noqa: BLE001
             return self._arm_error(message, exc, sub, "copy", index)
@@ -257,7 +251,7 @@ class ScheduledWorker:
         index = message.get("index", 0)
         name = copy_name(job["snapshots"][index]["name"], region)
         try:
-            copy = self.clients.compute(sub).snapshots.get(rg, name)
+            copy = self.clients.paced_compute(sub).snapshots.get(rg, name)
         except Exception as exc:  # noqa: BLE001
             return self._arm_error(message, exc, sub, "copy_check", index)
         message["reads"] = message.get("reads", 0) + 1
@@ -317,7 +311,7 @@ class ScheduledWorker:
         wait = self._wait_for_budget(message, sub, 2, step, 0)
         if wait:
             return wait
-        compute, seen = self.clients.compute(sub), {}
+        compute, seen = self.clients.paced_compute(sub), {}
         collection_tags = {k: v for k, v in job["tags"].items() if k in (T.MANAGED_BY, T.VM, T.ARTIFACT_POLICY)}
         try:
             compute.restore_point_collections.create_or_update(
@@ -340,7 +334,7 @@ class ScheduledWorker:
         """None once the restore point has succeeded; otherwise what to do: look again later, or fail."""
         sub, rg = job["subscription_id"], job["resource_group"]
         try:
-            rp = self.clients.compute(sub).restore_points.get(rg, collection, job["rp_name"])
+            rp = self.clients.paced_compute(sub).restore_points.get(rg, collection, job["rp_name"])
         except Exception as exc:  # noqa: BLE001
             return self._arm_error(message, exc, sub, step, 0)
         message["reads"] = message.get("reads", 0) + 1

@@ -1,5 +1,5 @@
 """vmkeeper policies: a versioned JSON document of named policies, checked against its JSON schema
-(shared/policy.schema.json, Draft 2020-12) and then by meaning. Every problem is reported at once,
+(shared/policy/schema.json, Draft 2020-12) and then by meaning. Every problem is reported at once,
 each as ``path: what is wrong`` with the field's JSON path, e.g.
 ``policies.gold.schedule.every_hours: must be between 1 and 168 (got 0)``.
 
@@ -19,7 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from . import tags as T
+from .. import tags as T
+from ..retention.engine import RetentionPolicy
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 CONSISTENCIES = ("CrashConsistent", "ApplicationConsistent")
@@ -89,8 +90,7 @@ class Policy:
     snapshots: SnapshotSpec | None = None
     restore_point: RestorePointSpec | None = None
     copy: CopySpec | None = None
-    # The raw block for shared/retention.py to parse (with max_age_days written as max_age).
-    retention: dict[str, Any] = field(default_factory=dict)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)  # no block: no rule, keep everything
     lock_days: int | None = None
     backup_policy: str | None = None
 
@@ -169,7 +169,7 @@ def _zone_problem(name: str) -> str | None:
 def _validator() -> Any:
     import jsonschema  # lazily: only loading a document needs it
 
-    schema = json.loads(Path(__file__).with_name("policy.schema.json").read_text(encoding="utf-8"))
+    schema = json.loads(Path(__file__).with_name("schema.json").read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema)
 
 
@@ -275,9 +275,8 @@ def _schedule(raw: Mapping[str, Any], where: str, errors: list[str]) -> Schedule
     return Schedule("weekly", at=_time(raw["at"]), weekday=WEEKDAYS.index(raw["weekly_on"]), tz=tz)
 
 
-def _retention(raw: Mapping[str, Any], where: str, errors: list[str]) -> dict[str, Any]:
-    """The retention block for shared/retention.py, which it checks; ``max_age_days: N`` is kept as
-    ``max_age: "PND"``, the one form retention reads."""
+def _retention(raw: Mapping[str, Any], where: str, errors: list[str]) -> RetentionPolicy:
+    """The retention block, parsed once (``max_age_days: N`` is ``max_age: "PND"``)."""
     retention = dict(raw)
     if "max_age_days" in retention:
         days = retention.pop("max_age_days")
@@ -287,13 +286,11 @@ def _retention(raw: Mapping[str, Any], where: str, errors: list[str]) -> dict[st
             errors.append(f"{where}.max_age_days: must be a positive integer {_got(days)}")
         else:
             retention["max_age"] = f"P{days}D"
-    from .retention import RetentionPolicy  # lazily: only documents with retention blocks need it
-
     try:
-        RetentionPolicy.from_dict(retention, where=where)
+        return RetentionPolicy.from_dict(retention, where=where)
     except ValueError as exc:
         errors.append(str(exc))
-    return retention
+        return RetentionPolicy()
 
 
 def _policy(
@@ -331,7 +328,7 @@ def _policy(
         errors.append(f"{where}: takes nothing: give snapshots and/or restore_point")
     if ok("copy"):
         copy = CopySpec(body["copy"]["region"])
-    retention = _retention(body["retention"], f"{where}.retention", errors) if ok("retention") else {}
+    retention = _retention(body["retention"], f"{where}.retention", errors) if ok("retention") else RetentionPolicy()
     if broken or schedule is None:
         return None
     return Policy(

@@ -1,8 +1,11 @@
-"""Queue jobs: the message format, the outcomes a handler returns, and the rule that turns an
-outcome or an error into "done", "look again later" or "poison, with the reason".
+"""Queue messages: their format (single jobs and batches of jobs), the outcomes a job step
+returns, backoff, and what a poisoned message carries.
 
-Pure: no queue client here (functions/ wires the effects). A handler never waits on Azure: it
-returns ``Retry(delay)`` and the adapter re-enqueues the message with a visibility delay.
+Pure: no queue client here (shared/queue/runner.py settles outcomes). A step never waits on Azure:
+it returns ``Retry(delay)`` and the runner re-enqueues the job with a visibility delay.
+
+A message is ``{"v": 1, "kind": <kind>, ...job fields}`` (one job) or
+``{"v": 1, "kind": <kind>, "batch": [<job fields>, ...]}`` (several jobs, each with its own state).
 """
 
 from __future__ import annotations
@@ -76,7 +79,13 @@ def backoff(attempt: int, first: int, ceiling: int) -> int:
     return max(1, min(ceiling, first * 2 ** min(attempt, 20)))
 
 
-def poison_body(raw: bytes | str, reason: str, message: dict[str, Any] | None = None) -> bytes:
-    """What lands in the poison queue: the reason, and the original message (parsed if it could be)."""
-    original: Any = message if message is not None else (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
-    return json.dumps({"reason": reason, "message": original}, sort_keys=True).encode()
+def poison_body(original: Any, reason: str) -> bytes:
+    """What lands in the poison queue: the reason, and the original job or message (as text if it
+    could not be parsed)."""
+    if isinstance(original, bytes):
+        original = original.decode("utf-8", "replace")
+    return json.dumps({"reason": reason, "message": original}, sort_keys=True, default=str).encode()
+
+def batch_message(kind: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several jobs of one kind in one message (each entry a job message without ``v``/``kind``)."""
+    return {"v": 1, "kind": kind, "batch": [{k: v for k, v in e.items() if k not in ("v", "kind")} for e in entries]}

@@ -1,5 +1,5 @@
 """A retention pass: list what vmkeeper made (Resource Graph, one call per page across every
-subscription in scope), decide with the pure engine (shared/retention.py), and apply: mark,
+subscription in scope), decide with the pure engine (shared/retention/engine.py), and apply: mark,
 unmark, delete under the per-subscription delete budget — or, in a dry run, only record.
 
 Snapshots carry their expiring mark as a tag (operators see it in the portal; a hold tag stops
@@ -10,13 +10,17 @@ Every decision is recorded in the ledger, with its rule and reason.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import tags as T
-from .retention import (
+from .. import resource_ids
+from .. import tags as T
+from ..azure.graph import query_all
+from ..azure.ledger import Ledger
+from ..ports import Arm, Budget
+from .engine import (
     COLLECTION,
     RESTORE_POINT,
     SNAPSHOT,
@@ -46,19 +50,6 @@ VMS_QUERY = "Resources | where type =~ 'microsoft.compute/virtualmachines' | pro
 class Listing:
     artifacts: list[Artifact] = field(default_factory=list)
     live_vm_ids: set[str] = field(default_factory=set)
-
-
-def query_all(graph: Any, subscriptions: list[str], query: str) -> Iterable[dict[str, Any]]:
-    from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
-
-    token = None
-    while True:
-        page = graph.resources(QueryRequest(subscriptions=subscriptions, query=query,
-                                            options=QueryRequestOptions(skip_token=token) if token else None))
-        yield from page.data
-        token = page.skip_token
-        if not token:
-            return
 
 
 def _instant(value: Any, fallback: datetime) -> datetime:
@@ -121,8 +112,9 @@ class Applied:
 
 
 def _parts(resource_id: str) -> tuple[str, str, str]:
-    p = resource_id.split("/")
-    return p[2], p[4], p[8]
+    """(subscription, group, name): a restore point's name is its collection's (the engine's set of it)."""
+    p = resource_ids.parts(resource_id)
+    return p["subscription"], p["resource_group"], p["name"]
 
 
 def apply(decisions: list[Decision], artifacts: dict[str, Artifact], compute: Any, budget: Any, ledger: Any,
@@ -193,42 +185,36 @@ def _delete(compute: Any, art: Artifact, rg: str, name: str) -> None:
     if art.kind == SNAPSHOT:
         compute.snapshots.begin_delete(rg, name, polling=False)
     elif art.kind == RESTORE_POINT:
-        rpc = art.id.split("/")[8]
-        compute.restore_points.begin_delete(rg, rpc, art.id.rsplit("/", 1)[-1], polling=False)
+        compute.restore_points.begin_delete(rg, name, resource_ids.last_segment(art.id), polling=False)
     else:
         compute.restore_point_collections.begin_delete(rg, name, polling=False)
 
 
-def run(graph: Any, compute: Any, locks: Any, ledger: Any, budget: Any, subscriptions: list[str],
-        policies: dict[str, RetentionPolicy], now: datetime, dry_run: bool = False) -> tuple[list[Decision], Applied]:
-    listing = list_artifacts(graph, compute, locks, ledger, subscriptions, now)
-    decisions = decide(listing.artifacts, policies, listing.live_vm_ids, now)
-    run_id = "run-" + now.strftime("%Y%m%dT%H%M%S")
-    applied = apply(decisions, {a.id: a for a in listing.artifacts}, compute, budget, ledger, run_id, dry_run, locks)
-    log.info("retention %s: %s", run_id, applied)
-    return decisions, applied
+class Retention:
+    """A retention pass on the ports shared/wiring.py gives it."""
 
+    def __init__(self, arm: Arm, ledger: Ledger, budget: Budget, subscriptions: list[str],
+                 policy_file: str | None = None, dry_run: bool = False):
+        self.arm, self.ledger, self.budget = arm, ledger, budget
+        self.subscriptions, self.policy_file, self.dry_run = list(subscriptions), policy_file, dry_run
 
+    def policies(self) -> dict[str, RetentionPolicy]:
+        """Each policy's retention block, as the policy document parsed it."""
+        from ..policy.document import load_policy_file
 
-def load_policies(path: str) -> dict[str, RetentionPolicy]:
-    """Each policy's ``retention`` block from the policy document (validated by shared/policy.py)."""
-    from .policy import load_policy_file
+        if self.policy_file is None:
+            raise ValueError("retention: no policy document (VMKEEPER_POLICY_FILE)")
+        return {name: p.retention for name, p in load_policy_file(self.policy_file).policies.items()}
 
-    return {name: RetentionPolicy.from_dict(p.retention, where=f"policies.{p.name}.retention")
-            for name, p in load_policy_file(path).policies.items()}
-
-
-def run_from_settings(now: datetime) -> Applied:
-    """The timer's entry point: everything from app settings (shared/settings.py FleetSettings)."""
-    from . import azure_clients
-    from .ledger import Ledger
-    from .pacing import WriteBudget
-    from .settings import FleetSettings
-
-    s = FleetSettings.from_env()
-    policies = load_policies(s.policy_file)
-    budget = WriteBudget(azure_clients.table(s.budget_table), rate=s.delete_rate, burst=s.delete_burst)
-    _, applied = run(azure_clients.resource_graph(), azure_clients.compute, azure_clients.locks,
-                     Ledger(azure_clients.table(s.ledger_table)), budget, list(s.subscriptions), policies, now,
-                     dry_run=s.retention_dry_run)
-    return applied
+    def run(self, now: datetime, policies: Mapping[str, RetentionPolicy] | None = None,
+            dry_run: bool | None = None) -> tuple[list[Decision], Applied]:
+        dry_run = self.dry_run if dry_run is None else dry_run
+        policies = self.policies() if policies is None else policies
+        arm, ledger = self.arm, self.ledger
+        listing = list_artifacts(arm.resource_graph(), arm.compute, arm.locks, ledger, self.subscriptions, now)
+        decisions = decide(listing.artifacts, policies, listing.live_vm_ids, now)
+        run_id = "run-" + now.strftime("%Y%m%dT%H%M%S")
+        applied = apply(decisions, {a.id: a for a in listing.artifacts}, arm.compute, self.budget, ledger, run_id,
+                        dry_run, arm.locks)
+        log.info("retention %s: %s", run_id, applied)
+        return decisions, applied

@@ -27,6 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..ports import Table
+from .tables import ensure_table
+
 RESERVE_SHARE = 0.1  # of the burst: ARM headroom for everything else writing in the subscription
 MAX_AHEAD = 600.0  # seconds: promises are not made further out than this
 
@@ -103,9 +106,9 @@ def observe(bucket: Bucket, now: float, rate: float, burst: float, remaining: in
 
 
 class WriteBudget:
-    """The table-backed bucket. ``table`` is an azure.data.tables TableClient."""
+    """The table-backed bucket (shared/ports.py ``Budget``)."""
 
-    def __init__(self, table: Any, rate: float, burst: float, clock: Callable[[], float] = time.time):
+    def __init__(self, table: Table, rate: float, burst: float, clock: Callable[[], float] = time.time):
         if rate <= 0 or burst < 1:
             raise ValueError("write budget: rate must be > 0 and burst >= 1")
         self.table, self.rate, self.burst, self.clock = table, rate, burst, clock
@@ -117,8 +120,6 @@ class WriteBudget:
 
     def _ensure(self) -> None:
         if not self._ready:
-            from .azure_clients import ensure_table
-
             ensure_table(self.table)
             self._ready = True
 

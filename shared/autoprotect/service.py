@@ -1,0 +1,55 @@
+"""Auto-protect as a service: the two entry points the trigger adapters call.
+
+- ``handle_event``: a VM's Event Grid event → validated → one protection job on the queue.
+  Everything else is acknowledged and ignored cheaply; a malformed event is logged with the
+  field named, and nothing else happens; a duplicate delivery of the same event is dropped.
+- ``handle_message``: one step of a protection job (shared/autoprotect/steps.py), settled by
+  shared/queue/runner.py: recorded when done, re-enqueued with a delay, or poisoned with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..azure.ledger import Ledger
+from ..ports import Arm, Queue
+from ..queue import messages, runner
+from ..settings import ProtectSettings
+from .events import BadEvent, parse
+from .steps import KIND, Protector, new_message
+
+log = logging.getLogger("vmkeeper.autoprotect")
+
+
+class AutoProtect:
+    def __init__(self, settings: ProtectSettings, arm: Arm, queue: Queue, poison: Queue, ledger: Ledger):
+        self.settings, self.queue, self.poison, self.ledger = settings, queue, poison, ledger
+        self.protector = Protector(settings, arm)
+
+    def handle_event(self, event: dict[str, Any]) -> str:
+        """Returns what was done: "ignored", "rejected", "duplicate" or "enqueued"."""
+        try:
+            vm_event = parse(event)
+        except BadEvent as exc:
+            log.error("event %s rejected: %s", event.get("id") if isinstance(event, dict) else "?", exc)
+            return "rejected"
+        if vm_event is None:
+            return "ignored"
+        if not self.ledger.first_delivery(f"{vm_event.event_id}:{vm_event.action}:{vm_event.vm_id}"):
+            return "duplicate"
+        message = new_message(vm_event.action, vm_event.vm_id, vm_event.event_id, vm_event.event_time)
+        self.queue.send_message(messages.encode(message))
+        log.info("VM %s: %s job enqueued (event %s)", vm_event.vm_id, vm_event.action, vm_event.event_id)
+        return "enqueued"
+
+    def handle_message(self, body: bytes) -> str:
+        def done(message: dict[str, Any], outcome: messages.Done) -> None:
+            self.ledger.record_vm(message["vm_id"], outcome.result, outcome.detail, message.get("event_id"))
+            log.info("VM %s: %s %s", message["vm_id"], outcome.result, outcome.detail)
+
+        def failed(message: dict[str, Any], reason: str) -> None:
+            self.ledger.record_vm(message["vm_id"], "failed", {"reason": reason}, message.get("event_id"))
+
+        return runner.run(body, kind=KIND, required=("action", "vm_id"), step=self.protector.handle,
+                          queue=self.queue, poison=self.poison, on_done=done, on_failed=failed)

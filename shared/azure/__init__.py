@@ -1,0 +1,1 @@
+"""Azure plumbing: SDK clients, Resource Graph paging, tables (ledger, write budget), Retry-After."""

@@ -1,0 +1,193 @@
+"""Scheduled protection as a service: the timer plans and fans jobs out over the queue; the queue
+worker runs each job step (shared/schedule/steps.py) under the shared write budget.
+
+- ``plan_and_enqueue``: inventory through Resource Graph (every subscription in scope, paged),
+  the pure planner, then the fan-out. A job the ledger already records as done for its slot is
+  not enqueued again, and every name is deterministic: re-running a slot creates nothing new.
+  Each job's first writes are promised by its subscription's budget (one round trip per
+  subscription, spread evenly over the time the budget needs); jobs are packed a few VMs to a
+  message (shared/queue/messages.py), each message visible when its jobs' promises fall due.
+- ``handle_message``: per job (shared/queue/runner.py), Done → ledger; Retry → re-enqueued with a
+  visibility delay; Failed, a bad message, or too many errors → the poison queue with the reason
+  (and the ledger). A single-job message (the format before batches) is still understood."""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime
+from typing import Any
+
+from ..azure.graph import query_all
+from ..azure.ledger import Ledger
+from ..ports import Arm, Budget, Queue
+from ..queue import messages as jobs
+from ..queue import runner
+from ..settings import FleetSettings
+from .steps import KIND, ScheduledWorker, create_writes, new_message
+
+log = logging.getLogger("vmkeeper.schedule")
+VMS_QUERY = ("Resources | where type =~ 'microsoft.compute/virtualmachines' "
+             "| project id, name, subscriptionId, resourceGroup, location, tags, properties")
+
+
+# Every incremental snapshot counts toward Azure's 500 per disk, whoever made it: one row per disk.
+SNAPSHOT_COUNTS_QUERY = (
+    "Resources | where type =~ 'microsoft.compute/snapshots' and properties.incremental == true "
+    "| extend disk = tolower(tostring(properties.creationData.sourceResourceId)) | where isnotempty(disk) "
+    "| summarize snapshots = count() by disk"
+)
+
+
+def taken_history(graph: Any, subscriptions: list[str]) -> Any:
+    """What the planner must know of earlier runs, from Resource Graph in one paged query: each
+    disk's count of incremental snapshots (the 500 limit). Not listed, by design: the snapshots
+    of the last five minutes (Azure's 7 per 5 minutes is met within a plan by the planner, and
+    against anyone else by the worker, which re-queues a job Azure refuses for it), and restore
+    points, which Resource Graph doesn't index (policies can't ask for them more often than the
+    minimum intervals, and Azure's one-at-a-time rule is met by the worker the same way)."""
+    from .planner import History
+
+    counts = {row["disk"]: int(row["snapshots"]) for row in query_all(graph, subscriptions, SNAPSHOT_COUNTS_QUERY)}
+    return History(snapshot_counts_by_disk=counts)
+
+
+def job_key(job: dict[str, Any]) -> str:
+    """A job's identity: its VM, kind and slot (what makes a re-run of the slot a no-op)."""
+    return f"{str(job.get('vm_id', '?')).lower()}|{job.get('type', '?')}|{job.get('slot', '?')}"
+
+
+def job_message(job: Any) -> dict[str, Any]:
+    """The planner's Job as the worker's message body (fields read directly: a deep ``asdict``
+    of every job costs a slot of thousands of VMs a noticeable part of a second)."""
+    body: dict[str, Any] = {
+        "type": job.kind, "vm_id": job.vm_id.lower(), "subscription_id": job.subscription_id,
+        "resource_group": job.resource_group, "location": job.location, "policy": job.policy,
+        "slot": job.slot.isoformat(), "set_id": job.set_id, "tags": dict(job.tags), "copy_region": job.copy_region,
+        "lock_days": job.lock_days,
+    }
+    if job.kind == "snapshot_set":
+        body["snapshots"] = [{"disk_id": t.disk_id, "name": t.snapshot_name, "lun": t.lun} for t in job.snapshots]
+    else:
+        body.update(rpc_name=job.restore_point_collection_name, rp_name=job.restore_point_name,
+                    consistency=job.consistency, exclude_disk_ids=list(job.excluded_disk_ids))
+    return new_message(body)
+
+
+RUNS = "runs"  # the ledger's partition of planning runs: one row per timer firing, with its counts
+
+
+def jobs_partition(slot: str) -> str:
+    """Job outcomes are kept per slot: "already done?" for a whole slot is one partition query."""
+    return f"jobs@{slot}"
+
+
+ENQUEUE_THREADS = 8  # a slot's messages go out in parallel: one Storage round trip each
+BATCH_VMS = 8  # VMs' jobs per queue message
+
+
+class Schedule:
+    """The planner's timer and the job queue's worker, on the ports shared/wiring.py gives them."""
+
+    def __init__(self, settings: FleetSettings, arm: Arm, queue: Queue, poison: Queue, ledger: Ledger, budget: Budget):
+        self.settings, self.arm, self.queue, self.poison = settings, arm, queue, poison
+        self.ledger, self.budget = ledger, budget
+        self.worker = ScheduledWorker(arm, budget)
+
+    def plan_and_enqueue(self, now: datetime) -> dict[str, int]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..policy.document import load_policy_file
+        from .planner import VmRecord, plan
+
+        s, ledger, queue, budget = self.settings, self.ledger, self.queue, self.budget
+        policies = load_policy_file(s.policy_file)
+        graph, subscriptions = self.arm.resource_graph(), list(s.subscriptions)
+        with ThreadPoolExecutor(1) as side:  # the two Resource Graph queries side by side
+            history = side.submit(taken_history, graph, subscriptions)
+            inventory = [VmRecord.from_resource_graph(row) for row in query_all(graph, subscriptions, VMS_QUERY)]
+            result = plan(inventory, policies, now, history.result())
+        counts = {"vms": len(inventory), "jobs": len(result.jobs), "enqueued": 0, "already_done": 0,
+                  "skipped": len(result.skipped)}
+        for skip in result.skipped:
+            (log.warning if skip.problem else log.info)("VM %s skipped: %s", skip.vm_id, skip.reason)
+        messages = [job_message(job) for job in result.jobs]
+        done: set[str] = set()
+        for slot in sorted({m["job"]["slot"] for m in messages}):
+            done.update(row["item"] for row in ledger.rows(jobs_partition(slot), "outcome eq 'done'", select=["item"]))
+        todo = [m for m in messages if job_key(m["job"]) not in done]
+        counts["already_done"] = len(messages) - len(todo)
+        _promise(budget, todo)
+        batches = _pack(todo)
+
+        def send(batch: list[dict[str, Any]]) -> int:
+            # Visible in the second its last job's promise falls due (counted from when it is sent):
+            # the worker waits out the fraction (steps.INLINE_WAIT).
+            delay = max(0, math.floor(max(_due(m) for m in batch) - budget.clock()))
+            queue.send_message(jobs.encode(jobs.batch_message(KIND, batch)), visibility_timeout=delay)
+            return delay
+
+        with ThreadPoolExecutor(ENQUEUE_THREADS) as pool:
+            delays = list(pool.map(send, batches))
+        counts["enqueued"], counts["messages"] = len(todo), len(batches)
+        counts["last_due_seconds"] = max(delays, default=0)
+        # Recorded after the fan-out: the budget's promises start counting when they are made.
+        ledger.record_many("skips", [(f"{skip.vm_id}|{now.date()}", {"reason": skip.reason}) for skip in result.skipped])
+        ledger.record(RUNS, f"schedule@{now.isoformat()}", counts)
+        log.info("planned %s", counts)
+        return counts
+
+    def handle_message(self, body: bytes) -> str:
+        ledger = self.ledger
+
+        def done(message: dict[str, Any], outcome: jobs.Done) -> None:
+            job = message["job"]
+            ledger.record(jobs_partition(job["slot"]), job_key(job), {"outcome": "done", "result": outcome.result,
+                                                                       **{k: str(v) for k, v in outcome.detail.items()}})
+
+        def failed(message: dict[str, Any], reason: str) -> None:
+            job = message["job"]
+            ledger.record(jobs_partition(str(job.get("slot", "?"))), job_key(job), {"outcome": "failed", "reason": reason})
+
+        def finished(message: dict[str, Any]) -> bool:
+            job = message["job"]
+            row = ledger.get(jobs_partition(str(job.get("slot", "?"))), job_key(job))
+            return bool(row) and row.get("outcome") == "done"
+
+        return runner.run(body, kind=KIND, required=("job",), step=self.worker.handle, queue=self.queue,
+                          poison=self.poison, on_done=done, on_failed=failed, already_done=finished)
+
+
+def _due(message: dict[str, Any]) -> float:
+    return (message.get("grant") or {}).get("at") or message.get("ask_at", 0.0)
+
+
+def _pack(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Jobs of one subscription, in the order they fall due, BATCH_VMS to a message; messages
+    ordered by when they fall due. (Jobs too far out for a promise come back together when they
+    may ask, and each asks for its own.)"""
+    from collections import defaultdict
+
+    by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in sorted(messages, key=_due):
+        by_sub[m["job"]["subscription_id"].lower()].append(m)
+    batches = [group[i:i + BATCH_VMS] for group in by_sub.values() for i in range(0, len(group), BATCH_VMS)]
+    return sorted(batches, key=lambda b: max(_due(m) for m in b))
+
+
+def _promise(budget: Any, messages: list[dict[str, Any]]) -> None:
+    """Each job's first writes are promised by its subscription's budget (one round trip per
+    subscription); the job will be enqueued to become visible at that moment, holding the promise:
+    workers neither poll the budget nor wait. A job too far out is told when to ask again."""
+    from collections import defaultdict
+
+    by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in messages:
+        by_sub[m["job"]["subscription_id"].lower()].append(m)
+    for sub, group in by_sub.items():
+        promises = budget.reserve_many(sub, [create_writes(m["job"]) for m in group])
+        for m, (at, promised) in zip(group, promises, strict=True):
+            if promised:
+                m["grant"] = {"step": "create", "index": 0, "at": at}
+            else:
+                m["ask_at"] = at

@@ -1,0 +1,139 @@
+"""The one place vmkeeper is wired: from app settings and a credential, the real clients, tables
+and queues, and the services built on them. Trigger adapters ask ``current()``; local tools and
+tests build a ``Wiring`` of their own (a static credential, the emulator, Azurite) and
+``use()`` it, so they run the very services the platform runs.
+
+Nothing is built before it is needed (cold start), and everything built is kept for the life of
+the process (connection pools, the write budget's ETag), here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Wiring:
+    def __init__(self, env: Mapping[str, str] | None = None, credential: Any = None,
+                 arm_options: Mapping[str, Any] | None = None):
+        self.env = os.environ if env is None else env
+        self._credential = credential
+        self._arm_options = dict(arm_options or {})
+        self._lock = threading.RLock()
+        self._built: dict[str, Any] = {}
+
+    def _once(self, name: str, make: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = make()
+            return self._built[name]
+
+    # --- Azure -------------------------------------------------------------------------------
+    def credential(self) -> Any:
+        """The app's managed identity (``AZURE_CLIENT_ID`` picks a user-assigned one), unless one was given."""
+        def make() -> Any:
+            if self._credential is not None:
+                return self._credential
+            from azure.identity import ManagedIdentityCredential
+
+            client_id = self.env.get("AZURE_CLIENT_ID")
+            return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+        return self._once("credential", make)
+
+    @property
+    def arm(self) -> Any:
+        from .azure.clients import ArmClients
+        from .settings import AzureSettings
+
+        return self._once("arm", lambda: ArmClients(AzureSettings.from_env(self.env), self.credential,
+                                                    **self._arm_options))
+
+    @property
+    def storage(self) -> Any:
+        from .azure.clients import Storage
+
+        return self._once("storage", lambda: Storage(self.env, self.credential))
+
+    # --- settings ----------------------------------------------------------------------------
+    @property
+    def protect_settings(self) -> Any:
+        from .settings import ProtectSettings
+
+        return self._once("protect_settings", lambda: ProtectSettings.from_env(self.env))
+
+    @property
+    def fleet_settings(self) -> Any:
+        from .settings import FleetSettings
+
+        return self._once("fleet_settings", lambda: FleetSettings.from_env(self.env))
+
+    # --- services ----------------------------------------------------------------------------
+    @property
+    def autoprotect(self) -> Any:
+        def make() -> Any:
+            from .autoprotect.service import AutoProtect
+            from .azure.ledger import Ledger
+
+            s = self.protect_settings
+            return AutoProtect(s, self.arm, self.storage.queue(s.queue), self.storage.queue(f"{s.queue}-poison"),
+                               Ledger(self.storage.table(s.ledger_table)))
+        return self._once("autoprotect", make)
+
+    @property
+    def write_budget(self) -> Any:
+        """The scheduled writes' budget: one per process (its lock and ETag), for the planner and every worker."""
+        def make() -> Any:
+            from .azure.pacing import WriteBudget
+
+            s = self.fleet_settings
+            return WriteBudget(self.storage.table(s.budget_table), rate=s.write_rate, burst=s.write_burst)
+        return self._once("write_budget", make)
+
+    @property
+    def schedule(self) -> Any:
+        def make() -> Any:
+            from .azure.ledger import Ledger
+            from .schedule.service import Schedule
+
+            s = self.fleet_settings
+            return Schedule(s, self.arm, self.storage.queue(s.jobs_queue), self.storage.queue(f"{s.jobs_queue}-poison"),
+                            Ledger(self.storage.table(s.ledger_table)), self.write_budget)
+        return self._once("schedule", make)
+
+    @property
+    def retention(self) -> Any:
+        def make() -> Any:
+            from .azure.ledger import Ledger
+            from .azure.pacing import WriteBudget
+            from .retention.service import Retention
+
+            s = self.fleet_settings
+            budget = WriteBudget(self.storage.table(s.budget_table), rate=s.delete_rate, burst=s.delete_burst)
+            return Retention(self.arm, Ledger(self.storage.table(s.ledger_table)), budget, list(s.subscriptions),
+                             policy_file=s.policy_file, dry_run=s.retention_dry_run)
+        return self._once("retention", make)
+
+
+_current: Wiring | None = None
+_current_lock = threading.Lock()
+
+
+def current() -> Wiring:
+    """The process's wiring: from the app settings, on first use."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = Wiring()
+        return _current
+
+
+def use(wiring: Wiring | None) -> Wiring | None:
+    """Make ``wiring`` the process's (local tools and tests); None goes back to the app settings."""
+    global _current
+    with _current_lock:
+        _current = wiring
+    return wiring
