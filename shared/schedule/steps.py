@@ -302,28 +302,39 @@ class ScheduledWorker:
 
     def _put_restore_point(self, message: dict[str, Any], job: dict[str, Any], step: str, collection: str,
                            location: str, source_id: str, point: Any) -> Outcome:
-        """The collection (created if missing) and the restore point in it, without waiting; a replay's
-        "already exists" is the create it repeats. A later message looks at it."""
-        from azure.core.exceptions import HttpResponseError
+        """The collection (created once, if missing: its tags are never written again, so an
+        operator's hold and the policy its old points follow stay) and the restore point in it,
+        without waiting; a replay's "already exists" is the create it repeats. A later message
+        looks at it."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
         from azure.mgmt.compute.models import RestorePointCollection, RestorePointCollectionSourceProperties
 
         sub, rg = job["subscription_id"], job["resource_group"]
-        wait = self._wait_for_budget(message, sub, 2, step, 0)
+        compute, seen = self.clients.paced_compute(sub), {}
+        try:
+            compute.restore_point_collections.get(rg, collection)
+            missing = False
+        except ResourceNotFoundError:
+            missing = True
+        except Exception as exc:  # noqa: BLE001
+            return self._arm_error(message, exc, sub, step, 0)
+        message["reads"] = message.get("reads", 0) + 1
+        wait = self._wait_for_budget(message, sub, 1 + missing, step, 0)
         if wait:
             return wait
-        compute, seen = self.clients.paced_compute(sub), {}
         collection_tags = {k: v for k, v in job["tags"].items() if k in (T.MANAGED_BY, T.VM, T.ARTIFACT_POLICY)}
         try:
-            compute.restore_point_collections.create_or_update(
-                rg, collection, RestorePointCollection(location=location, tags=collection_tags,
-                                                       source=RestorePointCollectionSourceProperties(id=source_id)),
-                raw_response_hook=self._observe(sub))
+            if missing:
+                compute.restore_point_collections.create_or_update(
+                    rg, collection, RestorePointCollection(location=location, tags=collection_tags,
+                                                           source=RestorePointCollectionSourceProperties(id=source_id)),
+                    raw_response_hook=self._observe(sub))
             compute.restore_points.begin_create(rg, collection, job["rp_name"], point, polling=False,
                                                 raw_response_hook=self._observe(sub, seen))
         except Exception as exc:  # noqa: BLE001
             if not (isinstance(exc, HttpResponseError) and exc.status_code == 409 and "already exists" in str(exc.message)):
                 return self._arm_error(message, exc, sub, step, 0)
-        message["writes"] = message.get("writes", 0) + 2
+        message["writes"] = message.get("writes", 0) + 1 + missing
         check = self._CHECK[step]
         delay = seen.get("retry_after", self._CHECK_DELAY[check])
         return Retry(delay, f"restore point {step} accepted", {"step": check, "index": 0, "attempt": 0, "check_delay": delay,

@@ -155,3 +155,30 @@ def test_a_policy_lock_guards_new_snapshots_until_its_date(az, worker, compute, 
     with pytest.raises(HttpResponseError) as err:
         compute.snapshots.begin_delete("rg-vm-00", name)
     assert err.value.error.code == "ScopeLocked"
+
+
+def test_a_new_restore_point_leaves_its_collections_tags_alone(az, worker, compute, sub):
+    """Defect: every restore point job re-PUT the collection with only vmkeeper's tags, erasing an
+    operator's hold and rewriting the policy its old points follow. The collection is created once."""
+    from azure.mgmt.compute.models import RestorePointCollectionUpdate
+
+    vm = compute.virtual_machines.get("rg-vm-00", "vm-00002")
+
+    def job(slot: str, policy: str) -> dict:
+        return {"type": "restore_point", "vm_id": vm.id.lower(), "subscription_id": sub, "resource_group": "rg-vm-00",
+                "location": vm.location, "policy": policy, "slot": slot, "set_id": slot[:13],
+                "copy_region": None, "tags": {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: policy},
+                "rpc_name": "vmk-rpc-vm-00002", "rp_name": f"vmk-rp-{slot[:13].replace('-', '').replace('T', '')}",
+                "consistency": "CrashConsistent", "exclude_disk_ids": []}
+
+    assert isinstance(run(worker, az, new_message(job("2026-11-25T06:00:00+00:00", "gold")))[0], jobs.Done)
+    tags = dict(compute.restore_point_collections.get("rg-vm-00", "vmk-rpc-vm-00002").tags)
+    compute.restore_point_collections.update("rg-vm-00", "vmk-rpc-vm-00002", RestorePointCollectionUpdate(
+        tags={**tags, T.HOLD: "case-4711", "cost-center": "42"}))
+    az.advance(4 * 3600)
+    # The VM has moved to another policy since: the next point must not relabel the collection.
+    assert isinstance(run(worker, az, new_message(job("2026-11-25T10:00:00+00:00", "silver")))[0], jobs.Done)
+    after = compute.restore_point_collections.get("rg-vm-00", "vmk-rpc-vm-00002", expand="restorePoints")
+    assert after.tags == {**tags, T.HOLD: "case-4711", "cost-center": "42"}
+    assert after.tags[T.ARTIFACT_POLICY] == "gold"
+    assert len(after.restore_points) == 2
