@@ -39,6 +39,21 @@ def create_writes(job: dict[str, Any]) -> int:
     return len(job.get("snapshots") or []) if job.get("type") == "snapshot_set" else 2
 
 
+def lock_until(job: dict[str, Any]) -> str | None:
+    """Until when the policy's delete lock stands: the slot plus ``lock_days``."""
+    from datetime import datetime, timedelta
+
+    if not job.get("lock_days"):
+        return None
+    return format_instant(datetime.fromisoformat(job["slot"]) + timedelta(days=int(job["lock_days"])))
+
+
+def snapshot_tags(job: dict[str, Any], target: dict[str, Any]) -> dict[str, str]:
+    """Everything a snapshot says of itself, written once at creation (never rewritten later)."""
+    until = lock_until(job)
+    return {**job["tags"], "vmkeeper-lun": str(target["lun"]), **({T.LOCK_UNTIL: until} if until else {})}
+
+
 def copy_name(name: str, region: str) -> str:
     """The deterministic name of a snapshot's (or restore point collection's) copy in another region (≤ 80 characters)."""
     suffix = f"-{region}"
@@ -156,7 +171,7 @@ class ScheduledWorker:
         seen: dict[str, float] = {}
         while index < len(targets):
             target = targets[index]
-            body = Snapshot(location=job["location"], tags=dict(job["tags"], **{"vmkeeper-lun": str(target["lun"])}),
+            body = Snapshot(location=job["location"], tags=snapshot_tags(job, target),
                             incremental=True,
                             creation_data=CreationData(create_option="Copy", source_resource_id=target["disk_id"]))
             try:
@@ -196,29 +211,24 @@ class ScheduledWorker:
         return Done("snapshot_set", self._tally(message, job))
 
     def lock_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
-        """The policy asks for a delete lock: a CanNotDelete lock on each snapshot, and the date it may
-        be lifted in a tag (retention removes only its own locks, and only after that date)."""
-        from datetime import datetime, timedelta
-
-        from azure.mgmt.compute.models import SnapshotUpdate
+        """The policy asks for a delete lock: a CanNotDelete lock on each snapshot (the date it may be
+        lifted was tagged at creation: retention removes only its own locks, and only after it)."""
         from azure.mgmt.resource.locks.models import ManagementLockObject
 
-        sub, rg = job["subscription_id"], job["resource_group"]
-        wait = self._wait_for_budget(message, sub, 2 * len(job["snapshots"]), "check", 0)
+        sub = job["subscription_id"]
+        wait = self._wait_for_budget(message, sub, len(job["snapshots"]), "check", 0)
         if wait:
             return wait
-        until = format_instant(datetime.fromisoformat(job["slot"]) + timedelta(days=int(job["lock_days"])))
-        compute, locks = self.clients.paced_compute(sub), self.clients.locks(sub)
+        until = lock_until(job)
+        locks = self.clients.locks(sub)
         for target in job["snapshots"]:
-            snapshot_id = compute_id(job, "snapshots", target["name"])
             try:
-                compute.snapshots.begin_update(rg, target["name"], SnapshotUpdate(
-                    tags=dict(job["tags"], **{"vmkeeper-lun": str(target["lun"]), T.LOCK_UNTIL: until})), polling=False)
-                locks.management_locks.create_or_update_by_scope(snapshot_id, T.OWN_LOCK, ManagementLockObject(
-                    level="CanNotDelete", notes=f"vmkeeper: delete lock until {until}"))
+                locks.management_locks.create_or_update_by_scope(
+                    compute_id(job, "snapshots", target["name"]), T.OWN_LOCK,
+                    ManagementLockObject(level="CanNotDelete", notes=f"vmkeeper: delete lock until {until}"))
             except Exception as exc:  # noqa: BLE001
                 return self._arm_error(message, exc, sub, "check", 0)
-            message["writes"] = message.get("writes", 0) + 2
+            message["writes"] = message.get("writes", 0) + 1
         message["locked"] = True
         return self.check_snapshots(message, job)
 
