@@ -118,7 +118,11 @@ class Schedule:
         todo = [m for m in messages if job_key(m["job"]) not in done]
         counts["already_done"] = len(messages) - len(todo)
         _promise(budget, todo)
-        batches = _pack(todo)
+        batches, too_big = _pack(todo)
+        for m in too_big:  # one VM's job can't fail the run, nor go out: poisoned with the reason
+            reason = f"job message is {jobs.size(m)} bytes: over the queue's message limit ({jobs.MAX_MESSAGE_BYTES})"
+            ledger.record(jobs_partition(m["job"]["slot"]), job_key(m["job"]), {"outcome": "failed", "reason": reason})
+            runner.poison(self.poison, reason, m)
 
         def send(batch: list[dict[str, Any]]) -> int:
             # Visible in the second its last job's promise falls due (counted from when it is sent):
@@ -129,7 +133,8 @@ class Schedule:
 
         with ThreadPoolExecutor(ENQUEUE_THREADS) as pool:
             delays = list(pool.map(send, batches))
-        counts["enqueued"], counts["messages"] = len(todo), len(batches)
+        counts["enqueued"], counts["messages"] = len(todo) - len(too_big), len(batches)
+        counts["poisoned"] = len(too_big)
         counts["last_due_seconds"] = max(delays, default=0)
         # Recorded after the fan-out: the budget's promises start counting when they are made.
         ledger.record_many("skips", [(f"{skip.vm_id}|{now.date()}", {"reason": skip.reason}) for skip in result.skipped])
@@ -162,17 +167,23 @@ def _due(message: dict[str, Any]) -> float:
     return (message.get("grant") or {}).get("at") or message.get("ask_at", 0.0)
 
 
-def _pack(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Jobs of one subscription, in the order they fall due, BATCH_VMS to a message; messages
-    ordered by when they fall due. (Jobs too far out for a promise come back together when they
-    may ask, and each asks for its own.)"""
+def _pack(messages: list[dict[str, Any]]) -> tuple[list[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Jobs of one subscription, in the order they fall due, BATCH_VMS to a message and never over
+    the queue's message size; messages ordered by when they fall due. (Jobs too far out for a
+    promise come back together when they may ask, and each asks for its own.) Also the jobs too
+    big for a message on their own."""
     from collections import defaultdict
 
     by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in sorted(messages, key=_due):
         by_sub[m["job"]["subscription_id"].lower()].append(m)
-    batches = [group[i:i + BATCH_VMS] for group in by_sub.values() for i in range(0, len(group), BATCH_VMS)]
-    return sorted(batches, key=lambda b: max(_due(m) for m in b))
+    batches: list[list[dict[str, Any]]] = []
+    too_big: list[dict[str, Any]] = []
+    for group in by_sub.values():
+        fitted, oversized = jobs.chunk(group, BATCH_VMS)
+        batches += fitted
+        too_big += oversized
+    return sorted(batches, key=lambda b: max(_due(m) for m in b)), too_big
 
 
 def _promise(budget: Any, messages: list[dict[str, Any]]) -> None:
