@@ -92,7 +92,7 @@ class Schedule:
     def __init__(self, settings: FleetSettings, arm: Arm, queue: Queue, poison: Queue, ledger: Ledger, budget: Budget):
         self.settings, self.arm, self.queue, self.poison = settings, arm, queue, poison
         self.ledger, self.budget = ledger, budget
-        self.worker = ScheduledWorker(arm, budget)
+        self.worker = ScheduledWorker(arm, budget, copy_timeout=settings.copy_timeout_hours * 3600.0)
 
     def plan_and_enqueue(self, now: datetime) -> dict[str, int]:
         from concurrent.futures import ThreadPoolExecutor

@@ -25,6 +25,8 @@ from ..queue.messages import Done, Failed, Outcome, Retry
 KIND = "scheduled"
 CHECK_DELAY = 10  # seconds before looking at a snapshot or restore point again, when ARM gives no Retry-After
 COPY_DELAY = 5
+COPY_CHECK_CEILING = 900  # seconds: a copy is looked at no less often than this (copies take hours)
+COPY_TIMEOUT = 24 * 3600.0  # seconds a cross-region copy may take before its job gives up (a setting)
 SNAPSHOT_LIMIT_DELAY = 60  # "7 incremental snapshots per disk per 5 minutes"
 IN_FLIGHT_DELAY = 30  # "one restore point creation at a time per VM"
 INLINE_WAIT = 1.0  # a budget promise due this soon is waited for here (queue delays are whole seconds)
@@ -71,10 +73,24 @@ def compute_id(job: dict[str, Any], resource_type: str, name: str) -> str:
 class ScheduledWorker:
     """Job steps through ARM's paced compute client and locks, under the shared write budget."""
 
-    def __init__(self, clients: Arm, budget: Budget, max_attempts: int = 40):
+    def __init__(self, clients: Arm, budget: Budget, max_attempts: int = 40, copy_timeout: float = COPY_TIMEOUT,
+                 clock: Any = None):
         self.clients = clients
         self.budget = budget
-        self.max_attempts = max_attempts
+        self.max_attempts = max_attempts  # checks of a snapshot or restore point being created
+        self.copy_timeout = copy_timeout
+        self.clock = clock or budget.clock  # epoch seconds
+
+    def _copy_later(self, message: dict[str, Any], reason: str, step: str, index: int) -> Outcome:
+        """A copy still running: look again later, backing off to a ceiling; give up on the time the
+        copy has taken (real copies take hours), not on a count of looks."""
+        since = float(message.get("since") or self.clock())
+        if self.clock() - since > self.copy_timeout:
+            return Failed(f"{reason}: not complete after {self.copy_timeout / 3600:g} h (VMKEEPER_COPY_TIMEOUT_HOURS)")
+        delay = max(1, math.ceil(message.get("check_delay", COPY_DELAY)))
+        return Retry(delay, reason, {"step": step, "index": index, "since": since,
+                                     "check_delay": min(COPY_CHECK_CEILING, delay * 2),
+                                     "reads": message.get("reads", 0), "writes": message.get("writes", 0)})
 
     # --- plumbing ----------------------------------------------------------------------------
     def _next(self, message: dict[str, Any], delay: float, reason: str, **changes: Any) -> Outcome:
@@ -254,6 +270,7 @@ class ScheduledWorker:
         message["writes"] = message.get("writes", 0) + 1
         delay = seen.get("retry_after", COPY_DELAY)
         return Retry(delay, "copy started", {"step": "copy_check", "index": index, "attempt": 0, "check_delay": delay,
+                                             "since": self.clock(),
                                              "reads": message.get("reads", 0), "writes": message["writes"]})
 
     def check_copy(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
@@ -268,8 +285,7 @@ class ScheduledWorker:
         if copy.copy_completion_error is not None:
             return Failed(f"copy {name}: {copy.copy_completion_error.error_code}")
         if (copy.completion_percent or 0) < 100:
-            return self._next(message, message.get("check_delay", COPY_DELAY), f"copy {name} at {copy.completion_percent}%",
-                              step="copy_check", index=index)
+            return self._copy_later(message, f"copy {name} at {copy.completion_percent}%", "copy_check", index)
         if index + 1 < len(job["snapshots"]):
             return Retry(1, "next disk's copy", {"step": "copy", "index": index + 1, "attempt": 0,
                                                   "reads": message["reads"], "writes": message.get("writes", 0)})
@@ -348,6 +364,7 @@ class ScheduledWorker:
         check = self._CHECK[step]
         delay = seen.get("retry_after", self._CHECK_DELAY[check])
         return Retry(delay, f"restore point {step} accepted", {"step": check, "index": 0, "attempt": 0, "check_delay": delay,
+                                                               "since": self.clock(),
                                                                "reads": message.get("reads", 0), "writes": message["writes"]})
 
     def _look_at_restore_point(self, message: dict[str, Any], job: dict[str, Any], step: str,
@@ -363,6 +380,9 @@ class ScheduledWorker:
         if state == "failed":
             return Failed(f"restore point {collection}/{job['rp_name']} ended Failed")
         if state != "succeeded":
+            if step == "copy_check":
+                return self._copy_later(message, f"restore point copy {collection}/{job['rp_name']} is "
+                                                 f"{state or 'unknown'}", step, 0)
             delay = message.get("check_delay", self._CHECK_DELAY[step])
             return self._next(message, delay, f"restore point {collection}/{job['rp_name']} is {state or 'unknown'}",
                               step=step, index=0)
