@@ -74,7 +74,14 @@ def job_message(job: Any) -> dict[str, Any]:
     return new_message(body)
 
 
+ALREADY_DONE = "already_done"
 RUNS = "runs"  # the ledger's partition of planning runs: one row per timer firing, with its counts
+
+
+def enqueued_partition(slot: str) -> str:
+    """When each job of a slot was handed to the queue (a partition of its own: a worker's "done"
+    is never overwritten by the planner)."""
+    return f"enqueued@{slot}"
 
 
 def jobs_partition(slot: str) -> str:
@@ -108,15 +115,32 @@ class Schedule:
             inventory = [VmRecord.from_resource_graph(row) for row in query_all(graph, subscriptions, VMS_QUERY)]
             result = plan(inventory, policies, now, history.result())
         counts = {"vms": len(inventory), "jobs": len(result.jobs), "enqueued": 0, "already_done": 0,
-                  "skipped": len(result.skipped)}
+                  "already_enqueued": 0, "resent": 0, "skipped": len(result.skipped)}
         for skip in result.skipped:
             (log.warning if skip.problem else log.info)("VM %s skipped: %s", skip.vm_id, skip.reason)
         messages = [job_message(job) for job in result.jobs]
         done: set[str] = set()
-        for slot in sorted({m["job"]["slot"] for m in messages}):
+        sent: dict[str, float] = {}
+        slots = sorted({m["job"]["slot"] for m in messages})
+        for slot in slots:
             done.update(row["item"] for row in ledger.rows(jobs_partition(slot), "outcome eq 'done'", select=["item"]))
-        todo = [m for m in messages if job_key(m["job"]) not in done]
-        counts["already_done"] = len(messages) - len(todo)
+            sent.update((row["item"], float(row["at"])) for row in ledger.rows(enqueued_partition(slot), select=["item", "at"]))
+        # A job already out is sent again only once overdue: past the longest a job may take (its
+        # copies'), its message must have been lost. Every firing re-sending unfinished jobs (with new
+        # write promises) snowballed slots longer than the planning interval.
+        overdue = (s.copy_timeout_hours + 1) * 3600.0
+        todo = []
+        for m in messages:
+            key = job_key(m["job"])
+            if key in done:
+                counts["already_done"] += 1
+            elif key in sent and now.timestamp() - sent[key] < overdue:
+                counts["already_enqueued"] += 1
+            else:
+                if key in sent:
+                    m["resent"] = True  # the worker drops it if the first one finished after all
+                    counts["resent"] += 1
+                todo.append(m)
         _promise(budget, todo)
         batches, too_big = _pack(todo)
         for m in too_big:  # one VM's job can't fail the run, nor go out: poisoned with the reason
@@ -133,6 +157,9 @@ class Schedule:
 
         with ThreadPoolExecutor(ENQUEUE_THREADS) as pool:
             delays = list(pool.map(send, batches))
+        for slot in slots:  # recorded once handed on: a run that died before this sends them again
+            ledger.record_many(enqueued_partition(slot), [(job_key(m["job"]), {"at": now.timestamp()})
+                                                          for b in batches for m in b if m["job"]["slot"] == slot])
         counts["enqueued"], counts["messages"] = len(todo) - len(too_big), len(batches)
         counts["poisoned"] = len(too_big)
         counts["last_due_seconds"] = max(delays, default=0)
@@ -146,6 +173,8 @@ class Schedule:
         ledger = self.ledger
 
         def done(message: dict[str, Any], outcome: jobs.Done) -> None:
+            if outcome.result == ALREADY_DONE:
+                return
             job = message["job"]
             ledger.record(jobs_partition(job["slot"]), job_key(job), {"outcome": "done", "result": outcome.result,
                                                                        **{k: str(v) for k, v in outcome.detail.items()}})
@@ -159,7 +188,12 @@ class Schedule:
             row = ledger.get(jobs_partition(str(job.get("slot", "?"))), job_key(job))
             return bool(row) and row.get("outcome") == "done"
 
-        return runner.run(body, kind=KIND, required=("job",), step=self.worker.handle, queue=self.queue,
+        def step(message: dict[str, Any]) -> jobs.Outcome:
+            if message.get("resent") and message.get("step", "create") == "create" and finished(message):
+                return jobs.Done(ALREADY_DONE)  # a re-sent job whose first message finished after all
+            return self.worker.handle(message)
+
+        return runner.run(body, kind=KIND, required=("job",), step=step, queue=self.queue,
                           poison=self.poison, on_done=done, on_failed=failed, already_done=finished)
 
 
