@@ -25,8 +25,8 @@ def run() -> list[dict]:
     from azure.mgmt.resource.resources import ResourceManagementClient
 
     import function_app
-    from emulator.functions_host import LocalFunctionsHost
-    from emulator.processes import azurite
+    from devtools.functions_host import LocalFunctionsHost
+    from devtools.processes import azurite
     from emulator.recoveryservices.models import seed_vaults
     from emulator.testing import StaticCredential, in_process
     from shared import autoprotect, azure_clients

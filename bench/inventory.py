@@ -18,7 +18,7 @@ def run() -> list[dict]:
     from azure.mgmt.resourcegraph import ResourceGraphClient
     from azure.mgmt.resourcegraph.models import QueryRequest
 
-    from emulator.processes import emulator_process
+    from devtools.processes import emulator_process
     from emulator.testing import LocalAzure
 
     with emulator_process() as info:

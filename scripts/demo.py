@@ -21,7 +21,7 @@ def main() -> int:
     from azure.mgmt.resourcegraph.models import QueryRequest
     from azure.storage.queue import QueueServiceClient
 
-    from emulator.processes import azurite, emulator_process
+    from devtools.processes import azurite, emulator_process
     from emulator.testing import LocalAzure
 
     started = time.monotonic()
@@ -92,7 +92,7 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
     from azure.mgmt.resource.resources.models import GenericResource
 
     import function_app
-    from emulator.functions_host import LocalFunctionsHost
+    from devtools.functions_host import LocalFunctionsHost
     from emulator.testing import StaticCredential
     from shared import autoprotect, azure_clients
     from shared.ledger import Ledger
@@ -168,7 +168,7 @@ def scheduled_demo(az, storage, subs: list[str], say) -> None:
     from azure.mgmt.compute import ComputeManagementClient
 
     import function_app
-    from emulator.functions_host import LocalFunctionsHost
+    from devtools.functions_host import LocalFunctionsHost
 
     policy_file = os.path.join(tempfile.mkdtemp(prefix="vmkeeper-demo-"), "policies.json")
     with open(policy_file, "w", encoding="utf-8") as fh:

@@ -74,7 +74,7 @@ def graph(az):
 
 @pytest.fixture(scope="session")
 def azurite():
-    from emulator.processes import azurite as start
+    from devtools.processes import azurite as start
 
     with start() as handle:
         yield handle

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from emulator.functions_host import LocalFunctionsHost
+from devtools.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
 from shared.schedule_run import job_key
 
