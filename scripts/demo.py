@@ -12,8 +12,10 @@ import sys
 import time
 from collections import Counter
 
+from devtools.fleet import VMKEEPER_TAG_SETS
+
 FLEET = {"subscriptions": 3, "resource_groups": 4, "vms": 150, "data_disks": [1, 4],
-         "regions": ["westeurope", "northeurope", "eastus", "westus2"], "seed": 2026}
+         "regions": ["westeurope", "northeurope", "eastus", "westus2"], "seed": 2026, "tag_sets": VMKEEPER_TAG_SETS}
 
 
 def main() -> int:

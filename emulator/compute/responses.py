@@ -27,11 +27,22 @@ from ..core.errors import (
     OperationNotAllowed,
     ResourceNotFound,
 )
+from ..core.providers import AdminRoute
 from ..core.routing import Request, Response, Router
 from ..core.state import Resource
 from . import models as m
 
 router = Router()
+
+
+def _seed(emulator, body: dict[str, Any]) -> tuple[int, Any]:
+    from .fleet import seed_fleet
+
+    return 201, seed_fleet(emulator, body)
+
+
+# POST /_emulator/seed: a fleet of VMs with their disks, NICs, networks and groups.
+ADMIN = [AdminRoute("POST", r"seed", _seed)]
 
 VM_VERSIONS = ("2026-04-01", "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-09-01", "2023-03-01")
 DISK_VERSIONS = ("2026-03-02", "2025-01-02", "2024-03-02", "2023-10-02", "2023-04-02")
