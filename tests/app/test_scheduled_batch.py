@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from emulator.functions_host import LocalFunctionsHost
+from devtools.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
 
 POLICIES = {"version": 1, "default": "all", "policies": {"all": {"schedule": {"every_hours": 1}, "snapshots": {"luns": "all"}}}}

@@ -28,6 +28,7 @@ from typing import Any
 
 log = logging.getLogger("functions_host")
 HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
+POOL_SIZE = 32  # connections kept per queue client: one per worker thread
 
 
 class LocalFunctionsHost:
@@ -74,10 +75,9 @@ class LocalFunctionsHost:
         with self._lock:
             if name not in self._queues:
                 from azure.storage.queue import QueueClient
-                from shared.azure.clients import pooled_transport
 
                 self._queues[name] = QueueClient.from_connection_string(self.connection_string, name,
-                                                                        transport=pooled_transport())
+                                                                        transport=_pooled_transport())
             return self._queues[name]
 
     def _record(self, function: str, ok: bool, error: str | None = None, **extra: Any) -> None:
@@ -249,6 +249,23 @@ class LocalFunctionsHost:
             self._server.shutdown()
             self._server.server_close()
         self._pool.shutdown(wait=True)
+
+
+def _pooled_transport() -> Any:
+    """A requests session per queue client, as the app's own clients have: a pool of 32 connections
+    (requests keeps 10 by default, and a busy host would open a fresh one per call over that),
+    requests' retries off (azure-core's policy decides), the environment not read per request."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    session.trust_env = False
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE,
+                                            max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=True)
 
 
 def _decode(content: Any) -> bytes:
