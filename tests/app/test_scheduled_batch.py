@@ -94,10 +94,10 @@ def test_one_message_many_vms_each_with_its_own_fate(az, host, azurite):
 def test_big_jobs_are_packed_by_size_and_the_run_never_fails_for_them(az, azurite, tmp_path, monkeypatch):
     """Defect: 8 VMs with 24 data disks each (copy and lock on) encoded to ~55 KB, over a queue
     message; the timer raised, those jobs never went out and the run was never recorded."""
-    import function_app
     from azure.data.tables import TableClient
     from azure.storage.queue import QueueClient
 
+    import function_app
     from shared import wiring
     from shared.queue.messages import MAX_MESSAGE_BYTES
 
