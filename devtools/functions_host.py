@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -202,14 +201,14 @@ class LocalFunctionsHost:
 
     # --- Event Grid triggers ----------------------------------------------------------------
     def deliver_event(self, name: str, event: dict[str, Any]) -> None:
-        """Hand one Event Grid-schema event to an Event Grid-triggered function."""
-        import azure.functions as func
+        """Hand one event to an Event Grid-triggered function as the Python worker does: through
+        azure-functions' own converter, so an Event Grid-schema event arrives as an
+        ``EventGridEvent`` and a CloudEvents 1.0 one (``specversion``) as a ``CloudEvent``."""
+        from azure.functions.eventgrid import EventGridEventInConverter
+        from azure.functions.meta import Datum
 
         handler = self._by_trigger("eventGridTrigger")[name].get_user_function()
-        ge = func.EventGridEvent(
-            id=event.get("id"), data=event.get("data"), topic=event.get("topic"), subject=event.get("subject"),
-            event_type=event.get("eventType"), event_time=_parse_time(event.get("eventTime")),
-            data_version=event.get("dataVersion"))
+        ge = EventGridEventInConverter.decode(Datum(json.dumps(event), "json"), trigger_metadata={})
         try:
             handler(ge)
         except Exception as exc:
@@ -277,10 +276,6 @@ def _decode(content: Any) -> bytes:
         return base64.b64decode(raw, validate=True)
     except ValueError:
         return raw
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 def _seconds(hms: str) -> float:
