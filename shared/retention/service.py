@@ -206,15 +206,27 @@ class Retention:
             raise ValueError("retention: no policy document (VMKEEPER_POLICY_FILE)")
         return {name: p.retention for name, p in load_policy_file(self.policy_file).policies.items()}
 
+    def listing(self, now: datetime) -> Listing:
+        """What the pass judges, as Resource Graph and the collections' GETs show it now."""
+        arm = self.arm
+        return list_artifacts(arm.resource_graph(), arm.compute, arm.locks, self.ledger, self.subscriptions, now)
+
+    def decide(self, listing: Listing, now: datetime,
+               policies: Mapping[str, RetentionPolicy] | None = None) -> list[Decision]:
+        policies = self.policies() if policies is None else policies
+        return decide(listing.artifacts, policies, listing.live_vm_ids, now)
+
+    def apply(self, decisions: list[Decision], listing: Listing, now: datetime, dry_run: bool | None = None) -> Applied:
+        dry_run = self.dry_run if dry_run is None else dry_run
+        run_id = "run-" + now.strftime("%Y%m%dT%H%M%S")
+        applied = apply(decisions, {a.id: a for a in listing.artifacts}, self.arm.compute, self.budget, self.ledger,
+                        run_id, dry_run, self.arm.locks)
+        log.info("retention %s: %s", run_id, applied)
+        return applied
+
     def run(self, now: datetime, policies: Mapping[str, RetentionPolicy] | None = None,
             dry_run: bool | None = None) -> tuple[list[Decision], Applied]:
-        dry_run = self.dry_run if dry_run is None else dry_run
-        policies = self.policies() if policies is None else policies
-        arm, ledger = self.arm, self.ledger
-        listing = list_artifacts(arm.resource_graph(), arm.compute, arm.locks, ledger, self.subscriptions, now)
-        decisions = decide(listing.artifacts, policies, listing.live_vm_ids, now)
-        run_id = "run-" + now.strftime("%Y%m%dT%H%M%S")
-        applied = apply(decisions, {a.id: a for a in listing.artifacts}, arm.compute, self.budget, ledger, run_id,
-                        dry_run, arm.locks)
-        log.info("retention %s: %s", run_id, applied)
-        return decisions, applied
+        """A whole pass: list, decide, apply."""
+        listing = self.listing(now)
+        decisions = self.decide(listing, now, policies)
+        return decisions, self.apply(decisions, listing, now, dry_run)
