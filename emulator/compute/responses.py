@@ -530,7 +530,11 @@ def _rpc(req: Request) -> Resource:
 
 
 def _rpc_body(req: Request, rpc: Resource) -> dict[str, Any]:
+    """A collection as ARM shows it, with ``systemData.createdAt`` (ARM's common types: the SDK's
+    RestorePointCollection is a TrackedResource with system_data; the Compute excerpt in ../shared
+    has no definitions and no example shows it)."""
     body = rpc.to_arm()
+    body["systemData"] = {"createdAt": iso(rpc.created)}
     if req.query.get("$expand", "").lower() == "restorepoints":
         points = [_rp_body(req, rp, expand=False) for rp in _store(req).of_type(m.RP_TYPE, rpc.id)]
         body["properties"] = dict(body["properties"], restorePoints=points)
@@ -556,7 +560,7 @@ def put_rpc(req: Request) -> Response:
                            code="PropertyChangeNotAllowed", status=409, target="properties.source.id")
         if tags is not None:
             existing.tags = tags
-        return Response(200, existing.to_arm())
+        return Response(200, _rpc_body(req, existing))
     source = store.get(source_id or "")
     if source is None or source.type not in (m.VM_TYPE, m.RPC_TYPE):
         raise InvalidParameter(f"properties.source.id: VM or restore point collection '{source_id}' was not found.",
@@ -571,7 +575,7 @@ def put_rpc(req: Request) -> Response:
                    {"source": {"id": source.id, "location": source.location}, "restorePointCollectionId": str(uuid.uuid4()),
                     "provisioningState": "Succeeded"}, {}, {}, _now(req))
     store.put(rpc)
-    return Response(201, rpc.to_arm())
+    return Response(201, _rpc_body(req, rpc))
 
 
 @router.route("PATCH", RPC, operation="Microsoft.Compute/restorePointCollections/write", api_versions=VM_VERSIONS)
@@ -580,7 +584,7 @@ def patch_rpc(req: Request) -> Response:
     tags = check_tags(req.json())
     if tags is not None:
         rpc.tags = tags
-    return Response(200, rpc.to_arm())
+    return Response(200, _rpc_body(req, rpc))
 
 
 @router.route("GET", RPC, operation="Microsoft.Compute/restorePointCollections/read", api_versions=VM_VERSIONS)
@@ -608,14 +612,14 @@ def delete_rpc(req: Request) -> Response:
 @router.route("GET", RG + "/restorePointCollections", operation="Microsoft.Compute/restorePointCollections/read",
               api_versions=VM_VERSIONS)
 def list_rpcs(req: Request) -> Response:
-    return listing(req, [r.to_arm() for r in in_scope(req, m.RPC_TYPE, group=True)])
+    return listing(req, [_rpc_body(req, r) for r in in_scope(req, m.RPC_TYPE, group=True)])
 
 
 @router.route("GET", SUB + "/restorePointCollections", operation="Microsoft.Compute/restorePointCollections/read",
               api_versions=VM_VERSIONS)
 def list_all_rpcs(req: Request) -> Response:
     items = in_scope(req, m.RPC_TYPE, group=False)
-    return listing(req, [r.to_arm() for r in items])
+    return listing(req, [_rpc_body(req, r) for r in items])
 
 
 # --- restore points --------------------------------------------------------------------------------
