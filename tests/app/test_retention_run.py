@@ -374,3 +374,25 @@ def test_without_system_data_a_collections_time_is_the_one_first_recorded(world)
     point = t0 - timedelta(hours=3)
     assert _collection_created(rpc, [point, t0], world["ledger"], t0) == point  # its oldest point, recorded
     assert _collection_created(rpc, [], world["ledger"], t1) == point  # empty later: the time does not move
+
+
+def test_lifting_vmkeepers_own_lock_takes_from_the_budget_with_the_delete(world, az, sub, compute):
+    own = world["snapshot_set"]("2026-11-18T00:00:00Z", extra={T.LOCK_UNTIL: "2026-11-19T00:00:00Z"})
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    locks = az.client(ManagementLockClient, sub).management_locks
+    for name in own:
+        locks.create_or_update_by_scope(compute.snapshots.get("rg-vm-00", name).id, T.OWN_LOCK,
+                                        ManagementLockObject(level="CanNotDelete"))
+    clock = [1_000_000.0]
+    # Room for every member's two writes (its lock, then itself) but the last member's.
+    budget = pacing.WriteBudget(world["table"]("budget"), rate=1, burst=2 * len(own) - 1, clock=lambda: clock[0])
+    retention = world["retention_with"](budget)
+    retention.run(world["at"](0), world["gold"]())  # marks (writes: a bucket of their own here)
+    clock[0] += 1000
+    _, spent = retention.run(world["at"](25), world["gold"]())
+    assert spent.deleted == len(own) - 1 and spent.deferred == 1
+    assert len(set(own) & world["names"]()) == 1
+    assert len([lk for lk in locks.list_at_subscription_level() if lk.name == T.OWN_LOCK]) == 1  # its lock stands
+    clock[0] += 1000
+    _, rest = retention.run(world["at"](26), world["gold"]())
+    assert rest.deleted == 1 and not set(own) & world["names"]()
