@@ -25,8 +25,9 @@ def run() -> list[dict]:
     from azure.mgmt.resource.resources import ResourceManagementClient
 
     import function_app
-    from emulator.functions_host import LocalFunctionsHost
-    from emulator.processes import azurite
+    from devtools.fleet import VMKEEPER_TAG_SETS
+    from devtools.functions_host import LocalFunctionsHost
+    from devtools.processes import azurite
     from emulator.recoveryservices.models import seed_vaults
     from emulator.testing import StaticCredential, in_process
     from shared import wiring
@@ -34,7 +35,8 @@ def run() -> list[dict]:
     from tests.app.test_autoprotect import create_vm
 
     with in_process() as (az, emu), azurite() as storage:
-        sub = az.seed(subscriptions=1, resource_groups=1, vms=1, regions=["westeurope"])["subscriptions"][0]
+        sub = az.seed(subscriptions=1, resource_groups=1, vms=1, regions=["westeurope"],
+                      tag_sets=VMKEEPER_TAG_SETS)["subscriptions"][0]
         az.settings(lro={"default_seconds": OPERATION_SECONDS}, throttle={"enabled": False})
         vaults = seed_vaults(emu, sub, "rg-backup", ["westeurope"])
         table = f"bench{uuid.uuid4().hex[:8]}"

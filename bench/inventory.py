@@ -18,13 +18,15 @@ def run() -> list[dict]:
     from azure.mgmt.resourcegraph import ResourceGraphClient
     from azure.mgmt.resourcegraph.models import QueryRequest
 
-    from emulator.processes import emulator_process
+    from devtools.fleet import VMKEEPER_TAG_SETS
+    from devtools.processes import emulator_process
     from emulator.testing import LocalAzure
 
     with emulator_process() as info:
         az = LocalAzure(info["base_url"], info["ca_path"])
         idle = az.admin("GET", "stats")["peakRssBytes"]
-        fleet = az.seed(subscriptions=SUBSCRIPTIONS, resource_groups=10, vms=VMS, data_disks=[1, 4], seed=1)
+        fleet = az.seed(subscriptions=SUBSCRIPTIONS, resource_groups=10, vms=VMS, data_disks=[1, 4], seed=1,
+                        tag_sets=VMKEEPER_TAG_SETS)
         # Throttling is ARM's, not what this measures: lift it so both paths run at full speed.
         az.settings(throttle={"enabled": False})
 

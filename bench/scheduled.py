@@ -71,7 +71,7 @@ def _snapshot(name: str, disk: str):
 
 def run_vmkeeper(az, storage, subs) -> dict:
     import function_app
-    from emulator.functions_host import LocalFunctionsHost
+    from devtools.functions_host import LocalFunctionsHost
 
     policy_file = os.path.join(tempfile.mkdtemp(prefix="vmkeeper-bench-"), "policies.json")
     with open(policy_file, "w", encoding="utf-8") as fh:
@@ -139,7 +139,7 @@ def run_unpaced(az, disks) -> tuple[float, int]:
 
 
 def run() -> list[dict]:
-    from emulator.processes import azurite, emulator_process
+    from devtools.processes import azurite, emulator_process
     from emulator.testing import LocalAzure, StaticCredential
     from shared import wiring
 

@@ -12,8 +12,10 @@ import sys
 import time
 from collections import Counter
 
+from devtools.fleet import VMKEEPER_TAG_SETS
+
 FLEET = {"subscriptions": 3, "resource_groups": 4, "vms": 150, "data_disks": [1, 4],
-         "regions": ["westeurope", "northeurope", "eastus", "westus2"], "seed": 2026}
+         "regions": ["westeurope", "northeurope", "eastus", "westus2"], "seed": 2026, "tag_sets": VMKEEPER_TAG_SETS}
 
 
 def main() -> int:
@@ -21,7 +23,7 @@ def main() -> int:
     from azure.mgmt.resourcegraph.models import QueryRequest
     from azure.storage.queue import QueueServiceClient
 
-    from emulator.processes import azurite, emulator_process
+    from devtools.processes import azurite, emulator_process
     from emulator.testing import LocalAzure
 
     started = time.monotonic()
@@ -92,7 +94,7 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
     from azure.mgmt.resource.resources.models import GenericResource
 
     import function_app
-    from emulator.functions_host import LocalFunctionsHost
+    from devtools.functions_host import LocalFunctionsHost
     from emulator.testing import StaticCredential
     from shared import wiring
     from shared.azure.ledger import Ledger
@@ -167,7 +169,7 @@ def scheduled_demo(az, storage, subs: list[str], say) -> None:
     from azure.mgmt.compute import ComputeManagementClient
 
     import function_app
-    from emulator.functions_host import LocalFunctionsHost
+    from devtools.functions_host import LocalFunctionsHost
 
     policy_file = os.path.join(tempfile.mkdtemp(prefix="vmkeeper-demo-"), "policies.json")
     with open(policy_file, "w", encoding="utf-8") as fh:

@@ -136,6 +136,7 @@ class FleetSettings:
     delete_rate: float
     delete_burst: int
     retention_dry_run: bool
+    copy_timeout_hours: int  # a cross-region copy's job gives up after this long (copies take hours)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> FleetSettings:
@@ -158,4 +159,5 @@ class FleetSettings:
             delete_rate=float(_int(env, "VMKEEPER_DELETES_PER_SECOND", 8, 1, 1000)),
             delete_burst=_int(env, "VMKEEPER_DELETE_BURST", 150, 1, 10000),
             retention_dry_run=_bool(env, "VMKEEPER_RETENTION_DRY_RUN", False),
+            copy_timeout_hours=_int(env, "VMKEEPER_COPY_TIMEOUT_HOURS", 24, 1, 24 * 14),
         )

@@ -14,6 +14,7 @@ VM = "vmkeeper-vm"  # the source VM's resource id, lower case
 ARTIFACT_POLICY = "vmkeeper-policy"  # the policy that made the artifact
 SLOT = "vmkeeper-slot"  # the schedule slot, ISO 8601 UTC, e.g. 2026-11-25T06:00:00Z
 SET = "vmkeeper-set"  # shared by every disk snapshot of one run of one VM
+SET_SIZE = "vmkeeper-set-size"  # how many disk snapshots the set has when complete (decimal)
 EXPIRES = "vmkeeper-expires"  # ISO 8601 UTC instant after which retention may delete it
 HOLD = "vmkeeper-hold"  # any non-empty value: never delete (legal hold, investigation...)
 EXPIRING = "vmkeeper-expiring"  # set by retention's first pass: ISO 8601 UTC instant of planned deletion

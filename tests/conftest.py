@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.fleet import VMKEEPER_TAG_SETS
 from emulator.testing import LocalAzure, in_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,8 @@ def emu(_local_azure, az):
 @pytest.fixture
 def fleet(az):
     """One subscription, two resource groups, four VMs with 1-3 data disks each."""
-    summary = az.seed(subscriptions=1, resource_groups=2, vms=4, data_disks=[1, 3], regions=["westeurope"], seed=7)
+    summary = az.seed(subscriptions=1, resource_groups=2, vms=4, data_disks=[1, 3], regions=["westeurope"], seed=7,
+                       tag_sets=VMKEEPER_TAG_SETS)
     return summary
 
 
@@ -74,7 +76,7 @@ def graph(az):
 
 @pytest.fixture(scope="session")
 def azurite():
-    from emulator.processes import azurite as start
+    from devtools.processes import azurite as start
 
     with start() as handle:
         yield handle

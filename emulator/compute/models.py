@@ -10,6 +10,7 @@ from typing import Any
 from ..core.arm import normalize_location, parse_rid, rid
 from ..core.clock import iso
 from ..core.errors import ArmError, Conflict, InvalidParameter, OperationNotAllowed
+from ..core.resource import Deletion
 from ..core.state import Resource, Store
 
 PROVIDER = "Microsoft.Compute"
@@ -344,3 +345,61 @@ def new_disk_restore_point(rp: Resource, name: str, disk: Resource, now: float) 
 def same_scope(a: str, b: str) -> bool:
     pa, pb = parse_rid(a), parse_rid(b)
     return bool(pa and pb and pa["subscription"].lower() == pb["subscription"].lower())
+
+
+# --- deletes: each runs as a long-running operation (core.resource.add_long_running_delete) ---------
+def begin_delete_vm(store: Store, vm: Resource) -> Deletion:
+    """Deleting; when done, its disks and NICs follow their deleteOption (Delete, else Detach)."""
+    vm.properties["provisioningState"] = "Deleting"
+
+    def done() -> None:
+        storage = vm.properties.get("storageProfile", {})
+        for spec in [storage.get("osDisk", {})] + list(storage.get("dataDisks", [])):
+            disk = store.get((spec.get("managedDisk") or {}).get("id") or "")
+            if disk is None:
+                continue
+            if str(spec.get("deleteOption", "Detach")).lower() == "delete":
+                store.delete(disk.id)
+            else:
+                detach_disk(disk)
+        for ref in (vm.properties.get("networkProfile") or {}).get("networkInterfaces") or []:
+            nic = store.get(ref.get("id") or "")
+            if nic is None:
+                continue
+            if str((ref.get("properties") or {}).get("deleteOption", "Detach")).lower() == "delete":
+                store.delete(nic.id)
+            else:
+                nic.properties.pop("virtualMachine", None)
+        store.delete(vm.id)
+
+    def failed() -> None:
+        vm.properties["provisioningState"] = "Failed"
+
+    return Deletion(vm.location or "", done, failed)
+
+
+def begin_delete_disk(store: Store, disk: Resource) -> Deletion:
+    """An attached disk can't be deleted (409)."""
+    if disk.extra.get("managedBy"):
+        raise OperationNotAllowed(f"Disk '{disk.name}' is attached to VM '{disk.extra['managedBy']}'. "
+                                  "Detach it before deleting it.")
+    return Deletion(disk.location or "", lambda: store.delete(disk.id))
+
+
+def begin_delete_snapshot(store: Store, snapshot: Resource) -> Deletion:
+    """When done, the snapshot no longer counts against its disk's incremental snapshot limits."""
+    def done() -> None:
+        if store.delete(snapshot.id) is not None:
+            uncount_snapshot(store, snapshot)
+
+    return Deletion(snapshot.location or "", done)
+
+
+def begin_delete_with_children(store: Store, resource: Resource) -> Deletion:
+    """A restore point collection with its restore points, or a restore point with its disk restore points."""
+    def done() -> None:
+        for child in store.children(resource.id):
+            store.delete(child.id)
+        store.delete(resource.id)
+
+    return Deletion(resource.location or "", done)

@@ -12,9 +12,7 @@ from ..core.arm import (
     check_name,
     check_tags,
     get_resource,
-    in_scope,
     listing,
-    no_event,
     normalize_location,
     require_location,
 )
@@ -27,11 +25,23 @@ from ..core.errors import (
     OperationNotAllowed,
     ResourceNotFound,
 )
+from ..core.providers import AdminRoute
+from ..core.resource import Monitor, add_lists, add_long_running_delete, add_operation_monitors
 from ..core.routing import Request, Response, Router
 from ..core.state import Resource
 from . import models as m
 
 router = Router()
+
+
+def _seed(emulator, body: dict[str, Any]) -> tuple[int, Any]:
+    from .fleet import seed_fleet
+
+    return 201, seed_fleet(emulator, body)
+
+
+# POST /_emulator/seed: a fleet of VMs with their disks, NICs, networks and groups.
+ADMIN = [AdminRoute("POST", r"seed", _seed)]
 
 VM_VERSIONS = ("2026-04-01", "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-09-01", "2023-03-01")
 DISK_VERSIONS = ("2026-03-02", "2025-01-02", "2024-03-02", "2023-10-02", "2023-04-02")
@@ -57,6 +67,14 @@ def _rg(req: Request):
     return _store(req).resource_group(req.params["subscriptionId"], req.params["resourceGroupName"])
 
 
+def _existing(req: Request, collection: str, name_param: str) -> Resource | None:
+    """The resource a DELETE names, or None if it is gone (its resource group must exist)."""
+    resource = _store(req).get(_ids(req, collection, req.params[name_param]))
+    if resource is None:
+        _rg(req)
+    return resource
+
+
 def _finish(resource: Resource, state: str = "Succeeded"):
     def done(op) -> None:
         resource.properties["provisioningState"] = state
@@ -68,10 +86,12 @@ def _result(resource: Resource):
 
 
 # --- operation status ------------------------------------------------------------------------------
-@router.route("GET", SUB + "/locations/{location}/operations/{operationId}",
-              operation="Microsoft.Compute/locations/operations/read", api_versions=OP_VERSIONS)
-def get_operation(req: Request) -> Response:
-    return arm.operation_status(req, m.PROVIDER)
+add_operation_monitors(
+    router,
+    Monitor(status_id=lambda req, op: f"/subscriptions/{op.subscription_id}/providers/{m.PROVIDER}/locations/"
+                                      f"{op.location}/operations/{op.id}"),
+    status=(SUB + "/locations/{location}/operations/{operationId}", "Microsoft.Compute/locations/operations/read"),
+    result_by_query=True, api_versions=OP_VERSIONS)
 
 
 # --- virtual machines ------------------------------------------------------------------------------
@@ -182,37 +202,9 @@ def patch_vm(req: Request) -> Response:
     return accepted(req, op, m.PROVIDER, 200, vm.to_arm())
 
 
-@router.route("DELETE", VM, operation="Microsoft.Compute/virtualMachines/delete", api_versions=VM_VERSIONS)
-def delete_vm(req: Request) -> Response:
-    store = _store(req)
-    vm = store.get(_ids(req, "virtualMachines", req.params["vmName"]))
-    if vm is None:
-        _rg(req)
-        return no_event(Response(204))
-    vm.properties["provisioningState"] = "Deleting"
-
-    def gone(op) -> None:
-        storage = vm.properties.get("storageProfile", {})
-        for spec in [storage.get("osDisk", {})] + list(storage.get("dataDisks", [])):
-            disk = store.get((spec.get("managedDisk") or {}).get("id") or "")
-            if disk is None:
-                continue
-            if str(spec.get("deleteOption", "Detach")).lower() == "delete":
-                store.delete(disk.id)
-            else:
-                m.detach_disk(disk)
-        for ref in (vm.properties.get("networkProfile") or {}).get("networkInterfaces") or []:
-            nic = store.get(ref.get("id") or "")
-            if nic is None:
-                continue
-            if str((ref.get("properties") or {}).get("deleteOption", "Detach")).lower() == "delete":
-                store.delete(nic.id)
-            else:
-                nic.properties.pop("virtualMachine", None)
-        store.delete(vm.id)
-
-    op = req.emulator.start_operation(req, vm.location, on_success=gone, on_failure=_finish(vm, "Failed"))
-    return accepted(req, op, m.PROVIDER, 202)
+add_long_running_delete(router, VM, operation="Microsoft.Compute/virtualMachines/delete", api_versions=VM_VERSIONS,
+                        provider=m.PROVIDER, find=lambda req: _existing(req, "virtualMachines", "vmName"),
+                        begin=m.begin_delete_vm)
 
 
 @router.route("GET", VM + "/instanceView", operation="Microsoft.Compute/virtualMachines/instanceView/read",
@@ -244,19 +236,15 @@ for _verb, _target, _transient in (("deallocate", "deallocated", "deallocating")
                api_versions=VM_VERSIONS)
 
 
-@router.route("GET", RG + "/virtualMachines", operation="Microsoft.Compute/virtualMachines/read", api_versions=VM_VERSIONS)
-def list_vms(req: Request) -> Response:
-    return listing(req, [_vm_body(req, v) for v in in_scope(req, m.VM_TYPE, group=True)])
-
-
-@router.route("GET", SUB + "/virtualMachines", operation="Microsoft.Compute/virtualMachines/read", api_versions=VM_VERSIONS)
-def list_all_vms(req: Request) -> Response:
-    vms = in_scope(req, m.VM_TYPE, group=False)
+def _in_location(req: Request, vms: list[Resource]) -> list[Resource]:
     location = req.query.get("$filter", "")
     if location.lower().startswith("location eq"):
         wanted = normalize_location(location.split("'")[1] if "'" in location else "")
         vms = [v for v in vms if normalize_location(v.location) == wanted]
-    return listing(req, [_vm_body(req, v) for v in vms])
+    return vms
+
+
+add_lists(router, m.VM_TYPE, api_versions=VM_VERSIONS, render=_vm_body, subscription_filter=_in_location)
 
 
 # --- disks -----------------------------------------------------------------------------------------
@@ -324,28 +312,10 @@ def get_disk(req: Request) -> Response:
                                       req.params["diskName"], req.params["resourceGroupName"]).to_arm())
 
 
-@router.route("DELETE", DISK, operation="Microsoft.Compute/disks/delete", api_versions=DISK_VERSIONS)
-def delete_disk(req: Request) -> Response:
-    store = _store(req)
-    disk = store.get(_ids(req, "disks", req.params["diskName"]))
-    if disk is None:
-        _rg(req)
-        return no_event(Response(204))
-    if disk.extra.get("managedBy"):
-        raise OperationNotAllowed(f"Disk '{disk.name}' is attached to VM '{disk.extra['managedBy']}'. "
-                                  "Detach it before deleting it.")
-    op = req.emulator.start_operation(req, disk.location, on_success=lambda op: store.delete(disk.id))
-    return accepted(req, op, m.PROVIDER, 202)
-
-
-@router.route("GET", RG + "/disks", operation="Microsoft.Compute/disks/read", api_versions=DISK_VERSIONS)
-def list_disks(req: Request) -> Response:
-    return listing(req, [d.to_arm() for d in in_scope(req, m.DISK_TYPE, group=True)])
-
-
-@router.route("GET", SUB + "/disks", operation="Microsoft.Compute/disks/read", api_versions=DISK_VERSIONS)
-def list_all_disks(req: Request) -> Response:
-    return listing(req, [d.to_arm() for d in in_scope(req, m.DISK_TYPE, group=False)])
+add_long_running_delete(router, DISK, operation="Microsoft.Compute/disks/delete", api_versions=DISK_VERSIONS,
+                        provider=m.PROVIDER, find=lambda req: _existing(req, "disks", "diskName"),
+                        begin=m.begin_delete_disk)
+add_lists(router, m.DISK_TYPE, api_versions=DISK_VERSIONS)
 
 
 # --- snapshots -------------------------------------------------------------------------------------
@@ -490,33 +460,10 @@ def get_snapshot(req: Request) -> Response:
     return Response(200, _snapshot_body(snapshot, _now(req)))
 
 
-@router.route("DELETE", SNAPSHOT, operation="Microsoft.Compute/snapshots/delete", api_versions=DISK_VERSIONS)
-def delete_snapshot(req: Request) -> Response:
-    store = _store(req)
-    snapshot = store.get(_ids(req, "snapshots", req.params["snapshotName"]))
-    if snapshot is None:
-        _rg(req)
-        return no_event(Response(204))
-
-    def gone(op) -> None:
-        if store.delete(snapshot.id) is not None:
-            m.uncount_snapshot(store, snapshot)
-
-    op = req.emulator.start_operation(req, snapshot.location, on_success=gone)
-    return accepted(req, op, m.PROVIDER, 202)
-
-
-@router.route("GET", RG + "/snapshots", operation="Microsoft.Compute/snapshots/read", api_versions=DISK_VERSIONS)
-def list_snapshots(req: Request) -> Response:
-    now = _now(req)
-    return listing(req, [_snapshot_body(s, now) for s in in_scope(req, m.SNAPSHOT_TYPE, group=True)])
-
-
-@router.route("GET", SUB + "/snapshots", operation="Microsoft.Compute/snapshots/read", api_versions=DISK_VERSIONS)
-def list_all_snapshots(req: Request) -> Response:
-    now = _now(req)
-    items = in_scope(req, m.SNAPSHOT_TYPE, group=False)
-    return listing(req, [_snapshot_body(s, now) for s in items])
+add_long_running_delete(router, SNAPSHOT, operation="Microsoft.Compute/snapshots/delete", api_versions=DISK_VERSIONS,
+                        provider=m.PROVIDER, find=lambda req: _existing(req, "snapshots", "snapshotName"),
+                        begin=m.begin_delete_snapshot)
+add_lists(router, m.SNAPSHOT_TYPE, api_versions=DISK_VERSIONS, render=lambda req, s: _snapshot_body(s, _now(req)))
 
 
 # --- restore point collections ---------------------------------------------------------------------
@@ -592,34 +539,11 @@ def get_rpc(req: Request) -> Response:
     return Response(200, _rpc_body(req, _rpc(req)))
 
 
-@router.route("DELETE", RPC, operation="Microsoft.Compute/restorePointCollections/delete", api_versions=VM_VERSIONS)
-def delete_rpc(req: Request) -> Response:
-    store = _store(req)
-    rpc = store.get(_ids(req, "restorePointCollections", req.params["restorePointCollectionName"]))
-    if rpc is None:
-        _rg(req)
-        return no_event(Response(204))
-
-    def gone(op) -> None:
-        for child in store.children(rpc.id):
-            store.delete(child.id)
-        store.delete(rpc.id)
-
-    op = req.emulator.start_operation(req, rpc.location, on_success=gone)
-    return accepted(req, op, m.PROVIDER, 202)
-
-
-@router.route("GET", RG + "/restorePointCollections", operation="Microsoft.Compute/restorePointCollections/read",
-              api_versions=VM_VERSIONS)
-def list_rpcs(req: Request) -> Response:
-    return listing(req, [_rpc_body(req, r) for r in in_scope(req, m.RPC_TYPE, group=True)])
-
-
-@router.route("GET", SUB + "/restorePointCollections", operation="Microsoft.Compute/restorePointCollections/read",
-              api_versions=VM_VERSIONS)
-def list_all_rpcs(req: Request) -> Response:
-    items = in_scope(req, m.RPC_TYPE, group=False)
-    return listing(req, [_rpc_body(req, r) for r in items])
+add_long_running_delete(router, RPC, operation="Microsoft.Compute/restorePointCollections/delete",
+                        api_versions=VM_VERSIONS, provider=m.PROVIDER,
+                        find=lambda req: _existing(req, "restorePointCollections", "restorePointCollectionName"),
+                        begin=m.begin_delete_with_children)
+add_lists(router, m.RPC_TYPE, api_versions=VM_VERSIONS, render=_rpc_body)
 
 
 # --- restore points --------------------------------------------------------------------------------
@@ -761,22 +685,14 @@ def get_restore_point(req: Request) -> Response:
     return Response(200, _rp_body(req, rp))
 
 
-@router.route("DELETE", RP, operation="Microsoft.Compute/restorePointCollections/restorePoints/delete",
-              api_versions=VM_VERSIONS)
-def delete_restore_point(req: Request) -> Response:
-    store = _store(req)
-    rpc = _rpc(req)
-    rp = store.get(f"{rpc.id}/restorePoints/{req.params['restorePointName']}")
-    if rp is None:
-        return no_event(Response(204))
+def _existing_restore_point(req: Request) -> Resource | None:
+    rpc = _rpc(req)  # a missing collection is a 404
+    return _store(req).get(f"{rpc.id}/restorePoints/{req.params['restorePointName']}")
 
-    def gone(op) -> None:
-        for child in store.children(rp.id):
-            store.delete(child.id)
-        store.delete(rp.id)
 
-    op = req.emulator.start_operation(req, rpc.location, on_success=gone)
-    return accepted(req, op, m.PROVIDER, 202)
+add_long_running_delete(router, RP, operation="Microsoft.Compute/restorePointCollections/restorePoints/delete",
+                        api_versions=VM_VERSIONS, provider=m.PROVIDER, find=_existing_restore_point,
+                        begin=m.begin_delete_with_children)
 
 
 # --- disk restore points (DiskRP api-versions) -----------------------------------------------------

@@ -1,5 +1,6 @@
-"""The admin API under /_emulator/ (documented in emulator/README.md): seed a fleet, settings,
-clock, faults, call log, event subscriptions, state and reset. JSON in, JSON out."""
+"""The admin API under /_emulator/ (documented in emulator/README.md): settings, clock, faults, call
+log, event subscriptions, state and reset, plus the endpoints providers add (such as a fleet seed).
+JSON in, JSON out."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import json
 import re
 import resource as _resource
 from collections import Counter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .routing import Response
 
 if TYPE_CHECKING:
     from .app import Emulator
+    from .providers import AdminRoute
 
 
 class AdminError(ValueError):
@@ -24,7 +27,7 @@ def _ok(body: Any = None, status: int = 200) -> Response:
 
 
 class AdminApi:
-    def __init__(self, emulator: Emulator):
+    def __init__(self, emulator: Emulator, provided: Iterable[AdminRoute] = ()):
         self.emu = emulator
         self._routes = [
             ("GET", r"health", self.health),
@@ -36,7 +39,6 @@ class AdminApi:
             ("POST", r"clock", self.post_clock),
             ("GET", r"subscriptions", self.list_subscriptions),
             ("POST", r"subscriptions", self.add_subscription),
-            ("POST", r"seed", self.seed),
             ("GET", r"faults", self.get_faults),
             ("PUT", r"faults", self.put_faults),
             ("DELETE", r"faults", self.delete_faults),
@@ -49,6 +51,7 @@ class AdminApi:
             ("POST", r"state/save", self.save_state),
             ("GET", r"stats", self.stats),
         ]
+        self._routes += [(r.method, r.path, self._provided(r.handler)) for r in provided]
 
     def handle(self, method: str, path: str, query: dict[str, str], raw: bytes) -> Response:
         sub = path[len("/_emulator/"):].strip("/")
@@ -139,12 +142,13 @@ class AdminApi:
             sub = self.emu.store.add_subscription(body.get("id"), body.get("displayName"))
         return _ok(sub.to_arm(), 201)
 
-    def seed(self, body: dict[str, Any], **_: Any) -> Response:
-        from ..seed import seed_fleet
-
-        with self.emu.lock:
-            summary = seed_fleet(self.emu, body)
-        return _ok(summary, 201)
+    def _provided(self, handler: Any) -> Any:
+        """A provider's admin endpoint, run with the state lock held."""
+        def endpoint(body: dict[str, Any], **_: Any) -> Response:
+            with self.emu.lock:
+                status, out = handler(self.emu, body)
+            return _ok(out, status)
+        return endpoint
 
     def get_faults(self, **_: Any) -> Response:
         return _ok({"rules": [r.to_dict() for r in self.emu.faults.rules]})

@@ -52,7 +52,7 @@ def subscription_of(params: dict[str, str]) -> str | None:
 class Emulator:
     def __init__(self, *, speed: float = 1.0, seed: int | None = None):
         from . import admin
-        from .providers import build_router
+        from .providers import load_providers
 
         self.lock = threading.RLock()
         self.clock = Clock(speed)
@@ -62,8 +62,9 @@ class Emulator:
         self.events = EventBus()
         self.calls = CallLog()
         self.operations = Operations(self.clock)
-        self.router, self.guards = build_router()
-        self.admin = admin.AdminApi(self)
+        providers = load_providers()
+        self.router, self.guards = providers.router, providers.guards
+        self.admin = admin.AdminApi(self, providers.admin)
         self.base_url = "https://127.0.0.1"
         self.latency_ms = 0.0
         self.require_auth = True

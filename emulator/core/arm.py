@@ -118,23 +118,6 @@ def accepted(req: Request, op: Operation, provider: str, status: int, body: Any 
     return Response(status, body, operation_urls(req, op, provider))
 
 
-def operation_status(req: Request, provider: str) -> Response:
-    """GET …/locations/{location}/operations/{operationId}: the status body, or with
-    monitor=true the Location answer."""
-    op = req.emulator.operations.get(req.params["operationId"])
-    if op is None or op.subscription_id.lower() != req.params["subscriptionId"].lower():
-        from .errors import NotFound
-
-        raise NotFound(f"The operation '{req.params['operationId']}' was not found.", code="OperationNotFound")
-    if req.query.get("monitor", "").lower() == "true":
-        return req.emulator.operations.location_response(op)
-    url_id = f"/subscriptions/{op.subscription_id}/providers/{provider}/locations/{op.location}/operations/{op.id}"
-    resp = Response(200, req.emulator.operations.status_body(op, url_id))
-    if op.status == "InProgress":
-        resp.headers.update(req.emulator.operations.retry_headers(op))
-    return resp
-
-
 def no_event(resp: Response) -> Response:
     """Mark a 2xx write/delete response as producing no Event Grid event (e.g. delete of nothing)."""
     resp.headers["x-emulator-event"] = "0"

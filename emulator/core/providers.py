@@ -1,9 +1,20 @@
 """The resource providers the emulator serves, imported when the emulator is built (not when
-``emulator`` is imported), each contributing its own route table."""
+``emulator`` is imported). Each provider module contributes, by module-level names that core reads
+here and never the other way round:
+
+- ``router``: its route table (required);
+- ``guard``: a check every request passes before its handler, such as management locks;
+- ``ADMIN``: admin endpoints of its own under ``/_emulator/`` (e.g. a fleet seed), as
+  :class:`AdminRoute` entries.
+"""
 
 from __future__ import annotations
 
-from .routing import Router
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .routing import Request, Router
 
 PROVIDERS = (
     "emulator.authorization.responses",
@@ -15,15 +26,33 @@ PROVIDERS = (
 )
 
 
-def build_router() -> tuple[Router, list]:
-    """The combined route table, and the guards (checks every request passes before its handler,
-    such as management locks) that providers declare with a module-level ``guard``."""
+@dataclass(frozen=True)
+class AdminRoute:
+    """An admin endpoint a provider adds: ``method`` and ``path`` (a regex under /_emulator/), and a
+    handler taking the emulator and the JSON body, returning (status, body). It runs with the state
+    lock held; a ValueError is a 400 naming the problem."""
+
+    method: str
+    path: str
+    handler: Callable[[Any, dict[str, Any]], tuple[int, Any]]
+
+
+@dataclass
+class Providers:
+    router: Router = field(default_factory=Router)
+    guards: list[Callable[[Request], None]] = field(default_factory=list)
+    admin: list[AdminRoute] = field(default_factory=list)
+
+
+def load_providers(names: tuple[str, ...] = PROVIDERS) -> Providers:
+    """The combined route table, guards and admin endpoints of the provider modules."""
     import importlib
 
-    router, guards = Router(), []
-    for name in PROVIDERS:
+    found = Providers()
+    for name in names:
         module = importlib.import_module(name)
-        router.extend(module.router)
+        found.router.extend(module.router)
         if hasattr(module, "guard"):
-            guards.append(module.guard)
-    return router, guards
+            found.guards.append(module.guard)
+        found.admin.extend(getattr(module, "ADMIN", ()))
+    return found

@@ -21,7 +21,7 @@ log = logging.getLogger("emulator.server")
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "vmkeeper-emulator"
+    server_version = "local-azure-emulator"
     emulator: Emulator  # set on the subclass made per server
 
     def _serve(self) -> None:
@@ -66,7 +66,7 @@ class EmulatorServer:
         import trustme
 
         self.emulator = emulator or Emulator()
-        self.workdir = workdir or tempfile.mkdtemp(prefix="vmkeeper-emulator-")
+        self.workdir = workdir or tempfile.mkdtemp(prefix="local-azure-emulator-")
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")
         self.ca_path = os.path.join(self.workdir, "ca.pem")

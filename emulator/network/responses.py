@@ -10,13 +10,12 @@ from ..core.arm import (
     check_name,
     check_tags,
     get_resource,
-    in_scope,
-    listing,
     no_event,
     require_location,
     rid,
 )
 from ..core.errors import Conflict, InvalidParameter, NotFound
+from ..core.resource import add_lists
 from ..core.routing import Request, Response, Router
 from ..core.state import Resource
 
@@ -159,6 +158,4 @@ def delete_nic(req: Request) -> Response:
     return Response(200)
 
 
-@router.route("GET", RG + "/networkInterfaces", operation="Microsoft.Network/networkInterfaces/read", api_versions=VERSIONS)
-def list_nics(req: Request) -> Response:
-    return listing(req, [n.to_arm() for n in in_scope(req, NIC_TYPE, group=True)])
+add_lists(router, NIC_TYPE, api_versions=VERSIONS, scopes=("group",))

@@ -16,7 +16,6 @@ from ..core.arm import (
     check_name,
     check_tags,
     get_resource,
-    in_scope,
     listing,
     no_event,
     normalize_location,
@@ -27,6 +26,7 @@ from ..core.arm import (
 from ..core.errors import ArmError, InvalidParameter, NotFound
 from ..core.events import build_event
 from ..core.lro import Operation
+from ..core.resource import Monitor, add_lists, add_operation_monitors
 from ..core.routing import Request, Response, Router
 from ..core.state import Resource
 from . import models as m
@@ -185,21 +185,16 @@ def _op(req: Request, vault: Resource) -> Operation:
     return op
 
 
-def _status(req: Request, op: Operation, url_id: str) -> Response:
-    body = req.emulator.operations.status_body(op, url_id)
+def _job_details(op: Operation) -> dict[str, Any]:
+    """An operation status names the backup job the operation runs, if any."""
     if op.extra.get("job"):
-        body["properties"] = {"objectType": "OperationStatusJobExtendedInfo", "jobId": op.extra["job"]}
-    resp = Response(200, body)
-    if op.status == "InProgress":
-        resp.headers.update(req.emulator.operations.retry_headers(op))
-    return resp
+        return {"properties": {"objectType": "OperationStatusJobExtendedInfo", "jobId": op.extra["job"]}}
+    return {}
 
 
-def _result(req: Request, op: Operation, headers: dict[str, str]) -> Response:
-    resp = req.emulator.operations.location_response(op)
-    if resp.status == 202:
-        resp.headers.update(headers)
-    return resp
+def _self_location(req: Request, op: Operation) -> dict[str, str]:
+    """A result URL still running points back at itself."""
+    return {"Location": f"{req.base_url()}{req.path}?api-version={_version(req)}"}
 
 
 def _inflight(req: Request, item: Resource, key: str = "op") -> Operation | None:
@@ -275,14 +270,7 @@ def delete_vault(req: Request) -> Response:
     return Response(200)
 
 
-@router.route("GET", RG + "/vaults", operation="Microsoft.RecoveryServices/vaults/read", api_versions=VAULT_VERSIONS)
-def list_vaults(req: Request) -> Response:
-    return listing(req, [v.to_arm() for v in in_scope(req, m.VAULT_TYPE, group=True)])
-
-
-@router.route("GET", SUB + "/vaults", operation="Microsoft.RecoveryServices/vaults/read", api_versions=VAULT_VERSIONS)
-def list_all_vaults(req: Request) -> Response:
-    return listing(req, [v.to_arm() for v in in_scope(req, m.VAULT_TYPE, group=False)])
+add_lists(router, m.VAULT_TYPE, api_versions=VAULT_VERSIONS)
 
 
 # --- policies --------------------------------------------------------------------------------------
@@ -370,22 +358,19 @@ def refresh_containers(req: Request) -> Response:
     return Response(202, None, _fabric_monitors(req, vault, op))
 
 
-@router.route("GET", FABRIC + "/operationResults/{operationId}", operation=OPS + "/backupFabrics/operationResults/read",
-              api_versions=BACKUP_VERSIONS)
-def fabric_operation_result(req: Request) -> Response:
+def _fabric_operation(req: Request) -> Operation:
     vault = _vault(req)
     _fabric(req)
-    op = _op(req, vault)
-    return _result(req, op, {"Location": f"{req.base_url()}{req.path}?api-version={_version(req)}"})
+    return _op(req, vault)
 
 
-@router.route("GET", FABRIC + "/operationsStatus/{operationId}", operation=OPS + "/backupFabrics/operationsStatus/read",
-              api_versions=BACKUP_VERSIONS)
-def fabric_operation_status(req: Request) -> Response:
-    vault = _vault(req)
-    _fabric(req)
-    op = _op(req, vault)
-    return _status(req, op, f"{vault.id}/backupFabrics/{m.FABRIC}/operationsStatus/{op.id}")
+add_operation_monitors(
+    router,
+    Monitor(_fabric_operation, status_id=lambda req, op: f"{_vault(req).id}/backupFabrics/{m.FABRIC}/operationsStatus/{op.id}",
+            status_details=_job_details, running_headers=_self_location),
+    status=(FABRIC + "/operationsStatus/{operationId}", OPS + "/backupFabrics/operationsStatus/read"),
+    result=(FABRIC + "/operationResults/{operationId}", OPS + "/backupFabrics/operationResults/read"),
+    api_versions=BACKUP_VERSIONS)
 
 
 @router.route("GET", VAULT + "/backupProtectableItems", operation=OPS + "/backupProtectableItems/read",
@@ -606,39 +591,29 @@ def delete_item(req: Request) -> Response:
     return Response(202, None, _vault_monitors(req, vault, op))
 
 
-@router.route("GET", ITEM + "/operationResults/{operationId}", operation=ITEM_OPS + "/operationResults/read",
-              api_versions=BACKUP_VERSIONS)
-def item_operation_result(req: Request) -> Response:
+def _item_operation(req: Request) -> Operation:
     vault = _vault(req)
     _fabric(req)
     _names(req)
-    op = _op(req, vault)
-    return _result(req, op, {"Location": f"{req.base_url()}{req.path}?api-version={_version(req)}"})
+    return _op(req, vault)
 
 
-@router.route("GET", ITEM + "/operationsStatus/{operationId}", operation=ITEM_OPS + "/operationsStatus/read",
-              api_versions=BACKUP_VERSIONS)
-def item_operation_status(req: Request) -> Response:
-    vault = _vault(req)
-    _fabric(req)
-    _names(req)
-    op = _op(req, vault)
-    return _status(req, op, op.id)
+def _vault_operation(req: Request) -> Operation:
+    return _op(req, _vault(req))
 
 
-@router.route("GET", VAULT + "/backupOperationResults/{operationId}", operation=OPS + "/backupOperationResults/read",
-              api_versions=BACKUP_VERSIONS)
-def vault_operation_result(req: Request) -> Response:
-    vault = _vault(req)
-    op = _op(req, vault)
-    return _result(req, op, _vault_monitors(req, vault, op))
-
-
-@router.route("GET", VAULT + "/backupOperations/{operationId}", operation=OPS + "/backupOperations/read",
-              api_versions=BACKUP_VERSIONS)
-def vault_operation_status(req: Request) -> Response:
-    vault = _vault(req)
-    return _status(req, _op(req, vault), req.params["operationId"])
+add_operation_monitors(
+    router, Monitor(_item_operation, status_details=_job_details, running_headers=_self_location),
+    status=(ITEM + "/operationsStatus/{operationId}", ITEM_OPS + "/operationsStatus/read"),
+    result=(ITEM + "/operationResults/{operationId}", ITEM_OPS + "/operationResults/read"),
+    api_versions=BACKUP_VERSIONS)
+add_operation_monitors(
+    router,
+    Monitor(_vault_operation, status_id=lambda req, op: req.params["operationId"], status_details=_job_details,
+            running_headers=lambda req, op: _vault_monitors(req, _vault(req), op)),
+    status=(VAULT + "/backupOperations/{operationId}", OPS + "/backupOperations/read"),
+    result=(VAULT + "/backupOperationResults/{operationId}", OPS + "/backupOperationResults/read"),
+    api_versions=BACKUP_VERSIONS)
 
 
 @router.route("GET", VAULT + "/backupProtectedItems", operation=OPS + "/backupProtectedItems/read",

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.arm import check_tags, listing, no_event, normalize_location, require_location
-from ..core.errors import InvalidParameter, NotFound, ResourceGroupNotFound
+from ..core.errors import InvalidParameter, ResourceGroupNotFound
+from ..core.resource import Monitor, add_operation_monitors
 from ..core.routing import Request, Response, Router
 
 router = Router()
@@ -82,14 +83,10 @@ def delete_group(req: Request) -> Response:
     return Response(202, None, {"Location": location, **req.emulator.operations.retry_headers(op)})
 
 
-@router.route("GET", "/subscriptions/{subscriptionId}/operationresults/{operationId}",
-              operation="Microsoft.Resources/subscriptions/operationresults/read", api_versions=RG_VERSIONS)
-def get_operation_result(req: Request) -> Response:
-    op = req.emulator.operations.get(req.params["operationId"])
-    if op is None or op.subscription_id.lower() != req.params["subscriptionId"].lower():
-        raise NotFound(f"The operation '{req.params['operationId']}' was not found.", code="OperationNotFound")
-    resp = req.emulator.operations.location_response(op)
-    return Response(200, None, resp.headers) if resp.status == 204 else resp
+# A group delete's Location monitor: 202 while running, then 200 (ARM's answer, not 204).
+add_operation_monitors(router, Monitor(done_status=200), api_versions=RG_VERSIONS,
+                       result=("/subscriptions/{subscriptionId}/operationresults/{operationId}",
+                               "Microsoft.Resources/subscriptions/operationresults/read"))
 
 
 @router.route("GET", "/subscriptions/{subscriptionId}/resourcegroups",

@@ -14,7 +14,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, time, tzinfo
+from datetime import UTC, time, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,7 @@ CONSISTENCIES = ("CrashConsistent", "ApplicationConsistent")
 # Azure's minimum interval between two restore points of a VM, by the new one's consistency.
 MIN_RESTORE_POINT_HOURS = {"CrashConsistent": 1, "ApplicationConsistent": 3}
 EVERY_HOURS_RANGE = (1, 168)
+MAX_DURATION = timedelta(days=36500)  # retention durations: a century at most
 _UTC_NAMES = ("UTC", "Etc/UTC")
 # A key written bare in a path; others are quoted: policies["gold.v2"].
 _PLAIN = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -287,10 +288,16 @@ def _retention(raw: Mapping[str, Any], where: str, errors: list[str]) -> Retenti
         else:
             retention["max_age"] = f"P{days}D"
     try:
-        return RetentionPolicy.from_dict(retention, where=where)
-    except ValueError as exc:
-        errors.append(str(exc))
+        parsed = RetentionPolicy.from_dict(retention, where=where)
+    except (ValueError, OverflowError) as exc:
+        errors.append(str(exc) if isinstance(exc, ValueError) else f"{where}: a duration is out of range ({exc})")
         return RetentionPolicy()
+    for name in ("max_age", "orphan_grace", "deferral"):
+        # An expiry is a slot plus max_age: beyond a century it overflows a date (and means nothing).
+        value = getattr(parsed, name)
+        if value is not None and value > MAX_DURATION:
+            errors.append(f"{where}.{name}: must be at most {MAX_DURATION.days} days (got {value.days} days)")
+    return parsed
 
 
 def _policy(

@@ -89,3 +89,34 @@ def poison_body(original: Any, reason: str) -> bytes:
 def batch_message(kind: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """Several jobs of one kind in one message (each entry a job message without ``v``/``kind``)."""
     return {"v": 1, "kind": kind, "batch": [{k: v for k, v in e.items() if k not in ("v", "kind")} for e in entries]}
+
+
+_ENVELOPE = len(encode(batch_message("x" * 32, [])))  # {"batch":[],"kind":…,"v":1}, a kind name to spare
+
+
+def size(entry: dict[str, Any]) -> int:
+    """An entry's bytes inside a batch message (its comma included)."""
+    return len(json.dumps(entry, separators=(",", ":"), sort_keys=True).encode()) + 1
+
+
+def chunk(entries: list[dict[str, Any]], max_count: int,
+          max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[list[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Entries in order, packed into batches of at most ``max_count`` entries and ``max_bytes``
+    encoded; and the entries too big for any message on their own (to be poisoned with a reason)."""
+    batches: list[list[dict[str, Any]]] = []
+    too_big: list[dict[str, Any]] = []
+    current: list[dict[str, Any]] = []
+    used = _ENVELOPE
+    for entry in entries:
+        n = size({k: v for k, v in entry.items() if k not in ("v", "kind")})
+        if _ENVELOPE + n > max_bytes:
+            too_big.append(entry)
+            continue
+        if current and (len(current) >= max_count or used + n > max_bytes):
+            batches.append(current)
+            current, used = [], _ENVELOPE
+        current.append(entry)
+        used += n
+    if current:
+        batches.append(current)
+    return batches, too_big

@@ -97,9 +97,13 @@ def run(
         else:
             give_up(job, outcome.reason)
     for delay, group in sorted(later.items()):
-        bodies = [messages.batch_message(kind, group)] if batched else [{**job, "v": 1, "kind": kind} for job in group]
-        for out in bodies:
-            queue.send_message(messages.encode(out), visibility_timeout=delay)
+        # A job's state grows as it goes (grants, errors): re-packed by size, never over a message.
+        fitted, too_big = messages.chunk(group, max_count=len(group) if batched else 1)
+        for job in too_big:
+            give_up(job, f"job message is {messages.size(job)} bytes: over the queue's message limit")
+        for out in fitted:
+            body = messages.batch_message(kind, out) if batched else {**out[0], "v": 1, "kind": kind}
+            queue.send_message(messages.encode(body), visibility_timeout=delay)
     return _summary(tally)
 
 
@@ -112,7 +116,12 @@ def _summary(tally: dict[str, int]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(tally.items()))
 
 
-def _poison(poison: Queue, reason: str, original: Any, tally: dict[str, int]) -> None:
+def poison(queue: Queue, reason: str, original: Any) -> None:
+    """The one way to the poison queue: the original job or message, with the reason."""
     log.error("job to the poison queue: %s", reason)
-    poison.send_message(messages.poison_body(original, reason))
+    queue.send_message(messages.poison_body(original, reason))
+
+
+def _poison(queue: Queue, reason: str, original: Any, tally: dict[str, int]) -> None:
+    poison(queue, reason, original)
     tally["poisoned"] += 1

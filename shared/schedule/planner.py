@@ -372,7 +372,7 @@ def _snapshot_job(
         key,
         slot,
         sid,
-        _artifact_tags(vm, key, slot, sid, expires),
+        {**_artifact_tags(vm, key, slot, sid, expires), T.SET_SIZE: str(len(targets))},  # a set knows when it is whole
         snapshots=targets,
         copy_region=_copy_region(policy, vm),
         lock_days=policy.lock_days,

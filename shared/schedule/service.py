@@ -74,7 +74,14 @@ def job_message(job: Any) -> dict[str, Any]:
     return new_message(body)
 
 
+ALREADY_DONE = "already_done"
 RUNS = "runs"  # the ledger's partition of planning runs: one row per timer firing, with its counts
+
+
+def enqueued_partition(slot: str) -> str:
+    """When each job of a slot was handed to the queue (a partition of its own: a worker's "done"
+    is never overwritten by the planner)."""
+    return f"enqueued@{slot}"
 
 
 def jobs_partition(slot: str) -> str:
@@ -92,7 +99,7 @@ class Schedule:
     def __init__(self, settings: FleetSettings, arm: Arm, queue: Queue, poison: Queue, ledger: Ledger, budget: Budget):
         self.settings, self.arm, self.queue, self.poison = settings, arm, queue, poison
         self.ledger, self.budget = ledger, budget
-        self.worker = ScheduledWorker(arm, budget)
+        self.worker = ScheduledWorker(arm, budget, copy_timeout=settings.copy_timeout_hours * 3600.0)
 
     def plan_and_enqueue(self, now: datetime) -> dict[str, int]:
         from concurrent.futures import ThreadPoolExecutor
@@ -108,17 +115,38 @@ class Schedule:
             inventory = [VmRecord.from_resource_graph(row) for row in query_all(graph, subscriptions, VMS_QUERY)]
             result = plan(inventory, policies, now, history.result())
         counts = {"vms": len(inventory), "jobs": len(result.jobs), "enqueued": 0, "already_done": 0,
-                  "skipped": len(result.skipped)}
+                  "already_enqueued": 0, "resent": 0, "skipped": len(result.skipped)}
         for skip in result.skipped:
             (log.warning if skip.problem else log.info)("VM %s skipped: %s", skip.vm_id, skip.reason)
         messages = [job_message(job) for job in result.jobs]
         done: set[str] = set()
-        for slot in sorted({m["job"]["slot"] for m in messages}):
+        sent: dict[str, float] = {}
+        slots = sorted({m["job"]["slot"] for m in messages})
+        for slot in slots:
             done.update(row["item"] for row in ledger.rows(jobs_partition(slot), "outcome eq 'done'", select=["item"]))
-        todo = [m for m in messages if job_key(m["job"]) not in done]
-        counts["already_done"] = len(messages) - len(todo)
+            sent.update((row["item"], float(row["at"])) for row in ledger.rows(enqueued_partition(slot), select=["item", "at"]))
+        # A job already out is sent again only once overdue: past the longest a job may take (its
+        # copies'), its message must have been lost. Every firing re-sending unfinished jobs (with new
+        # write promises) snowballed slots longer than the planning interval.
+        overdue = (s.copy_timeout_hours + 1) * 3600.0
+        todo = []
+        for m in messages:
+            key = job_key(m["job"])
+            if key in done:
+                counts["already_done"] += 1
+            elif key in sent and now.timestamp() - sent[key] < overdue:
+                counts["already_enqueued"] += 1
+            else:
+                if key in sent:
+                    m["resent"] = True  # the worker drops it if the first one finished after all
+                    counts["resent"] += 1
+                todo.append(m)
         _promise(budget, todo)
-        batches = _pack(todo)
+        batches, too_big = _pack(todo)
+        for m in too_big:  # one VM's job can't fail the run, nor go out: poisoned with the reason
+            reason = f"job message is {jobs.size(m)} bytes: over the queue's message limit ({jobs.MAX_MESSAGE_BYTES})"
+            ledger.record(jobs_partition(m["job"]["slot"]), job_key(m["job"]), {"outcome": "failed", "reason": reason})
+            runner.poison(self.poison, reason, m)
 
         def send(batch: list[dict[str, Any]]) -> int:
             # Visible in the second its last job's promise falls due (counted from when it is sent):
@@ -129,7 +157,11 @@ class Schedule:
 
         with ThreadPoolExecutor(ENQUEUE_THREADS) as pool:
             delays = list(pool.map(send, batches))
-        counts["enqueued"], counts["messages"] = len(todo), len(batches)
+        for slot in slots:  # recorded once handed on: a run that died before this sends them again
+            ledger.record_many(enqueued_partition(slot), [(job_key(m["job"]), {"at": now.timestamp()})
+                                                          for b in batches for m in b if m["job"]["slot"] == slot])
+        counts["enqueued"], counts["messages"] = len(todo) - len(too_big), len(batches)
+        counts["poisoned"] = len(too_big)
         counts["last_due_seconds"] = max(delays, default=0)
         # Recorded after the fan-out: the budget's promises start counting when they are made.
         ledger.record_many("skips", [(f"{skip.vm_id}|{now.date()}", {"reason": skip.reason}) for skip in result.skipped])
@@ -141,6 +173,8 @@ class Schedule:
         ledger = self.ledger
 
         def done(message: dict[str, Any], outcome: jobs.Done) -> None:
+            if outcome.result == ALREADY_DONE:
+                return
             job = message["job"]
             ledger.record(jobs_partition(job["slot"]), job_key(job), {"outcome": "done", "result": outcome.result,
                                                                        **{k: str(v) for k, v in outcome.detail.items()}})
@@ -154,7 +188,12 @@ class Schedule:
             row = ledger.get(jobs_partition(str(job.get("slot", "?"))), job_key(job))
             return bool(row) and row.get("outcome") == "done"
 
-        return runner.run(body, kind=KIND, required=("job",), step=self.worker.handle, queue=self.queue,
+        def step(message: dict[str, Any]) -> jobs.Outcome:
+            if message.get("resent") and message.get("step", "create") == "create" and finished(message):
+                return jobs.Done(ALREADY_DONE)  # a re-sent job whose first message finished after all
+            return self.worker.handle(message)
+
+        return runner.run(body, kind=KIND, required=("job",), step=step, queue=self.queue,
                           poison=self.poison, on_done=done, on_failed=failed, already_done=finished)
 
 
@@ -162,17 +201,23 @@ def _due(message: dict[str, Any]) -> float:
     return (message.get("grant") or {}).get("at") or message.get("ask_at", 0.0)
 
 
-def _pack(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Jobs of one subscription, in the order they fall due, BATCH_VMS to a message; messages
-    ordered by when they fall due. (Jobs too far out for a promise come back together when they
-    may ask, and each asks for its own.)"""
+def _pack(messages: list[dict[str, Any]]) -> tuple[list[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Jobs of one subscription, in the order they fall due, BATCH_VMS to a message and never over
+    the queue's message size; messages ordered by when they fall due. (Jobs too far out for a
+    promise come back together when they may ask, and each asks for its own.) Also the jobs too
+    big for a message on their own."""
     from collections import defaultdict
 
     by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in sorted(messages, key=_due):
         by_sub[m["job"]["subscription_id"].lower()].append(m)
-    batches = [group[i:i + BATCH_VMS] for group in by_sub.values() for i in range(0, len(group), BATCH_VMS)]
-    return sorted(batches, key=lambda b: max(_due(m) for m in b))
+    batches: list[list[dict[str, Any]]] = []
+    too_big: list[dict[str, Any]] = []
+    for group in by_sub.values():
+        fitted, oversized = jobs.chunk(group, BATCH_VMS)
+        batches += fitted
+        too_big += oversized
+    return sorted(batches, key=lambda b: max(_due(m) for m in b)), too_big
 
 
 def _promise(budget: Any, messages: list[dict[str, Any]]) -> None:

@@ -25,6 +25,8 @@ from ..queue.messages import Done, Failed, Outcome, Retry
 KIND = "scheduled"
 CHECK_DELAY = 10  # seconds before looking at a snapshot or restore point again, when ARM gives no Retry-After
 COPY_DELAY = 5
+COPY_CHECK_CEILING = 900  # seconds: a copy is looked at no less often than this (copies take hours)
+COPY_TIMEOUT = 24 * 3600.0  # seconds a cross-region copy may take before its job gives up (a setting)
 SNAPSHOT_LIMIT_DELAY = 60  # "7 incremental snapshots per disk per 5 minutes"
 IN_FLIGHT_DELAY = 30  # "one restore point creation at a time per VM"
 INLINE_WAIT = 1.0  # a budget promise due this soon is waited for here (queue delays are whole seconds)
@@ -37,6 +39,21 @@ def new_message(job: dict[str, Any]) -> dict[str, Any]:
 def create_writes(job: dict[str, Any]) -> int:
     """The ARM writes a job's first step makes: one per snapshot, or collection + restore point."""
     return len(job.get("snapshots") or []) if job.get("type") == "snapshot_set" else 2
+
+
+def lock_until(job: dict[str, Any]) -> str | None:
+    """Until when the policy's delete lock stands: the slot plus ``lock_days``."""
+    from datetime import datetime, timedelta
+
+    if not job.get("lock_days"):
+        return None
+    return format_instant(datetime.fromisoformat(job["slot"]) + timedelta(days=int(job["lock_days"])))
+
+
+def snapshot_tags(job: dict[str, Any], target: dict[str, Any]) -> dict[str, str]:
+    """Everything a snapshot says of itself, written once at creation (never rewritten later)."""
+    until = lock_until(job)
+    return {**job["tags"], "vmkeeper-lun": str(target["lun"]), **({T.LOCK_UNTIL: until} if until else {})}
 
 
 def copy_name(name: str, region: str) -> str:
@@ -56,10 +73,24 @@ def compute_id(job: dict[str, Any], resource_type: str, name: str) -> str:
 class ScheduledWorker:
     """Job steps through ARM's paced compute client and locks, under the shared write budget."""
 
-    def __init__(self, clients: Arm, budget: Budget, max_attempts: int = 40):
+    def __init__(self, clients: Arm, budget: Budget, max_attempts: int = 40, copy_timeout: float = COPY_TIMEOUT,
+                 clock: Any = None):
         self.clients = clients
         self.budget = budget
-        self.max_attempts = max_attempts
+        self.max_attempts = max_attempts  # checks of a snapshot or restore point being created
+        self.copy_timeout = copy_timeout
+        self.clock = clock or budget.clock  # epoch seconds
+
+    def _copy_later(self, message: dict[str, Any], reason: str, step: str, index: int) -> Outcome:
+        """A copy still running: look again later, backing off to a ceiling; give up on the time the
+        copy has taken (real copies take hours), not on a count of looks."""
+        since = float(message.get("since") or self.clock())
+        if self.clock() - since > self.copy_timeout:
+            return Failed(f"{reason}: not complete after {self.copy_timeout / 3600:g} h (VMKEEPER_COPY_TIMEOUT_HOURS)")
+        delay = max(1, math.ceil(message.get("check_delay", COPY_DELAY)))
+        return Retry(delay, reason, {"step": step, "index": index, "since": since,
+                                     "check_delay": min(COPY_CHECK_CEILING, delay * 2),
+                                     "reads": message.get("reads", 0), "writes": message.get("writes", 0)})
 
     # --- plumbing ----------------------------------------------------------------------------
     def _next(self, message: dict[str, Any], delay: float, reason: str, **changes: Any) -> Outcome:
@@ -156,7 +187,7 @@ class ScheduledWorker:
         seen: dict[str, float] = {}
         while index < len(targets):
             target = targets[index]
-            body = Snapshot(location=job["location"], tags=dict(job["tags"], **{"vmkeeper-lun": str(target["lun"])}),
+            body = Snapshot(location=job["location"], tags=snapshot_tags(job, target),
                             incremental=True,
                             creation_data=CreationData(create_option="Copy", source_resource_id=target["disk_id"]))
             try:
@@ -196,29 +227,24 @@ class ScheduledWorker:
         return Done("snapshot_set", self._tally(message, job))
 
     def lock_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
-        """The policy asks for a delete lock: a CanNotDelete lock on each snapshot, and the date it may
-        be lifted in a tag (retention removes only its own locks, and only after that date)."""
-        from datetime import datetime, timedelta
-
-        from azure.mgmt.compute.models import SnapshotUpdate
+        """The policy asks for a delete lock: a CanNotDelete lock on each snapshot (the date it may be
+        lifted was tagged at creation: retention removes only its own locks, and only after it)."""
         from azure.mgmt.resource.locks.models import ManagementLockObject
 
-        sub, rg = job["subscription_id"], job["resource_group"]
-        wait = self._wait_for_budget(message, sub, 2 * len(job["snapshots"]), "check", 0)
+        sub = job["subscription_id"]
+        wait = self._wait_for_budget(message, sub, len(job["snapshots"]), "check", 0)
         if wait:
             return wait
-        until = format_instant(datetime.fromisoformat(job["slot"]) + timedelta(days=int(job["lock_days"])))
-        compute, locks = self.clients.paced_compute(sub), self.clients.locks(sub)
+        until = lock_until(job)
+        locks = self.clients.locks(sub)
         for target in job["snapshots"]:
-            snapshot_id = compute_id(job, "snapshots", target["name"])
             try:
-                compute.snapshots.begin_update(rg, target["name"], SnapshotUpdate(
-                    tags=dict(job["tags"], **{"vmkeeper-lun": str(target["lun"]), T.LOCK_UNTIL: until})), polling=False)
-                locks.management_locks.create_or_update_by_scope(snapshot_id, T.OWN_LOCK, ManagementLockObject(
-                    level="CanNotDelete", notes=f"vmkeeper: delete lock until {until}"))
+                locks.management_locks.create_or_update_by_scope(
+                    compute_id(job, "snapshots", target["name"]), T.OWN_LOCK,
+                    ManagementLockObject(level="CanNotDelete", notes=f"vmkeeper: delete lock until {until}"))
             except Exception as exc:  # noqa: BLE001
                 return self._arm_error(message, exc, sub, "check", 0)
-            message["writes"] = message.get("writes", 0) + 2
+            message["writes"] = message.get("writes", 0) + 1
         message["locked"] = True
         return self.check_snapshots(message, job)
 
@@ -244,6 +270,7 @@ class ScheduledWorker:
         message["writes"] = message.get("writes", 0) + 1
         delay = seen.get("retry_after", COPY_DELAY)
         return Retry(delay, "copy started", {"step": "copy_check", "index": index, "attempt": 0, "check_delay": delay,
+                                             "since": self.clock(),
                                              "reads": message.get("reads", 0), "writes": message["writes"]})
 
     def check_copy(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
@@ -258,8 +285,7 @@ class ScheduledWorker:
         if copy.copy_completion_error is not None:
             return Failed(f"copy {name}: {copy.copy_completion_error.error_code}")
         if (copy.completion_percent or 0) < 100:
-            return self._next(message, message.get("check_delay", COPY_DELAY), f"copy {name} at {copy.completion_percent}%",
-                              step="copy_check", index=index)
+            return self._copy_later(message, f"copy {name} at {copy.completion_percent}%", "copy_check", index)
         if index + 1 < len(job["snapshots"]):
             return Retry(1, "next disk's copy", {"step": "copy", "index": index + 1, "attempt": 0,
                                                   "reads": message["reads"], "writes": message.get("writes", 0)})
@@ -302,31 +328,43 @@ class ScheduledWorker:
 
     def _put_restore_point(self, message: dict[str, Any], job: dict[str, Any], step: str, collection: str,
                            location: str, source_id: str, point: Any) -> Outcome:
-        """The collection (created if missing) and the restore point in it, without waiting; a replay's
-        "already exists" is the create it repeats. A later message looks at it."""
-        from azure.core.exceptions import HttpResponseError
+        """The collection (created once, if missing: its tags are never written again, so an
+        operator's hold and the policy its old points follow stay) and the restore point in it,
+        without waiting; a replay's "already exists" is the create it repeats. A later message
+        looks at it."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
         from azure.mgmt.compute.models import RestorePointCollection, RestorePointCollectionSourceProperties
 
         sub, rg = job["subscription_id"], job["resource_group"]
-        wait = self._wait_for_budget(message, sub, 2, step, 0)
+        compute, seen = self.clients.paced_compute(sub), {}
+        try:
+            compute.restore_point_collections.get(rg, collection)
+            missing = False
+        except ResourceNotFoundError:
+            missing = True
+        except Exception as exc:  # noqa: BLE001
+            return self._arm_error(message, exc, sub, step, 0)
+        message["reads"] = message.get("reads", 0) + 1
+        wait = self._wait_for_budget(message, sub, 1 + missing, step, 0)
         if wait:
             return wait
-        compute, seen = self.clients.paced_compute(sub), {}
         collection_tags = {k: v for k, v in job["tags"].items() if k in (T.MANAGED_BY, T.VM, T.ARTIFACT_POLICY)}
         try:
-            compute.restore_point_collections.create_or_update(
-                rg, collection, RestorePointCollection(location=location, tags=collection_tags,
-                                                       source=RestorePointCollectionSourceProperties(id=source_id)),
-                raw_response_hook=self._observe(sub))
+            if missing:
+                compute.restore_point_collections.create_or_update(
+                    rg, collection, RestorePointCollection(location=location, tags=collection_tags,
+                                                           source=RestorePointCollectionSourceProperties(id=source_id)),
+                    raw_response_hook=self._observe(sub))
             compute.restore_points.begin_create(rg, collection, job["rp_name"], point, polling=False,
                                                 raw_response_hook=self._observe(sub, seen))
         except Exception as exc:  # noqa: BLE001
             if not (isinstance(exc, HttpResponseError) and exc.status_code == 409 and "already exists" in str(exc.message)):
                 return self._arm_error(message, exc, sub, step, 0)
-        message["writes"] = message.get("writes", 0) + 2
+        message["writes"] = message.get("writes", 0) + 1 + missing
         check = self._CHECK[step]
         delay = seen.get("retry_after", self._CHECK_DELAY[check])
         return Retry(delay, f"restore point {step} accepted", {"step": check, "index": 0, "attempt": 0, "check_delay": delay,
+                                                               "since": self.clock(),
                                                                "reads": message.get("reads", 0), "writes": message["writes"]})
 
     def _look_at_restore_point(self, message: dict[str, Any], job: dict[str, Any], step: str,
@@ -342,6 +380,9 @@ class ScheduledWorker:
         if state == "failed":
             return Failed(f"restore point {collection}/{job['rp_name']} ended Failed")
         if state != "succeeded":
+            if step == "copy_check":
+                return self._copy_later(message, f"restore point copy {collection}/{job['rp_name']} is "
+                                                 f"{state or 'unknown'}", step, 0)
             delay = message.get("check_delay", self._CHECK_DELAY[step])
             return self._next(message, delay, f"restore point {collection}/{job['rp_name']} is {state or 'unknown'}",
                               step=step, index=0)

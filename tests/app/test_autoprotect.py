@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from emulator.functions_host import LocalFunctionsHost
+from devtools.fleet import VMKEEPER_TAG_SETS
+from devtools.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
 from tests.conftest import SHARED
 
@@ -183,7 +184,8 @@ def test_deleting_a_protected_vm_stops_protection_and_keeps_its_data(az, protect
 def test_a_region_without_a_vault_ends_in_the_poison_queue_with_its_reason(az, emu, protect, sub, azurite):
     from azure.storage.queue import QueueClient
 
-    summary = az.seed(subscriptions=[sub], resource_groups=1, vms=1, regions=["eastus"], vm_prefix="east")
+    summary = az.seed(subscriptions=[sub], resource_groups=1, vms=1, regions=["eastus"], vm_prefix="east",
+                      tag_sets=VMKEEPER_TAG_SETS)
     vm_id = f"/subscriptions/{sub}/resourceGroups/rg-east-00/providers/Microsoft.Compute/virtualMachines/east-00000"
     assert summary["vms"] == 1
     host = protect["host"]

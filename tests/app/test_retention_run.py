@@ -157,7 +157,7 @@ def test_the_timer_function_runs_a_dry_pass_from_app_settings(world, az, sub, az
     import json
 
     import function_app
-    from emulator.functions_host import LocalFunctionsHost
+    from devtools.functions_host import LocalFunctionsHost
     from emulator.testing import StaticCredential
     from shared import wiring
 

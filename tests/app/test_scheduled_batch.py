@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from emulator.functions_host import LocalFunctionsHost
+from devtools.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
 
 POLICIES = {"version": 1, "default": "all", "policies": {"all": {"schedule": {"every_hours": 1}, "snapshots": {"luns": "all"}}}}
@@ -89,3 +89,106 @@ def test_one_message_many_vms_each_with_its_own_fate(az, host, azurite):
     assert h.run_until_idle(timeout=120)
     az.faults([])
     assert poison.get_queue_properties().approximate_message_count == len(reasons)  # nothing more poisoned
+
+
+def test_big_jobs_are_packed_by_size_and_the_run_never_fails_for_them(az, azurite, tmp_path, monkeypatch):
+    """Defect: 8 VMs with 24 data disks each (copy and lock on) encoded to ~55 KB, over a queue
+    message; the timer raised, those jobs never went out and the run was never recorded."""
+    from azure.data.tables import TableClient
+    from azure.storage.queue import QueueClient
+
+    import function_app
+    from shared import wiring
+    from shared.queue.messages import MAX_MESSAGE_BYTES
+
+    sub = az.seed(subscriptions=1, resource_groups=1, vms=8, data_disks=[24, 24], regions=["westeurope"],
+                  tag_sets=[{}], seed=5, vm_prefix="a-rather-long-virtual-machine-name-for-packing")["subscriptions"][0]
+    policy_file = tmp_path / "policies.json"
+    policy_file.write_text(json.dumps({"version": 1, "default": "big", "policies": {"big": {
+        "schedule": {"every_hours": 1}, "snapshots": {"luns": "all"}, "copy": {"region": "northeurope"},
+        "lock_days": 3}}}))
+    suffix = uuid.uuid4().hex[:8]
+    settings = {"AzureWebJobsStorage": azurite.connection_string, "VMKEEPER_SUBSCRIPTIONS": sub,
+                "VMKEEPER_POLICY_FILE": str(policy_file), "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
+                "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}", "VMKEEPER_LEDGER_TABLE": f"ledger{suffix}",
+                "VMKEEPER_BUDGET_TABLE": f"budget{suffix}", "VMKEEPER_SCHEDULE": "0 0 * * * *",
+                "VMKEEPER_WRITE_BURST": "10000",  # every message visible at once, to be read here
+                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    wiring.use(wiring.Wiring(credential=StaticCredential()))
+    h = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
+    h.ensure_queues()
+    try:
+        h.fire_timer("plan_slot")
+    finally:
+        h.close()
+    queue = QueueClient.from_connection_string(azurite.connection_string, settings["VMKEEPER_JOBS_QUEUE"])
+    bodies = [base64.b64decode(m.content) for m in queue.peek_messages(max_messages=32)]
+    assert len(bodies) > 1 and all(len(b) <= MAX_MESSAGE_BYTES for b in bodies)
+    vms = [e["job"]["vm_id"] for b in bodies for e in json.loads(b)["batch"]]
+    assert len(vms) == len(set(vms)) == 8  # every VM's job went out, once
+    ledger = TableClient.from_connection_string(azurite.connection_string, settings["VMKEEPER_LEDGER_TABLE"])
+    (run,) = list(ledger.query_entities("PartitionKey eq 'runs'"))
+    assert run["enqueued"] == 8 and run["poisoned"] == 0
+
+
+def test_a_job_too_big_for_any_message_is_set_aside_not_sent():
+    from shared.queue.messages import MAX_MESSAGE_BYTES, chunk, size
+
+    small = [{"job": {"vm_id": f"vm-{i}", "pad": "x" * 10_000}} for i in range(9)]
+    huge = {"job": {"vm_id": "vm-huge", "pad": "x" * MAX_MESSAGE_BYTES}}
+    batches, too_big = chunk(small[:4] + [huge] + small[4:], max_count=8)
+    assert too_big == [huge]
+    assert [len(b) for b in batches] == [4, 4, 1]  # four of 10 KB fit a message; the order is kept
+    assert all(sum(size(e) for e in b) < MAX_MESSAGE_BYTES for b in batches)
+    assert [e["job"]["vm_id"] for b in batches for e in b] == [f"vm-{i}" for i in range(9)]
+
+
+def test_each_firing_sends_only_what_is_not_out_yet_or_overdue(az, azurite, tmp_path, monkeypatch):
+    """Defect: every planner firing re-sent the slot's unfinished jobs with new write promises, so
+    slots longer than the planning interval snowballed. A job out is sent again only once overdue."""
+    from datetime import UTC, datetime, timedelta
+
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.storage.queue import QueueClient
+
+    import function_app
+    from shared import wiring
+
+    sub = az.seed(subscriptions=1, resource_groups=1, vms=3, data_disks=[1, 1], regions=["westeurope"],
+                  tag_sets=[{}], seed=11)["subscriptions"][0]
+    policy_file = tmp_path / "policies.json"
+    policy_file.write_text(json.dumps({"version": 1, "default": "weekly", "policies": {"weekly": {
+        "schedule": {"weekly_on": "sunday", "at": "03:00"}, "snapshots": {"luns": "all"}}}}))
+    suffix = uuid.uuid4().hex[:8]
+    settings = {"AzureWebJobsStorage": azurite.connection_string, "VMKEEPER_SUBSCRIPTIONS": sub,
+                "VMKEEPER_POLICY_FILE": str(policy_file), "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
+                "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}", "VMKEEPER_LEDGER_TABLE": f"ledger{suffix}",
+                "VMKEEPER_BUDGET_TABLE": f"budget{suffix}", "VMKEEPER_SCHEDULE": "0 */15 * * * *",
+                "VMKEEPER_COPY_TIMEOUT_HOURS": "1",  # overdue after 2 h
+                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    schedule = wiring.use(wiring.Wiring(credential=StaticCredential())).schedule
+    h = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
+    h.ensure_queues()
+    queue = QueueClient.from_connection_string(azurite.connection_string, settings["VMKEEPER_JOBS_QUEUE"])
+    t = datetime(2026, 11, 30, 10, 5, tzinfo=UTC)  # a Monday: the slot is Sunday 03:00 all week
+    try:
+        assert schedule.plan_and_enqueue(t)["enqueued"] == 3
+        queue.clear_messages()  # the messages are lost (a storage incident)
+        later = schedule.plan_and_enqueue(t + timedelta(minutes=30))
+        assert later["enqueued"] == 0 and later["already_enqueued"] == 3  # out already: not sent again
+        overdue = schedule.plan_and_enqueue(t + timedelta(hours=3))
+        assert overdue["enqueued"] == overdue["resent"] == 3  # lost long enough: sent again
+        assert schedule.plan_and_enqueue(t + timedelta(hours=3, minutes=15))["enqueued"] == 0
+        assert h.run_until_idle(timeout=120)
+        done = schedule.plan_and_enqueue(t + timedelta(hours=6))
+        assert done["enqueued"] == 0 and done["already_done"] == 3
+    finally:
+        h.close()
+    names = [s.name for s in az.client(ComputeManagementClient, sub).snapshots.list()]
+    assert len(names) == 6  # three VMs, OS + one data disk each, once
+    poison = QueueClient.from_connection_string(azurite.connection_string, settings["VMKEEPER_JOBS_QUEUE"] + "-poison")
+    assert poison.get_queue_properties().approximate_message_count == 0

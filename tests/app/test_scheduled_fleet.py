@@ -15,7 +15,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from emulator.functions_host import LocalFunctionsHost
+from devtools.fleet import VMKEEPER_TAG_SETS
+from devtools.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
 from shared.schedule.service import job_key
 
@@ -34,7 +35,7 @@ def fleet_host(az, azurite, tmp_path, monkeypatch):
     from shared import wiring
 
     subs = az.seed(subscriptions=3, resource_groups=2, vms=3 * VMS_PER_SUB, data_disks=[1, 3], regions=["westeurope"],
-                   seed=5)["subscriptions"]
+                   seed=5, tag_sets=VMKEEPER_TAG_SETS)["subscriptions"]
     policy_file = tmp_path / "policies.json"
     policy_file.write_text(json.dumps(POLICIES))
     suffix = uuid.uuid4().hex[:8]

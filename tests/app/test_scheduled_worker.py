@@ -155,3 +155,66 @@ def test_a_policy_lock_guards_new_snapshots_until_its_date(az, worker, compute, 
     with pytest.raises(HttpResponseError) as err:
         compute.snapshots.begin_delete("rg-vm-00", name)
     assert err.value.error.code == "ScopeLocked"
+
+
+def test_a_new_restore_point_leaves_its_collections_tags_alone(az, worker, compute, sub):
+    """Defect: every restore point job re-PUT the collection with only vmkeeper's tags, erasing an
+    operator's hold and rewriting the policy its old points follow. The collection is created once."""
+    from azure.mgmt.compute.models import RestorePointCollectionUpdate
+
+    vm = compute.virtual_machines.get("rg-vm-00", "vm-00002")
+
+    def job(slot: str, policy: str) -> dict:
+        return {"type": "restore_point", "vm_id": vm.id.lower(), "subscription_id": sub, "resource_group": "rg-vm-00",
+                "location": vm.location, "policy": policy, "slot": slot, "set_id": slot[:13],
+                "copy_region": None, "tags": {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: policy},
+                "rpc_name": "vmk-rpc-vm-00002", "rp_name": f"vmk-rp-{slot[:13].replace('-', '').replace('T', '')}",
+                "consistency": "CrashConsistent", "exclude_disk_ids": []}
+
+    assert isinstance(run(worker, az, new_message(job("2026-11-25T06:00:00+00:00", "gold")))[0], jobs.Done)
+    tags = dict(compute.restore_point_collections.get("rg-vm-00", "vmk-rpc-vm-00002").tags)
+    compute.restore_point_collections.update("rg-vm-00", "vmk-rpc-vm-00002", RestorePointCollectionUpdate(
+        tags={**tags, T.HOLD: "case-4711", "cost-center": "42"}))
+    az.advance(4 * 3600)
+    # The VM has moved to another policy since: the next point must not relabel the collection.
+    assert isinstance(run(worker, az, new_message(job("2026-11-25T10:00:00+00:00", "silver")))[0], jobs.Done)
+    after = compute.restore_point_collections.get("rg-vm-00", "vmk-rpc-vm-00002", expand="restorePoints")
+    assert after.tags == {**tags, T.HOLD: "case-4711", "cost-center": "42"}
+    assert after.tags[T.ARTIFACT_POLICY] == "gold"
+    assert len(after.restore_points) == 2
+
+
+def test_a_copy_that_takes_hours_is_looked_at_less_often_and_not_given_up(az, worker, compute, sub):
+    """Defect: copy checks gave up after 40 looks at the operation's interval (a minute or so), far
+    shorter than real copies (hours): long copies were poisoned."""
+    az.settings(lro={"per_type": {"Microsoft.Compute/snapshots/copy": 1800}})  # each copy: 5 emulated hours
+    vm = compute.virtual_machines.get("rg-vm-00", "vm-00002")
+    job = snapshot_job(vm, sub, copy_region="northeurope")
+    job["snapshots"] = job["snapshots"][:1]
+    outcome, steps = run(worker, az, new_message(job))
+    assert isinstance(outcome, jobs.Done), outcome
+    looks = steps.count("copy_check")
+    assert 5 < looks < 60  # backed off to a ceiling rather than looking every few seconds for 5 hours
+
+
+def test_a_copy_gives_up_on_the_time_it_has_taken_not_on_a_count(az, compute, sub, azurite):
+    from azure.data.tables import TableClient
+
+    az.settings(lro={"per_type": {"Microsoft.Compute/snapshots/copy": 36000}})  # 100 emulated hours
+    now = [2_000_000.0]
+    budget = pacing.WriteBudget(TableClient.from_connection_string(azurite.connection_string, f"b{uuid.uuid4().hex[:10]}"),
+                                rate=50, burst=100)
+    worker = ScheduledWorker(arm(az), budget, copy_timeout=24 * 3600, clock=lambda: now[0])
+    vm = compute.virtual_machines.get("rg-vm-00", "vm-00002")
+    job = snapshot_job(vm, sub, copy_region="northeurope")
+    job["snapshots"] = job["snapshots"][:1]
+    message = new_message(job)
+    for _ in range(200):
+        outcome = worker.handle(message)
+        if not isinstance(outcome, jobs.Retry):
+            break
+        az.advance(outcome.delay)
+        now[0] += outcome.delay
+        message = {**message, **outcome.changes}
+    assert isinstance(outcome, jobs.Failed) and "not complete after 24 h" in outcome.reason
+    assert 24 * 3600 < now[0] - message["since"] <= 24 * 3600 + 900

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from azure.mgmt.compute import ComputeManagementClient
 
-from emulator.processes import emulator_process
+from devtools.processes import emulator_process
 from emulator.testing import LocalAzure
 
 

@@ -204,6 +204,7 @@ def test_a_plan_for_a_gold_vm():
         T.ARTIFACT_POLICY: "gold",
         T.SLOT: "2026-11-25T08:00:00Z",
         T.SET: snaps.set_id,
+        T.SET_SIZE: "4",
         T.EXPIRES: "2026-12-25T08:00:00Z",
     }
     assert len(snaps.set_id) == 16 and snaps.set_id == rp.set_id == set_id(app.id, slot)
@@ -537,3 +538,14 @@ def test_applied_plans_never_break_the_restore_point_limits(policy, before, step
             for m in range(0, sum(s for s, _ in steps) + 1)
         }
     )
+
+
+def test_a_snapshot_set_records_how_many_members_it_has_when_complete():
+    """Retention can tell an incomplete set (a later disk failed, a copy stopped) from a complete one
+    only if the set says how big it is: every snapshot of the job carries the count."""
+    jobs = plan([vm("g", disks=3), vm("w", disks=3, tags={"vmkeeper-policy": "weekly"})], POLICIES,
+                datetime(2026, 11, 29, 3, 5, tzinfo=UTC)).jobs
+    sizes = {(j.vm_id.rsplit("/", 1)[-1], j.kind): (j.tags.get(T.SET_SIZE), len(j.snapshots)) for j in jobs}
+    assert sizes[("g", "snapshot_set")] == ("4", 4)  # the OS disk and three data disks
+    assert sizes[("w", "snapshot_set")] == ("2", 2)  # LUNs 0 and 2 only
+    assert T.SET_SIZE not in next(j for j in jobs if j.kind == "restore_point").tags

@@ -214,6 +214,14 @@ def test_defaults_of_optional_fields():
             ("policies.gold.retention", {"max_age_days": 0}),
             "policies.gold.retention.max_age_days: must be a positive integer",
         ),
+        (  # passed validation, then broke planning (OverflowError: a slot plus 3,000,000 days)
+            ("policies.gold.retention", {"max_age": "P3000000D"}),
+            "policies.gold.retention.max_age: must be at most 36500 days (got 3000000 days)",
+        ),
+        (
+            ("policies.gold.retention", {"max_age": "P999999999999D"}),
+            "policies.gold.retention: a duration is out of range",
+        ),
         (
             ("policies.gold.retention", {"max_age_days": 3, "max_age": "P3D"}),
             "policies.gold.retention.max_age_days: give max_age",

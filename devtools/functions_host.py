@@ -21,13 +21,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("functions_host")
 HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
+POOL_SIZE = 32  # connections kept per queue client: one per worker thread
 
 
 class LocalFunctionsHost:
@@ -74,10 +74,9 @@ class LocalFunctionsHost:
         with self._lock:
             if name not in self._queues:
                 from azure.storage.queue import QueueClient
-                from shared.azure.clients import pooled_transport
 
                 self._queues[name] = QueueClient.from_connection_string(self.connection_string, name,
-                                                                        transport=pooled_transport())
+                                                                        transport=_pooled_transport())
             return self._queues[name]
 
     def _record(self, function: str, ok: bool, error: str | None = None, **extra: Any) -> None:
@@ -202,14 +201,14 @@ class LocalFunctionsHost:
 
     # --- Event Grid triggers ----------------------------------------------------------------
     def deliver_event(self, name: str, event: dict[str, Any]) -> None:
-        """Hand one Event Grid-schema event to an Event Grid-triggered function."""
-        import azure.functions as func
+        """Hand one event to an Event Grid-triggered function as the Python worker does: through
+        azure-functions' own converter, so an Event Grid-schema event arrives as an
+        ``EventGridEvent`` and a CloudEvents 1.0 one (``specversion``) as a ``CloudEvent``."""
+        from azure.functions.eventgrid import EventGridEventInConverter
+        from azure.functions.meta import Datum
 
         handler = self._by_trigger("eventGridTrigger")[name].get_user_function()
-        ge = func.EventGridEvent(
-            id=event.get("id"), data=event.get("data"), topic=event.get("topic"), subject=event.get("subject"),
-            event_type=event.get("eventType"), event_time=_parse_time(event.get("eventTime")),
-            data_version=event.get("dataVersion"))
+        ge = EventGridEventInConverter.decode(Datum(json.dumps(event), "json"), trigger_metadata={})
         try:
             handler(ge)
         except Exception as exc:
@@ -251,6 +250,23 @@ class LocalFunctionsHost:
         self._pool.shutdown(wait=True)
 
 
+def _pooled_transport() -> Any:
+    """A requests session per queue client, as the app's own clients have: a pool of 32 connections
+    (requests keeps 10 by default, and a busy host would open a fresh one per call over that),
+    requests' retries off (azure-core's policy decides), the environment not read per request."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    session.trust_env = False
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE,
+                                            max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=True)
+
+
 def _decode(content: Any) -> bytes:
     """Queue messages are base64 (host.json messageEncoding), as the Functions host expects."""
     import base64
@@ -260,10 +276,6 @@ def _decode(content: Any) -> bytes:
         return base64.b64decode(raw, validate=True)
     except ValueError:
         return raw
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 def _seconds(hms: str) -> float:

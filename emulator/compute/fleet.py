@@ -1,5 +1,8 @@
 """Seed a fleet straight into the store: subscriptions × resource groups × VMs with NICs, OS and
-data disks, tags and regions. Deterministic for a given seed; no events (it is pre-existing)."""
+data disks, tags and regions. Deterministic for a given seed; no events (it is pre-existing).
+Served as the admin API's ``POST /_emulator/seed``, which Compute adds to the admin API (see
+``ADMIN`` in responses.py). The default tags are neutral: a caller that needs its own tags passes
+``tag_sets``."""
 
 from __future__ import annotations
 
@@ -7,17 +10,17 @@ import random
 import uuid
 from typing import Any
 
-from .compute import models as compute
-from .core.arm import normalize_location
-from .network.responses import new_nic, new_vnet
+from ..core.arm import normalize_location
+from ..network.responses import new_nic, new_vnet
+from . import models as compute
 
 DEFAULT_REGIONS = ["westeurope", "northeurope", "eastus"]
 DEFAULT_TAG_SETS: list[dict[str, str]] = [
-    {"vmkeeper-policy": "gold", "env": "prod"},
-    {"vmkeeper-policy": "silver", "env": "prod"},
-    {"vmkeeper-policy": "bronze", "env": "dev"},
+    {"env": "prod", "tier": "web"},
+    {"env": "prod", "tier": "data"},
+    {"env": "dev", "tier": "web"},
     {"env": "dev"},
-    {"vmkeeper-optout": "true", "env": "test"},
+    {"env": "test"},
 ]
 SIZES = ["Standard_D2s_v5", "Standard_D4s_v5", "Standard_E4s_v5", "Standard_B2ms"]
 FIELDS = {"subscriptions", "resource_groups", "vms", "regions", "data_disks", "tag_sets", "seed", "vm_prefix"}
