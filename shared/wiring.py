@@ -113,8 +113,10 @@ class Wiring:
 
             s = self.fleet_settings
             budget = WriteBudget(self.storage.table(s.budget_table), rate=s.delete_rate, burst=s.delete_burst)
+            # Marks and unmarks are ARM writes: they take from the scheduled writes' bucket (ARM's is one per
+            # subscription), only while it has tokens, so the workers' promised writes go first.
             return Retention(self.arm, Ledger(self.storage.table(s.ledger_table)), budget, list(s.subscriptions),
-                             policy_file=s.policy_file, dry_run=s.retention_dry_run)
+                             policy_file=s.policy_file, dry_run=s.retention_dry_run, write_budget=self.write_budget)
         return self._once("retention", make)
 
 

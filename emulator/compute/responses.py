@@ -477,7 +477,11 @@ def _rpc(req: Request) -> Resource:
 
 
 def _rpc_body(req: Request, rpc: Resource) -> dict[str, Any]:
+    """A collection as ARM shows it, with ``systemData.createdAt`` (ARM's common types: the SDK's
+    RestorePointCollection is a TrackedResource with system_data; the Compute excerpt in ../shared
+    has no definitions and no example shows it)."""
     body = rpc.to_arm()
+    body["systemData"] = {"createdAt": iso(rpc.created)}
     if req.query.get("$expand", "").lower() == "restorepoints":
         points = [_rp_body(req, rp, expand=False) for rp in _store(req).of_type(m.RP_TYPE, rpc.id)]
         body["properties"] = dict(body["properties"], restorePoints=points)
@@ -503,7 +507,7 @@ def put_rpc(req: Request) -> Response:
                            code="PropertyChangeNotAllowed", status=409, target="properties.source.id")
         if tags is not None:
             existing.tags = tags
-        return Response(200, existing.to_arm())
+        return Response(200, _rpc_body(req, existing))
     source = store.get(source_id or "")
     if source is None or source.type not in (m.VM_TYPE, m.RPC_TYPE):
         raise InvalidParameter(f"properties.source.id: VM or restore point collection '{source_id}' was not found.",
@@ -518,7 +522,7 @@ def put_rpc(req: Request) -> Response:
                    {"source": {"id": source.id, "location": source.location}, "restorePointCollectionId": str(uuid.uuid4()),
                     "provisioningState": "Succeeded"}, {}, {}, _now(req))
     store.put(rpc)
-    return Response(201, rpc.to_arm())
+    return Response(201, _rpc_body(req, rpc))
 
 
 @router.route("PATCH", RPC, operation="Microsoft.Compute/restorePointCollections/write", api_versions=VM_VERSIONS)
@@ -527,7 +531,7 @@ def patch_rpc(req: Request) -> Response:
     tags = check_tags(req.json())
     if tags is not None:
         rpc.tags = tags
-    return Response(200, rpc.to_arm())
+    return Response(200, _rpc_body(req, rpc))
 
 
 @router.route("GET", RPC, operation="Microsoft.Compute/restorePointCollections/read", api_versions=VM_VERSIONS)
@@ -539,7 +543,7 @@ add_long_running_delete(router, RPC, operation="Microsoft.Compute/restorePointCo
                         api_versions=VM_VERSIONS, provider=m.PROVIDER,
                         find=lambda req: _existing(req, "restorePointCollections", "restorePointCollectionName"),
                         begin=m.begin_delete_with_children)
-add_lists(router, m.RPC_TYPE, api_versions=VM_VERSIONS)
+add_lists(router, m.RPC_TYPE, api_versions=VM_VERSIONS, render=_rpc_body)
 
 
 # --- restore points --------------------------------------------------------------------------------

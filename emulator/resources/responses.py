@@ -189,29 +189,45 @@ def get_tags(req: Request) -> Response:
 @router.route("PUT", TAGS, operation="Microsoft.Resources/tags/write", api_versions=RG_VERSIONS)
 def put_tags(req: Request) -> Response:
     scope, target = _tag_target(req)
-    tags = check_tags({"tags": (req.json().get("properties") or {}).get("tags") or {}})
-    target.tags = tags
+    target.tags = _patch_tags(req.json())
     return Response(200, _tags_body(scope, target.tags))
+
+
+def _patch_tags(body: dict[str, Any]) -> dict[str, str]:
+    """properties.tags of a tags-at-scope PUT or PATCH body (REST reference; no official example in ../shared)."""
+    props = body.get("properties")
+    if props is not None and not isinstance(props, dict):
+        raise InvalidParameter("properties: must be an object with a 'tags' object.", target="properties")
+    try:
+        return check_tags({"tags": (props or {}).get("tags") or {}}) or {}
+    except InvalidParameter as exc:  # name the field as the body has it
+        raise InvalidParameter(f"properties.{exc.message}", code=exc.code, target="properties.tags") from None
 
 
 @router.route("PATCH", TAGS, operation="Microsoft.Resources/tags/write", api_versions=RG_VERSIONS)
 def patch_tags(req: Request) -> Response:
+    """Merge adds or overwrites the named tags, Replace sets the whole set, Delete removes the named
+    tags (where a value is given it must match). Tag names are case-insensitive, as in ARM."""
     scope, target = _tag_target(req)
     body = req.json()
     operation = str(body.get("operation", "")).lower()
-    tags = check_tags({"tags": (body.get("properties") or {}).get("tags") or {}}) or {}
-    current = dict(target.tags or {})
-    if operation == "merge":
-        current.update(tags)
-    elif operation == "replace":
-        current = tags
-    elif operation == "delete":
-        for name, value in tags.items():
-            if name in current and (not value or current[name] == value):
-                current.pop(name)
-    else:
+    if operation not in ("merge", "replace", "delete"):
         raise InvalidParameter(f"operation: '{body.get('operation')}' is not one of Merge, Replace, Delete.",
                                target="operation")
+    tags = _patch_tags(body)
+    current = dict(target.tags or {})
+    named = {name.lower(): name for name in current}
+    if operation == "merge":
+        for name, value in tags.items():
+            current.pop(named.get(name.lower(), name), None)
+            current[name] = value
+    elif operation == "replace":
+        current = tags
+    else:
+        for name, value in tags.items():
+            existing = named.get(name.lower())
+            if existing is not None and (not value or current[existing] == value):
+                current.pop(existing)
     target.tags = current
     return Response(200, _tags_body(scope, target.tags))
 

@@ -72,6 +72,8 @@ class ArmClients(_Kept):
                 from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient as Client
             elif kind == "locks":
                 from azure.mgmt.resource.locks import ManagementLockClient as Client
+            elif kind == "resources":
+                from azure.mgmt.resource.resources import ResourceManagementClient as Client
             else:
                 from azure.mgmt.resourcegraph import ResourceGraphClient
 
@@ -91,6 +93,10 @@ class ArmClients(_Kept):
 
     def locks(self, subscription_id: str) -> Any:
         return self._client("locks", subscription_id.lower())
+
+    def resources(self, subscription_id: str) -> Any:
+        """Resource Manager's own operations (azure-mgmt-resource): tags at any scope."""
+        return self._client("resources", subscription_id.lower())
 
     def resource_graph(self) -> Any:
         return self._client("graph", None)

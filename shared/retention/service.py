@@ -1,18 +1,24 @@
 """A retention pass: list what vmkeeper made (Resource Graph, one call per page across every
 subscription in scope), decide with the pure engine (shared/retention/engine.py), and apply: mark,
-unmark, delete under the per-subscription delete budget — or, in a dry run, only record.
+unmark, delete under the per-subscription budget — or, in a dry run, only record.
 
-Snapshots carry their expiring mark as a tag (operators see it in the portal; a hold tag stops
-it). Restore points can't carry tags in Azure, so their marks live in the ledger table.
-Every decision is recorded in the ledger, with its rule and reason.
+Snapshots and collections carry their expiring mark as a tag (operators see it in the portal; a hold
+tag stops it), written alone through ARM's Tags API (Merge to set it, Delete to remove it), so tags
+anyone else wrote, even since the listing, are never touched. Restore points can't carry tags in
+Azure, so their marks live in the ledger table. A restore point is vmkeeper's only if its name is
+the one vmkeeper derives for the collection's VM and the slot in its name; others are listed as not
+owned. Right before a delete, the artifact is read again: a hold, someone else's lock or a mark that
+is gone or changed keeps its whole set. Every ARM write takes from the budget first; with none left
+it waits for the next pass. Every decision is recorded in the ledger, with its rule and reason.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import resource_ids
@@ -34,6 +40,8 @@ from .engine import (
 
 log = logging.getLogger("vmkeeper.retention")
 MARKS = "marks"  # ledger partition holding restore points' expiring marks
+COLLECTIONS = "collections"  # ledger partition: a collection's creation time, where ARM gives none
+LOCKS_SEGMENT = "/providers/microsoft.authorization/locks/"
 
 SNAPSHOTS_QUERY = (
     "Resources | where type =~ 'microsoft.compute/snapshots' | project id, location, tags, "
@@ -44,6 +52,7 @@ SNAPSHOTS_QUERY = (
 COLLECTIONS_QUERY = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' "
                      "| project id, location, tags, resourceGroup, name, subscriptionId")
 VMS_QUERY = "Resources | where type =~ 'microsoft.compute/virtualmachines' | project id"
+_POINT_NAME = re.compile(r"vmk-rp-(\d{12})-[0-9a-f]{8}")  # shared/schedule/planner.py restore_point_name
 
 
 @dataclass
@@ -56,6 +65,20 @@ def _instant(value: Any, fallback: datetime) -> datetime:
     return parse_instant(value) or fallback
 
 
+def _tag(tags: Mapping[str, str] | None, name: str) -> tuple[str, str] | None:
+    """(the name as written, its value) of a tag, its name matched case-insensitively as Azure does."""
+    return next(((k, v) for k, v in (tags or {}).items() if k.lower() == name), None)
+
+
+def _value(tags: Mapping[str, str] | None, name: str) -> str | None:
+    found = _tag(tags, name)
+    return found[1] if found else None
+
+
+def _lock_scope(lock_id: str) -> str:
+    return lock_id.lower().rsplit(LOCKS_SEGMENT, 1)[0]
+
+
 def _locks_on(resource_id: str, lock_scopes: list[tuple[str, str]]) -> dict[str, bool]:
     """locked: any lock covers it; ours: every lock covering it is vmkeeper's own, on the artifact itself
     (only then may retention remove it, once LOCK_UNTIL has passed — the engine checks the date)."""
@@ -65,12 +88,46 @@ def _locks_on(resource_id: str, lock_scopes: list[tuple[str, str]]) -> dict[str,
             "lock_is_ours_and_expired": bool(covering) and all(s == rid and n == T.OWN_LOCK for s, n in covering)}
 
 
+def made_by_vmkeeper(point_name: str, vm_id: str | None) -> bool:
+    """A restore point is vmkeeper's only if its name is the one vmkeeper derives from its VM (the
+    collection's vmkeeper-vm tag) and the slot stamped in the name; copies keep the name."""
+    from ..schedule.planner import restore_point_name
+
+    found = _POINT_NAME.fullmatch(point_name or "")
+    if not found or not vm_id:
+        return False
+    try:
+        slot = datetime.strptime(found.group(1), "%Y%m%d%H%M").replace(tzinfo=UTC)
+    except ValueError:
+        return False
+    return restore_point_name(vm_id, slot) == point_name
+
+
+def _collection_created(rpc: Any, point_times: list[datetime], ledger: Any, now: datetime) -> datetime:
+    """The collection's own creation time: ARM's systemData.createdAt; where ARM gives none, the
+    time first recorded in the ledger (its oldest restore point then, or the pass that first saw it
+    empty), so an empty collection's time never moves from pass to pass."""
+    system = getattr(rpc, "system_data", None)
+    created = getattr(system, "created_at", None)
+    if isinstance(created, datetime):
+        return created.astimezone(UTC) if created.tzinfo else created.replace(tzinfo=UTC)
+    row = ledger.get(COLLECTIONS, rpc.id)
+    recorded = parse_instant((row or {}).get("created"))
+    if recorded:
+        return recorded
+    first = min(point_times, default=now)
+    ledger.record(COLLECTIONS, rpc.id, {"created": format_instant(first)})
+    return first
+
+
 def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscriptions: list[str], now: datetime) -> Listing:
     """Everything retention judges: snapshots, restore point collections and their restore points."""
+    from azure.core.exceptions import ResourceNotFoundError
+
     lock_scopes: list[tuple[str, str]] = []  # (scope, lock name)
     for sub in subscriptions:
         for lock in locks(sub).management_locks.list_at_subscription_level():
-            lock_scopes.append((lock.id.lower().rsplit("/providers/microsoft.authorization/locks/", 1)[0], lock.name))
+            lock_scopes.append((_lock_scope(lock.id), lock.name))
     out = Listing(live_vm_ids={row["id"].lower() for row in query_all(graph, subscriptions, VMS_QUERY)})
     for row in query_all(graph, subscriptions, SNAPSHOTS_QUERY):
         tags = row.get("tags") or {}
@@ -81,33 +138,42 @@ def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscripti
                                       **_locks_on(row["id"], lock_scopes)))
     for row in query_all(graph, subscriptions, COLLECTIONS_QUERY):
         tags = dict(row.get("tags") or {})
-        rpc = compute(row["subscriptionId"]).restore_point_collections.get(row["resourceGroup"], row["name"],
-                                                                             expand="restorePoints")
-        created = now
+        try:
+            rpc = compute(row["subscriptionId"]).restore_point_collections.get(row["resourceGroup"], row["name"],
+                                                                                 expand="restorePoints")
+        except ResourceNotFoundError:  # Resource Graph lags: deleted since it was indexed, so nothing to judge
+            log.info("retention: collection %s is gone since Resource Graph listed it", row["id"])
+            continue
+        vm_id = _value(tags, T.VM)
+        managed = T.is_managed(tags)
+        times = []
         for rp in rpc.restore_points or []:
-            mark = ledger.get(MARKS, rp.id) if T.is_managed(tags) else None
-            rp_tags = {k: v for k, v in tags.items() if k.lower() != T.EXPIRING}
+            ours = managed and made_by_vmkeeper(rp.name, vm_id)
+            rp_tags = {k: v for k, v in tags.items() if k.lower() != T.EXPIRING and (ours or k.lower() != T.MANAGED_BY)}
+            mark = ledger.get(MARKS, rp.id) if ours else None
             if mark:
                 rp_tags[T.EXPIRING] = mark["expiring"]
             rp_created = rp.time_created or now
-            created = min(created, rp_created)
+            times.append(rp_created)
             out.artifacts.append(Artifact(id=rp.id, kind=RESTORE_POINT, tags=rp_tags, created=rp_created,
                                           region=row["location"], good=rp.provisioning_state == "Succeeded",
                                           is_copy=rp.source_restore_point is not None, set_id=rp.id,
                                           **_locks_on(rp.id, lock_scopes)))
-        out.artifacts.append(Artifact(id=row["id"], kind=COLLECTION, tags=tags, created=created, region=row["location"],
+        out.artifacts.append(Artifact(id=row["id"], kind=COLLECTION, tags=tags,
+                                      created=_collection_created(rpc, times, ledger, now), region=row["location"],
                                       good=True, **_locks_on(row["id"], lock_scopes)))
     return out
 
 
 @dataclass
 class Applied:
-    marked: int = 0
+    marked: int = 0  # marks written (a mark already in place is not written again)
     unmarked: int = 0
     deleted: int = 0
     skipped: int = 0
     kept: int = 0
-    deferred: int = 0  # deletes left for the next pass: no budget now
+    fresh_kept: int = 0  # decided delete, kept by the fresh look right before it (held, locked, unmarked...)
+    deferred: int = 0  # writes left for the next pass: no budget now
     errors: list[str] = field(default_factory=list)
 
 
@@ -117,68 +183,198 @@ def _parts(resource_id: str) -> tuple[str, str, str]:
     return p["subscription"], p["resource_group"], p["name"]
 
 
-def apply(decisions: list[Decision], artifacts: dict[str, Artifact], compute: Any, budget: Any, ledger: Any,
-          run_id: str, dry_run: bool, locks: Any = None) -> Applied:
-    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+def _set_key(art: Artifact) -> tuple:
+    """The engine's set: snapshots of one run, region and copy-ness go together; anything else alone."""
+    set_id = _value(art.tags, T.SET)
+    if art.kind == SNAPSHOT and set_id and set_id.strip():
+        return ("set", set_id.strip(), art.region.lower(), art.is_copy)
+    return ("one", art.id.lower())
 
-    result = Applied()
+
+def _error_text(art: Artifact, exc: Exception) -> str:
+    return f"{art.id}: {getattr(exc, 'status_code', None) or type(exc).__name__} {getattr(exc, 'message', None) or exc}"
+
+
+class _Apply:
+    """One pass's decisions applied: marks and unmarks first, then deletes set by set."""
+
+    def __init__(self, arm: Any, budget: Any, ledger: Any, run_id: str, write_budget: Any = None):
+        self.arm, self.budget, self.ledger, self.run_id = arm, budget, ledger, run_id
+        self.write_budget = write_budget
+        self.result = Applied()
+        self.gone: set[str] = set()  # ids this pass deleted (or found gone), lower case
+
+    # --- the budget: every ARM write takes from it first -----------------------------------------
+    def _may_write(self, sub: str) -> bool:
+        """A write to ARM's writes bucket: the shared scheduled bucket if one was given (never into its
+        debt: promised writes go first), else this budget's own writes bucket."""
+        wait = self.write_budget.take(sub) if self.write_budget is not None else self.budget.take(f"writes:{sub}")
+        return wait <= 0
+
+    def _may_delete(self, sub: str, n: int) -> bool:
+        return self.budget.take(f"deletes:{sub}", n) <= 0
+
+    def _note(self, art: Artifact, d: Decision, **fields: Any) -> None:
+        self.ledger.record(self.run_id, art.id, {"action": d.action, "rule": d.rule, "reason": d.reason,
+                                                 "dryRun": False, "deleteAfter": _after(d), **fields})
+
+    # --- marks -------------------------------------------------------------------------------------
+    def mark(self, art: Artifact, d: Decision) -> None:
+        """Mark (d.action == "mark") or unmark (keep/unmark): only vmkeeper's EXPIRING tag is written."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        when = format_instant(d.delete_after) if d.action == "mark" else None
+        listed = _tag(art.tags, T.EXPIRING)
+        if (listed[1] if listed else None) == when:
+            return  # already so: nothing to write
+        try:
+            if art.kind == RESTORE_POINT:  # the ledger, not ARM
+                if when:
+                    self.ledger.record(MARKS, art.id, {"expiring": when})
+                elif self.ledger.get(MARKS, art.id):
+                    self.ledger.delete(MARKS, art.id)
+            else:
+                sub = _parts(art.id)[0]
+                if not self._may_write(sub):
+                    self.result.deferred += 1
+                    self._note(art, d, outcome="deferred: no budget")
+                    return
+                self._tags(sub, art.id, "Merge" if when else "Delete", {T.EXPIRING: when} if when else dict([listed]))
+        except ResourceNotFoundError:
+            return  # gone since the listing: nothing to mark
+        except AzureError as exc:
+            self._failed(art, d, exc)
+            return
+        if when:
+            self.result.marked += 1
+        else:
+            self.result.unmarked += 1
+
+    def _tags(self, sub: str, scope: str, operation: str, tags: dict[str, str]) -> None:
+        from azure.mgmt.resource.resources.models import Tags, TagsPatchResource
+
+        self.arm.resources(sub).tags.begin_update_at_scope(
+            scope, TagsPatchResource(operation=operation, properties=Tags(tags=tags))).result()
+
+    def _failed(self, art: Artifact, d: Decision, exc: Exception) -> None:
+        self.result.errors.append(_error_text(art, exc))
+        log.warning("retention %s of %s failed: %s", d.action, art.id, exc)
+
+    # --- deletes -----------------------------------------------------------------------------------
+    def delete_set(self, members: list[tuple[Artifact, Decision]]) -> None:
+        """A fresh look at every member first; any doubt keeps the whole set. Then each member's
+        writes (its own expired lock, the delete) take from the budget, and go."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        looks: list[tuple[Artifact, Decision, tuple[str, str] | None]] = []
+        for art, d in members:
+            try:
+                looks.append((art, d, self._fresh_look(art, d)))
+            except ResourceNotFoundError:
+                looks.append((art, d, ("gone", "")))
+            except AzureError as exc:
+                self.result.errors.append(_error_text(art, exc))
+                looks.append((art, d, ("fresh_look_failed", f"could not read it again: {exc}")))
+        doubt = next(((art, why) for art, _, why in looks if why and why[0] != "gone"), None)
+        for art, d, why in looks:
+            if why and why[0] == "gone":  # someone else deleted it since the listing: done
+                self._gone(art)
+                continue
+            if doubt:
+                rule, reason = why or ("fresh_look_set_member_kept",
+                                       f"{resource_ids.last_segment(doubt[0].id)} is kept ({doubt[1][0]})")
+                self.ledger.record(self.run_id, art.id, {"action": "keep", "rule": rule, "reason": reason,
+                                                         "dryRun": False, "deleteAfter": _after(d)})
+                self.result.fresh_kept += 1
+                continue
+            self._delete(art, d)
+
+    def _fresh_look(self, art: Artifact, d: Decision) -> tuple[str, str] | None:
+        """(rule, reason) to keep it after all, or None: one GET of the artifact (a restore point: and its
+        collection's tags; its mark is a ledger row), and the locks at its scope."""
+        sub, rg, name = _parts(art.id)
+        compute = self.arm.compute(sub)
+        if art.kind == SNAPSHOT:
+            tags = compute.snapshots.get(rg, name).tags
+            mark = _value(tags, T.EXPIRING)
+        elif art.kind == RESTORE_POINT:
+            compute.restore_points.get(rg, name, resource_ids.last_segment(art.id))
+            tags = compute.restore_point_collections.get(rg, name).tags
+            mark = (self.ledger.get(MARKS, art.id) or {}).get("expiring")
+        else:
+            rpc = compute.restore_point_collections.get(rg, name, expand="restorePoints")
+            tags = rpc.tags
+            mark = _value(tags, T.EXPIRING)
+            left = [p.name for p in rpc.restore_points or [] if p.id.lower() not in self.gone]
+            if left:
+                return "fresh_look_not_empty", f"restore point(s) {', '.join(sorted(left))} in it since the listing"
+        if not T.is_managed({k.lower(): v for k, v in (tags or {}).items()}):
+            return "fresh_look_not_owned", f"no {T.MANAGED_BY}: {T.MANAGED_BY_VALUE} tag any more"
+        hold = _tag(tags, T.HOLD)
+        if hold is not None:
+            return "fresh_look_hold", f"{T.HOLD} = {hold[1]!r} since the listing"
+        if mark is None or mark != _value(art.tags, T.EXPIRING):
+            return "fresh_look_unmarked", f"{T.EXPIRING} is {mark!r} now, was {_value(art.tags, T.EXPIRING)!r}"
+        own = art.id.lower()
+        for lock in self.arm.locks(sub).management_locks.list_by_scope(art.id):
+            if not (d.unlock and lock.name == T.OWN_LOCK and _lock_scope(lock.id) == own):
+                return "fresh_look_locked", f"lock {lock.name!r} on {_lock_scope(lock.id)}"
+        return None
+
+    def _delete(self, art: Artifact, d: Decision) -> None:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        sub, rg, name = _parts(art.id)
+        if not self._may_delete(sub, 2 if d.unlock else 1):
+            self.result.deferred += 1
+            self._note(art, d, outcome="deferred: no budget")
+            return
+        try:
+            if d.unlock:  # our own lock, past its date: only then is it ours to lift
+                self.arm.locks(sub).management_locks.delete_by_scope(art.id, T.OWN_LOCK)
+            _delete(self.arm.compute(sub), art, rg, name)
+        except ResourceNotFoundError:
+            pass  # already gone: done
+        except AzureError as exc:
+            self._failed(art, d, exc)
+            return
+        self._gone(art)
+
+    def _gone(self, art: Artifact) -> None:
+        self.gone.add(art.id.lower())
+        if art.kind == RESTORE_POINT and self.ledger.get(MARKS, art.id):
+            self.ledger.delete(MARKS, art.id)
+        self.result.deleted += 1
+
+
+def _after(d: Decision) -> str:
+    return format_instant(d.delete_after) if d.delete_after else ""
+
+
+def apply(decisions: list[Decision], artifacts: dict[str, Artifact], arm: Any, budget: Any, ledger: Any,
+          run_id: str, dry_run: bool, write_budget: Any = None) -> Applied:
+    """Record every decision; then (unless a dry run) write marks and unmarks, and delete set by set,
+    each set in the order the listing gave (a collection after its restore points)."""
+    run = _Apply(arm, budget, ledger, run_id, write_budget)
+    result = run.result
+    deletes: dict[tuple, list[tuple[Artifact, Decision]]] = {}
     for d in decisions:
         art = artifacts[d.artifact_id]
         ledger.record(run_id, d.artifact_id, {"action": d.action, "rule": d.rule, "reason": d.reason,
-                                              "dryRun": dry_run, "deleteAfter": format_instant(d.delete_after) if d.delete_after else ""})
+                                              "dryRun": dry_run, "deleteAfter": _after(d)})
         if d.action == "skip":
             result.skipped += 1
-            continue
-        if d.action == "keep" and d.rule != "unmark":
+        elif d.action == "keep" and d.rule != "unmark":
             result.kept += 1
+        elif dry_run:
             continue
-        if dry_run:
-            continue
-        sub, rg, name = _parts(art.id)
-        try:
-            if d.action == "mark":
-                _set_mark(compute(sub), ledger, art, rg, name, format_instant(d.delete_after))
-                result.marked += 1
-            elif d.action == "keep":  # unmark
-                _set_mark(compute(sub), ledger, art, rg, name, None)
-                result.unmarked += 1
-            elif d.action == "delete":
-                wait = budget.take(f"deletes:{sub}")
-                if wait > 0:
-                    result.deferred += 1
-                    continue
-                if d.unlock:  # our own lock, past its date: only then is it ours to lift
-                    locks(sub).management_locks.delete_by_scope(art.id, T.OWN_LOCK)
-                _delete(compute(sub), art, rg, name)
-                if art.kind == RESTORE_POINT and ledger.get(MARKS, art.id):
-                    ledger.delete(MARKS, art.id)
-                result.deleted += 1
-        except ResourceNotFoundError:
-            result.deleted += d.action == "delete"  # already gone: done
-        except HttpResponseError as exc:
-            result.errors.append(f"{art.id}: {exc.status_code} {exc.message}")
-            log.warning("retention %s of %s failed: %s", d.action, art.id, exc.message)
+        elif d.action == "delete":
+            deletes.setdefault(_set_key(art), []).append((art, d))
+        else:
+            run.mark(art, d)
+    for members in deletes.values():
+        run.delete_set(members)
     return result
-
-
-def _set_mark(compute: Any, ledger: Any, art: Artifact, rg: str, name: str, when: str | None) -> None:
-    if art.kind == RESTORE_POINT:
-        if when:
-            ledger.record(MARKS, art.id, {"expiring": when})
-        elif ledger.get(MARKS, art.id):
-            ledger.delete(MARKS, art.id)
-        return
-    tags = {k: v for k, v in art.tags.items() if k.lower() != T.EXPIRING}
-    if when:
-        tags[T.EXPIRING] = when
-    if art.kind == SNAPSHOT:
-        from azure.mgmt.compute.models import SnapshotUpdate
-
-        compute.snapshots.begin_update(rg, name, SnapshotUpdate(tags=tags), polling=False)
-    else:
-        from azure.mgmt.compute.models import RestorePointCollectionUpdate
-
-        compute.restore_point_collections.update(rg, name, RestorePointCollectionUpdate(tags=tags))
 
 
 def _delete(compute: Any, art: Artifact, rg: str, name: str) -> None:
@@ -194,8 +390,10 @@ class Retention:
     """A retention pass on the ports shared/wiring.py gives it."""
 
     def __init__(self, arm: Arm, ledger: Ledger, budget: Budget, subscriptions: list[str],
-                 policy_file: str | None = None, dry_run: bool = False):
-        self.arm, self.ledger, self.budget = arm, ledger, budget
+                 policy_file: str | None = None, dry_run: bool = False, write_budget: Budget | None = None):
+        """``budget``: deletes (and, without ``write_budget``, writes, in a bucket of their own);
+        ``write_budget``: the scheduled writes' bucket, shared with the workers, for marks and unmarks."""
+        self.arm, self.ledger, self.budget, self.write_budget = arm, ledger, budget, write_budget
         self.subscriptions, self.policy_file, self.dry_run = list(subscriptions), policy_file, dry_run
 
     def policies(self) -> dict[str, RetentionPolicy]:
@@ -206,15 +404,27 @@ class Retention:
             raise ValueError("retention: no policy document (VMKEEPER_POLICY_FILE)")
         return {name: p.retention for name, p in load_policy_file(self.policy_file).policies.items()}
 
+    def listing(self, now: datetime) -> Listing:
+        """What the pass judges, as Resource Graph and the collections' GETs show it now."""
+        arm = self.arm
+        return list_artifacts(arm.resource_graph(), arm.compute, arm.locks, self.ledger, self.subscriptions, now)
+
+    def decide(self, listing: Listing, now: datetime,
+               policies: Mapping[str, RetentionPolicy] | None = None) -> list[Decision]:
+        policies = self.policies() if policies is None else policies
+        return decide(listing.artifacts, policies, listing.live_vm_ids, now)
+
+    def apply(self, decisions: list[Decision], listing: Listing, now: datetime, dry_run: bool | None = None) -> Applied:
+        dry_run = self.dry_run if dry_run is None else dry_run
+        run_id = "run-" + now.strftime("%Y%m%dT%H%M%S")
+        applied = apply(decisions, {a.id: a for a in listing.artifacts}, self.arm, self.budget, self.ledger,
+                        run_id, dry_run, self.write_budget)
+        log.info("retention %s: %s", run_id, applied)
+        return applied
+
     def run(self, now: datetime, policies: Mapping[str, RetentionPolicy] | None = None,
             dry_run: bool | None = None) -> tuple[list[Decision], Applied]:
-        dry_run = self.dry_run if dry_run is None else dry_run
-        policies = self.policies() if policies is None else policies
-        arm, ledger = self.arm, self.ledger
-        listing = list_artifacts(arm.resource_graph(), arm.compute, arm.locks, ledger, self.subscriptions, now)
-        decisions = decide(listing.artifacts, policies, listing.live_vm_ids, now)
-        run_id = "run-" + now.strftime("%Y%m%dT%H%M%S")
-        applied = apply(decisions, {a.id: a for a in listing.artifacts}, arm.compute, self.budget, ledger, run_id,
-                        dry_run, arm.locks)
-        log.info("retention %s: %s", run_id, applied)
-        return decisions, applied
+        """A whole pass: list, decide, apply."""
+        listing = self.listing(now)
+        decisions = self.decide(listing, now, policies)
+        return decisions, self.apply(decisions, listing, now, dry_run)

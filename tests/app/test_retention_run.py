@@ -3,13 +3,24 @@ with deferred deletion (mark, then delete), holds, locks, dry run and faults on 
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.mgmt.compute.models import CreationData, Snapshot
+from azure.core.exceptions import ResourceNotFoundError
+from azure.mgmt.compute.models import (
+    CreationData,
+    RestorePoint,
+    RestorePointCollection,
+    RestorePointCollectionSourceProperties,
+    Snapshot,
+    SnapshotUpdate,
+)
 from azure.mgmt.resource.locks import ManagementLockClient
 from azure.mgmt.resource.locks.models import ManagementLockObject
+from azure.mgmt.resource.resources.models import Tags, TagsPatchResource
 
 from emulator.testing import StaticCredential
 from shared import tags as T
@@ -17,6 +28,7 @@ from shared.azure import pacing
 from shared.azure.ledger import Ledger
 from shared.retention.engine import RetentionPolicy
 from shared.retention.service import Retention
+from shared.schedule.planner import restore_point_name
 from shared.wiring import Wiring
 
 
@@ -57,7 +69,39 @@ def world(az, emu, sub, compute, azurite):
         az.advance(1)  # deletes are long-running: let the accepted ones finish (the emulator's clock)
         return {s.name for s in compute.snapshots.list_by_resource_group("rg-vm-00")}
 
-    return {"snapshot_set": snapshot_set, "run": run, "names": names, "ledger": ledger, "vm": vm}
+    def collection(name: str) -> str:
+        """A restore point collection as vmkeeper's worker makes it (its tags, sourced from the VM)."""
+        return compute.restore_point_collections.create_or_update("rg-vm-00", name, RestorePointCollection(
+            location=vm.location, source=RestorePointCollectionSourceProperties(id=vm.id),
+            tags={T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: "gold"})).id
+
+    def point(collection_name: str, name: str) -> str:
+        rp = compute.restore_points.begin_create("rg-vm-00", collection_name, name,
+                                                 RestorePoint(consistency_mode="CrashConsistent")).result()
+        az.advance(60)
+        return rp.id
+
+    def points(collection_name: str) -> set[str]:
+        az.advance(1)
+        rpc = compute.restore_point_collections.get("rg-vm-00", collection_name, expand="restorePoints")
+        return {p.name for p in rpc.restore_points or []}
+
+    def at(hours: float):
+        return emu.clock.now() + timedelta(hours=hours)
+
+    def gold(policy: RetentionPolicy | None = None) -> dict[str, RetentionPolicy]:
+        return {"gold": policy or RetentionPolicy(keep_last=1, deferral=timedelta(hours=24))}
+
+    def retention_with(budget) -> Retention:
+        return Retention(arm, ledger, budget, [sub])
+
+    return {"snapshot_set": snapshot_set, "run": run, "names": names, "ledger": ledger, "vm": vm, "arm": arm,
+            "retention": retention, "collection": collection, "point": point, "points": points, "at": at,
+            "gold": gold, "retention_with": retention_with, "table": table}
+
+
+def _run_id(now) -> str:
+    return "run-" + now.strftime("%Y%m%dT%H%M%S")
 
 
 def test_mark_then_delete_only_expired_owned_sets(world, compute):
@@ -156,3 +200,199 @@ def test_retention_lifts_only_its_own_expired_locks(world, az, sub, compute):
     assert not set(own) & names  # expired, ours, lock date passed: lifted and deleted
     assert set(foreign) <= names  # someone else's lock: never lifted
     assert [lk.name for lk in locks.list_at_subscription_level()] == ["legal"]
+
+
+# --- defect 1: only vmkeeper's own tag is written; a fresh look right before each delete -------------------------
+def test_marks_and_unmarks_write_only_vmkeepers_tag_so_tags_added_since_the_listing_stay(world, compute, resources):
+    old = world["snapshot_set"]("2026-11-20T00:00:00Z")
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    retention, now = world["retention"], world["at"](0)
+    listing = retention.listing(now)
+    snap = compute.snapshots.get("rg-vm-00", old[0])  # an operator tags it after the pass listed it
+    compute.snapshots.begin_update("rg-vm-00", old[0], SnapshotUpdate(tags={**snap.tags, "ticket": "INC-7"})).result()
+    applied = retention.apply(retention.decide(listing, now, world["gold"]()), listing, now)
+    assert applied.marked == len(old)
+    tags = compute.snapshots.get("rg-vm-00", old[0]).tags
+    assert tags["ticket"] == "INC-7" and T.EXPIRING in tags
+
+    later = world["at"](1)  # the policy changes: the set is retained again, its mark removed
+    listing = retention.listing(later)
+    resources.tags.begin_update_at_scope(snap.id, TagsPatchResource(operation="Merge", properties=Tags(
+        tags={"owner": "db-team"}))).result()
+    applied = retention.apply(retention.decide(listing, later, world["gold"](RetentionPolicy(keep_last=2))), listing, later)
+    assert applied.unmarked == len(old)
+    tags = compute.snapshots.get("rg-vm-00", old[0]).tags
+    assert tags["ticket"] == "INC-7" and tags["owner"] == "db-team" and T.EXPIRING not in tags
+    assert all(T.EXPIRING not in compute.snapshots.get("rg-vm-00", n).tags for n in old)
+
+
+def test_a_fresh_look_before_each_delete_keeps_what_was_held_locked_or_unmarked_since_the_listing(
+        world, az, sub, compute, resources):
+    held = world["snapshot_set"]("2026-11-17T00:00:00Z")
+    locked = world["snapshot_set"]("2026-11-18T00:00:00Z")
+    unmarked = world["snapshot_set"]("2026-11-19T00:00:00Z")
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    world["run"](0)  # marks the three older sets
+    retention, now = world["retention"], world["at"](25)
+    listing = retention.listing(now)
+    decisions = retention.decide(listing, now, world["gold"]())
+    doomed = {d.artifact_id.rsplit("/", 1)[-1] for d in decisions if d.action == "delete"}
+    assert doomed == set(held) | set(locked) | set(unmarked)
+    # Since the listing: a hold with an empty value, someone else's lock, the mark taken off.
+    ids = {n: compute.snapshots.get("rg-vm-00", n).id for n in held + locked + unmarked}
+    resources.tags.begin_update_at_scope(ids[held[0]], TagsPatchResource(operation="Merge", properties=Tags(
+        tags={T.HOLD: ""}))).result()
+    az.client(ManagementLockClient, sub).management_locks.create_or_update_by_scope(
+        ids[locked[1]], "legal", ManagementLockObject(level="CanNotDelete"))
+    expiring = compute.snapshots.get("rg-vm-00", unmarked[0]).tags[T.EXPIRING]
+    resources.tags.begin_update_at_scope(ids[unmarked[0]], TagsPatchResource(operation="Delete", properties=Tags(
+        tags={T.EXPIRING: expiring}))).result()
+
+    applied = retention.apply(decisions, listing, now)
+    assert applied.deleted == 0 and not applied.errors
+    assert applied.fresh_kept == len(held) + len(locked) + len(unmarked)  # sets are kept whole
+    assert world["names"]() >= set(doomed)
+    rule = lambda name: world["ledger"].get(_run_id(now), ids[name])["rule"]  # noqa: E731
+    assert (rule(held[0]), rule(locked[1]), rule(unmarked[0])) == (
+        "fresh_look_hold", "fresh_look_locked", "fresh_look_unmarked")
+    assert rule(held[1]) == "fresh_look_set_member_kept"
+
+
+def test_a_fresh_look_sees_a_hold_put_on_a_restore_points_collection_since_the_listing(world, compute, resources):
+    rpc_id = world["collection"]("vmk-rpc-fresh")
+    vm_id = world["vm"].id
+    old = restore_point_name(vm_id, datetime(2026, 11, 20, tzinfo=UTC))
+    new = restore_point_name(vm_id, datetime(2026, 11, 21, tzinfo=UTC))
+    world["point"]("vmk-rpc-fresh", old)
+    world["point"]("vmk-rpc-fresh", new)
+    world["run"](0)  # marks the older point (in the ledger)
+    retention, now = world["retention"], world["at"](25)
+    listing = retention.listing(now)
+    decisions = retention.decide(listing, now, world["gold"]())
+    assert [d.artifact_id.rsplit("/", 1)[-1] for d in decisions if d.action == "delete"] == [old]
+    resources.tags.begin_update_at_scope(rpc_id, TagsPatchResource(operation="Merge", properties=Tags(
+        tags={T.HOLD: "case-9"}))).result()
+    applied = retention.apply(decisions, listing, now)
+    assert applied.deleted == 0 and applied.fresh_kept == 1
+    assert world["points"]("vmk-rpc-fresh") == {old, new}
+    assert world["ledger"].get(_run_id(now), f"{rpc_id}/restorePoints/{old}")["rule"] == "fresh_look_hold"
+
+
+# --- defect 2: a collection Resource Graph still lists but that is gone ------------------------------------------
+def test_a_collection_deleted_after_resource_graph_listed_it_is_skipped_and_the_pass_goes_on(world, az, compute):
+    world["collection"]("vmk-rpc-gone")
+    old = world["snapshot_set"]("2026-11-20T00:00:00Z")
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    graph_calls = lambda: [c for c in az.calls() if c["method"] == "POST" and "resourcegraph" in c["path"].lower()]  # noqa: E731
+    before = len(graph_calls())
+    # Resource Graph answers slowly; while its third query's (the collections') answer is on its way, the
+    # collection is deleted: the pass then reads a collection that is gone (as with Resource Graph's lag).
+    az.faults([{"kind": "slow", "method": "POST", "path": "(?i)resourcegraph", "delay_ms": 1500, "probability": 1}])
+
+    def delete_once_listed() -> None:
+        deadline = time.monotonic() + 30
+        while len(graph_calls()) < before + 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        compute.restore_point_collections.begin_delete("rg-vm-00", "vmk-rpc-gone").result()
+
+    deleter = threading.Thread(target=delete_once_listed)
+    deleter.start()
+    try:
+        decisions, applied = world["run"](0)
+    finally:
+        deleter.join()
+        az.faults([])
+    with pytest.raises(ResourceNotFoundError):
+        compute.restore_point_collections.get("rg-vm-00", "vmk-rpc-gone")
+    assert applied.marked == len(old) and not applied.errors
+    assert not [d for d in decisions if "vmk-rpc-gone" in d.artifact_id]
+
+
+# --- defect 3: an empty collection has its own creation time -----------------------------------------------------
+def test_a_gone_vms_empty_collection_and_last_set_go_after_orphan_grace_and_deferral(world, compute):
+    last = world["snapshot_set"]("2026-11-20T00:00:00Z")
+    world["collection"]("vmk-rpc-empty")
+    compute.virtual_machines.begin_delete("rg-vm-00", world["vm"].name).result()
+    policy = RetentionPolicy(max_age=timedelta(days=2), orphan_grace=timedelta(days=1), deferral=timedelta(hours=24))
+    _, within = world["run"](20, policy=policy)  # within the grace: all kept
+    assert within.marked == 0 and within.deleted == 0
+    _, marked = world["run"](49, policy=policy)  # grace and max_age passed: marked
+    assert marked.marked == len(last) + 1
+    _, early = world["run"](60, policy=policy)  # the mark holds, nothing moves
+    assert early.deleted == 0 and early.unmarked == 0
+    _, done = world["run"](74, policy=policy)  # deferral passed: deleted
+    assert done.deleted == len(last) + 1
+    assert not set(last) & world["names"]()
+    with pytest.raises(ResourceNotFoundError):
+        compute.restore_point_collections.get("rg-vm-00", "vmk-rpc-empty")
+
+
+# --- defect 4: only points vmkeeper named are vmkeeper's ---------------------------------------------------------
+def test_a_restore_point_made_by_hand_in_vmkeepers_collection_is_not_vmkeepers(world):
+    world["collection"]("vmk-rpc-mixed")
+    vm_id = world["vm"].id
+    world["point"]("vmk-rpc-mixed", "before-patch-tuesday")  # by hand, and the oldest
+    forged = "vmk-rp-202611190000-00000000"  # vmkeeper's form, but not a name vmkeeper derives
+    world["point"]("vmk-rpc-mixed", forged)
+    old = restore_point_name(vm_id, datetime(2026, 11, 20, tzinfo=UTC))
+    new = restore_point_name(vm_id, datetime(2026, 11, 21, tzinfo=UTC))
+    world["point"]("vmk-rpc-mixed", old)
+    world["point"]("vmk-rpc-mixed", new)
+    decisions, _ = world["run"](0)
+    rules = {d.artifact_id.rsplit("/", 1)[-1]: (d.action, d.rule) for d in decisions}
+    assert rules["before-patch-tuesday"] == rules[forged] == ("skip", "not_owned")
+    assert rules[old][0] == "mark" and rules[new] == ("keep", "newest_good")
+    for hours in (25, 26):
+        world["run"](hours)
+    assert world["points"]("vmk-rpc-mixed") == {"before-patch-tuesday", forged, new}  # the collection stays too
+
+
+# --- defect 5: every ARM write takes from the budget -------------------------------------------------------------
+def test_marks_take_from_the_budget_and_wait_for_the_next_pass_when_it_is_spent(world, compute):
+    old = world["snapshot_set"]("2026-11-20T00:00:00Z")
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    clock = [1_000_000.0]
+    budget = pacing.WriteBudget(world["table"]("budget"), rate=1, burst=len(old) - 1, clock=lambda: clock[0])
+    retention, now = world["retention_with"](budget), world["at"](0)
+    _, first = retention.run(now, world["gold"]())
+    assert first.marked == len(old) - 1 and first.deferred == 1
+    assert sum(T.EXPIRING in compute.snapshots.get("rg-vm-00", n).tags for n in old) == len(old) - 1
+    clock[0] += 100  # the bucket refills
+    _, second = retention.run(now, world["gold"]())
+    assert second.marked == 1 and second.deferred == 0  # a mark already in place is not written again
+    assert all(T.EXPIRING in compute.snapshots.get("rg-vm-00", n).tags for n in old)
+
+
+def test_without_system_data_a_collections_time_is_the_one_first_recorded(world):
+    from azure.mgmt.compute.models import RestorePointCollection as Rpc
+
+    from shared.retention.service import _collection_created
+
+    rpc = Rpc(location="westeurope")  # as a service that sends no systemData answers
+    rpc.id = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Compute/restorePointCollections/no-system-data"
+    t0, t1 = world["at"](0), world["at"](5)
+    point = t0 - timedelta(hours=3)
+    assert _collection_created(rpc, [point, t0], world["ledger"], t0) == point  # its oldest point, recorded
+    assert _collection_created(rpc, [], world["ledger"], t1) == point  # empty later: the time does not move
+
+
+def test_lifting_vmkeepers_own_lock_takes_from_the_budget_with_the_delete(world, az, sub, compute):
+    own = world["snapshot_set"]("2026-11-18T00:00:00Z", extra={T.LOCK_UNTIL: "2026-11-19T00:00:00Z"})
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    locks = az.client(ManagementLockClient, sub).management_locks
+    for name in own:
+        locks.create_or_update_by_scope(compute.snapshots.get("rg-vm-00", name).id, T.OWN_LOCK,
+                                        ManagementLockObject(level="CanNotDelete"))
+    clock = [1_000_000.0]
+    # Room for every member's two writes (its lock, then itself) but the last member's.
+    budget = pacing.WriteBudget(world["table"]("budget"), rate=1, burst=2 * len(own) - 1, clock=lambda: clock[0])
+    retention = world["retention_with"](budget)
+    retention.run(world["at"](0), world["gold"]())  # marks (writes: a bucket of their own here)
+    clock[0] += 1000
+    _, spent = retention.run(world["at"](25), world["gold"]())
+    assert spent.deleted == len(own) - 1 and spent.deferred == 1
+    assert len(set(own) & world["names"]()) == 1
+    assert len([lk for lk in locks.list_at_subscription_level() if lk.name == T.OWN_LOCK]) == 1  # its lock stands
+    clock[0] += 1000
+    _, rest = retention.run(world["at"](26), world["gold"]())
+    assert rest.deleted == 1 and not set(own) & world["names"]()

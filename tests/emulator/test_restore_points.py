@@ -124,3 +124,12 @@ def test_restore_point_for_a_deleted_point_is_404_then_delete_is_idempotent(comp
     with pytest.raises(ResourceNotFoundError):
         compute.restore_points.get("rg-vm-00", "rpc-vm0", "rp1")
     compute.restore_points.begin_delete("rg-vm-00", "rpc-vm0", "rp1").result()
+
+
+def test_a_collection_carries_its_creation_time_in_system_data(az, compute, vm, rpc):
+    created = rpc.system_data.created_at
+    assert created is not None
+    az.advance(3600)
+    again = compute.restore_point_collections.get("rg-vm-00", "rpc-vm0", expand="restorePoints")
+    assert again.system_data.created_at == created  # ARM's systemData.createdAt: set once, at creation
+    assert [c.system_data.created_at for c in compute.restore_point_collections.list("rg-vm-00")] == [created]
