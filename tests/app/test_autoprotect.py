@@ -138,6 +138,25 @@ def test_the_same_event_twenty_times_and_early_events_end_in_one_item(az, emu, p
     assert len(protected_items(protect, "vm-00000")) == 1
 
 
+def test_an_event_whose_job_could_not_be_queued_is_enrolled_when_redelivered(az, protect, sub, azurite):
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.queue import QueueClient
+
+    host = protect["host"]
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00002"
+    event = vm_event(vm_id, sub, event_id="retried-1")
+    # Storage refuses the send (the queue is gone): nothing is handed on, so the function fails and
+    # Event Grid delivers the same event again.
+    QueueClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_QUEUE"]).delete_queue()
+    with pytest.raises(ResourceNotFoundError):
+        host.deliver_event("vm_events", event)
+    host.ensure_queues()
+    host.deliver_event("vm_events", event)  # the redelivery is not taken for a duplicate
+    assert host.pending() == 1
+    assert host.run_until_idle(timeout=60)
+    assert len(protected_items(protect, "vm-00002")) == 1
+
+
 def test_opted_out_vm_is_left_alone(az, protect, compute, resources, sub):
     create_vm(az, compute, resources, sub, "vm-shy", tags={"vmkeeper-optout": "true"})
     host = protect["host"]
