@@ -157,6 +157,50 @@ def test_an_event_whose_job_could_not_be_queued_is_enrolled_when_redelivered(az,
     assert len(protected_items(protect, "vm-00002")) == 1
 
 
+def as_delivered(body: dict):
+    """The event as the Python worker hands it to an Event Grid trigger: azure-functions' own
+    converter, from the JSON the host passes (a CloudEvent when the subscription uses CloudEvents 1.0)."""
+    from azure.functions.eventgrid import EventGridEventInConverter
+    from azure.functions.meta import Datum
+
+    return EventGridEventInConverter.decode(Datum(json.dumps(body), "json"), trigger_metadata={})
+
+
+def cloud_event(vm_id: str, sub: str) -> dict:
+    """The CloudEvents 1.0 sample of ResourceWriteSuccess (a storage account), made a VM's write."""
+    event = json.loads((SHARED / "events/cloud-events-schema/resource_write_success.json").read_text())
+    event = json.loads(json.dumps(event).replace("{subscription-id}", sub))
+    event["source"] = f"/subscriptions/{sub}"
+    event["subject"] = event["data"]["resourceUri"] = event["data"]["authorization"]["scope"] = vm_id
+    event["data"]["authorization"]["action"] = event["data"]["operationName"] = "Microsoft.Compute/virtualMachines/write"
+    event["data"]["resourceProvider"] = "Microsoft.Compute"
+    event["id"] = str(uuid.uuid4())
+    return event
+
+
+@pytest.mark.parametrize("schema", ["cloudevents", "eventgrid"])
+def test_the_event_trigger_takes_both_event_grid_schemas(az, protect, sub, schema):
+    import inspect
+
+    import azure.functions as func
+    from azure.functions.eventgrid import EventGridEventInConverter
+
+    import function_app
+
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    event = as_delivered(cloud_event(vm_id, sub) if schema == "cloudevents" else vm_event(vm_id, sub))
+    assert isinstance(event, func.CloudEvent if schema == "cloudevents" else func.EventGridEvent)
+    functions = {f.get_function_name(): f for f in importlib.reload(function_app).app.get_functions()}
+    handler = functions["vm_events"].get_user_function()
+    # The worker accepts the function only if its declared type is one the converter produces.
+    assert EventGridEventInConverter.check_input_type_annotation(inspect.signature(handler).parameters["event"].annotation)
+    handler(event)
+    host = protect["host"]
+    assert host.pending() == 1
+    assert host.run_until_idle(timeout=60)
+    assert len(protected_items(protect, "vm-00000")) == 1
+
+
 def test_opted_out_vm_is_left_alone(az, protect, compute, resources, sub):
     create_vm(az, compute, resources, sub, "vm-shy", tags={"vmkeeper-optout": "true"})
     host = protect["host"]
