@@ -1,5 +1,6 @@
-"""Auto-protect: enrol a VM in Azure Backup in its region's vault with the policy its tags ask
-for; stop protection (retaining data) when the VM is deleted.
+"""Auto-protect: enrol a VM in Azure Backup in its region's vault with the Azure Backup policy of
+its vmkeeper policy (the policy document's ``backup_policy``, the policy chosen by the VM's tags or
+the document's default); stop protection (retaining data) when the VM is deleted.
 
 ``decide_*`` functions are pure (what to do, and why); ``Protector`` does it through the SDK, one
 idempotent step per call, and returns an Outcome: a step that must wait (the VM is still
@@ -12,11 +13,13 @@ so duplicate and replayed messages can't enrol a VM twice.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from .. import resource_ids
-from .. import tags as T
+from ..policy.document import PolicyError, PolicySet, load_policy_file
 from ..ports import Arm
 from ..queue import messages as jobs
 from ..queue.messages import Done, Failed, Outcome, Retry
@@ -31,23 +34,47 @@ PROTECTED_STATES = {"protected", "irpending"}
 # --- pure decisions ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PolicyChoice:
-    backup_policy: str | None  # None: the VM opted out
+    """The Azure Backup policy a VM gets from the policy document; None when auto-protect leaves it
+    out of Azure Backup, ``skip`` saying why (the outcome recorded) and ``reason`` in words."""
+
+    backup_policy: str | None
     reason: str
+    policy: str | None = None  # the vmkeeper policy, as the document writes its name
+    skip: str | None = None  # "opted_out", "no_policy", "no_backup_policy" or "bad_tag"
     error: str | None = None  # a bad tag value: reported, the VM skipped
 
 
-def decide_policy(tags: dict[str, str] | None, settings: ProtectSettings) -> PolicyChoice:
-    by_name = {k.lower(): v for k, v in (tags or {}).items()}  # Azure tag names are case-insensitive
-    if by_name.get(settings.optout_tag.lower(), "").strip().lower() in T.TRUE_VALUES:
-        return PolicyChoice(None, f"tag '{settings.optout_tag}' opts the VM out")
-    wanted = by_name.get(settings.policy_tag.lower())
-    if wanted is None or not wanted.strip():
-        return PolicyChoice(settings.default_backup_policy, "no policy tag: the default policy")
-    policy = settings.backup_policies.get(wanted.strip().lower())
-    if policy is None:
-        known = ", ".join(sorted(settings.backup_policies)) or "none configured"
-        return PolicyChoice(None, "bad tag", f"tag '{settings.policy_tag}' = {wanted!r} names no policy (known: {known})")
-    return PolicyChoice(policy, f"tag '{settings.policy_tag}' = {wanted!r}")
+def decide_policy(tags: dict[str, str] | None, policies: PolicySet) -> PolicyChoice:
+    """The VM's vmkeeper policy (its tag, the opt-out tag, or the document's default) → that
+    policy's ``backup_policy``: the document is the one source of truth for both."""
+    resolution = policies.for_vm(tags)
+    if resolution.error:
+        return PolicyChoice(None, resolution.reason, skip="bad_tag", error=resolution.error)
+    if resolution.policy is None:
+        return PolicyChoice(None, resolution.reason, skip="opted_out" if resolution.opted_out else "no_policy")
+    policy = resolution.policy
+    if not policy.backup_policy:
+        return PolicyChoice(None, f"{resolution.reason}: policy '{policy.name}' names no backup_policy, so the VM "
+                                  "is not enrolled in Azure Backup", policy.name, skip="no_backup_policy")
+    return PolicyChoice(policy.backup_policy, resolution.reason, policy.name)
+
+
+class PolicyDocument:
+    """The policy document, read again when its file changes (a deployment may replace it)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._policies: PolicySet | None = None
+
+    def get(self) -> PolicySet:
+        stat = os.stat(self.path)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            if stamp != self._stamp or self._policies is None:
+                self._policies, self._stamp = load_policy_file(self.path), stamp
+            return self._policies
 
 
 def container_name(resource_group: str, vm_name: str) -> str:
@@ -84,6 +111,7 @@ class Protector:
     def __init__(self, settings: ProtectSettings, clients: Arm):
         self.settings = settings
         self.clients = clients
+        self.policies = PolicyDocument(settings.policy_file)
 
     def handle(self, message: dict[str, Any]) -> Outcome:
         if message.get("action") == "unprotect":
@@ -113,12 +141,19 @@ class Protector:
             return self._retry(message, f"VM is {vm.provisioning_state}", step=message.get("step", "start"))
         if (vm.provisioning_state or "").lower() == "deleting":
             return Done("vm_gone", {"note": "the VM is being deleted"})
-        choice = decide_policy(vm.tags, self.settings)
+        try:
+            policies = self.policies.get()
+        except (PolicyError, OSError) as exc:
+            log.error("VM %s: the policy document can't be read: %s", vm.id, exc)
+            return Failed(f"VMKEEPER_POLICY_FILE: {exc}")
+        choice = decide_policy(vm.tags, policies)
         if choice.error:
             log.error("VM %s skipped: %s", vm.id, choice.error)
             return Done("bad_tag", {"error": choice.error})
         if choice.backup_policy is None:
-            return Done("opted_out", {"reason": choice.reason})
+            log.info("VM %s not enrolled: %s", vm.id, choice.reason)
+            detail = {"reason": choice.reason, "vmkeeper_policy": choice.policy} if choice.policy else {"reason": choice.reason}
+            return Done(choice.skip or "not_enrolled", detail)
         region = (vm.location or "").replace(" ", "").lower()
         vault_id = self.settings.vaults.get(region)
         if vault_id is None:
@@ -171,7 +206,7 @@ class Protector:
         state = (protected.properties.get("protectionState") or "").lower()
         if state not in PROTECTED_STATES:
             return self._retry(message, f"protection state is {state or 'unknown'}", step="verify")
-        detail = {"vault": vault_id, "policy": choice.backup_policy, "item": item}
+        detail = {"vault": vault_id, "policy": choice.backup_policy, "vmkeeper_policy": choice.policy, "item": item}
         if self.settings.backup_now:
             from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
 

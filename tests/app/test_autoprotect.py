@@ -17,10 +17,17 @@ from emulator.testing import StaticCredential
 from tests.conftest import SHARED
 
 REGIONS = ["westeurope", "northeurope"]
+# The one source of truth for which Azure Backup policy a VM gets: its vmkeeper policy's backup_policy.
+POLICIES = {"version": 1, "default": "silver", "policies": {
+    "gold": {"schedule": {"every_hours": 4}, "snapshots": {}, "backup_policy": "EnhancedPolicy"},
+    "silver": {"schedule": {"every_hours": 12}, "snapshots": {}, "backup_policy": "DefaultPolicy"},
+    "bronze": {"schedule": {"daily_at": "02:30"}, "snapshots": {}, "backup_policy": "DefaultPolicy"},
+    "scratch": {"schedule": {"daily_at": "03:00"}, "snapshots": {}},  # snapshots only: not in Azure Backup
+}}
 
 
 @pytest.fixture
-def protect(az, emu, sub, azurite, monkeypatch):
+def protect(az, emu, sub, azurite, monkeypatch, tmp_path):
     from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
 
     import function_app
@@ -29,10 +36,12 @@ def protect(az, emu, sub, azurite, monkeypatch):
 
     vaults = seed_vaults(emu, sub, "rg-backup", REGIONS)
     suffix = uuid.uuid4().hex[:8]
+    policy_file = tmp_path / "policies.json"
+    policy_file.write_text(json.dumps(POLICIES))
     settings = {
         "AzureWebJobsStorage": azurite.connection_string,
         "VMKEEPER_VAULTS": json.dumps(vaults),
-        "VMKEEPER_BACKUP_POLICIES": json.dumps({"gold": "EnhancedPolicy", "silver": "DefaultPolicy", "bronze": "DefaultPolicy"}),
+        "VMKEEPER_POLICY_FILE": str(policy_file),
         "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}",
         "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
         "VMKEEPER_PROTECT_TABLE": f"protect{suffix}",
@@ -199,6 +208,33 @@ def test_the_event_trigger_takes_both_event_grid_schemas(az, protect, sub, schem
     assert host.pending() == 1
     assert host.run_until_idle(timeout=60)
     assert len(protected_items(protect, "vm-00000")) == 1
+
+
+def test_the_policy_document_names_each_vms_azure_backup_policy(az, protect, sub, azurite):
+    from azure.data.tables import TableClient
+
+    from shared.azure.ledger import Ledger
+
+    az.seed(subscriptions=[sub], resource_groups=1, vms=1, regions=["westeurope"], vm_prefix="scr",
+            tag_sets=[{"vmkeeper-policy": "scratch"}])
+    vm = f"/subscriptions/{sub}/resourceGroups/{{rg}}/providers/Microsoft.Compute/virtualMachines/{{name}}"
+    gold = vm.format(rg="rg-vm-00", name="vm-00000")  # tagged gold
+    untagged = vm.format(rg="rg-vm-01", name="vm-00003")  # the document's default: silver
+    scratch = vm.format(rg="rg-scr-00", name="scr-00000")  # a policy without backup_policy
+    host = protect["host"]
+    for vm_id in (gold, untagged, scratch):
+        host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=60)
+    [item] = protected_items(protect, "vm-00000")
+    assert item.properties["policyId"].endswith("/backupPolicies/EnhancedPolicy")
+    [item] = protected_items(protect, "vm-00003")
+    assert item.properties["policyId"].endswith("/backupPolicies/DefaultPolicy")
+    assert protected_items(protect, "scr-00000") == []
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    row = ledger.vm(scratch)
+    assert row["outcome"] == "no_backup_policy"
+    assert "'scratch' names no backup_policy" in json.loads(row["detail"])["reason"]
+    assert json.loads(ledger.vm(untagged)["detail"])["vmkeeper_policy"] == "silver"
 
 
 def test_opted_out_vm_is_left_alone(az, protect, compute, resources, sub):
