@@ -233,12 +233,19 @@ class Protector:
                 return self._retry(message, "VM is still being deleted")
             return Done("vm_exists", {"note": "the VM exists again: nothing to stop"})
         container, item = container_name(rg, name), item_name(rg, name)
+        others: list[dict[str, str]] = []
         for vault_id in sorted(set(self.settings.vaults.values())):
             vault_sub, vault_rg, vault = vault_parts(vault_id)
             backup = self.clients.backup(vault_sub)
             try:
                 protected = backup.protected_items.get(vault, vault_rg, "Azure", container, item)
             except ResourceNotFoundError:
+                continue
+            # The item's name holds only the group and the VM's name: it may protect another VM (the
+            # same names in another subscription). Stop only the deleted VM's own; read the wire field.
+            source = protected.properties.get("sourceResourceId") or ""
+            if source.lower() != message["vm_id"].lower():
+                others.append({"vault": vault_id, "item": item, "source": source})
                 continue
             state = (protected.properties.get("protectionState") or "").lower()
             if state == "protectionstopped":
@@ -249,4 +256,9 @@ class Protector:
                 source_resource_id=message["vm_id"], policy_id="", protection_state="ProtectionStopped"))
             backup.protected_items.begin_create_or_update(vault, vault_rg, "Azure", container, item, body, polling=False)
             return Done("protection_stopped", {"vault": vault_id, "data": "retained"})
+        if others:
+            sources = ", ".join(o["source"] or "(none given)" for o in others)
+            log.warning("VM %s deleted: the item named like it protects %s; left alone", message["vm_id"], sources)
+            return Done("other_vm", {"reason": f"the item '{item}' protects another VM ({sources}), not the deleted "
+                                               "VM: left alone", "items": others})
         return Done("not_protected", {"note": "no vault protects this VM"})

@@ -279,6 +279,46 @@ def test_deleting_a_protected_vm_stops_protection_and_keeps_its_data(az, protect
     assert not [c for c in az.calls() if c["method"] == "DELETE" and "protectedItems" in c["path"]]
 
 
+def test_deleting_a_vm_leaves_alone_an_item_of_the_same_name_that_protects_another_vm(az, emu, protect, compute, sub, azurite):
+    from azure.data.tables import TableClient
+
+    from emulator.recoveryservices.models import seed_protected_item
+    from shared.azure.ledger import Ledger
+
+    # The item's name holds only the group and the VM's name: the same names in another subscription
+    # give the very same item name in the vault.
+    other_sub = "0b9f7a7e-5c4d-4e3f-8a2b-1c0d9e8f7a6b"
+    az.seed(subscriptions=[other_sub], resource_groups=1, vms=1, regions=["westeurope"])
+    twin = f"/subscriptions/{other_sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    seed_protected_item(emu, protect["vaults"]["westeurope"], twin)
+    deleted = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    compute.virtual_machines.begin_delete("rg-vm-00", "vm-00000").result()  # never protected itself
+    time.sleep(0.5)
+    host = protect["host"]
+    assert host.run_until_idle(timeout=60)
+    [item] = protected_items(protect, "vm-00000")
+    assert item.properties["sourceResourceId"].lower() == twin.lower()
+    assert item.properties["protectionState"] == "Protected"
+    assert not [c for c in az.calls() if (c["operation"] or "").endswith("protectedItems/write")]
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    row = ledger.vm(deleted)
+    assert row["outcome"] == "other_vm"
+    assert twin.lower() in json.loads(row["detail"])["reason"].lower()
+
+
+def test_deleting_a_vm_no_vault_protects_is_recorded_as_not_protected(az, protect, compute, sub, azurite):
+    from azure.data.tables import TableClient
+
+    from shared.azure.ledger import Ledger
+
+    compute.virtual_machines.begin_delete("rg-vm-00", "vm-00000").result()
+    time.sleep(0.5)
+    assert protect["host"].run_until_idle(timeout=60)
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    deleted = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    assert ledger.vm(deleted)["outcome"] == "not_protected"
+
+
 def test_a_region_without_a_vault_ends_in_the_poison_queue_with_its_reason(az, emu, protect, sub, azurite):
     from azure.storage.queue import QueueClient
 
