@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from shared.autoprotect.events import BadEvent, parse
-from shared.autoprotect.steps import decide_policy
+from shared.autoprotect.steps import decide_policy, new_message
 from shared.policy.document import load_policy_file
 from shared.queue import messages as jobs
 from shared.settings import ProtectSettings, SettingError
@@ -70,6 +70,40 @@ def test_malformed_events_name_the_field(mutate, field):
     with pytest.raises(BadEvent) as err:
         parse(event)
     assert str(err.value).startswith(field)
+
+
+def vm_write(rg: str = "rg1", name: str = "vm1") -> dict:
+    event = copy.deepcopy(sample("derived/vm_write_success.subscription-topic.eventgrid.derived.json"))
+    uri = f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
+    event["subject"] = event["data"]["resourceUri"] = uri
+    return event
+
+
+@pytest.mark.parametrize("rg, name", [("g" * 90, "v" * 64), ("rg1", "v")])
+def test_the_longest_names_azure_allows_are_taken(rg, name):
+    event = parse(vm_write(rg, name))
+    assert (event.resource_group, event.vm_name) == (rg, name)
+    assert len(jobs.encode(new_message(event.action, event.vm_id, event.event_id, event.event_time))) < 1024
+
+
+@pytest.mark.parametrize("rg, name, why", [
+    ("rg1", "v" * 65, "virtual machine name"),  # the resource name limit (Windows' computer name is 15, not this)
+    ("g" * 91, "vm1", "resource group name"),
+    ("rg1", "v" * 60_000, "longer than"),  # far beyond any VM's id, and beyond a queue message
+])
+def test_names_beyond_azures_limits_are_rejected_naming_the_resource_uri(rg, name, why):
+    with pytest.raises(BadEvent) as err:
+        parse(vm_write(rg, name))
+    assert str(err.value).startswith("data.resourceUri") and why in str(err.value)
+    assert len(str(err.value)) < 500  # the error names the field without repeating the whole value
+
+
+def test_an_oversized_event_id_is_rejected_naming_it():
+    event = vm_write()
+    event["id"] = "x" * 60_000
+    with pytest.raises(BadEvent) as err:
+        parse(event)
+    assert str(err.value).startswith("id:")
 
 
 def test_job_messages_round_trip_and_bad_ones_name_the_field():
