@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import resource_ids
+from ..azure.retry_after import retry_after_seconds
 from ..policy.document import PolicyError, PolicySet, load_policy_file
 from ..ports import Arm
 from ..queue import messages as jobs
@@ -120,12 +121,23 @@ class Protector:
             raise jobs.BadMessage(f"message.action: must be protect or unprotect (got {message.get('action')!r})")
         return self.protect(message)
 
-    def _retry(self, message: dict[str, Any], reason: str, **changes: Any) -> Outcome:
+    def _retry(self, message: dict[str, Any], reason: str, *, after: int | None = None, **changes: Any) -> Outcome:
+        """Look again later: after ARM's advice (``after``, an operation's Retry-After) when it gave
+        some, else after the backoff."""
         attempt = message.get("attempt", 0)
         if attempt + 1 >= self.settings.max_attempts:
             return Failed(f"gave up after {attempt + 1} attempts: {reason}")
-        delay = jobs.backoff(attempt, self.settings.retry_seconds, self.settings.retry_max_seconds)
+        delay = after or jobs.backoff(attempt, self.settings.retry_seconds, self.settings.retry_max_seconds)
         return Retry(delay, reason, dict(changes, attempt=attempt + 1))
+
+    @staticmethod
+    def _answer(seen: dict[str, Any]) -> Any:
+        """A raw-response hook: the status of ARM's (last) answer and its Retry-After, into ``seen``."""
+        def hook(response: Any) -> None:
+            http = response.http_response
+            seen["status"] = http.status_code
+            seen["retry_after"] = retry_after_seconds(http.headers)
+        return hook
 
     def protect(self, message: dict[str, Any]) -> Outcome:
         from azure.core.exceptions import ResourceNotFoundError
@@ -138,7 +150,13 @@ class Protector:
         except ResourceNotFoundError:
             return Done("vm_gone", {"note": "the VM no longer exists (deleted, or an out-of-order event)"})
         if (vm.provisioning_state or "").lower() in ("creating", "updating"):
-            return self._retry(message, f"VM is {vm.provisioning_state}", step=message.get("step", "start"))
+            changes = {"step": message.get("step", "start")}
+            if (vm.provisioning_state or "").lower() == "creating" and not message.get("discovery"):
+                # Start discovery while the VM is being created (once per job): a refresh that ends
+                # after provisioning finds the VM, sparing the enabling step a refresh round of its own.
+                # One that ends too soon costs an idempotent call; that step refreshes as before.
+                changes["discovery"] = self._discover_early(vm)
+            return self._retry(message, f"VM is {vm.provisioning_state}", **changes)
         if (vm.provisioning_state or "").lower() == "deleting":
             return Done("vm_gone", {"note": "the VM is being deleted"})
         try:
@@ -174,8 +192,11 @@ class Protector:
 
         if not self._discoverable(backup, vault_rg, vault, vm.id):
             # Discovery: Azure sees a new VM only after a refresh. Refresh (idempotent) and look again later.
-            backup.protection_containers.refresh(vault, vault_rg, "Azure", filter="backupManagementType eq 'AzureIaasVM'")
-            return self._retry(message, "VM not yet discoverable by the vault: refreshed containers", step="start")
+            seen: dict[str, Any] = {}
+            backup.protection_containers.refresh(vault, vault_rg, "Azure", filter="backupManagementType eq 'AzureIaasVM'",
+                                                 raw_response_hook=self._answer(seen))
+            return self._retry(message, "VM not yet discoverable by the vault: refreshed containers",
+                               after=seen.get("retry_after"), step="start")
 
         from azure.mgmt.recoveryservicesbackup.models import (
             AzureIaaSComputeVMProtectedItem,
@@ -184,9 +205,27 @@ class Protector:
 
         body = ProtectedItemResource(properties=AzureIaaSComputeVMProtectedItem(
             source_resource_id=vm.id, policy_id=f"{vault_id}/backupPolicies/{choice.backup_policy}"))
-        backup.protected_items.begin_create_or_update(vault, vault_rg, "Azure", container, item, body, polling=False)
-        # Enabling protection is long-running: look again later instead of waiting here.
-        return Retry(max(1, self.settings.retry_seconds), "protection enabling", {"step": "verify"})
+        seen = {}
+        backup.protected_items.begin_create_or_update(vault, vault_rg, "Azure", container, item, body, polling=False,
+                                                      raw_response_hook=self._answer(seen))
+        if seen.get("status") in (200, 201):  # done already (a replay, or the vault answered at once): verify now
+            return self._verify(message, backup, vault_rg, vault, container, item, vault_id, choice)
+        # Enabling protection is long-running: look again when the operation says, instead of waiting here.
+        return Retry(seen.get("retry_after") or max(1, self.settings.retry_seconds), "protection enabling", {"step": "verify"})
+
+    def _discover_early(self, vm: Any) -> str:
+        """Refresh the containers of the vault of a VM being created, if it is to be enrolled."""
+        try:
+            choice = decide_policy(vm.tags, self.policies.get())
+        except (PolicyError, OSError):
+            return "skipped"  # reported once the VM is ready
+        vault_id = self.settings.vaults.get((vm.location or "").replace(" ", "").lower())
+        if choice.backup_policy is None or vault_id is None:
+            return "skipped"
+        vault_sub, vault_rg, vault = vault_parts(vault_id)
+        self.clients.backup(vault_sub).protection_containers.refresh(
+            vault, vault_rg, "Azure", filter="backupManagementType eq 'AzureIaasVM'")
+        return "started"
 
     def _discoverable(self, backup: Any, vault_rg: str, vault: str, vm_id: str) -> bool:
         for protectable in backup.backup_protectable_items.list(vault, vault_rg, filter="backupManagementType eq 'AzureIaasVM'"):

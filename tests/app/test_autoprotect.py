@@ -237,6 +237,21 @@ def test_the_policy_document_names_each_vms_azure_backup_policy(az, protect, sub
     assert json.loads(ledger.vm(untagged)["detail"])["vmkeeper_policy"] == "silver"
 
 
+def test_waits_on_azure_backup_follow_its_retry_after_not_the_backoff(az, protect, sub, monkeypatch):
+    # A backoff of half a minute: discovery and enabling are looked at again when their operations
+    # say (here within a second), so the VM is protected in a few seconds all the same.
+    monkeypatch.setenv("VMKEEPER_PROTECT_RETRY_SECONDS", "30")
+    monkeypatch.setenv("VMKEEPER_PROTECT_RETRY_MAX_SECONDS", "60")
+    host = protect["host"]
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    start = time.monotonic()
+    host.deliver_event("vm_events", vm_event(vm_id, sub))  # not yet discovered by the vault: a refresh first
+    assert host.run_until_idle(timeout=60)
+    assert time.monotonic() - start < 15
+    assert len(protected_items(protect, "vm-00000")) == 1
+    assert [c for c in az.calls() if (c["operation"] or "").endswith("refreshContainers/action")]
+
+
 def test_opted_out_vm_is_left_alone(az, protect, compute, resources, sub):
     create_vm(az, compute, resources, sub, "vm-shy", tags={"vmkeeper-optout": "true"})
     host = protect["host"]
