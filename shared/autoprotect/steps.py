@@ -184,13 +184,18 @@ class Protector:
         if message.get("step") == "verify":
             return self._verify(message, backup, vault_rg, vault, container, item, vault_id, choice)
 
-        status = self.clients.backup(sub).backup_status.get(region, BackupStatusRequest(resource_type="VM", resource_id=vm.id))
-        if (status.protection_status or "").lower() == "protected":
-            if (status.vault_id or "").lower() == vault_id.lower():
-                return Done("already_protected", {"vault": vault_id, "policy": status.policy_name})
-            return Done("protected_elsewhere", {"vault": status.vault_id, "policy": status.policy_name})
+        # The vault's protectable list names the VM once discovered, with its protection state: one that
+        # says NotProtected needs no backupStatus call (protected by no vault); otherwise ask backupStatus.
+        protectable = self._protectable_state(backup, vault_rg, vault, vm.id)
+        if protectable != "notprotected":
+            status = self.clients.backup(sub).backup_status.get(
+                region, BackupStatusRequest(resource_type="VM", resource_id=vm.id))
+            if (status.protection_status or "").lower() == "protected":
+                if (status.vault_id or "").lower() == vault_id.lower():
+                    return Done("already_protected", {"vault": vault_id, "policy": status.policy_name})
+                return Done("protected_elsewhere", {"vault": status.vault_id, "policy": status.policy_name})
 
-        if not self._discoverable(backup, vault_rg, vault, vm.id):
+        if protectable is None:
             # Discovery: Azure sees a new VM only after a refresh. Refresh (idempotent) and look again later.
             seen: dict[str, Any] = {}
             backup.protection_containers.refresh(vault, vault_rg, "Azure", filter="backupManagementType eq 'AzureIaasVM'",
@@ -227,12 +232,14 @@ class Protector:
             vault, vault_rg, "Azure", filter="backupManagementType eq 'AzureIaasVM'")
         return "started"
 
-    def _discoverable(self, backup: Any, vault_rg: str, vault: str, vm_id: str) -> bool:
+    def _protectable_state(self, backup: Any, vault_rg: str, vault: str, vm_id: str) -> str | None:
+        """The VM's protection state (lower case) as the vault's protectable list gives it; None when
+        the vault has not discovered the VM."""
         for protectable in backup.backup_protectable_items.list(vault, vault_rg, filter="backupManagementType eq 'AzureIaasVM'"):
-            # Read the wire field: the SDK may deserialize the item as its base class.
+            # Read the wire fields: the SDK may deserialize the item as its base class.
             if (protectable.properties.get("virtualMachineId") or "").lower() == vm_id.lower():
-                return True
-        return False
+                return (protectable.properties.get("protectionState") or "").lower()
+        return None
 
     def _verify(self, message: dict[str, Any], backup: Any, vault_rg: str, vault: str, container: str, item: str,
                 vault_id: str, choice: PolicyChoice) -> Outcome:
