@@ -8,6 +8,7 @@ import importlib
 import json
 import os
 import statistics
+import tempfile
 import time
 import uuid
 from datetime import datetime
@@ -40,9 +41,13 @@ def run() -> list[dict]:
         az.settings(lro={"default_seconds": OPERATION_SECONDS}, throttle={"enabled": False})
         vaults = seed_vaults(emu, sub, "rg-backup", ["westeurope"])
         table = f"bench{uuid.uuid4().hex[:8]}"
+        policy_file = os.path.join(tempfile.mkdtemp(prefix="vmkeeper-bench-"), "policies.json")
+        with open(policy_file, "w", encoding="utf-8") as fh:
+            json.dump({"version": 1, "policies": {"gold": {"schedule": {"every_hours": 24}, "snapshots": {},
+                                                           "backup_policy": "DefaultPolicy"}}}, fh)
         settings = {
             "AzureWebJobsStorage": storage.connection_string, "VMKEEPER_VAULTS": json.dumps(vaults),
-            "VMKEEPER_BACKUP_POLICIES": json.dumps({"gold": "DefaultPolicy"}),
+            "VMKEEPER_POLICY_FILE": policy_file,
             "VMKEEPER_PROTECT_QUEUE": f"bench-{uuid.uuid4().hex[:8]}", "VMKEEPER_PROTECT_TABLE": table,
             "VMKEEPER_JOBS_QUEUE": f"benchjobs-{uuid.uuid4().hex[:8]}",
             "VMKEEPER_PROTECT_RETRY_SECONDS": "1", "VMKEEPER_PROTECT_RETRY_MAX_SECONDS": "1",

@@ -110,7 +110,7 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
     say(f"Recovery Services vaults in {', '.join(vaults)}")
     os.environ.update({
         "AzureWebJobsStorage": storage.connection_string, "VMKEEPER_VAULTS": json.dumps(vaults),
-        "VMKEEPER_BACKUP_POLICIES": json.dumps({"gold": "EnhancedPolicy", "silver": "DefaultPolicy", "bronze": "DefaultPolicy"}),
+        "VMKEEPER_POLICY_FILE": write_policies(),  # each policy's backup_policy: the Azure Backup policy its VMs get
         "VMKEEPER_PROTECT_QUEUE": "vmkeeper-protect", "VMKEEPER_PROTECT_TABLE": "vmkeeperprotection",
         "VMKEEPER_JOBS_QUEUE": "vmkeeper-jobs",
         "VMKEEPER_PROTECT_RETRY_SECONDS": "1", "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
@@ -143,7 +143,9 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
             name = row["vmId"].rsplit("/", 1)[-1]
             if name in wanted and name not in seen:
                 seen.add(name)
-                say(f"VM {name}: {row['outcome']} {json.loads(row['detail']).get('policy') or ''}".rstrip())
+                detail = json.loads(row["detail"])
+                chosen = " → ".join(p for p in (detail.get("vmkeeper_policy"), detail.get("policy")) if p)
+                say(f"VM {name}: {row['outcome']} {chosen}".rstrip())
         time.sleep(0.2)
     host.close()
     steps = Counter(i["function"] for i in host.invocations)
@@ -152,29 +154,37 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
 
 POLICIES = {"version": 1, "default": "bronze", "policies": {
     "gold": {"schedule": {"every_hours": 4}, "snapshots": {"luns": "all"},
-             "restore_point": {"consistency": "CrashConsistent"}, "retention": {"keep_last": 6}},
+             "restore_point": {"consistency": "CrashConsistent"}, "retention": {"keep_last": 6},
+             "backup_policy": "EnhancedPolicy"},
     "silver": {"schedule": {"every_hours": 12}, "snapshots": {"luns": "all", "include_os_disk": False},
-               "retention": {"keep_last": 4}},
+               "retention": {"keep_last": 4}, "backup_policy": "DefaultPolicy"},
     "bronze": {"schedule": {"daily_at": "02:30", "time_zone": "Europe/Amsterdam"}, "snapshots": {"luns": [0]},
-               "retention": {"keep_last": 7}},
+               "retention": {"keep_last": 7}, "backup_policy": "DefaultPolicy"},
 }}
+
+
+def write_policies() -> str:
+    """The policy document (POLICIES) in a file of its own: VMKEEPER_POLICY_FILE for both parts of the demo."""
+    import json
+    import os
+    import tempfile
+
+    policy_file = os.path.join(tempfile.mkdtemp(prefix="vmkeeper-demo-"), "policies.json")
+    with open(policy_file, "w", encoding="utf-8") as fh:
+        json.dump(POLICIES, fh)
+    return policy_file
 
 
 def scheduled_demo(az, storage, subs: list[str], say) -> None:
     import importlib
-    import json
     import os
-    import tempfile
 
     from azure.mgmt.compute import ComputeManagementClient
 
     import function_app
     from devtools.functions_host import LocalFunctionsHost
 
-    policy_file = os.path.join(tempfile.mkdtemp(prefix="vmkeeper-demo-"), "policies.json")
-    with open(policy_file, "w", encoding="utf-8") as fh:
-        json.dump(POLICIES, fh)
-    os.environ.update({"VMKEEPER_SUBSCRIPTIONS": ",".join(subs), "VMKEEPER_POLICY_FILE": policy_file,
+    os.environ.update({"VMKEEPER_SUBSCRIPTIONS": ",".join(subs), "VMKEEPER_POLICY_FILE": write_policies(),
                        "VMKEEPER_SCHEDULE": "0 */15 * * * *", "VMKEEPER_WRITES_PER_SECOND": "100"})
     az.settings(lro={"default_seconds": 0.2})
     host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)

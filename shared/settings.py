@@ -4,6 +4,7 @@ setting fails at start with a message naming it."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -12,6 +13,15 @@ from dataclasses import dataclass
 from . import resource_ids, tags
 
 REGION = re.compile(r"^[a-z0-9]+$")
+log = logging.getLogger("vmkeeper.settings")
+# Settings auto-protect no longer reads: the policy document (VMKEEPER_POLICY_FILE) says which Azure
+# Backup policy a VM gets (each policy's ``backup_policy``), and the tags are the document's own.
+RETIRED = {
+    "VMKEEPER_BACKUP_POLICIES": "each policy's backup_policy in VMKEEPER_POLICY_FILE",
+    "VMKEEPER_DEFAULT_BACKUP_POLICY": "the backup_policy of the document's default policy in VMKEEPER_POLICY_FILE",
+    "VMKEEPER_POLICY_TAG": f"the tag '{tags.POLICY}', as for scheduled protection",
+    "VMKEEPER_OPTOUT_TAG": f"the tag '{tags.OPT_OUT}', as for scheduled protection",
+}
 
 
 class SettingError(ValueError):
@@ -58,6 +68,19 @@ def _json_object(env: Mapping[str, str], name: str, default: str = "{}") -> dict
     return value
 
 
+def _policy_file(env: Mapping[str, str]) -> str:
+    path = _get(env, "VMKEEPER_POLICY_FILE")
+    if not os.path.isfile(path):
+        raise SettingError(f"VMKEEPER_POLICY_FILE: no such file {path!r}")
+    return path
+
+
+def _warn_retired(env: Mapping[str, str]) -> None:
+    for name, instead in RETIRED.items():
+        if env.get(name, "").strip():
+            log.warning("%s: no longer read, ignored; auto-protect uses %s", name, instead)
+
+
 @dataclass(frozen=True)
 class AzureSettings:
     """Where Azure is: Resource Manager's endpoint, and (local development only) a CA bundle."""
@@ -79,13 +102,11 @@ class AzureSettings:
 
 @dataclass(frozen=True)
 class ProtectSettings:
-    """Auto-protect: which vault protects each region, which Azure Backup policy a VM gets."""
+    """Auto-protect: which vault protects each region; the policy document says which Azure Backup
+    policy a VM gets (its vmkeeper policy's ``backup_policy``)."""
 
     vaults: dict[str, str]  # region → Recovery Services vault id
-    backup_policies: dict[str, str]  # vmkeeper policy name (tag value) → Azure Backup policy name
-    default_backup_policy: str
-    policy_tag: str
-    optout_tag: str
+    policy_file: str  # the policy document (shared/policy/document.py), as for scheduled protection
     backup_now: bool
     stop_protection_on_delete: bool  # stop protection, retaining data; recovery points are never deleted
     queue: str
@@ -105,13 +126,9 @@ class ProtectSettings:
             if resource_ids.vault(vault_id) is None:
                 raise SettingError(f"VMKEEPER_VAULTS.{key}: {vault_id!r} is not a Recovery Services vault id")
             vaults[key] = vault_id
-        policies = {k.lower(): v for k, v in _json_object(env, "VMKEEPER_BACKUP_POLICIES").items()}
-        return cls(
+        settings = cls(
             vaults=vaults,
-            backup_policies=policies,
-            default_backup_policy=_get(env, "VMKEEPER_DEFAULT_BACKUP_POLICY", "DefaultPolicy"),
-            policy_tag=_get(env, "VMKEEPER_POLICY_TAG", tags.POLICY),
-            optout_tag=_get(env, "VMKEEPER_OPTOUT_TAG", tags.OPT_OUT),
+            policy_file=_policy_file(env),
             backup_now=_bool(env, "VMKEEPER_BACKUP_NOW", False),
             stop_protection_on_delete=_bool(env, "VMKEEPER_STOP_PROTECTION_ON_DELETE", True),
             queue=_get(env, "VMKEEPER_PROTECT_QUEUE", "vmkeeper-protect"),
@@ -120,6 +137,8 @@ class ProtectSettings:
             retry_max_seconds=_int(env, "VMKEEPER_PROTECT_RETRY_MAX_SECONDS", 300, 1, 86400),
             max_attempts=_int(env, "VMKEEPER_PROTECT_MAX_ATTEMPTS", 12, 1, 1000),
         )
+        _warn_retired(env)
+        return settings
 
 
 @dataclass(frozen=True)
@@ -145,12 +164,9 @@ class FleetSettings:
         bad = [s for s in subs if not resource_ids.GUID.match(s)]
         if not subs or bad:
             raise SettingError(f"VMKEEPER_SUBSCRIPTIONS: comma-separated subscription ids (bad: {', '.join(bad) or 'none given'})")
-        policy_file = _get(env, "VMKEEPER_POLICY_FILE")
-        if not os.path.isfile(policy_file):
-            raise SettingError(f"VMKEEPER_POLICY_FILE: no such file {policy_file!r}")
         return cls(
             subscriptions=subs,
-            policy_file=policy_file,
+            policy_file=_policy_file(env),
             jobs_queue=_get(env, "VMKEEPER_JOBS_QUEUE", "vmkeeper-jobs"),
             ledger_table=_get(env, "VMKEEPER_LEDGER_TABLE", "vmkeeperledger"),
             budget_table=_get(env, "VMKEEPER_BUDGET_TABLE", "vmkeeperbudget"),

@@ -19,6 +19,17 @@ WRITE = "Microsoft.Resources.ResourceWriteSuccess"
 DELETE = "Microsoft.Resources.ResourceDeleteSuccess"
 
 
+# Azure's limits: a VM's resource name is 1-64 characters (15 is Windows' computer name, a
+# different thing), a resource group's 1-90; so a VM's id is at most this long. Anything longer is
+# no VM: rejected before it is recorded or queued (a job message must fit a queue message).
+MAX_VM_NAME = 64
+MAX_RESOURCE_GROUP = 90
+MAX_VM_ID = len(f"/subscriptions/{'0' * 36}/resourceGroups/{'g' * MAX_RESOURCE_GROUP}"
+                f"/providers/Microsoft.Compute/virtualMachines/{'v' * MAX_VM_NAME}")
+MAX_EVENT_ID = 1024  # Event Grid's ids are GUIDs; CloudEvents' any string: bounded, to fit the job message
+MAX_TIME = 64
+
+
 class BadEvent(ValueError):
     """The event is malformed; the message names the field."""
 
@@ -54,6 +65,8 @@ def parse(event: Any) -> VmEvent | None:
     event_id = event.get("id")
     if not isinstance(event_id, str) or not event_id:
         raise BadEvent("id: required")
+    if len(event_id) > MAX_EVENT_ID:
+        raise BadEvent(f"id: {len(event_id)} characters, longer than the {MAX_EVENT_ID} accepted")
     data = event.get("data")
     if not isinstance(data, dict):
         raise BadEvent("data: required, an object")
@@ -71,14 +84,23 @@ def parse(event: Any) -> VmEvent | None:
     if operation and operation.lower() not in ("microsoft.compute/virtualmachines/write",
                                                "microsoft.compute/virtualmachines/delete"):
         return None
+    if len(match.name) > MAX_VM_NAME:
+        raise BadEvent(f"data.resourceUri: the virtual machine name is {len(match.name)} characters, longer than "
+                       f"Azure's limit of {MAX_VM_NAME}")
+    if len(match.resource_group) > MAX_RESOURCE_GROUP:
+        raise BadEvent(f"data.resourceUri: the resource group name is {len(match.resource_group)} characters, longer "
+                       f"than Azure's limit of {MAX_RESOURCE_GROUP}")
+    if len(uri) > MAX_VM_ID:
+        raise BadEvent(f"data.resourceUri: {len(uri)} characters, longer than a virtual machine's id can be "
+                       f"({MAX_VM_ID})")
     sub = match.subscription_id
     if not resource_ids.GUID.match(sub):
         raise BadEvent(f"data.resourceUri: subscription id {sub!r} is not a GUID")
     if data.get("subscriptionId") and str(data["subscriptionId"]).lower() != sub.lower():
         raise BadEvent("data.subscriptionId: does not match the subscription in data.resourceUri")
     when = _field(event, "time" if cloud else "eventTime") or ""
-    if not isinstance(when, str):
-        raise BadEvent("eventTime: must be a string")
+    if not isinstance(when, str) or len(when) > MAX_TIME:
+        raise BadEvent(f"{'time' if cloud else 'eventTime'}: must be a string (an instant, at most {MAX_TIME} characters)")
     return VmEvent(
         action="protect" if event_type == WRITE else "unprotect",
         vm_id=uri.lower(),

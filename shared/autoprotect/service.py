@@ -2,7 +2,8 @@
 
 - ``handle_event``: a VM's Event Grid event → validated → one protection job on the queue.
   Everything else is acknowledged and ignored cheaply; a malformed event is logged with the
-  field named, and nothing else happens; a duplicate delivery of the same event is dropped.
+  field named, and nothing else happens; a duplicate delivery of an event whose job was already
+  queued is dropped (the event is recorded as seen only after its job is on the queue).
 - ``handle_message``: one step of a protection job (shared/autoprotect/steps.py), settled by
   shared/queue/runner.py: recorded when done, re-enqueued with a delay, or poisoned with the reason.
 """
@@ -36,10 +37,15 @@ class AutoProtect:
             return "rejected"
         if vm_event is None:
             return "ignored"
-        if not self.ledger.first_delivery(f"{vm_event.event_id}:{vm_event.action}:{vm_event.vm_id}"):
+        # Seen? Send. Then record: a delivery that fails before its job is queued (Storage down, the
+        # host gone) is taken again when Event Grid retries. Two concurrent deliveries may both send:
+        # a duplicate job is harmless (every step is idempotent), a lost one is not.
+        key = f"{vm_event.event_id}:{vm_event.action}:{vm_event.vm_id}"
+        if self.ledger.delivered(key):
             return "duplicate"
         message = new_message(vm_event.action, vm_event.vm_id, vm_event.event_id, vm_event.event_time)
         self.queue.send_message(messages.encode(message))
+        self.ledger.record_delivery(key)
         log.info("VM %s: %s job enqueued (event %s)", vm_event.vm_id, vm_event.action, vm_event.event_id)
         return "enqueued"
 

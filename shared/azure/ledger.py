@@ -1,5 +1,5 @@
 """Records in Azure Tables: what happened to each VM and each job, so operators (and tests) can
-see outcomes and reasons; and a first-delivery check that drops duplicate events cheaply."""
+see outcomes and reasons; and which events were handed on, so duplicate deliveries are dropped cheaply."""
 
 from __future__ import annotations
 
@@ -27,17 +27,23 @@ class Ledger:
             ensure_table(self.table)
             self._ready = True
 
-    def first_delivery(self, event_id: str) -> bool:
-        """True the first time an event id is seen (Event Grid delivers at least once)."""
-        from azure.core.exceptions import ResourceExistsError
+    def delivered(self, event_key: str) -> bool:
+        """Whether a delivery of this event was already handed on (Event Grid delivers at least once)."""
+        from azure.core.exceptions import ResourceNotFoundError
 
         self._ensure()
         try:
-            self.table.create_entity({"PartitionKey": "event", "RowKey": row_key(event_id), "eventId": event_id,
-                                      "seen": now_text()})
-        except ResourceExistsError:
+            self.table.get_entity("event", row_key(event_key), select=["eventId"])
+        except ResourceNotFoundError:
             return False
         return True
+
+    def record_delivery(self, event_key: str) -> None:
+        """Record an event as handed on: only once its work is safely queued, so that a delivery
+        that failed half-way is taken again when Event Grid retries it."""
+        self._ensure()
+        self.table.upsert_entity({"PartitionKey": "event", "RowKey": row_key(event_key), "eventId": event_key,
+                                  "seen": now_text()})
 
     def record_vm(self, vm_id: str, outcome: str, detail: dict[str, Any], event_id: str | None = None) -> None:
         self._ensure()

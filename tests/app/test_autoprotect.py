@@ -18,10 +18,17 @@ from emulator.testing import StaticCredential
 from tests.conftest import SHARED
 
 REGIONS = ["westeurope", "northeurope"]
+# The one source of truth for which Azure Backup policy a VM gets: its vmkeeper policy's backup_policy.
+POLICIES = {"version": 1, "default": "silver", "policies": {
+    "gold": {"schedule": {"every_hours": 4}, "snapshots": {}, "backup_policy": "EnhancedPolicy"},
+    "silver": {"schedule": {"every_hours": 12}, "snapshots": {}, "backup_policy": "DefaultPolicy"},
+    "bronze": {"schedule": {"daily_at": "02:30"}, "snapshots": {}, "backup_policy": "DefaultPolicy"},
+    "scratch": {"schedule": {"daily_at": "03:00"}, "snapshots": {}},  # snapshots only: not in Azure Backup
+}}
 
 
 @pytest.fixture
-def protect(az, emu, sub, azurite, monkeypatch):
+def protect(az, emu, sub, azurite, monkeypatch, tmp_path):
     from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
 
     import function_app
@@ -30,10 +37,12 @@ def protect(az, emu, sub, azurite, monkeypatch):
 
     vaults = seed_vaults(emu, sub, "rg-backup", REGIONS)
     suffix = uuid.uuid4().hex[:8]
+    policy_file = tmp_path / "policies.json"
+    policy_file.write_text(json.dumps(POLICIES))
     settings = {
         "AzureWebJobsStorage": azurite.connection_string,
         "VMKEEPER_VAULTS": json.dumps(vaults),
-        "VMKEEPER_BACKUP_POLICIES": json.dumps({"gold": "EnhancedPolicy", "silver": "DefaultPolicy", "bronze": "DefaultPolicy"}),
+        "VMKEEPER_POLICY_FILE": str(policy_file),
         "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}",
         "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
         "VMKEEPER_PROTECT_TABLE": f"protect{suffix}",
@@ -139,6 +148,111 @@ def test_the_same_event_twenty_times_and_early_events_end_in_one_item(az, emu, p
     assert len(protected_items(protect, "vm-00000")) == 1
 
 
+def test_an_event_whose_job_could_not_be_queued_is_enrolled_when_redelivered(az, protect, sub, azurite):
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.queue import QueueClient
+
+    host = protect["host"]
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00002"
+    event = vm_event(vm_id, sub, event_id="retried-1")
+    # Storage refuses the send (the queue is gone): nothing is handed on, so the function fails and
+    # Event Grid delivers the same event again.
+    QueueClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_QUEUE"]).delete_queue()
+    with pytest.raises(ResourceNotFoundError):
+        host.deliver_event("vm_events", event)
+    host.ensure_queues()
+    host.deliver_event("vm_events", event)  # the redelivery is not taken for a duplicate
+    assert host.pending() == 1
+    assert host.run_until_idle(timeout=60)
+    assert len(protected_items(protect, "vm-00002")) == 1
+
+
+def as_delivered(body: dict):
+    """The event as the Python worker hands it to an Event Grid trigger: azure-functions' own
+    converter, from the JSON the host passes (a CloudEvent when the subscription uses CloudEvents 1.0)."""
+    from azure.functions.eventgrid import EventGridEventInConverter
+    from azure.functions.meta import Datum
+
+    return EventGridEventInConverter.decode(Datum(json.dumps(body), "json"), trigger_metadata={})
+
+
+def cloud_event(vm_id: str, sub: str) -> dict:
+    """The CloudEvents 1.0 sample of ResourceWriteSuccess (a storage account), made a VM's write."""
+    event = json.loads((SHARED / "events/cloud-events-schema/resource_write_success.json").read_text())
+    event = json.loads(json.dumps(event).replace("{subscription-id}", sub))
+    event["source"] = f"/subscriptions/{sub}"
+    event["subject"] = event["data"]["resourceUri"] = event["data"]["authorization"]["scope"] = vm_id
+    event["data"]["authorization"]["action"] = event["data"]["operationName"] = "Microsoft.Compute/virtualMachines/write"
+    event["data"]["resourceProvider"] = "Microsoft.Compute"
+    event["id"] = str(uuid.uuid4())
+    return event
+
+
+@pytest.mark.parametrize("schema", ["cloudevents", "eventgrid"])
+def test_the_event_trigger_takes_both_event_grid_schemas(az, protect, sub, schema):
+    import inspect
+
+    import azure.functions as func
+    from azure.functions.eventgrid import EventGridEventInConverter
+
+    import function_app
+
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    event = as_delivered(cloud_event(vm_id, sub) if schema == "cloudevents" else vm_event(vm_id, sub))
+    assert isinstance(event, func.CloudEvent if schema == "cloudevents" else func.EventGridEvent)
+    functions = {f.get_function_name(): f for f in importlib.reload(function_app).app.get_functions()}
+    handler = functions["vm_events"].get_user_function()
+    # The worker accepts the function only if its declared type is one the converter produces.
+    assert EventGridEventInConverter.check_input_type_annotation(inspect.signature(handler).parameters["event"].annotation)
+    handler(event)
+    host = protect["host"]
+    assert host.pending() == 1
+    assert host.run_until_idle(timeout=60)
+    assert len(protected_items(protect, "vm-00000")) == 1
+
+
+def test_the_policy_document_names_each_vms_azure_backup_policy(az, protect, sub, azurite):
+    from azure.data.tables import TableClient
+
+    from shared.azure.ledger import Ledger
+
+    az.seed(subscriptions=[sub], resource_groups=1, vms=1, regions=["westeurope"], vm_prefix="scr",
+            tag_sets=[{"vmkeeper-policy": "scratch"}])
+    vm = f"/subscriptions/{sub}/resourceGroups/{{rg}}/providers/Microsoft.Compute/virtualMachines/{{name}}"
+    gold = vm.format(rg="rg-vm-00", name="vm-00000")  # tagged gold
+    untagged = vm.format(rg="rg-vm-01", name="vm-00003")  # the document's default: silver
+    scratch = vm.format(rg="rg-scr-00", name="scr-00000")  # a policy without backup_policy
+    host = protect["host"]
+    for vm_id in (gold, untagged, scratch):
+        host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=60)
+    [item] = protected_items(protect, "vm-00000")
+    assert item.properties["policyId"].endswith("/backupPolicies/EnhancedPolicy")
+    [item] = protected_items(protect, "vm-00003")
+    assert item.properties["policyId"].endswith("/backupPolicies/DefaultPolicy")
+    assert protected_items(protect, "scr-00000") == []
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    row = ledger.vm(scratch)
+    assert row["outcome"] == "no_backup_policy"
+    assert "'scratch' names no backup_policy" in json.loads(row["detail"])["reason"]
+    assert json.loads(ledger.vm(untagged)["detail"])["vmkeeper_policy"] == "silver"
+
+
+def test_waits_on_azure_backup_follow_its_retry_after_not_the_backoff(az, protect, sub, monkeypatch):
+    # A backoff of half a minute: discovery and enabling are looked at again when their operations
+    # say (here within a second), so the VM is protected in a few seconds all the same.
+    monkeypatch.setenv("VMKEEPER_PROTECT_RETRY_SECONDS", "30")
+    monkeypatch.setenv("VMKEEPER_PROTECT_RETRY_MAX_SECONDS", "60")
+    host = protect["host"]
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    start = time.monotonic()
+    host.deliver_event("vm_events", vm_event(vm_id, sub))  # not yet discovered by the vault: a refresh first
+    assert host.run_until_idle(timeout=60)
+    assert time.monotonic() - start < 15
+    assert len(protected_items(protect, "vm-00000")) == 1
+    assert [c for c in az.calls() if (c["operation"] or "").endswith("refreshContainers/action")]
+
+
 def test_opted_out_vm_is_left_alone(az, protect, compute, resources, sub):
     create_vm(az, compute, resources, sub, "vm-shy", tags={"vmkeeper-optout": "true"})
     host = protect["host"]
@@ -179,6 +293,46 @@ def test_deleting_a_protected_vm_stops_protection_and_keeps_its_data(az, protect
         time.sleep(0.2)
     assert item.properties["protectionState"] == "ProtectionStopped"
     assert not [c for c in az.calls() if c["method"] == "DELETE" and "protectedItems" in c["path"]]
+
+
+def test_deleting_a_vm_leaves_alone_an_item_of_the_same_name_that_protects_another_vm(az, emu, protect, compute, sub, azurite):
+    from azure.data.tables import TableClient
+
+    from emulator.recoveryservices.models import seed_protected_item
+    from shared.azure.ledger import Ledger
+
+    # The item's name holds only the group and the VM's name: the same names in another subscription
+    # give the very same item name in the vault.
+    other_sub = "0b9f7a7e-5c4d-4e3f-8a2b-1c0d9e8f7a6b"
+    az.seed(subscriptions=[other_sub], resource_groups=1, vms=1, regions=["westeurope"])
+    twin = f"/subscriptions/{other_sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    seed_protected_item(emu, protect["vaults"]["westeurope"], twin)
+    deleted = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    compute.virtual_machines.begin_delete("rg-vm-00", "vm-00000").result()  # never protected itself
+    time.sleep(0.5)
+    host = protect["host"]
+    assert host.run_until_idle(timeout=60)
+    [item] = protected_items(protect, "vm-00000")
+    assert item.properties["sourceResourceId"].lower() == twin.lower()
+    assert item.properties["protectionState"] == "Protected"
+    assert not [c for c in az.calls() if (c["operation"] or "").endswith("protectedItems/write")]
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    row = ledger.vm(deleted)
+    assert row["outcome"] == "other_vm"
+    assert twin.lower() in json.loads(row["detail"])["reason"].lower()
+
+
+def test_deleting_a_vm_no_vault_protects_is_recorded_as_not_protected(az, protect, compute, sub, azurite):
+    from azure.data.tables import TableClient
+
+    from shared.azure.ledger import Ledger
+
+    compute.virtual_machines.begin_delete("rg-vm-00", "vm-00000").result()
+    time.sleep(0.5)
+    assert protect["host"].run_until_idle(timeout=60)
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    deleted = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    assert ledger.vm(deleted)["outcome"] == "not_protected"
 
 
 def test_a_region_without_a_vault_ends_in_the_poison_queue_with_its_reason(az, emu, protect, sub, azurite):

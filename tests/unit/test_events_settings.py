@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 
 import pytest
 
 from shared.autoprotect.events import BadEvent, parse
+from shared.autoprotect.steps import decide_policy, new_message
+from shared.policy.document import load_policy_file
 from shared.queue import messages as jobs
 from shared.settings import ProtectSettings, SettingError
 from tests.conftest import SHARED
@@ -69,6 +72,40 @@ def test_malformed_events_name_the_field(mutate, field):
     assert str(err.value).startswith(field)
 
 
+def vm_write(rg: str = "rg1", name: str = "vm1") -> dict:
+    event = copy.deepcopy(sample("derived/vm_write_success.subscription-topic.eventgrid.derived.json"))
+    uri = f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
+    event["subject"] = event["data"]["resourceUri"] = uri
+    return event
+
+
+@pytest.mark.parametrize("rg, name", [("g" * 90, "v" * 64), ("rg1", "v")])
+def test_the_longest_names_azure_allows_are_taken(rg, name):
+    event = parse(vm_write(rg, name))
+    assert (event.resource_group, event.vm_name) == (rg, name)
+    assert len(jobs.encode(new_message(event.action, event.vm_id, event.event_id, event.event_time))) < 1024
+
+
+@pytest.mark.parametrize("rg, name, why", [
+    ("rg1", "v" * 65, "virtual machine name"),  # the resource name limit (Windows' computer name is 15, not this)
+    ("g" * 91, "vm1", "resource group name"),
+    ("rg1", "v" * 60_000, "longer than"),  # far beyond any VM's id, and beyond a queue message
+])
+def test_names_beyond_azures_limits_are_rejected_naming_the_resource_uri(rg, name, why):
+    with pytest.raises(BadEvent) as err:
+        parse(vm_write(rg, name))
+    assert str(err.value).startswith("data.resourceUri") and why in str(err.value)
+    assert len(str(err.value)) < 500  # the error names the field without repeating the whole value
+
+
+def test_an_oversized_event_id_is_rejected_naming_it():
+    event = vm_write()
+    event["id"] = "x" * 60_000
+    with pytest.raises(BadEvent) as err:
+        parse(event)
+    assert str(err.value).startswith("id:")
+
+
 def test_job_messages_round_trip_and_bad_ones_name_the_field():
     body = jobs.encode({"v": 1, "kind": "protect", "vm_id": "/x", "attempt": 2})
     assert jobs.decode(body, "protect", ("vm_id",))["attempt"] == 2
@@ -82,14 +119,64 @@ def test_job_messages_round_trip_and_bad_ones_name_the_field():
     assert json.loads(jobs.poison_body(b"\xff", "why"))["reason"] == "why"
 
 
-def test_protect_settings_fail_naming_the_setting():
+POLICIES = {"version": 1, "default": "silver", "policies": {
+    "gold": {"schedule": {"every_hours": 4}, "snapshots": {}, "backup_policy": "EnhancedPolicy"},
+    "silver": {"schedule": {"every_hours": 12}, "snapshots": {}, "backup_policy": "DefaultPolicy"},
+    "scratch": {"schedule": {"daily_at": "03:00"}, "snapshots": {}},
+}}
+
+
+@pytest.fixture
+def policy_file(tmp_path):
+    path = tmp_path / "policies.json"
+    path.write_text(json.dumps(POLICIES))
+    return str(path)
+
+
+def test_protect_settings_fail_naming_the_setting(policy_file):
     vault = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v1"
-    ok = ProtectSettings.from_env({"VMKEEPER_VAULTS": json.dumps({"West Europe": vault})})
-    assert ok.vaults == {"westeurope": vault} and ok.default_backup_policy == "DefaultPolicy"
+    ok = ProtectSettings.from_env({"VMKEEPER_VAULTS": json.dumps({"West Europe": vault}), "VMKEEPER_POLICY_FILE": policy_file})
+    assert ok.vaults == {"westeurope": vault} and ok.policy_file == policy_file
     for env, name in [({"VMKEEPER_VAULTS": "{"}, "VMKEEPER_VAULTS"),
                       ({"VMKEEPER_VAULTS": json.dumps({"westeurope": "/not/a/vault"})}, "VMKEEPER_VAULTS.westeurope"),
                       ({"VMKEEPER_PROTECT_MAX_ATTEMPTS": "0"}, "VMKEEPER_PROTECT_MAX_ATTEMPTS"),
-                      ({"VMKEEPER_BACKUP_NOW": "maybe"}, "VMKEEPER_BACKUP_NOW")]:
+                      ({"VMKEEPER_BACKUP_NOW": "maybe"}, "VMKEEPER_BACKUP_NOW"),
+                      ({"VMKEEPER_POLICY_FILE": ""}, "VMKEEPER_POLICY_FILE"),
+                      ({"VMKEEPER_POLICY_FILE": policy_file + ".missing"}, "VMKEEPER_POLICY_FILE")]:
         with pytest.raises(SettingError) as err:
-            ProtectSettings.from_env(env)
+            ProtectSettings.from_env({"VMKEEPER_POLICY_FILE": policy_file, **env})
         assert str(err.value).startswith(name)
+
+
+def test_retired_backup_policy_settings_are_ignored_with_a_warning(policy_file, caplog):
+    env = {"VMKEEPER_POLICY_FILE": policy_file, "VMKEEPER_BACKUP_POLICIES": json.dumps({"gold": "Other"}),
+           "VMKEEPER_DEFAULT_BACKUP_POLICY": "Other"}
+    with caplog.at_level(logging.WARNING, logger="vmkeeper.settings"):
+        settings = ProtectSettings.from_env(env)
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "VMKEEPER_BACKUP_POLICIES: no longer read" in warned and "VMKEEPER_DEFAULT_BACKUP_POLICY: no longer read" in warned
+    assert not hasattr(settings, "backup_policies")
+
+
+@pytest.mark.parametrize("tags, backup_policy, skip", [
+    ({"vmkeeper-policy": "gold"}, "EnhancedPolicy", None),
+    ({"VMKEEPER-POLICY": " Gold "}, "EnhancedPolicy", None),  # tag names and policy names are case-insensitive
+    ({}, "DefaultPolicy", None),  # the document's default
+    ({"vmkeeper-policy": "scratch"}, None, "no_backup_policy"),
+    ({"vmkeeper-policy": "gold", "vmkeeper-optout": "true"}, None, "opted_out"),
+    ({"vmkeeper-policy": "platinum"}, None, "bad_tag"),
+])
+def test_the_policy_document_decides_the_azure_backup_policy(policy_file, tags, backup_policy, skip):
+    choice = decide_policy(tags, load_policy_file(policy_file))
+    assert (choice.backup_policy, choice.skip) == (backup_policy, skip)
+    if skip == "bad_tag":
+        assert "platinum" in choice.error
+    if skip == "no_backup_policy":
+        assert choice.policy == "scratch" and "names no backup_policy" in choice.reason
+
+
+def test_without_a_default_an_untagged_vm_has_no_policy(tmp_path):
+    path = tmp_path / "policies.json"
+    path.write_text(json.dumps({k: v for k, v in POLICIES.items() if k != "default"}))
+    choice = decide_policy({}, load_policy_file(path))
+    assert (choice.backup_policy, choice.skip) == (None, "no_policy")
