@@ -282,6 +282,8 @@ class ScheduledWorker:
         except Exception as exc:  # noqa: BLE001
             return self._arm_error(message, exc, sub, "copy_check", index)
         message["reads"] = message.get("reads", 0) + 1
+        if (copy.provisioning_state or "").lower() == "failed":
+            return Failed(f"copy {name} ended Failed")
         if copy.copy_completion_error is not None:
             return Failed(f"copy {name}: {copy.copy_completion_error.error_code}")
         if (copy.completion_percent or 0) < 100:
