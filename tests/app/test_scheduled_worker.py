@@ -218,3 +218,15 @@ def test_a_copy_gives_up_on_the_time_it_has_taken_not_on_a_count(az, compute, su
         message = {**message, **outcome.changes}
     assert isinstance(outcome, jobs.Failed) and "not complete after 24 h" in outcome.reason
     assert 24 * 3600 < now[0] - message["since"] <= 24 * 3600 + 900
+
+
+def test_a_copy_that_ends_failed_fails_its_job_at_once(az, worker, compute, sub):
+    """Found by the fault soak: a CopyStart whose operation ended Failed stays at 0% for good; its
+    job looked again for a day instead of failing with the reason."""
+    vm = compute.virtual_machines.get("rg-vm-00", "vm-00002")
+    job = snapshot_job(vm, sub, copy_region="northeurope")
+    job["snapshots"] = job["snapshots"][:1]
+    az.faults([{"kind": "lro_failed", "method": "PUT", "path": "-northeurope", "count": 1}])
+    outcome, steps = run(worker, az, new_message(job))
+    assert isinstance(outcome, jobs.Failed) and outcome.reason.endswith("ended Failed"), outcome
+    assert steps.count("copy_check") == 1
