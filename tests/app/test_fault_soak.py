@@ -24,6 +24,7 @@ import json
 import random
 import time
 import uuid
+from pathlib import Path
 from datetime import datetime
 
 import pytest
@@ -282,8 +283,14 @@ def soak(az, emu, azurite, tmp_path, monkeypatch, *, vms: int, days: int, seed: 
         if newest is not None:
             names = [snapshot_name(vm.name, DiskRef(vm.storage_profile.os_disk.managed_disk.id, "", None), newest)]
             if not any(e.endswith("/" + n.lower()) for e in existing for n in names):
-                wrong.append((names[0], "newest complete set deleted"))
+                trail = [(c["method"], c["status"], c["path"].split("/")[-1][-14:]) for c in calls if names[0].lower() in c["path"].lower()]
+                row = next(iter(ledger.query_entities(
+                    f"PartitionKey eq '{jobs_partition(newest.isoformat())}' and item eq "
+                    f"'{vm.id.lower()}|snapshot_set|{newest.isoformat()}'")), {})
+                wrong.append((names[0], "newest complete set deleted", row.get("outcome"), row.get("reason"), trail))
     print("timings", timings)
+    if wrong:
+        Path("/tmp/soak_wrong.json").write_text(json.dumps(wrong, indent=1, default=str))
     assert not wrong, wrong
 
     # 4. No tag someone else wrote, lost.
