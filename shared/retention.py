@@ -18,7 +18,8 @@ Rules (the contract; applied in this order)
 -------------------------------------------
 1. Gate, per artifact. Tag names are matched case-insensitively (Azure treats them so).
    a. no ``managed-by: vmkeeper`` tag -> skip ``not_owned``;
-   b. a non-empty HOLD tag (on the artifact, or on the restore point collection holding a restore point)
+   b. a HOLD tag, whatever its value -- empty included (Azure allows empty tag values; the tag's presence
+      is the hold) -- on the artifact, or on the restore point collection holding a restore point
       -> skip ``hold``;
    c. ``locked`` -> skip ``locked``; unless ``lock_is_ours_and_expired`` is set *and* the LOCK_UNTIL tag
       parses and is not after ``now`` (then the artifact is judged normally; deletes carry ``unlock``).
@@ -368,7 +369,7 @@ def _lower_keys(tags: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _held(tags: Mapping[str, str]) -> bool:
-    return bool(tags.get(T.HOLD))
+    return T.HOLD in tags  # presence holds: an empty value too (keys already lower case)
 
 
 def _parent_collection(resource_id: str) -> str | None:

@@ -139,6 +139,24 @@ def test_tag_names_are_case_insensitive_and_hold_false_still_holds():
     assert outcome(d["s"]) == ("skip", "hold")
 
 
+@pytest.mark.parametrize("value", ["", "  ", "false", "case-42"])
+def test_a_hold_tag_holds_whatever_its_value_even_empty(value):
+    # Azure allows empty tag values: the tag's presence is the hold (as the README promises).
+    due = {T.EXPIRING: format_instant(NOW - DAY)}
+    coll = rpc("rpc1", 90 * DAY, tags=tags_for(**{"VMKeeper-Hold": value}))
+    artifacts = [
+        snap("new", DAY),
+        snap("held", 400 * DAY, tags=tags_for(set_id="held", **{"VMKeeper-Hold": value}, **due)),
+        coll,
+        rp(coll, "rp-new", DAY),
+        rp(coll, "rp-old", 60 * DAY, tags=tags_for(**due)),
+    ]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=1)})
+    assert outcome(d["held"]) == ("skip", "hold")
+    assert outcome(d["rpc1"]) == ("skip", "hold")
+    assert outcome(d["rp-old"]) == ("skip", "hold")
+
+
 def test_our_expired_lock_is_released_and_delete_asks_to_unlock():
     past = format_instant(NOW - DAY)
     lock_tags = tags_for(set_id="old", **{T.LOCK_UNTIL: past, T.EXPIRING: past})
@@ -360,13 +378,11 @@ def test_each_vm_is_its_own_lineage():
         snap("vm1-last", 40 * DAY),
         snap("vm2-last", 35 * DAY, vm=VM2),
         snap("vm2-older", 36 * DAY, vm=VM2),
-        snap("unheld", 50 * DAY, tags=tags_for(set_id="unheld", **{T.HOLD: ""})),  # empty: no hold
     ]
     d = run(artifacts, policy, live=(VM1.upper(),))  # ids compare case-insensitively
     assert outcome(d["vm1-last"]) == ("keep", "newest_good")
     assert outcome(d["vm2-last"]) == ("mark", "max_age")  # VM2 gone 35 days: grace over
     assert outcome(d["vm2-older"]) == ("mark", "max_age")
-    assert outcome(d["unheld"]) == ("mark", "max_age")
 
 
 def test_copies_are_their_own_lineage():
@@ -608,6 +624,7 @@ NAMES = ["gold", "silver"]
 TROUBLE = [
     "unmanaged",
     "hold",
+    "hold_empty",
     "locked",
     "our_lock_expired",
     "our_lock_running",
@@ -722,6 +739,8 @@ class History:
             del tags[T.MANAGED_BY]
         elif trouble == "hold":
             tags[T.HOLD] = "yes"
+        elif trouble == "hold_empty":
+            tags[T.HOLD] = ""
         elif trouble == "locked":
             locked = True
         elif trouble in ("our_lock_expired", "our_lock_running"):
@@ -807,7 +826,7 @@ def test_never_touches_what_is_not_ours_held_or_locked(world):
         tags = lowered(a.tags)
         lock_until = parse_instant(tags.get(T.LOCK_UNTIL))
         lock_released = a.lock_is_ours_and_expired and lock_until is not None and lock_until <= now
-        if not T.is_managed(tags) or tags.get(T.HOLD) or (a.locked and not lock_released):
+        if not T.is_managed(tags) or T.HOLD in tags or (a.locked and not lock_released):
             assert d.action == "skip", (a, d)
         if d.action in DELETING:
             assert tags.get(T.ARTIFACT_POLICY) in policies  # never on doubt
