@@ -33,8 +33,10 @@ Rules (the contract; applied in this order)
    members that would otherwise be marked or deleted are kept with rule ``set_member_kept``.
    A set's time is its newest member's ``created``; it is good only if every member is good.
 4. Lineages. Sets whose members all pass rule 2 (held/locked ones included) are ranked per lineage
-   (VM id, region, is_copy) -- copies in another region are their own lineage -- newest first. Each set is
-   judged by its own policy against the whole lineage; the first matching rule wins:
+   (VM id, kind, region, is_copy), newest first: a VM's snapshot sets and its restore points are separate
+   lineages (a policy may take both), and copies in another region are lineages of their own, so each kind
+   and each copy region has its own newest good point. Each set is judged by its own policy against the
+   whole lineage; the first matching rule wins:
    a. ``no_rule``: the policy has every keep_* count 0 and no max_age -> keep everything.
    b. ``newest_good``: the lineage's newest good set, while its VM is protected (rule 5).
    c. ``orphan_grace``: a set newer than the newest good one (or any set, if none is good) of a gone VM
@@ -88,6 +90,7 @@ _COUNTS = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearl
 _DURATIONS = ("max_age", "orphan_grace", "deferral")
 _DATE_TAGS = (T.SLOT, T.EXPIRES, T.EXPIRING, T.LOCK_UNTIL)
 _RP_INFIX = "/restorepoints/"
+_LINEAGE_NAMES = {SNAPSHOT: "snapshot sets", RESTORE_POINT: "restore points"}
 
 # Calendar buckets for the GFS rules (all in UTC).
 _BUCKETS = {
@@ -284,7 +287,7 @@ class _Set:
     time: datetime
     good: bool
     candidate: bool  # every member judgeable and they agree on VM and policy
-    lineage: tuple[str, str, bool] | None = None
+    lineage: tuple[str, str, str, bool] | None = None  # (VM id, kind, region, is_copy)
     pos: int = 0  # rank in its lineage, 0 = newest
     policy_name: str | None = None
     policy: RetentionPolicy | None = None
@@ -472,7 +475,7 @@ def _make_set(key: tuple, members: list[_Item]) -> _Set:
                 m.art.id, "keep", "bad_tag", f"members of {s.label} name different {what}"
             )
     if s.candidate:
-        s.lineage = (first.vm, first.art.region.lower(), first.art.is_copy)
+        s.lineage = (first.vm, first.art.kind, first.art.region.lower(), first.art.is_copy)
         s.policy_name, s.policy = first.policy_name, first.policy
         s.expires = max((m.expires for m in members if m.expires), default=None)
     return s
@@ -513,7 +516,7 @@ def _vm_states(
     # The longest grace among what the grace protects: those artifacts stay, so the grace cannot shrink
     # between two runs with the same `now`, and neither can `since` (its newest artifact stays too).
     graces: dict[str, list[timedelta]] = defaultdict(list)
-    for (vm, _, _), lin in lineages.items():
+    for (vm, *_), lin in lineages.items():
         graces[vm] += [s.policy.orphan_grace for s in _orphan_protected(lin)]
     for it in collections:
         if it.judgeable:
@@ -550,7 +553,8 @@ def _chosen(lin: _Lineage, name: str, policy: RetentionPolicy) -> dict[tuple, st
 def _judge_set(s: _Set, lineages: dict[tuple, _Lineage], vms: dict[str, _VmState], now: datetime) -> _Verdict:
     """Rules 4-5 for one candidate set."""
     policy, lin, vm, pos = s.policy, lineages[s.lineage], vms[s.lineage[0]], s.pos
-    where = f"{_short(s.lineage[0])} in {s.lineage[1]}{' (copy)' if s.lineage[2] else ''}"
+    vm_id, kind, region, is_copy = s.lineage
+    where = f"{_LINEAGE_NAMES[kind]} of {_short(vm_id)} in {region}{' (copies)' if is_copy else ''}"
 
     if not policy.has_rules:
         return _Verdict(True, "no_rule", f"policy {s.policy_name!r} has no keep rule and no max_age")

@@ -385,6 +385,33 @@ def test_each_vm_is_its_own_lineage():
     assert outcome(d["vm2-older"]) == ("mark", "max_age")
 
 
+def test_each_kind_is_its_own_lineage():
+    # A policy taking both kinds: each day a snapshot set, then a restore point a few minutes later.
+    # Ranked together, every day's newest point is the restore point and every snapshot set would go.
+    coll = rpc("rpc1", 10 * DAY)
+    artifacts = [coll]
+    for day in range(1, 4):
+        artifacts += [
+            snap(f"os-{day}", day * DAY, set_id=f"s{day}"),
+            snap(f"data-{day}", day * DAY, set_id=f"s{day}"),
+            rp(coll, f"rp-{day}", day * DAY - timedelta(minutes=5)),
+        ]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_daily=7)})
+    for kind in ("os", "data", "rp"):
+        assert outcome(d[f"{kind}-1"]) == ("keep", "newest_good")
+        assert outcome(d[f"{kind}-2"]) == outcome(d[f"{kind}-3"]) == ("keep", "keep_daily")
+
+
+def test_each_kind_keeps_its_own_newest_good_point():
+    policy = {"gold": RetentionPolicy(keep_last=1, max_age=30 * DAY)}
+    coll = rpc("rpc1", 90 * DAY)
+    artifacts = [coll, snap("s-old", 60 * DAY), rp(coll, "rp-new", DAY), rp(coll, "rp-old", 50 * DAY)]
+    d = run(artifacts, policy)
+    assert outcome(d["s-old"]) == ("keep", "newest_good")  # the only snapshot set: newer restore points or not
+    assert outcome(d["rp-new"]) == ("keep", "newest_good")
+    assert outcome(d["rp-old"]) == ("mark", "max_age")
+
+
 def test_copies_are_their_own_lineage():
     artifacts = [
         snap("src", 50 * DAY),
@@ -867,7 +894,7 @@ def test_live_vms_keep_their_newest_good_set_in_every_lineage(world):
         vms = {lowered(a.tags).get(T.VM) for a, _ in members}
         if len(vms) == 1 and (vm := vms.pop()) in live and all(a.good for a, _ in members):
             a = members[0][0]
-            lineages[(vm, a.region, a.is_copy)].append(members)
+            lineages[(vm, a.kind, a.region, a.is_copy)].append(members)
     for lineage, good_sets in lineages.items():
         newest = max(max(a.created for a, _ in members) for members in good_sets)
         newest_sets = [m for m in good_sets if max(a.created for a, _ in m) == newest]
