@@ -27,11 +27,21 @@ Rules (the contract; applied in this order)
    EXPIRING instant already passed takes effect as soon as the doubt is resolved):
    ``unknown_policy`` (no policy tag, or a name not in ``policies``); ``bad_tag`` (SLOT, EXPIRES, EXPIRING
    or LOCK_UNTIL present but not an ISO 8601 instant with a UTC offset; no VM id; a snapshot without a
-   set id; members of one set naming different VMs or policies).
+   set id; a snapshot's SET_SIZE present but not a positive decimal integer; members of one set naming
+   different VMs, policies or SET_SIZEs (one without it among members with it counts as different), or
+   more distinct members than their SET_SIZE).
 3. Sets. Snapshots sharing (set id, region, is_copy) form a set; each restore point (and each collection)
    is a set of its own. A set is kept or deleted WHOLE: if any member is skipped or kept by rule 1-2,
    members that would otherwise be marked or deleted are kept with rule ``set_member_kept``.
-   A set's time is its newest member's ``created``; it is good only if every member is good.
+   A set's time is its newest member's ``created``. A snapshot set is *complete* unless its members carry
+   SET_SIZE (``vmkeeper-set-size``: the number of disks of the run, a decimal string such as ``"3"``,
+   written on every snapshot of the set and on its copies) and fewer distinct members than that are
+   present in the set (its region and copy lineage: a copy set counts its copies only). Members are told
+   apart by disk: a source snapshot's LUN tag (``vmkeeper-lun``), else a copy's COPY_OF tag
+   (``vmkeeper-copy-of``), else its id -- two snapshots of one disk count once. A set without SET_SIZE
+   (made before it existed) is complete as far as anyone can know; restore points are always complete.
+   A set whose later disks failed to be created, whose copy stopped half-way, or whose disks were
+   deleted is *incomplete*. A set is good only if it is complete and every member is good.
 4. Lineages. Sets whose members all pass rule 2 (held/locked ones included) are ranked per lineage
    (VM id, kind, region, is_copy), newest first: a VM's snapshot sets and its restore points are separate
    lineages (a policy may take both), and copies in another region are lineages of their own, so each kind
@@ -42,23 +52,29 @@ Rules (the contract; applied in this order)
    c. ``orphan_grace``: a set newer than the newest good one (or any set, if none is good) of a gone VM
       that is still within its grace (rule 5).
    d. ``in_progress``: a set that is not good and younger than ``orphan_grace`` (it may still complete).
-   e. ``keep_last``: among the ``keep_last`` newest good sets.
-   f. ``keep_daily`` / ``keep_weekly`` / ``keep_monthly`` / ``keep_yearly``: the newest good set of each
+   e. ``incomplete_no_newer_complete``: an incomplete set (rule 3) while its VM is protected (rule 5) and
+      no newer good set exists in its lineage: the partial data is the best there is, so it is not
+      cleaned up (not even past max_age) before a complete set replaces it. (For a gone VM within grace
+      rule 4c already keeps it; once that grace is over, its sets go by rules 4d, 4f-i alone -- the
+      newest good set too, so an incomplete one is not kept for longer than a complete one would be.)
+   f. ``keep_last``: among the ``keep_last`` newest good sets.
+   g. ``keep_daily`` / ``keep_weekly`` / ``keep_monthly`` / ``keep_yearly``: the newest good set of each
       of the newest N UTC days / ISO weeks / months / years that hold a good set (buckets without a set
       are not counted, as in restic/borg ``forget``).
-   g. ``expires_not_reached``: a member's EXPIRES instant is still in the future (EXPIRES is a floor).
-   h. ``max_age_not_reached``: the policy has max_age and the set is younger.
+   h. ``expires_not_reached``: a member's EXPIRES instant is still in the future (EXPIRES is a floor).
+   i. ``max_age_not_reached``: the policy has max_age and the set is younger.
    Otherwise the set is expired: rule ``max_age`` (older than max_age) or ``not_selected``.
+   Not good (a failed member, or incomplete) means never the newest good set and never selected by 4f-g.
 5. VM protection. A live VM (in ``live_vm_ids``) is always protected. A gone VM is protected until
    ``since + grace``, where ``since`` is the later of ``vm_last_seen[vm]`` and the newest ``created`` of
    any artifact of that VM (so unknown = gone since its newest artifact), and ``grace`` is the longest
    ``orphan_grace`` among the policies of the sets rule 4b-c protect and of its collections. After that
-   its sets are judged by rule 4d-h alone (keep_* rules still apply to a gone VM's sets).
+   its sets are judged by rules 4d and 4f-i alone (keep_* rules still apply to a gone VM's sets).
 6. Restore point collections (after everything else). Its restore points are the artifacts whose id
    starts with ``{collection id}/restorePoints/``; any not decided ``delete`` in this run keep it
    (``collection_not_empty``). An empty collection is kept with ``no_rule`` as in 4a, ``orphan_grace``
    while a gone VM is protected, ``in_progress`` while a live VM's collection is younger than
-   ``orphan_grace`` (a worker may be about to add a point), ``expires_not_reached`` as in 4g;
+   ``orphan_grace`` (a worker may be about to add a point), ``expires_not_reached`` as in 4h;
    otherwise it expires with rule ``empty_collection`` and is marked, then deleted.
 7. Deferral. An expired set is marked first: ``delete_after`` is the latest of its members' EXPIRING
    instants, or ``now + deferral`` (rounded up to a second) for a member without one. It is deleted only
@@ -66,7 +82,8 @@ Rules (the contract; applied in this order)
 
 Idempotence: after the caller applies a run (deletes gone, marks written, unmarks removed), running again
 with the same ``now`` deletes nothing and marks nothing new: removing unselected sets never unselects
-another set, and the instants of rule 5 cannot move while the sets they protect are kept.
+another set, an incomplete set that rule 4e lets go has a newer good set that rule 4b keeps, and the
+instants of rule 5 cannot move while the sets they protect are kept.
 """
 
 from __future__ import annotations
@@ -275,6 +292,8 @@ class _Item:
     policy: RetentionPolicy | None
     expiring: datetime | None
     expires: datetime | None
+    set_size: int | None  # a snapshot's SET_SIZE (None: absent)
+    disk: tuple[str, str] | None  # what tells a snapshot apart from the other members of its set
     unlock: bool
     judgeable: bool  # passes rule 2 (holds and locks aside)
     forced: Decision | None  # the rule 1-2 decision, if any
@@ -293,6 +312,9 @@ class _Set:
     policy: RetentionPolicy | None = None
     expires: datetime | None = None
     label: str = ""
+    size: int | None = None  # SET_SIZE, if its members carry it
+    present: int = 0  # distinct members (disks) present
+    incomplete: bool = False  # fewer distinct members than SET_SIZE
 
 
 @dataclass(frozen=True)
@@ -426,6 +448,13 @@ def _examine(
         doubt_decision = doubt("bad_tag", f"no {T.VM} tag")
     elif art.kind == SNAPSHOT and set_id is None:
         doubt_decision = doubt("bad_tag", f"no {T.SET} tag")
+    set_size = disk = None
+    if art.kind == SNAPSHOT:
+        disk = _disk(art, tags)
+        if T.SET_SIZE in tags:
+            set_size = _parse_size(tags[T.SET_SIZE])
+            if set_size is None and doubt_decision is None:
+                doubt_decision = doubt("bad_tag", f"{T.SET_SIZE} = {tags[T.SET_SIZE]!r}: not a number of disks")
     return _Item(
         art=art,
         index=index,
@@ -436,10 +465,25 @@ def _examine(
         policy=policy,
         expiring=dates.get(T.EXPIRING),
         expires=dates.get(T.EXPIRES),
+        set_size=set_size,
+        disk=disk,
         unlock=unlock,
         judgeable=T.is_managed(tags) and doubt_decision is None,
         forced=forced or doubt_decision,
     )
+
+
+def _parse_size(value: str) -> int | None:
+    text = value.strip()
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
+
+
+def _disk(art: Artifact, tags: Mapping[str, str]) -> tuple[str, str]:
+    for name in (T.LUN, T.COPY_OF):
+        value = (tags.get(name) or "").strip().lower()
+        if value:
+            return (name, value)
+    return ("id", art.id.lower())
 
 
 def _set_key(it: _Item) -> tuple:
@@ -467,13 +511,21 @@ def _make_set(key: tuple, members: list[_Item]) -> _Set:
     )
     vms = {m.vm for m in members}
     names = {m.policy_name for m in members}
-    if s.candidate and (len(vms) > 1 or len(names) > 1):
+    sizes = {m.set_size for m in members}
+    corrupt = None
+    if len(vms) > 1 or len(names) > 1 or len(sizes) > 1:
+        what = "VMs" if len(vms) > 1 else "policies" if len(names) > 1 else f"{T.SET_SIZE}s"
+        corrupt = f"members of {s.label} name different {what}"
+    elif key[0] == "set" and (size := sizes.pop()) is not None:
+        s.size, s.present = size, len({m.disk for m in members})
+        s.incomplete = s.present < size
+        s.good = s.good and not s.incomplete
+        if s.present > size:
+            corrupt = f"{s.label} has {s.present} disks, more than its {T.SET_SIZE} {size}"
+    if s.candidate and corrupt:
         s.candidate = False  # a corrupt set: keep it all, on doubt
-        what = "VMs" if len(vms) > 1 else "policies"
         for m in members:
-            m.forced = m.forced or Decision(
-                m.art.id, "keep", "bad_tag", f"members of {s.label} name different {what}"
-            )
+            m.forced = m.forced or Decision(m.art.id, "keep", "bad_tag", corrupt)
     if s.candidate:
         s.lineage = (first.vm, first.art.kind, first.art.region.lower(), first.art.is_copy)
         s.policy_name, s.policy = first.policy_name, first.policy
@@ -568,7 +620,14 @@ def _judge_set(s: _Set, lineages: dict[tuple, _Lineage], vms: dict[str, _VmState
     if vm.protected and not vm.live and (lin.newest_good is None or pos < lin.newest_good):
         return _Verdict(True, "orphan_grace", f"VM gone, grace until {format_instant(vm.until)}")
     if not s.good and now - s.time < policy.orphan_grace:
-        return _Verdict(True, "in_progress", f"not good yet, younger than orphan_grace {policy.orphan_grace}")
+        what = f"incomplete ({s.present} of {s.size} disks)" if s.incomplete else "not good yet"
+        return _Verdict(True, "in_progress", f"{what}, younger than orphan_grace {policy.orphan_grace}")
+    if s.incomplete and vm.protected and (lin.newest_good is None or lin.newest_good > pos):
+        return _Verdict(
+            True,
+            "incomplete_no_newer_complete",
+            f"{s.label} has {s.present} of {s.size} disks, and no newer complete set in {where}",
+        )
     rule = _chosen(lin, s.policy_name, policy).get(s.key)
     if rule:
         return _Verdict(True, rule, f"{rule} = {getattr(policy, rule)} selects it in {where}")

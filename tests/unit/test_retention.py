@@ -254,6 +254,140 @@ def test_set_time_is_its_newest_member():
     assert outcome(d["a"]) == ("keep", "max_age_not_reached")
 
 
+# ------------------------------------------------------------------------ rule 3: incomplete sets
+
+
+def disks(set_id, age, *, size=2, luns=None, vm=VM1, region="westeurope", is_copy=False, good=True, **extra):
+    """A snapshot set as the workers write it now: SET_SIZE on every member, and each member's disk
+    (its LUN on a source snapshot, the source's id on a copy). ``luns``: the members present."""
+    members = []
+    for lun in range(size) if luns is None else luns:
+        name = f"{set_id}-{lun}{'-copy' if is_copy else ''}"
+        member = {T.COPY_OF: f"{SUB}/snapshots/{set_id}-{lun}"} if is_copy else {T.LUN: str(lun)}
+        tags = tags_for(vm=vm, set_id=set_id, **{T.SET_SIZE: str(size)}, **member, **extra)
+        members.append(snap(name, age, vm=vm, set_id=set_id, region=region, good=good, tags=tags, is_copy=is_copy))
+    return members
+
+
+def test_an_incomplete_set_is_never_the_newest_good_point():
+    # The newer run's second disk failed to be created: only disk 0 exists, and it is good.
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=DAY)}
+    artifacts = disks("full", 3 * DAY) + disks("part", 2 * DAY, luns=[0])
+    d = run(artifacts, policy)
+    assert outcome(d["full-0"]) == outcome(d["full-1"]) == ("keep", "newest_good")
+    assert outcome(d["part-0"]) == ("keep", "incomplete_no_newer_complete")
+    assert "1 of 2" in d["part-0"].reason
+
+
+def test_an_incomplete_set_is_in_progress_while_younger_than_orphan_grace():
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=DAY)}
+    d = run(disks("full", 3 * DAY) + disks("part", timedelta(hours=2), size=3, luns=[0, 2]), policy)
+    assert outcome(d["part-0"]) == outcome(d["part-2"]) == ("keep", "in_progress")
+    assert outcome(d["full-0"]) == ("keep", "newest_good")
+
+
+def test_an_incomplete_set_goes_once_a_newer_complete_set_exists():
+    policy = {"gold": RetentionPolicy(keep_last=3, orphan_grace=DAY)}
+    artifacts = disks("new", DAY) + disks("part", 2 * DAY, luns=[1]) + disks("old", 3 * DAY)
+    d = run(artifacts, policy)
+    assert outcome(d["new-0"]) == ("keep", "newest_good")
+    assert outcome(d["part-1"]) == ("mark", "not_selected")  # keep_last counts complete sets only
+    assert outcome(d["old-0"]) == outcome(d["old-1"]) == ("keep", "keep_last")
+
+
+def test_an_incomplete_set_is_never_selected_by_gfs_or_max_age_alone():
+    policy = {"gold": RetentionPolicy(keep_daily=5, max_age=10 * DAY, orphan_grace=DAY)}
+    artifacts = disks("new", DAY) + disks("part", 2 * DAY, luns=[0]) + disks("old-part", 40 * DAY, luns=[1])
+    d = run(artifacts, policy)
+    assert outcome(d["part-0"]) == ("keep", "max_age_not_reached")  # not keep_daily: not good
+    assert outcome(d["old-part-1"]) == ("mark", "max_age")
+    # Without the newer complete set, both stay: they are the best the VM has.
+    d = run(artifacts[2:], policy)
+    assert outcome(d["part-0"]) == outcome(d["old-part-1"]) == ("keep", "incomplete_no_newer_complete")
+
+
+def test_a_copy_stopped_half_way_is_incomplete_in_its_own_lineage():
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=DAY)}
+    artifacts = [
+        *disks("s1", 2 * DAY),
+        *disks("s1", 2 * DAY, luns=[0], region="northeurope", is_copy=True),
+        *disks("s0", 3 * DAY, region="northeurope", is_copy=True),
+    ]
+    d = run(artifacts, policy)
+    assert outcome(d["s1-0"]) == ("keep", "newest_good")
+    assert outcome(d["s1-0-copy"]) == ("keep", "incomplete_no_newer_complete")
+    assert outcome(d["s0-0-copy"]) == outcome(d["s0-1-copy"]) == ("keep", "newest_good")
+
+
+def test_members_of_one_disk_count_once():
+    # Two snapshots of disk 0 do not make up for the missing disk 1.
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=DAY)}
+    part = disks("part", 2 * DAY, luns=[0])
+    twin = replace(part[0], id=f"{SUB}/snapshots/part-0-again")
+    d = run([*disks("full", 3 * DAY), *part, twin], policy)
+    assert outcome(d["full-0"]) == ("keep", "newest_good")
+    assert outcome(d["part-0"]) == outcome(d["part-0-again"]) == ("keep", "incomplete_no_newer_complete")
+
+
+def test_a_set_without_a_size_tag_is_judged_as_before():
+    # Made before SET_SIZE: good if every member present is good (its missing disks can't be known).
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=DAY)}
+    legacy = [replace(a, tags={k: v for k, v in a.tags.items() if k != T.SET_SIZE}) for a in disks("old", 2 * DAY)]
+    d = run([*disks("older", 3 * DAY), legacy[0]], policy)
+    assert outcome(d["old-0"]) == ("keep", "newest_good")
+    assert outcome(d["older-0"]) == ("mark", "not_selected")
+
+
+def test_an_incomplete_set_of_a_gone_vm_goes_after_its_grace_like_the_rest():
+    policy = {"gold": RetentionPolicy(max_age=30 * DAY, orphan_grace=7 * DAY)}
+    artifacts = disks("full", 50 * DAY) + disks("part", 40 * DAY, luns=[0])
+    within = run(artifacts, policy, live=(), vm_last_seen={VM1: NOW - 6 * DAY})
+    assert outcome(within["full-0"]) == ("keep", "newest_good")
+    assert outcome(within["part-0"]) == ("keep", "orphan_grace")
+    past = run(artifacts, policy, live=(), vm_last_seen={VM1: NOW - 8 * DAY})
+    assert outcome(past["full-0"]) == outcome(past["part-0"]) == ("mark", "max_age")
+    assert_second_run_changes_nothing(artifacts, policy, set(), NOW, {VM1: NOW - 8 * DAY})
+
+
+@pytest.mark.parametrize("size", ["", " ", "two", "0", "-1", "+2", "2.0", "0x2", "²"])
+def test_a_malformed_set_size_keeps_the_set_on_doubt(size):
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=DAY)}
+    odd = [replace(a, tags={**a.tags, T.SET_SIZE: size}) for a in disks("odd", 30 * DAY)]
+    d = run([*disks("new", DAY), *odd], policy)
+    assert outcome(d["odd-0"]) == outcome(d["odd-1"]) == ("keep", "bad_tag")
+    d = run([*disks("new", DAY), odd[0], disks("odd", 30 * DAY)[1]], policy)  # one member's tag only
+    assert outcome(d["odd-0"]) == ("keep", "bad_tag")
+    assert outcome(d["odd-1"]) == ("keep", "set_member_kept")
+
+
+@pytest.mark.parametrize(
+    "sizes", [("2", "3"), ("2", None), ("1", "1")], ids=["disagree", "one_without", "more_than_size"]
+)
+def test_members_contradicting_the_set_size_keep_the_set_on_doubt(sizes):
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=DAY)}
+    odd = disks("odd", 30 * DAY)
+    odd = [
+        replace(a, tags={k: v for k, v in a.tags.items() if k != T.SET_SIZE} | ({T.SET_SIZE: n} if n else {}))
+        for a, n in zip(odd, sizes, strict=True)
+    ]
+    d = run([*disks("new", DAY), *odd], policy)
+    assert outcome(d["odd-0"]) == outcome(d["odd-1"]) == ("keep", "bad_tag")
+
+
+def test_set_size_counts_the_members_in_one_region_and_copy_lineage():
+    # The source set is complete even though its copy has only one member yet, and vice versa.
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=DAY)}
+    artifacts = [
+        *disks("s1", 2 * DAY, luns=[1]),
+        *disks("s1", 2 * DAY, region="northeurope", is_copy=True),
+        *disks("s0", 3 * DAY),
+    ]
+    d = run(artifacts, policy)
+    assert outcome(d["s1-0-copy"]) == outcome(d["s1-1-copy"]) == ("keep", "newest_good")
+    assert outcome(d["s1-1"]) == ("keep", "incomplete_no_newer_complete")
+    assert outcome(d["s0-0"]) == ("keep", "newest_good")
+
+
 # ------------------------------------------------------------------------------- rule 4: keep rules
 
 
@@ -710,9 +844,20 @@ class History:
         mark = rnd.choice([None, None, self.now - self.offset(), self.now + self.offset()])
         if rnd.random() < 0.5:  # a multi-disk snapshot set; set ids repeat, to make odd merges too
             set_id = f"run{rnd.randint(0, 9) if rnd.random() < 0.1 else i}"
-            for disk in range(rnd.randint(1, 3)):
+            size = rnd.randint(1, 3)
+            # Most sets carry SET_SIZE as the workers write it now; some predate it; a few are garbled.
+            size_tag = rnd.choice([None, str(size), str(size), str(size), str(size), "x"])
+            # A quarter lose members: later disks failed, a copy stopped half-way, disks were deleted.
+            present = range(size) if rnd.random() < 0.75 else rnd.sample(range(size), rnd.randint(0, size - 1))
+            for disk in present:
+                if is_copy:
+                    member = {T.COPY_OF: f"{SUB}/snapshots/s{i}-{disk}"}
+                else:  # a twin of disk 0 sometimes: one disk counts once
+                    member = {T.LUN: str(0 if rnd.random() < 0.05 else disk)}
+                if size_tag is not None:
+                    member[T.SET_SIZE] = size_tag
                 self.add(
-                    f"{SUB}/snapshots/s{i}-{disk}",
+                    f"{SUB}/snapshots/s{i}-{disk}{'-copy' if is_copy else ''}",
                     "snapshot",
                     vm,
                     region,
@@ -722,6 +867,7 @@ class History:
                     policy,
                     set_id,
                     mark,
+                    member,
                 )
         else:
             coll_id = (
@@ -753,8 +899,8 @@ class History:
             born = created - timedelta(hours=self.rnd.randint(0, 48))
             self.add(coll_id, "restore_point_collection", vm, region, is_copy, born, True, policy, None, mark)
 
-    def add(self, art_id, kind, vm, region, is_copy, created, good, policy, set_id, mark) -> None:
-        tags = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm, T.ARTIFACT_POLICY: policy}
+    def add(self, art_id, kind, vm, region, is_copy, created, good, policy, set_id, mark, extra=None) -> None:
+        tags = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm, T.ARTIFACT_POLICY: policy, **(extra or {})}
         if set_id:
             tags[T.SET] = set_id
         if mark:
@@ -880,11 +1026,21 @@ def test_sets_are_never_split(world):
         assert len(actions) == 1, (key, actions)
 
 
-@PROPERTY
-@given(worlds())
-def test_live_vms_keep_their_newest_good_set_in_every_lineage(world):
-    artifacts, policies, live, now, last_seen = world
-    decisions = decide(artifacts, policies, live, now, last_seen)
+def incomplete(members: list[Artifact]) -> bool:
+    """Fewer distinct disks than the SET_SIZE all members agree on (garbled or mixed tags: not known)."""
+    sizes = {lowered(a.tags).get(T.SET_SIZE) for a in members}
+    size = sizes.pop() if len(sizes) == 1 else None
+    if members[0].kind != "snapshot" or size is None or not size.isdigit():
+        return False
+    disks = set()
+    for a in members:
+        tags = lowered(a.tags)
+        disks.add(tags.get(T.LUN) or tags.get(T.COPY_OF) or a.id.lower())
+    return len(disks) < int(size)
+
+
+def by_lineage(artifacts, decisions) -> dict[tuple, list[list[tuple[Artifact, Decision]]]]:
+    """Sets of one VM, grouped by (VM, kind, region, is_copy)."""
     sets = defaultdict(list)
     for a, d in zip(artifacts, decisions, strict=True):
         if a.kind != "restore_point_collection":
@@ -892,13 +1048,46 @@ def test_live_vms_keep_their_newest_good_set_in_every_lineage(world):
     lineages = defaultdict(list)
     for members in sets.values():
         vms = {lowered(a.tags).get(T.VM) for a, _ in members}
-        if len(vms) == 1 and (vm := vms.pop()) in live and all(a.good for a, _ in members):
+        if len(vms) == 1:
             a = members[0][0]
-            lineages[(vm, a.kind, a.region, a.is_copy)].append(members)
-    for lineage, good_sets in lineages.items():
-        newest = max(max(a.created for a, _ in members) for members in good_sets)
-        newest_sets = [m for m in good_sets if max(a.created for a, _ in m) == newest]
+            lineages[(vms.pop(), a.kind, a.region, a.is_copy)].append(members)
+    return lineages
+
+
+def good(members) -> bool:
+    return all(a.good for a, _ in members) and not incomplete([a for a, _ in members])
+
+
+def set_time(members) -> datetime:
+    return max(a.created for a, _ in members)
+
+
+@PROPERTY
+@given(worlds())
+def test_live_vms_keep_their_newest_good_set_in_every_lineage(world):
+    artifacts, policies, live, now, last_seen = world
+    for lineage, sets in by_lineage(artifacts, decide(artifacts, policies, live, now, last_seen)).items():
+        good_sets = [m for m in sets if good(m)]
+        if lineage[0] not in live or not good_sets:
+            continue
+        newest = max(set_time(m) for m in good_sets)
+        newest_sets = [m for m in good_sets if set_time(m) == newest]
         assert any(all(d.action not in DELETING for _, d in m) for m in newest_sets), lineage
+
+
+@PROPERTY
+@given(worlds())
+def test_incomplete_sets_are_never_chosen_and_stay_until_a_newer_complete_one(world):
+    artifacts, policies, live, now, last_seen = world
+    choosing = {"newest_good", "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"}
+    for lineage, sets in by_lineage(artifacts, decide(artifacts, policies, live, now, last_seen)).items():
+        for members in sets:
+            rules = {d.reason.split(":", 1)[0] if d.rule == "unmark" else d.rule for _, d in members}
+            if rules & choosing:
+                assert good(members), (lineage, rules)
+            if lineage[0] in live and incomplete([a for a, _ in members]):
+                if any(d.action in DELETING for _, d in members):
+                    assert any(good(m) and set_time(m) >= set_time(members) for m in sets), lineage
 
 
 @PROPERTY
