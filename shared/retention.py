@@ -454,7 +454,9 @@ def _examine(
         if T.SET_SIZE in tags:
             set_size = _parse_size(tags[T.SET_SIZE])
             if set_size is None and doubt_decision is None:
-                doubt_decision = doubt("bad_tag", f"{T.SET_SIZE} = {tags[T.SET_SIZE]!r}: not a number of disks")
+                doubt_decision = doubt(
+                    "bad_tag", f"{T.SET_SIZE} = {tags[T.SET_SIZE]!r}: not a number of disks"
+                )
     return _Item(
         art=art,
         index=index,
