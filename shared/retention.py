@@ -108,6 +108,7 @@ _DURATIONS = ("max_age", "orphan_grace", "deferral")
 _DATE_TAGS = (T.SLOT, T.EXPIRES, T.EXPIRING, T.LOCK_UNTIL)
 _RP_INFIX = "/restorepoints/"
 _LINEAGE_NAMES = {SNAPSHOT: "snapshot sets", RESTORE_POINT: "restore points"}
+_ABSENT = object()  # a tag that is not there (None could be a value)
 
 # Calendar buckets for the GFS rules (all in UTC).
 _BUCKETS = {
@@ -278,10 +279,10 @@ def _short(resource_id: str | None) -> str:
 
 # ------------------------------------------------------------------------------------------ internal model
 #
-# Written for speed (100,000 artifacts well under a second): per artifact one pass over its tags (lower-cased
-# only when a name is not already), instants parsed once per distinct tag value, the per-artifact facts kept
-# in a few parallel lists rather than an object each (fewer objects for the garbage collector to walk), and
-# reason texts built once per lineage or policy where they can be.
+# Written for speed (100,000 artifacts well under a second): one pass over each artifact's tags (lower-cased
+# only when a name is not already), instants parsed once per distinct tag value, per-artifact facts in a few
+# parallel lists and each set a plain tuple rather than an object each (less to build, and less for the
+# garbage collector to walk), and reason texts built once per lineage or policy where they can be.
 
 
 @dataclass(slots=True, eq=False)
@@ -289,7 +290,6 @@ class _Table:
     """Rules 1-2's reading of every artifact, by index (parallel lists)."""
 
     arts: Sequence[Artifact]
-    policies: Mapping[str, RetentionPolicy]
     lids: list[str]  # ids, lower case
     created: list[datetime]
     vm: list[str | None]
@@ -304,24 +304,19 @@ class _Table:
     disk: dict[int, tuple[str, str]]  # what tells such a snapshot apart from the other members of its set
 
 
-@dataclass(slots=True, eq=False)
-class _Set:
-    key: tuple
-    members: tuple[int, ...]  # indices into the table
-    time: datetime
-    good: bool
-    candidate: bool  # every member judgeable and they agree on VM, policy and SET_SIZE
-    lineage: tuple[str, str, str, bool] | None = None  # (VM id, kind, region, is_copy)
-    pos: int = 0  # rank in its lineage, 0 = newest
-    policy_name: str | None = None
-    policy: RetentionPolicy | None = None
-    expires: datetime | None = None
-    size: int | None = None  # SET_SIZE, if its members carry it
-    present: int = 0  # distinct members (disks) present
-    incomplete: bool = False  # fewer distinct members than SET_SIZE
+# A candidate set (rule 3), as a tuple: it sorts by time, then key (unique in its lineage).
+#   (time, key, members, good, policy name, expires, SET_SIZE or None, distinct members present)
+# key: ("set", set id, region, is_copy) for a snapshot set, ("one", lower-case id) for a restore point.
+_SetRow = tuple[datetime, tuple, tuple[int, ...], bool, str, "datetime | None", "int | None", int]
+_TIME, _KEY, _MEMBERS, _GOOD, _POLICY = range(5)
 
-    def label(self, t: _Table) -> str:
-        return f"set {self.key[1]}" if self.key[0] == "set" else _short(t.arts[self.members[0]].id)
+
+@dataclass(slots=True, eq=False)
+class _Lineage:
+    vm: str
+    where: str  # e.g. "snapshot sets of vm1 in westeurope (copies)", for reasons
+    sets: list[_SetRow] = field(default_factory=list)  # newest first, once sorted
+    newest_good: int | None = None  # index into sets
 
 
 @dataclass(slots=True)
@@ -330,19 +325,6 @@ class _VmState:
     protected: bool
     since: datetime | None = None
     until: datetime | None = None
-
-
-@dataclass(slots=True, eq=False)
-class _Lineage:
-    sets: list[_Set]  # newest first
-    newest_good: int | None  # index into sets
-    where: str  # e.g. "snapshot sets of vm1 in westeurope (copies)", for reasons
-    chosen: dict[str, dict[tuple, str]] = field(default_factory=dict)  # policy name -> set key -> rule
-    reasons: dict[tuple, str] = field(default_factory=dict)  # reason texts shared by its sets
-
-
-# A verdict: (keep, rule, reason).
-_Verdict = tuple[bool, str, str]
 
 
 # ------------------------------------------------------------------------------------------------- decide
@@ -365,16 +347,16 @@ def decide(
     live = {vm.lower() for vm in live_vm_ids}
     last_seen = {vm.lower(): _utc(when, f"vm_last_seen[{vm}]") for vm, when in (vm_last_seen or {}).items()}
     t = _examine(artifacts, policies, now)
-    sets = _group_sets(t)
-    lineages = _lineages(sets, t)
+    lineages, loose = _group_sets(t)
     collections = [i for i, a in enumerate(artifacts) if a.kind == COLLECTION]
     vms = _vm_states(t, lineages, collections, policies, live, last_seen, now)
 
     decided: list[Decision | None] = [None] * len(artifacts)
     has_rules = {name: policy.has_rules for name, policy in policies.items()}
-    for s in sets:
-        verdict = _judge_set(s, lineages[s.lineage], vms, now, has_rules, t) if s.candidate else None
-        _decide_members(s, verdict, now, decided, t)
+    for lin in lineages:
+        _decide_lineage(lin, vms[lin.vm], policies, has_rules, now, decided, t)
+    for key, members in loose:  # sets that are no candidate: some member is kept by rule 1-2
+        _apply(key, members, True, "", "", None, now, decided, t)
     if collections:
         children = _collection_children(t)
         for i in collections:
@@ -409,10 +391,6 @@ def _lower_keys(tags: Mapping[str, str] | None) -> Mapping[str, str]:
     return {str(k).lower(): v for k, v in tags.items()}
 
 
-def _held(tags: Mapping[str, str]) -> bool:
-    return T.HOLD in tags  # presence holds: an empty value too (keys already lower case)
-
-
 def _parent_collection(lowered_id: str) -> str | None:
     return lowered_id.rsplit(_RP_INFIX, 1)[0] if _RP_INFIX in lowered_id else None
 
@@ -427,17 +405,31 @@ def _examine(artifacts: Sequence[Artifact], policies: Mapping[str, RetentionPoli
         if a.kind == COLLECTION and T.HOLD in tags
     }
     n = len(artifacts)
-    t = _Table(
-        artifacts, policies, lids, [], [], [], [], [None] * n, [None] * n, [False] * n, [], [None] * n, {}, {}
-    )
+    t = _Table(artifacts, lids, [], [], [], [], [None] * n, [None] * n, [False] * n, [], [None] * n, {}, {})
     add_created, add_vm, add_set_id = t.created.append, t.vm.append, t.set_id.append
     add_policy, add_judgeable = t.policy_name.append, t.judgeable.append
-    expiring, expires, unlocks, forced_list = t.expiring, t.expires, t.unlock, t.forced
+    expiring, expires, unlocks, forced_list, set_sizes = t.expiring, t.expires, t.unlock, t.forced, t.set_size
+    managed_by, managed_value, hold, vm_tag, set_tag = T.MANAGED_BY, T.MANAGED_BY_VALUE, T.HOLD, T.VM, T.SET
+    policy_tag, slot_tag, expires_tag, expiring_tag, lock_tag = (
+        T.ARTIFACT_POLICY,
+        T.SLOT,
+        T.EXPIRES,
+        T.EXPIRING,
+        T.LOCK_UNTIL,
+    )
+    size_tag, absent = T.SET_SIZE, _ABSENT
     instants: dict[
         str, datetime | None
-    ] = {}  # per tag value: a slot, a mark or a lock date is on many artifacts
-    date_tags = sorted(_DATE_TAGS)  # sorted: the bad ones are named in this order
-    managed_by, hold, vm_tag, set_tag, policy_tag = T.MANAGED_BY, T.HOLD, T.VM, T.SET, T.ARTIFACT_POLICY
+    ] = {}  # per tag value: a slot, a mark, a lock date is on many artifacts
+
+    def instant(value: Any) -> datetime | None:
+        try:
+            return instants[value]
+        except (KeyError, TypeError):  # TypeError: not a string (nor hashable), which parse_instant refuses
+            when = parse_instant(value)
+            if type(value) is str:
+                instants[value] = when
+            return when
 
     for i, (art, lid, tags) in enumerate(zip(artifacts, lids, all_tags, strict=True)):
         kind, get = art.kind, tags.get
@@ -455,41 +447,43 @@ def _examine(artifacts: Sequence[Artifact], policies: Mapping[str, RetentionPoli
         policy_name = (policy_name.strip() or None) if policy_name else None
         add_policy(policy_name)
 
-        bad_dates = lock_until = None
-        for name in date_tags:
-            if name in tags:
-                value = tags[name]
-                try:
-                    when = instants[value]
-                except (KeyError, TypeError):  # TypeError: not a string (nor hashable): parse_instant says no
-                    when = parse_instant(value)
-                    if type(value) is str:
-                        instants[value] = when
-                if when is None:
-                    bad_dates = [*(bad_dates or ()), name]
-                elif name == T.EXPIRING:
-                    expiring[i] = when
-                elif name == T.EXPIRES:
-                    expires[i] = when
-                elif name == T.LOCK_UNTIL:
-                    lock_until = when
+        bad_dates = False
+        if (value := get(slot_tag, absent)) is not absent and instant(value) is None:
+            bad_dates = True
+        if (value := get(expires_tag, absent)) is not absent:
+            if (when := instant(value)) is None:
+                bad_dates = True
+            expires[i] = when
+        if (value := get(expiring_tag, absent)) is not absent:
+            if (when := instant(value)) is None:
+                bad_dates = True
+            expiring[i] = when
+        lock_until = None
+        if (value := get(lock_tag, absent)) is not absent and (lock_until := instant(value)) is None:
+            bad_dates = True
         unlock = art.locked and art.lock_is_ours_and_expired and lock_until is not None and lock_until <= now
         unlocks[i] = unlock
 
-        managed = (get(managed_by) or "").strip().lower() == T.MANAGED_BY_VALUE
+        managed = get(managed_by)
+        managed = managed == managed_value or (
+            type(managed) is str and managed.strip().lower() == managed_value
+        )
         forced = None
         if not managed:
-            forced = Decision(art.id, "skip", "not_owned", f"no {managed_by}: {T.MANAGED_BY_VALUE} tag")
+            forced = Decision(art.id, "skip", "not_owned", f"no {managed_by}: {managed_value} tag")
         elif hold in tags:
             forced = Decision(art.id, "skip", "hold", f"{hold} = {tags[hold]!r}")
-        elif kind == RESTORE_POINT and _parent_collection(lid) in held:
+        elif held and kind == RESTORE_POINT and _parent_collection(lid) in held:
             forced = Decision(art.id, "skip", "hold", "its restore point collection is held")
         elif art.locked and not unlock:
             forced = Decision(art.id, "skip", "locked", "under a resource lock")
 
         doubt = None
         if bad_dates:
-            doubt = ("bad_tag", f"not an ISO 8601 UTC instant: {', '.join(bad_dates)}")
+            bad = ", ".join(
+                name for name in sorted(_DATE_TAGS) if name in tags and instant(tags[name]) is None
+            )
+            doubt = ("bad_tag", f"not an ISO 8601 UTC instant: {bad}")
         elif policy_name is None:
             doubt = ("unknown_policy", f"no {policy_tag} tag")
         elif policy_name not in policies:
@@ -498,11 +492,11 @@ def _examine(artifacts: Sequence[Artifact], policies: Mapping[str, RetentionPoli
             doubt = ("bad_tag", f"no {vm_tag} tag")
         elif kind == SNAPSHOT and set_id is None:
             doubt = ("bad_tag", f"no {set_tag} tag")
-        if kind == SNAPSHOT and T.SET_SIZE in tags:
-            size = t.set_size[i] = _parse_size(tags[T.SET_SIZE])
+        if kind == SNAPSHOT and (value := get(size_tag, absent)) is not absent:
+            size = set_sizes[i] = _parse_size(value)
             t.disk[i] = _disk(lid, tags)
             if size is None and doubt is None:
-                doubt = ("bad_tag", f"{T.SET_SIZE} = {tags[T.SET_SIZE]!r}: not a number of disks")
+                doubt = ("bad_tag", f"{size_tag} = {value!r}: not a number of disks")
         add_judgeable(managed and doubt is None)
         if doubt is not None and forced is None:
             forced = Decision(art.id, "keep", *doubt)
@@ -525,104 +519,111 @@ def _disk(lid: str, tags: Mapping[str, str]) -> tuple[str, str]:
     return ("id", lid)
 
 
-def _group_sets(t: _Table) -> list[_Set]:
-    """Rule 3's sets: snapshots by (set id, region, is_copy); any other snapshot or restore point alone."""
+def _group_sets(t: _Table) -> tuple[list[_Lineage], list[tuple[tuple, tuple[int, ...]]]]:
+    """Rule 3's sets: snapshots by (set id, region, is_copy); any other snapshot or restore point alone.
+    The candidates go to their lineages (rule 4), sorted newest first; the others are returned apart."""
     groups: dict[tuple, list[int]] = {}
-    sets: list[_Set] = []
-    created, judgeable = t.created, t.judgeable
+    lineages: dict[tuple, _Lineage] = {}
+    loose: list[tuple[tuple, tuple[int, ...]]] = []
+    created, judgeable, set_ids, vms, names, expires = (
+        t.created,
+        t.judgeable,
+        t.set_id,
+        t.vm,
+        t.policy_name,
+        t.expires,
+    )
     for i, art in enumerate(t.arts):
         kind = art.kind
-        set_id = t.set_id[i]
-        if kind == SNAPSHOT and set_id is not None:
-            key = (set_id, art.region.lower(), art.is_copy)
+        if kind == SNAPSHOT and set_ids[i] is not None:
+            key = (set_ids[i], art.region.lower(), art.is_copy)
             members = groups.get(key)
             if members is None:
                 groups[key] = [i]
             else:
                 members.append(i)
-        elif kind != COLLECTION:  # restore points, and snapshots that rule 2 already keeps: alone
-            s = _Set(("one", t.lids[i]), (i,), created[i], art.good, judgeable[i])
-            if s.candidate:  # one member: no disagreement possible, no SET_SIZE to count
-                s.lineage = (t.vm[i], kind, art.region.lower(), art.is_copy)
-                s.policy_name, s.expires = t.policy_name[i], t.expires[i]
-                s.policy = t.policies[s.policy_name]
-            sets.append(s)
-    sets.extend(_make_set(("set", *key), tuple(members), t) for key, members in groups.items())
-    return sets
+        elif kind == COLLECTION:
+            continue
+        elif judgeable[i]:  # a restore point: a set of one, so no disagreement, no SET_SIZE to count
+            lineage = (vms[i], kind, art.region.lower(), art.is_copy)
+            row = (created[i], ("one", t.lids[i]), (i,), art.good, names[i], expires[i], None, 1)
+            lin = lineages.get(lineage) or lineages.setdefault(lineage, _new_lineage(lineage))
+            lin.sets.append(row)
+        else:  # kept by rule 1-2 (a snapshot without a set id always is)
+            loose.append((("one", t.lids[i]), (i,)))
+    for key, members in groups.items():
+        row, lineage = _make_set(("set", *key), tuple(members), t)
+        if lineage is None:
+            loose.append((row[_KEY], row[_MEMBERS]))
+        else:
+            lin = lineages.get(lineage) or lineages.setdefault(lineage, _new_lineage(lineage))
+            lin.sets.append(row)
+    for lin in lineages.values():
+        lin.sets.sort(reverse=True)  # newest first; ties broken by key: deterministic
+        lin.newest_good = next((pos for pos, row in enumerate(lin.sets) if row[_GOOD]), None)
+    return list(lineages.values()), loose
 
 
-def _make_set(key: tuple, members: tuple[int, ...], t: _Table) -> _Set:
+def _new_lineage(lineage: tuple) -> _Lineage:
+    vm, kind, region, is_copy = lineage
+    return _Lineage(vm, f"{_LINEAGE_NAMES[kind]} of {_short(vm)} in {region}{' (copies)' if is_copy else ''}")
+
+
+def _make_set(key: tuple, members: tuple[int, ...], t: _Table) -> tuple[_SetRow, tuple | None]:
+    """A snapshot set's row, and its lineage (None: no candidate, kept whole by rule 1-3)."""
+    arts, created, judgeable, vms, names, set_sizes = (
+        t.arts,
+        t.created,
+        t.judgeable,
+        t.vm,
+        t.policy_name,
+        t.set_size,
+    )
     first = members[0]
-    if len(members) == 1:
-        s = _Set(key, members, t.created[first], t.arts[first].good, t.judgeable[first])
-        vms = names = 1
-        sizes = {t.set_size.get(first)}
-    else:
-        s = _Set(
-            key,
-            members,
-            max(t.created[m] for m in members),
-            all(t.arts[m].good for m in members),
-            all(t.judgeable[m] for m in members),
-        )
-        vms = len({t.vm[m] for m in members})
-        names = len({t.policy_name[m] for m in members})
-        sizes = {t.set_size.get(m) for m in members}
-    corrupt = None
-    if vms > 1 or names > 1 or len(sizes) > 1:
-        what = "VMs" if vms > 1 else "policies" if names > 1 else f"{T.SET_SIZE}s"
-        corrupt = f"members of {s.label(t)} name different {what}"
-    elif (size := sizes.pop()) is not None:
-        s.size, s.present = size, len({t.disk[m] for m in members})
-        s.incomplete = s.present < size
-        s.good = s.good and not s.incomplete
-        if s.present > size:
-            corrupt = f"{s.label(t)} has {s.present} disks, more than its {T.SET_SIZE} {size}"
-    if s.candidate and corrupt:
-        s.candidate = False  # a corrupt set: keep it all, on doubt
+    time, good, candidate = created[first], arts[first].good, judgeable[first]
+    vm, name, size = vms[first], names[first], set_sizes.get(first)
+    other_vm = other_name = other_size = False
+    for m in members[1:]:
+        if created[m] > time:
+            time = created[m]
+        good = good and arts[m].good
+        candidate = candidate and judgeable[m]
+        other_vm = other_vm or vms[m] != vm
+        other_name = other_name or names[m] != name
+        other_size = other_size or set_sizes.get(m) != size
+    present, corrupt = len(members), None
+    if other_vm or other_name or other_size:
+        what = "VMs" if other_vm else "policies" if other_name else f"{T.SET_SIZE}s"
+        corrupt = f"members of set {key[1]} name different {what}"
+    elif size is not None:
+        present = len({t.disk[m] for m in members})
+        good = good and present >= size
+        if present > size:
+            corrupt = f"set {key[1]} has {present} disks, more than its {T.SET_SIZE} {size}"
+    if candidate and corrupt:
+        candidate = False  # a corrupt set: keep it all, on doubt
         for m in members:
-            t.forced[m] = t.forced[m] or Decision(t.arts[m].id, "keep", "bad_tag", corrupt)
-    if s.candidate:
-        art = t.arts[first]
-        s.lineage = (t.vm[first], art.kind, art.region.lower(), art.is_copy)
-        s.policy_name = t.policy_name[first]
-        s.policy = t.policies[s.policy_name]
-        s.expires = max((t.expires[m] for m in members if t.expires[m]), default=None)
-    return s
+            t.forced[m] = t.forced[m] or Decision(arts[m].id, "keep", "bad_tag", corrupt)
+    if not candidate:
+        return (time, key, members, good, name, None, size, present), None
+    expires = max((t.expires[m] for m in members if t.expires[m]), default=None)
+    art = arts[first]
+    return (time, key, members, good, name, expires, size, present), (
+        vm,
+        art.kind,
+        art.region.lower(),
+        art.is_copy,
+    )
 
 
-def _lineages(sets: list[_Set], t: _Table) -> dict[tuple, _Lineage]:
-    grouped: dict[tuple, list[_Set]] = defaultdict(list)
-    for s in sets:
-        if s.candidate:
-            grouped[s.lineage].append(s)
-    out = {}
-    for lineage, members in grouped.items():
-        members.sort(key=_rank, reverse=True)
-        newest_good = None
-        for pos, s in enumerate(members):
-            s.pos = pos
-            if newest_good is None and s.good:
-                newest_good = pos
-        vm_id, kind, region, is_copy = lineage
-        where = f"{_LINEAGE_NAMES[kind]} of {_short(vm_id)} in {region}{' (copies)' if is_copy else ''}"
-        out[lineage] = _Lineage(members, newest_good, where)
-    return out
-
-
-def _rank(s: _Set) -> tuple:
-    # Newest first; ties broken by key (the sets of a lineage have keys of one shape): deterministic.
-    return (s.time, s.key)
-
-
-def _orphan_protected(lin: _Lineage) -> list[_Set]:
+def _orphan_protected(lin: _Lineage) -> list[_SetRow]:
     """The sets rule 4b-c protect while a gone VM is within grace: the newest good and anything newer."""
     return lin.sets if lin.newest_good is None else lin.sets[: lin.newest_good + 1]
 
 
 def _vm_states(
     t: _Table,
-    lineages: dict[tuple, _Lineage],
+    lineages: list[_Lineage],
     collections: list[int],
     policies: Mapping[str, RetentionPolicy],
     live: set[str],
@@ -638,9 +639,9 @@ def _vm_states(
     # The longest grace among what the grace protects: those artifacts stay, so the grace cannot shrink
     # between two runs with the same `now`, and neither can `since` (its newest artifact stays too).
     graces: dict[str, list[timedelta]] = defaultdict(list)
-    for (vm, *_), lin in lineages.items():
-        if vm not in live:
-            graces[vm] += [s.policy.orphan_grace for s in _orphan_protected(lin)]
+    for lin in lineages:
+        if lin.vm not in live:
+            graces[lin.vm] += [policies[row[_POLICY]].orphan_grace for row in _orphan_protected(lin)]
     for i in collections:
         if t.judgeable[i] and t.vm[i] not in live:
             graces[t.vm[i]].append(policies[t.policy_name[i]].orphan_grace)
@@ -656,86 +657,127 @@ def _vm_states(
     return states
 
 
-def _chosen(lin: _Lineage, name: str, policy: RetentionPolicy) -> dict[tuple, str]:
-    """Sets of the lineage that `policy`'s keep_last and GFS rules select (set key -> first rule)."""
-    chosen = lin.chosen.get(name)
-    if chosen is None:
-        good = [s for s in lin.sets if s.good]
-        chosen = {s.key: "keep_last" for s in good[: policy.keep_last]}
-        for rule, bucket_of in _BUCKETS.items():
-            left, last = getattr(policy, rule), None
-            for s in good:
-                if left <= 0:
-                    break
-                bucket = bucket_of(s.time)
-                if bucket != last:  # newest first, so the first set seen in a bucket is its newest
-                    chosen.setdefault(s.key, rule)
-                    left, last = left - 1, bucket
-        lin.chosen[name] = chosen
+def _chosen(sets: list[_SetRow], policy: RetentionPolicy) -> dict[int, str]:
+    """The sets (by rank) of a lineage that `policy`'s keep_last and GFS rules select, with the first rule."""
+    good = [pos for pos, row in enumerate(sets) if row[_GOOD]]
+    chosen = {pos: "keep_last" for pos in good[: policy.keep_last]}
+    for rule, bucket_of in _BUCKETS.items():
+        left, last = getattr(policy, rule), None
+        for pos in good:
+            if left <= 0:
+                break
+            bucket = bucket_of(sets[pos][_TIME])
+            if bucket != last:  # newest first, so the first set seen in a bucket is its newest
+                chosen.setdefault(pos, rule)
+                left, last = left - 1, bucket
     return chosen
 
 
-def _judge_set(
-    s: _Set,
+def _decide_lineage(
     lin: _Lineage,
-    vms: dict[str, _VmState],
-    now: datetime,
+    vm: _VmState,
+    policies: Mapping[str, RetentionPolicy],
     has_rules: Mapping[str, bool],
+    now: datetime,
+    decided: list,
     t: _Table,
-) -> _Verdict:
-    """Rules 4-5 for one candidate set."""
-    name, vm, pos, newest_good = s.policy_name, vms[s.lineage[0]], s.pos, lin.newest_good
-    if not has_rules[name]:
-        return (True, "no_rule", f"policy {name!r} has no keep rule and no max_age")
-    if vm.protected:
-        if pos == newest_good:
-            reason = lin.reasons.get(("newest_good",))
+) -> None:
+    """Rules 4-5 for each set of one lineage, then rule 3 and 7 for its members."""
+    newest_good, protected, where = lin.newest_good, vm.protected, lin.where
+    chosen: dict[str, dict[int, str]] = {}  # policy name -> rank -> rule
+    reasons: dict[tuple, str] = {}  # texts shared by the sets of the lineage
+    for pos, (time, key, members, good, name, expires, size, present) in enumerate(lin.sets):
+        policy = policies[name]
+        incomplete = size is not None and present < size
+        if not has_rules[name]:
+            keep, rule, reason = True, "no_rule", f"policy {name!r} has no keep rule and no max_age"
+        elif protected and pos == newest_good:
+            keep, rule = True, "newest_good"
+            reason = reasons.get(("newest_good",))
             if reason is None:
                 why = (
                     "live VM"
                     if vm.live
                     else f"VM gone since {format_instant(vm.since)}, grace until {format_instant(vm.until)}"
                 )
-                reason = lin.reasons[("newest_good",)] = f"newest good point of {lin.where} ({why})"
-            return (True, "newest_good", reason)
-        if not vm.live and (newest_good is None or pos < newest_good):
-            return (True, "orphan_grace", f"VM gone, grace until {format_instant(vm.until)}")
-    policy = s.policy
-    if not s.good and now - s.time < policy.orphan_grace:
-        what = f"incomplete ({s.present} of {s.size} disks)" if s.incomplete else "not good yet"
-        return (True, "in_progress", f"{what}, younger than orphan_grace {policy.orphan_grace}")
-    if s.incomplete and vm.protected and (newest_good is None or newest_good > pos):
-        return (
-            True,
-            "incomplete_no_newer_complete",
-            f"{s.label(t)} has {s.present} of {s.size} disks, and no newer complete set in {lin.where}",
-        )
-    rule = _chosen(lin, name, policy).get(s.key)
-    if rule:
-        reason = lin.reasons.get((rule, name))
-        if reason is None:
-            reason = lin.reasons[(rule, name)] = f"{rule} = {getattr(policy, rule)} selects it in {lin.where}"
-        return (True, rule, reason)
-    if s.expires is not None and s.expires > now:
-        return (True, "expires_not_reached", f"{T.EXPIRES} {format_instant(s.expires)}")
-    if policy.max_age is not None:
-        if now - s.time < policy.max_age:
-            return (True, "max_age_not_reached", f"younger than max_age {policy.max_age}")
-        return (False, "max_age", f"older than max_age {policy.max_age}")
-    return (False, "not_selected", f"no keep rule of policy {name!r} selects it")
+                reason = reasons[("newest_good",)] = f"newest good point of {where} ({why})"
+        elif protected and not vm.live and (newest_good is None or pos < newest_good):
+            keep, rule, reason = True, "orphan_grace", f"VM gone, grace until {format_instant(vm.until)}"
+        elif not good and now - time < policy.orphan_grace:
+            what = f"incomplete ({present} of {size} disks)" if incomplete else "not good yet"
+            keep, rule, reason = (
+                True,
+                "in_progress",
+                f"{what}, younger than orphan_grace {policy.orphan_grace}",
+            )
+        elif incomplete and protected and (newest_good is None or newest_good > pos):
+            keep, rule = True, "incomplete_no_newer_complete"
+            reason = f"{_label(key, members, t)} has {present} of {size} disks, and no newer complete set in {where}"
+        else:
+            selected = chosen.get(name)
+            if selected is None:
+                selected = chosen[name] = _chosen(lin.sets, policy)
+            rule = selected.get(pos)
+            if rule:
+                keep = True
+                reason = reasons.get((rule, name))
+                if reason is None:
+                    reason = reasons[(rule, name)] = f"{rule} = {getattr(policy, rule)} selects it in {where}"
+            elif expires is not None and expires > now:
+                keep, rule, reason = True, "expires_not_reached", f"{T.EXPIRES} {format_instant(expires)}"
+            elif policy.max_age is None:
+                keep, rule, reason = False, "not_selected", f"no keep rule of policy {name!r} selects it"
+            elif now - time < policy.max_age:
+                keep, rule, reason = True, "max_age_not_reached", f"younger than max_age {policy.max_age}"
+            else:
+                keep, rule, reason = False, "max_age", f"older than max_age {policy.max_age}"
+        _apply(key, members, keep, rule, reason, policy, now, decided, t)
 
 
-def _keep(d: Sequence[Artifact], i: int, expiring: datetime | None, rule: str, reason: str) -> Decision:
-    if expiring is not None:  # no longer expiring: the caller removes the mark
-        return Decision(d[i].id, "keep", "unmark", f"{rule}: {reason}; remove {T.EXPIRING}")
-    return Decision(d[i].id, "keep", rule, reason)
+def _label(key: tuple, members: tuple[int, ...], t: _Table) -> str:
+    return f"set {key[1]}" if key[0] == "set" else _short(t.arts[members[0]].id)
+
+
+def _apply(
+    key: tuple,
+    members: tuple[int, ...],
+    keep: bool,
+    rule: str,
+    reason: str,
+    policy: RetentionPolicy | None,
+    now: datetime,
+    decided: list,
+    t: _Table,
+) -> None:
+    """Rule 3: the set's fate applies to all its members, and any member kept by rule 1-2 keeps them all
+    (``policy`` None: a set that is no candidate, which always has such a member). Rule 7 for the rest."""
+    forced, arts, expiring = t.forced, t.arts, t.expiring
+    if not keep or policy is None:
+        why = next((m for m in members if forced[m] is not None), None)
+        if why is None:
+            for m, decision in zip(
+                members, _expire(members, rule, reason, policy.deferral, now, t), strict=True
+            ):
+                decided[m] = decision
+            return
+        if len(members) == 1:  # (it is the one kept)
+            decided[why] = forced[why]
+            return
+        rule = "set_member_kept"
+        reason = f"{_label(key, members, t)}: {_short(arts[why].id)} is kept ({forced[why].rule})"
+    for m in members:
+        if forced[m] is not None:
+            decided[m] = forced[m]
+        elif expiring[m] is not None:  # no longer expiring: the caller removes the mark
+            decided[m] = Decision(arts[m].id, "keep", "unmark", f"{rule}: {reason}; remove {T.EXPIRING}")
+        else:
+            decided[m] = Decision(arts[m].id, "keep", rule, reason)
 
 
 def _expire(
-    members: Sequence[int], verdict: _Verdict, deferral: timedelta, now: datetime, t: _Table
+    members: Sequence[int], rule: str, reason: str, deferral: timedelta, now: datetime, t: _Table
 ) -> list[Decision]:
     """Rule 7: mark first; delete once every member's mark has passed. One instant for the whole set."""
-    _, rule, reason = verdict
     planned = _ceil_second(now + deferral)
     when = max(t.expiring[m] or planned for m in members)
     arts = t.arts
@@ -746,37 +788,6 @@ def _expire(
         ]
     reason = f"{reason}; delete after {format_instant(when)}"
     return [Decision(arts[m].id, "mark", rule, reason, delete_after=when) for m in members]
-
-
-def _decide_members(s: _Set, verdict: _Verdict | None, now: datetime, decided: list, t: _Table) -> None:
-    """Rule 3: the set's fate applies to all its members, and any member kept by rule 1-2 keeps them all."""
-    members, forced, arts, expiring = s.members, t.forced, t.arts, t.expiring
-    if verdict is not None and verdict[0] and len(members) == 1 and forced[members[0]] is None:
-        m = members[0]  # the common case, in short
-        decided[m] = _keep(arts, m, expiring[m], verdict[1], verdict[2])
-        return
-    why = None
-    free = []
-    for m in members:
-        if forced[m] is not None:
-            decided[m] = forced[m]
-            why = m if why is None else why
-        else:
-            free.append(m)
-    if not free:
-        return
-    if verdict is not None and verdict[0]:
-        for m in free:
-            decided[m] = _keep(arts, m, expiring[m], verdict[1], verdict[2])
-    elif (
-        why is not None or verdict is None
-    ):  # (a set that is no candidate always has a member kept by rule 1-2)
-        reason = f"{s.label(t)}: {_short(arts[why].id)} is kept ({forced[why].rule})"
-        for m in free:
-            decided[m] = _keep(arts, m, expiring[m], "set_member_kept", reason)
-    else:
-        for m, decision in zip(free, _expire(free, verdict, s.policy.deferral, now, t), strict=True):
-            decided[m] = decision
 
 
 def _collection_children(t: _Table) -> dict[str, list[int]]:
@@ -799,22 +810,20 @@ def _decide_collection(
     """Rule 6, after every restore point is decided."""
     if t.forced[i]:
         return t.forced[i]
-
-    def keep(rule: str, reason: str) -> Decision:
-        return _keep(t.arts, i, t.expiring[i], rule, reason)
-
-    remaining = [c for c in children if decided[c].action != "delete"]
-    if remaining:
-        return keep("collection_not_empty", f"{len(remaining)} restore point(s) remain")
+    remaining = sum(decided[c].action != "delete" for c in children)
     name = t.policy_name[i]
     policy, vm, expires = policies[name], vms[t.vm[i]], t.expires[i]
-    if not policy.has_rules:
-        return keep("no_rule", f"policy {name!r} has no keep rule and no max_age")
-    if vm.protected and not vm.live:
-        return keep("orphan_grace", f"empty, but VM gone only since {format_instant(vm.since)}")
-    if vm.live and now - t.created[i] < policy.orphan_grace:
-        return keep("in_progress", f"empty, younger than orphan_grace {policy.orphan_grace}")
-    if expires is not None and expires > now:
-        return keep("expires_not_reached", f"{T.EXPIRES} {format_instant(expires)}")
-    verdict = (False, "empty_collection", "empty restore point collection")
-    return _expire([i], verdict, policy.deferral, now, t)[0]
+    if remaining:
+        keep, rule, reason = True, "collection_not_empty", f"{remaining} restore point(s) remain"
+    elif not policy.has_rules:
+        keep, rule, reason = True, "no_rule", f"policy {name!r} has no keep rule and no max_age"
+    elif vm.protected and not vm.live:
+        keep, rule, reason = True, "orphan_grace", f"empty, but VM gone only since {format_instant(vm.since)}"
+    elif vm.live and now - t.created[i] < policy.orphan_grace:
+        keep, rule, reason = True, "in_progress", f"empty, younger than orphan_grace {policy.orphan_grace}"
+    elif expires is not None and expires > now:
+        keep, rule, reason = True, "expires_not_reached", f"{T.EXPIRES} {format_instant(expires)}"
+    else:
+        keep, rule, reason = False, "empty_collection", "empty restore point collection"
+    _apply(("one", t.lids[i]), (i,), keep, rule, reason, policy, now, decided, t)
+    return decided[i]
