@@ -30,9 +30,10 @@ def history(n: int, seed: int = 7) -> tuple[list, dict, set, datetime]:
             slot = now - timedelta(days=day, hours=rng.random())
             base = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm, T.ARTIFACT_POLICY: policy,
                     T.SLOT: slot.isoformat(), T.SET: f"{v}-{day}"}
-            for disk in range(2):
+            for disk in range(2):  # tagged as the workers do: the set's size, each snapshot's LUN
                 artifacts.append(Artifact(id=f"{vm}/snap{day}-{disk}".replace("virtualmachines", "snapshots"), kind=SNAPSHOT,
-                                          tags=base, created=slot, region="westeurope", good=True))
+                                          tags={**base, T.SET_SIZE: "2", T.LUN: str(disk)}, created=slot,
+                                          region="westeurope", good=True))
             artifacts.append(Artifact(id=f"{vm}-rpc/restorePoints/rp{day}".replace("virtualmachines", "restorePointCollections"),
                                       kind=RESTORE_POINT, tags=base, created=slot, region="westeurope", good=rng.random() > 0.02))
     return artifacts[:n], policies, vms, now

@@ -5,12 +5,19 @@ No real Azure credential is ever constructed: clients get ``emulator.testing.Sta
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from devtools.fleet import VMKEEPER_TAG_SETS
 from emulator.testing import LocalAzure, in_process
+
+# Property tests: with CI set (to anything, as Hypothesis reads it), the same examples on every run (a
+# red build is the code's, not the dice's) and a reproduction blob with any failure; else random.
+settings.register_profile("ci", settings.get_profile("ci"), derandomize=True, print_blob=True)
+settings.load_profile("ci" if "CI" in os.environ else "default")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "azure-api"

@@ -18,7 +18,8 @@ Rules (the contract; applied in this order)
 -------------------------------------------
 1. Gate, per artifact. Tag names are matched case-insensitively (Azure treats them so).
    a. no ``managed-by: vmkeeper`` tag -> skip ``not_owned``;
-   b. a non-empty HOLD tag (on the artifact, or on the restore point collection holding a restore point)
+   b. a HOLD tag, whatever its value -- empty included (Azure allows empty tag values; the tag's presence
+      is the hold) -- on the artifact, or on the restore point collection holding a restore point
       -> skip ``hold``;
    c. ``locked`` -> skip ``locked``; unless ``lock_is_ours_and_expired`` is set *and* the LOCK_UNTIL tag
       parses and is not after ``now`` (then the artifact is judged normally; deletes carry ``unlock``).
@@ -26,36 +27,54 @@ Rules (the contract; applied in this order)
    EXPIRING instant already passed takes effect as soon as the doubt is resolved):
    ``unknown_policy`` (no policy tag, or a name not in ``policies``); ``bad_tag`` (SLOT, EXPIRES, EXPIRING
    or LOCK_UNTIL present but not an ISO 8601 instant with a UTC offset; no VM id; a snapshot without a
-   set id; members of one set naming different VMs or policies).
+   set id; a snapshot's SET_SIZE present but not a positive decimal integer; members of one set naming
+   different VMs, policies or SET_SIZEs (one without it among members with it counts as different), or
+   more distinct members than their SET_SIZE).
 3. Sets. Snapshots sharing (set id, region, is_copy) form a set; each restore point (and each collection)
    is a set of its own. A set is kept or deleted WHOLE: if any member is skipped or kept by rule 1-2,
    members that would otherwise be marked or deleted are kept with rule ``set_member_kept``.
-   A set's time is its newest member's ``created``; it is good only if every member is good.
+   A set's time is its newest member's ``created``. A snapshot set is *complete* unless its members carry
+   SET_SIZE (``vmkeeper-set-size``: the number of disks of the run, a decimal string such as ``"3"``,
+   written on every snapshot of the set and on its copies) and fewer distinct members than that are
+   present in the set (its region and copy lineage: a copy set counts its copies only). Members are told
+   apart by disk: a source snapshot's LUN tag (``vmkeeper-lun``), else a copy's COPY_OF tag
+   (``vmkeeper-copy-of``), else its id -- two snapshots of one disk count once. A set without SET_SIZE
+   (made before it existed) is complete as far as anyone can know; restore points are always complete.
+   A set whose later disks failed to be created, whose copy stopped half-way, or whose disks were
+   deleted is *incomplete*. A set is good only if it is complete and every member is good.
 4. Lineages. Sets whose members all pass rule 2 (held/locked ones included) are ranked per lineage
-   (VM id, region, is_copy) -- copies in another region are their own lineage -- newest first. Each set is
-   judged by its own policy against the whole lineage; the first matching rule wins:
+   (VM id, kind, region, is_copy), newest first: a VM's snapshot sets and its restore points are separate
+   lineages (a policy may take both), and copies in another region are lineages of their own, so each kind
+   and each copy region has its own newest good point. Each set is judged by its own policy against the
+   whole lineage; the first matching rule wins:
    a. ``no_rule``: the policy has every keep_* count 0 and no max_age -> keep everything.
    b. ``newest_good``: the lineage's newest good set, while its VM is protected (rule 5).
    c. ``orphan_grace``: a set newer than the newest good one (or any set, if none is good) of a gone VM
       that is still within its grace (rule 5).
    d. ``in_progress``: a set that is not good and younger than ``orphan_grace`` (it may still complete).
-   e. ``keep_last``: among the ``keep_last`` newest good sets.
-   f. ``keep_daily`` / ``keep_weekly`` / ``keep_monthly`` / ``keep_yearly``: the newest good set of each
+   e. ``incomplete_no_newer_complete``: an incomplete set (rule 3) while its VM is protected (rule 5) and
+      no newer good set exists in its lineage: the partial data is the best there is, so it is not
+      cleaned up (not even past max_age) before a complete set replaces it. (For a gone VM within grace
+      rule 4c already keeps it; once that grace is over, its sets go by rules 4d, 4f-i alone -- the
+      newest good set too, so an incomplete one is not kept for longer than a complete one would be.)
+   f. ``keep_last``: among the ``keep_last`` newest good sets.
+   g. ``keep_daily`` / ``keep_weekly`` / ``keep_monthly`` / ``keep_yearly``: the newest good set of each
       of the newest N UTC days / ISO weeks / months / years that hold a good set (buckets without a set
       are not counted, as in restic/borg ``forget``).
-   g. ``expires_not_reached``: a member's EXPIRES instant is still in the future (EXPIRES is a floor).
-   h. ``max_age_not_reached``: the policy has max_age and the set is younger.
+   h. ``expires_not_reached``: a member's EXPIRES instant is still in the future (EXPIRES is a floor).
+   i. ``max_age_not_reached``: the policy has max_age and the set is younger.
    Otherwise the set is expired: rule ``max_age`` (older than max_age) or ``not_selected``.
+   Not good (a failed member, or incomplete) means never the newest good set and never selected by 4f-g.
 5. VM protection. A live VM (in ``live_vm_ids``) is always protected. A gone VM is protected until
    ``since + grace``, where ``since`` is the later of ``vm_last_seen[vm]`` and the newest ``created`` of
    any artifact of that VM (so unknown = gone since its newest artifact), and ``grace`` is the longest
    ``orphan_grace`` among the policies of the sets rule 4b-c protect and of its collections. After that
-   its sets are judged by rule 4d-h alone (keep_* rules still apply to a gone VM's sets).
+   its sets are judged by rules 4d and 4f-i alone (keep_* rules still apply to a gone VM's sets).
 6. Restore point collections (after everything else). Its restore points are the artifacts whose id
    starts with ``{collection id}/restorePoints/``; any not decided ``delete`` in this run keep it
    (``collection_not_empty``). An empty collection is kept with ``no_rule`` as in 4a, ``orphan_grace``
    while a gone VM is protected, ``in_progress`` while a live VM's collection is younger than
-   ``orphan_grace`` (a worker may be about to add a point), ``expires_not_reached`` as in 4g;
+   ``orphan_grace`` (a worker may be about to add a point), ``expires_not_reached`` as in 4h;
    otherwise it expires with rule ``empty_collection`` and is marked, then deleted.
 7. Deferral. An expired set is marked first: ``delete_after`` is the latest of its members' EXPIRING
    instants, or ``now + deferral`` (rounded up to a second) for a member without one. It is deleted only
@@ -63,7 +82,8 @@ Rules (the contract; applied in this order)
 
 Idempotence: after the caller applies a run (deletes gone, marks written, unmarks removed), running again
 with the same ``now`` deletes nothing and marks nothing new: removing unselected sets never unselects
-another set, and the instants of rule 5 cannot move while the sets they protect are kept.
+another set, an incomplete set that rule 4e lets go has a newer good set that rule 4b keeps, and the
+instants of rule 5 cannot move while the sets they protect are kept.
 """
 
 from __future__ import annotations
@@ -87,6 +107,8 @@ _COUNTS = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearl
 _DURATIONS = ("max_age", "orphan_grace", "deferral")
 _DATE_TAGS = (T.SLOT, T.EXPIRES, T.EXPIRING, T.LOCK_UNTIL)
 _RP_INFIX = "/restorepoints/"
+_LINEAGE_NAMES = {SNAPSHOT: "snapshot sets", RESTORE_POINT: "restore points"}
+_ABSENT = object()  # a tag that is not there (None could be a value)
 
 # Calendar buckets for the GFS rules (all in UTC).
 _BUCKETS = {
@@ -256,61 +278,53 @@ def _short(resource_id: str | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------ internal model
+#
+# Written for speed (100,000 artifacts well under a second): one pass over each artifact's tags (lower-cased
+# only when a name is not already), instants parsed once per distinct tag value, per-artifact facts in a few
+# parallel lists and each set a plain tuple rather than an object each (less to build, and less for the
+# garbage collector to walk), and reason texts built once per lineage or policy where they can be.
 
 
-@dataclass
-class _Item:
-    """One artifact with its tags read once."""
+@dataclass(slots=True, eq=False)
+class _Table:
+    """Rules 1-2's reading of every artifact, by index (parallel lists)."""
 
-    art: Artifact
-    index: int
-    created: datetime
-    vm: str | None
-    set_id: str | None
-    policy_name: str | None
-    policy: RetentionPolicy | None
-    expiring: datetime | None
-    expires: datetime | None
-    unlock: bool
-    judgeable: bool  # passes rule 2 (holds and locks aside)
-    forced: Decision | None  # the rule 1-2 decision, if any
-
-
-@dataclass
-class _Set:
-    key: tuple
-    members: list[_Item]
-    time: datetime
-    good: bool
-    candidate: bool  # every member judgeable and they agree on VM and policy
-    lineage: tuple[str, str, bool] | None = None
-    pos: int = 0  # rank in its lineage, 0 = newest
-    policy_name: str | None = None
-    policy: RetentionPolicy | None = None
-    expires: datetime | None = None
-    label: str = ""
+    arts: Sequence[Artifact]
+    lids: list[str]  # ids, lower case
+    created: list[datetime]
+    vm: list[str | None]
+    set_id: list[str | None]
+    policy_name: list[str | None]
+    expiring: list[datetime | None]
+    expires: list[datetime | None]
+    unlock: list[bool]
+    judgeable: list[bool]  # passes rule 2 (holds and locks aside)
+    forced: list[Decision | None]  # the rule 1-2 decision, if any
+    set_size: dict[int, int | None]  # snapshots with a SET_SIZE tag (None: malformed)
+    disk: dict[int, tuple[str, str]]  # what tells such a snapshot apart from the other members of its set
 
 
-@dataclass(frozen=True)
-class _Verdict:
-    keep: bool
-    rule: str
-    reason: str
+# A candidate set (rule 3), as a tuple: it sorts by time, then key (unique in its lineage).
+#   (time, key, members, good, policy name, expires, SET_SIZE or None, distinct members present)
+# key: ("set", set id, region, is_copy) for a snapshot set, ("one", lower-case id) for a restore point.
+_SetRow = tuple[datetime, tuple, tuple[int, ...], bool, str, "datetime | None", "int | None", int]
+_TIME, _KEY, _MEMBERS, _GOOD, _POLICY = range(5)
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
+class _Lineage:
+    vm: str
+    where: str  # e.g. "snapshot sets of vm1 in westeurope (copies)", for reasons
+    sets: list[_SetRow] = field(default_factory=list)  # newest first, once sorted
+    newest_good: int | None = None  # index into sets
+
+
+@dataclass(slots=True)
 class _VmState:
     live: bool
     protected: bool
     since: datetime | None = None
     until: datetime | None = None
-
-
-@dataclass
-class _Lineage:
-    sets: list[_Set]  # newest first
-    newest_good: int | None  # index into sets
-    chosen: dict[str, dict[tuple, str]] = field(default_factory=dict)  # policy name -> set key -> rule
 
 
 # ------------------------------------------------------------------------------------------------- decide
@@ -332,316 +346,484 @@ def decide(
     now = _utc(now, "now")
     live = {vm.lower() for vm in live_vm_ids}
     last_seen = {vm.lower(): _utc(when, f"vm_last_seen[{vm}]") for vm, when in (vm_last_seen or {}).items()}
-    _check_ids(artifacts)
+    t = _examine(artifacts, policies, now)
+    lineages, loose = _group_sets(t)
+    collections = [i for i, a in enumerate(artifacts) if a.kind == COLLECTION]
+    vms = _vm_states(t, lineages, collections, policies, live, last_seen, now)
 
-    held_collections = {
-        a.id.lower() for a in artifacts if a.kind == COLLECTION and _held(_lower_keys(a.tags))
+    decided: list[Decision | None] = [None] * len(artifacts)
+    has_rules = {name: policy.has_rules for name, policy in policies.items()}
+    for lin in lineages:
+        _decide_lineage(lin, vms[lin.vm], policies, has_rules, now, decided, t)
+    for key, members in loose:  # sets that are no candidate: some member is kept by rule 1-2
+        _apply(key, members, True, "", "", None, now, decided, t)
+    if collections:
+        children = _collection_children(t)
+        for i in collections:
+            decided[i] = _decide_collection(i, children.get(t.lids[i], ()), decided, vms, policies, now, t)
+    return decided  # type: ignore[return-value]  # every slot is filled
+
+
+def _check_ids(artifacts: Sequence[Artifact]) -> list[str]:
+    """The ids, lower case; raises on an unknown kind or an id listed twice."""
+    lids = [a.id.lower() for a in artifacts]
+    if len(set(lids)) != len(lids) or not {a.kind for a in artifacts} <= set(KINDS):
+        seen: set[str] = set()
+        for a, lid in zip(artifacts, lids, strict=True):
+            if a.kind not in KINDS:
+                raise ValueError(f"{a.id}: unknown kind {a.kind!r} (expected one of {', '.join(KINDS)})")
+            if lid in seen:
+                raise ValueError(f"{a.id}: listed twice")
+            seen.add(lid)
+    return lids
+
+
+def _lower_keys(tags: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The tags with their names in lower case (Azure's names are case-insensitive); as they are if they
+    already are (vmkeeper writes them so: the common case, and read-only here)."""
+    if not tags:
+        return {}
+    try:
+        if "".join(tags).islower():  # no upper case letter in any name (and some letter)
+            return tags
+    except TypeError:  # a name that is not a string
+        pass
+    return {str(k).lower(): v for k, v in tags.items()}
+
+
+def _parent_collection(lowered_id: str) -> str | None:
+    return lowered_id.rsplit(_RP_INFIX, 1)[0] if _RP_INFIX in lowered_id else None
+
+
+def _examine(artifacts: Sequence[Artifact], policies: Mapping[str, RetentionPolicy], now: datetime) -> _Table:
+    """Read every artifact's tags once and apply rules 1-2 (one loop: this is the hot path)."""
+    lids = _check_ids(artifacts)
+    all_tags = [_lower_keys(a.tags) for a in artifacts]
+    held = {
+        lid
+        for a, lid, tags in zip(artifacts, lids, all_tags, strict=True)
+        if a.kind == COLLECTION and T.HOLD in tags
     }
-    items = [_examine(a, i, policies, now, held_collections) for i, a in enumerate(artifacts)]
-    collections = [it for it in items if it.art.kind == COLLECTION]
-    sets = _group_sets([it for it in items if it.art.kind != COLLECTION])
-    lineages = _lineages(sets)
-    vms = _vm_states(items, lineages, collections, live, last_seen, now)
+    n = len(artifacts)
+    t = _Table(artifacts, lids, [], [], [], [], [None] * n, [None] * n, [False] * n, [], [None] * n, {}, {})
+    add_created, add_vm, add_set_id = t.created.append, t.vm.append, t.set_id.append
+    add_policy, add_judgeable = t.policy_name.append, t.judgeable.append
+    expiring, expires, unlocks, forced_list, set_sizes = t.expiring, t.expires, t.unlock, t.forced, t.set_size
+    managed_by, managed_value, hold, vm_tag, set_tag = T.MANAGED_BY, T.MANAGED_BY_VALUE, T.HOLD, T.VM, T.SET
+    policy_tag, slot_tag, expires_tag, expiring_tag, lock_tag = (
+        T.ARTIFACT_POLICY,
+        T.SLOT,
+        T.EXPIRES,
+        T.EXPIRING,
+        T.LOCK_UNTIL,
+    )
+    size_tag, absent = T.SET_SIZE, _ABSENT
+    instants: dict[
+        str, datetime | None
+    ] = {}  # per tag value: a slot, a mark, a lock date is on many artifacts
 
-    decided: dict[int, Decision] = {}
-    for s in sets:
-        verdict = _judge_set(s, lineages, vms, now) if s.candidate else None
-        decided.update(_decide_members(s, verdict, now))
-    children = _collection_children(items)
-    for it in collections:
-        decided[it.index] = _decide_collection(it, children.get(it.art.id.lower(), []), decided, vms, now)
-    return [decided[i] for i in range(len(items))]
+    def instant(value: Any) -> datetime | None:
+        try:
+            return instants[value]
+        except (KeyError, TypeError):  # TypeError: not a string (nor hashable), which parse_instant refuses
+            when = parse_instant(value)
+            if type(value) is str:
+                instants[value] = when
+            return when
 
+    for i, (art, lid, tags) in enumerate(zip(artifacts, lids, all_tags, strict=True)):
+        kind, get = art.kind, tags.get
+        created = art.created
+        if type(created) is not datetime or created.tzinfo is not UTC:  # (the message only when needed)
+            created = _utc(created, f"{art.id}: created")
+        add_created(created)
+        vm = art.vm_id or get(vm_tag)
+        vm = (vm.strip().lower() or None) if vm else None
+        add_vm(vm)
+        set_id = art.set_id or get(set_tag)
+        set_id = (set_id.strip() or None) if set_id else None
+        add_set_id(set_id)
+        policy_name = get(policy_tag)
+        policy_name = (policy_name.strip() or None) if policy_name else None
+        add_policy(policy_name)
 
-def _check_ids(artifacts: Sequence[Artifact]) -> None:
-    seen: set[str] = set()
-    for a in artifacts:
-        if a.kind not in KINDS:
-            raise ValueError(f"{a.id}: unknown kind {a.kind!r} (expected one of {', '.join(KINDS)})")
-        if a.id.lower() in seen:
-            raise ValueError(f"{a.id}: listed twice")
-        seen.add(a.id.lower())
+        bad_dates = False
+        if (value := get(slot_tag, absent)) is not absent and instant(value) is None:
+            bad_dates = True
+        if (value := get(expires_tag, absent)) is not absent:
+            if (when := instant(value)) is None:
+                bad_dates = True
+            expires[i] = when
+        if (value := get(expiring_tag, absent)) is not absent:
+            if (when := instant(value)) is None:
+                bad_dates = True
+            expiring[i] = when
+        lock_until = None
+        if (value := get(lock_tag, absent)) is not absent and (lock_until := instant(value)) is None:
+            bad_dates = True
+        unlock = art.locked and art.lock_is_ours_and_expired and lock_until is not None and lock_until <= now
+        unlocks[i] = unlock
 
-
-def _lower_keys(tags: Mapping[str, str] | None) -> dict[str, str]:
-    return {str(k).lower(): v for k, v in (tags or {}).items()}
-
-
-def _held(tags: Mapping[str, str]) -> bool:
-    return bool(tags.get(T.HOLD))
-
-
-def _parent_collection(resource_id: str) -> str | None:
-    lowered = resource_id.lower()
-    return lowered.rsplit(_RP_INFIX, 1)[0] if _RP_INFIX in lowered else None
-
-
-def _examine(
-    art: Artifact,
-    index: int,
-    policies: Mapping[str, RetentionPolicy],
-    now: datetime,
-    held_collections: set[str],
-) -> _Item:
-    """Read tags once and apply rules 1-2."""
-    tags = _lower_keys(art.tags)
-    created = _utc(art.created, f"{art.id}: created")
-    vm = (art.vm_id or tags.get(T.VM) or "").strip().lower() or None
-    set_id = (art.set_id or tags.get(T.SET) or "").strip() or None
-    dates = {name: parse_instant(tags[name]) for name in _DATE_TAGS if name in tags}
-    bad_dates = sorted(name for name, when in dates.items() if when is None)
-    policy_name = (tags.get(T.ARTIFACT_POLICY) or "").strip() or None
-    policy = policies.get(policy_name) if policy_name else None
-    lock_until = dates.get(T.LOCK_UNTIL)
-    unlock = art.locked and art.lock_is_ours_and_expired and lock_until is not None and lock_until <= now
-
-    def skip(rule: str, reason: str) -> Decision:
-        return Decision(art.id, "skip", rule, reason)
-
-    def doubt(rule: str, reason: str) -> Decision:
-        return Decision(art.id, "keep", rule, reason)
-
-    if not T.is_managed(tags):
-        forced = skip("not_owned", f"no {T.MANAGED_BY}: {T.MANAGED_BY_VALUE} tag")
-    elif _held(tags):
-        forced = skip("hold", f"{T.HOLD} = {tags[T.HOLD]!r}")
-    elif art.kind == RESTORE_POINT and _parent_collection(art.id) in held_collections:
-        forced = skip("hold", "its restore point collection is held")
-    elif art.locked and not unlock:
-        forced = skip("locked", "under a resource lock")
-    else:
+        managed = get(managed_by)
+        managed = managed == managed_value or (
+            type(managed) is str and managed.strip().lower() == managed_value
+        )
         forced = None
-    doubt_decision = None
-    if bad_dates:
-        doubt_decision = doubt("bad_tag", f"not an ISO 8601 UTC instant: {', '.join(bad_dates)}")
-    elif policy_name is None:
-        doubt_decision = doubt("unknown_policy", f"no {T.ARTIFACT_POLICY} tag")
-    elif policy is None:
-        doubt_decision = doubt("unknown_policy", f"policy {policy_name!r} is not configured")
-    elif vm is None:
-        doubt_decision = doubt("bad_tag", f"no {T.VM} tag")
-    elif art.kind == SNAPSHOT and set_id is None:
-        doubt_decision = doubt("bad_tag", f"no {T.SET} tag")
-    return _Item(
-        art=art,
-        index=index,
-        created=created,
-        vm=vm,
-        set_id=set_id,
-        policy_name=policy_name,
-        policy=policy,
-        expiring=dates.get(T.EXPIRING),
-        expires=dates.get(T.EXPIRES),
-        unlock=unlock,
-        judgeable=T.is_managed(tags) and doubt_decision is None,
-        forced=forced or doubt_decision,
-    )
+        if not managed:
+            forced = Decision(art.id, "skip", "not_owned", f"no {managed_by}: {managed_value} tag")
+        elif hold in tags:
+            forced = Decision(art.id, "skip", "hold", f"{hold} = {tags[hold]!r}")
+        elif held and kind == RESTORE_POINT and _parent_collection(lid) in held:
+            forced = Decision(art.id, "skip", "hold", "its restore point collection is held")
+        elif art.locked and not unlock:
+            forced = Decision(art.id, "skip", "locked", "under a resource lock")
 
-
-def _set_key(it: _Item) -> tuple:
-    if it.art.kind == SNAPSHOT and it.set_id is not None:
-        return ("set", it.set_id, it.art.region.lower(), it.art.is_copy)
-    return ("one", it.art.id.lower())  # restore points, and snapshots that rule 2 already keeps
-
-
-def _group_sets(items: list[_Item]) -> list[_Set]:
-    groups: dict[tuple, list[_Item]] = defaultdict(list)
-    for it in items:
-        groups[_set_key(it)].append(it)
-    return [_make_set(key, members) for key, members in groups.items()]
-
-
-def _make_set(key: tuple, members: list[_Item]) -> _Set:
-    first = members[0]
-    s = _Set(
-        key=key,
-        members=members,
-        time=max(m.created for m in members),
-        good=all(m.art.good for m in members),
-        candidate=all(m.judgeable for m in members),
-        label=f"set {first.set_id}" if key[0] == "set" else _short(first.art.id),
-    )
-    vms = {m.vm for m in members}
-    names = {m.policy_name for m in members}
-    if s.candidate and (len(vms) > 1 or len(names) > 1):
-        s.candidate = False  # a corrupt set: keep it all, on doubt
-        what = "VMs" if len(vms) > 1 else "policies"
-        for m in members:
-            m.forced = m.forced or Decision(
-                m.art.id, "keep", "bad_tag", f"members of {s.label} name different {what}"
+        doubt = None
+        if bad_dates:
+            bad = ", ".join(
+                name for name in sorted(_DATE_TAGS) if name in tags and instant(tags[name]) is None
             )
-    if s.candidate:
-        s.lineage = (first.vm, first.art.region.lower(), first.art.is_copy)
-        s.policy_name, s.policy = first.policy_name, first.policy
-        s.expires = max((m.expires for m in members if m.expires), default=None)
-    return s
+            doubt = ("bad_tag", f"not an ISO 8601 UTC instant: {bad}")
+        elif policy_name is None:
+            doubt = ("unknown_policy", f"no {policy_tag} tag")
+        elif policy_name not in policies:
+            doubt = ("unknown_policy", f"policy {policy_name!r} is not configured")
+        elif vm is None:
+            doubt = ("bad_tag", f"no {vm_tag} tag")
+        elif kind == SNAPSHOT and set_id is None:
+            doubt = ("bad_tag", f"no {set_tag} tag")
+        if kind == SNAPSHOT and (value := get(size_tag, absent)) is not absent:
+            size = set_sizes[i] = _parse_size(value)
+            t.disk[i] = _disk(lid, tags)
+            if size is None and doubt is None:
+                doubt = ("bad_tag", f"{size_tag} = {value!r}: not a number of disks")
+        add_judgeable(managed and doubt is None)
+        if doubt is not None and forced is None:
+            forced = Decision(art.id, "keep", *doubt)
+        if forced is not None:
+            forced_list[i] = forced
+    return t
 
 
-def _lineages(sets: list[_Set]) -> dict[tuple, _Lineage]:
-    grouped: dict[tuple, list[_Set]] = defaultdict(list)
-    for s in sets:
-        if s.candidate:
-            grouped[s.lineage].append(s)
-    out = {}
-    for lineage, members in grouped.items():
-        members.sort(key=lambda s: (s.time, repr(s.key)), reverse=True)  # ties broken by key: deterministic
-        for pos, s in enumerate(members):
-            s.pos = pos
-        newest_good = next((s.pos for s in members if s.good), None)
-        out[lineage] = _Lineage(members, newest_good)
-    return out
+def _parse_size(value: Any) -> int | None:
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
 
 
-def _orphan_protected(lin: _Lineage) -> list[_Set]:
+def _disk(lid: str, tags: Mapping[str, str]) -> tuple[str, str]:
+    for name in (T.LUN, T.COPY_OF):
+        value = tags.get(name)
+        value = value.strip().lower() if isinstance(value, str) else ""
+        if value:
+            return (name, value)
+    return ("id", lid)
+
+
+def _group_sets(t: _Table) -> tuple[list[_Lineage], list[tuple[tuple, tuple[int, ...]]]]:
+    """Rule 3's sets: snapshots by (set id, region, is_copy); any other snapshot or restore point alone.
+    The candidates go to their lineages (rule 4), sorted newest first; the others are returned apart."""
+    groups: dict[tuple, list[int]] = {}
+    lineages: dict[tuple, _Lineage] = {}
+    loose: list[tuple[tuple, tuple[int, ...]]] = []
+    created, judgeable, set_ids, vms, names, expires = (
+        t.created,
+        t.judgeable,
+        t.set_id,
+        t.vm,
+        t.policy_name,
+        t.expires,
+    )
+    for i, art in enumerate(t.arts):
+        kind = art.kind
+        if kind == SNAPSHOT and set_ids[i] is not None:
+            key = (set_ids[i], art.region.lower(), art.is_copy)
+            members = groups.get(key)
+            if members is None:
+                groups[key] = [i]
+            else:
+                members.append(i)
+        elif kind == COLLECTION:
+            continue
+        elif judgeable[i]:  # a restore point: a set of one, so no disagreement, no SET_SIZE to count
+            lineage = (vms[i], kind, art.region.lower(), art.is_copy)
+            row = (created[i], ("one", t.lids[i]), (i,), art.good, names[i], expires[i], None, 1)
+            lin = lineages.get(lineage) or lineages.setdefault(lineage, _new_lineage(lineage))
+            lin.sets.append(row)
+        else:  # kept by rule 1-2 (a snapshot without a set id always is)
+            loose.append((("one", t.lids[i]), (i,)))
+    for key, members in groups.items():
+        row, lineage = _make_set(("set", *key), tuple(members), t)
+        if lineage is None:
+            loose.append((row[_KEY], row[_MEMBERS]))
+        else:
+            lin = lineages.get(lineage) or lineages.setdefault(lineage, _new_lineage(lineage))
+            lin.sets.append(row)
+    for lin in lineages.values():
+        lin.sets.sort(reverse=True)  # newest first; ties broken by key: deterministic
+        lin.newest_good = next((pos for pos, row in enumerate(lin.sets) if row[_GOOD]), None)
+    return list(lineages.values()), loose
+
+
+def _new_lineage(lineage: tuple) -> _Lineage:
+    vm, kind, region, is_copy = lineage
+    return _Lineage(vm, f"{_LINEAGE_NAMES[kind]} of {_short(vm)} in {region}{' (copies)' if is_copy else ''}")
+
+
+def _make_set(key: tuple, members: tuple[int, ...], t: _Table) -> tuple[_SetRow, tuple | None]:
+    """A snapshot set's row, and its lineage (None: no candidate, kept whole by rule 1-3)."""
+    arts, created, judgeable, vms, names, set_sizes = (
+        t.arts,
+        t.created,
+        t.judgeable,
+        t.vm,
+        t.policy_name,
+        t.set_size,
+    )
+    first = members[0]
+    time, good, candidate = created[first], arts[first].good, judgeable[first]
+    vm, name, size = vms[first], names[first], set_sizes.get(first)
+    other_vm = other_name = other_size = False
+    for m in members[1:]:
+        if created[m] > time:
+            time = created[m]
+        good = good and arts[m].good
+        candidate = candidate and judgeable[m]
+        other_vm = other_vm or vms[m] != vm
+        other_name = other_name or names[m] != name
+        other_size = other_size or set_sizes.get(m) != size
+    present, corrupt = len(members), None
+    if other_vm or other_name or other_size:
+        what = "VMs" if other_vm else "policies" if other_name else f"{T.SET_SIZE}s"
+        corrupt = f"members of set {key[1]} name different {what}"
+    elif size is not None:
+        present = len({t.disk[m] for m in members})
+        good = good and present >= size
+        if present > size:
+            corrupt = f"set {key[1]} has {present} disks, more than its {T.SET_SIZE} {size}"
+    if candidate and corrupt:
+        candidate = False  # a corrupt set: keep it all, on doubt
+        for m in members:
+            t.forced[m] = t.forced[m] or Decision(arts[m].id, "keep", "bad_tag", corrupt)
+    if not candidate:
+        return (time, key, members, good, name, None, size, present), None
+    expires = max((t.expires[m] for m in members if t.expires[m]), default=None)
+    art = arts[first]
+    return (time, key, members, good, name, expires, size, present), (
+        vm,
+        art.kind,
+        art.region.lower(),
+        art.is_copy,
+    )
+
+
+def _orphan_protected(lin: _Lineage) -> list[_SetRow]:
     """The sets rule 4b-c protect while a gone VM is within grace: the newest good and anything newer."""
     return lin.sets if lin.newest_good is None else lin.sets[: lin.newest_good + 1]
 
 
 def _vm_states(
-    items: list[_Item],
-    lineages: dict[tuple, _Lineage],
-    collections: list[_Item],
+    t: _Table,
+    lineages: list[_Lineage],
+    collections: list[int],
+    policies: Mapping[str, RetentionPolicy],
     live: set[str],
     last_seen: dict[str, datetime],
     now: datetime,
 ) -> dict[str, _VmState]:
     newest: dict[str, datetime] = {}
-    for it in items:
-        if it.vm:
-            newest[it.vm] = max(newest.get(it.vm, it.created), it.created)
+    for vm, created in zip(t.vm, t.created, strict=True):
+        if vm:
+            seen = newest.get(vm)
+            if seen is None or created > seen:
+                newest[vm] = created
     # The longest grace among what the grace protects: those artifacts stay, so the grace cannot shrink
     # between two runs with the same `now`, and neither can `since` (its newest artifact stays too).
     graces: dict[str, list[timedelta]] = defaultdict(list)
-    for (vm, _, _), lin in lineages.items():
-        graces[vm] += [s.policy.orphan_grace for s in _orphan_protected(lin)]
-    for it in collections:
-        if it.judgeable:
-            graces[it.vm].append(it.policy.orphan_grace)
+    for lin in lineages:
+        if lin.vm not in live:
+            graces[lin.vm] += [policies[row[_POLICY]].orphan_grace for row in _orphan_protected(lin)]
+    for i in collections:
+        if t.judgeable[i] and t.vm[i] not in live:
+            graces[t.vm[i]].append(policies[t.policy_name[i]].orphan_grace)
     states = {}
+    live_state = _VmState(live=True, protected=True)
     for vm in newest.keys() | last_seen.keys():
         if vm in live:
-            states[vm] = _VmState(live=True, protected=True)
+            states[vm] = live_state
             continue
-        since = max(t for t in (newest.get(vm), last_seen.get(vm)) if t is not None)
+        since = max(when for when in (newest.get(vm), last_seen.get(vm)) if when is not None)
         until = since + max(graces.get(vm, []), default=timedelta(0))
         states[vm] = _VmState(live=False, protected=now < until, since=since, until=until)
     return states
 
 
-def _chosen(lin: _Lineage, name: str, policy: RetentionPolicy) -> dict[tuple, str]:
-    """Sets of the lineage that `policy`'s keep_last and GFS rules select (set key -> first rule)."""
-    if name not in lin.chosen:
-        good = [s for s in lin.sets if s.good]
-        chosen: dict[tuple, str] = {s.key: "keep_last" for s in good[: policy.keep_last]}
-        for rule, bucket_of in _BUCKETS.items():
-            left, last = getattr(policy, rule), None
-            for s in good:
-                if left <= 0:
-                    break
-                bucket = bucket_of(s.time)
-                if bucket != last:  # newest first, so the first set seen in a bucket is its newest
-                    chosen.setdefault(s.key, rule)
-                    left, last = left - 1, bucket
-        lin.chosen[name] = chosen
-    return lin.chosen[name]
+def _chosen(sets: list[_SetRow], policy: RetentionPolicy) -> dict[int, str]:
+    """The sets (by rank) of a lineage that `policy`'s keep_last and GFS rules select, with the first rule."""
+    good = [pos for pos, row in enumerate(sets) if row[_GOOD]]
+    chosen = {pos: "keep_last" for pos in good[: policy.keep_last]}
+    for rule, bucket_of in _BUCKETS.items():
+        left, last = getattr(policy, rule), None
+        for pos in good:
+            if left <= 0:
+                break
+            bucket = bucket_of(sets[pos][_TIME])
+            if bucket != last:  # newest first, so the first set seen in a bucket is its newest
+                chosen.setdefault(pos, rule)
+                left, last = left - 1, bucket
+    return chosen
 
 
-def _judge_set(s: _Set, lineages: dict[tuple, _Lineage], vms: dict[str, _VmState], now: datetime) -> _Verdict:
-    """Rules 4-5 for one candidate set."""
-    policy, lin, vm, pos = s.policy, lineages[s.lineage], vms[s.lineage[0]], s.pos
-    where = f"{_short(s.lineage[0])} in {s.lineage[1]}{' (copy)' if s.lineage[2] else ''}"
+def _decide_lineage(
+    lin: _Lineage,
+    vm: _VmState,
+    policies: Mapping[str, RetentionPolicy],
+    has_rules: Mapping[str, bool],
+    now: datetime,
+    decided: list,
+    t: _Table,
+) -> None:
+    """Rules 4-5 for each set of one lineage, then rule 3 and 7 for its members."""
+    newest_good, protected, where = lin.newest_good, vm.protected, lin.where
+    chosen: dict[str, dict[int, str]] = {}  # policy name -> rank -> rule
+    reasons: dict[tuple, str] = {}  # texts shared by the sets of the lineage
+    for pos, (time, key, members, good, name, expires, size, present) in enumerate(lin.sets):
+        policy = policies[name]
+        incomplete = size is not None and present < size
+        if not has_rules[name]:
+            keep, rule, reason = True, "no_rule", f"policy {name!r} has no keep rule and no max_age"
+        elif protected and pos == newest_good:
+            keep, rule = True, "newest_good"
+            reason = reasons.get(("newest_good",))
+            if reason is None:
+                why = (
+                    "live VM"
+                    if vm.live
+                    else f"VM gone since {format_instant(vm.since)}, grace until {format_instant(vm.until)}"
+                )
+                reason = reasons[("newest_good",)] = f"newest good point of {where} ({why})"
+        elif protected and not vm.live and (newest_good is None or pos < newest_good):
+            keep, rule, reason = True, "orphan_grace", f"VM gone, grace until {format_instant(vm.until)}"
+        elif not good and now - time < policy.orphan_grace:
+            what = f"incomplete ({present} of {size} disks)" if incomplete else "not good yet"
+            keep, rule, reason = (
+                True,
+                "in_progress",
+                f"{what}, younger than orphan_grace {policy.orphan_grace}",
+            )
+        elif incomplete and protected and (newest_good is None or newest_good > pos):
+            keep, rule = True, "incomplete_no_newer_complete"
+            reason = f"{_label(key, members, t)} has {present} of {size} disks, and no newer complete set in {where}"
+        else:
+            selected = chosen.get(name)
+            if selected is None:
+                selected = chosen[name] = _chosen(lin.sets, policy)
+            rule = selected.get(pos)
+            if rule:
+                keep = True
+                reason = reasons.get((rule, name))
+                if reason is None:
+                    reason = reasons[(rule, name)] = f"{rule} = {getattr(policy, rule)} selects it in {where}"
+            elif expires is not None and expires > now:
+                keep, rule, reason = True, "expires_not_reached", f"{T.EXPIRES} {format_instant(expires)}"
+            elif policy.max_age is None:
+                keep, rule, reason = False, "not_selected", f"no keep rule of policy {name!r} selects it"
+            elif now - time < policy.max_age:
+                keep, rule, reason = True, "max_age_not_reached", f"younger than max_age {policy.max_age}"
+            else:
+                keep, rule, reason = False, "max_age", f"older than max_age {policy.max_age}"
+        _apply(key, members, keep, rule, reason, policy, now, decided, t)
 
-    if not policy.has_rules:
-        return _Verdict(True, "no_rule", f"policy {s.policy_name!r} has no keep rule and no max_age")
-    if vm.protected and pos == lin.newest_good:
-        why = (
-            "live VM"
-            if vm.live
-            else f"VM gone since {format_instant(vm.since)}, grace until {format_instant(vm.until)}"
-        )
-        return _Verdict(True, "newest_good", f"newest good point of {where} ({why})")
-    if vm.protected and not vm.live and (lin.newest_good is None or pos < lin.newest_good):
-        return _Verdict(True, "orphan_grace", f"VM gone, grace until {format_instant(vm.until)}")
-    if not s.good and now - s.time < policy.orphan_grace:
-        return _Verdict(True, "in_progress", f"not good yet, younger than orphan_grace {policy.orphan_grace}")
-    rule = _chosen(lin, s.policy_name, policy).get(s.key)
-    if rule:
-        return _Verdict(True, rule, f"{rule} = {getattr(policy, rule)} selects it in {where}")
-    if s.expires is not None and s.expires > now:
-        return _Verdict(True, "expires_not_reached", f"{T.EXPIRES} {format_instant(s.expires)}")
-    if policy.max_age is not None:
-        if now - s.time < policy.max_age:
-            return _Verdict(True, "max_age_not_reached", f"younger than max_age {policy.max_age}")
-        return _Verdict(False, "max_age", f"older than max_age {policy.max_age}")
-    return _Verdict(False, "not_selected", f"no keep rule of policy {s.policy_name!r} selects it")
+
+def _label(key: tuple, members: tuple[int, ...], t: _Table) -> str:
+    return f"set {key[1]}" if key[0] == "set" else _short(t.arts[members[0]].id)
 
 
-def _keep(it: _Item, rule: str, reason: str) -> Decision:
-    if it.expiring is not None:  # no longer expiring: the caller removes the mark
-        return Decision(it.art.id, "keep", "unmark", f"{rule}: {reason}; remove {T.EXPIRING}")
-    return Decision(it.art.id, "keep", rule, reason)
+def _apply(
+    key: tuple,
+    members: tuple[int, ...],
+    keep: bool,
+    rule: str,
+    reason: str,
+    policy: RetentionPolicy | None,
+    now: datetime,
+    decided: list,
+    t: _Table,
+) -> None:
+    """Rule 3: the set's fate applies to all its members, and any member kept by rule 1-2 keeps them all
+    (``policy`` None: a set that is no candidate, which always has such a member). Rule 7 for the rest."""
+    forced, arts, expiring = t.forced, t.arts, t.expiring
+    if not keep or policy is None:
+        why = next((m for m in members if forced[m] is not None), None)
+        if why is None:
+            for m, decision in zip(
+                members, _expire(members, rule, reason, policy.deferral, now, t), strict=True
+            ):
+                decided[m] = decision
+            return
+        if len(members) == 1:  # (it is the one kept)
+            decided[why] = forced[why]
+            return
+        rule = "set_member_kept"
+        reason = f"{_label(key, members, t)}: {_short(arts[why].id)} is kept ({forced[why].rule})"
+    for m in members:
+        if forced[m] is not None:
+            decided[m] = forced[m]
+        elif expiring[m] is not None:  # no longer expiring: the caller removes the mark
+            decided[m] = Decision(arts[m].id, "keep", "unmark", f"{rule}: {reason}; remove {T.EXPIRING}")
+        else:
+            decided[m] = Decision(arts[m].id, "keep", rule, reason)
 
 
 def _expire(
-    members: list[_Item], verdict: _Verdict, deferral: timedelta, now: datetime
-) -> dict[int, Decision]:
+    members: Sequence[int], rule: str, reason: str, deferral: timedelta, now: datetime, t: _Table
+) -> list[Decision]:
     """Rule 7: mark first; delete once every member's mark has passed. One instant for the whole set."""
     planned = _ceil_second(now + deferral)
-    when = max(m.expiring or planned for m in members)
+    when = max(t.expiring[m] or planned for m in members)
+    arts = t.arts
     if now > when:
-        return {
-            m.index: Decision(
-                m.art.id, "delete", verdict.rule, verdict.reason, delete_after=when, unlock=m.unlock
-            )
+        return [
+            Decision(arts[m].id, "delete", rule, reason, delete_after=when, unlock=t.unlock[m])
             for m in members
-        }
-    reason = f"{verdict.reason}; delete after {format_instant(when)}"
-    return {m.index: Decision(m.art.id, "mark", verdict.rule, reason, delete_after=when) for m in members}
+        ]
+    reason = f"{reason}; delete after {format_instant(when)}"
+    return [Decision(arts[m].id, "mark", rule, reason, delete_after=when) for m in members]
 
 
-def _decide_members(s: _Set, verdict: _Verdict | None, now: datetime) -> dict[int, Decision]:
-    """Rule 3: the set's fate applies to all its members, and any member kept by rule 1-2 keeps them all."""
-    out = {m.index: m.forced for m in s.members if m.forced}
-    free = [m for m in s.members if not m.forced]
-    if not free:
-        return out
-    if verdict is not None and verdict.keep:
-        out.update({m.index: _keep(m, verdict.rule, verdict.reason) for m in free})
-    elif out or verdict is None:  # (a set that is no candidate always has a member kept by rule 1-2)
-        why = next(m for m in s.members if m.forced)
-        reason = f"{s.label}: {_short(why.art.id)} is kept ({why.forced.rule})"
-        out.update({m.index: _keep(m, "set_member_kept", reason) for m in free})
-    else:
-        out.update(_expire(free, verdict, s.policy.deferral, now))
-    return out
-
-
-def _collection_children(items: list[_Item]) -> dict[str, list[_Item]]:
-    children: dict[str, list[_Item]] = defaultdict(list)
-    for it in items:
-        parent = _parent_collection(it.art.id) if it.art.kind != COLLECTION else None
-        if parent:
-            children[parent].append(it)
+def _collection_children(t: _Table) -> dict[str, list[int]]:
+    children: dict[str, list[int]] = defaultdict(list)
+    for i, (art, lid) in enumerate(zip(t.arts, t.lids, strict=True)):
+        if _RP_INFIX in lid and art.kind != COLLECTION:
+            children[lid.rsplit(_RP_INFIX, 1)[0]].append(i)
     return children
 
 
 def _decide_collection(
-    it: _Item, children: list[_Item], decided: dict[int, Decision], vms: dict[str, _VmState], now: datetime
+    i: int,
+    children: Sequence[int],
+    decided: list,
+    vms: dict[str, _VmState],
+    policies: Mapping[str, RetentionPolicy],
+    now: datetime,
+    t: _Table,
 ) -> Decision:
     """Rule 6, after every restore point is decided."""
-    if it.forced:
-        return it.forced
-    remaining = [c for c in children if decided[c.index].action != "delete"]
+    if t.forced[i]:
+        return t.forced[i]
+    remaining = sum(decided[c].action != "delete" for c in children)
+    name = t.policy_name[i]
+    policy, vm, expires = policies[name], vms[t.vm[i]], t.expires[i]
     if remaining:
-        return _keep(it, "collection_not_empty", f"{len(remaining)} restore point(s) remain")
-    policy, vm = it.policy, vms[it.vm]
-    if not policy.has_rules:
-        return _keep(it, "no_rule", f"policy {it.policy_name!r} has no keep rule and no max_age")
-    if vm.protected and not vm.live:
-        return _keep(it, "orphan_grace", f"empty, but VM gone only since {format_instant(vm.since)}")
-    if vm.live and now - it.created < policy.orphan_grace:
-        return _keep(it, "in_progress", f"empty, younger than orphan_grace {policy.orphan_grace}")
-    if it.expires is not None and it.expires > now:
-        return _keep(it, "expires_not_reached", f"{T.EXPIRES} {format_instant(it.expires)}")
-    verdict = _Verdict(False, "empty_collection", "empty restore point collection")
-    return _expire([it], verdict, policy.deferral, now)[it.index]
+        keep, rule, reason = True, "collection_not_empty", f"{remaining} restore point(s) remain"
+    elif not policy.has_rules:
+        keep, rule, reason = True, "no_rule", f"policy {name!r} has no keep rule and no max_age"
+    elif vm.protected and not vm.live:
+        keep, rule, reason = True, "orphan_grace", f"empty, but VM gone only since {format_instant(vm.since)}"
+    elif vm.live and now - t.created[i] < policy.orphan_grace:
+        keep, rule, reason = True, "in_progress", f"empty, younger than orphan_grace {policy.orphan_grace}"
+    elif expires is not None and expires > now:
+        keep, rule, reason = True, "expires_not_reached", f"{T.EXPIRES} {format_instant(expires)}"
+    else:
+        keep, rule, reason = False, "empty_collection", "empty restore point collection"
+    _apply(("one", t.lids[i]), (i,), keep, rule, reason, policy, now, decided, t)
+    return decided[i]

@@ -53,7 +53,7 @@ def lock_until(job: dict[str, Any]) -> str | None:
 def snapshot_tags(job: dict[str, Any], target: dict[str, Any]) -> dict[str, str]:
     """Everything a snapshot says of itself, written once at creation (never rewritten later)."""
     until = lock_until(job)
-    return {**job["tags"], "vmkeeper-lun": str(target["lun"]), **({T.LOCK_UNTIL: until} if until else {})}
+    return {**job["tags"], T.LUN: str(target["lun"]), **({T.LOCK_UNTIL: until} if until else {})}
 
 
 def copy_name(name: str, region: str) -> str:
@@ -259,7 +259,7 @@ class ScheduledWorker:
             return wait
         target = job["snapshots"][index]
         source_id = compute_id(job, "snapshots", target["name"])
-        body = Snapshot(location=region, tags=dict(job["tags"], **{"vmkeeper-copy-of": source_id[-256:]}), incremental=True,
+        body = Snapshot(location=region, tags=dict(job["tags"], **{T.COPY_OF: source_id[-256:]}), incremental=True,
                         creation_data=CreationData(create_option="CopyStart", source_resource_id=source_id))
         seen: dict[str, float] = {}
         try:
