@@ -24,8 +24,8 @@ import json
 import random
 import time
 import uuid
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
