@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 
-.PHONY: setup test demo bench lint format clean
+.PHONY: setup test soak demo bench lint format clean
 
 setup: $(PY_OK) $(NODE_OK)
 
@@ -23,6 +23,9 @@ lint: $(PY_OK)
 
 test: setup lint
 	$(BIN)/pytest
+
+soak: setup
+	$(BIN)/pytest -m slow -s
 
 demo: setup
 	$(BIN)/python -m scripts.demo
