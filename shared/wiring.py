@@ -12,7 +12,15 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is needed
+    from .autoprotect.service import AutoProtect
+    from .azure.clients import ArmClients, Storage
+    from .azure.pacing import WriteBudget
+    from .retention.service import Retention
+    from .schedule.service import Schedule
+    from .settings import FleetSettings, ProtectSettings
 
 T = TypeVar("T")
 
@@ -45,7 +53,7 @@ class Wiring:
         return self._once("credential", make)
 
     @property
-    def arm(self) -> Any:
+    def arm(self) -> ArmClients:
         from .azure.clients import ArmClients
         from .settings import AzureSettings
 
@@ -53,27 +61,27 @@ class Wiring:
                                                     **self._arm_options))
 
     @property
-    def storage(self) -> Any:
+    def storage(self) -> Storage:
         from .azure.clients import Storage
 
         return self._once("storage", lambda: Storage(self.env, self.credential))
 
     # --- settings ----------------------------------------------------------------------------
     @property
-    def protect_settings(self) -> Any:
+    def protect_settings(self) -> ProtectSettings:
         from .settings import ProtectSettings
 
         return self._once("protect_settings", lambda: ProtectSettings.from_env(self.env))
 
     @property
-    def fleet_settings(self) -> Any:
+    def fleet_settings(self) -> FleetSettings:
         from .settings import FleetSettings
 
         return self._once("fleet_settings", lambda: FleetSettings.from_env(self.env))
 
     # --- services ----------------------------------------------------------------------------
     @property
-    def autoprotect(self) -> Any:
+    def autoprotect(self) -> AutoProtect:
         def make() -> Any:
             from .autoprotect.service import AutoProtect
             from .azure.ledger import Ledger
@@ -84,7 +92,7 @@ class Wiring:
         return self._once("autoprotect", make)
 
     @property
-    def write_budget(self) -> Any:
+    def write_budget(self) -> WriteBudget:
         """The scheduled writes' budget: one per process (its lock and ETag), for the planner and every worker."""
         def make() -> Any:
             from .azure.pacing import WriteBudget
@@ -94,7 +102,7 @@ class Wiring:
         return self._once("write_budget", make)
 
     @property
-    def schedule(self) -> Any:
+    def schedule(self) -> Schedule:
         def make() -> Any:
             from .azure.ledger import Ledger
             from .schedule.service import Schedule
@@ -105,7 +113,7 @@ class Wiring:
         return self._once("schedule", make)
 
     @property
-    def retention(self) -> Any:
+    def retention(self) -> Retention:
         def make() -> Any:
             from .azure.ledger import Ledger
             from .azure.pacing import WriteBudget
