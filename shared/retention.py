@@ -310,6 +310,8 @@ class _Table:
     set_size: dict[int, int | None]  # snapshots with a SET_SIZE tag (None: malformed)
     disk: dict[int, tuple[str, str]]  # what tells such a snapshot apart from the other members of its set
     texts: dict[tuple, Any] = field(default_factory=dict)  # reason texts (and instants) many sets share
+    groups: dict[tuple, list[int]] = field(default_factory=dict)  # (set id, region, is_copy) -> snapshots
+    singles: list[int] = field(default_factory=list)  # restore points, and snapshots without a set id
 
 
 # A candidate set (rule 3), as a tuple: it sorts by time, then key (unique in its lineage).
@@ -457,6 +459,7 @@ def _examine(artifacts: Sequence[Artifact], policies: Mapping[str, RetentionPoli
         T.LOCK_UNTIL,
     )
     size_tag, lun_tag, absent, disks = T.SET_SIZE, T.LUN, _ABSENT, t.disk
+    groups, add_single = t.groups, t.singles.append
     instants: dict[
         str, datetime | None
     ] = {}  # per tag value: a slot, a mark, a lock date is on many artifacts
@@ -548,6 +551,16 @@ def _examine(artifacts: Sequence[Artifact], policies: Mapping[str, RetentionPoli
             forced = Decision(art.id, "keep", *doubt)
         if forced is not None:
             forced_list[i] = forced
+        # Rule 3's sets, while the artifact is at hand.
+        if kind == SNAPSHOT and set_id is not None:
+            key = (set_id, art.region.lower(), art.is_copy)
+            members = groups.get(key)
+            if members is None:
+                groups[key] = [i]
+            else:
+                members.append(i)
+        elif kind != COLLECTION:
+            add_single(i)
     return t
 
 
@@ -568,36 +581,26 @@ def _disk(lid: str, tags: Mapping[str, str]) -> tuple[str, str]:
 def _group_sets(t: _Table) -> tuple[list[_Lineage], list[tuple[tuple, tuple[int, ...]]]]:
     """Rule 3's sets: snapshots by (set id, region, is_copy); any other snapshot or restore point alone.
     The candidates go to their lineages (rule 4), sorted newest first; the others are returned apart."""
-    groups: dict[tuple, list[int]] = {}
     lineages: dict[tuple, _Lineage] = {}
     loose: list[tuple[tuple, tuple[int, ...]]] = []
-    created, judgeable, set_ids, vms, names, expires = (
+    arts, created, judgeable, vms, names, expires = (
+        t.arts,
         t.created,
         t.judgeable,
-        t.set_id,
         t.vm,
         t.policy_name,
         t.expires,
     )
-    for i, art in enumerate(t.arts):
-        kind = art.kind
-        if kind == SNAPSHOT and set_ids[i] is not None:
-            key = (set_ids[i], art.region.lower(), art.is_copy)
-            members = groups.get(key)
-            if members is None:
-                groups[key] = [i]
-            else:
-                members.append(i)
-        elif kind == COLLECTION:
-            continue
-        elif judgeable[i]:  # a restore point: a set of one, so no disagreement, no SET_SIZE to count
-            lineage = (vms[i], kind, art.region.lower(), art.is_copy)
+    for i in t.singles:
+        art = arts[i]
+        if judgeable[i]:  # a restore point: a set of one, so no disagreement, no SET_SIZE to count
+            lineage = (vms[i], art.kind, art.region.lower(), art.is_copy)
             row = (created[i], ("one", t.lids[i]), (i,), art.good, names[i], expires[i], None, 1)
             lin = lineages.get(lineage) or lineages.setdefault(lineage, _new_lineage(lineage))
             lin.sets.append(row)
         else:  # kept by rule 1-2 (a snapshot without a set id always is)
             loose.append((("one", t.lids[i]), (i,)))
-    for key, members in groups.items():
+    for key, members in t.groups.items():
         row, lineage = _make_set(("set", *key), tuple(members), t)
         if lineage is None:
             loose.append((row[_KEY], row[_MEMBERS]))
