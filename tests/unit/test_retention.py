@@ -767,6 +767,24 @@ def test_inputs_are_checked():
         decide([replace(snap("a", DAY), kind="disk")], POLICIES, set(), NOW)
 
 
+def test_the_garbage_collector_is_left_as_it_was():
+    # decide pauses the cyclic collector while it works (speed); it must restore it, errors included.
+    import gc
+
+    assert gc.isenabled()
+    decide([snap("a", DAY)], POLICIES, {VM1}, NOW)
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match="listed twice"):
+        decide([snap("a", DAY), snap("a", DAY)], POLICIES, set(), NOW)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        decide([snap("a", DAY)], POLICIES, {VM1}, NOW)
+        assert not gc.isenabled()  # the caller's choice stands
+    finally:
+        gc.enable()
+
+
 def test_plan_summary():
     decisions = decide(
         [snap("s1", DAY), snap("s2", 9 * DAY), snap("s3", 9 * DAY)],
