@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .. import tags as T
-from ..retention.engine import RetentionPolicy
+from .retention import RetentionPolicy
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 CONSISTENCIES = ("CrashConsistent", "ApplicationConsistent")

@@ -91,7 +91,6 @@ instants of rule 5 cannot move while the sets they protect are kept.
 from __future__ import annotations
 
 import gc
-import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -99,7 +98,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import tags as T
+from .. import tags as T
+from ..instants import format_instant, parse_instant
+from ..policy.retention import RetentionPolicy
+
+__all__ = ["ACTIONS", "COLLECTION", "KINDS", "RESTORE_POINT", "SNAPSHOT", "Artifact", "Decision", "RetentionPolicy",
+           "decide", "format_instant", "parse_instant", "plan_summary"]  # RetentionPolicy: the rules it applies
 
 SNAPSHOT = "snapshot"
 RESTORE_POINT = "restore_point"
@@ -107,8 +111,6 @@ COLLECTION = "restore_point_collection"
 KINDS = (SNAPSHOT, RESTORE_POINT, COLLECTION)
 ACTIONS = ("keep", "mark", "delete", "skip")
 
-_COUNTS = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
-_DURATIONS = ("max_age", "orphan_grace", "deferral")
 _DATE_TAGS = (T.SLOT, T.EXPIRES, T.EXPIRING, T.LOCK_UNTIL)
 _RP_INFIX = "/restorepoints/"
 _LINEAGE_NAMES = {SNAPSHOT: "snapshot sets", RESTORE_POINT: "restore points"}
@@ -162,68 +164,7 @@ class Decision:
     unlock: bool = False  # delete: remove vmkeeper's own expired lock first
 
 
-@dataclass(frozen=True)
-class RetentionPolicy:
-    keep_last: int = 0
-    keep_daily: int = 0
-    keep_weekly: int = 0
-    keep_monthly: int = 0
-    keep_yearly: int = 0
-    max_age: timedelta | None = None
-    orphan_grace: timedelta = timedelta(days=7)
-    deferral: timedelta = timedelta(hours=24)
-
-    def __post_init__(self) -> None:
-        for name in _COUNTS:
-            _check_count(getattr(self, name), f"retention.{name}")
-        if self.max_age is not None:
-            _check_duration(self.max_age, "retention.max_age", positive=True)
-        _check_duration(self.orphan_grace, "retention.orphan_grace")
-        _check_duration(self.deferral, "retention.deferral")
-
-    @property
-    def has_rules(self) -> bool:
-        return self.max_age is not None or any(getattr(self, name) for name in _COUNTS)
-
-    @classmethod
-    def from_dict(cls, data: Any, *, where: str = "retention") -> RetentionPolicy:
-        """Parse a config mapping. Durations: ISO 8601 ("P30D", "PT12H", "P1DT6H", "P2W") or "30d",
-        "12h", "90m", "2w", "45s". Unknown keys are errors: a typo must not silently mean 0."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{where}: must be a mapping of retention settings")
-        known = _COUNTS + _DURATIONS
-        for key in data:
-            if key not in known:
-                raise ValueError(f"{where}.{key}: unknown setting (expected one of {', '.join(known)})")
-        kwargs: dict[str, Any] = {}
-        for name in _COUNTS:
-            if name in data:
-                kwargs[name] = _check_count(data[name], f"{where}.{name}")
-        if data.get("max_age") is not None:
-            kwargs["max_age"] = _parse_duration(data["max_age"], f"{where}.max_age", positive=True)
-        for name in ("orphan_grace", "deferral"):
-            if name in data:
-                kwargs[name] = _parse_duration(data[name], f"{where}.{name}")
-        return cls(**kwargs)
-
-
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def parse_instant(value: Any) -> datetime | None:
-    """An ISO 8601 instant with a UTC offset, as UTC; None if it is not one."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
-
-
-def format_instant(when: datetime) -> str:
-    """The tag form of an instant, e.g. 2026-11-25T06:00:00Z; parse_instant reads it back exactly."""
-    return _utc(when, "instant").isoformat().replace("+00:00", "Z")
 
 
 def plan_summary(decisions: Iterable[Decision]) -> dict[str, dict[str, int]]:
@@ -233,42 +174,6 @@ def plan_summary(decisions: Iterable[Decision]) -> dict[str, dict[str, int]]:
         per_rule = counts.setdefault(decision.action, {})
         per_rule[decision.rule] = per_rule.get(decision.rule, 0) + 1
     return {action: dict(sorted(per_rule.items())) for action, per_rule in counts.items()}
-
-
-def _check_count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name}: must be a non-negative integer")
-    return value
-
-
-def _check_duration(value: Any, name: str, *, positive: bool = False) -> timedelta:
-    if not isinstance(value, timedelta) or value < timedelta(0) or (positive and not value):
-        raise ValueError(f"{name}: must be a {'positive' if positive else 'non-negative'} duration")
-    return value
-
-
-_ISO_DURATION = re.compile(
-    r"P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?",
-    re.IGNORECASE,
-)
-_SHORT_DURATION = re.compile(r"(\d+)\s*([wdhms])", re.IGNORECASE)
-_SHORT_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-
-
-def _parse_duration(value: Any, name: str, *, positive: bool = False) -> timedelta:
-    if isinstance(value, timedelta):
-        return _check_duration(value, name, positive=positive)
-    text = value.strip() if isinstance(value, str) else ""
-    iso = _ISO_DURATION.fullmatch(text)
-    short = _SHORT_DURATION.fullmatch(text)
-    parts: dict[str, int] = {}
-    if iso and text.upper() not in ("P", "PT") and not text.upper().endswith("T"):
-        parts = {unit: int(n) for unit, n in iso.groupdict().items() if n is not None}
-    elif short:
-        parts = {_SHORT_UNITS[short.group(2).lower()]: int(short.group(1))}
-    if not parts:
-        raise ValueError(f"{name}: must be a duration such as 'P30D', 'PT12H', '30d' or '12h'")
-    return _check_duration(timedelta(**parts), name, positive=positive)
 
 
 def _utc(when: datetime, what: str) -> datetime:

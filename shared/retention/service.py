@@ -91,7 +91,7 @@ def _locks_on(resource_id: str, lock_scopes: list[tuple[str, str]]) -> dict[str,
 def made_by_vmkeeper(point_name: str, vm_id: str | None) -> bool:
     """A restore point is vmkeeper's only if its name is the one vmkeeper derives from its VM (the
     collection's vmkeeper-vm tag) and the slot stamped in the name; copies keep the name."""
-    from ..schedule.planner import restore_point_name
+    from ..names import restore_point_name
 
     found = _POINT_NAME.fullmatch(point_name or "")
     if not found or not vm_id:

@@ -15,16 +15,15 @@ No I/O, no clock (``now`` is an argument), no Azure SDK.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from .. import resource_ids
+from .. import names, resource_ids
 from .. import tags as T
-from ..instants import format_instant
+from ..names import collection_name, restore_point_name, set_id, snapshot_name
 from ..policy.document import MIN_RESTORE_POINT_HOURS, Policy, PolicySet, Schedule, zone
 
 SNAPSHOT_WINDOW = timedelta(minutes=5)
@@ -32,7 +31,6 @@ SNAPSHOTS_PER_WINDOW = 7  # incremental snapshots per disk per SNAPSHOT_WINDOW
 SNAPSHOTS_PER_DISK = 500  # incremental snapshots per disk in total
 # Azure snapshot names: 1-80 of alphanumerics, '_', '.', '-'; start alphanumeric; end alphanumeric or '_'.
 NAME_OK = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
-_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -194,41 +192,8 @@ def slot_for(schedule: Schedule, now: datetime) -> datetime:
     raise AssertionError("unreachable: a slot starts within 8 days")
 
 
-# --- names ----------------------------------------------------------------------------------------
-def _hash(text: str, n: int = 8) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:n]
-
-
-def _slot_text(slot: datetime) -> str:
-    return format_instant(slot)  # the SLOT tag's form (slots are whole seconds)
-
-
-def _name_part(vm_name: str, limit: int) -> str:
-    # VM names are already in the allowed alphabet; anything else (a foreign inventory) becomes '-'.
-    return _NOT_NAME.sub("-", vm_name)[:limit] or "vm"
-
-
-def snapshot_name(vm_name: str, disk: DiskRef, slot: datetime) -> str:
-    """``vmk-{vm[:20]}-{lun|os}-{yyyymmddHHMM}-{sha256(disk id + slot)[:8]}``: at most 49 characters, starts
-    with a letter and ends with a hex digit, so always a valid snapshot name."""
-    part = "os" if disk.lun is None else str(disk.lun)
-    stamp = slot.astimezone(UTC).strftime("%Y%m%d%H%M")
-    return f"vmk-{_name_part(vm_name, 20)}-{part}-{stamp}-{_hash(disk.id.lower() + _slot_text(slot))}"
-
-
-def collection_name(vm_id: str, vm_name: str) -> str:
-    """One restore point collection per VM, the same for every slot."""
-    return f"vmk-rpc-{_name_part(vm_name, 40)}-{_hash(vm_id.lower())}"
-
-
-def restore_point_name(vm_id: str, slot: datetime) -> str:
-    stamp = slot.astimezone(UTC).strftime("%Y%m%d%H%M")
-    return f"vmk-rp-{stamp}-{_hash(vm_id.lower() + _slot_text(slot))}"
-
-
-def set_id(vm_id: str, slot: datetime) -> str:
-    """Shared by everything one VM's run of one slot makes (16 hex)."""
-    return _hash(f"set|{vm_id.lower()}|{_slot_text(slot)}", 16)
+# --- names: shared/names.py (retention re-derives them to know what is vmkeeper's) ---------------
+_slot_text = names.slot_text
 
 
 # --- planning -------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 from .. import tags as T
 from ..azure.retry_after import retry_after_seconds
 from ..instants import format_instant
+from ..names import copy_name
 from ..ports import Arm, Budget
 from ..queue import messages as jobs
 from ..queue.messages import Done, Failed, Outcome, Retry
@@ -54,12 +55,6 @@ def snapshot_tags(job: dict[str, Any], target: dict[str, Any]) -> dict[str, str]
     """Everything a snapshot says of itself, written once at creation (never rewritten later)."""
     until = lock_until(job)
     return {**job["tags"], T.LUN: str(target["lun"]), **({T.LOCK_UNTIL: until} if until else {})}
-
-
-def copy_name(name: str, region: str) -> str:
-    """The deterministic name of a snapshot's (or restore point collection's) copy in another region (≤ 80 characters)."""
-    suffix = f"-{region}"
-    return name[: 80 - len(suffix)] + suffix
 
 
 def compute_id(job: dict[str, Any], resource_type: str, name: str) -> str:

@@ -26,7 +26,7 @@ from emulator.testing import StaticCredential
 from shared import tags as T
 from shared.azure import pacing
 from shared.azure.ledger import Ledger
-from shared.retention.engine import RetentionPolicy
+from shared.policy.retention import RetentionPolicy
 from shared.retention.service import Retention
 from shared.schedule.planner import restore_point_name
 from shared.wiring import Wiring

@@ -21,7 +21,7 @@ from shared.policy.document import (
     load_policies,
     load_policy_file,
 )
-from shared.retention.engine import RetentionPolicy
+from shared.policy.retention import RetentionPolicy
 
 GOOD = {
     "version": 1,
