@@ -212,9 +212,9 @@ class LocalFunctionsHost:
         try:
             handler(ge)
         except Exception as exc:
-            self._record(name, False, f"{type(exc).__name__}: {exc}", event_id=event.get("id"))
+            self._record(name, False, f"{type(exc).__name__}: {exc}", event_id=event.get("id"), event_class=type(ge).__name__)
             raise
-        self._record(name, True, event_id=event.get("id"))
+        self._record(name, True, event_id=event.get("id"), event_class=type(ge).__name__)
 
     def serve_event_grid(self, name: str) -> str:
         """A loopback webhook for the emulator's Event Grid: returns its URL."""

@@ -383,3 +383,27 @@ def test_two_hundred_vms_in_a_burst_with_ten_percent_faults(az, protect, sub, az
              for i in protect["backup"].backup_protected_items.list(vault_id.split("/")[8], vault_id.split("/")[4])]
     assert len(items) == len(set(items))  # none twice
     assert sum(1 for i in items if ";burst-" in i) == done
+
+
+def test_a_cloudevents_subscription_delivers_through_the_local_host(az, protect, compute, resources, sub):
+    """Defect: the local host only ever built EventGridEvent, so no test saw a CloudEvents 1.0
+    subscription crash the trigger. Now the emulator's Event Grid posts CloudEvents to the host's
+    webhook, the host hands the function what azure-functions builds (a CloudEvent), and the VM is
+    protected."""
+    for existing in az.admin("GET", "eventSubscriptions")["value"]:
+        az.admin("DELETE", f"eventSubscriptions/{existing['id']}")
+    host = protect["host"]
+    az.admin("POST", "eventSubscriptions", {"endpoint": host.serve_event_grid("vm_events"), "subscriptionId": sub,
+                                            "schema": "CloudEventSchemaV1_0"})
+    create_vm(az, compute, resources, sub, "vm-cloud")
+    deadline = time.monotonic() + 60
+    vm = None
+    while time.monotonic() < deadline:
+        host.run_until_idle(timeout=30)
+        vm = compute.virtual_machines.get("rg-vm-00", "vm-cloud")
+        if status(protect, vm) == "Protected":
+            break
+        time.sleep(0.2)
+    assert status(protect, vm) == "Protected", host.invocations[-5:]
+    events = [i for i in host.invocations if i["function"] == "vm_events"]
+    assert events and all(i["ok"] and i["event_class"] == "CloudEvent" for i in events)
