@@ -33,6 +33,7 @@ from devtools.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
 from shared import tags as T
 from shared import wiring
+from tests.app.chaos import ChaosWiring
 from tests.app.test_autoprotect import vm_event
 
 REGION, COPY_REGION = "westeurope", "northeurope"
@@ -41,58 +42,6 @@ POLICY = {"version": 1, "default": "gold", "policies": {"gold": {
     "schedule": {"every_hours": HOURS}, "snapshots": {"luns": "all"},
     "restore_point": {"consistency": "CrashConsistent"}, "copy": {"region": COPY_REGION},
     "retention": {"keep_last": 2, "deferral": "PT6H", "orphan_grace": "P1D"}, "backup_policy": "DefaultPolicy"}}}
-
-
-class ChaosQueue:
-    """A Storage queue as queues and hosts misbehave: a send may be duplicated (at-least-once
-    delivery) or delayed, or fail before it is made (the worker died between its ARM write and its
-    queue update; the host then redelivers the message it was running). Loses nothing else."""
-
-    def __init__(self, queue, rng: random.Random, fail: float, duplicate: float, delay: float, tally: dict):
-        self.queue, self.rng, self.fail, self.duplicate, self.delay, self.tally = queue, rng, fail, duplicate, delay, tally
-
-    def send_message(self, content, visibility_timeout=None, **kwargs):
-        roll = self.rng.random()
-        if roll < self.fail:
-            self.tally["killed"] += 1
-            raise ConnectionResetError("soak: the worker died before its queue update")
-        delay = visibility_timeout or 0
-        if self.rng.random() < self.delay:
-            delay += self.rng.randint(1, 3)
-            self.tally["delayed"] += 1
-        sent = self.queue.send_message(content, visibility_timeout=delay or None, **kwargs)
-        if self.rng.random() < self.duplicate:
-            self.queue.send_message(content, visibility_timeout=delay + self.rng.randint(0, 2), **kwargs)
-            self.tally["duplicated"] += 1
-        return sent
-
-    def __getattr__(self, name):
-        return getattr(self.queue, name)
-
-
-class ChaosStorage:
-    def __init__(self, storage, chaos):
-        self.storage, self.chaos = storage, chaos
-
-    def queue(self, name: str):
-        real = self.storage.queue(name)
-        return real if name.endswith("-poison") else self.chaos(real)
-
-    def table(self, name: str):
-        return self.storage.table(name)
-
-
-class ChaosWiring(wiring.Wiring):
-    """The app's own wiring, its queues behind ChaosQueue."""
-
-    def __init__(self, rng: random.Random, tally: dict, **kwargs):
-        super().__init__(**kwargs)
-        self._chaos = lambda q: ChaosQueue(q, rng, fail=0.05, duplicate=0.15, delay=0.15, tally=tally)
-
-    @property
-    def storage(self):
-        real = super().storage
-        return self._once("chaos-storage", lambda: ChaosStorage(real, self._chaos))
 
 
 def retried(action, attempts: int = 20):
