@@ -13,10 +13,14 @@ class ChaosQueue:
     delivery) or delayed, or fail before it is made (the worker died between its ARM write and its
     queue update; the host then redelivers the message it was running). Loses nothing else."""
 
-    def __init__(self, queue, rng: random.Random, fail: float, duplicate: float, delay: float, tally: dict):
+    def __init__(self, queue, rng: random.Random, fail: float, duplicate: float, delay: float, tally: dict,
+                 only=None):
         self.queue, self.rng, self.fail, self.duplicate, self.delay, self.tally = queue, rng, fail, duplicate, delay, tally
+        self.only = only or (lambda content: True)  # which sends misbehave (by their content)
 
     def send_message(self, content, visibility_timeout=None, **kwargs):
+        if not self.only(content):
+            return self.queue.send_message(content, visibility_timeout=visibility_timeout, **kwargs)
         roll = self.rng.random()
         if roll < self.fail:
             self.tally["killed"] += 1
@@ -51,9 +55,9 @@ class ChaosWiring(wiring.Wiring):
     """The app's own wiring, its queues behind ChaosQueue."""
 
     def __init__(self, rng: random.Random, tally: dict, fail: float = 0.05, duplicate: float = 0.15,
-                 delay: float = 0.15, **kwargs):
+                 delay: float = 0.15, only=None, **kwargs):
         super().__init__(**kwargs)
-        self._chaos = lambda q: ChaosQueue(q, rng, fail=fail, duplicate=duplicate, delay=delay, tally=tally)
+        self._chaos = lambda q: ChaosQueue(q, rng, fail=fail, duplicate=duplicate, delay=delay, tally=tally, only=only)
 
     @property
     def storage(self):
