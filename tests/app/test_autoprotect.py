@@ -115,20 +115,25 @@ def create_vm(az, compute, resources, sub, name: str, tags: dict | None = None):
     ), polling=False)
 
 
-def test_a_new_vm_is_protected_from_its_creation_event(az, protect, compute, resources, sub):
-    start = time.monotonic()
-    create_vm(az, compute, resources, sub, "vm-fresh")
+def wait_until_protected(az, protect, compute, name: str, seconds: float = 60) -> None:
+    """Run the host until the VM's creation event has made it Protected (or time runs out)."""
     host = protect["host"]
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + seconds
     vm = None
     while time.monotonic() < deadline:
         az.admin("GET", "health")
         host.run_until_idle(timeout=30)
-        vm = compute.virtual_machines.get("rg-vm-00", "vm-fresh")
+        vm = compute.virtual_machines.get("rg-vm-00", name)
         if status(protect, vm) == "Protected":
             break
         time.sleep(0.2)
     assert status(protect, vm) == "Protected", host.invocations[-5:]
+
+
+def test_a_new_vm_is_protected_from_its_creation_event(az, protect, compute, resources, sub):
+    start = time.monotonic()
+    create_vm(az, compute, resources, sub, "vm-fresh")
+    wait_until_protected(az, protect, compute, "vm-fresh")
     items = protected_items(protect, "vm-fresh")
     assert len(items) == 1
     assert items[0].properties["policyId"].endswith("/backupPolicies/EnhancedPolicy")
@@ -396,14 +401,6 @@ def test_a_cloudevents_subscription_delivers_through_the_local_host(az, protect,
     az.admin("POST", "eventSubscriptions", {"endpoint": host.serve_event_grid("vm_events"), "subscriptionId": sub,
                                             "schema": "CloudEventSchemaV1_0"})
     create_vm(az, compute, resources, sub, "vm-cloud")
-    deadline = time.monotonic() + 60
-    vm = None
-    while time.monotonic() < deadline:
-        host.run_until_idle(timeout=30)
-        vm = compute.virtual_machines.get("rg-vm-00", "vm-cloud")
-        if status(protect, vm) == "Protected":
-            break
-        time.sleep(0.2)
-    assert status(protect, vm) == "Protected", host.invocations[-5:]
+    wait_until_protected(az, protect, compute, "vm-cloud")
     events = [i for i in host.invocations if i["function"] == "vm_events"]
     assert events and all(i["ok"] and i["event_class"] == "CloudEvent" for i in events)

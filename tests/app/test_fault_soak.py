@@ -25,7 +25,6 @@ import random
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -237,9 +236,6 @@ def soak(az, emu, azurite, tmp_path, monkeypatch, *, vms: int, days: int, seed: 
                     f"PartitionKey eq '{jobs_partition(newest.isoformat())}' and item eq "
                     f"'{vm.id.lower()}|snapshot_set|{newest.isoformat()}'")), {})
                 wrong.append((names[0], "newest complete set deleted", row.get("outcome"), row.get("reason"), trail))
-    print("timings", timings)
-    if wrong:
-        Path("/tmp/soak_wrong.json").write_text(json.dumps(wrong, indent=1, default=str))
     assert not wrong, wrong
 
     # 4. No tag someone else wrote, lost.

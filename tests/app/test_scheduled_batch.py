@@ -14,30 +14,38 @@ import pytest
 
 from devtools.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
+from shared import wiring
 
 POLICIES = {"version": 1, "default": "all", "policies": {"all": {"schedule": {"every_hours": 1}, "snapshots": {"luns": "all"}}}}
 
 
-@pytest.fixture
-def host(az, azurite, tmp_path, monkeypatch):
+def start_app(az, azurite, tmp_path, monkeypatch, sub: str, policies: dict, **extra: str):
+    """The function app on the local host with its app settings (a policy document, fresh queues and
+    tables, ``extra`` settings on top), wired through shared/wiring.py: (host, settings, wiring)."""
     import function_app
-    from shared import wiring
 
-    sub = az.seed(subscriptions=1, resource_groups=1, vms=5, data_disks=[1, 1], regions=["westeurope"],
-                  tag_sets=[{}], seed=3)["subscriptions"][0]
     policy_file = tmp_path / "policies.json"
-    policy_file.write_text(json.dumps(POLICIES))
+    policy_file.write_text(json.dumps(policies))
     suffix = uuid.uuid4().hex[:8]
     settings = {"AzureWebJobsStorage": azurite.connection_string, "VMKEEPER_SUBSCRIPTIONS": sub,
                 "VMKEEPER_POLICY_FILE": str(policy_file), "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
                 "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}", "VMKEEPER_LEDGER_TABLE": f"ledger{suffix}",
                 "VMKEEPER_BUDGET_TABLE": f"budget{suffix}", "VMKEEPER_SCHEDULE": "0 0 * * * *",
-                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}
+                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path, **extra}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    wiring.use(wiring.Wiring(credential=StaticCredential()))
+    app = wiring.use(wiring.Wiring(credential=StaticCredential()))
     h = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
     h.ensure_queues()
+    return h, settings, app
+
+
+@pytest.fixture
+def host(az, azurite, tmp_path, monkeypatch):
+
+    sub = az.seed(subscriptions=1, resource_groups=1, vms=5, data_disks=[1, 1], regions=["westeurope"],
+                  tag_sets=[{}], seed=3)["subscriptions"][0]
+    h, settings, _ = start_app(az, azurite, tmp_path, monkeypatch, sub, POLICIES)
     yield h, sub, settings
     h.close()
 
@@ -97,28 +105,14 @@ def test_big_jobs_are_packed_by_size_and_the_run_never_fails_for_them(az, azurit
     from azure.data.tables import TableClient
     from azure.storage.queue import QueueClient
 
-    import function_app
-    from shared import wiring
     from shared.queue.messages import MAX_MESSAGE_BYTES
 
     sub = az.seed(subscriptions=1, resource_groups=1, vms=8, data_disks=[24, 24], regions=["westeurope"],
                   tag_sets=[{}], seed=5, vm_prefix="a-rather-long-virtual-machine-name-for-packing")["subscriptions"][0]
-    policy_file = tmp_path / "policies.json"
-    policy_file.write_text(json.dumps({"version": 1, "default": "big", "policies": {"big": {
-        "schedule": {"every_hours": 1}, "snapshots": {"luns": "all"}, "copy": {"region": "northeurope"},
-        "lock_days": 3}}}))
-    suffix = uuid.uuid4().hex[:8]
-    settings = {"AzureWebJobsStorage": azurite.connection_string, "VMKEEPER_SUBSCRIPTIONS": sub,
-                "VMKEEPER_POLICY_FILE": str(policy_file), "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
-                "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}", "VMKEEPER_LEDGER_TABLE": f"ledger{suffix}",
-                "VMKEEPER_BUDGET_TABLE": f"budget{suffix}", "VMKEEPER_SCHEDULE": "0 0 * * * *",
-                "VMKEEPER_WRITE_BURST": "10000",  # every message visible at once, to be read here
-                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}
-    for name, value in settings.items():
-        monkeypatch.setenv(name, value)
-    wiring.use(wiring.Wiring(credential=StaticCredential()))
-    h = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
-    h.ensure_queues()
+    h, settings, _ = start_app(az, azurite, tmp_path, monkeypatch, sub, {"version": 1, "default": "big", "policies": {
+        "big": {"schedule": {"every_hours": 1}, "snapshots": {"luns": "all"}, "copy": {"region": "northeurope"},
+                "lock_days": 3}}},
+        VMKEEPER_WRITE_BURST="10000")  # every message visible at once, to be read here
     try:
         h.fire_timer("plan_slot")
     finally:
@@ -153,26 +147,13 @@ def test_each_firing_sends_only_what_is_not_out_yet_or_overdue(az, azurite, tmp_
     from azure.mgmt.compute import ComputeManagementClient
     from azure.storage.queue import QueueClient
 
-    import function_app
-    from shared import wiring
 
     sub = az.seed(subscriptions=1, resource_groups=1, vms=3, data_disks=[1, 1], regions=["westeurope"],
                   tag_sets=[{}], seed=11)["subscriptions"][0]
-    policy_file = tmp_path / "policies.json"
-    policy_file.write_text(json.dumps({"version": 1, "default": "weekly", "policies": {"weekly": {
-        "schedule": {"weekly_on": "sunday", "at": "03:00"}, "snapshots": {"luns": "all"}}}}))
-    suffix = uuid.uuid4().hex[:8]
-    settings = {"AzureWebJobsStorage": azurite.connection_string, "VMKEEPER_SUBSCRIPTIONS": sub,
-                "VMKEEPER_POLICY_FILE": str(policy_file), "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
-                "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}", "VMKEEPER_LEDGER_TABLE": f"ledger{suffix}",
-                "VMKEEPER_BUDGET_TABLE": f"budget{suffix}", "VMKEEPER_SCHEDULE": "0 */15 * * * *",
-                "VMKEEPER_COPY_TIMEOUT_HOURS": "1",  # overdue after 2 h
-                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}
-    for name, value in settings.items():
-        monkeypatch.setenv(name, value)
-    schedule = wiring.use(wiring.Wiring(credential=StaticCredential())).schedule
-    h = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
-    h.ensure_queues()
+    h, settings, app = start_app(az, azurite, tmp_path, monkeypatch, sub, {"version": 1, "default": "weekly", "policies": {
+        "weekly": {"schedule": {"weekly_on": "sunday", "at": "03:00"}, "snapshots": {"luns": "all"}}}},
+        VMKEEPER_SCHEDULE="0 */15 * * * *", VMKEEPER_COPY_TIMEOUT_HOURS="1")  # overdue after 2 h
+    schedule = app.schedule
     queue = QueueClient.from_connection_string(azurite.connection_string, settings["VMKEEPER_JOBS_QUEUE"])
     t = datetime(2026, 11, 30, 10, 5, tzinfo=UTC)  # a Monday: the slot is Sunday 03:00 all week
     try:
