@@ -100,6 +100,19 @@ class AzureSettings:
         return cls(endpoint, ca)
 
 
+def _vaults(env: Mapping[str, str]) -> dict[str, str]:
+    """``VMKEEPER_VAULTS``: region → the Recovery Services vault that protects it."""
+    vaults = {}
+    for region, vault_id in _json_object(env, "VMKEEPER_VAULTS").items():
+        key = region.replace(" ", "").lower()
+        if not REGION.match(key):
+            raise SettingError(f"VMKEEPER_VAULTS: {region!r} is not a region name (e.g. westeurope)")
+        if resource_ids.vault(vault_id) is None:
+            raise SettingError(f"VMKEEPER_VAULTS.{key}: {vault_id!r} is not a Recovery Services vault id")
+        vaults[key] = vault_id
+    return vaults
+
+
 @dataclass(frozen=True)
 class ProtectSettings:
     """Auto-protect: which vault protects each region; the policy document says which Azure Backup
@@ -118,16 +131,8 @@ class ProtectSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProtectSettings:
         env = os.environ if env is None else env
-        vaults = {}
-        for region, vault_id in _json_object(env, "VMKEEPER_VAULTS").items():
-            key = region.replace(" ", "").lower()
-            if not REGION.match(key):
-                raise SettingError(f"VMKEEPER_VAULTS: {region!r} is not a region name (e.g. westeurope)")
-            if resource_ids.vault(vault_id) is None:
-                raise SettingError(f"VMKEEPER_VAULTS.{key}: {vault_id!r} is not a Recovery Services vault id")
-            vaults[key] = vault_id
         settings = cls(
-            vaults=vaults,
+            vaults=_vaults(env),
             policy_file=_policy_file(env),
             backup_now=_bool(env, "VMKEEPER_BACKUP_NOW", False),
             stop_protection_on_delete=_bool(env, "VMKEEPER_STOP_PROTECTION_ON_DELETE", True),
@@ -177,3 +182,28 @@ class FleetSettings:
             retention_dry_run=_bool(env, "VMKEEPER_RETENTION_DRY_RUN", False),
             copy_timeout_hours=_int(env, "VMKEEPER_COPY_TIMEOUT_HOURS", 24, 1, 24 * 14),
         )
+
+
+@dataclass(frozen=True)
+class RestoreSettings:
+    """On-demand restores: where they may go, which VMs' points may be read, where their state lives."""
+
+    subscriptions: tuple[str, ...]  # the fleet's: whose VMs' recovery points may be listed and restored
+    scopes: str  # VMKEEPER_RESTORE_SCOPES, the allow-list of target subscriptions and groups (access.Scopes)
+    vaults: dict[str, str]  # region → vault, for Azure Backup recovery points
+    queue: str
+    table: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RestoreSettings:
+        from .restore.access import Scopes
+
+        env = os.environ if env is None else env
+        subs = tuple(s.strip().lower() for s in _get(env, "VMKEEPER_SUBSCRIPTIONS").split(",") if s.strip())
+        scopes = env.get("VMKEEPER_RESTORE_SCOPES", "")
+        try:
+            Scopes.parse(scopes)
+        except ValueError as exc:
+            raise SettingError(str(exc)) from None
+        return cls(subs, scopes, _vaults(env), _get(env, "VMKEEPER_RESTORE_QUEUE", "vmkeeper-restores"),
+                   _get(env, "VMKEEPER_RESTORE_TABLE", "vmkeeperrestores"))

@@ -22,6 +22,8 @@ HOLD = "vmkeeper-hold"  # present, with any value (empty too): never delete (leg
 EXPIRING = "vmkeeper-expiring"  # set by retention's first pass: ISO 8601 UTC instant of planned deletion
 LOCK_UNTIL = "vmkeeper-lock-until"  # ISO 8601 UTC instant until which vmkeeper's CanNotDelete lock stands
 OWN_LOCK = "vmkeeper-lock"  # the name of that lock: retention lifts only locks so named, once LOCK_UNTIL has passed
+RESTORE = "vmkeeper-restore"  # on what a restore creates: the restore's id (a re-run adopts only its own)
+REPLACED_BY_RESTORE = "vmkeeper-replaced-by-restore"  # on an OS disk a restore swapped out (kept): the restore's id
 
 # The one set of words for yes and no, in tags (opt-out) and settings alike, compared lower case.
 TRUE_VALUES = frozenset({"true", "yes", "1", "on"})

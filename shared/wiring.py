@@ -18,9 +18,11 @@ if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is need
     from .autoprotect.service import AutoProtect
     from .azure.clients import ArmClients, Storage
     from .azure.pacing import WriteBudget
+    from .restore.api import RestoreApi
+    from .restore.service import Restores
     from .retention.service import Retention
     from .schedule.service import Schedule
-    from .settings import FleetSettings, ProtectSettings
+    from .settings import FleetSettings, ProtectSettings, RestoreSettings
 
 T = TypeVar("T")
 
@@ -126,6 +128,31 @@ class Wiring:
             return Retention(self.arm, Ledger(self.storage.table(s.ledger_table)), budget, list(s.subscriptions),
                              policy_file=s.policy_file, dry_run=s.retention_dry_run, write_budget=self.write_budget)
         return self._once("retention", make)
+
+
+    @property
+    def restore_settings(self) -> RestoreSettings:
+        from .settings import RestoreSettings
+
+        return self._once("restore_settings", lambda: RestoreSettings.from_env(self.env))
+
+    @property
+    def restores(self) -> Restores:
+        def make() -> Any:
+            from .restore.records import Records
+            from .restore.service import Restores
+
+            s = self.restore_settings
+            return Restores(s, self.arm, self.storage.queue(s.queue), self.storage.queue(f"{s.queue}-poison"),
+                            Records(self.storage.table(s.table)))
+        return self._once("restores", make)
+
+    @property
+    def restore_api(self) -> RestoreApi:
+        """The HTTP side: builds the service only when a request needs it (not for a 401)."""
+        from .restore.api import RestoreApi
+
+        return self._once("restore_api", lambda: RestoreApi(lambda: self.restores))
 
 
 _current: Wiring | None = None

@@ -23,7 +23,7 @@ router = Router()
 PROVIDER = "Microsoft.Network"
 VNET_TYPE = "Microsoft.Network/virtualNetworks"
 NIC_TYPE = "Microsoft.Network/networkInterfaces"
-VERSIONS = ("2025-05-01", "2025-03-01", "2025-01-01", "2024-10-01", "2024-07-01", "2024-05-01", "2024-03-01",
+VERSIONS = ("2026-03-01", "2025-05-01", "2025-03-01", "2025-01-01", "2024-10-01", "2024-07-01", "2024-05-01", "2024-03-01",
             "2024-01-01", "2023-11-01", "2023-09-01")
 NAME_RE = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?"
 RULE = "Names are 1-80 characters: letters, digits, '_', '.', '-'."

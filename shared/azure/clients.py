@@ -72,6 +72,8 @@ class ArmClients(_Kept):
                 from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient as Client
             elif kind == "locks":
                 from azure.mgmt.resource.locks import ManagementLockClient as Client
+            elif kind == "network":
+                from azure.mgmt.network import NetworkManagementClient as Client
             elif kind == "resources":
                 from azure.mgmt.resource.resources import ResourceManagementClient as Client
             else:
@@ -97,6 +99,9 @@ class ArmClients(_Kept):
     def resources(self, subscription_id: str) -> Any:
         """Resource Manager's own operations (azure-mgmt-resource): tags at any scope."""
         return self._client("resources", subscription_id.lower())
+
+    def network(self, subscription_id: str) -> Any:
+        return self._client("network", subscription_id.lower())
 
     def resource_graph(self) -> Any:
         return self._client("graph", None)

@@ -1,0 +1,168 @@
+"""What a restore will do, decided before anything is written: the steps, in order, and every
+resource they create, each with a name derived from the restore id (a step that runs again PUTs the
+same names and creates nothing twice). Pure: the facts it checks against are read beforehand
+(shared/restore/service.py), and a dry run answers with this plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..names import _name_part
+from . import catalogue
+from .catalogue import RecoveryPoint
+from .request import FieldProblem, RestoreRequest
+
+# Steps, by what they do (shared/restore/steps.py runs them; each one is idempotent).
+DISKS = "create_disks"  # managed disks from snapshots or disk restore points, all at once
+NIC = "create_nic"
+VM = "create_vm"  # OS disk Attach, data disks Attach, the NIC
+DEALLOCATE = "deallocate_vm"
+SWAP = "swap_os_disk"  # PATCH storageProfile.osDisk.managedDisk.id
+TAG_OLD = "tag_old_os_disk"
+START = "start_vm"  # only if it was running
+TRIGGER = "trigger_vault_restore"
+FOLLOW = "follow_backup_job"
+RECOVERY_TYPES = {"disks": "RestoreDisks", "vm": "AlternateLocation", "original_location": "OriginalLocation"}
+
+
+class Conflict(Exception):
+    """The request is well formed but the world disagrees (HTTP 409)."""
+
+    def __init__(self, field: str, detail: str):
+        super().__init__(f"{field}: {detail}")
+        self.field, self.detail = field, detail
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a plan is checked against, as read from Azure when the request came."""
+
+    groups: dict[str, bool] = field(default_factory=dict)  # resource group id (lower) -> exists
+    subnet_region: str | None = None  # None: the subnet was not found
+    vm_name_taken: bool = False
+    source_vm_size: str | None = None  # the source VM's size now, if it still exists
+    target_vm: dict[str, Any] | None = None  # os_disk: {"id", "region", "os_disk_id", "os_disk_size", "power"}
+    vault_problems: tuple[FieldProblem, ...] = ()  # Azure Backup's ValidateOperation, as field problems
+
+
+@dataclass(frozen=True)
+class Plan:
+    restore_id: str
+    source_kind: str
+    target_type: str
+    region: str
+    steps: tuple[str, ...]
+    disks: tuple[dict[str, Any], ...] = ()  # {"name", "id", "lun", "source_id", "create_option", "size_gb", "os_type", "sku"}
+    nic: dict[str, Any] | None = None  # {"name", "id", "subnet_id"}
+    vm: dict[str, Any] | None = None  # {"name", "id", "size"} (created), or the VM whose OS disk is swapped
+    vault: dict[str, Any] | None = None  # the Azure Backup restore request, in our words
+
+    def creates(self) -> list[dict[str, str]]:
+        """What the restore adds to Azure, by type and id (a vault restore: what Backup will make)."""
+        out = [{"type": "Microsoft.Compute/disks", "id": d["id"]} for d in self.disks]
+        if self.nic:
+            out.append({"type": "Microsoft.Network/networkInterfaces", "id": self.nic["id"]})
+        if self.vm and self.target_type == "vm":
+            out.append({"type": "Microsoft.Compute/virtualMachines", "id": self.vm["id"]})
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"restore_id": self.restore_id, "source_kind": self.source_kind, "target_type": self.target_type,
+                "region": self.region, "steps": list(self.steps), "disks": [dict(d) for d in self.disks],
+                "nic": self.nic, "vm": self.vm, "vault": self.vault, "creates": self.creates()}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Plan:
+        return cls(doc["restore_id"], doc["source_kind"], doc["target_type"], doc["region"], tuple(doc["steps"]),
+                   tuple(doc.get("disks") or ()), doc.get("nic"), doc.get("vm"), doc.get("vault"))
+
+
+def _rid(group_id: str, namespace: str, kind: str, name: str) -> str:
+    return f"{group_id}/providers/{namespace}/{kind}/{name}"
+
+
+def disk_name(base: str, lun: int | None, restore_id: str) -> str:
+    """``{base}-{os|lunN}-r{id[:8]}``: at most 80 characters, a valid disk name."""
+    return f"{_name_part(base, 60)}-{'os' if lun is None else f'lun{lun}'}-r{restore_id[:8]}"
+
+
+def make(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: Facts) -> Plan:
+    """The plan, or BadRequest / Conflict naming the field the world disagrees with."""
+    from .request import BadRequest
+
+    problems: list[FieldProblem] = []
+    t = request.target
+    if not point.complete:
+        raise Conflict("recovery_point", f"not complete ({point.note or 'still being made'}): nothing restores from it")
+    for name in ("resource_group",):
+        if name in t and not facts.groups.get(t[name].id.lower(), False):
+            problems.append(FieldProblem(f"target.{name}", f"resource group '{t[name].id}' was not found"))
+    if point.kind == catalogue.VAULT:
+        problems.extend(facts.vault_problems)
+        if problems:
+            raise BadRequest(problems)
+        vault = {"vault_id": point.extra.get("vault_id"), "point_id": point.resource_id,
+                 "recovery_type": RECOVERY_TYPES[request.target_type], "region": point.region,
+                 "source_vm_id": request.vm.id, "staging_storage_account": t["staging_storage_account"].id,
+                 "resource_group": t["resource_group"].id if "resource_group" in t else None,
+                 "vm_name": t.get("vm_name"), "subnet_id": t["subnet"].id if "subnet" in t else None}
+        vm = None
+        if request.target_type == "vm":
+            vm = {"name": t["vm_name"], "id": _rid(t["resource_group"].id, "Microsoft.Compute", "virtualMachines",
+                                                   t["vm_name"]), "size": point.vm_size}
+        return Plan(restore_id, point.kind, request.target_type, point.region, (TRIGGER, FOLLOW), vm=vm, vault=vault)
+
+    option = "Copy" if point.kind == catalogue.SNAPSHOT_SET else "Restore"
+    sources = list(point.disks)
+    if request.target_type in ("vm", "os_disk") and point.os_disk is None:
+        problems.append(FieldProblem("recovery_point", "has no OS disk: a VM needs one (take sets with include_os_disk)"))
+    if request.target_type == "os_disk":
+        sources = [d for d in sources if d.lun is None]
+        vm_facts = facts.target_vm
+        if vm_facts is None:
+            problems.append(FieldProblem("target.vm", f"VM '{t['vm'].id}' was not found"))
+        else:
+            if vm_facts["region"] != point.region:
+                problems.append(FieldProblem("target.vm", f"the VM is in {vm_facts['region']}, the recovery point in "
+                                                          f"{point.region}: a disk is restored in the point's region"))
+            os_disk = point.os_disk
+            if os_disk is not None and os_disk.size_gb and vm_facts.get("os_disk_size") and \
+                    int(os_disk.size_gb) != int(vm_facts["os_disk_size"]):
+                problems.append(FieldProblem("target.vm", f"its OS disk is {vm_facts['os_disk_size']} GB, the "
+                                                          f"recovery point's {os_disk.size_gb} GB: a swap needs the same size"))
+    size = None
+    if request.target_type == "vm":
+        if facts.subnet_region is None:
+            problems.append(FieldProblem("target.subnet", f"subnet '{t['subnet'].id}' was not found"))
+        elif facts.subnet_region != point.region:
+            problems.append(FieldProblem("target.subnet", f"the virtual network is in {facts.subnet_region}, the "
+                                                          f"recovery point in {point.region}"))
+        if facts.vm_name_taken:
+            raise Conflict("target.vm_name", f"a VM '{t['vm_name']}' already exists in {t['resource_group'].id}")
+        size = t.get("vm_size") or point.vm_size or facts.source_vm_size
+        if not size:
+            problems.append(FieldProblem("target.vm_size", "required: the source VM's size is not known any more"))
+    if problems:
+        raise BadRequest(problems)
+
+    if request.target_type == "os_disk":
+        group_id, base = t["vm"].group_id, t["vm"].name
+    elif request.target_type == "vm":
+        group_id, base = t["resource_group"].id, t["vm_name"]
+    else:
+        group_id, base = t["resource_group"].id, request.vm.name
+    disks = tuple({"name": (n := disk_name(base, d.lun, restore_id)), "id": _rid(group_id, "Microsoft.Compute", "disks", n),
+                   "lun": d.lun, "source_id": d.source_id, "create_option": option, "size_gb": d.size_gb,
+                   "os_type": d.os_type, "sku": d.sku} for d in sources)
+    if request.target_type == "disks":
+        return Plan(restore_id, point.kind, "disks", point.region, (DISKS,), disks)
+    if request.target_type == "vm":
+        nic_name = f"{_name_part(base, 60)}-nic-r{restore_id[:8]}"
+        nic = {"name": nic_name, "id": _rid(group_id, "Microsoft.Network", "networkInterfaces", nic_name),
+               "subnet_id": t["subnet"].id}
+        vm = {"name": base, "id": _rid(group_id, "Microsoft.Compute", "virtualMachines", base), "size": size}
+        return Plan(restore_id, point.kind, "vm", point.region, (DISKS, NIC, VM), disks, nic, vm)
+    vm = {"name": base, "id": t["vm"].id, "old_os_disk_id": (facts.target_vm or {}).get("os_disk_id")}
+    return Plan(restore_id, point.kind, "os_disk", point.region, (DISKS, DEALLOCATE, SWAP, TAG_OLD, START), disks, vm=vm)

@@ -1,0 +1,166 @@
+"""A restore request, read strictly from its JSON body. Pure: every problem names its field.
+
+    {"vm": "<the source VM's id>", "recovery_point": "<an id from its catalogue>",
+     "target": {"type": "disks" | "vm" | "os_disk" | "original_location", ...}, "dry_run": false}
+
+Targets:
+- ``disks``: new managed disks in ``resource_group`` (a vault point: Azure Backup's RestoreDisks,
+  which also needs ``staging_storage_account``);
+- ``vm``: those disks and a new VM ``vm_name`` in ``resource_group`` with a new NIC in ``subnet``,
+  ``vm_size`` defaulting to the source's (a vault point: AlternateLocation, with ``staging_storage_account``);
+- ``os_disk``: the OS disk of the existing VM ``vm`` swapped for one restored from the point
+  (snapshot sets and restore points);
+- ``original_location``: Azure Backup's OriginalLocation, the source VM's disks replaced in place
+  (vault points; ``staging_storage_account``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import catalogue
+from .access import BadId, ParsedId, parse_id
+
+TARGET_TYPES = ("disks", "vm", "os_disk", "original_location")
+VM_NAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$")
+VM_SIZE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+TOP_FIELDS = {"vm", "recovery_point", "target", "dry_run"}
+# What each target takes: (required, optional) per source kind family ("vault" or "disk" for the other two).
+TARGET_FIELDS: dict[tuple[str, str], tuple[set[str], set[str]]] = {
+    ("disk", "disks"): ({"resource_group"}, set()),
+    ("disk", "vm"): ({"resource_group", "vm_name", "subnet"}, {"vm_size"}),
+    ("disk", "os_disk"): ({"vm"}, set()),
+    ("vault", "disks"): ({"resource_group", "staging_storage_account"}, set()),
+    ("vault", "vm"): ({"resource_group", "vm_name", "subnet", "staging_storage_account"}, set()),
+    ("vault", "original_location"): ({"staging_storage_account"}, set()),
+}
+ID_FIELDS = {"resource_group": "resource_group", "subnet": "subnet", "vm": "vm",
+             "staging_storage_account": "storage_account"}
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"field": self.field, "detail": self.detail}
+
+
+class BadRequest(ValueError):
+    def __init__(self, problems: list[FieldProblem]):
+        super().__init__("; ".join(f"{p.field}: {p.detail}" for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    vm: ParsedId
+    recovery_point: str
+    source_kind: str  # catalogue.SNAPSHOT_SET | RESTORE_POINT | VAULT, from the point's id
+    target_type: str
+    target: dict[str, Any]  # ids as ParsedId, the rest as given
+    dry_run: bool = False
+
+    def target_ids(self) -> list[tuple[str, ParsedId]]:
+        """Every id a restore writes to or into, by field: what the allow-list must admit."""
+        out = [(f"target.{k}", v) for k, v in self.target.items() if isinstance(v, ParsedId)]
+        if self.target_type == "original_location":
+            out.append(("vm", self.vm))  # restored in place: the source VM is the target
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        target = {k: (v.id if isinstance(v, ParsedId) else v) for k, v in self.target.items()}
+        return {"vm": self.vm.id, "recovery_point": self.recovery_point, "target": {"type": self.target_type, **target},
+                "dry_run": self.dry_run}
+
+
+def point_kind(value: str) -> str:
+    """The kind of recovery point an id names; ValueError when it names none."""
+    if catalogue.SET_ID.fullmatch(value):
+        return catalogue.SNAPSHOT_SET
+    for kind, shape in ((catalogue.RESTORE_POINT, "restore_point"), (catalogue.VAULT, "vault_point")):
+        try:
+            parse_id(value, shape)
+            return kind
+        except BadId:
+            pass
+    raise ValueError("not a recovery point id from the catalogue (snapshot-set:{set}:{region}, a restore point id "
+                     "or an Azure Backup recovery point id)")
+
+
+def parse(body: Any) -> RestoreRequest:
+    problems: list[FieldProblem] = []
+
+    def bad(field: str, detail: str) -> None:
+        problems.append(FieldProblem(field, detail))
+
+    if not isinstance(body, dict):
+        raise BadRequest([FieldProblem("body", "must be a JSON object")])
+    for extra in sorted(set(body) - TOP_FIELDS):
+        bad(str(extra)[:100], "unknown field")
+    vm = None
+    try:
+        vm = parse_id(body.get("vm"), "vm")
+    except BadId as exc:
+        bad("vm", "required" if "vm" not in body else str(exc))
+    point = body.get("recovery_point")
+    kind = None
+    if not isinstance(point, str) or not point:
+        bad("recovery_point", "required: the id of a point from GET /api/vms/{subscription}/{group}/{vm}/recovery-points")
+    elif len(point) > 2048:
+        bad("recovery_point", "too long")
+    else:
+        try:
+            kind = point_kind(point)
+        except ValueError as exc:
+            bad("recovery_point", str(exc))
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        bad("dry_run", "must be true or false")
+    target = body.get("target")
+    parsed: dict[str, Any] = {}
+    target_type = ""
+    if not isinstance(target, dict):
+        bad("target", "required: an object with a type (" + ", ".join(TARGET_TYPES) + ")")
+    else:
+        target_type = target.get("type") if isinstance(target.get("type"), str) else ""
+        if target_type not in TARGET_TYPES:
+            bad("target.type", "must be one of " + ", ".join(TARGET_TYPES))
+        elif kind is not None:
+            family = "vault" if kind == catalogue.VAULT else "disk"
+            fields = TARGET_FIELDS.get((family, target_type))
+            if fields is None:
+                bad("target.type", f"'{target_type}' does not restore a {kind.replace('_', ' ')} (it takes "
+                    + ", ".join(t for f, t in TARGET_FIELDS if f == family) + ")")
+            else:
+                required, optional = fields
+                for extra in sorted(set(target) - required - optional - {"type"}):
+                    bad(f"target.{str(extra)[:100]}", f"not taken by a '{target_type}' target")
+                for name in sorted(required | optional):
+                    if name not in target:
+                        if name in required:
+                            bad(f"target.{name}", "required")
+                        continue
+                    value = target[name]
+                    if name in ID_FIELDS:
+                        try:
+                            parsed[name] = parse_id(value, ID_FIELDS[name])
+                        except BadId as exc:
+                            bad(f"target.{name}", str(exc))
+                    elif name == "vm_name":
+                        if not isinstance(value, str) or not VM_NAME.fullmatch(value):
+                            bad("target.vm_name", "1-64 letters, digits, '_', '.', '-' (not ending in '.' or '-')")
+                        else:
+                            parsed[name] = value
+                    elif name == "vm_size":
+                        if not isinstance(value, str) or not VM_SIZE.fullmatch(value):
+                            bad("target.vm_size", "a VM size such as Standard_D2s_v5")
+                        else:
+                            parsed[name] = value
+    if problems:
+        raise BadRequest(problems)
+    assert vm is not None and kind is not None
+    return RestoreRequest(vm, point, kind, target_type, parsed, dry_run)

@@ -1,0 +1,229 @@
+"""On-demand restores: the catalogue of a VM's recovery points, and restores accepted, planned,
+recorded and run step by step from a queue.
+
+A restore is a row (shared/restore/records.py) and a message that says "advance restore X". Each
+delivery runs the next steps of the plan (shared/restore/steps.py), saving the row after every step,
+so a crash anywhere resumes at the step that was running, and that step, being idempotent, finds
+what it had already made. Short waits ARM advises are slept through in place (a restore is one
+operator's request, not a fleet); longer ones go back to the queue with their delay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ..instants import format_instant, parse_instant
+from ..ports import Arm, Queue
+from ..queue import messages, runner
+from ..queue.messages import Done, Failed, Outcome, Retry
+from ..settings import RestoreSettings
+from . import catalogue
+from . import plan as P
+from .access import ParsedId, Principal, Scopes
+from .reads import Reader
+from .records import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, TERMINAL, Changed, Record, Records
+from .request import BadRequest, FieldProblem, RestoreRequest
+from .steps import Fail, Next, RestoreSteps, Wait
+
+log = logging.getLogger("vmkeeper.restore")
+KIND = "restore"
+INLINE_WAIT = 5  # seconds: ARM's advice up to this is waited for here, longer goes back to the queue
+INLINE_BUDGET = 120.0  # seconds one delivery may spend on a restore before it yields to the queue
+ZERO_WAITS = 20  # steps that only note something before acting, per delivery (a loop's guard)
+
+
+class NotFound(Exception):
+    pass
+
+
+class StateConflict(Exception):
+    """The restore is not in a state that allows it (HTTP 409)."""
+
+
+class KeyReused(Exception):
+    """An Idempotency-Key came back with another body (HTTP 422)."""
+
+
+def restore_id_for(principal: Principal, idempotency_key: str | None) -> str:
+    """16 hex: derived from the caller and the key (the same key finds the same restore), else random."""
+    if not idempotency_key:
+        return secrets.token_hex(8)
+    return hashlib.sha256(f"{principal.id.lower()}|{idempotency_key}".encode()).hexdigest()[:16]
+
+
+class Restores:
+    def __init__(self, settings: RestoreSettings, arm: Arm, queue: Queue, poison: Queue, records: Records,
+                 *, sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.scopes = Scopes.parse(settings.scopes)
+        self.reader = Reader(arm, settings.vaults)
+        self.steps = RestoreSteps(arm)
+        self.queue, self.poison, self.records = queue, poison, records
+        self.sleep, self.monotonic = sleep, monotonic
+
+    # --- reading ----------------------------------------------------------------------------------
+    def in_fleet(self, vm: ParsedId) -> bool:
+        return vm.subscription in self.settings.subscriptions
+
+    def catalogue(self, vm: ParsedId) -> dict[str, Any]:
+        source = self.reader.source_vm(vm)
+        points = self.reader.catalogue(vm)
+        return {"vm": {"id": vm.id, "exists": source is not None,
+                       "size": source.hardware_profile.vm_size if source is not None and source.hardware_profile else None},
+                "value": [p.to_json() for p in points]}
+
+    def get(self, restore_id: str) -> Record:
+        record = self.records.get(restore_id)
+        if record is None:
+            raise NotFound(restore_id)
+        return record
+
+    def recent(self) -> list[Record]:
+        return self.records.recent()
+
+    # --- accepting --------------------------------------------------------------------------------
+    def prepare(self, restore_id: str, request: RestoreRequest) -> P.Plan:
+        """The plan, checked against Azure as it is now: BadRequest / Conflict when it can't be."""
+        wanted = request.recovery_point.lower()
+        point = next((p for p in self.reader.catalogue(request.vm) if p.id.lower() == wanted), None)
+        if point is None:
+            raise BadRequest([FieldProblem("recovery_point", f"not in the catalogue of {request.vm.id}")])
+        if point.kind != request.source_kind:
+            raise BadRequest([FieldProblem("recovery_point", "names another kind of point than its catalogue entry")])
+        return P.make(restore_id, request, point, self.reader.facts(request, point))
+
+    def submit(self, principal: Principal, request: RestoreRequest, body_hash: str,
+               idempotency_key: str | None = None) -> tuple[Record, bool]:
+        """(the restore, whether it is new). The row is written before the message is sent, and marked
+        ``queued`` after: a POST repeated with its Idempotency-Key sends a message the first one could not."""
+        restore_id = restore_id_for(principal, idempotency_key)
+        if idempotency_key:
+            existing = self.records.get(restore_id)
+            if existing is not None:
+                return self._again(existing, body_hash), False
+        plan = self.prepare(restore_id, request)
+        record = Record(restore_id, PENDING, request.to_json(), plan.to_json(), principal.id,
+                        format_instant(datetime.now(UTC)), body_hash=body_hash)
+        if self.records.insert(record) is None:  # the same key, at the same moment
+            return self._again(self.get(restore_id), body_hash), False
+        self._enqueue(record)
+        return record, True
+
+    def _again(self, record: Record, body_hash: str) -> Record:
+        if record.body_hash != body_hash:
+            raise KeyReused(record.id)
+        if not record.queued and record.state == PENDING:
+            self._enqueue(record)
+        return record
+
+    def _enqueue(self, record: Record) -> None:
+        self.queue.send_message(messages.encode({"v": 1, "kind": KIND, "restore_id": record.id}))
+
+        def mark(r: Record) -> bool:
+            if r.queued:
+                return False
+            r.queued = True
+            return True
+        self.records.change(record.id, mark)
+        record.queued = True
+
+    def cancel(self, restore_id: str) -> Record:
+        """Cancels a restore no step of which has begun; StateConflict once one has."""
+        def edit(r: Record) -> bool:
+            if r.state == CANCELLED:
+                return False
+            if r.state != PENDING or r.steps:
+                raise StateConflict(f"restore {r.id} is {r.state}: only a pending restore can be cancelled")
+            r.state = CANCELLED
+            r.error = {"code": "Cancelled", "message": "cancelled before any step began"}
+            return True
+        record = self.records.change(restore_id, edit)
+        if record is None:
+            raise NotFound(restore_id)
+        return record
+
+    # --- running ------------------------------------------------------------------------------------
+    def handle_message(self, body: bytes | str) -> str:
+        return runner.run(body, kind=KIND, step=self.advance, queue=self.queue, poison=self.poison,
+                          on_done=lambda job, done: log.info("restore %s: %s", job.get("restore_id"), done.detail),
+                          on_failed=self._give_up, required=("restore_id",))
+
+    def _give_up(self, job: dict[str, Any], reason: str) -> None:
+        def edit(r: Record) -> bool:
+            if r.state in TERMINAL:
+                return False
+            r.state, r.error = FAILED, {"code": "GaveUp", "message": reason[:2000], "step": r.next_step}
+            return True
+        try:
+            self.records.change(str(job.get("restore_id")), edit)
+        except Exception:  # noqa: BLE001  (the message keeps the reason in the poison queue either way)
+            log.exception("restore %s: could not record the failure", job.get("restore_id"))
+
+    def advance(self, job: dict[str, Any]) -> Outcome:
+        restore_id = job["restore_id"]
+        if not isinstance(restore_id, str):
+            return Failed("message.restore_id: must be a string")
+        record = self.records.get(restore_id)
+        if record is None:
+            return Failed(f"message.restore_id: no restore '{restore_id}'")
+        began, zero_waits = self.monotonic(), 0
+        try:
+            while True:
+                if record.state in TERMINAL:
+                    return Done(KIND, {"restore": restore_id, "state": record.state})
+                step = record.next_step
+                now = format_instant(datetime.now(UTC))
+                if step is None:
+                    record.state = SUCCEEDED
+                    self.records.save(record)
+                    return Done(KIND, {"restore": restore_id, "state": SUCCEEDED})
+                if record.state == PENDING or not any(s["name"] == step for s in record.steps):
+                    record.state = RUNNING
+                    if not any(s["name"] == step for s in record.steps):
+                        record.steps.append({"name": step, "started_at": now, "finished_at": None, "seconds": None})
+                    self.records.save(record)
+                result = self.steps.run(step, restore_id, P.Plan.from_json(record.plan), record.context)
+                if isinstance(result, Fail):
+                    record.state = FAILED
+                    record.error = {"code": result.code, "message": result.reason, "step": step}
+                    self.records.save(record)
+                    return Done(KIND, {"restore": restore_id, "state": FAILED})
+                record.context.update(result.context)
+                if isinstance(result, Next):
+                    entry = next(s for s in record.steps if s["name"] == step)
+                    entry["finished_at"] = format_instant(datetime.now(UTC))
+                    started = parse_instant(entry["started_at"])
+                    entry["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 3) if started else None
+                    record.created += [i for i in result.created if i.lower() not in {c.lower() for c in record.created}]
+                    self.records.save(record)
+                    continue
+                assert isinstance(result, Wait)
+                if result.context:
+                    self.records.save(record)
+                if result.delay == 0:
+                    zero_waits += 1
+                    if zero_waits <= ZERO_WAITS:
+                        continue
+                if result.delay <= INLINE_WAIT and self.monotonic() - began + result.delay <= INLINE_BUDGET:
+                    self.sleep(result.delay)
+                    continue
+                return Retry(max(1, result.delay), result.note, {"attempt": job.get("attempt", 0) + 1})
+        except Changed:
+            # Another delivery of this restore wrote first: it is the one advancing it now.
+            return Done(KIND, {"restore": restore_id, "state": "advanced by another delivery"})
+
+
+def body_hash(body: Any) -> str:
+    """Of the parsed body, so spacing and key order don't make another request of the same one."""
+    import json
+
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+__all__ = ["Restores", "NotFound", "StateConflict", "KeyReused", "body_hash", "restore_id_for", "catalogue"]

@@ -1,0 +1,311 @@
+"""The steps of a restore, against ARM. Each one is idempotent: it looks first (GET), writes only
+what is missing, under the name the plan gave it, and never waits on Azure — a write in progress is
+looked at again on a later delivery (``Wait``). So a step that runs twice (a crash, a redelivered
+message) creates nothing twice, and a name taken by something that is not this restore's stops the
+restore instead of adopting it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .. import tags as T
+from ..azure.retry_after import retry_after_seconds
+from ..instants import format_instant, parse_instant
+from ..ports import Arm
+from . import plan as P
+from .access import parse_id
+
+WAIT = 2  # seconds before looking again when ARM gives no Retry-After
+JOB_WAIT = 10  # a Backup restore job is looked at no more often than this
+REPOST_AFTER = timedelta(minutes=10)  # a restore POST whose job never showed up is sent again after this
+
+
+@dataclass
+class Next:
+    """The step is done."""
+
+    created: list[str] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Wait:
+    """Look again in ``delay`` seconds (0: at once, after saving ``context``)."""
+
+    delay: int
+    note: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Fail:
+    reason: str
+    code: str = "RestoreFailed"
+
+
+Result = Next | Wait | Fail
+
+
+def _parts(resource_id: str) -> tuple[str, str, str]:
+    from azure.mgmt.core.tools import parse_resource_id
+
+    p = parse_resource_id(resource_id)
+    return p["subscription"], p["resource_group"], p["name"]
+
+
+def _missing(exc: Exception) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    return isinstance(exc, ResourceNotFoundError)
+
+
+def _power(view: Any) -> str:
+    for status in (view.get("statuses") if isinstance(view, dict) else getattr(view, "statuses", None)) or []:
+        code = status.get("code") if isinstance(status, dict) else status.code
+        if code and code.lower().startswith("powerstate/"):
+            return code.split("/", 1)[1].lower()
+    return "unknown"
+
+
+def vault_restore_body(plan: P.Plan) -> dict[str, Any]:
+    """Azure Backup's IaasVMRestoreRequest for the plan (REST shape)."""
+    v = plan.vault or {}
+    body: dict[str, Any] = {"objectType": "IaasVMRestoreRequest", "recoveryPointId": v["point_id"].rsplit("/", 1)[-1],
+                            "recoveryType": v["recovery_type"], "sourceResourceId": v["source_vm_id"],
+                            "storageAccountId": v["staging_storage_account"], "region": v["region"],
+                            "createNewCloudService": False, "originalStorageAccountOption": False,
+                            "encryptionDetails": {"encryptionEnabled": False}}
+    if v["recovery_type"] in ("RestoreDisks", "AlternateLocation"):
+        body["targetResourceGroupId"] = v["resource_group"]
+    if v["recovery_type"] == "AlternateLocation":
+        body["targetVirtualMachineId"] = f"{v['resource_group']}/providers/Microsoft.Compute/virtualMachines/{v['vm_name']}"
+        body["subnetId"] = v["subnet_id"]
+        body["virtualNetworkId"] = v["subnet_id"].rsplit("/subnets/", 1)[0]
+    return body
+
+
+class RestoreSteps:
+    def __init__(self, arm: Arm, clock: Any = None):
+        self.arm = arm
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def run(self, step: str, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        return getattr(self, step)(restore_id, plan, context)
+
+    def _hook(self, seen: dict[str, int]) -> Any:
+        def hook(response: Any) -> None:
+            after = retry_after_seconds(response.http_response.headers)
+            if after is not None:
+                seen["after"] = min(seen.get("after", after), after)
+        return hook
+
+    def _ours(self, resource: Any, restore_id: str, what: str) -> Fail | None:
+        tags = (resource.get("tags") if isinstance(resource, dict) else getattr(resource, "tags", None)) or {}
+        if tags.get(T.RESTORE) != restore_id:
+            return Fail(f"{what} exists and is not this restore's (tag {T.RESTORE}={tags.get(T.RESTORE)!r}): "
+                        "nothing was overwritten", "NameTaken")
+        return None
+
+    # --- managed disks ---------------------------------------------------------------------------
+    def create_disks(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        """Every disk of the plan at once: PUT what is missing, then wait for all of them."""
+        seen: dict[str, int] = {}
+        waiting = []
+        for disk in plan.disks:
+            sub, rg, name = _parts(disk["id"])
+            compute = self.arm.compute(sub)
+            try:
+                existing = compute.disks.get(rg, name)
+            except Exception as exc:
+                if not _missing(exc):
+                    raise
+                body: dict[str, Any] = {
+                    "location": plan.region, "tags": {T.RESTORE: restore_id},
+                    "properties": {"creationData": {"createOption": disk["create_option"],
+                                                    "sourceResourceId": disk["source_id"]}}}
+                if disk.get("sku"):
+                    body["sku"] = {"name": disk["sku"]}
+                if disk.get("os_type"):
+                    body["properties"]["osType"] = disk["os_type"]
+                compute.disks.begin_create_or_update(rg, name, body, polling=False, raw_response_hook=self._hook(seen))
+                waiting.append(name)
+                continue
+            if fail := self._ours(existing, restore_id, f"disk {disk['id']}"):
+                return fail
+            state = (existing.provisioning_state or "").lower()
+            if state == "failed":
+                return Fail(f"disk {disk['id']} ended Failed")
+            if state != "succeeded":
+                waiting.append(name)
+        if waiting:
+            return Wait(seen.get("after", WAIT), f"disks being created: {', '.join(waiting)}")
+        return Next([d["id"] for d in plan.disks])
+
+    # --- a new VM --------------------------------------------------------------------------------
+    def create_nic(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        nic = plan.nic or {}
+        sub, rg, name = _parts(nic["id"])
+        network = self.arm.network(sub)
+        try:
+            existing = network.network_interfaces.get(rg, name)
+        except Exception as exc:
+            if not _missing(exc):
+                raise
+            body = {"location": plan.region, "tags": {T.RESTORE: restore_id},
+                    "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {
+                        "subnet": {"id": nic["subnet_id"]}, "privateIPAllocationMethod": "Dynamic", "primary": True}}]}}
+            network.network_interfaces.begin_create_or_update(rg, name, body, polling=False)
+            return Wait(WAIT, f"NIC {name} being created")
+        if fail := self._ours(existing, restore_id, f"NIC {nic['id']}"):
+            return fail
+        state = (existing.provisioning_state or "").lower()
+        if state == "failed":
+            return Fail(f"NIC {nic['id']} ended Failed")
+        return Next([nic["id"]]) if state == "succeeded" else Wait(WAIT, f"NIC {name} is {state}")
+
+    def create_vm(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        vm = plan.vm or {}
+        sub, rg, name = _parts(vm["id"])
+        compute = self.arm.compute(sub)
+        seen: dict[str, int] = {}
+        try:
+            existing = compute.virtual_machines.get(rg, name)
+        except Exception as exc:
+            if not _missing(exc):
+                raise
+            os_disk = next(d for d in plan.disks if d["lun"] is None)
+            storage: dict[str, Any] = {
+                "osDisk": {"createOption": "Attach", "managedDisk": {"id": os_disk["id"]},
+                           **({"osType": os_disk["os_type"]} if os_disk.get("os_type") else {})},
+                "dataDisks": [{"lun": d["lun"], "createOption": "Attach", "managedDisk": {"id": d["id"]}}
+                              for d in plan.disks if d["lun"] is not None]}
+            # An attached OS disk brings its OS: no osProfile, no imageReference (ARM answers 400 to either).
+            body = {"location": plan.region, "tags": {T.RESTORE: restore_id},
+                    "properties": {"hardwareProfile": {"vmSize": vm["size"]}, "storageProfile": storage,
+                                   "networkProfile": {"networkInterfaces": [{"id": plan.nic["id"],
+                                                                             "properties": {"primary": True}}]}}}
+            compute.virtual_machines.begin_create_or_update(rg, name, body, polling=False,
+                                                            raw_response_hook=self._hook(seen))
+            return Wait(seen.get("after", WAIT), f"VM {name} being created")
+        if fail := self._ours(existing, restore_id, f"VM {vm['id']}"):
+            return fail
+        state = (existing.provisioning_state or "").lower()
+        if state == "failed":
+            return Fail(f"VM {vm['id']} ended Failed")
+        return Next([vm["id"]]) if state == "succeeded" else Wait(WAIT, f"VM {name} is {state}")
+
+    # --- the OS disk of an existing VM ------------------------------------------------------------
+    def deallocate_vm(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        sub, rg, name = _parts(plan.vm["id"])
+        compute = self.arm.compute(sub)
+        power = _power(compute.virtual_machines.instance_view(rg, name))
+        if "was_running" not in context:  # remembered before anything changes it, to start it again at the end
+            return Wait(0, f"VM {name} is {power}", {"was_running": power in ("running", "starting")})
+        if power == "deallocated":
+            return Next()
+        if power == "deallocating":
+            return Wait(WAIT, f"VM {name} is deallocating")
+        seen: dict[str, int] = {}
+        compute.virtual_machines.begin_deallocate(rg, name, polling=False, raw_response_hook=self._hook(seen))
+        return Wait(seen.get("after", WAIT), f"VM {name} deallocating")
+
+    def swap_os_disk(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        sub, rg, name = _parts(plan.vm["id"])
+        compute = self.arm.compute(sub)
+        new_id = plan.disks[0]["id"]
+        vm = compute.virtual_machines.get(rg, name)
+        current = vm.storage_profile.os_disk.managed_disk.id if vm.storage_profile and vm.storage_profile.os_disk \
+            and vm.storage_profile.os_disk.managed_disk else ""
+        if (current or "").lower() == new_id.lower():
+            state = (vm.provisioning_state or "").lower()
+            if state == "failed":
+                return Fail(f"VM {name} ended Failed after its OS disk was swapped")
+            return Next() if state == "succeeded" else Wait(WAIT, f"VM {name} is {state}")
+        if "old_os_disk_id" not in context:
+            return Wait(0, f"VM {name} has OS disk {current}", {"old_os_disk_id": current})
+        seen: dict[str, int] = {}
+        compute.virtual_machines.begin_update(rg, name, {"properties": {"storageProfile": {"osDisk": {
+            "managedDisk": {"id": new_id}}}}}, polling=False, raw_response_hook=self._hook(seen))
+        return Wait(seen.get("after", WAIT), f"VM {name}: OS disk being swapped")
+
+    def tag_old_os_disk(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        """The replaced disk is kept, tagged with the restore that replaced it (Merge: no other tag changes)."""
+        from azure.mgmt.resource.resources.models import Tags, TagsPatchResource
+
+        old = context.get("old_os_disk_id") or (plan.vm or {}).get("old_os_disk_id")
+        if not old:
+            return Next()
+        sub = _parts(old)[0]
+        self.arm.resources(sub).tags.begin_update_at_scope(
+            old, TagsPatchResource(operation="Merge", properties=Tags(tags={T.REPLACED_BY_RESTORE: restore_id}))).result()
+        return Next()
+
+    def start_vm(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        if not context.get("was_running"):
+            return Next()
+        sub, rg, name = _parts(plan.vm["id"])
+        compute = self.arm.compute(sub)
+        power = _power(compute.virtual_machines.instance_view(rg, name))
+        if power == "running":
+            return Next()
+        if power == "starting":
+            return Wait(WAIT, f"VM {name} is starting")
+        seen: dict[str, int] = {}
+        compute.virtual_machines.begin_start(rg, name, polling=False, raw_response_hook=self._hook(seen))
+        return Wait(seen.get("after", WAIT), f"VM {name} starting")
+
+    # --- Azure Backup ----------------------------------------------------------------------------
+    def _vault(self, plan: P.Plan) -> tuple[Any, str, str, Any]:
+        v = plan.vault or {}
+        point = parse_id(v["point_id"], "vault_point")
+        sub, rg, vault = _parts(v["vault_id"])
+        return self.arm.backup(sub), rg, vault, point
+
+    def _restore_jobs(self, plan: P.Plan) -> list[str]:
+        """The vault's Restore jobs of the source VM, newest first (job names)."""
+        backup, rg, vault, _ = self._vault(plan)
+        vm_name = parse_id(plan.vault["source_vm_id"], "vm").name.lower()
+        jobs = [j for j in backup.backup_jobs.list(vault, rg, filter="operation eq 'Restore'")
+                if (j.properties.entity_friendly_name or "").lower() == vm_name]
+        jobs.sort(key=lambda j: j.properties.start_time or datetime.min.replace(tzinfo=UTC), reverse=True)
+        return [j.name for j in jobs]
+
+    def trigger_vault_restore(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        """One POST to Azure Backup, and its job found by what was not there before: the VM's Restore
+        jobs are noted first, so a crash after the POST finds the job instead of sending it again."""
+        from azure.mgmt.recoveryservicesbackup.models import IaasVMRestoreRequest, RestoreRequestResource
+
+        if "known_jobs" not in context:
+            return Wait(0, "noting the VM's restore jobs", {"known_jobs": self._restore_jobs(plan), "sent_at": None})
+        new = [j for j in self._restore_jobs(plan) if j not in set(context["known_jobs"])]
+        if new:
+            return Next(context={"job": new[0]})
+        sent = parse_instant(context.get("sent_at"))
+        if sent is not None:
+            if self.clock() - sent < REPOST_AFTER:
+                return Wait(WAIT, "the restore was sent; its job is not listed yet")
+            return Wait(0, "no job came of the restore sent: sending it again", {"sent_at": None})
+        backup, rg, vault, point = self._vault(plan)
+        request = RestoreRequestResource(properties=IaasVMRestoreRequest(vault_restore_body(plan)))
+        backup.restores.begin_trigger(vault, rg, "Azure", point.parts["container"], point.parts["item"], point.name,
+                                      request, polling=False)
+        return Wait(1, "restore sent to Azure Backup", {"sent_at": format_instant(self.clock())})
+
+    def follow_backup_job(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        backup, rg, vault, _ = self._vault(plan)
+        job = backup.job_details.get(vault, rg, context["job"])
+        props = job.properties
+        status = (props.status or "").lower()
+        if status in ("inprogress", "cancelling", "notstarted", ""):
+            return Wait(JOB_WAIT if props.duration and props.duration.total_seconds() > 60 else WAIT,
+                        f"Backup job {context['job']} is {props.status}")
+        if status not in ("completed", "completedwithwarnings"):
+            errors = "; ".join(f"{e.error_code}: {e.error_string}" for e in (props.error_details or []))
+            return Fail(f"Backup job {context['job']} {props.status}" + (f": {errors}" if errors else ""), "BackupJobFailed")
+        bag = ((props.extended_info.property_bag if props.extended_info else None) or {})
+        created = [part for value in bag.values() for part in str(value).split(",")
+                   if part.lower().startswith("/subscriptions/") and part.count("/") >= 8]
+        return Next(created)
