@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ("bench.inventory", "bench.autoprotect", "bench.scheduled", "bench.retention")
+BENCHMARKS = ("bench.inventory", "bench.autoprotect", "bench.scheduled", "bench.retention", "bench.restore")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

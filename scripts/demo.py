@@ -77,6 +77,9 @@ def main() -> int:
         print("\n== Scheduled protection: plan a slot, fan out, snapshots and restore points appear")
         scheduled_demo(az, storage, fleet["subscriptions"], say)
 
+        print("\n== On-demand restore: a VM's recovery points, its newest snapshot set into a new VM")
+        restore_demo(az, storage, fleet["subscriptions"][0], say)
+
         print("\n== Retention: the clock moves on; what is kept, marked and deleted, and why")
         retention_demo(az, storage, fleet["subscriptions"][0], say)
     say("local Azure stopped")
@@ -112,7 +115,7 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
         "AzureWebJobsStorage": storage.connection_string, "VMKEEPER_VAULTS": json.dumps(vaults),
         "VMKEEPER_POLICY_FILE": write_policies(),  # each policy's backup_policy: the Azure Backup policy its VMs get
         "VMKEEPER_PROTECT_QUEUE": "vmkeeper-protect", "VMKEEPER_PROTECT_TABLE": "vmkeeperprotection",
-        "VMKEEPER_JOBS_QUEUE": "vmkeeper-jobs",
+        "VMKEEPER_JOBS_QUEUE": "vmkeeper-jobs", "VMKEEPER_RESTORE_QUEUE": "vmkeeper-restores",
         "VMKEEPER_PROTECT_RETRY_SECONDS": "1", "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
     })
     wiring.use(wiring.Wiring(credential=StaticCredential()))  # local only: the emulator takes any bearer token
@@ -275,3 +278,73 @@ def retention_demo(az, storage, sub: str, say) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def restore_demo(az, storage, sub: str, say) -> None:
+    """Through the restore API as an operator calls it: the function key, and the caller App Service
+    authentication would pass (X-MS-CLIENT-PRINCIPAL with the app role Restore.Operator)."""
+    import importlib
+    import json
+    import os
+
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    import function_app
+    from devtools.functions_host import LocalFunctionsHost
+    from shared.restore.access import OPERATOR, encode_principal
+
+    compute = az.client(ComputeManagementClient, sub)
+    sets = {}
+    for snap in compute.snapshots.list():
+        if snap.tags.get("vmkeeper-set") and "vmkeeper-copy-of" not in snap.tags:
+            sets.setdefault(snap.tags["vmkeeper-vm"], set()).add(snap.tags.get("vmkeeper-lun"))
+    vm_id = next(vm for vm, luns in sorted(sets.items()) if "None" in luns and len(luns) > 1)  # OS disk and data disks
+    group, name = vm_id.split("/")[4], vm_id.split("/")[-1]
+    vm = compute.virtual_machines.get(group, name)
+    az.client(ResourceManagementClient, sub).resource_groups.create_or_update("rg-restore", {"location": vm.location})
+    os.environ.update({"VMKEEPER_RESTORE_SCOPES": f"/subscriptions/{sub}/resourceGroups/rg-restore",
+                       "VMKEEPER_RESTORE_TABLE": "vmkeeperrestores"})
+    az.settings(lro={"default_seconds": 1.0})
+    host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)
+    host.ensure_queues()
+    headers = {"x-functions-key": host.function_key,
+               "X-MS-CLIENT-PRINCIPAL": encode_principal("00000000-0000-0000-0000-0000000000aa", [OPERATOR],
+                                                         name="oncall@example.com")}
+    listed = host.http("GET", f"/api/vms/{sub}/{vm.id.split('/')[4]}/{vm.name}/recovery-points", headers=headers)
+    say(f"GET /api/vms/…/{vm.name}/recovery-points → {listed.status}: {len(listed.json()['value'])} recovery points")
+    print(f"  {'time':<22}{'kind':<15}{'region':<13}{'consistency':<17}{'disks':>6}  complete")
+    for p in listed.json()["value"]:
+        print(f"  {p['time'][:19]:<22}{p['kind']:<15}{p['region']:<13}{p['consistency']:<17}{len(p['disks']):>6}  "
+              f"{'yes' if p['complete'] else 'no: ' + (p['note'] or '')}")
+    newest = next(p for p in listed.json()["value"] if p["kind"] == "snapshot_set" and p["complete"] and not p["copy"])
+    subnet = vm.network_profile.network_interfaces[0].id  # the source NIC's subnet
+    from azure.mgmt.network import NetworkManagementClient
+
+    nic = az.client(NetworkManagementClient, sub).network_interfaces.get(subnet.split("/")[4], subnet.split("/")[-1])
+    body = {"vm": vm.id, "recovery_point": newest["id"],
+            "target": {"type": "vm", "resource_group": f"/subscriptions/{sub}/resourceGroups/rg-restore",
+                       "vm_name": f"{vm.name}-restored", "subnet": nic.ip_configurations[0].subnet.id}}
+    dry = host.http("POST", "/api/restores", headers=headers, body=json.dumps({**body, "dry_run": True}).encode())
+    say(f"POST /api/restores (dry_run) → {dry.status}: would create " +
+        ", ".join(c["type"].split("/")[-1] for c in dry.json()["plan"]["creates"]))
+    accepted = host.http("POST", "/api/restores", headers={**headers, "Idempotency-Key": "demo-1"},
+                         body=json.dumps(body).encode())
+    say(f"POST /api/restores → {accepted.status}, Location {accepted.headers['Location']}, "
+        f"Retry-After {accepted.headers['Retry-After']}")
+    host.start()
+    seen: set[str] = set()
+    while True:
+        state = host.http("GET", accepted.headers["Location"], headers=headers).json()
+        for step in state["steps"]:
+            if step["state"] == "done" and step["name"] not in seen:
+                seen.add(step["name"])
+                say(f"  step {step['name']:<16} done in {step['seconds']:.2f}s ({state['percent']}%)")
+        if state["state"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.1)
+    host.close()
+    say(f"restore {state['id']}: {state['state']}; created " + ", ".join(r.split("/")[-1] for r in state["resources"]))
+    made = compute.virtual_machines.get("rg-restore", f"{vm.name}-restored")
+    say(f"{made.name}: {made.hardware_profile.vm_size}, OS disk {made.storage_profile.os_disk.managed_disk.id.split('/')[-1]} "
+        f"(Attach), {len(made.storage_profile.data_disks)} data disks, provisioning {made.provisioning_state}")

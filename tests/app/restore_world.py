@@ -22,12 +22,20 @@ OPERATOR_PRINCIPAL = encode_principal("00000000-0000-0000-0000-0000000000aa", [O
 READER_PRINCIPAL = encode_principal("00000000-0000-0000-0000-0000000000bb", [READER], name="audit@example.com")
 
 
-def start(az: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, **extra: str) -> dict[str, Any]:
+def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, vault: bool = False,
+          wiring_class: type = wiring.Wiring, **extra: str) -> dict[str, Any]:
+    """The app on the local host over the seeded world; with ``vault``, the VM also has an Azure Backup
+    recovery point in its region's vault (VMKEEPER_VAULTS names it). ``wiring_class``: the app's wiring,
+    or a test's subclass of it (parts that misbehave)."""
     import function_app
 
     summary = az.seed(subscriptions=1, resource_groups=2, vms=1, data_disks=[2, 2], regions=[REGION, SECOND],
                       tag_sets=[{}], seed=11)
     sub = summary["subscriptions"][0]
+    world: dict[str, Any] = {"sub": sub, "vm_id": f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/"
+                                                  "Microsoft.Compute/virtualMachines/vm-00000"}
+    if vault:
+        extra["VMKEEPER_VAULTS"] = json.dumps({REGION: protect_in_vault(world, emu, az)})
     policy_file = tmp_path / "policies.json"
     policy_file.write_text(json.dumps(POLICIES))
     suffix = uuid.uuid4().hex[:8]
@@ -42,14 +50,13 @@ def start(az: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, **extra: str) 
                 "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path, **extra}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    wired = wiring.use(wiring.Wiring(credential=StaticCredential()))
+    wired = wiring.use(wiring_class(credential=StaticCredential()))
     host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
     host.ensure_queues()
     from azure.mgmt.resource.resources import ResourceManagementClient
 
     az.client(ResourceManagementClient, sub).resource_groups.create_or_update("rg-restore", {"location": REGION})
-    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
-    return {"host": host, "sub": sub, "settings": settings, "wiring": wired, "vm_id": vm_id,
+    return {**world, "host": host, "settings": settings, "wiring": wired,
             "subnet": {r: f"/subscriptions/{sub}/resourceGroups/rg-vm-{i:02d}/providers/Microsoft.Network/"
                           f"virtualNetworks/vnet-{r}/subnets/default" for i, r in enumerate((REGION, SECOND))}}
 
@@ -58,3 +65,25 @@ def protect_once(world: dict[str, Any]) -> None:
     """One scheduled slot, run to the end: the set, the restore point and their copies."""
     world["host"].fire_timer("plan_slot")
     assert world["host"].run_until_idle(timeout=120)
+
+
+def protect_in_vault(world: dict[str, Any], emu: Any, az: Any) -> str:
+    """The VM enrolled in Azure Backup in its region's vault with one recovery point (backup now)."""
+    from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
+    from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
+
+    from emulator.recoveryservices.models import seed_protected_item, seed_vaults
+    from shared.autoprotect.steps import container_name, item_name
+
+    vault_id = seed_vaults(emu, world["sub"], "rg-backup", [REGION])[REGION]
+    seed_protected_item(emu, vault_id, world["vm_id"])
+    backup = az.client(RecoveryServicesBackupClient, world["sub"], polling_interval=0)
+    backup.backups.trigger(vault_id.split("/")[-1], "rg-backup", "Azure", container_name("rg-vm-00", "vm-00000"),
+                           item_name("rg-vm-00", "vm-00000"), BackupRequestResource(properties=IaasVMBackupRequest()))
+    world["backup"], world["vault_id"] = backup, vault_id
+    return vault_id
+
+
+def storage_account_id(sub: str) -> str:
+    """A staging account for Azure Backup restores (the emulator records it; it holds no VHDs)."""
+    return f"/subscriptions/{sub}/resourceGroups/rg-restore/providers/Microsoft.Storage/storageAccounts/vmkstaging"

@@ -1,0 +1,484 @@
+"""On-demand restores end to end: the HTTP API on the local Functions host (function key, App Service's
+X-MS-CLIENT-PRINCIPAL), its queue worker on Azurite, the real SDK clients against the emulator — from
+recovery points vmkeeper's own scheduled protection made (tests/app/restore_world.py). Every answer is
+checked against the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from shared import tags as T
+from tests.app import openapi_check
+from tests.app.restore_world import (
+    OPERATOR_PRINCIPAL,
+    READER_PRINCIPAL,
+    REGION,
+    SECOND,
+    protect_once,
+    start,
+    storage_account_id,
+)
+
+WRITES = ("PUT", "PATCH", "DELETE", "POST")
+READ_POSTS = ("Microsoft.ResourceGraph/resources/read", "backupValidateOperation")
+
+
+def api(world: dict[str, Any], method: str, path: str, body: Any = None, *, principal: str | None = OPERATOR_PRINCIPAL,
+        headers: dict[str, str] | None = None, key: bool = True, raw: bytes | None = None) -> Any:
+    h = dict(headers or {})
+    if principal:
+        h["X-MS-CLIENT-PRINCIPAL"] = principal
+    if key:
+        h["x-functions-key"] = world["host"].function_key
+    data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    answer = world["host"].http(method, path, headers=h, body=data)
+    if answer.status != 401 or key:  # the host's own 401 (no function key) has no body to check
+        openapi_check.check(method, path, answer.status, answer.headers, answer.body)
+    return answer
+
+
+def writes(az: Any, since: int) -> list[dict[str, Any]]:
+    """ARM writes since a mark in the emulator's call log (queries and validations are reads)."""
+    return [c for c in az.calls(since) if c["method"] in WRITES
+            and not any(r in (c.get("operation") or "") + c["path"] for r in READ_POSTS)]
+
+
+@pytest.fixture
+def world(az, emu, azurite, tmp_path, monkeypatch):
+    w = start(az, emu, azurite, tmp_path, monkeypatch)
+    protect_once(w)
+    yield w
+    w["host"].close()
+
+
+def catalogue(world: dict[str, Any], vm: str = "vm-00000", group: str = "rg-vm-00") -> dict[str, Any]:
+    answer = api(world, "GET", f"/api/vms/{world['sub']}/{group}/{vm}/recovery-points")
+    assert answer.status == 200, answer.body
+    return answer.json()
+
+
+def point(world: dict[str, Any], source: str) -> dict[str, Any]:
+    kind, copy = {"set": ("snapshot_set", False), "set_copy": ("snapshot_set", True), "rp": ("restore_point", False),
+                  "rp_copy": ("restore_point", True), "vault": ("vault", False)}[source]
+    found = [p for p in catalogue(world)["value"] if p["kind"] == kind and p["copy"] == copy]
+    assert found, f"no {source} point"
+    return found[0]
+
+
+def restore(world: dict[str, Any], body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """POST, run the queue to the end, GET: the finished restore."""
+    answer = api(world, "POST", "/api/restores", body, **kwargs)
+    assert answer.status == 202, answer.body
+    assert answer.headers["Location"] == f"/api/restores/{answer.json()['id']}" and int(answer.headers["Retry-After"]) > 0
+    assert world["host"].run_until_idle(timeout=120)
+    done = api(world, "GET", answer.headers["Location"])
+    assert done.status == 200
+    return done.json()
+
+
+def rg(world: dict[str, Any], name: str = "rg-restore") -> str:
+    return f"/subscriptions/{world['sub']}/resourceGroups/{name}"
+
+
+def compute(az: Any, world: dict[str, Any]) -> Any:
+    from azure.mgmt.compute import ComputeManagementClient
+
+    return az.client(ComputeManagementClient, world["sub"], polling_interval=0)
+
+
+# --- the catalogue ----------------------------------------------------------------------------------
+def test_catalogue_merges_every_kind_newest_first_and_outlives_the_vm(az, emu, azurite, tmp_path, monkeypatch):
+    w = start(az, emu, azurite, tmp_path, monkeypatch, vault=True)
+    try:
+        protect_once(w)
+        points = catalogue(w)["value"]
+        kinds = {(p["kind"], p["copy"], p["region"]) for p in points}
+        assert kinds == {("snapshot_set", False, REGION), ("snapshot_set", True, SECOND), ("restore_point", False, REGION),
+                         ("restore_point", True, SECOND), ("vault", False, REGION)}
+        assert [p["time"] for p in points] == sorted((p["time"] for p in points), reverse=True)
+        for p in points:
+            assert p["complete"], p
+            luns = [d["lun"] for d in p["disks"]]
+            assert luns == [None, 0, 1], p  # the OS disk first, then the data disks
+        sets = [p for p in points if p["kind"] == "snapshot_set"]
+        assert all(d["source_id"].split("/")[-2] == "snapshots" for p in sets for d in p["disks"])
+
+        compute(az, w).virtual_machines.begin_delete("rg-vm-00", "vm-00000").result()
+        after = catalogue(w)
+        assert after["vm"]["exists"] is False
+        assert [p["id"] for p in after["value"]] == [p["id"] for p in points]
+    finally:
+        w["host"].close()
+
+
+def test_an_incomplete_set_is_listed_but_refused(world, az):
+    snapshots = compute(az, world).snapshots
+    member = next(s for s in snapshots.list_by_resource_group("rg-vm-00") if s.tags.get(T.LUN) == "1"
+                  and T.COPY_OF not in s.tags)
+    snapshots.begin_delete("rg-vm-00", member.name).result()
+    entry = point(world, "set")
+    assert entry["complete"] is False and "2 of 3 disks" in entry["note"]
+    before = len(az.calls())
+    answer = api(world, "POST", "/api/restores", {"vm": world["vm_id"], "recovery_point": entry["id"],
+                                                  "target": {"type": "disks", "resource_group": rg(world)}})
+    assert answer.status == 409 and answer.json()["errors"][0]["field"] == "recovery_point"
+    assert writes(az, before) == []
+
+
+# --- each source × target ---------------------------------------------------------------------------
+def _check_disks(az: Any, world: dict[str, Any], done: dict[str, Any], source: dict[str, Any], option: str) -> list:
+    c = compute(az, world)
+    disks = [r for r in done["resources"] if "/disks/" in r.lower()]
+    assert len(disks) == len(source["disks"])
+    out = []
+    for disk_id, want in zip(disks, source["disks"], strict=True):
+        disk = c.disks.get(disk_id.split("/")[4], disk_id.split("/")[-1])
+        assert disk.tags[T.RESTORE] == done["id"]
+        assert disk.creation_data.create_option == option
+        assert disk.creation_data.source_resource_id.lower() == want["source_id"].lower()
+        assert disk.location == source["region"]
+        assert disk.disk_size_gb == want["size_gb"]
+        out.append(disk)
+    return out
+
+
+@pytest.mark.parametrize("source", ["set", "set_copy", "rp", "rp_copy"])
+def test_restore_into_new_disks(world, az, source):
+    p = point(world, source)
+    done = restore(world, {"vm": world["vm_id"], "recovery_point": p["id"],
+                           "target": {"type": "disks", "resource_group": rg(world)}})
+    assert done["state"] == "succeeded" and done["percent"] == 100, done
+    assert [s["state"] for s in done["steps"]] == ["done"]
+    _check_disks(az, world, done, p, "Copy" if source.startswith("set") else "Restore")
+
+
+@pytest.mark.parametrize("source", ["set", "set_copy", "rp", "rp_copy"])
+def test_restore_into_a_new_vm(world, az, source):
+    p = point(world, source)
+    subnet = world["subnet"][p["region"]]
+    done = restore(world, {"vm": world["vm_id"], "recovery_point": p["id"],
+                           "target": {"type": "vm", "resource_group": rg(world), "vm_name": f"back-{source}".replace("_", "-"),
+                                      "subnet": subnet}})
+    assert done["state"] == "succeeded", done
+    assert [s["name"] for s in done["steps"]] == ["create_disks", "create_nic", "create_vm"]
+    assert all(s["seconds"] is not None for s in done["steps"])
+    disks = _check_disks(az, world, done, p, "Copy" if source.startswith("set") else "Restore")
+    c = compute(az, world)
+    vm = c.virtual_machines.get("rg-restore", f"back-{source}".replace("_", "-"))
+    assert vm.location == p["region"] and vm.tags[T.RESTORE] == done["id"]
+    assert vm.hardware_profile.vm_size == c.virtual_machines.get("rg-vm-00", "vm-00000").hardware_profile.vm_size
+    assert vm.storage_profile.os_disk.managed_disk.id.lower() == disks[0].id.lower()
+    assert vm.storage_profile.os_disk.create_option == "Attach" and vm.os_profile is None
+    assert {(d.lun, d.managed_disk.id.lower()) for d in vm.storage_profile.data_disks} == \
+        {(want["lun"], d.id.lower()) for want, d in zip(p["disks"][1:], disks[1:], strict=True)}
+    from azure.mgmt.network import NetworkManagementClient
+
+    nic_id = vm.network_profile.network_interfaces[0].id
+    nic = az.client(NetworkManagementClient, world["sub"]).network_interfaces.get("rg-restore", nic_id.split("/")[-1])
+    assert nic.ip_configurations[0].subnet.id.lower() == subnet.lower()
+
+
+def _power(c: Any, group: str, name: str) -> str:
+    return next(s.code for s in c.virtual_machines.instance_view(group, name).statuses if s.code.startswith("PowerState/"))
+
+
+@pytest.mark.parametrize("source", ["set", "rp"])
+def test_swap_the_os_disk_of_the_running_vm(world, az, source):
+    c = compute(az, world)
+    old = c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id
+    assert _power(c, "rg-vm-00", "vm-00000") == "PowerState/running"
+    p = point(world, source)
+    done = restore(world, {"vm": world["vm_id"], "recovery_point": p["id"], "target": {"type": "os_disk",
+                                                                                      "vm": world["vm_id"]}})
+    assert done["state"] == "succeeded", done
+    assert [s["name"] for s in done["steps"]] == ["create_disks", "deallocate_vm", "swap_os_disk", "tag_old_os_disk",
+                                                  "start_vm"]
+    vm = c.virtual_machines.get("rg-vm-00", "vm-00000")
+    (new,) = done["resources"]
+    assert vm.storage_profile.os_disk.managed_disk.id.lower() == new.lower() != old.lower()
+    kept = c.disks.get("rg-vm-00", old.split("/")[-1])
+    assert kept.tags[T.REPLACED_BY_RESTORE] == done["id"] and kept.disk_state == "Unattached"
+    assert _power(c, "rg-vm-00", "vm-00000") == "PowerState/running"  # it was running: started again
+
+
+@pytest.mark.parametrize("source", ["set_copy", "rp_copy"])
+def test_disaster_recovery_in_the_second_region_then_swap_its_os_disk(world, az, source):
+    """A VM rebuilt in the second region from the copies, then its OS disk swapped from them (a deallocated
+    VM stays deallocated)."""
+    p = point(world, source)
+    first = restore(world, {"vm": world["vm_id"], "recovery_point": p["id"], "target": {
+        "type": "vm", "resource_group": rg(world, "rg-vm-01"), "vm_name": "dr", "subnet": world["subnet"][SECOND]}})
+    assert first["state"] == "succeeded", first
+    c = compute(az, world)
+    c.virtual_machines.begin_deallocate("rg-vm-01", "dr").result()
+    dr_id = f"{rg(world, 'rg-vm-01')}/providers/Microsoft.Compute/virtualMachines/dr"
+    done = restore(world, {"vm": world["vm_id"], "recovery_point": p["id"], "target": {"type": "os_disk", "vm": dr_id}})
+    assert done["state"] == "succeeded", done
+    assert c.virtual_machines.get("rg-vm-01", "dr").storage_profile.os_disk.managed_disk.id.lower() == \
+        done["resources"][0].lower()
+    assert _power(c, "rg-vm-01", "dr") == "PowerState/deallocated"
+
+
+def test_an_os_disk_of_another_size_is_refused_naming_the_field(world, az):
+    c = compute(az, world)
+    vm = c.virtual_machines.get("rg-vm-00", "vm-00000")
+    disk = vm.storage_profile.os_disk.managed_disk.id.split("/")[-1]
+    c.virtual_machines.begin_deallocate("rg-vm-00", "vm-00000").result()
+    c.disks.begin_update("rg-vm-00", disk, {"properties": {"diskSizeGB": 128}}).result()
+    before = len(az.calls())
+    answer = api(world, "POST", "/api/restores", {"vm": world["vm_id"], "recovery_point": point(world, "set")["id"],
+                                                  "target": {"type": "os_disk", "vm": world["vm_id"]}})
+    assert answer.status == 400 and answer.json()["errors"][0]["field"] == "target.vm"
+    assert "same size" in answer.json()["errors"][0]["detail"]
+    assert writes(az, before) == []
+
+
+# --- Azure Backup's restore types ---------------------------------------------------------------------
+@pytest.fixture
+def vaulted(az, emu, azurite, tmp_path, monkeypatch):
+    w = start(az, emu, azurite, tmp_path, monkeypatch, vault=True)
+    yield w
+    w["host"].close()
+
+
+def _restore_jobs(world: dict[str, Any]) -> list:
+    return list(world["backup"].backup_jobs.list(world["vault_id"].split("/")[-1], "rg-backup",
+                                                 filter="operation eq 'Restore'"))
+
+
+@pytest.mark.parametrize("target", ["disks", "vm", "original_location"])
+def test_restore_from_a_vault_recovery_point(vaulted, az, target):
+    w = vaulted
+    p = point(w, "vault")
+    body: dict[str, Any] = {"type": target, "staging_storage_account": storage_account_id(w["sub"])}
+    if target in ("disks", "vm"):
+        body["resource_group"] = rg(w)
+    if target == "vm":
+        body.update(vm_name="from-vault", subnet=w["subnet"][REGION])
+    c = compute(az, w)
+    before_os = c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id
+    done = restore(w, {"vm": w["vm_id"], "recovery_point": p["id"], "target": body})
+    assert done["state"] == "succeeded", done
+    assert [s["name"] for s in done["steps"]] == ["trigger_vault_restore", "follow_backup_job"]
+    (job,) = _restore_jobs(w)  # exactly one restore was sent
+    assert job.properties.status == "Completed"
+    if target == "disks":
+        assert len([r for r in done["resources"] if "/disks/" in r.lower()]) == 3
+        assert all(r.split("/")[4].lower() == "rg-restore" for r in done["resources"])
+    elif target == "vm":
+        vm = c.virtual_machines.get("rg-restore", "from-vault")
+        assert vm.id.lower() in {r.lower() for r in done["resources"]}
+    else:
+        after = c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id
+        assert after.lower() != before_os.lower()  # replaced in place
+
+
+def test_vault_dry_run_asks_azure_backup_to_validate_and_creates_nothing(vaulted, az):
+    w = vaulted
+    p = point(w, "vault")
+    before = len(az.calls())
+    ok = api(w, "POST", "/api/restores", {"vm": w["vm_id"], "recovery_point": p["id"], "dry_run": True, "target": {
+        "type": "vm", "resource_group": rg(w), "vm_name": "from-vault", "subnet": w["subnet"][REGION],
+        "staging_storage_account": storage_account_id(w["sub"])}})
+    assert ok.status == 200 and ok.json()["plan"]["vault"]["recovery_type"] == "AlternateLocation"
+    assert any("backupValidateOperation" in c["path"] for c in az.calls(before))
+    bad = api(w, "POST", "/api/restores", {"vm": w["vm_id"], "recovery_point": p["id"], "dry_run": True, "target": {
+        "type": "vm", "resource_group": rg(w), "vm_name": "from-vault", "subnet": w["subnet"][SECOND],
+        "staging_storage_account": storage_account_id(w["sub"])}})
+    assert bad.status == 400 and bad.json()["errors"][0]["field"] == "target.subnet"
+    assert writes(az, before) == [] and _restore_jobs(w) == []
+
+
+# --- resumable, idempotent, cancellable ---------------------------------------------------------------
+class CrashAfter:
+    """The restores table as a worker dying right after ``step`` finished in Azure, before it could
+    record it: the first save that would mark the step done raises, once."""
+
+    def __init__(self, table: Any, step: str):
+        self.table, self.step, self.crashed = table, step, False
+
+    def update_entity(self, entity: dict[str, Any], **kwargs: Any) -> Any:
+        steps = json.loads(entity.get("steps") or "[]")
+        if not self.crashed and any(s["name"] == self.step and s.get("finished_at") for s in steps):
+            self.crashed = True
+            raise ConnectionResetError(f"test: the worker died after {self.step}")
+        return self.table.update_entity(entity, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.table, name)
+
+
+@pytest.mark.parametrize("step", ["create_disks", "create_nic", "create_vm"])
+def test_a_crash_between_steps_resumes_and_creates_nothing_twice(az, emu, azurite, tmp_path, monkeypatch, step):
+    from shared import wiring
+
+    crashes: list[CrashAfter] = []
+
+    class CrashingWiring(wiring.Wiring):
+        """The app's wiring, its restores table dying once after ``step``."""
+
+        @property
+        def storage(self):
+            real = super().storage
+
+            class Storage:
+                def queue(self, name):
+                    return real.queue(name)
+
+                def table(self, name):
+                    if name != self_settings()["VMKEEPER_RESTORE_TABLE"]:
+                        return real.table(name)
+                    crashes.append(CrashAfter(real.table(name), step))
+                    return crashes[-1]
+            return self._once("crashing-storage", Storage)
+
+    def self_settings():
+        return w["settings"]
+
+    w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=CrashingWiring)
+    try:
+        protect_once(w)
+        p = point(w, "set")
+        mark = len(az.calls())
+        done = restore(w, {"vm": w["vm_id"], "recovery_point": p["id"], "target": {
+            "type": "vm", "resource_group": rg(w), "vm_name": "phoenix", "subnet": w["subnet"][REGION]}})
+        assert [c.crashed for c in crashes] == [True] and done["state"] == "succeeded", done
+        failed = [i for i in w["host"].invocations if i["function"] == "restore_worker" and not i["ok"]]
+        assert len(failed) == 1 and "died after" in failed[0]["error"]
+        created = [c for c in writes(az, mark) if c["method"] == "PUT" and c["status"] in (200, 201, 202)]
+        assert sorted(c["path"].split("?")[0].rsplit("/", 2)[-2] for c in created) == \
+            ["disks", "disks", "disks", "networkInterfaces", "virtualMachines"]  # each once
+        assert len(done["resources"]) == 5
+    finally:
+        w["host"].close()
+
+
+def test_idempotency_key_returns_the_same_restore(world, az):
+    body = {"vm": world["vm_id"], "recovery_point": point(world, "rp")["id"],
+            "target": {"type": "disks", "resource_group": rg(world)}}
+    first = api(world, "POST", "/api/restores", body, headers={"Idempotency-Key": "ticket-4711"})
+    again = api(world, "POST", "/api/restores", body, headers={"Idempotency-Key": "ticket-4711"})
+    assert first.status == again.status == 202
+    assert first.json()["id"] == again.json()["id"] and again.headers.get("Idempotent-Replayed") == "true"
+    other = api(world, "POST", "/api/restores", {**body, "target": {"type": "disks", "resource_group": rg(world, "rg-vm-01")}},
+                headers={"Idempotency-Key": "ticket-4711"})
+    assert other.status == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert world["host"].run_until_idle(timeout=60)
+    listed = api(world, "GET", "/api/restores").json()["value"]
+    assert [r["id"] for r in listed] == [first.json()["id"]] and listed[0]["state"] == "succeeded"
+
+
+def test_cancel_before_it_starts_and_not_after(world, az):
+    body = {"vm": world["vm_id"], "recovery_point": point(world, "set")["id"],
+            "target": {"type": "disks", "resource_group": rg(world)}}
+    mark = len(az.calls())
+    accepted = api(world, "POST", "/api/restores", body).json()
+    cancelled = api(world, "DELETE", f"/api/restores/{accepted['id']}")
+    assert cancelled.status == 200 and cancelled.json()["state"] == "cancelled"
+    assert world["host"].run_until_idle(timeout=60)
+    assert writes(az, mark) == []  # its message came and went: nothing was created
+    assert api(world, "GET", f"/api/restores/{accepted['id']}").json()["state"] == "cancelled"
+    ran = restore(world, body)
+    late = api(world, "DELETE", f"/api/restores/{ran['id']}")
+    assert late.status == 409 and late.json()["errors"][0]["field"] == "state"
+
+
+def test_dry_run_plans_and_creates_nothing(world, az):
+    p = point(world, "set")
+    mark = len(az.calls())
+    answer = api(world, "POST", "/api/restores", {"vm": world["vm_id"], "recovery_point": p["id"], "dry_run": True,
+                                                  "target": {"type": "vm", "resource_group": rg(world), "vm_name": "plan",
+                                                             "subnet": world["subnet"][REGION]}})
+    assert answer.status == 200
+    plan = answer.json()["plan"]
+    assert plan["steps"] == ["create_disks", "create_nic", "create_vm"]
+    assert [c["type"] for c in plan["creates"]] == ["Microsoft.Compute/disks"] * 3 + [
+        "Microsoft.Network/networkInterfaces", "Microsoft.Compute/virtualMachines"]
+    assert writes(az, mark) == []
+    assert api(world, "GET", "/api/restores").json()["value"] == []
+
+
+def test_recent_restores_are_paged(world):
+    body = {"vm": world["vm_id"], "recovery_point": point(world, "set")["id"], "dry_run": False,
+            "target": {"type": "disks", "resource_group": rg(world)}}
+    ids = [api(world, "POST", "/api/restores", body, headers={"Idempotency-Key": f"k{i}"}).json()["id"] for i in range(3)]
+    first = api(world, "GET", "/api/restores?top=2")
+    assert first.status == 200 and len(first.json()["value"]) == 2
+    second = api(world, "GET", first.json()["nextLink"])
+    assert "nextLink" not in second.json()
+    assert sorted(r["id"] for r in first.json()["value"] + second.json()["value"]) == sorted(ids)
+    assert api(world, "GET", "/api/restores?top=0").status == 400
+    assert api(world, "GET", "/api/restores?skiptoken=%%%").status == 400
+
+
+# --- who may do what, and where ---------------------------------------------------------------------
+def test_refusals_create_nothing(world, az):
+    from shared.restore.access import encode_principal
+
+    sub = world["sub"]
+    good = {"vm": world["vm_id"], "recovery_point": point(world, "set")["id"],
+            "target": {"type": "disks", "resource_group": rg(world)}}
+    foreign = "11111111-2222-3333-4444-555555555555"
+    nobody = encode_principal("00000000-0000-0000-0000-0000000000cc", [])
+    via_role_typ = encode_principal("00000000-0000-0000-0000-0000000000dd", ["Restore.Reader"],
+                                    role_claim="http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
+    mark = len(az.calls())
+    cases = [
+        (dict(principal=None), 401, "X-MS-CLIENT-PRINCIPAL"),
+        (dict(principal="not base64!"), 401, "X-MS-CLIENT-PRINCIPAL"),
+        (dict(principal=READER_PRINCIPAL), 403, "X-MS-CLIENT-PRINCIPAL.roles"),
+        (dict(principal=nobody), 403, "X-MS-CLIENT-PRINCIPAL.roles"),
+        (dict(principal=via_role_typ), 403, "X-MS-CLIENT-PRINCIPAL.roles"),  # a reader, read from role_typ
+    ]
+    for kwargs, status, field in cases:
+        answer = api(world, "POST", "/api/restores", good, **kwargs)
+        assert answer.status == status and answer.json()["errors"][0]["field"] == field, (kwargs, answer.json())
+    assert api(world, "POST", "/api/restores", good, key=False).status == 401  # the host: no function key
+    bodies = [
+        ({**good, "target": {"type": "disks", "resource_group": f"/subscriptions/{sub}/resourceGroups/rg-elsewhere"}},
+         403, "target.resource_group"),
+        ({**good, "target": {"type": "disks", "resource_group": f"/subscriptions/{foreign}/resourceGroups/rg-restore"}},
+         403, "target.resource_group"),
+        ({**good, "vm": world["vm_id"].replace(sub, foreign)}, 403, "vm"),
+        ({**good, "target": {"type": "disks", "resource_group": rg(world) + "/../../rg-elsewhere"}}, 400,
+         "target.resource_group"),
+        ({**good, "vm": world["vm_id"] + "?api-version=1"}, 400, "vm"),
+        ({**good, "target": {"type": "vm", "resource_group": rg(world), "vm_name": "x",
+                             "subnet": "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Network/subnets"}}, 400,
+         "target.subnet"),
+        ({**good, "recovery_point": "snapshot-set:nothex:westeurope"}, 400, "recovery_point"),
+        ({**good, "recovery_point": "snapshot-set:0123456789abcdef:westeurope"}, 400, "recovery_point"),
+        ({k: v for k, v in good.items() if k != "target"}, 400, "target"),
+        ({**good, "target": {"type": "os_disk"}}, 400, "target.vm"),
+    ]
+    for body, status, field in bodies:
+        answer = api(world, "POST", "/api/restores", body)
+        assert answer.status == status, (body, answer.json())
+        assert field in [e["field"] for e in answer.json()["errors"]], (body, answer.json())
+    assert api(world, "POST", "/api/restores", raw=b"{not json").json()["errors"][0]["field"] == "body"
+    reader_get = api(world, "GET", f"/api/vms/{sub}/rg-vm-00/vm-00000/recovery-points", principal=READER_PRINCIPAL)
+    assert reader_get.status == 200
+    assert api(world, "GET", f"/api/vms/{foreign}/rg-vm-00/vm-00000/recovery-points").status == 403
+    assert api(world, "GET", "/api/restores/not-an-id").status == 400
+    assert api(world, "GET", "/api/restores/0123456789abcdef").status == 404
+    assert api(world, "DELETE", "/api/restores/0123456789abcdef", principal=READER_PRINCIPAL).status == 403
+    assert writes(az, mark) == []
+    assert api(world, "GET", "/api/restores").json()["value"] == []
+
+
+def test_openapi_document_matches_the_registered_routes(world):
+    from openapi_spec_validator import validate
+
+    doc = api(world, "GET", "/api/openapi.json", principal=None, key=False).json()
+    validate(doc)
+    registered = set()
+    for f in world["host"].functions.values():
+        trigger = f.get_trigger()
+        if trigger.type == "httpTrigger" and trigger.route != "health":
+            for method in trigger.methods:
+                registered.add((method.lower() if isinstance(method, str) else method.value.lower(), "/" + trigger.route))
+    documented = {(m, p) for p, item in doc["paths"].items() for m in item if m in ("get", "post", "put", "patch", "delete")}
+    assert documented == registered
