@@ -98,7 +98,10 @@ SHAPES = {
                    rf"/protectionContainers/(?P<container>[A-Za-z0-9_.;()-]{{1,260}})"
                    rf"/protectedItems/(?P<item>[A-Za-z0-9_.;()-]{{1,260}})/recoveryPoints/(?P<name>[0-9A-Za-z_-]{{1,80}})",
 }
-_COMPILED = {k: re.compile(v, re.IGNORECASE) for k, v in SHAPES.items()}
+# ASCII only: without re.ASCII, ``\w`` takes any Unicode letter and IGNORECASE folds 'ſ' (U+017F) to 's'
+# and 'K' (KELVIN SIGN) to 'k', so look-alike names passed, and a group "prod-K" (Kelvin) lower-cased to an
+# allowed "prod-k" in Scopes.allows while ARM would write to another group.
+_COMPILED = {k: re.compile(v, re.IGNORECASE | re.ASCII) for k, v in SHAPES.items()}
 
 
 class BadId(ValueError):
@@ -154,7 +157,7 @@ class Scopes:
         for entry in (e.strip() for e in text.replace(";", ",").split(",")):
             if not entry:
                 continue
-            sub = re.fullmatch(rf"/subscriptions/({_GUID})/?", entry, re.IGNORECASE)
+            sub = re.fullmatch(rf"/subscriptions/({_GUID})/?", entry, re.IGNORECASE | re.ASCII)
             if sub:
                 subs.add(sub.group(1).lower())
                 continue

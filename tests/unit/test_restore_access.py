@@ -225,3 +225,25 @@ def test_an_empty_setting_allows_nothing():
 def test_a_bad_setting_is_a_value_error(setting):
     with pytest.raises(ValueError, match="VMKEEPER_RESTORE_SCOPES"):
         Scopes.parse(setting)
+
+
+# --- regressions: Unicode look-alikes (fixed in access.py: the id shapes are matched ASCII only) -------
+@pytest.mark.parametrize(("value", "kind"), [
+    (f"{GROUP}/providers/Micro\u017foft.Compute/virtualMachines/web", "vm"),  # 'ſ' folds to 's'
+    (f"{GROUP}/providers/Microsoft.Compute/virtualMachines/web\u212a", "vm"),  # KELVIN SIGN folds to 'k'
+    (f"{GROUP}/providers/Microsoft.Compute/virtualMachines/web\u0131", "vm"),  # dotless i
+    (f"/subscriptions/{SUB}/resourceGroups/r\u0435g", "resource_group"),  # Cyrillic е
+    (f"/subscriptions/{SUB}/resourceGroups/rg\u0660", "resource_group"),  # ARABIC-INDIC DIGIT ZERO
+    (f"/subscriptions/{SUB}/resourceGroups/prod-\u212a", "resource_group"),
+    (f"{GROUP}/providers/Microsoft.Storage/storageAccounts/\u017ftaging", "storage_account"),
+])
+def test_unicode_look_alikes_are_refused(value, kind):
+    with pytest.raises(BadId):
+        parse_id(value, kind)
+
+
+def test_a_kelvin_sign_group_does_not_pass_for_an_allowed_ascii_group():
+    scopes = Scopes.parse(f"/subscriptions/{SUB}/resourceGroups/prod-k")
+    assert scopes.allows(parse_id(f"/subscriptions/{SUB}/resourceGroups/PROD-K", "resource_group"))
+    with pytest.raises(BadId):  # before the fix: parsed, and "prod-\u212a".lower() == "prod-k" was allowed
+        scopes.allows(parse_id(f"/subscriptions/{SUB}/resourceGroups/prod-\u212a", "resource_group"))
