@@ -53,7 +53,7 @@ def principal(header: str | None) -> Principal:
     try:
         raw = base64.b64decode(header.strip() + "=" * (-len(header.strip()) % 4), validate=True)
         doc = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than the stack
         raise NotAuthenticated("X-MS-CLIENT-PRINCIPAL: not base64 JSON") from None
     claims = doc.get("claims") if isinstance(doc, dict) else None
     if not isinstance(claims, list):

@@ -247,3 +247,11 @@ def test_a_kelvin_sign_group_does_not_pass_for_an_allowed_ascii_group():
     assert scopes.allows(parse_id(f"/subscriptions/{SUB}/resourceGroups/PROD-K", "resource_group"))
     with pytest.raises(BadId):  # before the fix: parsed, and "prod-\u212a".lower() == "prod-k" was allowed
         scopes.allows(parse_id(f"/subscriptions/{SUB}/resourceGroups/prod-\u212a", "resource_group"))
+
+
+def test_deeply_nested_json_is_not_authenticated_rather_than_a_recursion_error():
+    # A few thousand '[' fit in the header limit; json.loads raised RecursionError, which escaped the API
+    # (its caller check runs outside the handler's catch-all) instead of answering 401.
+    for raw in (b"[" * 5000, b'{"claims": ' + b"[" * 4000 + b"]" * 4000 + b"}"):
+        with pytest.raises(NotAuthenticated):
+            principal(base64.b64encode(raw).decode())
