@@ -190,3 +190,9 @@ def test_target_ids_are_everything_a_restore_writes_to(kind, ttype, expected):
     ids = request.target_ids()
     assert {(name, p.id) for name, p in ids} == expected
     assert len(ids) == len(expected)
+
+
+def test_an_empty_field_name_is_named_too():
+    # Found by the property test below: {"": ...} gave a problem whose field was "".
+    assert problems(body() | {"": 1}) == {'""': "unknown field"}
+    assert problems(body(target=DISK_TARGETS["disks"] | {"": 1})) == {'target.""': "not taken by a 'disks' target"}
