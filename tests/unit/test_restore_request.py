@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.restore import catalogue
 from shared.restore.access import ParsedId
@@ -196,3 +198,46 @@ def test_an_empty_field_name_is_named_too():
     # Found by the property test below: {"": ...} gave a problem whose field was "".
     assert problems(body() | {"": 1}) == {'""': "unknown field"}
     assert problems(body(target=DISK_TARGETS["disks"] | {"": 1})) == {'target.""': "not taken by a 'disks' target"}
+
+
+# --- property: nothing but BadRequest, every problem with a field and a detail ----------------------
+FIELDS = ["vm", "recovery_point", "target", "dry_run", "type", "resource_group", "vm_name", "subnet", "vm_size",
+          "staging_storage_account"]
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+REAL_VALUES = st.sampled_from([VM, OTHER_VM, SUBNET, STAGING, DST, SET_POINT, RP_POINT, VAULT_POINT, "disks", "vm",
+                               "os_disk", "original_location", "web-01-restored", "Standard_D2s_v5", True, False,
+                               VM + "/", VM + "?x", SET_POINT.upper(), ""])
+
+
+@st.composite
+def near_valid(draw) -> dict:
+    """A valid body of some kind and target, then a few fields replaced, dropped or added."""
+    kind, _, target = draw(st.sampled_from(VALID))
+    doc = body(kind, target, dry_run=draw(st.booleans()))
+    for _ in range(draw(st.integers(0, 3))):
+        where = doc["target"] if isinstance(doc.get("target"), dict) and draw(st.booleans()) else doc
+        name = draw(st.sampled_from(FIELDS) | st.text(max_size=8))
+        action = draw(st.sampled_from(["set", "drop"]))
+        if action == "drop":
+            where.pop(name, None)
+        else:
+            where[name] = draw(REAL_VALUES | JSON)
+    return doc
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.one_of(JSON, st.dictionaries(st.sampled_from(FIELDS), REAL_VALUES | JSON, max_size=5), near_valid()))
+def test_parse_raises_nothing_but_bad_request_and_names_every_problem(doc):
+    try:
+        request = parse(doc)
+    except BadRequest as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert isinstance(problem.field, str) and problem.field
+            assert isinstance(problem.detail, str) and problem.detail
+    else:
+        assert isinstance(doc, dict) and parse(request.to_json()) == request
