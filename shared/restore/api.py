@@ -113,7 +113,8 @@ class RestoreApi:
         from .service import KeyReused, body_hash
 
         def work(who: Principal) -> Answer:
-            key = headers.get("idempotency-key")
+            # As given (the host's mapping is case-insensitive, a plain dict is not): lower-cased like _guarded's.
+            key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
             if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
                 return problem(400, "Invalid header", "Idempotency-Key: 1-255 printable ASCII characters",
                                _field("Idempotency-Key", "1-255 printable ASCII characters"))
