@@ -122,7 +122,7 @@ class RestoreApi:
                 return problem(413, "Body too large", f"at most {MAX_BODY} bytes", _field("body", "too large"))
             try:
                 doc = json.loads(body or b"")
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than the stack
                 return problem(400, "Invalid body", "the body is not JSON", _field("body", "must be a JSON object"))
             try:
                 request = parse(doc)

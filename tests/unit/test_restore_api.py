@@ -139,3 +139,8 @@ def test_a_bad_vm_in_the_route():
 def test_the_openapi_document_is_served():
     answer = RestoreApi.openapi()
     assert answer.status == 200 and answer.body["components"]["schemas"]["Problem"] == DOC["components"]["schemas"]["Problem"]
+
+
+def test_a_deeply_nested_body_is_400_not_500():
+    # 60000 '[' fit under MAX_BODY; json.loads raised RecursionError, answered 500 "Internal error".
+    assert_problem(API.create(OPERATOR, b"[" * 60000), 400, "body")
