@@ -3,11 +3,13 @@ each valid against the OpenAPI document's Problem schema, and the service never 
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from shared.restore import access
 from shared.restore.api import MAX_BODY, OPENAPI, PROBLEM, Answer, RestoreApi, problem
@@ -19,8 +21,8 @@ NOBODY = {"X-MS-CLIENT-PRINCIPAL": access.encode_principal(OID, [])}
 SUB = "6d4a5a5c-2f4e-4c5e-9f5b-3c3f2d1e0a9b"
 
 DOC = json.loads(OPENAPI.read_text())
-REGISTRY = Registry().with_resource("urn:vmkeeper:openapi", Resource.from_contents(DOC, default_specification=(
-    __import__("referencing.jsonschema", fromlist=["DRAFT202012"]).DRAFT202012)))
+REGISTRY = Registry().with_resource("urn:vmkeeper:openapi",
+                                    Resource.from_contents(DOC, default_specification=DRAFT202012))
 PROBLEM_SCHEMA = Draft202012Validator({"$ref": "urn:vmkeeper:openapi#/components/schemas/Problem"}, registry=REGISTRY)
 
 
@@ -71,7 +73,7 @@ CALLS = {
 @pytest.mark.parametrize("call", list(CALLS))
 @pytest.mark.parametrize("headers", [{}, {"X-MS-CLIENT-PRINCIPAL": "garbage!"},
                                      {"x-ms-client-principal": access.encode_principal("", [access.OPERATOR])},
-                                     {"X-MS-CLIENT-PRINCIPAL": __import__("base64").b64encode(b"[" * 5000).decode()}],
+                                     {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(b"[" * 5000).decode()}],
                          ids=["absent", "garbage", "no-object-id", "deeply-nested"])
 def test_no_principal_is_401_with_www_authenticate(call, headers):
     answer = CALLS[call](headers)
