@@ -53,7 +53,7 @@ def principal(header: str | None) -> Principal:
     try:
         raw = base64.b64decode(header.strip() + "=" * (-len(header.strip()) % 4), validate=True)
         doc = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than the stack
         raise NotAuthenticated("X-MS-CLIENT-PRINCIPAL: not base64 JSON") from None
     claims = doc.get("claims") if isinstance(doc, dict) else None
     if not isinstance(claims, list):
@@ -98,7 +98,10 @@ SHAPES = {
                    rf"/protectionContainers/(?P<container>[A-Za-z0-9_.;()-]{{1,260}})"
                    rf"/protectedItems/(?P<item>[A-Za-z0-9_.;()-]{{1,260}})/recoveryPoints/(?P<name>[0-9A-Za-z_-]{{1,80}})",
 }
-_COMPILED = {k: re.compile(v, re.IGNORECASE) for k, v in SHAPES.items()}
+# ASCII only: without re.ASCII, ``\w`` takes any Unicode letter and IGNORECASE folds 'ſ' (U+017F) to 's'
+# and 'K' (KELVIN SIGN) to 'k', so look-alike names passed, and a group "prod-K" (Kelvin) lower-cased to an
+# allowed "prod-k" in Scopes.allows while ARM would write to another group.
+_COMPILED = {k: re.compile(v, re.IGNORECASE | re.ASCII) for k, v in SHAPES.items()}
 
 
 class BadId(ValueError):
@@ -154,7 +157,7 @@ class Scopes:
         for entry in (e.strip() for e in text.replace(";", ",").split(",")):
             if not entry:
                 continue
-            sub = re.fullmatch(rf"/subscriptions/({_GUID})/?", entry, re.IGNORECASE)
+            sub = re.fullmatch(rf"/subscriptions/({_GUID})/?", entry, re.IGNORECASE | re.ASCII)
             if sub:
                 subs.add(sub.group(1).lower())
                 continue

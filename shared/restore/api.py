@@ -113,7 +113,8 @@ class RestoreApi:
         from .service import KeyReused, body_hash
 
         def work(who: Principal) -> Answer:
-            key = headers.get("idempotency-key")
+            # As given (the host's mapping is case-insensitive, a plain dict is not): lower-cased like _guarded's.
+            key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
             if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
                 return problem(400, "Invalid header", "Idempotency-Key: 1-255 printable ASCII characters",
                                _field("Idempotency-Key", "1-255 printable ASCII characters"))
@@ -121,7 +122,7 @@ class RestoreApi:
                 return problem(413, "Body too large", f"at most {MAX_BODY} bytes", _field("body", "too large"))
             try:
                 doc = json.loads(body or b"")
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than the stack
                 return problem(400, "Invalid body", "the body is not JSON", _field("body", "must be a JSON object"))
             try:
                 request = parse(doc)

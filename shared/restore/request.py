@@ -91,6 +91,11 @@ def point_kind(value: str) -> str:
                      "or an Azure Backup recovery point id)")
 
 
+def _key(name: Any) -> str:
+    """An unknown field's name as a problem names it: never empty (``{"": 1}`` is a field too)."""
+    return str(name)[:100] or '""'
+
+
 def parse(body: Any) -> RestoreRequest:
     problems: list[FieldProblem] = []
 
@@ -100,7 +105,7 @@ def parse(body: Any) -> RestoreRequest:
     if not isinstance(body, dict):
         raise BadRequest([FieldProblem("body", "must be a JSON object")])
     for extra in sorted(set(body) - TOP_FIELDS):
-        bad(str(extra)[:100], "unknown field")
+        bad(_key(extra), "unknown field")
     vm = None
     try:
         vm = parse_id(body.get("vm"), "vm")
@@ -138,7 +143,7 @@ def parse(body: Any) -> RestoreRequest:
             else:
                 required, optional = fields
                 for extra in sorted(set(target) - required - optional - {"type"}):
-                    bad(f"target.{str(extra)[:100]}", f"not taken by a '{target_type}' target")
+                    bad(f"target.{_key(extra)}", f"not taken by a '{target_type}' target")
                 for name in sorted(required | optional):
                     if name not in target:
                         if name in required:
