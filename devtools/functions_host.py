@@ -8,6 +8,14 @@ can't be installed here). It runs a FunctionApp's functions as the host would:
 - timer triggers: fired on demand;
 - Event Grid triggers: events delivered to a loopback webhook (the emulator's event subscription)
   or handed over directly, as ``azure.functions.EventGridEvent``.
+- HTTP triggers: ``http()`` routes a request as the host does (route prefix ``api``, route templates
+  with ``{name}`` / ``{name?}`` / ``{name:int|guid|alpha}``, literal segments before parameters), checks the
+  function's auth level (``x-functions-key`` header or ``code`` query: a function or host key for
+  FUNCTION, the master key for ADMIN; 401 without) and hands over ``azure.functions.HttpRequest``; a
+  handler's exception is a 500 with no body. ``serve_http()`` puts the same on a loopback port.
+
+A queue function whose ``%SETTING%`` does not resolve is left out with an error, as the host disables a
+function it cannot index; the others run.
 
 It only calls the handlers through ``app.get_functions()``, never our code's internals.
 """
@@ -32,8 +40,14 @@ POOL_SIZE = 32  # connections kept per queue client: one per worker thread
 
 class LocalFunctionsHost:
     def __init__(self, app: Any, connection_string: str, settings: dict[str, str] | None = None, *,
-                 visibility_timeout: int | None = None, workers: int | None = None):
+                 visibility_timeout: int | None = None, workers: int | None = None,
+                 function_key: str | None = None, master_key: str | None = None):
+        import secrets
+
         import azure.functions  # noqa: F401  (fail early if missing)
+
+        self.function_key = function_key or secrets.token_urlsafe(24)  # the "default" function key
+        self.master_key = master_key or secrets.token_urlsafe(32)
 
         host = json.loads(HOST_JSON.read_text())
         queues = host.get("extensions", {}).get("queues", {})
@@ -49,6 +63,7 @@ class LocalFunctionsHost:
         os.environ.setdefault("AzureWebJobsStorage", connection_string)
         self.functions = {f.get_function_name(): f for f in app.get_functions()}  # once per app object
         self.invocations: list[dict[str, Any]] = []
+        self._unindexed: set[str] = set()
         self._lock = threading.Lock()
         self._queues: dict[str, Any] = {}
         queue_functions = sum(1 for f in self.functions.values() if f.get_trigger().type == "queueTrigger")
@@ -58,6 +73,7 @@ class LocalFunctionsHost:
         self._settled = threading.Condition()
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fn")
         self._server: ThreadingHTTPServer | None = None
+        self._http_server: ThreadingHTTPServer | None = None
         self._pump_thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -85,7 +101,15 @@ class LocalFunctionsHost:
 
     # --- queue triggers ---------------------------------------------------------------------
     def queue_names(self) -> dict[str, str]:
-        return {name: self.resolve(f.get_trigger().queue_name) for name, f in self._by_trigger("queueTrigger").items()}
+        out = {}
+        for name, f in self._by_trigger("queueTrigger").items():
+            try:
+                out[name] = self.resolve(f.get_trigger().queue_name)
+            except KeyError as missing:
+                if name not in self._unindexed:
+                    self._unindexed.add(name)
+                    log.error("function %s not indexed: app setting %s does not resolve", name, missing)
+        return out
 
     def ensure_queues(self) -> None:
         from azure.core.exceptions import ResourceExistsError
@@ -240,6 +264,112 @@ class LocalFunctionsHost:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return f"http://127.0.0.1:{self._server.server_address[1]}/runtime/webhooks/eventgrid?functionName={name}"
 
+    # --- HTTP triggers -------------------------------------------------------------------------
+    def _routes(self) -> list[tuple[tuple, list[str], set[str], str, str]]:
+        """(precedence, template segments, methods, auth level, function name), most specific first."""
+        routes = []
+        for name, f in self._by_trigger("httpTrigger").items():
+            t = f.get_trigger()
+            segments = [p for p in (t.route or name).strip("/").split("/") if p]
+            methods = {getattr(m, "value", m).upper() for m in (t.methods or ["GET", "POST", "PUT", "PATCH", "DELETE",
+                                                                              "HEAD", "OPTIONS"])}
+            level = getattr(t.auth_level, "value", t.auth_level) or "function"
+            # ASP.NET route precedence: literal segments before parameters, constrained before free.
+            rank = tuple(0 if not p.startswith("{") else (1 if ":" in p else 2) for p in segments)
+            routes.append((rank, segments, methods, str(level).lower(), name))
+        return sorted(routes, key=lambda r: r[0])
+
+    @staticmethod
+    def _match(segments: list[str], parts: list[str]) -> dict[str, str] | None:
+        import re
+
+        params: dict[str, str] = {}
+        for i, seg in enumerate(segments):
+            if not seg.startswith("{"):
+                if i >= len(parts) or parts[i].lower() != seg.lower():
+                    return None
+                continue
+            spec = seg.strip("{}")
+            optional = spec.endswith("?")
+            pname, _, constraint = spec.rstrip("?").partition(":")
+            if i >= len(parts):
+                if optional:
+                    continue
+                return None
+            value = parts[i]
+            checks = {"int": r"-?\d+", "guid": r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", "alpha": r"[A-Za-z]+"}
+            if constraint and not re.fullmatch(checks.get(constraint, ".*"), value):
+                return None
+            params[pname] = value
+        return params if len(parts) <= len(segments) else None
+
+    def http(self, method: str, path: str, *, headers: dict[str, str] | None = None, body: bytes = b"",
+             query: dict[str, str] | None = None) -> HttpAnswer:
+        """One request, as the host would answer it (``path`` is the URL path, with ``/api`` and an
+        optional query string)."""
+        from urllib.parse import parse_qsl, unquote, urlsplit
+
+        import azure.functions as func
+
+        url = urlsplit(path)
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        params.update(query or {})
+        parts = [unquote(p) for p in url.path.strip("/").split("/") if p]
+        if not parts or parts[0].lower() != "api":
+            return HttpAnswer(404, {}, b"")
+        parts = parts[1:]
+        headers = dict(headers or {})
+        for _rank, segments, methods, level, name in self._routes():
+            route_params = self._match(segments, parts)
+            if route_params is None or method.upper() not in methods:
+                continue
+            key = next((v for k, v in headers.items() if k.lower() == "x-functions-key"), None) or params.get("code")
+            allowed = {"anonymous": True, "function": key in (self.function_key, self.master_key),
+                       "admin": key == self.master_key}.get(level, False)
+            if not allowed:
+                return HttpAnswer(401, {}, b"")
+            request = func.HttpRequest(method.upper(), f"http://localhost{url.path}" + (f"?{url.query}" if url.query else ""),
+                                       headers=headers, params=params, route_params=route_params, body=body or b"")
+            handler = self.functions[name].get_user_function()
+            try:
+                response = handler(request)
+            except Exception as exc:  # the host: log it, answer 500
+                self._record(name, False, f"{type(exc).__name__}: {exc}")
+                log.exception("function %s", name)
+                return HttpAnswer(500, {}, b"")
+            self._record(name, True, status=response.status_code)
+            out = dict(response.headers)
+            if response.mimetype and not any(k.lower() == "content-type" for k in out):
+                out["Content-Type"] = response.mimetype + (f"; charset={response.charset}" if response.charset else "")
+            return HttpAnswer(response.status_code, out, response.get_body() or b"")
+        return HttpAnswer(404, {}, b"")
+
+    def serve_http(self) -> str:
+        """The HTTP triggers on a loopback port, for tools that speak HTTP (curl, a CLI): returns the base URL."""
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                answer = host.http(self.command, self.path, headers=dict(self.headers.items()),
+                                   body=self.rfile.read(length) if length else b"")
+                self.send_response(answer.status)
+                for k, v in answer.headers.items():
+                    if k.lower() != "content-length":
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any  # noqa: N815
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._http_server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._http_server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._http_server.server_address[1]}"
+
     def close(self) -> None:
         if self._pump_thread is not None:
             self._stop.set()
@@ -247,7 +377,35 @@ class LocalFunctionsHost:
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+        if self._http_server:
+            self._http_server.shutdown()
+            self._http_server.server_close()
         self._pool.shutdown(wait=True)
+
+
+class HttpAnswer:
+    """What the host sent back: status, headers (looked up case-insensitively), body."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes):
+        self.status, self.body = status, body
+        self.headers = _Headers(headers)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class _Headers(dict):
+    def __getitem__(self, key: str) -> str:
+        for k, v in self.items():
+            if k.lower() == key.lower():
+                return v
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
 
 def _pooled_transport() -> Any:

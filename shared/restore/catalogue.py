@@ -89,6 +89,11 @@ def snapshot_sets(rows: Iterable[Mapping[str, Any]]) -> list[RecoveryPoint]:
     """Snapshot sets from Resource Graph rows of vmkeeper's snapshots of one VM (``id``, ``name``,
     ``location``, ``tags``, ``state``, ``completion``, ``size``, ``osType``, ``option``)."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    rows = list(rows)
+    # A copy made before copies carried their LUN takes its source's (COPY_OF holds the source's id).
+    luns = {str(r.get("id", "")).lower()[-256:]: (r.get("tags") or {}).get(T.LUN) for r in rows}
+    rows = [r if T.LUN in (r.get("tags") or {}) or T.COPY_OF not in (r.get("tags") or {}) else
+            {**r, "tags": {**r["tags"], T.LUN: luns.get(str(r["tags"][T.COPY_OF]).lower())}} for r in rows]
     for row in rows:
         tags = row.get("tags") or {}
         set_id = str(tags.get(T.SET, "")).lower()
@@ -110,11 +115,18 @@ def snapshot_sets(rows: Iterable[Mapping[str, Any]]) -> list[RecoveryPoint]:
             completion = row.get("completion")
             if state != "succeeded":
                 problems.append(f"{row.get('name')} is {state or 'unknown'}")
-            elif completion is not None and float(completion) < 100:
+            elif completion is not None and not (isinstance(completion, int | float) and completion >= 100):
                 problems.append(f"{row.get('name')} is {completion}% copied")
+            lun_tag = str(rtags.get(T.LUN, ""))
+            if lun_tag != "None" and _lun(lun_tag) is None:
+                problems.append(f"{row.get('name')} has no readable {T.LUN} tag ({lun_tag!r})")
             # No sku: the snapshot's own (Standard_LRS) says nothing of the disk it was taken of.
             disks.append(RestoreDisk(_lun(rtags.get(T.LUN)), str(row.get("name") or ""), str(row.get("id") or ""),
-                                     int(row["size"]) if row.get("size") else None, row.get("osType") or None))
+                                     row["size"] if isinstance(row.get("size"), int) else None,
+                                     row.get("osType") or None))
+        luns = [d.lun for d in disks]
+        if len(set(luns)) != len(luns):
+            problems.append("two members claim the same disk")
         if size is None:
             problems.append(f"no {T.SET_SIZE} tag")
         elif len(disks) != size:

@@ -84,8 +84,9 @@ def _rid(group_id: str, namespace: str, kind: str, name: str) -> str:
 
 
 def disk_name(base: str, lun: int | None, restore_id: str) -> str:
-    """``{base}-{os|lunN}-r{id[:8]}``: at most 80 characters, a valid disk name."""
-    return f"{_name_part(base, 60)}-{'os' if lun is None else f'lun{lun}'}-r{restore_id[:8]}"
+    """``{base}-{os|lunN}-r{id}``: at most 80 characters, a valid disk name, the whole restore id in it (two
+    restores never share a name)."""
+    return f"{_name_part(base, 55)}-{'os' if lun is None else f'lun{lun}'}-r{restore_id}"
 
 
 def make(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: Facts) -> Plan:
@@ -99,8 +100,16 @@ def make(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: 
     for name in ("resource_group",):
         if name in t and not facts.groups.get(t[name].id.lower(), False):
             problems.append(FieldProblem(f"target.{name}", f"resource group '{t[name].id}' was not found"))
+    if request.target_type == "vm":
+        if facts.subnet_region is None:
+            problems.append(FieldProblem("target.subnet", f"subnet '{t['subnet'].id}' was not found"))
+        elif facts.subnet_region != point.region:
+            problems.append(FieldProblem("target.subnet", f"the virtual network is in {facts.subnet_region}, the "
+                                                          f"recovery point in {point.region}"))
+        if facts.vm_name_taken:
+            raise Conflict("target.vm_name", f"a VM '{t['vm_name']}' already exists in {t['resource_group'].id}")
     if point.kind == catalogue.VAULT:
-        problems.extend(facts.vault_problems)
+        problems.extend(p for p in facts.vault_problems if p not in problems)
         if problems:
             raise BadRequest(problems)
         vault = {"vault_id": point.extra.get("vault_id"), "point_id": point.resource_id,
@@ -134,13 +143,6 @@ def make(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: 
                                                           f"recovery point's {os_disk.size_gb} GB: a swap needs the same size"))
     size = None
     if request.target_type == "vm":
-        if facts.subnet_region is None:
-            problems.append(FieldProblem("target.subnet", f"subnet '{t['subnet'].id}' was not found"))
-        elif facts.subnet_region != point.region:
-            problems.append(FieldProblem("target.subnet", f"the virtual network is in {facts.subnet_region}, the "
-                                                          f"recovery point in {point.region}"))
-        if facts.vm_name_taken:
-            raise Conflict("target.vm_name", f"a VM '{t['vm_name']}' already exists in {t['resource_group'].id}")
         size = t.get("vm_size") or point.vm_size or facts.source_vm_size
         if not size:
             problems.append(FieldProblem("target.vm_size", "required: the source VM's size is not known any more"))
@@ -159,7 +161,7 @@ def make(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: 
     if request.target_type == "disks":
         return Plan(restore_id, point.kind, "disks", point.region, (DISKS,), disks)
     if request.target_type == "vm":
-        nic_name = f"{_name_part(base, 60)}-nic-r{restore_id[:8]}"
+        nic_name = f"{_name_part(base, 55)}-nic-r{restore_id}"
         nic = {"name": nic_name, "id": _rid(group_id, "Microsoft.Network", "networkInterfaces", nic_name),
                "subnet_id": t["subnet"].id}
         vm = {"name": base, "id": _rid(group_id, "Microsoft.Compute", "virtualMachines", base), "size": size}

@@ -117,7 +117,7 @@ class Reader:
                 if not _missing(exc):
                     raise
         taken = False
-        if request.target_type == "vm" and point.kind != catalogue.VAULT:
+        if request.target_type == "vm":
             g = t["resource_group"]
             taken = self.source_vm(parse_id(f"{g.id}/providers/Microsoft.Compute/virtualMachines/{t['vm_name']}",
                                             "vm")) is not None

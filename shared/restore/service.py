@@ -34,7 +34,8 @@ from .steps import Fail, Next, RestoreSteps, Wait
 log = logging.getLogger("vmkeeper.restore")
 KIND = "restore"
 INLINE_WAIT = 5  # seconds: ARM's advice up to this is waited for here, longer goes back to the queue
-INLINE_BUDGET = 120.0  # seconds one delivery may spend on a restore before it yields to the queue
+INLINE_BUDGET = 25.0  # seconds one delivery may spend on a restore before it yields (well inside the message's lease)
+STEP_TIMEOUT = 24 * 3600.0  # seconds a step may take (a Backup restore job runs for hours) before the restore fails
 ZERO_WAITS = 20  # steps that only note something before acting, per delivery (a loop's guard)
 
 
@@ -189,6 +190,9 @@ class Restores:
                         record.steps.append({"name": step, "started_at": now, "finished_at": None, "seconds": None})
                     self.records.save(record)
                 result = self.steps.run(step, restore_id, P.Plan.from_json(record.plan), record.context)
+                started = parse_instant(next(s["started_at"] for s in record.steps if s["name"] == step))
+                if isinstance(result, Wait) and started and (datetime.now(UTC) - started).total_seconds() > STEP_TIMEOUT:
+                    result = Fail(f"{step} has not finished in {STEP_TIMEOUT / 3600:g} h: {result.note}", "StepTimedOut")
                 if isinstance(result, Fail):
                     record.state = FAILED
                     record.error = {"code": result.code, "message": result.reason, "step": step}

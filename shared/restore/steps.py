@@ -226,10 +226,20 @@ class RestoreSteps:
             return Next() if state == "succeeded" else Wait(WAIT, f"VM {name} is {state}")
         if "old_os_disk_id" not in context:
             return Wait(0, f"VM {name} has OS disk {current}", {"old_os_disk_id": current})
+        if context.get("swap_sent"):
+            state = (vm.provisioning_state or "").lower()
+            if state in ("updating", "creating"):
+                return Wait(WAIT, f"VM {name} is {state}")
+            if state == "failed":
+                return Fail(f"VM {name} ended Failed: its OS disk is still {current}")
+            # Done updating, yet the old disk: the swap was lost (or undone); send it once more.
+        sends = int(context.get("swap_sent") or 0) + 1
+        if sends > 3:
+            return Fail(f"VM {name}: ARM accepted the OS disk swap {sends - 1} times, the VM kept {current}")
         seen: dict[str, int] = {}
         compute.virtual_machines.begin_update(rg, name, {"properties": {"storageProfile": {"osDisk": {
             "managedDisk": {"id": new_id}}}}}, polling=False, raw_response_hook=self._hook(seen))
-        return Wait(seen.get("after", WAIT), f"VM {name}: OS disk being swapped")
+        return Wait(seen.get("after", WAIT), f"VM {name}: OS disk being swapped", {"swap_sent": sends})
 
     def tag_old_os_disk(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
         """The replaced disk is kept, tagged with the restore that replaced it (Merge: no other tag changes)."""

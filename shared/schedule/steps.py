@@ -254,7 +254,9 @@ class ScheduledWorker:
             return wait
         target = job["snapshots"][index]
         source_id = compute_id(job, "snapshots", target["name"])
-        body = Snapshot(location=region, tags=dict(job["tags"], **{T.COPY_OF: source_id[-256:]}), incremental=True,
+        # The copy names its disk as its source does (LUN): a set in the second region restores on its own.
+        body = Snapshot(location=region, tags=dict(job["tags"], **{T.COPY_OF: source_id[-256:], T.LUN: str(target["lun"])}),
+                        incremental=True,
                         creation_data=CreationData(create_option="CopyStart", source_resource_id=source_id))
         seen: dict[str, float] = {}
         try:

@@ -76,7 +76,7 @@ def refused(exc_type, kind: str, ttype: str, facts: Facts = GOOD, point: Recover
 def test_disks(kind):
     plan = plan_for(kind, "disks")
     assert plan.steps == (P.DISKS,) and (plan.source_kind, plan.target_type, plan.region) == (kind, "disks", "westeurope")
-    assert [d["name"] for d in plan.disks] == ["web-01-os-r01234567", "web-01-lun0-r01234567", "web-01-lun1-r01234567"]
+    assert [d["name"] for d in plan.disks] == ["web-01-os-r0123456789abcdef", "web-01-lun0-r0123456789abcdef", "web-01-lun1-r0123456789abcdef"]
     assert all(d["id"] == f"{DST}/providers/Microsoft.Compute/disks/{d['name']}" for d in plan.disks)
     assert {d["create_option"] for d in plan.disks} == {"Copy" if kind == catalogue.SNAPSHOT_SET else "Restore"}
     assert [d["source_id"] for d in plan.disks] == [d.source_id for d in POINTS[kind].disks]
@@ -89,9 +89,9 @@ def test_disks(kind):
 def test_a_new_vm(kind):
     plan = plan_for(kind, "vm")
     assert plan.steps == (P.DISKS, P.NIC, P.VM)
-    assert [d["name"] for d in plan.disks][0] == "web-01-restored-os-r01234567"
-    assert plan.nic == {"name": "web-01-restored-nic-r01234567", "subnet_id": SUBNET,
-                        "id": f"{DST}/providers/Microsoft.Network/networkInterfaces/web-01-restored-nic-r01234567"}
+    assert [d["name"] for d in plan.disks][0] == "web-01-restored-os-r0123456789abcdef"
+    assert plan.nic == {"name": "web-01-restored-nic-r0123456789abcdef", "subnet_id": SUBNET,
+                        "id": f"{DST}/providers/Microsoft.Network/networkInterfaces/web-01-restored-nic-r0123456789abcdef"}
     assert plan.vm["id"] == f"{DST}/providers/Microsoft.Compute/virtualMachines/web-01-restored"
     # The size: as asked, else the point's, else the source VM's now.
     assert plan.vm["size"] == ("Standard_B2s" if kind == catalogue.SNAPSHOT_SET else "Standard_D2s_v5")
@@ -105,8 +105,8 @@ def test_an_os_disk_swap(kind):
     plan = plan_for(kind, "os_disk")
     assert plan.steps == (P.DISKS, P.DEALLOCATE, P.SWAP, P.TAG_OLD, P.START)
     [disk] = plan.disks
-    assert disk["lun"] is None and disk["name"] == "web-02-os-r01234567"
-    assert disk["id"] == f"{DST}/providers/Microsoft.Compute/disks/web-02-os-r01234567"  # the target VM's group
+    assert disk["lun"] is None and disk["name"] == "web-02-os-r0123456789abcdef"
+    assert disk["id"] == f"{DST}/providers/Microsoft.Compute/disks/web-02-os-r0123456789abcdef"  # the target VM's group
     assert plan.vm == {"name": "web-02", "id": OTHER_VM, "old_os_disk_id": GOOD.target_vm["os_disk_id"]}
     assert plan.creates() == [{"type": "Microsoft.Compute/disks", "id": disk["id"]}]  # no VM is created
 
@@ -155,7 +155,7 @@ def test_names_are_the_same_for_the_same_restore_id_and_differ_for_another(kind,
 
 def test_disk_names_stay_valid_for_a_long_vm_name():
     name = P.disk_name("v" * 64, 63, RID)
-    assert len(name) <= 80 and name.endswith("-lun63-r01234567")
+    assert len(name) <= 80 and name.endswith("-lun63-r0123456789abcdef")
 
 
 # --- refusals ----------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_every_problem_at_once():
     facts = Facts(groups={}, subnet_region="westus", source_vm_size=None)
     point = dataclasses.replace(SET_POINT, disks=SET_POINT.disks[1:])
     exc = refused(BadRequest, catalogue.SNAPSHOT_SET, "vm", facts, point=point)
-    assert [p.field for p in exc.problems] == ["target.resource_group", "recovery_point", "target.subnet",
+    assert [p.field for p in exc.problems] == ["target.resource_group", "target.subnet", "recovery_point",
                                                "target.vm_size"]
 
 
