@@ -193,13 +193,51 @@ def patch_vm(req: Request) -> Response:
     tags = check_tags(body)
     if tags is not None:
         vm.tags = tags
-    hw = (body.get("properties") or {}).get("hardwareProfile")
+    props = body.get("properties") or {}
+    hw = props.get("hardwareProfile")
+    new_os = (((props.get("storageProfile") or {}).get("osDisk") or {}).get("managedDisk") or {}).get("id")
+    swap = _os_disk_swap(req, vm, new_os) if new_os else None
     if hw and hw.get("vmSize"):
         vm.properties["hardwareProfile"]["vmSize"] = hw["vmSize"]
+    if swap is not None:  # valid: the new disk in, the old one detached and kept
+        old, new = swap
+        vm.properties["storageProfile"]["osDisk"] = dict(vm.properties["storageProfile"]["osDisk"], name=new.name,
+                                                         managedDisk={"id": new.id}, diskSizeGB=new.properties.get("diskSizeGB"))
+        m.attach_disk(new, vm.id)
+        if old is not None:
+            m.detach_disk(old)
     vm.properties["provisioningState"] = "Updating"
     op = req.emulator.start_operation(req, vm.location, on_success=_finish(vm), on_failure=_finish(vm, "Failed"),
                                       result=_result(vm))
     return accepted(req, op, m.PROVIDER, 200, vm.to_arm())
+
+
+def _os_disk_swap(req: Request, vm: Resource, disk_id: str) -> tuple[Resource | None, Resource] | None:
+    """PATCH storageProfile.osDisk.managedDisk.id, as the REST reference and Learn ("Change the OS disk used
+    by an Azure VM") describe it (no official example swaps one): the VM deallocated, the new disk free, in
+    the VM's region, an OS disk of the same OS type and size. None when it is the disk the VM has."""
+    store = _store(req)
+    target = "storageProfile.osDisk.managedDisk.id"
+    current_id = ((vm.properties.get("storageProfile") or {}).get("osDisk") or {}).get("managedDisk", {}).get("id", "")
+    if current_id.lower() == disk_id.lower():
+        return None
+    new = store.get(disk_id)
+    if new is None or new.type != m.DISK_TYPE:
+        raise InvalidParameter(f"{target}: managed disk '{disk_id}' was not found.", code="NotFound", target=target)
+    if m.power_state(vm) != "deallocated":
+        raise OperationNotAllowed(f"The OS disk of VM '{vm.name}' can only be changed while the VM is deallocated "
+                                  f"(it is {m.power_state(vm)}).", target=target)
+    m.check_disk_free(new, vm.id)
+    if normalize_location(new.location) != normalize_location(vm.location):
+        raise InvalidParameter(f"{target}: disk '{new.name}' is in {new.location}, the VM in {vm.location}.", target=target)
+    old = store.get(current_id)
+    if not new.properties.get("osType"):
+        raise InvalidParameter(f"{target}: disk '{new.name}' has no osType: it is not an OS disk.", target=target)
+    if old is not None and int(new.properties.get("diskSizeGB") or 0) != int(old.properties.get("diskSizeGB") or 0):
+        raise InvalidParameter(f"{target}: disk '{new.name}' is {new.properties.get('diskSizeGB')} GB, the VM's OS disk "
+                               f"{old.properties.get('diskSizeGB')} GB; a swapped OS disk must be the same size.",
+                               target=target)
+    return old, new
 
 
 add_long_running_delete(router, VM, operation="Microsoft.Compute/virtualMachines/delete", api_versions=VM_VERSIONS,
