@@ -657,6 +657,33 @@ def restore_disks(store: Store, point: dict[str, Any], vm_name: str, sub: str, r
     return disks
 
 
+def replace_disks(store: Store, point: dict[str, Any], vm: Resource, now: float,
+                  tags: dict[str, str] | None = None) -> list[Resource]:
+    """An original-location restore: the point's disks restored beside the VM and swapped in, LUN for LUN;
+    the VM's own disks detached and kept (Azure Backup keeps them too)."""
+    parsed = parse_rid(vm.id)
+    assert parsed is not None
+    disks = restore_disks(store, point, vm.name, parsed["subscription"], parsed["resource_group"], vm.location, now, tags)
+    by_lun = {d["lun"]: disk for d, disk in zip(point.get("disks") or [], disks, strict=True)}
+    storage = vm.properties.setdefault("storageProfile", {})
+    for old_id in compute.vm_disk_ids(vm):
+        old = store.get(old_id)
+        if old is not None:
+            compute.detach_disk(old)
+    if None in by_lun and storage.get("osDisk"):
+        new = by_lun[None]
+        storage["osDisk"] = dict(storage["osDisk"], name=new.name, managedDisk={"id": new.id},
+                                 diskSizeGB=new.properties["diskSizeGB"])
+    storage["dataDisks"] = [dict(d, name=by_lun[d["lun"]].name, managedDisk={"id": by_lun[d["lun"]].id},
+                                 diskSizeGB=by_lun[d["lun"]].properties["diskSizeGB"])
+                            if d.get("lun") in by_lun else d for d in storage.get("dataDisks") or []]
+    for disk_id in compute.vm_disk_ids(vm):
+        disk = store.get(disk_id)
+        if disk is not None:
+            compute.attach_disk(disk, vm.id)
+    return disks
+
+
 def restore_vm(store: Store, point: dict[str, Any], target_vm_id: str, subnet_id: str, location: str, now: float,
                tags: dict[str, str] | None = None) -> tuple[Resource, list[Resource], Resource]:
     """An alternate-location restore: disks, a NIC in the given subnet and the VM, all provisioned."""

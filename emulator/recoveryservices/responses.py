@@ -691,8 +691,11 @@ def _instant_days(req: Request, item: Resource) -> float:
 
 
 def _point(req: Request, item: Resource) -> dict[str, Any]:
+    return _find_point(req, item, req.params["recoveryPointId"])
+
+
+def _find_point(req: Request, item: Resource, wanted: str) -> dict[str, Any]:
     m.materialize(_store(req), item, _now(req))
-    wanted = req.params["recoveryPointId"]
     for point in m.live_points(item, _now(req)):
         if point["name"].lower() == wanted.lower():
             return point
@@ -737,17 +740,10 @@ def _resource_group_id(store, value: str, field: str) -> tuple[str, str]:
     return match.group(1), group.name
 
 
-@router.route("POST", RP + "/restore", operation=ITEM_OPS + "/recoveryPoints/restore/action",
-              api_versions=BACKUP_VERSIONS)
-def trigger_restore(req: Request) -> Response:
-    """RestoreDisks: managed disks in the target group; AlternateLocation: disks, a NIC and a new VM.
-    Both are created through Compute's models when the Restore job completes."""
-    vault = _vault(req)
-    _fabric(req)
-    item = _item(req, vault)
-    point = _point(req, item)
-    store, now = _store(req), _now(req)
-    props = req.json().get("properties") or {}
+def _restore_plan(req: Request, vault: Resource, item: Resource, point: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    """What a restore request would do, checked as Azure Backup checks it (BackupError otherwise): shared by
+    the restore itself and by ValidateOperation, which answers the same problems without creating anything."""
+    store = _store(req)
     if props.get("objectType") not in ("IaasVMRestoreRequest", "IaasVMRestoreWithRehydrationRequest"):
         raise BackupError("properties.objectType: 'IaasVMRestoreRequest' for an Azure VM.", code="UserErrorInvalidRestoreRequest")
     region = normalize_location(props.get("region") or vault.location)
@@ -759,20 +755,24 @@ def trigger_restore(req: Request) -> Response:
     if source and source.lower() != item.internal["vmId"].lower():
         raise BackupError("properties.sourceResourceId: not the VM this item protects.", code="UserErrorInvalidRestoreRequest",
                           target="properties.sourceResourceId")
+    # Staging: a storage account id, or, restoring with a managed identity, identityBasedRestoreDetails' target account.
+    staging = props.get("storageAccountId") or (props.get("identityBasedRestoreDetails") or {}).get("targetStorageAccountId")
     kind = str(props.get("recoveryType", ""))
     vm_name = item.properties["friendlyName"]
-    bag = {"VM Name": vm_name, "Recovery point time": m.iso_z(point["time"])}
-    target_vm_id, subnet_id, sub, rg = None, None, None, None
+    plan: dict[str, Any] = {"kind": kind, "region": region, "vm_name": vm_name, "target_vm_id": None, "subnet_id": None,
+                            "sub": None, "rg": None, "original_vm_id": None,
+                            "bag": {"VM Name": vm_name, "Recovery point time": m.iso_z(point["time"])}}
+    bag = plan["bag"]
     if kind == "RestoreDisks" and not props.get("targetResourceGroupId"):
-        if not props.get("storageAccountId"):
+        if not staging:
             raise BackupError("properties.targetResourceGroupId (managed disks) or properties.storageAccountId (VHDs) is "
                               "required to restore disks.", code="UserErrorInvalidRestoreRequest",
                               target="properties.targetResourceGroupId")
         # VHDs in a storage account are not modelled: the job records where they would be.
-        bag.update({"Job Type": "Recover disks", "Target storage account": str(props["storageAccountId"])})
+        bag.update({"Job Type": "Recover disks", "Target storage account": str(staging)})
     elif kind == "RestoreDisks":
-        sub, rg = _resource_group_id(store, props.get("targetResourceGroupId", ""), "targetResourceGroupId")
-        bag.update({"Job Type": "Recover disks", "Target resource group": f"/subscriptions/{sub}/resourceGroups/{rg}"})
+        plan["sub"], plan["rg"] = _resource_group_id(store, props.get("targetResourceGroupId", ""), "targetResourceGroupId")
+        bag.update({"Job Type": "Recover disks", "Target resource group": f"/subscriptions/{plan['sub']}/resourceGroups/{plan['rg']}"})
     elif kind == "AlternateLocation":
         target_vm_id = props.get("targetVirtualMachineId") or ""
         parsed = parse_rid(target_vm_id)
@@ -794,11 +794,41 @@ def trigger_restore(req: Request) -> Response:
         if normalize_location(vnet.location) != region:
             raise BackupError(f"properties.subnetId: the virtual network is in '{vnet.location}', the restore in '{region}'.",
                               code="UserErrorInvalidRestoreRequest", target="properties.subnetId")
+        plan.update(target_vm_id=target_vm_id, subnet_id=subnet_id, sub=sub, rg=rg)
         bag.update({"Job Type": "Recover VM", "Target VM Name": parsed["name"],
                     "Target resource group": f"/subscriptions/{sub}/resourceGroups/{rg}"})
+    elif kind == "OriginalLocation":
+        # Learn "Restore Azure VMs using REST API" (Replace disks in a backed-up VM): the original VM keeps its
+        # identity, its disks are replaced by the point's; no example in the specs (see emulator/README.md).
+        vm = store.get(item.internal["vmId"])
+        if vm is None:
+            raise BackupError(f"The original VM '{vm_name}' no longer exists: restore to an alternate location or "
+                              "restore disks.", code="UserErrorOriginalVmNotFound", target="properties.recoveryType")
+        if not staging:
+            raise BackupError("properties.storageAccountId: a staging storage account is required.",
+                              code="UserErrorInvalidRestoreRequest", target="properties.storageAccountId")
+        plan["original_vm_id"] = vm.id
+        bag.update({"Job Type": "Replace disks", "Target VM Name": vm.name})
     else:
-        raise BackupError(f"properties.recoveryType: '{kind}' is not modelled (RestoreDisks, AlternateLocation).",
-                          code="UserErrorInvalidRestoreRequest", target="properties.recoveryType")
+        raise BackupError(f"properties.recoveryType: '{kind}' is not modelled (RestoreDisks, AlternateLocation, "
+                          "OriginalLocation).", code="UserErrorInvalidRestoreRequest", target="properties.recoveryType")
+    return plan
+
+
+@router.route("POST", RP + "/restore", operation=ITEM_OPS + "/recoveryPoints/restore/action",
+              api_versions=BACKUP_VERSIONS)
+def trigger_restore(req: Request) -> Response:
+    """RestoreDisks: managed disks in the target group; AlternateLocation: disks, a NIC and a new VM;
+    OriginalLocation: the original VM's disks replaced. Created through Compute's models when the
+    Restore job completes."""
+    vault = _vault(req)
+    _fabric(req)
+    item = _item(req, vault)
+    point = _point(req, item)
+    store, now = _store(req), _now(req)
+    plan = _restore_plan(req, vault, item, point, req.json().get("properties") or {})
+    vm_name, region, bag = plan["vm_name"], plan["region"], plan["bag"]
+    target_vm_id, subnet_id, sub, rg = plan["target_vm_id"], plan["subnet_id"], plan["sub"], plan["rg"]
     job = store.put(m.new_job(vault, "Restore", vm_name, item.properties["containerName"], now, bag=bag))
     tags = {"RSVaultBackup": job.name}
 
@@ -811,6 +841,15 @@ def trigger_restore(req: Request) -> Response:
                 return
             vm, disks, nic = m.restore_vm(store, point, target_vm_id, subnet_id, region, op.end, tags)
             created = disks + [nic, vm]
+            bag["Target VM Id"] = vm.id
+        elif plan["original_vm_id"]:
+            vm = store.get(plan["original_vm_id"])
+            if vm is None:
+                m.finish_job(job, op.end, {"code": "UserErrorOriginalVmNotFound",
+                                           "message": f"The original VM '{vm_name}' was deleted meanwhile."})
+                return
+            disks = m.replace_disks(store, point, vm, op.end, tags)
+            created = disks
             bag["Target VM Id"] = vm.id
         elif rg is not None:
             disks = m.restore_disks(store, point, vm_name, sub, rg, region, op.end, tags)
@@ -826,6 +865,84 @@ def trigger_restore(req: Request) -> Response:
 
     op = _start(req, vault, job, on_success=done, on_failure=lambda op: m.finish_job(job, op.end, op.error))
     return Response(202, None, _item_monitors(req, item, op))
+
+
+def _validate(req: Request, vault: Resource, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """ValidateOperation's answer: the problems the restore would meet, as validation results (none: valid)."""
+    props = body.get("properties") or {}
+    if props.get("objectType") != "ValidateIaasVMRestoreOperationRequest":
+        raise BackupError("properties.objectType: 'ValidateIaasVMRestoreOperationRequest' for an Azure VM.",
+                          code="BMSUserErrorInvalidInput", target="properties.objectType")
+    restore = props.get("restoreRequest") or {}
+    point_id = body.get("id") or ""
+    try:
+        item = _item_from_point_id(req, vault, point_id)
+        point = _find_point(req, item, point_id.rsplit("/", 1)[-1] or str(restore.get("recoveryPointId", "")))
+        _restore_plan(req, vault, item, point, restore)
+    except ArmError as exc:
+        return [{"code": exc.code, "message": exc.message, "recommendations": []}]
+    return []
+
+
+def _item_from_point_id(req: Request, vault: Resource, point_id: str) -> Resource:
+    match = re.search(r"/protectionContainers/([^/]+)/protectedItems/([^/]+)/recoveryPoints/", point_id or "", re.IGNORECASE)
+    if not match or not point_id.lower().startswith(vault.id.lower() + "/"):
+        raise BackupError(f"id: '{point_id}' is not a recovery point of vault '{vault.name}'.",
+                          code="BMSUserErrorInvalidInput", target="id")
+    item = _store(req).get(f"{vault.id}/backupFabrics/Azure/protectionContainers/{match.group(1)}/protectedItems/{match.group(2)}")
+    if item is None:
+        raise BackupError(f"id: the protected item '{match.group(2)}' was not found.", code="BMSUserErrorNotFound", target="id")
+    return item
+
+
+@router.route("POST", VAULT + "/backupValidateOperation", operation=OPS + "/backupValidateOperation/action",
+              api_versions=BACKUP_VERSIONS)
+def validate_operation(req: Request) -> Response:
+    vault = _vault(req)
+    return Response(200, {"validateOperationResponse": {"validationResults": _validate(req, vault, req.json())}})
+
+
+@router.route("POST", VAULT + "/backupTriggerValidateOperation", operation=OPS + "/backupTriggerValidateOperation/action",
+              api_versions=BACKUP_VERSIONS)
+def trigger_validate_operation(req: Request) -> Response:
+    """The same check as a long-running operation: 202, then its results at backupValidateOperationResults."""
+    vault = _vault(req)
+    results = _validate(req, vault, req.json())
+    op = _start(req, vault)
+    op.extra["validation"] = results
+    base = f"{req.base_url()}{vault.id}"
+    return Response(202, None, {
+        "Azure-AsyncOperation": f"{base}/backupValidateOperationsStatuses/{op.id}?api-version={_version(req)}",
+        "Location": f"{base}/backupValidateOperationResults/{op.id}?api-version={_version(req)}",
+        **req.emulator.operations.retry_headers(op)})
+
+
+def _validate_op(req: Request) -> Operation:
+    op = _op(req, _vault(req))
+    if "validation" not in op.extra:
+        raise NotFound(f"The operation '{req.params['operationId']}' is not a validation.", code="BMSUserErrorOperationNotFound")
+    return op
+
+
+@router.route("GET", VAULT + "/backupValidateOperationResults/{operationId}",
+              operation=OPS + "/backupValidateOperationResults/read", api_versions=BACKUP_VERSIONS)
+def validate_operation_results(req: Request) -> Response:
+    op = _validate_op(req)
+    if op.status == "InProgress":
+        return Response(202, None, {**_self_location(req, op), **req.emulator.operations.retry_headers(op)})
+    return Response(200, {"validateOperationResponse": {"validationResults": op.extra["validation"]}})
+
+
+@router.route("GET", VAULT + "/backupValidateOperationsStatuses/{operationId}",
+              operation=OPS + "/backupValidateOperationsStatuses/read", api_versions=BACKUP_VERSIONS)
+def validate_operation_status(req: Request) -> Response:
+    op = _validate_op(req)
+    body: dict[str, Any] = {"id": op.id, "name": op.id, "status": op.status, "startTime": m.iso_z(op.start)}
+    if op.status != "InProgress":
+        body["endTime"] = m.iso_z(op.end)
+        body["properties"] = {"objectType": "OperationStatusValidateOperationExtendedInfo",
+                              "validateOperationResponse": {"validationResults": op.extra["validation"]}}
+    return Response(200, body)
 
 
 # --- jobs ------------------------------------------------------------------------------------------

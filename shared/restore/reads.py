@@ -131,33 +131,37 @@ class Reader:
                 size = self.arm.compute(d[0]).disks.get(d[1], d[2]).disk_size_gb if d else None
                 target_vm = {"id": vm.id, "region": catalogue.region_of(vm.location), "os_disk_id": disk_id,
                              "os_disk_size": size}
-        problems: tuple[FieldProblem, ...] = ()
+        facts = plan.Facts(groups, subnet_region, taken,
+                           source.hardware_profile.vm_size if source is not None and source.hardware_profile else None,
+                           target_vm)
         if point.kind == catalogue.VAULT and request.dry_run:
-            problems = tuple(self.validate_vault(request, point))
-        return plan.Facts(groups, subnet_region, taken,
-                          source.hardware_profile.vm_size if source is not None and source.hardware_profile else None,
-                          target_vm, problems)
+            from dataclasses import replace
 
-    def validate_vault(self, request: RestoreRequest, point: RecoveryPoint) -> list[FieldProblem]:
-        """Azure Backup's own check of the restore it would be sent (ValidateOperation), as field problems."""
+            facts = replace(facts, vault_problems=tuple(self.validate_vault(request, point, facts)))
+        return facts
+
+    def validate_vault(self, request: RestoreRequest, point: RecoveryPoint, facts: plan.Facts) -> list[FieldProblem]:
+        """Azure Backup's own check of the restore it would be sent (ValidateOperation), as field problems;
+        nothing to ask while our own checks already refuse it."""
         from azure.mgmt.core.tools import parse_resource_id
 
-        draft = plan.make("0" * 16, request, point, plan.Facts(groups={k: True for k in self._group_ids(request)}))
+        from .request import BadRequest
+
+        try:
+            draft = plan.make("0" * 16, request, point, facts)
+        except (BadRequest, plan.Conflict):
+            return []
         body = _vault_body(draft)
         p = parse_resource_id(point.extra["vault_id"])
         result = self.arm.backup(p["subscription"]).operation.validate(
-            p["name"], p["resource_group"], {"properties": {"objectType": "ValidateIaasVMRestoreOperationRequest",
-                                                            "restoreRequest": body}})
+            p["name"], p["resource_group"], {"id": point.resource_id, "properties": {
+                "objectType": "ValidateIaasVMRestoreOperationRequest", "restoreRequest": body}})
         out = []
-        for r in (result.as_dict().get("validationResults") or []):
-            if (r.get("code") or r.get("errorCode")) and str(r.get("status", "")).lower() != "succeeded":
+        for r in ((result.as_dict().get("validateOperationResponse") or {}).get("validationResults") or []):
+            if r.get("code") or r.get("errorCode"):
                 out.append(FieldProblem(_field_of(r), f"{r.get('code') or r.get('errorCode')}: "
                                                       f"{r.get('message') or r.get('errorString') or ''}".strip()))
         return out
-
-    @staticmethod
-    def _group_ids(request: RestoreRequest) -> list[str]:
-        return [v.id.lower() for k, v in request.target.items() if k == "resource_group"]
 
 
 def parse_id_disk(disk_id: str | None) -> tuple[str, str, str] | None:

@@ -283,12 +283,20 @@ def test_vault_dry_run_asks_azure_backup_to_validate_and_creates_nothing(vaulted
     ok = api(w, "POST", "/api/restores", {"vm": w["vm_id"], "recovery_point": p["id"], "dry_run": True, "target": {
         "type": "vm", "resource_group": rg(w), "vm_name": "from-vault", "subnet": w["subnet"][REGION],
         "staging_storage_account": storage_account_id(w["sub"])}})
-    assert ok.status == 200 and ok.json()["plan"]["vault"]["recovery_type"] == "AlternateLocation"
+    assert ok.status == 200, ok.json()
+    assert ok.json()["plan"]["vault"]["recovery_type"] == "AlternateLocation"
     assert any("backupValidateOperation" in c["path"] for c in az.calls(before))
     bad = api(w, "POST", "/api/restores", {"vm": w["vm_id"], "recovery_point": p["id"], "dry_run": True, "target": {
         "type": "vm", "resource_group": rg(w), "vm_name": "from-vault", "subnet": w["subnet"][SECOND],
         "staging_storage_account": storage_account_id(w["sub"])}})
     assert bad.status == 400 and bad.json()["errors"][0]["field"] == "target.subnet"
+    assert writes(az, before) == [] and _restore_jobs(w) == []
+    # What only Azure Backup knows: the original VM is gone, so OriginalLocation cannot be.
+    compute(az, w).virtual_machines.begin_delete("rg-vm-00", "vm-00000").result()
+    before = len(az.calls())
+    gone = api(w, "POST", "/api/restores", {"vm": w["vm_id"], "recovery_point": p["id"], "dry_run": True, "target": {
+        "type": "original_location", "staging_storage_account": storage_account_id(w["sub"])}})
+    assert gone.status == 400 and "UserErrorOriginalVmNotFound" in gone.json()["errors"][0]["detail"], gone.json()
     assert writes(az, before) == [] and _restore_jobs(w) == []
 
 
