@@ -44,7 +44,7 @@ def run() -> list[dict]:
             "VMKEEPER_PROTECT_QUEUE": f"bprotect-{suffix}", "VMKEEPER_RESTORE_QUEUE": f"brestore-{suffix}",
             "VMKEEPER_RESTORE_TABLE": f"brestore{suffix}", "VMKEEPER_LEDGER_TABLE": f"bledger{suffix}",
             "VMKEEPER_BUDGET_TABLE": f"bbudget{suffix}", "VMKEEPER_SCHEDULE": "0 0 * * * *",
-            "VMKEEPER_RESTORE_SCOPES": f"/subscriptions/{sub}/resourceGroups/rg-restore",
+            "VMKEEPER_RESTORE_SCOPES": f"/subscriptions/{sub}/resourceGroups/rg-restore,/subscriptions/{sub}/resourceGroups/rg-vm-00",
             "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
         }
         os.environ.update(settings)

@@ -276,9 +276,6 @@ def retention_demo(az, storage, sub: str, say) -> None:
     say(f"snapshot sets left: {', '.join(left)}")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def restore_demo(az, storage, sub: str, say) -> None:
     """Through the restore API as an operator calls it: the function key, and the caller App Service
@@ -303,7 +300,9 @@ def restore_demo(az, storage, sub: str, say) -> None:
     group, name = vm_id.split("/")[4], vm_id.split("/")[-1]
     vm = compute.virtual_machines.get(group, name)
     az.client(ResourceManagementClient, sub).resource_groups.create_or_update("rg-restore", {"location": vm.location})
-    os.environ.update({"VMKEEPER_RESTORE_SCOPES": f"/subscriptions/{sub}/resourceGroups/rg-restore",
+    # Where restores may write: the group they create in, and the group whose subnet the new NIC joins.
+    os.environ.update({"VMKEEPER_RESTORE_SCOPES": f"/subscriptions/{sub}/resourceGroups/rg-restore,"
+                                                  f"/subscriptions/{sub}/resourceGroups/{group}",
                        "VMKEEPER_RESTORE_TABLE": "vmkeeperrestores"})
     az.settings(lro={"default_seconds": 1.0})
     host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)
@@ -326,8 +325,11 @@ def restore_demo(az, storage, sub: str, say) -> None:
             "target": {"type": "vm", "resource_group": f"/subscriptions/{sub}/resourceGroups/rg-restore",
                        "vm_name": f"{vm.name}-restored", "subnet": nic.ip_configurations[0].subnet.id}}
     dry = host.http("POST", "/api/restores", headers=headers, body=json.dumps({**body, "dry_run": True}).encode())
-    say(f"POST /api/restores (dry_run) → {dry.status}: would create " +
-        ", ".join(c["type"].split("/")[-1] for c in dry.json()["plan"]["creates"]))
+    if dry.status != 200:
+        raise SystemExit(f"dry run refused: {dry.status} {dry.json()}")
+    kinds = Counter(c["type"].split("/")[-1] for c in dry.json()["plan"]["creates"])
+    say(f"POST /api/restores (dry_run) → {dry.status}: nothing created; the plan: steps "
+        f"{', '.join(dry.json()['plan']['steps'])}; would create " + ", ".join(f"{n} {k}" for k, n in kinds.items()))
     accepted = host.http("POST", "/api/restores", headers={**headers, "Idempotency-Key": "demo-1"},
                          body=json.dumps(body).encode())
     say(f"POST /api/restores → {accepted.status}, Location {accepted.headers['Location']}, "
@@ -348,3 +350,7 @@ def restore_demo(az, storage, sub: str, say) -> None:
     made = compute.virtual_machines.get("rg-restore", f"{vm.name}-restored")
     say(f"{made.name}: {made.hardware_profile.vm_size}, OS disk {made.storage_profile.os_disk.managed_disk.id.split('/')[-1]} "
         f"(Attach), {len(made.storage_profile.data_disks)} data disks, provisioning {made.provisioning_state}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

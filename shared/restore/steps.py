@@ -18,7 +18,7 @@ from ..ports import Arm
 from . import plan as P
 from .access import parse_id
 
-WAIT = 2  # seconds before looking again when ARM gives no Retry-After
+WAIT = 1  # seconds before looking again when ARM gives no Retry-After
 JOB_WAIT = 10  # a Backup restore job is looked at no more often than this
 REPOST_AFTER = timedelta(minutes=10)  # a restore POST whose job never showed up is sent again after this
 
@@ -111,10 +111,13 @@ class RestoreSteps:
 
     # --- managed disks ---------------------------------------------------------------------------
     def create_disks(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
-        """Every disk of the plan at once: PUT what is missing, then wait for all of them."""
+        """Every disk of the plan at once (in parallel, as ARM runs them): PUT what is missing, then wait for all."""
+        from concurrent.futures import ThreadPoolExecutor
+
         seen: dict[str, int] = {}
-        waiting = []
-        for disk in plan.disks:
+
+        def one(disk: dict[str, Any]) -> str | Fail | None:
+            """None: ready; the name: still being made; Fail: not this restore's, or failed."""
             sub, rg, name = _parts(disk["id"])
             compute = self.arm.compute(sub)
             try:
@@ -131,15 +134,19 @@ class RestoreSteps:
                 if disk.get("os_type"):
                     body["properties"]["osType"] = disk["os_type"]
                 compute.disks.begin_create_or_update(rg, name, body, polling=False, raw_response_hook=self._hook(seen))
-                waiting.append(name)
-                continue
+                return name
             if fail := self._ours(existing, restore_id, f"disk {disk['id']}"):
                 return fail
             state = (existing.provisioning_state or "").lower()
             if state == "failed":
                 return Fail(f"disk {disk['id']} ended Failed")
-            if state != "succeeded":
-                waiting.append(name)
+            return None if state == "succeeded" else name
+
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(plan.disks)))) as pool:
+            looks = list(pool.map(one, plan.disks))
+        if fail := next((x for x in looks if isinstance(x, Fail)), None):
+            return fail
+        waiting = [x for x in looks if isinstance(x, str)]
         if waiting:
             return Wait(seen.get("after", WAIT), f"disks being created: {', '.join(waiting)}")
         return Next([d["id"] for d in plan.disks])
@@ -157,7 +164,9 @@ class RestoreSteps:
             body = {"location": plan.region, "tags": {T.RESTORE: restore_id},
                     "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {
                         "subnet": {"id": nic["subnet_id"]}, "privateIPAllocationMethod": "Dynamic", "primary": True}}]}}
-            network.network_interfaces.begin_create_or_update(rg, name, body, polling=False)
+            made = network.network_interfaces.begin_create_or_update(rg, name, body, polling=False).result()
+            if (getattr(made, "provisioning_state", "") or "").lower() == "succeeded":  # ARM often makes a NIC at once
+                return Next([nic["id"]])
             return Wait(WAIT, f"NIC {name} being created")
         if fail := self._ours(existing, restore_id, f"NIC {nic['id']}"):
             return fail
