@@ -7,15 +7,10 @@ can't be installed here). It runs a FunctionApp's functions as the host would:
   ``maxDequeueCount`` times (values from host.json);
 - timer triggers: fired on demand;
 - Event Grid triggers: events delivered to a loopback webhook (the emulator's event subscription)
-  or handed over directly, as ``azure.functions.EventGridEvent``.
-- HTTP triggers: ``http()`` routes a request as the host does (route prefix ``api``, route templates
-  with ``{name}`` / ``{name?}`` / ``{name:int|guid|alpha}``, literal segments before parameters), checks the
-  function's auth level (``x-functions-key`` header or ``code`` query: a function or host key for
-  FUNCTION, the master key for ADMIN; 401 without) and hands over ``azure.functions.HttpRequest``; a
-  handler's exception is a 500 with no body. ``serve_http()`` puts the same on a loopback port.
-
-A queue function whose ``%SETTING%`` does not resolve is left out with an error, as the host disables a
-function it cannot index; the others run.
+  or handed over directly, as ``azure.functions.EventGridEvent``;
+- HTTP triggers: ``http()`` (or real HTTP on 127.0.0.1 after ``serve_http()``) routes a request as
+  the host does (``routePrefix``, route templates, methods, authorization levels and keys) and
+  answers with the function's ``HttpResponse``, or a 500 if it raised.
 
 It only calls the handlers through ``app.get_functions()``, never our code's internals.
 """
@@ -25,13 +20,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from devtools import http_routes
 
 log = logging.getLogger("functions_host")
 HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
@@ -41,15 +41,19 @@ POOL_SIZE = 32  # connections kept per queue client: one per worker thread
 class LocalFunctionsHost:
     def __init__(self, app: Any, connection_string: str, settings: dict[str, str] | None = None, *,
                  visibility_timeout: int | None = None, workers: int | None = None,
-                 function_key: str | None = None, master_key: str | None = None):
-        import secrets
-
+                 function_keys: dict[str, str] | None = None, host_keys: dict[str, str] | None = None,
+                 master_key: str | None = None):
         import azure.functions  # noqa: F401  (fail early if missing)
 
-        self.function_key = function_key or secrets.token_urlsafe(24)  # the "default" function key
-        self.master_key = master_key or secrets.token_urlsafe(32)
-
         host = json.loads(HOST_JSON.read_text())
+        # Keys, generated as the host does when none are given. The host keeps function keys per
+        # function; here every function shares the same ones.
+        self.function_keys = dict(function_keys or {"default": secrets.token_urlsafe(32)})
+        self.host_keys = dict(host_keys or {"default": secrets.token_urlsafe(32)})
+        self.master_key = master_key or secrets.token_urlsafe(32)
+        self.function_key = self.function_keys.get("default", next(iter(self.function_keys.values()), None))
+        self.host_key = self.host_keys.get("default", next(iter(self.host_keys.values()), None))
+        self.route_prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api").strip("/")
         queues = host.get("extensions", {}).get("queues", {})
         self.max_dequeue_count = int(queues.get("maxDequeueCount", 5))
         self.batch_size = min(32, int(queues.get("batchSize", 16)))
@@ -74,6 +78,7 @@ class LocalFunctionsHost:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fn")
         self._server: ThreadingHTTPServer | None = None
         self._http_server: ThreadingHTTPServer | None = None
+        self.routes = self._http_routes()  # a bad template fails here, as the host fails to start
         self._pump_thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -101,6 +106,8 @@ class LocalFunctionsHost:
 
     # --- queue triggers ---------------------------------------------------------------------
     def queue_names(self) -> dict[str, str]:
+        """Queue functions by the queue they read; one whose ``%SETTING%`` does not resolve is left out with an
+        error, as the host leaves out a function it cannot index (the others run)."""
         out = {}
         for name, f in self._by_trigger("queueTrigger").items():
             try:
@@ -264,110 +271,121 @@ class LocalFunctionsHost:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return f"http://127.0.0.1:{self._server.server_address[1]}/runtime/webhooks/eventgrid?functionName={name}"
 
-    # --- HTTP triggers -------------------------------------------------------------------------
-    def _routes(self) -> list[tuple[tuple, list[str], set[str], str, str]]:
-        """(precedence, template segments, methods, auth level, function name), most specific first."""
+    # --- HTTP triggers ----------------------------------------------------------------------
+    def _http_routes(self) -> list[http_routes.Route]:
         routes = []
         for name, f in self._by_trigger("httpTrigger").items():
-            t = f.get_trigger()
-            segments = [p for p in (t.route or name).strip("/").split("/") if p]
-            methods = {getattr(m, "value", m).upper() for m in (t.methods or ["GET", "POST", "PUT", "PATCH", "DELETE",
-                                                                              "HEAD", "OPTIONS"])}
-            level = getattr(t.auth_level, "value", t.auth_level) or "function"
-            # ASP.NET route precedence: literal segments before parameters, constrained before free.
-            rank = tuple(0 if not p.startswith("{") else (1 if ":" in p else 2) for p in segments)
-            routes.append((rank, segments, methods, str(level).lower(), name))
-        return sorted(routes, key=lambda r: r[0])
+            trigger = f.get_trigger()
+            template = "/".join(p for p in (self.route_prefix, (trigger.route or name).strip("/")) if p)
+            methods = None
+            if trigger.methods:
+                methods = {str(getattr(m, "value", m)).upper() for m in trigger.methods}
+                if "GET" in methods:  # the current host lets HEAD through wherever GET is (BuildConstraintMethods)
+                    methods.add("HEAD")
+            routes.append(http_routes.Route(template, name, frozenset(methods) if methods else None,
+                                            http_routes.parse(template)))
+        return http_routes.host_order(routes)
 
-    @staticmethod
-    def _match(segments: list[str], parts: list[str]) -> dict[str, str] | None:
-        import re
+    def http(self, method: str, path: str, *, headers: Mapping[str, str] | None = None, body: bytes | str = b"",
+             query: Mapping[str, str] | None = None) -> HttpAnswer:
+        """One request, as the host serves it: the first route (in the host's order) whose template
+        and methods match, else 404; then the function's authorization level, else 401 (empty body);
+        then the function, its ``HttpResponse`` as the answer, or 500 (empty body) if it raised.
+        ``path`` includes the route prefix (``/api/items/7``) and may carry a query string."""
+        return self._http(method, path, dict(headers or {}), body, query, "http://localhost")
 
-        params: dict[str, str] = {}
-        for i, seg in enumerate(segments):
-            if not seg.startswith("{"):
-                if i >= len(parts) or parts[i].lower() != seg.lower():
-                    return None
-                continue
-            spec = seg.strip("{}")
-            optional = spec.endswith("?")
-            pname, _, constraint = spec.rstrip("?").partition(":")
-            if i >= len(parts):
-                if optional:
-                    continue
-                return None
-            value = parts[i]
-            checks = {"int": r"-?\d+", "guid": r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", "alpha": r"[A-Za-z]+"}
-            if constraint and not re.fullmatch(checks.get(constraint, ".*"), value):
-                return None
-            params[pname] = value
-        return params if len(parts) <= len(segments) else None
-
-    def http(self, method: str, path: str, *, headers: dict[str, str] | None = None, body: bytes = b"",
-             query: dict[str, str] | None = None) -> HttpAnswer:
-        """One request, as the host would answer it (``path`` is the URL path, with ``/api`` and an
-        optional query string)."""
-        from urllib.parse import parse_qsl, unquote, urlsplit
-
+    def _http(self, method: str, path: str, headers: dict[str, str], body: bytes | str,
+              query: Mapping[str, str] | None, origin: str) -> HttpAnswer:
         import azure.functions as func
+        from azure.functions.http import HttpResponseConverter
 
-        url = urlsplit(path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
-        params.update(query or {})
-        parts = [unquote(p) for p in url.path.strip("/").split("/") if p]
-        if not parts or parts[0].lower() != "api":
-            return HttpAnswer(404, {}, b"")
-        parts = parts[1:]
-        headers = dict(headers or {})
-        for _rank, segments, methods, level, name in self._routes():
-            route_params = self._match(segments, parts)
-            if route_params is None or method.upper() not in methods:
-                continue
-            key = next((v for k, v in headers.items() if k.lower() == "x-functions-key"), None) or params.get("code")
-            allowed = {"anonymous": True, "function": key in (self.function_key, self.master_key),
-                       "admin": key == self.master_key}.get(level, False)
-            if not allowed:
-                return HttpAnswer(401, {}, b"")
-            request = func.HttpRequest(method.upper(), f"http://localhost{url.path}" + (f"?{url.query}" if url.query else ""),
-                                       headers=headers, params=params, route_params=route_params, body=body or b"")
-            handler = self.functions[name].get_user_function()
-            try:
-                response = handler(request)
-            except Exception as exc:  # the host: log it, answer 500
-                self._record(name, False, f"{type(exc).__name__}: {exc}")
-                log.exception("function %s", name)
-                return HttpAnswer(500, {}, b"")
-            self._record(name, True, status=response.status_code)
-            out = dict(response.headers)
-            if response.mimetype and not any(k.lower() == "content-type" for k in out):
-                out["Content-Type"] = response.mimetype + (f"; charset={response.charset}" if response.charset else "")
-            return HttpAnswer(response.status_code, out, response.get_body() or b"")
-        return HttpAnswer(404, {}, b"")
+        method = method.upper()
+        path, _, query_string = path.partition("?")
+        pairs = parse_qsl(query_string, keep_blank_values=True) + list((query or {}).items())
+        params: dict[str, str] = {}
+        for k, v in pairs:  # a repeated parameter arrives comma-joined, as the host's StringValues does
+            params[k] = f"{params[k]},{v}" if k in params else v
+        parts = http_routes.split_path(path)
+        for route in self.routes:
+            values = route.match(method, parts)
+            if values is not None:
+                break
+        else:
+            return HttpAnswer(404)
+        if not self._authorized(route.function, headers, params):
+            return HttpAnswer(401)
+        req = func.HttpRequest(method, f"{origin}/{path.lstrip('/')}" + (f"?{urlencode(pairs)}" if pairs else ""),
+                               headers=headers, params=params, route_params=values,
+                               body=body.encode() if isinstance(body, str) else body)
+        name, handler = route.function, self.functions[route.function].get_user_function()
+        try:
+            result = handler(req)
+            if not isinstance(result, func.HttpResponse | str):  # the worker can't send it back: the invocation fails
+                raise TypeError(f"an HTTP function returned {type(result).__name__}, not HttpResponse or str")
+            datum = HttpResponseConverter.encode(result, expected_type=None)  # as the worker encodes it
+        except Exception as exc:
+            self._record(name, False, f"{type(exc).__name__}: {exc}", method=method, path=path, status=500)
+            return HttpAnswer(500)
+        if datum.type == "string":  # a plain str return: a 200 with it as text (the host's string result)
+            answer = HttpAnswer(200, Headers([("content-type", "text/plain; charset=utf-8")]), datum.value.encode())
+        else:
+            out = datum.value
+            answer = HttpAnswer(int(out["status_code"].value), Headers([(k, v.value) for k, v in out["headers"].items()]),
+                                out["body"].value or b"")
+            for cookie in out.get("cookies") or []:  # the worker sends Set-Cookie apart, one per cookie
+                answer.headers.pairs += [("set-cookie", m.OutputString()) for m in cookie.values()]
+        if method == "HEAD":
+            answer.body = b""
+        self._record(name, True, method=method, path=path, status=answer.status)
+        return answer
+
+    def _authorized(self, function: str, headers: Mapping[str, str], params: Mapping[str, str]) -> bool:
+        """The host's key check: the ``x-functions-key`` header if sent, else the ``code`` query
+        parameter. Function level takes a function key, a host key or the master key; admin level
+        only the master key."""
+        level = self.functions[function].get_trigger().auth_level
+        level = str(getattr(level, "value", level) or "function").lower()
+        if level == "anonymous":
+            return True
+        lowered = {k.lower(): v for k, v in headers.items()}
+        key = lowered.get("x-functions-key") if "x-functions-key" in lowered else next(
+            (v for k, v in params.items() if k.lower() == "code"), None)
+        if not key:
+            return False
+        allowed = [self.master_key] if level == "admin" else [
+            self.master_key, *self.function_keys.values(), *self.host_keys.values()]
+        return any(secrets.compare_digest(key.encode(), k.encode()) for k in allowed)
 
     def serve_http(self) -> str:
-        """The HTTP triggers on a loopback port, for tools that speak HTTP (curl, a CLI): returns the base URL."""
+        """Serve ``http()`` over real HTTP on 127.0.0.1 (a free port) until ``close()``; returns the
+        base URL, to which the routes (``/api/...``) are appended."""
         host = self
 
         class Handler(BaseHTTPRequestHandler):
-            def _any(self) -> None:
+            def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                answer = host.http(self.command, self.path, headers=dict(self.headers.items()),
-                                   body=self.rfile.read(length) if length else b"")
+                body = self.rfile.read(length) if length else b""
+                headers: dict[str, str] = {}
+                for k, v in self.headers.items():
+                    headers[k] = f"{headers[k]},{v}" if k in headers else v
+                answer = host._http(self.command, self.path, headers, body, None,
+                                    f"http://{self.headers.get('Host') or '127.0.0.1'}")
                 self.send_response(answer.status)
-                for k, v in answer.headers.items():
-                    if k.lower() != "content-length":
+                for k, v in answer.headers.pairs:
+                    if k.lower() not in ("content-length", "transfer-encoding"):  # the server frames the body
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
                 self.wfile.write(answer.body)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any  # noqa: N815
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer  # noqa: N815
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._http_server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._http_server.serve_forever, daemon=True).start()
+        if self._http_server is None:
+            self._http_server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            threading.Thread(target=self._http_server.serve_forever, name="functions-http", daemon=True).start()
         return f"http://127.0.0.1:{self._http_server.server_address[1]}"
 
     def close(self) -> None:
@@ -383,29 +401,39 @@ class LocalFunctionsHost:
         self._pool.shutdown(wait=True)
 
 
-class HttpAnswer:
-    """What the host sent back: status, headers (looked up case-insensitively), body."""
+class Headers(Mapping[str, str]):
+    """An answer's headers, looked up in any case; a repeated one (Set-Cookie) comma-joined, or
+    one by one through ``get_all``."""
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes):
-        self.status, self.body = status, body
-        self.headers = _Headers(headers)
+    def __init__(self, pairs: list[tuple[str, str]] | None = None):
+        self.pairs = list(pairs or [])
+
+    def get_all(self, name: str) -> list[str]:
+        return [v for k, v in self.pairs if k.lower() == name.lower()]
+
+    def __getitem__(self, name: str) -> str:
+        values = self.get_all(name)
+        if not values:
+            raise KeyError(name)
+        return ", ".join(values)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(k.lower() for k, _ in self.pairs))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys(k.lower() for k, _ in self.pairs))
+
+
+@dataclass
+class HttpAnswer:
+    """What the host answered an HTTP request with."""
+
+    status: int
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
 
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-class _Headers(dict):
-    def __getitem__(self, key: str) -> str:
-        for k, v in self.items():
-            if k.lower() == key.lower():
-                return v
-        raise KeyError(key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
 
 
 def _pooled_transport() -> Any:
