@@ -286,7 +286,10 @@ def _os_disk_swap(req: Request, vm: Resource, disk_id: str) -> tuple[Resource | 
     if m.power_state(vm) != "deallocated":
         raise OperationNotAllowed(f"The OS disk of VM '{vm.name}' can only be changed while the VM is deallocated "
                                   f"(it is {m.power_state(vm)}).", target=target)
-    m.check_disk_free(new, vm.id)
+    owner = new.extra.get("managedBy")
+    if owner and owner.lower() != vm.id.lower():  # as any attach of a disk another VM holds (a disk serves one VM)
+        raise OperationNotAllowed(f"Disk '{new.name}' cannot be attached: it is already attached to VM '{owner}'. A disk "
+                                  "can be attached to one VM only.", target=target)
     if normalize_location(new.location) != normalize_location(vm.location):
         raise InvalidParameter(f"{target}: disk '{new.name}' is in {new.location}, the VM in {vm.location}.", target=target)
     old = store.get(current_id)
