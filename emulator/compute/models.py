@@ -201,6 +201,8 @@ def resolve_vm_disks(store: Store, sub: str, rg: str, vm_name: str, location: st
                                        target=target)
             to_attach.append(disk)
             md["id"] = disk.id
+            if is_os and disk.properties.get("osType"):  # an attached OS disk brings its OS
+                spec.setdefault("osType", disk.properties["osType"])
             spec.setdefault("name", disk.name)
             spec.setdefault("diskSizeGB", disk.properties.get("diskSizeGB"))
         else:

@@ -136,6 +136,11 @@ def put_vm(req: Request) -> Response:
     storage_in = props.get("storageProfile") or (existing.properties["storageProfile"] if existing else None)
     if not storage_in:
         raise InvalidParameter("Required parameter 'storageProfile' is missing (null).", target="storageProfile")
+    attach_os = str((storage_in.get("osDisk") or {}).get("createOption") or "").lower() == "attach"
+    if existing is None and attach_os and props.get("osProfile"):
+        # REST reference (Virtual Machines - Create Or Update, OSDisk.createOption "Attach: used when a specialized
+        # disk is used to create the VM"): an attached OS disk brings its OS, so no osProfile (no official example).
+        raise InvalidParameter("Parameter 'osProfile' is not allowed.", target="osProfile")
     storage, to_create, to_attach = m.resolve_vm_disks(store, req.params["subscriptionId"], rg.name, name, location,
                                                        storage_in, now, vm_id, existing)
     network = props.get("networkProfile") or (existing.properties.get("networkProfile") if existing else {})
@@ -197,6 +202,7 @@ def patch_vm(req: Request) -> Response:
     hw = props.get("hardwareProfile")
     new_os = (((props.get("storageProfile") or {}).get("osDisk") or {}).get("managedDisk") or {}).get("id")
     swap = _os_disk_swap(req, vm, new_os) if new_os else None
+    detaching = _data_disks_to_detach(vm, (props.get("storageProfile") or {}).get("dataDisks"))
     if hw and hw.get("vmSize"):
         vm.properties["hardwareProfile"]["vmSize"] = hw["vmSize"]
     if swap is not None:  # valid: the new disk in, the old one detached and kept
@@ -206,10 +212,63 @@ def patch_vm(req: Request) -> Response:
         m.attach_disk(new, vm.id)
         if old is not None:
             m.detach_disk(old)
+    for stored, option in detaching:  # shown as detaching in the answer, gone when the operation ends
+        stored["toBeDetached"] = True
+        if option:
+            stored["detachOption"] = option
     vm.properties["provisioningState"] = "Updating"
-    op = req.emulator.start_operation(req, vm.location, on_success=_finish(vm), on_failure=_finish(vm, "Failed"),
-                                      result=_result(vm))
+    store = _store(req)
+
+    def done(op) -> None:
+        _finish(vm)(op)
+        gone = {(stored.get("managedDisk") or {}).get("id", "").lower() for stored, _ in detaching}
+        for disk_id in gone:
+            disk = store.get(disk_id)
+            if disk is not None and (disk.extra.get("managedBy") or "").lower() == vm.id.lower():
+                m.detach_disk(disk)
+        vm.properties["storageProfile"]["dataDisks"] = [
+            d for d in vm.properties["storageProfile"].get("dataDisks", [])
+            if (d.get("managedDisk") or {}).get("id", "").lower() not in gone]
+
+    def failed(op) -> None:
+        _finish(vm, "Failed")(op)
+        for stored, _ in detaching:
+            stored["toBeDetached"] = False
+            stored.pop("detachOption", None)
+
+    op = req.emulator.start_operation(req, vm.location, on_success=done, on_failure=failed, result=_result(vm))
     return accepted(req, op, m.PROVIDER, 200, vm.to_arm())
+
+
+def _data_disks_to_detach(vm: Resource, requested: list[dict[str, Any]] | None) -> list[tuple[dict[str, Any], str | None]]:
+    """PATCH storageProfile.dataDisks[] with ``toBeDetached: true`` (and optionally ``detachOption: ForceDetach``),
+    as in the examples VirtualMachine_Update_DetachDataDiskUsingToBeDetachedProperty and
+    VirtualMachine_Update_ForceDetachDataDisk: the VM's data disk at that LUN (or with that managed disk id) is
+    detached; the disk itself is kept, Unattached. Entries for LUNs the VM has are otherwise left as they are;
+    the emulator does not attach or create data disks through PATCH (use PUT) and refuses such entries."""
+    if not requested:
+        return []
+    current = vm.properties.get("storageProfile", {}).get("dataDisks", [])
+    out = []
+    for i, spec in enumerate(requested):
+        target = f"storageProfile.dataDisks[{i}]"
+        spec = spec or {}
+        disk_id = ((spec.get("managedDisk") or {}).get("id") or "").lower()
+        match = next((d for d in current if disk_id and (d.get("managedDisk") or {}).get("id", "").lower() == disk_id), None) \
+            or next((d for d in current if d.get("lun") == spec.get("lun")), None)
+        if match is None:
+            raise InvalidParameter(f"{target}: VM '{vm.name}' has no data disk at LUN {spec.get('lun')}; the emulator's "
+                                   "PATCH only detaches data disks (toBeDetached), attach them with a PUT.", target=target)
+        option = spec.get("detachOption")
+        if option is not None and option != "ForceDetach":
+            raise InvalidParameter(f"{target}.detachOption: '{option}' is not valid (ForceDetach).",
+                                   target=f"{target}.detachOption")
+        if option and spec.get("toBeDetached") is not True:
+            raise InvalidParameter(f"{target}.detachOption: ForceDetach needs toBeDetached set to true.",
+                                   target=f"{target}.detachOption")
+        if spec.get("toBeDetached") is True:
+            out.append((match, option))
+    return out
 
 
 def _os_disk_swap(req: Request, vm: Resource, disk_id: str) -> tuple[Resource | None, Resource] | None:
@@ -227,7 +286,10 @@ def _os_disk_swap(req: Request, vm: Resource, disk_id: str) -> tuple[Resource | 
     if m.power_state(vm) != "deallocated":
         raise OperationNotAllowed(f"The OS disk of VM '{vm.name}' can only be changed while the VM is deallocated "
                                   f"(it is {m.power_state(vm)}).", target=target)
-    m.check_disk_free(new, vm.id)
+    owner = new.extra.get("managedBy")
+    if owner and owner.lower() != vm.id.lower():  # as any attach of a disk another VM holds (a disk serves one VM)
+        raise OperationNotAllowed(f"Disk '{new.name}' cannot be attached: it is already attached to VM '{owner}'. A disk "
+                                  "can be attached to one VM only.", target=target)
     if normalize_location(new.location) != normalize_location(vm.location):
         raise InvalidParameter(f"{target}: disk '{new.name}' is in {new.location}, the VM in {vm.location}.", target=target)
     old = store.get(current_id)

@@ -876,8 +876,20 @@ def _validate(req: Request, vault: Resource, body: dict[str, Any]) -> list[dict[
     restore = props.get("restoreRequest") or {}
     point_id = body.get("id") or ""
     try:
-        item = _item_from_point_id(req, vault, point_id)
-        point = _find_point(req, item, point_id.rsplit("/", 1)[-1] or str(restore.get("recoveryPointId", "")))
+        # The restore request names the VM and the point; the examples' recovery-point `id` (and the fabric,
+        # container, item and point parameters) are accepted and ignored (../shared/azure-api/README.md: the
+        # examples' `id` even names another resource group). Without a sourceResourceId, the `id` says which.
+        source = restore.get("sourceResourceId")
+        if source:
+            item = m.item_for_vm(_store(req), vault, source)
+            if item is None:
+                raise BackupError(f"restoreRequest.sourceResourceId: the VM '{source}' is not protected by vault "
+                                  f"'{vault.name}'.", code="BMSUserErrorNotFound", target="restoreRequest.sourceResourceId")
+            wanted = str(restore.get("recoveryPointId") or point_id.rsplit("/", 1)[-1])
+        else:
+            item = _item_from_point_id(req, vault, point_id)
+            wanted = point_id.rsplit("/", 1)[-1] or str(restore.get("recoveryPointId", ""))
+        point = _find_point(req, item, wanted)
         _restore_plan(req, vault, item, point, restore)
     except ArmError as exc:
         return [{"code": exc.code, "message": exc.message, "recommendations": []}]
