@@ -6,6 +6,8 @@ No real Azure credential is ever constructed: clients get ``emulator.testing.Sta
 from __future__ import annotations
 
 import os
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -26,10 +28,92 @@ SHARED = ROOT.parent / "shared" / "azure-api"
 FAST = {"lro": {"default_seconds": 0.05, "retry_after_ms": 20}}
 
 
+APP_USER_AGENT = "vmkeeper/"  # shared/azure/clients.py USER_AGENT: the app's ARM clients append it
+
+
+@dataclass
+class Operation:
+    """One ARM operation the app made: how often, with which statuses, and where first seen."""
+
+    count: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    tests: Counter = field(default_factory=Counter)
+    example: str = ""  # "METHOD path" of the first call
+
+
+class AppOperations:
+    """The ARM operations vmkeeper's own clients made (their user agent names vmkeeper), across the
+    session, each with the tests that made it; tests' arrangement calls (plain SDK clients) are not
+    the app's. Read from the emulator's call log after each test and before each reset, so a call
+    counts whatever its status (a throttled or failed call still needed the permission); a call
+    to a route the emulator doesn't know is kept under the operation None."""
+
+    def __init__(self) -> None:
+        self.ops: dict[str | None, Operation] = {}
+        self.tests_run: set[str] = set()
+        self.current = "(outside any test)"
+        self._az: LocalAzure | None = None
+        self._cursor = 0
+
+    def attach(self, az: LocalAzure) -> None:
+        self._az, self._cursor = az, 0
+
+    def detach(self) -> None:
+        self.drain()
+        self._az = None
+
+    def drain(self) -> None:
+        if self._az is None:
+            return
+        calls = self._az.calls(self._cursor)
+        self._cursor += len(calls)
+        for c in calls:
+            if APP_USER_AGENT not in (c.get("userAgent") or ""):
+                continue
+            op = self.ops.setdefault(c["operation"], Operation())
+            op.count += 1
+            op.statuses[c["status"]] += 1
+            op.tests[self.current] += 1
+            op.example = op.example or f"{c['method']} {c['path']}"
+
+    def rewind(self) -> None:
+        """The emulator's call log was cleared (a reset)."""
+        self._cursor = 0
+
+
+APP_OPERATIONS = AppOperations()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    APP_OPERATIONS.current = item.nodeid
+    APP_OPERATIONS.tests_run.add(item.nodeid)
+    yield
+    APP_OPERATIONS.drain()  # after teardown too (a module's fixtures end in its last test's)
+
+
+@pytest.fixture(scope="session")
+def app_operations() -> AppOperations:
+    """The ARM operations the app made in this session so far (tests/zz_infra reads it last)."""
+    return APP_OPERATIONS
+
+
 @pytest.fixture(scope="session")
 def _local_azure():
     with in_process() as (az, emu):
-        yield az, emu
+        reset = az.reset
+
+        def collecting_reset() -> None:  # the log is cleared by a reset: read it first
+            APP_OPERATIONS.drain()
+            reset()
+            APP_OPERATIONS.rewind()
+
+        az.reset = collecting_reset
+        APP_OPERATIONS.attach(az)
+        try:
+            yield az, emu
+        finally:
+            APP_OPERATIONS.detach()
 
 
 @pytest.fixture

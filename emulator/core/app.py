@@ -117,7 +117,8 @@ class Emulator:
         resp.headers.setdefault("x-ms-correlation-request-id", headers.get("x-ms-correlation-request-id", request_id))
         resp.headers.setdefault("x-ms-routing-request-id", f"LOCAL:{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}:{request_id}")
         route = req.route
-        self.calls.record(method, path, route.operation if route else None, resp.status, self.clock.timestamp())
+        self.calls.record(method, path, route.operation if route else None, resp.status, self.clock.timestamp(),
+                          headers.get("user-agent"))
         if self.latency_ms:
             outcome.delay += self.latency_ms / 1000.0
         return outcome

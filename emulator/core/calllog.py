@@ -1,5 +1,6 @@
-"""Every ARM request, recorded as (method, resource type, action, status): later tests compare
-what the app calls with what infra/ grants."""
+"""Every ARM request, recorded as (method, resource type, action, status) with the caller's
+``User-Agent`` (so a test can tell one client's calls from another's): later tests compare what
+the app calls with what infra/ grants."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ class CallLog:
         self._entries: list[dict[str, Any]] = []
         self.enabled = True
 
-    def record(self, method: str, path: str, operation: str | None, status: int, ts: float) -> None:
+    def record(self, method: str, path: str, operation: str | None, status: int, ts: float,
+               user_agent: str | None = None) -> None:
         if not self.enabled:
             return
         resource_type, _, action = (operation or "").rpartition("/")
         entry = {
             "method": method, "resourceType": resource_type or None, "action": action or None,
-            "operation": operation, "status": status, "path": path, "time": ts,
+            "operation": operation, "status": status, "path": path, "time": ts, "userAgent": user_agent,
         }
         with self._lock:
             self._entries.append(entry)

@@ -8,8 +8,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .. import __version__
 from ..settings import AzureSettings, SettingError
 
+USER_AGENT = f"vmkeeper/{__version__}"  # appended to azure-core's; tells the app's ARM calls from others'
 POOL_SIZE = 32  # connections kept per client and host: one per worker thread, so none is re-opened
 
 
@@ -57,7 +59,8 @@ class ArmClients(_Kept):
     def _kwargs(self) -> dict[str, Any]:
         verify = {"connection_verify": self.settings.ca_bundle} if self.settings.ca_bundle else {}
         return {"transport": pooled_transport(**verify), "base_url": self.settings.arm_endpoint,
-                "credential_scopes": ["https://management.azure.com/.default"], **verify, **self.options}
+                "credential_scopes": ["https://management.azure.com/.default"], "user_agent": USER_AGENT,
+                **verify, **self.options}
 
     def _client(self, kind: str, subscription_id: str | None) -> Any:
         def make() -> Any:
