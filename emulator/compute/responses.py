@@ -12,6 +12,7 @@ from ..core.arm import (
     check_name,
     check_tags,
     get_resource,
+    linked_access_check,
     listing,
     normalize_location,
     require_location,
@@ -145,6 +146,8 @@ def put_vm(req: Request) -> Response:
                                                        storage_in, now, vm_id, existing)
     network = props.get("networkProfile") or (existing.properties.get("networkProfile") if existing else {})
     nics = m.resolve_nics(store, network, vm_id, location)
+    for nic in nics:
+        linked_access_check(req, "Microsoft.Network/networkInterfaces/join/action", nic.id)
     # Valid: commit disks, NICs and the VM together.
     previous = set(i.lower() for i in m.vm_disk_ids(existing)) if existing else set()
     for disk in to_create:

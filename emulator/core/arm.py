@@ -122,3 +122,12 @@ def no_event(resp: Response) -> Response:
     """Mark a 2xx write/delete response as producing no Event Grid event (e.g. delete of nothing)."""
     resp.headers["x-emulator-event"] = "0"
     return resp
+
+
+def linked_access_check(req: Any, action: str, resource_id: str) -> None:
+    """ARM's linked access check: a write that references another resource (a NIC's subnet, a VM's NIC)
+    also needs an action on that resource (``…/subnets/join/action``). Azure answers 403
+    LinkedAuthorizationFailed without it; the emulator grants it, but records the check in the call log
+    (method ``LINKED``, the caller's user agent) so the permission a client needs can be measured."""
+    req.emulator.calls.record("LINKED", resource_id, action, 200, req.emulator.clock.timestamp(),
+                              req.headers.get("user-agent"))

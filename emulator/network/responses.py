@@ -10,6 +10,7 @@ from ..core.arm import (
     check_name,
     check_tags,
     get_resource,
+    linked_access_check,
     no_event,
     require_location,
     rid,
@@ -128,6 +129,7 @@ def put_nic(req: Request) -> Response:
     if find_subnet(req.emulator.store, subnet_id) is None:
         raise InvalidParameter(f"Resource '{subnet_id}' referenced by 'ipConfigurations[0].subnet' was not found.",
                                code="InvalidResourceReference", target="ipConfigurations[0].properties.subnet.id")
+    linked_access_check(req, "Microsoft.Network/virtualNetworks/subnets/join/action", subnet_id)
     existing = req.emulator.store.get(_id(req, "networkInterfaces", req.params["name"]))
     nic = new_nic(req.params["subscriptionId"], rg.name, req.params["name"], require_location(body), subnet_id,
                   check_tags(body), req.emulator.clock.timestamp())
