@@ -360,3 +360,11 @@ def test_hook_outputs_exist():
     script = (INFRA / "hooks" / "postdeploy.sh").read_text(encoding="utf-8")
     used = set(re.findall(r"\$\{([A-Z_]+)", script)) - {"AZURE_ENV_NAME"}
     assert used and used <= outputs
+
+
+def test_app_roles_file_names_the_roles_the_code_checks():
+    from shared.restore import access
+
+    roles = json.loads((INFRA / "restore-app-roles.json").read_text(encoding="utf-8"))
+    assert {r["value"] for r in roles} == {access.READER, access.OPERATOR}
+    assert len({r["id"] for r in roles}) == len(roles)
