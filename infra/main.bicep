@@ -246,7 +246,7 @@ module roleAssignments 'security/role-assignment.bicep' = [for sub in subscripti
   name: 'vmkeeper-role-${sub}-${resourceToken}'
   scope: subscription(sub)
   params: {
-    roleDefinitionId: role.outputs.roleDefinitionId
+    roleDefinitionName: role.outputs.roleDefinitionName
     principalId: identity.outputs.principalId
   }
 }]
@@ -257,7 +257,7 @@ module vaultRoleAssignment 'security/role-assignment-rg.bicep' = if (!contains(s
   name: 'role-assignment-vaults'
   scope: rg
   params: {
-    roleDefinitionId: role.outputs.roleDefinitionId
+    roleDefinitionName: role.outputs.roleDefinitionName
     principalId: identity.outputs.principalId
   }
 }

@@ -27,4 +27,5 @@ resource definition 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   }
 }
 
-output roleDefinitionId string = definition.id
+// The definition's name (a GUID): an assignment in another subscription names it by that subscription's path.
+output roleDefinitionName string = definition.name

@@ -253,6 +253,11 @@ def test_role_is_assigned_in_every_protected_subscription():
     m = bicep("main.bicep")["modules"]["roleAssignments"]["config"]
     assert m["loop_type"]["detail"] == {"item_name": "sub", "array_name": "subscriptionIds"}
     assert m["config"]["scope"] == {"function": {"type": "subscription", "parameters": {"subscription_id": "sub"}}}
+    # named by the protected subscription's own path of the (tenant-wide) definition
+    for module in ("security/role-assignment.bicep", "security/role-assignment-rg.bicep"):
+        props = bicep(module)["resources"]["assignment"]["config"]["properties"]
+        assert props["roleDefinitionId"]["function"]["type"] == "subscription_resource_id", module
+        assert props["principalType"] == "ServicePrincipal"
 
 
 def test_no_broad_built_in_roles_anywhere():
