@@ -288,4 +288,4 @@ output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_STORAGE_ACCOUNT_ID string = storage.outputs.id
 output EVENTGRID_DEADLETTER_CONTAINER string = deadLetterContainerName
 output EVENTGRID_SYSTEM_TOPIC_IDS array = concat(newTopicIds, map(items(existingSystemTopicIds), t => t.value))
-output VMKEEPER_VAULTS object = vaultIds
+output VAULT_IDS object = vaultIds
