@@ -1,0 +1,176 @@
+// The function app on Flex Consumption: Python 3.11, the package in a blob container reached with the
+// user-assigned identity, identity-based AzureWebJobsStorage, and the app settings the code reads.
+param name string
+param location string
+param tags object = {}
+param planId string
+param identityId string
+param identityClientId string
+param storageAccountName string
+param deploymentContainerName string
+param appInsightsConnectionString string
+param maximumInstanceCount int
+param instanceMemoryMB int
+
+@description('Queue names: protect, jobs, restores (main.bicep).')
+param queues object
+
+@description('Table names: protect, ledger, budget, restores (main.bicep).')
+param tables object
+
+@description('VMKEEPER_VAULTS: JSON object region -> Recovery Services vault id.')
+param vaults string
+
+@description('VMKEEPER_SUBSCRIPTIONS: comma-separated subscription ids.')
+param subscriptions string
+
+@description('VMKEEPER_RESTORE_SCOPES: comma-separated subscription and resource group ids.')
+param restoreScopes string
+
+param schedule string
+param retentionSchedule string
+param retentionDryRun bool
+param backupNow bool
+
+@description('App Service authentication (restore API): only set up when authClientId is given.')
+param authTenantId string
+param authClientId string
+param authAllowedAudiences array
+
+// policies.json at the repository root is deployed with the code (.funcignore ships it).
+var policyFile = '/home/site/wwwroot/policies.json'
+
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'vmkeeper'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: planId
+    httpsOnly: true
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${account.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+// Every setting the code reads (shared/settings.py) and the platform's own; nothing else (tests/infra checks
+// both ways). VMKEEPER_ARM_ENDPOINT and VMKEEPER_ARM_CA_BUNDLE are for local development only: never here.
+var appSettings = {
+  AzureWebJobsStorage__accountName: account.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  AZURE_CLIENT_ID: identityClientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  VMKEEPER_SUBSCRIPTIONS: subscriptions
+  VMKEEPER_VAULTS: vaults
+  VMKEEPER_POLICY_FILE: policyFile
+  VMKEEPER_BACKUP_NOW: string(backupNow)
+  VMKEEPER_STOP_PROTECTION_ON_DELETE: 'true'
+  VMKEEPER_PROTECT_QUEUE: queues.protect
+  VMKEEPER_PROTECT_TABLE: tables.protect
+  VMKEEPER_PROTECT_RETRY_SECONDS: '10'
+  VMKEEPER_PROTECT_RETRY_MAX_SECONDS: '300'
+  VMKEEPER_PROTECT_MAX_ATTEMPTS: '12'
+  VMKEEPER_SCHEDULE: schedule
+  VMKEEPER_JOBS_QUEUE: queues.jobs
+  VMKEEPER_COPY_TIMEOUT_HOURS: '24'
+  VMKEEPER_WRITES_PER_SECOND: '8'
+  VMKEEPER_WRITE_BURST: '150'
+  VMKEEPER_RETENTION_SCHEDULE: retentionSchedule
+  VMKEEPER_RETENTION_DRY_RUN: string(retentionDryRun)
+  VMKEEPER_DELETES_PER_SECOND: '8'
+  VMKEEPER_DELETE_BURST: '150'
+  VMKEEPER_LEDGER_TABLE: tables.ledger
+  VMKEEPER_BUDGET_TABLE: tables.budget
+  VMKEEPER_RESTORE_SCOPES: restoreScopes
+  VMKEEPER_RESTORE_QUEUE: queues.restores
+  VMKEEPER_RESTORE_TABLE: tables.restores
+}
+
+resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: appSettings
+}
+
+// The restore API's callers: Microsoft Entra ID tokens, validated by App Service; the app reads the caller's
+// app roles (Restore.Reader, Restore.Operator) from X-MS-CLIENT-PRINCIPAL. Health and the OpenAPI document
+// stay open; everything else without a token gets 401.
+resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(authClientId)) {
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/api/health'
+        '/api/openapi.json'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: authClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${authTenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: empty(authAllowedAudiences) ? [
+            'api://${authClientId}'
+          ] : authAllowedAudiences
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
+}
+
+output name string = site.name
+output id string = site.id
+output hostName string = site.properties.defaultHostName

@@ -1,0 +1,109 @@
+// One Recovery Services vault (one per protected region) and the Azure Backup policies the policy document
+// (policies.json: each policy's backup_policy) names.
+param name string
+param location string
+param tags object = {}
+
+@description('Time zone of the backup schedules.')
+param timeZone string = 'UTC'
+
+resource vault 'Microsoft.RecoveryServices/vaults@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  sku: {
+    name: 'RS0'
+    tier: 'Standard'
+  }
+  properties: {
+    publicNetworkAccess: 'Enabled'
+    securitySettings: {
+      softDeleteSettings: {
+        softDeleteState: 'Enabled'
+        softDeleteRetentionPeriodInDays: 14
+      }
+    }
+  }
+}
+
+// Standard: daily at 23:00, 2 days of instant restore snapshots, 30 daily points.
+resource defaultPolicy 'Microsoft.RecoveryServices/vaults/backupPolicies@2024-04-01' = {
+  parent: vault
+  name: 'DefaultPolicy'
+  properties: {
+    backupManagementType: 'AzureIaasVM'
+    policyType: 'V1'
+    instantRpRetentionRangeInDays: 2
+    timeZone: timeZone
+    schedulePolicy: {
+      schedulePolicyType: 'SimpleSchedulePolicy'
+      scheduleRunFrequency: 'Daily'
+      scheduleRunTimes: [
+        '2024-01-01T23:00:00Z'
+      ]
+    }
+    retentionPolicy: {
+      retentionPolicyType: 'LongTermRetentionPolicy'
+      dailySchedule: {
+        retentionTimes: [
+          '2024-01-01T23:00:00Z'
+        ]
+        retentionDuration: {
+          count: 30
+          durationType: 'Days'
+        }
+      }
+    }
+  }
+}
+
+// Enhanced (V2): every 4 hours over 24 h, 7 days of instant restore, 30 daily and 12 weekly points.
+resource enhancedPolicy 'Microsoft.RecoveryServices/vaults/backupPolicies@2024-04-01' = {
+  parent: vault
+  name: 'EnhancedPolicy'
+  properties: {
+    backupManagementType: 'AzureIaasVM'
+    policyType: 'V2'
+    instantRpRetentionRangeInDays: 7
+    timeZone: timeZone
+    schedulePolicy: {
+      schedulePolicyType: 'SimpleSchedulePolicyV2'
+      scheduleRunFrequency: 'Hourly'
+      hourlySchedule: {
+        interval: 4
+        scheduleWindowStartTime: '2024-01-01T00:00:00Z'
+        scheduleWindowDuration: 24
+      }
+    }
+    retentionPolicy: {
+      retentionPolicyType: 'LongTermRetentionPolicy'
+      dailySchedule: {
+        retentionTimes: [
+          '2024-01-01T00:00:00Z'
+        ]
+        retentionDuration: {
+          count: 30
+          durationType: 'Days'
+        }
+      }
+      weeklySchedule: {
+        daysOfTheWeek: [
+          'Sunday'
+        ]
+        retentionTimes: [
+          '2024-01-01T00:00:00Z'
+        ]
+        retentionDuration: {
+          count: 12
+          durationType: 'Weeks'
+        }
+      }
+    }
+  }
+}
+
+output id string = vault.id
+output policies array = [
+  defaultPolicy.name
+  enhancedPolicy.name
+]

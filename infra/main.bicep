@@ -1,0 +1,291 @@
+// vmkeeper: everything `azd up` provisions (infra/README.md). Subscription scope: the resource group,
+// the custom role and its assignments in every protected subscription, Event Grid system topics.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name: part of every resource name and the azd-env-name tag.')
+param environmentName string
+
+@minLength(1)
+@description('Region of the resource group, the function app, its storage and monitoring.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Subscription ids whose VMs vmkeeper protects (VMKEEPER_SUBSCRIPTIONS). Empty: this subscription.')
+param protectedSubscriptionIds array = []
+
+@description('Regions to protect: one Recovery Services vault per region not in existingVaultIds. Empty: location.')
+param backupRegions array = []
+
+@description('Existing Recovery Services vaults to use instead of new ones: region -> vault resource id.')
+param existingVaultIds object = {}
+
+@description('Existing Event Grid system topics (Microsoft.Resources.Subscriptions; one per subscription at most): subscription id -> topic resource id. The other protected subscriptions get a new topic.')
+param existingSystemTopicIds object = {}
+
+@description('Most instances the Flex Consumption app scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory per instance (MB).')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('NCRONTAB of the planning timer (VMKEEPER_SCHEDULE).')
+param schedule string = '0 */15 * * * *'
+
+@description('NCRONTAB of the retention pass (VMKEEPER_RETENTION_SCHEDULE).')
+param retentionSchedule string = '0 30 3 * * *'
+
+@description('Retention decides and records only (VMKEEPER_RETENTION_DRY_RUN).')
+param retentionDryRun bool = false
+
+@description('Take a first backup once a VM is protected (VMKEEPER_BACKUP_NOW).')
+param backupNow bool = false
+
+@description('Resource ids (subscriptions, resource groups) restores may write to (VMKEEPER_RESTORE_SCOPES). Empty: none.')
+param restoreScopes array = []
+
+@description('App Service authentication for the restore API: Entra ID tenant. Empty: this tenant.')
+param authTenantId string = ''
+
+@description('App Service authentication: the API app registration client id. Empty: authentication off (the restore API then answers 401 to everyone).')
+param authClientId string = ''
+
+@description('App Service authentication: allowed token audiences. Empty: api://<authClientId>.')
+param authAllowedAudiences array = []
+
+@description('Log Analytics retention in days.')
+param logRetentionDays int = 30
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var subscriptionIds = empty(protectedSubscriptionIds) ? [
+  subscription().subscriptionId
+] : map(protectedSubscriptionIds, s => toLower(s))
+var regions = empty(backupRegions) ? [
+  location
+] : map(backupRegions, r => toLower(replace(r, ' ', '')))
+var newVaultRegions = filter(regions, r => !contains(existingVaultIds, r))
+var newTopicSubscriptionIds = filter(subscriptionIds, s => !contains(existingSystemTopicIds, s))
+var resourceGroupName = 'rg-${environmentName}'
+var eventsResourceGroupName = 'rg-${environmentName}-events'
+var systemTopicName = 'evgt-vmkeeper-${resourceToken}'
+var vaultPrefix = 'rsv-${resourceToken}-'
+var functionAppName = 'func-${resourceToken}'
+var deploymentContainerName = 'app-package-${resourceToken}'
+var deadLetterContainerName = 'eventgrid-deadletter'
+
+// The queue and table names: the code's defaults (shared/settings.py), the bindings' %SETTING%s and the
+// storage account's queues and tables all come from here (tests/infra checks they agree).
+var queues = {
+  protect: 'vmkeeper-protect'
+  jobs: 'vmkeeper-jobs'
+  restores: 'vmkeeper-restores'
+}
+var tables = {
+  protect: 'vmkeeperprotection'
+  ledger: 'vmkeeperledger'
+  budget: 'vmkeeperbudget'
+  restores: 'vmkeeperrestores'
+}
+
+// Vault ids are known before the vaults exist: VMKEEPER_VAULTS names the new ones and the existing ones.
+var newVaultIds = toObject(newVaultRegions, r => r, r => '/subscriptions/${subscription().subscriptionId}/resourceGroups/${resourceGroupName}/providers/Microsoft.RecoveryServices/vaults/${vaultPrefix}${r}')
+var vaultIds = union(newVaultIds, existingVaultIds)
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: resourceGroupName
+  location: location
+  tags: tags
+}
+
+module identity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-vmkeeper-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    queues: queues
+    tables: tables
+    containers: [
+      deploymentContainerName
+      deadLetterContainerName
+    ]
+  }
+}
+
+module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.7.0' = {
+  name: 'loganalytics'
+  scope: rg
+  params: {
+    name: 'log-${resourceToken}'
+    location: location
+    tags: tags
+    dataRetention: logRetentionDays
+  }
+}
+
+module appInsights 'br/public:avm/res/insights/component:0.4.1' = {
+  name: 'appinsights'
+  scope: rg
+  params: {
+    name: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+    workspaceResourceId: logAnalytics.outputs.resourceId
+    disableLocalAuth: true
+  }
+}
+
+module plan 'br/public:avm/res/web/serverfarm:0.1.1' = {
+  name: 'plan'
+  scope: rg
+  params: {
+    name: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    sku: {
+      name: 'FC1'
+      tier: 'FlexConsumption'
+    }
+    reserved: true
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    appInsightsName: appInsights.outputs.name
+    principalId: identity.outputs.principalId
+  }
+}
+
+module vaults 'backup/vault.bicep' = [for region in newVaultRegions: {
+  name: 'vault-${region}'
+  scope: rg
+  params: {
+    name: '${vaultPrefix}${region}'
+    location: region
+    tags: tags
+  }
+}]
+
+module app 'app/function.bicep' = {
+  name: 'app'
+  scope: rg
+  dependsOn: [
+    rbac
+    vaults
+  ]
+  params: {
+    name: functionAppName
+    location: location
+    tags: tags
+    planId: plan.outputs.resourceId
+    identityId: identity.outputs.resourceId
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    appInsightsConnectionString: appInsights.outputs.connectionString
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    queues: queues
+    tables: tables
+    vaults: string(vaultIds)
+    subscriptions: join(subscriptionIds, ',')
+    restoreScopes: join(restoreScopes, ',')
+    schedule: schedule
+    retentionSchedule: retentionSchedule
+    retentionDryRun: retentionDryRun
+    backupNow: backupNow
+    authTenantId: empty(authTenantId) ? tenant().tenantId : authTenantId
+    authClientId: authClientId
+    authAllowedAudiences: authAllowedAudiences
+  }
+}
+
+// Least privilege: one custom role (its permissions: infra/vmkeeper-role.json), assignable in every protected
+// subscription and this one (the vaults), assigned to the identity in each.
+module role 'security/role-definition.bicep' = {
+  name: 'role-definition'
+  params: {
+    environmentName: environmentName
+    assignableScopes: map(union(subscriptionIds, [
+      subscription().subscriptionId
+    ]), s => '/subscriptions/${s}')
+  }
+}
+
+module roleAssignments 'security/role-assignment.bicep' = [for sub in subscriptionIds: {
+  name: 'vmkeeper-role-${sub}-${resourceToken}'
+  scope: subscription(sub)
+  params: {
+    roleDefinitionName: role.outputs.roleDefinitionName
+    principalId: identity.outputs.principalId
+  }
+}]
+
+// The vaults' resource group (only when this subscription is not protected: there the subscription-wide
+// assignment covers it).
+module vaultRoleAssignment 'security/role-assignment-rg.bicep' = if (!contains(subscriptionIds, subscription().subscriptionId)) {
+  name: 'role-assignment-vaults'
+  scope: rg
+  params: {
+    roleDefinitionName: role.outputs.roleDefinitionName
+    principalId: identity.outputs.principalId
+  }
+}
+
+// Event Grid: a Microsoft.Resources.Subscriptions system topic in each protected subscription that has none.
+// Their event subscriptions are made by the postdeploy hook, once vm_events exists (infra/hooks/postdeploy.sh).
+module topics 'eventgrid/subscription-topic.bicep' = [for sub in newTopicSubscriptionIds: {
+  name: 'vmkeeper-events-${sub}-${resourceToken}'
+  scope: subscription(sub)
+  params: {
+    resourceGroupName: eventsResourceGroupName
+    location: location
+    topicName: systemTopicName
+    identityId: identity.outputs.resourceId
+    tags: tags
+  }
+}]
+
+var newTopicIds = map(newTopicSubscriptionIds, s => '/subscriptions/${s}/resourceGroups/${eventsResourceGroupName}/providers/Microsoft.EventGrid/systemTopics/${systemTopicName}')
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_NAME string = app.outputs.name
+output AZURE_FUNCTION_APP_ID string = app.outputs.id
+output AZURE_IDENTITY_ID string = identity.outputs.resourceId
+output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_STORAGE_ACCOUNT_ID string = storage.outputs.id
+output EVENTGRID_DEADLETTER_CONTAINER string = deadLetterContainerName
+output EVENTGRID_SYSTEM_TOPIC_IDS array = concat(newTopicIds, map(items(existingSystemTopicIds), t => t.value))
+output VAULT_IDS object = vaultIds
