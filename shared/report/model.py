@@ -1,0 +1,100 @@
+"""What the report page shows, as plain data: gathered from the ledger, the alerts table and the
+restores table (shared/report/gather.py), rendered by shared/report/render.py. Every field is
+JSON-friendly (``to_json``), so the CLI's ``--json`` and the page read the same thing."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Compliance states, worst first (a VM's state is its worst kind's).
+BREACHED, NOT_PROTECTED, MET, OPTED_OUT = "breached", "not_protected", "met", "opted_out"
+STATES = (BREACHED, NOT_PROTECTED, MET, OPTED_OUT)
+# Kinds of point, in Azure's words: a vault recovery point, a snapshot set, a VM restore point, and a
+# copy of either of the last two in the policy's second region.
+VAULT, SNAPSHOT_SET, RESTORE_POINT, COPY = "vault", "snapshot_set", "restore_point", "copy"
+KINDS = (VAULT, SNAPSHOT_SET, RESTORE_POINT, COPY)
+
+
+@dataclass(frozen=True)
+class KindStatus:
+    kind: str
+    state: str  # met | breached | not_protected
+    rpo_hours: float
+    newest: str | None = None  # ISO 8601 UTC time of the newest complete point; None: none
+    age_hours: float | None = None
+    point_id: str | None = None  # the restore API's catalogue id of that point
+
+
+@dataclass(frozen=True)
+class VmRow:
+    vm_id: str
+    name: str
+    subscription: str
+    resource_group: str
+    region: str
+    policy: str | None  # None: no policy applies (opted out, a bad tag, no default)
+    state: str
+    reason: str  # why this state, in words ("newest snapshot set 30.2 h old, RPO 25 h")
+    kinds: tuple[KindStatus, ...] = ()
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    subscription: str
+    policy: str  # "(none)" for VMs without one
+    met: int = 0
+    breached: int = 0
+    not_protected: int = 0
+    opted_out: int = 0
+
+
+@dataclass(frozen=True)
+class DayCount:
+    day: str  # YYYY-MM-DD (UTC)
+    kind: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Deletion:
+    time: str
+    resource_id: str
+    vm_id: str
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    time: str
+    type: str  # the alert's event type, e.g. vmkeeper.job.poisoned
+    subject: str  # the VM id (or what failed)
+    reason: str
+
+
+@dataclass(frozen=True)
+class RestoreRow:
+    id: str
+    vm_id: str
+    target_type: str
+    state: str
+    submitted: str
+    finished: str | None
+    principal: str
+
+
+@dataclass(frozen=True)
+class ReportData:
+    generated: str  # ISO 8601 UTC
+    evaluated: str | None  # when compliance was last evaluated; None: never
+    summary: tuple[SummaryRow, ...] = ()
+    vms: tuple[VmRow, ...] = ()
+    points_per_day: tuple[DayCount, ...] = ()  # the last 30 days, by kind
+    deletions: tuple[Deletion, ...] = ()
+    failures: tuple[Failure, ...] = ()
+    restores: tuple[RestoreRow, ...] = ()
+    notes: tuple[str, ...] = field(default=())  # what could not be read, said on the page
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
