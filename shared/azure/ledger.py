@@ -8,8 +8,7 @@ import json
 from typing import Any
 
 from ..instants import now_text
-from ..ports import Table
-from .tables import ensure_table
+from .tables import OnFirstUse
 
 
 def row_key(value: str) -> str:
@@ -17,15 +16,7 @@ def row_key(value: str) -> str:
     return hashlib.sha256(value.lower().encode()).hexdigest()[:40]
 
 
-class Ledger:
-    def __init__(self, table: Table):
-        self.table = table
-        self._ready = False
-
-    def _ensure(self) -> None:
-        if not self._ready:
-            ensure_table(self.table)
-            self._ready = True
+class Ledger(OnFirstUse):
 
     def delivered(self, event_key: str) -> bool:
         """Whether a delivery of this event was already handed on (Event Grid delivers at least once)."""

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..azure.tables import ensure_table
+from ..azure.tables import OnFirstUse
 from ..instants import now_text
-from ..ports import Table
 
 PARTITION = "restore"
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "pending", "running", "succeeded", "failed", "cancelled"
@@ -98,15 +97,7 @@ class Record:
                 "links": {"self": f"/api/restores/{self.id}"}}
 
 
-class Records:
-    def __init__(self, table: Table):
-        self.table = table
-        self._ready = False
-
-    def _ensure(self) -> None:
-        if not self._ready:
-            ensure_table(self.table)
-            self._ready = True
+class Records(OnFirstUse):
 
     def get(self, restore_id: str) -> Record | None:
         from azure.core.exceptions import ResourceNotFoundError

@@ -23,7 +23,6 @@ from ..ports import Arm, Queue
 from ..queue import messages, runner
 from ..queue.messages import Done, Failed, Outcome, Retry
 from ..settings import RestoreSettings
-from . import catalogue
 from . import plan as P
 from .access import ParsedId, Principal, Scopes
 from .reads import Reader
@@ -229,5 +228,3 @@ def body_hash(body: Any) -> str:
 
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
-
-__all__ = ["Restores", "NotFound", "StateConflict", "KeyReused", "body_hash", "restore_id_for", "catalogue"]

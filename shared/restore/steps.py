@@ -109,6 +109,16 @@ class RestoreSteps:
                         "nothing was overwritten", "NameTaken")
         return None
 
+    def _settle(self, existing: Any, restore_id: str, kind: str, resource_id: str) -> Result:
+        """A resource of the plan found already there: not ours → Fail; Failed → Fail; made → Next; else Wait."""
+        if fail := self._ours(existing, restore_id, f"{kind} {resource_id}"):
+            return fail
+        state = (existing.provisioning_state or "").lower()
+        if state == "failed":
+            return Fail(f"{kind} {resource_id} ended Failed")
+        name = resource_id.rsplit("/", 1)[-1]
+        return Next([resource_id]) if state == "succeeded" else Wait(WAIT, f"{kind} {name} is {state}")
+
     # --- managed disks ---------------------------------------------------------------------------
     def create_disks(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
         """Every disk of the plan at once (in parallel, as ARM runs them): PUT what is missing, then wait for all."""
@@ -135,12 +145,8 @@ class RestoreSteps:
                     body["properties"]["osType"] = disk["os_type"]
                 compute.disks.begin_create_or_update(rg, name, body, polling=False, raw_response_hook=self._hook(seen))
                 return name
-            if fail := self._ours(existing, restore_id, f"disk {disk['id']}"):
-                return fail
-            state = (existing.provisioning_state or "").lower()
-            if state == "failed":
-                return Fail(f"disk {disk['id']} ended Failed")
-            return None if state == "succeeded" else name
+            settled = self._settle(existing, restore_id, "disk", disk["id"])
+            return settled if isinstance(settled, Fail) else (None if isinstance(settled, Next) else name)
 
         with ThreadPoolExecutor(max_workers=min(8, max(1, len(plan.disks)))) as pool:
             looks = list(pool.map(one, plan.disks))
@@ -168,12 +174,7 @@ class RestoreSteps:
             if (getattr(made, "provisioning_state", "") or "").lower() == "succeeded":  # ARM often makes a NIC at once
                 return Next([nic["id"]])
             return Wait(WAIT, f"NIC {name} being created")
-        if fail := self._ours(existing, restore_id, f"NIC {nic['id']}"):
-            return fail
-        state = (existing.provisioning_state or "").lower()
-        if state == "failed":
-            return Fail(f"NIC {nic['id']} ended Failed")
-        return Next([nic["id"]]) if state == "succeeded" else Wait(WAIT, f"NIC {name} is {state}")
+        return self._settle(existing, restore_id, "NIC", nic["id"])
 
     def create_vm(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
         vm = plan.vm or {}
@@ -199,12 +200,7 @@ class RestoreSteps:
             compute.virtual_machines.begin_create_or_update(rg, name, body, polling=False,
                                                             raw_response_hook=self._hook(seen))
             return Wait(seen.get("after", WAIT), f"VM {name} being created")
-        if fail := self._ours(existing, restore_id, f"VM {vm['id']}"):
-            return fail
-        state = (existing.provisioning_state or "").lower()
-        if state == "failed":
-            return Fail(f"VM {vm['id']} ended Failed")
-        return Next([vm["id"]]) if state == "succeeded" else Wait(WAIT, f"VM {name} is {state}")
+        return self._settle(existing, restore_id, "VM", vm["id"])
 
     # --- the OS disk of an existing VM ------------------------------------------------------------
     def deallocate_vm(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
