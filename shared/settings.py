@@ -207,3 +207,38 @@ class RestoreSettings:
             raise SettingError(str(exc)) from None
         return cls(subs, scopes, _vaults(env), _get(env, "VMKEEPER_RESTORE_QUEUE", "vmkeeper-restores"),
                    _get(env, "VMKEEPER_RESTORE_TABLE", "vmkeeperrestores"))
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Alerts: the Event Grid custom topic they are published to (none: recorded, not published)."""
+
+    topic_endpoint: str | None  # the topic's properties.endpoint
+    table: str
+    source: str  # the CloudEvents ``source``: this app
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AlertSettings:
+        env = os.environ if env is None else env
+        endpoint = (env.get("VMKEEPER_ALERTS_TOPIC_ENDPOINT") or "").strip() or None
+        if endpoint and not re.match(r"^https://[^/\s]+/\S*$", endpoint):
+            raise SettingError(f"VMKEEPER_ALERTS_TOPIC_ENDPOINT: must be the topic's https endpoint (got {endpoint!r})")
+        site = (env.get("WEBSITE_SITE_NAME") or "").strip()
+        return cls(endpoint, _get(env, "VMKEEPER_ALERTS_TABLE", "vmkeeperalerts"),
+                   f"/vmkeeper/{site}" if site else "/vmkeeper")
+
+
+@dataclass(frozen=True)
+class ComplianceSettings:
+    """RPO compliance: the fleet's subscriptions and policies, and the vaults whose recovery points count."""
+
+    subscriptions: tuple[str, ...]
+    policy_file: str
+    vaults: dict[str, str]
+    ledger_table: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ComplianceSettings:
+        env = os.environ if env is None else env
+        fleet = FleetSettings.from_env(env)
+        return cls(fleet.subscriptions, fleet.policy_file, _vaults(env), fleet.ledger_table)

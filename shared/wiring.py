@@ -15,14 +15,18 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is needed
+    from .alerts.outbox import Alerts
     from .autoprotect.service import AutoProtect
     from .azure.clients import ArmClients, Storage
     from .azure.pacing import WriteBudget
+    from .compliance.service import ComplianceService
+    from .report.api import ReportApi
+    from .report.service import Reports
     from .restore.api import RestoreApi
     from .restore.service import Restores
     from .retention.service import Retention
     from .schedule.service import Schedule
-    from .settings import FleetSettings, ProtectSettings, RestoreSettings
+    from .settings import AlertSettings, ComplianceSettings, FleetSettings, ProtectSettings, RestoreSettings
 
 T = TypeVar("T")
 
@@ -90,7 +94,7 @@ class Wiring:
 
             s = self.protect_settings
             return AutoProtect(s, self.arm, self.storage.queue(s.queue), self.storage.queue(f"{s.queue}-poison"),
-                               Ledger(self.storage.table(s.ledger_table)))
+                               Ledger(self.storage.table(s.ledger_table)), self.alerts)
         return self._once("autoprotect", make)
 
     @property
@@ -111,7 +115,7 @@ class Wiring:
 
             s = self.fleet_settings
             return Schedule(s, self.arm, self.storage.queue(s.jobs_queue), self.storage.queue(f"{s.jobs_queue}-poison"),
-                            Ledger(self.storage.table(s.ledger_table)), self.write_budget)
+                            Ledger(self.storage.table(s.ledger_table)), self.write_budget, self.alerts)
         return self._once("schedule", make)
 
     @property
@@ -126,7 +130,8 @@ class Wiring:
             # Marks and unmarks are ARM writes: they take from the scheduled writes' bucket (ARM's is one per
             # subscription), only while it has tokens, so the workers' promised writes go first.
             return Retention(self.arm, Ledger(self.storage.table(s.ledger_table)), budget, list(s.subscriptions),
-                             policy_file=s.policy_file, dry_run=s.retention_dry_run, write_budget=self.write_budget)
+                             policy_file=s.policy_file, dry_run=s.retention_dry_run, write_budget=self.write_budget,
+                             alerts=self.alerts)
         return self._once("retention", make)
 
 
@@ -144,7 +149,7 @@ class Wiring:
 
             s = self.restore_settings
             return Restores(s, self.arm, self.storage.queue(s.queue), self.storage.queue(f"{s.queue}-poison"),
-                            Records(self.storage.table(s.table)))
+                            Records(self.storage.table(s.table)), alerts=self.alerts)
         return self._once("restores", make)
 
     @property
@@ -153,6 +158,61 @@ class Wiring:
         from .restore.api import RestoreApi
 
         return self._once("restore_api", lambda: RestoreApi(lambda: self.restores))
+
+    # --- the operator's view ----------------------------------------------------------------------
+    @property
+    def alert_settings(self) -> AlertSettings:
+        from .settings import AlertSettings
+
+        return self._once("alert_settings", lambda: AlertSettings.from_env(self.env))
+
+    @property
+    def alerts(self) -> Alerts:
+        """The alerts outbox: recorded always, published when a topic is set (with the app's identity)."""
+        def make() -> Any:
+            from .alerts.outbox import Alerts
+            from .alerts.publisher import TopicPublisher
+            from .settings import AzureSettings
+
+            s = self.alert_settings
+            publish = (TopicPublisher(s.topic_endpoint, self.credential, AzureSettings.from_env(self.env).ca_bundle)
+                       if s.topic_endpoint else None)
+            return Alerts(self.storage.table(s.table), publish, s.source)
+        return self._once("alerts", make)
+
+    @property
+    def compliance_settings(self) -> ComplianceSettings:
+        from .settings import ComplianceSettings
+
+        return self._once("compliance_settings", lambda: ComplianceSettings.from_env(self.env))
+
+    @property
+    def compliance(self) -> ComplianceService:
+        def make() -> Any:
+            from .azure.ledger import Ledger
+            from .compliance.service import ComplianceService
+
+            s = self.compliance_settings
+            return ComplianceService(s, self.arm, Ledger(self.storage.table(s.ledger_table)), self.alerts)
+        return self._once("compliance", make)
+
+    @property
+    def reports(self) -> Reports:
+        def make() -> Any:
+            from .azure.ledger import Ledger
+            from .report.service import Reports
+            from .restore.records import Records
+
+            s = self.compliance_settings
+            return Reports(self.compliance, Ledger(self.storage.table(s.ledger_table)), self.alerts,
+                           Records(self.storage.table(self.restore_settings.table)))
+        return self._once("reports", make)
+
+    @property
+    def report_api(self) -> ReportApi:
+        from .report.api import ReportApi
+
+        return self._once("report_api", lambda: ReportApi(lambda: self.reports))
 
 
 _current: Wiring | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..alerts.events import for_poisoning
 from ..azure.ledger import Ledger
 from ..ports import Arm, Queue
 from ..queue import messages, runner
@@ -24,8 +25,10 @@ log = logging.getLogger("vmkeeper.autoprotect")
 
 
 class AutoProtect:
-    def __init__(self, settings: ProtectSettings, arm: Arm, queue: Queue, poison: Queue, ledger: Ledger):
+    def __init__(self, settings: ProtectSettings, arm: Arm, queue: Queue, poison: Queue, ledger: Ledger,
+                 alerts: Any = None):
         self.settings, self.queue, self.poison, self.ledger = settings, queue, poison, ledger
+        self.alerts = alerts  # shared/alerts/outbox.py Alerts, or None
         self.protector = Protector(settings, arm)
 
     def handle_event(self, event: dict[str, Any]) -> str:
@@ -58,4 +61,9 @@ class AutoProtect:
             self.ledger.record_vm(message["vm_id"], "failed", {"reason": reason}, message.get("event_id"))
 
         return runner.run(body, kind=KIND, required=("action", "vm_id"), step=self.protector.handle,
-                          queue=self.queue, poison=self.poison, on_done=done, on_failed=failed)
+                          queue=self.queue, poison=self.poison, on_done=done, on_failed=failed,
+                          alert=self._alert)
+
+    def _alert(self, cause: str, job: Any, reason: str) -> None:
+        if self.alerts is not None:
+            self.alerts.raise_(for_poisoning(cause, job, reason, self.settings.queue))

@@ -94,6 +94,7 @@ class Policy:
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)  # no block: no rule, keep everything
     lock_days: int | None = None
     backup_policy: str | None = None
+    rpo_hours: int | None = None  # overrides the RPO derived from the schedule (shared/compliance/rpo.py)
 
     @property
     def copy_region(self) -> str | None:
@@ -347,6 +348,7 @@ def _policy(
         retention,
         body.get("lock_days"),
         body.get("backup_policy"),
+        body.get("rpo_hours"),
     )
 
 

@@ -12,6 +12,10 @@ one. Each job keeps its own state and its own fate, so one VM's trouble never di
 - Failed, a malformed job, or given up → ``<queue>-poison`` with the reason (and ``on_failed``),
   unless ``already_done`` says another delivery finished it (queues deliver at least once: a
   duplicate is dropped, not poisoned).
+
+Each poisoning is told to ``alert`` once, with its cause: ``failed`` (the job's own outcome: Azure
+refused or failed the work) or ``poisoned`` (the message could not be processed: malformed, too
+many errors, too big).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ log = logging.getLogger("vmkeeper.queue")
 MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount (a test keeps them equal)
 MAX_ERRORS = MAX_DEQUEUE_COUNT  # as many tries as the host gives a whole message
 ERROR_DELAY = 1  # seconds before a job that met an error looks again, doubling each time
+FAILED, POISONED = "failed", "poisoned"  # why a job went to the poison queue (``alert``'s cause)
 
 
 def run(
@@ -42,40 +47,41 @@ def run(
     on_failed: Callable[[dict[str, Any], str], None],
     required: tuple[str, ...] = (),
     already_done: Callable[[dict[str, Any]], bool] = lambda job: False,
+    alert: Callable[[str, Any, str], None] = lambda cause, job, reason: None,
 ) -> str:
     """Run every job of the message; returns a summary such as "done=3 retry=5"."""
     tally: dict[str, int] = defaultdict(int)
     try:
         message = messages.decode(body, kind, ())
     except BadMessage as exc:
-        _poison(poison, str(exc), body, tally)
+        _poison(poison, str(exc), body, tally, alert)
         return _summary(tally)
     batched = "batch" in message
     entries = message["batch"] if batched else [{k: v for k, v in message.items() if k not in ("v", "kind")}]
     if not isinstance(entries, list) or not entries:
-        _poison(poison, "message.batch: must be a non-empty list of jobs", message, tally)
+        _poison(poison, "message.batch: must be a non-empty list of jobs", message, tally, alert)
         return _summary(tally)
 
-    def give_up(job: dict[str, Any], reason: str) -> None:
+    def give_up(job: dict[str, Any], reason: str, cause: str = POISONED) -> None:
         if already_done(job):
             log.info("job %s: duplicate of a finished job, dropped (%s)", _label(job), reason)
             tally["duplicate"] += 1
             return
         on_failed(job, reason)
-        _poison(poison, reason, job, tally)
+        _poison(poison, reason, job, tally, alert, cause)
 
     later: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for i, raw in enumerate(entries):
         where = f"message.batch[{i}]" if batched else "message"
         missing = [name for name in required if not isinstance(raw, dict) or name not in raw]
         if not isinstance(raw, dict) or missing:
-            _poison(poison, f"{where}.{missing[0] if missing else 'job'}: required", raw, tally)
+            _poison(poison, f"{where}.{missing[0] if missing else 'job'}: required", raw, tally, alert)
             continue
         job = {**raw, "v": 1, "kind": kind}
         try:
             outcome = step(job)
         except BadMessage as exc:
-            _poison(poison, str(exc).replace("message", where, 1), job, tally)
+            _poison(poison, str(exc).replace("message", where, 1), job, tally, alert)
             continue
         except Exception as exc:  # noqa: BLE001 (transient for this job alone: look again later)
             reason = f"{type(exc).__name__}: {exc}"
@@ -95,7 +101,7 @@ def run(
             later[outcome.delay].append({**job, **outcome.changes})
             tally["retry"] += 1
         else:
-            give_up(job, outcome.reason)
+            give_up(job, outcome.reason, FAILED)
     for delay, group in sorted(later.items()):
         # A job's state grows as it goes (grants, errors): re-packed by size, never over a message.
         fitted, too_big = messages.chunk(group, max_count=len(group) if batched else 1)
@@ -122,6 +128,11 @@ def poison(queue: Queue, reason: str, original: Any) -> None:
     queue.send_message(messages.poison_body(original, reason))
 
 
-def _poison(queue: Queue, reason: str, original: Any, tally: dict[str, int]) -> None:
+def _poison(queue: Queue, reason: str, original: Any, tally: dict[str, int],
+            alert: Callable[[str, Any, str], None], cause: str = POISONED) -> None:
     poison(queue, reason, original)
     tally["poisoned"] += 1
+    try:
+        alert(cause, original, reason)
+    except Exception:  # noqa: BLE001 (the message is safely in the poison queue; an alert never undoes that)
+        log.exception("alert for a poisoned job failed")

@@ -39,6 +39,8 @@ class Answer:
     content_type: str = JSON
 
     def text(self) -> str:
+        if isinstance(self.body, str) and self.content_type.startswith("text/"):
+            return self.body  # a page, as it is
         return "" if self.body is None else json.dumps(self.body)
 
 
@@ -63,7 +65,7 @@ class RestoreApi:
 
     # --- gatekeeping ---------------------------------------------------------------------------------
     @staticmethod
-    def _caller(headers: Mapping[str, str], operator: bool) -> Principal | Answer:
+    def authorize(headers: Mapping[str, str], operator: bool) -> Principal | Answer:
         try:
             who = access.principal(headers.get("x-ms-client-principal"))
         except NotAuthenticated as exc:
@@ -77,7 +79,7 @@ class RestoreApi:
 
     def _guarded(self, operator: bool, headers: Mapping[str, str], work: Callable[[Principal], Answer]) -> Answer:
         headers = {k.lower(): v for k, v in headers.items()}
-        who = self._caller(headers, operator)
+        who = self.authorize(headers, operator)
         if isinstance(who, Answer):
             return who
         try:

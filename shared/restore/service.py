@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..alerts import events as A
 from ..instants import format_instant, parse_instant
 from ..ports import Arm, Queue
 from ..queue import messages, runner
@@ -59,13 +60,14 @@ def restore_id_for(principal: Principal, idempotency_key: str | None) -> str:
 
 class Restores:
     def __init__(self, settings: RestoreSettings, arm: Arm, queue: Queue, poison: Queue, records: Records,
-                 *, sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic):
+                 *, alerts: Any = None, sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.scopes = Scopes.parse(settings.scopes)
         self.reader = Reader(arm, settings.vaults)
         self.steps = RestoreSteps(arm)
         self.queue, self.poison, self.records = queue, poison, records
         self.sleep, self.monotonic = sleep, monotonic
+        self.alerts = alerts  # shared/alerts/outbox.py Alerts, or None
 
     # --- reading ----------------------------------------------------------------------------------
     def in_fleet(self, vm: ParsedId) -> bool:
@@ -152,7 +154,28 @@ class Restores:
     def handle_message(self, body: bytes | str) -> str:
         return runner.run(body, kind=KIND, step=self.advance, queue=self.queue, poison=self.poison,
                           on_done=lambda job, done: log.info("restore %s: %s", job.get("restore_id"), done.detail),
-                          on_failed=self._give_up, required=("restore_id",))
+                          on_failed=self._give_up, required=("restore_id",), alert=self._poisoned)
+
+    def _poisoned(self, cause: str, job: Any, reason: str) -> None:
+        """A job of a known restore that gave up ends the restore (restore.failed says so); anything
+        else poisoned is a job nobody could process."""
+        if self.alerts is None:
+            return
+        record = self.records.get(job["restore_id"]) if isinstance(job, dict) and isinstance(
+            job.get("restore_id"), str) else None
+        if record is not None and record.state in TERMINAL:
+            self._settled(record)
+        else:
+            self.alerts.raise_(A.for_poisoning(cause, job, reason, self.settings.queue))
+
+    def _settled(self, record: Record) -> None:
+        """The alert of a restore that ended; raised by whichever delivery sees it ended (one event per restore)."""
+        if self.alerts is None or record.state not in (SUCCEEDED, FAILED):
+            return
+        self.alerts.raise_(A.Alert(A.RESTORE_SUCCEEDED if record.state == SUCCEEDED else A.RESTORE_FAILED,
+                                   str(record.request.get("vm", "")).lower() or f"restore {record.id}", record.id,
+                                   {"restore_id": record.id, "state": record.state, "error": record.error,
+                                    "created": record.created, "target_type": (record.request.get("target") or {}).get("type")}))
 
     def _give_up(self, job: dict[str, Any], reason: str) -> None:
         def edit(r: Record) -> bool:
@@ -176,12 +199,14 @@ class Restores:
         try:
             while True:
                 if record.state in TERMINAL:
+                    self._settled(record)
                     return Done(KIND, {"restore": restore_id, "state": record.state})
                 step = record.next_step
                 now = format_instant(datetime.now(UTC))
                 if step is None:
                     record.state = SUCCEEDED
                     self.records.save(record)
+                    self._settled(record)
                     return Done(KIND, {"restore": restore_id, "state": SUCCEEDED})
                 if record.state == PENDING or not any(s["name"] == step for s in record.steps):
                     record.state = RUNNING
@@ -196,6 +221,7 @@ class Restores:
                     record.state = FAILED
                     record.error = {"code": result.code, "message": result.reason, "step": step}
                     self.records.save(record)
+                    self._settled(record)
                     return Done(KIND, {"restore": restore_id, "state": FAILED})
                 record.context.update(result.context)
                 if isinstance(result, Next):

@@ -175,6 +175,7 @@ class Applied:
     fresh_kept: int = 0  # decided delete, kept by the fresh look right before it (held, locked, unmarked...)
     deferred: int = 0  # writes left for the next pass: no budget now
     errors: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list, repr=False)  # the ids deleted (or found gone), lower case
 
 
 def _parts(resource_id: str) -> tuple[str, str, str]:
@@ -374,6 +375,7 @@ def apply(decisions: list[Decision], artifacts: dict[str, Artifact], arm: Any, b
             run.mark(art, d)
     for members in deletes.values():
         run.delete_set(members)
+    result.gone = sorted(run.gone)
     return result
 
 
@@ -390,11 +392,13 @@ class Retention:
     """A retention pass on the ports shared/wiring.py gives it."""
 
     def __init__(self, arm: Arm, ledger: Ledger, budget: Budget, subscriptions: list[str],
-                 policy_file: str | None = None, dry_run: bool = False, write_budget: Budget | None = None):
+                 policy_file: str | None = None, dry_run: bool = False, write_budget: Budget | None = None,
+                 alerts: Any = None):
         """``budget``: deletes (and, without ``write_budget``, writes, in a bucket of their own);
         ``write_budget``: the scheduled writes' bucket, shared with the workers, for marks and unmarks."""
         self.arm, self.ledger, self.budget, self.write_budget = arm, ledger, budget, write_budget
         self.subscriptions, self.policy_file, self.dry_run = list(subscriptions), policy_file, dry_run
+        self.alerts = alerts  # shared/alerts/outbox.py Alerts, or None
 
     def policies(self) -> dict[str, RetentionPolicy]:
         """Each policy's retention block, as the policy document parsed it."""
@@ -420,6 +424,11 @@ class Retention:
         applied = apply(decisions, {a.id: a for a in listing.artifacts}, self.arm, self.budget, self.ledger,
                         run_id, dry_run, self.write_budget)
         log.info("retention %s: %s", run_id, applied)
+        if self.alerts is not None and applied.gone:
+            by_id = {d.artifact_id.lower(): d for d in decisions}
+            arts = {a.id.lower(): a for a in listing.artifacts}
+            for alert in deletion_alerts(run_id, applied.gone, arts, by_id):
+                self.alerts.raise_(alert)
         return applied
 
     def run(self, now: datetime, policies: Mapping[str, RetentionPolicy] | None = None,
@@ -428,3 +437,18 @@ class Retention:
         listing = self.listing(now)
         decisions = self.decide(listing, now, policies)
         return decisions, self.apply(decisions, listing, now, dry_run)
+
+
+def deletion_alerts(run_id: str, gone: list[str], artifacts: Mapping[str, Artifact],
+                    decisions: Mapping[str, Decision]) -> list[Any]:
+    """One ``vmkeeper.retention.deleted`` per VM per pass, listing what was deleted and by which rule."""
+    from ..alerts import events as A
+
+    by_vm: dict[str, list[dict[str, str]]] = {}
+    for art_id in gone:
+        art, d = artifacts.get(art_id), decisions.get(art_id)
+        vm = str((art.vm_id if art else None) or "").lower() or "(no vm)"
+        by_vm.setdefault(vm, []).append({"id": art.id if art else art_id, "kind": art.kind if art else "",
+                                         "rule": d.rule if d else "", "reason": d.reason if d else ""})
+    return [A.Alert(A.RETENTION_DELETED, vm, run_id, {"run": run_id, "deleted": items})
+            for vm, items in sorted(by_vm.items())]

@@ -18,6 +18,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from ..alerts.events import for_poisoning
 from ..azure.graph import query_all
 from ..azure.ledger import Ledger
 from ..ports import Arm, Budget, Queue
@@ -96,8 +97,10 @@ BATCH_VMS = 8  # VMs' jobs per queue message
 class Schedule:
     """The planner's timer and the job queue's worker, on the ports shared/wiring.py gives them."""
 
-    def __init__(self, settings: FleetSettings, arm: Arm, queue: Queue, poison: Queue, ledger: Ledger, budget: Budget):
+    def __init__(self, settings: FleetSettings, arm: Arm, queue: Queue, poison: Queue, ledger: Ledger, budget: Budget,
+                 alerts: Any = None):
         self.settings, self.arm, self.queue, self.poison = settings, arm, queue, poison
+        self.alerts = alerts  # shared/alerts/outbox.py Alerts, or None
         self.ledger, self.budget = ledger, budget
         self.worker = ScheduledWorker(arm, budget, copy_timeout=settings.copy_timeout_hours * 3600.0)
 
@@ -147,6 +150,7 @@ class Schedule:
             reason = f"job message is {jobs.size(m)} bytes: over the queue's message limit ({jobs.MAX_MESSAGE_BYTES})"
             ledger.record(jobs_partition(m["job"]["slot"]), job_key(m["job"]), {"outcome": "failed", "reason": reason})
             runner.poison(self.poison, reason, m)
+            self._alert(runner.POISONED, m, reason)
 
         def send(batch: list[dict[str, Any]]) -> int:
             # Visible in the second its last job's promise falls due (counted from when it is sent):
@@ -194,7 +198,12 @@ class Schedule:
             return self.worker.handle(message)
 
         return runner.run(body, kind=KIND, required=("job",), step=step, queue=self.queue,
-                          poison=self.poison, on_done=done, on_failed=failed, already_done=finished)
+                          poison=self.poison, on_done=done, on_failed=failed, already_done=finished,
+                          alert=self._alert)
+
+    def _alert(self, cause: str, job: Any, reason: str) -> None:
+        if self.alerts is not None:
+            self.alerts.raise_(for_poisoning(cause, job, reason, self.settings.jobs_queue))
 
 
 def _due(message: dict[str, Any]) -> float:

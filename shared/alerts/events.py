@@ -1,0 +1,79 @@
+"""The alerts vmkeeper raises, as CloudEvents 1.0 (pure).
+
+Each alert says one change: its ``key`` names the change (a job, a restore, the newest point a breach
+is about), so raising the same change twice makes the same event id: the outbox drops the second,
+and a subscriber that sees a resend after a crash can tell it by id. The subject is the VM's id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+PROTECTION_FAILED = "vmkeeper.protection.failed"  # Azure refused or failed a VM's protection job
+JOB_POISONED = "vmkeeper.job.poisoned"  # a message vmkeeper could not process went to the poison queue
+RPO_BREACHED = "vmkeeper.rpo.breached"
+RPO_RESTORED = "vmkeeper.rpo.restored"
+RESTORE_SUCCEEDED = "vmkeeper.restore.succeeded"
+RESTORE_FAILED = "vmkeeper.restore.failed"
+RETENTION_DELETED = "vmkeeper.retention.deleted"
+TYPES = (PROTECTION_FAILED, JOB_POISONED, RPO_BREACHED, RPO_RESTORED, RESTORE_SUCCEEDED, RESTORE_FAILED,
+         RETENTION_DELETED)
+MAX_DATA = 32 * 1024  # characters of reason kept: an event stays far below Event Grid's 1 MB (and 64 KB billing unit)
+
+
+@dataclass(frozen=True)
+class Alert:
+    type: str
+    subject: str  # the VM's resource id (lower case), or what failed when no VM is known
+    key: str  # the change this alert is about
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"type: unknown alert type {self.type!r}")
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(f"{self.type}|{self.subject.lower()}|{self.key}".encode()).hexdigest()[:32]
+
+
+def cloud_event(alert: Alert, source: str, time: datetime) -> dict[str, Any]:
+    """The CloudEvents 1.0 JSON form Event Grid takes (``application/cloudevents-batch+json``)."""
+    return {"specversion": "1.0", "id": alert.id, "source": source, "type": alert.type, "subject": alert.subject,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ"), "datacontenttype": "application/json",
+            "data": _bounded(alert.data)}
+
+
+def _bounded(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v[:MAX_DATA] if isinstance(v, str) else v) for k, v in data.items()}
+
+
+def subject_of(job: Any, fallback: str) -> str:
+    """The VM a job is about (a scheduled job nests it under ``job``), else ``fallback``."""
+    if isinstance(job, dict):
+        inner = job.get("job") if isinstance(job.get("job"), dict) else job
+        vm = inner.get("vm_id")
+        if isinstance(vm, str) and vm:
+            return vm.lower()
+    return fallback
+
+
+def for_poisoning(cause: str, original: Any, reason: str, queue: str, failed_type: str = PROTECTION_FAILED) -> Alert:
+    """The alert for a job sent to ``queue``'s poison queue: ``failed_type`` when the job's own work
+    failed, else ``vmkeeper.job.poisoned``. Keyed by the job and reason: a duplicate delivery poisoned
+    again is the same change."""
+    import json
+
+    body = original.decode("utf-8", "replace") if isinstance(original, bytes) else original
+    if isinstance(body, dict):  # what changes from one try to the next is not the job's identity
+        body = {k: v for k, v in body.items() if k not in ("errors", "last_error", "attempt")}
+    key = hashlib.sha256(f"{json.dumps(body, sort_keys=True, default=str)}|{reason}".encode()).hexdigest()
+    kind = failed_type if cause == "failed" else JOB_POISONED
+    job = body.get("job") if isinstance(body, dict) and isinstance(body.get("job"), dict) else body
+    data = {"queue": queue, "reason": reason, "cause": cause}
+    if isinstance(job, dict):
+        data.update({k: job[k] for k in ("type", "slot", "vm_id", "restore_id", "event_id") if k in job})
+    return Alert(kind, subject_of(body, f"queue {queue}"), key, data)

@@ -1,0 +1,49 @@
+"""The report's data, gathered from what vmkeeper already recorded: the latest compliance evaluation
+(ledger), the alerts outbox (retention's deletions, failed and poisoned jobs) and the restores table.
+Reads only; nothing here calls Azure Resource Manager."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..alerts import events as A
+from ..instants import format_instant
+from ..restore.records import TERMINAL
+from .model import Deletion, Failure, ReportData, RestoreRow
+
+WINDOW = timedelta(days=30)
+FAILURES = (A.PROTECTION_FAILED, A.JOB_POISONED, A.RESTORE_FAILED)
+MAX_ROWS = 500  # per history section: the page stays light; older ones are in the tables
+
+
+class Reports:
+    def __init__(self, compliance: Any, ledger: Any, alerts: Any, records: Any):
+        self.compliance, self.ledger, self.alerts, self.records = compliance, ledger, alerts, records
+
+    def data(self, now: datetime | None = None) -> ReportData:
+        now = now or datetime.now(UTC)
+        since = now - WINDOW
+        evaluation = self.compliance.recorded()
+        notes = list(evaluation.notes) if evaluation else ["Compliance has not been evaluated yet."]
+        alerts = self.alerts.recent(since)
+        deletions = [Deletion(a["time"], item.get("id", ""), a["subject"], item.get("rule", ""), item.get("reason", ""))
+                     for a in alerts if a["type"] == A.RETENTION_DELETED for item in a["data"].get("deleted") or []]
+        failures = [Failure(a["time"], a["type"], a["subject"], str(a["data"].get("reason")
+                                                                  or (a["data"].get("error") or {}).get("message") or ""))
+                    for a in alerts if a["type"] in FAILURES]
+        restores = [RestoreRow(r.id, str(r.request.get("vm", "")), str((r.request.get("target") or {}).get("type", "")),
+                               r.state, r.created_at, r.updated_at if r.state in TERMINAL else None, r.principal) for r in self.records.recent()[:MAX_ROWS]]
+        return ReportData(
+            generated=format_instant(now),
+            evaluated=format_instant(evaluation.at) if evaluation else None,
+            summary=tuple(evaluation.summary()) if evaluation else (),
+            vms=tuple(evaluation.vms) if evaluation else (),
+            points_per_day=tuple(evaluation.points_per_day) if evaluation else (),
+            deletions=tuple(deletions[:MAX_ROWS]), failures=tuple(failures[:MAX_ROWS]), restores=tuple(restores),
+            notes=tuple(notes))
+
+    def html(self, now: datetime | None = None) -> str:
+        from .render import render
+
+        return render(self.data(now))
