@@ -1,0 +1,109 @@
+"""RPO compliance through the local Functions host: the timer judges every VM from what Azure holds,
+records it, raises one alert per change; GET /api/report shows it to a reader."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from azure.data.tables import TableClient
+
+from shared import tags as T
+from shared.alerts import events as A
+from shared.report.model import BREACHED, MET, NOT_PROTECTED
+from shared.restore.access import encode_principal
+from tests.app.restore_world import POLICIES, READER_PRINCIPAL, SECOND, protect_once, start
+
+FULL = {**POLICIES["policies"]["full"], "backup_policy": "DefaultPolicy"}
+
+
+@pytest.fixture
+def world(az, emu, azurite, tmp_path, monkeypatch):
+    w = start(az, emu, azurite, tmp_path, monkeypatch, vault=True, VMKEEPER_COMPLIANCE_SCHEDULE="0 */30 * * * *",
+              VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
+    (tmp_path / "policies.json").write_text(json.dumps({**POLICIES, "policies": {"full": FULL}}))
+    w["azurite"] = azurite
+    yield w
+    w["host"].close()
+
+
+def compute(az: Any, world: dict[str, Any]) -> Any:
+    from azure.mgmt.compute import ComputeManagementClient
+
+    return az.client(ComputeManagementClient, world["sub"], polling_interval=0)
+
+
+def old_snapshot_set(az: Any, world: dict[str, Any], age: timedelta) -> None:
+    """A complete snapshot set of the VM from ``age`` ago, as vmkeeper tags one (arranged with plain SDK clients)."""
+    from azure.mgmt.compute.models import CreationData, Snapshot
+
+    c = compute(az, world)
+    vm = c.virtual_machines.get("rg-vm-00", "vm-00000")
+    disks = [(None, vm.storage_profile.os_disk.managed_disk.id)] + [(d.lun, d.managed_disk.id)
+                                                                    for d in vm.storage_profile.data_disks]
+    slot = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:00:00Z")
+    set_id = secrets.token_hex(8)
+    for lun, disk in disks:
+        tags = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: "full", T.SLOT: slot,
+                T.SET: set_id, T.SET_SIZE: str(len(disks)), T.LUN: str(lun)}
+        c.snapshots.begin_create_or_update("rg-vm-00", f"old-{set_id}-{lun}", Snapshot(
+            location=vm.location, tags=tags, incremental=True,
+            creation_data=CreationData(create_option="Copy", source_resource_id=disk))).result()
+        az.advance(61)  # under 7 incremental snapshots per disk per 5 minutes
+
+
+def alerts(world: dict[str, Any]) -> list[dict[str, Any]]:
+    table = TableClient.from_connection_string(world["azurite"].connection_string,
+                                               world["settings"]["VMKEEPER_ALERTS_TABLE"])
+    return [json.loads(r["event"]) for r in table.list_entities()]
+
+
+def evaluate(world: dict[str, Any]) -> Any:
+    world["host"].fire_timer("compliance_evaluation")
+    return world["wiring"].compliance.recorded()
+
+
+def test_a_breach_and_its_end_are_each_one_alert_and_the_rows_say_why(world, az):
+    old_snapshot_set(az, world, timedelta(days=2))
+    first = evaluate(world)
+    (vm,) = first.vms
+    kinds = {k.kind: k for k in vm.kinds}
+    assert vm.state == BREACHED and vm.policy == "full"
+    assert kinds["snapshot_set"].state == BREACHED and kinds["snapshot_set"].age_hours > 47
+    assert kinds["vault"].state == MET  # the vault's recovery point, from its protected item
+    assert kinds["restore_point"].state == kinds["copy"].state == NOT_PROTECTED
+    assert "snapshot set" in vm.reason and "RPO 2 h" in vm.reason
+    evaluate(world)  # still breached: no new alert
+    assert [e["type"] for e in alerts(world)] == [A.RPO_BREACHED]
+
+    protect_once(world)  # the slot makes a fresh set, a restore point and their copies in the second region
+    after = evaluate(world)
+    (vm,) = after.vms
+    assert vm.state == MET, vm.reason
+    assert {k.kind: k.state for k in vm.kinds} == {"vault": MET, "snapshot_set": MET, "restore_point": MET, "copy": MET}
+    events = alerts(world)
+    assert sorted(e["type"] for e in events) == [A.RPO_BREACHED, A.RPO_RESTORED]
+    assert {e["subject"] for e in events} == {world["vm_id"].lower()}
+    assert {d.kind for d in after.points_per_day} >= {"snapshot_set", "restore_point", "copy"}
+    copy = next(k for k in vm.kinds if k.kind == "copy")
+    assert f":{SECOND}" in copy.point_id or "northeurope" in copy.point_id.lower()
+
+
+def test_the_report_page_needs_a_reader_and_shows_the_fleet(world, az):
+    protect_once(world)
+    evaluate(world)
+    key = {"x-functions-key": world["host"].function_key}
+    assert world["host"].http("GET", "/api/report").status == 401  # the host: no function key
+    anonymous = world["host"].http("GET", "/api/report", headers=key)
+    assert anonymous.status == 401 and anonymous.headers["content-type"].startswith("application/problem+json")
+    nobody = encode_principal("00000000-0000-0000-0000-0000000000cc", [], name="guest@example.com")
+    denied = world["host"].http("GET", "/api/report", headers={**key, "X-MS-CLIENT-PRINCIPAL": nobody})
+    assert denied.status == 403 and denied.json()["errors"][0]["field"] == "X-MS-CLIENT-PRINCIPAL.roles"
+    page = world["host"].http("GET", "/api/report", headers={**key, "X-MS-CLIENT-PRINCIPAL": READER_PRINCIPAL})
+    assert page.status == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.body.decode()
+    assert "vm-00000" in html and world["sub"] in html
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
