@@ -87,10 +87,14 @@ class LocalAzure:
     def wait_for_topic_deliveries(self, timeout: float = 10.0) -> dict:
         """Returns (the counts above) once every event published so far is delivered or dropped after its
         retries; TimeoutError if deliveries are still going after ``timeout`` seconds."""
-        out = self.admin("POST", "eventgrid/deliveries/wait", {"timeout_seconds": timeout})
-        if not out["idle"]:
-            raise TimeoutError(f"Event Grid deliveries still pending after {timeout} s: {out['pending']}")
-        return out
+        deadline = time.monotonic() + timeout
+        while True:  # in steps well inside admin()'s own HTTP timeout
+            step = max(0.0, min(60.0, deadline - time.monotonic()))
+            out = self.admin("POST", "eventgrid/deliveries/wait", {"timeout_seconds": step})
+            if out["idle"]:
+                return out
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Event Grid deliveries still pending after {timeout} s: {out['pending']}")
 
 
 @contextlib.contextmanager

@@ -169,8 +169,9 @@ class Emulator:
         """A data-plane request: its handler checks auth and api-version in its service's own terms; faults
         apply as to ARM, and operations due are settled first (a resource just created is usable)."""
         if route is None:
-            raise errors.ArmError(f"The requested resource does not support http method '{req.method}'.",
-                                  code="MethodNotAllowed", status=405)
+            message = f"The requested resource does not support http method '{req.method}'."
+            raise errors.ArmError(message, code="MethodNotAllowed", status=405,
+                                  details=[{"code": "MethodNotAllowed", "message": message}])
         req.route, req.params = route, params
         reset, delay = self._inject_fault(req, route.operation)
         if reset is not None:
