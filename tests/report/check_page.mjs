@@ -51,7 +51,7 @@ try {
     args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
     viewport: { width: 1280, height: 900 },
   });
-  context.setDefaultTimeout(5000);
+  context.setDefaultTimeout(10000);
   context.on("request", (r) => seen.requests.push(r.url())); // every request of every page
   const page = context.pages()[0] ?? (await context.newPage());
   watch(page);
@@ -101,7 +101,7 @@ try {
     const big = await context.newPage();
     watch(big);
     const start = Date.now();
-    await big.goto(bigUrl, { waitUntil: "load" });
+    await big.goto(bigUrl, { waitUntil: "load", timeout: 60000 }); // 7.6 MB of HTML
     out.big = { loadMs: Date.now() - start };
     out.big.filter = await big.evaluate(() => {
       const t = performance.now();
