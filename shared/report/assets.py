@@ -35,8 +35,11 @@ th,td{padding:.35rem .55rem;text-align:left;vertical-align:top;border-bottom:1px
 th{white-space:nowrap;font-weight:600}
 thead th{background:var(--panel)}
 #vm-table thead th{position:sticky;top:0;z-index:1}
-#vm-table .id{min-width:0;max-width:10.5rem}
-#vm-table .long{min-width:11rem;max-width:22rem}
+#vm-table .id{min-width:0;white-space:nowrap}
+#vm-table .long{min-width:9rem;max-width:22rem}
+#vm-table{font-size:.84rem}
+#vm-table th,#vm-table td{padding:.3rem .4rem}
+#vm-table th{white-space:normal}
 tfoot td{font-weight:600}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .long{min-width:14rem;max-width:36rem}

@@ -4,6 +4,7 @@ errors). Pure: the page is a function of ``ReportData`` alone (no clock: the rep
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from html import escape
 
@@ -22,6 +23,7 @@ from shared.report.model import (
     VmRow,
 )
 
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 KIND_TITLES = {
     "vault": "Vault",
     "snapshot_set": "Snapshot set",
@@ -57,6 +59,14 @@ def _last_segment(resource_id: str) -> str:
 def _named_id(resource_id: str) -> str:
     """A resource by its name, the full id as the tooltip."""
     return f'<span title="{escape(resource_id)}">{escape(_last_segment(resource_id))}</span>'
+
+
+def _subscription(sub: str) -> str:
+    """A subscription id by its first group (unique enough to tell a fleet's apart), the whole as the tooltip;
+    anything not shaped like one as given."""
+    if _GUID.fullmatch(sub):
+        return f'<span title="{escape(sub)}">{escape(sub[:8])}…</span>'
+    return escape(sub)
 
 
 def _hours(h: float) -> str:
@@ -172,7 +182,7 @@ def _vm_row(vm: VmRow) -> str:
     kinds = "".join(_kind_cell(by_kind.get(k)) for k in KINDS)
     return (
         f'<tr data-state="{escape(vm.state)}"><td title="{escape(vm.vm_id)}">{escape(vm.name)}</td>'
-        f'<td class="id">{escape(vm.subscription)}</td><td>{escape(vm.resource_group)}</td>'
+        f'<td class="id">{_subscription(vm.subscription)}</td><td>{escape(vm.resource_group)}</td>'
         f"<td>{escape(vm.region)}</td><td>{policy}</td>"
         f'<td data-sort="{rank}"><span class="badge s-{css_class(vm.state, STATES)}">{escape(_words(vm.state))}'
         f'</span></td><td class="long">{escape(vm.reason)}</td>{kinds}</tr>'
@@ -207,7 +217,7 @@ def _vms(vms: Sequence[VmRow]) -> str:
             ("num", "State"),
             ("text", "Reason"),
         ]
-        + [("num", f"{KIND_TITLES[k]} <small>age / RPO</small>") for k in KINDS]
+        + [("num", f"{KIND_TITLES[k]}<br><small>age / RPO</small>") for k in KINDS]
     )
     table = (
         '<div class="scroll vm-scroll"><table id="vm-table"><caption>Newest point of each kind: its age '

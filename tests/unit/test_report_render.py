@@ -37,7 +37,7 @@ SECTIONS = ("summary", "vms", "points", "deletions", "failures", "restores")
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "p", "time", "div", "strong", "ul",
     "li", "nav", "a", "main", "section", "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",
-    "span", "svg", "rect", "line", "text", "small", "details", "summary", "button", "label", "input", "script",
+    "span", "svg", "rect", "line", "text", "small", "details", "summary", "button", "label", "input", "script", "br",
 }  # fmt: skip
 
 
