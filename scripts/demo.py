@@ -82,6 +82,9 @@ def main() -> int:
 
         print("\n== Retention: the clock moves on; what is kept, marked and deleted, and why")
         retention_demo(az, storage, fleet["subscriptions"][0], say)
+
+        print("\n== The operator's view: RPO compliance, alerts to an Event Grid topic, the report page")
+        operator_demo(az, storage, fleet["subscriptions"], say)
     say("local Azure stopped")
     return 0
 
@@ -350,6 +353,52 @@ def restore_demo(az, storage, sub: str, say) -> None:
     made = compute.virtual_machines.get("rg-restore", f"{vm.name}-restored")
     say(f"{made.name}: {made.hardware_profile.vm_size}, OS disk {made.storage_profile.os_disk.managed_disk.id.split('/')[-1]} "
         f"(Attach), {len(made.storage_profile.data_disks)} data disks, provisioning {made.provisioning_state}")
+
+
+def operator_demo(az, storage, subs: list[str], say) -> None:
+    """The compliance timer through the host, its alerts delivered by the emulator's custom topic to a local
+    subscriber, then the CLI as an operator runs it: the compliance table and the report page."""
+    import importlib
+    import os
+    import tempfile
+    from collections import Counter
+
+    from azure.mgmt.eventgrid import EventGridManagementClient
+    from azure.mgmt.eventgrid.models import EventSubscription, Topic, WebHookEventSubscriptionDestination
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    import function_app
+    from devtools.functions_host import LocalFunctionsHost
+    from emulator.eventgrid.subscriber import WebHookSubscriber
+    from emulator.testing import StaticCredential
+    from shared import wiring
+    from shared.cli.main import cli
+
+    az.client(ResourceManagementClient, subs[0]).resource_groups.create_or_update("rg-ops", {"location": "westeurope"})
+    eg = az.client(EventGridManagementClient, subs[0], polling_interval=0)
+    topic = eg.topics.begin_create_or_update("rg-ops", "vmkeeper-alerts", Topic(
+        location="westeurope", input_schema="CloudEventSchemaV1_0", disable_local_auth=True)).result()
+    with WebHookSubscriber() as hook:
+        eg.event_subscriptions.begin_create_or_update(topic.id, "oncall", EventSubscription(
+            destination=WebHookEventSubscriptionDestination(endpoint_url=hook.url),
+            event_delivery_schema="CloudEventSchemaV1_0")).result()
+        say(f"custom topic {topic.name} (CloudEvents 1.0, keys off) → a local WebHook subscriber")
+        os.environ.update({"VMKEEPER_COMPLIANCE_SCHEDULE": "0 */30 * * * *", "VMKEEPER_ALERTS_TOPIC_ENDPOINT": topic.endpoint,
+                           "VMKEEPER_ALERTS_TABLE": "vmkeeperalerts"})
+        wiring.use(wiring.Wiring(credential=StaticCredential()))
+        host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)
+        host.fire_timer("compliance_evaluation")
+        host.close()
+        az.wait_for_topic_deliveries(timeout=30)
+        kinds = Counter(e["type"] for e in hook.events)
+        say("compliance_evaluation: every VM judged; alerts delivered: "
+            + (", ".join(f"{n} {t}" for t, n in sorted(kinds.items())) or "none"))
+    print()
+    obj = {"credential": StaticCredential()}
+    cli.main(["status", "--recorded"], obj=obj, standalone_mode=False)
+    path = os.path.join(tempfile.mkdtemp(prefix="vmkeeper-report-"), "report.html")
+    cli.main(["report", "-o", path], obj=obj, standalone_mode=False)
+    say(f"report page written to {path} (open it in a browser; `vmkeeper report -o FILE` does the same)")
 
 
 if __name__ == "__main__":
