@@ -4,10 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+BROWSER_OK := node_modules/.chromium
 
 .PHONY: setup test soak demo bench lint format clean
 
-setup: $(PY_OK) $(NODE_OK)
+setup: $(PY_OK) $(NODE_OK) $(BROWSER_OK)
 
 $(PY_OK): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +18,14 @@ $(PY_OK): requirements.txt pyproject.toml
 
 $(NODE_OK): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's chromium, which playwright-core drives in the report page's browser test (Playwright's own
+# browser download is not used). Installed only when missing, and only root can.
+$(BROWSER_OK): $(NODE_OK)
+	test -x $(CHROMIUM) || { \
+	  test "$$(id -u)" = 0 || { echo "$(CHROMIUM) is missing: run 'make setup' as root to apt-get install chromium" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 	touch $@
 
 lint: $(PY_OK)

@@ -79,6 +79,23 @@ class LocalAzure:
     def advance(self, seconds: float) -> dict:
         return self.admin("POST", "clock", {"advance_seconds": seconds})
 
+    # Event Grid custom topics: what their publish endpoints accepted, delivered to event subscriptions.
+    def topic_deliveries(self) -> dict:
+        """``{pending, delivered, failed, notDelivered, eventSubscriptions: {id: counts}, dropped: [...]}``."""
+        return self.admin("GET", "eventgrid/deliveries")
+
+    def wait_for_topic_deliveries(self, timeout: float = 10.0) -> dict:
+        """Returns (the counts above) once every event published so far is delivered or dropped after its
+        retries; TimeoutError if deliveries are still going after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:  # in steps well inside admin()'s own HTTP timeout
+            step = max(0.0, min(60.0, deadline - time.monotonic()))
+            out = self.admin("POST", "eventgrid/deliveries/wait", {"timeout_seconds": step})
+            if out["idle"]:
+                return out
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Event Grid deliveries still pending after {timeout} s: {out['pending']}")
+
 
 @contextlib.contextmanager
 def in_process(speed: float = 1.0, seed: int | None = None) -> Iterator[tuple[LocalAzure, Any]]:

@@ -65,6 +65,26 @@ param authClientId string = ''
 @description('App Service authentication: allowed token audiences. Empty: api://<authClientId>.')
 param authAllowedAudiences array = []
 
+@description('NCRONTAB of the RPO compliance evaluation (VMKEEPER_COMPLIANCE_SCHEDULE).')
+param complianceSchedule string = '0 */30 * * * *'
+
+@description('Alerts published to an Event Grid custom topic. false: no topic, VMKEEPER_ALERTS_TOPIC_ENDPOINT empty (alerts are recorded, not published).')
+param alertsEnabled bool = true
+
+@description('An existing Event Grid custom topic (CloudEvents 1.0 input schema) to publish alerts to instead of a new one: its resource id. Empty: vmkeeper makes its own.')
+param existingAlertsTopicId string = ''
+
+@description('Public network access of the alerts topic vmkeeper makes.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param alertsPublicNetworkAccess string = 'Enabled'
+
+@secure()
+@description('An https webhook every alert is delivered to as a CloudEvent (an event subscription on the topic vmkeeper makes). Empty: none.')
+param alertWebhookUrl string = ''
+
 @description('Log Analytics retention in days.')
 param logRetentionDays int = 30
 
@@ -87,6 +107,12 @@ var vaultPrefix = 'rsv-${resourceToken}-'
 var functionAppName = 'func-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 var deadLetterContainerName = 'eventgrid-deadletter'
+var alertsTopicName = 'evgt-vmkeeper-alerts-${resourceToken}'
+var createAlertsTopic = alertsEnabled && empty(existingAlertsTopicId)
+// The topic alerts go to: the existing one, else vmkeeper's. With alerts off it is still a well-formed id (never
+// deployed), as ARM evaluates a skipped module's scope too.
+var newAlertsTopicId = '/subscriptions/${subscription().subscriptionId}/resourceGroups/${resourceGroupName}/providers/Microsoft.EventGrid/topics/${alertsTopicName}'
+var alertsTopicId = (alertsEnabled && !empty(existingAlertsTopicId)) ? existingAlertsTopicId : newAlertsTopicId
 
 // The queue and table names: the code's defaults (shared/settings.py), the bindings' %SETTING%s and the
 // storage account's queues and tables all come from here (tests/infra checks they agree).
@@ -100,6 +126,7 @@ var tables = {
   ledger: 'vmkeeperledger'
   budget: 'vmkeeperbudget'
   restores: 'vmkeeperrestores'
+  alerts: 'vmkeeperalerts'
 }
 
 // Vault ids are known before the vaults exist: VMKEEPER_VAULTS names the new ones and the existing ones.
@@ -202,6 +229,7 @@ module app 'app/function.bicep' = {
   dependsOn: [
     rbac
     vaults
+    alertsSender
   ]
   params: {
     name: functionAppName
@@ -221,12 +249,57 @@ module app 'app/function.bicep' = {
     subscriptions: join(subscriptionIds, ',')
     restoreScopes: join(restoreScopes, ',')
     schedule: schedule
+    complianceSchedule: complianceSchedule
+    alertsTopicEndpoint: alertsEnabled ? alertsSender.outputs.endpoint : ''
     retentionSchedule: retentionSchedule
     retentionDryRun: retentionDryRun
     backupNow: backupNow
     authTenantId: empty(authTenantId) ? tenant().tenantId : authTenantId
     authClientId: authClientId
     authAllowedAudiences: authAllowedAudiences
+  }
+}
+
+// Alerts: vmkeeper's own custom topic (unless an existing one is given), the EventGrid Data Sender role for the
+// identity on whichever topic is used, and an operator's optional webhook subscription (infra/README.md, "Alerts").
+module alertsTopic 'alerts/topic.bicep' = if (createAlertsTopic) {
+  name: 'alerts-topic'
+  scope: rg
+  params: {
+    name: alertsTopicName
+    location: location
+    tags: tags
+    identityId: identity.outputs.resourceId
+    publicNetworkAccess: alertsPublicNetworkAccess
+    workspaceId: logAnalytics.outputs.resourceId
+  }
+}
+
+module alertsSender 'alerts/data-sender.bicep' = if (alertsEnabled) {
+  name: 'alerts-data-sender-${resourceToken}'
+  scope: resourceGroup(split(alertsTopicId, '/')[2], split(alertsTopicId, '/')[4])
+  dependsOn: [
+    alertsTopic
+  ]
+  params: {
+    topicName: last(split(alertsTopicId, '/'))
+    principalId: identity.outputs.principalId
+  }
+}
+
+// Only on the topic vmkeeper makes: it has the identity the dead letters are written with.
+module alertsWebhook 'alerts/webhook-subscription.bicep' = if (createAlertsTopic && !empty(alertWebhookUrl)) {
+  name: 'alerts-webhook'
+  scope: rg
+  dependsOn: [
+    alertsTopic
+  ]
+  params: {
+    topicName: alertsTopicName
+    webhookUrl: alertWebhookUrl
+    identityId: identity.outputs.resourceId
+    storageAccountId: storage.outputs.id
+    deadLetterContainerName: deadLetterContainerName
   }
 }
 
@@ -289,3 +362,5 @@ output AZURE_STORAGE_ACCOUNT_ID string = storage.outputs.id
 output EVENTGRID_DEADLETTER_CONTAINER string = deadLetterContainerName
 output EVENTGRID_SYSTEM_TOPIC_IDS array = concat(newTopicIds, map(items(existingSystemTopicIds), t => t.value))
 output VAULT_IDS object = vaultIds
+output ALERTS_TOPIC_ID string = alertsEnabled ? alertsTopicId : ''
+output ALERTS_TOPIC_ENDPOINT string = alertsEnabled ? alertsSender.outputs.endpoint : ''

@@ -51,7 +51,7 @@ class AdminApi:
             ("POST", r"state/save", self.save_state),
             ("GET", r"stats", self.stats),
         ]
-        self._routes += [(r.method, r.path, self._provided(r.handler)) for r in provided]
+        self._routes += [(r.method, r.path, self._provided(r.handler, r.locked)) for r in provided]
 
     def handle(self, method: str, path: str, query: dict[str, str], raw: bytes) -> Response:
         sub = path[len("/_emulator/"):].strip("/")
@@ -142,9 +142,12 @@ class AdminApi:
             sub = self.emu.store.add_subscription(body.get("id"), body.get("displayName"))
         return _ok(sub.to_arm(), 201)
 
-    def _provided(self, handler: Any) -> Any:
-        """A provider's admin endpoint, run with the state lock held."""
+    def _provided(self, handler: Any, locked: bool) -> Any:
+        """A provider's admin endpoint, run with the state lock held unless it waits on other threads."""
         def endpoint(body: dict[str, Any], **_: Any) -> Response:
+            if not locked:
+                status, out = handler(self.emu, body)
+                return _ok(out, status)
             with self.emu.lock:
                 status, out = handler(self.emu, body)
             return _ok(out, status)

@@ -63,7 +63,7 @@ class Emulator:
         self.calls = CallLog()
         self.operations = Operations(self.clock)
         providers = load_providers()
-        self.router, self.guards = providers.router, providers.guards
+        self.router, self.guards, self.data_plane = providers.router, providers.guards, providers.data_plane
         self.admin = admin.AdminApi(self, providers.admin)
         self.base_url = "https://127.0.0.1"
         self.latency_ms = 0.0
@@ -105,7 +105,11 @@ class Emulator:
         extra_headers: dict[str, str] = {}
         outcome = Outcome(Response(500))
         try:
-            outcome = self._dispatch(req, extra_headers)
+            route, params, path_known = self.data_plane.match(method, path)
+            if route is not None or path_known:
+                outcome = self._dispatch_data_plane(req, route, params)
+            else:
+                outcome = self._dispatch(req, extra_headers)
         except errors.ArmError as exc:
             outcome = Outcome(Response(exc.status, exc.body(), dict(exc.headers)))
         except Exception:  # a bug in the emulator must look like ARM's 500, never a traceback
@@ -128,7 +132,7 @@ class Emulator:
         if route is None:
             raise self._unknown_path(req, path_known)
         req.route, req.params = route, params
-        if self.require_auth and not req.headers.get("authorization", "").lower().startswith("bearer "):
+        if self.require_auth and req.bearer_token() is None:
             raise errors.AuthenticationFailed("Authentication failed. The 'Authorization' header is missing.")
         self._check_api_version(req, route)
         scope = "tenant"
@@ -148,23 +152,9 @@ class Emulator:
                 f"Please try again after '{seconds}' seconds after additional tokens are available.",
                 headers={"Retry-After": seconds},
             )
-        rule = self.faults.pick(req.method, req.path, route.operation, ("429", "500", "503", "reset", "slow"))
-        delay = 0.0
-        if rule is not None:
-            if rule.kind == "reset":
-                return Outcome(Response(0), reset=True)
-            if rule.kind == "429":
-                raise errors.Throttled(
-                    f"Injected throttling: please try again after '{rule.retry_after}' seconds.",
-                    headers={"Retry-After": str(max(1, rule.retry_after))},
-                )
-            if rule.kind == "500":
-                raise errors.InternalServerError("Injected fault: an internal error occurred.")
-            if rule.kind == "503":
-                raise errors.ServiceUnavailable("Injected fault: the service is temporarily unavailable.",
-                                                headers={"Retry-After": "1"})
-            if rule.kind == "slow":
-                delay = rule.delay_ms / 1000.0
+        reset, delay = self._inject_fault(req, route.operation)
+        if reset is not None:
+            return reset
         with self.lock:
             self.operations.settle()
             for guard in self.guards:
@@ -174,6 +164,42 @@ class Emulator:
             self._publish(req, route)
         resp.headers.pop("x-emulator-event", None)
         return Outcome(resp, delay=delay)
+
+    def _dispatch_data_plane(self, req: Request, route: Any, params: dict[str, str]) -> Outcome:
+        """A data-plane request: its handler checks auth and api-version in its service's own terms; faults
+        apply as to ARM, and operations due are settled first (a resource just created is usable)."""
+        if route is None:
+            message = f"The requested resource does not support http method '{req.method}'."
+            raise errors.ArmError(message, code="MethodNotAllowed", status=405,
+                                  details=[{"code": "MethodNotAllowed", "message": message}])
+        req.route, req.params = route, params
+        reset, delay = self._inject_fault(req, route.operation)
+        if reset is not None:
+            return reset
+        with self.lock:
+            self.operations.settle()
+            resp = route.handler(req)
+        return Outcome(resp, delay=delay)
+
+    def _inject_fault(self, req: Request, operation: str) -> tuple[Outcome | None, float]:
+        """A fault rule matching this request: raises its error, or returns (a connection reset, or None,
+        and the delay of a slow response)."""
+        rule = self.faults.pick(req.method, req.path, operation, ("429", "500", "503", "reset", "slow"))
+        if rule is None:
+            return None, 0.0
+        if rule.kind == "reset":
+            return Outcome(Response(0), reset=True), 0.0
+        if rule.kind == "429":
+            raise errors.Throttled(
+                f"Injected throttling: please try again after '{rule.retry_after}' seconds.",
+                headers={"Retry-After": str(max(1, rule.retry_after))},
+            )
+        if rule.kind == "500":
+            raise errors.InternalServerError("Injected fault: an internal error occurred.")
+        if rule.kind == "503":
+            raise errors.ServiceUnavailable("Injected fault: the service is temporarily unavailable.",
+                                            headers={"Retry-After": "1"})
+        return None, rule.delay_ms / 1000.0  # slow
 
     def _publish(self, req: Request, route: Any) -> None:
         kind = {"PUT": "write", "PATCH": "write", "DELETE": "delete"}.get(req.method, "action")

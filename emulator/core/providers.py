@@ -5,7 +5,10 @@ here and never the other way round:
 - ``router``: its route table (required);
 - ``guard``: a check every request passes before its handler, such as management locks;
 - ``ADMIN``: admin endpoints of its own under ``/_emulator/`` (e.g. a fleet seed), as
-  :class:`AdminRoute` entries.
+  :class:`AdminRoute` entries;
+- ``data_plane``: routes of a service's data plane (e.g. publishing to an Event Grid topic), which in
+  Azure live on hosts of their own: they skip ARM's pipeline (bearer check, api-version, throttling,
+  locks, system-topic events) and answer in their service's own error envelope.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ PROVIDERS = (
     "emulator.compute.responses",
     "emulator.resourcegraph.responses",
     "emulator.recoveryservices.responses",
+    "emulator.eventgrid.responses",
 )
 
 
@@ -30,11 +34,13 @@ PROVIDERS = (
 class AdminRoute:
     """An admin endpoint a provider adds: ``method`` and ``path`` (a regex under /_emulator/), and a
     handler taking the emulator and the JSON body, returning (status, body). It runs with the state
-    lock held; a ValueError is a 400 naming the problem."""
+    lock held unless ``locked`` is False (an endpoint that waits on other threads); a ValueError is a
+    400 naming the problem."""
 
     method: str
     path: str
     handler: Callable[[Any, dict[str, Any]], tuple[int, Any]]
+    locked: bool = True
 
 
 @dataclass
@@ -42,6 +48,7 @@ class Providers:
     router: Router = field(default_factory=Router)
     guards: list[Callable[[Request], None]] = field(default_factory=list)
     admin: list[AdminRoute] = field(default_factory=list)
+    data_plane: Router = field(default_factory=Router)
 
 
 def load_providers(names: tuple[str, ...] = PROVIDERS) -> Providers:
@@ -55,4 +62,6 @@ def load_providers(names: tuple[str, ...] = PROVIDERS) -> Providers:
         if hasattr(module, "guard"):
             found.guards.append(module.guard)
         found.admin.extend(getattr(module, "ADMIN", ()))
+        if hasattr(module, "data_plane"):
+            found.data_plane.extend(module.data_plane)
     return found

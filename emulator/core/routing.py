@@ -56,6 +56,12 @@ class Request:
     def base_url(self) -> str:
         return self.emulator.base_url
 
+    def bearer_token(self) -> str | None:
+        """The token of an ``Authorization: Bearer …`` header (what the emulator accepts as a signed-in
+        caller: it holds no identity provider, so any bearer token is one), else None."""
+        scheme, space, token = self.headers.get("authorization", "").partition(" ")
+        return token if space and scheme.lower() == "bearer" else None
+
 
 Handler = Callable[[Request], Response]
 

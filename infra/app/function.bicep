@@ -15,7 +15,7 @@ param instanceMemoryMB int
 @description('Queue names: protect, jobs, restores (main.bicep).')
 param queues object
 
-@description('Table names: protect, ledger, budget, restores (main.bicep).')
+@description('Table names: protect, ledger, budget, restores, alerts (main.bicep).')
 param tables object
 
 @description('VMKEEPER_VAULTS: JSON object region -> Recovery Services vault id.')
@@ -28,9 +28,13 @@ param subscriptions string
 param restoreScopes string
 
 param schedule string
+param complianceSchedule string
 param retentionSchedule string
 param retentionDryRun bool
 param backupNow bool
+
+@description('VMKEEPER_ALERTS_TOPIC_ENDPOINT: the alerts topic\'s properties.endpoint. Empty: alerts recorded, not published.')
+param alertsTopicEndpoint string
 
 @description('App Service authentication (restore API): only set up when authClientId is given.')
 param authTenantId string
@@ -120,6 +124,9 @@ var appSettings = {
   VMKEEPER_RESTORE_SCOPES: restoreScopes
   VMKEEPER_RESTORE_QUEUE: queues.restores
   VMKEEPER_RESTORE_TABLE: tables.restores
+  VMKEEPER_COMPLIANCE_SCHEDULE: complianceSchedule
+  VMKEEPER_ALERTS_TOPIC_ENDPOINT: alertsTopicEndpoint
+  VMKEEPER_ALERTS_TABLE: tables.alerts
 }
 
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {

@@ -19,4 +19,7 @@ class TopicPublisher:
         # azure-eventgrid 4.22 (basic topics) drops constructor options such as connection_verify; per-call
         # options reach the pipeline, so a local CA is given with each send.
         options = {"connection_verify": self.ca_bundle} if self.ca_bundle else {}
-        self._client.send(events, content_type="application/cloudevents-batch+json; charset=utf-8", **options)
+        from ..azure.clients import USER_AGENT
+
+        self._client.send(events, content_type="application/cloudevents-batch+json; charset=utf-8",
+                          user_agent=USER_AGENT, **options)

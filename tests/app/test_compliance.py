@@ -107,3 +107,58 @@ def test_the_report_page_needs_a_reader_and_shows_the_fleet(world, az):
     html = page.body.decode()
     assert "vm-00000" in html and world["sub"] in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+
+
+def test_a_poisoned_job_a_breach_and_a_restore_each_reach_a_subscriber_once(world, az, monkeypatch):
+    """End to end: the app publishes with the real azure-eventgrid client (Bearer) to the emulator's custom
+    topic, which delivers CloudEvents to a local WebHook subscriber."""
+    from azure.mgmt.eventgrid import EventGridManagementClient
+    from azure.mgmt.eventgrid.models import EventSubscription, Topic, WebHookEventSubscriptionDestination
+    from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
+
+    from emulator.eventgrid.subscriber import WebHookSubscriber
+    from tests.app.restore_world import OPERATOR_PRINCIPAL
+
+    eg = az.client(EventGridManagementClient, world["sub"], polling_interval=0)
+    topic = eg.topics.begin_create_or_update("rg-restore", "vmkeeper-alerts", Topic(
+        location="westeurope", input_schema="CloudEventSchemaV1_0", disable_local_auth=True)).result()
+    monkeypatch.setenv("VMKEEPER_ALERTS_TOPIC_ENDPOINT", topic.endpoint)  # read on the alerts' first use
+    with WebHookSubscriber() as hook:
+        eg.event_subscriptions.begin_create_or_update(topic.id, "ops", EventSubscription(
+            destination=WebHookEventSubscriptionDestination(endpoint_url=hook.url),
+            event_delivery_schema="CloudEventSchemaV1_0")).result()
+        old_snapshot_set(az, world, timedelta(days=2))
+        evaluate(world)  # breached
+
+        jobs = QueueClient.from_connection_string(world["azurite"].connection_string,
+                                                  world["settings"]["VMKEEPER_JOBS_QUEUE"],
+                                                  message_encode_policy=BinaryBase64EncodePolicy())
+        jobs.send_message(b'{"v": 1, "kind": "scheduled", "batch": "not a list"}')
+        assert world["host"].run_until_idle(timeout=60)  # poisoned
+
+        headers = {"x-functions-key": world["host"].function_key, "X-MS-CLIENT-PRINCIPAL": OPERATOR_PRINCIPAL}
+        points = world["host"].http("GET", f"/api/vms/{world['sub']}/rg-vm-00/vm-00000/recovery-points",
+                                    headers=headers).json()["value"]
+        the_set = next(p for p in points if p["kind"] == "snapshot_set" and p["complete"])
+        accepted = world["host"].http("POST", "/api/restores", headers=headers, body=json.dumps({
+            "vm": world["vm_id"], "recovery_point": the_set["id"],
+            "target": {"type": "disks", "resource_group": f"/subscriptions/{world['sub']}/resourceGroups/rg-restore"}}))
+        assert accepted.status == 202, accepted.body
+        assert world["host"].run_until_idle(timeout=120)
+        evaluate(world)  # still breached: nothing new
+
+        az.wait_for_topic_deliveries(timeout=20)
+        events = hook.events
+        assert sorted(e["type"] for e in events) == [A.JOB_POISONED, A.RESTORE_SUCCEEDED, A.RPO_BREACHED], events
+        by_type = {e["type"]: e for e in events}
+        assert by_type[A.RPO_BREACHED]["subject"] == by_type[A.RESTORE_SUCCEEDED]["subject"] == world["vm_id"].lower()
+        assert by_type[A.JOB_POISONED]["subject"] == f"queue {world['settings']['VMKEEPER_JOBS_QUEUE']}"
+        assert "message.batch" in by_type[A.JOB_POISONED]["data"]["reason"]
+        assert by_type[A.RESTORE_SUCCEEDED]["data"]["restore_id"] == accepted.json()["id"]
+        assert all(e["specversion"] == "1.0" and e["source"] == "/vmkeeper" for e in events)
+        assert len({e["id"] for e in events}) == 3
+        outbox = list(TableClient.from_connection_string(world["azurite"].connection_string,
+                                                         world["settings"]["VMKEEPER_ALERTS_TABLE"]).list_entities())
+        assert len(outbox) == 3 and all(r["sent"] for r in outbox)  # the outbox: each change once, each published
+    publishes = [c for c in az.calls() if c.get("operation") == "Microsoft.EventGrid/events/send/action"]
+    assert publishes and all(c["status"] == 200 and "vmkeeper/" in (c.get("userAgent") or "") for c in publishes)

@@ -1,6 +1,7 @@
 """The Bicep under infra/: every file parses (tree-sitter-bicep and pycep-parser, offline: no Bicep compiler
 here), and what it deploys agrees with what the code reads: app settings, queue and table names, the
-policy document's Azure Backup policies, least privilege, Event Grid's filter, App Service authentication."""
+policy document's Azure Backup policies, least privilege, Event Grid's filter, the alerts topic, App Service
+authentication."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ SUB = "00000000-0000-0000-0000-000000000001"
 # Built-in roles no vmkeeper identity may hold: Owner, Contributor, User Access Administrator, RBAC Administrator.
 BROAD_ROLES = ("8e3af657-a8ff-443c-a75c-2fe8c4bcd635", "b24988ac-6180-42a0-ab88-20f7382dd24c",
                "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9", "f58310d9-a9f6-439a-9e8d-f62e7b41a168")
+# EventGrid Data Sender (Microsoft Learn, "Azure built-in roles for Integration"): send only, no management.
+EVENTGRID_DATA_SENDER = "d5a91429-5739-47e2-a06b-3470a27159e7"
 
 
 def ts_parser() -> tree_sitter.Parser:
@@ -71,6 +74,32 @@ def binding_settings() -> set[str]:
     return found
 
 
+def evaluate(expr, env: dict):
+    """A pycep condition or value over ``env`` (parameter and variable names -> values): enough of Bicep's
+    expressions (names, literals, &&, ||, !, ?:, empty()) to run main.bicep's alerts switches."""
+    if isinstance(expr, bool):
+        return expr
+    if isinstance(expr, str):
+        return env.get(expr, expr)
+    if "function" in expr:
+        fn = expr["function"]
+        assert fn["type"] == "empty", fn
+        return not evaluate(fn["parameters"]["item_to_test"], env)
+    op = expr["operator"]
+    ops = op["operands"]
+    if op["type"] == "and":
+        return evaluate(ops["operand_1"], env) and evaluate(ops["operand_2"], env)
+    if op["type"] == "or":
+        return evaluate(ops["operand_1"], env) or evaluate(ops["operand_2"], env)
+    if op["type"] == "not":
+        return not evaluate(ops["bool_value"], env)
+    if op["type"] == "conditional":
+        return evaluate(ops["true_value"] if evaluate(ops["condition"], env) else ops["false_value"], env)
+    if op["type"] == "property_accessor":  # module outputs: named, not resolved
+        return ".".join(str(v) for v in (ops["operand_1"], evaluate(ops["operand_2"], {})))
+    raise AssertionError(f"unsupported expression {op['type']}")
+
+
 def app_settings() -> dict:
     fn = bicep("app/function.bicep")
     assert fn["resources"]["settings"]["config"]["properties"] == "appSettings"
@@ -83,7 +112,8 @@ def app_settings() -> dict:
 def test_there_is_bicep_to_check():
     names = {p.relative_to(INFRA).as_posix() for p in BICEP_FILES}
     assert {"main.bicep", "app/function.bicep", "app/storage.bicep", "backup/vault.bicep",
-            "eventgrid/event-subscription.bicep", "security/role-definition.bicep"} <= names
+            "eventgrid/event-subscription.bicep", "security/role-definition.bicep", "alerts/topic.bicep",
+            "alerts/data-sender.bicep", "alerts/webhook-subscription.bicep"} <= names
 
 
 def test_tree_sitter_sees_broken_bicep():
@@ -146,12 +176,12 @@ def code_defaults(tmp_path) -> dict[str, str]:
     policy = tmp_path / "p.json"
     policy.write_text((ROOT / "policies.json").read_text(encoding="utf-8"), encoding="utf-8")
     env = {"VMKEEPER_VAULTS": "{}", "VMKEEPER_POLICY_FILE": str(policy), "VMKEEPER_SUBSCRIPTIONS": SUB}
-    p, f, r = (settings.ProtectSettings.from_env(env), settings.FleetSettings.from_env(env),
-               settings.RestoreSettings.from_env(env))
+    p, f, r, a = (settings.ProtectSettings.from_env(env), settings.FleetSettings.from_env(env),
+                  settings.RestoreSettings.from_env(env), settings.AlertSettings.from_env(env))
     return {"VMKEEPER_PROTECT_QUEUE": p.queue, "VMKEEPER_PROTECT_TABLE": p.ledger_table,
             "VMKEEPER_JOBS_QUEUE": f.jobs_queue, "VMKEEPER_LEDGER_TABLE": f.ledger_table,
             "VMKEEPER_BUDGET_TABLE": f.budget_table, "VMKEEPER_RESTORE_QUEUE": "vmkeeper-restores",
-            "VMKEEPER_RESTORE_TABLE": r.table}
+            "VMKEEPER_RESTORE_TABLE": r.table, "VMKEEPER_ALERTS_TABLE": a.table}
 
 
 def test_queue_and_table_names_agree(tmp_path):
@@ -165,6 +195,18 @@ def test_queue_and_table_names_agree(tmp_path):
         params = main["modules"][module]["config"]["params"]
         assert params["queues"] == "queues" and params["tables"] == "tables", module
     assert set(names["queues"].values()) == {"vmkeeper-protect", "vmkeeper-jobs", "vmkeeper-restores"}
+    assert names["tables"]["alerts"] == "vmkeeperalerts"  # made by the storage module's loop over tables
+
+
+def test_timer_schedules_are_six_field_ncrontab_and_compliance_runs_half_hourly():
+    main = bicep("main.bicep")
+    params = main["parameters"]
+    assert params["complianceSchedule"]["default"] == "0 */30 * * * *"
+    for name in ("schedule", "retentionSchedule", "complianceSchedule"):
+        assert len(params[name]["default"].split()) == 6, name
+    assert main["modules"]["app"]["config"]["params"]["complianceSchedule"] == "complianceSchedule"
+    assert app_settings()["VMKEEPER_COMPLIANCE_SCHEDULE"] == "complianceSchedule"
+    assert "%VMKEEPER_COMPLIANCE_SCHEDULE%" in (ROOT / "functions" / "compliance.py").read_text(encoding="utf-8")
 
 
 def test_storage_makes_each_queue_with_its_poison_queue_and_each_table():
@@ -260,6 +302,13 @@ def test_role_is_assigned_in_every_protected_subscription():
         assert props["principalType"] == "ServicePrincipal"
 
 
+def test_custom_role_grants_nothing_on_event_grid():
+    # sending alerts is the built-in data role's, at the topic only (test_identity_sends_to_the_alerts_topic_only)
+    doc = json.loads((INFRA / "vmkeeper-role.json").read_text(encoding="utf-8"))
+    granted = [a for k in ("actions", "dataActions") for a in doc[k]]
+    assert not [a for a in granted if a.lower().startswith("microsoft.eventgrid/")]
+
+
 def test_no_broad_built_in_roles_anywhere():
     text = "\n".join(p.read_text(encoding="utf-8").lower() for p in [*BICEP_FILES, INFRA / "vmkeeper-role.json"])
     for role in BROAD_ROLES:
@@ -293,6 +342,132 @@ def test_event_subscription_filters_vm_writes_and_deletes():
 
 def test_the_function_exists():
     assert "def vm_events(" in (ROOT / "functions" / "autoprotect.py").read_text(encoding="utf-8")
+
+
+# --- alerts: the Event Grid custom topic ------------------------------------------------------------
+
+def test_alerts_topic_takes_cloud_events_and_no_keys():
+    mod = bicep("alerts/topic.bicep")
+    topic = mod["resources"]["topic"]
+    assert topic["type"] == "Microsoft.EventGrid/topics" and not topic["existing"]
+    props = topic["config"]["properties"]
+    assert props["inputSchema"] == "CloudEventSchemaV1_0"
+    assert props["disableLocalAuth"] is True
+    assert props["minimumTlsVersionAllowed"] == "1.2"
+    assert props["publicNetworkAccess"] == "publicNetworkAccess"
+    access = mod["parameters"]["publicNetworkAccess"]
+    assert access["default"] == "Enabled"
+    assert {"type": "allowed", "argument": ["Enabled", "Disabled"]} in access["decorators"]
+    assert "inboundIpRules" not in props and "inputSchemaMapping" not in props
+    # dead letters of its event subscriptions are written with the app's identity
+    assert topic["config"]["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {"'${identityId}'": {}}}
+    main = bicep("main.bicep")
+    assert main["parameters"]["alertsPublicNetworkAccess"]["default"] == "Enabled"
+    params = main["modules"]["alertsTopic"]["config"]["config"]["params"]
+    assert params["publicNetworkAccess"] == "alertsPublicNetworkAccess"
+    assert evaluate(params["identityId"], {}) == "identity.outputs.resourceId"
+
+
+def test_alerts_topic_logs_publish_and_delivery_failures_to_the_workspace():
+    mod = bicep("alerts/topic.bicep")
+    diag = mod["resources"]["diagnostics"]
+    assert diag["type"] == "Microsoft.Insights/diagnosticSettings"
+    assert diag["config"]["scope"] == "topic"
+    props = diag["config"]["properties"]
+    assert props["workspaceId"] == "workspaceId"
+    assert {(log["category"], log["enabled"]) for log in props["logs"]} == {("PublishFailures", True),
+                                                                             ("DeliveryFailures", True)}
+    params = bicep("main.bicep")["modules"]["alertsTopic"]["config"]["config"]["params"]
+    assert evaluate(params["workspaceId"], {}) == "logAnalytics.outputs.resourceId"
+
+
+def test_identity_sends_to_the_alerts_topic_only():
+    mod = bicep("alerts/data-sender.bicep")
+    assert mod["variables"]["eventGridDataSender"]["value"] == EVENTGRID_DATA_SENDER
+    assert mod["resources"]["topic"]["existing"] is True
+    assert mod["resources"]["topic"]["type"] == "Microsoft.EventGrid/topics"
+    assignment = mod["resources"]["assignment"]["config"]
+    assert assignment["scope"] == "topic"  # not the resource group, not the subscription
+    role = assignment["properties"]["roleDefinitionId"]["function"]
+    assert role["type"] == "subscription_resource_id"
+    assert role["parameters"]["resource_name_1"] == "eventGridDataSender"
+    assert assignment["properties"]["principalType"] == "ServicePrincipal"
+    # the one place the role is granted
+    holders = [p.relative_to(INFRA).as_posix() for p in BICEP_FILES if EVENTGRID_DATA_SENDER in p.read_text("utf-8")]
+    assert holders == ["alerts/data-sender.bicep"]
+    main = bicep("main.bicep")["modules"]["alertsSender"]["config"]
+    assert evaluate(main["config"]["params"]["principalId"], {}) == "identity.outputs.principalId"
+    # deployed where the topic is: its subscription and resource group, read from the topic id
+    scope = main["config"]["scope"]["function"]
+    assert scope["type"] == "resource_group"
+    split = {"function": {"type": "split", "parameters": {"input_string": "alertsTopicId", "delimiter": "/"}}}
+    assert scope["parameters"] == {
+        "subscription_id": {"operator": {"type": "index_accessor", "operands": {"operand_1": split, "operand_2": 2}}},
+        "resource_group_name": {"operator": {"type": "index_accessor", "operands": {"operand_1": split, "operand_2": 4}}}}
+
+
+@pytest.mark.parametrize(("enabled", "existing", "webhook", "deployed", "endpoint"), [
+    (True, "", "", {"alertsTopic", "alertsSender"}, "alertsSender.outputs.endpoint"),
+    (True, "", "https://hook.example/x", {"alertsTopic", "alertsSender", "alertsWebhook"},
+     "alertsSender.outputs.endpoint"),
+    (True, "/subscriptions/s/resourceGroups/g/providers/Microsoft.EventGrid/topics/t", "https://hook.example/x",
+     {"alertsSender"}, "alertsSender.outputs.endpoint"),
+    (False, "", "https://hook.example/x", set(), ""),
+    (False, "/subscriptions/s/resourceGroups/g/providers/Microsoft.EventGrid/topics/t", "", set(), ""),
+])
+def test_alerts_switches(enabled, existing, webhook, deployed, endpoint):
+    main = bicep("main.bicep")
+    env = {"alertsEnabled": enabled, "existingAlertsTopicId": existing, "alertWebhookUrl": webhook,
+           "newAlertsTopicId": "NEW"}
+    env["createAlertsTopic"] = evaluate(main["variables"]["createAlertsTopic"]["value"], env)
+    env["alertsTopicId"] = evaluate(main["variables"]["alertsTopicId"]["value"], env)
+    modules = {n: main["modules"][n]["config"]["condition"] for n in ("alertsTopic", "alertsSender", "alertsWebhook")}
+    assert {n for n, cond in modules.items() if evaluate(cond, env)} == deployed
+    assert env["alertsTopicId"] == (existing if enabled and existing else "NEW")  # always a well-formed id
+    assert evaluate(main["modules"]["app"]["config"]["params"]["alertsTopicEndpoint"], env) == endpoint
+    outputs = main["outputs"]
+    assert evaluate(outputs["ALERTS_TOPIC_ENDPOINT"]["value"], env) == endpoint
+    assert evaluate(outputs["ALERTS_TOPIC_ID"]["value"], env) == (env["alertsTopicId"] if enabled else "")
+
+
+def test_alerts_settings_come_from_the_topic_and_the_tables():
+    s = app_settings()
+    assert s["VMKEEPER_ALERTS_TOPIC_ENDPOINT"] == "alertsTopicEndpoint"
+    assert accessor(s["VMKEEPER_ALERTS_TABLE"]) == ("tables", "alerts")
+    topic = bicep("alerts/topic.bicep")["outputs"]["endpoint"]["value"]
+    sender = bicep("alerts/data-sender.bicep")["outputs"]["endpoint"]["value"]
+    assert evaluate(topic, {}) == evaluate(sender, {}) == "topic.properties.endpoint"  # the topic's properties.endpoint
+    main = bicep("main.bicep")
+    assert main["parameters"]["alertsEnabled"]["default"] is True
+    assert main["parameters"]["existingAlertsTopicId"]["default"] == ""
+    assert "alertsSender" in main["modules"]["app"]["config"]["dependsOn"]  # the role exists before the app runs
+
+
+def test_alerts_webhook_is_a_cloud_events_subscription_with_retries_and_dead_letters():
+    mod = bicep("alerts/webhook-subscription.bicep")
+    assert {"type": "secure"} in mod["parameters"]["webhookUrl"]["decorators"]
+    sub = mod["resources"]["webhook"]
+    assert sub["type"] == "Microsoft.EventGrid/topics/eventSubscriptions" and sub["config"]["parent"] == "topic"
+    props = sub["config"]["properties"]
+    assert props["eventDeliverySchema"] == "CloudEventSchemaV1_0"
+    assert props["destination"]["endpointType"] == "WebHook"
+    assert props["destination"]["properties"]["endpointUrl"] == "webhookUrl"
+    assert props["destination"]["properties"]["minimumTlsVersionAllowed"] == "1.2"
+    assert props["retryPolicy"] == {"maxDeliveryAttempts": "maxDeliveryAttempts",
+                                    "eventTimeToLiveInMinutes": "eventTimeToLiveInMinutes"}
+    assert mod["parameters"]["maxDeliveryAttempts"]["default"] >= 1
+    dl = props["deadLetterWithResourceIdentity"]
+    assert dl["identity"] == {"type": "UserAssigned", "userAssignedIdentity": "identityId"}
+    assert dl["deadLetterDestination"] == {"endpointType": "StorageBlob", "properties": {
+        "resourceId": "storageAccountId", "blobContainerName": "deadLetterContainerName"}}
+    main = bicep("main.bicep")
+    assert {"type": "secure"} in main["parameters"]["alertWebhookUrl"]["decorators"]
+    assert main["parameters"]["alertWebhookUrl"]["default"] == ""
+    params = main["modules"]["alertsWebhook"]["config"]["config"]["params"]
+    assert params["webhookUrl"] == "alertWebhookUrl"
+    assert params["deadLetterContainerName"] == "deadLetterContainerName"  # the container VM events dead-letter to
+    assert evaluate(params["storageAccountId"], {}) == "storage.outputs.id"
+    assert evaluate(params["identityId"], {}) == "identity.outputs.resourceId"
 
 
 # --- vaults and the policy document ---------------------------------------------------------------
@@ -334,6 +509,25 @@ def test_auth_only_with_a_client_id_and_open_paths():
     gv = auth["config"]["properties"]["globalValidation"]
     assert gv["unauthenticatedClientAction"] == "Return401"
     assert gv["excludedPaths"] == ["/api/health", "/api/openapi.json"]
+
+
+def http_routes() -> dict[str, str]:
+    """Every HTTP route the app declares (functions/), with its auth level."""
+    found = {}
+    for path in ROOT.joinpath("functions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        found |= dict(re.findall(r'@bp\.route\(\s*route="([^"]+)"[^@]*?auth_level=func\.AuthLevel\.(\w+)', text))
+    return found
+
+
+def test_only_the_anonymous_routes_skip_app_service_authentication():
+    routes = http_routes()
+    assert routes["report"] == "FUNCTION" and routes["restores"] == "FUNCTION"  # the grep found them
+    assert "routePrefix" not in json.dumps(json.loads((ROOT / "host.json").read_text(encoding="utf-8")))  # /api
+    gv = bicep("app/function.bicep")["resources"]["auth"]["config"]["config"]["properties"]["globalValidation"]
+    anonymous = {f"/api/{route}" for route, level in routes.items() if level == "ANONYMOUS"}
+    assert set(gv["excludedPaths"]) == anonymous
+    assert "/api/report" not in gv["excludedPaths"]
     assert {"authTenantId", "authClientId", "authAllowedAudiences"} <= set(bicep("main.bicep")["parameters"])
 
 
@@ -358,6 +552,11 @@ def test_parameters_file_names_only_main_parameters():
     assert set(params) <= set(declared)
     required = {n for n, p in declared.items() if p.get("default") is None}
     assert required <= set(params)
+    # a secure parameter (the alerts webhook URL may carry a key) comes from the azd environment, never a literal
+    secure = {n for n, p in declared.items() if {"type": "secure"} in p["decorators"]}
+    assert secure == {"alertWebhookUrl"}
+    for name in secure:
+        assert re.fullmatch(r"\$\{[A-Z_]+\}", params[name]["value"]), name
 
 
 def test_hook_outputs_exist():

@@ -45,6 +45,9 @@ def test_scan_covers_the_deployment():
     "https://a.blob.core.windows.net/c?sv=2022&sig=AbCdEfGhIjKlMnOp%3D",
     "Endpoint=sb://x/;SharedAccessKeyName=r;SharedAccessKey=abc",
     "adminPassword: 'Hunter2Hunter2'",
+    # a Logic App trigger URL, the kind alertWebhookUrl takes: its sig= is a key
+    "https://prod-1.westeurope.logic.azure.com/workflows/x/triggers/manual/paths/invoke?api-version=2016-10-01&sv=1.0"
+    "&sig=AbCdEfGhIjKlMnOp0123",
     "A" * 86 + "==",
 ])
 def test_the_scan_finds_secrets(sample):

@@ -20,6 +20,9 @@ APP_SUITES = ROOT / "tests" / "app"
 KEYS = ["roleName", "description", "actions", "notActions", "dataActions", "notDataActions"]
 # The only writes under Microsoft.Authorization the app makes: its own retention locks.
 AUTHORIZATION_WRITES = {"microsoft.authorization/locks/write", "microsoft.authorization/locks/delete"}
+# Data actions are not the custom role's: a built-in data-plane role grants each, at the one resource it is for.
+DATA_ROLES = {"Microsoft.EventGrid/events/send/action": ("EventGrid Data Sender", "infra/alerts/data-sender.bicep",
+                                                          "d5a91429-5739-47e2-a06b-3470a27159e7")}
 
 
 def role() -> dict:
@@ -86,7 +89,11 @@ def test_the_role_grants_what_the_app_used_and_nothing_more(app_operations, caps
     assert None not in used, (f"the app called ARM where the emulator knows no route: {used[None].example} "
                               f"(in {used[None].tests.most_common(1)[0][0]}); teach the emulator the route")
     assert used, "the app made no ARM call in its suites: the collector is broken"
-    ungranted = sorted(o for o in used if not any(grants(a, o) for a in actions))
+    data = {o for o in used if o and any(grants(d, o) for d in DATA_ROLES)}
+    for action, (name, bicep, guid) in DATA_ROLES.items():
+        assert any(grants(action, o) for o in data), f"{action} ({name}): no test used it; the grant is untested"
+        assert guid in (ROOT / bicep).read_text(), f"{bicep}: does not assign {name} ({guid})"
+    ungranted = sorted(o for o in used if o not in data and not any(grants(a, o) for a in actions))
     assert not ungranted, f"operations the app used that {ROLE.name} does not grant: {ungranted}"
     unused = [a for a in actions if not any(grants(a, o) for o in used if o)]
     assert not unused, f"actions {ROLE.name} grants that no test exercised: {unused}"

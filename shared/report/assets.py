@@ -1,0 +1,187 @@
+"""The report page's stylesheet and script, inlined by render.py (the page fetches nothing) and allowed
+by their SHA-256 in the page's Content-Security-Policy, so no other script or style can run."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+STYLE = """
+:root{color-scheme:light dark;--fg:#1f2328;--muted:#59636e;--bg:#fff;--panel:#f6f8fa;--line:#d1d9e0;
+--breached:#c62828;--not_protected:#c25100;--met:#2e7d32;--opted_out:#6e7781;--unknown:#8250df;
+--vault:#1565c0;--snapshot_set:#00897b;--restore_point:#8e24aa;--copy:#e0a100}
+@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;--bg:#0d1117;--panel:#151b23;
+--line:#3d444d;--breached:#f85149;--not_protected:#f0883e;--met:#3fb950;--opted_out:#8b949e}}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
+body{margin:0 auto;max-width:1440px;padding:1rem clamp(.5rem,2.5vw,2rem);color:var(--fg);background:var(--bg);
+font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",sans-serif}
+h1{font-size:1.5rem;margin:.2rem 0 .3rem}
+h2{font-size:1.15rem;margin:0 0 .6rem}
+p,li,summary{overflow-wrap:anywhere}
+a{color:inherit}
+.meta{margin:.2rem 0;color:var(--muted)}
+nav ul{display:flex;flex-wrap:wrap;gap:.2rem 1rem;list-style:none;margin:.5rem 0 0;padding:0}
+.notes{margin:.8rem 0;padding:.5rem .8rem;border-left:4px solid var(--not_protected);background:var(--panel)}
+.notes ul{margin:.3rem 0 0;padding-left:1.2rem}
+section{margin:1rem 0;padding:1rem;border:1px solid var(--line);border-radius:8px;background:var(--panel);
+min-width:0}
+.empty{color:var(--muted);font-style:italic;margin:0}
+.scroll{overflow-x:auto;max-width:100%}
+.vm-scroll{max-height:75vh;overflow:auto}
+table{border-collapse:collapse;width:100%;font-size:.875rem;background:var(--bg)}
+caption{text-align:left;color:var(--muted);padding:.3rem 0}
+th,td{padding:.35rem .55rem;text-align:left;vertical-align:top;border-bottom:1px solid var(--line)}
+th{white-space:nowrap;font-weight:600}
+thead th{background:var(--panel)}
+#vm-table thead th{position:sticky;top:0;z-index:1}
+#vm-table .id{min-width:0;white-space:nowrap}
+#vm-table .long{min-width:9rem;max-width:22rem}
+#vm-table{font-size:.84rem}
+#vm-table th,#vm-table td{padding:.3rem .4rem}
+#vm-table th{white-space:normal}
+tfoot td{font-weight:600}
+.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.long{min-width:14rem;max-width:36rem}
+.id{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.8rem;min-width:12rem;
+max-width:28rem;overflow-wrap:anywhere}
+.when{white-space:nowrap}
+.none{color:var(--muted)}
+tr[hidden]{display:none}
+.badge{display:inline-block;padding:.05rem .5rem;border-radius:999px;font-size:.78rem;font-weight:600;
+color:#fff;white-space:nowrap}
+.s-breached{background:var(--breached)}.s-not_protected{background:var(--not_protected)}
+.s-met{background:var(--met)}.s-opted_out{background:var(--opted_out)}.s-unknown{background:var(--unknown)}
+.k{white-space:nowrap;font-variant-numeric:tabular-nums}
+.k-breached{color:var(--breached);font-weight:600}.k-not_protected{color:var(--not_protected);font-weight:600}
+.k-na,.k-unknown{color:var(--muted)}
+.f-breached{fill:var(--breached)}.f-not_protected{fill:var(--not_protected)}.f-met{fill:var(--met)}
+.f-opted_out{fill:var(--opted_out)}.f-unknown{fill:var(--unknown)}
+.f-vault{fill:var(--vault)}.f-snapshot_set{fill:var(--snapshot_set)}.f-restore_point{fill:var(--restore_point)}
+.f-copy{fill:var(--copy)}
+.b-vault{background:var(--vault)}.b-snapshot_set{background:var(--snapshot_set)}
+.b-restore_point{background:var(--restore_point)}.b-copy{background:var(--copy)}.b-unknown{background:var(--unknown)}
+svg.bar{display:block;width:100%;min-width:8rem;height:.9rem;margin-top:.2rem;background:var(--line);border-radius:3px}
+.chart-wrap{overflow-x:auto;max-width:100%;background:var(--bg);border-radius:6px}
+svg.chart{display:block;width:100%;min-width:540px;height:auto}
+.chart text{fill:var(--muted);font-size:11px}
+.chart .grid{stroke:var(--line)}.chart .axis{stroke:var(--muted)}
+.legend{display:flex;flex-wrap:wrap;gap:.2rem 1rem;list-style:none;padding:0;margin:.5rem 0}
+.sw{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.35em;vertical-align:-.05em}
+details{margin-top:.6rem}
+summary{cursor:pointer}
+.controls{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;margin-bottom:.6rem}
+.controls[hidden]{display:none}
+#filter-state{display:flex;flex-wrap:wrap;gap:.3rem}
+.controls button{font:inherit;font-size:.85rem;padding:.25rem .6rem;border:1px solid var(--line);
+border-radius:999px;background:var(--bg);color:var(--fg);cursor:pointer}
+.controls button[aria-pressed=true]{background:var(--fg);color:var(--bg);border-color:var(--fg)}
+.controls label{display:flex;gap:.4rem;align-items:center;min-width:0}
+.controls input{font:inherit;padding:.25rem .5rem;min-width:0;width:14rem;max-width:100%;
+border:1px solid var(--line);border-radius:4px;background:var(--bg);color:var(--fg)}
+#vm-count{margin:0 0 .4rem;color:var(--muted)}
+th button{all:unset;cursor:pointer}
+th button:focus-visible{outline:2px solid var(--fg);outline-offset:2px}
+th[aria-sort=ascending] button::after{content:" \\25B2"}
+th[aria-sort=descending] button::after{content:" \\25BC"}
+@media (max-width:600px){body{font-size:14px}section{padding:.6rem}h1{font-size:1.25rem}}
+"""
+
+# The VM table's filters and sorting. Works on a row list read once: filtering toggles `hidden` only
+# on rows that change, sorting is one sort of precomputed keys and one re-append (no O(n²) DOM work).
+SCRIPT = """
+(function () {
+  "use strict";
+  var table = document.getElementById("vm-table");
+  var controls = document.getElementById("vm-controls");
+  var count = document.getElementById("vm-count");
+  if (!table || !controls || !count) return;
+  var tbody = table.tBodies[0];
+  var items = Array.prototype.map.call(tbody.rows, function (row) {
+    return {row: row, state: row.getAttribute("data-state"),
+            name: row.cells[0].textContent.toLowerCase(), shown: !row.hidden};
+  });
+  var total = items.length, wanted = "all", needle = "";
+  function apply() {
+    var shown = 0;
+    for (var i = 0; i < total; i++) {
+      var it = items[i];
+      var ok = (wanted === "all" || it.state === wanted) &&
+               (needle === "" || it.name.indexOf(needle) !== -1);
+      if (ok !== it.shown) { it.row.hidden = !ok; it.shown = ok; }
+      if (ok) shown++;
+    }
+    count.textContent = shown + " of " + total + " VMs";
+  }
+  var buttons = controls.querySelectorAll("#filter-state button");
+  Array.prototype.forEach.call(buttons, function (b) {
+    b.addEventListener("click", function () {
+      wanted = b.getAttribute("data-filter");
+      Array.prototype.forEach.call(buttons, function (o) {
+        o.setAttribute("aria-pressed", o === b ? "true" : "false");
+      });
+      apply();
+    });
+  });
+  var input = document.getElementById("filter-name");
+  input.addEventListener("input", function () {
+    needle = input.value.trim().toLowerCase();
+    apply();
+  });
+  var collator = new Intl.Collator(undefined, {numeric: true, sensitivity: "base"});
+  var heads = table.tHead.rows[0].cells, sortedBy = -1, dir = 1;
+  function key(row, col, numeric) {
+    var cell = row.cells[col];
+    var raw = cell.hasAttribute("data-sort") ? cell.getAttribute("data-sort") : cell.textContent;
+    if (!numeric) return raw;
+    return raw === "" ? NaN : Number(raw);
+  }
+  function sortBy(col, numeric) {
+    dir = col === sortedBy ? -dir : 1;
+    sortedBy = col;
+    var keyed = items.map(function (it) { return {it: it, k: key(it.row, col, numeric)}; });
+    keyed.sort(function (a, b) {
+      if (!numeric) return dir * collator.compare(a.k, b.k);
+      var an = a.k !== a.k, bn = b.k !== b.k;  // NaN: the kind does not apply, last either way
+      if (an || bn) return an === bn ? 0 : (an ? 1 : -1);
+      return a.k === b.k ? 0 : (a.k < b.k ? -dir : dir);
+    });
+    var frag = document.createDocumentFragment();
+    items = keyed.map(function (x) { frag.appendChild(x.it.row); return x.it; });
+    tbody.appendChild(frag);
+    for (var i = 0; i < heads.length; i++) {
+      if (i === col) heads[i].setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+      else heads[i].removeAttribute("aria-sort");
+    }
+  }
+  Array.prototype.forEach.call(heads, function (th, col) {
+    var button = document.createElement("button");
+    button.type = "button";
+    while (th.firstChild) button.appendChild(th.firstChild);
+    th.appendChild(button);
+    button.addEventListener("click", function () {
+      sortBy(col, th.getAttribute("data-type") === "num");
+    });
+  });
+  controls.hidden = false;
+  apply();
+})();
+"""
+
+
+def sha256_source(text: str) -> str:
+    """A CSP hash source for an inline <script> or <style> whose content is exactly ``text``."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+# The page's policy: nothing may be fetched (default-src 'none'), only these two inline blocks run.
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        f"style-src {sha256_source(STYLE)}",
+        f"script-src {sha256_source(SCRIPT)}",
+        "img-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ]
+)

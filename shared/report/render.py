@@ -1,0 +1,317 @@
+"""The operator's report as one self-contained HTML page: everything inline (style, script, SVG charts),
+nothing fetched, every value from the data escaped (names, reasons and ids come from Azure tags and
+errors). Pure: the page is a function of ``ReportData`` alone (no clock: the report's own ``generated``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from html import escape
+
+from shared.instants import parse_instant
+from shared.report.assets import CSP, SCRIPT, STYLE
+from shared.report.charts import css_class, day_grid, points_chart, state_bar
+from shared.report.model import (
+    KINDS,
+    STATES,
+    Deletion,
+    Failure,
+    KindStatus,
+    ReportData,
+    RestoreRow,
+    SummaryRow,
+    VmRow,
+)
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+KIND_TITLES = {
+    "vault": "Vault",
+    "snapshot_set": "Snapshot set",
+    "restore_point": "Restore point",
+    "copy": "Copy",
+}
+KIND_WORDS = {
+    "vault": "vault recovery point",
+    "snapshot_set": "snapshot set",
+    "restore_point": "VM restore point",
+    "copy": "copy in the second region",
+}
+
+
+def _words(state: str) -> str:
+    return state.replace("_", " ")
+
+
+def _when(text: str | None) -> str:
+    """An instant as 'YYYY-MM-DD HH:MM' UTC in a <time>, or the text as given when it is not one."""
+    if text is None:
+        return '<span class="none">—</span>'
+    when = parse_instant(text)
+    if when is None:
+        return escape(text)
+    return f'<time datetime="{escape(text)}">{when:%Y-%m-%d %H:%M} UTC</time>'
+
+
+def _last_segment(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1] or resource_id
+
+
+def _named_id(resource_id: str) -> str:
+    """A resource by its name, the full id as the tooltip."""
+    return f'<span title="{escape(resource_id)}">{escape(_last_segment(resource_id))}</span>'
+
+
+def _subscription(sub: str) -> str:
+    """A subscription id by its first group (unique enough to tell a fleet's apart), the whole as the tooltip;
+    anything not shaped like one as given."""
+    if _GUID.fullmatch(sub):
+        return f'<span title="{escape(sub)}">{escape(sub[:8])}…</span>'
+    return escape(sub)
+
+
+def _hours(h: float) -> str:
+    return f"{h:g}" if float(h).is_integer() else f"{h:.1f}"
+
+
+def _table(
+    caption: str, heads: Sequence[tuple[str, str]], rows: Iterable[str], table_id: str = "", foot: str = ""
+) -> str:
+    """A table in its own horizontal scroller (the page never scrolls sideways); heads are (class, text)."""
+    th = "".join(f'<th scope="col" class="{cls}">{text}</th>' if cls else f'<th scope="col">{text}</th>'
+                 for cls, text in heads)
+    tid = f' id="{table_id}"' if table_id else ""
+    tfoot = f"<tfoot>{foot}</tfoot>" if foot else ""
+    return (
+        f'<div class="scroll"><table{tid}><caption>{caption}</caption><thead><tr>{th}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody>{tfoot}</table></div>"
+    )
+
+
+def _section(sid: str, title: str, body: str) -> str:
+    return f'<section id="{sid}" aria-labelledby="{sid}-h"><h2 id="{sid}-h">{title}</h2>{body}</section>'
+
+
+def _empty(text: str) -> str:
+    return f'<p class="empty">{text}</p>'
+
+
+# --- header ---------------------------------------------------------------------------------------
+
+
+def _header(data: ReportData) -> str:
+    evaluated = _when(data.evaluated) if data.evaluated is not None else "never evaluated"
+    notes = ""
+    if data.notes:
+        items = "".join(f"<li>{escape(n)}</li>" for n in data.notes)
+        notes = f'<div class="notes" role="note"><strong>Not everything could be read:</strong><ul>{items}</ul></div>'
+    links = "".join(
+        f'<li><a href="#{sid}">{title}</a></li>'
+        for sid, title in [
+            ("summary", "Compliance"),
+            ("vms", "VMs"),
+            ("points", "Points per day"),
+            ("deletions", "Deletions"),
+            ("failures", "Failures"),
+            ("restores", "Restores"),
+        ]
+    )
+    return (
+        f'<header><h1>vmkeeper backup report</h1><p class="meta" id="generated">Generated {_when(data.generated)}'
+        f'</p><p class="meta" id="evaluated">Last compliance evaluation: {evaluated}</p>{notes}'
+        f"<nav><ul>{links}</ul></nav></header>"
+    )
+
+
+# --- compliance summary ---------------------------------------------------------------------------
+
+
+def _counts(row: SummaryRow) -> list[tuple[str, int]]:
+    return [(s, getattr(row, s)) for s in STATES]
+
+
+def _summary_row(cells: str, counts: list[tuple[str, int]], label: str, tag: str = "td") -> str:
+    nums = "".join(f'<{tag} class="num">{n}</{tag}>' for _, n in counts)
+    total = sum(n for _, n in counts)
+    return f'<tr>{cells}{nums}<{tag} class="num">{total}</{tag}><{tag}>{state_bar(counts, label)}</{tag}></tr>'
+
+
+def _summary(rows: Sequence[SummaryRow]) -> str:
+    if not rows:
+        return _section("summary", "Compliance by subscription and policy", _empty("No compliance results yet."))
+    body = [
+        _summary_row(
+            f'<td class="id">{escape(r.subscription)}</td><td>{escape(r.policy)}</td>',
+            _counts(r),
+            f"{r.subscription} / {r.policy}",
+        )
+        for r in rows
+    ]
+    all_counts = [(s, sum(getattr(r, s) for r in rows)) for s in STATES]
+    foot = _summary_row('<td colspan="2">All</td>', all_counts, "All")
+    heads = [("", "Subscription"), ("", "Policy")] + [("num", _words(s).capitalize()) for s in STATES]
+    heads += [("num", "Total"), ("", "Share")]
+    table = _table("VMs by compliance state", heads, body, "summary-table", foot)
+    return _section("summary", "Compliance by subscription and policy", table)
+
+
+# --- per-VM table ---------------------------------------------------------------------------------
+
+
+def _kind_cell(status: KindStatus | None) -> str:
+    """The newest point's age against the RPO; '—' when the kind does not apply to the VM."""
+    if status is None:
+        return '<td class="k k-na" data-sort="">—</td>'
+    cls = css_class(status.state, STATES)
+    rpo = _hours(status.rpo_hours)
+    if status.age_hours is None:
+        text, sort = f"none / {rpo} h", "Infinity"  # no point at all: older than any
+    else:
+        text, sort = f"{status.age_hours:.1f} h / {rpo} h", f"{status.age_hours!r}"
+    tip = [f"{_words(status.state)}, RPO {rpo} h"]
+    if status.newest:
+        tip.append(f"newest {status.newest}")
+    if status.point_id:
+        tip.append(f"point {status.point_id}")
+    return f'<td class="k k-{cls}" data-sort="{escape(sort)}" title="{escape("; ".join(tip))}">{escape(text)}</td>'
+
+
+def _vm_row(vm: VmRow) -> str:
+    by_kind = {k.kind: k for k in vm.kinds}
+    rank = STATES.index(vm.state) if vm.state in STATES else len(STATES)
+    policy = escape(vm.policy) if vm.policy is not None else '<span class="none">(none)</span>'
+    kinds = "".join(_kind_cell(by_kind.get(k)) for k in KINDS)
+    return (
+        f'<tr data-state="{escape(vm.state)}"><td title="{escape(vm.vm_id)}">{escape(vm.name)}</td>'
+        f'<td class="id">{_subscription(vm.subscription)}</td><td>{escape(vm.resource_group)}</td>'
+        f"<td>{escape(vm.region)}</td><td>{policy}</td>"
+        f'<td data-sort="{rank}"><span class="badge s-{css_class(vm.state, STATES)}">{escape(_words(vm.state))}'
+        f'</span></td><td class="long">{escape(vm.reason)}</td>{kinds}</tr>'
+    )
+
+
+def _vms(vms: Sequence[VmRow]) -> str:
+    if not vms:
+        return _section("vms", "VMs", _empty("No VMs evaluated yet."))
+    n = len(vms)
+    by_state = {s: sum(1 for v in vms if v.state == s) for s in STATES}
+    buttons = [f'<button type="button" data-filter="all" aria-pressed="true">all ({n})</button>']
+    buttons += [
+        f'<button type="button" data-filter="{s}" aria-pressed="false">{_words(s)} ({by_state[s]})</button>'
+        for s in STATES
+    ]
+    # Shown by the script: without it the page is the plain table.
+    controls = (
+        '<div id="vm-controls" class="controls" hidden>'
+        f'<div id="filter-state" role="group" aria-label="Show VMs by state">{"".join(buttons)}</div>'
+        '<label>Name <input id="filter-name" type="search" placeholder="filter by name" '
+        'autocomplete="off" spellcheck="false"></label></div>'
+    )
+    heads = "".join(
+        f'<th scope="col" data-type="{t}">{text}</th>'
+        for t, text in [
+            ("text", "Name"),
+            ("text", "Subscription"),
+            ("text", "Resource group"),
+            ("text", "Region"),
+            ("text", "Policy"),
+            ("num", "State"),
+            ("text", "Reason"),
+        ]
+        + [("num", f"{KIND_TITLES[k]}<br><small>age / RPO</small>") for k in KINDS]
+    )
+    table = (
+        '<div class="scroll vm-scroll"><table id="vm-table"><caption>Newest point of each kind: its age '
+        "against the policy's RPO; — where the kind does not apply. Hover a name for its resource id."
+        f"</caption><thead><tr>{heads}</tr></thead><tbody>{''.join(_vm_row(v) for v in vms)}</tbody></table></div>"
+    )
+    return _section("vms", "VMs", f'{controls}<p id="vm-count" aria-live="polite">{n} of {n} VMs</p>{table}')
+
+
+# --- points per day -------------------------------------------------------------------------------
+
+
+def _points(data: ReportData) -> str:
+    title = "Recovery points per day (last 30 days)"
+    days, counts = day_grid(data.points_per_day, data.generated)
+    if not any(n > 0 for n in counts.values()):
+        return _section("points", title, _empty("No recovery points in the last 30 days."))
+    kinds = list(KINDS) + sorted({k for _, k in counts} - set(KINDS))
+    legend = "".join(
+        f'<li><span class="sw b-{css_class(k, KINDS)}"></span>{escape(KIND_WORDS.get(k, k))}</li>' for k in kinds
+    )
+    rows = [
+        f'<tr><th scope="row" class="when">{escape(d)}</th>'
+        + "".join(f'<td class="num">{counts.get((d, k), 0)}</td>' for k in kinds)
+        + f'<td class="num">{sum(counts.get((d, k), 0) for k in kinds)}</td></tr>'
+        for d in days
+    ]
+    heads = [("", "Day (UTC)")] + [("num", escape(KIND_TITLES.get(k, k))) for k in kinds] + [("num", "Total")]
+    fallback = f"<details><summary>The same as a table</summary>{_table('Points per day by kind', heads, rows)}</details>"
+    chart = f'<div class="chart-wrap">{points_chart(days, counts)}</div>'
+    return _section("points", title, f'{chart}<ul class="legend">{legend}</ul>{fallback}')
+
+
+# --- deletions, failures, restores ----------------------------------------------------------------
+
+
+def _deletions(rows: Sequence[Deletion]) -> str:
+    title = "Deleted by retention"
+    if not rows:
+        return _section("deletions", title, _empty("Retention deleted nothing."))
+    body = (
+        f'<tr><td class="when">{_when(d.time)}</td><td>{_named_id(d.resource_id)}</td><td>{_named_id(d.vm_id)}</td>'
+        f'<td>{escape(d.rule)}</td><td class="long">{escape(d.reason)}</td></tr>'
+        for d in rows
+    )
+    heads = [("", "Time"), ("", "Resource"), ("", "VM"), ("", "Rule"), ("", "Reason")]
+    return _section("deletions", title, _table(f"{len(rows)} deletions", heads, body, "deletions-table"))
+
+
+def _failures(rows: Sequence[Failure]) -> str:
+    title = "Failed and poisoned jobs"
+    if not rows:
+        return _section("failures", title, _empty("No failed or poisoned jobs."))
+    body = (
+        f'<tr><td class="when">{_when(f.time)}</td><td>{escape(f.type)}</td><td>{_named_id(f.subject)}</td>'
+        f'<td class="long">{escape(f.reason)}</td></tr>'
+        for f in rows
+    )
+    heads = [("", "Time"), ("", "Type"), ("", "Subject"), ("", "Reason")]
+    return _section("failures", title, _table(f"{len(rows)} failed jobs", heads, body, "failures-table"))
+
+
+def _restores(rows: Sequence[RestoreRow]) -> str:
+    title = "Restore history"
+    if not rows:
+        return _section("restores", title, _empty("No restores requested."))
+    body = (
+        f'<tr><td class="id">{escape(r.id)}</td><td>{_named_id(r.vm_id)}</td><td>{escape(r.target_type)}</td>'
+        f'<td>{escape(r.state)}</td><td class="when">{_when(r.submitted)}</td><td class="when">{_when(r.finished)}</td>'
+        f"<td>{escape(r.principal)}</td></tr>"
+        for r in rows
+    )
+    heads = [("", "Id"), ("", "VM"), ("", "Target"), ("", "State"), ("", "Submitted"), ("", "Finished"), ("", "By")]
+    return _section("restores", title, _table(f"{len(rows)} restores", heads, body, "restores-table"))
+
+
+def render(data: ReportData) -> str:
+    """The whole page for ``data``."""
+    main = "".join(
+        [
+            _summary(data.summary),
+            _vms(data.vms),
+            _points(data),
+            _deletions(data.deletions),
+            _failures(data.failures),
+            _restores(data.restores),
+        ]
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{escape(CSP)}">'
+        '<meta name="referrer" content="no-referrer">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>vmkeeper report — {escape(data.generated)}</title>"
+        f"<style>{STYLE}</style></head><body>{_header(data)}<main>{main}</main>"
+        f"<script>{SCRIPT}</script></body></html>"
+    )

@@ -1,0 +1,141 @@
+"""A realistic report, built deterministically: VMs across two subscriptions and three policies in every
+state, 30 days of points, some deletions, failures and restores. Shared by the renderer's unit tests and
+the browser test."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from shared.instants import format_instant, parse_instant
+from shared.report.model import (
+    BREACHED,
+    COPY,
+    MET,
+    NOT_PROTECTED,
+    OPTED_OUT,
+    RESTORE_POINT,
+    SNAPSHOT_SET,
+    STATES,
+    VAULT,
+    DayCount,
+    Deletion,
+    Failure,
+    KindStatus,
+    ReportData,
+    RestoreRow,
+    SummaryRow,
+    VmRow,
+)
+
+GENERATED = "2026-11-28T10:00:00Z"
+SUBSCRIPTIONS = ("0b1f6471-1bf0-4dda-aec3-111111111111", "7c9e6679-7425-40de-944b-222222222222")
+POLICIES = {  # policy: (kind, RPO hours)
+    "gold": ((VAULT, 25), (SNAPSHOT_SET, 25), (RESTORE_POINT, 25), (COPY, 49)),
+    "silver": ((VAULT, 25), (SNAPSHOT_SET, 25)),
+    "bronze": ((VAULT, 169),),
+}
+ROLES = ("web", "db", "app", "cache", "batch", "jump")
+REGIONS = ("westeurope", "northeurope")
+NASTY_NAME = "<script>alert(1)</script>"
+
+
+def vm_id(sub: str, group: str, name: str) -> str:
+    return f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+def _vm(i: int, generated: datetime) -> VmRow:
+    sub = SUBSCRIPTIONS[i % 2]
+    role = ROLES[i % len(ROLES)]
+    name = f"{role}-{i:03d}"
+    group = f"rg-{role}"
+    region = REGIONS[(i // 2) % 2]
+    vid = vm_id(sub, group, name)
+    pick = i % 10  # 5 met, 2 breached, 2 not protected, 1 opted out in every ten
+    if pick == 9:
+        return VmRow(vid, name, sub, group, region, None, OPTED_OUT, "vmkeeper-optout tag is 'true'")
+    policy = list(POLICIES)[i % 3]
+    kinds, worst, reason = [], MET, "every kind within its RPO"
+    for n, (kind, rpo) in enumerate(POLICIES[policy]):
+        age: float | None = round(1.5 + (i * 7 + n * 3) % 20 + (i % 7) / 10, 1)
+        state = MET
+        if pick in (6, 7) and n == len(POLICIES[policy]) - 1:
+            age, state = round(rpo + 5.2 + i % 11, 1), BREACHED
+            worst, reason = BREACHED, f"newest {kind.replace('_', ' ')} {age} h old, RPO {rpo} h"
+        elif pick == 8 and n == 0:
+            age, state = None, NOT_PROTECTED
+            worst, reason = NOT_PROTECTED, f"no {kind.replace('_', ' ')} yet"
+        newest = format_instant(generated - timedelta(hours=age)) if age is not None else None
+        point = f"{kind}:{name}:{n}" if age is not None else None
+        kinds.append(KindStatus(kind, state, float(rpo), newest, age, point))
+    return VmRow(vid, name, sub, group, region, policy, worst, reason, tuple(kinds))
+
+
+def _summary(vms: list[VmRow]) -> tuple[SummaryRow, ...]:
+    counts: dict[tuple[str, str], Counter] = {}
+    for v in vms:
+        counts.setdefault((v.subscription, v.policy or "(none)"), Counter())[v.state] += 1
+    return tuple(
+        SummaryRow(sub, pol, **{s: c[s] for s in STATES}) for (sub, pol), c in sorted(counts.items())
+    )
+
+
+def points(generated: datetime, days: int = 30) -> tuple[DayCount, ...]:
+    out = []
+    for d in range(days):
+        day = (generated.date() - timedelta(days=days - 1 - d)).isoformat()
+        for kind, count in (
+            (VAULT, 18 + d % 4),
+            (SNAPSHOT_SET, 10 + d % 5),
+            (RESTORE_POINT, 6 + d % 3),
+            (COPY, 4 if d % 3 else 0),  # no copy every third day: a day without a kind
+        ):
+            if count:
+                out.append(DayCount(day, kind, count))
+    return tuple(out)
+
+
+def sample_report(vm_count: int = 40, generated: str = GENERATED, nasty: bool = True) -> ReportData:
+    """``vm_count`` VMs (the first named like a script when ``nasty``), and the rest of a busy month."""
+    now = parse_instant(generated)
+    assert now is not None
+    vms = [_vm(i, now) for i in range(vm_count)]
+    if nasty and vms:
+        v = vms[0]
+        vms[0] = VmRow(vm_id(v.subscription, v.resource_group, "evil"), NASTY_NAME, v.subscription,
+                       v.resource_group, v.region, v.policy, v.state, 'reason with "quotes" & <b>tags</b>', v.kinds)
+
+    def at(hours: float) -> str:
+        return format_instant(now - timedelta(hours=hours))
+
+    sub = SUBSCRIPTIONS[0]
+    deletions = tuple(
+        Deletion(
+            at(30 + 5 * i),
+            f"/subscriptions/{sub}/resourceGroups/rg-web/providers/Microsoft.Compute/snapshots/vmkeeper-web-{i:03d}-os",
+            vm_id(sub, "rg-web", f"web-{i:03d}"),
+            ("daily", "keep_last", "max_age", "orphan")[i % 4],
+            f"older than the rule allows (point {i})",
+        )
+        for i in range(6)
+    )
+    failures = (
+        Failure(at(3), "vmkeeper.job.poisoned", vm_id(sub, "rg-db", "db-001"), "OperationNotAllowed: disk is locked"),
+        Failure(at(20), "vmkeeper.job.failed", vm_id(SUBSCRIPTIONS[1], "rg-app", "app-002"), "throttled 5 times"),
+    )
+    restores = (
+        RestoreRow("r-0001", vm_id(sub, "rg-web", "web-000"), "disks", "Succeeded", at(48), at(47.5), "ops@contoso.com"),
+        RestoreRow("r-0002", vm_id(sub, "rg-db", "db-001"), "vm", "Running", at(1), None, "oncall@contoso.com"),
+        RestoreRow("r-0003", vm_id(SUBSCRIPTIONS[1], "rg-app", "app-002"), "vm", "Failed", at(26), at(25), "ops@contoso.com"),
+    )
+    return ReportData(
+        generated=generated,
+        evaluated=at(0.5),
+        summary=_summary(vms),
+        vms=tuple(vms),
+        points_per_day=points(now),
+        deletions=deletions,
+        failures=failures,
+        restores=restores,
+        notes=("alerts table: not readable (AuthorizationPermissionMismatch)",),
+    )

@@ -1,0 +1,168 @@
+"""The report page in a real browser: Debian's headless chromium driven by playwright-core
+(tests/report/check_page.mjs), the page served from a loopback HTTP server that records every request.
+Chromium, node and playwright-core come from `make setup`; a missing one fails the test, it never skips."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from collections import Counter
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from shared.report.model import BREACHED
+from shared.report.render import render
+from tests.conftest import ROOT
+from tests.report.sample import NASTY_NAME, sample_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCRIPT = Path(__file__).with_name("check_page.mjs")
+OUTPUT = ROOT / "tests" / "output"
+BIG = 10_000
+
+
+class _Recording(SimpleHTTPRequestHandler):
+    """Serves the rendered pages and remembers every path asked for."""
+
+    asked: list[str]
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.asked.append(self.path)
+        super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet test output
+        pass
+
+
+@pytest.fixture(scope="module")
+def data():
+    return sample_report()
+
+
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory, data):
+    """What the browser saw, one run for the whole module (launching chromium is the slow part)."""
+    node = shutil.which("node")
+    assert node, "node is missing: `make setup` (Debian: apt-get install nodejs npm)"
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make setup` installs Debian's chromium (as root)"
+    assert (ROOT / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: `make setup` (npm ci)"
+
+    site = tmp_path_factory.mktemp("report-site")
+    (site / "report.html").write_text(render(data), encoding="utf-8")
+    (site / "big.html").write_text(render(sample_report(BIG, nasty=False)), encoding="utf-8")
+    OUTPUT.mkdir(exist_ok=True)
+
+    asked: list[str] = []
+    handler = type("Handler", (_Recording,), {"asked": asked})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        run = subprocess.run(
+            [node, str(SCRIPT), f"{base}/report.html", str(OUTPUT), f"{base}/big.html"],
+            capture_output=True, text=True, timeout=120, cwd=ROOT,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    try:
+        result = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"check_page.mjs failed ({run.returncode}):\n{run.stderr}\n{run.stdout}")
+    assert run.returncode == 0 and "error" not in result, (
+        f"check_page.mjs: {result.get('error')}\nconsole: {result['console']}\npage errors: {result['pageErrors']}"
+    )
+    result["asked"] = asked
+    result["base"] = base
+    return result
+
+
+def test_no_errors_no_dialogs(seen):
+    errors = [m for m in seen["console"] if m["type"] in ("error", "warning")]
+    assert errors == [], errors  # a CSP refusal would show here
+    assert seen["pageErrors"] == []
+    assert seen["dialogs"] == []  # the VM named <script>alert(1)</script> stayed text
+
+
+def test_no_request_but_the_pages(seen):
+    base = seen["base"]
+    assert set(seen["requests"]) == {f"{base}/report.html", f"{base}/big.html"}, seen["requests"]
+    assert set(seen["asked"]) == {"/report.html", "/big.html"}, seen["asked"]
+
+
+def test_controls_and_plain_table_without_script(seen, data):
+    n = len(data.vms)
+    assert seen["initial"] == {"count": f"{n} of {n} VMs", "rows": n, "controlsShown": True}
+    assert seen["noScript"] == {"rows": n, "controlsShown": False, "count": f"{n} of {n} VMs"}
+
+
+def test_state_filter(seen, data):
+    breached = [v for v in data.vms if v.state == BREACHED]
+    assert 0 < len(breached) < len(data.vms)
+    assert {r["state"] for r in seen["breached"]["rows"]} == {BREACHED}
+    assert sorted(r["name"] for r in seen["breached"]["rows"]) == sorted(v.name for v in breached)
+    assert seen["breached"]["count"] == f"{len(breached)} of {len(data.vms)} VMs"
+    assert seen["all"] == {"count": f"{len(data.vms)} of {len(data.vms)} VMs", "rows": len(data.vms)}
+
+
+def test_text_filter(seen, data):
+    wanted = sorted(v.name for v in data.vms if "web-0" in v.name.lower())
+    assert wanted and len(wanted) < len(data.vms)
+    assert sorted(r["name"] for r in seen["named"]["rows"]) == wanted
+    assert seen["named"]["count"] == f"{len(wanted)} of {len(data.vms)} VMs"
+
+
+def test_sort_by_kind_age(seen, data):
+    ages = sorted(k.age_hours for v in data.vms for k in v.kinds if k.kind == "snapshot_set")
+    applies = len(ages)
+    asc = seen["sortAsc"]
+    assert [float(a) for a in asc[:applies]] == ages
+    assert asc[applies:] == [""] * (len(data.vms) - applies)  # kind does not apply: last
+    assert [float(a) for a in seen["sortDesc"][:applies]] == ages[::-1]
+    assert seen["ariaSort"] == "descending"
+
+
+def test_points_chart_bars(seen, data):
+    bars = seen["bars"]
+    assert bars and all(b["count"] > 0 and b["height"] > 0 for b in bars)
+    assert Counter((b["day"], b["kind"], b["count"]) for b in bars) == Counter(
+        (p.day, p.kind, p.count) for p in data.points_per_day
+    )
+    assert all(b["tooltip"].endswith(f": {b['count']}") for b in bars)
+
+
+@pytest.mark.parametrize("viewport", ["wide", "phone"])
+def test_page_never_scrolls_sideways(seen, viewport):
+    w = seen[viewport]
+    assert w["scrollWidth"] <= w["innerWidth"], w
+    if viewport == "phone":  # the wide tables scroll inside their own box instead
+        assert any(t["scroll"] > t["client"] for t in w["tables"]), w
+
+
+def test_screenshots_written(seen):
+    for name in ("report-1280.png", "report-phone.png"):
+        png = (OUTPUT / name).read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000, name
+
+
+def test_ten_thousand_vms_stay_quick(seen):
+    big = seen["big"]
+    assert big["filter"]["count"] == f"{BIG // 5} of {BIG} VMs"  # two breached in every ten
+    assert big["text"]["count"].endswith(f" of {BIG} VMs")
+    # Generous bounds for a shared 2-core machine; quadratic DOM work on 10,000 rows would blow them.
+    assert big["filter"]["ms"] < 1000, big
+    assert big["text"]["ms"] < 1000, big
+    assert big["sort"]["ms"] < 3000, big
+    assert big["loadMs"] < 30_000, big
+
+
+def test_names_shown_as_given(seen, data):
+    assert seen["names"] == [v.name for v in data.vms]
+    assert NASTY_NAME in seen["names"]  # as text: no dialog, no page error (test_no_errors_no_dialogs)
