@@ -163,7 +163,7 @@ def points(doc: dict[str, Any]) -> None:
         table.add_column(name, overflow="fold", justify="right" if name == "#" else "left")
     for n, p in enumerate(doc["value"], 1):
         complete = styled("yes", "green") if p["complete"] else styled(f"no: {p.get('note') or ''}", "bold red")
-        table.add_row(str(n), p["kind"], p["time"], p["region"], p["consistency"], complete, "yes" if p["copy"] else "no")
+        table.add_row(str(n), p["kind"], seconds(p["time"]), p["region"], p["consistency"], complete, "yes" if p["copy"] else "no")
     out.print(table)
     # Ids whole, one to a line and never wrapped: they are what `restore` takes, copied as they are.
     out.print("Ids (POINT_ID for `vmkeeper restore`):")
@@ -214,9 +214,8 @@ def restore(record: dict[str, Any], location: str | None = None, waited: bool = 
 
 
 def report_written(path: str, data: dict[str, Any]) -> None:
-    evaluated = data.get("evaluated") or "never (compliance has not been evaluated yet)"
-    console().print(f"Report written to {escape(path)} ({plural(len(data.get('vms') or []), 'VM')}; compliance evaluated "
-                    f"{escape(evaluated)})")
+    evaluated = f"compliance evaluated {data['evaluated']}" if data.get("evaluated") else "compliance not evaluated yet"
+    console().print(f"Report written to {escape(path)} ({plural(len(data.get('vms') or []), 'VM')}; {evaluated})")
 
 
 def error(message: str) -> None:
