@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 META = "vmkeeper.cli"  # where the run's state is kept in click's ``ctx.meta`` (the caller's obj stays theirs)
 EXIT_ERROR, EXIT_BREACHED = 1, 2
+USER_AGENT = "vmkeeper-cli"
 
 
 class CliError(click.ClickException):
@@ -85,9 +86,12 @@ class Run:
 
     def wiring(self) -> Wiring:
         if self._wiring is None:
+            from .. import __version__
             from ..wiring import Wiring
 
-            self._wiring = Wiring(self.env, self.credential())
+            # Its own user agent: in Azure's activity log (and the tests' least-privilege count of the app's
+            # calls) an operator's reads through the CLI are not the app's identity's.
+            self._wiring = Wiring(self.env, self.credential(), arm_options={"user_agent": f"{USER_AGENT}/{__version__}"})
         return self._wiring
 
 

@@ -112,6 +112,7 @@ def test_plan_writes_nothing_and_tells_the_slot_and_retention(world, tmp_path):
         **world["settings"], "VMKEEPER_POLICY_FILE": str(narrow)}), "plan", "--json")
     assert writes(az, mark) == []
     assert [c["method"] for c in az.calls(mark)].count("GET") > 0  # it did read
+    assert all("vmkeeper-cli/" in c["userAgent"] for c in az.calls(mark))  # as the operator, not the app
     assert storage_state(world["azurite"].connection_string) == before_storage
 
     # The slot in force was taken by protect_once: both jobs done, by name.
