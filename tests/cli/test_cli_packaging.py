@@ -40,3 +40,12 @@ def test_importing_the_cli_is_light():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": ":".join(sys.path)})
     assert out.stdout.strip() == "[]"
+
+
+def test_the_cli_vocabulary_is_the_apps():
+    """Kept apart so --help imports nothing heavy; the same words as the modules that define them."""
+    from shared.cli import main
+    from shared.report.model import STATES
+    from shared.restore.request import TARGET_TYPES
+
+    assert main.STATES == STATES and main.TARGET_TYPES == TARGET_TYPES
