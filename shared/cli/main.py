@@ -1,0 +1,295 @@
+"""``vmkeeper``: the operator's command line (click). Commands are thin: options in, a service of the
+``Wiring`` (or the restore HTTP API) called, the answer rendered by shared/cli/output.py.
+
+Exit codes: 0 ok; 1 an error (bad input, a setting, Azure, the API; the message names the option or
+setting); 2 only from ``status``, when any VM's RPO is breached (a CI pipeline can gate on it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from .. import __version__
+from .context import EXIT_BREACHED, EXIT_ERROR, CliError, current, parse_time, start, translate
+
+STATES = ("breached", "not_protected", "met", "opted_out")  # shared/report/model.py STATES (not imported: cold)
+TARGET_TYPES = ("disks", "vm", "os_disk", "original_location")  # shared/restore/request.py TARGET_TYPES
+
+EPILOG = """\b
+Exit codes: 0 ok; 1 error (the message names the option or setting);
+2 `status` found a VM whose RPO is breached.
+\b
+Settings: the app's own (VMKEEPER_SUBSCRIPTIONS, VMKEEPER_POLICY_FILE,
+AzureWebJobsStorage, ...) from --settings FILE (its "Values") or the
+environment. Azure: your `az login`.
+"""
+
+
+class VmkeeperGroup(click.Group):
+    """Exit codes as documented: a usage error is 1 like any other (click's own 2 is ``status``'s
+    breach here), errors met in the world are told as such, and with --json the error is JSON too."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            err = translate(exc)
+            if err is None:
+                raise
+            raise err from exc
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            rv = super().main(argv, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            if "--json" in argv:
+                doc = exc.to_json() if isinstance(exc, CliError) else {"error": {
+                    "message": exc.format_message(), "field": _param_of(exc)}}
+                click.echo(json.dumps(doc, indent=2, default=str))
+            exc.show()
+            sys.exit(EXIT_ERROR)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(EXIT_ERROR)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _param_of(exc: click.ClickException) -> str | None:
+    param = getattr(exc, "param", None)
+    if param is None:
+        return None
+    return param.opts[0] if getattr(param, "opts", None) and param.param_type_name == "option" else param.human_readable_name
+
+
+def json_option(f: Callable) -> Callable:
+    """``--json`` on every command as well as before it (``vmkeeper --json status`` = ``vmkeeper status --json``)."""
+    def turn_on(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            current().as_json = True
+
+    return click.option("--json", "as_json", is_flag=True, expose_value=False, callback=turn_on,
+                        help="Machine-readable JSON on stdout (stable keys), nothing else there.")(f)
+
+
+@click.group(cls=VmkeeperGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
+                                                                  "max_content_width": 110})
+@click.option("--settings", metavar="FILE", help='A local.settings.json-style file: its "Values" are the app '
+              "settings to use (default: the environment).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout, for every command.")
+@click.version_option(__version__, prog_name="vmkeeper")
+@click.pass_context
+def cli(ctx: click.Context, settings: str | None, as_json: bool) -> None:
+    """vmkeeper: automatic backup for Azure VMs, from the operator's side."""
+    start(ctx, settings, as_json)
+
+
+# --- status -------------------------------------------------------------------------------------------
+@cli.command(epilog="\b\nExit codes: 0 no VM breached; 1 error; 2 at least one VM of the fleet is breached\n"
+             "(whatever --state shows), so a pipeline step can fail on it.")
+@click.option("--recorded", is_flag=True, help="Show the last recorded evaluation (the compliance timer's) "
+              "instead of evaluating now.")
+@click.option("--state", "states", multiple=True, type=click.Choice(STATES, case_sensitive=False),
+              help="Show only VMs in this state (repeatable).")
+@json_option
+@click.pass_context
+def status(ctx: click.Context, recorded: bool, states: tuple[str, ...]) -> None:
+    """RPO compliance of every VM: each kind of point's age against its RPO. Reads only."""
+    from dataclasses import asdict
+
+    from . import output
+
+    run = current()
+    w = run.wiring()
+    if recorded:
+        evaluation = w.compliance.recorded()
+        if evaluation is None:
+            raise CliError("--recorded: no evaluation is recorded yet (the compliance timer has not run); "
+                           "leave out --recorded to evaluate now", "--recorded")
+    else:
+        with output.steps(5, enabled=not run.as_json) as progress:
+            evaluation = w.compliance.evaluate(datetime.now(UTC), progress)
+            progress("judging")
+    from ..instants import format_instant
+
+    wanted = {s.lower() for s in states}
+    doc = {"source": "recorded" if recorded else "live", "evaluated": format_instant(evaluation.at),
+           "counts": evaluation.counts(), "filter": sorted(wanted),
+           "summary": [asdict(s) for s in evaluation.summary()],
+           "vms": [asdict(v) for v in evaluation.vms if not wanted or v.state in wanted],
+           "notes": list(evaluation.notes)}
+    output.emit_json(doc) if run.as_json else output.status(doc)
+    if doc["counts"].get("breached"):
+        ctx.exit(EXIT_BREACHED)
+
+
+# --- plan ---------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--at", "at", metavar="TIME", help="Plan this instant instead of now (ISO 8601 with a UTC offset, "
+              "e.g. 2026-11-25T06:00:00Z).")
+@json_option
+def plan(at: str | None) -> None:
+    """What the timer's next run would create (per VM: snapshots, restore points, copies, by name; skips
+    with reasons) and what retention would mark or delete now (rule and reason). A dry run: writes nothing."""
+    from . import output
+    from .preview import preview
+
+    when = parse_time(at) if at is not None else datetime.now(UTC)
+    run = current()
+    with output.steps(4, enabled=not run.as_json) as progress:
+        doc = preview(run.wiring(), when, progress)
+    output.emit_json(doc) if run.as_json else output.plan(doc)
+
+
+# --- points -------------------------------------------------------------------------------------------
+def _vm(value: str) -> Any:
+    from ..restore.access import BadId, parse_id
+
+    try:
+        return parse_id(value, "vm")
+    except BadId as exc:
+        raise CliError(f"VM_ID: {exc}", "VM_ID") from None
+
+
+@cli.command()
+@click.argument("vm_id")
+@json_option
+def points(vm_id: str) -> None:
+    """The recovery point catalogue of VM_ID (its ARM id): kind, time, region, complete, copy, and the id a
+    restore takes. Works for a VM that no longer exists."""
+    from . import output
+
+    vm = _vm(vm_id)
+    run = current()
+    restores = run.wiring().restores
+    if not restores.in_fleet(vm):
+        raise CliError(f"VM_ID: subscription {vm.subscription} is not in VMKEEPER_SUBSCRIPTIONS", "VM_ID")
+    doc = restores.catalogue(vm)
+    output.emit_json(doc) if run.as_json else output.points(doc)
+
+
+# --- restore ------------------------------------------------------------------------------------------
+@cli.command(epilog="\b\nAuthentication: the function key (--key / VMKEEPER_API_KEY), and behind App Service\n"
+             "authentication a token for the app's scope from your az login (--scope / VMKEEPER_API_SCOPE,\n"
+             "e.g. api://<app-id>/.default) carrying the Restore.Operator app role. The local Functions\n"
+             "host has no App Service authentication: there pass --principal (X-MS-CLIENT-PRINCIPAL, base64),\n"
+             "which Azure ignores from a client.\n"
+             "\b\nExit codes: 0 succeeded (or valid, with --dry-run; accepted, with --no-wait); 1 refused,\n"
+             "failed, cancelled or still running after --wait seconds.")
+@click.argument("vm_id")
+@click.argument("point_id")
+@click.option("--target-type", required=True, type=click.Choice(TARGET_TYPES),
+              help="disks: new disks; vm: a new VM; os_disk: swap an existing VM's OS disk; original_location: "
+              "Azure Backup's in-place restore.")
+@click.option("--resource-group", metavar="ID", help="Target resource group id (disks, vm).")
+@click.option("--subnet", metavar="ID", help="Subnet id for the new VM's NIC (vm).")
+@click.option("--vm-name", metavar="NAME", help="The new VM's name (vm).")
+@click.option("--vm-size", metavar="SIZE", help="The new VM's size (vm; default: the source's).")
+@click.option("--target-vm", metavar="ID", help="The VM whose OS disk is swapped (os_disk).")
+@click.option("--staging-storage-account", metavar="ID", help="Staging storage account id (Azure Backup points).")
+@click.option("--dry-run", is_flag=True, help="Validate and plan only: the API creates nothing.")
+@click.option("--no-wait", is_flag=True, help="Return once accepted; do not follow the restore.")
+@click.option("--wait", "wait", type=click.FloatRange(min=1), default=3600, show_default=True, metavar="SECONDS",
+              help="How long to follow the restore.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), metavar="SECONDS",
+              help="Seconds between looks (default: the API's Retry-After).")
+@click.option("--idempotency-key", metavar="KEY", help="Makes a repeated command the same restore (default: a new key).")
+@click.option("--api", metavar="URL", help="The app's URL (default: VMKEEPER_API_URL), e.g. https://<app>.azurewebsites.net.")
+@click.option("--key", metavar="KEY", help="The function key (default: VMKEEPER_API_KEY), sent as x-functions-key.")
+@click.option("--scope", metavar="SCOPE", help="Get an Easy Auth bearer token for this scope (default: "
+              "VMKEEPER_API_SCOPE).")
+@click.option("--principal", metavar="BASE64", help="Local Functions host only: an X-MS-CLIENT-PRINCIPAL value "
+              "(default: VMKEEPER_API_PRINCIPAL).")
+@click.option("--ca-bundle", metavar="FILE", help="CA bundle to verify the API's TLS certificate (default: "
+              "VMKEEPER_API_CA_BUNDLE, else the system's).")
+@json_option
+def restore(vm_id: str, point_id: str, target_type: str, resource_group: str | None, subnet: str | None,
+            vm_name: str | None, vm_size: str | None, target_vm: str | None, staging_storage_account: str | None,
+            dry_run: bool, no_wait: bool, wait: float, poll_interval: float | None, idempotency_key: str | None,
+            api: str | None, key: str | None, scope: str | None, principal: str | None, ca_bundle: str | None) -> None:
+    """Restore VM_ID from POINT_ID (an id from `vmkeeper points VM_ID`) through the restore HTTP API,
+    then follow it to the end with a progress bar."""
+    import os
+
+    from ..restore.request import point_kind
+    from . import output
+    from .api_client import RestoreClient
+
+    run = current()
+    vm = _vm(vm_id)
+    try:
+        point_kind(point_id)
+    except ValueError as exc:
+        raise CliError(f"POINT_ID: {exc}", "POINT_ID") from None
+    url = api or run.setting("VMKEEPER_API_URL")
+    if not url:
+        raise CliError("--api: required (or VMKEEPER_API_URL): the app's URL", "--api")
+    bundle = ca_bundle or run.setting("VMKEEPER_API_CA_BUNDLE")
+    if bundle and not os.path.isfile(bundle):
+        raise CliError(f"--ca-bundle: no such file {bundle!r}", "--ca-bundle")
+    scope = scope or run.setting("VMKEEPER_API_SCOPE")
+    token = (lambda: run.credential().get_token(scope).token) if scope else None
+    client = RestoreClient(url, key=key or run.setting("VMKEEPER_API_KEY"), token=token,
+                           principal=principal or run.setting("VMKEEPER_API_PRINCIPAL"), ca_bundle=bundle)
+    target = {k: v for k, v in {"type": target_type, "resource_group": resource_group, "subnet": subnet,
+                                "vm_name": vm_name, "vm_size": vm_size, "vm": target_vm,
+                                "staging_storage_account": staging_storage_account}.items() if v is not None}
+    body = {"vm": vm.id, "recovery_point": point_id, "target": target, "dry_run": dry_run}
+    status_code, doc, location = client.create(body, idempotency_key)
+    if dry_run:
+        output.emit_json(doc) if run.as_json else output.dry_run(doc)
+        return
+    if no_wait or location is None:
+        output.emit_json(doc) if run.as_json else output.restore(doc, location, waited=False)
+        return
+    with output.restore_progress(enabled=not run.as_json) as update:
+        record = client.follow(location, update, interval=poll_interval, wait=wait)
+    output.emit_json(record) if run.as_json else output.restore(record)
+    if record["state"] != "succeeded":
+        error = record.get("error") or {}
+        raise CliError(f"restore {record['id']} {record['state']}: {error.get('message') or 'see its steps'}",
+                       "restore", restore=record)
+
+
+# --- report -------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("-o", "--output", "path", metavar="FILE", help="Where to write the page (default: "
+              "vmkeeper-report.html; with --json, only if given).")
+@json_option
+def report(path: str | None) -> None:
+    """The report page (compliance, points per day, deletions, failures, restores) as one HTML file, from
+    what vmkeeper recorded; with --json, its data instead."""
+    from pathlib import Path
+
+    from . import output
+
+    run = current()
+    reports, now = run.wiring().reports, datetime.now(UTC)
+    doc = reports.data(now).to_json()
+    if run.as_json:
+        output.emit_json(doc)
+    target = path or (None if run.as_json else "vmkeeper-report.html")
+    if target is None:
+        return
+    page = reports.html(now)
+    try:
+        Path(target).write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"--output: cannot write {target!r} ({exc.strerror or exc})", "--output") from None
+    if not run.as_json:
+        output.report_written(str(Path(target).resolve()), doc)
+
+
+if __name__ == "__main__":  # python -m shared.cli.main
+    cli(prog_name="vmkeeper")

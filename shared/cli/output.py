@@ -1,0 +1,222 @@
+"""Output: JSON for machines (only JSON on stdout, stable keys) and rich tables for people. Progress
+and notes go to stderr, so stdout stays the answer. Outside a terminal (a pipe, CI, tests) rich draws
+no colour and, unless COLUMNS says otherwise, tables get room enough not to cut ids."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
+from rich.table import Table
+
+STATE_STYLE = {"breached": "bold red", "not_protected": "yellow", "met": "green", "opted_out": "dim"}
+KIND_TITLES = {"vault": "Vault", "snapshot_set": "Snapshot set", "restore_point": "Restore point", "copy": "Copy"}
+ACTION_STYLE = {"delete": "bold red", "mark": "yellow", "unmark": "cyan"}
+RESTORE_STYLE = {"succeeded": "green", "failed": "bold red", "cancelled": "yellow", "running": "cyan",
+                 "pending": "cyan"}
+WIDE = 200
+
+
+def console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    c = Console(file=stream, highlight=False)
+    if not c.is_terminal and "COLUMNS" not in os.environ:
+        c = Console(file=stream, highlight=False, width=WIDE)
+    return c
+
+
+def emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, default=str))
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def seconds(instant: str) -> str:
+    """An instant as people read it: to the second (the JSON keeps it whole)."""
+    head, dot, _ = instant.partition(".")
+    return f"{head}Z" if dot else instant
+
+
+def styled(text: str, style: str | None) -> str:
+    return f"[{style}]{escape(text)}[/]" if style else escape(text)
+
+
+@contextmanager
+def steps(total: int, enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr, one step per call of the callback it yields (``step`` names the read)."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                  console=console(stderr=True), transient=True, disable=not enabled) as bar:
+        task = bar.add_task("Starting", total=total)
+        seen = [0]
+
+        def step(name: str) -> None:
+            if seen[0]:
+                bar.advance(task)
+            seen[0] += 1
+            bar.update(task, description=f"Reading {name}")
+
+        yield step
+        bar.update(task, completed=total)
+
+
+# --- status -----------------------------------------------------------------------------------------
+def _kind_cell(kind: dict[str, Any] | None) -> str:
+    if kind is None:
+        return ""
+    rpo = f"{kind['rpo_hours']:g} h"
+    age = "none" if kind.get("age_hours") is None else f"{kind['age_hours']:.1f} h"
+    return styled(f"{age} / {rpo}", STATE_STYLE.get(kind["state"]))
+
+
+def status(doc: dict[str, Any]) -> None:
+    out = console()
+    vms = doc["vms"]
+    kinds = [k for k in KIND_TITLES if any(x["kind"] == k for v in vms for x in v["kinds"])]
+    table = Table(title=f"RPO compliance at {seconds(doc['evaluated'])} ({doc['source']})", title_justify="left")
+    for name in ("VM", "Resource group", "Policy", "State"):
+        table.add_column(name, no_wrap=name != "Policy")
+    for k in kinds:
+        table.add_column(f"{KIND_TITLES[k]}\nage / RPO", justify="right", no_wrap=True)
+    table.add_column("Reason", overflow="fold")
+    for v in vms:
+        by_kind = {x["kind"]: x for x in v["kinds"]}
+        table.add_row(escape(v["name"]), escape(v["resource_group"]), escape(v["policy"] or "(none)"),
+                      styled(v["state"], STATE_STYLE.get(v["state"])), *[_kind_cell(by_kind.get(k)) for k in kinds],
+                      escape(v["reason"]))
+    if vms:
+        out.print(table)
+    counts = doc["counts"]
+    total = sum(counts.values())
+    summary = ", ".join(styled(f"{n} {s.replace('_', ' ')}", STATE_STYLE[s] if n else None) for s, n in counts.items())
+    shown = f" (showing {len(vms)}: {', '.join(doc['filter'])})" if doc["filter"] else ""
+    out.print(f"{plural(total, 'VM')}: {summary}{shown}")
+    for note in doc["notes"]:
+        out.print(f"[dim]Note: {escape(note)}[/]")
+
+
+# --- plan -------------------------------------------------------------------------------------------
+def plan(doc: dict[str, Any]) -> None:
+    out = console()
+    sched, ret = doc["schedule"], doc["retention"]
+    out.print(f"Plan at {seconds(doc['at'])} (a dry run: nothing was written)")
+    jobs = Table(title="Scheduled protection: the slot in force", title_justify="left")
+    for name in ("VM", "Kind", "Slot", "State", "Creates", "Copies to"):
+        jobs.add_column(name, overflow="fold")
+    for j in sched["jobs"]:
+        if j["kind"] == "snapshot_set":
+            creates = [f"snapshot {s['name']} ({'os' if s['lun'] is None else 'lun ' + str(s['lun'])})"
+                       for s in j["snapshots"]]
+            copies = [s["copy_name"] for s in j["snapshots"] if s["copy_name"]]
+        else:
+            rp = j["restore_point"]
+            creates = [f"restore point {rp['name']} in {rp['collection']} ({rp['consistency']})"]
+            copies = [f"{rp['name']} in {rp['copy_collection']}"] if rp["copy_collection"] else []
+        state = styled(j["state"], {"new": "bold", "done": "green", "enqueued": "cyan"}[j["state"]])
+        copy_text = (escape(j["copy_region"]) + ": " + escape(", ".join(copies))) if copies else "-"
+        jobs.add_row(escape(j["vm_name"] or j["vm_id"]), j["kind"], j["slot"], state, escape("\n".join(creates)),
+                     copy_text)
+    if sched["jobs"]:
+        out.print(jobs)
+    if sched["skipped"]:
+        skipped = Table(title="Skipped", title_justify="left")
+        for name in ("VM", "Kind", "Reason"):
+            skipped.add_column(name, overflow="fold")
+        for k in sched["skipped"]:
+            skipped.add_row(escape(k["vm_name"] or k["vm_id"]), k["kind"] or "(whole VM)",
+                            styled(k["reason"], "yellow" if k["problem"] else None))
+        out.print(skipped)
+    states = {s: sum(1 for j in sched["jobs"] if j["state"] == s) for s in ("new", "enqueued", "done")}
+    out.print(f"{plural(sched['vms'], 'VM')}: {plural(len(sched['jobs']), 'job')} ({states['new']} new, {states['enqueued']} enqueued, "
+              f"{states['done']} done), {len(sched['skipped'])} skipped")
+    if ret["changes"]:
+        changes = Table(title="Retention: what a pass would change now", title_justify="left")
+        for name in ("Artifact", "Kind", "VM", "Action", "Rule", "Reason", "Delete after"):
+            changes.add_column(name, overflow="fold")
+        for c in ret["changes"]:
+            changes.add_row(escape(c["name"]), c["kind"], escape((c["vm_id"] or "").rsplit("/", 1)[-1]),
+                            styled(c["action"], ACTION_STYLE[c["action"]]), c["rule"], escape(c["reason"]),
+                            c["delete_after"] or "")
+        out.print(changes)
+    counts = {a: sum(by_rule.values()) for a, by_rule in ret["counts"].items()}
+    acts = {a: sum(1 for c in ret["changes"] if c["action"] == a) for a in ("delete", "mark", "unmark")}
+    out.print(f"Retention over {ret['artifacts']} artifacts: {acts['delete']} to delete, {acts['mark']} to mark, "
+              f"{acts['unmark']} to unmark; {counts.get('keep', 0)} kept, {counts.get('skip', 0)} left alone")
+
+
+# --- points -----------------------------------------------------------------------------------------
+def points(doc: dict[str, Any]) -> None:
+    out = console()
+    vm = doc["vm"]
+    where = f"exists, {vm['size']}" if vm["exists"] and vm.get("size") else "exists" if vm["exists"] else "gone"
+    table = Table(title=f"Recovery points of {vm['id'].rsplit('/', 1)[-1]} ({where})", title_justify="left")
+    for name in ("#", "Kind", "Time", "Region", "Consistency", "Complete", "Copy"):
+        table.add_column(name, overflow="fold", justify="right" if name == "#" else "left")
+    for n, p in enumerate(doc["value"], 1):
+        complete = styled("yes", "green") if p["complete"] else styled(f"no: {p.get('note') or ''}", "bold red")
+        table.add_row(str(n), p["kind"], seconds(p["time"]), p["region"], p["consistency"], complete, "yes" if p["copy"] else "no")
+    out.print(table)
+    # Ids whole, one to a line and never wrapped: they are what `restore` takes, copied as they are.
+    out.print("Ids (POINT_ID for `vmkeeper restore`):")
+    for n, p in enumerate(doc["value"], 1):
+        out.print(f"{n:>3}  {escape(p['id'])}", soft_wrap=True)
+    out.print(f"{plural(len(doc['value']), 'point')}, {sum(1 for p in doc['value'] if p['complete'])} complete")
+
+
+# --- restore ----------------------------------------------------------------------------------------
+def dry_run(doc: dict[str, Any]) -> None:
+    out = console()
+    p = doc["plan"]
+    out.print(f"[green]Valid[/]: a {p['source_kind'].replace('_', ' ')} restored as {p['target_type']} in "
+              f"{p['region']} (dry run: nothing was created)")
+    out.print("Steps: " + " → ".join(p["steps"]))
+    for item in p.get("creates") or []:
+        out.print(f"  would create {item['type']} {escape(item['id'])}")
+
+
+@contextmanager
+def restore_progress(enabled: bool = True) -> Iterator[Callable[[dict[str, Any]], None]]:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                  console=console(stderr=True), transient=True, disable=not enabled) as bar:
+        task = bar.add_task("Submitted", total=100)
+
+        def update(record: dict[str, Any]) -> None:
+            running = next((s["name"] for s in record.get("steps") or [] if s["state"] == "running"), None)
+            bar.update(task, completed=record.get("percent", 0),
+                       description=f"{record.get('state')}" + (f": {running}" if running else ""))
+
+        yield update
+
+
+def restore(record: dict[str, Any], location: str | None = None, waited: bool = True) -> None:
+    out = console()
+    state = record["state"]
+    out.print(f"Restore {record['id']}: {styled(state, RESTORE_STYLE.get(state))} ({record.get('percent', 0)} %)")
+    for s in record.get("steps") or []:
+        took = f" in {s['seconds']:.1f} s" if isinstance(s.get("seconds"), int | float) else ""
+        out.print(f"  {s['name']}: {s['state']}{took}")
+    for rid in record.get("resources") or []:
+        out.print(f"  created {escape(rid)}")
+    if record.get("error"):
+        e = record["error"]
+        out.print(styled(f"Error {e.get('code', '')} in {e.get('step') or 'a step'}: {e.get('message', '')}", "red"))
+    if not waited and location:
+        out.print(f"Follow it at {escape(location)}")
+
+
+def report_written(path: str, data: dict[str, Any]) -> None:
+    evaluated = f"compliance evaluated {data['evaluated']}" if data.get("evaluated") else "compliance not evaluated yet"
+    console().print(f"Report written to {escape(path)} ({plural(len(data.get('vms') or []), 'VM')}; {evaluated})")
+
+
+def error(message: str) -> None:
+    console(stderr=True).print(styled(message, "red"))

@@ -1,0 +1,65 @@
+"""``vmkeeper status`` on a fleet with a breach: exit code 2 (a pipeline can gate on it), whatever
+--state shows; --recorded before and after the compliance timer has run. A world of its own: the
+breach is a VM whose only complete point is two days old (the protected world of test_vmkeeper_cli.py
+is met throughout)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+
+import pytest
+
+from tests.app.restore_world import old_snapshot_set, start
+from tests.cli.cli_world import json_out, settings_file, vmkeeper
+
+
+@pytest.fixture
+def breached(az, emu, azurite, tmp_path, monkeypatch):
+    w = start(az, emu, azurite, tmp_path, monkeypatch, VMKEEPER_COMPLIANCE_SCHEDULE="0 */30 * * * *",
+              VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
+    old_snapshot_set(az, w, timedelta(days=2))
+    yield w
+    w["host"].close()
+
+
+def test_a_breach_exits_2_in_both_forms_and_the_filter_only_narrows_the_table(breached, tmp_path):
+    human = vmkeeper("status")
+    assert human.exit_code == 2, human.output
+    assert "vm-00000" in human.stdout and "breached" in human.stdout
+    assert "Snapshot set" in human.stdout and "/ 2 h" in human.stdout  # age / RPO of the kind
+    assert "1 breached" in human.stdout and "0 met" in human.stdout
+
+    result = vmkeeper("status", "--json")
+    assert result.exit_code == 2
+    doc = json_out(result, "status")
+    assert doc["source"] == "live" and doc["counts"]["breached"] == 1
+    (vm,) = doc["vms"]
+    kinds = {k["kind"]: k for k in vm["kinds"]}
+    assert vm["state"] == "breached" and kinds["snapshot_set"]["state"] == "breached"
+    assert kinds["snapshot_set"]["age_hours"] > 47 and kinds["snapshot_set"]["rpo_hours"] == 2
+    assert kinds["restore_point"]["state"] == "not_protected" and kinds["restore_point"]["newest"] is None
+
+    met_only = vmkeeper("--json", "status", "--state", "met")  # --json before the command works too
+    assert met_only.exit_code == 2  # the fleet is still breached: the filter narrows what is shown
+    assert json_out(met_only, "status")["vms"] == [] and json_out(met_only)["filter"] == ["met"]
+    # The same through a local.settings.json: its Values are the environment.
+    path = settings_file(tmp_path / "local.settings.json", breached["settings"])
+    assert vmkeeper("--settings", path, "status", "--state", "breached", "--json").exit_code == 2
+
+
+def test_recorded_needs_an_evaluation_then_shows_the_timers(breached):
+    before = vmkeeper("status", "--recorded")
+    assert before.exit_code == 1 and "--recorded" in before.stderr and "not run" in before.stderr
+    error = vmkeeper("status", "--recorded", "--json")
+    assert error.exit_code == 1 and json_out(error, "error")["error"]["field"] == "--recorded"
+
+    breached["host"].fire_timer("compliance_evaluation")
+    result = vmkeeper("status", "--recorded", "--json")
+    assert result.exit_code == 2
+    doc = json_out(result, "status")
+    assert doc["source"] == "recorded" and [v["state"] for v in doc["vms"]] == ["breached"]
+    human = vmkeeper("status", "--recorded")
+    assert human.exit_code == 2 and "(recorded)" in human.stdout
+    assert json.loads(vmkeeper("status", "--json").stdout)["evaluated"] >= doc["evaluated"]
