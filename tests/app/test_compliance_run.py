@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from azure.data.tables import TableClient
 
-from shared import tags as T
 from shared.alerts import events as A
 from shared.report.model import BREACHED, MET, NOT_PROTECTED
 from shared.restore.access import encode_principal
-from tests.app.restore_world import POLICIES, READER_PRINCIPAL, SECOND, protect_once, start
+from tests.app.restore_world import POLICIES, READER_PRINCIPAL, SECOND, old_snapshot_set, protect_once, start
 
 FULL = {**POLICIES["policies"]["full"], "backup_policy": "DefaultPolicy"}
 
@@ -28,31 +27,6 @@ def world(az, emu, azurite, tmp_path, monkeypatch):
     w["azurite"] = azurite
     yield w
     w["host"].close()
-
-
-def compute(az: Any, world: dict[str, Any]) -> Any:
-    from azure.mgmt.compute import ComputeManagementClient
-
-    return az.client(ComputeManagementClient, world["sub"], polling_interval=0)
-
-
-def old_snapshot_set(az: Any, world: dict[str, Any], age: timedelta) -> None:
-    """A complete snapshot set of the VM from ``age`` ago, as vmkeeper tags one (arranged with plain SDK clients)."""
-    from azure.mgmt.compute.models import CreationData, Snapshot
-
-    c = compute(az, world)
-    vm = c.virtual_machines.get("rg-vm-00", "vm-00000")
-    disks = [(None, vm.storage_profile.os_disk.managed_disk.id)] + [(d.lun, d.managed_disk.id)
-                                                                    for d in vm.storage_profile.data_disks]
-    slot = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:00:00Z")
-    set_id = secrets.token_hex(8)
-    for lun, disk in disks:
-        tags = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: "full", T.SLOT: slot,
-                T.SET: set_id, T.SET_SIZE: str(len(disks)), T.LUN: str(lun)}
-        c.snapshots.begin_create_or_update("rg-vm-00", f"old-{set_id}-{lun}", Snapshot(
-            location=vm.location, tags=tags, incremental=True,
-            creation_data=CreationData(create_option="Copy", source_resource_id=disk))).result()
-        az.advance(61)  # under 7 incremental snapshots per disk per 5 minutes
 
 
 def alerts(world: dict[str, Any]) -> list[dict[str, Any]]:
