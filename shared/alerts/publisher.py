@@ -16,6 +16,11 @@ class TopicPublisher:
             from azure.eventgrid import EventGridPublisherClient
 
             self._client = EventGridPublisherClient(self.endpoint, self.credential())
+            # send() offers its per-call options to each event's model too, which warns that it ignores them
+            # (they do reach the pipeline): a warning per event per publish, not worth an operator's eye.
+            import logging
+
+            logging.getLogger("azure.eventgrid._legacy._generated._serialization").setLevel(logging.ERROR)
         # azure-eventgrid 4.22 (basic topics) drops constructor options such as connection_verify; per-call
         # options reach the pipeline, so a local CA is given with each send.
         options = {"connection_verify": self.ca_bundle} if self.ca_bundle else {}
