@@ -46,6 +46,7 @@ def protect(az, emu, sub, azurite, monkeypatch, tmp_path):
         "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}",
         "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
         "VMKEEPER_PROTECT_TABLE": f"protect{suffix}",
+        "VMKEEPER_ALERTS_TABLE": f"alerts{suffix}",
         "VMKEEPER_PROTECT_RETRY_SECONDS": "1",
         "VMKEEPER_PROTECT_RETRY_MAX_SECONDS": "2",
         "VMKEEPER_ARM_ENDPOINT": az.base_url,
@@ -354,6 +355,15 @@ def test_a_region_without_a_vault_ends_in_the_poison_queue_with_its_reason(az, e
     [message] = list(poison.receive_messages())
     body = json.loads(__import__("base64").b64decode(message.content))
     assert "eastus" in body["reason"] and body["message"]["vm_id"] == vm_id.lower()
+    # and one alert says so (no topic here: recorded in the outbox, which the report reads)
+    from azure.data.tables import TableClient
+
+    from shared.alerts import events as A
+
+    outbox = TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_ALERTS_TABLE"])
+    [alert] = [json.loads(r["event"]) for r in outbox.list_entities()]
+    assert alert["type"] == A.PROTECTION_FAILED and alert["subject"] == vm_id.lower()
+    assert "eastus" in alert["data"]["reason"] and alert["data"]["cause"] == "failed"
 
 
 def test_two_hundred_vms_in_a_burst_with_ten_percent_faults(az, protect, sub, azurite):

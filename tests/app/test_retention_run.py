@@ -396,3 +396,31 @@ def test_lifting_vmkeepers_own_lock_takes_from_the_budget_with_the_delete(world,
     clock[0] += 1000
     _, rest = retention.run(world["at"](26), world["gold"]())
     assert rest.deleted == 1 and not set(own) & world["names"]()
+
+
+def test_deletions_raise_one_retention_alert_per_vm_per_pass(world, sub):
+    """vmkeeper.retention.deleted: one event per VM per pass that deleted something, listing each point with
+    its rule; a pass that deletes nothing raises nothing."""
+    import json
+
+    from shared.alerts import events as A
+    from shared.alerts.outbox import Alerts
+
+    outbox = world["table"]("alerts")
+    ledger, budget = world["ledger"], pacing.WriteBudget(world["table"]("budget"), rate=50, burst=100)
+    retention = Retention(world["arm"], ledger, budget, [sub], alerts=Alerts(outbox, None, "/vmkeeper/test"))
+    old = world["snapshot_set"]("2026-11-20T00:00:00Z")
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+
+    def run(hours: float):
+        return retention.run(world["at"](hours), world["gold"]())[1]
+
+    assert run(0).deleted == 0 and list(outbox.list_entities()) == []  # marks only: nothing deleted, nothing said
+    assert run(25).deleted == len(old)
+    run(26)  # nothing more to delete
+    (row,) = outbox.list_entities()
+    event = json.loads(row["event"])
+    assert event["type"] == A.RETENTION_DELETED and event["subject"] == world["vm"].id.lower()
+    deleted = event["data"]["deleted"]
+    assert sorted(d["id"].rsplit("/", 1)[-1] for d in deleted) == sorted(old)
+    assert all(d["rule"] and d["reason"] and d["kind"] == "snapshot" for d in deleted)
