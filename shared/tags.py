@@ -6,6 +6,7 @@ One place for them, so the planner, the workers and retention agree on what "our
 # On VMs (operators set these).
 POLICY = "vmkeeper-policy"  # names a vmkeeper policy, e.g. "gold"
 OPT_OUT = "vmkeeper-optout"  # "true" leaves the VM alone
+DRILL = "vmkeeper-drill"  # "true": DR drills for this VM (its policy's drill block), when the policy doesn't drill all
 
 # On artifacts (vmkeeper sets these; retention trusts nothing without MANAGED_BY).
 MANAGED_BY = "managed-by"
@@ -23,6 +24,7 @@ EXPIRING = "vmkeeper-expiring"  # set by retention's first pass: ISO 8601 UTC in
 LOCK_UNTIL = "vmkeeper-lock-until"  # ISO 8601 UTC instant until which vmkeeper's CanNotDelete lock stands
 OWN_LOCK = "vmkeeper-lock"  # the name of that lock: retention lifts only locks so named, once LOCK_UNTIL has passed
 RESTORE = "vmkeeper-restore"  # on what a restore creates: the restore's id (a re-run adopts only its own)
+DRILL_ID = "vmkeeper-drill-id"  # on a drill's isolated resource group: the drill's id (teardown deletes only such groups)
 REPLACED_BY_RESTORE = "vmkeeper-replaced-by-restore"  # on an OS disk a restore swapped out (kept): the restore's id
 
 # The one set of words for yes and no, in tags (opt-out) and settings alike, compared lower case.

@@ -85,6 +85,17 @@ class CopySpec:
 
 
 @dataclass(frozen=True)
+class DrillSpec:
+    every_days: int = 7
+    point: Literal["copy", "snapshot_set", "restore_point"] = "copy"
+    all_vms: bool = False
+    keep_hours: float = 0
+    keep_failed_hours: float = 24
+    ready_timeout_minutes: int = 30
+    vm_size: str | None = None
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str  # as written in the document
     schedule: Schedule
@@ -95,6 +106,7 @@ class Policy:
     lock_days: int | None = None
     backup_policy: str | None = None
     rpo_hours: int | None = None  # overrides the RPO derived from the schedule (shared/compliance/rpo.py)
+    drill: DrillSpec | None = None  # DR drills of the policy's VMs (shared/drill/)
 
     @property
     def copy_region(self) -> str | None:
@@ -336,6 +348,10 @@ def _policy(
         errors.append(f"{where}: takes nothing: give snapshots and/or restore_point")
     if ok("copy"):
         copy = CopySpec(body["copy"]["region"])
+    drill = DrillSpec(**body["drill"]) if ok("drill") else None
+    if drill and drill.point == "copy" and "copy" not in body:
+        errors.append(f"{where}.drill.point: 'copy' needs the policy's copy (a second region); "
+                      "give copy, or drill.point snapshot_set or restore_point")
     retention = _retention(body["retention"], f"{where}.retention", errors) if ok("retention") else RetentionPolicy()
     if broken or schedule is None:
         return None
@@ -349,6 +365,7 @@ def _policy(
         body.get("lock_days"),
         body.get("backup_policy"),
         body.get("rpo_hours"),
+        drill,
     )
 
 

@@ -85,6 +85,19 @@ class RestoreRow:
 
 
 @dataclass(frozen=True)
+class DrillRow:
+    id: str
+    vm_id: str
+    started: str  # ISO 8601 UTC: when the drill asked for its restore
+    result: str  # running | passed | failed
+    rto_seconds: float | None  # restore requested → VM running with its agent Ready
+    rpo_seconds: float | None  # the point's age when the drill began
+    point_kind: str  # copy | snapshot_set | restore_point
+    cleanup: str  # "" (not yet) | kept | removing | removed
+    reason: str = ""  # why it failed
+
+
+@dataclass(frozen=True)
 class ReportData:
     generated: str  # ISO 8601 UTC
     evaluated: str | None  # when compliance was last evaluated; None: never
@@ -94,6 +107,7 @@ class ReportData:
     deletions: tuple[Deletion, ...] = ()
     failures: tuple[Failure, ...] = ()
     restores: tuple[RestoreRow, ...] = ()
+    drills: tuple[DrillRow, ...] = ()  # newest first
     notes: tuple[str, ...] = field(default=())  # what could not be read, said on the page
 
     def to_json(self) -> dict[str, Any]:
