@@ -242,3 +242,20 @@ class ComplianceSettings:
         env = os.environ if env is None else env
         fleet = FleetSettings.from_env(env)
         return cls(fleet.subscriptions, fleet.policy_file, _vaults(env), fleet.ledger_table)
+
+
+@dataclass(frozen=True)
+class DrillSettings:
+    """DR drills: the fleet's subscriptions and policies (each policy's ``drill`` block), and the drills' queue."""
+
+    subscriptions: tuple[str, ...]
+    policy_file: str
+    queue: str
+    ledger_table: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DrillSettings:
+        env = os.environ if env is None else env
+        fleet = FleetSettings.from_env(env)
+        return cls(fleet.subscriptions, fleet.policy_file, _get(env, "VMKEEPER_DRILL_QUEUE", "vmkeeper-drills"),
+                   fleet.ledger_table)

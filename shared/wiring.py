@@ -20,13 +20,21 @@ if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is need
     from .azure.clients import ArmClients, Storage
     from .azure.pacing import WriteBudget
     from .compliance.service import ComplianceService
+    from .drill.service import Drills
     from .report.api import ReportApi
     from .report.service import Reports
     from .restore.api import RestoreApi
     from .restore.service import Restores
     from .retention.service import Retention
     from .schedule.service import Schedule
-    from .settings import AlertSettings, ComplianceSettings, FleetSettings, ProtectSettings, RestoreSettings
+    from .settings import (
+        AlertSettings,
+        ComplianceSettings,
+        DrillSettings,
+        FleetSettings,
+        ProtectSettings,
+        RestoreSettings,
+    )
 
 T = TypeVar("T")
 
@@ -207,6 +215,23 @@ class Wiring:
             return Reports(self.compliance, Ledger(self.storage.table(s.ledger_table)), self.alerts,
                            Records(self.storage.table(self.restore_settings.table)))
         return self._once("reports", make)
+
+    @property
+    def drill_settings(self) -> DrillSettings:
+        from .settings import DrillSettings
+
+        return self._once("drill_settings", lambda: DrillSettings.from_env(self.env))
+
+    @property
+    def drills(self) -> Drills:
+        def make() -> Any:
+            from .azure.ledger import Ledger
+            from .drill.service import Drills
+
+            s = self.drill_settings
+            return Drills(s, self.arm, self.storage.queue(s.queue), self.storage.queue(f"{s.queue}-poison"),
+                          Ledger(self.storage.table(s.ledger_table)), self.restores, self.alerts)
+        return self._once("drills", make)
 
     @property
     def report_api(self) -> ReportApi:

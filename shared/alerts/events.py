@@ -19,8 +19,9 @@ RPO_RESTORED = "vmkeeper.rpo.restored"
 RESTORE_SUCCEEDED = "vmkeeper.restore.succeeded"
 RESTORE_FAILED = "vmkeeper.restore.failed"
 RETENTION_DELETED = "vmkeeper.retention.deleted"
-TYPES = (PROTECTION_FAILED, JOB_POISONED, RPO_BREACHED, RPO_RESTORED, RESTORE_SUCCEEDED, RESTORE_FAILED,
-         RETENTION_DELETED)
+DRILL_FAILED = "vmkeeper.drill.failed"  # a DR drill's VM did not come back (its resources are kept for a while)
+TYPES = (PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, RESTORE_SUCCEEDED, RESTORE_FAILED,
+         RETENTION_DELETED, DRILL_FAILED)
 MAX_DATA = 32 * 1024  # characters of reason kept: an event stays far below Event Grid's 1 MB (and 64 KB billing unit)
 
 

@@ -1,0 +1,1 @@
+"""DR drills: a VM's recovery point restored into an isolated group and VNet, proven ready, torn down."""

@@ -1,0 +1,293 @@
+"""DR drills, run: a timer plans the period's drills (shared/drill/planner.py) and sends one message per
+drill; the worker advances each drill a step at a time, its state a row in the ledger, so a crash
+anywhere resumes at the step that was running (every step looks before it writes):
+
+1. ``choose``: the newest complete point of the kind the policy asks for (the catalogue of the restore API);
+2. ``isolate``: a resource group of the drill's own (tagged with its id) and a VNet with no peering, in the
+   point's region;
+3. ``restore``: a restore to a new VM in that group and VNet, through the restore API's machinery (its
+   service, queue and worker; the drill's id as the Idempotency-Key);
+4. ``boot``: until the VM runs and its VM agent reports Ready (instance view): RTO = restore requested →
+   ready; RPO = the point's age when the drill began;
+5. ``teardown``: after ``keep_hours`` (a failed drill: ``keep_failed_hours``, for inspection), the group is
+   deleted — only a group tagged with this drill's id — and the listing afterwards must be empty.
+
+A failed drill raises ``vmkeeper.drill.failed`` once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .. import tags as T
+from ..alerts import events as A
+from ..azure.graph import query_all
+from ..azure.ledger import Ledger
+from ..instants import format_instant, parse_instant
+from ..ports import Arm, Queue
+from ..queue import messages, runner
+from ..queue.messages import Done, Failed, Outcome, Retry
+from ..settings import DrillSettings
+from . import planner
+
+log = logging.getLogger("vmkeeper.drill")
+KIND = "drill"
+PARTITION = "drills"
+RUNNING, PASSED, FAILED = "running", "passed", "failed"
+KEPT, REMOVING, REMOVED = "kept", "removing", "removed"
+POLL = 2  # seconds between looks at a restore or a booting VM (one drill is one VM: cheap)
+MAX_WAIT = 3600  # seconds a message waits at most before looking again (a long keep is several waits)
+VMS = "Resources | where type =~ 'microsoft.compute/virtualmachines' | project id, tags"
+LEFT = "Resources | where subscriptionId =~ '{sub}' and resourceGroup =~ '{group}' | project id"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Drills:
+    def __init__(self, settings: DrillSettings, arm: Arm, queue: Queue, poison: Queue, ledger: Ledger,
+                 restores: Any, alerts: Any = None):
+        self.settings, self.arm, self.queue, self.poison = settings, arm, queue, poison
+        self.ledger, self.restores, self.alerts = ledger, restores, alerts
+
+    # --- the timer ------------------------------------------------------------------------------
+    def plan_and_enqueue(self, now: datetime) -> dict[str, int]:
+        """Each due drill is recorded, then sent, then marked sent: a crash between sends it on the next run."""
+        from ..policy.document import load_policy_file
+
+        policies = load_policy_file(self.settings.policy_file)
+        vms = query_all(self.arm.resource_graph(), list(self.settings.subscriptions), VMS)
+        counts = {"due": 0, "sent": 0, "already": 0}
+        for d in planner.due(vms, policies, now):
+            counts["due"] += 1
+            row = self.ledger.get(PARTITION, d.id)
+            if row is not None and row.get("sent"):
+                counts["already"] += 1
+                continue
+            if row is None:
+                self.ledger.record(PARTITION, d.id, {
+                    "drill": d.id, "vmId": d.vm_id, "policy": d.policy, "spec": json.dumps(d.spec.__dict__),
+                    "copyRegion": d.copy_region or "", "state": RUNNING, "step": "choose", "cleanup": "",
+                    "planned": format_instant(now), "sent": False})
+            self.queue.send_message(messages.encode({"v": 1, "kind": KIND, "drill_id": d.id}))
+            self.ledger.record(PARTITION, d.id, {**self._row(d.id), "sent": True})
+            counts["sent"] += 1
+        log.info("drills planned at %s: %s", format_instant(now), counts)
+        return counts
+
+    # --- the worker -----------------------------------------------------------------------------
+    def handle_message(self, body: bytes | str) -> str:
+        return runner.run(body, kind=KIND, step=self.advance, queue=self.queue, poison=self.poison,
+                          on_done=lambda job, done: log.info("drill %s: %s", job.get("drill_id"), done.detail),
+                          on_failed=self._gave_up, required=("drill_id",), alert=self._poisoned)
+
+    def _gave_up(self, job: dict[str, Any], reason: str) -> None:
+        """A drill whose step kept failing is a failed drill; its teardown still runs (a fresh message), unless
+        it was the teardown that kept failing: then the group stays, and the alert says so."""
+        row = self._row(str(job.get("drill_id")))
+        if not row or row.get("step") in ("teardown", "done"):
+            return
+        self._fail(row, f"{row.get('step')}: {reason}")
+        self.queue.send_message(messages.encode({"v": 1, "kind": KIND, "drill_id": row["drill"]}))
+
+    def _poisoned(self, cause: str, job: Any, reason: str) -> None:
+        """A known drill's failure was said by ``_fail`` (drill.failed); anything else is a poisoned job."""
+        known = isinstance(job, dict) and isinstance(job.get("drill_id"), str) and self._row(job["drill_id"])
+        if self.alerts is not None and not known:
+            self.alerts.raise_(A.for_poisoning("poisoned", job, reason, self.settings.queue))
+
+    def _row(self, drill: str) -> dict[str, Any]:
+        row = self.ledger.get(PARTITION, drill) or {}
+        return {k: v for k, v in row.items() if k not in ("PartitionKey", "RowKey", "item", "updated")}
+
+    def _save(self, row: dict[str, Any]) -> None:
+        self.ledger.record(PARTITION, row["drill"], row)
+
+    def advance(self, job: dict[str, Any]) -> Outcome:
+        drill = job["drill_id"]
+        if not isinstance(drill, str) or not self.ledger.get(PARTITION, drill):
+            return Failed(f"message.drill_id: no drill {drill!r}")
+        for _ in range(10):  # steps that need no wait follow each other in one delivery
+            row = self._row(drill)
+            step = getattr(self, f"_{row['step']}")
+            outcome = step(row)
+            if outcome is not None:
+                return outcome
+        return Retry(1, "more steps")
+
+    def _fail(self, row: dict[str, Any], reason: str) -> None:
+        now = _now()
+        spec = json.loads(row["spec"])
+        row.update(state=FAILED, reason=reason[:4000], failedAt=format_instant(now), step="teardown", cleanup=KEPT,
+                   teardownAfter=format_instant(now + timedelta(hours=spec.get("keep_failed_hours", 24))))
+        self._save(row)
+        if self.alerts is not None:
+            self.alerts.raise_(A.Alert(A.DRILL_FAILED, row["vmId"], row["drill"], {
+                "drill": row["drill"], "reason": reason[:4000], "group": row.get("group") or None,
+                "teardown_after": row["teardownAfter"]}))
+
+    # 1. the point
+    def _choose(self, row: dict[str, Any]) -> Outcome | None:
+        from ..policy.document import DrillSpec
+        from ..restore.access import parse_id
+
+        spec = DrillSpec(**json.loads(row["spec"]))
+        points = self.restores.reader.catalogue(parse_id(row["vmId"], "vm"))
+        point = planner.choose_point(points, spec, row.get("copyRegion") or None)
+        if point is None:
+            self._fail(row, f"no complete {spec.point.replace('_', ' ')} point of {row['vmId']} to drill")
+            return None
+        now = _now()
+        sub = row["vmId"].split("/")[2]
+        group = f"/subscriptions/{sub}/resourceGroups/{planner.group_name(row['drill'])}"
+        row.update(step="isolate", point=point.id, pointKind=spec.point, pointTime=format_instant(point.time),
+                   region=point.region, group=group, began=format_instant(now),
+                   rpoSeconds=round(max((now - point.time).total_seconds(), 0), 1))
+        self._save(row)
+        return None
+
+    # 2. the isolated group and VNet
+    def _isolate(self, row: dict[str, Any]) -> Outcome | None:
+        sub, name = row["group"].split("/")[2], row["group"].split("/")[4]
+        groups = self.arm.resources(sub).resource_groups
+        groups.create_or_update(name, {"location": row["region"], "tags": {
+            T.MANAGED_BY: T.MANAGED_BY_VALUE, T.DRILL_ID: row["drill"], T.VM: row["vmId"]}})
+        vnets = self.arm.network(sub).virtual_networks
+        return self._isolated(row, vnets, name)
+
+    def _isolated(self, row: dict[str, Any], vnets: Any, name: str) -> Outcome | None:
+        """The VNet: created if missing (not waited on), then checked Succeeded and without peerings."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            vnet = vnets.get(name, "vnet-drill")
+        except ResourceNotFoundError:
+            from azure.mgmt.network.models import AddressSpace, Subnet, VirtualNetwork
+
+            vnets.begin_create_or_update(name, "vnet-drill", VirtualNetwork(
+                location=row["region"], tags={T.MANAGED_BY: T.MANAGED_BY_VALUE, T.DRILL_ID: row["drill"]},
+                address_space=AddressSpace(address_prefixes=[planner.ADDRESS_SPACE]),
+                subnets=[Subnet(name=planner.SUBNET, address_prefix=planner.SUBNET_PREFIX)]), polling=False)
+            return Retry(1, "VNet being created")
+        if (vnet.provisioning_state or "Succeeded") != "Succeeded":
+            return Retry(1, f"VNet {vnet.provisioning_state}")
+        if vnet.virtual_network_peerings:
+            self._fail(row, f"{vnet.id} has peerings: the drill's VNet must be isolated")
+            return None
+        row.update(step="restore", subnet=f"{vnet.id}/subnets/{planner.SUBNET}")
+        self._save(row)
+        return None
+
+    # 3. the restore, through the restore API's service and worker
+    def _restore(self, row: dict[str, Any]) -> Outcome | None:
+        from ..restore.access import OPERATOR, Principal
+        from ..restore.plan import Conflict
+        from ..restore.request import BadRequest, parse
+        from ..restore.service import KeyReused, body_hash
+
+        if not row.get("restore"):
+            spec = json.loads(row["spec"])
+            body = {"vm": row["vmId"], "recovery_point": row["point"], "target": {
+                "type": "vm", "resource_group": row["group"], "subnet": row["subnet"],
+                "vm_name": planner.vm_name(row["vmId"].rsplit("/", 1)[-1]),
+                **({"vm_size": spec["vm_size"]} if spec.get("vm_size") else {})}}
+            who = Principal(f"vmkeeper-drill/{row['drill']}", "vmkeeper DR drill", frozenset({OPERATOR}))
+            requested = _now()
+            try:
+                record, _ = self.restores.submit(who, parse(body), body_hash(body), f"drill-{row['drill']}")
+            except (BadRequest, Conflict, KeyReused) as exc:
+                self._fail(row, f"restore refused: {exc}")
+                return None
+            row.update(restore=record.id, requested=format_instant(requested))
+            self._save(row)
+        record = self.restores.records.get(row["restore"])
+        if record is None or record.state in ("failed", "cancelled"):
+            self._fail(row, f"restore {row['restore']} {record.state if record else 'not found'}: "
+                            f"{(record.error or {}).get('message', '') if record else ''}")
+            return None
+        if record.state != "succeeded":
+            return Retry(POLL, f"restore {record.id} {record.state}")
+        vm = next((r for r in record.created if "/virtualmachines/" in r.lower()), "")
+        row.update(step="boot", drilledVm=vm, restored=format_instant(_now()))
+        self._save(row)
+        return None
+
+    # 4. running, its agent Ready
+    def _boot(self, row: dict[str, Any]) -> Outcome | None:
+        parts = row["drilledVm"].split("/")
+        view = self.arm.compute(parts[2]).virtual_machines.instance_view(parts[4], parts[-1])
+        codes = [s.code or "" for s in view.statuses or []]
+        running = "PowerState/running" in codes
+        agent = [(s.display_status or "") for s in ((view.vm_agent.statuses if view.vm_agent else None) or [])]
+        now = _now()
+        if running and "Ready" in agent:
+            requested = parse_instant(row["requested"])
+            row.update(state=PASSED, readyAt=format_instant(now), rtoSeconds=round((now - requested).total_seconds(), 1),
+                       step="teardown", cleanup=KEPT, teardownAfter=format_instant(
+                           now + timedelta(hours=json.loads(row["spec"]).get("keep_hours", 0))))
+            self._save(row)
+            return None
+        limit = parse_instant(row["restored"]) + timedelta(minutes=json.loads(row["spec"]).get("ready_timeout_minutes", 30))
+        if now >= limit:
+            self._fail(row, f"{row['drilledVm']} not ready {json.loads(row['spec']).get('ready_timeout_minutes', 30)} min "
+                            f"after its restore: power {', '.join(c for c in codes if c.startswith('PowerState')) or '?'}, "
+                            f"agent {', '.join(agent) or 'not reporting'}")
+            return None
+        return Retry(POLL, f"{row['drilledVm']}: running={running}, agent={agent or 'not reporting'}")
+
+    # 5. teardown: only the drill's own group, verified empty
+    def _teardown(self, row: dict[str, Any]) -> Outcome | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        now = _now()
+        after = parse_instant(row.get("teardownAfter")) or now
+        if now < after:
+            return Retry(int(min(MAX_WAIT, max(1, (after - now).total_seconds()))), "kept until " + row["teardownAfter"])
+        if not row.get("group"):
+            row.update(cleanup=REMOVED, removedAt=format_instant(now), step="done")
+            self._save(row)
+            return Done(KIND, {"drill": row["drill"], "state": row["state"]})
+        sub, name = row["group"].split("/")[2], row["group"].split("/")[4]
+        groups = self.arm.resources(sub).resource_groups
+        try:
+            group = groups.get(name)
+        except ResourceNotFoundError:
+            return self._verify(row, sub, name)
+        if (group.tags or {}).get(T.DRILL_ID) != row["drill"]:
+            row.update(cleanup="refused", step="done", reason=(row.get("reason") or "") +
+                       f" teardown refused: {row['group']} is not tagged {T.DRILL_ID}={row['drill']}")
+            self._save(row)
+            return Done(KIND, {"drill": row["drill"], "cleanup": "refused"})
+        if row.get("cleanup") != REMOVING or (group.properties and group.properties.provisioning_state != "Deleting"):
+            groups.begin_delete(name, polling=False)
+            row.update(cleanup=REMOVING)
+            self._save(row)
+        return Retry(2, f"{row['group']} being deleted")
+
+    def _verify(self, row: dict[str, Any], sub: str, name: str) -> Outcome:
+        left = [r["id"] for r in query_all(self.arm.resource_graph(), [sub], LEFT.format(sub=sub, group=name))]
+        if left:
+            return Retry(2, f"{len(left)} resources still listed in {row['group']}")
+        row.update(cleanup=REMOVED, removedAt=format_instant(_now()), step="done", leftover="[]")
+        self._save(row)
+        return Done(KIND, {"drill": row["drill"], "state": row["state"], "cleanup": REMOVED})
+
+    def _done(self, row: dict[str, Any]) -> Outcome:
+        return Done(KIND, {"drill": row["drill"], "state": row["state"], "cleanup": row.get("cleanup")})
+
+    # --- reading --------------------------------------------------------------------------------
+    def history(self) -> list[Any]:
+        """Every drill, newest first, as the report shows them."""
+        from ..report.model import DrillRow
+
+        out = []
+        for r in self.ledger.rows(PARTITION):
+            out.append(DrillRow(r["drill"], r["vmId"], r.get("requested") or r.get("began") or r.get("planned", ""),
+                                r.get("state", RUNNING), r.get("rtoSeconds"), r.get("rpoSeconds"),
+                                r.get("pointKind") or json.loads(r.get("spec") or "{}").get("point", ""),
+                                r.get("cleanup", ""), r.get("reason", "")))
+        return sorted(out, key=lambda d: (d.started, d.id), reverse=True)

@@ -1,0 +1,99 @@
+"""DR drills end to end through the local Functions host: the timer plans, the drill worker chooses the
+newest complete second-region copy, isolates a group and a VNet, restores through the restore API's
+worker, waits for the VM agent, records RTO and RPO, and tears down only what it made."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from shared import tags as T
+from tests.app.restore_world import POLICIES, SECOND, protect_once, start
+
+DRILL = {"every_days": 7, "point": "copy", "all_vms": True, "keep_hours": 0, "keep_failed_hours": 0,
+         "ready_timeout_minutes": 1}
+
+
+def drill_world(az, emu, azurite, tmp_path, monkeypatch, **drill: Any) -> dict[str, Any]:
+    suffix = secrets.token_hex(4)
+    w = start(az, emu, azurite, tmp_path, monkeypatch, VMKEEPER_DRILL_QUEUE=f"drills-{suffix}",
+              VMKEEPER_ALERTS_TABLE=f"alerts{suffix}")
+    policy = {**POLICIES["policies"]["full"], "drill": {**DRILL, **drill}}
+    (tmp_path / "policies.json").write_text(json.dumps({**POLICIES, "policies": {"full": policy}}))
+    w["host"].ensure_queues()
+    return w
+
+
+@pytest.fixture
+def world(az, emu, azurite, tmp_path, monkeypatch):
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch)
+    yield w
+    w["host"].close()
+
+
+def groups(az: Any, sub: str) -> set[str]:
+    return {g.name for g in az.client(ResourceManagementClient, sub).resource_groups.list()}
+
+
+def test_a_drill_restores_the_second_region_copy_proves_it_ready_and_leaves_nothing(world, az):
+    protect_once(world)
+    before = groups(az, world["sub"])
+    mark = len(az.calls())
+    world["host"].fire_timer("plan_drills")
+    assert world["host"].run_until_idle(timeout=180)
+    (drill,) = world["wiring"].drills.history()
+    assert drill.result == "passed" and drill.cleanup == "removed", drill
+    assert drill.point_kind == "copy" and drill.rto_seconds > 0 and drill.rpo_seconds >= 0
+    row = world["wiring"].drills.ledger.get("drills", drill.id)
+    assert row["region"] == SECOND and f"vmkeeper-drill-{drill.id}" in row["group"]
+    assert row["point"].startswith("snapshot-set:") or "/restorePointCollections/" in row["point"]
+    # teardown: the drill's group is gone, and every other group is as it was
+    assert groups(az, world["sub"]) == before
+    deletes = [c for c in az.calls(mark) if c["method"] == "DELETE"]
+    assert deletes and all(f"/resourcegroups/vmkeeper-drill-{drill.id}" in c["path"].lower() for c in deletes), deletes
+    assert len([c for c in deletes if c["path"].lower().endswith(f"/resourcegroups/vmkeeper-drill-{drill.id}")]) >= 1
+    with pytest.raises(ResourceNotFoundError):
+        list(az.client(ResourceManagementClient, world["sub"]).resources.list_by_resource_group(
+            f"vmkeeper-drill-{drill.id}"))
+
+    # the same period planned again: the same drill, nothing new
+    world["host"].fire_timer("plan_drills")
+    assert world["host"].run_until_idle(timeout=60)
+    assert [d.id for d in world["wiring"].drills.history()] == [drill.id]
+
+
+def test_no_point_to_drill_is_a_failed_drill_with_one_alert(world, az):
+    """Before any protection there is no copy: the drill fails (nothing was made, nothing to tear down)."""
+    from azure.data.tables import TableClient
+
+    world["host"].fire_timer("plan_drills")
+    assert world["host"].run_until_idle(timeout=60)
+    (drill,) = world["wiring"].drills.history()
+    assert drill.result == "failed" and "no complete copy point" in drill.reason and drill.cleanup == "removed"
+    outbox = TableClient.from_connection_string(world["settings"]["AzureWebJobsStorage"],
+                                                world["settings"]["VMKEEPER_ALERTS_TABLE"])
+    events = [json.loads(r["event"]) for r in outbox.list_entities()]
+    assert [(e["type"], e["subject"]) for e in events] == [("vmkeeper.drill.failed", world["vm_id"].lower())]
+
+
+def test_teardown_never_deletes_a_group_that_is_not_the_drills(world, az):
+    """A group of the drill's name without the drill's tag (someone else's) is refused, not deleted."""
+    protect_once(world)
+    world["host"].fire_timer("plan_drills")
+    (drill,) = world["wiring"].drills.history()
+    rm = az.client(ResourceManagementClient, world["sub"])
+    rm.resource_groups.create_or_update(f"vmkeeper-drill-{drill.id}", {"location": SECOND, "tags": {"owner": "db"}})
+    ledger = world["wiring"].drills.ledger
+    row = ledger.get("drills", drill.id)
+    ledger.record("drills", drill.id, {k: v for k, v in row.items() if k not in ("PartitionKey", "RowKey", "item", "updated")}
+                  | {"step": "teardown", "group": f"/subscriptions/{world['sub']}/resourceGroups/vmkeeper-drill-{drill.id}",
+                     "state": "failed", "teardownAfter": "2000-01-01T00:00:00Z", "spec": row["spec"]})
+    assert world["host"].run_until_idle(timeout=60)
+    assert rm.resource_groups.get(f"vmkeeper-drill-{drill.id}").tags == {"owner": "db"}
+    (after,) = world["wiring"].drills.history()
+    assert after.cleanup == "refused" and T.DRILL_ID in after.reason
