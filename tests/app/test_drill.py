@@ -19,10 +19,12 @@ DRILL = {"every_days": 7, "point": "copy", "all_vms": True, "keep_hours": 0, "ke
          "ready_timeout_minutes": 1}
 
 
-def drill_world(az, emu, azurite, tmp_path, monkeypatch, **drill: Any) -> dict[str, Any]:
+def drill_world(az, emu, azurite, tmp_path, monkeypatch, wiring_class: Any = None, **drill: Any) -> dict[str, Any]:
+    from shared import wiring
+
     suffix = secrets.token_hex(4)
-    w = start(az, emu, azurite, tmp_path, monkeypatch, VMKEEPER_DRILL_QUEUE=f"drills-{suffix}",
-              VMKEEPER_ALERTS_TABLE=f"alerts{suffix}")
+    w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=wiring_class or wiring.Wiring,
+              VMKEEPER_DRILL_QUEUE=f"drills-{suffix}", VMKEEPER_ALERTS_TABLE=f"alerts{suffix}")
     policy = {**POLICIES["policies"]["full"], "drill": {**DRILL, **drill}}
     (tmp_path / "policies.json").write_text(json.dumps({**POLICIES, "policies": {"full": policy}}))
     w["host"].ensure_queues()
@@ -97,3 +99,60 @@ def test_teardown_never_deletes_a_group_that_is_not_the_drills(world, az):
     assert rm.resource_groups.get(f"vmkeeper-drill-{drill.id}").tags == {"owner": "db"}
     (after,) = world["wiring"].drills.history()
     assert after.cleanup == "refused" and T.DRILL_ID in after.reason
+
+
+class CrashInto:
+    """The ledger as a worker dying right after a step's work in Azure, before it could record the drill's
+    next step: the first save moving the drill into ``step`` raises, once."""
+
+    def __init__(self, table: Any, step: str):
+        self.table, self.step, self.crashed = table, step, False
+
+    def upsert_entity(self, entity: dict[str, Any], **kwargs: Any) -> Any:
+        if not self.crashed and entity.get("PartitionKey") == "drills" and entity.get("step") == self.step:
+            self.crashed = True
+            raise ConnectionResetError(f"test: the worker died before recording step {self.step}")
+        return self.table.upsert_entity(entity, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.table, name)
+
+
+@pytest.mark.parametrize("step", ["restore", "boot", "teardown", "done"])
+def test_a_crash_mid_drill_resumes_and_makes_nothing_twice(az, emu, azurite, tmp_path, monkeypatch, step):
+    from shared import wiring
+
+    crashes: list[CrashInto] = []
+
+    class CrashingWiring(wiring.Wiring):
+        @property
+        def storage(self):
+            real = super().storage
+
+            class Storage:
+                def queue(self, name):
+                    return real.queue(name)
+
+                def table(self, name):
+                    if name != w["settings"]["VMKEEPER_LEDGER_TABLE"]:
+                        return real.table(name)
+                    crashes.append(CrashInto(real.table(name), step))
+                    return crashes[-1]
+            return self._once("crashing-storage", Storage)
+
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, wiring_class=CrashingWiring)
+    try:
+        protect_once(w)
+        before = groups(az, w["sub"])
+        mark = len(az.calls())
+        w["host"].fire_timer("plan_drills")
+        assert w["host"].run_until_idle(timeout=180)
+        assert any(c.crashed for c in crashes)
+        (drill,) = w["wiring"].drills.history()
+        assert drill.result == "passed" and drill.cleanup == "removed", drill
+        made = [c for c in az.calls(mark) if c["method"] == "PUT" and c["status"] in (200, 201, 202)
+                and "/virtualmachines/" in c["path"].lower()]
+        assert len(made) == 1  # one drilled VM, whatever the crash
+        assert groups(az, w["sub"]) == before
+    finally:
+        w["host"].close()
