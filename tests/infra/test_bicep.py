@@ -62,7 +62,11 @@ def accessor(value) -> tuple[str, str] | None:
 
 def code_settings() -> set[str]:
     found = set()
+    # The app's code only: shared/cli is the operator's tool (not deployed: .funcignore), its VMKEEPER_API_* are
+    # the operator's environment, not app settings.
     for path in [*ROOT.joinpath("shared").rglob("*.py"), *ROOT.joinpath("functions").rglob("*.py")]:
+        if ROOT.joinpath("shared", "cli") in path.parents:
+            continue
         found |= set(re.findall(r"VMKEEPER_[A-Z_]+", path.read_text(encoding="utf-8")))
     return found
 
