@@ -120,6 +120,8 @@ def put_vnet(req: Request) -> Response:
     check_name(req.params["name"], NAME_RE, RULE)
     rg = req.emulator.store.resource_group(req.params["subscriptionId"], req.params["resourceGroupName"])
     props = body.get("properties") or {}
+    if not isinstance(props, dict) or not isinstance(props.get("addressSpace") or {}, dict):
+        raise InvalidParameter("properties: must be an object with an 'addressSpace' object.", target="properties")
     prefixes = (props.get("addressSpace") or {}).get("addressPrefixes") or []
     if not prefixes:
         raise InvalidParameter("properties.addressSpace.addressPrefixes: at least one prefix is required.",

@@ -148,7 +148,7 @@ def test_deleting_the_group_takes_everything_in_it_and_nothing_else(az, resource
     assert not any(c["operation"] and c["operation"].endswith("/delete") and c["operation"] != GROUP_DELETE for c in calls)
 
 
-def test_a_group_holding_a_disk_of_a_vm_elsewhere_is_kept(az, resources, network, compute, sub):
+def test_a_group_holding_what_another_group_uses_is_kept(az, resources, network, compute, sub):
     resources.resource_groups.create_or_update(DR, ResourceGroup(location=REGION))
     empty_disk(compute, DR, "spare")
     lent = empty_disk(compute, DR, "lent", region="westeurope")
@@ -156,12 +156,15 @@ def test_a_group_holding_a_disk_of_a_vm_elsewhere_is_kept(az, resources, network
     nic = nic_in(network, subnet.id, "holder-nic", rg="rg-vm-00", region="westeurope")
     vm_in(compute, "holder", nic.id, rg="rg-vm-00", region="westeurope", data_disks=[
         DataDisk(lun=0, create_option="Attach", managed_disk=ManagedDiskParameters(id=lent.id))])
+    vnet = isolated_vnet(network)
+    nic_in(network, vnet.subnets[0].id, "guest-nic", rg="rg-vm-01")  # another group's NIC in the drill's subnet
 
     with pytest.raises(HttpResponseError) as err:
         resources.resource_groups.begin_delete(DR).result()
     assert err.value.error.code == "ResourceGroupDeletionBlocked"
-    assert err.value.error.details[0].target == lent.id
+    assert sorted(d.target for d in err.value.error.details) == sorted([lent.id, vnet.id])
     group = resources.resource_groups.get(DR)  # rolled back, with what could not be deleted
     assert group.properties.provisioning_state == "Succeeded"
-    assert [r.name for r in resources.resources.list_by_resource_group(DR)] == ["lent"]
+    assert sorted(r.name for r in resources.resources.list_by_resource_group(DR)) == ["lent", "vnet-drill"]
     assert compute.disks.get(DR, "lent").managed_by.lower().endswith("/virtualmachines/holder")
+    empty_disk(compute, DR, "after")  # usable again
