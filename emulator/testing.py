@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import ssl
 import time
 import urllib.request
@@ -72,6 +73,24 @@ class LocalAzure:
 
     def faults(self, rules: list[dict], seed: int | None = None) -> dict:
         return self.admin("PUT", "faults", {"rules": rules, "seed": seed})
+
+    def vm_agent_fault(self, vm: str, *, count: int | None = None, probability: float | None = None) -> dict:
+        """VMs whose agent never reports Ready: ``vm`` is a VM name prefix ("drill-" matches every VM whose
+        name starts so) or a VM's full resource id. Decided when a VM boots (its create, start or restart
+        ends): every matching boot by default, else the next ``count`` of them or each with ``probability``.
+        Added to the fault rules already set; returns them all (``az.faults([])`` clears them)."""
+        if vm.lower().startswith("/subscriptions/"):
+            path = "^" + re.escape(vm.rstrip("/")) + "$"
+        else:
+            path = "/virtualMachines/" + re.escape(vm) + "[^/]*$"
+        rule: dict[str, Any] = {"kind": "vm_agent_not_ready", "path": path}
+        if count is None and probability is None:
+            probability = 1.0
+        if count is not None:
+            rule["count"] = count
+        if probability is not None:
+            rule["probability"] = probability
+        return self.admin("POST", "faults", rule)
 
     def calls(self, since: int = 0) -> list[dict]:
         return self.admin("GET", f"calls?since={since}")["value"]

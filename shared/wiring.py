@@ -213,7 +213,7 @@ class Wiring:
 
             s = self.compliance_settings
             return Reports(self.compliance, Ledger(self.storage.table(s.ledger_table)), self.alerts,
-                           Records(self.storage.table(self.restore_settings.table)))
+                           Records(self.storage.table(self.restore_settings.table)), self.drills)
         return self._once("reports", make)
 
     @property

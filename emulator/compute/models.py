@@ -12,6 +12,7 @@ from ..core.clock import iso
 from ..core.errors import ArmError, Conflict, InvalidParameter, OperationNotAllowed
 from ..core.resource import Deletion
 from ..core.state import Resource, Store
+from . import agent
 
 PROVIDER = "Microsoft.Compute"
 VM_TYPE = "Microsoft.Compute/virtualMachines"
@@ -114,7 +115,8 @@ def power_state(vm: Resource) -> str:
     return vm.internal.get("power", "running")
 
 
-def instance_view(vm: Resource, store: Store) -> dict[str, Any]:
+def instance_view(vm: Resource, store: Store, now: float, agent_ready_after: float) -> dict[str, Any]:
+    """What GET …/instanceView answers and ``$expand=instanceView`` embeds (the same body)."""
     state = vm.properties.get("provisioningState", "Succeeded")
     power = power_state(vm)
     disks = []
@@ -123,12 +125,14 @@ def instance_view(vm: Resource, store: Store) -> dict[str, Any]:
         disks.append({"name": disk.name if disk else disk_id.rsplit("/", 1)[-1], "statuses": [
             {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
              "time": iso(vm.created)}]})
-    return {
+    view: dict[str, Any] = {
         "computerName": vm.properties.get("osProfile", {}).get("computerName", vm.name),
         "osName": vm.properties.get("storageProfile", {}).get("osDisk", {}).get("osType", "Linux"),
-        "vmAgent": {"vmAgentVersion": "2.7.41491.1102", "statuses": [
-            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready", "message": "Guest Agent is running",
-             "time": iso(vm.created)}]},
+    }
+    guest = agent.vm_agent(vm, power, now, agent_ready_after)
+    if guest is not None:
+        view["vmAgent"] = guest
+    view.update({
         "disks": disks,
         "hyperVGeneration": "V2",
         "statuses": [
@@ -136,7 +140,8 @@ def instance_view(vm: Resource, store: Store) -> dict[str, Any]:
              "displayStatus": f"Provisioning {state.lower()}", "time": iso(vm.created)},
             {"code": f"PowerState/{power}", "level": "Info", "displayStatus": f"VM {power}"},
         ],
-    }
+    })
+    return view
 
 
 def resolve_vm_disks(store: Store, sub: str, rg: str, vm_name: str, location: str, storage: dict[str, Any],

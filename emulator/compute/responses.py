@@ -30,6 +30,7 @@ from ..core.providers import AdminRoute
 from ..core.resource import Monitor, add_lists, add_long_running_delete, add_operation_monitors
 from ..core.routing import Request, Response, Router
 from ..core.state import Resource
+from . import agent
 from . import models as m
 
 router = Router()
@@ -43,6 +44,9 @@ def _seed(emulator, body: dict[str, Any]) -> tuple[int, Any]:
 
 # POST /_emulator/seed: a fleet of VMs with their disks, NICs, networks and groups.
 ADMIN = [AdminRoute("POST", r"seed", _seed)]
+# settings.vm_agent and the fault kind vm_agent_not_ready (agent.py).
+SETTINGS = [agent.SETTING]
+FAULT_KINDS = (agent.FAULT_KIND,)
 
 VM_VERSIONS = ("2026-04-01", "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-09-01", "2023-03-01")
 DISK_VERSIONS = ("2026-03-02", "2025-01-02", "2024-03-02", "2023-10-02", "2023-04-02")
@@ -104,12 +108,22 @@ def _vm(req: Request) -> Resource:
                         req.params["vmName"], req.params["resourceGroupName"])
 
 
+def _instance_view(req: Request, vm: Resource) -> dict[str, Any]:
+    return m.instance_view(vm, _store(req), _now(req), agent.ready_after(req.emulator))
+
+
 def _vm_body(req: Request, vm: Resource) -> dict[str, Any]:
     body = vm.to_arm()
     expand = req.query.get("$expand", "").lower()
     if expand == "instanceview":
-        body["properties"] = dict(body["properties"], instanceView=m.instance_view(vm, _store(req)))
+        body["properties"] = dict(body["properties"], instanceView=_instance_view(req, vm))
     return body
+
+
+def _boot(req: Request, vm: Resource):
+    """The guest boots when the operation that runs the VM ends (agent.py)."""
+    operation = req.route.operation if req.route else ""
+    return lambda op: agent.boot(req.emulator, vm, op.end, req.method, operation)
 
 
 @router.route("PUT", VM, operation="Microsoft.Compute/virtualMachines/write", api_versions=VM_VERSIONS)
@@ -177,10 +191,13 @@ def put_vm(req: Request) -> Response:
             vm.tags = tags
         status = 200
 
+    boot = _boot(req, vm)
+
     def created(op) -> None:
         vm.properties["provisioningState"] = "Succeeded"
         if vm.internal.get("power") == "starting":
             vm.internal["power"] = "running"
+            boot(op)
 
     def failed(op) -> None:
         vm.properties["provisioningState"] = "Failed"
@@ -313,7 +330,7 @@ add_long_running_delete(router, VM, operation="Microsoft.Compute/virtualMachines
 @router.route("GET", VM + "/instanceView", operation="Microsoft.Compute/virtualMachines/instanceView/read",
               api_versions=VM_VERSIONS)
 def get_vm_instance_view(req: Request) -> Response:
-    return Response(200, m.instance_view(_vm(req), _store(req)))
+    return Response(200, _instance_view(req, _vm(req)))
 
 
 def _power_action(target: str, transient: str):
@@ -323,9 +340,12 @@ def _power_action(target: str, transient: str):
             raise Conflict(f"Operation is not allowed while VM '{vm.name}' is {vm.properties['provisioningState']}.",
                            code="OperationNotAllowed")
         vm.internal["power"] = transient
+        boot = _boot(req, vm)
 
         def done(op) -> None:
             vm.internal["power"] = target
+            if transient == "starting":  # start and restart boot the guest again
+                boot(op)
 
         op = req.emulator.start_operation(req, vm.location, on_success=done)
         return accepted(req, op, m.PROVIDER, 202)

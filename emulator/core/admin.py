@@ -15,7 +15,7 @@ from .routing import Response
 
 if TYPE_CHECKING:
     from .app import Emulator
-    from .providers import AdminRoute
+    from .providers import AdminRoute, Setting
 
 
 class AdminError(ValueError):
@@ -27,8 +27,9 @@ def _ok(body: Any = None, status: int = 200) -> Response:
 
 
 class AdminApi:
-    def __init__(self, emulator: Emulator, provided: Iterable[AdminRoute] = ()):
+    def __init__(self, emulator: Emulator, provided: Iterable[AdminRoute] = (), settings: Iterable[Setting] = ()):
         self.emu = emulator
+        self._settings = {s.name: s for s in settings}
         self._routes = [
             ("GET", r"health", self.health),
             ("POST", r"reset", self.reset),
@@ -41,6 +42,7 @@ class AdminApi:
             ("POST", r"subscriptions", self.add_subscription),
             ("GET", r"faults", self.get_faults),
             ("PUT", r"faults", self.put_faults),
+            ("POST", r"faults", self.add_fault),
             ("DELETE", r"faults", self.delete_faults),
             ("GET", r"calls", self.get_calls),
             ("DELETE", r"calls", self.delete_calls),
@@ -86,14 +88,17 @@ class AdminApi:
             "throttle": e.throttle.settings(),
             "clock": {"speed": e.clock.speed},
             "calllog": {"enabled": e.calls.enabled},
+            **e.provider_settings,
         })
 
     def put_settings(self, body: dict[str, Any], **_: Any) -> Response:
         e = self.emu
-        known = {"latency_ms", "require_auth", "lro", "throttle", "clock", "calllog"}
+        known = {"latency_ms", "require_auth", "lro", "throttle", "clock", "calllog"} | set(self._settings)
         unknown = set(body) - known
         if unknown:
             raise AdminError(f"settings: unknown field(s) {sorted(unknown)} (known: {sorted(known)})")
+        provided = {name: self._settings[name].merge(dict(e.provider_settings[name]), body[name])
+                    for name in self._settings if name in body}  # all checked before any is changed
         if "latency_ms" in body:
             value = float(body["latency_ms"])
             if value < 0:
@@ -118,6 +123,7 @@ class AdminApi:
             e.clock.set_speed(float(clock["speed"]))
         if "calllog" in body:
             e.calls.enabled = bool(body["calllog"].get("enabled", True))
+        e.provider_settings.update(provided)
         return self.get_settings()
 
     def get_clock(self, **_: Any) -> Response:
@@ -161,6 +167,10 @@ class AdminApi:
         if not isinstance(rules, list):
             raise AdminError("faults.rules: required, a list of fault rules")
         self.emu.faults.set_rules(rules, seed=body.get("seed"))
+        return self.get_faults()
+
+    def add_fault(self, body: dict[str, Any], **_: Any) -> Response:
+        self.emu.faults.add_rule(body)
         return self.get_faults()
 
     def delete_faults(self, **_: Any) -> Response:

@@ -18,7 +18,7 @@ from . import errors
 from .calllog import CallLog
 from .clock import Clock
 from .events import EventBus, build_event
-from .faults import Faults
+from .faults import KINDS, Faults
 from .lro import Operation, Operations
 from .routing import Request, Response
 from .state import Store
@@ -54,28 +54,34 @@ class Emulator:
         from . import admin
         from .providers import load_providers
 
+        providers = load_providers()
         self.lock = threading.RLock()
         self.clock = Clock(speed)
         self.store = Store(TENANT_ID)
         self.throttle = Throttle(self.clock)
-        self.faults = Faults(seed)
+        self.faults = Faults(seed, KINDS + providers.fault_kinds)
         self.events = EventBus()
         self.calls = CallLog()
         self.operations = Operations(self.clock)
-        providers = load_providers()
         self.router, self.guards, self.data_plane = providers.router, providers.guards, providers.data_plane
-        self.admin = admin.AdminApi(self, providers.admin)
+        self.admin = admin.AdminApi(self, providers.admin, providers.settings)
         self.base_url = "https://127.0.0.1"
         self.latency_ms = 0.0
         self.require_auth = True
         self.lro_seconds_default = DEFAULT_LRO_SECONDS
         self.lro_seconds_by_type: dict[str, float] = {}
+        self.setting_defs = {s.name: s for s in providers.settings}
+        self.provider_settings: dict[str, dict[str, Any]] = {}  # providers' settings by name (Compute's vm_agent…)
+        self._default_provider_settings()
         self.ext: dict[str, Any] = {}  # provider-owned state that is not a resource, saved with --state
         self.transient: dict[str, Any] = {}  # caches that need not survive a restart (query pages)
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
 
     # --- settings used by providers --------------------------------------------------------------
+    def _default_provider_settings(self) -> None:
+        self.provider_settings = {name: json.loads(json.dumps(s.default)) for name, s in self.setting_defs.items()}
+
     def lro_seconds(self, resource_type: str) -> float:
         return self.lro_seconds_by_type.get(resource_type.lower(), self.lro_seconds_default)
 
@@ -302,5 +308,6 @@ class Emulator:
             self.require_auth = True
             self.lro_seconds_default = DEFAULT_LRO_SECONDS
             self.lro_seconds_by_type = {}
+            self._default_provider_settings()
             self.ext = {}
             self.transient = {}

@@ -1,5 +1,7 @@
 """Injected faults, matched per operation: 429, 500, 503, connection reset, slow response, and a
-long-running operation that ends Failed. Each rule fires with a probability or a fixed count."""
+long-running operation that ends Failed. Each rule fires with a probability or a fixed count.
+Providers may add kinds they act on themselves (``FAULT_KINDS``, e.g. Compute's VM agent that never
+gets ready); core only stores and matches those."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 
 KINDS = ("429", "500", "503", "reset", "slow", "lro_failed")
+FIELDS = {"kind", "method", "path", "operation", "probability", "count", "delay_ms", "retry_after"}
 
 
 @dataclass
@@ -26,8 +29,6 @@ class FaultRule:
     _op_re: re.Pattern[str] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"faults[].kind: '{self.kind}' is not one of {', '.join(KINDS)}")
         if self.probability is None and self.count is None:
             raise ValueError("faults[]: give a probability (0..1) or a count")
         if self.probability is not None and not 0 <= self.probability <= 1:
@@ -60,23 +61,35 @@ class FaultRule:
 
 
 class Faults:
-    def __init__(self, seed: int | None = None):
+    def __init__(self, seed: int | None = None, kinds: tuple[str, ...] = KINDS):
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
+        self.kinds = kinds
         self.rules: list[FaultRule] = []
 
+    def parse(self, raw: dict, where: str = "faults[]") -> FaultRule:
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: a fault rule object")
+        unknown = set(raw) - FIELDS
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
+        if raw.get("kind") not in self.kinds:
+            raise ValueError(f"{where}.kind: '{raw.get('kind')}' is not one of {', '.join(self.kinds)}")
+        return FaultRule(**raw)
+
     def set_rules(self, rules: list[dict], seed: int | None = None) -> None:
-        allowed = {"kind", "method", "path", "operation", "probability", "count", "delay_ms", "retry_after"}
-        parsed = []
-        for i, raw in enumerate(rules):
-            unknown = set(raw) - allowed
-            if unknown:
-                raise ValueError(f"faults[{i}]: unknown field(s) {sorted(unknown)}")
-            parsed.append(FaultRule(**{k: v for k, v in raw.items()}))
+        parsed = [self.parse(raw, f"faults[{i}]") for i, raw in enumerate(rules)]
         with self._lock:
             self.rules = parsed
             if seed is not None:
                 self._rng = random.Random(seed)
+
+    def add_rule(self, raw: dict) -> FaultRule:
+        """One more rule after those set (a helper adding a fault keeps the others)."""
+        rule = self.parse(raw, "fault")
+        with self._lock:
+            self.rules.append(rule)
+        return rule
 
     def pick(self, method: str, path: str, operation: str, kinds: tuple[str, ...]) -> FaultRule | None:
         with self._lock:

@@ -22,6 +22,16 @@ from .throttle import retry_after_header
 TERMINAL = ("Succeeded", "Failed", "Canceled")
 
 
+class OperationFailed(Exception):
+    """Raised by an ``on_success`` callback that finds, when the operation ends, that it cannot succeed
+    (e.g. a resource group whose delete is blocked by what it holds): the operation ends Failed with
+    ``error`` and its ``on_failure`` runs."""
+
+    def __init__(self, error: dict[str, Any]):
+        super().__init__(error.get("message", ""))
+        self.error = error
+
+
 @dataclass
 class Operation:
     id: str
@@ -30,7 +40,7 @@ class Operation:
     start: float
     end: float
     outcome: str = "Succeeded"
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
     status: str = "InProgress"
     on_success: Callable[[Operation], None] | None = None
     on_failure: Callable[[Operation], None] | None = None
@@ -98,8 +108,14 @@ class Operations:
                 continue
             op.status = op.outcome
             callback = op.on_success if op.outcome == "Succeeded" else op.on_failure
-            if callback:
+            if callback is None:
+                continue
+            try:
                 callback(op)
+            except OperationFailed as failed:
+                op.status, op.outcome, op.error = "Failed", "Failed", failed.error
+                if op.on_failure:
+                    op.on_failure(op)
 
     def settle_all(self) -> None:
         while self._due:

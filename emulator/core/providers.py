@@ -8,7 +8,11 @@ here and never the other way round:
   :class:`AdminRoute` entries;
 - ``data_plane``: routes of a service's data plane (e.g. publishing to an Event Grid topic), which in
   Azure live on hosts of their own: they skip ARM's pipeline (bearer check, api-version, throttling,
-  locks, system-topic events) and answer in their service's own error envelope.
+  locks, system-topic events) and answer in their service's own error envelope;
+- ``SETTINGS``: settings of its own under ``/_emulator/settings``, as :class:`Setting` entries (e.g.
+  Compute's ``vm_agent``);
+- ``FAULT_KINDS``: fault rule kinds it acts on itself (e.g. Compute's ``vm_agent_not_ready``), beside
+  core's kinds, which the request pipeline acts on.
 """
 
 from __future__ import annotations
@@ -43,16 +47,29 @@ class AdminRoute:
     locked: bool = True
 
 
+@dataclass(frozen=True)
+class Setting:
+    """A settings object a provider adds: ``name`` (its key in the settings), ``default`` (a JSON object,
+    the value after a reset) and ``merge`` (the current value and the value a PATCH sent → the new value;
+    a ValueError naming the field is a 400)."""
+
+    name: str
+    default: dict[str, Any]
+    merge: Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
 @dataclass
 class Providers:
     router: Router = field(default_factory=Router)
     guards: list[Callable[[Request], None]] = field(default_factory=list)
     admin: list[AdminRoute] = field(default_factory=list)
     data_plane: Router = field(default_factory=Router)
+    settings: list[Setting] = field(default_factory=list)
+    fault_kinds: tuple[str, ...] = ()
 
 
 def load_providers(names: tuple[str, ...] = PROVIDERS) -> Providers:
-    """The combined route table, guards and admin endpoints of the provider modules."""
+    """The combined route table, guards, admin endpoints, settings and fault kinds of the provider modules."""
     import importlib
 
     found = Providers()
@@ -64,4 +81,6 @@ def load_providers(names: tuple[str, ...] = PROVIDERS) -> Providers:
         found.admin.extend(getattr(module, "ADMIN", ()))
         if hasattr(module, "data_plane"):
             found.data_plane.extend(module.data_plane)
+        found.settings.extend(getattr(module, "SETTINGS", ()))
+        found.fault_kinds += tuple(getattr(module, "FAULT_KINDS", ()))
     return found

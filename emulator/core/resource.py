@@ -3,7 +3,8 @@
 - ``add_lists``: a top-level type's lists in a resource group and in a subscription;
 - ``add_long_running_delete``: a DELETE that ARM runs as a long-running operation — what is
   already gone answers 204 and sends no event, anything else 202 with the monitor headers, the
-  provider's backend deciding (in a :class:`Deletion`) what the delete does and when;
+  provider's backend deciding (in a :class:`Deletion`) what the delete does and when; the backend is
+  also what a resource group's delete runs for each such resource it holds;
 - ``add_operation_monitors``: the Azure-AsyncOperation (status body) and Location (202, then the
   result) URLs of a provider's long-running operations, described by a :class:`Monitor`.
 
@@ -97,6 +98,7 @@ def add_long_running_delete(
         return accepted(req, op, provider, 202)
 
     router.add("DELETE", template, delete, operation=operation, api_versions=tuple(api_versions))
+    router.deletions[operation.rsplit("/", 1)[0].lower()] = begin
 
 
 # --- operation monitors ---------------------------------------------------------------------------

@@ -101,6 +101,9 @@ class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
         self._seen: set[tuple[str, str]] = set()
+        # The backends of long-running deletes by resource type (lower-case), which a resource group's
+        # delete runs for what it holds (resource.add_long_running_delete registers them).
+        self.deletions: dict[str, Callable[..., Any]] = {}
 
     def add(
         self,
@@ -137,6 +140,7 @@ class Router:
     def extend(self, other: Router) -> None:
         for r in other.routes:
             self.add(r.method, r.template, r.handler, operation=r.operation, api_versions=r.api_versions, kind=r.kind)
+        self.deletions.update(other.deletions)
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
         """Returns (route, params, path_known). path_known is True when the path matched some

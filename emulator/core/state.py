@@ -64,6 +64,7 @@ class ResourceGroup:
     name: str
     location: str
     tags: dict[str, str] | None = None
+    provisioning_state: str = "Succeeded"  # "Deleting" while its delete runs
 
     @property
     def id(self) -> str:
@@ -72,7 +73,7 @@ class ResourceGroup:
     def to_arm(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": self.id, "name": self.name, "type": "Microsoft.Resources/resourceGroups", "location": self.location,
-            "properties": {"provisioningState": "Succeeded"},
+            "properties": {"provisioningState": self.provisioning_state},
         }
         if self.tags is not None:
             body["tags"] = dict(self.tags)

@@ -11,6 +11,7 @@ import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
+from ..compute import agent as vm_agent
 from ..compute import models as compute
 from ..core.arm import (
     check_name,
@@ -840,6 +841,7 @@ def trigger_restore(req: Request) -> Response:
                                            "message": f"A VM '{target_vm_id}' was created meanwhile."})
                 return
             vm, disks, nic = m.restore_vm(store, point, target_vm_id, subnet_id, region, op.end, tags)
+            vm_agent.boot(req.emulator, vm, op.end, req.method, req.route.operation)  # the restored VM starts
             created = disks + [nic, vm]
             bag["Target VM Id"] = vm.id
         elif plan["original_vm_id"]:

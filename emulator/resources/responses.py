@@ -3,12 +3,15 @@ generic resource listings of a group or subscription."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..core.arm import check_tags, listing, no_event, normalize_location, require_location
-from ..core.errors import InvalidParameter, ResourceGroupNotFound
+from ..core.errors import ArmError, InvalidParameter, ResourceGroupNotFound
+from ..core.lro import OperationFailed
 from ..core.resource import Monitor, add_operation_monitors
 from ..core.routing import Request, Response, Router
+from . import models
 
 router = Router()
 
@@ -34,6 +37,21 @@ def get_subscription(req: Request) -> Response:
 
 
 RG = "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}"
+IN_GROUP = re.compile(r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)", re.IGNORECASE)
+
+
+def guard(req: Request) -> None:
+    """ARM refuses writes and actions in a group whose delete is running (409 ResourceGroupBeingDeleted)."""
+    if req.method not in ("PUT", "PATCH", "POST"):
+        return
+    found = IN_GROUP.match(req.path)  # a scope (tags, locks) starts with its group too
+    if found is None:
+        return
+    sub = req.emulator.store.subscriptions.get(found.group(1).lower())
+    rg = sub.resource_groups.get(found.group(2).lower()) if sub else None
+    if rg is not None and rg.provisioning_state == "Deleting":
+        raise ArmError(f"The resource group '{rg.name}' is in deprovisioning state and cannot perform this operation.",
+                       code="ResourceGroupBeingDeleted", status=409)
 
 
 @router.route("PUT", RG, operation="Microsoft.Resources/subscriptions/resourceGroups/write", api_versions=RG_VERSIONS)
@@ -72,12 +90,19 @@ def delete_group(req: Request) -> Response:
     if rg is None:
         raise ResourceGroupNotFound(req.params["resourceGroupName"])
 
-    def gone(op) -> None:
-        for res in store.children(rg.id):
-            store.delete(res.id)
+    deletions = req.emulator.router.deletions
+
+    def gone(op) -> None:  # everything in it, each as its provider deletes it; no call of the client's own
+        refused = models.delete_contents(store, rg, deletions)
+        if refused:
+            raise OperationFailed(models.blocked_error(rg, refused))
         sub.resource_groups.pop(rg.name.lower(), None)
 
-    op = req.emulator.start_operation(req, rg.location, on_success=gone)
+    def kept(op) -> None:
+        rg.provisioning_state = "Succeeded"
+
+    rg.provisioning_state = "Deleting"
+    op = req.emulator.start_operation(req, rg.location, on_success=gone, on_failure=kept)
     # ARM answers a group delete with a Location-only monitor: /subscriptions/{id}/operationresults/{token}
     location = f"{req.base_url()}/subscriptions/{sub.id}/operationresults/{op.id}?api-version={req.api_version}"
     return Response(202, None, {"Location": location, **req.emulator.operations.retry_headers(op)})
@@ -112,8 +137,6 @@ def _filter(req: Request, items: list[Any]) -> list[Any]:
     if not expr:
         return items
     # ARM's documented filters: resourceType eq '...', tagName eq '...' [and tagValue eq '...'], location eq '...'
-    import re
-
     clauses = dict((k.lower(), v) for k, v in re.findall(r"(\w+)\s+eq\s+'([^']*)'", expr))
     if not clauses:
         raise InvalidParameter(f"$filter: '{expr}' is not supported (resourceType, tagName/tagValue, location eq '...').",

@@ -187,7 +187,7 @@ class Drills:
         from ..restore.access import OPERATOR, Principal
         from ..restore.plan import Conflict
         from ..restore.request import BadRequest, parse
-        from ..restore.service import KeyReused, body_hash
+        from ..restore.service import INTERNAL, KeyReused, body_hash
 
         if not row.get("restore"):
             spec = json.loads(row["spec"])
@@ -195,7 +195,7 @@ class Drills:
                 "type": "vm", "resource_group": row["group"], "subnet": row["subnet"],
                 "vm_name": planner.vm_name(row["vmId"].rsplit("/", 1)[-1]),
                 **({"vm_size": spec["vm_size"]} if spec.get("vm_size") else {})}}
-            who = Principal(f"vmkeeper-drill/{row['drill']}", "vmkeeper DR drill", frozenset({OPERATOR}))
+            who = Principal(f"{INTERNAL}{row['drill']}", "vmkeeper DR drill", frozenset({OPERATOR}))
             requested = _now()
             try:
                 record, _ = self.restores.submit(who, parse(body), body_hash(body), f"drill-{row['drill']}")

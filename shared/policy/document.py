@@ -91,7 +91,7 @@ class DrillSpec:
     all_vms: bool = False
     keep_hours: float = 0
     keep_failed_hours: float = 24
-    ready_timeout_minutes: int = 30
+    ready_timeout_minutes: float = 30
     vm_size: str | None = None
 
 

@@ -9,9 +9,13 @@ import hashlib
 STYLE = """
 :root{color-scheme:light dark;--fg:#1f2328;--muted:#59636e;--bg:#fff;--panel:#f6f8fa;--line:#d1d9e0;
 --breached:#c62828;--not_protected:#c25100;--met:#2e7d32;--opted_out:#6e7781;--unknown:#8250df;
---vault:#1565c0;--snapshot_set:#00897b;--restore_point:#8e24aa;--copy:#e0a100}
+--vault:#1565c0;--snapshot_set:#00897b;--restore_point:#8e24aa;--copy:#e0a100;
+--v0:#1f77b4;--v1:#ff7f0e;--v2:#2ca02c;--v3:#9467bd;--v4:#8c564b;--v5:#e377c2;--v6:#17becf;--v7:#a5a61b;
+--v8:#5254a3;--v9:#7f7f7f}
 @media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;--bg:#0d1117;--panel:#151b23;
---line:#3d444d;--breached:#f85149;--not_protected:#f0883e;--met:#3fb950;--opted_out:#8b949e}}
+--line:#3d444d;--breached:#f85149;--not_protected:#f0883e;--met:#3fb950;--opted_out:#8b949e;
+--v0:#4fa3e0;--v1:#ffa54f;--v2:#5cd65c;--v3:#b99be0;--v4:#c49c94;--v5:#f7b6d2;--v6:#5fd9e6;--v7:#dbdb5c;
+--v8:#9c9ede;--v9:#b0b0b0}}
 *{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
 body{margin:0 auto;max-width:1440px;padding:1rem clamp(.5rem,2.5vw,2rem);color:var(--fg);background:var(--bg);
@@ -68,6 +72,18 @@ svg.chart{display:block;width:100%;min-width:540px;height:auto}
 .chart .grid{stroke:var(--line)}.chart .axis{stroke:var(--muted)}
 .legend{display:flex;flex-wrap:wrap;gap:.2rem 1rem;list-style:none;padding:0;margin:.5rem 0}
 .sw{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.35em;vertical-align:-.05em}
+.v0{--sc:var(--v0)}.v1{--sc:var(--v1)}.v2{--sc:var(--v2)}.v3{--sc:var(--v3)}.v4{--sc:var(--v4)}
+.v5{--sc:var(--v5)}.v6{--sc:var(--v6)}.v7{--sc:var(--v7)}.v8{--sc:var(--v8)}.v9{--sc:var(--v9)}
+.drill-chart .ln{fill:none;stroke:var(--sc);stroke-width:1.2;opacity:.7}
+.drill-chart .pt,.key .pt{fill:var(--sc);stroke:var(--bg);stroke-width:.8}
+.drill-chart .fail{fill:none;stroke:var(--breached);stroke-width:2.4;stroke-linecap:round}
+.drill-chart .ring{fill:var(--bg);stroke:var(--sc);stroke-width:1.8;stroke-dasharray:2.5 1.5}
+.drill-chart .lane{stroke:var(--line);stroke-dasharray:3 3}.drill-chart .tick{stroke:var(--muted)}
+.drill-chart:has(.series:hover) .series:not(:hover){opacity:.15}
+.drill-chart .series:hover .ln{stroke-width:2.4;opacity:1}
+svg.key{width:.9em;height:.9em;margin-right:.35em;vertical-align:-.1em;overflow:visible}
+.d-passed{background:var(--met)}.d-failed{background:var(--breached)}.d-running{background:var(--vault)}
+.d-unknown{background:var(--unknown)}
 details{margin-top:.6rem}
 summary{cursor:pointer}
 .controls{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;margin-bottom:.6rem}

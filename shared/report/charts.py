@@ -59,7 +59,7 @@ def day_grid(points: Iterable[DayCount], generated: str) -> tuple[list[str], dic
     return sorted(days), counts
 
 
-def _nice_step(top: int, ticks: int = 4) -> int:
+def nice_step(top: int, ticks: int = 4) -> int:
     """A round step (1, 2 or 5 × 10ⁿ) giving about ``ticks`` gridlines up to ``top``."""
     raw = max(top / ticks, 1)
     power = 10 ** math.floor(math.log10(raw))
@@ -71,7 +71,7 @@ def points_chart(days: Sequence[str], counts: dict[tuple[str, str], int]) -> str
     (day, kind) with points, each with a <title> tooltip; y axis with gridlines, x axis labelled by day."""
     kinds = list(KINDS) + sorted({k for _, k in counts} - set(KINDS))
     totals = [sum(max(counts.get((d, k), 0), 0) for k in kinds) for d in days]
-    step = _nice_step(max(totals, default=0))
+    step = nice_step(max(totals, default=0))
     top = max(step, math.ceil(max(totals, default=0) / step) * step)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     base = TOP + plot_h

@@ -11,10 +11,13 @@ from html import escape
 from shared.instants import parse_instant
 from shared.report.assets import CSP, SCRIPT, STYLE
 from shared.report.charts import css_class, day_grid, points_chart, state_bar
+from shared.report.drill_chart import legend, rto_chart, vm_series
+from shared.report.drills import RESULTS, age_words, duration_words, last_per_vm, tally, vm_name
 from shared.report.model import (
     KINDS,
     STATES,
     Deletion,
+    DrillRow,
     Failure,
     KindStatus,
     ReportData,
@@ -113,6 +116,7 @@ def _header(data: ReportData) -> str:
             ("deletions", "Deletions"),
             ("failures", "Failures"),
             ("restores", "Restores"),
+            ("drills", "DR drills"),
         ]
     )
     return (
@@ -294,6 +298,56 @@ def _restores(rows: Sequence[RestoreRow]) -> str:
     return _section("restores", title, _table(f"{len(rows)} restores", heads, body, "restores-table"))
 
 
+# --- DR drills ------------------------------------------------------------------------------------
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _drill_row(d: DrillRow, names: dict[str, str]) -> str:
+    rto, rpo = duration_words(d.rto_seconds), age_words(d.rpo_seconds)
+    none = '<span class="none">—</span>'
+    cleanup = escape(d.cleanup) if d.cleanup else '<span class="none">not yet</span>'
+    return (
+        f'<tr data-drill="{escape(d.id)}" data-result="{escape(d.result)}">'
+        f'<td title="{escape(d.vm_id)}">{escape(vm_name(d.vm_id, names))}</td><td class="when">{_when(d.started)}</td>'
+        f'<td><span class="badge d-{css_class(d.result, RESULTS)}">{escape(d.result)}</span></td>'
+        f'<td class="num">{escape(rto) if rto else none}</td><td class="num">{escape(rpo) if rpo else none}</td>'
+        f"<td>{escape(KIND_TITLES.get(d.point_kind, d.point_kind))}</td><td>{cleanup}</td>"
+        f'<td class="long">{escape(d.reason)}</td></tr>'
+    )
+
+
+def _drills(data: ReportData) -> str:
+    """RTO per VM over time, each VM's last drill, and every drill in a fold."""
+    title = "DR drills"
+    if not data.drills:
+        return _section("drills", title, _empty("No DR drill has run yet."))
+    names = {v.vm_id.lower(): v.name for v in data.vms}
+    n = tally(data.drills)
+    count = (
+        f'<p id="drill-count">{_plural(n.drills, "drill")} of {_plural(n.vms, "VM")} in this report: '
+        f"{n.passed} passed, {n.failed} failed, {n.running} running.</p>"
+    )
+    series = vm_series(data.drills, names)
+    chart = rto_chart(data.drills, series)
+    if chart:
+        chart = (
+            f'<div class="chart-wrap">{chart}</div>{legend(series)}<p class="meta">A dot per passed drill at its RTO; '
+            "drills without one in the top lane: ✕ failed, ○ running. Hover a mark for the drill.</p>"
+        )
+    heads = [("", "VM"), ("", "Started"), ("", "Result"), ("num", "RTO"), ("num", "RPO achieved"), ("", "Point"),
+             ("", "Cleanup"), ("", "Reason")]  # fmt: skip
+    last = last_per_vm(data.drills)
+    table = _table(f"The last drill of each of {_plural(len(last), 'VM')}, newest first", heads,
+                   (_drill_row(d, names) for d in last), "drill-table")  # fmt: skip
+    every = _table(f"{_plural(n.drills, 'drill')}, newest first", heads,
+                   (_drill_row(d, names) for d in data.drills), "drill-all-table")  # fmt: skip
+    fold = f"<details><summary>Every drill as a table</summary>{every}</details>"
+    return _section("drills", title, f"{count}{chart}{table}{fold}")
+
+
 def render(data: ReportData) -> str:
     """The whole page for ``data``."""
     main = "".join(
@@ -304,6 +358,7 @@ def render(data: ReportData) -> str:
             _deletions(data.deletions),
             _failures(data.failures),
             _restores(data.restores),
+            _drills(data),
         ]
     )
     return (

@@ -13,13 +13,14 @@ from ..restore.records import TERMINAL
 from .model import Deletion, Failure, ReportData, RestoreRow
 
 WINDOW = timedelta(days=30)
-FAILURES = (A.PROTECTION_FAILED, A.JOB_POISONED, A.RESTORE_FAILED)
+FAILURES = (A.PROTECTION_FAILED, A.JOB_POISONED, A.RESTORE_FAILED, A.DRILL_FAILED)
 MAX_ROWS = 500  # per history section: the page stays light; older ones are in the tables
 
 
 class Reports:
-    def __init__(self, compliance: Any, ledger: Any, alerts: Any, records: Any):
+    def __init__(self, compliance: Any, ledger: Any, alerts: Any, records: Any, drills: Any = None):
         self.compliance, self.ledger, self.alerts, self.records = compliance, ledger, alerts, records
+        self.drills = drills  # shared/drill/service.py Drills (its history), or None
 
     def data(self, now: datetime | None = None) -> ReportData:
         now = now or datetime.now(UTC)
@@ -41,6 +42,7 @@ class Reports:
             vms=tuple(evaluation.vms) if evaluation else (),
             points_per_day=tuple(evaluation.points_per_day) if evaluation else (),
             deletions=tuple(deletions[:MAX_ROWS]), failures=tuple(failures[:MAX_ROWS]), restores=tuple(restores),
+            drills=tuple(self.drills.history()[:MAX_ROWS]) if self.drills is not None else (),
             notes=tuple(notes))
 
     def html(self, now: datetime | None = None) -> str:

@@ -36,6 +36,7 @@ KIND = "restore"
 INLINE_WAIT = 5  # seconds: ARM's advice up to this is waited for here, longer goes back to the queue
 INLINE_BUDGET = 25.0  # seconds one delivery may spend on a restore before it yields (well inside the message's lease)
 STEP_TIMEOUT = 24 * 3600.0  # seconds a step may take (a Backup restore job runs for hours) before the restore fails
+INTERNAL = "vmkeeper-drill/"  # principals of restores vmkeeper makes itself (a DR drill): their drill tells the outcome
 ZERO_WAITS = 20  # steps that only note something before acting, per delivery (a loop's guard)
 
 
@@ -170,7 +171,7 @@ class Restores:
 
     def _settled(self, record: Record) -> None:
         """The alert of a restore that ended; raised by whichever delivery sees it ended (one event per restore)."""
-        if self.alerts is None or record.state not in (SUCCEEDED, FAILED):
+        if self.alerts is None or record.state not in (SUCCEEDED, FAILED) or record.principal.startswith(INTERNAL):
             return
         self.alerts.raise_(A.Alert(A.RESTORE_SUCCEEDED if record.state == SUCCEEDED else A.RESTORE_FAILED,
                                    str(record.request.get("vm", "")).lower() or f"restore {record.id}", record.id,

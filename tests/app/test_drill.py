@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 import pytest
@@ -153,6 +154,42 @@ def test_a_crash_mid_drill_resumes_and_makes_nothing_twice(az, emu, azurite, tmp
         made = [c for c in az.calls(mark) if c["method"] == "PUT" and c["status"] in (200, 201, 202)
                 and "/virtualmachines/" in c["path"].lower()]
         assert len(made) == 1  # one drilled VM, whatever the crash
+        assert groups(az, w["sub"]) == before
+    finally:
+        w["host"].close()
+
+
+def test_a_vm_that_never_becomes_ready_fails_the_drill_keeps_it_for_a_while_then_removes_it(
+        az, emu, azurite, tmp_path, monkeypatch):
+    from azure.data.tables import TableClient
+
+    from shared.drill.planner import vm_name
+
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, ready_timeout_minutes=0.1, keep_failed_hours=0.002)
+    try:
+        protect_once(w)
+        before = groups(az, w["sub"])
+        az.vm_agent_fault(vm_name("vm-00000"))  # the drilled VM boots, its agent never reports Ready
+        w["host"].fire_timer("plan_drills")
+        history = w["wiring"].drills.history
+        deadline = time.monotonic() + 120
+        while history()[0].result != "failed":
+            assert time.monotonic() < deadline, history()
+            w["host"].poll_once()
+        (drill,) = history()
+        assert drill.cleanup == "kept" and "not ready" in drill.reason and "agent" in drill.reason
+        group = f"vmkeeper-drill-{drill.id}"
+        kept = az.client(ResourceManagementClient, w["sub"]).resources.list_by_resource_group(group)
+        assert any(r.name == vm_name("vm-00000") for r in kept)  # kept for inspection
+        outbox = TableClient.from_connection_string(w["settings"]["AzureWebJobsStorage"],
+                                                    w["settings"]["VMKEEPER_ALERTS_TABLE"])
+        assert [json.loads(r["event"])["type"] for r in outbox.list_entities()] == ["vmkeeper.drill.failed"]
+
+        assert w["host"].run_until_idle(timeout=120)  # keep_failed_hours passes: torn down
+        (drill,) = history()
+        assert drill.result == "failed" and drill.cleanup == "removed"
+        row = w["wiring"].drills.ledger.get("drills", drill.id)
+        assert row["removedAt"] >= row["teardownAfter"]
         assert groups(az, w["sub"]) == before
     finally:
         w["host"].close()

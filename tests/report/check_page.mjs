@@ -79,6 +79,28 @@ try {
     rects.map((r) => ({ day: r.dataset.day, kind: r.dataset.kind, count: Number(r.dataset.count),
       height: Number(r.getAttribute("height")), tooltip: r.querySelector("title")?.textContent ?? "" })),
   );
+  // DR drills: every mark as drawn, the last-per-VM table, and one VM standing out while a mark is hovered.
+  out.drills = await page.$$eval("#drill-chart [data-drill]", (marks) =>
+    marks.map((m) => {
+      const box = m.getBoundingClientRect();
+      return { id: m.dataset.drill, result: m.dataset.result, rto: m.dataset.rto, vm: m.parentElement.dataset.vm,
+        width: box.width, height: box.height, visible: m.checkVisibility(),
+        tooltip: m.querySelector("title")?.textContent ?? "" };
+    }),
+  );
+  out.drillTable = await page.$$eval("#drill-table tbody tr", (rows) =>
+    rows.map((r) => ({ id: r.dataset.drill, cells: [...r.cells].map((c) => c.textContent) })),
+  );
+  const hovered = page.locator('#drill-chart [data-result="passed"]').first();
+  await hovered.hover();
+  out.drillHover = {
+    vm: await hovered.evaluate((m) => m.parentElement.dataset.vm),
+    series: await page.$$eval("#drill-chart .series", (gs) =>
+      gs.map((g) => ({ vm: g.dataset.vm, opacity: getComputedStyle(g).opacity })),
+    ),
+  };
+  await page.mouse.move(0, 0);
+  await page.evaluate(() => window.scrollTo(0, 0));
   out.wide = await widths(page);
 
   await page.setViewportSize({ width: 375, height: 812 });

@@ -1,5 +1,5 @@
 """A realistic report, built deterministically: VMs across two subscriptions and three policies in every
-state, 30 days of points, some deletions, failures and restores. Shared by the renderer's unit tests and
+state, 30 days of points, some deletions, failures and restores, and eight weeks of weekly DR drills. Shared by the renderer's unit tests and
 the browser test."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from shared.report.model import (
     VAULT,
     DayCount,
     Deletion,
+    DrillRow,
     Failure,
     KindStatus,
     ReportData,
@@ -95,6 +96,48 @@ def points(generated: datetime, days: int = 30) -> tuple[DayCount, ...]:
     return tuple(out)
 
 
+DRILL_WEEKS = 8
+DRILLED = 12  # VMs with drills (gold and silver: bronze keeps only vault points, which drills don't use)
+FAILED_REASONS = (
+    "VM agent not Ready within 30 minutes",
+    "OperationNotAllowed: quota of Standard_D4s_v5 cores exceeded in northeurope",
+    "no complete copy in northeurope",
+)
+
+
+def drills(vms: list[VmRow], now: datetime) -> tuple[DrillRow, ...]:
+    """Weekly drills over DRILL_WEEKS weeks for the first DRILLED gold and silver VMs, spread over the week;
+    about one in eleven fails (kept five days, then removed), the newest of the first VM is still running;
+    plus a VM drilled twice and deleted since (not in the VM table). Newest first, as the model says."""
+    rows = []
+    drilled = [v for v in vms if v.policy in ("gold", "silver")][:DRILLED]
+    for j, vm in enumerate(drilled):
+        kind = (COPY, RESTORE_POINT)[j % 2] if vm.policy == "gold" else SNAPSHOT_SET
+        for w in range(DRILL_WEEKS):
+            started = now - timedelta(days=7 * w + 0.45 * j, hours=2 + j % 5)
+            age = now - started
+            # each VM its own usual RTO (4–12 min, bigger disks take longer), a week's jitter, a slow week now and then
+            rto = 240 + (j * 97) % 480 + ((j * 31 + w * 17) % 13 - 6) * 15 + (420 if (j + 2 * w) % 9 == 4 else 0) + w / 10
+            rpo = (0.5 + (j * 5 + w * 7) % 26 + w / 10) * 3600
+            cleanup = "removed" if age > timedelta(days=1) else "removing"
+            result, reason = "passed", ""
+            if j == 0 and w == 0:
+                started = now - timedelta(minutes=12)
+                result, rto, cleanup = "running", None, ""
+            elif (j * 3 + w) % 11 == 5:
+                result, rto, reason = "failed", None, FAILED_REASONS[(j + w) % len(FAILED_REASONS)]
+                cleanup = "kept" if age < timedelta(hours=120) else "removed"  # the policy keeps failed for 120 h
+            if vm.name == NASTY_NAME and w == 1:
+                result, rto, reason = "failed", None, 'agent said <b>"no"</b> & gave up'
+            rows.append(DrillRow(f"d-{vm.name}-{w}", vm.vm_id, format_instant(started), result, rto, rpo, kind,
+                                 cleanup, reason))
+    gone = vm_id(SUBSCRIPTIONS[1], "rg-old", "legacy-erp")
+    for w in (6, 7):
+        rows.append(DrillRow(f"d-legacy-erp-{w}", gone, format_instant(now - timedelta(days=7 * w + 3)), "passed",
+                             1500.0 + 60 * w, 20.5 * 3600, SNAPSHOT_SET, "removed"))
+    return tuple(sorted(rows, key=lambda d: d.started, reverse=True))
+
+
 def sample_report(vm_count: int = 40, generated: str = GENERATED, nasty: bool = True) -> ReportData:
     """``vm_count`` VMs (the first named like a script when ``nasty``), and the rest of a busy month."""
     now = parse_instant(generated)
@@ -137,5 +180,6 @@ def sample_report(vm_count: int = 40, generated: str = GENERATED, nasty: bool = 
         deletions=deletions,
         failures=failures,
         restores=restores,
+        drills=drills(vms, now),
         notes=("alerts table: not readable (AuthorizationPermissionMismatch)",),
     )

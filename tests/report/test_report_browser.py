@@ -163,6 +163,33 @@ def test_ten_thousand_vms_stay_quick(seen):
     assert big["loadMs"] < 30_000, big
 
 
+def test_drill_chart_marks(seen, data):
+    marks = seen["drills"]
+    assert Counter((m["id"], m["vm"], m["result"], m["rto"]) for m in marks) == Counter(
+        (d.id, d.vm_id, d.result, "" if d.rto_seconds is None else repr(d.rto_seconds)) for d in data.drills
+    )
+    assert {m["result"] for m in marks} == {"passed", "failed", "running"}
+    assert all(m["visible"] and m["width"] > 0 and m["height"] > 0 for m in marks), marks
+    assert all(f" · {m['result']}" in m["tooltip"] for m in marks)
+
+
+def test_drill_table_is_the_last_per_vm(seen, data):
+    newest: dict[str, tuple[str, str]] = {}
+    for d in data.drills:  # the sample's instants are one format: as text they sort in time
+        if d.vm_id not in newest or d.started > newest[d.vm_id][0]:
+            newest[d.vm_id] = (d.started, d.id)
+    assert [r["id"] for r in seen["drillTable"]] == [i for _, i in sorted(newest.values(), reverse=True)]
+    running = [r["cells"] for r in seen["drillTable"] if r["cells"][2] == "running"]
+    assert running == [[NASTY_NAME, "2026-11-28 09:48 UTC", "running", "—", "30 min", "Copy", "not yet", ""]]
+
+
+def test_hovering_a_drill_makes_its_vm_stand_out(seen):
+    hover = seen["drillHover"]
+    opacity = {s["vm"]: s["opacity"] for s in hover["series"]}
+    assert opacity.pop(hover["vm"]) == "1"
+    assert opacity and set(opacity.values()) == {"0.15"}
+
+
 def test_names_shown_as_given(seen, data):
     assert seen["names"] == [v.name for v in data.vms]
     assert NASTY_NAME in seen["names"]  # as text: no dialog, no page error (test_no_errors_no_dialogs)

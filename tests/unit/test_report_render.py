@@ -1,5 +1,5 @@
 """The report page as HTML: every section, escaping of what comes from Azure, a page that fetches
-nothing (CSP, no URLs), chart bars equal to the data. Read back with the standard library's parser."""
+nothing (CSP, no URLs), chart bars and drill marks equal to the data, each VM's last drill. Read back with the standard library's parser."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import replace
+from datetime import UTC
 from html.parser import HTMLParser
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.instants import format_instant, parse_instant
 from shared.report.assets import SCRIPT, STYLE
+from shared.report.drill_chart import MAX_TICKS, time_ticks
 from shared.report.model import (
     BREACHED,
     KINDS,
@@ -22,6 +25,7 @@ from shared.report.model import (
     STATES,
     DayCount,
     Deletion,
+    DrillRow,
     Failure,
     KindStatus,
     ReportData,
@@ -29,15 +33,16 @@ from shared.report.model import (
     SummaryRow,
     VmRow,
 )
-from shared.report.render import render
+from shared.report.render import KIND_TITLES, render
 from tests.report.sample import GENERATED, NASTY_NAME, sample_report
 
 VOID = {"meta", "input", "br", "hr", "img", "link", "col", "wbr", "source"}
-SECTIONS = ("summary", "vms", "points", "deletions", "failures", "restores")
+SECTIONS = ("summary", "vms", "points", "deletions", "failures", "restores", "drills")
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "p", "time", "div", "strong", "ul",
     "li", "nav", "a", "main", "section", "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",
     "span", "svg", "rect", "line", "text", "small", "details", "summary", "button", "label", "input", "script", "br",
+    "g", "circle", "path", "polyline",
 }  # fmt: skip
 
 
@@ -125,6 +130,10 @@ def test_every_section_with_data():
     assert doc.find(id="vm-count").text() == f"{len(data.vms)} of {len(data.vms)} VMs"
     assert doc.find(id="filter-state").tag == "div"
     assert [b.attrs["data-filter"] for b in doc.find(id="filter-state").all("button")] == ["all", *STATES]
+    assert [a.attrs["href"] for a in doc.all("nav")[0].all("a")] == [f"#{sid}" for sid in SECTIONS]
+    vms = {d.vm_id for d in data.drills}
+    assert len(doc.find(id="drill-table").all("tbody")[0].all("tr")) == len(vms)
+    assert len(doc.find(id="drill-all-table").all("tbody")[0].all("tr")) == len(data.drills)
 
 
 def test_every_section_empty_says_so():
@@ -136,6 +145,7 @@ def test_every_section_empty_says_so():
     assert "Retention deleted nothing." in said["deletions"]
     assert "No failed or poisoned jobs." in said["failures"]
     assert "No restores requested." in said["restores"]
+    assert said["drills"] == "DR drillsNo DR drill has run yet."
     assert doc.find(id="evaluated").text() == "Last compliance evaluation: never evaluated"
     assert not doc.all("table") and not [n for n in doc.walk() if n.attrs.get("role") == "note"]
 
@@ -150,6 +160,10 @@ def test_a_script_name_is_text():
     row = tree.root.find(id="vm-table").all("tbody")[0].all("tr")[0]
     assert row.all("td")[0].text() == NASTY_NAME
     assert row.all("td")[6].text() == 'reason with "quotes" & <b>tags</b>'
+    drills = tree.root.find(id="drill-all-table").all("tbody")[0].all("tr")
+    nasty = [r for r in drills if r.attrs["data-drill"] == f"d-{NASTY_NAME}-1"]
+    assert [r.all("td")[0].text() for r in nasty] == [NASTY_NAME]
+    assert nasty[0].all("td")[-1].text() == 'agent said <b>"no"</b> & gave up'
 
 
 def test_fetches_nothing():
@@ -255,16 +269,22 @@ def _report(s: list[str]) -> ReportData:
         deletions=(Deletion(TIME, s[15], s[16], s[17], s[18]),),
         failures=(Failure(TIME, s[19], s[20], s[21]),),
         restores=(RestoreRow(s[22], s[23], s[24], s[25], TIME, TIME, s[26]),),
+        drills=(DrillRow(s[28], s[29], TIME, s[30], 372.0, 11520.0, s[31], s[32], s[33]),),
         notes=(s[27],),
     )  # fmt: skip
 
 
+N_STRINGS = 34
+
+
 @settings(max_examples=150, deadline=None)
-@given(st.lists(text, min_size=28, max_size=28))
+@given(st.lists(text, min_size=N_STRINGS, max_size=N_STRINGS))
 def test_any_strings_stay_text(strings):
     page = render(_report(strings))
     tree = parse(page)
-    benign = parse(render(_report(["x"] * 28)))
+    benign_strings = ["x"] * N_STRINGS
+    benign_strings[32] = strings[32] and "x"  # an empty cleanup is said as "not yet" (its own <span>)
+    benign = parse(render(_report(benign_strings)))
     assert tree.tags == benign.tags  # no value added or closed a tag
     doc = tree.root
     row = doc.find(id="vm-table").all("tbody")[0].all("tr")[0]
@@ -274,6 +294,15 @@ def test_any_strings_stay_text(strings):
     assert doc.find(role="note").all("li")[0].text() == strings[27]
     restore = doc.find(id="restores-table").all("tbody")[0].all("tr")[0].all("td")
     assert (restore[0].text(), restore[-1].text()) == (strings[22], strings[26])
+    drill = doc.find(id="drill-table").all("tbody")[0].all("tr")[0]
+    assert (drill.attrs["data-drill"], drill.attrs["data-result"]) == (strings[28], strings[30])
+    assert drill.all("td")[0].attrs["title"] == strings[29]
+    assert [td.text() for td in drill.all("td")[2:]] == [strings[30], "6 min 12 s", "3.2 h",
+                                                         KIND_TITLES.get(strings[31], strings[31]),
+                                                         strings[32] or "not yet", strings[33]]  # fmt: skip
+    (mark,) = [n for n in doc.find(id="drill-chart").walk() if "data-drill" in n.attrs]
+    assert (mark.attrs["data-drill"], mark.attrs["data-result"], mark.parent.attrs["data-vm"]) == (
+        strings[28], strings[30], strings[29])
     assert doc.all("script")[0].text() == SCRIPT and doc.all("style")[0].text() == STYLE
 
 
@@ -283,15 +312,142 @@ day_or_kind = st.one_of(st.sampled_from(KINDS + STATES + ("2026-11-01",)), text)
 @settings(max_examples=100, deadline=None)
 @given(
     generated=text, evaluated=st.one_of(st.none(), text), day=day_or_kind, kind=day_or_kind,
-    count=st.integers(-5, 10**6), strings=st.lists(text, min_size=28, max_size=28),
+    count=st.integers(-5, 10**6), strings=st.lists(text, min_size=N_STRINGS, max_size=N_STRINGS),
     age=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+    rto=st.one_of(st.none(), st.floats()), rpo=st.one_of(st.none(), st.floats()),
+    started=st.lists(st.one_of(text, st.datetimes(timezones=st.just(UTC)).map(format_instant)), min_size=1, max_size=4),
 )  # fmt: skip
-def test_any_report_parses(generated, evaluated, day, kind, count, strings, age):
+def test_any_report_parses(generated, evaluated, day, kind, count, strings, age, rto, rpo, started):
     data = _report(strings)
     vm = replace(data.vms[0], kinds=(KindStatus("vault", strings[9], 25.0, None, age, None),))
+    drills = tuple(DrillRow(f"d{i}", strings[i % 3], when, ("passed", "failed", strings[5])[i % 3], rto, rpo,
+                            strings[6], "", "") for i, when in enumerate(started))  # fmt: skip
     data = replace(data, generated=generated, evaluated=evaluated, points_per_day=(DayCount(day, kind, count),),
-                   vms=(vm,), deletions=(replace(data.deletions[0], time=strings[0]),))  # fmt: skip
+                   vms=(vm,), deletions=(replace(data.deletions[0], time=strings[0]),), drills=drills)  # fmt: skip
     tree = parse(render(data))
     assert set(tree.tags) <= ALLOWED_TAGS
     assert tree.tags.count("script") == 1 and tree.tags.count("style") == 1
     assert tree.root.all("script")[0].text() == SCRIPT
+
+
+# --- DR drills ------------------------------------------------------------------------------------
+
+
+def _drill_marks(doc: Node) -> list[Node]:
+    return [n for n in doc.find(id="drill-chart").walk() if "data-drill" in n.attrs]
+
+
+def test_drill_chart_marks_are_the_data():
+    data = sample_report()
+    assert {d.result for d in data.drills} == {"passed", "failed", "running"}
+    doc = parse(render(data)).root
+    marks = _drill_marks(doc)
+    got = Counter((m.attrs["data-drill"], m.parent.attrs["data-vm"], m.attrs["data-result"], m.attrs["data-rto"],
+                   m.attrs["data-started"]) for m in marks)  # fmt: skip
+    assert got == Counter((d.id, d.vm_id, d.result, "" if d.rto_seconds is None else repr(d.rto_seconds), d.started)
+                          for d in data.drills)  # fmt: skip
+    assert all(m.all("title") for m in marks)
+    # passed drills are series markers placed by RTO (a longer RTO higher up: a smaller y); the rest in the lane
+    def y(m: Node) -> float:  # the marker's centre: a circle's, a 7-unit square's, a diamond's (from its top)
+        if m.tag == "circle":
+            return float(m.attrs["cy"])
+        if m.tag == "rect":
+            return float(m.attrs["y"]) + 3.5
+        return float(m.attrs["d"].split()[1].split("L")[0]) + 5
+
+    passed = sorted((m for m in marks if m.attrs["data-result"] == "passed"), key=lambda m: float(m.attrs["data-rto"]))
+    assert {m.attrs["class"] for m in passed} == {"pt"}
+    ys = [y(m) for m in passed]
+    assert ys == sorted(ys, reverse=True) and ys[0] > ys[-1]
+    failed = [m for m in marks if m.attrs["data-result"] == "failed"]
+    assert failed and {(m.tag, m.attrs["class"]) for m in failed} == {("path", "fail")}
+    (running,) = [m for m in marks if m.attrs["data-result"] == "running"]
+    assert (running.tag, running.attrs["class"]) == ("circle", "ring")
+    assert float(running.attrs["cy"]) < min(ys)  # the lane is above the plot
+    # one series and one legend entry per VM, the name from the VM table when it has the VM
+    series = [g for g in doc.find(id="drill-chart").all("g") if "series" in g.attrs["class"]]
+    assert sorted(g.attrs["data-vm"] for g in series) == sorted({d.vm_id for d in data.drills})
+    names = {v.vm_id: v.name for v in data.vms}
+    legend = {li.attrs["title"]: li.text() for li in doc.find(id="drill-legend").all("li")}
+    assert legend == {d.vm_id: names.get(d.vm_id, d.vm_id.rsplit("/", 1)[-1]) for d in data.drills}
+    assert "legacy-erp" in legend.values() and NASTY_NAME in legend.values()
+    # 13 VMs: ten colours, then the colours again with another shape
+    classes = [g.attrs["class"] for g in series]
+    assert len(set(classes)) == 10 and len(classes) == 13
+
+
+def test_drill_series_lines_join_passed_drills_in_time_order():
+    vm = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/app"
+    rows = (
+        DrillRow("d3", vm, "2026-11-20T06:00:00Z", "passed", 600.0, 3600.0, "copy", "removed"),
+        DrillRow("d2", vm, "2026-11-13T06:00:00Z", "failed", None, 3600.0, "copy", "removed", "agent not Ready"),
+        DrillRow("d1", vm, "2026-11-06T06:00:00Z", "passed", 300.0, 3600.0, "copy", "removed"),
+    )
+    chart = parse(render(replace(EMPTY, drills=rows))).root.find(id="drill-chart")
+    (line,) = chart.all("polyline")
+    points = [tuple(map(float, p.split(","))) for p in line.attrs["points"].split()]
+    by_id = {m.attrs["data-drill"]: m for m in _drill_marks(parse(render(replace(EMPTY, drills=rows))).root)}
+    assert points == [(float(by_id[i].attrs["cx"]), float(by_id[i].attrs["cy"])) for i in ("d1", "d3")]
+    assert points[0][1] > points[1][1]  # 5 min below 10 min
+    assert "agent not Ready" in by_id["d2"].all("title")[0].text()
+
+
+def test_last_drill_per_vm_is_the_newest():
+    a = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/alpha"
+    b = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/beta"
+    rows = (  # not in order, one id in another case: ARM ids are one VM in any case
+        DrillRow("a1", a, "2026-11-01T06:00:00Z", "passed", 100.0, 60.0, "copy", "removed"),
+        DrillRow("b2", b, "2026-11-27T06:00:00Z", "failed", None, 11520.0, "snapshot_set", "kept",
+                 "VM agent not Ready within 30 minutes"),
+        DrillRow("a3", a.upper(), "2026-11-20T06:00:00Z", "passed", 372.0, 11520.0, "restore_point", ""),
+        DrillRow("b1", b, "2026-11-26T06:00:00Z", "passed", 3780.0, 2520.0, "copy", "removed"),
+        DrillRow("a2", a, "not a time", "passed", 50.0, 30.0, "copy", "removed"),
+    )  # fmt: skip
+    doc = parse(render(replace(EMPTY, drills=rows))).root
+    table = doc.find(id="drill-table").all("tbody")[0].all("tr")
+    assert [r.attrs["data-drill"] for r in table] == ["b2", "a3"]
+    cells = [[td.text() for td in r.all("td")] for r in table]
+    assert cells == [
+        ["beta", "2026-11-27 06:00 UTC", "failed", "—", "3.2 h", "Snapshot set", "kept",
+         "VM agent not Ready within 30 minutes"],
+        ["ALPHA", "2026-11-20 06:00 UTC", "passed", "6 min 12 s", "3.2 h", "Restore point", "not yet", ""],
+    ]  # fmt: skip
+    assert table[0].all("td")[0].attrs["title"] == b
+    assert [s.attrs["class"] for r in table for s in r.all("span") if "badge" in s.attrs.get("class", "")] == [
+        "badge d-failed", "badge d-passed"]  # fmt: skip
+    assert doc.find(id="drill-count").text() == "5 drills of 2 VMs in this report: 4 passed, 1 failed, 0 running."
+    every = doc.find(id="drill-all-table").all("tbody")[0].all("tr")
+    assert [r.attrs["data-drill"] for r in every] == [d.id for d in rows]  # as the data gives them
+    other = [[td.text() for td in r.all("td")] for r in every]
+    assert other[3][3:5] == ["1 h 3 min", "42 min"] and other[0][3:5] == ["1 min 40 s", "1 min"]
+    assert other[4][1:4] == ["not a time", "passed", "50 s"]
+    # the drill whose start is no instant is in the tables, not on the time axis
+    assert sorted(m.attrs["data-drill"] for m in _drill_marks(doc)) == ["a1", "a3", "b1", "b2"]
+
+
+def test_drills_without_a_start_time_have_no_chart():
+    rows = (DrillRow("d", "vm", "someday", "running", None, None, "copy", ""),)
+    section = parse(render(replace(EMPTY, drills=rows))).root.find(id="drills")
+    assert not section.all("svg")
+    assert [r.attrs["data-drill"] for r in section.find(id="drill-table").all("tr")[1:]] == ["d"]
+    assert "1 drill of 1 VM in this report" in section.find(id="drill-count").text()
+
+
+def test_no_drills_no_chart_no_table():
+    section = parse(render(replace(sample_report(), drills=()))).root.find(id="drills")
+    assert section.all("p")[0].text() == "No DR drill has run yet."
+    assert not section.all("svg") and not section.all("table")
+
+
+def test_drill_time_axis_ticks_are_round():
+    def ts(text: str) -> float:
+        return parse_instant(text).timestamp()
+
+    weeks = time_ticks(ts("2026-10-05T08:12:00Z"), ts("2026-11-28T09:48:00Z"))
+    assert [label for _, label in weeks] == ["10-12", "10-19", "10-26", "11-02", "11-09", "11-16", "11-23"]  # Mondays
+    hours = time_ticks(ts("2026-11-28T01:10:00Z"), ts("2026-11-28T09:48:00Z"))
+    assert [label for _, label in hours] == ["11-28 02:00", "11-28 04:00", "11-28 06:00", "11-28 08:00"]
+    months = time_ticks(ts("2026-01-15T00:00:00Z"), ts("2026-11-28T00:00:00Z"))
+    assert [label for _, label in months] == ["2026-03", "2026-05", "2026-07", "2026-09", "2026-11"]
+    for lo, hi in [("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"), ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")]:
+        assert len(time_ticks(ts(lo), ts(hi))) <= MAX_TICKS
