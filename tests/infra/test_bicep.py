@@ -61,8 +61,6 @@ def accessor(value) -> tuple[str, str] | None:
 
 
 def code_settings() -> set[str]:
-    """The settings the deployed code reads: shared/cli/ is the operator's command line (not deployed:
-    .funcignore), its VMKEEPER_API_* are read on the operator's machine."""
     found = set()
     # The app's code only: shared/cli is the operator's tool (not deployed: .funcignore), its VMKEEPER_API_* are
     # the operator's environment, not app settings.
