@@ -127,13 +127,7 @@ class Restores:
 
     def _enqueue(self, record: Record) -> None:
         self.queue.send_message(messages.encode({"v": 1, "kind": KIND, "restore_id": record.id}))
-
-        def mark(r: Record) -> bool:
-            if r.queued:
-                return False
-            r.queued = True
-            return True
-        self.records.change(record.id, mark)
+        self.records.change(record.id, mark_queued)
         record.queued = True
 
     def cancel(self, restore_id: str) -> Record:
@@ -253,6 +247,16 @@ class Restores:
             if fresh is not None and fresh.state == PENDING and not fresh.steps:
                 return Retry(1, "the row changed before the first step (the submit's queued mark): again")
             return Done(KIND, {"restore": restore_id, "state": "advanced by another delivery"})
+
+
+def mark_queued(record: Record) -> bool:
+    """The submit's edit once its message is sent: ``queued``, unless a worker has begun the restore already
+    (the message was delivered before the mark): its row is the worker's then, and a write of ours would only
+    change its ETag under the worker's next save."""
+    if record.queued or record.state != PENDING or record.steps:
+        return False
+    record.queued = True
+    return True
 
 
 def body_hash(body: Any) -> str:

@@ -96,3 +96,16 @@ def test_to_json_carries_timings_and_resources():
                                     "finished_at": "2026-11-25T06:01:00Z", "seconds": 60.0}
     assert doc["steps"][1]["started_at"] is None
     assert (doc["resources"], doc["percent"], doc["principal"]) == (["/subscriptions/x/disks/d1"], 33, "oid-1")
+
+
+def test_the_submits_queued_mark_leaves_a_row_a_worker_has_begun():
+    """The mark is written after the message is sent, so a worker may have begun already: a write then would only
+    change the row's ETag under the worker's next save (which took it for another delivery and dropped the restore)."""
+    from shared.restore.service import mark_queued
+
+    fresh = record()
+    assert mark_queued(fresh) is True and fresh.queued is True
+    assert mark_queued(fresh) is False  # once
+    assert mark_queued(record(RUNNING, [step(P.DISKS, done=False)])) is False
+    assert mark_queued(record(PENDING, [step(P.DISKS, done=False)])) is False
+    assert mark_queued(record(CANCELLED)) is False
