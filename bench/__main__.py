@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ("bench.inventory", "bench.autoprotect", "bench.scheduled", "bench.retention", "bench.restore")
+BENCHMARKS = ("bench.inventory", "bench.autoprotect", "bench.scheduled", "bench.retention", "bench.restore",
+              "bench.drill")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

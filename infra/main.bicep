@@ -68,6 +68,9 @@ param authAllowedAudiences array = []
 @description('NCRONTAB of the RPO compliance evaluation (VMKEEPER_COMPLIANCE_SCHEDULE).')
 param complianceSchedule string = '0 */30 * * * *'
 
+@description('NCRONTAB of the DR drill planner (VMKEEPER_DRILL_SCHEDULE): daily, each VM drilled once per its policy\'s drill.every_days.')
+param drillSchedule string = '0 0 3 * * *'
+
 @description('Alerts published to an Event Grid custom topic. false: no topic, VMKEEPER_ALERTS_TOPIC_ENDPOINT empty (alerts are recorded, not published).')
 param alertsEnabled bool = true
 
@@ -120,6 +123,7 @@ var queues = {
   protect: 'vmkeeper-protect'
   jobs: 'vmkeeper-jobs'
   restores: 'vmkeeper-restores'
+  drills: 'vmkeeper-drills'
 }
 var tables = {
   protect: 'vmkeeperprotection'
@@ -250,6 +254,7 @@ module app 'app/function.bicep' = {
     restoreScopes: join(restoreScopes, ',')
     schedule: schedule
     complianceSchedule: complianceSchedule
+    drillSchedule: drillSchedule
     alertsTopicEndpoint: alertsEnabled ? alertsSender.outputs.endpoint : ''
     retentionSchedule: retentionSchedule
     retentionDryRun: retentionDryRun

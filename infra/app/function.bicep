@@ -29,6 +29,7 @@ param restoreScopes string
 
 param schedule string
 param complianceSchedule string
+param drillSchedule string
 param retentionSchedule string
 param retentionDryRun bool
 param backupNow bool
@@ -127,6 +128,8 @@ var appSettings = {
   VMKEEPER_COMPLIANCE_SCHEDULE: complianceSchedule
   VMKEEPER_ALERTS_TOPIC_ENDPOINT: alertsTopicEndpoint
   VMKEEPER_ALERTS_TABLE: tables.alerts
+  VMKEEPER_DRILL_SCHEDULE: drillSchedule
+  VMKEEPER_DRILL_QUEUE: queues.drills
 }
 
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..wiring import Wiring
 
 META = "vmkeeper.cli"  # where the run's state is kept in click's ``ctx.meta`` (the caller's obj stays theirs)
-EXIT_ERROR, EXIT_BREACHED = 1, 2
+EXIT_ERROR, EXIT_BREACHED, EXIT_DRILL_FAILED = 1, 2, 3
 USER_AGENT = "vmkeeper-cli"
 
 

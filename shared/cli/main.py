@@ -2,7 +2,8 @@
 ``Wiring`` (or the restore HTTP API) called, the answer rendered by shared/cli/output.py.
 
 Exit codes: 0 ok; 1 an error (bad input, a setting, Azure, the API; the message names the option or
-setting); 2 only from ``status``, when any VM's RPO is breached (a CI pipeline can gate on it).
+setting); 2 only from ``status``, when any VM's RPO is breached; 3 only from ``drills``, when any VM's
+newest DR drill failed (a CI pipeline can gate on either).
 """
 
 from __future__ import annotations
@@ -16,14 +17,24 @@ from typing import Any
 import click
 
 from .. import __version__
-from .context import EXIT_BREACHED, EXIT_ERROR, CliError, current, parse_time, start, translate
+from .context import (
+    EXIT_BREACHED,
+    EXIT_DRILL_FAILED,
+    EXIT_ERROR,
+    CliError,
+    current,
+    parse_time,
+    start,
+    translate,
+)
 
 STATES = ("breached", "not_protected", "met", "opted_out")  # shared/report/model.py STATES (not imported: cold)
 TARGET_TYPES = ("disks", "vm", "os_disk", "original_location")  # shared/restore/request.py TARGET_TYPES
 
 EPILOG = """\b
 Exit codes: 0 ok; 1 error (the message names the option or setting);
-2 `status` found a VM whose RPO is breached.
+2 `status` found a VM whose RPO is breached; 3 `drills` found a VM whose
+newest DR drill failed.
 \b
 Settings: the app's own (VMKEEPER_SUBSCRIPTIONS, VMKEEPER_POLICY_FILE,
 AzureWebJobsStorage, ...) from --settings FILE (its "Values") or the
@@ -153,13 +164,13 @@ def plan(at: str | None) -> None:
 
 
 # --- points -------------------------------------------------------------------------------------------
-def _vm(value: str) -> Any:
+def _vm(value: str, field: str = "VM_ID") -> Any:
     from ..restore.access import BadId, parse_id
 
     try:
         return parse_id(value, "vm")
     except BadId as exc:
-        raise CliError(f"VM_ID: {exc}", "VM_ID") from None
+        raise CliError(f"{field}: {exc}", field) from None
 
 
 @cli.command()
@@ -260,6 +271,42 @@ def restore(vm_id: str, point_id: str, target_type: str, resource_group: str | N
         error = record.get("error") or {}
         raise CliError(f"restore {record['id']} {record['state']}: {error.get('message') or 'see its steps'}",
                        "restore", restore=record)
+
+
+# --- drills -------------------------------------------------------------------------------------------
+@cli.command(epilog="\b\nExit codes: 0 no VM's newest drill failed; 1 error; 3 the newest drill of at least one\n"
+             "VM failed (of the VMs asked about: all, or --vm's), so a pipeline step can fail on it.\n"
+             "An older failure followed by a passed drill is history, not a failure now.")
+@click.option("--vm", "vm_id", metavar="VM_ID", help="Only this VM's drills (its ARM id).")
+@click.option("--last", is_flag=True, help="Only each VM's newest drill.")
+@json_option
+@click.pass_context
+def drills(ctx: click.Context, vm_id: str | None, last: bool) -> None:
+    """DR drill history, newest first: per drill the VM, when it asked for its restore, the result, RTO
+    (restore requested → VM running with its agent Ready), the RPO achieved (the drilled point's age),
+    the kind of point, whether its isolated group was removed, and why it failed. From what vmkeeper
+    recorded: reads no ARM."""
+    from dataclasses import asdict
+
+    from . import output
+
+    run = current()
+    vm = _vm(vm_id, "--vm") if vm_id is not None else None
+    w = run.wiring()
+    if vm is not None and vm.subscription.lower() not in {s.lower() for s in w.drill_settings.subscriptions}:
+        raise CliError(f"--vm: subscription {vm.subscription} is not in VMKEEPER_SUBSCRIPTIONS", "--vm")
+    rows = [asdict(d) for d in w.drills.history() if vm is None or d.vm_id.lower() == vm.id.lower()]
+    newest: dict[str, dict[str, Any]] = {}
+    for r in rows:  # newest first: a VM's first row is its newest drill
+        newest.setdefault(r["vm_id"].lower(), r)
+    shown = list(newest.values()) if last else rows
+    doc = {"filter": {"vm": vm.id if vm else None, "last": last},
+           "counts": {s: sum(1 for r in shown if r["result"] == s) for s in ("passed", "failed", "running")},
+           "newest_failed": sorted(v for v, r in newest.items() if r["result"] == "failed"),
+           "drills": [{**r, "vm_name": r["vm_id"].rsplit("/", 1)[-1]} for r in shown]}
+    output.emit_json(doc) if run.as_json else output.drills(doc)
+    if doc["newest_failed"]:
+        ctx.exit(EXIT_DRILL_FAILED)
 
 
 # --- report -------------------------------------------------------------------------------------------

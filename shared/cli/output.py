@@ -22,6 +22,7 @@ KIND_TITLES = {"vault": "Vault", "snapshot_set": "Snapshot set", "restore_point"
 ACTION_STYLE = {"delete": "bold red", "mark": "yellow", "unmark": "cyan"}
 RESTORE_STYLE = {"succeeded": "green", "failed": "bold red", "cancelled": "yellow", "running": "cyan",
                  "pending": "cyan"}
+DRILL_STYLE = {"passed": "green", "failed": "bold red", "running": "cyan"}
 WIDE = 200
 
 
@@ -211,6 +212,44 @@ def restore(record: dict[str, Any], location: str | None = None, waited: bool = 
         out.print(styled(f"Error {e.get('code', '')} in {e.get('step') or 'a step'}: {e.get('message', '')}", "red"))
     if not waited and location:
         out.print(f"Follow it at {escape(location)}")
+
+
+# --- drills ---------------------------------------------------------------------------------------
+def duration(secs: float | None) -> str:
+    """Seconds as people read them: 42 s, 3.5 min, 2.1 h, 1.5 d; ``-`` when not measured (yet)."""
+    if secs is None:
+        return "-"
+    for limit, unit, size in ((90, "s", 1), (90 * 60, "min", 60), (48 * 3600, "h", 3600)):
+        if secs < limit:
+            return f"{secs / size:.0f} s" if unit == "s" else f"{secs / size:.1f} {unit}"
+    return f"{secs / 86400:.1f} d"
+
+
+def drills(doc: dict[str, Any]) -> None:
+    out = console()
+    rows = doc["drills"]
+    if not rows:
+        vm = doc["filter"]["vm"]
+        out.print(f"No DR drill recorded{' for ' + escape(vm) if vm else ''} yet (a policy's drill block; the "
+                  "plan_drills timer).")
+        return
+    title = "Newest DR drill of each VM" if doc["filter"]["last"] else "DR drills, newest first"
+    table = Table(title=title, title_justify="left")
+    for name in ("VM", "Started", "Result", "RTO", "RPO achieved", "Point", "Cleanup", "Reason"):
+        table.add_column(name, overflow="fold", no_wrap=name in ("Started", "RTO", "RPO achieved"),
+                         justify="right" if name in ("RTO", "RPO achieved") else "left")
+    for d in rows:
+        table.add_row(escape(d["vm_name"]), seconds(d["started"]), styled(d["result"], DRILL_STYLE.get(d["result"])),
+                      duration(d["rto_seconds"]), duration(d["rpo_seconds"]), d["point_kind"].replace("_", " "),
+                      d["cleanup"] or "-", escape(d["reason"]))
+    out.print(table)
+    counts = doc["counts"]
+    summary = ", ".join(styled(f"{n} {s}", DRILL_STYLE[s] if n else None) for s, n in counts.items())
+    vms = len({d["vm_id"] for d in rows})
+    out.print(f"{plural(len(rows), 'drill')} of {plural(vms, 'VM')}: {summary}")
+    if doc["newest_failed"]:
+        names = ", ".join(v.rsplit("/", 1)[-1] for v in doc["newest_failed"])
+        out.print(styled(f"Newest drill failed: {names}", "bold red"))
 
 
 def report_written(path: str, data: dict[str, Any]) -> None:

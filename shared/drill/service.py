@@ -160,7 +160,8 @@ class Drills:
         return self._isolated(row, vnets, name)
 
     def _isolated(self, row: dict[str, Any], vnets: Any, name: str) -> Outcome | None:
-        """The VNet: created if missing (not waited on), then checked Succeeded and without peerings."""
+        """The VNet: created if missing (not waited on), then checked Succeeded and without peerings. The PUT's
+        own answer is checked first: one that is already Succeeded needs no second look a queue hop later."""
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
@@ -168,11 +169,10 @@ class Drills:
         except ResourceNotFoundError:
             from azure.mgmt.network.models import AddressSpace, Subnet, VirtualNetwork
 
-            vnets.begin_create_or_update(name, "vnet-drill", VirtualNetwork(
+            vnet = vnets.begin_create_or_update(name, "vnet-drill", VirtualNetwork(
                 location=row["region"], tags={T.MANAGED_BY: T.MANAGED_BY_VALUE, T.DRILL_ID: row["drill"]},
                 address_space=AddressSpace(address_prefixes=[planner.ADDRESS_SPACE]),
-                subnets=[Subnet(name=planner.SUBNET, address_prefix=planner.SUBNET_PREFIX)]), polling=False)
-            return Retry(1, "VNet being created")
+                subnets=[Subnet(name=planner.SUBNET, address_prefix=planner.SUBNET_PREFIX)]), polling=False).result()
         if (vnet.provisioning_state or "Succeeded") != "Succeeded":
             return Retry(1, f"VNet {vnet.provisioning_state}")
         if vnet.virtual_network_peerings:

@@ -245,7 +245,13 @@ class Restores:
                     continue
                 return Retry(max(1, result.delay), result.note, {"attempt": job.get("attempt", 0) + 1})
         except Changed:
-            # Another delivery of this restore wrote first: it is the one advancing it now.
+            # Someone wrote first. A delivery advancing the restore leaves it running with a step: it goes on alone.
+            # Still pending without a step, the write was another: the submit's ``queued`` mark, made after the
+            # message is sent, can land between this delivery's read and its first save. Dropping the message then
+            # would leave the restore pending for ever: look again.
+            fresh = self.records.get(restore_id)
+            if fresh is not None and fresh.state == PENDING and not fresh.steps:
+                return Retry(1, "the row changed before the first step (the submit's queued mark): again")
             return Done(KIND, {"restore": restore_id, "state": "advanced by another delivery"})
 
 

@@ -147,6 +147,7 @@ def test_pycep_rejects_broken_bicep():
 def test_bicep_sets_every_setting_the_code_reads_and_no_other():
     wanted = code_settings() - set(settings.RETIRED) - LOCAL_ONLY
     assert len(wanted) > 20  # the grep found the settings
+    assert "shared/cli/" in (ROOT / ".funcignore").read_text(encoding="utf-8").split()  # what code_settings skips
     keys = set(app_settings())
     vmkeeper = {k for k in keys if k.startswith("VMKEEPER_")}
     assert wanted - vmkeeper == set(), "read by the code, not set in Azure"
@@ -180,12 +181,13 @@ def code_defaults(tmp_path) -> dict[str, str]:
     policy = tmp_path / "p.json"
     policy.write_text((ROOT / "policies.json").read_text(encoding="utf-8"), encoding="utf-8")
     env = {"VMKEEPER_VAULTS": "{}", "VMKEEPER_POLICY_FILE": str(policy), "VMKEEPER_SUBSCRIPTIONS": SUB}
-    p, f, r, a = (settings.ProtectSettings.from_env(env), settings.FleetSettings.from_env(env),
-                  settings.RestoreSettings.from_env(env), settings.AlertSettings.from_env(env))
+    p, f, r, a, d = (settings.ProtectSettings.from_env(env), settings.FleetSettings.from_env(env),
+                     settings.RestoreSettings.from_env(env), settings.AlertSettings.from_env(env),
+                     settings.DrillSettings.from_env(env))
     return {"VMKEEPER_PROTECT_QUEUE": p.queue, "VMKEEPER_PROTECT_TABLE": p.ledger_table,
             "VMKEEPER_JOBS_QUEUE": f.jobs_queue, "VMKEEPER_LEDGER_TABLE": f.ledger_table,
             "VMKEEPER_BUDGET_TABLE": f.budget_table, "VMKEEPER_RESTORE_QUEUE": "vmkeeper-restores",
-            "VMKEEPER_RESTORE_TABLE": r.table, "VMKEEPER_ALERTS_TABLE": a.table}
+            "VMKEEPER_RESTORE_TABLE": r.table, "VMKEEPER_ALERTS_TABLE": a.table, "VMKEEPER_DRILL_QUEUE": d.queue}
 
 
 def test_queue_and_table_names_agree(tmp_path):
@@ -198,19 +200,23 @@ def test_queue_and_table_names_agree(tmp_path):
     for module in ("storage", "app"):
         params = main["modules"][module]["config"]["params"]
         assert params["queues"] == "queues" and params["tables"] == "tables", module
-    assert set(names["queues"].values()) == {"vmkeeper-protect", "vmkeeper-jobs", "vmkeeper-restores"}
+    assert set(names["queues"].values()) == {"vmkeeper-protect", "vmkeeper-jobs", "vmkeeper-restores",
+                                             "vmkeeper-drills"}
     assert names["tables"]["alerts"] == "vmkeeperalerts"  # made by the storage module's loop over tables
 
 
-def test_timer_schedules_are_six_field_ncrontab_and_compliance_runs_half_hourly():
+def test_timer_schedules_are_six_field_ncrontab_compliance_half_hourly_drills_daily():
     main = bicep("main.bicep")
     params = main["parameters"]
     assert params["complianceSchedule"]["default"] == "0 */30 * * * *"
-    for name in ("schedule", "retentionSchedule", "complianceSchedule"):
+    assert params["drillSchedule"]["default"] == "0 0 3 * * *"  # daily: each VM's drill falls due once per every_days
+    for name in ("schedule", "retentionSchedule", "complianceSchedule", "drillSchedule"):
         assert len(params[name]["default"].split()) == 6, name
-    assert main["modules"]["app"]["config"]["params"]["complianceSchedule"] == "complianceSchedule"
-    assert app_settings()["VMKEEPER_COMPLIANCE_SCHEDULE"] == "complianceSchedule"
-    assert "%VMKEEPER_COMPLIANCE_SCHEDULE%" in (ROOT / "functions" / "compliance.py").read_text(encoding="utf-8")
+    for param, setting, module in (("complianceSchedule", "VMKEEPER_COMPLIANCE_SCHEDULE", "compliance"),
+                                   ("drillSchedule", "VMKEEPER_DRILL_SCHEDULE", "drill")):
+        assert main["modules"]["app"]["config"]["params"][param] == param
+        assert app_settings()[setting] == param
+        assert f"%{setting}%" in (ROOT / "functions" / f"{module}.py").read_text(encoding="utf-8")
 
 
 def test_storage_makes_each_queue_with_its_poison_queue_and_each_table():
