@@ -447,7 +447,7 @@ def deletion_alerts(run_id: str, gone: list[str], artifacts: Mapping[str, Artifa
     by_vm: dict[str, list[dict[str, str]]] = {}
     for art_id in gone:
         art, d = artifacts.get(art_id), decisions.get(art_id)
-        vm = str((art.vm_id if art else None) or "").lower() or "(no vm)"
+        vm = str((art.vm_id or (art.tags or {}).get(T.VM) if art else None) or "").lower() or "(no vm)"
         by_vm.setdefault(vm, []).append({"id": art.id if art else art_id, "kind": art.kind if art else "",
                                          "rule": d.rule if d else "", "reason": d.reason if d else ""})
     return [A.Alert(A.RETENTION_DELETED, vm, run_id, {"run": run_id, "deleted": items})

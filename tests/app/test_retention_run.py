@@ -407,6 +407,7 @@ def test_deletions_raise_one_retention_alert_per_vm_per_pass(world, sub):
     from shared.alerts.outbox import Alerts
 
     outbox = world["table"]("alerts")
+    outbox.create_table()  # so "no alert yet" can be read as an empty table
     ledger, budget = world["ledger"], pacing.WriteBudget(world["table"]("budget"), rate=50, burst=100)
     retention = Retention(world["arm"], ledger, budget, [sub], alerts=Alerts(outbox, None, "/vmkeeper/test"))
     old = world["snapshot_set"]("2026-11-20T00:00:00Z")
