@@ -187,7 +187,7 @@ class Drills:
         from ..restore.access import OPERATOR, Principal
         from ..restore.plan import Conflict
         from ..restore.request import BadRequest, parse
-        from ..restore.service import INTERNAL, KeyReused, body_hash
+        from ..restore.service import INTERNAL, STEP_TIMEOUT, KeyReused, body_hash
 
         if not row.get("restore"):
             spec = json.loads(row["spec"])
@@ -210,6 +210,11 @@ class Drills:
                             f"{(record.error or {}).get('message', '') if record else ''}")
             return None
         if record.state != "succeeded":
+            # The restore fails its own steps after STEP_TIMEOUT; a restore that never moves at all (its message
+            # lost) must not hold the drill for ever either.
+            if _now() - parse_instant(row["requested"]) > timedelta(seconds=STEP_TIMEOUT + 3600):
+                self._fail(row, f"restore {record.id} still {record.state} {STEP_TIMEOUT / 3600 + 1:g} h after it was asked")
+                return None
             return Retry(POLL, f"restore {record.id} {record.state}")
         vm = next((r for r in record.created if "/virtualmachines/" in r.lower()), "")
         row.update(step="boot", drilledVm=vm, restored=format_instant(_now()))
