@@ -114,3 +114,22 @@ def old_snapshot_set(az: Any, world: dict[str, Any], age: Any, policy: str = "fu
             creation_data=CreationData(create_option="Copy", source_resource_id=disk))).result()
         az.advance(61)  # under 7 incremental snapshots per disk per 5 minutes
     return set_id
+
+
+def wiring_wrapping(setting: str, wrap: Any) -> type:
+    """The app's wiring with one table, the one the app setting ``setting`` names, handed through ``wrap``: a
+    test's stand-in for a worker dying or racing at that table's writes. Every other table and queue is real."""
+
+    class Wrapped(wiring.Wiring):
+        @property
+        def storage(self) -> Any:
+            real, env = super().storage, self.env
+
+            class Storage:
+                def queue(self, name: str) -> Any:
+                    return real.queue(name)
+
+                def table(self, name: str) -> Any:
+                    return wrap(real.table(name)) if name == env[setting] else real.table(name)
+            return self._once("wrapped-storage", Storage)
+    return Wrapped

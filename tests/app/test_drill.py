@@ -14,7 +14,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from shared import tags as T
-from tests.app.restore_world import POLICIES, SECOND, protect_once, start
+from tests.app.restore_world import POLICIES, SECOND, protect_once, start, wiring_wrapping
 
 DRILL = {"every_days": 7, "point": "copy", "all_vms": True, "keep_hours": 0, "keep_failed_hours": 0,
          "ready_timeout_minutes": 1}
@@ -121,27 +121,14 @@ class CrashInto:
 
 @pytest.mark.parametrize("step", ["restore", "boot", "teardown", "done"])
 def test_a_crash_mid_drill_resumes_and_makes_nothing_twice(az, emu, azurite, tmp_path, monkeypatch, step):
-    from shared import wiring
-
     crashes: list[CrashInto] = []
 
-    class CrashingWiring(wiring.Wiring):
-        @property
-        def storage(self):
-            real = super().storage
+    def crash(table: Any) -> CrashInto:  # the ledger dying once before recording ``step``
+        crashes.append(CrashInto(table, step))
+        return crashes[-1]
 
-            class Storage:
-                def queue(self, name):
-                    return real.queue(name)
-
-                def table(self, name):
-                    if name != w["settings"]["VMKEEPER_LEDGER_TABLE"]:
-                        return real.table(name)
-                    crashes.append(CrashInto(real.table(name), step))
-                    return crashes[-1]
-            return self._once("crashing-storage", Storage)
-
-    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, wiring_class=CrashingWiring)
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch,
+                    wiring_class=wiring_wrapping("VMKEEPER_LEDGER_TABLE", crash))
     try:
         protect_once(w)
         before = groups(az, w["sub"])

@@ -20,6 +20,7 @@ from tests.app.restore_world import (
     protect_once,
     start,
     storage_account_id,
+    wiring_wrapping,
 )
 
 WRITES = ("PUT", "PATCH", "DELETE", "POST")
@@ -321,32 +322,13 @@ class CrashAfter:
 
 @pytest.mark.parametrize("step", ["create_disks", "create_nic", "create_vm"])
 def test_a_crash_between_steps_resumes_and_creates_nothing_twice(az, emu, azurite, tmp_path, monkeypatch, step):
-    from shared import wiring
-
     crashes: list[CrashAfter] = []
 
-    class CrashingWiring(wiring.Wiring):
-        """The app's wiring, its restores table dying once after ``step``."""
+    def crash(table: Any) -> CrashAfter:  # the restores table dying once after ``step``
+        crashes.append(CrashAfter(table, step))
+        return crashes[-1]
 
-        @property
-        def storage(self):
-            real = super().storage
-
-            class Storage:
-                def queue(self, name):
-                    return real.queue(name)
-
-                def table(self, name):
-                    if name != self_settings()["VMKEEPER_RESTORE_TABLE"]:
-                        return real.table(name)
-                    crashes.append(CrashAfter(real.table(name), step))
-                    return crashes[-1]
-            return self._once("crashing-storage", Storage)
-
-    def self_settings():
-        return w["settings"]
-
-    w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=CrashingWiring)
+    w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=wiring_wrapping("VMKEEPER_RESTORE_TABLE", crash))
     try:
         protect_once(w)
         p = point(w, "set")
@@ -385,27 +367,13 @@ def test_a_row_changed_before_the_first_step_is_not_taken_for_another_delivery(a
     """Found by bench/drill.py: 10 drills' restores at once, one of them read its row before the submit marked it
     queued; its first save met the new ETag and the delivery was dropped as "advanced by another", so the restore
     stayed pending, and its drill waited, for ever."""
-    from shared import wiring
-
     tables: list[MarkLandsFirst] = []
 
-    class RacingWiring(wiring.Wiring):
-        @property
-        def storage(self):
-            real = super().storage
+    def racing(table: Any) -> MarkLandsFirst:
+        tables.append(MarkLandsFirst(table))
+        return tables[-1]
 
-            class Storage:
-                def queue(self, name):
-                    return real.queue(name)
-
-                def table(self, name):
-                    if name != w["settings"]["VMKEEPER_RESTORE_TABLE"]:
-                        return real.table(name)
-                    tables.append(MarkLandsFirst(real.table(name)))
-                    return tables[-1]
-            return self._once("racing-storage", Storage)
-
-    w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=RacingWiring)
+    w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=wiring_wrapping("VMKEEPER_RESTORE_TABLE", racing))
     try:
         protect_once(w)
         mark = len(az.calls())
