@@ -73,7 +73,7 @@ def expectations(policy: Policy) -> list[Expectation]:
     return out
 
 
-def _kind_of(point: RecoveryPoint) -> str:
+def kind_of(point: RecoveryPoint) -> str:
     if point.kind == catalogue.VAULT:
         return VAULT
     return COPY if point.copy else (SNAPSHOT_SET if point.kind == catalogue.SNAPSHOT_SET else RESTORE_POINT)
@@ -83,7 +83,7 @@ def newest_complete(points: Iterable[RecoveryPoint], kind: str, copy_region: str
     """The newest complete point of ``kind`` (a copy counts only in the policy's second region)."""
     best = None
     for p in points:
-        if not p.complete or _kind_of(p) != kind or (kind == COPY and copy_region and p.region != copy_region):
+        if not p.complete or kind_of(p) != kind or (kind == COPY and copy_region and p.region != copy_region):
             continue
         if best is None or p.time > best.time:
             best = p

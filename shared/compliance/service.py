@@ -17,6 +17,7 @@ from ..azure.ledger import Ledger
 from ..instants import format_instant
 from ..ports import Arm
 from ..report.model import BREACHED, MET, STATES, DayCount, KindStatus, SummaryRow, VmRow
+from ..restore import catalogue
 from ..settings import ComplianceSettings
 from . import rpo
 from .reads import FleetPoints, read_fleet
@@ -67,10 +68,10 @@ def judge(fleet: FleetPoints, policies: Any, now: datetime) -> Evaluation:
     days: Counter = Counter()
     for points in fleet.points.values():
         for p in points:
-            if p.complete and p.kind != rpo.catalogue.VAULT and p.time.date() >= first:
-                days[(p.time.date().isoformat(), rpo._kind_of(p))] += 1
+            if p.complete and p.kind != catalogue.VAULT and p.time.date() >= first:
+                days[(p.time.date().isoformat(), rpo.kind_of(p))] += 1
     out.points_per_day = [DayCount(day, kind, n) for (day, kind), n in sorted(days.items())]
-    if any(p.kind == rpo.catalogue.VAULT for ps in fleet.points.values() for p in ps):
+    if any(p.kind == catalogue.VAULT for ps in fleet.points.values() for p in ps):
         out.notes.append("Points per day count vmkeeper's snapshot sets, restore points and copies; "
                          "Azure Backup's recovery points are counted in their vaults.")
     return out
