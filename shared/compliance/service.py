@@ -14,7 +14,7 @@ from typing import Any
 
 from ..alerts import events as A
 from ..azure.ledger import Ledger
-from ..instants import format_instant
+from ..instants import format_instant, parse_instant
 from ..ports import Arm
 from ..report.model import BREACHED, MET, STATES, DayCount, KindStatus, SummaryRow, VmRow
 from ..restore import catalogue
@@ -130,8 +130,6 @@ class ComplianceService:
         latest = self.ledger.get(RUNS, LATEST)
         if latest is None:
             return None
-        from ..instants import parse_instant
-
         stamp = latest["evaluated"]
         rows = self.ledger.rows(ROWS, f"evaluated eq '{stamp}'")
         vms = sorted((_vm(r) for r in rows), key=lambda v: (STATES.index(v.state), v.vm_id.lower()))
