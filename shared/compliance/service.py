@@ -124,7 +124,9 @@ def changes(previous: Mapping[str, Mapping[str, Any]], vms: list[VmRow]) -> list
         elif was_breached and not breached and all(k.state == MET for k in v.kinds if k.kind in was_breached) \
                 and any(k.kind in was_breached for k in v.kinds):
             out.append(A.Alert(A.RPO_RESTORED, v.vm_id.lower(), key, data))
-        now, before = gaps(v.state, v.kinds), gaps(was.state, was.kinds) if was else frozenset()
+        # A row recorded before gaps were alerted (no ``missing``) raised none: its gaps are new to subscribers.
+        alerted = was is not None and row.get("missing") is not None
+        now, before = gaps(v.state, v.kinds), gaps(was.state, was.kinds) if alerted else frozenset()
         if now - before:
             out.append(A.Alert(A.PROTECTION_MISSING, v.vm_id.lower(), f"{','.join(sorted(now))}|after {since}",
                                {**data, "newly_missing": sorted(now - before)}))
@@ -179,13 +181,14 @@ class ComplianceService:
 
 
 PREVIOUS = ("vmId", "vm", "name", "subscription", "group", "region", "policy", "state", "reason", "kinds",
-            "evaluated")  # what ``changes`` reads of the last evaluation's rows
+            "missing", "evaluated")  # what ``changes`` reads of the last evaluation's rows
 
 
 def _row(v: VmRow, stamp: str) -> dict[str, Any]:
     return {"vmId": v.vm_id.lower(), "vm": v.vm_id, "name": v.name, "subscription": v.subscription,
             "group": v.resource_group, "region": v.region, "policy": v.policy or "", "state": v.state,
-            "reason": v.reason[:8000], "kinds": json.dumps([asdict(k) for k in v.kinds]), "evaluated": stamp}
+            "reason": v.reason[:8000], "kinds": json.dumps([asdict(k) for k in v.kinds]),
+            "missing": json.dumps(list(v.missing)), "evaluated": stamp}
 
 
 def vm_from_row(r: Mapping[str, Any]) -> VmRow:

@@ -181,7 +181,7 @@ def test_recorded_rows_from_before_kinds_of_copy_and_missing_stay_readable():
     assert vm.state == MISSING and vm.missing == (RESTORE_POINT,)
     assert [(k.kind, k.state) for k in vm.kinds] == [(SNAPSHOT_SET, MET), (RESTORE_POINT, MISSING),
                                                      (SNAPSHOT_COPY, MET)]
-    # nothing new is missing than the old row said: no second alert for the same gap
+    # the old row's gap was never alerted (rows of that time raised none): it is, once; then not again
     result = rpo.evaluate(POLICIES.for_vm({"vmkeeper-policy": "hourly"}),
                           [point("snapshot_set", 1), point("snapshot_set", 1, region="northeurope", copy=True),
                            point("restore_point", 1, region="northeurope", copy=True)], NOW)
@@ -190,7 +190,9 @@ def test_recorded_rows_from_before_kinds_of_copy_and_missing_stay_readable():
                                  point("restore_point", 1, region="northeurope", copy=True)]
     (now,) = judge(fleet, POLICIES, NOW).vms
     assert now.missing == result.missing == (RESTORE_POINT,)
-    assert changes({VM.lower(): old}, [now]) == []
+    (raised,) = changes({VM.lower(): old}, [now])
+    assert (raised.type, raised.data["missing"]) == (A.PROTECTION_MISSING, [RESTORE_POINT])
+    assert changes(recorded([now], NOW), [now]) == []
 
 
 def test_opted_out_bad_tag_and_no_points():
