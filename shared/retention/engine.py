@@ -61,8 +61,9 @@ Rules (the contract; applied in this order)
       newest good set too, so an incomplete one is not kept for longer than a complete one would be.)
    f. ``keep_last``: among the ``keep_last`` newest good sets.
    g. ``keep_daily`` / ``keep_weekly`` / ``keep_monthly`` / ``keep_yearly``: the newest good set of each
-      of the newest N UTC days / ISO weeks / months / years that hold a good set (buckets without a set
-      are not counted, as in restic/borg ``forget``).
+      of the newest N days / ISO weeks / months / years that hold a good set (buckets without a set
+      are not counted, as in restic/borg ``forget``), counted in the policy's time zone (its schedule's:
+      a ``daily_at 01:30`` Europe/Berlin set belongs to its Berlin day, whatever UTC day it falls on).
    h. ``expires_not_reached``: a member's EXPIRES instant is still in the future (EXPIRES is a floor).
    i. ``max_age_not_reached``: the policy has max_age and the set is younger.
    Otherwise the set is expired: rule ``max_age`` (older than max_age) or ``not_selected``.
@@ -121,7 +122,7 @@ _KNOWN_TAGS = frozenset(
     + (T.EXPIRES, T.HOLD, T.EXPIRING, T.LOCK_UNTIL, T.POLICY, T.OPT_OUT)
 )
 
-# Calendar buckets for the GFS rules (all in UTC).
+# Calendar buckets for the GFS rules, of a set's time in its policy's time zone.
 _BUCKETS = {
     "keep_daily": lambda t: t.date(),
     "keep_weekly": lambda t: t.isocalendar()[:2],
@@ -618,12 +619,17 @@ def _chosen(sets: list[_SetRow], policy: RetentionPolicy) -> dict[int, str]:
     """The sets (by rank) of a lineage that `policy`'s keep_last and GFS rules select, with the first rule."""
     good = [pos for pos, row in enumerate(sets) if row[_GOOD]]
     chosen = {pos: "keep_last" for pos in good[: policy.keep_last]}
+    zone = policy.tzinfo if any(getattr(policy, rule) for rule in _BUCKETS) else UTC
+    local: dict[int, datetime] = {}  # a set's time in the policy's zone: its days are the slots' own
     for rule, bucket_of in _BUCKETS.items():
         left, last = getattr(policy, rule), None
         for pos in good:
             if left <= 0:
                 break
-            bucket = bucket_of(sets[pos][_TIME])
+            when = local.get(pos)
+            if when is None:
+                when = local[pos] = sets[pos][_TIME] if zone is UTC else sets[pos][_TIME].astimezone(zone)
+            bucket = bucket_of(when)
             if bucket != last:  # newest first, so the first set seen in a bucket is its newest
                 chosen.setdefault(pos, rule)
                 left, last = left - 1, bucket
