@@ -441,14 +441,19 @@ class Retention:
 
 def deletion_alerts(run_id: str, gone: list[str], artifacts: Mapping[str, Artifact],
                     decisions: Mapping[str, Decision]) -> list[Any]:
-    """One ``vmkeeper.retention.deleted`` per VM per pass, listing what was deleted and by which rule."""
+    """One ``vmkeeper.retention.deleted`` per deleted set (a set goes whole: a snapshot set in one region and
+    copy lineage, or a restore point, or a collection), listing its members with rule and reason. Keyed by
+    the set, not the pass: two passes at once (one finding gone what the other deleted) raise the same
+    event id, which the outbox keeps once."""
     from ..alerts import events as A
 
-    by_vm: dict[str, list[dict[str, str]]] = {}
+    by_set: dict[tuple, tuple[str, list[dict[str, str]]]] = {}
     for art_id in gone:
         art, d = artifacts.get(art_id), decisions.get(art_id)
-        vm = str((art.vm_id or (art.tags or {}).get(T.VM) if art else None) or "").lower() or "(no vm)"
-        by_vm.setdefault(vm, []).append({"id": art.id if art else art_id, "kind": art.kind if art else "",
-                                         "rule": d.rule if d else "", "reason": d.reason if d else ""})
-    return [A.Alert(A.RETENTION_DELETED, vm, run_id, {"run": run_id, "deleted": items})
-            for vm, items in sorted(by_vm.items())]
+        vm = str((art.vm_id or _value(art.tags, T.VM) if art else None) or "").lower() or "(no vm)"
+        key = _set_key(art) if art else ("one", art_id.lower())
+        by_set.setdefault(key, (vm, []))[1].append({"id": art.id if art else art_id, "kind": art.kind if art else "",
+                                                    "rule": d.rule if d else "", "reason": d.reason if d else ""})
+    return [A.Alert(A.RETENTION_DELETED, vm, "deleted|" + "|".join(str(part).lower() for part in key),
+                    {"run": run_id, "set": key[1], "deleted": sorted(items, key=lambda item: item["id"].lower())})
+            for key, (vm, items) in sorted(by_set.items(), key=lambda kv: tuple(map(str, kv[0])))]

@@ -398,9 +398,9 @@ def test_lifting_vmkeepers_own_lock_takes_from_the_budget_with_the_delete(world,
     assert rest.deleted == 1 and not set(own) & world["names"]()
 
 
-def test_deletions_raise_one_retention_alert_per_vm_per_pass(world, sub):
-    """vmkeeper.retention.deleted: one event per VM per pass that deleted something, listing each point with
-    its rule; a pass that deletes nothing raises nothing."""
+def test_deletions_raise_one_retention_alert_per_deleted_set(world, sub):
+    """vmkeeper.retention.deleted: one event per set deleted, about its VM, listing each point with its rule;
+    a pass that deletes nothing raises nothing."""
     import json
 
     from shared.alerts import events as A
@@ -425,3 +425,49 @@ def test_deletions_raise_one_retention_alert_per_vm_per_pass(world, sub):
     deleted = event["data"]["deleted"]
     assert sorted(d["id"].rsplit("/", 1)[-1] for d in deleted) == sorted(old)
     assert all(d["rule"] and d["reason"] and d["kind"] == "snapshot" for d in deleted)
+
+
+# --- issue 19, defect 10: two passes at once raise one alert per deletion -------------------------------------------
+def test_two_retention_passes_at_once_raise_one_alert_per_deleted_set(world, sub, compute):
+    """Two passes a second apart (a slow pass still running when the timer fires again) list the same expired
+    sets and apply at once, in two threads: one deletes a set, the other deletes it too or finds it gone.
+    Each deletion is said once, whichever pass says it."""
+    import json
+
+    from shared.alerts import events as A
+    from shared.alerts.outbox import Alerts
+
+    outbox = world["table"]("alerts")
+    outbox.create_table()
+    alerts = Alerts(outbox, None, "/vmkeeper/test")
+    old = world["snapshot_set"]("2026-11-19T00:00:00Z")
+    older = world["snapshot_set"]("2026-11-20T00:00:00Z")
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    world["run"](0)  # marks both older sets
+    passes = [Retention(world["arm"], world["ledger"], pacing.WriteBudget(world["table"]("budget"), rate=50, burst=100),
+                        [sub], alerts=alerts) for _ in range(2)]
+    nows = [world["at"](25), world["at"](25) + timedelta(seconds=1)]
+    listings = [p.listing(now) for p, now in zip(passes, nows, strict=True)]
+    decisions = [p.decide(listing, now, world["gold"]()) for p, listing, now in zip(passes, listings, nows, strict=True)]
+    assert all(sum(d.action == "delete" for d in ds) == len(old) + len(older) for ds in decisions)
+    start, results, errors = threading.Barrier(2), [None, None], []
+
+    def apply(i: int) -> None:
+        try:
+            start.wait(timeout=30)
+            results[i] = passes[i].apply(decisions[i], listings[i], nows[i])
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=apply, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert not (set(old) | set(older)) & world["names"]()
+    assert all(set(r.gone) for r in results)  # each pass deleted, or found gone, what it listed
+    events = [json.loads(row["event"]) for row in outbox.list_entities()]
+    assert [e["type"] for e in events] == [A.RETENTION_DELETED] * 2  # two sets deleted: two events, not four
+    said = sorted(d["id"].rsplit("/", 1)[-1] for e in events for d in e["data"]["deleted"])
+    assert said == sorted(old + older)  # each deletion listed once
