@@ -79,7 +79,12 @@ Rules (the contract; applied in this order)
    while a gone VM is protected, ``in_progress`` while a live VM's collection is younger than
    ``orphan_grace`` (a worker may be about to add a point), ``expires_not_reached`` as in 4h;
    otherwise it expires with rule ``empty_collection`` and is marked, then deleted.
-7. Deferral. An expired set is marked first: ``delete_after`` is the latest of its members' EXPIRING
+7. Pins (shared/points/pins.py): a set that would be marked or deleted, one of whose members is pinned
+   (a copy of it in flight, its scheduled job still running, a restore or drill pending or running from
+   it), is kept whole with rule ``pinned`` and the pin's reason -- an EXPIRING mark already on it is left
+   as it is (neither written nor removed), so it goes once the pin ends, and not before. A pin past its
+   bound (``until`` not after ``now``) pins nothing.
+8. Deferral. An expired set is marked first: ``delete_after`` is the latest of its members' EXPIRING
    instants, or ``now + deferral`` (rounded up to a second) for a member without one. It is deleted only
    once ``now > delete_after``.
 
@@ -101,6 +106,7 @@ from typing import Any
 
 from .. import tags as T
 from ..instants import format_instant, parse_instant
+from ..points.pins import Pin, PinIndex
 from ..policy.retention import RetentionPolicy
 
 __all__ = ["ACTIONS", "COLLECTION", "KINDS", "RESTORE_POINT", "SNAPSHOT", "Artifact", "Decision", "RetentionPolicy",
@@ -161,7 +167,7 @@ class Decision:
     action: str  # one of ACTIONS
     rule: str
     reason: str
-    delete_after: datetime | None = None  # for mark (the instant to write) and delete (the instant passed)
+    delete_after: datetime | None = None  # mark: the instant to write; delete: the instant passed; pinned: the mark kept
     unlock: bool = False  # delete: remove vmkeeper's own expired lock first
 
 
@@ -219,6 +225,7 @@ class _Table:
     set_size: dict[int, int | None]  # snapshots with a SET_SIZE tag (None: malformed)
     disk: dict[int, tuple[str, str]]  # what tells such a snapshot apart from the other members of its set
     texts: dict[tuple, Any] = field(default_factory=dict)  # reason texts (and instants) many sets share
+    pins: PinIndex | None = None  # rule 7 (None: nothing pinned)
     groups: dict[tuple, list[int]] = field(default_factory=dict)  # (set id, region, is_copy) -> snapshots
     singles: list[int] = field(default_factory=list)  # restore points, and snapshots without a set id
 
@@ -255,18 +262,21 @@ def decide(
     live_vm_ids: Collection[str],
     now: datetime,
     vm_last_seen: Mapping[str, datetime] | None = None,
+    pins: Iterable[Pin] = (),
 ) -> list[Decision]:
     """One Decision per artifact, in input order. See the module docstring for the rules.
 
     ``live_vm_ids``: ids of the VMs that exist now (any case). ``vm_last_seen``: when each gone VM was
     last seen, if the caller keeps track; missing entries fall back to the VM's newest artifact.
+    ``pins``: what is in use (rule 7), as shared/points/pins.py gives them.
     Raises ValueError for naive datetimes, unknown kinds and duplicate ids (a caller bug: decide nothing).
     """
     now = _utc(now, "now")
     live = {vm.lower() for vm in live_vm_ids}
     last_seen = {vm.lower(): _utc(when, f"vm_last_seen[{vm}]") for vm, when in (vm_last_seen or {}).items()}
+    index = PinIndex(pins, now)
     with _cyclic_gc_paused():
-        return _decide(artifacts, policies, live, now, last_seen)
+        return _decide(artifacts, policies, live, now, last_seen, index or None)
 
 
 @contextmanager
@@ -293,8 +303,10 @@ def _decide(
     live: set[str],
     now: datetime,
     last_seen: dict[str, datetime],
+    pins: PinIndex | None = None,
 ) -> list[Decision]:
     t = _examine(artifacts, policies, now)
+    t.pins = pins
     lineages, loose = _group_sets(t)
     collections = [i for i, a in enumerate(artifacts) if a.kind == COLLECTION]
     vms = _vm_states(t, lineages, collections, policies, live, last_seen, now)
@@ -645,7 +657,7 @@ def _decide_lineage(
     decided: list,
     t: _Table,
 ) -> None:
-    """Rules 4-5 for each set of one lineage, then rule 3 and 7 for its members."""
+    """Rules 4-5 for each set of one lineage, then rules 3, 7 and 8 for its members."""
     newest_good, protected, where = lin.newest_good, vm.protected, lin.where
     forced, arts, expiring = t.forced, t.arts, t.expiring
     chosen: dict[str, dict[int, str]] = {}  # policy name -> rank -> rule
@@ -743,10 +755,16 @@ def _apply(
     t: _Table,
 ) -> None:
     """Rule 3: the set's fate applies to all its members, and any member kept by rule 1-2 keeps them all
-    (``policy`` None: a set that is no candidate, which always has such a member). Rule 7 for the rest."""
+    (``policy`` None: a set that is no candidate, which always has such a member). Rules 7-8 for the rest."""
     forced, arts, expiring = t.forced, t.arts, t.expiring
     if not keep or policy is None:
         why = next((m for m in members if forced[m] is not None), None)
+        pin = _pinned(members, t) if why is None else None
+        if pin is not None:  # rule 7: in use, so kept whole; a mark already there stays for when the pin ends
+            reason = f"{_label(key, members, t)}: {pin.describe()}"
+            for m in members:
+                decided[m] = Decision(arts[m].id, "keep", "pinned", reason, delete_after=expiring[m])
+            return
         if why is None:
             for m, decision in zip(
                 members, _expire(members, rule, reason, policy.deferral, now, t), strict=True
@@ -767,10 +785,21 @@ def _apply(
             decided[m] = Decision(arts[m].id, "keep", rule, reason)
 
 
+def _pinned(members: Sequence[int], t: _Table) -> Pin | None:
+    """Rule 7: the pin on any member of the set (the first found), or None."""
+    if t.pins is None:
+        return None
+    for m in members:
+        pin = t.pins.find(t.lids[m], t.set_id[m] if t.arts[m].kind == SNAPSHOT else None)
+        if pin is not None:
+            return pin
+    return None
+
+
 def _expire(
     members: Sequence[int], rule: str, reason: str, deferral: timedelta, now: datetime, t: _Table
 ) -> list[Decision]:
-    """Rule 7: mark first; delete once every member's mark has passed. One instant for the whole set."""
+    """Rule 8: mark first; delete once every member's mark has passed. One instant for the whole set."""
     planned = t.texts.get(("planned", deferral))
     if planned is None:
         planned = t.texts[("planned", deferral)] = _ceil_second(now + deferral)
