@@ -471,3 +471,54 @@ def test_two_retention_passes_at_once_raise_one_alert_per_deleted_set(world, sub
     assert [e["type"] for e in events] == [A.RETENTION_DELETED] * 2  # two sets deleted: two events, not four
     said = sorted(d["id"].rsplit("/", 1)[-1] for e in events for d in e["data"]["deleted"])
     assert said == sorted(old + older)  # each deletion listed once
+
+
+# --- issue 19, defect 2: a restore (or a drill's) pending or running pins the point it reads -------------------------
+def test_a_restore_pending_or_running_pins_its_point_until_it_ends_or_its_bound(world, sub, compute):
+    """A restore accepted from an expired set keeps it (rule pinned), even one already marked and past its
+    deferral: the mark stays, and the set goes once the restore has ended. A restore that crashed (running,
+    its last step begun longer ago than a step may take) pins nothing."""
+    from shared.instants import format_instant
+    from shared.restore.records import PENDING, RUNNING, SUCCEEDED, Record, Records
+
+    marked = world["snapshot_set"]("2026-11-18T00:00:00Z", extra={T.SET: "a1a1a1a1a1a1a1a1"})
+    pending = world["snapshot_set"]("2026-11-19T00:00:00Z", extra={T.SET: "b2b2b2b2b2b2b2b2"})
+    crashed = world["snapshot_set"]("2026-11-20T00:00:00Z", extra={T.SET: "c3c3c3c3c3c3c3c3"})
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    restores_table = world["table"]("restores")
+    records = Records(restores_table)
+    retention = Retention(world["arm"], world["ledger"], pacing.WriteBudget(world["table"]("budget"), rate=50, burst=100),
+                          [sub], restores=restores_table)
+    vm = world["vm"]
+
+    def restore(restore_id: str, set_id: str, names: list[str], state: str, began) -> None:
+        ids = [compute.snapshots.get("rg-vm-00", n).id for n in names]
+        record = Record(restore_id, PENDING, {"vm": vm.id, "recovery_point": f"snapshot-set:{set_id}:{vm.location}",
+                                              "target": {"type": "disks", "resource_group": "rg-restore"}},
+                        {"disks": [{"source_id": i} for i in ids]}, "ops", format_instant(began))
+        records.insert(record)
+        if state != PENDING:
+            records.change(restore_id, lambda r: setattr(r, "state", state) or r.steps.append(
+                {"name": "create_disks", "started_at": format_instant(began), "finished_at": None}) or True)
+
+    def run(hours: float) -> dict[str, tuple[str, str]]:
+        decisions, applied = retention.run(world["at"](hours), world["gold"]())
+        assert not applied.errors
+        return {d.artifact_id.rsplit("/", 1)[-1]: (d.action, d.rule) for d in decisions}
+
+    run(-30)  # the three older sets are marked, a day and more ago
+    restore("r-marked", "a1a1a1a1a1a1a1a1", marked, RUNNING, world["at"](-1))
+    restore("r-pending", "b2b2b2b2b2b2b2b2", pending, PENDING, world["at"](0))
+    restore("r-crashed", "c3c3c3c3c3c3c3c3", crashed, RUNNING, world["at"](-30))  # longer than a step may take
+    decided = run(0)  # every mark has passed: on main all three sets were deleted here
+    assert {decided[n] for n in marked + pending} == {("keep", "pinned")}
+    assert {decided[n] for n in crashed} == {("delete", "not_selected")}  # a crashed restore holds nothing for ever
+    names = world["names"]()
+    assert set(marked) | set(pending) <= names and not set(crashed) & names
+    assert all(T.EXPIRING in compute.snapshots.get("rg-vm-00", n).tags for n in marked + pending)  # marks stay
+
+    for restore_id in ("r-marked", "r-pending"):
+        records.change(restore_id, lambda r: setattr(r, "state", SUCCEEDED) or True)
+    decided = run(1)
+    assert {decided[n] for n in marked + pending} == {("delete", "not_selected")}  # the pins ended: they go
+    assert not (set(marked) | set(pending)) & world["names"]()
