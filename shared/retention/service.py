@@ -495,7 +495,10 @@ class Retention:
         if not doomed:
             return decisions
         pins = self.pins(doomed, now, listing.copies)
-        return decide(listing.artifacts, policies, listing.live_vm_ids, now, pins=pins) if pins else decisions
+        index = P.PinIndex(pins, now)
+        if not any(index.find(a.id, _value(a.tags, T.SET)) for a in doomed):
+            return decisions  # nothing it would mark or delete is in use: the first decision stands
+        return decide(listing.artifacts, policies, listing.live_vm_ids, now, pins=pins)
 
     def pins(self, artifacts: list[Artifact], now: datetime, copies: list[P.Copy] = ()) -> list[P.Pin]:
         """The pins that may hold ``artifacts``: ``copies`` in flight, the restores pending or running, and

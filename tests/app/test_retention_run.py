@@ -522,3 +522,33 @@ def test_a_restore_pending_or_running_pins_its_point_until_it_ends_or_its_bound(
     decided = run(1)
     assert {decided[n] for n in marked + pending} == {("delete", "not_selected")}  # the pins ended: they go
     assert not (set(marked) | set(pending)) & world["names"]()
+
+
+def test_a_restore_accepted_after_the_listing_is_seen_right_before_the_delete(world, sub, compute):
+    """The pins are read again right before each set's delete: a restore accepted between the pass's listing
+    and its delete keeps the set (rule pinned in the ledger), and the next pass after it ends deletes it."""
+    from shared.instants import format_instant
+    from shared.restore.records import PENDING, SUCCEEDED, Record, Records
+
+    old = world["snapshot_set"]("2026-11-20T00:00:00Z", extra={T.SET: "d4d4d4d4d4d4d4d4"})
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    restores_table = world["table"]("restores")
+    retention = Retention(world["arm"], world["ledger"], pacing.WriteBudget(world["table"]("budget"), rate=50, burst=100),
+                          [sub], restores=restores_table)
+    retention.run(world["at"](0), world["gold"]())  # marks the older set
+    now = world["at"](25)
+    listing = retention.listing(now)
+    decisions = retention.decide(listing, now, world["gold"]())
+    assert {d.action for d in decisions if d.artifact_id.rsplit("/", 1)[-1] in old} == {"delete"}
+    records = Records(restores_table)
+    records.insert(Record("r-late", PENDING, {"vm": world["vm"].id, "recovery_point": f"snapshot-set:d4d4d4d4d4d4d4d4:"
+                                              f"{world['vm'].location}", "target": {"type": "disks"}},
+                          {"disks": []}, "ops", format_instant(now)))
+    applied = retention.apply(decisions, listing, now)
+    assert applied.deleted == 0 and applied.fresh_kept == len(old) and not applied.errors
+    assert set(old) <= world["names"]()
+    row = world["ledger"].get(_run_id(now), compute.snapshots.get("rg-vm-00", old[0]).id)
+    assert row["rule"] == "pinned" and "restore r-late is pending" in row["reason"]
+    records.change("r-late", lambda r: setattr(r, "state", SUCCEEDED) or True)
+    _, after = retention.run(world["at"](26), world["gold"]())
+    assert after.deleted == len(old) and not set(old) & world["names"]()
