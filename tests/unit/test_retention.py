@@ -1286,3 +1286,39 @@ def test_weekly_monthly_yearly_buckets_are_local_too():
 def test_an_unknown_retention_time_zone_is_refused_naming_the_field():
     with pytest.raises(ValueError, match="retention.time_zone"):
         RetentionPolicy(keep_daily=1, time_zone="Mars/Olympus_Mons")
+
+
+# --- issue 19: pins (shared/points/pins.py) -------------------------------------------------------------------------
+@PROPERTY
+@given(worlds(), st.integers(0, 2**32), st.integers(-48, 48))
+def test_a_pinned_set_is_never_marked_or_deleted_and_pins_change_no_other_set(world, seed, bound_hours):
+    """Random pins (on artifacts by id, on snapshot sets, on restore points by name; some past their bound):
+    every artifact of a set a live pin holds is neither marked nor deleted, sets stay whole, and every other
+    artifact but a collection (which keeps a pinned point) is decided as without pins."""
+    from shared.points.pins import Pin, PinIndex
+
+    artifacts, policies, live, now, last_seen = world
+    rnd = random.Random(seed)
+    picked = rnd.sample(artifacts, min(len(artifacts), rnd.randint(0, 6)))
+    until = now + timedelta(hours=bound_hours)
+    pins = [Pin("in use", until, ids=frozenset({a.id.lower()})) if rnd.random() < 0.5 else
+            Pin("in use", until, sets=frozenset({str(lowered(a.tags).get(T.SET) or "").lower()} - {""}),
+                points=frozenset({a.id.rsplit("/", 1)[-1].lower()} if a.kind == "restore_point" else ()))
+            for a in picked]
+    plain = decide(artifacts, policies, live, now, last_seen)
+    pinned = decide(artifacts, policies, live, now, last_seen, pins=pins)
+    index = PinIndex(pins, now)
+    held_sets = {set_key(a) for a in artifacts if index.find(a.id, lowered(a.tags).get(T.SET) if a.kind == "snapshot"
+                                                             else None)}
+    outcomes = defaultdict(set)
+    for a, before, after in zip(artifacts, plain, pinned, strict=True):
+        outcomes[set_key(a)].add(after.action if after.action in DELETING else "stays")
+        if set_key(a) in held_sets:
+            assert after.action not in DELETING, (a, after)
+            if before.action in DELETING:
+                assert after.rule == "pinned" and after.delete_after == (parse_instant(lowered(a.tags).get(T.EXPIRING)))
+        elif a.kind != "restore_point_collection":
+            assert after == before
+    assert all(len(actions) == 1 for actions in outcomes.values())
+    if until <= now:
+        assert pinned == plain  # past its bound, a pin pins nothing
