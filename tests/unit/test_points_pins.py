@@ -63,6 +63,26 @@ def test_the_ledger_keys_are_the_schedules_own():
     assert P.job_key(VM, P.RESTORE_POINT, slot) == job_key({"vm_id": VM, "type": "restore_point", "slot": text})
 
 
+def test_the_bounds_are_the_ones_the_jobs_themselves_give_up_at(tmp_path):
+    from shared.restore.service import STEP_TIMEOUT
+    from shared.schedule.steps import COPY_TIMEOUT
+    from shared.settings import FleetSettings
+
+    assert P.RESTORE_STEP_TIMEOUT.total_seconds() == STEP_TIMEOUT
+    assert P.COPY_TIMEOUT.total_seconds() == COPY_TIMEOUT
+    policy_file = tmp_path / "policies.json"
+    policy_file.write_text("{}")
+    base = {"VMKEEPER_SUBSCRIPTIONS": "00000000-0000-0000-0000-000000000001", "VMKEEPER_POLICY_FILE": str(policy_file)}
+    settings = FleetSettings.from_env(base)
+    assert timedelta(hours=settings.copy_timeout_hours) == P.COPY_TIMEOUT
+    assert settings.restore_table == "vmkeeperrestores"
+    from shared.settings import RestoreSettings
+
+    for env in ({}, {"VMKEEPER_RESTORE_TABLE": "restoresx"}):  # retention reads the table the restores write
+        env = {**base, **env}
+        assert FleetSettings.from_env(env).restore_table == RestoreSettings.from_env(env).table
+
+
 # --- restores -----------------------------------------------------------------------------------------------------
 def _restore_entity(state: str, point: str, sources: list[str], created: datetime, started: datetime | None = None):
     """A row as the restores' own writer makes it (shared/restore/records.py)."""
