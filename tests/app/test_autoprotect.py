@@ -414,3 +414,47 @@ def test_a_cloudevents_subscription_delivers_through_the_local_host(az, protect,
     wait_until_protected(az, protect, compute, "vm-cloud")
     events = [i for i in host.invocations if i["function"] == "vm_events"]
     assert events and all(i["ok"] and i["event_class"] == "CloudEvent" for i in events)
+
+
+def item_state(protect, vm_name: str) -> str:
+    [item] = protected_items(protect, vm_name)
+    return item.properties["protectionState"]
+
+
+def delete_vm_and_wait_until_stopped(az, protect, compute, name: str) -> None:
+    """Delete the VM; its delete event stops protection (retaining data): wait for ProtectionStopped."""
+    compute.virtual_machines.begin_delete("rg-vm-00", name).result()
+    time.sleep(0.5)
+    assert protect["host"].run_until_idle(timeout=60)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and item_state(protect, name) != "ProtectionStopped":
+        time.sleep(0.2)
+    assert item_state(protect, name) == "ProtectionStopped"
+
+
+def test_a_vm_recreated_after_its_protection_was_stopped_is_resumed_with_its_data(az, protect, compute, resources, sub,
+                                                                                 azurite):
+    """Defect (issue 19, 11): Azure keeps a stopped item (data retained) and lists its VM as protectable no more,
+    so re-protecting the VM refreshed discovery until the job was poisoned. A ProtectionStopped item of the VM is
+    resumed: a PUT of the item with the policy (Azure's documented resume), its recovery points kept."""
+    from azure.data.tables import TableClient
+
+    from shared.azure.ledger import Ledger
+
+    create_vm(az, compute, resources, sub, "vm-again")
+    wait_until_protected(az, protect, compute, "vm-again")
+    [before] = protected_items(protect, "vm-again")
+    first = compute.virtual_machines.get("rg-vm-00", "vm-again")
+    delete_vm_and_wait_until_stopped(az, protect, compute, "vm-again")
+    second = create_vm(az, compute, resources, sub, "vm-again").result()
+    assert second.vm_id != first.vm_id  # another instance of the VM, under the same ARM id
+    wait_until_protected(az, protect, compute, "vm-again")
+    [after] = protected_items(protect, "vm-again")
+    assert after.properties["protectedItemDataId"] == before.properties["protectedItemDataId"]  # the same item, resumed
+    assert after.properties["policyId"].endswith("/backupPolicies/EnhancedPolicy")
+    assert not [c for c in az.calls() if c["method"] == "DELETE" and "protectedItems" in c["path"]]
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    row = ledger.vm(second.id)
+    assert row["outcome"] == "protected"
+    detail = json.loads(row["detail"])
+    assert detail["resumed"] is True and detail["vm_instance"] == second.vm_id
