@@ -458,3 +458,73 @@ def test_a_vm_recreated_after_its_protection_was_stopped_is_resumed_with_its_dat
     assert row["outcome"] == "protected"
     detail = json.loads(row["detail"])
     assert detail["resumed"] is True and detail["vm_instance"] == second.vm_id
+
+
+def test_a_vm_created_again_while_its_old_instance_protection_stops_ends_protected(az, protect, compute, resources, sub,
+                                                                                  azurite, caplog):
+    """Defect (issue 19, 11): a VM deleted and created again keeps its ARM id. Stopping protection is
+    long-running: the new instance's job found the item still Protected and was done, then the old instance's
+    stop landed and the new VM was left unprotected, silently. The delete's job follows its stop to the end and
+    protects a VM that exists again (the item resumed); a late delete event for the old instance then stops nothing."""
+    from azure.data.tables import TableClient
+
+    from emulator.recoveryservices.models import ITEM_TYPE
+    from shared.azure.ledger import Ledger
+
+    host = protect["host"]
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    create_vm(az, compute, resources, sub, "vm-race")
+    wait_until_protected(az, protect, compute, "vm-race")
+    [before] = protected_items(protect, "vm-race")
+    vm_id = compute.virtual_machines.get("rg-vm-00", "vm-race").id
+
+    def wait(what, seconds: float = 20):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if what():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting: {what.__doc__}; {host.invocations[-5:]}")
+
+    az.settings(lro={"per_type": {ITEM_TYPE: 600}})  # a stop runs ten emulated minutes
+    mark = len(az.calls())
+    host.start()  # the host pumps the queues in the background, as in Azure
+    compute.virtual_machines.begin_delete("rg-vm-00", "vm-race").result()
+
+    def stop_accepted():
+        """the stop of the deleted VM's protection accepted"""
+        return any(c["method"] == "PUT" and "protecteditems" in c["path"].lower() for c in az.calls(mark))
+    wait(stop_accepted)
+    az.settings(lro={"per_type": {ITEM_TYPE: 0.05}})  # what comes next runs fast again
+    second = create_vm(az, compute, resources, sub, "vm-race").result()
+
+    def new_instance_seen():
+        """the new instance's write event handled: its item still Protected, the job done"""
+        row = ledger.vm(vm_id)
+        return row is not None and row["outcome"] == "already_protected"
+    wait(new_instance_seen)
+    az.advance(700)  # the stop lands
+    assert item_state(protect, "vm-race") == "ProtectionStopped"
+
+    def protected_again():
+        """the new instance protected"""
+        return item_state(protect, "vm-race") == "Protected" and (ledger.vm(vm_id) or {}).get("outcome") == "protected"
+    wait(protected_again, seconds=40)
+    [after] = protected_items(protect, "vm-race")
+    assert after.properties["protectedItemDataId"] == before.properties["protectedItemDataId"]  # resumed, data kept
+    assert after.properties["policyId"].endswith("/backupPolicies/EnhancedPolicy")
+    detail = json.loads(ledger.vm(vm_id)["detail"])
+    assert detail["resumed"] is True and detail["vm_instance"] == second.vm_id
+
+    # The old instance's delete event delivered late (Event Grid does not order deliveries): nothing stops.
+    writes = len(az.calls())
+    with caplog.at_level(logging.INFO, logger="vmkeeper.protect"):
+        host.deliver_event("vm_events", vm_event(vm_id, sub, "Microsoft.Resources.ResourceDeleteSuccess"))
+
+        def late_delete_handled():
+            """the late delete event's job done"""
+            return (ledger.vm(vm_id) or {}).get("outcome") == "vm_exists"
+        wait(late_delete_handled)
+    assert any("older instance" in r.getMessage() and second.vm_id in r.getMessage() for r in caplog.records)
+    assert not [c for c in az.calls(writes) if c["method"] == "PUT" and "protecteditems" in c["path"].lower()]
+    assert item_state(protect, "vm-race") == "Protected"
