@@ -235,11 +235,11 @@ class Protector:
                                                  raw_response_hook=self._answer(seen))
             return self._retry(message, "VM not yet discoverable by the vault: refreshed containers",
                                after=seen.get("retry_after"), step="start")
-        if action == "other_vm":
+        if action == "other_vm":  # the VM can't be enrolled under its name: as loud as any VM left unprotected
             source = (existing or {}).get("sourceResourceId") or "(none given)"
-            log.warning("VM %s: the item '%s' in %s protects %s: left alone", vm.id, item, vault_id, source)
-            return Done("other_vm", {"reason": f"the item '{item}' protects another VM ({source}): left alone",
-                                     "vault": vault_id, "item": item})
+            log.error("VM %s: the item '%s' in %s protects %s: left alone", vm.id, item, vault_id, source)
+            return Failed(f"the protected item '{item}' in {vault_id} protects another VM ({source}): left alone, "
+                          "so this VM is not protected")
         if action in ("protected", "other_policy"):
             return self._already(vm, vault_id, (existing or {}).get("policyName") or policy_id.rsplit("/", 1)[-1], choice)
         if action == "left_alone":

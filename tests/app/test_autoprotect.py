@@ -528,3 +528,54 @@ def test_a_vm_created_again_while_its_old_instance_protection_stops_ends_protect
     assert any("older instance" in r.getMessage() and second.vm_id in r.getMessage() for r in caplog.records)
     assert not [c for c in az.calls(writes) if c["method"] == "PUT" and "protecteditems" in c["path"].lower()]
     assert item_state(protect, "vm-race") == "Protected"
+
+
+def test_an_item_of_the_same_name_protecting_another_vm_is_never_written_and_the_vm_is_reported(az, emu, protect, sub,
+                                                                                                azurite):
+    """Create-only (issue 19): the item's name holds only the group and the VM's name, so the same names in another
+    subscription name the very same item. Enabling the VM used to PUT over that item, replacing the policy its
+    own VM has; now it is read first, left alone, and the VM that can't be enrolled is poisoned with an alert."""
+    from azure.data.tables import TableClient
+
+    from emulator.recoveryservices.models import seed_protected_item
+    from shared.alerts import events as A
+
+    other_sub = "0b9f7a7e-5c4d-4e3f-8a2b-1c0d9e8f7a6b"
+    az.seed(subscriptions=[other_sub], resource_groups=1, vms=1, regions=["westeurope"])
+    twin = f"/subscriptions/{other_sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    seed_protected_item(emu, protect["vaults"]["westeurope"], twin)  # DefaultPolicy
+    ours = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"  # gold
+    host = protect["host"]
+    host.deliver_event("vm_events", vm_event(ours, sub))
+    assert host.run_until_idle(timeout=60)
+    [item] = protected_items(protect, "vm-00000")
+    assert item.properties["sourceResourceId"].lower() == twin.lower()
+    assert item.properties["policyId"].endswith("/backupPolicies/DefaultPolicy")  # the twin's policy stands
+    assert not [c for c in az.calls() if (c["operation"] or "").endswith("protectedItems/write")]
+    outbox = TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_ALERTS_TABLE"])
+    [alert] = [json.loads(r["event"]) for r in outbox.list_entities()]
+    assert alert["type"] == A.PROTECTION_FAILED and alert["subject"] == ours.lower()
+    assert twin.lower() in alert["data"]["reason"].lower()
+
+
+def test_a_vm_protected_under_another_policy_is_left_alone_and_reported(az, emu, protect, sub, azurite):
+    """Create-only (issue 19): the operator chose another policy for a VM already protected: no PUT replaces it;
+    the outcome names both policies."""
+    from azure.data.tables import TableClient
+
+    from emulator.recoveryservices.models import seed_protected_item
+    from shared.azure.ledger import Ledger
+
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"  # gold
+    seed_protected_item(emu, protect["vaults"]["westeurope"], vm_id, policy="DefaultPolicy")
+    host = protect["host"]
+    host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=60)
+    [item] = protected_items(protect, "vm-00000")
+    assert item.properties["policyId"].endswith("/backupPolicies/DefaultPolicy")
+    assert not [c for c in az.calls() if (c["operation"] or "").endswith("protectedItems/write")]
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    row = ledger.vm(vm_id)
+    detail = json.loads(row["detail"])
+    assert row["outcome"] == "already_protected"
+    assert (detail["policy"], detail["document_policy"]) == ("DefaultPolicy", "EnhancedPolicy")
