@@ -223,6 +223,13 @@ class Protector:
                 if (status.vault_id or "").lower() == vault_id.lower():
                     return self._already(vm, vault_id, status.policy_name, choice)
                 return Done("protected_elsewhere", {"vault": status.vault_id, "policy": status.policy_name})
+            held = status.vault_id or ""
+            if held and held.lower() != vault_id.lower() and (status.protection_status or "").lower() == "notprotected":
+                # Stopped in another vault that keeps its data: Azure protects a VM in one vault only.
+                log.error("VM %s: its protection is stopped in %s, which keeps its data: not enrolled in %s", vm.id,
+                          held, vault_id)
+                return Failed(f"the VM's protection is stopped in another vault ({held}), which keeps its data: "
+                              f"a VM is protected by one vault only, so it can't be enrolled in {vault_id}")
 
         # Create-only: read the item before writing it (a stopped item is listed as protectable no more).
         policy_id = f"{vault_id}/backupPolicies/{choice.backup_policy}"
@@ -341,7 +348,7 @@ class Protector:
             ProtectedItemResource,
         )
 
-        sub, rg, name = parse_vm_id(message["vm_id"])
+        _, rg, name = parse_vm_id(message["vm_id"])
         if message.get("step") == "stopping":
             return self._stopping(message)
         vm = self._vm(message["vm_id"])

@@ -579,3 +579,33 @@ def test_a_vm_protected_under_another_policy_is_left_alone_and_reported(az, emu,
     detail = json.loads(row["detail"])
     assert row["outcome"] == "already_protected"
     assert (detail["policy"], detail["document_policy"]) == ("DefaultPolicy", "EnhancedPolicy")
+
+
+def test_a_vm_whose_protection_is_stopped_in_another_vault_is_poisoned_with_that_reason(az, emu, protect, sub, azurite):
+    """A VM is protected by one vault only: one whose stopped item (data retained) is in another vault can't be
+    enrolled in its region's vault. It used to refresh discovery until poisoned as "not yet discoverable"; now
+    the job says which vault holds it."""
+    from azure.mgmt.recoveryservicesbackup.models import (
+        AzureIaaSComputeVMProtectedItem,
+        ProtectedItemResource,
+    )
+    from azure.storage.queue import QueueClient
+
+    from emulator.recoveryservices.models import seed_protected_item
+
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    other = protect["vaults"]["northeurope"]
+    seed_protected_item(emu, other, vm_id)
+    body = ProtectedItemResource(properties=AzureIaaSComputeVMProtectedItem(
+        source_resource_id=vm_id, policy_id="", protection_state="ProtectionStopped"))
+    protect["backup"].protected_items.begin_create_or_update(
+        other.split("/")[8], other.split("/")[4], "Azure", "IaasVMContainer;iaasvmcontainerv2;rg-vm-00;vm-00000",
+        "VM;iaasvmcontainerv2;rg-vm-00;vm-00000", body).result()
+    host = protect["host"]
+    host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=60)
+    poison = QueueClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_QUEUE"] + "-poison")
+    [message] = list(poison.receive_messages())
+    reason = json.loads(__import__("base64").b64decode(message.content))["reason"]
+    assert "stopped in another vault" in reason and other.lower() in reason.lower()
+    assert not [c for c in az.calls() if (c["operation"] or "").endswith("refreshContainers/action")]
