@@ -12,6 +12,7 @@ DRILL = "vmkeeper-drill"  # "true": DR drills for this VM (its policy's drill bl
 MANAGED_BY = "managed-by"
 MANAGED_BY_VALUE = "vmkeeper"
 VM = "vmkeeper-vm"  # the source VM's resource id, lower case
+VM_INSTANCE = "vmkeeper-vm-instance"  # the source VM's vmId: one per instance (a VM created again keeps its id)
 ARTIFACT_POLICY = "vmkeeper-policy"  # the policy that made the artifact
 SLOT = "vmkeeper-slot"  # the schedule slot, ISO 8601 UTC, e.g. 2026-11-25T06:00:00Z
 SET = "vmkeeper-set"  # shared by every disk snapshot of one run of one VM
