@@ -26,6 +26,7 @@ PROBLEM = "application/problem+json"
 JSON = "application/json"
 RETRY_AFTER = "2"  # seconds: a restore's steps take seconds to minutes
 RESTORE_ID = re.compile(r"^[0-9a-f]{16}$")
+TOP = re.compile(r"[0-9]{1,3}")  # ASCII digits: str.isdigit takes '²', which int() then refuses
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 MAX_BODY = 64 * 1024
 OPENAPI = Path(__file__).with_name("openapi.json")
@@ -193,7 +194,7 @@ class RestoreApi:
     def recent(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Answer:
         def work(who: Principal) -> Answer:
             top_text, token = query.get("top", "20"), query.get("skiptoken")
-            if not top_text.isdigit() or not 1 <= int(top_text) <= 100:
+            if not TOP.fullmatch(top_text) or not 1 <= int(top_text) <= 100:
                 return problem(400, "Invalid query", "top: 1-100", _field("top", "a whole number from 1 to 100"))
             top, start = int(top_text), 0
             if token is not None:
