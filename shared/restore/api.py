@@ -113,7 +113,7 @@ class RestoreApi:
     def create(self, headers: Mapping[str, str], body: bytes) -> Answer:
         from .plan import Conflict
         from .request import BadRequest, parse
-        from .service import KeyReused, body_hash
+        from .service import KeyReused, OutOfScope, body_hash
 
         def work(who: Principal) -> Answer:
             # As given (the host's mapping is case-insensitive, a plain dict is not): lower-cased like _guarded's.
@@ -144,10 +144,14 @@ class RestoreApi:
                 if request.dry_run:
                     from .service import restore_id_for
 
-                    planned = restores.prepare(restore_id_for(who, key or "dry-run:" + body_hash(doc)), request)
+                    planned = restores.prepare(restore_id_for(who, key or "dry-run:" + body_hash(doc)), request,
+                                               restores.scopes)
                     return Answer(200, {"dry_run": True, "valid": True, "request": request.to_json(),
                                         "plan": planned.to_json()})
-                record, new = restores.submit(who, request, body_hash(doc), key)
+                record, new = restores.submit(who, request, body_hash(doc), key, restores.scopes)
+            except OutOfScope as exc:
+                return problem(403, "Target out of scope", "restores may only write to the allowed subscriptions and "
+                               f"resource groups (VMKEEPER_RESTORE_SCOPES): {exc}"[:2000], [p.to_json() for p in exc.problems])
             except BadRequest as exc:
                 return problem(400, "Invalid restore", str(exc)[:2000], [p.to_json() for p in exc.problems])
             except Conflict as exc:

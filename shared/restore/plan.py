@@ -68,6 +68,18 @@ class Plan:
             out.append({"type": "Microsoft.Compute/virtualMachines", "id": self.vm["id"]})
         return out
 
+    def writes(self) -> list[tuple[str, str]]:
+        """Every resource id the restore writes to, by the request field it comes from: what the allow-list
+        must admit. An os_disk target writes to its VM and tags the VM's old OS disk, which may live in
+        another resource group than the VM."""
+        field = "target.vm" if self.target_type == "os_disk" else "target.resource_group"
+        out = [(field, c["id"]) for c in self.creates()]
+        if self.target_type == "os_disk" and self.vm:
+            out.append((field, self.vm["id"]))
+            if self.vm.get("old_os_disk_id"):
+                out.append((field, self.vm["old_os_disk_id"]))
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {"restore_id": self.restore_id, "source_kind": self.source_kind, "target_type": self.target_type,
                 "region": self.region, "steps": list(self.steps), "disks": [dict(d) for d in self.disks],

@@ -52,6 +52,15 @@ class KeyReused(Exception):
     """An Idempotency-Key came back with another body (HTTP 422)."""
 
 
+class OutOfScope(Exception):
+    """The plan writes to a resource group outside the allow-list (HTTP 403): the request's own ids were in it,
+    but one the plan found in Azure (an os_disk target's old OS disk) is not."""
+
+    def __init__(self, problems: list[FieldProblem]):
+        super().__init__("; ".join(f"{p.field}: {p.detail}" for p in problems))
+        self.problems = problems
+
+
 def restore_id_for(principal: Principal, idempotency_key: str | None) -> str:
     """16 hex: derived from the caller and the key (the same key finds the same restore), else random."""
     if not idempotency_key:
@@ -91,26 +100,34 @@ class Restores:
         return self.records.recent()
 
     # --- accepting --------------------------------------------------------------------------------
-    def prepare(self, restore_id: str, request: RestoreRequest) -> P.Plan:
-        """The plan, checked against Azure as it is now: BadRequest / Conflict when it can't be."""
+    def prepare(self, restore_id: str, request: RestoreRequest, scopes: Scopes | None = None) -> P.Plan:
+        """The plan, checked against Azure as it is now: BadRequest / Conflict when it can't be; with ``scopes``,
+        OutOfScope when it would write outside them."""
         wanted = request.recovery_point.lower()
         point = next((p for p in self.reader.catalogue(request.vm) if p.id.lower() == wanted), None)
         if point is None:
             raise BadRequest([FieldProblem("recovery_point", f"not in the catalogue of {request.vm.id}")])
         if point.kind != request.source_kind:
             raise BadRequest([FieldProblem("recovery_point", "names another kind of point than its catalogue entry")])
-        return P.make(restore_id, request, point, self.reader.facts(request, point))
+        plan = P.make(restore_id, request, point, self.reader.facts(request, point))
+        if scopes is not None:
+            outside = [FieldProblem(name, f"{group} is not in the allow-list (it holds {resource_id})")
+                       for name, resource_id in plan.writes() if (group := _outside(scopes, resource_id))]
+            if outside:
+                raise OutOfScope(outside)
+        return plan
 
     def submit(self, principal: Principal, request: RestoreRequest, body_hash: str,
-               idempotency_key: str | None = None) -> tuple[Record, bool]:
+               idempotency_key: str | None = None, scopes: Scopes | None = None) -> tuple[Record, bool]:
         """(the restore, whether it is new). The row is written before the message is sent, and marked
-        ``queued`` after: a POST repeated with its Idempotency-Key sends a message the first one could not."""
+        ``queued`` after: a POST repeated with its Idempotency-Key sends a message the first one could not.
+        ``scopes``: the allow-list every write of the plan must be in (the API's; a drill writes to its own group)."""
         restore_id = restore_id_for(principal, idempotency_key)
         if idempotency_key:
             existing = self.records.get(restore_id)
             if existing is not None:
                 return self._again(existing, body_hash), False
-        plan = self.prepare(restore_id, request)
+        plan = self.prepare(restore_id, request, scopes)
         record = Record(restore_id, PENDING, request.to_json(), plan.to_json(), principal.id,
                         format_instant(datetime.now(UTC)), body_hash=body_hash)
         if self.records.insert(record) is None:  # the same key, at the same moment
@@ -247,6 +264,21 @@ class Restores:
             if fresh is not None and fresh.state == PENDING and not fresh.steps:
                 return Retry(1, "the row changed before the first step (the submit's queued mark): again")
             return Done(KIND, {"restore": restore_id, "state": "advanced by another delivery"})
+
+
+def _outside(scopes: Scopes, resource_id: str) -> str | None:
+    """The resource group of ``resource_id`` when the allow-list does not admit it (an id that does not parse
+    is not admitted either), else None."""
+    from azure.mgmt.core.tools import parse_resource_id
+
+    from .access import BadId, parse_id
+
+    parts = parse_resource_id(resource_id or "")
+    group_id = f"/subscriptions/{parts.get('subscription', '')}/resourceGroups/{parts.get('resource_group', '')}"
+    try:
+        return None if scopes.allows(parse_id(group_id, "resource_group")) else group_id
+    except BadId:
+        return group_id
 
 
 def mark_queued(record: Record) -> bool:

@@ -237,6 +237,34 @@ def test_an_os_disk_of_another_size_is_refused_naming_the_field(world, az):
     assert writes(az, before) == []
 
 
+def test_an_os_disk_in_a_group_outside_the_allow_list_is_refused_and_nothing_is_written(world, az):
+    """The VM's group is allowed, its OS disk lives in another that is not: the swap would tag that disk (and
+    detach it there), so the request is refused at plan time, dry run or not, and nothing is written."""
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    c = compute(az, world)
+    p = point(world, "set")
+    os_point = p["disks"][0]
+    az.client(ResourceManagementClient, world["sub"]).resource_groups.create_or_update("rg-elsewhere", {"location": REGION})
+    outside = c.disks.begin_create_or_update("rg-elsewhere", "os-elsewhere", {
+        "location": REGION, "properties": {"osType": os_point["os_type"], "creationData": {
+            "createOption": "Copy", "sourceResourceId": os_point["source_id"]}}}).result()
+    c.virtual_machines.begin_deallocate("rg-vm-00", "vm-00000").result()
+    c.virtual_machines.begin_update("rg-vm-00", "vm-00000", {"properties": {"storageProfile": {"osDisk": {
+        "managedDisk": {"id": outside.id}}}}}).result()
+    assert c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id.lower() == outside.id.lower()
+    mark = len(az.calls())
+    for dry_run in (True, False):
+        answer = api(world, "POST", "/api/restores", {"vm": world["vm_id"], "recovery_point": p["id"], "dry_run": dry_run,
+                                                      "target": {"type": "os_disk", "vm": world["vm_id"]}})
+        assert answer.status == 403, answer.json()
+        (error,) = answer.json()["errors"]
+        assert error["field"] == "target.vm" and "rg-elsewhere" in error["detail"], error
+    assert writes(az, mark) == []
+    assert api(world, "GET", "/api/restores").json()["value"] == []
+    assert T.REPLACED_BY_RESTORE not in (c.disks.get("rg-elsewhere", "os-elsewhere").tags or {})
+
+
 # --- Azure Backup's restore types ---------------------------------------------------------------------
 @pytest.fixture
 def vaulted(az, emu, azurite, tmp_path, monkeypatch):
