@@ -20,11 +20,21 @@ NIC = "create_nic"
 VM = "create_vm"  # OS disk Attach, data disks Attach, the NIC
 DEALLOCATE = "deallocate_vm"
 SWAP = "swap_os_disk"  # PATCH storageProfile.osDisk.managedDisk.id
-TAG_OLD = "tag_old_os_disk"
+TAG_OLD = "tag_old_os_disk"  # before the swap: whatever happens next, the old disk is never an untagged orphan
 START = "start_vm"  # only if it was running
+PUT_BACK = "put_back_os_disk"  # undo of a failed swap: the old OS disk attached again
 TRIGGER = "trigger_vault_restore"
 FOLLOW = "follow_backup_job"
 RECOVERY_TYPES = {"disks": "RestoreDisks", "vm": "AlternateLocation", "original_location": "OriginalLocation"}
+
+
+def undo_steps(target_type: str, failed_step: str | None, context: dict[str, Any]) -> tuple[str, ...]:
+    """What a failed restore runs before it ends failed. An os_disk restore that may have changed the VM (it noted
+    the VM's power state before deallocating it) puts the old OS disk back and starts the VM again if it was
+    running. Nothing once the swap is done: a start that fails leaves the VM on its restored disk, as asked."""
+    if target_type == "os_disk" and "was_running" in context and failed_step in (DEALLOCATE, TAG_OLD, SWAP):
+        return (PUT_BACK, START)
+    return ()
 
 
 class Conflict(Exception):
@@ -179,4 +189,4 @@ def make(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: 
         vm = {"name": base, "id": _rid(group_id, "Microsoft.Compute", "virtualMachines", base), "size": size}
         return Plan(restore_id, point.kind, "vm", point.region, (DISKS, NIC, VM), disks, nic, vm)
     vm = {"name": base, "id": t["vm"].id, "old_os_disk_id": (facts.target_vm or {}).get("os_disk_id")}
-    return Plan(restore_id, point.kind, "os_disk", point.region, (DISKS, DEALLOCATE, SWAP, TAG_OLD, START), disks, vm=vm)
+    return Plan(restore_id, point.kind, "os_disk", point.region, (DISKS, DEALLOCATE, TAG_OLD, SWAP, START), disks, vm=vm)

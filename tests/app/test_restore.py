@@ -6,6 +6,7 @@ checked against the OpenAPI document."""
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import pytest
@@ -195,7 +196,7 @@ def test_swap_the_os_disk_of_the_running_vm(world, az, source):
     done = restore(world, {"vm": world["vm_id"], "recovery_point": p["id"], "target": {"type": "os_disk",
                                                                                       "vm": world["vm_id"]}})
     assert done["state"] == "succeeded", done
-    assert [s["name"] for s in done["steps"]] == ["create_disks", "deallocate_vm", "swap_os_disk", "tag_old_os_disk",
+    assert [s["name"] for s in done["steps"]] == ["create_disks", "deallocate_vm", "tag_old_os_disk", "swap_os_disk",
                                                   "start_vm"]
     vm = c.virtual_machines.get("rg-vm-00", "vm-00000")
     (new,) = done["resources"]
@@ -235,6 +236,61 @@ def test_an_os_disk_of_another_size_is_refused_naming_the_field(world, az):
     assert answer.status == 400 and answer.json()["errors"][0]["field"] == "target.vm"
     assert "same size" in answer.json()["errors"][0]["detail"]
     assert writes(az, before) == []
+
+
+@pytest.fixture
+def alerted(az, emu, azurite, tmp_path, monkeypatch):
+    """The world with an alerts outbox to read."""
+    w = start(az, emu, azurite, tmp_path, monkeypatch, VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
+    protect_once(w)
+    yield w
+    w["host"].close()
+
+
+def alerts(world: dict[str, Any]) -> list[dict[str, Any]]:
+    from azure.data.tables import TableClient
+
+    outbox = TableClient.from_connection_string(world["settings"]["AzureWebJobsStorage"],
+                                                world["settings"]["VMKEEPER_ALERTS_TABLE"])
+    return [json.loads(r["event"]) for r in outbox.list_entities()]
+
+
+def test_a_failed_os_disk_swap_is_undone_the_old_disk_tagged_and_the_vm_started_again(alerted, az):
+    """The swap's PATCH ends Failed (ARM took the new disk in, then failed): the VM was left deallocated, its old
+    disk detached and untagged. Now the old disk goes back, the VM is started again (it was running), the old
+    disk carries the restore's tag next to an operator's, and restore.failed says what state the VM is in."""
+    w = alerted
+    c = compute(az, w)
+    old = c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id
+    from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.mgmt.resource.resources.models import Tags, TagsPatchResource
+
+    az.client(ResourceManagementClient, w["sub"]).tags.begin_update_at_scope(
+        old, TagsPatchResource(operation="Merge", properties=Tags(tags={"owner": "db-team"}))).result()
+    p = point(w, "set")
+    az.faults([{"kind": "lro_failed", "method": "PATCH", "path": "/virtualMachines/vm-00000$", "count": 1}])
+    done = restore(w, {"vm": w["vm_id"], "recovery_point": p["id"], "target": {"type": "os_disk", "vm": w["vm_id"]}})
+    assert az.admin("GET", "faults")["rules"][0]["fired"] == 1
+    az.faults([])
+    assert done["state"] == "failed", done
+    assert [(s["name"], s["state"]) for s in done["steps"]] == [
+        ("create_disks", "done"), ("deallocate_vm", "done"), ("tag_old_os_disk", "done"), ("swap_os_disk", "failed"),
+        ("put_back_os_disk", "done"), ("start_vm", "done")]
+    vm = c.virtual_machines.get("rg-vm-00", "vm-00000")
+    assert vm.storage_profile.os_disk.managed_disk.id.lower() == old.lower()
+    assert _power(c, "rg-vm-00", "vm-00000") == "PowerState/running"
+    kept = c.disks.get("rg-vm-00", old.split("/")[-1])
+    assert kept.tags == {"owner": "db-team", T.REPLACED_BY_RESTORE: done["id"]} and kept.disk_state != "Unattached"
+    (restored,) = done["resources"]
+    disk = c.disks.get("rg-vm-00", restored.split("/")[-1])
+    assert disk.tags[T.RESTORE] == done["id"] and disk.disk_state == "Unattached"  # kept, this restore's
+    error = done["error"]
+    assert error["step"] == "swap_os_disk" and error["vm"]["power"] == "running", error
+    assert error["vm"]["os_disk_id"].lower() == old.lower()
+    assert "is running on its old OS disk" in error["message"] and "it was running" in error["message"], error
+    (event,) = alerts(w)
+    assert event["type"] == "vmkeeper.restore.failed", event
+    assert "is running on its old OS disk" in json.dumps(event)
 
 
 def test_an_os_disk_in_a_group_outside_the_allow_list_is_refused_and_nothing_is_written(world, az):

@@ -103,7 +103,7 @@ def test_a_new_vm(kind):
 @pytest.mark.parametrize("kind", DISK_KINDS)
 def test_an_os_disk_swap(kind):
     plan = plan_for(kind, "os_disk")
-    assert plan.steps == (P.DISKS, P.DEALLOCATE, P.SWAP, P.TAG_OLD, P.START)
+    assert plan.steps == (P.DISKS, P.DEALLOCATE, P.TAG_OLD, P.SWAP, P.START)
     [disk] = plan.disks
     assert disk["lun"] is None and disk["name"] == "web-02-os-r0123456789abcdef"
     assert disk["id"] == f"{DST}/providers/Microsoft.Compute/disks/web-02-os-r0123456789abcdef"  # the target VM's group
