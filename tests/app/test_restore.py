@@ -293,6 +293,37 @@ def test_a_failed_os_disk_swap_is_undone_the_old_disk_tagged_and_the_vm_started_
     assert "is running on its old OS disk" in json.dumps(event)
 
 
+def test_a_swap_arm_keeps_refusing_is_given_up_then_undone_with_one_alert(alerted, az):
+    """A deallocated VM under a ReadOnly lock: ARM refuses the swap (409 ScopeLocked) at every try, so the job
+    gives up. Giving up undoes first, on a message of its own: the VM is left on its old disk and deallocated, as
+    it was, and the one alert is restore.failed saying so (not a poisoned job)."""
+    from azure.mgmt.resource.locks import ManagementLockClient
+    from azure.mgmt.resource.locks.models import ManagementLockObject
+
+    w = alerted
+    c = compute(az, w)
+    old = c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id
+    c.virtual_machines.begin_deallocate("rg-vm-00", "vm-00000").result()
+    locks = az.client(ManagementLockClient, w["sub"]).management_locks
+    locks.create_or_update_by_scope(w["vm_id"], "change-freeze", ManagementLockObject(level="ReadOnly"))
+    mark = len(az.calls())
+    done = restore(w, {"vm": w["vm_id"], "recovery_point": point(w, "set")["id"],
+                       "target": {"type": "os_disk", "vm": w["vm_id"]}})
+    refused = [x for x in az.calls(mark) if x["method"] == "PATCH" and x["status"] == 409]
+    assert len(refused) == 5, refused  # each try of the job, then given up
+    locks.delete_by_scope(w["vm_id"], "change-freeze")
+    assert done["state"] == "failed", done
+    assert [(s["name"], s["state"]) for s in done["steps"]] == [
+        ("create_disks", "done"), ("deallocate_vm", "done"), ("tag_old_os_disk", "done"), ("swap_os_disk", "failed"),
+        ("put_back_os_disk", "done"), ("start_vm", "done")]
+    assert done["error"]["code"] == "GaveUp" and "ScopeLocked" in done["error"]["message"], done["error"]
+    assert "is deallocated on its old OS disk" in done["error"]["message"], done["error"]
+    assert c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id.lower() == old.lower()
+    assert _power(c, "rg-vm-00", "vm-00000") == "PowerState/deallocated"  # as it was
+    assert c.disks.get("rg-vm-00", old.split("/")[-1]).tags[T.REPLACED_BY_RESTORE] == done["id"]
+    assert [e["type"] for e in alerts(w)] == ["vmkeeper.restore.failed"]
+
+
 def test_an_os_disk_in_a_group_outside_the_allow_list_is_refused_and_nothing_is_written(world, az):
     """The VM's group is allowed, its OS disk lives in another that is not: the swap would tag that disk (and
     detach it there), so the request is refused at plan time, dry run or not, and nothing is written."""
