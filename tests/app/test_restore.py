@@ -502,6 +502,45 @@ def test_a_row_changed_before_the_first_step_is_not_taken_for_another_delivery(a
         w["host"].close()
 
 
+@pytest.mark.parametrize("taken", ["disk", "nic"])
+def test_a_name_taken_by_something_not_this_restores_is_never_written_over(world, az, taken):
+    """Create-only: the plan's deterministic name already holds a resource this restore did not make (here an
+    operator's, with their tags): the step refuses instead of adopting it, and the resource is untouched."""
+    from azure.mgmt.network import NetworkManagementClient
+
+    from shared.restore.access import principal
+    from shared.restore.plan import disk_name
+    from shared.restore.service import restore_id_for
+
+    rid = restore_id_for(principal(OPERATOR_PRINCIPAL), "ticket-9")
+    tags = {"owner": "db-team", T.RESTORE: "0123456789abcdef"}  # another restore's, as far as this one knows
+    c = compute(az, world)
+    p = point(world, "set")
+    if taken == "disk":
+        name = disk_name("vm-00000", None, rid)
+        c.disks.begin_create_or_update("rg-restore", name, {"location": REGION, "tags": tags,
+                                                            "properties": {"creationData": {"createOption": "Empty"},
+                                                                           "diskSizeGB": 4}}).result()
+        read = lambda: c.disks.get("rg-restore", name)  # noqa: E731
+        target = {"type": "disks", "resource_group": rg(world)}
+    else:
+        name = f"back-nic-r{rid}"
+        network = az.client(NetworkManagementClient, world["sub"]).network_interfaces
+        network.begin_create_or_update("rg-restore", name, {"location": REGION, "tags": tags, "properties": {
+            "ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": world["subnet"][REGION]}}}]}}).result()
+        read = lambda: network.get("rg-restore", name)  # noqa: E731
+        target = {"type": "vm", "resource_group": rg(world), "vm_name": "back", "subnet": world["subnet"][REGION]}
+    before = read()
+    mark = len(az.calls())
+    done = restore(world, {"vm": world["vm_id"], "recovery_point": p["id"], "target": target},
+                   headers={"Idempotency-Key": "ticket-9"})
+    assert done["id"] == rid and done["state"] == "failed" and done["error"]["code"] == "NameTaken", done
+    assert not [x for x in writes(az, mark) if name.lower() in x["path"].lower()]  # never written to
+    after = read()
+    assert after.tags == tags and getattr(after, "etag", None) == getattr(before, "etag", None)
+    assert name.lower() not in {r.rsplit("/", 1)[-1].lower() for r in done["resources"]}
+
+
 def test_idempotency_key_returns_the_same_restore(world, az):
     body = {"vm": world["vm_id"], "recovery_point": point(world, "rp")["id"],
             "target": {"type": "disks", "resource_group": rg(world)}}
