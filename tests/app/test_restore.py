@@ -324,6 +324,35 @@ def test_a_swap_arm_keeps_refusing_is_given_up_then_undone_with_one_alert(alerte
     assert [e["type"] for e in alerts(w)] == ["vmkeeper.restore.failed"]
 
 
+def test_an_os_disk_changed_after_the_plan_stops_the_swap_before_anything_changes(world, az):
+    """The plan (and the allow-list) admitted the VM's OS disk as it was; swapped for another by hand before the
+    restore ran, the restore stops at its first look at the VM: no deallocation, no tag, no swap."""
+    c = compute(az, world)
+    p = point(world, "set")
+    answer = api(world, "POST", "/api/restores", {"vm": world["vm_id"], "recovery_point": p["id"],
+                                                  "target": {"type": "os_disk", "vm": world["vm_id"]}})
+    assert answer.status == 202
+    os_point = p["disks"][0]
+    other = c.disks.begin_create_or_update("rg-vm-00", "os-by-hand", {
+        "location": REGION, "properties": {"osType": os_point["os_type"], "creationData": {
+            "createOption": "Copy", "sourceResourceId": os_point["source_id"]}}}).result()
+    c.virtual_machines.begin_deallocate("rg-vm-00", "vm-00000").result()
+    c.virtual_machines.begin_update("rg-vm-00", "vm-00000", {"properties": {"storageProfile": {"osDisk": {
+        "managedDisk": {"id": other.id}}}}}).result()
+    c.virtual_machines.begin_start("rg-vm-00", "vm-00000").result()
+    mark = len(az.calls())
+    assert world["host"].run_until_idle(timeout=120)
+    done = api(world, "GET", answer.headers["Location"]).json()
+    assert done["state"] == "failed" and done["error"]["step"] == "deallocate_vm", done
+    assert done["error"]["code"] == "Conflict" and "os-by-hand" in done["error"]["message"]
+    assert [s["name"] for s in done["steps"] if s["state"] == "done"] == ["create_disks"]
+    vm_writes = [x for x in writes(az, mark) if "/virtualmachines/" in x["path"].lower() or "tags" in x["path"].lower()]
+    assert vm_writes == []
+    assert c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id.lower() == other.id.lower()
+    assert _power(c, "rg-vm-00", "vm-00000") == "PowerState/running"
+    assert T.REPLACED_BY_RESTORE not in (c.disks.get("rg-vm-00", "os-by-hand").tags or {})
+
+
 def test_an_os_disk_in_a_group_outside_the_allow_list_is_refused_and_nothing_is_written(world, az):
     """The VM's group is allowed, its OS disk lives in another that is not: the swap would tag that disk (and
     detach it there), so the request is refused at plan time, dry run or not, and nothing is written."""
