@@ -235,3 +235,17 @@ def test_a_plan_round_trips_through_json(kind, ttype):
     doc = json.loads(json.dumps(plan.to_json()))
     assert doc["creates"] == plan.creates()
     assert Plan.from_json(doc) == plan
+
+
+@pytest.mark.parametrize(("target", "failed", "context", "undo"), [
+    ("os_disk", P.SWAP, {"was_running": True}, (P.PUT_BACK, P.START)),
+    ("os_disk", P.TAG_OLD, {"was_running": False}, (P.PUT_BACK, P.START)),
+    ("os_disk", P.DEALLOCATE, {"was_running": True}, (P.PUT_BACK, P.START)),
+    ("os_disk", P.DEALLOCATE, {}, ()),  # failed before it noted anything: the VM was not touched
+    ("os_disk", P.DISKS, {}, ()),
+    ("os_disk", P.START, {"was_running": True}, ()),  # swapped as asked: a start that fails is not undone
+    ("vm", P.VM, {"was_running": True}, ()),
+    ("disks", P.DISKS, {}, ()),
+])
+def test_what_a_failed_restore_undoes(target, failed, context, undo):
+    assert P.undo_steps(target, failed, context) == undo
