@@ -209,6 +209,7 @@ class Restores:
 
         def edit(r: Record) -> bool:
             nonlocal undoing
+            undoing = False  # of this read (change() reads again when someone wrote first)
             if r.state in TERMINAL:
                 return False
             error = {"code": "GaveUp", "message": reason[:2000], "step": r.next_step}
@@ -216,7 +217,6 @@ class Restores:
             if undo:  # the VM may be left changed: undo first, on a message of its own (errors counted afresh)
                 r.context["undo"], undoing = {"steps": list(undo), "error": error}, True
                 return True
-            undoing = False
             r.state, r.error = FAILED, error
             if r.undo:
                 first = r.context["undo"]["error"]
