@@ -8,7 +8,10 @@ one. Each job keeps its own state and its own fate, so one VM's trouble never di
 - Retry → the job, updated, goes back on the queue with its delay (no function sleeps); a batch's
   jobs that wait as long travel together, one message per distinct delay;
 - an error (ARM 5xx, a dropped connection) → the job looks again after 1, 2, 4 … seconds; after
-  ``MAX_ERRORS`` such errors it is given up with the last one;
+  ``MAX_ERRORS`` such errors in a row it is given up with the last one. The count is of consecutive
+  errors: any outcome from the step (progress) clears it, so a long job (a copy, a drill, a restore)
+  is not poisoned by isolated errors over its life; how long it may take is each step's own bound,
+  in elapsed time;
 - Failed, a malformed job, or given up → ``<queue>-poison`` with the reason (and ``on_failed``),
   unless ``already_done`` says another delivery finished it (queues deliver at least once: a
   duplicate is dropped, not poisoned).
@@ -85,7 +88,7 @@ def run(
             continue
         except Exception as exc:  # noqa: BLE001 (transient for this job alone: look again later)
             reason = f"{type(exc).__name__}: {exc}"
-            errors = job.get("errors", 0) + 1
+            errors = job.get("errors", 0) + 1  # in a row: progress clears it (below)
             if errors >= MAX_ERRORS:
                 give_up(job, reason)
             else:
@@ -98,7 +101,8 @@ def run(
             on_done(job, outcome)
             tally["done"] += 1
         elif isinstance(outcome, Retry):
-            later[outcome.delay].append({**job, **outcome.changes})
+            moved = {k: v for k, v in job.items() if k not in ("errors", "last_error")}  # progress: errors start again
+            later[outcome.delay].append({**moved, **outcome.changes})
             tally["retry"] += 1
         else:
             give_up(job, outcome.reason, FAILED)
