@@ -1,7 +1,11 @@
 """Scheduled protection, one job step at a time: incremental snapshots of a VM's disks (one set,
 tagged alike) or a VM restore point, optionally copied to a second region.
 
-Each step is idempotent (deterministic names from the planner) and never waits on Azure: a
+Each step is idempotent (deterministic names from the planner) and create-only: it reads before it
+writes and never PUTs over a resource that exists (a snapshot, a copy, a collection, a restore point,
+a lock): one found is checked and used, never written again, so tags and locks others wrote (a
+``vmkeeper-hold``) survive a re-sent job. A step gives up on the time it has taken, not on a count of
+looks. It never waits on Azure: a
 long-running operation is checked by a later step (``Retry`` after the operation's Retry-After),
 and a write without budget waits in the queue, not in the function, holding the budget's promise
 (``grant``) so it spends it on return without asking again. Only a promise due within the second
@@ -28,6 +32,8 @@ CHECK_DELAY = 10  # seconds before looking at a snapshot or restore point again,
 COPY_DELAY = 5
 COPY_CHECK_CEILING = 900  # seconds: a copy is looked at no less often than this (copies take hours)
 COPY_TIMEOUT = 24 * 3600.0  # seconds a cross-region copy may take before its job gives up (a setting)
+CHECK_TIMEOUT = 3600.0  # seconds a step may look (a snapshot or restore point being created) or be throttled
+LOOK_CEILING = COPY_CHECK_CEILING  # the longest between two looks: a step may end this long past its bound
 SNAPSHOT_LIMIT_DELAY = 60  # "7 incremental snapshots per disk per 5 minutes"
 IN_FLIGHT_DELAY = 30  # "one restore point creation at a time per VM"
 INLINE_WAIT = 1.0  # a budget promise due this soon is waited for here (queue delays are whole seconds)
@@ -68,11 +74,11 @@ def compute_id(job: dict[str, Any], resource_type: str, name: str) -> str:
 class ScheduledWorker:
     """Job steps through ARM's paced compute client and locks, under the shared write budget."""
 
-    def __init__(self, clients: Arm, budget: Budget, max_attempts: int = 40, copy_timeout: float = COPY_TIMEOUT,
-                 clock: Any = None):
+    def __init__(self, clients: Arm, budget: Budget, check_timeout: float = CHECK_TIMEOUT,
+                 copy_timeout: float = COPY_TIMEOUT, clock: Any = None):
         self.clients = clients
         self.budget = budget
-        self.max_attempts = max_attempts  # checks of a snapshot or restore point being created
+        self.check_timeout = check_timeout  # seconds: looks at a snapshot or restore point being created
         self.copy_timeout = copy_timeout
         self.clock = clock or budget.clock  # epoch seconds
 
@@ -89,11 +95,22 @@ class ScheduledWorker:
 
     # --- plumbing ----------------------------------------------------------------------------
     def _next(self, message: dict[str, Any], delay: float, reason: str, **changes: Any) -> Outcome:
-        attempt = message.get("attempt", 0) + 1
-        if attempt > self.max_attempts:
-            return Failed(f"gave up after {attempt - 1} checks: {reason}")
-        return Retry(max(1, math.ceil(delay)), reason, {**changes, "attempt": attempt,
-                                                        "reads": message.get("reads", 0), "writes": message.get("writes", 0)})
+        """Look again later, unless the step has taken longer than its bound (counted from ``since``,
+        when the step began looking: a copy's check has the copy's bound, any other step the check's)."""
+        now = self.clock()
+        since = float(message.get("since") or now)
+        limit = self.copy_timeout if changes.get("step") == "copy_check" else self.check_timeout
+        if now - since > limit:
+            return Failed(f"gave up after {(now - since) / 60:.0f} min ({message.get('attempt', 0)} looks): {reason}")
+        return Retry(max(1, math.ceil(delay)), reason, {**changes, "attempt": message.get("attempt", 0) + 1,
+                                                        "since": since, "reads": message.get("reads", 0),
+                                                        "writes": message.get("writes", 0)})
+
+    @staticmethod
+    def _step(step: str, index: int, message: dict[str, Any], since: float | None = None, **changes: Any) -> dict[str, Any]:
+        """The changes that move a job on to ``step``: its looks and its bound start again."""
+        return {"step": step, "index": index, "attempt": 0, "since": since, "grant": None,
+                "reads": message.get("reads", 0), "writes": message.get("writes", 0), **changes}
 
     def _observe(self, sub: str, seen: dict[str, float] | None = None):
         """A raw-response hook: ARM's remaining writes go to the budget; its Retry-After to ``seen``."""
@@ -143,11 +160,14 @@ class ScheduledWorker:
         if wait <= 0:
             message["grant"] = None  # spent now
             return None
-        # Pacing is not a failure: it doesn't use up attempts.
-        return Retry(max(1, math.ceil(wait)), "write budget", {"step": step, "index": index, "grant": message["grant"],
-                                                              "attempt": message.get("attempt", 0),
-                                                              "reads": message.get("reads", 0),
-                                                              "writes": message.get("writes", 0)})
+        # Pacing is not a failure: it doesn't use up the step's time.
+        delay = max(1, math.ceil(wait))
+        since = message.get("since")
+        return Retry(delay, "write budget", {"step": step, "index": index, "grant": message["grant"],
+                                             "attempt": message.get("attempt", 0),
+                                             "since": float(since) + delay if since else None,
+                                             "reads": message.get("reads", 0),
+                                             "writes": message.get("writes", 0)})
 
     # --- dispatch ----------------------------------------------------------------------------
     def handle(self, message: dict[str, Any]) -> Outcome:
@@ -170,6 +190,9 @@ class ScheduledWorker:
 
     # --- snapshot sets -----------------------------------------------------------------------
     def create_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        """Each snapshot of the set not there yet, in order. One already there (an earlier delivery,
+        a re-sent job) is this set's or the job fails: it is never written again (a PUT replaces
+        every tag: an operator's hold with them)."""
         from azure.mgmt.compute.models import CreationData, Snapshot
 
         sub, rg = job["subscription_id"], job["resource_group"]
@@ -182,19 +205,26 @@ class ScheduledWorker:
         seen: dict[str, float] = {}
         while index < len(targets):
             target = targets[index]
-            body = Snapshot(location=job["location"], tags=snapshot_tags(job, target),
-                            incremental=True,
-                            creation_data=CreationData(create_option="Copy", source_resource_id=target["disk_id"]))
             try:
+                found = _get_or_none(compute.snapshots.get, rg, target["name"])
+                message["reads"] = message.get("reads", 0) + 1
+                if found is not None:
+                    problem = _not_of_set(found, job, target["disk_id"])
+                    if problem:
+                        return Failed(f"snapshot {target['name']} exists and {problem}: left as it is")
+                    index += 1  # this set's, made before: the check step looks at it
+                    continue
+                body = Snapshot(location=job["location"], tags=snapshot_tags(job, target),
+                                incremental=True,
+                                creation_data=CreationData(create_option="Copy", source_resource_id=target["disk_id"]))
                 compute.snapshots.begin_create_or_update(rg, target["name"], body, polling=False,
                                                          raw_response_hook=self._observe(sub, seen))
             except Exception as exc:  # noqa: BLE001 (classified by _arm_error)
                 return self._arm_error(message, exc, sub, "create", index)
             message["writes"] = message.get("writes", 0) + 1
             index += 1
-        return Retry(seen.get("retry_after", CHECK_DELAY), "snapshots accepted",
-                     {"step": "check", "index": 0, "attempt": 0, "grant": None, "check_delay": seen.get("retry_after", CHECK_DELAY),
-                      "reads": message.get("reads", 0), "writes": message.get("writes", 0)})
+        delay = seen.get("retry_after", CHECK_DELAY)
+        return Retry(delay, "snapshots accepted", self._step("check", 0, message, self.clock(), check_delay=delay))
 
     def check_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         sub, rg = job["subscription_id"], job["resource_group"]
@@ -217,26 +247,36 @@ class ScheduledWorker:
         if job.get("lock_days") and not message.get("locked"):
             return self.lock_snapshots(message, job)
         if job.get("copy_region"):
-            return Retry(1, "copy to the second region", {"step": "copy", "index": 0, "attempt": 0,
-                                                          "reads": message["reads"], "writes": message.get("writes", 0)})
+            return Retry(1, "copy to the second region", self._step("copy", 0, message))
         return Done("snapshot_set", self._tally(message, job))
 
     def lock_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         """The policy asks for a delete lock: a CanNotDelete lock on each snapshot (the date it may be
-        lifted was tagged at creation: retention removes only its own locks, and only after it)."""
+        lifted was tagged at creation: retention removes only its own locks, and only after it). A
+        lock already of that name at the snapshot (ours from an earlier delivery, or an operator's)
+        is left as it is."""
         from azure.mgmt.resource.locks.models import ManagementLockObject
 
         sub = job["subscription_id"]
-        wait = self._wait_for_budget(message, sub, len(job["snapshots"]), "check", 0)
+        locks = self.clients.locks(sub).management_locks
+        missing = []
+        for target in job["snapshots"]:
+            scope = compute_id(job, "snapshots", target["name"])
+            try:
+                found = _get_or_none(locks.get_by_scope, scope, T.OWN_LOCK)
+            except Exception as exc:  # noqa: BLE001
+                return self._arm_error(message, exc, sub, "check", 0)
+            message["reads"] = message.get("reads", 0) + 1
+            if found is None:
+                missing.append(scope)
+        wait = self._wait_for_budget(message, sub, len(missing), "check", 0) if missing else None
         if wait:
             return wait
         until = lock_until(job)
-        locks = self.clients.locks(sub)
-        for target in job["snapshots"]:
+        for scope in missing:
             try:
-                locks.management_locks.create_or_update_by_scope(
-                    compute_id(job, "snapshots", target["name"]), T.OWN_LOCK,
-                    ManagementLockObject(level="CanNotDelete", notes=f"vmkeeper: delete lock until {until}"))
+                locks.create_or_update_by_scope(
+                    scope, T.OWN_LOCK, ManagementLockObject(level="CanNotDelete", notes=f"vmkeeper: delete lock until {until}"))
             except Exception as exc:  # noqa: BLE001
                 return self._arm_error(message, exc, sub, "check", 0)
             message["writes"] = message.get("writes", 0) + 1
@@ -244,31 +284,42 @@ class ScheduledWorker:
         return self.check_snapshots(message, job)
 
     def copy_snapshot(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
-        """CopyStart one disk's snapshot at a time, in order."""
+        """CopyStart one disk's snapshot at a time, in order. A copy already there (an earlier
+        delivery, a re-sent job) is looked at, never started again."""
         from azure.mgmt.compute.models import CreationData, Snapshot
 
         sub, rg, region = job["subscription_id"], job["resource_group"], job["copy_region"]
+        compute = self.clients.paced_compute(sub)
         index = message.get("index", 0)
+        target = job["snapshots"][index]
+        source_id = compute_id(job, "snapshots", target["name"])
+        name = copy_name(target["name"], region)
+        try:
+            found = _get_or_none(compute.snapshots.get, rg, name)
+        except Exception as exc:  # noqa: BLE001
+            return self._arm_error(message, exc, sub, "copy", index)
+        message["reads"] = message.get("reads", 0) + 1
+        if found is not None:
+            problem = _not_of_set(found, job, source_id)
+            if problem:
+                return Failed(f"copy {name} exists and {problem}: left as it is")
+            return Retry(1, "copy started before", self._step("copy_check", index, message, self.clock(),
+                                                              check_delay=COPY_DELAY))
         wait = self._wait_for_budget(message, sub, 1, "copy", index)
         if wait:
             return wait
-        target = job["snapshots"][index]
-        source_id = compute_id(job, "snapshots", target["name"])
         # The copy names its disk as its source does (LUN): a set in the second region restores on its own.
         body = Snapshot(location=region, tags=dict(job["tags"], **{T.COPY_OF: source_id[-256:], T.LUN: str(target["lun"])}),
                         incremental=True,
                         creation_data=CreationData(create_option="CopyStart", source_resource_id=source_id))
         seen: dict[str, float] = {}
         try:
-            self.clients.paced_compute(sub).snapshots.begin_create_or_update(rg, copy_name(target["name"], region), body,
-                                                                       polling=False, raw_response_hook=self._observe(sub, seen))
+            compute.snapshots.begin_create_or_update(rg, name, body, polling=False, raw_response_hook=self._observe(sub, seen))
         except Exception as exc:  # noqa: BLE001
             return self._arm_error(message, exc, sub, "copy", index)
         message["writes"] = message.get("writes", 0) + 1
         delay = seen.get("retry_after", COPY_DELAY)
-        return Retry(delay, "copy started", {"step": "copy_check", "index": index, "attempt": 0, "check_delay": delay,
-                                             "since": self.clock(),
-                                             "reads": message.get("reads", 0), "writes": message["writes"]})
+        return Retry(delay, "copy started", self._step("copy_check", index, message, self.clock(), check_delay=delay))
 
     def check_copy(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         sub, rg, region = job["subscription_id"], job["resource_group"], job["copy_region"]
@@ -286,8 +337,7 @@ class ScheduledWorker:
         if (copy.completion_percent or 0) < 100:
             return self._copy_later(message, f"copy {name} at {copy.completion_percent}%", "copy_check", index)
         if index + 1 < len(job["snapshots"]):
-            return Retry(1, "next disk's copy", {"step": "copy", "index": index + 1, "attempt": 0,
-                                                  "reads": message["reads"], "writes": message.get("writes", 0)})
+            return Retry(1, "next disk's copy", self._step("copy", index + 1, message))
         return Done("snapshot_set", self._tally(message, job))
 
     # --- restore points ----------------------------------------------------------------------
@@ -303,8 +353,7 @@ class ScheduledWorker:
         if pending:
             return pending
         if job.get("copy_region"):
-            return Retry(1, "copy to the second region", {"step": "copy", "index": 0, "attempt": 0, "grant": None,
-                                                          "reads": message["reads"], "writes": message.get("writes", 0)})
+            return Retry(1, "copy to the second region", self._step("copy", 0, message))
         return Done("restore_point", self._tally(message, job))
 
     def copy_restore_point(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
@@ -328,22 +377,34 @@ class ScheduledWorker:
     def _put_restore_point(self, message: dict[str, Any], job: dict[str, Any], step: str, collection: str,
                            location: str, source_id: str, point: Any) -> Outcome:
         """The collection (created once, if missing: its tags are never written again, so an
-        operator's hold and the policy its old points follow stay) and the restore point in it,
-        without waiting; a replay's "already exists" is the create it repeats. A later message
-        looks at it."""
-        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+        operator's hold and the policy its old points follow stay) and the restore point in it (if
+        missing: one there, from an earlier delivery or a re-sent job, is looked at, not made again),
+        without waiting; a race's "already exists" is the create it repeats. A later message looks
+        at it. A collection of that name made from another source is left alone and fails the job."""
+        from azure.core.exceptions import HttpResponseError
         from azure.mgmt.compute.models import RestorePointCollection, RestorePointCollectionSourceProperties
 
         sub, rg = job["subscription_id"], job["resource_group"]
         compute, seen = self.clients.paced_compute(sub), {}
+        check = self._CHECK[step]
         try:
-            compute.restore_point_collections.get(rg, collection)
-            missing = False
-        except ResourceNotFoundError:
-            missing = True
+            found = _get_or_none(compute.restore_point_collections.get, rg, collection)
+            message["reads"] = message.get("reads", 0) + 1
+            has_point = False
+            if found is not None:
+                source = ((found.source.id if found.source else None) or "").lower()
+                if source != source_id.lower():
+                    return Failed(f"restore point collection {collection} exists with another source "
+                                  f"({source or 'none'}): left as it is")
+                has_point = _get_or_none(compute.restore_points.get, rg, collection, job["rp_name"]) is not None
+                message["reads"] += 1
         except Exception as exc:  # noqa: BLE001
             return self._arm_error(message, exc, sub, step, 0)
-        message["reads"] = message.get("reads", 0) + 1
+        if has_point:
+            delay = self._CHECK_DELAY[check]
+            return Retry(1, f"restore point {step} made before", self._step(check, 0, message, self.clock(),
+                                                                             check_delay=delay))
+        missing = found is None
         wait = self._wait_for_budget(message, sub, 1 + missing, step, 0)
         if wait:
             return wait
@@ -360,11 +421,8 @@ class ScheduledWorker:
             if not (isinstance(exc, HttpResponseError) and exc.status_code == 409 and "already exists" in str(exc.message)):
                 return self._arm_error(message, exc, sub, step, 0)
         message["writes"] = message.get("writes", 0) + 1 + missing
-        check = self._CHECK[step]
         delay = seen.get("retry_after", self._CHECK_DELAY[check])
-        return Retry(delay, f"restore point {step} accepted", {"step": check, "index": 0, "attempt": 0, "check_delay": delay,
-                                                               "since": self.clock(),
-                                                               "reads": message.get("reads", 0), "writes": message["writes"]})
+        return Retry(delay, f"restore point {step} accepted", self._step(check, 0, message, self.clock(), check_delay=delay))
 
     def _look_at_restore_point(self, message: dict[str, Any], job: dict[str, Any], step: str,
                                collection: str) -> Outcome | None:
@@ -391,3 +449,25 @@ class ScheduledWorker:
     def _tally(message: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         return {"vm": job["vm_id"], "slot": job["slot"], "set": job["set_id"], "reads": message.get("reads", 0),
                 "writes": message.get("writes", 0)}
+
+
+def _get_or_none(get: Any, *args: Any) -> Any:
+    """The resource, or None where ARM says it is not there (404)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return get(*args)
+    except ResourceNotFoundError:
+        return None
+
+
+def _not_of_set(snapshot: Any, job: dict[str, Any], source_id: str) -> str | None:
+    """Why a snapshot found under a name of the set is not the set's (None: it is): vmkeeper's tags
+    naming this set, made from the disk (or, for a copy, the snapshot) the set would make it from."""
+    tags = snapshot.tags or {}
+    if not T.is_managed(tags) or tags.get(T.SET) != job["set_id"]:
+        return f"is not of set {job['set_id']} (tags)"
+    made_from = (snapshot.creation_data.source_resource_id if snapshot.creation_data else None) or ""
+    if made_from.lower() != source_id.lower():
+        return f"is made from {made_from or 'nothing'}, not {source_id}"
+    return None
