@@ -384,6 +384,16 @@ def _restore_point_job(
     )
 
 
+def overdue_after(job: Job, *, step_timeout: timedelta, copy_timeout: timedelta, look: timedelta) -> timedelta:
+    """How long after it was sent a job not yet done counts as lost (and is sent again): past the
+    longest it may take. Its create and check each give up after ``step_timeout``; a snapshot set
+    copies one disk after another, each copy's start bounded by ``step_timeout`` and the copy by
+    ``copy_timeout``, the last look at it up to ``look`` later. A job without copies is given one
+    copy's time all the same: slack for its wait in the queue for write budget."""
+    copies = 0 if not job.copy_region else len(job.snapshots) if job.kind == "snapshot_set" else 1
+    return 2 * step_timeout + max(1, copies) * copy_timeout + copies * (step_timeout + look)
+
+
 def plan(
     inventory: Iterable[VmRecord],
     policies: PolicySet,

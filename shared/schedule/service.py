@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..alerts.events import for_poisoning
@@ -25,7 +25,7 @@ from ..ports import Arm, Budget, Queue
 from ..queue import messages as jobs
 from ..queue import runner
 from ..settings import FleetSettings
-from .steps import KIND, ScheduledWorker, create_writes, new_message
+from .steps import KIND, LOOK_CEILING, ScheduledWorker, create_writes, new_message
 
 log = logging.getLogger("vmkeeper.schedule")
 VMS_QUERY = ("Resources | where type =~ 'microsoft.compute/virtualmachines' "
@@ -108,7 +108,7 @@ class Schedule:
         from concurrent.futures import ThreadPoolExecutor
 
         from ..policy.document import load_policy_file
-        from .planner import VmRecord, plan
+        from .planner import VmRecord, overdue_after, plan
 
         s, ledger, queue, budget = self.settings, self.ledger, self.queue, self.budget
         policies = load_policy_file(s.policy_file)
@@ -128,16 +128,17 @@ class Schedule:
         for slot in slots:
             done.update(row["item"] for row in ledger.rows(jobs_partition(slot), "outcome eq 'done'", select=["item"]))
             sent.update((row["item"], float(row["at"])) for row in ledger.rows(enqueued_partition(slot), select=["item", "at"]))
-        # A job already out is sent again only once overdue: past the longest a job may take (its
-        # copies'), its message must have been lost. Every firing re-sending unfinished jobs (with new
-        # write promises) snowballed slots longer than the planning interval.
-        overdue = (s.copy_timeout_hours + 1) * 3600.0
+        # A job already out is sent again only once overdue: past the longest it may take (a set's
+        # copies, one disk after another), its message must have been lost. Every firing re-sending
+        # unfinished jobs (with new write promises) snowballed slots longer than the planning interval.
+        bounds = {"step_timeout": timedelta(seconds=self.worker.check_timeout),
+                  "copy_timeout": timedelta(seconds=self.worker.copy_timeout), "look": timedelta(seconds=LOOK_CEILING)}
         todo = []
-        for m in messages:
+        for job, m in zip(result.jobs, messages, strict=True):
             key = job_key(m["job"])
             if key in done:
                 counts["already_done"] += 1
-            elif key in sent and now.timestamp() - sent[key] < overdue:
+            elif key in sent and now.timestamp() - sent[key] < overdue_after(job, **bounds).total_seconds():
                 counts["already_enqueued"] += 1
             else:
                 if key in sent:

@@ -20,6 +20,7 @@ from shared.schedule.planner import (
     TakenRestorePoint,
     TakenSnapshot,
     VmRecord,
+    overdue_after,
     plan,
     set_id,
     slot_for,
@@ -562,3 +563,29 @@ def test_every_artifact_names_the_instance_of_its_vm():
     assert record.instance == "5d1a4f2e-0c1b-4e6a-9f3d-2b7c8a9e0f11"
     jobs = plan([record], POLICIES, NOW).jobs
     assert jobs and all(j.tags[T.VM_INSTANCE] == record.instance and j.tags[T.VM] == record.key for j in jobs)
+
+
+def test_a_set_is_overdue_only_past_all_its_copies_one_disk_after_another():
+    """Defect: a job not done counted as overdue (and was sent again) one disk's copy timeout and an
+    hour after it went out, but a set copies its disks one after another, each up to the timeout: a
+    four-disk set whose copies were running fine was re-sent while its second copy ran."""
+    bounds = {"step_timeout": timedelta(minutes=30), "copy_timeout": timedelta(hours=24), "look": timedelta(minutes=15)}
+    jobs = plan([vm("g", disks=3), vm("w", disks=1, tags={"vmkeeper-policy": "weekly"})], POLICIES,
+                datetime(2026, 11, 29, 3, 5, tzinfo=UTC)).jobs
+    by = {(j.vm_id.rsplit("/", 1)[-1], j.kind): j for j in jobs}
+    four = by[("g", "snapshot_set")]
+    assert len(four.snapshots) == 4 and four.copy_region == "westus"
+    # Every copy may run its full time, each started (and last looked at) in its own step.
+    longest = 2 * bounds["step_timeout"] + 4 * (bounds["step_timeout"] + bounds["copy_timeout"] + bounds["look"])
+    assert overdue_after(four, **bounds) == longest
+    assert overdue_after(four, **bounds) > 4 * bounds["copy_timeout"]
+    # A restore point is copied once; a job without copies keeps one copy's time of slack (its queue wait).
+    point = by[("g", "restore_point")]
+    assert overdue_after(point, **bounds) == 2 * bounds["step_timeout"] + bounds["step_timeout"] + bounds["copy_timeout"] + bounds["look"]
+    uncopied = by[("w", "snapshot_set")]
+    assert uncopied.copy_region is None
+    assert overdue_after(uncopied, **bounds) == timedelta(hours=25)
+    # More disks, more time: never less than the copies it makes.
+    for disks in range(1, 6):
+        job = next(j for j in plan([vm("x", disks=disks)], POLICIES, NOW).jobs if j.kind == "snapshot_set")
+        assert overdue_after(job, **bounds) >= (disks + 1) * bounds["copy_timeout"]
