@@ -230,3 +230,57 @@ def test_a_copy_that_ends_failed_fails_its_job_at_once(az, worker, compute, sub)
     outcome, steps = run(worker, az, new_message(job))
     assert isinstance(outcome, jobs.Failed) and outcome.reason.endswith("ended Failed"), outcome
     assert steps.count("copy_check") == 1
+
+
+def test_a_replayed_job_writes_over_nothing_and_leaves_an_operators_lock(az, worker, compute, sub):
+    """Defect: a replay (a re-sent job, a redelivery) PUT every snapshot, copy, restore point and lock
+    of the job again: a PUT replaces every tag, and the lock step replaced an operator's lock of the
+    same name. Every write is create-only: what exists is read and checked, never written again."""
+    from azure.mgmt.resource.locks import ManagementLockClient
+    from azure.mgmt.resource.locks.models import ManagementLockObject
+
+    vm = compute.virtual_machines.get("rg-vm-00", "vm-00000")
+    job = dict(snapshot_job(vm, sub, copy_region="northeurope"), lock_days=7)
+    job["snapshots"] = job["snapshots"][:2]
+    assert isinstance(run(worker, az, new_message(job))[0], jobs.Done)
+    locks = az.client(ManagementLockClient, sub).management_locks
+    first = compute.snapshots.get("rg-vm-00", job["snapshots"][0]["name"])
+    locks.delete_by_scope(first.id, T.OWN_LOCK)  # an operator's own lock, by the same name, in its place
+    locks.create_or_update_by_scope(first.id, T.OWN_LOCK, ManagementLockObject(level="CanNotDelete", notes="legal-42"))
+    since = len(az.calls())
+    assert isinstance(run(worker, az, new_message(job))[0], jobs.Done)
+    assert [(c["method"], c["path"]) for c in az.calls(since) if c["method"] not in ("GET", "HEAD")] == []
+    assert locks.get_by_scope(first.id, T.OWN_LOCK).notes == "legal-42"
+
+
+def test_a_replayed_restore_point_job_puts_nothing_again(az, worker, compute, sub):
+    vm = compute.virtual_machines.get("rg-vm-00", "vm-00002")
+    region = "northeurope" if vm.location != "northeurope" else "westeurope"
+    job = {"type": "restore_point", "vm_id": vm.id.lower(), "subscription_id": sub, "resource_group": "rg-vm-00",
+           "location": vm.location, "policy": "gold", "slot": "2026-11-26T07:00:00+00:00", "set_id": "rp3",
+           "copy_region": region, "tags": {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: "gold"},
+           "rpc_name": "vmk-rpc-vm-00002", "rp_name": "vmk-rp-202611260700", "consistency": "CrashConsistent",
+           "exclude_disk_ids": []}
+    assert isinstance(run(worker, az, new_message(job))[0], jobs.Done)
+    since = len(az.calls())
+    assert isinstance(run(worker, az, new_message(job))[0], jobs.Done)
+    assert [(c["method"], c["path"]) for c in az.calls(since) if c["method"] not in ("GET", "HEAD")] == []
+
+
+def test_a_snapshot_by_a_set_name_that_is_not_the_sets_fails_the_job_and_is_left_alone(az, worker, compute, sub):
+    """Membership is the name and vmkeeper's tags: a snapshot someone made under the name the set
+    would use (other tags) is neither adopted nor written over; the job fails saying why."""
+    from azure.mgmt.compute.models import CreationData, Snapshot
+
+    vm = compute.virtual_machines.get("rg-vm-00", "vm-00000")
+    job = snapshot_job(vm, sub)
+    target = job["snapshots"][1]
+    compute.snapshots.begin_create_or_update("rg-vm-00", target["name"], Snapshot(
+        location=vm.location, tags={"owner": "ops"}, incremental=True,
+        creation_data=CreationData(create_option="Copy", source_resource_id=target["disk_id"]))).result()
+    az.advance(61)
+    since = len(az.calls())
+    outcome, _ = run(worker, az, new_message(job))
+    assert isinstance(outcome, jobs.Failed) and f"snapshot {target['name']} exists" in outcome.reason, outcome
+    assert compute.snapshots.get("rg-vm-00", target["name"]).tags == {"owner": "ops"}
+    assert not [c for c in az.calls(since) if c["method"] == "PUT" and c["path"].split("?")[0].endswith(target["name"])]
