@@ -22,6 +22,7 @@ from shared import tags as T
 from shared import wiring
 
 REGION, COPY_REGION = "westeurope", "northeurope"
+SEED = 7  # the faults' draws: more than five isolated 500s over the long job, never five in a row
 
 
 class WarpQueue:
@@ -168,3 +169,50 @@ def test_a_re_sent_job_keeps_an_operators_hold_and_retention_keeps_the_set(az, w
     for s in ours:
         assert s.name in left and left[s.name][T.HOLD] == "legal-42"
         assert rules[s.name] == "hold"  # kept for its hold (keep_last 1 alone would delete it)
+
+
+def test_a_long_job_is_not_poisoned_by_isolated_errors_but_errors_in_a_row_still_poison_it(az, world, azurite):
+    """Defect: the queue runner counted a job's errors over its whole life, so a long job (here a set's
+    two copies of six hours each, looked at some eighty times) that made progress between isolated ARM
+    500s was poisoned at its fifth. Errors count in a row: progress clears them; five in a row still
+    poison the job, with one alert."""
+    from shared.alerts import events as A
+    from shared.queue.runner import MAX_ERRORS
+    from shared.schedule.service import job_key, jobs_partition
+
+    host, app, sub, settings = world
+    az.settings(lro={"per_type": {"Microsoft.Compute/snapshots/copy": 2160}})  # each copy: 6 emulated hours
+    az.faults([{"kind": "500", "method": "GET", "path": "/snapshots/", "probability": 0.1}], seed=SEED)
+    start = emulated_now(az)
+    since = len(az.calls())
+    assert app.schedule.plan_and_enqueue(start)["enqueued"] == 1
+    assert host.run_until_idle(timeout=120)
+    fired = az.admin("GET", "faults")["rules"][0]["fired"]
+    az.faults([])
+    looks = [c for c in az.calls(since) if c["method"] == "GET" and f"-{COPY_REGION}" in c["path"]]
+    assert poisoned(azurite, settings) == []
+    assert len(looks) > 40 and fired > MAX_ERRORS  # a long job, with more errors over its life than the bound
+    rows = list(app.schedule.ledger.rows(jobs_partition(slot_of(app, start))))
+    assert [r["outcome"] for r in rows] == ["done"], rows
+
+    # Five errors in a row (the next week's job, its first reads): poisoned, with one alert.
+    week = start + timedelta(days=7)
+    az.advance(max(0.0, (week - emulated_now(az)).total_seconds()))
+    az.faults([{"kind": "500", "method": "GET", "path": "/snapshots/", "count": MAX_ERRORS}])
+    assert app.schedule.plan_and_enqueue(week)["enqueued"] == 1
+    assert host.run_until_idle(timeout=120)
+    az.faults([])
+    (gone,) = poisoned(azurite, settings)
+    assert "500" in gone["reason"] or "Internal" in gone["reason"], gone
+    slot = slot_of(app, week)
+    alerts = [a for a in app.alerts.recent(datetime(2000, 1, 1).astimezone()) if a["data"].get("slot") == slot]
+    assert [(a["type"], a["data"]["cause"]) for a in alerts] == [(A.JOB_POISONED, "poisoned")]
+    (row,) = app.schedule.ledger.rows(jobs_partition(slot))
+    assert row["outcome"] == "failed" and row["item"] == job_key(gone["message"]["job"])
+
+
+def slot_of(app, now: datetime) -> str:
+    from shared.policy.document import load_policy_file
+    from shared.schedule.planner import slot_for
+
+    return slot_for(load_policy_file(app.fleet_settings.policy_file).policies["weekly"].schedule, now).isoformat()
