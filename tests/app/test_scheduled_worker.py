@@ -284,3 +284,38 @@ def test_a_snapshot_by_a_set_name_that_is_not_the_sets_fails_the_job_and_is_left
     assert isinstance(outcome, jobs.Failed) and f"snapshot {target['name']} exists" in outcome.reason, outcome
     assert compute.snapshots.get("rg-vm-00", target["name"]).tags == {"owner": "ops"}
     assert not [c for c in az.calls(since) if c["method"] == "PUT" and c["path"].split("?")[0].endswith(target["name"])]
+
+
+def test_a_snapshot_being_created_is_looked_at_for_a_time_not_a_count_of_looks(az, compute, sub, azurite):
+    """Defect: the create check gave up after 40 looks (a few minutes at ARM's pace) whatever the time
+    taken. It gives up on elapsed time: a snapshot slow to finish is waited for, a stuck one fails."""
+    from azure.data.tables import TableClient
+
+    now = [3_000_000.0]
+    budget = pacing.WriteBudget(TableClient.from_connection_string(azurite.connection_string, f"b{uuid.uuid4().hex[:10]}"),
+                                rate=50, burst=100)
+    vm = compute.virtual_machines.get("rg-vm-00", "vm-00002")
+
+    def drive(worker, job):
+        message, looks = new_message(job), 0
+        for _ in range(400):
+            outcome = worker.handle(message)
+            if not isinstance(outcome, jobs.Retry):
+                return outcome, looks
+            looks += message.get("step") == "check"
+            az.advance(outcome.delay)
+            now[0] += outcome.delay
+            message = {**message, **outcome.changes}
+        raise AssertionError("job never finished")
+
+    az.settings(lro={"per_type": {"Microsoft.Compute/snapshots": 90}})  # looked at every second: over 40 looks
+    outcome, looks = drive(ScheduledWorker(arm(az), budget, clock=lambda: now[0]),
+                           snapshot_job(vm, sub, slot="2026-11-27T06:00:00+00:00"))
+    assert isinstance(outcome, jobs.Done) and looks > 40, (outcome, looks)
+    az.settings(lro={"per_type": {"Microsoft.Compute/snapshots": 3 * 3600}})  # stuck for longer than the bound
+    az.advance(3600)
+    started = now[0]
+    outcome, looks = drive(ScheduledWorker(arm(az), budget, check_timeout=150, clock=lambda: now[0]),
+                           snapshot_job(vm, sub, slot="2026-11-27T12:00:00+00:00"))
+    assert isinstance(outcome, jobs.Failed) and "still creating" in outcome.reason, outcome
+    assert 150 < now[0] - started <= 150 + 5
