@@ -173,3 +173,26 @@ def test_each_firing_sends_only_what_is_not_out_yet_or_overdue(az, azurite, tmp_
     assert len(names) == 6  # three VMs, OS + one data disk each, once
     poison = QueueClient.from_connection_string(azurite.connection_string, settings["VMKEEPER_JOBS_QUEUE"] + "-poison")
     assert poison.get_queue_properties().approximate_message_count == 0
+
+
+def test_a_set_copied_disk_after_disk_is_not_re_sent_while_its_copies_may_still_run(az, azurite, tmp_path, monkeypatch):
+    """Defect: a job not done counted as overdue one disk's copy timeout and an hour after it went out,
+    but a set copies its disks one after another (each up to the timeout): a two-disk set still copying
+    its second disk was sent again (the planner decides: shared/schedule/planner.py overdue_after)."""
+    from datetime import UTC, datetime, timedelta
+
+    sub = az.seed(subscriptions=1, resource_groups=1, vms=1, data_disks=[1, 1], regions=["westeurope"],
+                  tag_sets=[{}], seed=13)["subscriptions"][0]
+    h, _, app = start_app(az, azurite, tmp_path, monkeypatch, sub, {"version": 1, "default": "weekly", "policies": {
+        "weekly": {"schedule": {"weekly_on": "sunday", "at": "03:00"}, "snapshots": {"luns": "all"},
+                   "copy": {"region": "northeurope"}}}},
+        VMKEEPER_SCHEDULE="0 */15 * * * *", VMKEEPER_COPY_TIMEOUT_HOURS="1")
+    t = datetime(2026, 11, 30, 10, 5, tzinfo=UTC)  # a Monday: the slot is Sunday 03:00 all week
+    try:
+        assert app.schedule.plan_and_enqueue(t)["enqueued"] == 1
+        still = app.schedule.plan_and_enqueue(t + timedelta(hours=3))  # its second copy may still run
+        assert still["resent"] == 0 and still["already_enqueued"] == 1
+        lost = app.schedule.plan_and_enqueue(t + timedelta(hours=5))  # past both copies and every step's bound
+        assert lost["resent"] == 1
+    finally:
+        h.close()
