@@ -37,6 +37,8 @@ from ..instants import format_instant, parse_instant
 
 MARGIN = timedelta(hours=1)  # past a job's own bound: its last step may have begun just before it
 COPY_TIMEOUT = timedelta(hours=24)  # VMKEEPER_COPY_TIMEOUT_HOURS' default: one disk's copy, at most
+STEP_TIMEOUT = timedelta(minutes=30)  # a scheduled step's looks (a snapshot or restore point being created) end by then
+LOOK = timedelta(minutes=15)  # the longest between two looks at a copy: a step may end this long past its bound
 RESTORE_STEP_TIMEOUT = timedelta(hours=24)  # shared/restore/service.py STEP_TIMEOUT
 SNAPSHOT_SET, RESTORE_POINT = "snapshot_set", "restore_point"  # the schedule's job types
 PENDING, RUNNING = "pending", "running"  # shared/restore/records.py: a restore still to run, or running
@@ -109,13 +111,25 @@ def jobs_partition(slot: datetime) -> str:
     return f"jobs@{slot_key(slot)}"
 
 
+def job_lifetime(copies: int, *, copy_timeout: timedelta = COPY_TIMEOUT, step_timeout: timedelta = STEP_TIMEOUT,
+                 look: timedelta = LOOK) -> timedelta:
+    """The longest a scheduled job may run once sent: its create and check each give up after
+    ``step_timeout``; a snapshot set copies one disk after another (``copies``), each copy's start bounded
+    by ``step_timeout`` and the copy by ``copy_timeout``, the last look at it up to ``look`` later. A job
+    without copies is given one copy's time all the same: slack for its wait in the queue for write
+    budget. The planner re-sends a job only past it, and a running job's pin lasts at least as long, so
+    no job still running is ever unpinned (one function: a test checks both use it)."""
+    return 2 * step_timeout + max(1, copies) * copy_timeout + copies * (step_timeout + look)
+
+
 def job_bound(job: Job, copy_timeout: timedelta = COPY_TIMEOUT) -> datetime | None:
-    """When a job's pin ends at the latest, if it is running (None: it is not)."""
+    """When a job's pin ends at the latest, if it is running (None: it is not). The ledger does not say
+    whether the job copies: taken as copying every disk, the longer of the two."""
     if job.enqueued_at is None or job.outcome == "done":
         return None
     if job.outcome is not None and (job.outcome_at is None or job.outcome_at >= job.enqueued_at):
         return None  # ended (failed) since its last enqueue
-    return job.enqueued_at + MARGIN + max(1, job.disks) * copy_timeout
+    return job.enqueued_at + MARGIN + job_lifetime(max(1, job.disks), copy_timeout=copy_timeout)
 
 
 # --- the restores table (shared/restore/records.py writes it) ---------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any, Literal, NamedTuple
 from .. import names, resource_ids
 from .. import tags as T
 from ..names import collection_name, restore_point_name, set_id, snapshot_name
+from ..points.pins import job_lifetime
 from ..policy.document import MIN_RESTORE_POINT_HOURS, Policy, PolicySet, Schedule, zone
 
 SNAPSHOT_WINDOW = timedelta(minutes=5)
@@ -386,12 +387,9 @@ def _restore_point_job(
 
 def overdue_after(job: Job, *, step_timeout: timedelta, copy_timeout: timedelta, look: timedelta) -> timedelta:
     """How long after it was sent a job not yet done counts as lost (and is sent again): past the
-    longest it may take. Its create and check each give up after ``step_timeout``; a snapshot set
-    copies one disk after another, each copy's start bounded by ``step_timeout`` and the copy by
-    ``copy_timeout``, the last look at it up to ``look`` later. A job without copies is given one
-    copy's time all the same: slack for its wait in the queue for write budget."""
+    longest it may take (shared/points/pins.py job_lifetime, which also bounds a running job's pin)."""
     copies = 0 if not job.copy_region else len(job.snapshots) if job.kind == "snapshot_set" else 1
-    return 2 * step_timeout + max(1, copies) * copy_timeout + copies * (step_timeout + look)
+    return job_lifetime(copies, step_timeout=step_timeout, copy_timeout=copy_timeout, look=look)
 
 
 def plan(

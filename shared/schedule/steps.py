@@ -23,6 +23,7 @@ from .. import tags as T
 from ..azure.retry_after import retry_after_seconds
 from ..instants import format_instant
 from ..names import copy_name
+from ..points import pins as P
 from ..ports import Arm, Budget
 from ..queue import messages as jobs
 from ..queue.messages import Done, Failed, Outcome, Retry
@@ -30,9 +31,10 @@ from ..queue.messages import Done, Failed, Outcome, Retry
 KIND = "scheduled"
 CHECK_DELAY = 10  # seconds before looking at a snapshot or restore point again, when ARM gives no Retry-After
 COPY_DELAY = 5
-COPY_CHECK_CEILING = 900  # seconds: a copy is looked at no less often than this (copies take hours)
-COPY_TIMEOUT = 24 * 3600.0  # seconds a cross-region copy may take before its job gives up (a setting)
-CHECK_TIMEOUT = 1800.0  # seconds a step may look (a snapshot or restore point being created) or be throttled
+# The bounds a running job's pin and the planner's re-send both count on (shared/points/pins.py).
+COPY_CHECK_CEILING = P.LOOK.total_seconds()  # a copy is looked at no less often than this (copies take hours)
+COPY_TIMEOUT = P.COPY_TIMEOUT.total_seconds()  # a cross-region copy may take this long before its job gives up (a setting)
+CHECK_TIMEOUT = P.STEP_TIMEOUT.total_seconds()  # a step may look (a snapshot or restore point being created) or be throttled
 LOOK_CEILING = COPY_CHECK_CEILING  # the longest between two looks: a step may end this long past its bound
 SNAPSHOT_LIMIT_DELAY = 60  # "7 incremental snapshots per disk per 5 minutes"
 IN_FLIGHT_DELAY = 30  # "one restore point creation at a time per VM"

@@ -34,8 +34,9 @@ def test_a_copy_in_flight_pins_its_source_until_the_copy_timeout_and_an_hour():
 def test_a_running_snapshot_set_job_pins_the_whole_set_for_all_its_disks_copies():
     (pin,) = P.pins(NOW, jobs=[job(disks=3)])
     assert pin.sets == {names.set_id(VM, NOW - 3 * H)} and "still running" in pin.reason
-    assert pin.until == NOW - 3 * H + H + 3 * P.COPY_TIMEOUT  # one copy after another
-    assert P.pins(NOW - 3 * H + H + 3 * P.COPY_TIMEOUT, jobs=[job(disks=3)]) == []
+    until = NOW - 3 * H + H + P.job_lifetime(3)
+    assert pin.until == until and until > NOW - 3 * H + 3 * P.COPY_TIMEOUT  # one copy after another
+    assert P.pins(until, jobs=[job(disks=3)]) == []
 
 
 def test_a_running_restore_point_job_pins_its_restore_point_by_name():
@@ -49,7 +50,7 @@ def test_a_job_ends_its_pin_when_done_or_failed_unless_sent_again_since():
     assert P.pins(NOW, jobs=[job(enqueued_at=None)]) == []
     resent = job(outcome="failed", outcome_at=NOW - 2 * H, enqueued_at=NOW - H)  # re-sent after it failed
     (pin,) = P.pins(NOW, jobs=[resent])
-    assert pin.until == NOW - H + H + P.COPY_TIMEOUT
+    assert pin.until == NOW - H + H + P.job_lifetime(1)
 
 
 def test_the_ledger_keys_are_the_schedules_own():
@@ -81,6 +82,23 @@ def test_the_bounds_are_the_ones_the_jobs_themselves_give_up_at(tmp_path):
     for env in ({}, {"VMKEEPER_RESTORE_TABLE": "restoresx"}):  # retention reads the table the restores write
         env = {**base, **env}
         assert FleetSettings.from_env(env).restore_table == RestoreSettings.from_env(env).table
+
+
+def test_a_running_job_stays_pinned_at_least_until_the_planner_would_send_it_again():
+    """A job still running is pinned at least as long as the planner waits before taking it for lost:
+    a four-disk set copying disk after disk was unpinned three hours before its re-send (97 h against
+    100 h), so retention could delete the source of its last copy while it ran."""
+    from shared.schedule.planner import overdue_after, plan
+    from shared.schedule.steps import CHECK_TIMEOUT, COPY_CHECK_CEILING, COPY_TIMEOUT
+    from tests.unit.test_planner import POLICIES, vm
+
+    bounds = {"step_timeout": timedelta(seconds=CHECK_TIMEOUT), "copy_timeout": timedelta(seconds=COPY_TIMEOUT),
+              "look": timedelta(seconds=COPY_CHECK_CEILING)}
+    sent = datetime(2026, 11, 29, 3, 5, tzinfo=UTC)
+    for disks in range(0, 6):
+        for job in plan([vm("g", disks=disks)], POLICIES, sent).jobs:
+            ledger_job = P.Job(job.vm_id, job.kind, job.slot, sent, disks=len(job.snapshots) or 1)
+            assert P.job_bound(ledger_job) >= sent + overdue_after(job, **bounds), (disks, job.kind)
 
 
 # --- restores -----------------------------------------------------------------------------------------------------
