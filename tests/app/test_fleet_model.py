@@ -38,7 +38,6 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
-    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -96,11 +95,11 @@ class World:
     """One fresh fleet: the emulator reset and seeded, queues and tables of its own, the app's wiring."""
 
     def __init__(self, fx: dict[str, Any], seed: int, chaos: Any):
-        import function_app
         from azure.mgmt.compute import ComputeManagementClient
         from azure.mgmt.resource.locks import ManagementLockClient
         from azure.mgmt.resource.resources import ResourceManagementClient
 
+        import function_app
         from devtools.functions_host import LocalFunctionsHost
         from emulator.testing import StaticCredential
         from shared import wiring
