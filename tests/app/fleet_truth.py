@@ -47,6 +47,8 @@ class Truth:
     groups: dict[str, dict[str, str] | None] = field(default_factory=dict)  # name (lower) → tags
     locks: set[str] = field(default_factory=set)  # lock ids (lower)
     power: dict[str, str] = field(default_factory=dict)  # VM id (lower) → "running" | "deallocated" | ...
+    copying: set[str] = field(default_factory=set)  # sources (lower) of copies in flight: pinned
+    point_vms: set[str] = field(default_factory=set)  # VMs (lower) vmkeeper's artifacts say they protect
 
     def newest_complete(self) -> dict[tuple[str, str, bool], Point]:
         out: dict[tuple[str, str, bool], Point] = {}
@@ -70,6 +72,13 @@ def read(emu: Any, sub: str) -> Truth:
         collections = {r.key: r for r in store.resources.values()
                        if r.type.lower() == COLLECTION and T.is_managed(r.tags)}
         rps = [r for r in store.resources.values() if r.type.lower() == RESTORE_POINT]
+        copying = {str(r.internal["copy"].get("source") or (r.properties.get("sourceRestorePoint") or {}).get("id"))
+                   .lower() for r in store.resources.values()
+                   if r.type.lower() in (SNAPSHOT, RESTORE_POINT) and r.internal.get("copy")
+                   and (float(r.properties.get("completionPercent", 100) or 0) < 100
+                        or r.properties.get("provisioningState") == "Creating")
+                   and not r.properties.get("copyCompletionError")}
+        point_vms = {str((r.tags or {}).get(T.VM, "")).lower() for r in list(snaps) + list(collections.values())}
         points: dict[str, Point] = {}
         sets: dict[tuple[str, str], list[Any]] = {}
         for s in snaps:
@@ -95,7 +104,7 @@ def read(emu: Any, sub: str) -> Truth:
             points[rp.key] = Point(rp.key, "restore_point", str((rpc.tags or {}).get(T.VM, "")).lower(), copy,
                                    str(rp.properties.get("timeCreated", "")),
                                    rp.properties.get("provisioningState") == "Succeeded", (rp.key,), parent)
-    return Truth(points, resources, groups, locks, power)
+    return Truth(points, resources, groups, locks, power, copying, point_vms)
 
 
 # --- what the app recorded in Azurite ---------------------------------------------------------------

@@ -34,10 +34,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    Bundle,  # noqa: F401 (kept for readers extending the model)
     RuleBasedStateMachine,
     initialize,
     invariant,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -58,8 +58,10 @@ REGION, SECOND = "westeurope", "northeurope"
 RG = "rg-vm-00"
 VM_NAMES = ("app-0", "app-1")  # what operators create (and delete, and create again under the same name)
 DRILL_EVERY_DAYS = 7
+SLOT_HOURS = 6  # a re-sent job (overdue after the copy timeout + 1 h) falls in its own slot
+COPY_TIMEOUT_HOURS = 1
 POLICY = {"version": 1, "default": "full", "policies": {"full": {
-    "schedule": {"every_hours": 1}, "snapshots": {"luns": "all", "include_os_disk": True},
+    "schedule": {"every_hours": SLOT_HOURS}, "snapshots": {"luns": "all", "include_os_disk": True},
     "restore_point": {"consistency": "CrashConsistent"}, "copy": {"region": SECOND},
     "retention": {"keep_last": 1, "deferral": "PT1H", "orphan_grace": "P1D"},
     "drill": {"every_days": DRILL_EVERY_DAYS, "point": "copy", "all_vms": True, "keep_hours": 0,
@@ -126,7 +128,7 @@ class World:
             "VMKEEPER_DRILL_SCHEDULE": "0 0 3 * * *", "VMKEEPER_COMPLIANCE_SCHEDULE": "0 15 * * * *",
             "VMKEEPER_RESTORE_SCOPES": f"/subscriptions/{sub}/resourceGroups/rg-restore,"
                                        f"/subscriptions/{sub}/resourceGroups/{RG}",
-            "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
+            "VMKEEPER_COPY_TIMEOUT_HOURS": str(COPY_TIMEOUT_HOURS), "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
         }
         for name, value in self.settings.items():
             monkeypatch.setenv(name, value)
@@ -195,6 +197,9 @@ class FleetModel(RuleBasedStateMachine):
         self.foreign_groups = {name: dict(tags or {}) for name, tags in truth.groups.items()}
         self.prev = truth
         self._read_calls()
+        # The fleet starts protected once (points to hold, restore, drill and retain from the first step).
+        retried(lambda: w.app.schedule.plan_and_enqueue(w.now()))
+        self.idle = w.host.run_until_idle(timeout=60)
 
     def teardown(self) -> None:
         w = self.w
@@ -261,7 +266,7 @@ class FleetModel(RuleBasedStateMachine):
         retried(lambda: self.w.app.schedule.plan_and_enqueue(self.w.now()))
         self._pump()
 
-    @rule(hours=st.sampled_from([0.25, 1, 3, 13]))
+    @rule(hours=st.sampled_from([0.25, 1, 2.5, 7]))
     def advance_clock(self, hours: float) -> None:
         RULES["advance_clock"] += 1
         self.w.az.advance(hours * 3600)
@@ -364,14 +369,23 @@ class FleetModel(RuleBasedStateMachine):
         if vm_id not in self.vms:
             return
         RULES["delete_vm"] += 1
+        vm = w.emu.store.get(vm_id)
+        parts = {vm_id}  # the VM, and the disks and NICs its delete options take with it
+        if vm is not None:
+            storage = vm.properties.get("storageProfile") or {}
+            disks = [storage.get("osDisk") or {}] + list(storage.get("dataDisks") or [])
+            parts |= {str((d.get("managedDisk") or {}).get("id", "")).lower() for d in disks}
+            parts |= {str(n.get("id", "")).lower()
+                      for n in (vm.properties.get("networkProfile") or {}).get("networkInterfaces") or []}
         retried(lambda: w.compute.virtual_machines.begin_delete(RG, name).result())
         del self.vms[vm_id]
         self.created_at.pop(vm_id, None)
-        self.foreign.discard(vm_id)
+        self.foreign -= parts - set(fleet_truth.read(w.emu, w.sub).resources)
         self.tags.pop(vm_id, None)
         self.owed = {(v, k) for v, k in self.owed if v != vm_id}
 
     # --- rules: operators meddle with points ------------------------------------------------------------------
+    @precondition(lambda self: self.w is not None and bool(self._managed("snapshot")))
     @rule(kind=st.sampled_from(["snapshot", "collection"]), pick=st.integers(0, 50), value=st.sampled_from(["", "legal-42"]))
     def add_hold(self, kind: str, pick: int, value: str) -> None:
         ids = self._managed(kind)
@@ -382,6 +396,7 @@ class FleetModel(RuleBasedStateMachine):
         self._tags_at(rid, "Merge", {T.HOLD: value})
         self.holds[rid] = value
 
+    @precondition(lambda self: bool(self.holds))
     @rule(pick=st.integers(0, 50))
     def remove_hold(self, pick: int) -> None:
         held = sorted(self.holds)
@@ -393,6 +408,7 @@ class FleetModel(RuleBasedStateMachine):
         self._tags_at(rid, "Delete", {T.HOLD: self.w.emu.store.get(rid).tags.get(T.HOLD, "")}
                       if self.w.emu.store.get(rid) is not None else {})
 
+    @precondition(lambda self: self.w is not None and bool(self._managed("snapshot")))
     @rule(kind=st.sampled_from(["snapshot", "collection"]), pick=st.integers(0, 50))
     def add_lock(self, kind: str, pick: int) -> None:
         from azure.mgmt.resource.locks.models import ManagementLockObject
@@ -406,6 +422,7 @@ class FleetModel(RuleBasedStateMachine):
         self.locked.add(rid)
         self.foreign.add(f"{rid}/providers/microsoft.authorization/locks/ops-legal")
 
+    @precondition(lambda self: bool(self.locked))
     @rule(pick=st.integers(0, 50))
     def remove_lock(self, pick: int) -> None:
         locked = sorted(self.locked)
@@ -512,6 +529,7 @@ class FleetModel(RuleBasedStateMachine):
         self._check_tags(truth)
         self._check_foreign(truth, calls)
         self._check_poisoned()
+        self._check_fleet_members(truth)
         self._check_not_protected()
         if self.idle:
             self._check_stopped(truth)
@@ -534,6 +552,8 @@ class FleetModel(RuleBasedStateMachine):
                 self._fail("locked point deleted", f"{key} (gone {gone})")
             if key in pins | self.prev_pins:
                 self._fail("pinned point deleted", f"{key} read by a restore or drill not finished (gone {gone})")
+            if parts & prev.copying:
+                self._fail("pinned point deleted", f"{key}: the source of a copy in flight (gone {gone})")
             if newest_before.get(p.lineage) is p and p.vm in self.vms:
                 after = newest_now.get(p.lineage)
                 if after is None or after.time <= p.time:
@@ -571,6 +591,12 @@ class FleetModel(RuleBasedStateMachine):
             if ("vmkeeper/" in (c.get("userAgent") or "") and c["method"] == "DELETE" and c["status"] in (200, 202)
                     and "/providers/microsoft.authorization/locks/" not in path and path not in self.app_created):
                 self._fail("foreign deleted", f"vmkeeper deleted {path}, which it never created")
+
+    def _check_fleet_members(self, truth: fleet_truth.Truth) -> None:
+        INVARIANTS["no point made of a drilled or restored VM"] += 1
+        for vm in truth.point_vms:
+            if "/resourcegroups/vmkeeper-drill-" in vm or "/resourcegroups/rg-restore/" in vm:
+                self._fail("fleet members", f"vmkeeper protects {vm}, a VM a drill or restore made")
 
     def _check_poisoned(self) -> None:
         INVARIANTS["every poisoned job has one alert"] += 1
