@@ -73,7 +73,7 @@ COPY_FAULTS = [{"kind": "lro_failed", "method": "PUT", "path": f"/snapshots/[^/?
                 "path": f"/restorePointCollections/[^/?]*-{SECOND}/restorePoints/", "count": 1}]
 SLOW_COPY_SECONDS = 720  # emulated: a copy takes 10× this (2 h)
 PUMP_SECONDS = float(os.environ.get("FLEET_MODEL_PUMP_SECONDS", "12"))
-SETTLE_SECONDS = 240.0
+SETTLE_SECONDS = 1000.0  # a copy's check backs off to 15 min (schedule/steps.py COPY_CHECK_CEILING): one wait
 # Exploring on main: FLEET_MODEL_IGNORE="tags,deleted" leaves invariants out to find the next one (never in CI).
 IGNORED = {s.strip() for s in os.environ.get("FLEET_MODEL_IGNORE", "").split(",") if s.strip()}
 
@@ -266,10 +266,30 @@ class FleetModel(RuleBasedStateMachine):
         retried(lambda: self.w.app.schedule.plan_and_enqueue(self.w.now()))
         self._pump()
 
-    @rule(hours=st.sampled_from([0.25, 1, 2.5, 7]))
+    @rule(hours=st.sampled_from([0.25, 1, 3, 7]))
     def advance_clock(self, hours: float) -> None:
+        """Time passes, and the timers fire on their schedules as they would: the slot every SLOT_HOURS,
+        retention at half past and compliance at a quarter past every SLOT_HOURS."""
         RULES["advance_clock"] += 1
-        self.w.az.advance(hours * 3600)
+        w = self.w
+        end = w.now().timestamp() + hours * 3600
+        while True:
+            now = w.now().timestamp()
+            marks = [(now // 3600 + 1) * 3600 + m * 60 for m in (0, 15, 30)]
+            step = min([m for m in marks if m > now] + [end])
+            w.az.advance(max(0.0, step - now))
+            if step >= end:
+                break
+            moment = w.now()
+            if moment.hour % SLOT_HOURS == 0 and moment.minute < 5:
+                RULES["timer: plan_slot"] += 1
+                retried(lambda m=moment: w.app.schedule.plan_and_enqueue(m))
+                self._pump()
+            elif moment.hour % SLOT_HOURS == 0 and 15 <= moment.minute < 20:
+                self.compliance_run()
+            elif moment.hour % SLOT_HOURS == 0 and 30 <= moment.minute < 35:
+                RULES["timer: retention_pass"] += 1
+                retried(lambda m=moment: w.app.retention.run(m))
         self._pump()
 
     @rule()
@@ -718,3 +738,79 @@ def test_a_short_model_of_the_whole_fleet(az, emu, azurite, tmp_path, monkeypatc
 def test_a_long_model_of_the_whole_fleet(az, emu, azurite, tmp_path, monkeypatch):
     run_model({"az": az, "emu": emu, "azurite": azurite, "tmp_path": tmp_path, "monkeypatch": monkeypatch},
               examples=40, steps=40)
+
+
+# --- stories: the model's own steps in a fixed order, each a defect of issue 19 as hypothesis would print it --------
+def story(fx: dict[str, Any], steps: list[tuple[str, dict[str, Any]]], seed: int = 0) -> None:
+    """Run ``steps`` (FleetModel rule names and arguments) through the model, checking every invariant after
+    each, then settle: the same machine and checks as the random runs, in an order known to reach a defect."""
+    FIXTURES.clear()
+    FIXTURES.update(fx)
+    m = FleetModel()
+    try:
+        m.start(seed)
+        m.nothing_lost()
+        for name, kwargs in steps:
+            getattr(m, name)(**kwargs)
+            m.nothing_lost()
+    finally:
+        m.teardown()
+
+
+def _hold_newest_set(m: FleetModel, value: str = "legal-42") -> None:
+    """The operator holds the newest snapshot set's source snapshots."""
+    truth = fleet_truth.read(m.w.emu, m.w.sub)
+    newest = max((p for p in truth.points.values() if p.kind == "snapshot_set" and not p.copy), key=lambda p: p.time)
+    for rid in newest.members:
+        m._tags_at(rid, "Merge", {T.HOLD: value})
+        m.holds[rid] = value
+
+
+FleetModel.hold_newest_set = lambda self: (RULES.update(["hold_newest_set"]), _hold_newest_set(self))[0]
+
+
+def _slow_copies(self: FleetModel, seconds: float) -> None:
+    RULES["copies_slow(seconds)"] += 1
+    self.w.az.settings(lro={"per_type": {"Microsoft.Compute/snapshots/copy": seconds}})
+
+
+def _fail_os_disk_swap(self: FleetModel) -> None:
+    """The VM update that swaps the OS disk fails (ARM 500s on the VM's PATCH, more than any retry takes)."""
+    RULES["fail_os_disk_swap"] += 1
+    self.faults["swap"] = [{"kind": "500", "method": "PATCH", "path": "/virtualMachines/[^/?]+$", "count": 60}]
+    self._apply_faults()
+
+
+FleetModel.slow_copies = _slow_copies
+FleetModel.fail_os_disk_swap = _fail_os_disk_swap
+
+
+def fx_of(az, emu, azurite, tmp_path, monkeypatch) -> dict[str, Any]:
+    return {"az": az, "emu": emu, "azurite": azurite, "tmp_path": tmp_path, "monkeypatch": monkeypatch}
+
+
+def test_story_a_resent_job_keeps_the_operators_hold(az, emu, azurite, tmp_path, monkeypatch):
+    """Defect 1: the slot's copy ends Failed, the operator holds the set, the overdue job is re-sent."""
+    story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
+        ("copies_fail", {}), ("advance_clock", {"hours": 7}), ("hold_newest_set", {}),
+        ("advance_clock", {"hours": 3}), ("fire_slot", {}), ("retention_pass", {})])
+
+
+def test_story_a_drill_never_adopts_an_operators_group(az, emu, azurite, tmp_path, monkeypatch):
+    """Defect 3: an operator's group named like this period's drill group, with a VNet in it."""
+    story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
+        ("operator_group", {"drill_named": True, "pick": 0, "with_resource": True}), ("plan_drills", {}),
+        ("pump", {})])
+
+
+def test_story_a_failed_os_disk_swap_leaves_no_vm_stopped_silently(az, emu, azurite, tmp_path, monkeypatch):
+    """Defect 6: the OS-disk swap's VM update fails."""
+    story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
+        ("fail_os_disk_swap", {}), ("submit_restore", {"name": "vm-00000", "pick": 0, "into": "os_disk"}),
+        ("pump", {})])
+
+
+def test_story_a_vm_without_a_point_is_loud(az, emu, azurite, tmp_path, monkeypatch):
+    """Defect 7: an operator's new VM, an hour without any point, and compliance runs."""
+    story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
+        ("create_vm", {"name": "app-0"}), ("advance_clock", {"hours": 1}), ("compliance_run", {})])
