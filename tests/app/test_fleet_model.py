@@ -730,8 +730,8 @@ def run_model(fx: dict[str, Any], examples: int, steps: int) -> None:
 
 def test_a_short_model_of_the_whole_fleet(az, emu, azurite, tmp_path, monkeypatch):
     run_model({"az": az, "emu": emu, "azurite": azurite, "tmp_path": tmp_path, "monkeypatch": monkeypatch},
-              examples=int(os.environ.get("FLEET_MODEL_EXAMPLES", "3")),
-              steps=int(os.environ.get("FLEET_MODEL_STEPS", "12")))
+              examples=int(os.environ.get("FLEET_MODEL_EXAMPLES", "4")),
+              steps=int(os.environ.get("FLEET_MODEL_STEPS", "15")))
 
 
 @pytest.mark.slow
@@ -777,10 +777,16 @@ def _slow_copies(self: FleetModel, seconds: float) -> None:
 def _fail_os_disk_swap(self: FleetModel) -> None:
     """The VM update that swaps the OS disk fails (ARM 500s on the VM's PATCH, more than any retry takes)."""
     RULES["fail_os_disk_swap"] += 1
-    self.faults["swap"] = [{"kind": "500", "method": "PATCH", "path": "/virtualMachines/[^/?]+$", "count": 60}]
+    self.faults["swap"] = [{"kind": "500", "method": "PATCH", "path": "/virtualMachines/[^/?]+(\\?|$)", "count": 60}]
     self._apply_faults()
 
 
+def _pump_until_idle(self: FleetModel) -> None:
+    RULES["pump_until_idle"] += 1
+    self._pump(120)
+
+
+FleetModel.pump_until_idle = _pump_until_idle
 FleetModel.slow_copies = _slow_copies
 FleetModel.fail_os_disk_swap = _fail_os_disk_swap
 
@@ -807,7 +813,7 @@ def test_story_a_failed_os_disk_swap_leaves_no_vm_stopped_silently(az, emu, azur
     """Defect 6: the OS-disk swap's VM update fails."""
     story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
         ("fail_os_disk_swap", {}), ("submit_restore", {"name": "vm-00000", "pick": 0, "into": "os_disk"}),
-        ("pump", {})])
+        ("pump_until_idle", {})])
 
 
 def test_story_a_vm_without_a_point_is_loud(az, emu, azurite, tmp_path, monkeypatch):
