@@ -275,7 +275,7 @@ class FleetModel(RuleBasedStateMachine):
         end = w.now().timestamp() + hours * 3600
         while True:
             now = w.now().timestamp()
-            marks = [(now // 3600 + 1) * 3600 + m * 60 for m in (0, 15, 30)]
+            marks = [(now // 3600 + h) * 3600 + m * 60 for h in (0, 1) for m in (0, 15, 30)]
             step = min([m for m in marks if m > now] + [end])
             w.az.advance(max(0.0, step - now))
             if step >= end:
@@ -800,6 +800,14 @@ def test_story_a_resent_job_keeps_the_operators_hold(az, emu, azurite, tmp_path,
     story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
         ("copies_fail", {}), ("advance_clock", {"hours": 7}), ("hold_newest_set", {}),
         ("advance_clock", {"hours": 3}), ("fire_slot", {}), ("retention_pass", {})])
+
+
+def test_story_retention_keeps_the_source_of_a_copy_in_flight(az, emu, azurite, tmp_path, monkeypatch):
+    """Defect 2: keep_last 1, copies slower than a slot (each disk's copy ~14 h): a source set is pinned while
+    its copy runs."""
+    story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
+        ("slow_copies", {"seconds": 5000}), ("advance_clock", {"hours": 7}), ("advance_clock", {"hours": 7}),
+        ("advance_clock", {"hours": 7})])
 
 
 def test_story_a_drill_never_adopts_an_operators_group(az, emu, azurite, tmp_path, monkeypatch):
