@@ -343,6 +343,14 @@ class FleetModel(RuleBasedStateMachine):
         self._apply_faults()
 
     @rule(on=st.booleans())
+    def drilled_vms_never_ready(self, on: bool) -> None:
+        """The agent of a drilled VM never reports Ready: the drill waits (ready_timeout_minutes), then fails."""
+        RULES[f"drilled_vms_never_ready={on}"] += 1
+        self.faults["agent"] = [{"kind": "vm_agent_not_ready", "path": "/virtualMachines/[^/]*-drill$",
+                                 "probability": 1.0}] if on else []
+        self._apply_faults()
+
+    @rule(on=st.booleans())
     def queue_chaos(self, on: bool) -> None:
         RULES[f"queue_chaos={on}"] += 1
         self.chaos = on
@@ -815,6 +823,12 @@ def test_story_a_drill_never_adopts_an_operators_group(az, emu, azurite, tmp_pat
     story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
         ("operator_group", {"drill_named": True, "pick": 0, "with_resource": True}), ("plan_drills", {}),
         ("pump", {})])
+
+
+def test_story_a_drilled_vm_is_not_a_fleet_member(az, emu, azurite, tmp_path, monkeypatch):
+    """Defect 4: while a drilled VM waits for its agent, the slot's planner lists every VM."""
+    story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
+        ("drilled_vms_never_ready", {"on": True}), ("plan_drills", {}), ("fire_slot", {})])
 
 
 def test_story_a_failed_os_disk_swap_leaves_no_vm_stopped_silently(az, emu, azurite, tmp_path, monkeypatch):
