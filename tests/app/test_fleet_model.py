@@ -486,6 +486,7 @@ class FleetModel(RuleBasedStateMachine):
         if w.emu.store.get(disk) is None:
             return
         name = f"ops-{secrets.token_hex(3)}"
+        w.az.advance(61)  # under Azure's 7 incremental snapshots per disk per 5 minutes
         snap = retried(lambda: w.compute.snapshots.begin_create_or_update(RG, name, {
             "location": REGION, "tags": dict(source.tags or {}), "properties": {
                 "incremental": True, "creationData": {"createOption": "Copy", "sourceResourceId": disk}}}).result())
