@@ -651,6 +651,7 @@ class FleetModel(RuleBasedStateMachine):
                     if any(k in job and k in data and str(job[k]) != str(data[k]) for k in ("slot", "type")):
                         continue
                     matching.add(a["id"])
+                INVARIANTS["(poisoned jobs matched to their alert)"] += len(matching) == 1
                 if len(matching) != 1:
                     self._fail("poisoned", f"{queue}: poisoned job {json.dumps(job)[:300]} ({reason[:200]}) has "
                                            f"{len(matching)} alerts, not one")
