@@ -529,12 +529,14 @@ class FleetModel(RuleBasedStateMachine):
         w = self.w
         answer = retried(lambda: _ok(w.http("GET", f"/api/vms/{w.sub}/{RG}/{name}/recovery-points")))
         points = [p for p in answer.json()["value"] if p.get("complete") and p["kind"] in KIND_WORDS]
+        vm_id, target = w.vm_id(name), into
+        if target == "os_disk" and (vm_id not in self.vms or not any(not p["copy"] for p in points)):
+            target = "disks"  # an OS disk is swapped on a VM that exists, from a point in its region
+        if target == "os_disk":
+            points = [p for p in points if not p["copy"]]
         if not points:
             return
         p = points[pick % len(points)]
-        vm_id, target = w.vm_id(name), into
-        if target == "os_disk" and (vm_id not in self.vms or p["copy"]):
-            target = "disks"
         tgt = ({"type": "disks", "resource_group": f"/subscriptions/{w.sub}/resourceGroups/rg-restore"}
                if target == "disks" else {"type": "os_disk", "vm": vm_id})
         RULES[f"submit_restore({target})"] += 1
@@ -643,12 +645,12 @@ class FleetModel(RuleBasedStateMachine):
                 matching = set()
                 for a in alerts:
                     data = (json.loads(a["event"]) if a["event"] else {}).get("data") or {}
-                    said = " ".join(str(v) for v in data.values())
-                    if reason[:120] not in said:
+                    if reason[:120] not in " ".join(_strings(data)):
                         continue
                     if job.get("vm_id") and a["subject"] != str(job["vm_id"]).lower():
                         continue
-                    if any(k in job and k in data and str(job[k]) != str(data[k]) for k in ("slot", "type")):
+                    if any(k in job and k in data and str(job[k]) != str(data[k])
+                           for k in ("slot", "type", "restore_id", "drill_id")):
                         continue
                     matching.add(a["id"])
                 INVARIANTS["(poisoned jobs matched to their alert)"] += len(matching) == 1
@@ -712,6 +714,15 @@ class FleetModel(RuleBasedStateMachine):
         if drills:
             self._fail("jobs end", f"drills never finished: {[(d['RowKey'], d.get('step')) for d in drills]}")
         self.nothing_lost()
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in an alert's data, however nested (a restore's reason is in its error's message)."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [str(value)]
 
 
 def _ok(answer: Any, statuses: tuple[int, ...] = (200,)) -> Any:
