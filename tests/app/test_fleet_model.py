@@ -149,11 +149,11 @@ class World:
     def vm_id(self, name: str) -> str:
         return f"/subscriptions/{self.sub}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{name}".lower()
 
-    def http(self, method: str, path: str, body: Any = None) -> Any:
+    def http(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
         from tests.app.restore_world import OPERATOR_PRINCIPAL
 
         return self.host.http(method, path, headers={"X-MS-CLIENT-PRINCIPAL": OPERATOR_PRINCIPAL,
-                                                     "x-functions-key": self.host.function_key},
+                                                     "x-functions-key": self.host.function_key, **headers},
                               body=b"" if body is None else json.dumps(body).encode())
 
 
@@ -540,8 +540,9 @@ class FleetModel(RuleBasedStateMachine):
         tgt = ({"type": "disks", "resource_group": f"/subscriptions/{w.sub}/resourceGroups/rg-restore"}
                if target == "disks" else {"type": "os_disk", "vm": vm_id})
         RULES[f"submit_restore({target})"] += 1
+        key = f"fleet-model-{secrets.token_hex(8)}"  # as the CLI: one key per restore, its retries the same restore
         created = retried(lambda: _ok(w.http("POST", "/api/restores", {
-            "vm": vm_id, "recovery_point": p["id"], "target": tgt}), (202, 409, 400)))
+            "vm": vm_id, "recovery_point": p["id"], "target": tgt}, **{"Idempotency-Key": key}), (202, 409, 400)))
         if created.status == 202:
             self.restores.append(created.json()["id"])
         self._pump()
