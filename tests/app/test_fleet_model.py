@@ -111,6 +111,10 @@ class World:
         self.az, self.emu = az, emu
         az.reset()
         az.settings(**FAST)
+        # Every world starts 5 minutes into a slot, whatever the time of day the test runs at: the same steps
+        # meet the same slot boundaries on every run.
+        now = datetime.fromisoformat(az.admin("GET", "clock")["now"]).timestamp()
+        az.advance((now // (SLOT_HOURS * 3600) + 1) * SLOT_HOURS * 3600 + 300 - now)
         summary = az.seed(subscriptions=1, resource_groups=1, vms=2, data_disks=[1, 1], regions=[REGION],
                           tag_sets=[{"vmkeeper-policy": "full"}], seed=seed)
         self.sub = sub = summary["subscriptions"][0]
