@@ -352,6 +352,8 @@ class Drills:
         disks, NIC and VM) or its own id (the VNet). Read from ARM itself, not the index, which lags."""
         out = []
         for r in self.arm.resources(sub).resources.list_by_resource_group(name):
+            if (r.type or "").lower().startswith("microsoft.authorization/"):
+                continue  # a lock is no resource of its own: its delete's 409 says it
             tags = r.tags or {}
             mine = (row.get("restore") and tags.get(T.RESTORE) == row["restore"]) or tags.get(T.DRILL_ID) == row["drill"]
             if not mine:
