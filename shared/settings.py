@@ -161,6 +161,7 @@ class FleetSettings:
     delete_burst: int
     retention_dry_run: bool
     copy_timeout_hours: int  # a cross-region copy's job gives up after this long (copies take hours)
+    restore_table: str = "vmkeeperrestores"  # the restores' rows: retention reads which points they pin
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> FleetSettings:
@@ -181,6 +182,7 @@ class FleetSettings:
             delete_burst=_int(env, "VMKEEPER_DELETE_BURST", 150, 1, 10000),
             retention_dry_run=_bool(env, "VMKEEPER_RETENTION_DRY_RUN", False),
             copy_timeout_hours=_int(env, "VMKEEPER_COPY_TIMEOUT_HOURS", 24, 1, 24 * 14),
+            restore_table=_get(env, "VMKEEPER_RESTORE_TABLE", "vmkeeperrestores"),
         )
 
 

@@ -13,6 +13,7 @@ FLEET = "vmkeeper-fleet"  # "true" on a VM a restore or a drill made: the operat
 MANAGED_BY = "managed-by"
 MANAGED_BY_VALUE = "vmkeeper"
 VM = "vmkeeper-vm"  # the source VM's resource id, lower case
+VM_INSTANCE = "vmkeeper-vm-instance"  # the source VM's vmId: one per instance (a VM created again keeps its id)
 ARTIFACT_POLICY = "vmkeeper-policy"  # the policy that made the artifact
 SLOT = "vmkeeper-slot"  # the schedule slot, ISO 8601 UTC, e.g. 2026-11-25T06:00:00Z
 SET = "vmkeeper-set"  # shared by every disk snapshot of one run of one VM

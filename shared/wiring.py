@@ -129,6 +129,8 @@ class Wiring:
     @property
     def retention(self) -> Retention:
         def make() -> Any:
+            from datetime import timedelta
+
             from .azure.ledger import Ledger
             from .azure.pacing import WriteBudget
             from .retention.service import Retention
@@ -137,9 +139,11 @@ class Wiring:
             budget = WriteBudget(self.storage.table(s.budget_table), rate=s.delete_rate, burst=s.delete_burst)
             # Marks and unmarks are ARM writes: they take from the scheduled writes' bucket (ARM's is one per
             # subscription), only while it has tokens, so the workers' promised writes go first.
+            # What is in use is pinned: the schedule's jobs (in the ledger) and the restores (their table).
             return Retention(self.arm, Ledger(self.storage.table(s.ledger_table)), budget, list(s.subscriptions),
                              policy_file=s.policy_file, dry_run=s.retention_dry_run, write_budget=self.write_budget,
-                             alerts=self.alerts)
+                             alerts=self.alerts, restores=self.storage.table(s.restore_table),
+                             copy_timeout=timedelta(hours=s.copy_timeout_hours))
         return self._once("retention", make)
 
 

@@ -3,7 +3,10 @@
 - ``emulator/`` is local Azure and knows nothing of the app: no ``shared``, ``functions``,
   ``function_app`` or ``devtools``;
 - ``shared/`` (the app's rules and adapters) imports neither ``functions``, ``emulator`` nor ``devtools``;
-- ``functions/`` (the triggers) imports only ``shared`` among the project's packages.
+- ``functions/`` (the triggers) imports only ``shared`` among the project's packages;
+- inside ``shared/``, the inventory of recovery points (``shared/points``) sits below the capabilities that
+  use it (retention, restore, compliance, drills and the rest): it imports none of them, and reads the
+  tables they write rather than their code.
 
 Every import counts, lazy ones inside functions too; a relative import counts as the package it
 resolves to, and ``importlib.import_module("…")`` with a literal name counts as an import.
@@ -24,6 +27,11 @@ RULES = {  # package: project packages it must not import (None: every one but i
     "shared": {"functions", "function_app", "emulator", "devtools"},
 }
 ALLOWED = {"functions": {"functions", "shared"}}
+# Layers inside shared: a package, and the modules of shared above it (it must import none of them).
+ABOVE = {
+    "shared/points": {"shared.retention", "shared.restore", "shared.compliance", "shared.drill", "shared.report",
+                      "shared.schedule", "shared.autoprotect", "shared.cli", "shared.queue", "shared.wiring"},
+}
 
 
 def project_packages() -> set[str]:
@@ -94,3 +102,21 @@ def test_the_reader_sees_relative_and_lazy_imports():
     providers = {m for _, m in imported_modules(ROOT / "emulator" / "core" / "providers.py")}
     assert "emulator.core.routing" in providers
     assert {"shared", "emulator", "functions", "devtools", "function_app"} <= project_packages()
+
+
+def layer_violations(package: str) -> list[str]:
+    above = ABOVE[package]
+    out = []
+    for path in files_of(package):
+        for line, module in imported_modules(path):
+            if any(module == name or module.startswith(name + ".") for name in above):
+                out.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    return out
+
+
+@pytest.mark.parametrize("package", sorted(ABOVE))
+def test_the_inventory_of_points_sits_below_what_uses_it(package):
+    assert files_of(package), f"no Python files under {package}/"
+    assert layer_violations(package) == []
+    users = {m for p in files_of("shared/retention") for _, m in imported_modules(p)}
+    assert "shared.points.pins" in users  # retention stands on it (so the rule above is not vacuous)

@@ -16,13 +16,17 @@ PROTECTION_FAILED = "vmkeeper.protection.failed"  # Azure refused or failed a VM
 JOB_POISONED = "vmkeeper.job.poisoned"  # a message vmkeeper could not process went to the poison queue
 RPO_BREACHED = "vmkeeper.rpo.breached"
 RPO_RESTORED = "vmkeeper.rpo.restored"
+# A VM vmkeeper should protect has no complete point of a kind its policy makes (or no policy applies:
+# a bad tag, no default); and its end, nothing missing any more. ``data.missing`` names the kinds.
+PROTECTION_MISSING = "vmkeeper.protection.missing"
+PROTECTION_RESOLVED = "vmkeeper.protection.resolved"
 RESTORE_SUCCEEDED = "vmkeeper.restore.succeeded"
 RESTORE_FAILED = "vmkeeper.restore.failed"
 RETENTION_DELETED = "vmkeeper.retention.deleted"
 DRILL_FAILED = "vmkeeper.drill.failed"  # a DR drill's VM did not come back (its resources are kept for a while)
 DRILL_KEPT = "vmkeeper.drill.kept"  # a drill's teardown left its group: held, not the drill's, holding another's, locked
-TYPES = (PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, RESTORE_SUCCEEDED, RESTORE_FAILED,
-         RETENTION_DELETED, DRILL_FAILED, DRILL_KEPT)
+TYPES = (PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, PROTECTION_MISSING, PROTECTION_RESOLVED,
+         RESTORE_SUCCEEDED, RESTORE_FAILED, RETENTION_DELETED, DRILL_FAILED, DRILL_KEPT)
 MAX_DATA = 32 * 1024  # characters of reason kept: an event stays far below Event Grid's 1 MB (and 64 KB billing unit)
 
 

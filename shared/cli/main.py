@@ -2,8 +2,9 @@
 ``Wiring`` (or the restore HTTP API) called, the answer rendered by shared/cli/output.py.
 
 Exit codes: 0 ok; 1 an error (bad input, a setting, Azure, the API; the message names the option or
-setting); 2 only from ``status``, when any VM's RPO is breached; 3 only from ``drills``, when any VM's
-newest DR drill failed (a CI pipeline can gate on either).
+setting); 2 only from ``status``, when any VM vmkeeper should protect is breached, missing a kind of
+point or not protected; 3 only from ``drills``, when any VM's newest DR drill failed (a CI pipeline can
+gate on either).
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from .context import (
     translate,
 )
 
-STATES = ("breached", "not_protected", "met", "opted_out")  # shared/report/model.py STATES (not imported: cold)
+STATES = ("breached", "not_protected", "missing", "met", "opted_out")  # shared/report/model.py STATES (not imported: cold)
+UNPROTECTED = ("breached", "not_protected", "missing")  # shared/report/model.py UNPROTECTED: what `status` fails on
 TARGET_TYPES = ("disks", "vm", "os_disk", "original_location")  # shared/restore/request.py TARGET_TYPES
 
 EPILOG = """\b
 Exit codes: 0 ok; 1 error (the message names the option or setting);
-2 `status` found a VM whose RPO is breached; 3 `drills` found a VM whose
-newest DR drill failed.
+2 `status` found a VM breached, missing a kind of point or not protected;
+3 `drills` found a VM whose newest DR drill failed.
 \b
 Settings: the app's own (VMKEEPER_SUBSCRIPTIONS, VMKEEPER_POLICY_FILE,
 AzureWebJobsStorage, ...) from --settings FILE (its "Values") or the
@@ -107,8 +109,9 @@ def cli(ctx: click.Context, settings: str | None, as_json: bool) -> None:
 
 
 # --- status -------------------------------------------------------------------------------------------
-@cli.command(epilog="\b\nExit codes: 0 no VM breached; 1 error; 2 at least one VM of the fleet is breached\n"
-             "(whatever --state shows), so a pipeline step can fail on it.")
+@cli.command(epilog="\b\nExit codes: 0 every VM met or opted out; 1 error; 2 at least one VM of the fleet is\n"
+             "breached, missing a kind of point or not protected (whatever --state shows), so a\n"
+             "pipeline step can fail on it.")
 @click.option("--recorded", is_flag=True, help="Show the last recorded evaluation (the compliance timer's) "
               "instead of evaluating now.")
 @click.option("--state", "states", multiple=True, type=click.Choice(STATES, case_sensitive=False),
@@ -116,7 +119,7 @@ def cli(ctx: click.Context, settings: str | None, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def status(ctx: click.Context, recorded: bool, states: tuple[str, ...]) -> None:
-    """RPO compliance of every VM: each kind of point's age against its RPO. Reads only."""
+    """RPO compliance of every VM: each kind of point's age against its RPO, and the kinds missing. Reads only."""
     from dataclasses import asdict
 
     from . import output
@@ -141,7 +144,7 @@ def status(ctx: click.Context, recorded: bool, states: tuple[str, ...]) -> None:
            "vms": [asdict(v) for v in evaluation.vms if not wanted or v.state in wanted],
            "notes": list(evaluation.notes)}
     output.emit_json(doc) if run.as_json else output.status(doc)
-    if doc["counts"].get("breached"):
+    if any(doc["counts"].get(s) for s in UNPROTECTED):
         ctx.exit(EXIT_BREACHED)
 
 

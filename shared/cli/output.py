@@ -17,8 +17,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-STATE_STYLE = {"breached": "bold red", "not_protected": "yellow", "met": "green", "opted_out": "dim"}
-KIND_TITLES = {"vault": "Vault", "snapshot_set": "Snapshot set", "restore_point": "Restore point", "copy": "Copy"}
+STATE_STYLE = {"breached": "bold red", "not_protected": "bold red", "missing": "bold yellow", "met": "green",
+               "opted_out": "dim"}
+KIND_TITLES = {"vault": "Vault", "snapshot_set": "Snapshot set", "restore_point": "Restore point",
+               "snapshot_copy": "Snapshot set copy", "restore_point_copy": "Restore point copy",
+               "copy": "Copy"}  # copy: either kind's, in evaluations recorded before they were judged apart
+KIND_WORDS = {k: t.lower() for k, t in KIND_TITLES.items()}
 ACTION_STYLE = {"delete": "bold red", "mark": "yellow", "unmark": "cyan"}
 RESTORE_STYLE = {"succeeded": "green", "failed": "bold red", "cancelled": "yellow", "running": "cyan",
                  "pending": "cyan"}
@@ -79,6 +83,16 @@ def _kind_cell(kind: dict[str, Any] | None) -> str:
     return styled(f"{age} / {rpo}", STATE_STYLE.get(kind["state"]))
 
 
+def _state_cell(v: dict[str, Any]) -> str:
+    """The VM's state; when kinds are missing, which (a fresh snapshot set and no restore point is not
+    "not protected": it is missing its restore point)."""
+    text = v["state"].replace("_", " ")
+    if v.get("missing"):
+        kinds = ", ".join(KIND_WORDS.get(k, k) for k in v["missing"])
+        text += f": {kinds}" if v["state"] == "missing" else f" (missing {kinds})"
+    return styled(text, STATE_STYLE.get(v["state"]))
+
+
 def status(doc: dict[str, Any]) -> None:
     out = console()
     vms = doc["vms"]
@@ -92,8 +106,7 @@ def status(doc: dict[str, Any]) -> None:
     for v in vms:
         by_kind = {x["kind"]: x for x in v["kinds"]}
         table.add_row(escape(v["name"]), escape(v["resource_group"]), escape(v["policy"] or "(none)"),
-                      styled(v["state"], STATE_STYLE.get(v["state"])), *[_kind_cell(by_kind.get(k)) for k in kinds],
-                      escape(v["reason"]))
+                      _state_cell(v), *[_kind_cell(by_kind.get(k)) for k in kinds], escape(v["reason"]))
     if vms:
         out.print(table)
     counts = doc["counts"]
@@ -101,6 +114,11 @@ def status(doc: dict[str, Any]) -> None:
     summary = ", ".join(styled(f"{n} {s.replace('_', ' ')}", STATE_STYLE[s] if n else None) for s, n in counts.items())
     shown = f" (showing {len(vms)}: {', '.join(doc['filter'])})" if doc["filter"] else ""
     out.print(f"{plural(total, 'VM')}: {summary}{shown}")
+    gaps = {s: counts.get(s, 0) for s in ("breached", "not_protected", "missing")}
+    if any(gaps.values()):
+        words = {"breached": "breached", "not_protected": "not protected", "missing": "missing a kind of point"}
+        out.print(styled(f"Not protected as their policies say: {plural(sum(gaps.values()), 'VM')} ("
+                         + ", ".join(f"{n} {words[s]}" for s, n in gaps.items() if n) + "); exit code 2", "bold red"))
     for note in doc["notes"]:
         out.print(f"[dim]Note: {escape(note)}[/]")
 

@@ -2,17 +2,19 @@
 and whether the newest complete point of each kind is young enough.
 
 - A kind is expected when the policy makes it: ``vault`` (the policy names a ``backup_policy``),
-  ``snapshot_set`` (``snapshots``), ``restore_point`` (``restore_point``) and ``copy`` (``copy``: a
-  complete snapshot set or restore point in the policy's second region).
+  ``snapshot_set`` (``snapshots``), ``restore_point`` (``restore_point``), and with ``copy`` the
+  copies of each in the policy's second region: ``snapshot_copy`` and ``restore_point_copy``, each
+  judged on its own (a fresh restore point copy says nothing of snapshot set copies failing for days).
 - The RPO is the policy's ``rpo_hours``, or else the longest gap between two of its slots (a daily
   slot in a zone with daylight saving is 25 h apart once a year) plus ``GRACE`` for the run to finish;
   a vault point is held to a day plus grace (Azure Backup's standard policies run at most daily;
   vmkeeper does not read the Backup policy's own schedule), unless ``rpo_hours`` says otherwise.
 - Only complete points count: a snapshot set with a member missing, failed or still copying, a restore
   point not Succeeded or not fully replicated, says nothing about recoverability.
-- States: ``met`` (newest complete point no older than the RPO), ``breached`` (older), ``not_protected``
-  (no complete point of that kind, or no policy applies at all), ``opted_out``. A VM's state is its
-  worst kind's.
+- A kind's state: ``met`` (newest complete point no older than the RPO), ``breached`` (older),
+  ``missing`` (no complete point of that kind). A VM's: ``breached`` when any kind is; else
+  ``not_protected`` when no policy applies (a bad tag, no default) or every kind it expects is missing;
+  else ``missing`` when some are (``missing`` names them); else ``met``; or ``opted_out``.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from datetime import datetime, timedelta
 from ..policy.document import Policy, Resolution
 from ..report.model import (
     BREACHED,
-    COPY,
+    KINDS,
     MET,
+    MISSING,
     NOT_PROTECTED,
     OPTED_OUT,
     RESTORE_POINT,
+    RESTORE_POINT_COPY,
+    SNAPSHOT_COPY,
     SNAPSHOT_SET,
-    STATES,
     VAULT,
     KindStatus,
 )
@@ -53,6 +57,10 @@ class Compliance:
     state: str
     reason: str
     kinds: tuple[KindStatus, ...] = ()
+    missing: tuple[str, ...] = ()  # the expected kinds with no complete point
+
+
+COPIES = (SNAPSHOT_COPY, RESTORE_POINT_COPY)
 
 
 def expectations(policy: Policy) -> list[Expectation]:
@@ -68,22 +76,26 @@ def expectations(policy: Policy) -> list[Expectation]:
         out.append(Expectation(SNAPSHOT_SET, scheduled))
     if policy.restore_point:
         out.append(Expectation(RESTORE_POINT, scheduled))
-    if policy.copy and (policy.snapshots or policy.restore_point):
-        out.append(Expectation(COPY, scheduled))
+    if policy.copy and policy.snapshots:
+        out.append(Expectation(SNAPSHOT_COPY, scheduled))
+    if policy.copy and policy.restore_point:
+        out.append(Expectation(RESTORE_POINT_COPY, scheduled))
     return out
 
 
 def kind_of(point: RecoveryPoint) -> str:
     if point.kind == catalogue.VAULT:
         return VAULT
-    return COPY if point.copy else (SNAPSHOT_SET if point.kind == catalogue.SNAPSHOT_SET else RESTORE_POINT)
+    if point.kind == catalogue.SNAPSHOT_SET:
+        return SNAPSHOT_COPY if point.copy else SNAPSHOT_SET
+    return RESTORE_POINT_COPY if point.copy else RESTORE_POINT
 
 
 def newest_complete(points: Iterable[RecoveryPoint], kind: str, copy_region: str | None = None) -> RecoveryPoint | None:
     """The newest complete point of ``kind`` (a copy counts only in the policy's second region)."""
     best = None
     for p in points:
-        if not p.complete or kind_of(p) != kind or (kind == COPY and copy_region and p.region != copy_region):
+        if not p.complete or kind_of(p) != kind or (kind in COPIES and copy_region and p.region != copy_region):
             continue
         if best is None or p.time > best.time:
             best = p
@@ -96,7 +108,7 @@ def _hours(delta: timedelta) -> float:
 
 def _words(kind: str) -> str:
     return {VAULT: "vault recovery point", SNAPSHOT_SET: "snapshot set", RESTORE_POINT: "restore point",
-            COPY: "second-region copy"}[kind]
+            SNAPSHOT_COPY: "second-region snapshot set copy", RESTORE_POINT_COPY: "second-region restore point copy"}[kind]
 
 
 def evaluate(resolution: Resolution, points: Iterable[RecoveryPoint], now: datetime) -> Compliance:
@@ -104,26 +116,33 @@ def evaluate(resolution: Resolution, points: Iterable[RecoveryPoint], now: datet
     if resolution.opted_out:
         return Compliance(OPTED_OUT, resolution.reason)
     if resolution.policy is None:
-        return Compliance(NOT_PROTECTED, resolution.error or resolution.reason)
+        return Compliance(NOT_PROTECTED, f"no policy applies: {resolution.error or resolution.reason}")
     policy = resolution.policy
     points = list(points)
-    statuses, worst = [], []
+    statuses, breaches, missing = [], [], []
     for exp in expectations(policy):
         point = newest_complete(points, exp.kind, policy.copy_region)
         rpo_h = _hours(exp.rpo)
         if point is None:
-            statuses.append(KindStatus(exp.kind, NOT_PROTECTED, rpo_h))
-            worst.append((NOT_PROTECTED, f"no complete {_words(exp.kind)}"))
+            statuses.append(KindStatus(exp.kind, MISSING, rpo_h))
+            missing.append(exp.kind)
             continue
         age = max(now - point.time, timedelta(0))  # a clock a little behind Azure's is no breach
         state = MET if age <= exp.rpo else BREACHED
         statuses.append(KindStatus(exp.kind, state, rpo_h, point.time.strftime("%Y-%m-%dT%H:%M:%SZ"), _hours(age),
                                    point.id))
         if state == BREACHED:
-            worst.append((BREACHED, f"newest {_words(exp.kind)} {_hours(age)} h old, RPO {rpo_h:g} h"))
+            breaches.append(f"newest {_words(exp.kind)} {_hours(age)} h old, RPO {rpo_h:g} h")
     if not statuses:
         return Compliance(NOT_PROTECTED, f"policy '{policy.name}' makes no recovery points")
-    if not worst:
+    missing.sort(key=KINDS.index)
+    reasons = breaches + ([f"no complete {', '.join(_words(k) for k in missing)}"] if missing else [])
+    if breaches:
+        state = BREACHED
+    elif len(missing) == len(statuses):
+        state = NOT_PROTECTED
+    elif missing:
+        state = MISSING
+    else:
         return Compliance(MET, f"every kind within RPO (policy '{policy.name}')", tuple(statuses))
-    state = min((s for s, _ in worst), key=STATES.index)
-    return Compliance(state, "; ".join(reason for _, reason in worst), tuple(statuses))
+    return Compliance(state, "; ".join(reasons), tuple(statuses), tuple(missing))

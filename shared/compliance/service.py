@@ -1,13 +1,14 @@
 """RPO compliance across the fleet: read (compliance/reads.py), judge each VM (compliance/rpo.py),
-raise an alert for each change (a breach begins, a breach ends), then record the rows the report
-and the CLI read. Evaluating alone writes nothing (the CLI's ``status``)."""
+raise an alert for each change (a breach begins or ends; a kind of point goes missing, or nothing is
+missing any more), then record the rows the report and the CLI read. Evaluating alone writes nothing
+(the CLI's ``status``)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +17,21 @@ from ..alerts import events as A
 from ..azure.ledger import Ledger
 from ..instants import format_instant, parse_instant
 from ..ports import Arm
-from ..report.model import BREACHED, MET, STATES, DayCount, KindStatus, SummaryRow, VmRow
+from ..report.model import (
+    BREACHED,
+    COPY,
+    KINDS,
+    MET,
+    MISSING,
+    NOT_PROTECTED,
+    RESTORE_POINT_COPY,
+    SNAPSHOT_COPY,
+    STATES,
+    DayCount,
+    KindStatus,
+    SummaryRow,
+    VmRow,
+)
 from ..restore import catalogue
 from ..settings import ComplianceSettings
 from . import rpo
@@ -62,7 +77,7 @@ def judge(fleet: FleetPoints, policies: Any, now: datetime) -> Evaluation:
                              str(row.get("subscriptionId") or "").lower(), str(row.get("resourceGroup") or ""),
                              str(row.get("location") or "").replace(" ", "").lower(),
                              resolution.policy.name if resolution.policy else None, result.state, result.reason,
-                             result.kinds))
+                             result.kinds, result.missing))
     out.vms.sort(key=lambda v: (STATES.index(v.state), v.vm_id.lower()))
     first = (now - timedelta(days=DAYS - 1)).date()
     days: Counter = Counter()
@@ -77,19 +92,47 @@ def judge(fleet: FleetPoints, policies: Any, now: datetime) -> Evaluation:
     return out
 
 
-def changes(previous: dict[str, str], vms: list[VmRow]) -> list[A.Alert]:
-    """Pure: an alert for each VM whose breach began or ended since the last evaluation. Keyed by the
-    newest points a breach is about, so the same breach raised again is the same event."""
+NO_POLICY = "policy"  # what a VM with no policy lacks (a bad tag, no default): no kind can be named
+
+
+def gaps(state: str, kinds: Any) -> frozenset[str]:
+    """What a VM vmkeeper should protect lacks: its missing kinds, or ``policy`` when none applies."""
+    missing = frozenset(k.kind for k in kinds if k.state == MISSING)
+    return missing or (frozenset({NO_POLICY}) if state == NOT_PROTECTED else frozenset())
+
+
+def changes(previous: Mapping[str, Mapping[str, Any]], vms: list[VmRow]) -> list[A.Alert]:
+    """Pure: an alert for each change since the last evaluation (``previous``: its ledger rows by VM id,
+    lower case). A breach begins (a kind breached, none before) or ends (every kind breached before is
+    met): ``rpo.breached`` / ``rpo.restored``, keyed by the newest points it is about. A kind goes
+    missing (or the VM has no policy) that was not before: ``protection.missing``; nothing is missing
+    any more: ``protection.resolved``; keyed by what is missing and the last evaluation before it, so
+    the same change raised again (a crash before the rows were written) is the same event, and the
+    same kind missing again later is a new one."""
     out = []
     for v in vms:
-        was = previous.get(v.vm_id.lower())
+        row = previous.get(v.vm_id.lower())
+        was = vm_from_row(row) if row is not None else None
+        since = str(row.get("evaluated") or "-") if row is not None else "-"
         key = ",".join(f"{k.kind}:{k.newest or 'none'}" for k in v.kinds)
-        data = {"state": v.state, "reason": v.reason, "policy": v.policy,
+        data = {"state": v.state, "reason": v.reason, "policy": v.policy, "missing": list(v.missing),
                 "kinds": [asdict(k) for k in v.kinds]}
-        if v.state == BREACHED and was != BREACHED:
+        breached = {k.kind for k in v.kinds if k.state == BREACHED}
+        was_breached = {k.kind for k in was.kinds if k.state == BREACHED} if was else set()
+        if breached and not was_breached:
             out.append(A.Alert(A.RPO_BREACHED, v.vm_id.lower(), key, data))
-        elif was == BREACHED and v.state == MET:
+        elif was_breached and not breached and all(k.state == MET for k in v.kinds if k.kind in was_breached) \
+                and any(k.kind in was_breached for k in v.kinds):
             out.append(A.Alert(A.RPO_RESTORED, v.vm_id.lower(), key, data))
+        # A row recorded before gaps were alerted (no ``missing``) raised none: its gaps are new to subscribers.
+        alerted = was is not None and row.get("missing") is not None
+        now, before = gaps(v.state, v.kinds), gaps(was.state, was.kinds) if alerted else frozenset()
+        if now - before:
+            out.append(A.Alert(A.PROTECTION_MISSING, v.vm_id.lower(), f"{','.join(sorted(now))}|after {since}",
+                               {**data, "newly_missing": sorted(now - before)}))
+        elif before and not now:
+            out.append(A.Alert(A.PROTECTION_RESOLVED, v.vm_id.lower(),
+                               f"{','.join(sorted(before))}|after {since}|{key}", data))
     return out
 
 
@@ -109,7 +152,7 @@ class ComplianceService:
         """Evaluate, alert on each change, then record (alerts first: a crash before the rows are
         written raises the same alerts again, which the outbox drops)."""
         evaluation = self.evaluate(now)
-        previous = {r["vmId"]: r["state"] for r in self.ledger.rows(ROWS, select=["vmId", "state"])}
+        previous = {r["vmId"]: r for r in self.ledger.rows(ROWS, select=list(PREVIOUS))}
         raised = 0
         if self.alerts is not None:
             for alert in changes(previous, evaluation.vms):
@@ -132,18 +175,40 @@ class ComplianceService:
             return None
         stamp = latest["evaluated"]
         rows = self.ledger.rows(ROWS, f"evaluated eq '{stamp}'")
-        vms = sorted((_vm(r) for r in rows), key=lambda v: (STATES.index(v.state), v.vm_id.lower()))
+        vms = sorted((vm_from_row(r) for r in rows), key=lambda v: (STATES.index(v.state), v.vm_id.lower()))
         return Evaluation(parse_instant(stamp), vms, [DayCount(**d) for d in json.loads(latest.get("pointsPerDay") or "[]")],
                           json.loads(latest.get("notes") or "[]"))
+
+
+PREVIOUS = ("vmId", "vm", "name", "subscription", "group", "region", "policy", "state", "reason", "kinds",
+            "missing", "evaluated")  # what ``changes`` reads of the last evaluation's rows
 
 
 def _row(v: VmRow, stamp: str) -> dict[str, Any]:
     return {"vmId": v.vm_id.lower(), "vm": v.vm_id, "name": v.name, "subscription": v.subscription,
             "group": v.resource_group, "region": v.region, "policy": v.policy or "", "state": v.state,
-            "reason": v.reason[:8000], "kinds": json.dumps([asdict(k) for k in v.kinds]), "evaluated": stamp}
+            "reason": v.reason[:8000], "kinds": json.dumps([asdict(k) for k in v.kinds]),
+            "missing": json.dumps(list(v.missing)), "evaluated": stamp}
 
 
-def _vm(r: dict[str, Any]) -> VmRow:
-    return VmRow(r["vm"], r["name"], r["subscription"], r["group"], r["region"], r["policy"] or None, r["state"],
-                 r["reason"], tuple(KindStatus(**k) for k in json.loads(r["kinds"])))
+def vm_from_row(r: Mapping[str, Any]) -> VmRow:
+    kinds = tuple(_kind(k) for k in json.loads(r.get("kinds") or "[]"))
+    missing = tuple(sorted((k.kind for k in kinds if k.state == MISSING and k.kind in KINDS), key=KINDS.index))
+    state = r.get("state") or NOT_PROTECTED
+    if state == NOT_PROTECTED and missing and len(missing) < len(kinds):
+        state = MISSING  # recorded before ``missing`` was a state of its own: some kinds were there
+    return VmRow(r.get("vm") or r.get("vmId") or "", r.get("name") or "", r.get("subscription") or "",
+                 r.get("group") or "", r.get("region") or "", r.get("policy") or None, state, r.get("reason") or "",
+                 kinds, missing)
+
+
+def _kind(k: Mapping[str, Any]) -> KindStatus:
+    """A recorded kind, older rows' words read as today's: a kind without a point was ``not_protected``,
+    and ``copy`` was either kind's copy (its point id tells which, when it has one)."""
+    k = {f: k.get(f) for f in ("kind", "state", "rpo_hours", "newest", "age_hours", "point_id")}
+    if k["state"] == NOT_PROTECTED:
+        k["state"] = MISSING
+    if k["kind"] == COPY and k["point_id"]:
+        k["kind"] = SNAPSHOT_COPY if str(k["point_id"]).startswith("snapshot-set:") else RESTORE_POINT_COPY
+    return KindStatus(**k)
 

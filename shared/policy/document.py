@@ -13,7 +13,7 @@ import json
 import re
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, time, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
@@ -355,6 +355,8 @@ def _policy(
     retention = _retention(body["retention"], f"{where}.retention", errors) if ok("retention") else RetentionPolicy()
     if broken or schedule is None:
         return None
+    if schedule.tz != retention.time_zone and not _zone_problem(schedule.tz):
+        retention = replace(retention, time_zone=schedule.tz)  # GFS days are the schedule's local days
     return Policy(
         name,
         schedule,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
 from typing import Any
 
 COUNTS = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
@@ -27,14 +27,32 @@ class RetentionPolicy:
     max_age: timedelta | None = None
     orphan_grace: timedelta = timedelta(days=7)
     deferral: timedelta = timedelta(hours=24)
+    # The policy's schedule's time zone (not a key of the block: the document copies it from the schedule),
+    # so keep_daily's days, and its weeks, months and years, are the ones its slots are named in.
+    time_zone: str = "UTC"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.time_zone, str) or not self.time_zone:
+            raise ValueError("retention.time_zone: must be an IANA time zone name such as 'Europe/Berlin'")
+        self.tzinfo  # noqa: B018  (an unknown zone fails here, not in the middle of a retention pass)
         for name in _COUNTS:
             _check_count(getattr(self, name), f"retention.{name}")
         if self.max_age is not None:
             _check_duration(self.max_age, "retention.max_age", positive=True)
         _check_duration(self.orphan_grace, "retention.orphan_grace")
         _check_duration(self.deferral, "retention.deferral")
+
+    @property
+    def tzinfo(self) -> tzinfo:
+        """The zone GFS buckets are counted in. UTC needs no tz database (the host may have none)."""
+        if self.time_zone.upper() == "UTC":
+            return UTC
+        import zoneinfo
+
+        try:
+            return zoneinfo.ZoneInfo(self.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"retention.time_zone: unknown time zone {self.time_zone!r}") from exc
 
     @property
     def has_rules(self) -> bool:

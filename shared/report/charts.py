@@ -10,7 +10,7 @@ from datetime import timedelta
 from html import escape
 
 from shared.instants import parse_instant
-from shared.report.model import KINDS, DayCount
+from shared.report.model import COPY, KINDS, DayCount
 
 DAYS = 30  # the window the points chart shows, ending on the report's day
 
@@ -104,7 +104,7 @@ def points_chart(days: Sequence[str], counts: dict[tuple[str, str], int]) -> str
                 continue
             y_top = y_of(stacked + n)
             out.append(
-                f'<rect class="f-{css_class(kind, KINDS)}" x="{x:.2f}" y="{y_top:.2f}" '
+                f'<rect class="f-{css_class(kind, KINDS + (COPY,))}" x="{x:.2f}" y="{y_top:.2f}" '
                 f'width="{bar_w:.2f}" height="{y_of(stacked) - y_top:.2f}" data-day="{escape(day)}" '
                 f'data-kind="{escape(kind)}" data-count="{n}">'
                 f"<title>{escape(day)} · {escape(kind.replace('_', ' '))}: {n}</title></rect>"

@@ -7,19 +7,27 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Compliance states, worst first (a VM's state is its worst kind's).
-BREACHED, NOT_PROTECTED, MET, OPTED_OUT = "breached", "not_protected", "met", "opted_out"
-STATES = (BREACHED, NOT_PROTECTED, MET, OPTED_OUT)
-# Kinds of point, in Azure's words: a vault recovery point, a snapshot set, a VM restore point, and a
-# copy of either of the last two in the policy's second region.
-VAULT, SNAPSHOT_SET, RESTORE_POINT, COPY = "vault", "snapshot_set", "restore_point", "copy"
-KINDS = (VAULT, SNAPSHOT_SET, RESTORE_POINT, COPY)
+# A VM's compliance states, worst first: ``breached`` (a kind's newest point older than its RPO),
+# ``not_protected`` (no policy applies, or no complete point of any kind it expects), ``missing`` (some
+# kinds it expects have no complete point: ``VmRow.missing`` names them), ``met``, ``opted_out``.
+BREACHED, NOT_PROTECTED, MISSING, MET, OPTED_OUT = "breached", "not_protected", "missing", "met", "opted_out"
+STATES = (BREACHED, NOT_PROTECTED, MISSING, MET, OPTED_OUT)
+UNPROTECTED = (BREACHED, NOT_PROTECTED, MISSING)  # what the gate (`vmkeeper status`) fails on and alerts say
+# A kind's states: met, breached, or missing (no complete point of that kind).
+KIND_STATES = (BREACHED, MISSING, MET)
+# Kinds of point, in Azure's words: a vault recovery point, a snapshot set, a VM restore point, and the
+# copies of each of the last two in the policy's second region (judged apart: one kind's copies say
+# nothing of the other's).
+VAULT, SNAPSHOT_SET, RESTORE_POINT = "vault", "snapshot_set", "restore_point"
+SNAPSHOT_COPY, RESTORE_POINT_COPY = "snapshot_copy", "restore_point_copy"
+KINDS = (VAULT, SNAPSHOT_SET, RESTORE_POINT, SNAPSHOT_COPY, RESTORE_POINT_COPY)
+COPY = "copy"  # rows recorded before copies were judged by kind: either kind's copy (read, never written)
 
 
 @dataclass(frozen=True)
 class KindStatus:
     kind: str
-    state: str  # met | breached | not_protected
+    state: str  # met | breached | missing
     rpo_hours: float
     newest: str | None = None  # ISO 8601 UTC time of the newest complete point; None: none
     age_hours: float | None = None
@@ -37,6 +45,7 @@ class VmRow:
     state: str
     reason: str  # why this state, in words ("newest snapshot set 30.2 h old, RPO 25 h")
     kinds: tuple[KindStatus, ...] = ()
+    missing: tuple[str, ...] = ()  # the kinds it expects with no complete point (KINDS order)
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class SummaryRow:
     met: int = 0
     breached: int = 0
     not_protected: int = 0
+    missing: int = 0
     opted_out: int = 0
 
 

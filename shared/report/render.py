@@ -14,7 +14,10 @@ from shared.report.charts import css_class, day_grid, points_chart, state_bar
 from shared.report.drill_chart import legend, rto_chart, vm_series
 from shared.report.drills import RESULTS, age_words, duration_words, last_per_vm, tally, vm_name
 from shared.report.model import (
+    COPY,
+    KIND_STATES,
     KINDS,
+    MISSING,
     STATES,
     Deletion,
     DrillRow,
@@ -31,12 +34,16 @@ KIND_TITLES = {
     "vault": "Vault",
     "snapshot_set": "Snapshot set",
     "restore_point": "Restore point",
-    "copy": "Copy",
+    "snapshot_copy": "Snapshot set copy",
+    "restore_point_copy": "Restore point copy",
+    "copy": "Copy",  # either kind's copy: evaluations recorded before they were judged apart (and drills' point)
 }
 KIND_WORDS = {
     "vault": "vault recovery point",
     "snapshot_set": "snapshot set",
     "restore_point": "VM restore point",
+    "snapshot_copy": "snapshot set copy in the second region",
+    "restore_point_copy": "VM restore point copy in the second region",
     "copy": "copy in the second region",
 }
 
@@ -165,7 +172,7 @@ def _kind_cell(status: KindStatus | None) -> str:
     """The newest point's age against the RPO; '—' when the kind does not apply to the VM."""
     if status is None:
         return '<td class="k k-na" data-sort="">—</td>'
-    cls = css_class(status.state, STATES)
+    cls = css_class(status.state, KIND_STATES)
     rpo = _hours(status.rpo_hours)
     if status.age_hours is None:
         text, sort = f"none / {rpo} h", "Infinity"  # no point at all: older than any
@@ -179,17 +186,31 @@ def _kind_cell(status: KindStatus | None) -> str:
     return f'<td class="k k-{cls}" data-sort="{escape(sort)}" title="{escape("; ".join(tip))}">{escape(text)}</td>'
 
 
-def _vm_row(vm: VmRow) -> str:
+def _columns(vms: Sequence[VmRow]) -> tuple[str, ...]:
+    """The kinds of point shown: every kind, and ``copy`` only while an evaluation recorded before copies
+    were judged by kind is the latest."""
+    return KINDS + ((COPY,) if any(k.kind == COPY for v in vms for k in v.kinds) else ())
+
+
+def _missing_words(vm: VmRow) -> str:
+    """What a VM lacks, named: a fresh snapshot set without a restore point is missing that, not "not protected"."""
+    if not vm.missing:
+        return ""
+    kinds = escape(", ".join(KIND_WORDS.get(k, k) for k in vm.missing))
+    return f'<br><small class="missing">{"" if vm.state == MISSING else "missing "}{kinds}</small>'
+
+
+def _vm_row(vm: VmRow, columns: Sequence[str] = KINDS) -> str:
     by_kind = {k.kind: k for k in vm.kinds}
     rank = STATES.index(vm.state) if vm.state in STATES else len(STATES)
     policy = escape(vm.policy) if vm.policy is not None else '<span class="none">(none)</span>'
-    kinds = "".join(_kind_cell(by_kind.get(k)) for k in KINDS)
+    kinds = "".join(_kind_cell(by_kind.get(k)) for k in columns)
     return (
         f'<tr data-state="{escape(vm.state)}"><td title="{escape(vm.vm_id)}">{escape(vm.name)}</td>'
         f'<td class="id">{_subscription(vm.subscription)}</td><td>{escape(vm.resource_group)}</td>'
         f"<td>{escape(vm.region)}</td><td>{policy}</td>"
         f'<td data-sort="{rank}"><span class="badge s-{css_class(vm.state, STATES)}">{escape(_words(vm.state))}'
-        f'</span></td><td class="long">{escape(vm.reason)}</td>{kinds}</tr>'
+        f'</span>{_missing_words(vm)}</td><td class="long">{escape(vm.reason)}</td>{kinds}</tr>'
     )
 
 
@@ -197,6 +218,7 @@ def _vms(vms: Sequence[VmRow]) -> str:
     if not vms:
         return _section("vms", "VMs", _empty("No VMs evaluated yet."))
     n = len(vms)
+    columns = _columns(vms)
     by_state = {s: sum(1 for v in vms if v.state == s) for s in STATES}
     buttons = [f'<button type="button" data-filter="all" aria-pressed="true">all ({n})</button>']
     buttons += [
@@ -221,12 +243,12 @@ def _vms(vms: Sequence[VmRow]) -> str:
             ("num", "State"),
             ("text", "Reason"),
         ]
-        + [("num", f"{KIND_TITLES[k]}<br><small>age / RPO</small>") for k in KINDS]
+        + [("num", f"{KIND_TITLES[k]}<br><small>age / RPO</small>") for k in columns]
     )
     table = (
         '<div class="scroll vm-scroll"><table id="vm-table"><caption>Newest point of each kind: its age '
         "against the policy's RPO; — where the kind does not apply. Hover a name for its resource id."
-        f"</caption><thead><tr>{heads}</tr></thead><tbody>{''.join(_vm_row(v) for v in vms)}</tbody></table></div>"
+        f"</caption><thead><tr>{heads}</tr></thead><tbody>{''.join(_vm_row(v, columns) for v in vms)}</tbody></table></div>"
     )
     return _section("vms", "VMs", f'{controls}<p id="vm-count" aria-live="polite">{n} of {n} VMs</p>{table}')
 
@@ -241,7 +263,7 @@ def _points(data: ReportData) -> str:
         return _section("points", title, _empty("No recovery points in the last 30 days."))
     kinds = list(KINDS) + sorted({k for _, k in counts} - set(KINDS))
     legend = "".join(
-        f'<li><span class="sw b-{css_class(k, KINDS)}"></span>{escape(KIND_WORDS.get(k, k))}</li>' for k in kinds
+        f'<li><span class="sw b-{css_class(k, KINDS + (COPY,))}"></span>{escape(KIND_WORDS.get(k, k))}</li>' for k in kinds
     )
     rows = [
         f'<tr><th scope="row" class="when">{escape(d)}</th>'

@@ -9,6 +9,12 @@ so it works as well for a VM that no longer exists.
   the second region; complete when Succeeded (a copy: every disk restore point replicated).
 - ``vault``: an Azure Backup recovery point of the VM's protected item, in its region's vault.
 
+A point retention has marked for deletion (the ``vmkeeper-expiring`` tag on a set's snapshots; a restore
+point's mark, which lives in retention's ledger, when the caller passes the marks) is still offered, and
+its note says when it is due to go: a restore accepted before then pins it (shared/points/pins.py; retention
+reads the pins again right before each delete), so the restore reads it whole and it goes only once the
+restore has ended. Hiding it would take a point from an operator exactly when it may be the one they need.
+
 Each point has an ``id`` the restore API takes back (``recovery_point`` in a request): the ARM id of a
 restore point or a vault recovery point, and ``snapshot-set:{set}:{region}`` for a snapshot set (it
 has no ARM resource of its own).
@@ -59,7 +65,7 @@ class RecoveryPoint:
     disks: tuple[RestoreDisk, ...] = ()
     resource_id: str = ""  # the restore point or vault recovery point; "" for a snapshot set
     vm_size: str | None = None
-    note: str = ""  # why it is not complete
+    note: str = ""  # why it is not complete; and when it is due to be deleted, if it is marked
     extra: Mapping[str, str] = field(default_factory=dict)  # vault: vault id, container and item names
 
     @property
@@ -79,6 +85,17 @@ def region_of(location: Any) -> str:
 
 def snapshot_set_id(set_id: str, region: str) -> str:
     return f"snapshot-set:{set_id}:{region}"
+
+
+def expiring_note(when: datetime) -> str:
+    """What a point marked for deletion says of it."""
+    return (f"marked for deletion after {format_instant(when)}: a restore accepted before then pins it, "
+            "and it is deleted only once that restore has ended")
+
+
+def _expiring(tags: Mapping[str, Any] | None) -> datetime | None:
+    """The EXPIRING mark on a snapshot (tag names are case-insensitive in Azure)."""
+    return next((parse_instant(v) for k, v in (tags or {}).items() if str(k).lower() == T.EXPIRING), None)
 
 
 def _lun(text: Any) -> int | None:
@@ -131,15 +148,20 @@ def snapshot_sets(rows: Iterable[Mapping[str, Any]]) -> list[RecoveryPoint]:
             problems.append(f"no {T.SET_SIZE} tag")
         elif len(disks) != size:
             problems.append(f"{len(disks)} of {size} disks")
+        expiring = max((t for t in (_expiring(m.get("tags")) for m in members) if t), default=None)
+        notes = problems + ([expiring_note(expiring)] if expiring else [])
         out.append(RecoveryPoint(snapshot_set_id(set_id, region), SNAPSHOT_SET, when, region, "CrashConsistent",
                                  not problems, any(T.COPY_OF in (m.get("tags") or {}) for m in members),
-                                 tuple(disks), note="; ".join(problems)))
+                                 tuple(disks), note="; ".join(notes)))
     return out
 
 
-def restore_points(collections: Iterable[tuple[Mapping[str, Any], Iterable[Mapping[str, Any]]]]) -> list[RecoveryPoint]:
+def restore_points(collections: Iterable[tuple[Mapping[str, Any], Iterable[Mapping[str, Any]]]],
+                   marks: Mapping[str, str] | None = None) -> list[RecoveryPoint]:
     """Restore points from (collection body, its points' bodies with ``$expand=instanceView``), in ARM's
-    REST shape. A collection whose source is another collection is a cross-region copy."""
+    REST shape. A collection whose source is another collection is a cross-region copy. ``marks``:
+    retention's marks on restore points (lower-case id -> instant; its ledger's ``marks`` partition)."""
+    marks = {k.lower(): v for k, v in (marks or {}).items()}
     out = []
     for collection, points in collections:
         region = region_of(collection.get("location"))
@@ -164,11 +186,13 @@ def restore_points(collections: Iterable[tuple[Mapping[str, Any], Iterable[Mappi
                 status = ((drp.get("replicationStatus") or {}).get("status") or {}).get("code", "")
                 if status and not status.lower().endswith("succeeded"):
                     problems.append(f"{str(drp.get('id', '')).rsplit('/', 1)[-1]} {status.split('/')[-1]}")
+            expiring = parse_instant(marks.get(str(point.get("id") or "").lower()))
+            notes = problems + ([expiring_note(expiring)] if expiring else [])
             out.append(RecoveryPoint(str(point.get("id") or ""), RESTORE_POINT, when, region,
                                      str(props.get("consistencyMode") or "CrashConsistent"), not problems, is_copy,
                                      tuple(disks), resource_id=str(point.get("id") or ""),
                                      vm_size=(meta.get("hardwareProfile") or {}).get("vmSize"),
-                                     note="; ".join(problems)))
+                                     note="; ".join(notes)))
     return out
 
 

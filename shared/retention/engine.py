@@ -61,8 +61,9 @@ Rules (the contract; applied in this order)
       newest good set too, so an incomplete one is not kept for longer than a complete one would be.)
    f. ``keep_last``: among the ``keep_last`` newest good sets.
    g. ``keep_daily`` / ``keep_weekly`` / ``keep_monthly`` / ``keep_yearly``: the newest good set of each
-      of the newest N UTC days / ISO weeks / months / years that hold a good set (buckets without a set
-      are not counted, as in restic/borg ``forget``).
+      of the newest N days / ISO weeks / months / years that hold a good set (buckets without a set
+      are not counted, as in restic/borg ``forget``), counted in the policy's time zone (its schedule's:
+      a ``daily_at 01:30`` Europe/Berlin set belongs to its Berlin day, whatever UTC day it falls on).
    h. ``expires_not_reached``: a member's EXPIRES instant is still in the future (EXPIRES is a floor).
    i. ``max_age_not_reached``: the policy has max_age and the set is younger.
    Otherwise the set is expired: rule ``max_age`` (older than max_age) or ``not_selected``.
@@ -78,7 +79,12 @@ Rules (the contract; applied in this order)
    while a gone VM is protected, ``in_progress`` while a live VM's collection is younger than
    ``orphan_grace`` (a worker may be about to add a point), ``expires_not_reached`` as in 4h;
    otherwise it expires with rule ``empty_collection`` and is marked, then deleted.
-7. Deferral. An expired set is marked first: ``delete_after`` is the latest of its members' EXPIRING
+7. Pins (shared/points/pins.py): a set that would be marked or deleted, one of whose members is pinned
+   (a copy of it in flight, its scheduled job still running, a restore or drill pending or running from
+   it), is kept whole with rule ``pinned`` and the pin's reason -- an EXPIRING mark already on it is left
+   as it is (neither written nor removed), so it goes once the pin ends, and not before. A pin past its
+   bound (``until`` not after ``now``) pins nothing.
+8. Deferral. An expired set is marked first: ``delete_after`` is the latest of its members' EXPIRING
    instants, or ``now + deferral`` (rounded up to a second) for a member without one. It is deleted only
    once ``now > delete_after``.
 
@@ -100,6 +106,7 @@ from typing import Any
 
 from .. import tags as T
 from ..instants import format_instant, parse_instant
+from ..points.pins import Pin, PinIndex
 from ..policy.retention import RetentionPolicy
 
 __all__ = ["ACTIONS", "COLLECTION", "KINDS", "RESTORE_POINT", "SNAPSHOT", "Artifact", "Decision", "RetentionPolicy",
@@ -121,7 +128,7 @@ _KNOWN_TAGS = frozenset(
     + (T.EXPIRES, T.HOLD, T.EXPIRING, T.LOCK_UNTIL, T.POLICY, T.OPT_OUT)
 )
 
-# Calendar buckets for the GFS rules (all in UTC).
+# Calendar buckets for the GFS rules, of a set's time in its policy's time zone.
 _BUCKETS = {
     "keep_daily": lambda t: t.date(),
     "keep_weekly": lambda t: t.isocalendar()[:2],
@@ -160,7 +167,7 @@ class Decision:
     action: str  # one of ACTIONS
     rule: str
     reason: str
-    delete_after: datetime | None = None  # for mark (the instant to write) and delete (the instant passed)
+    delete_after: datetime | None = None  # mark: the instant to write; delete: the instant passed; pinned: the mark kept
     unlock: bool = False  # delete: remove vmkeeper's own expired lock first
 
 
@@ -218,6 +225,7 @@ class _Table:
     set_size: dict[int, int | None]  # snapshots with a SET_SIZE tag (None: malformed)
     disk: dict[int, tuple[str, str]]  # what tells such a snapshot apart from the other members of its set
     texts: dict[tuple, Any] = field(default_factory=dict)  # reason texts (and instants) many sets share
+    pins: PinIndex | None = None  # rule 7 (None: nothing pinned)
     groups: dict[tuple, list[int]] = field(default_factory=dict)  # (set id, region, is_copy) -> snapshots
     singles: list[int] = field(default_factory=list)  # restore points, and snapshots without a set id
 
@@ -254,18 +262,21 @@ def decide(
     live_vm_ids: Collection[str],
     now: datetime,
     vm_last_seen: Mapping[str, datetime] | None = None,
+    pins: Iterable[Pin] = (),
 ) -> list[Decision]:
     """One Decision per artifact, in input order. See the module docstring for the rules.
 
     ``live_vm_ids``: ids of the VMs that exist now (any case). ``vm_last_seen``: when each gone VM was
     last seen, if the caller keeps track; missing entries fall back to the VM's newest artifact.
+    ``pins``: what is in use (rule 7), as shared/points/pins.py gives them.
     Raises ValueError for naive datetimes, unknown kinds and duplicate ids (a caller bug: decide nothing).
     """
     now = _utc(now, "now")
     live = {vm.lower() for vm in live_vm_ids}
     last_seen = {vm.lower(): _utc(when, f"vm_last_seen[{vm}]") for vm, when in (vm_last_seen or {}).items()}
+    index = PinIndex(pins, now)
     with _cyclic_gc_paused():
-        return _decide(artifacts, policies, live, now, last_seen)
+        return _decide(artifacts, policies, live, now, last_seen, index or None)
 
 
 @contextmanager
@@ -292,8 +303,10 @@ def _decide(
     live: set[str],
     now: datetime,
     last_seen: dict[str, datetime],
+    pins: PinIndex | None = None,
 ) -> list[Decision]:
     t = _examine(artifacts, policies, now)
+    t.pins = pins
     lineages, loose = _group_sets(t)
     collections = [i for i, a in enumerate(artifacts) if a.kind == COLLECTION]
     vms = _vm_states(t, lineages, collections, policies, live, last_seen, now)
@@ -618,12 +631,17 @@ def _chosen(sets: list[_SetRow], policy: RetentionPolicy) -> dict[int, str]:
     """The sets (by rank) of a lineage that `policy`'s keep_last and GFS rules select, with the first rule."""
     good = [pos for pos, row in enumerate(sets) if row[_GOOD]]
     chosen = {pos: "keep_last" for pos in good[: policy.keep_last]}
+    zone = policy.tzinfo if any(getattr(policy, rule) for rule in _BUCKETS) else UTC
+    local: dict[int, datetime] = {}  # a set's time in the policy's zone: its days are the slots' own
     for rule, bucket_of in _BUCKETS.items():
         left, last = getattr(policy, rule), None
         for pos in good:
             if left <= 0:
                 break
-            bucket = bucket_of(sets[pos][_TIME])
+            when = local.get(pos)
+            if when is None:
+                when = local[pos] = sets[pos][_TIME] if zone is UTC else sets[pos][_TIME].astimezone(zone)
+            bucket = bucket_of(when)
             if bucket != last:  # newest first, so the first set seen in a bucket is its newest
                 chosen.setdefault(pos, rule)
                 left, last = left - 1, bucket
@@ -639,7 +657,7 @@ def _decide_lineage(
     decided: list,
     t: _Table,
 ) -> None:
-    """Rules 4-5 for each set of one lineage, then rule 3 and 7 for its members."""
+    """Rules 4-5 for each set of one lineage, then rules 3, 7 and 8 for its members."""
     newest_good, protected, where = lin.newest_good, vm.protected, lin.where
     forced, arts, expiring = t.forced, t.arts, t.expiring
     chosen: dict[str, dict[int, str]] = {}  # policy name -> rank -> rule
@@ -737,10 +755,16 @@ def _apply(
     t: _Table,
 ) -> None:
     """Rule 3: the set's fate applies to all its members, and any member kept by rule 1-2 keeps them all
-    (``policy`` None: a set that is no candidate, which always has such a member). Rule 7 for the rest."""
+    (``policy`` None: a set that is no candidate, which always has such a member). Rules 7-8 for the rest."""
     forced, arts, expiring = t.forced, t.arts, t.expiring
     if not keep or policy is None:
         why = next((m for m in members if forced[m] is not None), None)
+        pin = _pinned(members, t) if why is None else None
+        if pin is not None:  # rule 7: in use, so kept whole; a mark already there stays for when the pin ends
+            reason = f"{_label(key, members, t)}: {pin.describe()}"
+            for m in members:
+                decided[m] = Decision(arts[m].id, "keep", "pinned", reason, delete_after=expiring[m])
+            return
         if why is None:
             for m, decision in zip(
                 members, _expire(members, rule, reason, policy.deferral, now, t), strict=True
@@ -761,10 +785,21 @@ def _apply(
             decided[m] = Decision(arts[m].id, "keep", rule, reason)
 
 
+def _pinned(members: Sequence[int], t: _Table) -> Pin | None:
+    """Rule 7: the pin on any member of the set (the first found), or None."""
+    if t.pins is None:
+        return None
+    for m in members:
+        pin = t.pins.find(t.lids[m], t.set_id[m] if t.arts[m].kind == SNAPSHOT else None)
+        if pin is not None:
+            return pin
+    return None
+
+
 def _expire(
     members: Sequence[int], rule: str, reason: str, deferral: timedelta, now: datetime, t: _Table
 ) -> list[Decision]:
-    """Rule 7: mark first; delete once every member's mark has passed. One instant for the whole set."""
+    """Rule 8: mark first; delete once every member's mark has passed. One instant for the whole set."""
     planned = t.texts.get(("planned", deferral))
     if planned is None:
         planned = t.texts[("planned", deferral)] = _ceil_second(now + deferral)

@@ -7,25 +7,31 @@ tag stops it), written alone through ARM's Tags API (Merge to set it, Delete to 
 anyone else wrote, even since the listing, are never touched. Restore points can't carry tags in
 Azure, so their marks live in the ledger table. A restore point is vmkeeper's only if its name is
 the one vmkeeper derives for the collection's VM and the slot in its name; others are listed as not
-owned. Right before a delete, the artifact is read again: a hold, someone else's lock or a mark that
-is gone or changed keeps its whole set. Every ARM write takes from the budget first; with none left
-it waits for the next pass. Every decision is recorded in the ledger, with its rule and reason.
+owned. What is in use is pinned (shared/points/pins.py: a copy in flight, a scheduled job still
+running, a restore or drill pending or running) and kept with rule ``pinned``: the copies come with the
+listing; the jobs (the schedule's ledger) and restores (their table) are read for the sets the engine
+would mark or delete, and read again right before each set's delete. Right before a delete, the
+artifact is read again too: a hold, someone else's lock or a mark that is gone or changed keeps its
+whole set. Every ARM write takes from the budget first; with none left it waits for the next pass.
+Every decision is recorded in the ledger, with its rule and reason.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import resource_ids
 from .. import tags as T
 from ..azure.graph import query_all
 from ..azure.ledger import Ledger
-from ..ports import Arm, Budget
+from ..points import pins as P
+from ..points import reads as pin_reads
+from ..ports import Arm, Budget, Table
 from .engine import (
     COLLECTION,
     RESTORE_POINT,
@@ -47,7 +53,8 @@ SNAPSHOTS_QUERY = (
     "Resources | where type =~ 'microsoft.compute/snapshots' | project id, location, tags, "
     "created = tostring(properties.timeCreated), state = tostring(properties.provisioningState), "
     "completion = properties.completionPercent, copyError = properties.copyCompletionError, "
-    "option = tostring(properties.creationData.createOption)"
+    "option = tostring(properties.creationData.createOption), "
+    "source = tostring(properties.creationData.sourceResourceId)"
 )
 COLLECTIONS_QUERY = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' "
                      "| project id, location, tags, resourceGroup, name, subscriptionId")
@@ -59,6 +66,17 @@ _POINT_NAME = re.compile(r"vmk-rp-(\d{12})-[0-9a-f]{8}")  # shared/schedule/plan
 class Listing:
     artifacts: list[Artifact] = field(default_factory=list)
     live_vm_ids: set[str] = field(default_factory=set)
+    copies: list[P.Copy] = field(default_factory=list)  # second-region copies in flight: they pin their sources
+
+
+def _copy_in_flight(row: Mapping[str, Any], tags: Mapping[str, str], now: datetime) -> P.Copy | None:
+    """A CopyStart snapshot still copying (not Failed, no copy error, under 100 %), with its source."""
+    if str(row.get("option") or "").lower() != "copystart" or str(row.get("state") or "").lower() == "failed":
+        return None
+    if row.get("copyError") or (row.get("completion") or 0) >= 100:
+        return None
+    source = str(row.get("source") or "") or _value(tags, T.COPY_OF) or ""
+    return P.Copy(row["id"], source, _instant(row.get("created"), now)) if source else None
 
 
 def _instant(value: Any, fallback: datetime) -> datetime:
@@ -136,6 +154,9 @@ def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscripti
         out.artifacts.append(Artifact(id=row["id"], kind=SNAPSHOT, tags=tags, created=_instant(row.get("created"), now),
                                       region=row["location"], good=good, is_copy=copying,
                                       **_locks_on(row["id"], lock_scopes)))
+        copy = _copy_in_flight(row, tags, now)
+        if copy is not None:
+            out.copies.append(copy)
     for row in query_all(graph, subscriptions, COLLECTIONS_QUERY):
         tags = dict(row.get("tags") or {})
         try:
@@ -155,6 +176,9 @@ def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscripti
                 rp_tags[T.EXPIRING] = mark["expiring"]
             rp_created = rp.time_created or now
             times.append(rp_created)
+            source = getattr(rp.source_restore_point, "id", None)
+            if source and (rp.provisioning_state or "").lower() not in ("succeeded", "failed"):
+                out.copies.append(P.Copy(rp.id, source, rp_created))  # a restore point's copy in flight
             out.artifacts.append(Artifact(id=rp.id, kind=RESTORE_POINT, tags=rp_tags, created=rp_created,
                                           region=row["location"], good=rp.provisioning_state == "Succeeded",
                                           is_copy=rp.source_restore_point is not None, set_id=rp.id,
@@ -199,9 +223,11 @@ def _error_text(art: Artifact, exc: Exception) -> str:
 class _Apply:
     """One pass's decisions applied: marks and unmarks first, then deletes set by set."""
 
-    def __init__(self, arm: Any, budget: Any, ledger: Any, run_id: str, write_budget: Any = None):
+    def __init__(self, arm: Any, budget: Any, ledger: Any, run_id: str, write_budget: Any = None,
+                 pinned: Callable[[list[Artifact]], P.Pin | None] | None = None):
         self.arm, self.budget, self.ledger, self.run_id = arm, budget, ledger, run_id
         self.write_budget = write_budget
+        self.pinned = pinned  # the pins read again, right before a set's delete
         self.result = Applied()
         self.gone: set[str] = set()  # ids this pass deleted (or found gone), lower case
 
@@ -267,6 +293,8 @@ class _Apply:
         writes (its own expired lock, the delete) take from the budget, and go."""
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
+        if self._pinned_now(members):
+            return
         looks: list[tuple[Artifact, Decision, tuple[str, str] | None]] = []
         for art, d in members:
             try:
@@ -289,6 +317,25 @@ class _Apply:
                 self.result.fresh_kept += 1
                 continue
             self._delete(art, d)
+
+    def _pinned_now(self, members: list[tuple[Artifact, Decision]]) -> bool:
+        """Whether the set is in use now (a restore or its job since the listing): then it is kept whole;
+        so it is if the pins cannot be read (nothing is deleted on doubt)."""
+        if self.pinned is None:
+            return False
+        try:
+            pin = self.pinned([art for art, _ in members])
+            rule, reason = ("pinned", f"since the listing: {pin.describe()}") if pin else (None, None)
+        except Exception as exc:  # noqa: BLE001 (any failure to read what is in use keeps the set)
+            self.result.errors.append(f"{members[0][0].id}: could not read its pins: {exc}")
+            rule, reason = "fresh_look_failed", f"could not read what is in use: {exc}"
+        if rule is None:
+            return False
+        for art, d in members:
+            self.ledger.record(self.run_id, art.id, {"action": "keep", "rule": rule, "reason": reason,
+                                                     "dryRun": False, "deleteAfter": _after(d)})
+            self.result.fresh_kept += 1
+        return True
 
     def _fresh_look(self, art: Artifact, d: Decision) -> tuple[str, str] | None:
         """(rule, reason) to keep it after all, or None: one GET of the artifact (a restore point: and its
@@ -348,15 +395,36 @@ class _Apply:
         self.result.deleted += 1
 
 
+def _job_of(art: Artifact) -> tuple[str, str, datetime, int] | None:
+    """The scheduled job that made an artifact: (VM id, job type, slot, disks), from its tags and name."""
+    vm = _value(art.tags, T.VM)
+    if not vm:
+        return None
+    if art.kind == SNAPSHOT:
+        slot = parse_instant(_value(art.tags, T.SLOT))
+        size = str(_value(art.tags, T.SET_SIZE) or "").strip()
+        return (vm, P.SNAPSHOT_SET, slot, int(size) if size.isdigit() and size.isascii() else 1) if slot else None
+    if art.kind == RESTORE_POINT:
+        found = _POINT_NAME.fullmatch(resource_ids.last_segment(art.id))
+        try:
+            slot = datetime.strptime(found.group(1), "%Y%m%d%H%M").replace(tzinfo=UTC) if found else None
+        except ValueError:
+            return None
+        return (vm, P.RESTORE_POINT, slot, 1) if slot else None
+    return None
+
+
 def _after(d: Decision) -> str:
     return format_instant(d.delete_after) if d.delete_after else ""
 
 
 def apply(decisions: list[Decision], artifacts: dict[str, Artifact], arm: Any, budget: Any, ledger: Any,
-          run_id: str, dry_run: bool, write_budget: Any = None) -> Applied:
+          run_id: str, dry_run: bool, write_budget: Any = None,
+          pinned: Callable[[list[Artifact]], P.Pin | None] | None = None) -> Applied:
     """Record every decision; then (unless a dry run) write marks and unmarks, and delete set by set,
-    each set in the order the listing gave (a collection after its restore points)."""
-    run = _Apply(arm, budget, ledger, run_id, write_budget)
+    each set in the order the listing gave (a collection after its restore points), unless ``pinned``
+    finds it in use right before."""
+    run = _Apply(arm, budget, ledger, run_id, write_budget, pinned)
     result = run.result
     deletes: dict[tuple, list[tuple[Artifact, Decision]]] = {}
     for d in decisions:
@@ -393,12 +461,15 @@ class Retention:
 
     def __init__(self, arm: Arm, ledger: Ledger, budget: Budget, subscriptions: list[str],
                  policy_file: str | None = None, dry_run: bool = False, write_budget: Budget | None = None,
-                 alerts: Any = None):
+                 alerts: Any = None, restores: Table | None = None, copy_timeout: timedelta = P.COPY_TIMEOUT):
         """``budget``: deletes (and, without ``write_budget``, writes, in a bucket of their own);
-        ``write_budget``: the scheduled writes' bucket, shared with the workers, for marks and unmarks."""
+        ``write_budget``: the scheduled writes' bucket, shared with the workers, for marks and unmarks;
+        ``ledger``: the fleet's, the schedule's jobs included; ``restores``: the restores' table (their pins);
+        ``copy_timeout``: how long one disk's copy may take (a running job's pin is bounded by it)."""
         self.arm, self.ledger, self.budget, self.write_budget = arm, ledger, budget, write_budget
         self.subscriptions, self.policy_file, self.dry_run = list(subscriptions), policy_file, dry_run
         self.alerts = alerts  # shared/alerts/outbox.py Alerts, or None
+        self.restores, self.copy_timeout = restores, copy_timeout
 
     def policies(self) -> dict[str, RetentionPolicy]:
         """Each policy's retention block, as the policy document parsed it."""
@@ -415,14 +486,40 @@ class Retention:
 
     def decide(self, listing: Listing, now: datetime,
                policies: Mapping[str, RetentionPolicy] | None = None) -> list[Decision]:
+        """The engine's decisions, pins included: decided once without them; if any set would be marked or
+        deleted, the pins on those sets are read and the engine decides again with them."""
         policies = self.policies() if policies is None else policies
-        return decide(listing.artifacts, policies, listing.live_vm_ids, now)
+        decisions = decide(listing.artifacts, policies, listing.live_vm_ids, now)
+        by_id = {a.id: a for a in listing.artifacts}
+        doomed = [by_id[d.artifact_id] for d in decisions if d.action in ("mark", "delete")]
+        if not doomed:
+            return decisions
+        pins = self.pins(doomed, now, listing.copies)
+        index = P.PinIndex(pins, now)
+        if not any(index.find(a.id, _value(a.tags, T.SET)) for a in doomed):
+            return decisions  # nothing it would mark or delete is in use: the first decision stands
+        return decide(listing.artifacts, policies, listing.live_vm_ids, now, pins=pins)
+
+    def pins(self, artifacts: list[Artifact], now: datetime, copies: list[P.Copy] = ()) -> list[P.Pin]:
+        """The pins that may hold ``artifacts``: ``copies`` in flight, the restores pending or running, and
+        the scheduled jobs of their slots still running."""
+        wanted = [job for job in map(_job_of, artifacts) if job is not None]
+        longest = P.MARGIN + max((disks for *_, disks in wanted), default=1) * self.copy_timeout
+        jobs = pin_reads.scheduled_jobs(self.ledger, wanted, now - longest) if wanted else []
+        return P.pins(now, copies=copies, jobs=jobs, restores=pin_reads.restores_in_use(self.restores),
+                      copy_timeout=self.copy_timeout)
+
+    def _pinned(self, now: datetime) -> Callable[[list[Artifact]], P.Pin | None]:
+        def pinned(members: list[Artifact]) -> P.Pin | None:
+            index = P.PinIndex(self.pins(members, now), now)
+            return next((pin for a in members if (pin := index.find(a.id, _value(a.tags, T.SET))) is not None), None)
+        return pinned
 
     def apply(self, decisions: list[Decision], listing: Listing, now: datetime, dry_run: bool | None = None) -> Applied:
         dry_run = self.dry_run if dry_run is None else dry_run
         run_id = "run-" + now.strftime("%Y%m%dT%H%M%S")
         applied = apply(decisions, {a.id: a for a in listing.artifacts}, self.arm, self.budget, self.ledger,
-                        run_id, dry_run, self.write_budget)
+                        run_id, dry_run, self.write_budget, self._pinned(now))
         log.info("retention %s: %s", run_id, applied)
         if self.alerts is not None and applied.gone:
             by_id = {d.artifact_id.lower(): d for d in decisions}
@@ -441,14 +538,19 @@ class Retention:
 
 def deletion_alerts(run_id: str, gone: list[str], artifacts: Mapping[str, Artifact],
                     decisions: Mapping[str, Decision]) -> list[Any]:
-    """One ``vmkeeper.retention.deleted`` per VM per pass, listing what was deleted and by which rule."""
+    """One ``vmkeeper.retention.deleted`` per deleted set (a set goes whole: a snapshot set in one region and
+    copy lineage, or a restore point, or a collection), listing its members with rule and reason. Keyed by
+    the set, not the pass: two passes at once (one finding gone what the other deleted) raise the same
+    event id, which the outbox keeps once."""
     from ..alerts import events as A
 
-    by_vm: dict[str, list[dict[str, str]]] = {}
+    by_set: dict[tuple, tuple[str, list[dict[str, str]]]] = {}
     for art_id in gone:
         art, d = artifacts.get(art_id), decisions.get(art_id)
-        vm = str((art.vm_id or (art.tags or {}).get(T.VM) if art else None) or "").lower() or "(no vm)"
-        by_vm.setdefault(vm, []).append({"id": art.id if art else art_id, "kind": art.kind if art else "",
-                                         "rule": d.rule if d else "", "reason": d.reason if d else ""})
-    return [A.Alert(A.RETENTION_DELETED, vm, run_id, {"run": run_id, "deleted": items})
-            for vm, items in sorted(by_vm.items())]
+        vm = str((art.vm_id or _value(art.tags, T.VM) if art else None) or "").lower() or "(no vm)"
+        key = _set_key(art) if art else ("one", art_id.lower())
+        by_set.setdefault(key, (vm, []))[1].append({"id": art.id if art else art_id, "kind": art.kind if art else "",
+                                                    "rule": d.rule if d else "", "reason": d.reason if d else ""})
+    return [A.Alert(A.RETENTION_DELETED, vm, "deleted|" + "|".join(str(part).lower() for part in key),
+                    {"run": run_id, "set": key[1], "deleted": sorted(items, key=lambda item: item["id"].lower())})
+            for key, (vm, items) in sorted(by_set.items(), key=lambda kv: tuple(map(str, kv[0])))]

@@ -52,6 +52,7 @@ class VmRecord:
     os_disk: DiskRef | None
     data_disks: tuple[DiskRef, ...] = ()
     power_state: str | None = None  # "running", "deallocated"... when the inventory says
+    instance: str | None = None  # properties.vmId: which instance of the VM (its ARM id outlives it)
 
     @property
     def key(self) -> str:
@@ -84,6 +85,7 @@ class VmRecord:
             os_disk,
             tuple(sorted(data, key=lambda d: d.lun)),
             code.split("/", 1)[-1].lower() if code else None,
+            str(props["vmId"]).lower() if props.get("vmId") else None,
         )
 
 
@@ -286,6 +288,8 @@ def _artifact_tags(
     }
     if expires is not None:
         tags[T.EXPIRES] = _slot_text(expires)
+    if vm.instance:
+        tags[T.VM_INSTANCE] = vm.instance
     return tags
 
 

@@ -414,3 +414,198 @@ def test_a_cloudevents_subscription_delivers_through_the_local_host(az, protect,
     wait_until_protected(az, protect, compute, "vm-cloud")
     events = [i for i in host.invocations if i["function"] == "vm_events"]
     assert events and all(i["ok"] and i["event_class"] == "CloudEvent" for i in events)
+
+
+def item_state(protect, vm_name: str) -> str:
+    [item] = protected_items(protect, vm_name)
+    return item.properties["protectionState"]
+
+
+def delete_vm_and_wait_until_stopped(az, protect, compute, name: str) -> None:
+    """Delete the VM; its delete event stops protection (retaining data): wait for ProtectionStopped."""
+    compute.virtual_machines.begin_delete("rg-vm-00", name).result()
+    time.sleep(0.5)
+    assert protect["host"].run_until_idle(timeout=60)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and item_state(protect, name) != "ProtectionStopped":
+        time.sleep(0.2)
+    assert item_state(protect, name) == "ProtectionStopped"
+
+
+def test_a_vm_recreated_after_its_protection_was_stopped_is_resumed_with_its_data(az, protect, compute, resources, sub,
+                                                                                 azurite):
+    """Defect (issue 19, 11): Azure keeps a stopped item (data retained) and lists its VM as protectable no more,
+    so re-protecting the VM refreshed discovery until the job was poisoned. A ProtectionStopped item of the VM is
+    resumed: a PUT of the item with the policy (Azure's documented resume), its recovery points kept."""
+    from azure.data.tables import TableClient
+
+    from shared.azure.ledger import Ledger
+
+    create_vm(az, compute, resources, sub, "vm-again")
+    wait_until_protected(az, protect, compute, "vm-again")
+    [before] = protected_items(protect, "vm-again")
+    first = compute.virtual_machines.get("rg-vm-00", "vm-again")
+    delete_vm_and_wait_until_stopped(az, protect, compute, "vm-again")
+    second = create_vm(az, compute, resources, sub, "vm-again").result()
+    assert second.vm_id != first.vm_id  # another instance of the VM, under the same ARM id
+    wait_until_protected(az, protect, compute, "vm-again")
+    [after] = protected_items(protect, "vm-again")
+    assert after.properties["protectedItemDataId"] == before.properties["protectedItemDataId"]  # the same item, resumed
+    assert after.properties["policyId"].endswith("/backupPolicies/EnhancedPolicy")
+    assert not [c for c in az.calls() if c["method"] == "DELETE" and "protectedItems" in c["path"]]
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    row = ledger.vm(second.id)
+    assert row["outcome"] == "protected"
+    detail = json.loads(row["detail"])
+    assert detail["resumed"] is True and detail["vm_instance"] == second.vm_id
+
+
+def test_a_vm_created_again_while_its_old_instance_protection_stops_ends_protected(az, protect, compute, resources, sub,
+                                                                                  azurite, caplog):
+    """Defect (issue 19, 11): a VM deleted and created again keeps its ARM id. Stopping protection is
+    long-running: the new instance's job found the item still Protected and was done, then the old instance's
+    stop landed and the new VM was left unprotected, silently. The delete's job follows its stop to the end and
+    protects a VM that exists again (the item resumed); a late delete event for the old instance then stops nothing."""
+    from azure.data.tables import TableClient
+
+    from emulator.recoveryservices.models import ITEM_TYPE
+    from shared.azure.ledger import Ledger
+
+    host = protect["host"]
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    create_vm(az, compute, resources, sub, "vm-race")
+    wait_until_protected(az, protect, compute, "vm-race")
+    [before] = protected_items(protect, "vm-race")
+    vm_id = compute.virtual_machines.get("rg-vm-00", "vm-race").id
+
+    def wait(what, seconds: float = 20):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if what():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting: {what.__doc__}; {host.invocations[-5:]}")
+
+    az.settings(lro={"per_type": {ITEM_TYPE: 600}})  # a stop runs ten emulated minutes
+    mark = len(az.calls())
+    host.start()  # the host pumps the queues in the background, as in Azure
+    compute.virtual_machines.begin_delete("rg-vm-00", "vm-race").result()
+
+    def stop_accepted():
+        """the stop of the deleted VM's protection accepted"""
+        return any(c["method"] == "PUT" and "protecteditems" in c["path"].lower() for c in az.calls(mark))
+    wait(stop_accepted)
+    az.settings(lro={"per_type": {ITEM_TYPE: 0.05}})  # what comes next runs fast again
+    second = create_vm(az, compute, resources, sub, "vm-race").result()
+
+    def new_instance_seen():
+        """the new instance's write event handled: its item still Protected, the job done"""
+        row = ledger.vm(vm_id)
+        return row is not None and row["outcome"] == "already_protected"
+    wait(new_instance_seen)
+    az.advance(700)  # the stop lands
+    assert item_state(protect, "vm-race") == "ProtectionStopped"
+
+    def protected_again():
+        """the new instance protected"""
+        return item_state(protect, "vm-race") == "Protected" and (ledger.vm(vm_id) or {}).get("outcome") == "protected"
+    wait(protected_again, seconds=40)
+    [after] = protected_items(protect, "vm-race")
+    assert after.properties["protectedItemDataId"] == before.properties["protectedItemDataId"]  # resumed, data kept
+    assert after.properties["policyId"].endswith("/backupPolicies/EnhancedPolicy")
+    detail = json.loads(ledger.vm(vm_id)["detail"])
+    assert detail["resumed"] is True and detail["vm_instance"] == second.vm_id
+
+    # The old instance's delete event delivered late (Event Grid does not order deliveries): nothing stops.
+    writes = len(az.calls())
+    with caplog.at_level(logging.INFO, logger="vmkeeper.protect"):
+        host.deliver_event("vm_events", vm_event(vm_id, sub, "Microsoft.Resources.ResourceDeleteSuccess"))
+
+        def late_delete_handled():
+            """the late delete event's job done"""
+            return (ledger.vm(vm_id) or {}).get("outcome") == "vm_exists"
+        wait(late_delete_handled)
+    assert any("older instance" in r.getMessage() and second.vm_id in r.getMessage() for r in caplog.records)
+    assert not [c for c in az.calls(writes) if c["method"] == "PUT" and "protecteditems" in c["path"].lower()]
+    assert item_state(protect, "vm-race") == "Protected"
+
+
+def test_an_item_of_the_same_name_protecting_another_vm_is_never_written_and_the_vm_is_reported(az, emu, protect, sub,
+                                                                                                azurite):
+    """Create-only (issue 19): the item's name holds only the group and the VM's name, so the same names in another
+    subscription name the very same item. Enabling the VM used to PUT over that item, replacing the policy its
+    own VM has; now it is read first, left alone, and the VM that can't be enrolled is poisoned with an alert."""
+    from azure.data.tables import TableClient
+
+    from emulator.recoveryservices.models import seed_protected_item
+    from shared.alerts import events as A
+
+    other_sub = "0b9f7a7e-5c4d-4e3f-8a2b-1c0d9e8f7a6b"
+    az.seed(subscriptions=[other_sub], resource_groups=1, vms=1, regions=["westeurope"])
+    twin = f"/subscriptions/{other_sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    seed_protected_item(emu, protect["vaults"]["westeurope"], twin)  # DefaultPolicy
+    ours = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"  # gold
+    host = protect["host"]
+    host.deliver_event("vm_events", vm_event(ours, sub))
+    assert host.run_until_idle(timeout=60)
+    [item] = protected_items(protect, "vm-00000")
+    assert item.properties["sourceResourceId"].lower() == twin.lower()
+    assert item.properties["policyId"].endswith("/backupPolicies/DefaultPolicy")  # the twin's policy stands
+    assert not [c for c in az.calls() if (c["operation"] or "").endswith("protectedItems/write")]
+    outbox = TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_ALERTS_TABLE"])
+    [alert] = [json.loads(r["event"]) for r in outbox.list_entities()]
+    assert alert["type"] == A.PROTECTION_FAILED and alert["subject"] == ours.lower()
+    assert twin.lower() in alert["data"]["reason"].lower()
+
+
+def test_a_vm_protected_under_another_policy_is_left_alone_and_reported(az, emu, protect, sub, azurite):
+    """Create-only (issue 19): the operator chose another policy for a VM already protected: no PUT replaces it;
+    the outcome names both policies."""
+    from azure.data.tables import TableClient
+
+    from emulator.recoveryservices.models import seed_protected_item
+    from shared.azure.ledger import Ledger
+
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"  # gold
+    seed_protected_item(emu, protect["vaults"]["westeurope"], vm_id, policy="DefaultPolicy")
+    host = protect["host"]
+    host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=60)
+    [item] = protected_items(protect, "vm-00000")
+    assert item.properties["policyId"].endswith("/backupPolicies/DefaultPolicy")
+    assert not [c for c in az.calls() if (c["operation"] or "").endswith("protectedItems/write")]
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    row = ledger.vm(vm_id)
+    detail = json.loads(row["detail"])
+    assert row["outcome"] == "already_protected"
+    assert (detail["policy"], detail["document_policy"]) == ("DefaultPolicy", "EnhancedPolicy")
+
+
+def test_a_vm_whose_protection_is_stopped_in_another_vault_is_poisoned_with_that_reason(az, emu, protect, sub, azurite):
+    """A VM is protected by one vault only: one whose stopped item (data retained) is in another vault can't be
+    enrolled in its region's vault. It used to refresh discovery until poisoned as "not yet discoverable"; now
+    the job says which vault holds it."""
+    from azure.mgmt.recoveryservicesbackup.models import (
+        AzureIaaSComputeVMProtectedItem,
+        ProtectedItemResource,
+    )
+    from azure.storage.queue import QueueClient
+
+    from emulator.recoveryservices.models import seed_protected_item
+
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    other = protect["vaults"]["northeurope"]
+    seed_protected_item(emu, other, vm_id)
+    body = ProtectedItemResource(properties=AzureIaaSComputeVMProtectedItem(
+        source_resource_id=vm_id, policy_id="", protection_state="ProtectionStopped"))
+    protect["backup"].protected_items.begin_create_or_update(
+        other.split("/")[8], other.split("/")[4], "Azure", "IaasVMContainer;iaasvmcontainerv2;rg-vm-00;vm-00000",
+        "VM;iaasvmcontainerv2;rg-vm-00;vm-00000", body).result()
+    host = protect["host"]
+    host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=60)
+    poison = QueueClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_QUEUE"] + "-poison")
+    [message] = list(poison.receive_messages())
+    reason = json.loads(__import__("base64").b64decode(message.content))["reason"]
+    assert "stopped in another vault" in reason and other.lower() in reason.lower()
+    assert not [c for c in az.calls() if (c["operation"] or "").endswith("refreshContainers/action")]

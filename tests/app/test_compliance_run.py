@@ -12,7 +12,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from shared.alerts import events as A
-from shared.report.model import BREACHED, MET, NOT_PROTECTED
+from shared.report.model import BREACHED, MET, MISSING
 from shared.restore.access import encode_principal
 from tests.app.restore_world import POLICIES, READER_PRINCIPAL, SECOND, old_snapshot_set, protect_once, start
 
@@ -48,22 +48,66 @@ def test_a_breach_and_its_end_are_each_one_alert_and_the_rows_say_why(world, az)
     assert vm.state == BREACHED and vm.policy == "full"
     assert kinds["snapshot_set"].state == BREACHED and kinds["snapshot_set"].age_hours > 47
     assert kinds["vault"].state == MET  # the vault's recovery point, from its protected item
-    assert kinds["restore_point"].state == kinds["copy"].state == NOT_PROTECTED
+    assert kinds["restore_point"].state == kinds["snapshot_copy"].state == kinds["restore_point_copy"].state == MISSING
+    assert vm.missing == ("restore_point", "snapshot_copy", "restore_point_copy")
     assert "snapshot set" in vm.reason and "RPO 2 h" in vm.reason
-    evaluate(world)  # still breached: no new alert
-    assert [e["type"] for e in alerts(world)] == [A.RPO_BREACHED]
+    evaluate(world)  # still breached and missing the same kinds: no new alert
+    assert sorted(e["type"] for e in alerts(world)) == [A.PROTECTION_MISSING, A.RPO_BREACHED]
 
     protect_once(world)  # the slot makes a fresh set, a restore point and their copies in the second region
     after = evaluate(world)
     (vm,) = after.vms
     assert vm.state == MET, vm.reason
-    assert {k.kind: k.state for k in vm.kinds} == {"vault": MET, "snapshot_set": MET, "restore_point": MET, "copy": MET}
+    assert {k.kind: k.state for k in vm.kinds} == {"vault": MET, "snapshot_set": MET, "restore_point": MET,
+                                                   "snapshot_copy": MET, "restore_point_copy": MET}
     events = alerts(world)
-    assert sorted(e["type"] for e in events) == [A.RPO_BREACHED, A.RPO_RESTORED]
+    assert sorted(e["type"] for e in events) == [A.PROTECTION_MISSING, A.PROTECTION_RESOLVED, A.RPO_BREACHED,
+                                                 A.RPO_RESTORED]
     assert {e["subject"] for e in events} == {world["vm_id"].lower()}
-    assert {d.kind for d in after.points_per_day} >= {"snapshot_set", "restore_point", "copy"}
-    copy = next(k for k in vm.kinds if k.kind == "copy")
-    assert f":{SECOND}" in copy.point_id or "northeurope" in copy.point_id.lower()
+    assert {d.kind for d in after.points_per_day} >= {"snapshot_set", "restore_point", "snapshot_copy",
+                                                      "restore_point_copy"}
+    copies = {k.kind: k.point_id for k in vm.kinds}
+    assert copies["snapshot_copy"].startswith("snapshot-set:") and copies["snapshot_copy"].endswith(f":{SECOND}")
+    assert "/restorepointcollections/" in copies["restore_point_copy"].lower()
+
+
+def test_a_fresh_snapshot_set_without_restore_points_is_missing_them_loudly_once(world, az):
+    """Issue 19, defect 7: a VM with no recovery point of a kind raised nothing and read `not_protected`
+    whatever else it had. Now it is `missing`, the kinds named, one alert when they go missing and one
+    when none is missing any more."""
+    old_snapshot_set(az, world, timedelta(0))  # this hour's set: fresh; no restore point, no copy
+    (vm,) = evaluate(world).vms
+    assert vm.state == MISSING, vm.reason
+    assert vm.missing == ("restore_point", "snapshot_copy", "restore_point_copy")
+    assert {k.kind: k.state for k in vm.kinds}["snapshot_set"] == MET
+    assert "no complete restore point" in vm.reason
+    evaluate(world)  # the same gap: nothing new
+    (missing,) = alerts(world)
+    assert (missing["type"], missing["subject"]) == (A.PROTECTION_MISSING, world["vm_id"].lower())
+    assert missing["data"]["missing"] == ["restore_point", "snapshot_copy", "restore_point_copy"]
+
+    protect_once(world)
+    (vm,) = evaluate(world).vms
+    assert vm.state == MET and vm.missing == ()
+    assert sorted(e["type"] for e in alerts(world)) == [A.PROTECTION_MISSING, A.PROTECTION_RESOLVED]
+
+
+def test_failed_snapshot_set_copies_are_not_met_by_a_restore_point_copy(world, az):
+    """Issue 19, defect 8: every snapshot copy of the slot ends Failed while the restore point's copy
+    succeeds; the snapshot sets' copies are judged on their own and are missing."""
+    az.faults([{"kind": "lro_failed", "method": "PUT", "path": f"/snapshots/[^/]*-{SECOND}$", "probability": 1.0}])
+    try:
+        world["host"].fire_timer("plan_slot")
+        world["host"].run_until_idle(timeout=120)  # the snapshot job fails (poisoned); the restore point's is done
+    finally:
+        az.faults([])
+    (vm,) = evaluate(world).vms
+    kinds = {k.kind: k.state for k in vm.kinds}
+    assert kinds == {"vault": MET, "snapshot_set": MET, "restore_point": MET, "snapshot_copy": MISSING,
+                     "restore_point_copy": MET}, vm.reason
+    assert vm.state == MISSING and vm.missing == ("snapshot_copy",)
+    assert [(e["type"], e["data"]["missing"]) for e in alerts(world) if e["type"] == A.PROTECTION_MISSING] == [
+        (A.PROTECTION_MISSING, ["snapshot_copy"])]
 
 
 def test_the_report_page_needs_a_reader_and_shows_the_fleet(world, az):
@@ -123,16 +167,17 @@ def test_a_poisoned_job_a_breach_and_a_restore_each_reach_a_subscriber_once(worl
 
         az.wait_for_topic_deliveries(timeout=20)
         events = hook.events
-        assert sorted(e["type"] for e in events) == [A.JOB_POISONED, A.RESTORE_SUCCEEDED, A.RPO_BREACHED], events
+        assert sorted(e["type"] for e in events) == [A.JOB_POISONED, A.PROTECTION_MISSING, A.RESTORE_SUCCEEDED,
+                                                     A.RPO_BREACHED], events  # missing: no restore point, no copies
         by_type = {e["type"]: e for e in events}
         assert by_type[A.RPO_BREACHED]["subject"] == by_type[A.RESTORE_SUCCEEDED]["subject"] == world["vm_id"].lower()
         assert by_type[A.JOB_POISONED]["subject"] == f"queue {world['settings']['VMKEEPER_JOBS_QUEUE']}"
         assert "message.batch" in by_type[A.JOB_POISONED]["data"]["reason"]
         assert by_type[A.RESTORE_SUCCEEDED]["data"]["restore_id"] == accepted.json()["id"]
         assert all(e["specversion"] == "1.0" and e["source"] == "/vmkeeper" for e in events)
-        assert len({e["id"] for e in events}) == 3
+        assert len({e["id"] for e in events}) == 4
         outbox = list(TableClient.from_connection_string(world["azurite"].connection_string,
                                                          world["settings"]["VMKEEPER_ALERTS_TABLE"]).list_entities())
-        assert len(outbox) == 3 and all(r["sent"] for r in outbox)  # the outbox: each change once, each published
+        assert len(outbox) == 4 and all(r["sent"] for r in outbox)  # the outbox: each change once, each published
     publishes = [c for c in az.calls() if c.get("operation") == "Microsoft.EventGrid/events/send/action"]
     assert publishes and all(c["status"] == 200 and "vmkeeper/" in (c.get("userAgent") or "") for c in publishes)

@@ -398,9 +398,9 @@ def test_lifting_vmkeepers_own_lock_takes_from_the_budget_with_the_delete(world,
     assert rest.deleted == 1 and not set(own) & world["names"]()
 
 
-def test_deletions_raise_one_retention_alert_per_vm_per_pass(world, sub):
-    """vmkeeper.retention.deleted: one event per VM per pass that deleted something, listing each point with
-    its rule; a pass that deletes nothing raises nothing."""
+def test_deletions_raise_one_retention_alert_per_deleted_set(world, sub):
+    """vmkeeper.retention.deleted: one event per set deleted, about its VM, listing each point with its rule;
+    a pass that deletes nothing raises nothing."""
     import json
 
     from shared.alerts import events as A
@@ -425,3 +425,130 @@ def test_deletions_raise_one_retention_alert_per_vm_per_pass(world, sub):
     deleted = event["data"]["deleted"]
     assert sorted(d["id"].rsplit("/", 1)[-1] for d in deleted) == sorted(old)
     assert all(d["rule"] and d["reason"] and d["kind"] == "snapshot" for d in deleted)
+
+
+# --- issue 19, defect 10: two passes at once raise one alert per deletion -------------------------------------------
+def test_two_retention_passes_at_once_raise_one_alert_per_deleted_set(world, sub, compute):
+    """Two passes a second apart (a slow pass still running when the timer fires again) list the same expired
+    sets and apply at once, in two threads: one deletes a set, the other deletes it too or finds it gone.
+    Each deletion is said once, whichever pass says it."""
+    import json
+
+    from shared.alerts import events as A
+    from shared.alerts.outbox import Alerts
+
+    outbox = world["table"]("alerts")
+    outbox.create_table()
+    alerts = Alerts(outbox, None, "/vmkeeper/test")
+    old = world["snapshot_set"]("2026-11-19T00:00:00Z")
+    older = world["snapshot_set"]("2026-11-20T00:00:00Z")
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    world["run"](0)  # marks both older sets
+    passes = [Retention(world["arm"], world["ledger"], pacing.WriteBudget(world["table"]("budget"), rate=50, burst=100),
+                        [sub], alerts=alerts) for _ in range(2)]
+    nows = [world["at"](25), world["at"](25) + timedelta(seconds=1)]
+    listings = [p.listing(now) for p, now in zip(passes, nows, strict=True)]
+    decisions = [p.decide(listing, now, world["gold"]()) for p, listing, now in zip(passes, listings, nows, strict=True)]
+    assert all(sum(d.action == "delete" for d in ds) == len(old) + len(older) for ds in decisions)
+    start, results, errors = threading.Barrier(2), [None, None], []
+
+    def apply(i: int) -> None:
+        try:
+            start.wait(timeout=30)
+            results[i] = passes[i].apply(decisions[i], listings[i], nows[i])
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=apply, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert not (set(old) | set(older)) & world["names"]()
+    assert all(set(r.gone) for r in results)  # each pass deleted, or found gone, what it listed
+    events = [json.loads(row["event"]) for row in outbox.list_entities()]
+    assert [e["type"] for e in events] == [A.RETENTION_DELETED] * 2  # two sets deleted: two events, not four
+    said = sorted(d["id"].rsplit("/", 1)[-1] for e in events for d in e["data"]["deleted"])
+    assert said == sorted(old + older)  # each deletion listed once
+
+
+# --- issue 19, defect 2: a restore (or a drill's) pending or running pins the point it reads -------------------------
+def test_a_restore_pending_or_running_pins_its_point_until_it_ends_or_its_bound(world, sub, compute):
+    """A restore accepted from an expired set keeps it (rule pinned), even one already marked and past its
+    deferral: the mark stays, and the set goes once the restore has ended. A restore that crashed (running,
+    its last step begun longer ago than a step may take) pins nothing."""
+    from shared.instants import format_instant
+    from shared.restore.records import PENDING, RUNNING, SUCCEEDED, Record, Records
+
+    marked = world["snapshot_set"]("2026-11-18T00:00:00Z", extra={T.SET: "a1a1a1a1a1a1a1a1"})
+    pending = world["snapshot_set"]("2026-11-19T00:00:00Z", extra={T.SET: "b2b2b2b2b2b2b2b2"})
+    crashed = world["snapshot_set"]("2026-11-20T00:00:00Z", extra={T.SET: "c3c3c3c3c3c3c3c3"})
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    restores_table = world["table"]("restores")
+    records = Records(restores_table)
+    retention = Retention(world["arm"], world["ledger"], pacing.WriteBudget(world["table"]("budget"), rate=50, burst=100),
+                          [sub], restores=restores_table)
+    vm = world["vm"]
+
+    def restore(restore_id: str, set_id: str, names: list[str], state: str, began) -> None:
+        ids = [compute.snapshots.get("rg-vm-00", n).id for n in names]
+        record = Record(restore_id, PENDING, {"vm": vm.id, "recovery_point": f"snapshot-set:{set_id}:{vm.location}",
+                                              "target": {"type": "disks", "resource_group": "rg-restore"}},
+                        {"disks": [{"source_id": i} for i in ids]}, "ops", format_instant(began))
+        records.insert(record)
+        if state != PENDING:
+            records.change(restore_id, lambda r: setattr(r, "state", state) or r.steps.append(
+                {"name": "create_disks", "started_at": format_instant(began), "finished_at": None}) or True)
+
+    def run(hours: float) -> dict[str, tuple[str, str]]:
+        decisions, applied = retention.run(world["at"](hours), world["gold"]())
+        assert not applied.errors
+        return {d.artifact_id.rsplit("/", 1)[-1]: (d.action, d.rule) for d in decisions}
+
+    run(-30)  # the three older sets are marked, a day and more ago
+    restore("r-marked", "a1a1a1a1a1a1a1a1", marked, RUNNING, world["at"](-1))
+    restore("r-pending", "b2b2b2b2b2b2b2b2", pending, PENDING, world["at"](0))
+    restore("r-crashed", "c3c3c3c3c3c3c3c3", crashed, RUNNING, world["at"](-30))  # longer than a step may take
+    decided = run(0)  # every mark has passed: on main all three sets were deleted here
+    assert {decided[n] for n in marked + pending} == {("keep", "pinned")}
+    assert {decided[n] for n in crashed} == {("delete", "not_selected")}  # a crashed restore holds nothing for ever
+    names = world["names"]()
+    assert set(marked) | set(pending) <= names and not set(crashed) & names
+    assert all(T.EXPIRING in compute.snapshots.get("rg-vm-00", n).tags for n in marked + pending)  # marks stay
+
+    for restore_id in ("r-marked", "r-pending"):
+        records.change(restore_id, lambda r: setattr(r, "state", SUCCEEDED) or True)
+    decided = run(1)
+    assert {decided[n] for n in marked + pending} == {("delete", "not_selected")}  # the pins ended: they go
+    assert not (set(marked) | set(pending)) & world["names"]()
+
+
+def test_a_restore_accepted_after_the_listing_is_seen_right_before_the_delete(world, sub, compute):
+    """The pins are read again right before each set's delete: a restore accepted between the pass's listing
+    and its delete keeps the set (rule pinned in the ledger), and the next pass after it ends deletes it."""
+    from shared.instants import format_instant
+    from shared.restore.records import PENDING, SUCCEEDED, Record, Records
+
+    old = world["snapshot_set"]("2026-11-20T00:00:00Z", extra={T.SET: "d4d4d4d4d4d4d4d4"})
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    restores_table = world["table"]("restores")
+    retention = Retention(world["arm"], world["ledger"], pacing.WriteBudget(world["table"]("budget"), rate=50, burst=100),
+                          [sub], restores=restores_table)
+    retention.run(world["at"](0), world["gold"]())  # marks the older set
+    now = world["at"](25)
+    listing = retention.listing(now)
+    decisions = retention.decide(listing, now, world["gold"]())
+    assert {d.action for d in decisions if d.artifact_id.rsplit("/", 1)[-1] in old} == {"delete"}
+    records = Records(restores_table)
+    records.insert(Record("r-late", PENDING, {"vm": world["vm"].id, "recovery_point": f"snapshot-set:d4d4d4d4d4d4d4d4:"
+                                              f"{world['vm'].location}", "target": {"type": "disks"}},
+                          {"disks": []}, "ops", format_instant(now)))
+    applied = retention.apply(decisions, listing, now)
+    assert applied.deleted == 0 and applied.fresh_kept == len(old) and not applied.errors
+    assert set(old) <= world["names"]()
+    row = world["ledger"].get(_run_id(now), compute.snapshots.get("rg-vm-00", old[0]).id)
+    assert row["rule"] == "pinned" and "restore r-late is pending" in row["reason"]
+    records.change("r-late", lambda r: setattr(r, "state", SUCCEEDED) or True)
+    _, after = retention.run(world["at"](26), world["gold"]())
+    assert after.deleted == len(old) and not set(old) & world["names"]()

@@ -87,13 +87,15 @@ def test_status_shows_every_kind_met_and_exits_0(world):
     human = vmkeeper("status")
     assert human.exit_code == 0, human.output
     assert "vm-00000" in human.stdout and "met" in human.stdout and "Restore point" in human.stdout
-    assert "1 VM: 0 breached, 0 not protected, 1 met, 0 opted out" in human.stdout
+    assert "1 VM: 0 breached, 0 not protected, 0 missing, 1 met, 0 opted out" in human.stdout
+    assert "exit code 2" not in human.stdout
     doc = json_out(vmkeeper("status", "--json"), "status")
     (vm,) = doc["vms"]
     assert vm["state"] == "met" and {k["kind"]: k["state"] for k in vm["kinds"]} == {
-        "snapshot_set": "met", "restore_point": "met", "copy": "met"}
+        "snapshot_set": "met", "restore_point": "met", "snapshot_copy": "met", "restore_point_copy": "met"}
+    assert vm["missing"] == []
     assert doc["summary"] == [{"subscription": world["sub"], "policy": "full", "met": 1, "breached": 0,
-                               "not_protected": 0, "opted_out": 0}]
+                               "not_protected": 0, "missing": 0, "opted_out": 0}]
 
 
 # --- plan ---------------------------------------------------------------------------------------------
@@ -220,7 +222,8 @@ def test_report_json_and_page(world, tmp_path):
     world["host"].fire_timer("compliance_evaluation")
     doc = json_out(vmkeeper("report", "--json"), "report")
     assert doc["evaluated"] and [v["name"] for v in doc["vms"]] == ["vm-00000"]
-    assert {d["kind"] for d in doc["points_per_day"]} >= {"snapshot_set", "restore_point", "copy"}
+    assert {d["kind"] for d in doc["points_per_day"]} >= {"snapshot_set", "restore_point", "snapshot_copy",
+                                                          "restore_point_copy"}
     page = tmp_path / "out" / "report.html"
     page.parent.mkdir()
     human = vmkeeper("report", "-o", str(page))

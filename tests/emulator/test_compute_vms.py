@@ -3,6 +3,8 @@ instanceView, lists with paging, power actions, delete with disk/NIC delete opti
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute.models import (
@@ -146,3 +148,16 @@ def test_update_tags_and_delete_vm_honours_delete_options(az, compute, resources
     kept = compute.disks.get("rg-vm-00", "keep-me")  # deleteOption Detach
     assert kept.disk_state == "Unattached" and kept.managed_by is None
     compute.virtual_machines.begin_delete("rg-vm-00", "vm-del").result()  # already gone: 204, no error
+
+
+def test_each_instance_of_a_vm_has_its_own_vm_id(compute, resources, sub):
+    """properties.vmId is one GUID per instance: kept by an update, new when the VM is deleted and created again
+    under its name (its ARM id the same). vmkeeper tells instances apart by it."""
+    nic = make_nic(resources, sub, "rg-vm-00", "nic-instance")
+    first = compute.virtual_machines.begin_create_or_update("rg-vm-00", "vm-instance", vm_body(nic)).result()
+    assert str(uuid.UUID(first.vm_id)) == first.vm_id
+    updated = compute.virtual_machines.begin_create_or_update("rg-vm-00", "vm-instance", vm_body(nic)).result()
+    assert updated.vm_id == first.vm_id
+    compute.virtual_machines.begin_delete("rg-vm-00", "vm-instance").result()
+    again = compute.virtual_machines.begin_create_or_update("rg-vm-00", "vm-instance", vm_body(nic)).result()
+    assert again.id.lower() == first.id.lower() and again.vm_id != first.vm_id

@@ -412,6 +412,35 @@ def test_stop_protection_retaining_data_keeps_recovery_points(az, backup, comput
     assert resumed.properties["protectionState"] == "Protected"
 
 
+def test_a_stopped_item_is_not_protectable_and_a_put_with_a_policy_resumes_it_for_a_vm_created_again(
+        az, backup, compute, resources, vaults, sub):
+    """Azure keeps a stopped item (data retained): its VM is listed as protectable no more, even deleted and
+    created again under its name (another vmId, the same ARM id); a PUT of the item with a policy is the
+    documented resume, keeping its recovery points."""
+    from tests.emulator.test_compute_vms import make_nic, vm_body
+
+    weu = vaults["westeurope"]
+    nic = make_nic(resources, sub, "rg-vm-00", "nic-again")
+    first = compute.virtual_machines.begin_create_or_update("rg-vm-00", "vm-again", vm_body(nic)).result()
+    protected(backup, vaults, first.id)
+    trigger_backup(backup, weu, first.id)
+    az.advance(3600)
+    kept = [p.name for p in points(backup, weu, first.id)]
+    assert kept
+    stop_protection(backup, weu, first.id).result()
+    compute.virtual_machines.begin_delete("rg-vm-00", "vm-again").result()
+    second = compute.virtual_machines.begin_create_or_update("rg-vm-00", "vm-again", vm_body(nic)).result()
+    assert second.id.lower() == first.id.lower() and second.vm_id != first.vm_id
+    refresh(backup, weu)
+    assert second.id.lower() not in protectable(backup, weu)
+    assert get_item(backup, weu, second.id).properties["protectionState"] == "ProtectionStopped"
+    resumed = enable(backup, weu, second.id, policy="EnhancedPolicy").result()
+    assert resumed.properties["protectionState"] == "Protected"
+    assert resumed.properties["policyId"].endswith("/backupPolicies/EnhancedPolicy")
+    assert [p.name for p in points(backup, weu, second.id)][:len(kept)] == kept
+    assert status_of(backup, second.id).protection_status == "Protected"
+
+
 def test_delete_protected_item_removes_it_and_its_data(az, resources, backup, compute, vaults):
     weu = vaults["westeurope"]
     vm = compute.virtual_machines.get("rg-vm-00", "vm-00000").id

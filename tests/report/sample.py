@@ -12,9 +12,12 @@ from shared.report.model import (
     BREACHED,
     COPY,
     MET,
+    MISSING,
     NOT_PROTECTED,
     OPTED_OUT,
     RESTORE_POINT,
+    RESTORE_POINT_COPY,
+    SNAPSHOT_COPY,
     SNAPSHOT_SET,
     STATES,
     VAULT,
@@ -32,7 +35,7 @@ from shared.report.model import (
 GENERATED = "2026-11-28T10:00:00Z"
 SUBSCRIPTIONS = ("0b1f6471-1bf0-4dda-aec3-111111111111", "7c9e6679-7425-40de-944b-222222222222")
 POLICIES = {  # policy: (kind, RPO hours)
-    "gold": ((VAULT, 25), (SNAPSHOT_SET, 25), (RESTORE_POINT, 25), (COPY, 49)),
+    "gold": ((VAULT, 25), (SNAPSHOT_SET, 25), (RESTORE_POINT, 25), (SNAPSHOT_COPY, 49), (RESTORE_POINT_COPY, 49)),
     "silver": ((VAULT, 25), (SNAPSHOT_SET, 25)),
     "bronze": ((VAULT, 169),),
 }
@@ -52,11 +55,11 @@ def _vm(i: int, generated: datetime) -> VmRow:
     group = f"rg-{role}"
     region = REGIONS[(i // 2) % 2]
     vid = vm_id(sub, group, name)
-    pick = i % 10  # 5 met, 2 breached, 2 not protected, 1 opted out in every ten
+    pick = i % 10  # 5 met, 2 breached, 2 missing a kind or not protected, 1 opted out in every ten
     if pick == 9:
         return VmRow(vid, name, sub, group, region, None, OPTED_OUT, "vmkeeper-optout tag is 'true'")
     policy = list(POLICIES)[i % 3]
-    kinds, worst, reason = [], MET, "every kind within its RPO"
+    kinds, worst, reason, missing = [], MET, "every kind within its RPO", ()
     for n, (kind, rpo) in enumerate(POLICIES[policy]):
         age: float | None = round(1.5 + (i * 7 + n * 3) % 20 + (i % 7) / 10, 1)
         state = MET
@@ -64,12 +67,13 @@ def _vm(i: int, generated: datetime) -> VmRow:
             age, state = round(rpo + 5.2 + i % 11, 1), BREACHED
             worst, reason = BREACHED, f"newest {kind.replace('_', ' ')} {age} h old, RPO {rpo} h"
         elif pick == 8 and n == 0:
-            age, state = None, NOT_PROTECTED
-            worst, reason = NOT_PROTECTED, f"no {kind.replace('_', ' ')} yet"
+            age, state, missing = None, MISSING, (kind,)
+            worst = MISSING if len(POLICIES[policy]) > 1 else NOT_PROTECTED
+            reason = f"no complete {kind.replace('_', ' ')}"
         newest = format_instant(generated - timedelta(hours=age)) if age is not None else None
         point = f"{kind}:{name}:{n}" if age is not None else None
         kinds.append(KindStatus(kind, state, float(rpo), newest, age, point))
-    return VmRow(vid, name, sub, group, region, policy, worst, reason, tuple(kinds))
+    return VmRow(vid, name, sub, group, region, policy, worst, reason, tuple(kinds), missing)
 
 
 def _summary(vms: list[VmRow]) -> tuple[SummaryRow, ...]:
@@ -89,7 +93,8 @@ def points(generated: datetime, days: int = 30) -> tuple[DayCount, ...]:
             (VAULT, 18 + d % 4),
             (SNAPSHOT_SET, 10 + d % 5),
             (RESTORE_POINT, 6 + d % 3),
-            (COPY, 4 if d % 3 else 0),  # no copy every third day: a day without a kind
+            (SNAPSHOT_COPY, 4 if d % 3 else 0),  # no copy every third day: a day without a kind
+            (RESTORE_POINT_COPY, 2 if d % 3 else 0),
         ):
             if count:
                 out.append(DayCount(day, kind, count))

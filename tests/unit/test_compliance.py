@@ -13,15 +13,18 @@ from hypothesis import strategies as st
 from shared.alerts import events as A
 from shared.compliance import rpo
 from shared.compliance.reads import FleetPoints
-from shared.compliance.service import changes, judge, summarize
+from shared.compliance.service import _row as _ledger_row
+from shared.compliance.service import changes, judge, summarize, vm_from_row
 from shared.policy.document import load_policies
 from shared.report.model import (
     BREACHED,
-    COPY,
     MET,
+    MISSING,
     NOT_PROTECTED,
     OPTED_OUT,
     RESTORE_POINT,
+    RESTORE_POINT_COPY,
+    SNAPSHOT_COPY,
     SNAPSHOT_SET,
     VAULT,
 )
@@ -61,8 +64,10 @@ def fresh_points(policy_name: str, age_fraction: float) -> list[RecoveryPoint]:
             out.append(point("snapshot_set", age))
         elif exp.kind == RESTORE_POINT:
             out.append(point("restore_point", age))
-        else:
+        elif exp.kind == SNAPSHOT_COPY:
             out.append(point("snapshot_set", age, region=policy.copy_region, copy=True))
+        else:
+            out.append(point("restore_point", age, region=policy.copy_region, copy=True))
     return out
 
 
@@ -70,7 +75,8 @@ def test_expectations_follow_the_policy():
     daily = {e.kind: e.rpo for e in rpo.expectations(POLICIES.get("daily"))}
     assert daily == {VAULT: timedelta(hours=25), SNAPSHOT_SET: timedelta(hours=26)}  # a DST day is 25 h
     hourly = {e.kind: e.rpo for e in rpo.expectations(POLICIES.get("hourly"))}
-    assert hourly == {SNAPSHOT_SET: timedelta(hours=5), RESTORE_POINT: timedelta(hours=5), COPY: timedelta(hours=5)}
+    assert hourly == {SNAPSHOT_SET: timedelta(hours=5), RESTORE_POINT: timedelta(hours=5),
+                      SNAPSHOT_COPY: timedelta(hours=5), RESTORE_POINT_COPY: timedelta(hours=5)}
     assert {e.kind: e.rpo for e in rpo.expectations(POLICIES.get("weekly"))} == {RESTORE_POINT: timedelta(hours=200)}
     # rpo_hours overrides every kind, the vault's too
     assert {e.rpo for e in rpo.expectations(POLICIES.get("tight"))} == {timedelta(hours=3)}
@@ -112,19 +118,81 @@ def test_incomplete_points_never_count(name, incomplete_ages, fraction):
     assert rpo.evaluate(resolution, noise, NOW).state == NOT_PROTECTED
 
 
-def test_a_copy_counts_only_as_a_copy_and_only_in_the_second_region():
+def test_a_copy_counts_only_as_its_own_kind_of_copy_and_only_in_the_second_region():
     resolution = POLICIES.for_vm({"vmkeeper-policy": "hourly"})
     points = [point("snapshot_set", 1), point("restore_point", 1)]
     kinds = {k.kind: k.state for k in rpo.evaluate(resolution, points, NOW).kinds}
-    assert kinds[COPY] == NOT_PROTECTED
+    assert kinds[SNAPSHOT_COPY] == kinds[RESTORE_POINT_COPY] == MISSING
     elsewhere = points + [point("snapshot_set", 1, region="eastus", copy=True)]
-    assert {k.kind: k.state for k in rpo.evaluate(resolution, elsewhere, NOW).kinds}[COPY] == NOT_PROTECTED
-    there = points + [point("restore_point", 1, region="northeurope", copy=True)]
+    assert {k.kind: k.state for k in rpo.evaluate(resolution, elsewhere, NOW).kinds}[SNAPSHOT_COPY] == MISSING
+    there = points + [point("restore_point", 1, region="northeurope", copy=True),
+                      point("snapshot_set", 1, region="northeurope", copy=True)]
     result = rpo.evaluate(resolution, there, NOW)
-    assert result.state == MET
+    assert result.state == MET and result.missing == ()
     # a copy is not the source region's point
     only_copy = [point("snapshot_set", 1, region="northeurope", copy=True)]
-    assert {k.kind: k.state for k in rpo.evaluate(resolution, only_copy, NOW).kinds}[SNAPSHOT_SET] == NOT_PROTECTED
+    assert {k.kind: k.state for k in rpo.evaluate(resolution, only_copy, NOW).kinds}[SNAPSHOT_SET] == MISSING
+
+
+def test_days_of_failed_snapshot_set_copies_are_not_met_by_one_restore_point_copy():
+    """Defect 8 of issue 19: each source kind's copies are judged on their own."""
+    resolution = POLICIES.for_vm({"vmkeeper-policy": "hourly"})
+    sources = [point("snapshot_set", 1), point("restore_point", 1)]
+    failed = [point("snapshot_set", h, region="northeurope", copy=True, complete=False, pid=f"f{h}")
+              for h in range(2, 72, 4)]  # a copy every slot for three days, none complete
+    good_rp_copy = point("restore_point", 1, region="northeurope", copy=True)
+    last_good_set_copy = point("snapshot_set", 75, region="northeurope", copy=True)
+    result = rpo.evaluate(resolution, sources + failed + [good_rp_copy, last_good_set_copy], NOW)
+    kinds = {k.kind: k for k in result.kinds}
+    assert kinds[RESTORE_POINT_COPY].state == MET and kinds[RESTORE_POINT_COPY].point_id == good_rp_copy.id
+    assert kinds[SNAPSHOT_COPY].state == BREACHED and kinds[SNAPSHOT_COPY].age_hours == 75
+    assert result.state == BREACHED and "snapshot set copy 75.0 h old" in result.reason
+    # and with no complete snapshot set copy at all, that kind is missing (named), not met
+    never = rpo.evaluate(resolution, sources + failed + [good_rp_copy], NOW)
+    assert never.state == MISSING and never.missing == (SNAPSHOT_COPY,), never
+    assert "snapshot set copy" in never.reason and "restore point copy" not in never.reason
+
+
+def test_a_fresh_snapshot_set_without_a_restore_point_is_missing_that_kind_not_unprotected():
+    """Defect 7 of issue 19: the VM's state names the missing kind."""
+    resolution = POLICIES.for_vm({"vmkeeper-policy": "hourly"})
+    points = [point("snapshot_set", 1), point("snapshot_set", 1, region="northeurope", copy=True)]
+    result = rpo.evaluate(resolution, points, NOW)
+    assert result.state == MISSING
+    assert result.missing == (RESTORE_POINT, RESTORE_POINT_COPY)
+    assert {k.kind: k.state for k in result.kinds} == {SNAPSHOT_SET: MET, SNAPSHOT_COPY: MET,
+                                                       RESTORE_POINT: MISSING, RESTORE_POINT_COPY: MISSING}
+    assert "no complete restore point, second-region restore point copy" in result.reason
+    nothing = rpo.evaluate(resolution, [], NOW)
+    assert nothing.state == NOT_PROTECTED and len(nothing.missing) == 4
+
+
+def test_recorded_rows_from_before_kinds_of_copy_and_missing_stay_readable():
+    old = {"vmId": VM.lower(), "vm": VM, "name": "vm1", "subscription": "s", "group": "rg", "region": "westeurope",
+           "policy": "hourly", "state": "not_protected", "reason": "no complete restore point",
+           "evaluated": "2026-11-28T11:30:00Z", "kinds": json.dumps([
+               {"kind": "snapshot_set", "state": "met", "rpo_hours": 5, "newest": "2026-11-28T10:00:00Z",
+                "age_hours": 1.5, "point_id": "snapshot-set:0123456789abcdef:westeurope"},
+               {"kind": "restore_point", "state": "not_protected", "rpo_hours": 5, "newest": None,
+                "age_hours": None, "point_id": None},
+               {"kind": "copy", "state": "met", "rpo_hours": 5, "newest": "2026-11-28T10:00:00Z",
+                "age_hours": 1.5, "point_id": "snapshot-set:0123456789abcdef:northeurope"}])}
+    vm = vm_from_row(old)
+    assert vm.state == MISSING and vm.missing == (RESTORE_POINT,)
+    assert [(k.kind, k.state) for k in vm.kinds] == [(SNAPSHOT_SET, MET), (RESTORE_POINT, MISSING),
+                                                     (SNAPSHOT_COPY, MET)]
+    # the old row's gap was never alerted (rows of that time raised none): it is, once; then not again
+    result = rpo.evaluate(POLICIES.for_vm({"vmkeeper-policy": "hourly"}),
+                          [point("snapshot_set", 1), point("snapshot_set", 1, region="northeurope", copy=True),
+                           point("restore_point", 1, region="northeurope", copy=True)], NOW)
+    fleet = FleetPoints(vms=[{**_row("vm1", 0), "tags": {"vmkeeper-policy": "hourly"}}])
+    fleet.points[VM.lower()] += [point("snapshot_set", 1), point("snapshot_set", 1, region="northeurope", copy=True),
+                                 point("restore_point", 1, region="northeurope", copy=True)]
+    (now,) = judge(fleet, POLICIES, NOW).vms
+    assert now.missing == result.missing == (RESTORE_POINT,)
+    (raised,) = changes({VM.lower(): old}, [now])
+    assert (raised.type, raised.data["missing"]) == (A.PROTECTION_MISSING, [RESTORE_POINT])
+    assert changes(recorded([now], NOW), [now]) == []
 
 
 def test_opted_out_bad_tag_and_no_points():
@@ -132,13 +200,20 @@ def test_opted_out_bad_tag_and_no_points():
     bad = rpo.evaluate(POLICIES.for_vm({"vmkeeper-policy": "nope"}), [], NOW)
     assert bad.state == NOT_PROTECTED and "nope" in bad.reason
     none = rpo.evaluate(POLICIES.for_vm({}), [], NOW)
-    assert none.state == NOT_PROTECTED and "no complete snapshot set" in none.reason
+    assert none.state == NOT_PROTECTED and "no complete vault recovery point, snapshot set" in none.reason
+    assert none.missing == (VAULT, SNAPSHOT_SET)
 
 
 def test_breach_beats_not_protected_and_the_reason_says_why():
     result = rpo.evaluate(POLICIES.for_vm({}), [point("snapshot_set", 30)], NOW)
     assert result.state == BREACHED
     assert "snapshot set 30.0 h old, RPO 26 h" in result.reason and "no complete vault" in result.reason
+    assert result.missing == (VAULT,)  # breached, and the missing kind is named too
+
+
+def recorded(vms, when):
+    """The ledger rows an evaluation at ``when`` records (what ``changes`` reads back as ``previous``)."""
+    return {v.vm_id.lower(): _ledger_row(v, when.strftime("%Y-%m-%dT%H:%M:%SZ")) for v in vms}
 
 
 def _row(name, state_points):
@@ -156,7 +231,7 @@ def test_judge_and_changes_raise_once_per_change():
     assert evaluation.vms[0].region == "westeurope"
     first = changes({}, evaluation.vms)
     assert [(a.type, a.subject.endswith("/a")) for a in first] == [(A.RPO_BREACHED, True)]
-    previous = {v.vm_id.lower(): v.state for v in evaluation.vms}
+    previous = recorded(evaluation.vms, NOW)
     assert changes(previous, evaluation.vms) == []  # still breached: nothing new
     # the same breach judged again makes the same event id (the outbox drops it)
     assert changes({}, judge(fleet, POLICIES, NOW + timedelta(minutes=30)).vms)[0].id == first[0].id
@@ -178,3 +253,56 @@ def test_alert_ids_and_cloud_event_shape():
         A.Alert("vmkeeper.nope", VM, "k")
     assert A.subject_of({"job": {"vm_id": VM}}, "q") == VM.lower()
     assert A.subject_of({"x": 1}, "queue vmkeeper-jobs") == "queue vmkeeper-jobs"
+
+
+def test_a_missing_kind_is_one_alert_per_change_and_its_end_another():
+    """Defect 7 of issue 19: a VM vmkeeper should protect but cannot is as loud as a breach."""
+    a, b, bad = (VM.replace("vm1", n).lower() for n in ("a", "b", "bad"))
+    fleet = FleetPoints(vms=[{**_row(n, 0), "tags": tags} for n, tags in (
+        ("a", {"vmkeeper-policy": "hourly"}), ("b", {"vmkeeper-policy": "hourly"}),
+        ("bad", {"vmkeeper-policy": "nope"}))])
+    fleet.points[a] += [point("snapshot_set", 1), point("snapshot_set", 1, region="northeurope", copy=True)]
+    fleet.points[b] += fresh_points("hourly", 0.5)
+    first = judge(fleet, POLICIES, NOW)
+    assert {v.name: (v.state, v.missing) for v in first.vms} == {
+        "a": (MISSING, (RESTORE_POINT, RESTORE_POINT_COPY)), "b": (MET, ()), "bad": (NOT_PROTECTED, ())}
+    raised = changes({}, first.vms)
+    assert sorted((x.type, x.subject) for x in raised) == [(A.PROTECTION_MISSING, a), (A.PROTECTION_MISSING, bad)]
+    by_subject = {x.subject: x for x in raised}
+    assert by_subject[a].data["missing"] == [RESTORE_POINT, RESTORE_POINT_COPY]
+    assert by_subject[bad].data["newly_missing"] == ["policy"] and "nope" in by_subject[bad].data["reason"]
+    # the same gap raised again before the rows were written is the same event; judged again, nothing
+    assert [x.id for x in changes({}, judge(fleet, POLICIES, NOW + timedelta(minutes=5)).vms)] == [x.id for x in raised]
+    previous = recorded(first.vms, NOW)
+    assert changes(previous, judge(fleet, POLICIES, NOW + timedelta(minutes=30)).vms) == []
+
+    # b's snapshot set copies stop arriving and are deleted: a new gap, one alert naming it
+    fleet.points[b] = [p for p in fleet.points[b] if rpo.kind_of(p) != SNAPSHOT_COPY]
+    second = judge(fleet, POLICIES, NOW + timedelta(minutes=30))
+    (gone,) = changes(previous, second.vms)
+    assert (gone.type, gone.subject, gone.data["missing"]) == (A.PROTECTION_MISSING, b, [SNAPSHOT_COPY])
+
+    # a's restore points arrive: its gap ends (one alert); b's is still open (nothing new)
+    previous = recorded(second.vms, NOW + timedelta(minutes=30))
+    fleet.points[a] += [point("restore_point", 0.5), point("restore_point", 0.5, region="northeurope", copy=True)]
+    third = judge(fleet, POLICIES, NOW + timedelta(hours=1))
+    (ended,) = changes(previous, third.vms)
+    assert (ended.type, ended.subject, ended.data["state"]) == (A.PROTECTION_RESOLVED, a, MET)
+
+    # the same kind missing again later is a new change: a new event, not one the outbox drops
+    previous = recorded(third.vms, NOW + timedelta(hours=1))
+    fleet.points[a] = [p for p in fleet.points[a] if p.kind != "restore_point"]
+    again = [x for x in changes(previous, judge(fleet, POLICIES, NOW + timedelta(hours=2)).vms) if x.subject == a]
+    assert [x.type for x in again] == [A.PROTECTION_MISSING] and again[0].id != by_subject[a].id
+
+
+def test_a_breach_with_a_kind_missing_raises_both_and_the_breach_ends_on_its_own():
+    fleet = FleetPoints(vms=[{**_row("a", 0), "tags": {}}])  # the default policy: vault and snapshot set
+    fleet.points[VM.replace("vm1", "a").lower()] += [point("snapshot_set", 30)]
+    first = judge(fleet, POLICIES, NOW)
+    assert [(v.state, v.missing) for v in first.vms] == [(BREACHED, (VAULT,))]
+    assert sorted(x.type for x in changes({}, first.vms)) == [A.PROTECTION_MISSING, A.RPO_BREACHED]
+    fleet.points[VM.replace("vm1", "a").lower()].append(point("snapshot_set", 1, pid="new"))
+    second = judge(fleet, POLICIES, NOW)
+    assert [(v.state, v.missing) for v in second.vms] == [(MISSING, (VAULT,))]
+    assert [x.type for x in changes(recorded(first.vms, NOW), second.vms)] == [A.RPO_RESTORED]

@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from shared.autoprotect.events import BadEvent, parse
-from shared.autoprotect.steps import decide_policy, new_message
+from shared.autoprotect.steps import decide_existing, decide_policy, new_message
 from shared.policy.document import load_policy_file
 from shared.queue import messages as jobs
 from shared.settings import ProtectSettings, SettingError
@@ -180,3 +180,23 @@ def test_without_a_default_an_untagged_vm_has_no_policy(tmp_path):
     path.write_text(json.dumps({k: v for k, v in POLICIES.items() if k != "default"}))
     choice = decide_policy({}, load_policy_file(path))
     assert (choice.backup_policy, choice.skip) == (None, "no_policy")
+
+
+VM = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+POLICY = "/subscriptions/s/resourceGroups/r/providers/Microsoft.RecoveryServices/vaults/v/backupPolicies/Gold"
+
+
+@pytest.mark.parametrize("item, expected", [
+    (None, "create"),
+    ({"sourceResourceId": VM, "protectionState": "ProtectionStopped", "policyId": ""}, "resume"),
+    ({"sourceResourceId": VM.upper(), "protectionState": "Protected", "policyId": POLICY.lower()}, "protected"),
+    ({"sourceResourceId": VM, "protectionState": "IRPending", "policyId": POLICY}, "protected"),
+    ({"sourceResourceId": VM, "protectionState": "Protected", "policyId": POLICY.replace("Gold", "Silver")}, "other_policy"),
+    ({"sourceResourceId": VM.replace("0001", "0002"), "protectionState": "ProtectionStopped"}, "other_vm"),
+    ({"protectionState": "Protected", "policyId": POLICY}, "other_vm"),  # names no VM: not provably ours
+    ({"sourceResourceId": VM, "protectionState": "ProtectionError", "policyId": POLICY}, "left_alone"),
+    ({"sourceResourceId": VM, "protectionState": "BackupsSuspended", "policyId": POLICY}, "left_alone"),
+])
+def test_an_existing_item_is_created_resumed_or_left_alone(item, expected):
+    """Create-only: only a missing item is created and only the VM's own stopped item is written over (resumed)."""
+    assert decide_existing(item, VM, POLICY) == expected

@@ -312,6 +312,7 @@ def test_from_resource_graph():
         DiskRef(f"{disk}/d3", "d3", 3),
     )  # no unmanaged disk
     assert record.power_state == "deallocated"
+    assert record.instance is None  # no vmId listed
     bare = VmRecord.from_resource_graph(
         {"id": f"{BASE}/virtualMachines/x", "location": "westeurope", "properties": {}}
     )
@@ -549,3 +550,15 @@ def test_a_snapshot_set_records_how_many_members_it_has_when_complete():
     assert sizes[("g", "snapshot_set")] == ("4", 4)  # the OS disk and three data disks
     assert sizes[("w", "snapshot_set")] == ("2", 2)  # LUNs 0 and 2 only
     assert T.SET_SIZE not in next(j for j in jobs if j.kind == "restore_point").tags
+
+
+def test_every_artifact_names_the_instance_of_its_vm():
+    """A VM deleted and created again keeps its ARM id (vmkeeper-vm): vmkeeper-vm-instance (its vmId) says which
+    instance an artifact is of, so the two instances' points can be told apart (issue 19, 11)."""
+    row = {"id": f"{BASE}/virtualMachines/app1", "location": "westeurope", "tags": {"vmkeeper-policy": "gold"},
+           "properties": {"vmId": "5D1A4F2E-0C1B-4E6A-9F3D-2B7C8A9E0F11", "storageProfile": {"osDisk": {
+               "name": "os", "managedDisk": {"id": f"{BASE}/disks/os"}}}}}
+    record = VmRecord.from_resource_graph(row)
+    assert record.instance == "5d1a4f2e-0c1b-4e6a-9f3d-2b7c8a9e0f11"
+    jobs = plan([record], POLICIES, NOW).jobs
+    assert jobs and all(j.tags[T.VM_INSTANCE] == record.instance and j.tags[T.VM] == record.key for j in jobs)

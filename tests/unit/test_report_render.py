@@ -21,7 +21,7 @@ from shared.report.model import (
     BREACHED,
     KINDS,
     MET,
-    NOT_PROTECTED,
+    MISSING,
     STATES,
     DayCount,
     Deletion,
@@ -223,29 +223,55 @@ def test_kind_cells_age_against_rpo():
         (
             KindStatus("vault", MET, 25.0, "2026-11-28T06:48:00Z", 3.2, "rp-1"),
             KindStatus("snapshot_set", BREACHED, 25.0, "2026-11-27T03:48:00Z", 30.2, "ss-1"),
-            KindStatus("copy", NOT_PROTECTED, 49.5),
+            KindStatus("snapshot_copy", MISSING, 49.5),
         ),
+        ("snapshot_copy",),
     )
     row = parse(render(replace(EMPTY, vms=(vm,)))).root.find(id="vm-table").all("tbody")[0].all("tr")[0]
     assert row.attrs["data-state"] == BREACHED
     assert row.all("td")[0].attrs["title"] == vm.vm_id
-    vault, snaps, points, copy = row.all("td")[7:]
+    assert row.all("td")[5].text() == "breachedmissing snapshot set copy in the second region"  # the missing kind named
+    vault, snaps, points, copy, rp_copy = row.all("td")[7:]
     assert (vault.text(), vault.attrs["class"], vault.attrs["data-sort"]) == ("3.2 h / 25 h", "k k-met", "3.2")
     assert "newest 2026-11-28T06:48:00Z" in vault.attrs["title"] and "rp-1" in vault.attrs["title"]
     assert (snaps.text(), snaps.attrs["class"]) == ("30.2 h / 25 h", "k k-breached")
     assert (points.text(), points.attrs["class"], points.attrs["data-sort"]) == ("—", "k k-na", "")
-    assert (copy.text(), copy.attrs["class"], copy.attrs["data-sort"]) == ("none / 49.5 h", "k k-not_protected", "Infinity")
+    assert (copy.text(), copy.attrs["class"], copy.attrs["data-sort"]) == ("none / 49.5 h", "k k-missing", "Infinity")
+    assert rp_copy.text() == "—"
+
+
+def test_a_vm_missing_a_kind_says_which_and_an_older_rows_copy_keeps_its_column():
+    vm = VmRow(
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/v", "v", "s", "g", "westeurope",
+        "gold", MISSING, "no complete restore point",
+        (
+            KindStatus("snapshot_set", MET, 25.0, "2026-11-28T06:48:00Z", 3.2, "ss-1"),
+            KindStatus("restore_point", MISSING, 25.0),
+            KindStatus("copy", MET, 25.0, "2026-11-28T06:48:00Z", 3.2, "ss-2"),  # recorded before kinds of copy
+        ),
+        ("restore_point",),
+    )
+    table = parse(render(replace(EMPTY, vms=(vm,)))).root.find(id="vm-table")
+    row = table.all("tbody")[0].all("tr")[0]
+    assert row.attrs["data-state"] == MISSING
+    badge = row.all("td")[5]
+    assert badge.all("span")[0].attrs["class"] == "badge s-missing" and badge.text() == "missingVM restore point"
+    assert table.all("th")[-1].text() == "Copyage / RPO" and row.all("td")[-1].text() == "3.2 h / 25 h"
+    assert [c.attrs["class"] for c in row.all("td")[7:]] == ["k k-na", "k k-met", "k k-missing", "k k-na", "k k-na",
+                                                            "k k-met"]
 
 
 def test_summary_counts_and_totals():
-    rows = (SummaryRow("s1", "gold", met=3, breached=1), SummaryRow("s2", "(none)", opted_out=2))
+    rows = (SummaryRow("s1", "gold", met=3, breached=1, missing=1), SummaryRow("s2", "(none)", opted_out=2))
     table = parse(render(replace(EMPTY, summary=rows))).root.find(id="summary-table")
+    assert [th.text() for th in table.all("th")[2:7]] == ["Breached", "Not protected", "Missing", "Met", "Opted out"]
     body = [[td.text() for td in tr.all("td")[:-1]] for tr in table.all("tbody")[0].all("tr")]
-    assert body == [["s1", "gold", "1", "0", "3", "0", "4"], ["s2", "(none)", "0", "0", "0", "2", "2"]]
+    assert body == [["s1", "gold", "1", "0", "1", "3", "0", "5"], ["s2", "(none)", "0", "0", "0", "0", "2", "2"]]
     foot = [td.text() for td in table.all("tfoot")[0].all("td")[:-1]]
-    assert foot == ["All", "1", "0", "3", "2", "6"]
+    assert foot == ["All", "1", "0", "1", "3", "2", "7"]
     bar = table.all("tbody")[0].all("tr")[0].all("svg")[0]
-    assert [(r.attrs["class"], r.attrs["width"]) for r in bar.all("rect")] == [("f-breached", "25.000"), ("f-met", "75.000")]
+    assert [(r.attrs["class"], r.attrs["width"]) for r in bar.all("rect")] == [
+        ("f-breached", "20.000"), ("f-missing", "20.000"), ("f-met", "60.000")]
 
 
 # --- any strings ----------------------------------------------------------------------------------

@@ -207,3 +207,21 @@ def test_merge_is_newest_first_then_by_kind():
 
 def test_region_of():
     assert catalogue.region_of("West Europe") == "westeurope" and catalogue.region_of(None) == ""
+
+
+def test_a_point_marked_for_deletion_is_offered_and_says_when_it_goes():
+    """Issue 19: a marked point is still offered (it may be the one an operator needs), its note says when it
+    is due to go, and a restore accepted before then pins it (tests/app/test_retention_run.py shows the pin)."""
+    rows = [snap(None), snap(0), snap(1)]
+    rows[1]["tags"]["Vmkeeper-Expiring"] = "2026-11-26T06:00:00Z"  # tag names are case-insensitive
+    [point] = snapshot_sets(rows)
+    assert point.complete  # a restore may read it
+    assert point.note.startswith("marked for deletion after 2026-11-26T06:00:00Z: a restore accepted before then pins it")
+    assert point.to_json()["note"] == point.note
+    [unmarked] = snapshot_sets([snap(None), snap(0), snap(1)])
+    assert unmarked.note == ""
+
+    rp_id = f"{RPC}/restorePoints/rp-1"
+    points = restore_points([(collection(RPC, "westeurope", VM), [rp(RPC, "rp-1", "2026-11-25T06:00:03+00:00")])],
+                            marks={rp_id.upper(): "2026-11-26T06:00:00Z"})  # retention's ledger marks, by id
+    assert points[0].complete and "marked for deletion after 2026-11-26T06:00:00Z" in points[0].note

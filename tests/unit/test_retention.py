@@ -1220,3 +1220,105 @@ def test_marks_become_deletes_only_when_due_and_stay_consistent(world, later_hou
     for a, d in zip(after, decide(after, policies, live, later, last_seen), strict=True):
         if d.action == "delete":
             assert parse_instant(lowered(a.tags)[T.EXPIRING]) < later
+
+
+# --- issue 19, defect 9: GFS buckets are the policy's local days, weeks, months and years --------------------------
+
+def _local_sets(times: dict[str, datetime]) -> list[Artifact]:
+    return [snap(name, NOW - when) for name, when in times.items()]
+
+
+def test_keep_daily_counts_the_schedules_local_days_not_utc_days():
+    """``daily_at 01:30`` Europe/Berlin around the spring DST change: the sets of 29 and 30 March (local)
+    were taken at 00:30 and 23:30 UTC on 29 March: one UTC day, two Berlin days."""
+    from shared.policy.document import load_policies
+
+    doc = load_policies('{"version": 1, "default": "berlin", "policies": {"berlin": {"schedule": {"daily_at": "01:30", '
+                        '"time_zone": "Europe/Berlin"}, "snapshots": {"luns": "all"}, "retention": {"keep_daily": 3}}}}')
+    policy = doc.policies["berlin"].retention
+    assert policy.time_zone == "Europe/Berlin"
+    artifacts = [snap(name, NOW - when, tags=tags_for(set_id=name, policy="berlin")) for name, when in {
+        "mar31": datetime(2026, 3, 30, 23, 30, tzinfo=UTC),  # 31 March 01:30 CEST
+        "mar30": datetime(2026, 3, 29, 23, 30, tzinfo=UTC),  # 30 March 01:30 CEST
+        "mar29": datetime(2026, 3, 29, 0, 30, tzinfo=UTC),  # 29 March 01:30 CET (the clocks go forward at 02:00)
+        "mar28": datetime(2026, 3, 28, 0, 30, tzinfo=UTC),
+    }.items()]
+    d = run(artifacts, {"berlin": policy})
+    assert outcome(d["mar31"]) == ("keep", "newest_good")
+    assert outcome(d["mar30"]) == ("keep", "keep_daily")
+    assert outcome(d["mar29"]) == ("keep", "keep_daily")  # its own Berlin day (UTC: the same day as mar30)
+    assert outcome(d["mar28"]) == ("mark", "not_selected")  # keep_daily = 3: 31, 30 and 29 March
+    utc = run(artifacts, {"berlin": replace(policy, time_zone="UTC")})
+    assert outcome(utc["mar29"]) == ("mark", "not_selected")  # what UTC days did: one bucket for two days
+
+
+def test_weekly_monthly_yearly_buckets_are_local_too():
+    """Sets at 01:30 local time, hours before midnight UTC: each falls in the local week, month and year."""
+    weekly = RetentionPolicy(keep_weekly=3, time_zone="Europe/Berlin")
+    artifacts = _local_sets({
+        "now": NOW - timedelta(hours=1),  # ISO week 48
+        "mon-w45": datetime(2026, 11, 1, 23, 30, tzinfo=UTC),  # Monday 2 November 00:30 CET: ISO week 45
+        "sun-w44": datetime(2026, 11, 1, 0, 30, tzinfo=UTC),  # Sunday 1 November: week 44 (UTC: both are)
+    })
+    assert outcome(run(artifacts, {"gold": weekly})["mon-w45"]) == ("keep", "keep_weekly")
+    assert outcome(run(artifacts, {"gold": weekly})["sun-w44"]) == ("keep", "keep_weekly")
+    assert outcome(run(artifacts, {"gold": replace(weekly, time_zone="UTC")})["sun-w44"]) == ("mark", "not_selected")
+
+    months = _local_sets({
+        "now": NOW - timedelta(hours=1),
+        "apr1": datetime(2026, 3, 31, 23, 30, tzinfo=UTC),  # 1 April 01:30 CEST
+        "mar31": datetime(2026, 3, 30, 23, 30, tzinfo=UTC),  # 31 March: UTC puts both in March
+    })
+    monthly = RetentionPolicy(keep_monthly=3, time_zone="Europe/Berlin")
+    assert outcome(run(months, {"gold": monthly})["mar31"]) == ("keep", "keep_monthly")
+    assert outcome(run(months, {"gold": replace(monthly, time_zone="UTC")})["mar31"]) == ("mark", "not_selected")
+
+    years = _local_sets({
+        "now": NOW - timedelta(hours=1),
+        "jan1": datetime(2025, 12, 31, 12, 30, tzinfo=UTC),  # 1 January 2026 01:30 in Auckland (UTC+13)
+        "dec31": datetime(2025, 12, 30, 12, 30, tzinfo=UTC),  # 31 December 2025
+    })
+    yearly = RetentionPolicy(keep_yearly=3, time_zone="Pacific/Auckland")
+    assert outcome(run(years, {"gold": yearly})["dec31"]) == ("keep", "keep_yearly")
+    assert outcome(run(years, {"gold": replace(yearly, time_zone="UTC")})["dec31"]) == ("mark", "not_selected")
+
+
+def test_an_unknown_retention_time_zone_is_refused_naming_the_field():
+    with pytest.raises(ValueError, match="retention.time_zone"):
+        RetentionPolicy(keep_daily=1, time_zone="Mars/Olympus_Mons")
+
+
+# --- issue 19: pins (shared/points/pins.py) -------------------------------------------------------------------------
+@PROPERTY
+@given(worlds(), st.integers(0, 2**32), st.integers(-48, 48))
+def test_a_pinned_set_is_never_marked_or_deleted_and_pins_change_no_other_set(world, seed, bound_hours):
+    """Random pins (on artifacts by id, on snapshot sets, on restore points by name; some past their bound):
+    every artifact of a set a live pin holds is neither marked nor deleted, sets stay whole, and every other
+    artifact but a collection (which keeps a pinned point) is decided as without pins."""
+    from shared.points.pins import Pin, PinIndex
+
+    artifacts, policies, live, now, last_seen = world
+    rnd = random.Random(seed)
+    picked = rnd.sample(artifacts, min(len(artifacts), rnd.randint(0, 6)))
+    until = now + timedelta(hours=bound_hours)
+    pins = [Pin("in use", until, ids=frozenset({a.id.lower()})) if rnd.random() < 0.5 else
+            Pin("in use", until, sets=frozenset({str(lowered(a.tags).get(T.SET) or "").lower()} - {""}),
+                points=frozenset({a.id.rsplit("/", 1)[-1].lower()} if a.kind == "restore_point" else ()))
+            for a in picked]
+    plain = decide(artifacts, policies, live, now, last_seen)
+    pinned = decide(artifacts, policies, live, now, last_seen, pins=pins)
+    index = PinIndex(pins, now)
+    held_sets = {set_key(a) for a in artifacts if index.find(a.id, lowered(a.tags).get(T.SET) if a.kind == "snapshot"
+                                                             else None)}
+    outcomes = defaultdict(set)
+    for a, before, after in zip(artifacts, plain, pinned, strict=True):
+        outcomes[set_key(a)].add(after.action if after.action in DELETING else "stays")
+        if set_key(a) in held_sets:
+            assert after.action not in DELETING, (a, after)
+            if before.action in DELETING:
+                assert after.rule == "pinned" and after.delete_after == (parse_instant(lowered(a.tags).get(T.EXPIRING)))
+        elif a.kind != "restore_point_collection":
+            assert after == before
+    assert all(len(actions) == 1 for actions in outcomes.values())
+    if until <= now:
+        assert pinned == plain  # past its bound, a pin pins nothing

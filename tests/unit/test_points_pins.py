@@ -1,0 +1,162 @@
+"""Pins (shared/points/pins.py): what pins what, until when; and the retention engine's rule ``pinned``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared import names
+from shared import tags as T
+from shared.points import pins as P
+from shared.retention.engine import Artifact, RetentionPolicy, decide
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+SUB = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute"
+VM = f"{SUB}/virtualMachines/vm1"
+
+
+def job(**kw) -> P.Job:
+    base = {"vm_id": VM, "kind": P.SNAPSHOT_SET, "slot": NOW - 3 * H, "enqueued_at": NOW - 3 * H}
+    return P.Job(**{**base, **kw})
+
+
+# --- copies -------------------------------------------------------------------------------------------------------
+def test_a_copy_in_flight_pins_its_source_until_the_copy_timeout_and_an_hour():
+    copy = P.Copy(f"{SUB}/snapshots/s1-northeurope", f"{SUB}/snapshots/S1", NOW - 2 * H)
+    (pin,) = P.pins(NOW, copies=[copy])
+    assert pin.ids == {f"{SUB}/snapshots/s1".lower()} and "s1-northeurope" in pin.reason
+    assert pin.until == NOW - 2 * H + P.COPY_TIMEOUT + H
+    assert P.pins(NOW + 24 * H, copies=[copy]) == []  # past its bound: a stuck copy holds nothing for ever
+    assert P.pins(NOW, copies=[copy], copy_timeout=timedelta(minutes=30)) == []
+
+
+# --- scheduled jobs -----------------------------------------------------------------------------------------------
+def test_a_running_snapshot_set_job_pins_the_whole_set_for_all_its_disks_copies():
+    (pin,) = P.pins(NOW, jobs=[job(disks=3)])
+    assert pin.sets == {names.set_id(VM, NOW - 3 * H)} and "still running" in pin.reason
+    assert pin.until == NOW - 3 * H + H + 3 * P.COPY_TIMEOUT  # one copy after another
+    assert P.pins(NOW - 3 * H + H + 3 * P.COPY_TIMEOUT, jobs=[job(disks=3)]) == []
+
+
+def test_a_running_restore_point_job_pins_its_restore_point_by_name():
+    (pin,) = P.pins(NOW, jobs=[job(kind=P.RESTORE_POINT)])
+    assert pin.points == {names.restore_point_name(VM, NOW - 3 * H).lower()}
+
+
+def test_a_job_ends_its_pin_when_done_or_failed_unless_sent_again_since():
+    assert P.pins(NOW, jobs=[job(outcome="done", outcome_at=NOW - H)]) == []
+    assert P.pins(NOW, jobs=[job(outcome="failed", outcome_at=NOW - H)]) == []
+    assert P.pins(NOW, jobs=[job(enqueued_at=None)]) == []
+    resent = job(outcome="failed", outcome_at=NOW - 2 * H, enqueued_at=NOW - H)  # re-sent after it failed
+    (pin,) = P.pins(NOW, jobs=[resent])
+    assert pin.until == NOW - H + H + P.COPY_TIMEOUT
+
+
+def test_the_ledger_keys_are_the_schedules_own():
+    from shared.schedule.service import enqueued_partition, job_key, jobs_partition
+
+    slot = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+    text = slot.isoformat()  # as the schedule's job messages carry a slot
+    assert P.enqueued_partition(slot) == enqueued_partition(text)
+    assert P.jobs_partition(slot) == jobs_partition(text)
+    assert P.job_key(VM, P.SNAPSHOT_SET, slot) == job_key({"vm_id": VM, "type": "snapshot_set", "slot": text})
+    assert P.job_key(VM, P.RESTORE_POINT, slot) == job_key({"vm_id": VM, "type": "restore_point", "slot": text})
+
+
+def test_the_bounds_are_the_ones_the_jobs_themselves_give_up_at(tmp_path):
+    from shared.restore.service import STEP_TIMEOUT
+    from shared.schedule.steps import COPY_TIMEOUT
+    from shared.settings import FleetSettings
+
+    assert P.RESTORE_STEP_TIMEOUT.total_seconds() == STEP_TIMEOUT
+    assert P.COPY_TIMEOUT.total_seconds() == COPY_TIMEOUT
+    policy_file = tmp_path / "policies.json"
+    policy_file.write_text("{}")
+    base = {"VMKEEPER_SUBSCRIPTIONS": "00000000-0000-0000-0000-000000000001", "VMKEEPER_POLICY_FILE": str(policy_file)}
+    settings = FleetSettings.from_env(base)
+    assert timedelta(hours=settings.copy_timeout_hours) == P.COPY_TIMEOUT
+    assert settings.restore_table == "vmkeeperrestores"
+    from shared.settings import RestoreSettings
+
+    for env in ({}, {"VMKEEPER_RESTORE_TABLE": "restoresx"}):  # retention reads the table the restores write
+        env = {**base, **env}
+        assert FleetSettings.from_env(env).restore_table == RestoreSettings.from_env(env).table
+
+
+# --- restores -----------------------------------------------------------------------------------------------------
+def _restore_entity(state: str, point: str, sources: list[str], created: datetime, started: datetime | None = None):
+    """A row as the restores' own writer makes it (shared/restore/records.py)."""
+    from shared.instants import format_instant
+    from shared.restore.records import Record
+
+    record = Record("r1", state, {"vm": VM, "recovery_point": point, "target": {"type": "disks"}},
+                    {"disks": [{"source_id": s} for s in sources]}, "ops", format_instant(created))
+    if started:
+        record.steps.append({"name": "create_disks", "started_at": format_instant(started), "finished_at": None})
+    return record.to_entity()
+
+
+def test_a_restore_pending_or_running_pins_its_point_and_every_source_its_plan_reads():
+    snap = f"{SUB}/snapshots/vmk-vm1-0-202611250600-0a0b0c0d"
+    entity = _restore_entity("pending", "snapshot-set:0123456789abcdef:westeurope", [snap], NOW - H)
+    (pin,) = P.pins(NOW, restores=[P.restore_from_entity(entity)])
+    assert pin.sets == {"0123456789abcdef"} and pin.ids == {snap.lower()} and "restore r1 is pending" in pin.reason
+    assert pin.until == NOW - H + P.RESTORE_STEP_TIMEOUT + H
+
+    rp = f"{SUB}/restorePointCollections/rpc/restorePoints/vmk-rp-202611250600-0a0b0c0d"
+    entity = _restore_entity("running", rp, [f"{rp}/diskRestorePoints/os"], NOW - 40 * H, started=NOW - 2 * H)
+    (pin,) = P.pins(NOW, restores=[P.restore_from_entity(entity)])
+    assert rp.lower() in pin.ids and pin.until == NOW - 2 * H + P.RESTORE_STEP_TIMEOUT + H  # from its last step
+
+
+def test_an_ended_or_crashed_restore_pins_nothing():
+    for state in ("succeeded", "failed", "cancelled"):
+        entity = _restore_entity(state, "snapshot-set:0123456789abcdef:westeurope", [], NOW - H)
+        assert P.pins(NOW, restores=[P.restore_from_entity(entity)]) == []
+    crashed = _restore_entity("running", "snapshot-set:0123456789abcdef:westeurope", [], NOW - 40 * H, NOW - 30 * H)
+    assert P.pins(NOW, restores=[P.restore_from_entity(crashed)]) == []
+
+
+def test_a_restore_row_that_does_not_parse_pins_what_parses():
+    entity = {"RowKey": "r2", "state": "running", "request": "{not json", "plan": '{"disks": [{"source_id": "/X"}]}',
+              "created_at": "2026-11-25T11:00:00Z", "steps": "null"}
+    (pin,) = P.pins(NOW, restores=[P.restore_from_entity(entity)])
+    assert pin.ids == {"/x"} and pin.sets == frozenset()
+
+
+# --- the engine's rule pinned -------------------------------------------------------------------------------------
+def _snap(name: str, set_id: str, hours: float, **extra: str) -> Artifact:
+    tags = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: VM.lower(), T.ARTIFACT_POLICY: "gold", T.SET: set_id, **extra}
+    return Artifact(id=f"{SUB}/snapshots/{name}", kind="snapshot", tags=tags, created=NOW - hours * H,
+                    region="westeurope", good=True)
+
+
+def _decided(artifacts, pins=()) -> dict[str, tuple[str, str]]:
+    decisions = decide(artifacts, {"gold": RetentionPolicy(keep_last=1, deferral=H)}, {VM}, NOW, pins=pins)
+    return {d.artifact_id.rsplit("/", 1)[-1]: (d.action, d.rule) for d in decisions}
+
+
+def test_a_pinned_set_is_kept_whole_and_a_pin_past_its_bound_pins_nothing():
+    artifacts = [_snap("old-0", "old", 5), _snap("old-1", "old", 5), _snap("new-0", "new", 1)]
+    assert _decided(artifacts)["old-0"] == ("mark", "not_selected")
+    pin = P.Pin("its copy c is in flight", NOW + H, ids=frozenset({f"{SUB}/snapshots/old-1".lower()}))
+    assert _decided(artifacts, [pin]) == {"old-0": ("keep", "pinned"), "old-1": ("keep", "pinned"),
+                                          "new-0": ("keep", "newest_good")}
+    assert _decided(artifacts, [P.Pin("over", NOW, ids=pin.ids)])["old-1"] == ("mark", "not_selected")
+
+
+def test_a_pinned_set_keeps_its_mark_for_when_the_pin_ends():
+    mark = "2026-11-25T10:00:00Z"  # passed: without the pin it is deleted now
+    artifacts = [_snap("old-0", "old", 5, **{T.EXPIRING: mark}), _snap("new-0", "new", 1)]
+    assert _decided(artifacts)["old-0"] == ("delete", "not_selected")
+    decisions = decide(artifacts, {"gold": RetentionPolicy(keep_last=1)}, {VM}, NOW,
+                       pins=[P.Pin("restore r1 is running from it", NOW + H, sets=frozenset({"old"}))])
+    kept = decisions[0]
+    assert (kept.action, kept.rule) == ("keep", "pinned") and "restore r1" in kept.reason
+    assert kept.delete_after == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # not unmarked: no "unmark" rule
+
+
+def test_a_pin_does_not_open_a_hold_or_a_lock():
+    artifacts = [_snap("old-0", "old", 5, **{T.HOLD: "case-1"}), _snap("new-0", "new", 1)]
+    pin = P.Pin("restore r1 is running from it", NOW + H, sets=frozenset({"old"}))
+    assert _decided(artifacts, [pin])["old-0"] == ("skip", "hold")
