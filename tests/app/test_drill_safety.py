@@ -160,35 +160,51 @@ def test_a_teardown_keeps_a_held_group_or_one_holding_what_the_drill_did_not_mak
         w["host"].close()
 
 
-def test_a_teardown_a_lock_refuses_says_so_once_and_is_tried_again_by_later_passes(az, emu, azurite, tmp_path, monkeypatch):
-    """A CanNotDelete lock inside the drill's group (vmkeeper's own on a drilled VM's snapshots, once): the group's
-    delete answers 409 ScopeLocked. The teardown is not poisoned in silence: one ``vmkeeper.drill.kept``, nothing
-    in the poison queue, and each later pass tries again until the lock is gone."""
+@pytest.mark.parametrize("obstacle", ["lock", "failing_delete"])
+def test_a_teardown_that_cannot_finish_says_so_once_and_is_tried_again_by_later_passes(
+        az, emu, azurite, tmp_path, monkeypatch, obstacle):
+    """``lock``: a CanNotDelete lock inside the drill's group (vmkeeper's own on a drilled VM's snapshots, once):
+    the group's delete answers 409 ScopeLocked. ``failing_delete``: ARM accepts each delete and it ends Failed, the
+    group still there. Either way the teardown is not poisoned in silence nor sent for ever: one
+    ``vmkeeper.drill.kept``, nothing in the poison queue, and each later pass tries again until it can."""
     w = drill_world(az, emu, azurite, tmp_path, monkeypatch, keep_hours=KEEP_HOURS)
     try:
         before = groups(az, w["sub"])
         row = drilled(w)
         locks = az.client(ManagementLockClient, w["sub"])
-        locks.management_locks.create_or_update_by_scope(row["drilledVm"], "ops-lock", {"level": "CanNotDelete"})
+        if obstacle == "lock":
+            locks.management_locks.create_or_update_by_scope(row["drilledVm"], "ops-lock", {"level": "CanNotDelete"})
+        else:
+            az.faults([{"kind": "lro_failed", "method": "DELETE", "path": "/resourcegroups/vmkeeper-drill-[^/]*$",
+                        "probability": 1.0}])
         assert w["host"].run_until_idle(timeout=120)
 
         (drill,) = w["wiring"].drills.history()
         assert drill.cleanup == "blocked", drill
         (kept,) = kept_alerts(w)
-        assert "ScopeLocked" in kept["data"]["reason"] or "locked" in kept["data"]["reason"]
+        assert ("ScopeLocked" in kept["data"]["reason"]) if obstacle == "lock" else ("3 deletes" in kept["data"]["reason"])
         assert poisoned(w) == 0 and not [e for e in alerts(w) if e["type"] == A.JOB_POISONED]
 
         w["host"].fire_timer("plan_drills")  # a later pass: refused again, said once
         assert w["host"].run_until_idle(timeout=60)
         assert w["wiring"].drills.history()[0].cleanup == "blocked" and len(kept_alerts(w)) == 1
+        assert name_of(row) in groups(az, w["sub"])
 
-        locks.management_locks.delete_by_scope(row["drilledVm"], "ops-lock")
+        if obstacle == "lock":
+            locks.management_locks.delete_by_scope(row["drilledVm"], "ops-lock")
+        else:
+            az.faults([])
         w["host"].fire_timer("plan_drills")
         assert w["host"].run_until_idle(timeout=120)
         assert w["wiring"].drills.history()[0].cleanup == "removed"
         assert groups(az, w["sub"]) == before and poisoned(w) == 0
     finally:
+        az.faults([])
         w["host"].close()
+
+
+def name_of(row: dict[str, Any]) -> str:
+    return row["group"].rsplit("/", 1)[-1]
 
 
 def test_the_vm_a_drill_made_is_no_fleet_vm_until_an_operator_opts_it_in(az, emu, azurite, tmp_path, monkeypatch):
