@@ -184,6 +184,7 @@ def test_a_teardown_that_cannot_finish_says_so_once_and_is_tried_again_by_later_
         (kept,) = kept_alerts(w)
         assert ("ScopeLocked" in kept["data"]["reason"]) if obstacle == "lock" else ("3 deletes" in kept["data"]["reason"])
         assert poisoned(w) == 0 and not [e for e in alerts(w) if e["type"] == A.JOB_POISONED]
+        assert [f.type for f in w["wiring"].reports.data().failures] == [A.DRILL_KEPT]  # the report shows it too
 
         w["host"].fire_timer("plan_drills")  # a later pass: refused again, said once
         assert w["host"].run_until_idle(timeout=60)
