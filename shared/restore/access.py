@@ -55,6 +55,10 @@ def principal(header: str | None) -> Principal:
         doc = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than the stack
         raise NotAuthenticated("X-MS-CLIENT-PRINCIPAL: not base64 JSON") from None
+    try:  # a lone surrogate ("\ud800") is valid JSON but no text: it could be neither hashed nor stored
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise NotAuthenticated("X-MS-CLIENT-PRINCIPAL: not valid Unicode text (a lone surrogate)") from None
     claims = doc.get("claims") if isinstance(doc, dict) else None
     if not isinstance(claims, list):
         raise NotAuthenticated("X-MS-CLIENT-PRINCIPAL.claims: required")

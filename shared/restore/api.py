@@ -26,6 +26,7 @@ PROBLEM = "application/problem+json"
 JSON = "application/json"
 RETRY_AFTER = "2"  # seconds: a restore's steps take seconds to minutes
 RESTORE_ID = re.compile(r"^[0-9a-f]{16}$")
+TOP = re.compile(r"[0-9]{1,3}")  # ASCII digits: str.isdigit takes '²', which int() then refuses
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 MAX_BODY = 64 * 1024
 OPENAPI = Path(__file__).with_name("openapi.json")
@@ -112,7 +113,7 @@ class RestoreApi:
     def create(self, headers: Mapping[str, str], body: bytes) -> Answer:
         from .plan import Conflict
         from .request import BadRequest, parse
-        from .service import KeyReused, body_hash
+        from .service import KeyReused, OutOfScope, body_hash
 
         def work(who: Principal) -> Answer:
             # As given (the host's mapping is case-insensitive, a plain dict is not): lower-cased like _guarded's.
@@ -143,10 +144,14 @@ class RestoreApi:
                 if request.dry_run:
                     from .service import restore_id_for
 
-                    planned = restores.prepare(restore_id_for(who, key or "dry-run:" + body_hash(doc)), request)
+                    planned = restores.prepare(restore_id_for(who, key or "dry-run:" + body_hash(doc)), request,
+                                               restores.scopes)
                     return Answer(200, {"dry_run": True, "valid": True, "request": request.to_json(),
                                         "plan": planned.to_json()})
-                record, new = restores.submit(who, request, body_hash(doc), key)
+                record, new = restores.submit(who, request, body_hash(doc), key, restores.scopes)
+            except OutOfScope as exc:
+                return problem(403, "Target out of scope", "restores may only write to the allowed subscriptions and "
+                               f"resource groups (VMKEEPER_RESTORE_SCOPES): {exc}"[:2000], [p.to_json() for p in exc.problems])
             except BadRequest as exc:
                 return problem(400, "Invalid restore", str(exc)[:2000], [p.to_json() for p in exc.problems])
             except Conflict as exc:
@@ -193,7 +198,7 @@ class RestoreApi:
     def recent(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Answer:
         def work(who: Principal) -> Answer:
             top_text, token = query.get("top", "20"), query.get("skiptoken")
-            if not top_text.isdigit() or not 1 <= int(top_text) <= 100:
+            if not TOP.fullmatch(top_text) or not 1 <= int(top_text) <= 100:
                 return problem(400, "Invalid query", "top: 1-100", _field("top", "a whole number from 1 to 100"))
             top, start = int(top_text), 0
             if token is not None:

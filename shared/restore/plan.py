@@ -20,11 +20,21 @@ NIC = "create_nic"
 VM = "create_vm"  # OS disk Attach, data disks Attach, the NIC
 DEALLOCATE = "deallocate_vm"
 SWAP = "swap_os_disk"  # PATCH storageProfile.osDisk.managedDisk.id
-TAG_OLD = "tag_old_os_disk"
+TAG_OLD = "tag_old_os_disk"  # before the swap: whatever happens next, the old disk is never an untagged orphan
 START = "start_vm"  # only if it was running
+PUT_BACK = "put_back_os_disk"  # undo of a failed swap: the old OS disk attached again
 TRIGGER = "trigger_vault_restore"
 FOLLOW = "follow_backup_job"
 RECOVERY_TYPES = {"disks": "RestoreDisks", "vm": "AlternateLocation", "original_location": "OriginalLocation"}
+
+
+def undo_steps(target_type: str, failed_step: str | None, context: dict[str, Any]) -> tuple[str, ...]:
+    """What a failed restore runs before it ends failed. An os_disk restore that may have changed the VM (it noted
+    the VM's power state before deallocating it) puts the old OS disk back and starts the VM again if it was
+    running. Nothing once the swap is done: a start that fails leaves the VM on its restored disk, as asked."""
+    if target_type == "os_disk" and "was_running" in context and failed_step in (DEALLOCATE, TAG_OLD, SWAP):
+        return (PUT_BACK, START)
+    return ()
 
 
 class Conflict(Exception):
@@ -66,6 +76,18 @@ class Plan:
             out.append({"type": "Microsoft.Network/networkInterfaces", "id": self.nic["id"]})
         if self.vm and self.target_type == "vm":
             out.append({"type": "Microsoft.Compute/virtualMachines", "id": self.vm["id"]})
+        return out
+
+    def writes(self) -> list[tuple[str, str]]:
+        """Every resource id the restore writes to, by the request field it comes from: what the allow-list
+        must admit. An os_disk target writes to its VM and tags the VM's old OS disk, which may live in
+        another resource group than the VM."""
+        field = "target.vm" if self.target_type == "os_disk" else "target.resource_group"
+        out = [(field, c["id"]) for c in self.creates()]
+        if self.target_type == "os_disk" and self.vm:
+            out.append((field, self.vm["id"]))
+            if self.vm.get("old_os_disk_id"):
+                out.append((field, self.vm["old_os_disk_id"]))
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -167,4 +189,4 @@ def make(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: 
         vm = {"name": base, "id": _rid(group_id, "Microsoft.Compute", "virtualMachines", base), "size": size}
         return Plan(restore_id, point.kind, "vm", point.region, (DISKS, NIC, VM), disks, nic, vm)
     vm = {"name": base, "id": t["vm"].id, "old_os_disk_id": (facts.target_vm or {}).get("os_disk_id")}
-    return Plan(restore_id, point.kind, "os_disk", point.region, (DISKS, DEALLOCATE, SWAP, TAG_OLD, START), disks, vm=vm)
+    return Plan(restore_id, point.kind, "os_disk", point.region, (DISKS, DEALLOCATE, TAG_OLD, SWAP, START), disks, vm=vm)

@@ -44,8 +44,14 @@ class Record:
     etag: str | None = None
 
     @property
+    def undo(self) -> list[str]:
+        """The steps undoing a failed restore (plan.undo_steps), once it failed; else none."""
+        return list((self.context.get("undo") or {}).get("steps") or [])
+
+    @property
     def step_names(self) -> list[str]:
-        return list(self.plan.get("steps") or [])
+        undo = self.undo
+        return [s for s in self.plan.get("steps") or [] if s not in undo] + undo
 
     @property
     def done_names(self) -> list[str]:
@@ -54,7 +60,7 @@ class Record:
     @property
     def next_step(self) -> str | None:
         done = set(self.done_names)
-        return next((s for s in self.step_names if s not in done), None)
+        return next((s for s in (self.undo or self.step_names) if s not in done), None)
 
     @property
     def percent(self) -> int:

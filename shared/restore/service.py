@@ -29,7 +29,7 @@ from .access import ParsedId, Principal, Scopes
 from .reads import Reader
 from .records import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, TERMINAL, Changed, Record, Records
 from .request import BadRequest, FieldProblem, RestoreRequest
-from .steps import Fail, Next, RestoreSteps, Wait
+from .steps import Fail, Next, RestoreSteps, Wait, describe_vm
 
 log = logging.getLogger("vmkeeper.restore")
 KIND = "restore"
@@ -54,6 +54,15 @@ class KeyReused(Exception):
 
 class Refused(Exception):
     """A restore vmkeeper asked of itself (``Restores.request``) that cannot be made: the reason in words."""
+
+
+class OutOfScope(Exception):
+    """The plan writes to a resource group outside the allow-list (HTTP 403): the request's own ids were in it,
+    but one the plan found in Azure (an os_disk target's old OS disk) is not."""
+
+    def __init__(self, problems: list[FieldProblem]):
+        super().__init__("; ".join(f"{p.field}: {p.detail}" for p in problems))
+        self.problems = problems
 
 
 def restore_id_for(principal: Principal, idempotency_key: str | None) -> str:
@@ -101,26 +110,34 @@ class Restores:
         return self.reader.catalogue(parse_id(vm_id, "vm"))
 
     # --- accepting --------------------------------------------------------------------------------
-    def prepare(self, restore_id: str, request: RestoreRequest) -> P.Plan:
-        """The plan, checked against Azure as it is now: BadRequest / Conflict when it can't be."""
+    def prepare(self, restore_id: str, request: RestoreRequest, scopes: Scopes | None = None) -> P.Plan:
+        """The plan, checked against Azure as it is now: BadRequest / Conflict when it can't be; with ``scopes``,
+        OutOfScope when it would write outside them."""
         wanted = request.recovery_point.lower()
         point = next((p for p in self.reader.catalogue(request.vm) if p.id.lower() == wanted), None)
         if point is None:
             raise BadRequest([FieldProblem("recovery_point", f"not in the catalogue of {request.vm.id}")])
         if point.kind != request.source_kind:
             raise BadRequest([FieldProblem("recovery_point", "names another kind of point than its catalogue entry")])
-        return P.make(restore_id, request, point, self.reader.facts(request, point))
+        plan = P.make(restore_id, request, point, self.reader.facts(request, point))
+        if scopes is not None:
+            outside = [FieldProblem(name, f"{group} is not in the allow-list (it holds {resource_id})")
+                       for name, resource_id in plan.writes() if (group := _outside(scopes, resource_id))]
+            if outside:
+                raise OutOfScope(outside)
+        return plan
 
     def submit(self, principal: Principal, request: RestoreRequest, body_hash: str,
-               idempotency_key: str | None = None) -> tuple[Record, bool]:
+               idempotency_key: str | None = None, scopes: Scopes | None = None) -> tuple[Record, bool]:
         """(the restore, whether it is new). The row is written before the message is sent, and marked
-        ``queued`` after: a POST repeated with its Idempotency-Key sends a message the first one could not."""
+        ``queued`` after: a POST repeated with its Idempotency-Key sends a message the first one could not.
+        ``scopes``: the allow-list every write of the plan must be in (the API's; a drill writes to its own group)."""
         restore_id = restore_id_for(principal, idempotency_key)
         if idempotency_key:
             existing = self.records.get(restore_id)
             if existing is not None:
                 return self._again(existing, body_hash), False
-        plan = self.prepare(restore_id, request)
+        plan = self.prepare(restore_id, request, scopes)
         record = Record(restore_id, PENDING, request.to_json(), plan.to_json(), principal.id,
                         format_instant(datetime.now(UTC)), body_hash=body_hash)
         if self.records.insert(record) is None:  # the same key, at the same moment
@@ -181,6 +198,8 @@ class Restores:
             job.get("restore_id"), str) else None
         if record is not None and record.state in TERMINAL:
             self._settled(record)
+        elif record is not None and record.undo:
+            log.warning("restore %s: gave up, being undone (restore.failed follows)", record.id)
         else:
             self.alerts.raise_(A.for_poisoning(cause, job, reason, self.settings.queue))
 
@@ -193,14 +212,46 @@ class Restores:
                                    {"restore_id": record.id, "state": record.state, "error": record.error,
                                     "created": record.created, "target_type": (record.request.get("target") or {}).get("type")}))
 
+    def _undone(self, record: Record, failed: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The error of a restore whose failure was undone (or whose undo ``failed``): the first error, and the
+        state the VM is in now, read from Azure."""
+        first = (record.context.get("undo") or {}).get("error") or {}
+        try:
+            vm = self.steps.vm_state(P.Plan.from_json(record.plan))
+        except Exception:  # noqa: BLE001  (the restore ends either way; the message says the state is unknown)
+            log.exception("restore %s: could not read the VM after undoing", record.id)
+            vm = None
+        message = f"{first.get('message', 'failed')}. {'Undoing it failed: ' + failed['message'] + '. ' if failed else ''}" \
+                  f"{describe_vm(vm, record.context)}"
+        return {**first, "message": message[:2000], "vm": vm}
+
     def _give_up(self, job: dict[str, Any], reason: str) -> None:
+        undoing = False
+
         def edit(r: Record) -> bool:
+            nonlocal undoing
+            undoing = False  # of this read (change() reads again when someone wrote first)
             if r.state in TERMINAL:
                 return False
-            r.state, r.error = FAILED, {"code": "GaveUp", "message": reason[:2000], "step": r.next_step}
+            error = {"code": "GaveUp", "message": reason[:2000], "step": r.next_step}
+            undo = P.undo_steps(r.plan.get("target_type", ""), r.next_step, r.context) if not r.undo else ()
+            if undo:  # the VM may be left changed: undo first, on a message of its own (errors counted afresh)
+                r.context["undo"], undoing = {"steps": list(undo), "error": error}, True
+                return True
+            r.state, r.error = FAILED, error
+            if r.undo:
+                first = r.context["undo"]["error"]
+                r.error = {**first, "message": f"{first['message']}. Undoing it gave up: {reason}. The VM's state is not "
+                                               f"known: look at {(r.plan.get('vm') or {}).get('id')}"[:2000]}
             return True
         try:
             self.records.change(str(job.get("restore_id")), edit)
+            if undoing:
+                try:
+                    self.queue.send_message(messages.encode({"v": 1, "kind": KIND, "restore_id": job["restore_id"]}))
+                except Exception:  # noqa: BLE001  (no message, no undo: the restore ends failed, and says so)
+                    log.exception("restore %s: could not queue its undo", job.get("restore_id"))
+                    self._give_up(job, f"{reason}; its undo could not be queued")
         except Exception:  # noqa: BLE001  (the message keeps the reason in the poison queue either way)
             log.exception("restore %s: could not record the failure", job.get("restore_id"))
 
@@ -220,10 +271,13 @@ class Restores:
                 step = record.next_step
                 now = format_instant(datetime.now(UTC))
                 if step is None:
-                    record.state = SUCCEEDED
+                    undone = bool(record.undo)
+                    record.state = FAILED if undone else SUCCEEDED
+                    if undone:
+                        record.error = self._undone(record)
                     self.records.save(record)
                     self._settled(record)
-                    return Done(KIND, {"restore": restore_id, "state": SUCCEEDED})
+                    return Done(KIND, {"restore": restore_id, "state": record.state})
                 if record.state == PENDING or not any(s["name"] == step for s in record.steps):
                     record.state = RUNNING
                     if not any(s["name"] == step for s in record.steps):
@@ -234,8 +288,14 @@ class Restores:
                 if isinstance(result, Wait) and started and (datetime.now(UTC) - started).total_seconds() > STEP_TIMEOUT:
                     result = Fail(f"{step} has not finished in {STEP_TIMEOUT / 3600:g} h: {result.note}", "StepTimedOut")
                 if isinstance(result, Fail):
+                    error = {"code": result.code, "message": result.reason, "step": step}
+                    if not record.undo and (undo := P.undo_steps(record.plan.get("target_type", ""), step,
+                                                                 record.context)):
+                        record.context["undo"] = {"steps": list(undo), "error": error}  # undone first, then failed
+                        self.records.save(record)
+                        continue
                     record.state = FAILED
-                    record.error = {"code": result.code, "message": result.reason, "step": step}
+                    record.error = self._undone(record, error) if record.undo else error
                     self.records.save(record)
                     self._settled(record)
                     return Done(KIND, {"restore": restore_id, "state": FAILED})
@@ -268,6 +328,21 @@ class Restores:
             if fresh is not None and fresh.state == PENDING and not fresh.steps:
                 return Retry(1, "the row changed before the first step (the submit's queued mark): again")
             return Done(KIND, {"restore": restore_id, "state": "advanced by another delivery"})
+
+
+def _outside(scopes: Scopes, resource_id: str) -> str | None:
+    """The resource group of ``resource_id`` when the allow-list does not admit it (an id that does not parse
+    is not admitted either), else None."""
+    from azure.mgmt.core.tools import parse_resource_id
+
+    from .access import BadId, parse_id
+
+    parts = parse_resource_id(resource_id or "")
+    group_id = f"/subscriptions/{parts.get('subscription', '')}/resourceGroups/{parts.get('resource_group', '')}"
+    try:
+        return None if scopes.allows(parse_id(group_id, "resource_group")) else group_id
+    except BadId:
+        return group_id
 
 
 def mark_queued(record: Record) -> bool:

@@ -70,6 +70,25 @@ def _power(view: Any) -> str:
     return "unknown"
 
 
+def _os_disk_of(vm: Any) -> str:
+    profile = vm.storage_profile
+    return (profile.os_disk.managed_disk.id if profile and profile.os_disk and profile.os_disk.managed_disk else "") or ""
+
+
+def describe_vm(vm: dict[str, Any] | None, context: dict[str, Any]) -> str:
+    """The VM after an undone os_disk restore, in a sentence for the restore's error and its restore.failed alert."""
+    if vm is None:
+        return "The VM's state could not be read: look at it."
+    old = context.get("old_os_disk_id") or ""
+    was = "running" if context.get("was_running") else "not running"
+    if old and vm["os_disk_id"].lower() == old.lower():
+        disk = f"on its old OS disk {old}"
+    else:
+        disk = (f"on OS disk {vm['os_disk_id'] or '(none)'}, not its old one {old or '(not noted)'}, which is kept, tagged "
+                f"{T.REPLACED_BY_RESTORE}")
+    return f"VM {vm['id'].rsplit('/', 1)[-1]} is {vm['power']} {disk} (it was {was} before the restore)."
+
+
 def vault_restore_body(plan: P.Plan) -> dict[str, Any]:
     """Azure Backup's IaasVMRestoreRequest for the plan (REST shape)."""
     v = plan.vault or {}
@@ -207,8 +226,16 @@ class RestoreSteps:
         sub, rg, name = _parts(plan.vm["id"])
         compute = self.arm.compute(sub)
         power = _power(compute.virtual_machines.instance_view(rg, name))
-        if "was_running" not in context:  # remembered before anything changes it, to start it again at the end
-            return Wait(0, f"VM {name} is {power}", {"was_running": power in ("running", "starting")})
+        if "was_running" not in context:
+            # Remembered before anything changes them: to start the VM again, and to put its disk back on failure.
+            # The disk must be the one the plan found (and the allow-list admitted): it is tagged and swapped out.
+            current = _os_disk_of(compute.virtual_machines.get(rg, name))
+            planned = (plan.vm or {}).get("old_os_disk_id") or ""
+            if planned and current.lower() != planned.lower():
+                return Fail(f"VM {name}'s OS disk is now {current or '(none)'}, not {planned} as when the restore was "
+                            "planned: nothing was changed", "Conflict")
+            return Wait(0, f"VM {name} is {power}", {"was_running": power in ("running", "starting"),
+                                                     "old_os_disk_id": current})
         if power == "deallocated":
             return Next()
         if power == "deallocating":
@@ -222,14 +249,13 @@ class RestoreSteps:
         compute = self.arm.compute(sub)
         new_id = plan.disks[0]["id"]
         vm = compute.virtual_machines.get(rg, name)
-        current = vm.storage_profile.os_disk.managed_disk.id if vm.storage_profile and vm.storage_profile.os_disk \
-            and vm.storage_profile.os_disk.managed_disk else ""
-        if (current or "").lower() == new_id.lower():
+        current = _os_disk_of(vm)
+        if current.lower() == new_id.lower():
             state = (vm.provisioning_state or "").lower()
             if state == "failed":
                 return Fail(f"VM {name} ended Failed after its OS disk was swapped")
             return Next() if state == "succeeded" else Wait(WAIT, f"VM {name} is {state}")
-        if "old_os_disk_id" not in context:
+        if "old_os_disk_id" not in context:  # a restore planned before deallocate_vm noted it
             return Wait(0, f"VM {name} has OS disk {current}", {"old_os_disk_id": current})
         if context.get("swap_sent"):
             state = (vm.provisioning_state or "").lower()
@@ -247,7 +273,8 @@ class RestoreSteps:
         return Wait(seen.get("after", WAIT), f"VM {name}: OS disk being swapped", {"swap_sent": sends})
 
     def tag_old_os_disk(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
-        """The replaced disk is kept, tagged with the restore that replaced it (Merge: no other tag changes)."""
+        """The disk being replaced is kept, tagged with the restore that replaces it (Merge: no other tag changes).
+        Tagged before the swap, so that a swap that fails half-way never leaves it a detached disk nobody names."""
         from azure.mgmt.resource.resources.models import Tags, TagsPatchResource
 
         old = context.get("old_os_disk_id") or (plan.vm or {}).get("old_os_disk_id")
@@ -257,6 +284,37 @@ class RestoreSteps:
         self.arm.resources(sub).tags.begin_update_at_scope(
             old, TagsPatchResource(operation="Merge", properties=Tags(tags={T.REPLACED_BY_RESTORE: restore_id}))).result()
         return Next()
+
+    def put_back_os_disk(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        """The undo of a failed swap: the VM's old OS disk attached again (PATCH, as the swap). The restored disk is
+        kept (it is this restore's, tagged so)."""
+        old = context.get("old_os_disk_id")
+        if not old:  # never noted: nothing was swapped
+            return Next()
+        sub, rg, name = _parts(plan.vm["id"])
+        compute = self.arm.compute(sub)
+        vm = compute.virtual_machines.get(rg, name)
+        state = (vm.provisioning_state or "").lower()
+        if state in ("updating", "creating"):
+            return Wait(WAIT, f"VM {name} is {state}")
+        current = _os_disk_of(vm)
+        if current.lower() == old.lower():
+            return Next()
+        sends = int(context.get("put_back_sent") or 0) + 1
+        if sends > 3:
+            return Fail(f"VM {name}: ARM accepted putting its old OS disk back {sends - 1} times, the VM kept {current}")
+        seen: dict[str, int] = {}
+        compute.virtual_machines.begin_update(rg, name, {"properties": {"storageProfile": {"osDisk": {
+            "managedDisk": {"id": old}}}}}, polling=False, raw_response_hook=self._hook(seen))
+        return Wait(seen.get("after", WAIT), f"VM {name}: its old OS disk being put back", {"put_back_sent": sends})
+
+    def vm_state(self, plan: P.Plan) -> dict[str, Any]:
+        """The VM of an os_disk restore as it is: power, provisioning state and OS disk."""
+        sub, rg, name = _parts(plan.vm["id"])
+        compute = self.arm.compute(sub)
+        vm = compute.virtual_machines.get(rg, name)
+        return {"id": plan.vm["id"], "power": _power(compute.virtual_machines.instance_view(rg, name)),
+                "provisioning_state": vm.provisioning_state, "os_disk_id": _os_disk_of(vm)}
 
     def start_vm(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
         if not context.get("was_running"):

@@ -6,6 +6,7 @@ checked against the OpenAPI document."""
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import pytest
@@ -195,7 +196,7 @@ def test_swap_the_os_disk_of_the_running_vm(world, az, source):
     done = restore(world, {"vm": world["vm_id"], "recovery_point": p["id"], "target": {"type": "os_disk",
                                                                                       "vm": world["vm_id"]}})
     assert done["state"] == "succeeded", done
-    assert [s["name"] for s in done["steps"]] == ["create_disks", "deallocate_vm", "swap_os_disk", "tag_old_os_disk",
+    assert [s["name"] for s in done["steps"]] == ["create_disks", "deallocate_vm", "tag_old_os_disk", "swap_os_disk",
                                                   "start_vm"]
     vm = c.virtual_machines.get("rg-vm-00", "vm-00000")
     (new,) = done["resources"]
@@ -235,6 +236,149 @@ def test_an_os_disk_of_another_size_is_refused_naming_the_field(world, az):
     assert answer.status == 400 and answer.json()["errors"][0]["field"] == "target.vm"
     assert "same size" in answer.json()["errors"][0]["detail"]
     assert writes(az, before) == []
+
+
+@pytest.fixture
+def alerted(az, emu, azurite, tmp_path, monkeypatch):
+    """The world with an alerts outbox to read."""
+    w = start(az, emu, azurite, tmp_path, monkeypatch, VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
+    protect_once(w)
+    yield w
+    w["host"].close()
+
+
+def alerts(world: dict[str, Any]) -> list[dict[str, Any]]:
+    from azure.data.tables import TableClient
+
+    outbox = TableClient.from_connection_string(world["settings"]["AzureWebJobsStorage"],
+                                                world["settings"]["VMKEEPER_ALERTS_TABLE"])
+    return [json.loads(r["event"]) for r in outbox.list_entities()]
+
+
+def test_a_failed_os_disk_swap_is_undone_the_old_disk_tagged_and_the_vm_started_again(alerted, az):
+    """The swap's PATCH ends Failed (ARM took the new disk in, then failed): the VM was left deallocated, its old
+    disk detached and untagged. Now the old disk goes back, the VM is started again (it was running), the old
+    disk carries the restore's tag next to an operator's, and restore.failed says what state the VM is in."""
+    w = alerted
+    c = compute(az, w)
+    old = c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id
+    from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.mgmt.resource.resources.models import Tags, TagsPatchResource
+
+    az.client(ResourceManagementClient, w["sub"]).tags.begin_update_at_scope(
+        old, TagsPatchResource(operation="Merge", properties=Tags(tags={"owner": "db-team"}))).result()
+    p = point(w, "set")
+    az.faults([{"kind": "lro_failed", "method": "PATCH", "path": "/virtualMachines/vm-00000$", "count": 1}])
+    done = restore(w, {"vm": w["vm_id"], "recovery_point": p["id"], "target": {"type": "os_disk", "vm": w["vm_id"]}})
+    assert az.admin("GET", "faults")["rules"][0]["fired"] == 1
+    az.faults([])
+    assert done["state"] == "failed", done
+    assert [(s["name"], s["state"]) for s in done["steps"]] == [
+        ("create_disks", "done"), ("deallocate_vm", "done"), ("tag_old_os_disk", "done"), ("swap_os_disk", "failed"),
+        ("put_back_os_disk", "done"), ("start_vm", "done")]
+    vm = c.virtual_machines.get("rg-vm-00", "vm-00000")
+    assert vm.storage_profile.os_disk.managed_disk.id.lower() == old.lower()
+    assert _power(c, "rg-vm-00", "vm-00000") == "PowerState/running"
+    kept = c.disks.get("rg-vm-00", old.split("/")[-1])
+    assert kept.tags == {"owner": "db-team", T.REPLACED_BY_RESTORE: done["id"]} and kept.disk_state != "Unattached"
+    (restored,) = done["resources"]
+    disk = c.disks.get("rg-vm-00", restored.split("/")[-1])
+    assert disk.tags[T.RESTORE] == done["id"] and disk.disk_state == "Unattached"  # kept, this restore's
+    error = done["error"]
+    assert error["step"] == "swap_os_disk" and error["vm"]["power"] == "running", error
+    assert error["vm"]["os_disk_id"].lower() == old.lower()
+    assert "is running on its old OS disk" in error["message"] and "it was running" in error["message"], error
+    (event,) = alerts(w)
+    assert event["type"] == "vmkeeper.restore.failed", event
+    assert "is running on its old OS disk" in json.dumps(event)
+
+
+def test_a_swap_arm_keeps_refusing_is_given_up_then_undone_with_one_alert(alerted, az):
+    """A deallocated VM under a ReadOnly lock: ARM refuses the swap (409 ScopeLocked) at every try, so the job
+    gives up. Giving up undoes first, on a message of its own: the VM is left on its old disk and deallocated, as
+    it was, and the one alert is restore.failed saying so (not a poisoned job)."""
+    from azure.mgmt.resource.locks import ManagementLockClient
+    from azure.mgmt.resource.locks.models import ManagementLockObject
+
+    w = alerted
+    c = compute(az, w)
+    old = c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id
+    c.virtual_machines.begin_deallocate("rg-vm-00", "vm-00000").result()
+    locks = az.client(ManagementLockClient, w["sub"]).management_locks
+    locks.create_or_update_by_scope(w["vm_id"], "change-freeze", ManagementLockObject(level="ReadOnly"))
+    mark = len(az.calls())
+    done = restore(w, {"vm": w["vm_id"], "recovery_point": point(w, "set")["id"],
+                       "target": {"type": "os_disk", "vm": w["vm_id"]}})
+    patches = [x for x in az.calls(mark) if x["method"] == "PATCH" and "/virtualmachines/" in x["path"].lower()]
+    assert patches and all(x["status"] == 409 for x in patches), patches  # each try of the job refused, then given up
+    locks.delete_by_scope(w["vm_id"], "change-freeze")
+    assert done["state"] == "failed", done
+    assert [(s["name"], s["state"]) for s in done["steps"]] == [
+        ("create_disks", "done"), ("deallocate_vm", "done"), ("tag_old_os_disk", "done"), ("swap_os_disk", "failed"),
+        ("put_back_os_disk", "done"), ("start_vm", "done")]
+    assert done["error"]["code"] == "GaveUp" and "ScopeLocked" in done["error"]["message"], done["error"]
+    assert "is deallocated on its old OS disk" in done["error"]["message"], done["error"]
+    assert c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id.lower() == old.lower()
+    assert _power(c, "rg-vm-00", "vm-00000") == "PowerState/deallocated"  # as it was
+    assert c.disks.get("rg-vm-00", old.split("/")[-1]).tags[T.REPLACED_BY_RESTORE] == done["id"]
+    assert [e["type"] for e in alerts(w)] == ["vmkeeper.restore.failed"]
+
+
+def test_an_os_disk_changed_after_the_plan_stops_the_swap_before_anything_changes(world, az):
+    """The plan (and the allow-list) admitted the VM's OS disk as it was; swapped for another by hand before the
+    restore ran, the restore stops at its first look at the VM: no deallocation, no tag, no swap."""
+    c = compute(az, world)
+    p = point(world, "set")
+    answer = api(world, "POST", "/api/restores", {"vm": world["vm_id"], "recovery_point": p["id"],
+                                                  "target": {"type": "os_disk", "vm": world["vm_id"]}})
+    assert answer.status == 202
+    os_point = p["disks"][0]
+    other = c.disks.begin_create_or_update("rg-vm-00", "os-by-hand", {
+        "location": REGION, "properties": {"osType": os_point["os_type"], "creationData": {
+            "createOption": "Copy", "sourceResourceId": os_point["source_id"]}}}).result()
+    c.virtual_machines.begin_deallocate("rg-vm-00", "vm-00000").result()
+    c.virtual_machines.begin_update("rg-vm-00", "vm-00000", {"properties": {"storageProfile": {"osDisk": {
+        "managedDisk": {"id": other.id}}}}}).result()
+    c.virtual_machines.begin_start("rg-vm-00", "vm-00000").result()
+    mark = len(az.calls())
+    assert world["host"].run_until_idle(timeout=120)
+    done = api(world, "GET", answer.headers["Location"]).json()
+    assert done["state"] == "failed" and done["error"]["step"] == "deallocate_vm", done
+    assert done["error"]["code"] == "Conflict" and "os-by-hand" in done["error"]["message"]
+    assert [s["name"] for s in done["steps"] if s["state"] == "done"] == ["create_disks"]
+    vm_writes = [x for x in writes(az, mark) if "/virtualmachines/" in x["path"].lower() or "tags" in x["path"].lower()]
+    assert vm_writes == []
+    assert c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id.lower() == other.id.lower()
+    assert _power(c, "rg-vm-00", "vm-00000") == "PowerState/running"
+    assert T.REPLACED_BY_RESTORE not in (c.disks.get("rg-vm-00", "os-by-hand").tags or {})
+
+
+def test_an_os_disk_in_a_group_outside_the_allow_list_is_refused_and_nothing_is_written(world, az):
+    """The VM's group is allowed, its OS disk lives in another that is not: the swap would tag that disk (and
+    detach it there), so the request is refused at plan time, dry run or not, and nothing is written."""
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    c = compute(az, world)
+    p = point(world, "set")
+    os_point = p["disks"][0]
+    az.client(ResourceManagementClient, world["sub"]).resource_groups.create_or_update("rg-elsewhere", {"location": REGION})
+    outside = c.disks.begin_create_or_update("rg-elsewhere", "os-elsewhere", {
+        "location": REGION, "properties": {"osType": os_point["os_type"], "creationData": {
+            "createOption": "Copy", "sourceResourceId": os_point["source_id"]}}}).result()
+    c.virtual_machines.begin_deallocate("rg-vm-00", "vm-00000").result()
+    c.virtual_machines.begin_update("rg-vm-00", "vm-00000", {"properties": {"storageProfile": {"osDisk": {
+        "managedDisk": {"id": outside.id}}}}}).result()
+    assert c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id.lower() == outside.id.lower()
+    mark = len(az.calls())
+    for dry_run in (True, False):
+        answer = api(world, "POST", "/api/restores", {"vm": world["vm_id"], "recovery_point": p["id"], "dry_run": dry_run,
+                                                      "target": {"type": "os_disk", "vm": world["vm_id"]}})
+        assert answer.status == 403, answer.json()
+        (error,) = answer.json()["errors"]
+        assert error["field"] == "target.vm" and "rg-elsewhere" in error["detail"], error
+    assert writes(az, mark) == []
+    assert api(world, "GET", "/api/restores").json()["value"] == []
+    assert T.REPLACED_BY_RESTORE not in (c.disks.get("rg-elsewhere", "os-elsewhere").tags or {})
 
 
 # --- Azure Backup's restore types ---------------------------------------------------------------------
@@ -385,6 +529,45 @@ def test_a_row_changed_before_the_first_step_is_not_taken_for_another_delivery(a
         assert len(created) == len(done["resources"]) == 3  # each disk once
     finally:
         w["host"].close()
+
+
+@pytest.mark.parametrize("taken", ["disk", "nic"])
+def test_a_name_taken_by_something_not_this_restores_is_never_written_over(world, az, taken):
+    """Create-only: the plan's deterministic name already holds a resource this restore did not make (here an
+    operator's, with their tags): the step refuses instead of adopting it, and the resource is untouched."""
+    from azure.mgmt.network import NetworkManagementClient
+
+    from shared.restore.access import principal
+    from shared.restore.plan import disk_name
+    from shared.restore.service import restore_id_for
+
+    rid = restore_id_for(principal(OPERATOR_PRINCIPAL), "ticket-9")
+    tags = {"owner": "db-team", T.RESTORE: "0123456789abcdef"}  # another restore's, as far as this one knows
+    c = compute(az, world)
+    p = point(world, "set")
+    if taken == "disk":
+        name = disk_name("vm-00000", None, rid)
+        c.disks.begin_create_or_update("rg-restore", name, {"location": REGION, "tags": tags,
+                                                            "properties": {"creationData": {"createOption": "Empty"},
+                                                                           "diskSizeGB": 4}}).result()
+        read = lambda: c.disks.get("rg-restore", name)  # noqa: E731
+        target = {"type": "disks", "resource_group": rg(world)}
+    else:
+        name = f"back-nic-r{rid}"
+        network = az.client(NetworkManagementClient, world["sub"]).network_interfaces
+        network.begin_create_or_update("rg-restore", name, {"location": REGION, "tags": tags, "properties": {
+            "ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": world["subnet"][REGION]}}}]}}).result()
+        read = lambda: network.get("rg-restore", name)  # noqa: E731
+        target = {"type": "vm", "resource_group": rg(world), "vm_name": "back", "subnet": world["subnet"][REGION]}
+    before = read()
+    mark = len(az.calls())
+    done = restore(world, {"vm": world["vm_id"], "recovery_point": p["id"], "target": target},
+                   headers={"Idempotency-Key": "ticket-9"})
+    assert done["id"] == rid and done["state"] == "failed" and done["error"]["code"] == "NameTaken", done
+    assert not [x for x in writes(az, mark) if name.lower() in x["path"].lower()]  # never written to
+    after = read()
+    assert after.tags == tags and getattr(after, "etag", None) == getattr(before, "etag", None)
+    assert name.lower() not in {r.rsplit("/", 1)[-1].lower() for r in done["resources"]}
 
 
 def test_idempotency_key_returns_the_same_restore(world, az):

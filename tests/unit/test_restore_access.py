@@ -71,6 +71,8 @@ def test_encode_principal_round_trips(role_claim):
     header({"claims": [{"typ": "roles", "val": OPERATOR}]}),  # no object id
     header({"claims": [{"typ": "oid", "val": ""}]}),
     header({"claims": [{"typ": "oid", "val": 42}, "junk", None]}),
+    header({"claims": [{"typ": "oid", "val": "\ud800"}, {"typ": "roles", "val": OPERATOR}]}),  # a lone surrogate
+    header({"claims": [{"typ": "oid", "val": OID}, {"typ": "name", "val": "x\udfff"}]}),
     "A" * (access.MAX_PRINCIPAL + 1),
 ], ids=lambda v: repr(v)[:40])
 def test_absent_or_unreadable_principal_is_not_authenticated(value):

@@ -73,8 +73,10 @@ CALLS = {
 @pytest.mark.parametrize("call", list(CALLS))
 @pytest.mark.parametrize("headers", [{}, {"X-MS-CLIENT-PRINCIPAL": "garbage!"},
                                      {"x-ms-client-principal": access.encode_principal("", [access.OPERATOR])},
-                                     {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(b"[" * 5000).decode()}],
-                         ids=["absent", "garbage", "no-object-id", "deeply-nested"])
+                                     {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(b"[" * 5000).decode()},
+                                     # valid JSON ("\\ud800"), no text: hashing it for a restore id answered 500
+                                     {"X-MS-CLIENT-PRINCIPAL": access.encode_principal("\ud800", [access.OPERATOR])}],
+                         ids=["absent", "garbage", "no-object-id", "deeply-nested", "lone-surrogate"])
 def test_no_principal_is_401_with_www_authenticate(call, headers):
     answer = CALLS[call](headers)
     assert_problem(answer, 401, "X-MS-CLIENT-PRINCIPAL")
@@ -127,10 +129,12 @@ def test_a_bad_restore_id(call, restore_id):
     assert_problem(method(OPERATOR, restore_id), 400, "id")
 
 
-@pytest.mark.parametrize("query", [{"top": "0"}, {"top": "101"}, {"top": "x"}, {"top": "-1"},
+@pytest.mark.parametrize("query", [{"top": "0"}, {"top": "101"}, {"top": "x"}, {"top": "-1"}, {"top": "²"},
+                                   {"top": "٣"}, {"top": " 5"},  # str.isdigit took '²' and '٣'
+
                                    {"skiptoken": "!!!"}, {"skiptoken": "LTE"}])  # LTE: base64 of "-1"
 def test_a_bad_listing_query(query):
-    assert_problem(API.recent(READER, query), 400)
+    assert_problem(API.recent(READER, query), 400, next(iter(query)))
 
 
 def test_a_bad_vm_in_the_route():

@@ -103,7 +103,7 @@ def test_a_new_vm(kind):
 @pytest.mark.parametrize("kind", DISK_KINDS)
 def test_an_os_disk_swap(kind):
     plan = plan_for(kind, "os_disk")
-    assert plan.steps == (P.DISKS, P.DEALLOCATE, P.SWAP, P.TAG_OLD, P.START)
+    assert plan.steps == (P.DISKS, P.DEALLOCATE, P.TAG_OLD, P.SWAP, P.START)
     [disk] = plan.disks
     assert disk["lun"] is None and disk["name"] == "web-02-os-r0123456789abcdef"
     assert disk["id"] == f"{DST}/providers/Microsoft.Compute/disks/web-02-os-r0123456789abcdef"  # the target VM's group
@@ -235,3 +235,17 @@ def test_a_plan_round_trips_through_json(kind, ttype):
     doc = json.loads(json.dumps(plan.to_json()))
     assert doc["creates"] == plan.creates()
     assert Plan.from_json(doc) == plan
+
+
+@pytest.mark.parametrize(("target", "failed", "context", "undo"), [
+    ("os_disk", P.SWAP, {"was_running": True}, (P.PUT_BACK, P.START)),
+    ("os_disk", P.TAG_OLD, {"was_running": False}, (P.PUT_BACK, P.START)),
+    ("os_disk", P.DEALLOCATE, {"was_running": True}, (P.PUT_BACK, P.START)),
+    ("os_disk", P.DEALLOCATE, {}, ()),  # failed before it noted anything: the VM was not touched
+    ("os_disk", P.DISKS, {}, ()),
+    ("os_disk", P.START, {"was_running": True}, ()),  # swapped as asked: a start that fails is not undone
+    ("vm", P.VM, {"was_running": True}, ()),
+    ("disks", P.DISKS, {}, ()),
+])
+def test_what_a_failed_restore_undoes(target, failed, context, undo):
+    assert P.undo_steps(target, failed, context) == undo

@@ -109,3 +109,20 @@ def test_the_submits_queued_mark_leaves_a_row_a_worker_has_begun():
     assert mark_queued(record(RUNNING, [step(P.DISKS, done=False)])) is False
     assert mark_queued(record(PENDING, [step(P.DISKS, done=False)])) is False
     assert mark_queued(record(CANCELLED)) is False
+
+
+def test_a_failure_being_undone_runs_the_undo_steps_and_shows_them_last():
+    os_disk = [P.DISKS, P.DEALLOCATE, P.TAG_OLD, P.SWAP, P.START]
+    r = record(RUNNING, [step(P.DISKS), step(P.DEALLOCATE), step(P.TAG_OLD), step(P.SWAP, done=False)],
+               context={"was_running": True, "undo": {"steps": [P.PUT_BACK, P.START], "error": {"step": P.SWAP}}})
+    r.plan["steps"] = os_disk
+    assert r.next_step == P.PUT_BACK
+    assert r.step_names == [P.DISKS, P.DEALLOCATE, P.TAG_OLD, P.SWAP, P.PUT_BACK, P.START]
+    r.steps += [step(P.PUT_BACK)]
+    assert r.next_step == P.START  # the plan's start, run as the undo's
+    r.steps += [step(P.START)]
+    assert r.next_step is None
+    r.state = FAILED
+    assert [(s["name"], s["state"]) for s in r.to_json()["steps"]] == [
+        (P.DISKS, "done"), (P.DEALLOCATE, "done"), (P.TAG_OLD, "done"), (P.SWAP, "failed"), (P.PUT_BACK, "done"),
+        (P.START, "done")]
