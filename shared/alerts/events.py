@@ -24,8 +24,9 @@ RESTORE_SUCCEEDED = "vmkeeper.restore.succeeded"
 RESTORE_FAILED = "vmkeeper.restore.failed"
 RETENTION_DELETED = "vmkeeper.retention.deleted"
 DRILL_FAILED = "vmkeeper.drill.failed"  # a DR drill's VM did not come back (its resources are kept for a while)
+DRILL_KEPT = "vmkeeper.drill.kept"  # a drill's teardown left its group: held, not the drill's, holding another's, locked
 TYPES = (PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, PROTECTION_MISSING, PROTECTION_RESOLVED,
-         RESTORE_SUCCEEDED, RESTORE_FAILED, RETENTION_DELETED, DRILL_FAILED)
+         RESTORE_SUCCEEDED, RESTORE_FAILED, RETENTION_DELETED, DRILL_FAILED, DRILL_KEPT)
 MAX_DATA = 32 * 1024  # characters of reason kept: an event stays far below Event Grid's 1 MB (and 64 KB billing unit)
 
 

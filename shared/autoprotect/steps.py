@@ -27,6 +27,7 @@ from typing import Any
 
 from .. import resource_ids
 from ..azure.retry_after import retry_after_seconds
+from ..membership import not_member_reason
 from ..policy.document import PolicyError, PolicySet, load_policy_file
 from ..ports import Arm
 from ..queue import messages as jobs
@@ -48,13 +49,17 @@ class PolicyChoice:
     backup_policy: str | None
     reason: str
     policy: str | None = None  # the vmkeeper policy, as the document writes its name
-    skip: str | None = None  # "opted_out", "no_policy", "no_backup_policy" or "bad_tag"
+    skip: str | None = None  # "opted_out", "no_policy", "no_backup_policy", "bad_tag" or "not_fleet"
     error: str | None = None  # a bad tag value: reported, the VM skipped
 
 
 def decide_policy(tags: dict[str, str] | None, policies: PolicySet) -> PolicyChoice:
     """The VM's vmkeeper policy (its tag, the opt-out tag, or the document's default) → that
-    policy's ``backup_policy``: the document is the one source of truth for both."""
+    policy's ``backup_policy``: the document is the one source of truth for both. A VM a restore or a drill
+    made is no fleet member (shared/membership.py): left out of Azure Backup."""
+    outside = not_member_reason(tags)
+    if outside:
+        return PolicyChoice(None, outside, skip="not_fleet")
     resolution = policies.for_vm(tags)
     if resolution.error:
         return PolicyChoice(None, resolution.reason, skip="bad_tag", error=resolution.error)

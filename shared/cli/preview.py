@@ -59,6 +59,7 @@ class ReadOnlyLedger:
 
 def schedule_preview(wiring: Any, at: datetime, progress: Callable[[str], None] = lambda step: None) -> dict[str, Any]:
     from ..azure.graph import query_all
+    from ..membership import members
     from ..policy.document import load_policy_file
     from ..schedule.planner import VmRecord, plan
     from ..schedule.service import VMS_QUERY, enqueued_partition, job_key, jobs_partition, taken_history
@@ -69,7 +70,7 @@ def schedule_preview(wiring: Any, at: datetime, progress: Callable[[str], None] 
     progress("inventory")
     with ThreadPoolExecutor(1) as side:  # the two Resource Graph queries side by side, as the timer runs them
         history = side.submit(taken_history, graph, subscriptions)
-        inventory = [VmRecord.from_resource_graph(row) for row in query_all(graph, subscriptions, VMS_QUERY)]
+        inventory = [VmRecord.from_resource_graph(row) for row in members(query_all(graph, subscriptions, VMS_QUERY))]
         result = plan(inventory, policies, at, history.result())
     progress("ledger")
     ledger = ReadOnlyLedger(wiring.storage.table(s.ledger_table))

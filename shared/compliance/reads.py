@@ -14,6 +14,7 @@ from typing import Any
 from .. import tags as T
 from ..azure.graph import query_all
 from ..instants import parse_instant
+from ..membership import members
 from ..ports import Arm
 from ..restore import catalogue
 from ..restore.catalogue import RecoveryPoint
@@ -49,7 +50,7 @@ def read_fleet(arm: Arm, subscriptions: list[str], vaults: Mapping[str, str],
     graph = arm.resource_graph()
     out = FleetPoints()
     progress("virtual machines")
-    out.vms = list(query_all(graph, subscriptions, VMS))
+    out.vms = members(query_all(graph, subscriptions, VMS))  # what restores and drills made is no fleet VM
     progress("snapshots")
     by_vm: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in query_all(graph, subscriptions, SNAPSHOTS):

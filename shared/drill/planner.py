@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import tags as T
+from ..membership import members
 from ..policy.document import DrillSpec, PolicySet
 from ..restore import catalogue
 from ..restore.catalogue import RecoveryPoint
@@ -49,7 +50,7 @@ def selected(tags: Mapping[str, str] | None, spec: DrillSpec) -> bool:
 def due(vms: Iterable[Mapping[str, Any]], policies: PolicySet, now: datetime) -> list[DueDrill]:
     """The drills of this period for every VM (Resource Graph rows: id, tags) that should be drilled."""
     out = []
-    for row in vms:
+    for row in members(vms):  # a drilled or restored VM is never drilled itself
         resolution = policies.for_vm(row.get("tags"))
         policy = resolution.policy
         if policy is None or policy.drill is None or not selected(row.get("tags"), policy.drill):

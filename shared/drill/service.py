@@ -4,15 +4,19 @@ anywhere resumes at the step that was running (every step looks before it writes
 
 1. ``choose``: the newest complete point of the kind the policy asks for (the catalogue of the restore API);
 2. ``isolate``: a resource group of the drill's own (tagged with its id) and a VNet with no peering, in the
-   point's region;
+   point's region; each looked for first and created only if missing (create-only): a group or VNet of that
+   name that does not carry the drill's id is someone else's, and the drill fails without touching it;
 3. ``restore``: a restore to a new VM in that group and VNet, through the restore API's machinery (its
    service, queue and worker; the drill's id as the Idempotency-Key);
 4. ``boot``: until the VM runs and its VM agent reports Ready (instance view): RTO = restore requested →
    ready; RPO = the point's age when the drill began;
 5. ``teardown``: after ``keep_hours`` (a failed drill: ``keep_failed_hours``, for inspection), the group is
-   deleted — only a group tagged with this drill's id — and the listing afterwards must be empty.
+   deleted — only a group tagged with this drill's id, holding nothing but what the drill made (its restore's
+   resources, its VNet), without ``vmkeeper-hold`` — and the listing afterwards must be empty.
 
-A failed drill raises ``vmkeeper.drill.failed`` once.
+A failed drill raises ``vmkeeper.drill.failed`` once. A teardown that cannot finish — the group held, holding
+another's resources, not the drill's, locked, or its delete failing — keeps the group, raises
+``vmkeeper.drill.kept`` once per cause, and is sent again by each later ``plan_drills`` pass (until it finishes).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ KIND = "drill"
 PARTITION = "drills"
 RUNNING, PASSED, FAILED = "running", "passed", "failed"
 KEPT, REMOVING, REMOVED = "kept", "removing", "removed"
+REFUSED, HELD, FOREIGN, BLOCKED = "refused", "held", "foreign", "blocked"  # a teardown that kept the group
+DELETE_TRIES = 3  # group deletes that ended with the group still there before the teardown says it is blocked
 POLL = 2  # seconds between looks at a restore or a booting VM (one drill is one VM: cheap)
 MAX_WAIT = 3600  # seconds a message waits at most before looking again (a long keep is several waits)
 VMS = "Resources | where type =~ 'microsoft.compute/virtualmachines' | project id, tags"
@@ -76,8 +82,18 @@ class Drills:
             self.queue.send_message(messages.encode({"v": 1, "kind": KIND, "drill_id": d.id}))
             self.ledger.record(PARTITION, d.id, {**self._row(d.id), "sent": True})
             counts["sent"] += 1
+        counts["teardowns"] = self._resend_teardowns()
         log.info("drills planned at %s: %s", format_instant(now), counts)
         return counts
+
+    def _resend_teardowns(self) -> int:
+        """Teardowns that could not finish (their message ended, the group kept) are tried again each pass."""
+        sent = 0
+        for r in self.ledger.rows(PARTITION, "step eq 'teardown' and sent eq false", select=["drill"]):
+            self.queue.send_message(messages.encode({"v": 1, "kind": KIND, "drill_id": r["drill"]}))
+            self.ledger.record(PARTITION, r["drill"], {**self._row(r["drill"]), "sent": True})
+            sent += 1
+        return sent
 
     # --- the worker -----------------------------------------------------------------------------
     def handle_message(self, body: bytes | str) -> str:
@@ -87,9 +103,13 @@ class Drills:
 
     def _gave_up(self, job: dict[str, Any], reason: str) -> None:
         """A drill whose step kept failing is a failed drill; its teardown still runs (a fresh message), unless
-        it was the teardown that kept failing: then the group stays, and the alert says so."""
+        it was the teardown that kept failing: then the group stays, the alert says so, and the next pass
+        tries again."""
         row = self._row(str(job.get("drill_id")))
-        if not row or row.get("step") in ("teardown", "done"):
+        if not row or row.get("step") == "done":
+            return
+        if row.get("step") == "teardown":
+            self._kept(row, BLOCKED, f"teardown kept failing: {reason}")
             return
         self._fail(row, f"{row.get('step')}: {reason}")
         self.queue.send_message(messages.encode({"v": 1, "kind": KIND, "drill_id": row["drill"]}))
@@ -130,13 +150,25 @@ class Drills:
                 "drill": row["drill"], "reason": reason[:4000], "group": row.get("group") or None,
                 "teardown_after": row["teardownAfter"]}))
 
+    def _kept(self, row: dict[str, Any], cause: str, why: str) -> Done:
+        """The group stays: said once per cause (``vmkeeper.drill.kept``), and tried again by the next timer
+        pass (``sent`` false), except a group that is not the drill's: never touched again."""
+        row.update(cleanup=cause, kept=why[:4000], sent=False)
+        if cause == REFUSED:
+            row.update(step="done")
+        self._save(row)
+        if self.alerts is not None:
+            self.alerts.raise_(A.Alert(A.DRILL_KEPT, row["vmId"], f"{row['drill']}|{cause}", {
+                "drill": row["drill"], "group": row.get("group") or None, "cleanup": cause, "reason": why[:4000]}))
+        log.warning("drill %s: %s kept (%s): %s", row["drill"], row.get("group"), cause, why)
+        return Done(KIND, {"drill": row["drill"], "state": row["state"], "cleanup": cause})
+
     # 1. the point
     def _choose(self, row: dict[str, Any]) -> Outcome | None:
         from ..policy.document import DrillSpec
-        from ..restore.access import parse_id
 
         spec = DrillSpec(**json.loads(row["spec"]))
-        points = self.restores.reader.catalogue(parse_id(row["vmId"], "vm"))
+        points = self.restores.points(row["vmId"])
         point = planner.choose_point(points, spec, row.get("copyRegion") or None)
         if point is None:
             self._fail(row, f"no complete {spec.point.replace('_', ' ')} point of {row['vmId']} to drill")
@@ -152,12 +184,30 @@ class Drills:
 
     # 2. the isolated group and VNet
     def _isolate(self, row: dict[str, Any]) -> Outcome | None:
+        """The group is created only if missing: one of that name found already is the drill's only if it
+        carries the drill's id (this step made it before a crash); anyone else's is never written to."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         sub, name = row["group"].split("/")[2], row["group"].split("/")[4]
         groups = self.arm.resources(sub).resource_groups
-        groups.create_or_update(name, {"location": row["region"], "tags": {
-            T.MANAGED_BY: T.MANAGED_BY_VALUE, T.DRILL_ID: row["drill"], T.VM: row["vmId"]}})
+        try:
+            found = groups.get(name)
+        except ResourceNotFoundError:
+            groups.create_or_update(name, {"location": row["region"], "tags": {
+                T.MANAGED_BY: T.MANAGED_BY_VALUE, T.DRILL_ID: row["drill"], T.VM: row["vmId"]}})
+        else:
+            if not self._ours(found.tags, row):
+                group = row["group"]
+                row.update(group="", foreignGroup=group)  # nothing of the drill's is in it: teardown leaves it
+                self._fail(row, f"resource group {group} exists and is not this drill's (tag {T.DRILL_ID}="
+                                f"{(found.tags or {}).get(T.DRILL_ID)!r}): the drill did not use it, nothing was changed")
+                return None
         vnets = self.arm.network(sub).virtual_networks
         return self._isolated(row, vnets, name)
+
+    @staticmethod
+    def _ours(tags: dict[str, str] | None, row: dict[str, Any]) -> bool:
+        return T.is_managed(tags) and (tags or {}).get(T.DRILL_ID) == row["drill"]
 
     def _isolated(self, row: dict[str, Any], vnets: Any, name: str) -> Outcome | None:
         """The VNet: created if missing (not waited on), then checked Succeeded and without peerings. The PUT's
@@ -173,6 +223,11 @@ class Drills:
                 location=row["region"], tags={T.MANAGED_BY: T.MANAGED_BY_VALUE, T.DRILL_ID: row["drill"]},
                 address_space=AddressSpace(address_prefixes=[planner.ADDRESS_SPACE]),
                 subnets=[Subnet(name=planner.SUBNET, address_prefix=planner.SUBNET_PREFIX)]), polling=False).result()
+        else:
+            if not self._ours(vnet.tags, row):
+                self._fail(row, f"{vnet.id} exists and is not this drill's (tag {T.DRILL_ID}="
+                                f"{(vnet.tags or {}).get(T.DRILL_ID)!r}): nothing was changed")
+                return None
         if (vnet.provisioning_state or "Succeeded") != "Succeeded":
             return Retry(1, f"VNet {vnet.provisioning_state}")
         if vnet.virtual_network_peerings:
@@ -185,9 +240,7 @@ class Drills:
     # 3. the restore, through the restore API's service and worker
     def _restore(self, row: dict[str, Any]) -> Outcome | None:
         from ..restore.access import OPERATOR, Principal
-        from ..restore.plan import Conflict
-        from ..restore.request import BadRequest, parse
-        from ..restore.service import INTERNAL, STEP_TIMEOUT, KeyReused, body_hash
+        from ..restore.service import INTERNAL, STEP_TIMEOUT, NotFound, Refused
 
         if not row.get("restore"):
             spec = json.loads(row["spec"])
@@ -198,13 +251,16 @@ class Drills:
             who = Principal(f"{INTERNAL}{row['drill']}", "vmkeeper DR drill", frozenset({OPERATOR}))
             requested = _now()
             try:
-                record, _ = self.restores.submit(who, parse(body), body_hash(body), f"drill-{row['drill']}")
-            except (BadRequest, Conflict, KeyReused) as exc:
+                record, _ = self.restores.request(who, body, f"drill-{row['drill']}")
+            except Refused as exc:
                 self._fail(row, f"restore refused: {exc}")
                 return None
             row.update(restore=record.id, requested=format_instant(requested))
             self._save(row)
-        record = self.restores.records.get(row["restore"])
+        try:
+            record = self.restores.get(row["restore"])
+        except NotFound:
+            record = None
         if record is None or record.state in ("failed", "cancelled"):
             self._fail(row, f"restore {row['restore']} {record.state if record else 'not found'}: "
                             f"{(record.error or {}).get('message', '') if record else ''}")
@@ -244,9 +300,9 @@ class Drills:
             return None
         return Retry(POLL, f"{row['drilledVm']}: running={running}, agent={agent or 'not reporting'}")
 
-    # 5. teardown: only the drill's own group, verified empty
+    # 5. teardown: only the drill's own group, holding only what the drill made, verified empty
     def _teardown(self, row: dict[str, Any]) -> Outcome | None:
-        from azure.core.exceptions import ResourceNotFoundError
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
         now = _now()
         after = parse_instant(row.get("teardownAfter")) or now
@@ -263,15 +319,46 @@ class Drills:
         except ResourceNotFoundError:
             return self._verify(row, sub, name)
         if (group.tags or {}).get(T.DRILL_ID) != row["drill"]:
-            row.update(cleanup="refused", step="done", reason=(row.get("reason") or "") +
+            row.update(reason=(row.get("reason") or "") +
                        f" teardown refused: {row['group']} is not tagged {T.DRILL_ID}={row['drill']}")
-            self._save(row)
-            return Done(KIND, {"drill": row["drill"], "cleanup": "refused"})
-        if row.get("cleanup") != REMOVING or (group.properties and group.properties.provisioning_state != "Deleting"):
+            return self._kept(row, REFUSED, f"{row['group']} is not tagged {T.DRILL_ID}={row['drill']}: not deleted")
+        deleting = bool(group.properties and group.properties.provisioning_state == "Deleting")
+        if row.get("cleanup") == REMOVING and deleting:
+            return Retry(2, f"{row['group']} being deleted")
+        tags = {str(k).lower(): v for k, v in (group.tags or {}).items()}
+        if T.HOLD in tags:
+            return self._kept(row, HELD, f"{row['group']} is tagged {T.HOLD}={tags[T.HOLD]!r}: kept until the tag is removed")
+        foreign = self._foreign(row, sub, name)
+        if foreign:
+            return self._kept(row, FOREIGN, f"{row['group']} holds {len(foreign)} resource(s) the drill did not make "
+                                            f"(not tagged {T.RESTORE}={row.get('restore') or '?'}): {', '.join(foreign[:20])}")
+        tries = int(row.get("deleteTries") or 0) + (row.get("cleanup") == REMOVING)
+        if tries >= DELETE_TRIES:  # each delete ended with the group still there (a resource in it refused)
+            row.update(deleteTries=0)
+            return self._kept(row, BLOCKED, f"{row['group']} still there after {tries} deletes")
+        try:
             groups.begin_delete(name, polling=False)
-            row.update(cleanup=REMOVING)
-            self._save(row)
+        except HttpResponseError as exc:
+            if exc.status_code != 409:  # ScopeLocked and its kind: retrying now changes nothing
+                raise
+            row.update(deleteTries=0)
+            return self._kept(row, BLOCKED, f"the delete of {row['group']} was refused: {exc.message or exc}"[:4000])
+        row.update(cleanup=REMOVING, deleteTries=tries)
+        self._save(row)
         return Retry(2, f"{row['group']} being deleted")
+
+    def _foreign(self, row: dict[str, Any], sub: str, name: str) -> list[str]:
+        """What is in the group that the drill did not make: anything not tagged with its restore's id (the
+        disks, NIC and VM) or its own id (the VNet). Read from ARM itself, not the index, which lags."""
+        out = []
+        for r in self.arm.resources(sub).resources.list_by_resource_group(name):
+            if (r.type or "").lower().startswith("microsoft.authorization/"):
+                continue  # a lock is no resource of its own: its delete's 409 says it
+            tags = r.tags or {}
+            mine = (row.get("restore") and tags.get(T.RESTORE) == row["restore"]) or tags.get(T.DRILL_ID) == row["drill"]
+            if not mine:
+                out.append(r.id)
+        return out
 
     def _verify(self, row: dict[str, Any], sub: str, name: str) -> Outcome:
         left = [r["id"] for r in query_all(self.arm.resource_graph(), [sub], LEFT.format(sub=sub, group=name))]

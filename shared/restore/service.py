@@ -52,6 +52,10 @@ class KeyReused(Exception):
     """An Idempotency-Key came back with another body (HTTP 422)."""
 
 
+class Refused(Exception):
+    """A restore vmkeeper asked of itself (``Restores.request``) that cannot be made: the reason in words."""
+
+
 class OutOfScope(Exception):
     """The plan writes to a resource group outside the allow-list (HTTP 403): the request's own ids were in it,
     but one the plan found in Azure (an os_disk target's old OS disk) is not."""
@@ -99,6 +103,12 @@ class Restores:
     def recent(self) -> list[Record]:
         return self.records.recent()
 
+    def points(self, vm_id: str) -> list[Any]:
+        """The VM's recovery points (catalogue.RecoveryPoint), as the catalogue offers them."""
+        from .access import parse_id
+
+        return self.reader.catalogue(parse_id(vm_id, "vm"))
+
     # --- accepting --------------------------------------------------------------------------------
     def prepare(self, restore_id: str, request: RestoreRequest, scopes: Scopes | None = None) -> P.Plan:
         """The plan, checked against Azure as it is now: BadRequest / Conflict when it can't be; with ``scopes``,
@@ -134,6 +144,17 @@ class Restores:
             return self._again(self.get(restore_id), body_hash), False
         self._enqueue(record)
         return record, True
+
+    def request(self, principal: Principal, body: dict[str, Any], idempotency_key: str) -> tuple[Record, bool]:
+        """The entry point for a restore vmkeeper asks of itself (a DR drill): the body the API takes, parsed,
+        planned and submitted as the API's are. Refused, with the reason, when it cannot be made."""
+        from .plan import Conflict
+        from .request import parse
+
+        try:
+            return self.submit(principal, parse(body), body_hash(body), idempotency_key)
+        except (BadRequest, Conflict, KeyReused) as exc:
+            raise Refused(f"{type(exc).__name__}: {exc}") from exc
 
     def _again(self, record: Record, body_hash: str) -> Record:
         if record.body_hash != body_hash:

@@ -21,6 +21,7 @@ from typing import Any
 from ..alerts.events import for_poisoning
 from ..azure.graph import query_all
 from ..azure.ledger import Ledger
+from ..membership import members
 from ..ports import Arm, Budget, Queue
 from ..queue import messages as jobs
 from ..queue import runner
@@ -115,7 +116,8 @@ class Schedule:
         graph, subscriptions = self.arm.resource_graph(), list(s.subscriptions)
         with ThreadPoolExecutor(1) as side:  # the two Resource Graph queries side by side
             history = side.submit(taken_history, graph, subscriptions)
-            inventory = [VmRecord.from_resource_graph(row) for row in query_all(graph, subscriptions, VMS_QUERY)]
+            inventory = [VmRecord.from_resource_graph(row)
+                         for row in members(query_all(graph, subscriptions, VMS_QUERY))]
             result = plan(inventory, policies, now, history.result())
         counts = {"vms": len(inventory), "jobs": len(result.jobs), "enqueued": 0, "already_done": 0,
                   "already_enqueued": 0, "resent": 0, "skipped": len(result.skipped)}
