@@ -67,6 +67,9 @@ def subject_of(job: Any, fallback: str) -> str:
     return fallback
 
 
+_PER_TRY = ("errors", "last_error", "attempt", "resent", "since", "reads", "writes", "grant")  # a try's state
+
+
 def for_poisoning(cause: str, original: Any, reason: str, queue: str, failed_type: str = PROTECTION_FAILED) -> Alert:
     """The alert for a job sent to ``queue``'s poison queue: ``failed_type`` when the job's own work
     failed, else ``vmkeeper.job.poisoned``. Keyed by the job and reason: a duplicate delivery poisoned
@@ -75,8 +78,11 @@ def for_poisoning(cause: str, original: Any, reason: str, queue: str, failed_typ
 
     body = original.decode("utf-8", "replace") if isinstance(original, bytes) else original
     if isinstance(body, dict):  # what changes from one try to the next is not the job's identity
-        body = {k: v for k, v in body.items() if k not in ("errors", "last_error", "attempt")}
-    key = hashlib.sha256(f"{json.dumps(body, sort_keys=True, default=str)}|{reason}".encode()).hexdigest()
+        body = {k: v for k, v in body.items() if k not in _PER_TRY}
+    # A scheduled job is its ``job`` (VM, kind, slot): a re-sent one that fails the same way again (a copy
+    # that ended Failed is not started again) is the same change, whatever its step's own state.
+    identity = body["job"] if isinstance(body, dict) and isinstance(body.get("job"), dict) else body
+    key = hashlib.sha256(f"{json.dumps(identity, sort_keys=True, default=str)}|{reason}".encode()).hexdigest()
     kind = failed_type if cause == "failed" else JOB_POISONED
     job = body.get("job") if isinstance(body, dict) and isinstance(body.get("job"), dict) else body
     data = {"queue": queue, "reason": reason, "cause": cause}

@@ -44,3 +44,21 @@ def test_a_refused_publish_is_kept_and_flushed_later_and_a_change_is_raised_once
     assert [r["sent"] for r in table.list_entities()] == [True]
     recent = up.recent(since=datetime(2000, 1, 1, tzinfo=UTC))
     assert [(r["type"], r["data"]["reason"]) for r in recent] == [(A.PROTECTION_FAILED, "Azure said no")]
+
+
+def test_a_re_sent_job_that_fails_the_same_way_again_is_the_same_alert():
+    """A re-sent scheduled job whose copy ended Failed fails again (the copy is not started again): the
+    same change, one alert, whatever state its steps carried; another job or another reason is another."""
+    from shared.schedule.steps import new_message
+
+    job = {"vm_id": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm",
+           "type": "restore_point", "slot": "2026-12-08T00:00:00+00:00", "rp_name": "vmk-rp-1"}
+    reason = "restore point vmk-rpc-1-northeurope/vmk-rp-1 ended Failed"
+    first = {**new_message(job), "step": "copy_check", "since": 1000.0, "reads": 7, "writes": 2}
+    again = {**new_message(job), "resent": True, "step": "copy_check", "index": 0, "since": 99000.0, "reads": 3,
+             "writes": 1, "grant": None}
+    one = A.for_poisoning("failed", first, reason, "jobs")
+    assert A.for_poisoning("failed", again, reason, "jobs").id == one.id
+    assert A.for_poisoning("failed", again, reason + " (other)", "jobs").id != one.id
+    other = {**new_message({**job, "slot": "2026-12-08T06:00:00+00:00"}), "resent": True}
+    assert A.for_poisoning("failed", other, reason, "jobs").id != one.id

@@ -43,6 +43,7 @@ from hypothesis.stateful import (
 )
 
 from shared import tags as T
+from shared.alerts.events import PROTECTION_MISSING
 from tests.app import fleet_truth
 from tests.app.chaos import ChaosWiring
 
@@ -50,8 +51,7 @@ from tests.app.chaos import ChaosWiring
 FAILURE_ALERTS = ("vmkeeper.protection.failed", "vmkeeper.job.poisoned", "vmkeeper.restore.failed",
                   "vmkeeper.drill.failed")  # a poisoned job is said by one of these
 STOPPED_ALERTS = ("vmkeeper.restore.failed",)  # a VM vmkeeper left stopped is said by one of these
-NOT_PROTECTED_ALERTS = ("vmkeeper.protection.missing", "vmkeeper.not_protected", "vmkeeper.rpo.not_protected",
-                        "vmkeeper.protection.not_protected")  # a VM with no point of a kind
+NOT_PROTECTED_ALERTS = (PROTECTION_MISSING,)  # a VM with no point of a kind
 KIND_WORDS = {"snapshot_set": ("snapshot",), "restore_point": ("restore_point", "restore point", "restorepoint")}
 
 REGION, SECOND = "westeurope", "northeurope"
