@@ -14,6 +14,7 @@ from typing import Any
 from .. import tags as T
 from ..azure.graph import query_all
 from ..instants import parse_instant
+from ..points import owned as O
 from ..ports import Arm
 from ..restore import catalogue
 from ..restore.catalogue import RecoveryPoint
@@ -24,7 +25,8 @@ SNAPSHOTS = ("Resources | where type =~ 'microsoft.compute/snapshots' and tags['
              + T.MANAGED_BY_VALUE + "' and isnotempty(tags['" + T.VM + "']) "
              "| project id, name, location, tags, state = tostring(properties.provisioningState), "
              "completion = properties.completionPercent, size = properties.diskSizeGB, "
-             "osType = tostring(properties.osType)")
+             "osType = tostring(properties.osType), source = tostring(properties.creationData.sourceResourceId), "
+             "option = tostring(properties.creationData.createOption)")
 COLLECTIONS = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' and tags['" + T.MANAGED_BY
                + "'] =~ '" + T.MANAGED_BY_VALUE + "' and isnotempty(tags['" + T.VM + "']) "
                "| project id, name, location, resourceGroup, subscriptionId, tags")
@@ -52,7 +54,9 @@ def read_fleet(arm: Arm, subscriptions: list[str], vaults: Mapping[str, str],
     out.vms = list(query_all(graph, subscriptions, VMS))
     progress("snapshots")
     by_vm: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in query_all(graph, subscriptions, SNAPSHOTS):
+    rows = list(query_all(graph, subscriptions, SNAPSHOTS))
+    owned = O.owned_snapshots(rows)  # by their names: tags copied onto a snapshot by hand count for nothing
+    for row in (r for r in rows if str(r.get("id", "")).lower() in owned):
         by_vm[str((row.get("tags") or {}).get(T.VM, "")).lower()].append(row)
     for vm, rows in by_vm.items():
         out.points[vm].extend(catalogue.snapshot_sets(rows))
@@ -77,7 +81,9 @@ def read_fleet(arm: Arm, subscriptions: list[str], vaults: Mapping[str, str],
 def _collection_points(arm: Arm, row: Mapping[str, Any]) -> list[RecoveryPoint]:
     compute = arm.compute(row["subscriptionId"])
     body = compute.restore_point_collections.get(row["resourceGroup"], row["name"], expand="restorePoints").as_dict()
-    points = (body.get("properties") or {}).get("restorePoints") or []
+    vm = str((row.get("tags") or {}).get(T.VM, ""))
+    points = [p for p in (body.get("properties") or {}).get("restorePoints") or []
+              if O.restore_point_is_vmkeepers(str(p.get("name") or ""), vm)]  # one made by hand counts for nothing
     source = str(((body.get("properties") or {}).get("source") or {}).get("id") or "")
     if "/restorepointcollections/" not in source.lower():
         return catalogue.restore_points([(body, points)])

@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import tags as T
 from ..azure.graph import query_all
+from ..points import owned as O
 from ..ports import Arm
 from . import catalogue, plan
 from .access import ParsedId, parse_id
@@ -19,7 +20,8 @@ from .request import FieldProblem, RestoreRequest
 SNAPSHOTS = ("Resources | where type =~ 'microsoft.compute/snapshots' and tags['" + T.VM + "'] =~ '{vm}' "
              "| project id, name, location, tags, state = tostring(properties.provisioningState), "
              "completion = properties.completionPercent, size = properties.diskSizeGB, "
-             "osType = tostring(properties.osType)")
+             "osType = tostring(properties.osType), source = tostring(properties.creationData.sourceResourceId), "
+             "option = tostring(properties.creationData.createOption)")
 COLLECTIONS = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' and tags['" + T.VM + "'] =~ '{vm}' "
                "| project id, name, location, resourceGroup, subscriptionId")
 
@@ -52,7 +54,9 @@ class Reader:
     def catalogue(self, vm: ParsedId) -> list[RecoveryPoint]:
         key = vm.id.lower()
         graph = self.arm.resource_graph()
-        sets = catalogue.snapshot_sets(query_all(graph, [vm.subscription], SNAPSHOTS.format(vm=key)))
+        rows = list(query_all(graph, [vm.subscription], SNAPSHOTS.format(vm=key)))
+        owned = O.owned_snapshots(rows)  # by their names: tags copied onto a snapshot by hand make it no member
+        sets = catalogue.snapshot_sets([r for r in rows if str(r.get("id", "")).lower() in owned])
         collections = []
         for row in query_all(graph, [vm.subscription], COLLECTIONS.format(vm=key)):
             compute = self.arm.compute(row["subscriptionId"])
@@ -63,7 +67,8 @@ class Reader:
                     continue
                 raise
             body = rpc.as_dict()
-            points = (body.get("properties") or {}).get("restorePoints") or []
+            points = [p for p in (body.get("properties") or {}).get("restorePoints") or []
+                      if O.restore_point_is_vmkeepers(str(p.get("name") or ""), key)]  # one made by hand: not ours
             if "/restorepointcollections/" in str(((body.get("properties") or {}).get("source") or {}).get("id", "")).lower():
                 # A copy: its points' replication shows only with the instance view.
                 points = [compute.restore_points.get(row["resourceGroup"], row["name"], p["name"],

@@ -110,6 +110,30 @@ def test_failed_snapshot_set_copies_are_not_met_by_a_restore_point_copy(world, a
         (A.PROTECTION_MISSING, ["snapshot_copy"])]
 
 
+def test_a_snapshot_made_by_hand_with_vmkeepers_tags_copied_counts_for_nothing(world, az):
+    """An operator's snapshot with every tag of a member of vmkeeper's fresh set copied onto it joins no set
+    (vmkeeper's names decide): the set stays complete and met, no problem is raised."""
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.compute.models import CreationData, Snapshot
+
+    from shared import tags as T
+
+    protect_once(world)
+    (before,) = evaluate(world).vms
+    assert before.state == MET, before.reason
+    c = az.client(ComputeManagementClient, world["sub"], polling_interval=0)
+    member = next(s for s in c.snapshots.list_by_resource_group("rg-vm-00") if (s.tags or {}).get(T.LUN) == "None"
+                  and T.COPY_OF not in s.tags)
+    c.snapshots.begin_create_or_update("rg-vm-00", "before-upgrade", Snapshot(
+        location=member.location, tags=dict(member.tags), incremental=True,
+        creation_data=CreationData(create_option="Copy", source_resource_id=member.creation_data.source_resource_id))
+    ).result()
+    (after,) = evaluate(world).vms
+    assert after.state == MET, after.reason
+    assert [(k.kind, k.state, k.point_id) for k in after.kinds] == [(k.kind, k.state, k.point_id) for k in before.kinds]
+    assert [e["type"] for e in alerts(world)] == []
+
+
 def test_the_report_page_needs_a_reader_and_shows_the_fleet(world, az):
     protect_once(world)
     evaluate(world)
