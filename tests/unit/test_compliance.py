@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from shared.alerts import events as A
 from shared.compliance import rpo
-from shared.compliance.reads import FleetPoints
 from shared.compliance.service import _row as _ledger_row
 from shared.compliance.service import changes, judge, summarize, vm_from_row
+from shared.points.model import FleetPoints, RecoveryPoint
 from shared.policy.document import load_policies
 from shared.report.model import (
     BREACHED,
@@ -28,7 +28,6 @@ from shared.report.model import (
     SNAPSHOT_SET,
     VAULT,
 )
-from shared.restore.catalogue import RecoveryPoint
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DOC = {

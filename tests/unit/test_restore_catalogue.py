@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shared import tags as T
-from shared.restore import catalogue
-from shared.restore.catalogue import (
+from shared.points import model as catalogue
+from shared.points.model import (
     RESTORE_POINT,
     SNAPSHOT_SET,
     VAULT,
@@ -25,7 +25,7 @@ SLOT = "2026-11-25T06:00:00Z"
 
 def snap(lun: int | None, *, set_id: str = SET, size: int = 3, location: str = "westeurope", state: str = "Succeeded",
          completion: float | None = None, copy: bool = False, managed: bool = True, slot: str = SLOT) -> dict:
-    """A Resource Graph row of reads.SNAPSHOTS' projection."""
+    """A Resource Graph row of inventory.VM_SNAPSHOTS' projection."""
     part = "os" if lun is None else str(lun)
     name = f"vmk-web-01-{part}-202611250600-{set_id[:8]}"
     tags = {T.VM: VM.lower(), T.SET: set_id, T.SET_SIZE: str(size), T.LUN: str(lun), T.SLOT: slot}
