@@ -17,7 +17,7 @@ from ..alerts import events as A
 from ..azure.ledger import Ledger
 from ..instants import format_instant, parse_instant
 from ..points.inventory import Inventory
-from ..points.model import VAULT, FleetPoints
+from ..points.model import VAULT, FleetPoints, of_instance
 from ..ports import Arm
 from ..report.model import (
     BREACHED,
@@ -72,7 +72,9 @@ def judge(fleet: FleetPoints, policies: Any, now: datetime) -> Evaluation:
     for row in fleet.vms:
         vm_id = str(row["id"])
         resolution = policies.for_vm(row.get("tags"))
-        result = rpo.evaluate(resolution, fleet.points.get(vm_id.lower(), []), now)
+        # Only the points of the VM as it is now (a VM created again under its name is another instance).
+        points = of_instance(fleet.points.get(vm_id.lower(), []), row.get("vmId"))
+        result = rpo.evaluate(resolution, points, now)
         out.vms.append(VmRow(vm_id, str(row.get("name") or vm_id.rsplit("/", 1)[-1]),
                              str(row.get("subscriptionId") or "").lower(), str(row.get("resourceGroup") or ""),
                              str(row.get("location") or "").replace(" ", "").lower(),

@@ -40,7 +40,7 @@ VM_COLLECTIONS = ("Resources | where type =~ 'microsoft.compute/restorepointcoll
                   + "'] =~ '{vm}' | project id, name, location, resourceGroup, subscriptionId")
 # The fleet's.
 VMS = ("Resources | where type =~ 'microsoft.compute/virtualmachines' "
-       "| project id, name, subscriptionId, resourceGroup, location, tags")
+       "| project id, name, subscriptionId, resourceGroup, location, tags, vmId = tostring(properties.vmId)")
 SNAPSHOTS = ("Resources | where type =~ 'microsoft.compute/snapshots' and tags['" + T.MANAGED_BY + "'] =~ '"
              + T.MANAGED_BY_VALUE + "' and isnotempty(tags['" + T.VM + "']) " + _SNAPSHOT_COLUMNS)
 COLLECTIONS = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' and tags['" + T.MANAGED_BY

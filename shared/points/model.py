@@ -78,6 +78,7 @@ class RecoveryPoint:
     vm_size: str | None = None
     note: str = ""  # why it is not complete; and when it is due to be deleted, if it is marked
     extra: Mapping[str, str] = field(default_factory=dict)  # vault: vault id, container and item names
+    instance: str = ""  # the VM instance it was made of (its vmId, lower case); "": not known (made before it was said)
 
     @property
     def os_disk(self) -> RestoreDisk | None:
@@ -161,9 +162,11 @@ def snapshot_sets(rows: Iterable[Mapping[str, Any]]) -> list[RecoveryPoint]:
             problems.append(f"{len(disks)} of {size} disks")
         expiring = max((t for t in (_expiring(m.get("tags")) for m in members) if t), default=None)
         notes = problems + ([expiring_note(expiring)] if expiring else [])
+        instances = {str((m.get("tags") or {}).get(T.VM_INSTANCE) or "").strip().lower() for m in members}
         out.append(RecoveryPoint(snapshot_set_id(set_id, region), SNAPSHOT_SET, when, region, "CrashConsistent",
                                  not problems, any(T.COPY_OF in (m.get("tags") or {}) for m in members),
-                                 tuple(disks), note="; ".join(notes)))
+                                 tuple(disks), note="; ".join(notes),
+                                 instance=instances.pop() if len(instances) == 1 else ""))
     return out
 
 
@@ -203,7 +206,7 @@ def restore_points(collections: Iterable[tuple[Mapping[str, Any], Iterable[Mappi
                                      str(props.get("consistencyMode") or "CrashConsistent"), not problems, is_copy,
                                      tuple(disks), resource_id=str(point.get("id") or ""),
                                      vm_size=(meta.get("hardwareProfile") or {}).get("vmSize"),
-                                     note="; ".join(notes)))
+                                     note="; ".join(notes), instance=str(meta.get("vmId") or "").strip().lower()))
     return out
 
 
@@ -231,6 +234,14 @@ def merge(*kinds: Iterable[RecoveryPoint]) -> list[RecoveryPoint]:
     """Every point, newest first; ties in a stable order (kind, then id)."""
     points = [p for kind in kinds for p in kind]
     return sorted(points, key=lambda p: (-p.time.timestamp(), KINDS.index(p.kind), p.id))
+
+
+def of_instance(points: Iterable[RecoveryPoint], instance: str | None) -> list[RecoveryPoint]:
+    """The points of one instance of a VM (its vmId): a VM deleted and created again under the same name keeps
+    its ARM id, and its points are not the new one's. A point that does not say its instance (made before
+    vmkeeper said it; a vault point) counts for any; so does every point when the VM's instance is not known."""
+    want = (instance or "").strip().lower()
+    return [p for p in points if not want or not p.instance or p.instance == want]
 
 
 def kind_of(point: RecoveryPoint) -> str:

@@ -225,3 +225,13 @@ def test_a_point_marked_for_deletion_is_offered_and_says_when_it_goes():
     points = restore_points([(collection(RPC, "westeurope", VM), [rp(RPC, "rp-1", "2026-11-25T06:00:03+00:00")])],
                             marks={rp_id.upper(): "2026-11-26T06:00:00Z"})  # retention's ledger marks, by id
     assert points[0].complete and "marked for deletion after 2026-11-26T06:00:00Z" in points[0].note
+
+
+def test_a_point_says_the_vm_instance_it_was_made_of():
+    tagged = [dict(r, tags={**r["tags"], T.VM_INSTANCE: "AAAA-1"}) for r in (snap(None), snap(0), snap(1))]
+    [point] = snapshot_sets(tagged)
+    assert point.instance == "aaaa-1" and "instance" not in point.to_json()  # the API's shape is unchanged
+    [untagged] = snapshot_sets([snap(None), snap(0), snap(1)])
+    assert untagged.instance == ""
+    mixed = tagged[:2] + [dict(tagged[2], tags={**tagged[2]["tags"], T.VM_INSTANCE: "bbbb-2"})]
+    assert snapshot_sets(mixed)[0].instance == ""  # members disagree: not known
