@@ -236,27 +236,34 @@ def retention_demo(az, storage, sub: str, say) -> None:
     from shared import tags as T
     from shared.azure import pacing
     from shared.azure.ledger import Ledger
+    from shared.names import snapshot_name
     from shared.retention.engine import RetentionPolicy, plan_summary
     from shared.retention.service import Retention
+    from shared.schedule.planner import DiskRef
     from shared.wiring import Wiring
 
     compute = az.client(ComputeManagementClient, sub)
     vm = next(v for v in compute.virtual_machines.list_all()
               if (v.tags or {}).get("vmkeeper-policy") == "gold" and len(v.storage_profile.data_disks) > 1)
     rg = vm.id.split("/")[4]
-    disks = [vm.storage_profile.os_disk.managed_disk.id] + [d.managed_disk.id for d in vm.storage_profile.data_disks]
-    for day in range(4):  # one snapshot set a day, tagged as the scheduler tags them
+    disks = [DiskRef(vm.storage_profile.os_disk.managed_disk.id, "", None)] + [
+        DiskRef(d.managed_disk.id, "", d.lun) for d in vm.storage_profile.data_disks]
+    held = None
+    for day in range(4):  # one snapshot set a day, named and tagged as the scheduler names and tags them
         slot = datetime.fromisoformat(az.admin("GET", "clock")["now"]).replace(microsecond=0)
-        for lun, disk in enumerate(disks):
-            compute.snapshots.begin_create_or_update(rg, f"vmk-{vm.name}-{lun}-day{day}", {
+        for disk in disks:
+            name = snapshot_name(vm.name, disk, slot)
+            held = held or name
+            compute.snapshots.begin_create_or_update(rg, name, {
                 "location": vm.location, "tags": {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(),
-                                                  T.ARTIFACT_POLICY: "gold", T.SLOT: slot.isoformat(), T.SET: f"{vm.name}-day{day}"},
-                "properties": {"incremental": True, "creationData": {"createOption": "Copy", "sourceResourceId": disk}}},
+                                                  T.ARTIFACT_POLICY: "gold", T.SLOT: slot.isoformat(), T.SET: f"{vm.name}-day{day}",
+                                                  T.LUN: str(disk.lun)},
+                "properties": {"incremental": True, "creationData": {"createOption": "Copy", "sourceResourceId": disk.id}}},
                 polling=False)  # the day passing below completes it
         az.advance(86400)
         if day == 0:
-            compute.snapshots.begin_update(rg, f"vmk-{vm.name}-0-day0", {"tags": {
-                **compute.snapshots.get(rg, f"vmk-{vm.name}-0-day0").tags, T.HOLD: "audit-2026"}}).result()
+            compute.snapshots.begin_update(rg, held, {"tags": {
+                **compute.snapshots.get(rg, held).tags, T.HOLD: "audit-2026"}}).result()
     say(f"{4 * len(disks)} snapshots of {vm.name} over 4 days (day 0 under hold: 'audit-2026')")
     policies = {"gold": RetentionPolicy(keep_last=2, deferral=timedelta(hours=24))}
     ledger = Ledger(TableClient.from_connection_string(storage.connection_string, "vmkeeperretention"))

@@ -53,3 +53,13 @@ def copy_name(name: str, region: str) -> str:
     """The name of a snapshot's (or restore point collection's) copy in another region (≤ 80 characters)."""
     suffix = f"-{region}"
     return name[: 80 - len(suffix)] + suffix
+
+
+def container_name(resource_group: str, vm_name: str) -> str:
+    """Azure Backup's protection container of a VM (its names are Backup's, lower case)."""
+    return f"IaasVMContainer;iaasvmcontainerv2;{resource_group.lower()};{vm_name.lower()}"
+
+
+def item_name(resource_group: str, vm_name: str) -> str:
+    """Azure Backup's protected item of a VM."""
+    return f"VM;iaasvmcontainerv2;{resource_group.lower()};{vm_name.lower()}"

@@ -6,7 +6,10 @@
 - ``functions/`` (the triggers) imports only ``shared`` among the project's packages;
 - inside ``shared/``, the inventory of recovery points (``shared/points``) sits below the capabilities that
   use it (retention, restore, compliance, drills and the rest): it imports none of them, and reads the
-  tables they write rather than their code.
+  tables they write rather than their code;
+- compliance and drills take recovery points from the inventory, not from the restore API's modules
+  (compliance imports nothing of ``shared/restore``; drills call the restore service, never its catalogue
+  or reads).
 
 Every import counts, lazy ones inside functions too; a relative import counts as the package it
 resolves to, and ``importlib.import_module("…")`` with a literal name counts as an import.
@@ -31,6 +34,11 @@ ALLOWED = {"functions": {"functions", "shared"}}
 ABOVE = {
     "shared/points": {"shared.retention", "shared.restore", "shared.compliance", "shared.drill", "shared.report",
                       "shared.schedule", "shared.autoprotect", "shared.cli", "shared.queue", "shared.wiring"},
+}
+# Capabilities that use the inventory take it from shared/points, not through another capability.
+NOT_THROUGH = {
+    "shared/compliance": {"shared.restore"},
+    "shared/drill": {"shared.restore.catalogue", "shared.restore.reads"},
 }
 
 
@@ -104,8 +112,8 @@ def test_the_reader_sees_relative_and_lazy_imports():
     assert {"shared", "emulator", "functions", "devtools", "function_app"} <= project_packages()
 
 
-def layer_violations(package: str) -> list[str]:
-    above = ABOVE[package]
+def layer_violations(package: str, rules: dict[str, set[str]] = ABOVE) -> list[str]:
+    above = rules[package]
     out = []
     for path in files_of(package):
         for line, module in imported_modules(path):
@@ -120,3 +128,9 @@ def test_the_inventory_of_points_sits_below_what_uses_it(package):
     assert layer_violations(package) == []
     users = {m for p in files_of("shared/retention") for _, m in imported_modules(p)}
     assert "shared.points.pins" in users  # retention stands on it (so the rule above is not vacuous)
+
+
+@pytest.mark.parametrize("package", sorted(NOT_THROUGH))
+def test_compliance_and_drills_take_points_from_the_inventory_not_from_restore(package):
+    assert files_of(package), f"no Python files under {package}/"
+    assert layer_violations(package, NOT_THROUGH) == []

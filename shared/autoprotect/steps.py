@@ -28,6 +28,7 @@ from typing import Any
 from .. import resource_ids
 from ..azure.retry_after import retry_after_seconds
 from ..membership import not_member_reason
+from ..names import container_name, item_name  # Azure Backup's names for a VM's container and item
 from ..policy.document import PolicyError, PolicySet, load_policy_file
 from ..ports import Arm
 from ..queue import messages as jobs
@@ -110,14 +111,6 @@ def decide_existing(item: dict[str, Any] | None, vm_id: str, policy_id: str) -> 
     if state in PROTECTED_STATES:
         return "protected" if (item.get("policyId") or "").lower() == policy_id.lower() else "other_policy"
     return "left_alone"
-
-
-def container_name(resource_group: str, vm_name: str) -> str:
-    return f"IaasVMContainer;iaasvmcontainerv2;{resource_group.lower()};{vm_name.lower()}"
-
-
-def item_name(resource_group: str, vm_name: str) -> str:
-    return f"VM;iaasvmcontainerv2;{resource_group.lower()};{vm_name.lower()}"
 
 
 def vault_parts(vault_id: str) -> tuple[str, str, str]:

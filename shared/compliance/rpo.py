@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ..points.model import RecoveryPoint, kind_of
 from ..policy.document import Policy, Resolution
 from ..report.model import (
     BREACHED,
@@ -38,8 +39,6 @@ from ..report.model import (
     VAULT,
     KindStatus,
 )
-from ..restore import catalogue
-from ..restore.catalogue import RecoveryPoint
 
 GRACE = timedelta(hours=1)  # a slot's jobs are spread over it and a snapshot takes a while to complete
 VAULT_INTERVAL = timedelta(hours=24)
@@ -81,14 +80,6 @@ def expectations(policy: Policy) -> list[Expectation]:
     if policy.copy and policy.restore_point:
         out.append(Expectation(RESTORE_POINT_COPY, scheduled))
     return out
-
-
-def kind_of(point: RecoveryPoint) -> str:
-    if point.kind == catalogue.VAULT:
-        return VAULT
-    if point.kind == catalogue.SNAPSHOT_SET:
-        return SNAPSHOT_COPY if point.copy else SNAPSHOT_SET
-    return RESTORE_POINT_COPY if point.copy else RESTORE_POINT
 
 
 def newest_complete(points: Iterable[RecoveryPoint], kind: str, copy_region: str | None = None) -> RecoveryPoint | None:

@@ -1,4 +1,4 @@
-"""RPO compliance across the fleet: read (compliance/reads.py), judge each VM (compliance/rpo.py),
+"""RPO compliance across the fleet: read (the inventory: shared/points/inventory.py), judge each VM (compliance/rpo.py),
 raise an alert for each change (a breach begins or ends; a kind of point goes missing, or nothing is
 missing any more), then record the rows the report and the CLI read. Evaluating alone writes nothing
 (the CLI's ``status``)."""
@@ -16,6 +16,8 @@ from typing import Any
 from ..alerts import events as A
 from ..azure.ledger import Ledger
 from ..instants import format_instant, parse_instant
+from ..points.inventory import Inventory
+from ..points.model import VAULT, FleetPoints, of_instance
 from ..ports import Arm
 from ..report.model import (
     BREACHED,
@@ -32,10 +34,8 @@ from ..report.model import (
     SummaryRow,
     VmRow,
 )
-from ..restore import catalogue
 from ..settings import ComplianceSettings
 from . import rpo
-from .reads import FleetPoints, read_fleet
 
 log = logging.getLogger("vmkeeper.compliance")
 ROWS = "compliance"  # ledger partition: one row per VM, from the latest evaluation
@@ -72,7 +72,9 @@ def judge(fleet: FleetPoints, policies: Any, now: datetime) -> Evaluation:
     for row in fleet.vms:
         vm_id = str(row["id"])
         resolution = policies.for_vm(row.get("tags"))
-        result = rpo.evaluate(resolution, fleet.points.get(vm_id.lower(), []), now)
+        # Only the points of the VM as it is now (a VM created again under its name is another instance).
+        points = of_instance(fleet.points.get(vm_id.lower(), []), row.get("vmId"))
+        result = rpo.evaluate(resolution, points, now)
         out.vms.append(VmRow(vm_id, str(row.get("name") or vm_id.rsplit("/", 1)[-1]),
                              str(row.get("subscriptionId") or "").lower(), str(row.get("resourceGroup") or ""),
                              str(row.get("location") or "").replace(" ", "").lower(),
@@ -83,10 +85,10 @@ def judge(fleet: FleetPoints, policies: Any, now: datetime) -> Evaluation:
     days: Counter = Counter()
     for points in fleet.points.values():
         for p in points:
-            if p.complete and p.kind != catalogue.VAULT and p.time.date() >= first:
+            if p.complete and p.kind != VAULT and p.time.date() >= first:
                 days[(p.time.date().isoformat(), rpo.kind_of(p))] += 1
     out.points_per_day = [DayCount(day, kind, n) for (day, kind), n in sorted(days.items())]
-    if any(p.kind == catalogue.VAULT for ps in fleet.points.values() for p in ps):
+    if any(p.kind == VAULT for ps in fleet.points.values() for p in ps):
         out.notes.append("Points per day count vmkeeper's snapshot sets, restore points and copies; "
                          "Azure Backup's recovery points are counted in their vaults.")
     return out
@@ -145,7 +147,7 @@ class ComplianceService:
         from ..policy.document import load_policy_file
 
         policies = load_policy_file(self.settings.policy_file)
-        fleet = read_fleet(self.arm, list(self.settings.subscriptions), self.settings.vaults, progress)
+        fleet = Inventory(self.arm, self.settings.vaults).fleet(list(self.settings.subscriptions), progress)
         return judge(fleet, policies, now)
 
     def run(self, now: datetime) -> dict[str, int]:

@@ -17,9 +17,8 @@ from typing import Any
 
 from .. import tags as T
 from ..membership import members
+from ..points.model import VAULT, RecoveryPoint
 from ..policy.document import DrillSpec, PolicySet
-from ..restore import catalogue
-from ..restore.catalogue import RecoveryPoint
 
 ADDRESS_SPACE, SUBNET_PREFIX, SUBNET = "10.254.0.0/16", "10.254.0.0/24", "drill"
 
@@ -65,7 +64,7 @@ def due(vms: Iterable[Mapping[str, Any]], policies: PolicySet, now: datetime) ->
 def choose_point(points: Iterable[RecoveryPoint], spec: DrillSpec, copy_region: str | None) -> RecoveryPoint | None:
     """The newest complete point of the kind the drill asks for (a copy: in the policy's second region)."""
     def fits(p: RecoveryPoint) -> bool:
-        if not p.complete or p.kind == catalogue.VAULT:
+        if not p.complete or p.kind == VAULT:
             return False
         if spec.point == "copy":
             return p.copy and (copy_region is None or p.region == copy_region)

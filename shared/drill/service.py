@@ -2,7 +2,7 @@
 drill; the worker advances each drill a step at a time, its state a row in the ledger, so a crash
 anywhere resumes at the step that was running (every step looks before it writes):
 
-1. ``choose``: the newest complete point of the kind the policy asks for (the catalogue of the restore API);
+1. ``choose``: the newest complete point of the kind the policy asks for (the inventory: shared/points/);
 2. ``isolate``: a resource group of the drill's own (tagged with its id) and a VNet with no peering, in the
    point's region; each looked for first and created only if missing (create-only): a group or VNet of that
    name that does not carry the drill's id is someone else's, and the drill fails without touching it;
@@ -165,10 +165,11 @@ class Drills:
 
     # 1. the point
     def _choose(self, row: dict[str, Any]) -> Outcome | None:
+        from ..points.inventory import Inventory
         from ..policy.document import DrillSpec
 
         spec = DrillSpec(**json.loads(row["spec"]))
-        points = self.restores.points(row["vmId"])
+        points = Inventory(self.arm, {}).of_vm(row["vmId"])  # drills restore no vault point: none read
         point = planner.choose_point(points, spec, row.get("copyRegion") or None)
         if point is None:
             self._fail(row, f"no complete {spec.point.replace('_', ' ')} point of {row['vmId']} to drill")

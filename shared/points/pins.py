@@ -26,7 +26,6 @@ died without saying so (a crashed restore, a lost message) does not hold a point
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from typing import Any
 
 from .. import names
 from ..instants import format_instant, parse_instant
+from .model import SET_ID as _SET_POINT  # a snapshot set's catalogue id
 
 MARGIN = timedelta(hours=1)  # past a job's own bound: its last step may have begun just before it
 COPY_TIMEOUT = timedelta(hours=24)  # VMKEEPER_COPY_TIMEOUT_HOURS' default: one disk's copy, at most
@@ -43,7 +43,6 @@ RESTORE_STEP_TIMEOUT = timedelta(hours=24)  # shared/restore/service.py STEP_TIM
 SNAPSHOT_SET, RESTORE_POINT = "snapshot_set", "restore_point"  # the schedule's job types
 PENDING, RUNNING = "pending", "running"  # shared/restore/records.py: a restore still to run, or running
 RESTORE_PARTITION = "restore"
-_SET_POINT = re.compile(r"^snapshot-set:([0-9a-f]{16}):([a-z0-9]{1,40})$")  # shared/restore/catalogue.py SET_ID
 
 
 @dataclass(frozen=True)

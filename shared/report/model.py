@@ -7,6 +7,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..points.model import (  # noqa: F401 (the report's words for them)
+    COPY,
+    RESTORE_POINT,
+    RESTORE_POINT_COPY,
+    SNAPSHOT_COPY,
+    SNAPSHOT_SET,
+    VAULT,
+)
+from ..points.model import JUDGED_KINDS as KINDS  # noqa: F401
+
 # A VM's compliance states, worst first: ``breached`` (a kind's newest point older than its RPO),
 # ``not_protected`` (no policy applies, or no complete point of any kind it expects), ``missing`` (some
 # kinds it expects have no complete point: ``VmRow.missing`` names them), ``met``, ``opted_out``.
@@ -18,10 +28,8 @@ KIND_STATES = (BREACHED, MISSING, MET)
 # Kinds of point, in Azure's words: a vault recovery point, a snapshot set, a VM restore point, and the
 # copies of each of the last two in the policy's second region (judged apart: one kind's copies say
 # nothing of the other's).
-VAULT, SNAPSHOT_SET, RESTORE_POINT = "vault", "snapshot_set", "restore_point"
-SNAPSHOT_COPY, RESTORE_POINT_COPY = "snapshot_copy", "restore_point_copy"
-KINDS = (VAULT, SNAPSHOT_SET, RESTORE_POINT, SNAPSHOT_COPY, RESTORE_POINT_COPY)
-COPY = "copy"  # rows recorded before copies were judged by kind: either kind's copy (read, never written)
+# nothing of the other's): the inventory's words (shared/points/model.py), imported above. COPY: rows recorded
+# before copies were judged by kind (either kind's copy; read, never written).
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""What restores read from Azure: a VM's recovery points (the catalogue's raw material) and the
-facts a plan is checked against. Reads only; nothing here writes.
+"""What restores read from Azure: a VM's recovery points (the inventory's: shared/points/inventory.py)
+and the facts a plan is checked against. Reads only; nothing here writes.
 """
 
 from __future__ import annotations
@@ -7,27 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .. import tags as T
-from ..azure.graph import query_all
+from ..points.inventory import Inventory
 from ..ports import Arm
 from . import catalogue, plan
 from .access import ParsedId, parse_id
 from .catalogue import RecoveryPoint
 from .request import FieldProblem, RestoreRequest
-
-# The VM id is strictly parsed before it gets here (access.parse_id): no quote can reach the query.
-SNAPSHOTS = ("Resources | where type =~ 'microsoft.compute/snapshots' and tags['" + T.VM + "'] =~ '{vm}' "
-             "| project id, name, location, tags, state = tostring(properties.provisioningState), "
-             "completion = properties.completionPercent, size = properties.diskSizeGB, "
-             "osType = tostring(properties.osType)")
-COLLECTIONS = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' and tags['" + T.VM + "'] =~ '{vm}' "
-               "| project id, name, location, resourceGroup, subscriptionId")
-
-
-def _item_names(vm: ParsedId) -> tuple[str, str]:
-    from ..autoprotect.steps import container_name, item_name
-
-    return container_name(vm.group, vm.name), item_name(vm.group, vm.name)
 
 
 def _missing(exc: Exception) -> bool:
@@ -50,48 +35,8 @@ class Reader:
             raise
 
     def catalogue(self, vm: ParsedId) -> list[RecoveryPoint]:
-        key = vm.id.lower()
-        graph = self.arm.resource_graph()
-        sets = catalogue.snapshot_sets(query_all(graph, [vm.subscription], SNAPSHOTS.format(vm=key)))
-        collections = []
-        for row in query_all(graph, [vm.subscription], COLLECTIONS.format(vm=key)):
-            compute = self.arm.compute(row["subscriptionId"])
-            try:
-                rpc = compute.restore_point_collections.get(row["resourceGroup"], row["name"], expand="restorePoints")
-            except Exception as exc:
-                if _missing(exc):
-                    continue
-                raise
-            body = rpc.as_dict()
-            points = (body.get("properties") or {}).get("restorePoints") or []
-            if "/restorepointcollections/" in str(((body.get("properties") or {}).get("source") or {}).get("id", "")).lower():
-                # A copy: its points' replication shows only with the instance view.
-                points = [compute.restore_points.get(row["resourceGroup"], row["name"], p["name"],
-                                                     expand="instanceView").as_dict() for p in points]
-            collections.append((body, points))
-        return catalogue.merge(sets, catalogue.restore_points(collections), self.vault_points(vm))
-
-    def vault_points(self, vm: ParsedId) -> list[RecoveryPoint]:
-        container, item = _item_names(vm)
-        out: list[RecoveryPoint] = []
-        from azure.mgmt.core.tools import parse_resource_id
-
-        for region, vault_id in sorted(self.vaults.items()):
-            p = parse_resource_id(vault_id)
-            backup = self.arm.backup(p["subscription"])
-            try:
-                protected = backup.protected_items.get(p["name"], p["resource_group"], "Azure", container, item)
-            except Exception as exc:
-                if _missing(exc):
-                    continue
-                raise
-            source = str(getattr(protected.properties, "source_resource_id", "") or "").lower()
-            if source and source != vm.id.lower():
-                continue
-            points = [rp.as_dict() for rp in backup.recovery_points.list(p["name"], p["resource_group"], "Azure",
-                                                                           container, item)]
-            out.extend(catalogue.vault_points(vault_id, region, points))
-        return out
+        """The VM's recovery points, as the inventory reads them (the VM may no longer exist)."""
+        return Inventory(self.arm, self.vaults).of_vm(vm.id)
 
     # --- facts a plan is checked against ---------------------------------------------------------
     def facts(self, request: RestoreRequest, point: RecoveryPoint) -> plan.Facts:

@@ -103,12 +103,6 @@ class Restores:
     def recent(self) -> list[Record]:
         return self.records.recent()
 
-    def points(self, vm_id: str) -> list[Any]:
-        """The VM's recovery points (catalogue.RecoveryPoint), as the catalogue offers them."""
-        from .access import parse_id
-
-        return self.reader.catalogue(parse_id(vm_id, "vm"))
-
     # --- accepting --------------------------------------------------------------------------------
     def prepare(self, restore_id: str, request: RestoreRequest, scopes: Scopes | None = None) -> P.Plan:
         """The plan, checked against Azure as it is now: BadRequest / Conflict when it can't be; with ``scopes``,

@@ -19,7 +19,8 @@ Actions
 Rules (the contract; applied in this order)
 -------------------------------------------
 1. Gate, per artifact. Tag names are matched case-insensitively (Azure treats them so).
-   a. no ``managed-by: vmkeeper`` tag -> skip ``not_owned``;
+   a. no ``managed-by: vmkeeper`` tag, or ``owned`` False (its name is not the one vmkeeper gives it:
+      shared/points/owned.py; tags can be copied by hand) -> skip ``not_owned``, and it is in no set;
    b. a HOLD tag, whatever its value -- empty included (Azure allows empty tag values; the tag's presence
       is the hold) -- on the artifact, or on the restore point collection holding a restore point
       -> skip ``hold``;
@@ -159,6 +160,7 @@ class Artifact:
     is_copy: bool = False  # a cross-region copy
     locked: bool = False  # under any resource lock, at any scope
     lock_is_ours_and_expired: bool = False  # every lock on it is vmkeeper's own and LOCK_UNTIL has passed
+    owned: bool = True  # False: its name is not vmkeeper's for it (copied tags): never judged, in no set
 
 
 @dataclass(frozen=True)
@@ -403,7 +405,8 @@ def _examine(artifacts: Sequence[Artifact], policies: Mapping[str, RetentionPoli
         vm = art.vm_id or get(vm_tag)
         vm = (vm.strip().lower() or None) if vm else None
         add_vm(vm)
-        set_id = art.set_id or get(set_tag)
+        owned = art.owned
+        set_id = (art.set_id or get(set_tag)) if owned else None
         set_id = (set_id.strip() or None) if set_id else None
         add_set_id(set_id)
         policy_name = get(policy_tag)
@@ -434,6 +437,9 @@ def _examine(artifacts: Sequence[Artifact], policies: Mapping[str, RetentionPoli
         forced = None
         if not managed:
             forced = Decision(art.id, "skip", "not_owned", f"no {managed_by}: {managed_value} tag")
+        elif not owned:
+            managed = False
+            forced = Decision(art.id, "skip", "not_owned", "its name is not the one vmkeeper gives it (tags copied?)")
         elif hold in tags:
             forced = Decision(art.id, "skip", "hold", f"{hold} = {tags[hold]!r}")
         elif held and kind == RESTORE_POINT and _parent_collection(lid) in held:

@@ -5,12 +5,13 @@ unmark, delete under the per-subscription budget — or, in a dry run, only reco
 Snapshots and collections carry their expiring mark as a tag (operators see it in the portal; a hold
 tag stops it), written alone through ARM's Tags API (Merge to set it, Delete to remove it), so tags
 anyone else wrote, even since the listing, are never touched. Restore points can't carry tags in
-Azure, so their marks live in the ledger table. A restore point is vmkeeper's only if its name is
-the one vmkeeper derives for the collection's VM and the slot in its name; others are listed as not
-owned. What is in use is pinned (shared/points/pins.py: a copy in flight, a scheduled job still
-running, a restore or drill pending or running) and kept with rule ``pinned``: the copies come with the
-listing; the jobs (the schedule's ledger) and restores (their table) are read for the sets the engine
-would mark or delete, and read again right before each set's delete. Right before a delete, the
+Azure, so their marks live in the ledger table. A snapshot, a copy or a restore point is vmkeeper's
+only if its name is the one vmkeeper derives for it (shared/points/owned.py), whatever its tags say;
+others are listed as not owned, and join no set. What is in use is pinned (shared/points/pins.py: a copy
+in flight, a scheduled job still running, a restore or drill pending or running) and kept with rule
+``pinned``: the copies come with the listing; the jobs (the schedule's ledger) and restores (their
+table) are read for the sets the engine would mark or delete, and read again right before each set's
+delete. Right before a delete, the
 artifact is read again too: a hold, someone else's lock or a mark that is gone or changed keeps its
 whole set. Every ARM write takes from the budget first; with none left it waits for the next pass.
 Every decision is recorded in the ledger, with its rule and reason.
@@ -19,7 +20,6 @@ Every decision is recorded in the ledger, with its rule and reason.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +29,7 @@ from .. import resource_ids
 from .. import tags as T
 from ..azure.graph import query_all
 from ..azure.ledger import Ledger
+from ..points import owned as O
 from ..points import pins as P
 from ..points import reads as pin_reads
 from ..ports import Arm, Budget, Table
@@ -59,7 +60,6 @@ SNAPSHOTS_QUERY = (
 COLLECTIONS_QUERY = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' "
                      "| project id, location, tags, resourceGroup, name, subscriptionId")
 VMS_QUERY = "Resources | where type =~ 'microsoft.compute/virtualmachines' | project id"
-_POINT_NAME = re.compile(r"vmk-rp-(\d{12})-[0-9a-f]{8}")  # shared/schedule/planner.py restore_point_name
 
 
 @dataclass
@@ -106,21 +106,6 @@ def _locks_on(resource_id: str, lock_scopes: list[tuple[str, str]]) -> dict[str,
             "lock_is_ours_and_expired": bool(covering) and all(s == rid and n == T.OWN_LOCK for s, n in covering)}
 
 
-def made_by_vmkeeper(point_name: str, vm_id: str | None) -> bool:
-    """A restore point is vmkeeper's only if its name is the one vmkeeper derives from its VM (the
-    collection's vmkeeper-vm tag) and the slot stamped in the name; copies keep the name."""
-    from ..names import restore_point_name
-
-    found = _POINT_NAME.fullmatch(point_name or "")
-    if not found or not vm_id:
-        return False
-    try:
-        slot = datetime.strptime(found.group(1), "%Y%m%d%H%M").replace(tzinfo=UTC)
-    except ValueError:
-        return False
-    return restore_point_name(vm_id, slot) == point_name
-
-
 def _collection_created(rpc: Any, point_times: list[datetime], ledger: Any, now: datetime) -> datetime:
     """The collection's own creation time: ARM's systemData.createdAt; where ARM gives none, the
     time first recorded in the ledger (its oldest restore point then, or the pass that first saw it
@@ -147,13 +132,15 @@ def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscripti
         for lock in locks(sub).management_locks.list_at_subscription_level():
             lock_scopes.append((_lock_scope(lock.id), lock.name))
     out = Listing(live_vm_ids={row["id"].lower() for row in query_all(graph, subscriptions, VMS_QUERY)})
-    for row in query_all(graph, subscriptions, SNAPSHOTS_QUERY):
+    rows = list(query_all(graph, subscriptions, SNAPSHOTS_QUERY))
+    owned = O.owned_snapshots(rows)
+    for row in rows:
         tags = row.get("tags") or {}
         copying = row.get("option", "").lower() == "copystart"
         good = row.get("state") == "Succeeded" and (not copying or ((row.get("completion") or 0) >= 100 and not row.get("copyError")))
         out.artifacts.append(Artifact(id=row["id"], kind=SNAPSHOT, tags=tags, created=_instant(row.get("created"), now),
                                       region=row["location"], good=good, is_copy=copying,
-                                      **_locks_on(row["id"], lock_scopes)))
+                                      owned=row["id"].lower() in owned, **_locks_on(row["id"], lock_scopes)))
         copy = _copy_in_flight(row, tags, now)
         if copy is not None:
             out.copies.append(copy)
@@ -169,7 +156,7 @@ def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscripti
         managed = T.is_managed(tags)
         times = []
         for rp in rpc.restore_points or []:
-            ours = managed and made_by_vmkeeper(rp.name, vm_id)
+            ours = managed and O.restore_point_is_vmkeepers(rp.name, vm_id)
             rp_tags = {k: v for k, v in tags.items() if k.lower() != T.EXPIRING and (ours or k.lower() != T.MANAGED_BY)}
             mark = ledger.get(MARKS, rp.id) if ours else None
             if mark:
@@ -405,11 +392,7 @@ def _job_of(art: Artifact) -> tuple[str, str, datetime, int] | None:
         size = str(_value(art.tags, T.SET_SIZE) or "").strip()
         return (vm, P.SNAPSHOT_SET, slot, int(size) if size.isdigit() and size.isascii() else 1) if slot else None
     if art.kind == RESTORE_POINT:
-        found = _POINT_NAME.fullmatch(resource_ids.last_segment(art.id))
-        try:
-            slot = datetime.strptime(found.group(1), "%Y%m%d%H%M").replace(tzinfo=UTC) if found else None
-        except ValueError:
-            return None
+        slot = O.restore_point_slot(resource_ids.last_segment(art.id))
         return (vm, P.RESTORE_POINT, slot, 1) if slot else None
     return None
 

@@ -90,26 +90,31 @@ def storage_account_id(sub: str) -> str:
 
 
 def old_snapshot_set(az: Any, world: dict[str, Any], age: Any, policy: str = "full") -> str:
-    """A complete snapshot set of the VM from ``age`` (a timedelta) ago, tagged as vmkeeper tags one
-    (arranged with plain SDK clients); returns its set id."""
-    import secrets
+    """A complete snapshot set of the VM from ``age`` (a timedelta) ago, named and tagged as vmkeeper names
+    and tags one (arranged with plain SDK clients); returns its set id (its names: ``world["set_names"][id]``)."""
     from datetime import UTC, datetime
 
     from azure.mgmt.compute import ComputeManagementClient
     from azure.mgmt.compute.models import CreationData, Snapshot
 
     from shared import tags as T
+    from shared.names import set_id as set_id_of
+    from shared.names import snapshot_name
+    from shared.schedule.planner import DiskRef
 
     c = az.client(ComputeManagementClient, world["sub"], polling_interval=0)
     vm = c.virtual_machines.get("rg-vm-00", "vm-00000")
     disks = [(None, vm.storage_profile.os_disk.managed_disk.id)] + [(d.lun, d.managed_disk.id)
                                                                     for d in vm.storage_profile.data_disks]
     slot = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:00:00Z")
-    set_id = secrets.token_hex(8)
+    at = datetime.strptime(slot, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    set_id = set_id_of(vm.id, at)  # the set the slot's own job would make: a later run of the slot adopts it
     for lun, disk in disks:
         tags = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: policy, T.SLOT: slot,
                 T.SET: set_id, T.SET_SIZE: str(len(disks)), T.LUN: str(lun)}
-        c.snapshots.begin_create_or_update("rg-vm-00", f"old-{set_id}-{lun}", Snapshot(
+        name = snapshot_name(vm.name, DiskRef(disk, "", lun), at)
+        world.setdefault("set_names", {}).setdefault(set_id, []).append(name)  # OS disk first, then by LUN
+        c.snapshots.begin_create_or_update("rg-vm-00", name, Snapshot(
             location=vm.location, tags=tags, incremental=True,
             creation_data=CreationData(create_option="Copy", source_resource_id=disk))).result()
         az.advance(61)  # under 7 incremental snapshots per disk per 5 minutes

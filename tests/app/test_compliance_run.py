@@ -110,6 +110,62 @@ def test_failed_snapshot_set_copies_are_not_met_by_a_restore_point_copy(world, a
         (A.PROTECTION_MISSING, ["snapshot_copy"])]
 
 
+def test_a_snapshot_made_by_hand_with_vmkeepers_tags_copied_counts_for_nothing(world, az):
+    """An operator's snapshot with every tag of a member of vmkeeper's fresh set copied onto it joins no set
+    (vmkeeper's names decide): the set stays complete and met, no problem is raised."""
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.compute.models import CreationData, Snapshot
+
+    from shared import tags as T
+
+    protect_once(world)
+    (before,) = evaluate(world).vms
+    assert before.state == MET, before.reason
+    c = az.client(ComputeManagementClient, world["sub"], polling_interval=0)
+    member = next(s for s in c.snapshots.list_by_resource_group("rg-vm-00") if (s.tags or {}).get(T.LUN) == "None"
+                  and T.COPY_OF not in s.tags)
+    c.snapshots.begin_create_or_update("rg-vm-00", "before-upgrade", Snapshot(
+        location=member.location, tags=dict(member.tags), incremental=True,
+        creation_data=CreationData(create_option="Copy", source_resource_id=member.creation_data.source_resource_id))
+    ).result()
+    (after,) = evaluate(world).vms
+    assert after.state == MET, after.reason
+    assert [(k.kind, k.state, k.point_id) for k in after.kinds] == [(k.kind, k.state, k.point_id) for k in before.kinds]
+    assert [e["type"] for e in alerts(world)] == []
+
+
+def test_a_vm_created_again_under_its_name_is_not_met_by_the_old_instances_points(world, az):
+    """Issue 19, defect 11: deleted and created again, a VM keeps its ARM id but not its vmId; the old
+    instance's fresh points (tagged with its vmId; restore points say it in their source metadata) do not
+    make the new one met."""
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.compute.models import DiskCreateOptionTypes
+
+    protect_once(world)
+    (before,) = evaluate(world).vms
+    assert before.state == MET, before.reason
+    c = az.client(ComputeManagementClient, world["sub"], polling_interval=0)
+    vm = c.virtual_machines.get("rg-vm-00", "vm-00000")
+    c.virtual_machines.begin_delete("rg-vm-00", "vm-00000").result()
+    # Its disks and NIC went with it: the new instance's are new (from the image, empty data disks, a new NIC).
+    from azure.mgmt.network import NetworkManagementClient
+
+    nic = az.client(NetworkManagementClient, world["sub"], polling_interval=0).network_interfaces.begin_create_or_update(
+        "rg-vm-00", "vm-00000-nic-2", {"location": vm.location, "properties": {"ipConfigurations": [{
+            "name": "ipconfig1", "properties": {"subnet": {"id": world["subnet"][vm.location.replace(" ", "").lower()]}}}]}}
+    ).result()
+    vm.network_profile.network_interfaces = [{"id": nic.id}]
+    vm.storage_profile.os_disk.managed_disk, vm.storage_profile.os_disk.name = None, "vm-00000-osdisk-2"
+    for d in vm.storage_profile.data_disks:
+        d.managed_disk, d.name, d.create_option = None, f"{d.name}-2", DiskCreateOptionTypes.EMPTY
+    again = c.virtual_machines.begin_create_or_update("rg-vm-00", "vm-00000", vm).result()
+    assert again.id.lower() == vm.id.lower() and again.vm_id != vm.vm_id
+    (after,) = evaluate(world).vms
+    kinds = {k.kind: k.state for k in after.kinds}
+    assert kinds == {"vault": MET, "snapshot_set": MISSING, "restore_point": MISSING, "snapshot_copy": MISSING,
+                     "restore_point_copy": MISSING}, after.reason  # the vault's item says no instance: as before
+
+
 def test_the_report_page_needs_a_reader_and_shows_the_fleet(world, az):
     protect_once(world)
     evaluate(world)

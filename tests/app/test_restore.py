@@ -92,6 +92,30 @@ def compute(az: Any, world: dict[str, Any]) -> Any:
 
 
 # --- the catalogue ----------------------------------------------------------------------------------
+def test_catalogue_offers_no_snapshot_made_by_hand_with_vmkeepers_tags_copied(world, az):
+    """A snapshot an operator makes of a disk, every tag of vmkeeper's set copied onto it, is no member of
+    the set (vmkeeper's names decide, not tags alone): the set stays whole and complete, and the hand-made
+    snapshot is offered nowhere; nor is a restore point made by hand in vmkeeper's collection."""
+    from azure.mgmt.compute.models import CreationData, RestorePoint, Snapshot
+
+    before = {p["id"]: p for p in catalogue(world)["value"] if p["kind"] == "snapshot_set"}
+    source = point(world, "set")
+    c = compute(az, world)
+    member = c.snapshots.get("rg-vm-00", source["disks"][0]["source_id"].rsplit("/", 1)[-1])
+    c.snapshots.begin_create_or_update("rg-vm-00", "before-upgrade", Snapshot(
+        location=member.location, tags=dict(member.tags), incremental=True,
+        creation_data=CreationData(create_option="Copy", source_resource_id=member.creation_data.source_resource_id))
+    ).result()
+    collection = point(world, "rp")["resource_id"].split("/")
+    c.restore_points.begin_create("rg-vm-00", collection[-3], "by-hand",
+                                  RestorePoint(consistency_mode="CrashConsistent")).result()
+    offered = catalogue(world)["value"]
+    assert not any(p["id"].lower().endswith("/restorepoints/by-hand") for p in offered)
+    after = {p["id"]: p for p in offered if p["kind"] == "snapshot_set"}
+    assert after == before and after[source["id"]]["complete"], after[source["id"]]["note"]
+    assert not any(d["name"] == "before-upgrade" for p in after.values() for d in p["disks"])
+
+
 def test_catalogue_merges_every_kind_newest_first_and_outlives_the_vm(az, emu, azurite, tmp_path, monkeypatch):
     w = start(az, emu, azurite, tmp_path, monkeypatch, vault=True)
     try:

@@ -26,9 +26,10 @@ from emulator.testing import StaticCredential
 from shared import tags as T
 from shared.azure import pacing
 from shared.azure.ledger import Ledger
+from shared.instants import parse_instant
 from shared.policy.retention import RetentionPolicy
 from shared.retention.service import Retention
-from shared.schedule.planner import restore_point_name
+from shared.schedule.planner import DiskRef, restore_point_name, snapshot_name
 from shared.wiring import Wiring
 
 
@@ -37,18 +38,21 @@ def world(az, emu, sub, compute, azurite):
     from azure.data.tables import TableClient
 
     vm = compute.virtual_machines.get("rg-vm-00", "vm-00000")
-    disks = [vm.storage_profile.os_disk.managed_disk.id] + [d.managed_disk.id for d in vm.storage_profile.data_disks]
+    disks = [DiskRef(vm.storage_profile.os_disk.managed_disk.id, "", None)] + [
+        DiskRef(d.managed_disk.id, "", d.lun) for d in vm.storage_profile.data_disks]
 
-    def snapshot_set(slot: str, extra: dict | None = None, owned: bool = True) -> list[str]:
+    def snapshot_set(slot: str, extra: dict | None = None, owned: bool = True, by_hand: bool = False) -> list[str]:
+        """A set as vmkeeper names and tags it (``by_hand``: tags copied, named by hand; not ``owned``: neither)."""
         names = []
         for i, disk in enumerate(disks):
             tags = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: "gold", T.SLOT: slot,
-                    T.SET: f"set-{slot}"} if owned else {"owner": "someone-else"}
+                    T.SET: f"set-{slot}", T.LUN: str(disk.lun)} if owned else {"owner": "someone-else"}
             tags.update(extra or {})
-            name = f"s-{slot[:13].replace(':', '')}-{i}"
+            name = (snapshot_name(vm.name, disk, parse_instant(slot)) if owned and not by_hand else
+                    f"s-{slot[:13].replace(':', '')}-{i}")
             compute.snapshots.begin_create_or_update("rg-vm-00", name, Snapshot(
                 location=vm.location, tags=tags, incremental=True,
-                creation_data=CreationData(create_option="Copy", source_resource_id=disk))).result()
+                creation_data=CreationData(create_option="Copy", source_resource_id=disk.id))).result()
             names.append(name)
             az.advance(61)  # stay under 7 incremental snapshots per disk per 5 minutes
         return names
@@ -345,6 +349,27 @@ def test_a_restore_point_made_by_hand_in_vmkeepers_collection_is_not_vmkeepers(w
     for hours in (25, 26):
         world["run"](hours)
     assert world["points"]("vmk-rpc-mixed") == {"before-patch-tuesday", forged, new}  # the collection stays too
+
+
+def test_a_snapshot_made_by_hand_with_vmkeepers_tags_copied_joins_no_set_and_survives_its_lookalikes_deletion(
+        world, compute):
+    old = world["snapshot_set"]("2026-11-20T00:00:00Z")
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    # An operator's snapshot of the OS disk, every tag of vmkeeper's set copied onto it (its set id, slot, LUN).
+    source = compute.snapshots.get("rg-vm-00", old[0])
+    compute.snapshots.begin_create_or_update("rg-vm-00", "before-upgrade", Snapshot(
+        location=source.location, tags=dict(source.tags), incremental=True,
+        creation_data=CreationData(create_option="Copy", source_resource_id=source.creation_data.source_resource_id))
+    ).result()
+    decisions, first = world["run"](0)
+    rules = {d.artifact_id.rsplit("/", 1)[-1]: (d.action, d.rule) for d in decisions}
+    assert rules["before-upgrade"] == ("skip", "not_owned")
+    assert {rules[n] for n in old} == {("mark", "not_selected")} and first.marked == len(old)
+    assert T.EXPIRING not in compute.snapshots.get("rg-vm-00", "before-upgrade").tags
+    _, second = world["run"](25)
+    assert second.deleted == len(old)
+    left = world["names"]()
+    assert "before-upgrade" in left and not set(old) & left
 
 
 # --- defect 5: every ARM write takes from the budget -------------------------------------------------------------

@@ -130,13 +130,13 @@ def test_plan_writes_nothing_and_tells_the_slot_and_retention(world, tmp_path):
     assert snap["slot"] > now["schedule"]["jobs"][0]["slot"]
     # Retention: the older set goes (keep_last 1), the slot's set and points stay.
     changes = ahead["retention"]["changes"]
-    assert {c["name"] for c in changes} == {f"old-{world['old_set']}-{lun}" for lun in (None, 0, 1)}
+    assert {c["name"] for c in changes} == set(world["set_names"][world["old_set"]])
     assert {(c["action"], c["rule"]) for c in changes} == {("mark", "not_selected")}
     assert all(c["delete_after"] and c["vm_id"] == world["vm_id"].lower() for c in changes)
     assert ahead["retention"]["counts"]["keep"]["newest_good"] >= 2
     # People see the same.
     assert human.exit_code == 0 and "nothing was written" in human.stdout
-    assert "done" in human.stdout and f"old-{world['old_set']}-0" in human.stdout and "not_selected" in human.stdout
+    assert "done" in human.stdout and world["set_names"][world["old_set"]][1] in human.stdout and "not_selected" in human.stdout
     skip_doc = json_out(skipping, "plan")
     assert [(k["kind"], k["problem"]) for k in skip_doc["schedule"]["skipped"]] == [("snapshot_set", True)]
     assert "selects no disk" in skip_doc["schedule"]["skipped"][0]["reason"]

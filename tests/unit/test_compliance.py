@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from shared.alerts import events as A
 from shared.compliance import rpo
-from shared.compliance.reads import FleetPoints
 from shared.compliance.service import _row as _ledger_row
 from shared.compliance.service import changes, judge, summarize, vm_from_row
+from shared.points.model import FleetPoints, RecoveryPoint
 from shared.policy.document import load_policies
 from shared.report.model import (
     BREACHED,
@@ -28,7 +28,6 @@ from shared.report.model import (
     SNAPSHOT_SET,
     VAULT,
 )
-from shared.restore.catalogue import RecoveryPoint
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DOC = {
@@ -306,3 +305,26 @@ def test_a_breach_with_a_kind_missing_raises_both_and_the_breach_ends_on_its_own
     second = judge(fleet, POLICIES, NOW)
     assert [(v.state, v.missing) for v in second.vms] == [(MISSING, (VAULT,))]
     assert [x.type for x in changes(recorded(first.vms, NOW), second.vms)] == [A.RPO_RESTORED]
+
+
+def test_only_the_points_of_the_vms_current_instance_count():
+    """Issue 19, defect 11: a VM deleted and created again under its name keeps its ARM id; the old
+    instance's fresh points say nothing of the new one. Points that do not say their instance (made before
+    vmkeeper tagged it) count as before; so do all points of a VM whose instance is not known."""
+    from dataclasses import replace
+
+    old, new = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
+    fleet = FleetPoints(vms=[{**_row("vm1", 0), "vmId": new.upper()}])
+    fleet.points[VM.lower()] += [replace(point("snapshot_set", 1), instance=old), point("vault", 1)]
+    (vm,) = judge(fleet, POLICIES, NOW).vms
+    assert vm.state == MISSING and vm.missing == (SNAPSHOT_SET,), vm.reason
+    fleet.points[VM.lower()].append(replace(point("snapshot_set", 2, pid="n"), instance=new))
+    (vm,) = judge(fleet, POLICIES, NOW).vms
+    assert vm.state == MET and {k.kind: k.point_id for k in vm.kinds}[SNAPSHOT_SET] == "n-snapshot_set-2"
+    # without an instance on the point, or on the VM: today's behaviour
+    fleet = FleetPoints(vms=[{**_row("vm1", 0), "vmId": new}])
+    fleet.points[VM.lower()] += [point("snapshot_set", 1), point("vault", 1)]
+    assert judge(fleet, POLICIES, NOW).vms[0].state == MET
+    fleet = FleetPoints(vms=[_row("vm1", 0)])
+    fleet.points[VM.lower()] += [replace(point("snapshot_set", 1), instance=old), point("vault", 1)]
+    assert judge(fleet, POLICIES, NOW).vms[0].state == MET

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shared import tags as T
-from shared.restore import catalogue
-from shared.restore.catalogue import (
+from shared.points import model as catalogue
+from shared.points.model import (
     RESTORE_POINT,
     SNAPSHOT_SET,
     VAULT,
@@ -25,7 +25,7 @@ SLOT = "2026-11-25T06:00:00Z"
 
 def snap(lun: int | None, *, set_id: str = SET, size: int = 3, location: str = "westeurope", state: str = "Succeeded",
          completion: float | None = None, copy: bool = False, managed: bool = True, slot: str = SLOT) -> dict:
-    """A Resource Graph row of reads.SNAPSHOTS' projection."""
+    """A Resource Graph row of inventory.VM_SNAPSHOTS' projection."""
     part = "os" if lun is None else str(lun)
     name = f"vmk-web-01-{part}-202611250600-{set_id[:8]}"
     tags = {T.VM: VM.lower(), T.SET: set_id, T.SET_SIZE: str(size), T.LUN: str(lun), T.SLOT: slot}
@@ -225,3 +225,13 @@ def test_a_point_marked_for_deletion_is_offered_and_says_when_it_goes():
     points = restore_points([(collection(RPC, "westeurope", VM), [rp(RPC, "rp-1", "2026-11-25T06:00:03+00:00")])],
                             marks={rp_id.upper(): "2026-11-26T06:00:00Z"})  # retention's ledger marks, by id
     assert points[0].complete and "marked for deletion after 2026-11-26T06:00:00Z" in points[0].note
+
+
+def test_a_point_says_the_vm_instance_it_was_made_of():
+    tagged = [dict(r, tags={**r["tags"], T.VM_INSTANCE: "AAAA-1"}) for r in (snap(None), snap(0), snap(1))]
+    [point] = snapshot_sets(tagged)
+    assert point.instance == "aaaa-1" and "instance" not in point.to_json()  # the API's shape is unchanged
+    [untagged] = snapshot_sets([snap(None), snap(0), snap(1)])
+    assert untagged.instance == ""
+    mixed = tagged[:2] + [dict(tagged[2], tags={**tagged[2]["tags"], T.VM_INSTANCE: "bbbb-2"})]
+    assert snapshot_sets(mixed)[0].instance == ""  # members disagree: not known

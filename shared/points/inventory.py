@@ -1,0 +1,198 @@
+"""The reads that build the inventory of recovery points (shared/points/model.py), in few calls. Reads only.
+
+- One VM's (the restore catalogue, drills): its snapshots and its restore point collections by its
+  ``vmkeeper-vm`` tag (one Resource Graph query each), each collection's points (one GET; a copy's
+  points one GET each, with their replication), and its item's recovery points in each vault.
+- The fleet's (compliance): the VMs and vmkeeper's snapshots in one Resource Graph query each (paged),
+  its restore point collections (one GET each, with their points; a copy's points' replication only for
+  the newest until one is complete), and each vault's protected items (one paged list per vault: an
+  item's ``lastRecoveryPoint`` is all compliance needs of it).
+
+Only what vmkeeper named is in it (shared/points/owned.py): a snapshot with vmkeeper's tags copied onto it
+by hand, or a restore point made by hand in vmkeeper's collection, is left out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import resource_ids
+from .. import tags as T
+from ..azure.graph import query_all
+from ..instants import parse_instant
+from ..membership import members
+from ..names import container_name, item_name
+from ..ports import Arm
+from . import model
+from . import owned as O
+from .model import FleetPoints, RecoveryPoint
+
+_SNAPSHOT_COLUMNS = ("| project id, name, location, tags, state = tostring(properties.provisioningState), "
+                     "completion = properties.completionPercent, size = properties.diskSizeGB, "
+                     "osType = tostring(properties.osType), source = tostring(properties.creationData.sourceResourceId), "
+                     "option = tostring(properties.creationData.createOption)")
+# One VM's: the VM id is checked before it gets here (``Inventory.of_vm``): no quote can reach the query.
+VM_SNAPSHOTS = ("Resources | where type =~ 'microsoft.compute/snapshots' and tags['" + T.VM + "'] =~ '{vm}' "
+                + _SNAPSHOT_COLUMNS)
+VM_COLLECTIONS = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' and tags['" + T.VM
+                  + "'] =~ '{vm}' | project id, name, location, resourceGroup, subscriptionId")
+# The fleet's.
+VMS = ("Resources | where type =~ 'microsoft.compute/virtualmachines' "
+       "| project id, name, subscriptionId, resourceGroup, location, tags, vmId = tostring(properties.vmId)")
+SNAPSHOTS = ("Resources | where type =~ 'microsoft.compute/snapshots' and tags['" + T.MANAGED_BY + "'] =~ '"
+             + T.MANAGED_BY_VALUE + "' and isnotempty(tags['" + T.VM + "']) " + _SNAPSHOT_COLUMNS)
+COLLECTIONS = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' and tags['" + T.MANAGED_BY
+               + "'] =~ '" + T.MANAGED_BY_VALUE + "' and isnotempty(tags['" + T.VM + "']) "
+               "| project id, name, location, resourceGroup, subscriptionId, tags")
+VAULT_ITEMS = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
+
+
+def _missing(exc: Exception) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    return isinstance(exc, ResourceNotFoundError)
+
+
+def _owned_rows(rows: Any) -> list[Mapping[str, Any]]:
+    """The snapshot rows vmkeeper named (tags copied onto a snapshot by hand make it no member of a set)."""
+    rows = list(rows)
+    owned = O.owned_snapshots(rows)
+    return [r for r in rows if str(r.get("id", "")).lower() in owned]
+
+
+def _owned_points(body: Mapping[str, Any], vm_id: str) -> list[Mapping[str, Any]]:
+    """A collection's restore points vmkeeper named (one made by hand in its collection is not vmkeeper's)."""
+    return [p for p in (body.get("properties") or {}).get("restorePoints") or []
+            if O.restore_point_is_vmkeepers(str(p.get("name") or ""), vm_id)]
+
+
+class Inventory:
+    """The recovery points Azure holds, read on the ports shared/wiring.py gives (``vaults``: region -> vault id)."""
+
+    def __init__(self, arm: Arm, vaults: Mapping[str, str]):
+        self.arm = arm
+        self.vaults = dict(vaults)
+
+    # --- one VM -----------------------------------------------------------------------------------
+    def of_vm(self, vm_id: str) -> list[RecoveryPoint]:
+        """Every point of one VM (it may no longer exist), newest first."""
+        ref = resource_ids.vm(vm_id)
+        if ref is None or "'" in vm_id or "\\" in vm_id:
+            raise ValueError(f"not a virtual machine's id: {vm_id!r}")
+        key = vm_id.lower()
+        graph = self.arm.resource_graph()
+        sets = model.snapshot_sets(_owned_rows(query_all(graph, [ref.subscription_id], VM_SNAPSHOTS.format(vm=key))))
+        collections = []
+        for row in query_all(graph, [ref.subscription_id], VM_COLLECTIONS.format(vm=key)):
+            compute = self.arm.compute(row["subscriptionId"])
+            try:
+                rpc = compute.restore_point_collections.get(row["resourceGroup"], row["name"], expand="restorePoints")
+            except Exception as exc:
+                if _missing(exc):
+                    continue
+                raise
+            body = rpc.as_dict()
+            points = _owned_points(body, key)
+            if "/restorepointcollections/" in str(((body.get("properties") or {}).get("source") or {}).get("id", "")).lower():
+                # A copy: its points' replication shows only with the instance view.
+                points = [compute.restore_points.get(row["resourceGroup"], row["name"], p["name"],
+                                                     expand="instanceView").as_dict() for p in points]
+            collections.append((body, points))
+        return model.merge(sets, model.restore_points(collections), self.vault_points(vm_id))
+
+    def vault_points(self, vm_id: str) -> list[RecoveryPoint]:
+        """One VM's item's recovery points in each vault (an item of another VM by that name: none)."""
+        from azure.mgmt.core.tools import parse_resource_id
+
+        ref = resource_ids.vm(vm_id)
+        if ref is None:
+            raise ValueError(f"not a virtual machine's id: {vm_id!r}")
+        container, item = container_name(ref.resource_group, ref.name), item_name(ref.resource_group, ref.name)
+        out: list[RecoveryPoint] = []
+        for region, vault_id in sorted(self.vaults.items()):
+            p = parse_resource_id(vault_id)
+            backup = self.arm.backup(p["subscription"])
+            try:
+                protected = backup.protected_items.get(p["name"], p["resource_group"], "Azure", container, item)
+            except Exception as exc:
+                if _missing(exc):
+                    continue
+                raise
+            source = str(getattr(protected.properties, "source_resource_id", "") or "").lower()
+            if source and source != vm_id.lower():
+                continue
+            points = [rp.as_dict() for rp in backup.recovery_points.list(p["name"], p["resource_group"], "Azure",
+                                                                           container, item)]
+            out.extend(model.vault_points(vault_id, region, points))
+        return out
+
+    # --- the fleet ----------------------------------------------------------------------------------
+    def fleet(self, subscriptions: list[str], progress: Callable[[str], None] = lambda step: None) -> FleetPoints:
+        """Every VM, and every VM's newest points of each kind (older ones where they are no more calls)."""
+        arm, graph = self.arm, self.arm.resource_graph()
+        out = FleetPoints()
+        progress("virtual machines")
+        out.vms = members(query_all(graph, subscriptions, VMS))  # what restores and drills made is no fleet VM
+        progress("snapshots")
+        by_vm: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        for row in _owned_rows(query_all(graph, subscriptions, SNAPSHOTS)):
+            by_vm[str((row.get("tags") or {}).get(T.VM, "")).lower()].append(row)
+        for vm, rows in by_vm.items():
+            out.points[vm].extend(model.snapshot_sets(rows))
+        progress("restore points")
+        for row in query_all(graph, subscriptions, COLLECTIONS):
+            vm = str((row.get("tags") or {}).get(T.VM, "")).lower()
+            try:
+                out.points[vm].extend(_collection_points(arm, row))
+            except Exception as exc:  # noqa: BLE001 (one collection unread is said, not fatal)
+                if not _missing(exc):
+                    out.problems.append(f"restore point collection {row['id']}: {type(exc).__name__}: {exc}"[:500])
+        progress("vault recovery points")
+        for region, vault_id in sorted(self.vaults.items()):
+            try:
+                for vm, point in _vault_items(arm, region, vault_id):
+                    out.points[vm].append(point)
+            except Exception as exc:  # noqa: BLE001
+                out.problems.append(f"vault {vault_id}: {type(exc).__name__}: {exc}"[:500])
+        return out
+
+
+def _collection_points(arm: Arm, row: Mapping[str, Any]) -> list[RecoveryPoint]:
+    compute = arm.compute(row["subscriptionId"])
+    body = compute.restore_point_collections.get(row["resourceGroup"], row["name"], expand="restorePoints").as_dict()
+    points = _owned_points(body, str((row.get("tags") or {}).get(T.VM, "")))
+    source = str(((body.get("properties") or {}).get("source") or {}).get("id") or "")
+    if "/restorepointcollections/" not in source.lower():
+        return model.restore_points([(body, points)])
+    # A copy: only the instance view tells its replication; look newest first, stop at the first complete one.
+    points = sorted(points, key=lambda p: str((p.get("properties") or {}).get("timeCreated") or ""), reverse=True)
+    out: list[RecoveryPoint] = []
+    for p in points:
+        full = compute.restore_points.get(row["resourceGroup"], row["name"], p["name"], expand="instanceView").as_dict()
+        out.extend(model.restore_points([(body, [full])]))
+        if out and out[-1].complete:
+            break
+    return out
+
+
+def _vault_items(arm: Arm, region: str, vault_id: str) -> list[tuple[str, RecoveryPoint]]:
+    """Each protected item's newest recovery point, by its VM: one paged list per vault."""
+    from azure.mgmt.core.tools import parse_resource_id
+
+    p = parse_resource_id(vault_id)
+    items = arm.backup(p["subscription"]).backup_protected_items.list(p["name"], p["resource_group"],
+                                                                      filter=VAULT_ITEMS)
+    out = []
+    for item in items:
+        props = item.properties
+        vm = str(getattr(props, "source_resource_id", "") or getattr(props, "virtual_machine_id", "") or "").lower()
+        last = getattr(props, "last_recovery_point", None)
+        # The SDK gives a datetime; Backup writes UTC, so one without an offset is read as UTC.
+        when = last.replace(tzinfo=last.tzinfo or UTC) if isinstance(last, datetime) else parse_instant(last)
+        if not vm or when is None:
+            continue
+        out.append((vm, RecoveryPoint("", model.VAULT, when, region, "", True, extra={"vault_id": vault_id})))
+    return out
