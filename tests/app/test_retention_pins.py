@@ -16,6 +16,7 @@ import pytest
 from emulator.testing import StaticCredential
 from shared import tags as T
 from shared.names import copy_name
+from shared.points import pins as P
 from shared.wiring import Wiring
 
 SECOND = "northeurope"
@@ -183,22 +184,23 @@ def test_a_set_whose_copy_is_still_running_is_kept_pinned_and_goes_once_the_copy
 
 
 def test_a_copy_that_outruns_its_jobs_copy_timeout_still_pins_its_source(az, emu, azurite, tmp_path):
-    """A copy timeout of 1 h, a copy of 6 h: the job gives up on the copy (failed: its pin ends), Azure's copy
-    runs on. keep_last 1 and a newer set: the older set is kept pinned while Azure shows its copy in flight
-    (on main the copy's pin ended at its creation + the copy timeout + 1 h: the set was marked, then deleted,
-    and the copy ended CopySourceNotFound); once the copy is done, the set expires as keep_last 1 says."""
+    """A copy timeout of 1 h, a copy of 10 h: the job gives up on the copy (failed), Azure's copy runs on.
+    keep_last 1 and a newer set; past the job's own bound (so no job pin, whatever the ledger says): the older
+    set is kept pinned while Azure shows its copy in flight (on main the copy's pin ended at its creation + the
+    copy timeout + 1 h: the set was marked, then deleted, and the copy ended CopySourceNotFound); once the copy
+    is done, the set expires as keep_last 1 says."""
     from shared.policy.document import load_policy_file
     from shared.schedule.planner import slot_for
     from shared.schedule.service import job_key, jobs_partition
 
-    fleet = make_world(az, azurite, tmp_path, copy_hours=6, clock=lambda: emu.clock.now().timestamp(),
+    fleet = make_world(az, azurite, tmp_path, copy_hours=10, clock=lambda: emu.clock.now().timestamp(),
                        VMKEEPER_COPY_TIMEOUT_HOURS="1")
     compute, schedule, retention = fleet["compute"], fleet["schedule"], fleet["retention"]
     gold = load_policy_file(schedule.settings.policy_file).policies["gold"]
     policies = {"gold": gold.retention}
     now = emu.clock.now
-    first = slot_for(gold.schedule, now())
-    schedule.plan_and_enqueue(now())
+    first, sent = slot_for(gold.schedule, now()), now()
+    schedule.plan_and_enqueue(sent)
     assert drive(fleet, az) == []  # disk 0's copy: looked at until the job gives up after 1 h
     vm_id = f"/subscriptions/{fleet['sub']}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
     row = fleet["ledger"].get(jobs_partition(first.isoformat()),
@@ -212,6 +214,9 @@ def test_a_copy_that_outruns_its_jobs_copy_timeout_still_pins_its_source(az, emu
     old = sources(compute, first)
     assert len(old) == 2
     (copy,) = [s for s in compute.snapshots.list() if s.name in {copy_name(n, SECOND) for n in old}]  # disk 0's
+    az.advance(5 * 3600)  # past the first job's bound (enqueued + 1 h + its lifetime), not planning again
+    assert now() > sent + timedelta(hours=1) + P.job_lifetime(2, copy_timeout=timedelta(hours=1))
+    copy = compute.snapshots.get("rg-vm-00", copy.name)
     assert copy.completion_percent < 100 and copy.copy_completion_error is None  # Azure's copy runs on
     assert now() - copy.time_created > timedelta(hours=2)  # past creation + copy timeout + 1 h
 
@@ -223,11 +228,11 @@ def test_a_copy_that_outruns_its_jobs_copy_timeout_still_pins_its_source(az, emu
     for minutes in (0, 15, 30):
         decided = pass_at(minutes)
         assert {decided[n][:2] for n in old} == {("keep", "pinned")}, decided
-        assert all("in flight" in decided[n][2] for n in old)
+        assert all("in flight" in decided[n][2] for n in old), decided
     assert set(sources(compute, first)) == set(old)
     assert not any(T.EXPIRING in tags for tags in sources(compute, first).values())
 
-    az.advance(6 * 3600)  # the copy completes, whole
+    az.advance(5 * 3600)  # the copy completes, whole
     copy = compute.snapshots.get("rg-vm-00", copy.name)
     assert copy.completion_percent == 100 and copy.copy_completion_error is None
     decided = pass_at(0)  # nothing copies from it any more: it expires as keep_last 1 says
