@@ -6,8 +6,12 @@ died without saying so (a crashed restore, a lost message) does not hold a point
 
 - A second-region copy in flight pins its source: a CopyStart snapshot not yet at 100 %, without a copy
   error and not Failed (its source: ``creationData.sourceResourceId``, else its ``vmkeeper-copy-of`` tag),
-  or a restore point whose ``sourceRestorePoint`` is set, not yet Succeeded or Failed. Bound: the copy's
-  creation + the copy timeout + an hour.
+  or a restore point whose ``sourceRestorePoint`` is set, not yet Succeeded or Failed. No bound of its
+  own: this is Azure's word, read afresh every pass, not a record of ours that a crash could leave stale.
+  A copy outlives its job's copy timeout (the job gives up; Azure's copy runs on, and deleting its source
+  ends it ``CopySourceNotFound``), so it pins its source for as long as Azure shows it copying (``until``
+  is the next pass's look: ``now`` + an hour). A copy that never ends is ended by deleting it, not its
+  source: then the source is free on the next pass.
 - A scheduled job not done pins what it makes. The schedule's ledger (shared/schedule/service.py) has a
   row per job in partition ``enqueued@{slot}`` (``at``: when it was last handed to the queue, epoch
   seconds) and, once it ends, one in ``jobs@{slot}`` (``outcome``: done | failed, ``updated``). A job is
@@ -54,8 +58,11 @@ class Pin:
     ids: frozenset[str] = frozenset()  # lower case
     sets: frozenset[str] = frozenset()  # vmkeeper-set values, lower case: every snapshot of the run
     points: frozenset[str] = frozenset()  # restore point names, lower case (vmkeeper's name one VM's slot)
+    observed: bool = False  # Azure shows it in use now (a copy in flight): it lasts as long as Azure does
 
     def describe(self) -> str:
+        if self.observed:
+            return f"{self.reason} (pinned for as long as Azure shows it so)"
         return f"{self.reason} (pinned until {format_instant(self.until)} at the latest)"
 
 
@@ -155,10 +162,10 @@ def pins(now: datetime, *, copies: Iterable[Copy] = (), jobs: Iterable[Job] = ()
          copy_timeout: timedelta = COPY_TIMEOUT, restore_step_timeout: timedelta = RESTORE_STEP_TIMEOUT) -> list[Pin]:
     """The pins in force at ``now`` (past their bound: void)."""
     out = []
-    for copy in copies:
-        until = copy.created + copy_timeout + MARGIN
-        if copy.source_id and until > now:
-            out.append(Pin(f"its copy {_short(copy.id)} is in flight", until, ids=frozenset({copy.source_id.lower()})))
+    for copy in copies:  # seen in flight now: pinned while Azure says so, however long past the copy timeout
+        if copy.source_id:
+            out.append(Pin(f"its copy {_short(copy.id)} is in flight (since {format_instant(copy.created)})",
+                           now + MARGIN, ids=frozenset({copy.source_id.lower()}), observed=True))
     for job in jobs:
         until = job_bound(job, copy_timeout)
         if until is None or until <= now:

@@ -84,7 +84,7 @@ Rules (the contract; applied in this order)
    (a copy of it in flight, its scheduled job still running, a restore or drill pending or running from
    it), is kept whole with rule ``pinned`` and the pin's reason -- an EXPIRING mark already on it is left
    as it is (neither written nor removed), so it goes once the pin ends, and not before. A pin past its
-   bound (``until`` not after ``now``) pins nothing.
+   bound (``until`` not after ``now``) pins nothing (a copy in flight is pinned afresh by every pass's listing).
 8. Deferral. An expired set is marked first: ``delete_after`` is the latest of its members' EXPIRING
    instants, or ``now + deferral`` (rounded up to a second) for a member without one. It is deleted only
    once ``now > delete_after``.

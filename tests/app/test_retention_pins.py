@@ -16,6 +16,7 @@ import pytest
 from emulator.testing import StaticCredential
 from shared import tags as T
 from shared.names import copy_name
+from shared.points import pins as P
 from shared.wiring import Wiring
 
 SECOND = "northeurope"
@@ -39,6 +40,13 @@ class ClockQueue:
 
 @pytest.fixture
 def world(az, emu, azurite, tmp_path):
+    return make_world(az, azurite, tmp_path)
+
+
+def make_world(az, azurite, tmp_path, copy_hours: float = COPY_HOURS, clock=None, **extra_env: str) -> dict:
+    """``clock``: the jobs' clock (epoch seconds; real time unless given): their bounds count on it."""
+    import time
+
     from shared.azure.ledger import Ledger
     from shared.azure.pacing import WriteBudget
     from shared.schedule.service import Schedule
@@ -46,7 +54,7 @@ def world(az, emu, azurite, tmp_path):
 
     sub = az.seed(subscriptions=1, resource_groups=1, vms=1, data_disks=[1, 1], regions=["westeurope", SECOND],
                   tag_sets=[{}], seed=3)["subscriptions"][0]
-    az.settings(lro={"per_type": {"Microsoft.Compute/snapshots/copy": COPY_HOURS * 360}})  # copy span: 10x
+    az.settings(lro={"per_type": {"Microsoft.Compute/snapshots/copy": copy_hours * 360}})  # copy span: 10x
     policy_file = tmp_path / "policies.json"
     policy_file.write_text(json.dumps({"version": 1, "default": "gold", "policies": {"gold": {
         "schedule": {"every_hours": 1}, "snapshots": {"luns": "all"}, "copy": {"region": SECOND},
@@ -56,7 +64,7 @@ def world(az, emu, azurite, tmp_path):
            "VMKEEPER_POLICY_FILE": str(policy_file), "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}",
            "VMKEEPER_LEDGER_TABLE": f"ledger{suffix}", "VMKEEPER_BUDGET_TABLE": f"budget{suffix}",
            "VMKEEPER_RESTORE_TABLE": f"restores{suffix}", "VMKEEPER_WRITES_PER_SECOND": "100",
-           "VMKEEPER_WRITE_BURST": "1000", "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path}
+           "VMKEEPER_WRITE_BURST": "1000", "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path, **extra_env}
     app = Wiring(env, credential=StaticCredential(), arm_options={"retry_backoff_factor": 0.01})
     settings = FleetSettings.from_env(env)
     queue = ClockQueue(app.storage.queue(settings.jobs_queue))
@@ -64,7 +72,7 @@ def world(az, emu, azurite, tmp_path):
     poison = app.storage.queue(f"{settings.jobs_queue}-poison")
     poison.create_queue()
     ledger = Ledger(app.storage.table(settings.ledger_table))
-    budget = WriteBudget(app.storage.table(settings.budget_table), rate=100, burst=1000)
+    budget = WriteBudget(app.storage.table(settings.budget_table), rate=100, burst=1000, clock=clock or time.time)
     schedule = Schedule(settings, app.arm, queue, poison, ledger, budget)
     retention = app.retention  # as shared/wiring.py builds it: the fleet ledger (the jobs), the restores table
     from azure.mgmt.compute import ComputeManagementClient
@@ -173,3 +181,59 @@ def test_a_set_whose_copy_is_still_running_is_kept_pinned_and_goes_once_the_copy
     az.advance(1)
     assert sources(compute, first) == {}
     assert len(sources(compute, second)) == 2  # the newest set, still copying, stays
+
+
+def test_a_copy_that_outruns_its_jobs_copy_timeout_still_pins_its_source(az, emu, azurite, tmp_path):
+    """A copy timeout of 1 h, a copy of 10 h: the job gives up on the copy (failed), Azure's copy runs on.
+    keep_last 1 and a newer set; past the job's own bound (so no job pin, whatever the ledger says): the older
+    set is kept pinned while Azure shows its copy in flight (on main the copy's pin ended at its creation + the
+    copy timeout + 1 h: the set was marked, then deleted, and the copy ended CopySourceNotFound); once the copy
+    is done, the set expires as keep_last 1 says."""
+    from shared.policy.document import load_policy_file
+    from shared.schedule.planner import slot_for
+    from shared.schedule.service import job_key, jobs_partition
+
+    fleet = make_world(az, azurite, tmp_path, copy_hours=10, clock=lambda: emu.clock.now().timestamp(),
+                       VMKEEPER_COPY_TIMEOUT_HOURS="1")
+    compute, schedule, retention = fleet["compute"], fleet["schedule"], fleet["retention"]
+    gold = load_policy_file(schedule.settings.policy_file).policies["gold"]
+    policies = {"gold": gold.retention}
+    now = emu.clock.now
+    first, sent = slot_for(gold.schedule, now()), now()
+    schedule.plan_and_enqueue(sent)
+    assert drive(fleet, az) == []  # disk 0's copy: looked at until the job gives up after 1 h
+    vm_id = f"/subscriptions/{fleet['sub']}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    row = fleet["ledger"].get(jobs_partition(first.isoformat()),
+                              job_key({"vm_id": vm_id, "type": "snapshot_set", "slot": first.isoformat()}))
+    assert row and row["outcome"] == "failed", row
+    az.advance(3600)
+    second = slot_for(gold.schedule, now())
+    assert second > first
+    schedule.plan_and_enqueue(now())
+    assert len(drive(fleet, az, hold=at_step(second, "copy_check"))) == 1  # the newest set, its copy held
+    old = sources(compute, first)
+    assert len(old) == 2
+    (copy,) = [s for s in compute.snapshots.list() if s.name in {copy_name(n, SECOND) for n in old}]  # disk 0's
+    az.advance(5 * 3600)  # past the first job's bound (enqueued + 1 h + its lifetime), not planning again
+    assert now() > sent + timedelta(hours=1) + P.job_lifetime(2, copy_timeout=timedelta(hours=1))
+    copy = compute.snapshots.get("rg-vm-00", copy.name)
+    assert copy.completion_percent < 100 and copy.copy_completion_error is None  # Azure's copy runs on
+    assert now() - copy.time_created > timedelta(hours=2)  # past creation + copy timeout + 1 h
+
+    def pass_at(minutes: float) -> dict[str, tuple[str, str, str]]:
+        decisions, applied = retention.run(now() + timedelta(minutes=minutes), policies)
+        assert not applied.errors
+        return {d.artifact_id.rsplit("/", 1)[-1]: (d.action, d.rule, d.reason) for d in decisions}
+
+    for minutes in (0, 15, 30):
+        decided = pass_at(minutes)
+        assert {decided[n][:2] for n in old} == {("keep", "pinned")}, decided
+        assert all("in flight" in decided[n][2] for n in old), decided
+    assert set(sources(compute, first)) == set(old)
+    assert not any(T.EXPIRING in tags for tags in sources(compute, first).values())
+
+    az.advance(5 * 3600)  # the copy completes, whole
+    copy = compute.snapshots.get("rg-vm-00", copy.name)
+    assert copy.completion_percent == 100 and copy.copy_completion_error is None
+    decided = pass_at(0)  # nothing copies from it any more: it expires as keep_last 1 says
+    assert {decided[n][:2] for n in old} == {("mark", "not_selected")}, decided
