@@ -828,6 +828,8 @@ def test_story_a_resent_job_keeps_the_operators_hold(az, emu, azurite, tmp_path,
         ("advance_clock", {"hours": 3}), ("fire_slot", {}), ("retention_pass", {})])
 
 
+@pytest.mark.slow  # ~12 min: the copies still run when the model settles (make soak); make test has
+@pytest.mark.timeout(1800)  # tests/app/test_retention_pins.py for defect 2
 def test_story_retention_keeps_the_source_of_a_copy_in_flight(az, emu, azurite, tmp_path, monkeypatch):
     """Defect 2: keep_last 1, copies slower than a slot (each disk's copy ~14 h): a source set is pinned while
     its copy runs."""
