@@ -845,12 +845,14 @@ def test_story_a_drill_never_adopts_an_operators_group(az, emu, azurite, tmp_pat
         ("pump", {})])
 
 
+@pytest.mark.slow  # minutes (make soak); make test has tests/app/test_drill_safety.py for this defect
 def test_story_a_drilled_vm_is_not_a_fleet_member(az, emu, azurite, tmp_path, monkeypatch):
     """Defect 4: while a drilled VM waits for its agent, the slot's planner lists every VM."""
     story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
         ("drilled_vms_never_ready", {"on": True}), ("plan_drills", {}), ("fire_slot", {})])
 
 
+@pytest.mark.slow  # minutes (make soak); make test has tests/app/test_restore.py for this defect
 def test_story_a_failed_os_disk_swap_leaves_no_vm_stopped_silently(az, emu, azurite, tmp_path, monkeypatch):
     """Defect 6: the OS-disk swap's VM update fails."""
     story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
