@@ -4,6 +4,7 @@ or lost with the worker (shared/wiring.py builds everything else as in Azure).""
 from __future__ import annotations
 
 import random
+import time
 
 from shared import wiring
 
@@ -63,3 +64,15 @@ class ChaosWiring(wiring.Wiring):
     def storage(self):
         real = super().storage
         return self._once("chaos-storage", lambda: ChaosStorage(real, self._chaos))
+
+
+def retried(action, attempts: int = 20, pause: float = 0.0):
+    """An operator's call (or a timer firing) is tried again when ARM or the queue fails it."""
+    for i in range(attempts):
+        try:
+            return action()
+        except Exception:  # noqa: BLE001
+            if i == attempts - 1:
+                raise
+            time.sleep(pause)
+    return None

@@ -32,7 +32,7 @@ from devtools.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
 from shared import tags as T
 from shared import wiring
-from tests.app.chaos import ChaosWiring
+from tests.app.chaos import ChaosWiring, retried
 from tests.app.test_autoprotect import vm_event
 
 REGION, COPY_REGION = "westeurope", "northeurope"
@@ -41,17 +41,6 @@ POLICY = {"version": 1, "default": "gold", "policies": {"gold": {
     "schedule": {"every_hours": HOURS}, "snapshots": {"luns": "all"},
     "restore_point": {"consistency": "CrashConsistent"}, "copy": {"region": COPY_REGION},
     "retention": {"keep_last": 2, "deferral": "PT6H", "orphan_grace": "P1D"}, "backup_policy": "DefaultPolicy"}}}
-
-
-def retried(action, attempts: int = 20):
-    """An operator's call (or a timer firing) is tried again when ARM or the queue fails it."""
-    for i in range(attempts):
-        try:
-            return action()
-        except Exception:  # noqa: BLE001
-            if i == attempts - 1:
-                raise
-    return None
 
 
 def soak(az, emu, azurite, tmp_path, monkeypatch, *, vms: int, days: int, seed: int) -> None:

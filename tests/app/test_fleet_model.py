@@ -44,7 +44,7 @@ from hypothesis.stateful import (
 
 from shared import tags as T
 from shared.alerts.events import PROTECTION_MISSING
-from tests.app import fleet_truth
+from tests.app import chaos, fleet_truth
 from tests.app.chaos import ChaosWiring
 
 # --- the alert type names each check accepts (one place to adjust) --------------------------------------------
@@ -81,15 +81,9 @@ RULES: Counter = Counter()
 INVARIANTS: Counter = Counter()
 
 
-def retried(action, attempts: int = 25):
-    """An operator's call (or a timer firing) is tried again when ARM or the queue fails it."""
-    for i in range(attempts):
-        try:
-            return action()
-        except Exception:  # noqa: BLE001
-            if i == attempts - 1:
-                raise
-            time.sleep(0.05)
+def retried(action):
+    """An operator's call (or a timer firing), tried again when ARM or the queue fails it (the soak's, longer)."""
+    return chaos.retried(action, attempts=25, pause=0.05)
     return None
 
 
