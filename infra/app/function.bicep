@@ -65,9 +65,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: planId
     httpsOnly: true
+    // Nothing Flex Consumption rejects (ftpsState, alwaysOn, linuxFxVersion…: tests/infra/test_flex.py).
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
     }
     functionAppConfig: {
       deployment: {
