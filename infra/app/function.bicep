@@ -140,7 +140,9 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
 
 // The restore API's callers: Microsoft Entra ID tokens, validated by App Service; the app reads the caller's
 // app roles (Restore.Reader, Restore.Operator) from X-MS-CLIENT-PRINCIPAL. Health and the OpenAPI document
-// stay open; everything else without a token gets 401.
+// stay open, and so does the Event Grid extension's webhook: Event Grid delivers vm_events' events there without
+// a token (the extension's system key protects it; Learn spells the path both ways). Everything else without a
+// token gets 401.
 resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(authClientId)) {
   parent: site
   name: 'authsettingsV2'
@@ -154,6 +156,8 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(authClientId)
       excludedPaths: [
         '/api/health'
         '/api/openapi.json'
+        '/runtime/webhooks/EventGrid'
+        '/runtime/webhooks/eventgrid'
       ]
     }
     httpSettings: {

@@ -518,7 +518,7 @@ def test_auth_only_with_a_client_id_and_open_paths():
         "function": {"type": "empty", "parameters": {"item_to_test": "authClientId"}}}}}}
     gv = auth["config"]["properties"]["globalValidation"]
     assert gv["unauthenticatedClientAction"] == "Return401"
-    assert gv["excludedPaths"] == ["/api/health", "/api/openapi.json"]
+    assert gv["excludedPaths"] == ["/api/health", "/api/openapi.json", *sorted(EVENTGRID_WEBHOOK)]
 
 
 def http_routes() -> dict[str, str]:
@@ -530,13 +530,29 @@ def http_routes() -> dict[str, str]:
     return found
 
 
-def test_only_the_anonymous_routes_skip_app_service_authentication():
+# The Event Grid extension's webhook (Microsoft Learn, "Azure Event Grid trigger for Azure Functions"): Event Grid
+# delivers every event there, to ?functionName=<function>, without a token — the extension's system key in ?code=
+# is what protects it. Learn's pages spell the path both ways (…/eventgrid in the trigger's page, …/EventGrid in
+# Event Grid's validation errors): both are left to the key.
+EVENTGRID_WEBHOOK = {"/runtime/webhooks/eventgrid", "/runtime/webhooks/EventGrid"}
+
+
+def event_grid_functions() -> set[str]:
+    """The app's Event Grid triggered functions (functions/)."""
+    found = set()
+    for path in ROOT.joinpath("functions").glob("*.py"):
+        found |= set(re.findall(r"@bp\.event_grid_trigger\([^)]*\)\s*def (\w+)\(", path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_only_the_anonymous_routes_and_the_event_grid_webhook_skip_app_service_authentication():
     routes = http_routes()
     assert routes["report"] == "FUNCTION" and routes["restores"] == "FUNCTION"  # the grep found them
+    assert event_grid_functions() == {"vm_events"}  # and this one: Event Grid delivers to the webhook
     assert "routePrefix" not in json.dumps(json.loads((ROOT / "host.json").read_text(encoding="utf-8")))  # /api
     gv = bicep("app/function.bicep")["resources"]["auth"]["config"]["config"]["properties"]["globalValidation"]
     anonymous = {f"/api/{route}" for route, level in routes.items() if level == "ANONYMOUS"}
-    assert set(gv["excludedPaths"]) == anonymous
+    assert set(gv["excludedPaths"]) == anonymous | (EVENTGRID_WEBHOOK if event_grid_functions() else set())
     assert "/api/report" not in gv["excludedPaths"]
     assert {"authTenantId", "authClientId", "authAllowedAudiences"} <= set(bicep("main.bicep")["parameters"])
 
