@@ -9,6 +9,9 @@ param identityClientId string
 param storageAccountName string
 param deploymentContainerName string
 param appInsightsConnectionString string
+
+@description('Log Analytics workspace the app\'s resource logs (FunctionAppLogs) go to.')
+param workspaceId string
 param maximumInstanceCount int
 param instanceMemoryMB int
 
@@ -130,6 +133,48 @@ var appSettings = {
   VMKEEPER_ALERTS_TABLE: tables.alerts
   VMKEEPER_DRILL_SCHEDULE: drillSchedule
   VMKEEPER_DRILL_QUEUE: queues.drills
+}
+
+// No publishing with a user name and password: neither FTP nor the scm (Kudu) endpoints take the publishing
+// credentials; azd deploys the package with Microsoft Entra ID. The type does not declare location, but ARM refuses
+// these policies without one (Azure/bicep-types-az#1317, #1529).
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  location: location
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  location: location
+  properties: {
+    allow: false
+  }
+}
+
+// The host's and functions' logs (FunctionAppLogs) and the platform metrics, in the workspace.
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'vmkeeper-to-log-analytics'
+  scope: site
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      {
+        category: 'FunctionAppLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
 }
 
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
