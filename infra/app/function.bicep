@@ -45,8 +45,9 @@ param authTenantId string
 param authClientId string
 param authAllowedAudiences array
 
-// policies.json at the repository root is deployed with the code (.funcignore ships it).
-var policyFile = '/home/site/wwwroot/policies.json'
+// policies.json at the repository root is deployed with the code (.funcignore ships it). Relative: the code finds
+// it next to function_app.py (shared/settings.py APP_ROOT), wherever Flex Consumption mounts the package.
+var policyFile = 'policies.json'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -96,14 +97,19 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // Every setting the code reads (shared/settings.py) and the platform's own; nothing else (tests/infra checks
-// both ways). VMKEEPER_ARM_ENDPOINT and VMKEEPER_ARM_CA_BUNDLE are for local development only: never here.
+// both ways). VMKEEPER_ARM_CA_BUNDLE is for local development only (the emulator's CA): never here.
+// Storage by the account's own endpoints, not __accountName: from a name the host and the code would assume the
+// public cloud's core.windows.net; these are right in every cloud, as is this cloud's Resource Manager.
 var appSettings = {
-  AzureWebJobsStorage__accountName: account.name
+  AzureWebJobsStorage__blobServiceUri: account.properties.primaryEndpoints.blob
+  AzureWebJobsStorage__queueServiceUri: account.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__tableServiceUri: account.properties.primaryEndpoints.table
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AZURE_CLIENT_ID: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  VMKEEPER_ARM_ENDPOINT: environment().resourceManager
   VMKEEPER_SUBSCRIPTIONS: subscriptions
   VMKEEPER_VAULTS: vaults
   VMKEEPER_POLICY_FILE: policyFile

@@ -59,7 +59,7 @@ class ArmClients(_Kept):
     def _kwargs(self) -> dict[str, Any]:
         verify = {"connection_verify": self.settings.ca_bundle} if self.settings.ca_bundle else {}
         return {"transport": pooled_transport(**verify), "base_url": self.settings.arm_endpoint,
-                "credential_scopes": ["https://management.azure.com/.default"], "user_agent": USER_AGENT,
+                "credential_scopes": [self.settings.arm_scope], "user_agent": USER_AGENT,
                 **verify, **self.options}
 
     def _client(self, kind: str, subscription_id: str | None) -> Any:
@@ -112,8 +112,8 @@ class ArmClients(_Kept):
 
 class Storage(_Kept):
     """Queues and tables of the app's storage account: identity-based
-    (``AzureWebJobsStorage__queueServiceUri`` / ``__tableServiceUri`` / ``__accountName``), or a
-    connection string in ``AzureWebJobsStorage`` (Azurite)."""
+    (``AzureWebJobsStorage__queueServiceUri`` / ``__tableServiceUri``, as Bicep sets them in any cloud;
+    ``__accountName`` names a public-cloud account), or a connection string in ``AzureWebJobsStorage`` (Azurite)."""
 
     def __init__(self, env: Mapping[str, str], credential: Callable[[], Any]):
         super().__init__()
