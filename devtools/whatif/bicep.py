@@ -189,23 +189,30 @@ def _declarations(f: _File, node: tree_sitter.Node, parent_type: str | None = No
         ref = _string(f, reference) or f.text(reference)
         if parent_type and child.type == "resource_declaration" and "/" not in ref.split("@")[0]:
             ref = f"{parent_type}/{ref}"  # a nested resource's type is relative to its parent's
-        body = rest[-1] if rest else None
+        inner = rest[-1] if rest else None  # a loop's or a condition's body is one copy's body
+        while inner is not None and inner.type in ("for_statement", "if_statement"):
+            inner = inner.child_by_field_name("body") or _named(inner)[-1]
         existing = any(c.type == "existing" for c in child.children)
         decl = Declaration(f.path, _line(child), f.text(symbol),
                            "resource" if child.type == "resource_declaration" else "module", ref, existing,
-                           _value(f, body) if body is not None else None)
+                           _value(f, inner) if inner is not None else None)
         found.append(decl)
-        inner = body
-        while inner is not None and inner.type in ("for_statement", "if_statement"):
-            inner = inner.child_by_field_name("body") or _named(inner)[-1]
         if inner is not None and inner.type == "object" and decl.kind == "resource":
             found += _declarations(f, inner, decl.type)
     return found
 
 
 def read(source: bytes, path: str = "<bicep>") -> list[Declaration]:
-    """The resources and modules one Bicep file declares."""
+    """The resources and modules one Bicep file declares; a file that doesn't parse is refused (what a
+    syntax error hides would go unchecked)."""
     tree = _parser().parse(source)
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            raise ValueError(f"{path}:{_line(node)}: Bicep syntax error near "
+                             f"{source[node.start_byte:node.end_byte][:40].decode(errors='replace')!r}")
+        stack.extend(node.children)
     f = _File(path, source)
     for node in _named(tree.root_node):
         if node.type == "variable_declaration":

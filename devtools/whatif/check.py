@@ -81,13 +81,18 @@ def _fields(shape: Shape, obj: Obj, report, at: str) -> tuple[dict, bool, list[s
 
 
 class _Walk:
-    def __init__(self, decl: Declaration, report: Report):
+    def __init__(self, decl: Declaration, report: Report, spec_gaps: dict[tuple[str, str], str]):
         self.decl, self.findings, self.unchecked, self.properties = decl, report.findings, report.unchecked, \
             report.properties
         self.resource = f"{decl.symbol} ({decl.reference})"
+        self.gaps = {path: why for (t, path), why in spec_gaps.items() if t.lower() == decl.type.lower()}
 
     def finding(self, path: str, problem: str, line: int) -> None:
-        self.findings.append(Finding(f"{self.decl.file}:{line}", self.resource, path, problem))
+        where = f"{self.decl.file}:{line}"
+        if path in self.gaps:  # the spec is wrong, not the Bicep
+            self.unchecked.append(Unchecked(where, self.resource, path, f"{problem}; accepted: {self.gaps[path]}"))
+        else:
+            self.findings.append(Finding(where, self.resource, path, problem))
 
     def value(self, v: Value, t: TypeRef, path: str, top: bool = False) -> None:
         t = resolve(t)
@@ -160,11 +165,12 @@ def merge(shapes: list[Shape]) -> Shape:
     return merged
 
 
-def check(declarations: Iterable[Declaration], schemas: Schemas,
-          unverifiable: dict[str, str] | None = None) -> Report:
-    """Check every declaration. ``unverifiable`` maps 'Type@version' to why the schemas can't have it (such
-    a resource is listed as unchecked, not failed)."""
-    unverifiable = unverifiable or {}
+def check(declarations: Iterable[Declaration], schemas: Schemas, unverifiable: dict[str, str] | None = None,
+          spec_gaps: dict[tuple[str, str], str] | None = None) -> Report:
+    """Check every declaration. ``unverifiable`` maps 'Type@version' to why the schemas can't have it;
+    ``spec_gaps`` maps (type, property path) to why ARM needs what the spec lacks. Both are listed as
+    unchecked, with their reason, instead of failing."""
+    unverifiable, spec_gaps = unverifiable or {}, spec_gaps or {}
     report = Report([], [], [])
     findings, unchecked, checked = report.findings, report.unchecked, report.checked
     for d in declarations:
@@ -205,5 +211,5 @@ def check(declarations: Iterable[Declaration], schemas: Schemas,
             findings.append(Finding(d.where, resource, "", f"{d.type} has no PUT at {d.api_version}: it can't be "
                                     "deployed"))
             continue
-        _Walk(d, report).value(d.body, merge([resolve(b.shape) for b in bodies]), "", top=True)
+        _Walk(d, report, spec_gaps).value(d.body, merge([resolve(b.shape) for b in bodies]), "", top=True)
     return report
