@@ -329,3 +329,8 @@ def test_the_index_knows_types_and_api_versions_from_the_wheels():
     properties = site.fields["properties"].type
     assert {"serverFarmId", "siteConfig", "functionAppConfig"} <= set(properties.fields)
     assert properties.fields["defaultHostName"].readonly and not properties.fields["httpsOnly"].readonly
+
+
+def test_a_missing_wheel_names_its_remedy(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"azure-mgmt-web==8\.0\.0.*run `make setup`"):
+        pinned_wheels(tmp_path)
