@@ -68,7 +68,7 @@ Value = Lit | Expr | Obj | Arr | Alt
 
 @dataclass(frozen=True)
 class Declaration:
-    file: str  # relative to the folder read
+    file: str  # as read_folder names it: infra/app/function.bicep
     line: int
     symbol: str
     kind: str  # "resource" or "module"
@@ -222,8 +222,9 @@ def read(source: bytes, path: str = "<bicep>") -> list[Declaration]:
 
 
 def read_folder(folder: Path) -> list[Declaration]:
-    """Every declaration of every .bicep file under ``folder``, files in name order."""
+    """Every declaration of every .bicep file under ``folder``, files in name order, named from the folder
+    (infra/app/function.bicep)."""
     found = []
     for path in sorted(folder.rglob("*.bicep")):
-        found += read(path.read_bytes(), path.relative_to(folder).as_posix())
+        found += read(path.read_bytes(), path.relative_to(folder.parent).as_posix())
     return found
