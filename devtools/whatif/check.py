@@ -57,27 +57,25 @@ def _structured(t: TypeRef) -> bool:
     return isinstance(t, Shape)
 
 
-def _fields(shape: Shape, obj: Obj, report, at: str) -> tuple[dict, bool, list[str]]:
+def _fields(shape: Shape, obj: Obj, report, at: str) -> tuple[dict, bool]:
     """The fields an object of this shape may set, its variant picked by the discriminator the object sets
     (every variant's fields when the discriminator is not a literal). Also: whether any key goes."""
-    fields, open_, picked = dict(shape.fields), shape.open, []
+    fields, open_ = dict(shape.fields), shape.open
     if shape.variants and shape.discriminator:
         value = obj.get(shape.discriminator)
         if isinstance(value, Lit) and isinstance(value.value, str):
             if value.value not in shape.variants:
                 report(f"{at}{shape.discriminator}", f"'{value.value}' is not one of "
                        f"{', '.join(sorted(shape.variants))} ({shape.name})")
-                return fields, True, picked
+                return fields, True
             variants = [value.value]
         else:
             variants = list(shape.variants)
         for v in variants:
-            sub = shape.variants[v]()
-            more, more_open, _ = _fields(sub, obj, report, at)
+            more, more_open = _fields(shape.variants[v](), obj, report, at)
             fields.update(more)
             open_ = open_ or more_open
-            picked.append(sub.name)
-    return fields, open_, picked
+    return fields, open_
 
 
 class _Walk:
@@ -118,7 +116,7 @@ class _Walk:
 
     def object(self, obj: Obj, shape: Shape, path: str, top: bool) -> None:
         at = f"{path}." if path else ""
-        fields, open_, _ = _fields(shape, obj, lambda p, msg: self.finding(p, msg, obj.line), at)
+        fields, open_ = _fields(shape, obj, lambda p, msg: self.finding(p, msg, obj.line), at)
         lower = {k.lower(): k for k in fields}
         for p in obj.props:
             if top and (p.key in LANGUAGE_KEYS or p.key == "name"):
@@ -183,18 +181,18 @@ def check(declarations: Iterable[Declaration], schemas: Schemas, unverifiable: d
         if d.reference in unverifiable:
             unchecked.append(Unchecked(d.where, resource, "", unverifiable[d.reference]))
             continue
-        namespace = d.type.split("/")[0]
+        namespace, remedy = d.type.split("/")[0], getattr(schemas, "remedy", "")
         if not schemas.covers(namespace):
-            findings.append(Finding(d.where, resource, "", f"no schema for the provider {namespace} "
-                                    f"({schemas.describe()}): add one"))
+            findings.append(Finding(d.where, resource, "", f"no schema for the provider {namespace} in "
+                                    f"{schemas.describe()}{remedy}"))
             continue
         versions = schemas.versions(d.type)
         if not versions:
-            findings.append(Finding(d.where, resource, "", f"the type {d.type} is unknown to {namespace}"))
+            findings.append(Finding(d.where, resource, "", f"the type {d.type} is unknown to {namespace}{remedy}"))
             continue
         if d.api_version not in versions:
             findings.append(Finding(d.where, resource, "", f"api-version {d.api_version} of {d.type} is unknown "
-                                    f"(known: {', '.join(sorted(versions)[-8:])})"))
+                                    f"(known: {', '.join(sorted(versions)[-8:])}){remedy}"))
             continue
         checked.append(d)
         if d.existing or d.body is None:

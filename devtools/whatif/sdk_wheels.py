@@ -71,7 +71,11 @@ def _split_key(key: str) -> list[str]:
 
 
 class SdkWheels:
-    """Schemas from the azure-mgmt-* wheels in ``folder`` (downloaded by ``make setup``, never installed)."""
+    """Schemas from azure-mgmt-* wheels (downloaded by ``make setup``, never installed)."""
+
+    # A wheel may lack what ARM has: what to do when the Bicep is right.
+    remedy = ("; if it does exist, pin an azure-mgmt-* release that carries it in devtools/whatif/sdk-wheels.txt, "
+              "or name it, with why, in devtools/whatif/accepted.py UNVERIFIABLE")
 
     def __init__(self, wheels: list[Path]):
         self.wheels = wheels
