@@ -15,6 +15,7 @@ from shared import tags as T
 from shared.retention.engine import (
     Artifact,
     Decision,
+    Instance,
     RetentionPolicy,
     decide,
     format_instant,
@@ -103,11 +104,11 @@ def apply(artifacts: list[Artifact], decisions: list[Decision]) -> list[Artifact
     return after
 
 
-def assert_second_run_changes_nothing(artifacts, policies, live, now, last_seen=None) -> None:
+def assert_second_run_changes_nothing(artifacts, policies, live, now, last_seen=None, instances=None) -> None:
     """Rule 7's idempotence: after applying a run, the same `now` deletes nothing and marks nothing new."""
-    first = decide(artifacts, policies, live, now, last_seen)
+    first = decide(artifacts, policies, live, now, last_seen, instances=instances)
     marks = {d.artifact_id: d.delete_after for d in first if d.action == "mark"}
-    second = decide(apply(artifacts, first), policies, live, now, last_seen)
+    second = decide(apply(artifacts, first), policies, live, now, last_seen, instances=instances)
     assert [d for d in second if d.action == "delete"] == []
     for d in second:
         if d.action == "mark":
@@ -521,6 +522,122 @@ def test_each_vm_is_its_own_lineage():
     assert outcome(d["vm1-last"]) == ("keep", "newest_good")
     assert outcome(d["vm2-last"]) == ("mark", "max_age")  # VM2 gone 35 days: grace over
     assert outcome(d["vm2-older"]) == ("mark", "max_age")
+
+
+# --- issue 19, defect 11: each instance of a VM (its vmId) is its own lineage -----------------------------------------
+OLD = "5d1a4f2e-0c1b-4e6a-9f3d-2b7c8a9e0f11"  # the VM's vmId before it was deleted and created again under its name
+NEW = "c3e8a1b0-7f64-4d2a-8e15-90ab4c6d2f37"  # the vmId of the VM created again: same ARM id (vmkeeper-vm)
+
+
+def of(instance: str | None, set_id: str, **extra) -> dict[str, str]:
+    """A set's tags naming the VM instance it was made of (None: made before vmkeeper said it)."""
+    return tags_for(set_id=set_id, **({T.VM_INSTANCE: instance} if instance else {}), **extra)
+
+
+def instance_sets(*spec: tuple[str, str | None, timedelta]) -> list[Artifact]:
+    """(name, instance, age) → a two-disk set each, named {name}-os and {name}-data."""
+    return [snap(f"{name}-{disk}", age, set_id=name, tags=of(instance, name))
+            for name, instance, age in spec for disk in ("os", "data")]
+
+
+def test_the_old_instances_newest_complete_point_is_kept_when_the_vm_is_created_again():
+    """Issue 19, defect 11: a VM deleted and created again under its name keeps its ARM id (vmkeeper-vm), not its
+    vmId (vmkeeper-vm-instance). keep_last 1: on main both instances were one lineage, so the new instance's newer
+    set pushed the old instance's last good set out (marked, then deleted): a deleted VM's last good copy is what an
+    operator needs. Each instance is its own lineage, with its own newest good set."""
+    artifacts = instance_sets(("old-1", OLD, 10 * DAY), ("old-2", OLD, 9 * DAY), ("new-1", NEW, 2 * DAY),
+                              ("new-2", NEW, DAY))
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=1)})
+    for disk in ("os", "data"):
+        assert outcome(d[f"old-2-{disk}"]) == ("keep", "newest_good"), d[f"old-2-{disk}"]
+        assert outcome(d[f"new-2-{disk}"]) == ("keep", "newest_good")
+        assert outcome(d[f"old-1-{disk}"]) == outcome(d[f"new-1-{disk}"]) == ("mark", "not_selected")
+    assert f"newest good point of snapshot sets of vm1 (instance {OLD}) in westeurope" in d["old-2-os"].reason
+    assert f"(instance {NEW})" in d["new-2-os"].reason
+
+
+def test_restore_points_of_each_instance_are_lineages_of_their_own():
+    """A restore point can't carry tags: its instance is its source metadata's vmId (the listing passes it)."""
+    coll = rpc("rpc1", 30 * DAY)
+    artifacts = [coll, rp(coll, "rp-old-1", 10 * DAY, instance=OLD), rp(coll, "rp-old-2", 9 * DAY, instance=OLD),
+                 rp(coll, "rp-new", DAY, instance=NEW.upper())]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=1)})
+    assert outcome(d["rp-old-2"]) == outcome(d["rp-new"]) == ("keep", "newest_good")
+    assert f"restore points of vm1 (instance {OLD})" in d["rp-old-2"].reason
+    assert outcome(d["rp-old-1"]) == ("mark", "not_selected")
+    assert outcome(d["rpc1"]) == ("keep", "collection_not_empty")
+
+
+def test_an_instance_no_longer_current_is_judged_as_a_gone_vm():
+    """Once the listing says which instance is the VM's now (its vmId and creation time), an old instance is a
+    gone VM's: its newest good set is kept through orphan_grace from when the new instance was created, then by the
+    keep rules, counted in its own lineage; with no keep rule, it goes by max_age after its grace, like any gone VM's."""
+    artifacts = instance_sets(("old-1", OLD, 10 * DAY), ("old-2", OLD, 9 * DAY), ("new-1", NEW, 2 * DAY),
+                              ("new-2", NEW, DAY))
+    current = {VM1: Instance(NEW, NOW - 3 * DAY)}
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=7 * DAY)}
+    within = run(artifacts, policy, instances=current)
+    assert outcome(within["old-2-os"]) == ("keep", "newest_good")
+    assert f"instance {OLD} gone since {format_instant(NOW - 3 * DAY)}" in within["old-2-os"].reason
+    assert f"grace until {format_instant(NOW + 4 * DAY)}" in within["old-2-os"].reason
+    assert outcome(within["old-1-os"]) == ("mark", "not_selected")
+    assert outcome(within["new-2-os"]) == ("keep", "newest_good") and "(live VM)" in within["new-2-os"].reason
+    later = run(artifacts, policy, instances=current, now=NOW + 5 * DAY)  # grace over: keep_last 1 of its own
+    assert outcome(later["old-2-os"]) == ("keep", "keep_last")
+    assert f"keep_last = 1 selects it in snapshot sets of vm1 (instance {OLD})" in later["old-2-os"].reason
+    aged = {"gold": RetentionPolicy(max_age=5 * DAY, orphan_grace=7 * DAY)}
+    assert outcome(run(artifacts, aged, instances=current)["old-2-os"]) == ("keep", "newest_good")
+    assert outcome(run(artifacts, aged, instances=current, now=NOW + 5 * DAY)["old-2-os"]) == ("mark", "max_age")
+    assert_second_run_changes_nothing(artifacts, policy, {VM1}, NOW, instances=current)
+    assert_second_run_changes_nothing(artifacts, aged, {VM1}, NOW + 5 * DAY, instances=current)
+
+
+def test_points_that_do_not_say_their_instance_are_kept_conservatively():
+    """Sets made before vmkeeper tagged the instance. Without the VM's creation time, they are a lineage of their
+    own ("instance not recorded"), judged as a live VM's: its newest good set is kept. With it, a set made after the
+    VM was created is that instance's (it joins its lineage: no extra set kept after an upgrade), one made before is
+    an earlier instance's (a lineage of their own, judged as a gone VM's)."""
+    artifacts = instance_sets(("pre-1", None, 12 * DAY), ("pre-2", None, 10 * DAY), ("pre-3", None, 4 * DAY),
+                              ("new-1", NEW, 2 * DAY), ("new-2", NEW, DAY))
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=7 * DAY)}
+    unknown = run(artifacts, policy)
+    assert outcome(unknown["pre-3-os"]) == ("keep", "newest_good")
+    assert "snapshot sets of vm1 (instance not recorded)" in unknown["pre-3-os"].reason
+    assert outcome(unknown["pre-2-os"]) == outcome(unknown["pre-1-os"]) == ("mark", "not_selected")
+    assert outcome(unknown["new-2-os"]) == ("keep", "newest_good")
+
+    created = {VM1: Instance(NEW.upper(), NOW - 5 * DAY)}  # made 5 days ago: pre-3 is its, pre-1 and pre-2 not
+    known = run(artifacts, policy, live=(VM1,), instances=created)
+    assert outcome(known["new-2-os"]) == ("keep", "newest_good")
+    assert outcome(known["pre-3-os"]) == outcome(known["new-1-os"]) == ("mark", "not_selected")
+    assert outcome(known["pre-2-os"]) == ("keep", "newest_good")
+    assert "snapshot sets of vm1 (an earlier instance, not recorded)" in known["pre-2-os"].reason
+    assert outcome(known["pre-1-os"]) == ("mark", "not_selected")
+    assert_second_run_changes_nothing(artifacts, policy, {VM1}, NOW, instances=created)
+
+
+def test_set_members_naming_different_instances_are_kept():
+    artifacts = [*instance_sets(("new", NEW, DAY)),
+                 snap("a", 50 * DAY, set_id="s", tags=of(OLD, "s")),
+                 snap("b", 50 * DAY, set_id="s", tags=of(NEW, "s")),
+                 snap("c", 60 * DAY, set_id="t", tags=of(OLD, "t")),
+                 snap("d", 60 * DAY, set_id="t", tags=of(None, "t"))]
+    d = run(artifacts, {"gold": RetentionPolicy(keep_last=1)})
+    assert outcome(d["a"]) == outcome(d["b"]) == outcome(d["c"]) == outcome(d["d"]) == ("keep", "bad_tag")
+    assert "name different VM instances" in d["a"].reason
+
+
+def test_a_gone_vms_instances_share_its_grace():
+    """A VM gone altogether: each of its instances keeps its own newest good set through the VM's grace (from its
+    newest artifact, whichever instance made it), then by the keep rules."""
+    artifacts = instance_sets(("old-1", OLD, 20 * DAY), ("old-2", OLD, 19 * DAY), ("new-1", NEW, 3 * DAY))
+    policy = {"gold": RetentionPolicy(keep_last=1, orphan_grace=7 * DAY)}
+    d = run(artifacts, policy, live=())
+    assert outcome(d["old-2-os"]) == outcome(d["new-1-os"]) == ("keep", "newest_good")
+    assert f"VM gone since {format_instant(NOW - 3 * DAY)}" in d["old-2-os"].reason
+    assert outcome(d["old-1-os"]) == ("mark", "not_selected")
+    later = run(artifacts, policy, live=(), now=NOW + 5 * DAY)
+    assert outcome(later["old-2-os"]) == outcome(later["new-1-os"]) == ("keep", "keep_last")
 
 
 def test_each_kind_is_its_own_lineage():
