@@ -921,6 +921,7 @@ def test_plan_summary():
 
 BASE = datetime(2025, 10, 1, tzinfo=UTC)  # histories span a new year, for keep_yearly
 VMS = [f"{SUB}/virtualMachines/vm{i}".lower() for i in range(2)]
+INSTANCES = ["i0", "i1"]  # each VM's vmIds: deleted and created again once (the same two for both: ids never meet)
 REGIONS = ["westeurope", "northeurope"]
 NAMES = ["gold", "silver"]
 # Per-member tag trouble (a quarter of the members have one).
@@ -982,6 +983,8 @@ class History:
         vm, is_copy = rnd.choice(VMS), rnd.random() < 0.3
         region = REGIONS[1] if is_copy or rnd.random() < 0.1 else REGIONS[0]
         created, policy, good = self.instant(), rnd.choice(self.policies), rnd.random() < 0.8
+        # The VM's instance the run says (a third were made before vmkeeper said it).
+        instance = rnd.choice([None, *INSTANCES, *INSTANCES])
         # An earlier pass may have marked the whole run; a member's own trouble can still override it.
         mark = rnd.choice([None, None, self.now - self.offset(), self.now + self.offset()])
         if rnd.random() < 0.5:  # a multi-disk snapshot set; set ids repeat, to make odd merges too
@@ -1000,6 +1003,9 @@ class History:
                     member = {T.LUN: str(0 if rnd.random() < 0.05 else disk)}
                 if size_tag is not None:
                     member[T.SET_SIZE] = size_tag
+                said = instance if rnd.random() < 0.97 else rnd.choice([None, *INSTANCES])  # a few disagree
+                if said:
+                    member[T.VM_INSTANCE] = said.upper() if rnd.random() < 0.1 else said
                 self.add(
                     f"{SUB}/snapshots/s{i}-{disk}{'-copy' if is_copy else ''}",
                     "snapshot",
@@ -1029,6 +1035,7 @@ class History:
                 policy,
                 None,
                 mark,
+                instance=instance or "",  # a restore point's: its source metadata's vmId ("": none said)
             )
 
     def add_collections(self) -> None:
@@ -1043,7 +1050,8 @@ class History:
             born = created - timedelta(hours=self.rnd.randint(0, 48))
             self.add(coll_id, "restore_point_collection", vm, region, is_copy, born, True, policy, None, mark)
 
-    def add(self, art_id, kind, vm, region, is_copy, created, good, policy, set_id, mark, extra=None) -> None:
+    def add(self, art_id, kind, vm, region, is_copy, created, good, policy, set_id, mark, extra=None,
+            instance=None) -> None:
         tags = {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm, T.ARTIFACT_POLICY: policy, **(extra or {})}
         if set_id:
             tags[T.SET] = set_id
@@ -1087,6 +1095,7 @@ class History:
             is_copy=is_copy,
             locked=locked,
             lock_is_ours_and_expired=ours,
+            instance=instance,
         )
         self.artifacts.append(artifact)
 
@@ -1175,12 +1184,15 @@ def worlds(draw, with_showcase=None):
         for vm in VMS
         if vm not in live and rnd.random() < 0.5
     }
+    # Each live VM's current instance, where the listing knows it (and when it was created, where it knows that).
+    instances = {vm: Instance(rnd.choice(INSTANCES), rnd.choice([None, history.instant()]))
+                 for vm in live if rnd.random() < 0.7}
     if draw(st.booleans() if with_showcase is None else with_showcase):
         artifacts += showcase(now)
         policies = {**policies, "showcase": SHOW_POLICY}
         live.add(SHOW_VM)
     rnd.shuffle(artifacts)
-    return artifacts, policies, live, now, last_seen
+    return artifacts, policies, live, now, last_seen, instances
 
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -1213,8 +1225,8 @@ def test_example_world_is_not_trivial():
     @settings(max_examples=50, deadline=None, database=None)
     @given(worlds(with_showcase=st.just(True)))
     def each(world):
-        artifacts, policies, live, now, last_seen = world
-        decided = list(zip(artifacts, decide(artifacts, policies, live, now, last_seen), strict=True))
+        artifacts, policies, live, now, last_seen, instances = world
+        decided = list(zip(artifacts, decide(artifacts, policies, live, now, last_seen, instances=instances), strict=True))
         assert {(a.kind, d.action) for a, d in decided} == every
         shown = {d.rule for a, d in decided if lowered(a.tags).get(T.VM) == SHOW_VM}
         assert shown == show_rules
@@ -1225,8 +1237,8 @@ def test_example_world_is_not_trivial():
 @PROPERTY
 @given(worlds())
 def test_never_touches_what_is_not_ours_held_or_locked(world):
-    artifacts, policies, live, now, last_seen = world
-    for a, d in zip(artifacts, decide(artifacts, policies, live, now, last_seen), strict=True):
+    artifacts, policies, live, now, last_seen, instances = world
+    for a, d in zip(artifacts, decide(artifacts, policies, live, now, last_seen, instances=instances), strict=True):
         tags = lowered(a.tags)
         lock_until = parse_instant(tags.get(T.LOCK_UNTIL))
         lock_released = a.lock_is_ours_and_expired and lock_until is not None and lock_until <= now
@@ -1249,9 +1261,9 @@ def set_key(a: Artifact) -> tuple:
 @PROPERTY
 @given(worlds())
 def test_sets_are_never_split(world):
-    artifacts, policies, live, now, last_seen = world
+    artifacts, policies, live, now, last_seen, instances = world
     outcomes = defaultdict(set)
-    for a, d in zip(artifacts, decide(artifacts, policies, live, now, last_seen), strict=True):
+    for a, d in zip(artifacts, decide(artifacts, policies, live, now, last_seen, instances=instances), strict=True):
         outcomes[set_key(a)].add(d.action if d.action in DELETING else "stays")
     for key, actions in outcomes.items():
         assert len(actions) == 1, (key, actions)
@@ -1270,8 +1282,22 @@ def incomplete(members: list[Artifact]) -> bool:
     return len(disks) < int(size)
 
 
-def by_lineage(artifacts, decisions) -> dict[tuple, list[list[tuple[Artifact, Decision]]]]:
-    """Sets of one VM, grouped by (VM, kind, region, is_copy)."""
+def said_instance(a: Artifact) -> str:
+    said = a.instance if a.instance is not None else lowered(a.tags).get(T.VM_INSTANCE)
+    return (said or "").lower()
+
+
+def instance_of(vm: str, said: str, time: datetime, instances) -> str:
+    """The instance whose lineage a set is in: the one it says; else, as the VM's current instance's creation
+    tells, that instance or an earlier one; else not known ("")."""
+    current = (instances or {}).get(vm)
+    if said or current is None or current.created is None:
+        return said
+    return current.id.lower() if time >= current.created else "(earlier)"
+
+
+def by_lineage(artifacts, decisions, instances=None) -> dict[tuple, list[list[tuple[Artifact, Decision]]]]:
+    """Sets of one VM, grouped by (VM, instance, kind, region, is_copy)."""
     sets = defaultdict(list)
     for a, d in zip(artifacts, decisions, strict=True):
         if a.kind != "restore_point_collection":
@@ -1279,10 +1305,19 @@ def by_lineage(artifacts, decisions) -> dict[tuple, list[list[tuple[Artifact, De
     lineages = defaultdict(list)
     for members in sets.values():
         vms = {lowered(a.tags).get(T.VM) for a, _ in members}
-        if len(vms) == 1:
-            a = members[0][0]
-            lineages[(vms.pop(), a.kind, a.region, a.is_copy)].append(members)
+        said = {said_instance(a) for a, _ in members}
+        if len(vms) == 1 and len(said) == 1:
+            a, vm = members[0][0], vms.pop()
+            instance = instance_of(vm, said.pop(), set_time(members), instances)
+            lineages[(vm, instance, a.kind, a.region, a.is_copy)].append(members)
     return lineages
+
+
+def current_lineage(lineage: tuple, live, instances) -> bool:
+    """A lineage judged as a live VM's: of a live VM, and of its current instance (or one not known)."""
+    vm, instance = lineage[:2]
+    current = instances.get(vm)
+    return vm in live and (current is None or instance in ("", current.id.lower()))
 
 
 def good(members) -> bool:
@@ -1296,10 +1331,11 @@ def set_time(members) -> datetime:
 @PROPERTY
 @given(worlds())
 def test_live_vms_keep_their_newest_good_set_in_every_lineage(world):
-    artifacts, policies, live, now, last_seen = world
-    for lineage, sets in by_lineage(artifacts, decide(artifacts, policies, live, now, last_seen)).items():
+    artifacts, policies, live, now, last_seen, instances = world
+    decisions = decide(artifacts, policies, live, now, last_seen, instances=instances)
+    for lineage, sets in by_lineage(artifacts, decisions, instances).items():
         good_sets = [m for m in sets if good(m)]
-        if lineage[0] not in live or not good_sets:
+        if not current_lineage(lineage, live, instances) or not good_sets:
             continue
         newest = max(set_time(m) for m in good_sets)
         newest_sets = [m for m in good_sets if set_time(m) == newest]
@@ -1309,16 +1345,41 @@ def test_live_vms_keep_their_newest_good_set_in_every_lineage(world):
 @PROPERTY
 @given(worlds())
 def test_incomplete_sets_are_never_chosen_and_stay_until_a_newer_complete_one(world):
-    artifacts, policies, live, now, last_seen = world
+    artifacts, policies, live, now, last_seen, instances = world
     choosing = {"newest_good", "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"}
-    for lineage, sets in by_lineage(artifacts, decide(artifacts, policies, live, now, last_seen)).items():
+    decisions = decide(artifacts, policies, live, now, last_seen, instances=instances)
+    for lineage, sets in by_lineage(artifacts, decisions, instances).items():
         for members in sets:
             rules = {d.reason.split(":", 1)[0] if d.rule == "unmark" else d.rule for _, d in members}
             if rules & choosing:
                 assert good(members), (lineage, rules)
-            if lineage[0] in live and incomplete([a for a, _ in members]):
+            if current_lineage(lineage, live, instances) and incomplete([a for a, _ in members]):
                 if any(d.action in DELETING for _, d in members):
                     assert any(good(m) and set_time(m) >= set_time(members) for m in sets), lineage
+
+
+@PROPERTY
+@given(worlds(), st.integers(0, 2**32))
+def test_each_instance_of_a_live_vm_is_judged_on_its_own(world, seed):
+    """Issue 19, defect 11: the sets of one instance of a live VM are decided alike with or without its other
+    instances' sets: another instance's newer points never push this one's out, nor count in its keep rules."""
+    artifacts, policies, live, now, last_seen, instances = world
+    decisions = decide(artifacts, policies, live, now, last_seen, instances=instances)
+    lineages = by_lineage(artifacts, decisions, instances)
+    owners = sorted({lineage[:2] for lineage in lineages if lineage[0] in live})
+    if not owners:
+        return
+    vm, instance = random.Random(seed).choice(owners)
+    others = {set_key(a) for lineage, sets in lineages.items() if lineage[0] == vm and lineage[1] != instance
+              for members in sets for a, _ in members}
+    alone = [a for a in artifacts if a.kind == "restore_point_collection" or set_key(a) not in others]
+    again = dict(zip([a.id for a in alone], decide(alone, policies, live, now, last_seen, instances=instances),
+                     strict=True))
+    for lineage, sets in lineages.items():
+        if lineage[:2] == (vm, instance):
+            for members in sets:
+                for a, d in members:
+                    assert again[a.id] == d, (lineage, a.id, d, again[a.id])
 
 
 @PROPERTY
@@ -1331,10 +1392,10 @@ def test_running_twice_deletes_nothing_more(world):
 @given(worlds(), st.integers(1, 24 * 60))
 def test_marks_become_deletes_only_when_due_and_stay_consistent(world, later_hours):
     """Apply a run, then run later: whatever is deleted was marked, and its mark has passed."""
-    artifacts, policies, live, now, last_seen = world
-    after = apply(artifacts, decide(artifacts, policies, live, now, last_seen))
+    artifacts, policies, live, now, last_seen, instances = world
+    after = apply(artifacts, decide(artifacts, policies, live, now, last_seen, instances=instances))
     later = now + timedelta(hours=later_hours)
-    for a, d in zip(after, decide(after, policies, live, later, last_seen), strict=True):
+    for a, d in zip(after, decide(after, policies, live, later, last_seen, instances=instances), strict=True):
         if d.action == "delete":
             assert parse_instant(lowered(a.tags)[T.EXPIRING]) < later
 
@@ -1414,7 +1475,7 @@ def test_a_pinned_set_is_never_marked_or_deleted_and_pins_change_no_other_set(wo
     artifact but a collection (which keeps a pinned point) is decided as without pins."""
     from shared.points.pins import Pin, PinIndex
 
-    artifacts, policies, live, now, last_seen = world
+    artifacts, policies, live, now, last_seen, instances = world
     rnd = random.Random(seed)
     picked = rnd.sample(artifacts, min(len(artifacts), rnd.randint(0, 6)))
     until = now + timedelta(hours=bound_hours)
@@ -1422,8 +1483,8 @@ def test_a_pinned_set_is_never_marked_or_deleted_and_pins_change_no_other_set(wo
             Pin("in use", until, sets=frozenset({str(lowered(a.tags).get(T.SET) or "").lower()} - {""}),
                 points=frozenset({a.id.rsplit("/", 1)[-1].lower()} if a.kind == "restore_point" else ()))
             for a in picked]
-    plain = decide(artifacts, policies, live, now, last_seen)
-    pinned = decide(artifacts, policies, live, now, last_seen, pins=pins)
+    plain = decide(artifacts, policies, live, now, last_seen, instances=instances)
+    pinned = decide(artifacts, policies, live, now, last_seen, pins=pins, instances=instances)
     index = PinIndex(pins, now)
     held_sets = {set_key(a) for a in artifacts if index.find(a.id, lowered(a.tags).get(T.SET) if a.kind == "snapshot"
                                                              else None)}
