@@ -160,8 +160,9 @@ _BUCKETS = {
 class Artifact:
     """One backup artifact as listed by the caller.
 
-    ``vm_id``, ``instance`` and ``set_id`` default to the VM, INSTANCE and SET tags. ``good`` has no default on purpose: guessing
-    it wrong either protects an unfinished copy as "the newest good point" or fails to protect a good one.
+    ``vm_id``, ``instance`` and ``set_id`` default to the VM, INSTANCE and SET tags. ``good`` has no default
+    on purpose: guessing it wrong either protects an unfinished copy as "the newest good point" or fails to
+    protect a good one.
     """
 
     id: str  # ARM resource id
