@@ -471,8 +471,14 @@ def test_failover_cleanup(req: Request) -> Response:
 # --- failover, commit, reprotect ---------------------------------------------------------------------------------------------
 def failover_target(req: Request, item: Resource) -> dict[str, Any]:
     i = item.internal
-    target = replicas.plan_vm(store(req), item, test=False, network_id=i.get("recoveryNetwork"),
-                              location=i["recoveryLocation"])
+    s = store(req)
+    if not i.get("recoveryNetwork"):  # a network mapping made after the enable counts too
+        source = replicas.source_subnet(s, s.get(i["vmId"]))
+        recovery_container = s.get(i["recoveryContainer"])
+        if source and recovery_container is not None:
+            i["recoveryNetwork"] = m.recovery_network_for(s, m.vault_of(s, item.id), source.rsplit("/subnets/", 1)[0],
+                                                          m.fabric_of(s, recovery_container))
+    target = replicas.plan_vm(s, item, test=False, network_id=i.get("recoveryNetwork"), location=i["recoveryLocation"])
     _linked_vm_checks(req, target)
     return target
 

@@ -82,7 +82,8 @@ def source_vnet(vm) -> str:
 
 
 def map_network(asr, dr: dict, vm) -> None:
-    asr.replication_network_mappings.begin_create(RG, VAULT, SRC_FABRIC, "azureNetwork", "map-weu-neu", {"properties": {
+    name = f"map-{vm.id.split('/')[4]}"
+    asr.replication_network_mappings.begin_create(RG, VAULT, SRC_FABRIC, "azureNetwork", name, {"properties": {
         "recoveryFabricName": TGT_FABRIC, "recoveryNetworkId": dr["recovery_vnet"],
         "fabricSpecificDetails": {"instanceType": "AzureToAzure", "primaryNetworkId": source_vnet(vm)}}}).result()
 
@@ -317,3 +318,209 @@ def test_wrong_states_are_refused_with_asr_errors(az, asr, dr, compute):
     info = err.value.error.additional_info
     assert info is None or all(i.type == "SiteRecoveryErrorDetails" for i in info)
     assert get_item(asr, vm.name).properties.protection_state == "Protected"  # nothing changed
+
+
+# --- failover, commit, reprotect ----------------------------------------------------------------------------------
+def test_failover_commit_and_reprotect_reverse_the_replication(az, asr, dr, compute, network):
+    vm = next(iter(compute.virtual_machines.list_all()))
+    infrastructure(asr, dr)
+    map_network(asr, dr, vm)
+    protect(az, asr, dr, vm)
+    az.advance(6 * 60)
+    args = (RG, VAULT, SRC_FABRIC, SRC_CONTAINER, vm.name)
+    item = asr.replication_protected_items.begin_unplanned_failover(*args, {"properties": {
+        "failoverDirection": "PrimaryToRecovery", "sourceSiteOperations": "NotRequired",
+        "providerSpecificDetails": {"instanceType": "A2A"}}}).result()
+    props = item.properties
+    assert (props.protection_state, props.active_location) == ("UnplannedFailoverCompleted", "Recovery")
+    assert props.allowed_operations == ["Commit", "DisableProtection"]
+    recovered = compute.virtual_machines.get(TARGET_RG, vm.name)
+    assert recovered.location == TARGET
+    assert recovered.storage_profile.os_disk.managed_disk.id.lower().endswith("-asrreplica")  # on the replica disks
+    nic = network.network_interfaces.get(TARGET_RG, recovered.network_profile.network_interfaces[0].id.rsplit("/", 1)[1])
+    assert nic.ip_configurations[0].subnet.id.lower().startswith(dr["recovery_vnet"].lower() + "/subnets/")
+    source_view = compute.virtual_machines.instance_view(vm.id.split("/")[4], vm.name)
+    assert "PowerState/running" in {s.code for s in source_view.statuses}  # NotRequired: the source is left alone
+
+    item = asr.replication_protected_items.begin_failover_commit(*args).result()
+    assert (item.properties.protection_state, item.properties.allowed_operations) == (
+        "FailoverCommitted", ["ReverseReplicate", "DisableProtection"])
+    item = asr.replication_protected_items.begin_reprotect(*args, {"properties": {
+        "failoverDirection": "RecoveryToPrimary", "providerSpecificDetails": {"instanceType": "A2A"}}}).result()
+    a2a = details(item)
+    assert (a2a["primaryFabricLocation"], a2a["recoveryFabricLocation"]) == (TARGET, SOURCE)
+    assert a2a["fabricObjectId"].lower() == recovered.id.lower()
+    assert item.properties.protection_state == "InitialReplicationInProgress"
+    az.advance(IR_SECONDS + 1)
+    item = get_item(asr, vm.name)
+    assert (item.properties.protection_state, item.properties.active_location) == ("Protected", "Recovery")
+    back = [d.name for d in compute.disks.list_by_resource_group(vm.id.split("/")[4]) if d.name.endswith("-ASRReplica-ASRReplica")]
+    assert len(back) == 1 + len(vm.storage_profile.data_disks)
+    jobs = [j.properties.scenario_name for j in asr.replication_jobs.list(RG, VAULT)]
+    assert ["UnplannedFailover", "Commit", "ReverseReplication"] == [j for j in jobs if j in (
+        "UnplannedFailover", "Commit", "ReverseReplication")]
+
+
+def test_reprotect_needs_the_reverse_container_mapping(az, asr, dr, compute):
+    vm = next(iter(compute.virtual_machines.list_all()))
+    infrastructure(asr, dr, reverse=False)
+    map_network(asr, dr, vm)
+    protect(az, asr, dr, vm)
+    args = (RG, VAULT, SRC_FABRIC, SRC_CONTAINER, vm.name)
+    asr.replication_protected_items.begin_planned_failover(*args, {"properties": {"failoverDirection": "PrimaryToRecovery"}}).result()
+    view = compute.virtual_machines.instance_view(vm.id.split("/")[4], vm.name)
+    assert "PowerState/deallocated" in {s.code for s in view.statuses}  # planned: the source is shut down first
+    asr.replication_protected_items.begin_failover_commit(*args).result()
+    with pytest.raises(HttpResponseError) as err:
+        asr.replication_protected_items.begin_reprotect(*args, {"properties": {"providerSpecificDetails": {"instanceType": "A2A"}}})
+    assert code_of(err) == "ContainerMappingNotFound"
+    assert err.value.error.target == "properties.providerSpecificDetails.recoveryContainerId"
+
+
+# --- recovery plans -----------------------------------------------------------------------------------------------------
+def test_recovery_plan_fails_over_group_by_group_in_boot_order(az, emu, asr, dr, compute):
+    vms = list(compute.virtual_machines.list_all())[:3]
+    infrastructure(asr, dr)
+    for vm in {v.id.split("/")[4]: v for v in vms}.values():  # each source group's VNet
+        map_network(asr, dr, vm)
+    for vm in vms:
+        enable(asr, dr, vm).result()
+    az.advance(IR_SECONDS + 1)
+    item_id = {vm.name: get_item(asr, vm.name).id for vm in vms}
+    groups = [{"groupType": "Boot", "replicationProtectedItems": [{"id": item_id[v.name]} for v in vms[:2]]},
+              {"groupType": "Boot", "replicationProtectedItems": [{"id": item_id[vms[2].name]}]}]
+    plan = asr.replication_recovery_plans.begin_create(RG, VAULT, "billing", {"properties": {
+        "primaryFabricId": f"{dr['vault']}/replicationFabrics/{SRC_FABRIC}",
+        "recoveryFabricId": f"{dr['vault']}/replicationFabrics/{TGT_FABRIC}", "failoverDeploymentModel": "ResourceManager",
+        "groups": groups}}).result()
+    assert [g.group_type for g in plan.properties.groups] == ["Shutdown", "Failover", "Boot", "Boot"]
+    assert set(plan.properties.allowed_operations) == {"PlannedFailover", "UnplannedFailover", "TestFailover"}
+
+    az.settings(lro={"per_type": {"Microsoft.RecoveryServices/vaults/replicationRecoveryPlans/testFailover": 2.0}})
+    poller = asr.replication_recovery_plans.begin_test_failover(RG, VAULT, "billing", {"properties": {
+        "failoverDirection": "PrimaryToRecovery", "networkType": "VmNetworkAsInput", "networkId": dr["test_vnet"],
+        "providerSpecificDetails": [{"instanceType": "A2A", "recoveryPointType": "LatestProcessed"}]}})
+    az.advance(2.5)  # past the first group's part, before the second's
+    names = {v.name for v in compute.virtual_machines.list(TARGET_RG)}
+    assert {f"{v.name}-test" for v in vms[:2]} <= names and f"{vms[2].name}-test" not in names
+    plan = poller.result()
+    assert (plan.properties.current_scenario.scenario_name, plan.properties.current_scenario_status) == (
+        "TestFailover", "Suspended")
+    assert plan.properties.allowed_operations == ["TestFailoverCleanup"]
+    created = {v.name: v.time_created for v in compute.virtual_machines.list(TARGET_RG)}
+    assert max(created[f"{v.name}-test"] for v in vms[:2]) < created[f"{vms[2].name}-test"]
+    job = asr.replication_jobs.get(RG, VAULT, plan.properties.current_scenario.job_id.rsplit("/", 1)[1])
+    assert [t.friendly_name.split(":")[0] for t in job.properties.tasks] == ["Group 1", "Group 2"]
+    assert vms[2].name in job.properties.tasks[1].friendly_name
+
+    asr.replication_recovery_plans.begin_test_failover_cleanup(RG, VAULT, "billing", {"properties": {"comments": "ok"}}).result()
+    assert not [v for v in compute.virtual_machines.list(TARGET_RG) if v.name.endswith("-test")]
+    plan = asr.replication_recovery_plans.begin_planned_failover(RG, VAULT, "billing", {"properties": {
+        "failoverDirection": "PrimaryToRecovery"}}).result()
+    assert {v.name for v in compute.virtual_machines.list(TARGET_RG)} == {v.name for v in vms}
+    assert plan.properties.allowed_operations == ["Commit"] or "Commit" in plan.properties.allowed_operations
+    asr.replication_recovery_plans.begin_failover_commit(RG, VAULT, "billing").result()
+    asr.replication_recovery_plans.begin_reprotect(RG, VAULT, "billing").result()
+    az.advance(IR_SECONDS + 1)
+    for vm in vms:
+        item = get_item(asr, vm.name)
+        assert (item.properties.protection_state, details(item)["primaryFabricLocation"]) == ("Protected", TARGET)
+
+
+def test_recovery_plan_refuses_when_one_item_cannot(az, asr, dr, compute):
+    vms = list(compute.virtual_machines.list_all())[:2]
+    infrastructure(asr, dr)
+    for vm in vms:
+        enable(asr, dr, vm).result()
+    az.advance(IR_SECONDS + 1)
+    asr.replication_recovery_plans.begin_create(RG, VAULT, "app", {"properties": {
+        "primaryFabricId": f"{dr['vault']}/replicationFabrics/{SRC_FABRIC}",
+        "recoveryFabricId": f"{dr['vault']}/replicationFabrics/{TGT_FABRIC}",
+        "groups": [{"groupType": "Boot", "replicationProtectedItems": [{"id": get_item(asr, v.name).id} for v in vms]}]}}).result()
+    asr.replication_protected_items.begin_test_failover(RG, VAULT, SRC_FABRIC, SRC_CONTAINER, vms[1].name, {"properties": {
+        "networkId": dr["test_vnet"], "providerSpecificDetails": {"instanceType": "A2A"}}}).result()
+    with pytest.raises(HttpResponseError) as err:
+        asr.replication_recovery_plans.begin_test_failover(RG, VAULT, "app", {"properties": {
+            "networkId": dr["test_vnet"], "providerSpecificDetails": [{"instanceType": "A2A", "recoveryPointType": "Latest"}]}})
+    assert code_of(err) == "OperationNotAllowedInCurrentState" and vms[1].name in err.value.message
+    assert get_item(asr, vms[0].name).properties.test_failover_state == "None"  # nothing started for the other
+    assert [v.name for v in compute.virtual_machines.list(TARGET_RG)] == [f"{vms[1].name}-test"]
+
+
+# --- eligibility, disable, purge, health --------------------------------------------------------------------------------
+def test_eligibility_reports_azures_reason_and_enable_refuses_the_vm(az, asr, dr, compute, network):
+    fleet_vm = next(iter(compute.virtual_machines.list_all()))
+    rg = fleet_vm.id.split("/")[4]
+    ok = asr.replication_eligibility_results.get(rg, fleet_vm.name)
+    assert ok.name == "default" and ok.properties.errors == []
+    nic = network.network_interfaces.begin_create_or_update(rg, "old-nic", {"location": SOURCE, "properties": {
+        "ipConfigurations": [{"name": "ip", "properties": {"subnet": {"id": source_vnet(fleet_vm) + "/subnets/default"}}}]}}).result()
+    old = compute.virtual_machines.begin_create_or_update(rg, "old-ubuntu", {
+        "location": SOURCE, "properties": {"hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+                                           "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "UbuntuServer",
+                                                                                 "sku": "18.04-LTS", "version": "latest"},
+                                                              "osDisk": {"createOption": "FromImage"}},
+                                           "osProfile": {"computerName": "old", "adminUsername": "azureuser"},
+                                           "networkProfile": {"networkInterfaces": [{"id": nic.id}]}}}).result()
+    result = asr.replication_eligibility_results.get(rg, "old-ubuntu")
+    (error,) = result.properties.errors
+    assert error.code == "A2AOperatingSystemNotSupported" and "18.04" in error.message
+    assert error.recommended_action and error.possible_causes and error.status == "Error"
+    infrastructure(asr, dr)
+    with pytest.raises(HttpResponseError) as err:
+        enable(asr, dr, old)
+    assert code_of(err) == "A2AOperatingSystemNotSupported"
+    with pytest.raises(HttpResponseError) as err:
+        asr.replication_eligibility_results.get(rg, "no-such-vm")
+    assert err.value.status_code == 404
+
+
+def test_disable_is_refused_with_150144_when_the_vm_is_not_running_and_purge_removes_the_item(az, asr, dr, compute):
+    vm = next(iter(compute.virtual_machines.list_all()))
+    rg = vm.id.split("/")[4]
+    infrastructure(asr, dr)
+    protect(az, asr, dr, vm)
+    compute.virtual_machines.begin_deallocate(rg, vm.name).result()
+    args = (RG, VAULT, SRC_FABRIC, SRC_CONTAINER, vm.name)
+    with pytest.raises(HttpResponseError) as err:
+        asr.replication_protected_items.begin_delete(*args, {"properties": {"disableProtectionReason": "NotSpecified"}}).result()
+    assert code_of(err) == "150144"
+    item = get_item(asr, vm.name)  # kept, back to what it was
+    assert item.properties.protection_state == "Protected"
+    job = next(j for j in asr.replication_jobs.list(RG, VAULT) if j.properties.scenario_name == "DisableDr")
+    assert job.properties.state == "Failed" and job.properties.errors[0].service_error_details["code"] == "150144"
+
+    asr.replication_protected_items.begin_purge(*args).result()
+    with pytest.raises(HttpResponseError) as err:
+        get_item(asr, vm.name)
+    assert err.value.status_code == 404
+    assert not [d for d in compute.disks.list_by_resource_group(TARGET_RG) if d.name.endswith("-ASRReplica")]
+    assert asr.replication_protected_items.begin_purge(*args).result() is None  # gone: 204
+
+
+def test_disable_of_a_running_vm_removes_item_and_replicas(az, asr, dr, compute):
+    vm = next(iter(compute.virtual_machines.list_all()))
+    infrastructure(asr, dr)
+    protect(az, asr, dr, vm)
+    asr.replication_protected_items.begin_delete(RG, VAULT, SRC_FABRIC, SRC_CONTAINER, vm.name,
+                                                 {"properties": {"disableProtectionReason": "NotSpecified"}}).result()
+    assert list(asr.replication_protected_items.list(RG, VAULT)) == []
+    assert not [d for d in compute.disks.list_by_resource_group(TARGET_RG) if d.name.endswith("-ASRReplica")]
+
+
+def test_a_stalled_replication_turns_unhealthy_as_its_rpo_grows(az, asr, dr, compute):
+    vm = next(iter(compute.virtual_machines.list_all()))
+    infrastructure(asr, dr)
+    item = protect(az, asr, dr, vm)
+    az.admin("POST", "siterecovery/stall", {"protectedItemId": item.id, "stalled": True})
+    az.advance(30 * 60)
+    assert get_item(asr, vm.name).properties.replication_health == "Normal"  # within the threshold
+    az.advance(31 * 60)
+    item = get_item(asr, vm.name)
+    assert item.properties.replication_health == "Warning" and details(item)["rpoInSeconds"] > 3600
+    (error,) = item.properties.health_errors
+    assert error.error_code == "RpoThresholdExceeded" and error.recommended_action
+    az.admin("POST", "siterecovery/stall", {"protectedItemId": item.id, "stalled": False})
+    az.advance(5 * 60)
+    item = get_item(asr, vm.name)
+    assert item.properties.replication_health == "Normal" and item.properties.health_errors == []
