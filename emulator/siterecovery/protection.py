@@ -226,8 +226,8 @@ def enable(req: Request) -> Response:
     check_name(name, m.NAME_RE, m.NAME_RULE)
     s = store(req)
     props = _props(req)
+    specific = _specific(props, required=True)  # bad input is refused whatever exists
     existing = s.get(f"{source_container.id}/replicationProtectedItems/{name}")
-    specific = props.get("providerSpecificDetails") or {}
     if existing is not None:
         same = m.same_id(specific.get("fabricObjectId"), existing.internal["vms"].get(existing.internal["initialPrimary"])) \
             and m.same_id(props.get("policyId"), existing.internal["policy"])
