@@ -767,3 +767,22 @@ def test_conformance_replay_of_site_recovery_examples(az, emu, capsys):
     with capsys.disabled():
         print(f"\nreplayed {len(replayed)} Site Recovery examples; {len(refused)} Hyper-V/VMM-flavoured ones refused as not A2A")
     assert len(replayed) + len(refused) == len(files) and len(replayed) == 21
+
+
+def test_a_failed_test_failover_leaves_nothing_and_can_be_cleaned_up(az, asr, dr, compute):
+    vm = next(iter(compute.virtual_machines.list_all()))
+    infrastructure(asr, dr)
+    protect(az, asr, dr, vm)
+    az.faults([{"kind": "lro_failed", "operation": ".*/replicationProtectedItems/testFailover/action", "count": 1}])
+    args = (RG, VAULT, SRC_FABRIC, SRC_CONTAINER, vm.name)
+    with pytest.raises(HttpResponseError):
+        asr.replication_protected_items.begin_test_failover(*args, {"properties": {
+            "networkId": dr["test_vnet"], "providerSpecificDetails": {"instanceType": "A2A"}}}).result()
+    item = get_item(asr, vm.name)
+    assert (item.properties.test_failover_state, item.properties.allowed_operations) == ("Failed", ["TestFailoverCleanup"])
+    assert f"{vm.name}-test" not in {v.name for v in compute.virtual_machines.list(TARGET_RG)}
+    job = next(j for j in asr.replication_jobs.list(RG, VAULT) if j.properties.scenario_name == "TestFailover")
+    assert job.properties.state == "Failed" and job.properties.errors
+    item = asr.replication_protected_items.begin_test_failover_cleanup(*args, {"properties": {}}).result()
+    assert item.properties.test_failover_state == "None" and item.properties.last_successful_test_failover_time is None
+    assert "TestFailover" in item.properties.allowed_operations
