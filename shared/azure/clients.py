@@ -79,6 +79,8 @@ class ArmClients(_Kept):
                 from azure.mgmt.network import NetworkManagementClient as Client
             elif kind == "resources":
                 from azure.mgmt.resource.resources import ResourceManagementClient as Client
+            elif kind == "site-recovery":
+                from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient as Client
             else:
                 from azure.mgmt.resourcegraph import ResourceGraphClient
 
@@ -108,6 +110,10 @@ class ArmClients(_Kept):
 
     def resource_graph(self) -> Any:
         return self._client("graph", None)
+
+    def site_recovery(self, subscription_id: str) -> Any:
+        """Site Recovery (Azure-to-Azure): the vault's group and name are per-call arguments (SDK 2.x)."""
+        return self._client("site-recovery", subscription_id.lower())
 
 
 class Storage(_Kept):
