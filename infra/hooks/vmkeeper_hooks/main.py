@@ -76,7 +76,7 @@ def postdown(environ: Mapping[str, str], arm: Arm | None = None, say: Say = prin
 
 def run(hook: Callable[[Mapping[str, str]], int]) -> int:
     """A hook as a script: its exit code; a clear message instead of a traceback for what the operator can fix."""
-    from azure.core.exceptions import ClientAuthenticationError
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
     try:
         return hook(os.environ)
@@ -85,4 +85,6 @@ def run(hook: Callable[[Mapping[str, str]], int]) -> int:
     except ClientAuthenticationError as exc:
         print(f"vmkeeper: not signed in to Azure as azd: run `azd auth login` ({str(exc).splitlines()[0]})",
               file=sys.stderr)
+    except HttpResponseError as exc:  # e.g. 403: the signed-in user may not do this (infra/README.md, Troubleshooting)
+        print(f"vmkeeper: Azure refused: {str(exc.message or exc).splitlines()[0]}", file=sys.stderr)
     return 1
