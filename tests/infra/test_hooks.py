@@ -213,9 +213,12 @@ class World:
         parts = topic.split("/")
         return self.eg[parts[2]].system_topic_event_subscriptions.get(parts[4], parts[-1], vm_events.NAME)
 
-    def azd_down(self) -> None:
-        """What azd down deletes: the groups its deployment made in the azd subscription."""
+    def azd_down(self, events_group_too: bool = False) -> None:
+        """What azd down deletes: the groups its deployment made in the azd subscription — rg-<env>, and maybe (if
+        ARM lists the nested deployment's group among the deployment's resources) rg-<env>-events there."""
         self.arm[A].resource_groups.begin_delete(f"rg-{ENV}").result()
+        if events_group_too:
+            self.arm[A].resource_groups.begin_delete(f"rg-{ENV}-events").result()
 
 
 @pytest.fixture
@@ -286,12 +289,13 @@ def test_postdeploy_says_which_topic_lacks_the_identity(world, arm):
 
 
 # --- predown / postdown ----------------------------------------------------------------------------------------------
-def test_teardown_deletes_everything_vmkeeper_made_outside_its_group(world, arm, plan_file):
+@pytest.mark.parametrize("events_group_too", [False, True], ids=["rg-env", "rg-env-and-its-events-group"])
+def test_teardown_deletes_everything_vmkeeper_made_outside_its_group(world, arm, plan_file, events_group_too):
     assert main.postdeploy(world.env, arm, say_into([])) == 0
     assert main.predown(world.env, arm, say_into([])) == 0
     plan = teardown.Plan.load(plan_file)
     assert sorted(plan.role_assignments) == sorted(ASSIGNMENTS.values()) and plan.role_definitions == [ROLE]
-    world.azd_down()
+    world.azd_down(events_group_too)
     lines: list[str] = []
     assert main.postdown(world.env, arm, say_into(lines)) == 0, lines
     made = [*world.topics, *json.loads(world.env["VMKEEPER_EVENTS_RESOURCE_GROUP_IDS"]), ROLE, *ASSIGNMENTS.values()]
