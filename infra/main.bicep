@@ -166,17 +166,19 @@ module storage 'app/storage.bicep' = {
       deploymentContainerName
       deadLetterContainerName
     ]
+    workspaceId: logAnalytics.outputs.resourceId
   }
 }
 
-module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.7.0' = {
+// Entra ID only (disableLocalAuth); the app, its storage, the vaults and the alerts topic log to it.
+module logAnalytics 'monitoring/workspace.bicep' = {
   name: 'loganalytics'
   scope: rg
   params: {
     name: 'log-${resourceToken}'
     location: location
     tags: tags
-    dataRetention: logRetentionDays
+    retentionInDays: logRetentionDays
   }
 }
 
@@ -224,6 +226,7 @@ module vaults 'backup/vault.bicep' = [for region in newVaultRegions: {
     name: '${vaultPrefix}${region}'
     location: region
     tags: tags
+    workspaceId: logAnalytics.outputs.resourceId
   }
 }]
 
@@ -245,6 +248,7 @@ module app 'app/function.bicep' = {
     storageAccountName: storage.outputs.name
     deploymentContainerName: deploymentContainerName
     appInsightsConnectionString: appInsights.outputs.connectionString
+    workspaceId: logAnalytics.outputs.resourceId
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     queues: queues

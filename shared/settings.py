@@ -9,10 +9,15 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import resource_ids, tags
 
 REGION = re.compile(r"^[a-z0-9]+$")
+# The app's code: the directory of function_app.py, shared/'s parent. A relative VMKEEPER_POLICY_FILE is a file
+# shipped with the code, found from here: where the platform mounts the package (Flex Consumption doesn't say) and
+# the worker's current directory are not ours to assume.
+APP_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("vmkeeper.settings")
 # Settings auto-protect no longer reads: the policy document (VMKEEPER_POLICY_FILE) says which Azure
 # Backup policy a VM gets (each policy's ``backup_policy``), and the tags are the document's own.
@@ -69,7 +74,9 @@ def _json_object(env: Mapping[str, str], name: str, default: str = "{}") -> dict
 
 
 def _policy_file(env: Mapping[str, str]) -> str:
-    path = _get(env, "VMKEEPER_POLICY_FILE")
+    """``VMKEEPER_POLICY_FILE``: an absolute path as given, a relative one under the app's code (APP_ROOT)."""
+    path = str(APP_ROOT / _get(env, "VMKEEPER_POLICY_FILE"))  # an absolute right-hand side wins
+    path = os.path.normpath(path)
     if not os.path.isfile(path):
         raise SettingError(f"VMKEEPER_POLICY_FILE: no such file {path!r}")
     return path
@@ -83,10 +90,17 @@ def _warn_retired(env: Mapping[str, str]) -> None:
 
 @dataclass(frozen=True)
 class AzureSettings:
-    """Where Azure is: Resource Manager's endpoint, and (local development only) a CA bundle."""
+    """Where Azure is: Resource Manager's endpoint (Bicep sets this cloud's, ``environment().resourceManager``),
+    and (local development only) a CA bundle."""
 
     arm_endpoint: str = "https://management.azure.com"
     ca_bundle: str | None = None
+
+    @property
+    def arm_scope(self) -> str:
+        """The token scope for Resource Manager: its endpoint is an audience it accepts in every cloud (Azure
+        China's tokens are for management.chinacloudapi.cn, not management.azure.com)."""
+        return f"{self.arm_endpoint}/.default"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AzureSettings:

@@ -31,6 +31,7 @@ PROVIDERS = (
     "emulator.compute.responses",
     "emulator.resourcegraph.responses",
     "emulator.recoveryservices.responses",
+    "emulator.siterecovery.responses",
     "emulator.eventgrid.responses",
 )
 

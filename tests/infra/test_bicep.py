@@ -21,7 +21,7 @@ from shared import settings
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
-LOCAL_ONLY = {"VMKEEPER_ARM_ENDPOINT", "VMKEEPER_ARM_CA_BUNDLE"}
+LOCAL_ONLY = {"VMKEEPER_ARM_CA_BUNDLE"}  # the emulator's CA; VMKEEPER_ARM_ENDPOINT is Bicep's (this cloud's ARM)
 PLATFORM = re.compile(r"^(FUNCTIONS_[A-Z_]+|APPLICATIONINSIGHTS_[A-Z_]+|AzureWebJobsStorage__\w+|AZURE_CLIENT_ID)$")
 SUB = "00000000-0000-0000-0000-000000000001"
 # Built-in roles no vmkeeper identity may hold: Owner, Contributor, User Access Administrator, RBAC Administrator.
@@ -57,6 +57,19 @@ def accessor(value) -> tuple[str, str] | None:
         ops = value["operator"]["operands"]
         if isinstance(ops["operand_1"], str) and isinstance(ops["operand_2"], str):
             return ops["operand_1"], ops["operand_2"]
+    return None
+
+
+def dotted(value) -> str | None:
+    """``a.b.c`` or ``f().b`` as pycep renders it, as text; None for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "function" in value and set(value["function"]) == {"type"}:
+        return f"{value['function']['type']}()"
+    if isinstance(value, dict) and value.get("operator", {}).get("type") == "property_accessor":
+        ops = value["operator"]["operands"]
+        left, right = dotted(ops["operand_1"]), dotted(ops["operand_2"])
+        return f"{left}.{right}" if left and right else None
     return None
 
 
@@ -155,6 +168,15 @@ def test_bicep_sets_every_setting_the_code_reads_and_no_other():
     assert {k for k in keys - vmkeeper if not PLATFORM.match(k)} == set(), "not the platform's either"
 
 
+def test_arm_endpoint_is_this_clouds_resource_manager():
+    # environment().resourceManager ends with "/" (https://management.azure.com/): the code takes it as it is and asks
+    # for tokens for that cloud's Resource Manager (tests/unit/test_settings_cloud.py)
+    assert dotted(app_settings()["VMKEEPER_ARM_ENDPOINT"]) == "environment().resourceManager"
+    s = settings.AzureSettings.from_env({"VMKEEPER_ARM_ENDPOINT": "https://management.chinacloudapi.cn/"})
+    assert (s.arm_endpoint, s.arm_scope) == ("https://management.chinacloudapi.cn",
+                                             "https://management.chinacloudapi.cn/.default")
+
+
 def test_retired_and_local_only_settings_are_not_set():
     keys = set(app_settings())
     assert not keys & (set(settings.RETIRED) | LOCAL_ONLY)
@@ -169,7 +191,11 @@ def test_identity_based_storage_and_app_insights():
     s = app_settings()
     assert s["AzureWebJobsStorage__credential"] == "managedidentity"
     assert s["AzureWebJobsStorage__clientId"] == "identityClientId" == s["AZURE_CLIENT_ID"]
-    assert accessor(s["AzureWebJobsStorage__accountName"]) == ("account", "name")
+    # the account's own endpoints, so any cloud works: __accountName makes the host and the code assume the public
+    # cloud's core.windows.net (shared/azure/clients.py), wrong in Azure China or US Government
+    for service in ("blob", "queue", "table"):
+        assert dotted(s[f"AzureWebJobsStorage__{service}ServiceUri"]) == f"account.properties.primaryEndpoints.{service}"
+    assert "AzureWebJobsStorage__accountName" not in s
     assert "AzureWebJobsStorage" not in s  # no connection string
     assert s["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "ClientId=${identityClientId};Authorization=AAD"
     assert not any(k.startswith("FUNCTIONS_") for k in s)  # Flex Consumption: the runtime is functionAppConfig's
@@ -486,9 +512,13 @@ def test_vaults_setting_is_built_from_what_is_deployed():
     assert main["modules"]["vaults"]["config"]["loop_type"]["detail"]["array_name"] == "newVaultRegions"
 
 
-def test_policy_file_ships_with_the_code():
+def test_policy_file_ships_with_the_code(tmp_path, monkeypatch):
+    # relative: the code resolves it against its own root (where Flex mounts the package is not documented)
     assert app_settings()["VMKEEPER_POLICY_FILE"] == "policyFile"
-    assert bicep("app/function.bicep")["variables"]["policyFile"]["value"] == "/home/site/wwwroot/policies.json"
+    assert bicep("app/function.bicep")["variables"]["policyFile"]["value"] == "policies.json"
+    monkeypatch.chdir(tmp_path)
+    fleet = settings.FleetSettings.from_env({"VMKEEPER_SUBSCRIPTIONS": SUB, "VMKEEPER_POLICY_FILE": "policies.json"})
+    assert fleet.policy_file == str(ROOT / "policies.json")
     ignored = [line.strip() for line in (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
                if line.strip() and not line.startswith("#")]
     import fnmatch
@@ -504,7 +534,7 @@ def test_auth_only_with_a_client_id_and_open_paths():
         "function": {"type": "empty", "parameters": {"item_to_test": "authClientId"}}}}}}
     gv = auth["config"]["properties"]["globalValidation"]
     assert gv["unauthenticatedClientAction"] == "Return401"
-    assert gv["excludedPaths"] == ["/api/health", "/api/openapi.json"]
+    assert gv["excludedPaths"] == ["/api/health", "/api/openapi.json", *sorted(EVENTGRID_WEBHOOK)]
 
 
 def http_routes() -> dict[str, str]:
@@ -516,13 +546,29 @@ def http_routes() -> dict[str, str]:
     return found
 
 
-def test_only_the_anonymous_routes_skip_app_service_authentication():
+# The Event Grid extension's webhook (Microsoft Learn, "Azure Event Grid trigger for Azure Functions"): Event Grid
+# delivers every event there, to ?functionName=<function>, without a token — the extension's system key in ?code=
+# is what protects it. Learn's pages spell the path both ways (…/eventgrid in the trigger's page, …/EventGrid in
+# Event Grid's validation errors): both are left to the key.
+EVENTGRID_WEBHOOK = {"/runtime/webhooks/eventgrid", "/runtime/webhooks/EventGrid"}
+
+
+def event_grid_functions() -> set[str]:
+    """The app's Event Grid triggered functions (functions/)."""
+    found = set()
+    for path in ROOT.joinpath("functions").glob("*.py"):
+        found |= set(re.findall(r"@bp\.event_grid_trigger\([^)]*\)\s*def (\w+)\(", path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_only_the_anonymous_routes_and_the_event_grid_webhook_skip_app_service_authentication():
     routes = http_routes()
     assert routes["report"] == "FUNCTION" and routes["restores"] == "FUNCTION"  # the grep found them
+    assert event_grid_functions() == {"vm_events"}  # and this one: Event Grid delivers to the webhook
     assert "routePrefix" not in json.dumps(json.loads((ROOT / "host.json").read_text(encoding="utf-8")))  # /api
     gv = bicep("app/function.bicep")["resources"]["auth"]["config"]["config"]["properties"]["globalValidation"]
     anonymous = {f"/api/{route}" for route, level in routes.items() if level == "ANONYMOUS"}
-    assert set(gv["excludedPaths"]) == anonymous
+    assert set(gv["excludedPaths"]) == anonymous | (EVENTGRID_WEBHOOK if event_grid_functions() else set())
     assert "/api/report" not in gv["excludedPaths"]
     assert {"authTenantId", "authClientId", "authAllowedAudiences"} <= set(bicep("main.bicep")["parameters"])
 
