@@ -380,7 +380,7 @@ module stagingRoleAssignments 'security/role-assignment-storage.bicep' = [for (a
 // --- end of the staging storage accounts ---------------------------------------------------------------
 
 // Event Grid: a Microsoft.Resources.Subscriptions system topic in each protected subscription that has none.
-// Their event subscriptions are made by the postdeploy hook, once vm_events exists (infra/hooks/postdeploy.sh).
+// Their event subscriptions are made by the postdeploy hook, once vm_events exists (infra/hooks/postdeploy.py).
 module topics 'eventgrid/subscription-topic.bicep' = [for sub in newTopicSubscriptionIds: {
   name: 'vmkeeper-events-${sub}-${resourceToken}'
   scope: subscription(sub)
@@ -408,3 +408,20 @@ output EVENTGRID_SYSTEM_TOPIC_IDS array = concat(newTopicIds, map(items(existing
 output VAULT_IDS object = vaultIds
 output ALERTS_TOPIC_ID string = alertsEnabled ? alertsTopicId : ''
 output ALERTS_TOPIC_ENDPOINT string = alertsEnabled ? alertsSender.outputs.endpoint : ''
+
+// For the hooks (infra/hooks): the cloud to sign in to, and what vmkeeper makes outside rg-<env>, which azd down does
+// not delete (rg-<env> is the group it deletes): the teardown deletes each of these by its id. Every output named
+// VMKEEPER_…ROLE_ASSIGNMENT_ID(S) / VMKEEPER_…ROLE_DEFINITION_ID(S) is read (tests/infra/test_hooks.py: every role
+// assignment or definition outside rg-<env> is in one).
+output AZURE_RESOURCE_MANAGER_ENDPOINT string = environment().resourceManager
+output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output VMKEEPER_EVENTS_RESOURCE_GROUP_IDS array = map(newTopicSubscriptionIds, s => '/subscriptions/${s}/resourceGroups/${eventsResourceGroupName}')
+output VMKEEPER_ROLE_DEFINITION_IDS array = [
+  role.outputs.id
+]
+output VMKEEPER_ROLE_ASSIGNMENT_IDS array = [for (sub, i) in subscriptionIds: roleAssignments[i].outputs.id]
+output VMKEEPER_STAGING_ROLE_DEFINITION_IDS array = empty(restoreStagingAccountIds) ? [] : [
+  stagingRole.outputs.id
+]
+output VMKEEPER_STAGING_ROLE_ASSIGNMENT_IDS array = [for (account, i) in restoreStagingAccountIds: stagingRoleAssignments[i].outputs.id]
+output VMKEEPER_ALERTS_ROLE_ASSIGNMENT_ID string = (alertsEnabled && !empty(existingAlertsTopicId)) ? alertsSender.outputs.assignmentId : ''

@@ -19,3 +19,6 @@ resource assignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     description: 'vmkeeper: stage Azure Backup restores in this storage account'
   }
 }
+
+// What the teardown deletes (main.bicep output VMKEEPER_STAGING_ROLE_ASSIGNMENT_IDS): it outlives azd down.
+output id string = assignment.id

@@ -30,3 +30,6 @@ resource definition 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
     assignableScopes: assignableScopes
   }
 }
+
+// What the teardown deletes (main.bicep output VMKEEPER_STAGING_ROLE_DEFINITION_IDS): the role outlives azd down.
+output id string = definition.id

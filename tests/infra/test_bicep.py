@@ -129,7 +129,7 @@ def app_settings() -> dict:
 def test_there_is_bicep_to_check():
     names = {p.relative_to(INFRA).as_posix() for p in BICEP_FILES}
     assert {"main.bicep", "app/function.bicep", "app/storage.bicep", "backup/vault.bicep",
-            "eventgrid/event-subscription.bicep", "security/role-definition.bicep", "alerts/topic.bicep",
+            "eventgrid/system-topic.bicep", "security/role-definition.bicep", "alerts/topic.bicep",
             "alerts/data-sender.bicep", "alerts/webhook-subscription.bicep"} <= names
 
 
@@ -404,20 +404,6 @@ def test_system_topic_is_the_subscriptions():
     assert "existingSystemTopicIds" in bicep("main.bicep")["parameters"]
 
 
-def test_event_subscription_filters_vm_writes_and_deletes():
-    sub = bicep("eventgrid/event-subscription.bicep")["resources"]["vmEvents"]["config"]["properties"]
-    assert sub["destination"]["endpointType"] == "AzureFunction"
-    assert sub["destination"]["properties"]["resourceId"] == "${functionAppId}/functions/vm_events"
-    assert set(sub["filter"]["includedEventTypes"]) == {"Microsoft.Resources.ResourceWriteSuccess",
-                                                        "Microsoft.Resources.ResourceDeleteSuccess"}
-    assert sub["filter"]["advancedFilters"] == [{"operatorType": "StringIn", "key": "data.operationName", "values": [
-        "Microsoft.Compute/virtualMachines/write", "Microsoft.Compute/virtualMachines/delete"]}]
-    assert set(sub["retryPolicy"]) == {"maxDeliveryAttempts", "eventTimeToLiveInMinutes"}
-    dl = sub["deadLetterWithResourceIdentity"]
-    assert dl["identity"]["type"] == "UserAssigned"
-    assert dl["deadLetterDestination"]["endpointType"] == "StorageBlob"
-
-
 def test_the_function_exists():
     assert "def vm_events(" in (ROOT / "functions" / "autoprotect.py").read_text(encoding="utf-8")
 
@@ -631,15 +617,11 @@ def test_only_the_anonymous_routes_and_the_event_grid_webhook_skip_app_service_a
 
 # --- azd ------------------------------------------------------------------------------------------
 
-def test_azure_yaml_names_the_service_and_the_hook():
+def test_azure_yaml_names_the_service():  # its hooks: tests/infra/test_hooks.py
     doc = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
     assert list(doc["services"]) == ["vmkeeper"]
     svc = doc["services"]["vmkeeper"]
     assert (svc["host"], svc["language"], svc["project"]) == ("function", "python", ".")
-    hook = doc["hooks"]["postdeploy"]["posix"]["run"]
-    script = ROOT / hook
-    assert script.is_file() and script.stat().st_mode & 0o111
-    assert "eventgrid/event-subscriptions.bicep" in script.read_text(encoding="utf-8")
     tags = bicep("app/function.bicep")["resources"]["site"]["config"]["tags"]["function"]["parameters"]["arg_2"]
     assert tags == {"'azd-service-name'": "vmkeeper"}
 
@@ -655,13 +637,6 @@ def test_parameters_file_names_only_main_parameters():
     assert secure == {"alertWebhookUrl"}
     for name in secure:
         assert re.fullmatch(r"\$\{[A-Z_]+\}", params[name]["value"]), name
-
-
-def test_hook_outputs_exist():
-    outputs = set(bicep("main.bicep")["outputs"])
-    script = (INFRA / "hooks" / "postdeploy.sh").read_text(encoding="utf-8")
-    used = set(re.findall(r"\$\{([A-Z_]+)", script)) - {"AZURE_ENV_NAME"}
-    assert used and used <= outputs
 
 
 def test_app_roles_file_names_the_roles_the_code_checks():
