@@ -62,9 +62,9 @@ def network_mapping(source_vnet_id: str, target_location: str) -> str:
 
 
 def protected_item(vm_id: str) -> str:
-    """A VM's replicated item: ``vmk-{vm name}-{sha256(vm id)[:8]}`` (two VMs of one name in two groups of a
-    region share a container, so the id's hash keeps them apart)."""
-    vm = vm_id.rstrip("/").rsplit("/", 1)[-1]
+    """A VM's replicated item: ``vmk-{vm name}-{sha256(vm id)[:8]}``, lower case as ARM ids compare (two VMs of
+    one name in two groups of a region share a container, so the id's hash keeps them apart)."""
+    vm = vm_id.rstrip("/").rsplit("/", 1)[-1].lower()
     return f"{PREFIX}-{_part(vm, 64)}-{_hash(vm_id)}"
 
 
