@@ -134,7 +134,8 @@ class Replication:
                 continue
             self.queue.send_message(messages.encode(new_message("enable", vm_id, event, format_instant(now))))
             counts["enable"] += 1
-        for vm_id in sorted(ours - listed):
+        in_scope = {s.lower() for s in self.settings.subscriptions}
+        for vm_id in sorted(v for v in ours - listed if v.split("/")[2] in in_scope):  # the job looks at the VM itself
             self.queue.send_message(messages.encode(new_message("disable", vm_id, event, format_instant(now))))
             counts["disable"] += 1
         log.info("replication sweep: %s", counts)

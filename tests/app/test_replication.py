@@ -220,6 +220,38 @@ def test_a_critical_vm_created_is_protected_with_one_of_each_object_and_a_rerun_
     assert app_writes(az, mark) == []
 
 
+def test_critical_vms_created_together_share_one_of_each_infrastructure_object(az, dr, asr, compute, resources, sub):
+    """Jobs of VMs created at once meet objects another job is still making: they wait for them, make no second."""
+    import threading
+
+    made = []
+
+    def create(name):
+        made.append(create_vm(resources, compute, sub, name, {"vmkeeper-dr": "critical"}))
+    threads = [threading.Thread(target=create, args=(f"vm-pair-{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    dr["host"].start()  # the host's queue pump runs jobs side by side, as in Azure
+
+    def all_protected():
+        """all three Protected"""
+        return all((row(dr, vm.id) or {}).get("outcome") == "protected" for vm in made)
+    run_until(az, dr, all_protected, seconds=90)
+    rg, vault = dr["vault"].split("/")[4], dr["vault"].split("/")[8]
+    fabrics = {f.name for f in asr.replication_fabrics.list(rg, vault)}
+    assert fabrics == {f"vmk-a2a-{SOURCE}", f"vmk-a2a-{TARGET}"}
+    containers = {c.name for f in fabrics for c in asr.replication_protection_containers.list_by_replication_fabrics(
+        rg, vault, f)}
+    assert containers == {f"vmk-a2a-{SOURCE}-container", f"vmk-a2a-{TARGET}-container"}
+    assert [p.name for p in asr.replication_policies.list(rg, vault)] == ["vmk-a2a-1440min-app240min-pervm"]
+    assert len(list(asr.replication_protection_container_mappings.list(rg, vault))) == 2
+    assert len(list(asr.replication_network_mappings.list(rg, vault))) == 1  # one source VNet
+    assert len(list(asr.replication_protected_items.list(rg, vault))) == 3
+    assert poisoned(dr) == []
+
+
 def test_a_vm_tagged_later_is_found_by_the_sweep_and_opted_out_or_untagged_vms_are_left_alone(az, dr, asr, compute):
     seeded = az.seed(subscriptions=[dr["sub"]], resource_groups=1, vms=3, regions=[SOURCE], vm_prefix="swp",
                      tag_sets=[{"vmkeeper-dr": "critical"}, {"vmkeeper-dr": "critical", "vmkeeper-optout": "true"},
