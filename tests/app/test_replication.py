@@ -219,6 +219,13 @@ def test_a_critical_vm_created_is_protected_with_one_of_each_object_and_a_rerun_
     assert dr["host"].run_until_idle(timeout=30)
     assert app_writes(az, mark) == []
 
+    # A second critical VM on the same VNet finds every infrastructure object there: only its own item is written.
+    mark = len(az.calls())
+    second = create_vm(resources, compute, sub, "vm-crit-2", {"vmkeeper-dr": "critical"})
+    run_until(az, dr, lambda: (row(dr, second.id) or {}).get("outcome") == "protected")
+    assert writes_by_operation(app_writes(az, mark)) == {
+        f"{ASR}/replicationProtectionContainers/replicationProtectedItems/write": 1}
+
 
 def test_critical_vms_created_together_share_one_of_each_infrastructure_object(az, dr, asr, compute, resources, sub):
     """Jobs of VMs created at once meet objects another job is still making: they wait for them, make no second."""
