@@ -89,7 +89,7 @@ class Replication:
         if outcome.result == "ineligible":
             d = outcome.detail
             self._alert(A.Alert(A.REPLICATION_INELIGIBLE, vm_id, f"ineligible|{d.get('vm_instance')}|{d.get('code')}", {
-                "reason": d.get("message"), "code": d.get("code"), "possible_causes": d.get("possible_causes"),
+                "reason": f"{d.get('message')} Recommended action: {d.get('recommended_action')}", "code": d.get("code"), "possible_causes": d.get("possible_causes"),
                 "recommended_action": d.get("recommended_action"), "target_region": d.get("target_region"),
                 "policy": d.get("vmkeeper_policy")}))
         elif outcome.result in select.MISTAKES:

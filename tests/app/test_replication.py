@@ -302,6 +302,10 @@ def test_an_ineligible_vm_is_reported_with_azures_reason_and_nothing_is_made(az,
     assert alert["type"] == "vmkeeper.replication.ineligible"
     assert alert["data"]["code"] == "A2AOperatingSystemNotSupported"
     assert alert["data"]["recommended_action"] == detail["recommended_action"] and "18.04" in alert["data"]["reason"]
+    from shared.wiring import current
+
+    [failure] = [f for f in current().reports.data().failures if f.subject == vm.id.lower()]  # the report page's row
+    assert failure.type == "vmkeeper.replication.ineligible" and detail["recommended_action"] in failure.reason
     assert [c for c in app_writes(az, mark) if c["operation"].startswith("Microsoft.RecoveryServices")] == []
     assert item_of(asr, dr, vm.id) is None
     # Reported once: the sweep looks again, finds it still ineligible, raises nothing new.
