@@ -297,8 +297,8 @@ class Replicator:
             op, refused = self._write(*self._begin(asr, vault_rg, vault, obj))
             if refused is not None:
                 reason = f"{obj.key}: {refused['code']}: {refused['message']}"
-                (waits if plan.refusal(refused.get("status"), refused["code"], refused.get("target")) == "wait"
-                 else fails).append(reason)
+                wait = obj.kind != "vnet" and plan.refusal(refused.get("status"), refused["code"], refused.get("target"))
+                (waits if wait == "wait" else fails).append(reason)  # a VNet's 404: the target group is missing
                 continue
             if op is not None and obj.kind != "vnet":  # a VNet's own state says when it is there
                 ops.append(op)
