@@ -71,6 +71,9 @@ param complianceSchedule string = '0 */30 * * * *'
 @description('NCRONTAB of the DR drill planner (VMKEEPER_DRILL_SCHEDULE): daily, each VM drilled once per its policy\'s drill.every_days.')
 param drillSchedule string = '0 0 3 * * *'
 
+@description('NCRONTAB of the Site Recovery sweep (VMKEEPER_REPLICATION_SCHEDULE): VMs that should replicate and do not yet (a tag added later, a policy changed).')
+param replicationSchedule string = '0 10,40 * * * *'
+
 @description('Alerts published to an Event Grid custom topic. false: no topic, VMKEEPER_ALERTS_TOPIC_ENDPOINT empty (alerts are recorded, not published).')
 param alertsEnabled bool = true
 
@@ -124,6 +127,7 @@ var queues = {
   jobs: 'vmkeeper-jobs'
   restores: 'vmkeeper-restores'
   drills: 'vmkeeper-drills'
+  replication: 'vmkeeper-replication'
 }
 var tables = {
   protect: 'vmkeeperprotection'
@@ -259,6 +263,7 @@ module app 'app/function.bicep' = {
     schedule: schedule
     complianceSchedule: complianceSchedule
     drillSchedule: drillSchedule
+    replicationSchedule: replicationSchedule
     alertsTopicEndpoint: alertsEnabled ? alertsSender.outputs.endpoint : ''
     retentionSchedule: retentionSchedule
     retentionDryRun: retentionDryRun

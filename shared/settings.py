@@ -275,3 +275,38 @@ class DrillSettings:
         fleet = FleetSettings.from_env(env)
         return cls(fleet.subscriptions, fleet.policy_file, _get(env, "VMKEEPER_DRILL_QUEUE", "vmkeeper-drills"),
                    fleet.ledger_table)
+
+
+@dataclass(frozen=True)
+class ReplicationSettings:
+    """Site Recovery (shared/replication/): the vaults (the target region's vault replicates into it), the policy
+    document (each policy's ``replication`` block), the replication jobs' queue, and how patiently to wait."""
+
+    vaults: dict[str, str]  # region → Recovery Services vault id (VMKEEPER_VAULTS, as for Azure Backup)
+    policy_file: str
+    queue: str
+    ledger_table: str  # the fleet's ledger: a row per VM in the partition "replication" (the report reads it)
+    subscriptions: tuple[str, ...]  # the sweep's scope (VMKEEPER_SUBSCRIPTIONS); the event path needs none
+    retry_seconds: int
+    retry_max_seconds: int
+    max_attempts: int  # looks at something not ready yet (a VM being created, an object another job makes)
+    timeout_hours: int  # initial replication may take this long before the job gives up (and alerts)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReplicationSettings:
+        env = os.environ if env is None else env
+        subs = tuple(s.strip().lower() for s in (env.get("VMKEEPER_SUBSCRIPTIONS") or "").split(",") if s.strip())
+        bad = [s for s in subs if not resource_ids.GUID.match(s)]
+        if bad:
+            raise SettingError(f"VMKEEPER_SUBSCRIPTIONS: comma-separated subscription ids (bad: {', '.join(bad)})")
+        return cls(
+            vaults=_vaults(env),
+            policy_file=_policy_file(env),
+            queue=_get(env, "VMKEEPER_REPLICATION_QUEUE", "vmkeeper-replication"),
+            ledger_table=_get(env, "VMKEEPER_LEDGER_TABLE", "vmkeeperledger"),
+            subscriptions=subs,
+            retry_seconds=_int(env, "VMKEEPER_REPLICATION_RETRY_SECONDS", 15, 1, 3600),
+            retry_max_seconds=_int(env, "VMKEEPER_REPLICATION_RETRY_MAX_SECONDS", 600, 1, 86400),
+            max_attempts=_int(env, "VMKEEPER_REPLICATION_MAX_ATTEMPTS", 40, 1, 1000),
+            timeout_hours=_int(env, "VMKEEPER_REPLICATION_TIMEOUT_HOURS", 72, 1, 24 * 14),
+        )

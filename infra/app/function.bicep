@@ -33,6 +33,7 @@ param restoreScopes string
 param schedule string
 param complianceSchedule string
 param drillSchedule string
+param replicationSchedule string
 param retentionSchedule string
 param retentionDryRun bool
 param backupNow bool
@@ -139,6 +140,12 @@ var appSettings = {
   VMKEEPER_ALERTS_TABLE: tables.alerts
   VMKEEPER_DRILL_SCHEDULE: drillSchedule
   VMKEEPER_DRILL_QUEUE: queues.drills
+  VMKEEPER_REPLICATION_SCHEDULE: replicationSchedule
+  VMKEEPER_REPLICATION_QUEUE: queues.replication
+  VMKEEPER_REPLICATION_RETRY_SECONDS: '15'
+  VMKEEPER_REPLICATION_RETRY_MAX_SECONDS: '600'
+  VMKEEPER_REPLICATION_MAX_ATTEMPTS: '40'
+  VMKEEPER_REPLICATION_TIMEOUT_HOURS: '72'
 }
 
 // No publishing with a user name and password: neither FTP nor the scm (Kudu) endpoints take the publishing
