@@ -41,6 +41,8 @@ DR_TAG, CRITICAL = "vmkeeper-dr", "critical"  # on a VM: replicate it (shared/ta
 DEFAULT_RPO = timedelta(minutes=60)
 INITIAL_ALLOWANCE = timedelta(hours=24)  # a first full copy of large disks over a region pair takes hours, not days
 HEALTHY = "Normal"
+# What a compliance row keeps of Azure's health errors (the row's kinds are one table property, at most 64 KiB).
+MAX_ERRORS, MAX_TEXT = 5, 500
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ def of_instance(items: Iterable[ReplicatedItem], os_disk: str | None) -> tuple[R
     return None, f"replicated item {items[0].id.rsplit('/', 1)[-1]} replicates other disks (an earlier instance of the VM)"
 
 
+def _bounded(error: dict[str, str]) -> dict[str, str]:
+    return {k: v[:MAX_TEXT] for k, v in error.items()}
+
+
 def _minutes(delta: timedelta | float) -> str:
     seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
     return f"{seconds / 60:.0f} min"
@@ -102,11 +108,12 @@ def judge(item: ReplicatedItem | None, expected: bool, rpo: timedelta, now: date
     detail: dict[str, Any] = {"health": item.health, "protection_state": item.protection_state,
                               "rpo_seconds": item.rpo_seconds,
                               "rpo_calculated": format_instant(item.rpo_calculated) if item.rpo_calculated else None,
-                              "progress": item.progress, "errors": [e.to_json() for e in item.errors],
+                              "progress": item.progress, "errors": [_bounded(e.to_json()) for e in item.errors[:MAX_ERRORS]],
                               "target_region": item.target_region or None, "since": None}
     problems = []
     if item.health != HEALTHY:
-        errors = "; ".join(f"{e.code}: {e.message}" for e in item.errors) or "no health error given"
+        errors = "; ".join(f"{e.code}: {e.message[:MAX_TEXT]}" for e in item.errors[:MAX_ERRORS]) \
+            or "no health error given"
         problems.append(f"replication health {item.health or 'unknown'} ({errors})")
     state = MET
     if item.initial:

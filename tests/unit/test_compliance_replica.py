@@ -18,7 +18,7 @@ from shared.compliance import replica as R
 from shared.compliance.service import _row as ledger_row
 from shared.compliance.service import changes, judge, vm_from_row
 from shared.points.model import FleetPoints, RecoveryPoint
-from shared.points.replicas import ReplicatedItem, replicated_item
+from shared.points.replicas import HealthError, ReplicatedItem, replicated_item
 from shared.policy.document import load_policies
 from shared.report.model import BREACHED, INITIAL_REPLICATION, MET, MISSING, NOT_PROTECTED, REPLICA
 
@@ -218,6 +218,17 @@ def test_the_initial_replication_allowance_counts_from_the_first_evaluation_that
     # another item (re-enabled): its own allowance
     other = fleet_of([replace(copying, id=ITEM + "-2")], at=NOW + timedelta(hours=25))
     assert judge(other, POLICIES, NOW + timedelta(hours=25), since).vms[0].state == MET
+
+
+def test_a_row_keeps_a_bounded_share_of_azures_health_errors():
+    many = replace(item(health="Critical"), errors=tuple(
+        HealthError(f"E{n}", "m" * 5000, "a" * 5000) for n in range(50)))
+    detail = R.judge(many, True, R.DEFAULT_RPO, NOW).status.replication
+    assert [e["code"] for e in detail["errors"]] == ["E0", "E1", "E2", "E3", "E4"]
+    assert all(len(e["message"]) == len(e["recommended_action"]) == R.MAX_TEXT for e in detail["errors"])
+    (vm,) = judge(fleet_of([many]), POLICIES, NOW).vms
+    row = ledger_row(vm, "2026-11-28T12:00:00Z")
+    assert len(row["kinds"]) < 16_000 and "E4" in vm.reason and "E5" not in vm.reason
 
 
 def test_a_replica_row_reads_back_whole():
