@@ -344,6 +344,41 @@ module vaultRoleAssignment 'security/role-assignment-rg.bicep' = if (!contains(s
   }
 }
 
+// --- Restores from Azure Backup recovery points: the staging storage accounts -----------------------------
+// Azure Backup checks Microsoft.Storage/storageAccounts/write on the caller for the staging storage account a restore
+// names (Learn, backup-rbac-rs-vault, "Restore managed disks from VM backup"; without it the restore is refused with
+// 403 LinkedAuthorizationFailed). That one action is a role of its own (infra/vmkeeper-staging-role.json), assigned
+// at each staging account listed here and nowhere else: never at a subscription or a group.
+@description('Storage accounts (resource ids) that restores from Azure Backup recovery points stage in: a restore request\'s target.staging_storage_account must be one of them. Each must exist. Empty: none (Azure Backup refuses such restores).')
+param restoreStagingAccountIds array = []
+
+var stagingRoleName = guid(subscription().id, environmentName, 'vmkeeper-staging-role')
+
+module stagingRole 'security/staging-role-definition.bicep' = if (!empty(restoreStagingAccountIds)) {
+  name: 'staging-role-definition'
+  params: {
+    name: stagingRoleName
+    environmentName: environmentName
+    assignableScopes: map(union(map(restoreStagingAccountIds, a => toLower(split(a, '/')[2])), [
+      subscription().subscriptionId
+    ]), s => '/subscriptions/${s}')
+  }
+}
+
+module stagingRoleAssignments 'security/role-assignment-storage.bicep' = [for (account, i) in restoreStagingAccountIds: {
+  name: 'vmkeeper-staging-${i}-${resourceToken}'
+  scope: resourceGroup(split(account, '/')[2], split(account, '/')[4])
+  dependsOn: [
+    stagingRole
+  ]
+  params: {
+    roleDefinitionName: stagingRoleName
+    principalId: identity.outputs.principalId
+    storageAccountName: last(split(account, '/'))
+  }
+}]
+// --- end of the staging storage accounts ---------------------------------------------------------------
+
 // Event Grid: a Microsoft.Resources.Subscriptions system topic in each protected subscription that has none.
 // Their event subscriptions are made by the postdeploy hook, once vm_events exists (infra/hooks/postdeploy.sh).
 module topics 'eventgrid/subscription-topic.bicep' = [for sub in newTopicSubscriptionIds: {

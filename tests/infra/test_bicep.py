@@ -338,15 +338,57 @@ def test_role_is_assigned_in_every_protected_subscription():
         assert props["principalType"] == "ServicePrincipal"
 
 
-def test_custom_role_grants_nothing_on_event_grid():
+def test_staging_role_is_its_json_assigned_at_each_staging_account_and_nowhere_else():
+    # Azure Backup checks storageAccounts/write on a restore's staging account (Learn, backup-rbac-rs-vault): that
+    # action is granted at the accounts restoreStagingAccountIds lists, never at a subscription or a group.
+    doc = json.loads((INFRA / "vmkeeper-staging-role.json").read_text(encoding="utf-8"))
+    assert set(doc) == {"roleName", "description", "actions", "notActions", "dataActions", "notDataActions"}
+    assert [a.lower().startswith("microsoft.storage/storageaccounts/") for a in doc["actions"]] == [True]
+    role = bicep("security/staging-role-definition.bicep")
+    assert role["variables"]["role"]["value"]["function"]["parameters"]["file_path"] == "../vmkeeper-staging-role.json"
+    perms = role["resources"]["definition"]["config"]["properties"]["permissions"][0]
+    assert {k: accessor(v) for k, v in perms.items()} == {k: ("role", k) for k in
+                                                          ("actions", "notActions", "dataActions", "notDataActions")}
+    assignment = bicep("security/role-assignment-storage.bicep")["resources"]
+    assert assignment["account"]["type"] == "Microsoft.Storage/storageAccounts" and assignment["account"]["existing"]
+    config = assignment["assignment"]["config"]
+    assert config["scope"] == "account"  # the storage account itself
+    assert config["properties"]["roleDefinitionId"]["function"]["type"] == "subscription_resource_id"
+    assert config["properties"]["principalType"] == "ServicePrincipal"
+    main = bicep("main.bicep")
+    assert main["parameters"]["restoreStagingAccountIds"]["type"] == "array"
+    modules = main["modules"]
+    users = {name for name, m in modules.items() if m["detail"]["path"] in (
+        "security/staging-role-definition.bicep", "security/role-assignment-storage.bicep")}
+    assert users == {"stagingRole", "stagingRoleAssignments"}
+    loop = modules["stagingRoleAssignments"]["config"]
+    assert loop["loop_type"]["detail"]["array_name"] == "restoreStagingAccountIds"
+    assert loop["loop_type"]["detail"]["item_name"] == "account"
+    scope = loop["config"]["scope"]["function"]
+    split = {"function": {"type": "split", "parameters": {"input_string": "account", "delimiter": "/"}}}
+    assert scope["type"] == "resource_group" and scope["parameters"] == {
+        "subscription_id": {"operator": {"type": "index_accessor", "operands": {"operand_1": split, "operand_2": 2}}},
+        "resource_group_name": {"operator": {"type": "index_accessor", "operands": {"operand_1": split, "operand_2": 4}}}}
+    assert loop["config"]["params"]["storageAccountName"] == {"function": {"type": "last", "parameters": {"arg_1": split}}}
+    # the assignments name the definition the module makes (by its GUID, made only when there are accounts)
+    assert loop["config"]["params"]["roleDefinitionName"] == "stagingRoleName"
+    assert modules["stagingRole"]["config"]["config"]["params"]["name"] == "stagingRoleName"
+    assert loop["config"]["dependsOn"] == ["stagingRole"]
+    assert evaluate(modules["stagingRole"]["config"]["condition"], {"restoreStagingAccountIds": []}) is False
+    assert evaluate(modules["stagingRole"]["config"]["condition"], {"restoreStagingAccountIds": ["/x"]}) is True
+
+
+def test_custom_roles_grant_nothing_on_event_grid():
     # sending alerts is the built-in data role's, at the topic only (test_identity_sends_to_the_alerts_topic_only)
-    doc = json.loads((INFRA / "vmkeeper-role.json").read_text(encoding="utf-8"))
-    granted = [a for k in ("actions", "dataActions") for a in doc[k]]
-    assert not [a for a in granted if a.lower().startswith("microsoft.eventgrid/")]
+    for name in ("vmkeeper-role.json", "vmkeeper-staging-role.json"):
+        doc = json.loads((INFRA / name).read_text(encoding="utf-8"))
+        granted = [a for k in ("actions", "dataActions") for a in doc[k]]
+        assert not [a for a in granted if a.lower().startswith("microsoft.eventgrid/")], name
 
 
 def test_no_broad_built_in_roles_anywhere():
-    text = "\n".join(p.read_text(encoding="utf-8").lower() for p in [*BICEP_FILES, INFRA / "vmkeeper-role.json"])
+    text = "\n".join(p.read_text(encoding="utf-8").lower() for p in [*BICEP_FILES, INFRA / "vmkeeper-role.json",
+                                                                      INFRA / "vmkeeper-staging-role.json"])
     for role in BROAD_ROLES:
         assert role not in text
     for word in ("'contributor'", "'owner'", "\"*\""):
