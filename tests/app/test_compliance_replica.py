@@ -2,7 +2,7 @@
 of the vaults VMKEEPER_VAULTS names (the real SDK against the emulator), judges each VM's replica against its
 policy's RPO target, raises one alert per change, and the report page shows the replica kind.
 
-The world: one VM (westeurope) whose policy takes an hourly snapshot set (a fresh one is arranged, so the replica
+The world: the app's identity holding only the roles infra/ deploys; one VM (westeurope) whose policy takes an hourly snapshot set (a fresh one is arranged, so the replica
 alone decides the VM's state), the Site Recovery vault in northeurope; replication arranged with the plain SDK
 client (tests/app/replication_arrange.py)."""
 
@@ -24,10 +24,19 @@ from tests.app.restore_world import READER_PRINCIPAL, old_snapshot_set, start
 POLICIES = {"version": 1, "default": "snap", "policies": {"snap": {"schedule": {"every_hours": 1}, "snapshots": {}}}}
 
 
+APP_IDENTITY = "vmkeeper-identity"  # the bearer token of the app's credential: it holds the roles infra/ deploys
+
+
 @pytest.fixture
 def world(az, emu, azurite, tmp_path, monkeypatch):
-    w = start(az, emu, azurite, tmp_path, monkeypatch, VMKEEPER_COMPLIANCE_SCHEDULE="0 */30 * * * *",
-              VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
+    """The app as deployed: its identity holds only infra/'s roles (tests/app/deployed_roles.py), so a read the
+    role lacks is refused as Azure refuses it (and would show as a note of the evaluation)."""
+    from emulator.testing import StaticCredential
+    from tests.app.deployed_roles import assignments
+
+    w = start(az, emu, azurite, tmp_path, monkeypatch, credential=StaticCredential(APP_IDENTITY),
+              VMKEEPER_COMPLIANCE_SCHEDULE="0 */30 * * * *", VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
+    az.role_assignments(assignments(APP_IDENTITY, [w["sub"]], []))
     (tmp_path / "policies.json").write_text(json.dumps(POLICIES))
     asr.dr_vault(az, emu, w, monkeypatch)
     old_snapshot_set(az, w, timedelta(0), policy="snap")  # this hour's set: the VM's only kind of point is met
@@ -44,7 +53,9 @@ def alerts(world: dict[str, Any]) -> list[dict[str, Any]]:
 
 def evaluate(world: dict[str, Any]) -> Any:
     world["host"].fire_timer("compliance_evaluation")
-    (vm,) = world["wiring"].compliance.recorded().vms
+    evaluation = world["wiring"].compliance.recorded()
+    assert evaluation.notes == []  # every vault's replicated items read, under the deployed role
+    (vm,) = evaluation.vms
     return vm, {k.kind: k for k in vm.kinds}
 
 
