@@ -17,6 +17,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from shared.alerts import events as A
+from shared.instants import parse_instant
 from shared.report.model import BREACHED, INITIAL_REPLICATION, MET, MISSING, REPLICA
 from tests.app import replication_arrange as asr
 from tests.app.restore_world import READER_PRINCIPAL, old_snapshot_set, start
@@ -48,7 +49,8 @@ def world(az, emu, azurite, tmp_path, monkeypatch):
 def alerts(world: dict[str, Any]) -> list[dict[str, Any]]:
     table = TableClient.from_connection_string(world["azurite"].connection_string,
                                                world["settings"]["VMKEEPER_ALERTS_TABLE"])
-    return sorted((json.loads(r["event"]) for r in table.list_entities()), key=lambda e: e["time"])
+    rows = sorted(table.list_entities(), key=lambda r: parse_instant(r["time"]))  # the outbox's, to the microsecond
+    return [json.loads(r["event"]) for r in rows]
 
 
 def evaluate(world: dict[str, Any]) -> Any:
