@@ -115,6 +115,7 @@ class ReplicationSpec:
     app_consistent_frequency_hours: int = 4
     consistency_group: str | None = None
     all_vms: bool = False  # else only VMs tagged vmkeeper-dr: critical
+    rpo_minutes: int = 60  # compliance's RPO target for the replica kind (shared/compliance/replica.py)
 
     def cache_account(self, region: str) -> str | None:
         return dict(self.cache_storage_accounts).get(region)
@@ -367,7 +368,7 @@ def _replication(raw: Mapping[str, Any], where: str, errors: list[str]) -> Repli
         mappings.append(NetworkMapping(m["source_vnet"], m["target_vnet"], m.get("target_subnet")))
     return ReplicationSpec(target, raw["target_resource_group"], tuple(sorted(caches.items())),
                            bool(raw["network"].get("isolated")), tuple(mappings), retention, app,
-                           raw.get("consistency_group"), raw.get("all_vms", False))
+                           raw.get("consistency_group"), raw.get("all_vms", False), raw.get("rpo_minutes", 60))
 
 
 def _policy(
