@@ -211,3 +211,36 @@ def test_a_crash_right_after_the_test_failover_was_sent_follows_it_and_sends_non
         assert in_group(az, w["sub"], replica["target_rg"]) == target_before and groups(az, w["sub"]) == before
     finally:
         w["host"].close()
+
+
+def test_a_target_group_already_holding_a_name_the_test_would_make_gets_no_test_failover(
+        az, emu, azurite, tmp_path, monkeypatch):
+    """An operator's NIC in the target group has the name A2A gives the test's NIC: the drill fails before sending
+    anything (ASR would collide with it, and the check after the cleanup could not tell it from the test's), the NIC
+    is untouched, and no cleanup is sent for a test failover that never was."""
+    from azure.mgmt.network.models import Subnet
+
+    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch)
+    try:
+        sub, target = w["sub"], replica["target_rg"]
+        net = az.client(NetworkManagementClient, sub, polling_interval=0)
+        ops = vnet("10.7.0.0/16")
+        ops.subnets = [Subnet(name="default", address_prefix="10.7.0.0/24")]
+        subnet = net.virtual_networks.begin_create_or_update(target, "ops-net", ops).result().subnets[0]
+        nic = net.network_interfaces.begin_create_or_update(target, "vm-00000-nic-test", {
+            "location": SECOND, "tags": {"owner": "ops"}, "properties": {"ipConfigurations": [{
+                "name": "ipconfig1", "properties": {"subnet": {"id": subnet.id}}}]}}).result()
+        target_before = in_group(az, sub, target)
+        mark = len(az.calls())
+        w["host"].fire_timer("plan_drills")
+        assert w["host"].run_until_idle(timeout=120)
+
+        (drill,) = w["wiring"].drills.history()
+        assert drill.result == "failed" and "already holds" in drill.reason and nic.id.lower() in drill.reason.lower()
+        assert drill.cleanup == "removed"  # its own group and VNet: torn down
+        assert app_calls(az, mark, TEST_FAILOVER) == [] and app_calls(az, mark, CLEANUP) == []
+        assert in_group(az, sub, target) == target_before
+        assert net.network_interfaces.get(target, "vm-00000-nic-test").tags == {"owner": "ops"}
+        assert said(w) == [A.DRILL_FAILED]
+    finally:
+        w["host"].close()
