@@ -102,27 +102,36 @@ def test_a_replica_drill_test_fails_over_into_its_isolated_vnet_proves_it_ready_
         w["host"].close()
 
 
-def test_a_failing_test_failover_alerts_once_and_is_cleaned_up(az, emu, azurite, tmp_path, monkeypatch):
-    """ASR's test failover job ends Failed: the drill fails with ASR's reason, one ``vmkeeper.drill.failed``; after
-    ``keep_failed_hours`` the failed test failover is cleaned up (testFailoverCleanup), nothing is left in the target
+@pytest.mark.parametrize("failure", ["test_failover", "agent"])
+def test_a_failing_test_failover_alerts_once_and_is_cleaned_up(az, emu, azurite, tmp_path, monkeypatch, failure):
+    """``test_failover``: ASR's test failover job ends Failed. ``agent``: it succeeds, but the test VM's agent never
+    gets Ready. Either way the drill fails saying why, one ``vmkeeper.drill.failed``; after ``keep_failed_hours``
+    the test failover is cleaned up (testFailoverCleanup, after the failed one too), nothing is left in the target
     group, and the drill's VNet and group are gone."""
-    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, keep_failed_hours=0)
+    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, keep_failed_hours=0, ready_timeout_minutes=0.1)
     try:
         sub, target = w["sub"], replica["target_rg"]
         before, target_before = groups(az, sub), in_group(az, sub, target)
-        az.faults([{"kind": "lro_failed", "operation": ".*/replicationProtectedItems/testFailover/action", "count": 1}])
+        if failure == "test_failover":
+            az.faults([{"kind": "lro_failed", "operation": ".*/replicationProtectedItems/testFailover/action", "count": 1}])
+        else:
+            az.vm_agent_fault(f"{replica['item_name']}-test")
         mark = len(az.calls())
         w["host"].fire_timer("plan_drills")
         assert w["host"].run_until_idle(timeout=120)
 
         (drill,) = w["wiring"].drills.history()
         assert drill.result == "failed" and drill.cleanup == "removed", drill
-        assert "test failover" in drill.reason and "Failed" in drill.reason
+        if failure == "test_failover":
+            assert "test failover" in drill.reason and "Failed" in drill.reason
+        else:
+            assert "not ready" in drill.reason and f"{replica['item_name']}-test" in drill.reason
         (failed,) = [e for e in alerts(w)]
         assert failed["type"] == A.DRILL_FAILED and failed["subject"] == w["vm_id"].lower()
         assert len(app_calls(az, mark, TEST_FAILOVER)) == 1 and len(app_calls(az, mark, CLEANUP)) == 1
         item = item_of(replica).properties
         assert item.test_failover_state == "None" and "TestFailover" in item.allowed_operations
+        assert (item.last_successful_test_failover_time is None) == (failure == "test_failover")
         assert in_group(az, sub, target) == target_before and groups(az, sub) == before
         assert poisoned(w) == 0
     finally:
@@ -242,5 +251,26 @@ def test_a_target_group_already_holding_a_name_the_test_would_make_gets_no_test_
         assert in_group(az, sub, target) == target_before
         assert net.network_interfaces.get(target, "vm-00000-nic-test").tags == {"owner": "ops"}
         assert said(w) == [A.DRILL_FAILED]
+    finally:
+        w["host"].close()
+
+
+def test_a_vm_without_a_replicated_item_fails_its_replica_drill_saying_where_it_looked(
+        az, emu, azurite, tmp_path, monkeypatch):
+    """VMKEEPER_VAULTS names a vault that replicates nothing of the VM: the drill fails naming the vaults, one alert,
+    nothing made (no group, no VNet)."""
+    from emulator.recoveryservices.models import seed_vault
+
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, point="replica")
+    try:
+        vault = seed_vault(emu, w["sub"], "rg-dr", "vault-dr", SECOND)
+        monkeypatch.setenv("VMKEEPER_VAULTS", json.dumps({SECOND: vault}))
+        before = groups(az, w["sub"])
+        w["host"].fire_timer("plan_drills")
+        assert w["host"].run_until_idle(timeout=60)
+        (drill,) = w["wiring"].drills.history()
+        assert drill.result == "failed" and "no replicated item" in drill.reason and vault in drill.reason
+        assert drill.cleanup == "removed" and said(w) == [A.DRILL_FAILED]
+        assert groups(az, w["sub"]) == before
     finally:
         w["host"].close()
