@@ -133,7 +133,7 @@ class Drills:
             return Failed(f"message.drill_id: no drill {drill!r}")
         for _ in range(10):  # steps that need no wait follow each other in one delivery
             row = self._row(drill)
-            step = replica.step(self, row) or getattr(self, f"_{row['step']}")  # a replica drill's own steps
+            step = replica.step(self, row) or getattr(self, f"_{row['step']}")  # replica drills: shared/drill/replica.py
             outcome = step(row)
             if outcome is not None:
                 return outcome
