@@ -344,8 +344,43 @@ module vaultRoleAssignment 'security/role-assignment-rg.bicep' = if (!contains(s
   }
 }
 
+// --- Restores from Azure Backup recovery points: the staging storage accounts -----------------------------
+// Azure Backup checks Microsoft.Storage/storageAccounts/write on the caller for the staging storage account a restore
+// names (Learn, backup-rbac-rs-vault, "Restore managed disks from VM backup"; without it the restore is refused with
+// 403 LinkedAuthorizationFailed). That one action is a role of its own (infra/vmkeeper-staging-role.json), assigned
+// at each staging account listed here and nowhere else: never at a subscription or a group.
+@description('Storage accounts (resource ids) that restores from Azure Backup recovery points stage in: a restore request\'s target.staging_storage_account must be one of them. Each must exist. Empty: none (Azure Backup refuses such restores).')
+param restoreStagingAccountIds array = []
+
+var stagingRoleName = guid(subscription().id, environmentName, 'vmkeeper-staging-role')
+
+module stagingRole 'security/staging-role-definition.bicep' = if (!empty(restoreStagingAccountIds)) {
+  name: 'staging-role-definition'
+  params: {
+    name: stagingRoleName
+    environmentName: environmentName
+    assignableScopes: map(union(map(restoreStagingAccountIds, a => toLower(split(a, '/')[2])), [
+      subscription().subscriptionId
+    ]), s => '/subscriptions/${s}')
+  }
+}
+
+module stagingRoleAssignments 'security/role-assignment-storage.bicep' = [for (account, i) in restoreStagingAccountIds: {
+  name: 'vmkeeper-staging-${i}-${resourceToken}'
+  scope: resourceGroup(split(account, '/')[2], split(account, '/')[4])
+  dependsOn: [
+    stagingRole
+  ]
+  params: {
+    roleDefinitionName: stagingRoleName
+    principalId: identity.outputs.principalId
+    storageAccountName: last(split(account, '/'))
+  }
+}]
+// --- end of the staging storage accounts ---------------------------------------------------------------
+
 // Event Grid: a Microsoft.Resources.Subscriptions system topic in each protected subscription that has none.
-// Their event subscriptions are made by the postdeploy hook, once vm_events exists (infra/hooks/postdeploy.sh).
+// Their event subscriptions are made by the postdeploy hook, once vm_events exists (infra/hooks/postdeploy.py).
 module topics 'eventgrid/subscription-topic.bicep' = [for sub in newTopicSubscriptionIds: {
   name: 'vmkeeper-events-${sub}-${resourceToken}'
   scope: subscription(sub)
@@ -373,3 +408,20 @@ output EVENTGRID_SYSTEM_TOPIC_IDS array = concat(newTopicIds, map(items(existing
 output VAULT_IDS object = vaultIds
 output ALERTS_TOPIC_ID string = alertsEnabled ? alertsTopicId : ''
 output ALERTS_TOPIC_ENDPOINT string = alertsEnabled ? alertsSender.outputs.endpoint : ''
+
+// For the hooks (infra/hooks): the cloud to sign in to, and what vmkeeper makes outside rg-<env>, which azd down does
+// not delete (rg-<env> is the group it deletes): the teardown deletes each of these by its id. Every output named
+// VMKEEPER_…ROLE_ASSIGNMENT_ID(S) / VMKEEPER_…ROLE_DEFINITION_ID(S) is read (tests/infra/test_hooks.py: every role
+// assignment or definition outside rg-<env> is in one).
+output AZURE_RESOURCE_MANAGER_ENDPOINT string = environment().resourceManager
+output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output VMKEEPER_EVENTS_RESOURCE_GROUP_IDS array = map(newTopicSubscriptionIds, s => '/subscriptions/${s}/resourceGroups/${eventsResourceGroupName}')
+output VMKEEPER_ROLE_DEFINITION_IDS array = [
+  role.outputs.id
+]
+output VMKEEPER_ROLE_ASSIGNMENT_IDS array = [for (sub, i) in subscriptionIds: roleAssignments[i].outputs.id]
+output VMKEEPER_STAGING_ROLE_DEFINITION_IDS array = empty(restoreStagingAccountIds) ? [] : [
+  stagingRole.outputs.id
+]
+output VMKEEPER_STAGING_ROLE_ASSIGNMENT_IDS array = [for (account, i) in restoreStagingAccountIds: stagingRoleAssignments[i].outputs.id]
+output VMKEEPER_ALERTS_ROLE_ASSIGNMENT_ID string = (alertsEnabled && !empty(existingAlertsTopicId)) ? alertsSender.outputs.assignmentId : ''

@@ -25,6 +25,7 @@ from .routing import Request, Router
 
 PROVIDERS = (
     "emulator.authorization.responses",
+    "emulator.authorization.roles",
     "emulator.resources.responses",
     "emulator.network.responses",
     "emulator.compute.responses",

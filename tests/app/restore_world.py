@@ -23,10 +23,11 @@ READER_PRINCIPAL = encode_principal("00000000-0000-0000-0000-0000000000bb", [REA
 
 
 def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, vault: bool = False,
-          wiring_class: type = wiring.Wiring, **extra: str) -> dict[str, Any]:
+          wiring_class: type = wiring.Wiring, credential: Any = None, **extra: str) -> dict[str, Any]:
     """The app on the local host over the seeded world; with ``vault``, the VM also has an Azure Backup
     recovery point in its region's vault (VMKEEPER_VAULTS names it). ``wiring_class``: the app's wiring,
-    or a test's subclass of it (parts that misbehave)."""
+    or a test's subclass of it (parts that misbehave); ``credential``: the app's identity (default: the
+    tests' own static one)."""
     import function_app
 
     summary = az.seed(subscriptions=1, resource_groups=2, vms=1, data_disks=[2, 2], regions=[REGION, SECOND],
@@ -50,7 +51,7 @@ def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, v
                 "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path, **extra}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    wired = wiring.use(wiring_class(credential=StaticCredential()))
+    wired = wiring.use(wiring_class(credential=credential or StaticCredential()))
     host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
     host.ensure_queues()
     from azure.mgmt.resource.resources import ResourceManagementClient

@@ -129,7 +129,7 @@ def app_settings() -> dict:
 def test_there_is_bicep_to_check():
     names = {p.relative_to(INFRA).as_posix() for p in BICEP_FILES}
     assert {"main.bicep", "app/function.bicep", "app/storage.bicep", "backup/vault.bicep",
-            "eventgrid/event-subscription.bicep", "security/role-definition.bicep", "alerts/topic.bicep",
+            "eventgrid/system-topic.bicep", "security/role-definition.bicep", "alerts/topic.bicep",
             "alerts/data-sender.bicep", "alerts/webhook-subscription.bicep"} <= names
 
 
@@ -338,15 +338,57 @@ def test_role_is_assigned_in_every_protected_subscription():
         assert props["principalType"] == "ServicePrincipal"
 
 
-def test_custom_role_grants_nothing_on_event_grid():
+def test_staging_role_is_its_json_assigned_at_each_staging_account_and_nowhere_else():
+    # Azure Backup checks storageAccounts/write on a restore's staging account (Learn, backup-rbac-rs-vault): that
+    # action is granted at the accounts restoreStagingAccountIds lists, never at a subscription or a group.
+    doc = json.loads((INFRA / "vmkeeper-staging-role.json").read_text(encoding="utf-8"))
+    assert set(doc) == {"roleName", "description", "actions", "notActions", "dataActions", "notDataActions"}
+    assert [a.lower().startswith("microsoft.storage/storageaccounts/") for a in doc["actions"]] == [True]
+    role = bicep("security/staging-role-definition.bicep")
+    assert role["variables"]["role"]["value"]["function"]["parameters"]["file_path"] == "../vmkeeper-staging-role.json"
+    perms = role["resources"]["definition"]["config"]["properties"]["permissions"][0]
+    assert {k: accessor(v) for k, v in perms.items()} == {k: ("role", k) for k in
+                                                          ("actions", "notActions", "dataActions", "notDataActions")}
+    assignment = bicep("security/role-assignment-storage.bicep")["resources"]
+    assert assignment["account"]["type"] == "Microsoft.Storage/storageAccounts" and assignment["account"]["existing"]
+    config = assignment["assignment"]["config"]
+    assert config["scope"] == "account"  # the storage account itself
+    assert config["properties"]["roleDefinitionId"]["function"]["type"] == "subscription_resource_id"
+    assert config["properties"]["principalType"] == "ServicePrincipal"
+    main = bicep("main.bicep")
+    assert main["parameters"]["restoreStagingAccountIds"]["type"] == "array"
+    modules = main["modules"]
+    users = {name for name, m in modules.items() if m["detail"]["path"] in (
+        "security/staging-role-definition.bicep", "security/role-assignment-storage.bicep")}
+    assert users == {"stagingRole", "stagingRoleAssignments"}
+    loop = modules["stagingRoleAssignments"]["config"]
+    assert loop["loop_type"]["detail"]["array_name"] == "restoreStagingAccountIds"
+    assert loop["loop_type"]["detail"]["item_name"] == "account"
+    scope = loop["config"]["scope"]["function"]
+    split = {"function": {"type": "split", "parameters": {"input_string": "account", "delimiter": "/"}}}
+    assert scope["type"] == "resource_group" and scope["parameters"] == {
+        "subscription_id": {"operator": {"type": "index_accessor", "operands": {"operand_1": split, "operand_2": 2}}},
+        "resource_group_name": {"operator": {"type": "index_accessor", "operands": {"operand_1": split, "operand_2": 4}}}}
+    assert loop["config"]["params"]["storageAccountName"] == {"function": {"type": "last", "parameters": {"arg_1": split}}}
+    # the assignments name the definition the module makes (by its GUID, made only when there are accounts)
+    assert loop["config"]["params"]["roleDefinitionName"] == "stagingRoleName"
+    assert modules["stagingRole"]["config"]["config"]["params"]["name"] == "stagingRoleName"
+    assert loop["config"]["dependsOn"] == ["stagingRole"]
+    assert evaluate(modules["stagingRole"]["config"]["condition"], {"restoreStagingAccountIds": []}) is False
+    assert evaluate(modules["stagingRole"]["config"]["condition"], {"restoreStagingAccountIds": ["/x"]}) is True
+
+
+def test_custom_roles_grant_nothing_on_event_grid():
     # sending alerts is the built-in data role's, at the topic only (test_identity_sends_to_the_alerts_topic_only)
-    doc = json.loads((INFRA / "vmkeeper-role.json").read_text(encoding="utf-8"))
-    granted = [a for k in ("actions", "dataActions") for a in doc[k]]
-    assert not [a for a in granted if a.lower().startswith("microsoft.eventgrid/")]
+    for name in ("vmkeeper-role.json", "vmkeeper-staging-role.json"):
+        doc = json.loads((INFRA / name).read_text(encoding="utf-8"))
+        granted = [a for k in ("actions", "dataActions") for a in doc[k]]
+        assert not [a for a in granted if a.lower().startswith("microsoft.eventgrid/")], name
 
 
 def test_no_broad_built_in_roles_anywhere():
-    text = "\n".join(p.read_text(encoding="utf-8").lower() for p in [*BICEP_FILES, INFRA / "vmkeeper-role.json"])
+    text = "\n".join(p.read_text(encoding="utf-8").lower() for p in [*BICEP_FILES, INFRA / "vmkeeper-role.json",
+                                                                      INFRA / "vmkeeper-staging-role.json"])
     for role in BROAD_ROLES:
         assert role not in text
     for word in ("'contributor'", "'owner'", "\"*\""):
@@ -360,20 +402,6 @@ def test_system_topic_is_the_subscriptions():
     assert topic["location"] == "global"
     assert topic["properties"]["topicType"] == "Microsoft.Resources.Subscriptions"
     assert "existingSystemTopicIds" in bicep("main.bicep")["parameters"]
-
-
-def test_event_subscription_filters_vm_writes_and_deletes():
-    sub = bicep("eventgrid/event-subscription.bicep")["resources"]["vmEvents"]["config"]["properties"]
-    assert sub["destination"]["endpointType"] == "AzureFunction"
-    assert sub["destination"]["properties"]["resourceId"] == "${functionAppId}/functions/vm_events"
-    assert set(sub["filter"]["includedEventTypes"]) == {"Microsoft.Resources.ResourceWriteSuccess",
-                                                        "Microsoft.Resources.ResourceDeleteSuccess"}
-    assert sub["filter"]["advancedFilters"] == [{"operatorType": "StringIn", "key": "data.operationName", "values": [
-        "Microsoft.Compute/virtualMachines/write", "Microsoft.Compute/virtualMachines/delete"]}]
-    assert set(sub["retryPolicy"]) == {"maxDeliveryAttempts", "eventTimeToLiveInMinutes"}
-    dl = sub["deadLetterWithResourceIdentity"]
-    assert dl["identity"]["type"] == "UserAssigned"
-    assert dl["deadLetterDestination"]["endpointType"] == "StorageBlob"
 
 
 def test_the_function_exists():
@@ -589,15 +617,11 @@ def test_only_the_anonymous_routes_and_the_event_grid_webhook_skip_app_service_a
 
 # --- azd ------------------------------------------------------------------------------------------
 
-def test_azure_yaml_names_the_service_and_the_hook():
+def test_azure_yaml_names_the_service():  # its hooks: tests/infra/test_hooks.py
     doc = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
     assert list(doc["services"]) == ["vmkeeper"]
     svc = doc["services"]["vmkeeper"]
     assert (svc["host"], svc["language"], svc["project"]) == ("function", "python", ".")
-    hook = doc["hooks"]["postdeploy"]["posix"]["run"]
-    script = ROOT / hook
-    assert script.is_file() and script.stat().st_mode & 0o111
-    assert "eventgrid/event-subscriptions.bicep" in script.read_text(encoding="utf-8")
     tags = bicep("app/function.bicep")["resources"]["site"]["config"]["tags"]["function"]["parameters"]["arg_2"]
     assert tags == {"'azd-service-name'": "vmkeeper"}
 
@@ -613,13 +637,6 @@ def test_parameters_file_names_only_main_parameters():
     assert secure == {"alertWebhookUrl"}
     for name in secure:
         assert re.fullmatch(r"\$\{[A-Z_]+\}", params[name]["value"]), name
-
-
-def test_hook_outputs_exist():
-    outputs = set(bicep("main.bicep")["outputs"])
-    script = (INFRA / "hooks" / "postdeploy.sh").read_text(encoding="utf-8")
-    used = set(re.findall(r"\$\{([A-Z_]+)", script)) - {"AZURE_ENV_NAME"}
-    assert used and used <= outputs
 
 
 def test_app_roles_file_names_the_roles_the_code_checks():
