@@ -8,6 +8,7 @@ nothing of the test and tears down its VNet; it never adopts a group or VNet of 
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +19,12 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from shared import tags as T
 from shared.alerts import events as A
 from tests.app.replication_world import SRC_CONTAINER, SRC_FABRIC, VAULT, VAULT_RG, item_of, replicate
-from tests.app.restore_world import SECOND, wiring_wrapping
-from tests.app.test_drill import drill_world, groups
+from tests.app.restore_world import POLICIES, SECOND, start, wiring_wrapping
+from tests.app.test_drill import DRILL, drill_world, groups
 from tests.app.test_drill_safety import KEEP_HOURS, alerts, kept_alerts, poisoned, row_of, until, vnet
 
 TEST_FAILOVER = "/replicationprotecteditems/testfailover/action"
+APP_IDENTITY = "vmkeeper-identity"  # the bearer token of the app's credential under the deployed role
 CLEANUP = "/replicationprotecteditems/testfailovercleanup/action"
 
 
@@ -47,8 +49,17 @@ def in_group(az: Any, sub: str, group: str) -> set[str]:
 
 
 def replica_world(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, wiring_class: Any = None,
-                  **drill: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, wiring_class=wiring_class, point="replica", **drill)
+                  credential: Any = None, **drill: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """tests/app/test_drill.py's drill world (``credential``: the app's identity) with ``point: replica``, and the
+    VM replicated (tests/app/replication_world.py)."""
+    from shared import wiring
+
+    suffix = secrets.token_hex(4)
+    w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=wiring_class or wiring.Wiring, credential=credential,
+              VMKEEPER_DRILL_QUEUE=f"drills-{suffix}", VMKEEPER_ALERTS_TABLE=f"alerts{suffix}")
+    policy = {**POLICIES["policies"]["full"], "drill": {**DRILL, "point": "replica", **drill}}
+    (tmp_path / "policies.json").write_text(json.dumps({**POLICIES, "policies": {"full": policy}}))
+    w["host"].ensure_queues()
     return w, replicate(w, az, emu, monkeypatch)
 
 
@@ -99,6 +110,30 @@ def test_a_replica_drill_test_fails_over_into_its_isolated_vnet_proves_it_ready_
         assert [d.id for d in w["wiring"].drills.history()] == [drill.id]
         assert len(app_calls(az, mark, TEST_FAILOVER)) == 1
     finally:
+        w["host"].close()
+
+
+def test_under_the_deployed_role_a_replica_drill_passes(az, emu, azurite, tmp_path, monkeypatch):
+    """The app as deployed: the emulator holds infra/vmkeeper-role.json at the subscription for the app's identity
+    (tests/app/deployed_roles.py) and checks each request's action and Site Recovery's linked checks on the test
+    VM, NIC, disks and the drill's subnet: the role grants all a replica drill needs."""
+    from emulator.testing import StaticCredential
+    from tests.app.deployed_roles import assignments
+
+    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, credential=StaticCredential(APP_IDENTITY))
+    try:
+        az.role_assignments(assignments(APP_IDENTITY, [w["sub"]], []))
+        mark = len(az.calls())
+        w["host"].fire_timer("plan_drills")
+        assert w["host"].run_until_idle(timeout=120)
+        (drill,) = w["wiring"].drills.history()
+        assert drill.result == "passed" and drill.cleanup == "removed", drill
+        linked = {c["operation"] for c in az.calls(mark) if c["method"] == "LINKED" and c["status"] == 200}
+        assert {"Microsoft.Compute/virtualMachines/write", "Microsoft.Network/networkInterfaces/write",
+                "Microsoft.Compute/disks/write", "Microsoft.Network/virtualNetworks/subnets/join/action"} <= linked
+        assert not [c for c in az.calls(mark) if c["status"] == 403]
+    finally:
+        az.role_assignments([])
         w["host"].close()
 
 
