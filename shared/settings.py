@@ -8,7 +8,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import resource_ids, tags
@@ -262,19 +262,21 @@ class ComplianceSettings:
 
 @dataclass(frozen=True)
 class DrillSettings:
-    """DR drills: the fleet's subscriptions and policies (each policy's ``drill`` block), and the drills' queue."""
+    """DR drills: the fleet's subscriptions and policies (each policy's ``drill`` block), and the drills' queue;
+    replica drills look for a VM's replicated item in the Recovery Services vaults of ``VMKEEPER_VAULTS``."""
 
     subscriptions: tuple[str, ...]
     policy_file: str
     queue: str
     ledger_table: str
+    vaults: dict[str, str] = field(default_factory=dict)  # region → vault id: where replicated items are listed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DrillSettings:
         env = os.environ if env is None else env
         fleet = FleetSettings.from_env(env)
         return cls(fleet.subscriptions, fleet.policy_file, _get(env, "VMKEEPER_DRILL_QUEUE", "vmkeeper-drills"),
-                   fleet.ledger_table)
+                   fleet.ledger_table, _vaults(env))
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ class CopySpec:
 @dataclass(frozen=True)
 class DrillSpec:
     every_days: int = 7
-    point: Literal["copy", "snapshot_set", "restore_point"] = "copy"
+    point: Literal["copy", "snapshot_set", "restore_point", "replica"] = "copy"  # replica: a Site Recovery test failover
     all_vms: bool = False
     keep_hours: float = 0
     keep_failed_hours: float = 24
@@ -409,7 +409,7 @@ def _policy(
     drill = DrillSpec(**body["drill"]) if ok("drill") else None
     if drill and drill.point == "copy" and "copy" not in body:
         errors.append(f"{where}.drill.point: 'copy' needs the policy's copy (a second region); "
-                      "give copy, or drill.point snapshot_set or restore_point")
+                      "give copy, or drill.point snapshot_set, restore_point or replica")
     retention = _retention(body["retention"], f"{where}.retention", errors) if ok("retention") else RetentionPolicy()
     replication = _replication(body["replication"], f"{where}.replication", errors) if ok("replication") else None
     if broken or schedule is None:
