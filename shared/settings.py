@@ -275,3 +275,24 @@ class DrillSettings:
         fleet = FleetSettings.from_env(env)
         return cls(fleet.subscriptions, fleet.policy_file, _get(env, "VMKEEPER_DRILL_QUEUE", "vmkeeper-drills"),
                    fleet.ledger_table)
+
+
+@dataclass(frozen=True)
+class FailoverSettings:
+    """Site Recovery failovers and the recovery plans kept per application: the fleet's subscriptions, the vaults
+    whose replicated items are read (VMKEEPER_VAULTS: the target-region vault is one of them), where a failover may
+    write (the restores' allow-list), and the failovers' queue and table."""
+
+    subscriptions: tuple[str, ...]
+    scopes: str  # VMKEEPER_RESTORE_SCOPES: a failover writes only into groups it admits (access.Scopes)
+    vaults: dict[str, str]
+    queue: str
+    table: str  # the failovers' rows, and the recovery plans vmkeeper made (a partition each)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> FailoverSettings:
+        env = os.environ if env is None else env
+        restores = RestoreSettings.from_env(env)
+        return cls(restores.subscriptions, restores.scopes, restores.vaults,
+                   _get(env, "VMKEEPER_FAILOVER_QUEUE", "vmkeeper-failovers"),
+                   _get(env, "VMKEEPER_FAILOVER_TABLE", "vmkeeperfailovers"))

@@ -8,6 +8,8 @@ POLICY = "vmkeeper-policy"  # names a vmkeeper policy, e.g. "gold"
 OPT_OUT = "vmkeeper-optout"  # "true" leaves the VM alone
 DRILL = "vmkeeper-drill"  # "true": DR drills for this VM (its policy's drill block), when the policy doesn't drill all
 FLEET = "vmkeeper-fleet"  # "true" on a VM a restore or a drill made: the operator makes it a fleet member (shared/membership.py)
+APP = "vmkeeper-app"  # the application a replicated VM belongs to, e.g. "billing": one recovery plan per application
+APP_GROUP = "vmkeeper-app-group"  # its boot group in that plan: 1..n, booted in that order (absent: 1)
 
 # On artifacts (vmkeeper sets these; retention trusts nothing without MANAGED_BY).
 MANAGED_BY = "managed-by"

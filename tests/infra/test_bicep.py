@@ -626,5 +626,5 @@ def test_app_roles_file_names_the_roles_the_code_checks():
     from shared.restore import access
 
     roles = json.loads((INFRA / "restore-app-roles.json").read_text(encoding="utf-8"))
-    assert {r["value"] for r in roles} == {access.READER, access.OPERATOR}
+    assert {r["value"] for r in roles} == {access.READER, access.OPERATOR, access.FAILOVER}
     assert len({r["id"] for r in roles}) == len(roles)
