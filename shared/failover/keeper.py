@@ -44,6 +44,14 @@ def vaults_of(settings: FailoverSettings) -> list[Vault]:
     return list(seen.values())
 
 
+def _tags_of(item: Item, tags: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The tags that place an item: those of the VM it replicates now, unless only the VM on the other side (the one
+    it began from, after a failover and reprotect) names an application."""
+    found = [tags[v.lower()] for v in (item.vm_id, item.other_vm_id) if v and v.lower() in tags]
+    named = [t for t in found if any(str(name).lower() == T.APP for name in t)]
+    return (named or found or [None])[0]
+
+
 class RecoveryPlans:
     def __init__(self, settings: FailoverSettings, arm: Arm, records: Records, alerts: Any = None,
                  arm_endpoint: str = ""):
@@ -58,8 +66,7 @@ class RecoveryPlans:
         entries, plans = [], []
         for vault in vaults_of(self.settings):
             for item in self.asr.items(vault):
-                found = next((tags[v.lower()] for v in (item.vm_id, item.other_vm_id) if v and v.lower() in tags), None)
-                entries.append((item, found))
+                entries.append((item, _tags_of(item, tags)))
             plans += self.asr.plans(vault)
         return entries, plans
 
