@@ -71,6 +71,9 @@ param complianceSchedule string = '0 */30 * * * *'
 @description('NCRONTAB of the DR drill planner (VMKEEPER_DRILL_SCHEDULE): daily, each VM drilled once per its policy\'s drill.every_days.')
 param drillSchedule string = '0 0 3 * * *'
 
+@description('NCRONTAB of the sweep that keeps one Site Recovery recovery plan per application in step with the VMs\' vmkeeper-app tags (VMKEEPER_RECOVERY_PLAN_SCHEDULE).')
+param recoveryPlanSchedule string = '0 */15 * * * *'
+
 @description('Alerts published to an Event Grid custom topic. false: no topic, VMKEEPER_ALERTS_TOPIC_ENDPOINT empty (alerts are recorded, not published).')
 param alertsEnabled bool = true
 
@@ -124,6 +127,7 @@ var queues = {
   jobs: 'vmkeeper-jobs'
   restores: 'vmkeeper-restores'
   drills: 'vmkeeper-drills'
+  failovers: 'vmkeeper-failovers'
 }
 var tables = {
   protect: 'vmkeeperprotection'
@@ -131,6 +135,7 @@ var tables = {
   budget: 'vmkeeperbudget'
   restores: 'vmkeeperrestores'
   alerts: 'vmkeeperalerts'
+  failovers: 'vmkeeperfailovers'
 }
 
 // Vault ids are known before the vaults exist: VMKEEPER_VAULTS names the new ones and the existing ones.
@@ -259,6 +264,7 @@ module app 'app/function.bicep' = {
     schedule: schedule
     complianceSchedule: complianceSchedule
     drillSchedule: drillSchedule
+    recoveryPlanSchedule: recoveryPlanSchedule
     alertsTopicEndpoint: alertsEnabled ? alertsSender.outputs.endpoint : ''
     retentionSchedule: retentionSchedule
     retentionDryRun: retentionDryRun

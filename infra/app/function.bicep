@@ -33,6 +33,7 @@ param restoreScopes string
 param schedule string
 param complianceSchedule string
 param drillSchedule string
+param recoveryPlanSchedule string
 param retentionSchedule string
 param retentionDryRun bool
 param backupNow bool
@@ -139,6 +140,9 @@ var appSettings = {
   VMKEEPER_ALERTS_TABLE: tables.alerts
   VMKEEPER_DRILL_SCHEDULE: drillSchedule
   VMKEEPER_DRILL_QUEUE: queues.drills
+  VMKEEPER_FAILOVER_QUEUE: queues.failovers
+  VMKEEPER_FAILOVER_TABLE: tables.failovers
+  VMKEEPER_RECOVERY_PLAN_SCHEDULE: recoveryPlanSchedule
 }
 
 // No publishing with a user name and password: neither FTP nor the scm (Kudu) endpoints take the publishing
