@@ -82,7 +82,7 @@ def parse(body: Any) -> FailoverRequest:
     for extra in sorted(set(body) - FIELDS, key=str):
         bad(_key(extra), "unknown field")
     action = body.get("action")
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:
         bad("action", "required: one of " + ", ".join(ACTIONS) if "action" not in body else
             "must be one of " + ", ".join(ACTIONS))
         action = None
@@ -114,7 +114,7 @@ def parse(body: Any) -> FailoverRequest:
             network = ParsedId(value, "virtual_network", group.subscription, group.group,
                                value.rsplit("/", 1)[-1], {})
     point = body.get("recovery_point", "latest")
-    if point not in POINTS:
+    if not isinstance(point, str) or point not in POINTS:  # a list or object is no key (and no 500)
         bad("recovery_point", "one of " + ", ".join(POINTS))
     shut = body.get("shut_down_source", False)
     if not isinstance(shut, bool):

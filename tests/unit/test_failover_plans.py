@@ -5,6 +5,8 @@ field."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared import tags as T
 from shared.failover import plans as P
@@ -138,3 +140,28 @@ def test_a_request_reads_back_as_given():
     assert (request.plan, request.network.group_id) == ("billing", f"/subscriptions/{SUB}/resourceGroups/rg-net")
     assert request.to_json() == {"action": "test_failover", "plan": "billing", "network": net,
                                  "recovery_point": "latest_processed", "dry_run": False}
+
+
+NET = f"/subscriptions/{SUB}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet-drill"
+VM = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-1"
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30),
+                    st.sampled_from(["billing", "Bad Name", NET, VM, "latest", "test_failover", "unplanned_failover",
+                                     "/subscriptions/../x", ""]))
+JSONISH = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                       max_leaves=8)
+BODIES = st.one_of(JSONISH, st.fixed_dictionaries({}, optional={
+    name: st.one_of(SCALARS, JSONISH) for name in ("action", "plan", "vm", "network", "recovery_point",
+                                                   "shut_down_source", "comment", "dry_run")}))
+
+
+@settings(max_examples=300)
+@given(BODIES)
+def test_any_body_is_a_request_or_problems_each_naming_a_field(body):
+    try:
+        request = parse(body)
+    except BadRequest as exc:
+        assert exc.problems and all(p.field and p.detail for p in exc.problems)
+        return
+    assert (request.plan is None) != (request.vm is None)
+    assert parse(request.to_json()) == request  # what is recorded reads back the same
