@@ -98,9 +98,10 @@ def replicate(az: Any, emu: Any, sub: str, vms: list[Any]) -> dict[str, Any]:
     return dr
 
 
-def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, **extra: str) -> dict[str, Any]:
+def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, wiring_class: type = wiring.Wiring,
+          **extra: str) -> dict[str, Any]:
     """Three tagged VMs replicating, and the app on the local host (its failover settings, an allow-list that admits
-    both regions' groups)."""
+    both regions' groups). ``wiring_class``: the app's wiring, or a test's subclass of it (parts that misbehave)."""
     from azure.mgmt.compute import ComputeManagementClient
 
     import function_app
@@ -127,7 +128,7 @@ def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, **ex
                 "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path, **extra}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    wired = wiring.use(wiring.Wiring(credential=StaticCredential()))
+    wired = wiring.use(wiring_class(credential=StaticCredential()))
     host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
     host.ensure_queues()
     return {"sub": sub, "vms": vms, "dr": dr, "host": host, "settings": settings, "wiring": wired, "asr": asr(az, sub),

@@ -273,3 +273,40 @@ def test_one_vm_fails_over_commits_reprotects_and_fails_back(world, az):
     assert (back["state"], back["direction"]) == ("succeeded", "RecoveryToPrimary"), back
     item = world["asr"].replication_protected_items.get(RG, VAULT, SRC_FABRIC, SRC_CONTAINER, "vm-00002")
     assert item.properties.active_location == "Primary"
+
+
+def test_a_worker_dying_after_the_post_sends_nothing_twice(az, emu, azurite, tmp_path, monkeypatch):
+    """The row's save right after Site Recovery accepted the action fails (the worker died there): the next delivery
+    finds the job that POST started and follows it, instead of sending the action again."""
+    from tests.app.restore_world import wiring_wrapping
+
+    lost = []
+
+    class DiesAfterThePost:
+        def __init__(self, table: Any):
+            self._table = table
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._table, name)
+
+        def update_entity(self, entity: dict[str, Any], **kwargs: Any) -> Any:
+            if not lost and "operation_url" in (entity.get("context") or ""):
+                lost.append(entity["RowKey"])
+                raise ConnectionError("the worker died before saving what Site Recovery answered")
+            return self._table.update_entity(entity, **kwargs)
+
+    w = start(az, emu, azurite, tmp_path, monkeypatch,
+              wiring_class=wiring_wrapping("VMKEEPER_FAILOVER_TABLE", DiesAfterThePost))
+    w["az"] = az
+    try:
+        sweep(w)
+        mark = len(az.calls())
+        done = failover(w, {"action": "test_failover", "plan": "billing", "network": w["dr"]["test_vnet"]})
+        assert lost == [done["id"]]
+        assert done["state"] == "succeeded" and done["job"]["state"] == "Succeeded", done
+        posts = [c for c in writes(az, mark) if c["path"].endswith("/testFailover")]
+        assert len(posts) == 1
+        assert {v.name for v in w["compute"].virtual_machines.list(TARGET_RG)} == {
+            "vm-00000-test", "vm-00001-test", "vm-00002-test"}
+    finally:
+        w["host"].close()
