@@ -310,3 +310,16 @@ def test_a_worker_dying_after_the_post_sends_nothing_twice(az, emu, azurite, tmp
             "vm-00000-test", "vm-00001-test", "vm-00002-test"}
     finally:
         w["host"].close()
+
+
+def test_a_failover_site_recovery_fails_ends_failed_with_its_error_and_alerts_once(world, az):
+    sweep(world)
+    az.faults([{"kind": "lro_failed", "operation": ".*/replicationRecoveryPlans/plannedFailover/action", "count": 1}])
+    done = failover(world, {"action": "planned_failover", "plan": "billing"})
+    assert done["state"] == "failed" and done["error"]["step"] == "follow_job", done
+    assert "ended Failed" in done["error"]["message"] and "Injected fault" in done["error"]["message"]
+    assert [s["state"] for s in done["steps"]] == ["done", "failed"]
+    (told,) = alerts(world, A.FAILOVER_FAILED)
+    assert told["data"]["failover_id"] == done["id"] and told["subject"].endswith("/vmkeeper-app-billing")
+    world["host"].fire_timer("keep_recovery_plans")  # nothing else was raised: no poisoned job
+    assert alerts(world, A.JOB_POISONED) == [] and alerts(world, A.FAILOVER_SUCCEEDED) == []
