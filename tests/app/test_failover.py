@@ -94,6 +94,11 @@ def test_the_sweep_keeps_one_plan_for_3_vms_in_2_boot_groups_and_a_rerun_creates
     sweep(world)
     assert [c["method"] for c in writes(az, changed)] == ["PATCH"]
     assert boot_order(world) == [["vm-00000", "vm-00001", "vm-00002"]]
+    # A VM whose tag is taken away leaves the plan.
+    world["compute"].virtual_machines.begin_update("rg-vm-01", "vm-00001", {"tags": {"owner": "finance"}}).result()
+    sweep(world)
+    assert boot_order(world) == [["vm-00000", "vm-00002"]]
+    assert [g.group_type for g in plan(world).properties.groups] == ["Shutdown", "Failover", "Boot"]
 
 
 def test_a_bad_group_tag_is_an_error_naming_the_tag_and_the_vm_keeps_its_place(world, az):
