@@ -2,16 +2,16 @@
 into ``shared``. ``BLUEPRINTS`` lists them for function_app.py."""
 
 from . import (
-              autoprotect,
-              compliance,
-              drill,
-              failover,
-              health,
-              replication,
-              report,
-              restore,
-              retention,
-              scheduled,
+    autoprotect,
+    compliance,
+    drill,
+    failover,
+    health,
+    replication,
+    report,
+    restore,
+    retention,
+    scheduled,
 )
 
 BLUEPRINTS = (health.bp, autoprotect.bp, scheduled.bp, retention.bp, restore.bp, compliance.bp, report.bp, drill.bp,
