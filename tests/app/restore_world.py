@@ -35,13 +35,19 @@ def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, v
                           tag_sets=[{}], seed=11)
         sub = summary["subscriptions"][0]
     else:
-        assert not vault, "a saved world has no vault"
+        assert vault == bool(saved["vaults"]), "a saved world has a vault if it was started with one"
         emu.load_state(saved["state"])
         sub = saved["sub"]
     world: dict[str, Any] = {"sub": sub, "vm_id": f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/"
                                                   "Microsoft.Compute/virtualMachines/vm-00000"}
-    if vault:
+    if vault and saved is None:
         extra["VMKEEPER_VAULTS"] = json.dumps({REGION: protect_in_vault(world, emu, az)})
+    elif vault:
+        from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
+
+        extra["VMKEEPER_VAULTS"] = saved["vaults"]
+        world["vault_id"] = json.loads(saved["vaults"])[REGION]
+        world["backup"] = az.client(RecoveryServicesBackupClient, sub, polling_interval=0)
     policy_file = tmp_path / "policies.json"
     policy_file.write_text(json.dumps(POLICIES))
     suffix = uuid.uuid4().hex[:8]
@@ -123,7 +129,7 @@ def save(world: dict[str, Any], emu: Any, path: Any) -> dict[str, Any]:
             except ResourceNotFoundError:  # never used: made on first use, by the app
                 pass
     emu.save_state(str(path))
-    return {"state": str(path), "sub": world["sub"], "tables": tables}
+    return {"state": str(path), "sub": world["sub"], "vaults": settings.get("VMKEEPER_VAULTS"), "tables": tables}
 
 
 def _fill_tables(connection: str, settings: dict[str, str], tables: dict[str, list[dict[str, Any]]]) -> None:
