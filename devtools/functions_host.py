@@ -364,6 +364,8 @@ class LocalFunctionsHost:
         host = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # the body, written after the headers, is not held for their ACK
+
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
