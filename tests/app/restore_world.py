@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 import uuid
 from typing import Any
 
@@ -153,8 +154,18 @@ def protect_in_vault(world: dict[str, Any], emu: Any, az: Any) -> str:
     vault_id = seed_vaults(emu, world["sub"], "rg-backup", [REGION])[REGION]
     seed_protected_item(emu, vault_id, world["vm_id"])
     backup = az.client(RecoveryServicesBackupClient, world["sub"], polling_interval=0)
-    backup.backups.trigger(vault_id.split("/")[-1], "rg-backup", "Azure", container_name("rg-vm-00", "vm-00000"),
+    vault = vault_id.split("/")[-1]
+    backup.backups.trigger(vault, "rg-backup", "Azure", container_name("rg-vm-00", "vm-00000"),
                            item_name("rg-vm-00", "vm-00000"), BackupRequestResource(properties=IaasVMBackupRequest()))
+    # Backup now is a job: its recovery point is there once the job has ended (waited for, as an operator would).
+    deadline = time.monotonic() + 60
+    while True:
+        (job,) = backup.backup_jobs.list(vault, "rg-backup", filter="operation eq 'Backup'")
+        if job.properties.status != "InProgress":
+            assert job.properties.status == "Completed", job.properties.status
+            break
+        assert time.monotonic() < deadline, "the backup job has not ended"
+        time.sleep(0.05)
     world["backup"], world["vault_id"] = backup, vault_id
     return vault_id
 
