@@ -6,10 +6,12 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 BROWSER_OK := node_modules/.chromium
+WHEELS     := $(VENV)/arm-sdk-wheels
+WHEELS_OK  := $(WHEELS)/.downloaded
 
 .PHONY: setup test soak demo bench lint format clean
 
-setup: $(PY_OK) $(NODE_OK) $(BROWSER_OK)
+setup: $(PY_OK) $(NODE_OK) $(BROWSER_OK) $(WHEELS_OK)
 
 $(PY_OK): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +20,13 @@ $(PY_OK): requirements.txt pyproject.toml
 
 $(NODE_OK): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The resource provider schemas tests/infra/test_whatif.py checks infra/ against: azure-mgmt-* wheels,
+# downloaded (one pin at a time: some packages are pinned twice, at two api-versions) and never installed.
+$(WHEELS_OK): devtools/whatif/sdk-wheels.txt | $(PY_OK)
+	sed 's/#.*//' devtools/whatif/sdk-wheels.txt | xargs -n1 $(BIN)/pip download --quiet --disable-pip-version-check \
+	  --no-deps --only-binary=:all: -d $(WHEELS)
 	touch $@
 
 # Debian's chromium, which playwright-core drives in the report page's browser test (Playwright's own

@@ -42,13 +42,16 @@ class LocalAzure:
         self.credential = StaticCredential()
         self._ssl = ssl.create_default_context(cafile=ca_path)
 
-    def client(self, client_cls: type[T], subscription_id: str | None = None, **kwargs: Any) -> T:
+    def client(self, client_cls: type[T], subscription_id: str | None = None, *, credential: Any = None,
+               **kwargs: Any) -> T:
+        """An SDK client of local Azure; ``credential``: another principal's (``StaticCredential(token)``)."""
         kwargs.setdefault("base_url", self.base_url)
         kwargs.setdefault("connection_verify", self.ca_path)
         kwargs.setdefault("credential_scopes", ["https://management.azure.com/.default"])
+        credential = credential or self.credential
         if subscription_id is None:
-            return client_cls(self.credential, **kwargs)
-        return client_cls(self.credential, subscription_id, **kwargs)
+            return client_cls(credential, **kwargs)
+        return client_cls(credential, subscription_id, **kwargs)
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -91,6 +94,12 @@ class LocalAzure:
         if probability is not None:
             rule["probability"] = probability
         return self.admin("POST", "faults", rule)
+
+    def role_assignments(self, assignments: list[dict]) -> list[dict]:
+        """Replace the role assignments: each ``{principal, scope, actions, notActions?, role?}``, the principal
+        being the bearer token its client presents (``StaticCredential(token)``). A principal with none may do
+        anything; ``[]`` (or a reset) makes every caller unrestricted again."""
+        return self.admin("PUT", "roleAssignments", {"value": assignments})["value"]
 
     def calls(self, since: int = 0) -> list[dict]:
         return self.admin("GET", f"calls?since={since}")["value"]

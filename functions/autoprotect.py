@@ -33,7 +33,9 @@ def event_dict(event: func.EventGridEvent | func.CloudEvent) -> dict[str, Any]:
 def vm_events(event: func.EventGridEvent) -> None:
     from shared.wiring import current
 
-    current().autoprotect.handle_event(event_dict(event))
+    wiring, body = current(), event_dict(event)
+    wiring.autoprotect.handle_event(body)
+    wiring.replication.handle_event(body)  # a critical VM's event also queues its Site Recovery (functions/replication.py)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name="%VMKEEPER_PROTECT_QUEUE%", connection="AzureWebJobsStorage")

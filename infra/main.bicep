@@ -71,6 +71,9 @@ param complianceSchedule string = '0 */30 * * * *'
 @description('NCRONTAB of the DR drill planner (VMKEEPER_DRILL_SCHEDULE): daily, each VM drilled once per its policy\'s drill.every_days.')
 param drillSchedule string = '0 0 3 * * *'
 
+@description('NCRONTAB of the Site Recovery sweep (VMKEEPER_REPLICATION_SCHEDULE): VMs that should replicate and do not yet (a tag added later, a policy changed).')
+param replicationSchedule string = '0 10,40 * * * *'
+
 @description('Alerts published to an Event Grid custom topic. false: no topic, VMKEEPER_ALERTS_TOPIC_ENDPOINT empty (alerts are recorded, not published).')
 param alertsEnabled bool = true
 
@@ -124,6 +127,7 @@ var queues = {
   jobs: 'vmkeeper-jobs'
   restores: 'vmkeeper-restores'
   drills: 'vmkeeper-drills'
+  replication: 'vmkeeper-replication'
 }
 var tables = {
   protect: 'vmkeeperprotection'
@@ -166,17 +170,19 @@ module storage 'app/storage.bicep' = {
       deploymentContainerName
       deadLetterContainerName
     ]
+    workspaceId: logAnalytics.outputs.resourceId
   }
 }
 
-module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.7.0' = {
+// Entra ID only (disableLocalAuth); the app, its storage, the vaults and the alerts topic log to it.
+module logAnalytics 'monitoring/workspace.bicep' = {
   name: 'loganalytics'
   scope: rg
   params: {
     name: 'log-${resourceToken}'
     location: location
     tags: tags
-    dataRetention: logRetentionDays
+    retentionInDays: logRetentionDays
   }
 }
 
@@ -224,6 +230,7 @@ module vaults 'backup/vault.bicep' = [for region in newVaultRegions: {
     name: '${vaultPrefix}${region}'
     location: region
     tags: tags
+    workspaceId: logAnalytics.outputs.resourceId
   }
 }]
 
@@ -245,6 +252,7 @@ module app 'app/function.bicep' = {
     storageAccountName: storage.outputs.name
     deploymentContainerName: deploymentContainerName
     appInsightsConnectionString: appInsights.outputs.connectionString
+    workspaceId: logAnalytics.outputs.resourceId
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     queues: queues
@@ -255,6 +263,7 @@ module app 'app/function.bicep' = {
     schedule: schedule
     complianceSchedule: complianceSchedule
     drillSchedule: drillSchedule
+    replicationSchedule: replicationSchedule
     alertsTopicEndpoint: alertsEnabled ? alertsSender.outputs.endpoint : ''
     retentionSchedule: retentionSchedule
     retentionDryRun: retentionDryRun
@@ -340,8 +349,43 @@ module vaultRoleAssignment 'security/role-assignment-rg.bicep' = if (!contains(s
   }
 }
 
+// --- Restores from Azure Backup recovery points: the staging storage accounts -----------------------------
+// Azure Backup checks Microsoft.Storage/storageAccounts/write on the caller for the staging storage account a restore
+// names (Learn, backup-rbac-rs-vault, "Restore managed disks from VM backup"; without it the restore is refused with
+// 403 LinkedAuthorizationFailed). That one action is a role of its own (infra/vmkeeper-staging-role.json), assigned
+// at each staging account listed here and nowhere else: never at a subscription or a group.
+@description('Storage accounts (resource ids) that restores from Azure Backup recovery points stage in: a restore request\'s target.staging_storage_account must be one of them. Each must exist. Empty: none (Azure Backup refuses such restores).')
+param restoreStagingAccountIds array = []
+
+var stagingRoleName = guid(subscription().id, environmentName, 'vmkeeper-staging-role')
+
+module stagingRole 'security/staging-role-definition.bicep' = if (!empty(restoreStagingAccountIds)) {
+  name: 'staging-role-definition'
+  params: {
+    name: stagingRoleName
+    environmentName: environmentName
+    assignableScopes: map(union(map(restoreStagingAccountIds, a => toLower(split(a, '/')[2])), [
+      subscription().subscriptionId
+    ]), s => '/subscriptions/${s}')
+  }
+}
+
+module stagingRoleAssignments 'security/role-assignment-storage.bicep' = [for (account, i) in restoreStagingAccountIds: {
+  name: 'vmkeeper-staging-${i}-${resourceToken}'
+  scope: resourceGroup(split(account, '/')[2], split(account, '/')[4])
+  dependsOn: [
+    stagingRole
+  ]
+  params: {
+    roleDefinitionName: stagingRoleName
+    principalId: identity.outputs.principalId
+    storageAccountName: last(split(account, '/'))
+  }
+}]
+// --- end of the staging storage accounts ---------------------------------------------------------------
+
 // Event Grid: a Microsoft.Resources.Subscriptions system topic in each protected subscription that has none.
-// Their event subscriptions are made by the postdeploy hook, once vm_events exists (infra/hooks/postdeploy.sh).
+// Their event subscriptions are made by the postdeploy hook, once vm_events exists (infra/hooks/postdeploy.py).
 module topics 'eventgrid/subscription-topic.bicep' = [for sub in newTopicSubscriptionIds: {
   name: 'vmkeeper-events-${sub}-${resourceToken}'
   scope: subscription(sub)
@@ -369,3 +413,20 @@ output EVENTGRID_SYSTEM_TOPIC_IDS array = concat(newTopicIds, map(items(existing
 output VAULT_IDS object = vaultIds
 output ALERTS_TOPIC_ID string = alertsEnabled ? alertsTopicId : ''
 output ALERTS_TOPIC_ENDPOINT string = alertsEnabled ? alertsSender.outputs.endpoint : ''
+
+// For the hooks (infra/hooks): the cloud to sign in to, and what vmkeeper makes outside rg-<env>, which azd down does
+// not delete (rg-<env> is the group it deletes): the teardown deletes each of these by its id. Every output named
+// VMKEEPER_…ROLE_ASSIGNMENT_ID(S) / VMKEEPER_…ROLE_DEFINITION_ID(S) is read (tests/infra/test_hooks.py: every role
+// assignment or definition outside rg-<env> is in one).
+output AZURE_RESOURCE_MANAGER_ENDPOINT string = environment().resourceManager
+output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output VMKEEPER_EVENTS_RESOURCE_GROUP_IDS array = map(newTopicSubscriptionIds, s => '/subscriptions/${s}/resourceGroups/${eventsResourceGroupName}')
+output VMKEEPER_ROLE_DEFINITION_IDS array = [
+  role.outputs.id
+]
+output VMKEEPER_ROLE_ASSIGNMENT_IDS array = [for (sub, i) in subscriptionIds: roleAssignments[i].outputs.id]
+output VMKEEPER_STAGING_ROLE_DEFINITION_IDS array = empty(restoreStagingAccountIds) ? [] : [
+  stagingRole.outputs.id
+]
+output VMKEEPER_STAGING_ROLE_ASSIGNMENT_IDS array = [for (account, i) in restoreStagingAccountIds: stagingRoleAssignments[i].outputs.id]
+output VMKEEPER_ALERTS_ROLE_ASSIGNMENT_ID string = (alertsEnabled && !empty(existingAlertsTopicId)) ? alertsSender.outputs.assignmentId : ''

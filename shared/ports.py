@@ -37,6 +37,7 @@ class Arm(Protocol):
     def resources(self, subscription_id: str) -> Any: ...  # Resource Manager's own: tags at scope
     def network(self, subscription_id: str) -> Any: ...  # NICs and subnets of restored VMs
     def resource_graph(self) -> Any: ...
+    def site_recovery(self, subscription_id: str) -> Any: ...  # Site Recovery (A2A) in a vault
 
 
 class Budget(Protocol):

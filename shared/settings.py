@@ -8,11 +8,16 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import resource_ids, tags
 
 REGION = re.compile(r"^[a-z0-9]+$")
+# The app's code: the directory of function_app.py, shared/'s parent. A relative VMKEEPER_POLICY_FILE is a file
+# shipped with the code, found from here: where the platform mounts the package (Flex Consumption doesn't say) and
+# the worker's current directory are not ours to assume.
+APP_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("vmkeeper.settings")
 # Settings auto-protect no longer reads: the policy document (VMKEEPER_POLICY_FILE) says which Azure
 # Backup policy a VM gets (each policy's ``backup_policy``), and the tags are the document's own.
@@ -69,7 +74,9 @@ def _json_object(env: Mapping[str, str], name: str, default: str = "{}") -> dict
 
 
 def _policy_file(env: Mapping[str, str]) -> str:
-    path = _get(env, "VMKEEPER_POLICY_FILE")
+    """``VMKEEPER_POLICY_FILE``: an absolute path as given, a relative one under the app's code (APP_ROOT)."""
+    path = str(APP_ROOT / _get(env, "VMKEEPER_POLICY_FILE"))  # an absolute right-hand side wins
+    path = os.path.normpath(path)
     if not os.path.isfile(path):
         raise SettingError(f"VMKEEPER_POLICY_FILE: no such file {path!r}")
     return path
@@ -83,10 +90,17 @@ def _warn_retired(env: Mapping[str, str]) -> None:
 
 @dataclass(frozen=True)
 class AzureSettings:
-    """Where Azure is: Resource Manager's endpoint, and (local development only) a CA bundle."""
+    """Where Azure is: Resource Manager's endpoint (Bicep sets this cloud's, ``environment().resourceManager``),
+    and (local development only) a CA bundle."""
 
     arm_endpoint: str = "https://management.azure.com"
     ca_bundle: str | None = None
+
+    @property
+    def arm_scope(self) -> str:
+        """The token scope for Resource Manager: its endpoint is an audience it accepts in every cloud (Azure
+        China's tokens are for management.chinacloudapi.cn, not management.azure.com)."""
+        return f"{self.arm_endpoint}/.default"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AzureSettings:
@@ -248,16 +262,53 @@ class ComplianceSettings:
 
 @dataclass(frozen=True)
 class DrillSettings:
-    """DR drills: the fleet's subscriptions and policies (each policy's ``drill`` block), and the drills' queue."""
+    """DR drills: the fleet's subscriptions and policies (each policy's ``drill`` block), and the drills' queue;
+    replica drills look for a VM's replicated item in the Recovery Services vaults of ``VMKEEPER_VAULTS``."""
 
     subscriptions: tuple[str, ...]
     policy_file: str
     queue: str
     ledger_table: str
+    vaults: dict[str, str] = field(default_factory=dict)  # region → vault id: where replicated items are listed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DrillSettings:
         env = os.environ if env is None else env
         fleet = FleetSettings.from_env(env)
         return cls(fleet.subscriptions, fleet.policy_file, _get(env, "VMKEEPER_DRILL_QUEUE", "vmkeeper-drills"),
-                   fleet.ledger_table)
+                   fleet.ledger_table, _vaults(env))
+
+
+@dataclass(frozen=True)
+class ReplicationSettings:
+    """Site Recovery (shared/replication/): the vaults (the target region's vault replicates into it), the policy
+    document (each policy's ``replication`` block), the replication jobs' queue, and how patiently to wait."""
+
+    vaults: dict[str, str]  # region → Recovery Services vault id (VMKEEPER_VAULTS, as for Azure Backup)
+    policy_file: str
+    queue: str
+    ledger_table: str  # the fleet's ledger: a row per VM in the partition "replication" (the report reads it)
+    subscriptions: tuple[str, ...]  # the sweep's scope (VMKEEPER_SUBSCRIPTIONS); the event path needs none
+    retry_seconds: int
+    retry_max_seconds: int
+    max_attempts: int  # looks at something not ready yet (a VM being created, an object another job makes)
+    timeout_hours: int  # initial replication may take this long before the job gives up (and alerts)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReplicationSettings:
+        env = os.environ if env is None else env
+        subs = tuple(s.strip().lower() for s in (env.get("VMKEEPER_SUBSCRIPTIONS") or "").split(",") if s.strip())
+        bad = [s for s in subs if not resource_ids.GUID.match(s)]
+        if bad:
+            raise SettingError(f"VMKEEPER_SUBSCRIPTIONS: comma-separated subscription ids (bad: {', '.join(bad)})")
+        return cls(
+            vaults=_vaults(env),
+            policy_file=_policy_file(env),
+            queue=_get(env, "VMKEEPER_REPLICATION_QUEUE", "vmkeeper-replication"),
+            ledger_table=_get(env, "VMKEEPER_LEDGER_TABLE", "vmkeeperledger"),
+            subscriptions=subs,
+            retry_seconds=_int(env, "VMKEEPER_REPLICATION_RETRY_SECONDS", 15, 1, 3600),
+            retry_max_seconds=_int(env, "VMKEEPER_REPLICATION_RETRY_MAX_SECONDS", 600, 1, 86400),
+            max_attempts=_int(env, "VMKEEPER_REPLICATION_MAX_ATTEMPTS", 40, 1, 1000),
+            timeout_hours=_int(env, "VMKEEPER_REPLICATION_TIMEOUT_HOURS", 72, 1, 24 * 14),
+        )

@@ -7,6 +7,8 @@ One place for them, so the planner, the workers and retention agree on what "our
 POLICY = "vmkeeper-policy"  # names a vmkeeper policy, e.g. "gold"
 OPT_OUT = "vmkeeper-optout"  # "true" leaves the VM alone
 DRILL = "vmkeeper-drill"  # "true": DR drills for this VM (its policy's drill block), when the policy doesn't drill all
+DR = "vmkeeper-dr"  # "critical": Site Recovery replicates the VM (its policy's replication block), when the policy doesn't replicate all
+DR_CRITICAL = "critical"
 FLEET = "vmkeeper-fleet"  # "true" on a VM a restore or a drill made: the operator makes it a fleet member (shared/membership.py)
 
 # On artifacts (vmkeeper sets these; retention trusts nothing without MANAGED_BY).

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is need
     from .azure.pacing import WriteBudget
     from .compliance.service import ComplianceService
     from .drill.service import Drills
+    from .replication.service import Replication
     from .report.api import ReportApi
     from .report.service import Reports
     from .restore.api import RestoreApi
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is need
         DrillSettings,
         FleetSettings,
         ProtectSettings,
+        ReplicationSettings,
         RestoreSettings,
     )
 
@@ -242,6 +244,27 @@ class Wiring:
         from .report.api import ReportApi
 
         return self._once("report_api", lambda: ReportApi(lambda: self.reports))
+
+
+    # --- Site Recovery ----------------------------------------------------------------------------------------
+    @property
+    def replication_settings(self) -> ReplicationSettings:
+        from .settings import ReplicationSettings
+
+        return self._once("replication_settings", lambda: ReplicationSettings.from_env(self.env))
+
+    @property
+    def replication(self) -> Replication:
+        def make() -> Any:
+            from .azure.ledger import Ledger
+            from .replication.service import Replication
+            from .settings import AzureSettings
+
+            s = self.replication_settings
+            return Replication(s, self.arm, self.storage.queue(s.queue), self.storage.queue(f"{s.queue}-poison"),
+                               Ledger(self.storage.table(s.ledger_table)), self.alerts,
+                               AzureSettings.from_env(self.env).arm_endpoint)
+        return self._once("replication", make)
 
 
 _current: Wiring | None = None

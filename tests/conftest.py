@@ -31,13 +31,30 @@ FAST = {"lro": {"default_seconds": 0.05, "retry_after_ms": 20}}
 APP_USER_AGENT = "vmkeeper/"  # shared/azure/clients.py USER_AGENT: the app's ARM clients append it
 
 
+def resource_type(path: str) -> str:
+    """The resource type a path or resource id addresses (its last provider's types, e.g.
+    ``Microsoft.Storage/storageAccounts``; a group or subscription as Microsoft.Resources names them)."""
+    parts = [p for p in path.split("/") if p]
+    lower = [p.lower() for p in parts]
+    if "providers" in lower:
+        i = len(lower) - 1 - lower[::-1].index("providers")
+        rest = parts[i + 1:]
+        return "/".join(rest[:1] + rest[1::2]) if rest else "(providers)"
+    if len(parts) >= 3 and lower[2] == "resourcegroups":
+        return "Microsoft.Resources/resourceGroups"
+    return "Microsoft.Resources/subscriptions" if lower[:1] == ["subscriptions"] else "(tenant)"
+
+
 @dataclass
 class Operation:
-    """One ARM operation the app made: how often, with which statuses, and where first seen."""
+    """One ARM operation the app made: how often, with which statuses, on which resource types, how often as
+    a linked access check (LINKED: an action on a resource another request referred to), and where first seen."""
 
     count: int = 0
     statuses: Counter = field(default_factory=Counter)
     tests: Counter = field(default_factory=Counter)
+    resource_types: Counter = field(default_factory=Counter)
+    linked: int = 0
     example: str = ""  # "METHOD path" of the first call
 
 
@@ -74,6 +91,8 @@ class AppOperations:
             op.count += 1
             op.statuses[c["status"]] += 1
             op.tests[self.current] += 1
+            op.resource_types[resource_type(c["path"])] += 1
+            op.linked += c["method"] == "LINKED"
             op.example = op.example or f"{c['method']} {c['path']}"
 
     def rewind(self) -> None:

@@ -1,6 +1,6 @@
 """The admin API under /_emulator/ (documented in emulator/README.md): settings, clock, faults, call
-log, event subscriptions, state and reset, plus the endpoints providers add (such as a fleet seed).
-JSON in, JSON out."""
+log, role assignments, event subscriptions, state and reset, plus the endpoints providers add (such as
+a fleet seed). JSON in, JSON out."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ class AdminApi:
             ("DELETE", r"faults", self.delete_faults),
             ("GET", r"calls", self.get_calls),
             ("DELETE", r"calls", self.delete_calls),
+            ("GET", r"roleAssignments", self.get_role_assignments),
+            ("PUT", r"roleAssignments", self.put_role_assignments),
+            ("POST", r"roleAssignments", self.add_role_assignment),
+            ("DELETE", r"roleAssignments", self.delete_role_assignments),
             ("GET", r"eventSubscriptions", self.list_event_subscriptions),
             ("POST", r"eventSubscriptions", self.add_event_subscription),
             ("DELETE", r"eventSubscriptions/(?P<id>[^/]+)", self.delete_event_subscription),
@@ -184,6 +188,24 @@ class AdminApi:
 
     def delete_calls(self, **_: Any) -> Response:
         self.emu.calls.clear()
+        return _ok({"value": []})
+
+    def get_role_assignments(self, **_: Any) -> Response:
+        return _ok({"value": [a.to_dict() for a in self.emu.rbac.assignments]})
+
+    def put_role_assignments(self, body: dict[str, Any], **_: Any) -> Response:
+        with self.emu.lock:
+            self.emu.rbac.replace(body.get("value"))
+        return self.get_role_assignments()
+
+    def add_role_assignment(self, body: dict[str, Any], **_: Any) -> Response:
+        with self.emu.lock:
+            self.emu.rbac.add(body)
+        return self.get_role_assignments()
+
+    def delete_role_assignments(self, **_: Any) -> Response:
+        with self.emu.lock:
+            self.emu.rbac.clear()
         return _ok({"value": []})
 
     def list_event_subscriptions(self, **_: Any) -> Response:

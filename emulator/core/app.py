@@ -1,4 +1,4 @@
-"""The emulator as one object: state, clock, throttle, faults, events, call log, and the request
+"""The emulator as one object: state, clock, throttle, faults, events, call log, role assignments, and the request
 pipeline every ARM call goes through. Transport-free: ``handle()`` takes a request and returns a
 response, so the HTTPS server (server.py) is a thin shell around it."""
 
@@ -20,6 +20,7 @@ from .clock import Clock
 from .events import EventBus, build_event
 from .faults import KINDS, Faults
 from .lro import Operation, Operations
+from .rbac import RoleAssignments
 from .routing import Request, Response
 from .state import Store
 from .throttle import Throttle, retry_after_header
@@ -62,6 +63,7 @@ class Emulator:
         self.faults = Faults(seed, KINDS + providers.fault_kinds)
         self.events = EventBus()
         self.calls = CallLog()
+        self.rbac = RoleAssignments()
         self.operations = Operations(self.clock)
         self.router, self.guards, self.data_plane = providers.router, providers.guards, providers.data_plane
         self.admin = admin.AdminApi(self, providers.admin, providers.settings)
@@ -147,6 +149,9 @@ class Emulator:
             with self.lock:
                 self.store.subscription(sub_id)  # 400 malformed / 404 unknown
             scope = sub_id.lower()
+            # A caller with role assignments needs its request's own action at the request's scope (tenant-level
+            # requests such as a Resource Graph query are not checked: no assignment is made there).
+            self.rbac.authorize(req.bearer_token(), route.operation, req.path.rstrip("/"))
         allowed, remaining, wait = self.throttle.take(scope, route.kind)
         header_scope = "subscription" if scope != "tenant" else "tenant"
         if remaining >= 0:
@@ -302,6 +307,7 @@ class Emulator:
             self.faults.set_rules([])
             self.calls.clear()
             self.calls.enabled = True
+            self.rbac.clear()
             self.events.subscriptions.clear()
             self.events.published.clear()
             self.latency_ms = 0.0

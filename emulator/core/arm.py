@@ -125,9 +125,25 @@ def no_event(resp: Response) -> Response:
 
 
 def linked_access_check(req: Any, action: str, resource_id: str) -> None:
-    """ARM's linked access check: a write that references another resource (a NIC's subnet, a VM's NIC)
-    also needs an action on that resource (``…/subnets/join/action``). Azure answers 403
-    LinkedAuthorizationFailed without it; the emulator grants it, but records the check in the call log
-    (method ``LINKED``, the caller's user agent) so the permission a client needs can be measured."""
-    req.emulator.calls.record("LINKED", resource_id, action, 200, req.emulator.clock.timestamp(),
+    """One linked access check (see ``linked_access_checks``)."""
+    linked_access_checks(req, [(action, resource_id)])
+
+
+def linked_access_checks(req: Any, checks: list[tuple[str, str]]) -> None:
+    """ARM's linked access checks: a request that references other resources (a NIC's subnet, a VM's NIC,
+    an Azure Backup restore's staging storage account) also needs an action on each of them
+    (``…/subnets/join/action``). Each is recorded in the call log (method ``LINKED``, the action, the
+    linked resource as the path, the caller's user agent and 200 or 403), so the permissions a client
+    needs can be measured; a caller whose role assignments (core/rbac.py) lack any of them gets 403
+    ``LinkedAuthorizationFailed`` naming them all, and the request does nothing. A caller without
+    assignments passes (the emulator is permissive by default)."""
+    emulator, principal = req.emulator, req.bearer_token()
+    refused = []
+    for action, resource_id in checks:
+        allowed = emulator.rbac.allows(principal, action, resource_id)
+        emulator.calls.record("LINKED", resource_id, action, 200 if allowed else 403, emulator.clock.timestamp(),
                               req.headers.get("user-agent"))
+        if not allowed:
+            refused.append((action, resource_id))
+    if refused:
+        raise emulator.rbac.refused(principal, req.route.operation if req.route else "", req.path.rstrip("/"), refused)

@@ -25,11 +25,13 @@ from .routing import Request, Router
 
 PROVIDERS = (
     "emulator.authorization.responses",
+    "emulator.authorization.roles",
     "emulator.resources.responses",
     "emulator.network.responses",
     "emulator.compute.responses",
     "emulator.resourcegraph.responses",
     "emulator.recoveryservices.responses",
+    "emulator.siterecovery.responses",
     "emulator.eventgrid.responses",
 )
 

@@ -144,7 +144,7 @@ def subscriptions_of(store: Store, topic: Resource) -> list[Resource]:
     return store.of_type(STORED_SUBSCRIPTION_TYPE, topic.id)
 
 
-def _destination(raw: Any) -> dict[str, Any]:
+def destination_properties(raw: Any) -> dict[str, Any]:
     where = "properties.destination"
     if not isinstance(raw, dict):
         raise InvalidParameter(f"{where}: required, an object with endpointType and properties.", target=where)
@@ -182,13 +182,16 @@ def check_webhook_url(url: Any, where: str) -> None:
                                "loopback endpoints (https://127.0.0.1:… or http://127.0.0.1:…).", target=where)
 
 
-def _filter(raw: Any) -> dict[str, Any]:
+def filter_properties(raw: Any, *, advanced: bool = False) -> dict[str, Any]:
+    """An event subscription's filter, checked. ``advanced``: advancedFilters are checked and kept (an event
+    subscription nothing is delivered through); else refused rather than ignored (they would change what a
+    WebHook receives)."""
     where = "properties.filter"
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise InvalidParameter(f"{where}: must be an object.", target=where)
-    if raw.get("advancedFilters"):
+    if raw.get("advancedFilters") and not advanced:
         raise InvalidParameter(f"{where}.advancedFilters: not served by the emulator (includedEventTypes, "
                                "subjectBeginsWith and subjectEndsWith are).", target=f"{where}.advancedFilters")
     types = raw.get("includedEventTypes")
@@ -210,10 +213,48 @@ def _filter(raw: Any) -> dict[str, Any]:
         out["includedEventTypes"] = types
     if "enableAdvancedFilteringOnArrays" in raw:
         out["enableAdvancedFilteringOnArrays"] = raw["enableAdvancedFilteringOnArrays"]
+    if advanced and raw.get("advancedFilters") is not None:
+        out["advancedFilters"] = advanced_filters(raw["advancedFilters"], f"{where}.advancedFilters")
     return out
 
 
-def _retry_policy(raw: Any) -> dict[str, int]:
+# Event Grid's advanced filter operators (REST reference "Event Subscriptions - Create Or Update",
+# AdvancedFilter's operatorType) and those that take a list of values.
+ADVANCED_OPERATORS = ("NumberIn", "NumberNotIn", "NumberLessThan", "NumberGreaterThan", "NumberLessThanOrEquals",
+                      "NumberGreaterThanOrEquals", "BoolEquals", "StringIn", "StringNotIn", "StringBeginsWith",
+                      "StringEndsWith", "StringContains", "NumberInRange", "NumberNotInRange", "StringNotBeginsWith",
+                      "StringNotEndsWith", "StringNotContains", "IsNullOrUndefined", "IsNotNull")
+SINGLE_VALUE = ("NumberLessThan", "NumberGreaterThan", "NumberLessThanOrEquals", "NumberGreaterThanOrEquals",
+                "BoolEquals")
+NO_VALUE = ("IsNullOrUndefined", "IsNotNull")
+MAX_ADVANCED_FILTERS = 25  # Learn "Event Grid quotas and limits": advanced filters per event subscription
+
+
+def advanced_filters(raw: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or len(raw) > MAX_ADVANCED_FILTERS:
+        raise InvalidParameter(f"{where}: a list of at most {MAX_ADVANCED_FILTERS} filters.", target=where)
+    out = []
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict) or item.get("operatorType") not in ADVANCED_OPERATORS:
+            raise InvalidParameter(f"{at}.operatorType: one of {', '.join(ADVANCED_OPERATORS)}.",
+                                   target=f"{at}.operatorType")
+        op = item["operatorType"]
+        if not isinstance(item.get("key"), str) or not item["key"]:
+            raise InvalidParameter(f"{at}.key: required, the event field filtered on (e.g. data.operationName).",
+                                   target=f"{at}.key")
+        if op in SINGLE_VALUE:
+            if "value" not in item:
+                raise InvalidParameter(f"{at}.value: required for {op}.", target=f"{at}.value")
+        elif op not in NO_VALUE:
+            values = item.get("values")
+            if not isinstance(values, list) or not values:
+                raise InvalidParameter(f"{at}.values: required for {op}, a non-empty list.", target=f"{at}.values")
+        out.append(dict(item))
+    return out
+
+
+def retry_policy(raw: Any) -> dict[str, int]:
     where = "properties.retryPolicy"
     policy = dict(DEFAULT_RETRY_POLICY)
     if raw is None:
@@ -243,8 +284,8 @@ def subscription_properties(topic: Resource, props: Any) -> dict[str, Any]:
     labels = props.get("labels")
     if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
         raise InvalidParameter("properties.labels: must be a list of strings.", target="properties.labels")
-    out = {"topic": topic.id, "destination": _destination(props.get("destination")), "filter": _filter(props.get("filter")),
-           "labels": labels, "eventDeliverySchema": schema, "retryPolicy": _retry_policy(props.get("retryPolicy"))}
+    out = {"topic": topic.id, "destination": destination_properties(props.get("destination")), "filter": filter_properties(props.get("filter")),
+           "labels": labels, "eventDeliverySchema": schema, "retryPolicy": retry_policy(props.get("retryPolicy"))}
     for key in ("deadLetterDestination", "expirationTimeUtc"):
         if props.get(key) is not None:
             out[key] = props[key]

@@ -1,7 +1,8 @@
 """Microsoft.EventGrid over HTTP: custom topics and their event subscriptions (ARM, 2025-02-15, as
-azure-mgmt-eventgrid 10.4.0 calls them: PUT 201 + long-running operation, DELETE 202/204), and each
+azure-mgmt-eventgrid 10.4.0 calls them: PUT 201 + long-running operation, DELETE 202/204), each
 topic's publish endpoint (data plane, 2018-01-01), served on the emulator's host under
-``/eventgrid/{subscriptionId}/{resourceGroupName}/{topicName}/api/events``.
+``/eventgrid/{subscriptionId}/{resourceGroupName}/{topicName}/api/events``, and system topics with
+their event subscriptions (``system_topics.py``: kept, nothing delivered through them).
 
 Accepted events are routed here to the matching event subscriptions and handed to ``delivery.py``.
 Admin: ``GET /_emulator/eventgrid/deliveries`` (counts, dropped events) and ``POST
@@ -20,17 +21,21 @@ from ..core.routing import Request, Response, Router
 from ..core.state import Resource
 from . import models as m
 from . import publish
+from . import system_topics as st
 from .delivery import Deliveries, Target, delivered_form
 
 router = Router()
 data_plane = Router()
 
-VERSIONS = ("2025-02-15", "2022-06-15", "2021-12-01", "2020-06-01")
+VERSIONS = ("2025-02-15", "2024-06-01-preview", "2022-06-15", "2021-12-01", "2020-06-01")
 RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.EventGrid"
 SUB = "/subscriptions/{subscriptionId}/providers/Microsoft.EventGrid"
 TOPIC = RG + "/topics/{topicName}"
 EVENT_SUBSCRIPTIONS = TOPIC + "/providers/Microsoft.EventGrid/eventSubscriptions"
 EVENT_SUBSCRIPTION = EVENT_SUBSCRIPTIONS + "/{eventSubscriptionName}"
+SYSTEM_TOPIC = RG + "/systemTopics/{systemTopicName}"
+SYSTEM_SUBSCRIPTIONS = SYSTEM_TOPIC + "/eventSubscriptions"
+SYSTEM_SUBSCRIPTION = SYSTEM_SUBSCRIPTIONS + "/{eventSubscriptionName}"
 PUBLISH = m.DATA_PLANE_PREFIX + "/{subscriptionId}/{resourceGroupName}/{topicName}/api/events"
 
 
@@ -180,6 +185,124 @@ def _find_subscription(req: Request) -> Resource | None:
 add_long_running_delete(router, EVENT_SUBSCRIPTION, operation="Microsoft.EventGrid/eventSubscriptions/delete",
                         api_versions=VERSIONS, provider=m.PROVIDER, find=_find_subscription,
                         begin=m.begin_delete_subscription)
+
+
+# --- system topics ------------------------------------------------------------------------------------------
+def _system_topic_id(req: Request) -> str:
+    return st.topic_id(req.params["subscriptionId"], req.params["resourceGroupName"], req.params["systemTopicName"])
+
+
+def _system_topic(req: Request) -> Resource:
+    return get_resource(req.emulator.store, _system_topic_id(req), st.SYSTEM_TOPIC_TYPE, req.params["systemTopicName"],
+                        req.params["resourceGroupName"])
+
+
+def _existing_system_topic(req: Request) -> Resource | None:
+    req.emulator.store.resource_group(req.params["subscriptionId"], req.params["resourceGroupName"])
+    return req.emulator.store.get(_system_topic_id(req))
+
+
+@router.route("PUT", SYSTEM_TOPIC, operation="Microsoft.EventGrid/systemTopics/write", api_versions=VERSIONS)
+def put_system_topic(req: Request) -> Response:
+    """201 for a new topic, 200 for an update (the SDK takes both), Creating/Updating until the operation
+    ends; only tags and the identity change on an update."""
+    body = req.json()
+    name = req.params["systemTopicName"]
+    st.check_topic_name(name)
+    store = req.emulator.store
+    sub = req.params["subscriptionId"]
+    rg = store.resource_group(sub, req.params["resourceGroupName"])
+    location = require_location(body)
+    tags = check_tags(body)
+    existing = store.get(_system_topic_id(req))
+    properties = st.topic_properties(sub, body, existing, store)
+    identity = st.identity_properties(body.get("identity"), _system_topic_id(req))
+    if existing is None:
+        topic = store.put(st.new_topic(sub, rg.name, name, location, tags, properties, identity,
+                                       req.emulator.clock.timestamp()))
+    else:
+        topic = existing
+        topic.properties = dict(properties, provisioningState="Updating")
+        topic.tags = tags
+        topic.extra.pop("identity", None)
+        if identity is not None:
+            topic.extra["identity"] = identity
+
+    def done(op) -> None:
+        topic.properties["provisioningState"] = "Succeeded"
+
+    def failed(op) -> None:
+        topic.properties["provisioningState"] = "Failed"
+
+    op = req.emulator.start_operation(req, topic.location or location, on_success=done, on_failure=failed,
+                                      result=lambda: Response(200, topic.to_arm()))
+    return accepted(req, op, m.PROVIDER, 201 if existing is None else 200, topic.to_arm())
+
+
+@router.route("GET", SYSTEM_TOPIC, operation="Microsoft.EventGrid/systemTopics/read", api_versions=VERSIONS)
+def get_system_topic(req: Request) -> Response:
+    return Response(200, _system_topic(req).to_arm())
+
+
+add_long_running_delete(router, SYSTEM_TOPIC, operation="Microsoft.EventGrid/systemTopics/delete", api_versions=VERSIONS,
+                        provider=m.PROVIDER, find=_existing_system_topic, begin=st.begin_delete_topic)
+add_lists(router, st.SYSTEM_TOPIC_TYPE, api_versions=VERSIONS)
+
+
+def _system_subscription_id(req: Request, topic: Resource) -> str:
+    return st.subscription_id(topic, req.params["eventSubscriptionName"])
+
+
+@router.route("PUT", SYSTEM_SUBSCRIPTION, operation="Microsoft.EventGrid/systemTopics/eventSubscriptions/write",
+              api_versions=VERSIONS)
+def put_system_subscription(req: Request) -> Response:
+    """201 + long-running operation, for a new event subscription and an update alike (the SDK takes only 201)."""
+    body = req.json()
+    name = req.params["eventSubscriptionName"]
+    check_name(name, m.SUBSCRIPTION_NAME_RE, m.SUBSCRIPTION_NAME_RULE, target="eventSubscriptionName")
+    topic = _system_topic(req)
+    properties = st.subscription_properties(topic, body.get("properties"))
+    store = req.emulator.store
+    subscription = store.get(_system_subscription_id(req, topic))
+    if subscription is None:
+        subscription = store.put(st.new_subscription(topic, name, properties, req.emulator.clock.timestamp()))
+    else:
+        subscription.properties = dict(properties, provisioningState="Updating")
+
+    def done(op) -> None:
+        subscription.properties["provisioningState"] = "Succeeded"
+
+    def failed(op) -> None:
+        subscription.properties["provisioningState"] = "Failed"
+
+    op = req.emulator.start_operation(req, "global", on_success=done, on_failure=failed,
+                                      result=lambda: Response(200, st.subscription_body(subscription)))
+    return accepted(req, op, m.PROVIDER, 201, st.subscription_body(subscription))
+
+
+def _find_system_subscription(req: Request) -> Resource | None:
+    return req.emulator.store.get(_system_subscription_id(req, _system_topic(req)))
+
+
+@router.route("GET", SYSTEM_SUBSCRIPTION, operation="Microsoft.EventGrid/systemTopics/eventSubscriptions/read",
+              api_versions=VERSIONS)
+def get_system_subscription(req: Request) -> Response:
+    found = _find_system_subscription(req)
+    if found is None:
+        raise NotFound(f"The event subscription '{req.params['eventSubscriptionName']}' of system topic "
+                       f"'{req.params['systemTopicName']}' was not found.", code="ResourceNotFound")
+    return Response(200, st.subscription_body(found))
+
+
+@router.route("GET", SYSTEM_SUBSCRIPTIONS, operation="Microsoft.EventGrid/systemTopics/eventSubscriptions/read",
+              api_versions=VERSIONS)
+def list_system_subscriptions(req: Request) -> Response:
+    return listing(req, [st.subscription_body(s) for s in st.subscriptions_of(req.emulator.store, _system_topic(req))])
+
+
+add_long_running_delete(router, SYSTEM_SUBSCRIPTION, operation="Microsoft.EventGrid/systemTopics/eventSubscriptions/delete",
+                        api_versions=VERSIONS, provider=m.PROVIDER, find=_find_system_subscription,
+                        begin=st.begin_delete_subscription)
 
 
 # --- the data plane: publish -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from ..core.arm import (
     check_name,
     check_tags,
     get_resource,
+    linked_access_checks,
     listing,
     no_event,
     normalize_location,
@@ -214,6 +215,67 @@ def _publish_write(req: Request, resource: Resource, operation: str) -> None:
     event = build_event("write", resource.id, operation, resource.subscription_id, emu.clock.timestamp(), "PUT",
                         f"https://management.azure.com{resource.id}")
     emu.events.publish(event, resource.subscription_id)
+
+
+# --- Azure Backup's checks on the caller ------------------------------------------------------------
+# Microsoft Learn, "Use Azure role-based access control to manage Azure Backup recovery points"
+# (https://learn.microsoft.com/azure/backup/backup-rbac-rs-vault), "Minimum role requirements for Azure VM
+# backup": beside its role on the vault, the caller needs these on the resources a request names (each
+# row's "Alternative" column gives the custom-role action). Modelled as ARM's linked access checks.
+VM_WRITE = "Microsoft.Compute/virtualMachines/write"
+STORAGE_WRITE = "Microsoft.Storage/storageAccounts/write"
+GROUP_WRITE = "Microsoft.Resources/subscriptions/resourceGroups/write"
+
+
+def protect_linked_checks(props: dict[str, Any]) -> list[tuple[str, str]]:
+    """"Enable backup of Azure VMs": Virtual Machine Contributor on the VM resource (alternative:
+    ``virtualMachines/write``). Stopping protection needs the vault alone ("Stop backup" row)."""
+    source = props.get("sourceResourceId")
+    if not isinstance(source, str) or not source or str(props.get("protectionState", "")).lower() == "protectionstopped":
+        return []
+    return [(VM_WRITE, source)]
+
+
+def restore_linked_checks(props: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a restore request names, checked on the caller:
+
+    - every restore: ``virtualMachines/write`` on the source VM that got backed up ("Virtual Machine
+      Contributor, Source VM that got backed up");
+    - a staging storage account (``storageAccountId``, or ``identityBasedRestoreDetails.targetStorageAccountId``):
+      ``Microsoft.Storage/storageAccounts/write`` on it ("Restore managed disks from VM backup": Storage Account
+      Contributor on the "Temporary Storage account selected as part of restore to hold data from vault before
+      converting them to managed disks");
+    - a target resource group (RestoreDisks, AlternateLocation): ``resourceGroups/write`` on it ("Contributor,
+      Resource group to which managed disk(s) will be restored" / "in which VM will be deployed");
+    - a new VM (AlternateLocation, "Restore VM"): ``virtualMachines/write`` on its resource group,
+      ``virtualNetworks/read`` on its virtual network and ``subnets/join/action`` on its subnet. The row also lists
+      ``Microsoft.DomainRegistration/domains/write``, which no VM restore exercises (it buys domain names): not
+      modelled (infra/LEAST_PRIVILEGE.md)."""
+    checks: list[tuple[str, str]] = []
+
+    def named(value: Any) -> str | None:
+        return value if isinstance(value, str) and value else None
+
+    if source := named(props.get("sourceResourceId")):
+        checks.append((VM_WRITE, source))
+    identity = props.get("identityBasedRestoreDetails")
+    staging = named(props.get("storageAccountId")) or (
+        named(identity.get("targetStorageAccountId")) if isinstance(identity, dict) else None)
+    if staging:
+        checks.append((STORAGE_WRITE, staging))
+    kind = str(props.get("recoveryType", ""))
+    group = named(props.get("targetResourceGroupId"))
+    if group and kind in ("RestoreDisks", "AlternateLocation"):
+        checks.append((GROUP_WRITE, group))
+    if kind == "AlternateLocation":
+        target_vm = named(props.get("targetVirtualMachineId"))
+        if target_vm and "/providers/" in target_vm:
+            checks.append((VM_WRITE, target_vm.split("/providers/", 1)[0]))
+        if vnet := named(props.get("virtualNetworkId")):
+            checks.append(("Microsoft.Network/virtualNetworks/read", vnet))
+        if subnet := named(props.get("subnetId")):
+            checks.append(("Microsoft.Network/virtualNetworks/subnets/join/action", subnet))
+    return checks
 
 
 # --- vaults ----------------------------------------------------------------------------------------
@@ -461,10 +523,14 @@ def _item_result(req: Request, item: Resource):
 
 @router.route("PUT", ITEM, operation=ITEM_OPS + "/write", api_versions=BACKUP_VERSIONS)
 def put_item(req: Request) -> Response:
+    props = req.json().get("properties") or {}
+    if not isinstance(props, dict):
+        raise BackupError("properties: must be an object.", code="BMSUserErrorInvalidConfigureProtectionRequest",
+                          target="properties")
+    linked_access_checks(req, protect_linked_checks(props))  # ARM checks them before Backup sees the request
     vault = _vault(req)
     _fabric(req)
     rg, name = _names(req)
-    props = req.json().get("properties") or {}
     store, now = _store(req), _now(req)
     kind = props.get("protectedItemType")
     if kind and str(kind).lower() != m.ITEM_KIND.lower():
@@ -821,13 +887,17 @@ def _restore_plan(req: Request, vault: Resource, item: Resource, point: dict[str
 def trigger_restore(req: Request) -> Response:
     """RestoreDisks: managed disks in the target group; AlternateLocation: disks, a NIC and a new VM;
     OriginalLocation: the original VM's disks replaced. Created through Compute's models when the
-    Restore job completes."""
+    Restore job completes. Azure Backup's checks on the caller come first (``restore_linked_checks``)."""
+    props = req.json().get("properties") or {}
+    if not isinstance(props, dict):
+        raise BackupError("properties: must be an object.", code="UserErrorInvalidRestoreRequest", target="properties")
+    linked_access_checks(req, restore_linked_checks(props))
     vault = _vault(req)
     _fabric(req)
     item = _item(req, vault)
     point = _point(req, item)
     store, now = _store(req), _now(req)
-    plan = _restore_plan(req, vault, item, point, req.json().get("properties") or {})
+    plan = _restore_plan(req, vault, item, point, props)
     vm_name, region, bag = plan["vm_name"], plan["region"], plan["bag"]
     target_vm_id, subnet_id, sub, rg = plan["target_vm_id"], plan["subnet_id"], plan["sub"], plan["rg"]
     job = store.put(m.new_job(vault, "Restore", vm_name, item.properties["containerName"], now, bag=bag))

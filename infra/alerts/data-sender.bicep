@@ -25,3 +25,5 @@ resource assignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 output topicId string = topic.id
 output endpoint string = topic.properties.endpoint
+// On an existing topic (outside rg-<env>) the teardown deletes it (main.bicep output VMKEEPER_ALERTS_ROLE_ASSIGNMENT_ID).
+output assignmentId string = assignment.id

@@ -9,6 +9,9 @@ param identityClientId string
 param storageAccountName string
 param deploymentContainerName string
 param appInsightsConnectionString string
+
+@description('Log Analytics workspace the app\'s resource logs (FunctionAppLogs) go to.')
+param workspaceId string
 param maximumInstanceCount int
 param instanceMemoryMB int
 
@@ -30,6 +33,7 @@ param restoreScopes string
 param schedule string
 param complianceSchedule string
 param drillSchedule string
+param replicationSchedule string
 param retentionSchedule string
 param retentionDryRun bool
 param backupNow bool
@@ -42,8 +46,9 @@ param authTenantId string
 param authClientId string
 param authAllowedAudiences array
 
-// policies.json at the repository root is deployed with the code (.funcignore ships it).
-var policyFile = '/home/site/wwwroot/policies.json'
+// policies.json at the repository root is deployed with the code (.funcignore ships it). Relative: the code finds
+// it next to function_app.py (shared/settings.py APP_ROOT), wherever Flex Consumption mounts the package.
+var policyFile = 'policies.json'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -65,9 +70,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: planId
     httpsOnly: true
+    // Nothing Flex Consumption rejects (ftpsState, alwaysOn, linuxFxVersion…: tests/infra/test_flex.py).
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
     }
     functionAppConfig: {
       deployment: {
@@ -93,14 +98,19 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // Every setting the code reads (shared/settings.py) and the platform's own; nothing else (tests/infra checks
-// both ways). VMKEEPER_ARM_ENDPOINT and VMKEEPER_ARM_CA_BUNDLE are for local development only: never here.
+// both ways). VMKEEPER_ARM_CA_BUNDLE is for local development only (the emulator's CA): never here.
+// Storage by the account's own endpoints, not __accountName: from a name the host and the code would assume the
+// public cloud's core.windows.net; these are right in every cloud, as is this cloud's Resource Manager.
 var appSettings = {
-  AzureWebJobsStorage__accountName: account.name
+  AzureWebJobsStorage__blobServiceUri: account.properties.primaryEndpoints.blob
+  AzureWebJobsStorage__queueServiceUri: account.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__tableServiceUri: account.properties.primaryEndpoints.table
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AZURE_CLIENT_ID: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  VMKEEPER_ARM_ENDPOINT: environment().resourceManager
   VMKEEPER_SUBSCRIPTIONS: subscriptions
   VMKEEPER_VAULTS: vaults
   VMKEEPER_POLICY_FILE: policyFile
@@ -130,6 +140,54 @@ var appSettings = {
   VMKEEPER_ALERTS_TABLE: tables.alerts
   VMKEEPER_DRILL_SCHEDULE: drillSchedule
   VMKEEPER_DRILL_QUEUE: queues.drills
+  VMKEEPER_REPLICATION_SCHEDULE: replicationSchedule
+  VMKEEPER_REPLICATION_QUEUE: queues.replication
+  VMKEEPER_REPLICATION_RETRY_SECONDS: '15'
+  VMKEEPER_REPLICATION_RETRY_MAX_SECONDS: '600'
+  VMKEEPER_REPLICATION_MAX_ATTEMPTS: '40'
+  VMKEEPER_REPLICATION_TIMEOUT_HOURS: '72'
+}
+
+// No publishing with a user name and password: neither FTP nor the scm (Kudu) endpoints take the publishing
+// credentials; azd deploys the package with Microsoft Entra ID. The type does not declare location, but ARM refuses
+// these policies without one (Azure/bicep-types-az#1317, #1529).
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  location: location
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  location: location
+  properties: {
+    allow: false
+  }
+}
+
+// The host's and functions' logs (FunctionAppLogs) and the platform metrics, in the workspace.
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'vmkeeper-to-log-analytics'
+  scope: site
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      {
+        category: 'FunctionAppLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
 }
 
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
@@ -140,7 +198,9 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
 
 // The restore API's callers: Microsoft Entra ID tokens, validated by App Service; the app reads the caller's
 // app roles (Restore.Reader, Restore.Operator) from X-MS-CLIENT-PRINCIPAL. Health and the OpenAPI document
-// stay open; everything else without a token gets 401.
+// stay open, and so does the Event Grid extension's webhook: Event Grid delivers vm_events' events there without
+// a token (the extension's system key protects it; Learn spells the path both ways). Everything else without a
+// token gets 401.
 resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(authClientId)) {
   parent: site
   name: 'authsettingsV2'
@@ -154,6 +214,8 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(authClientId)
       excludedPaths: [
         '/api/health'
         '/api/openapi.json'
+        '/runtime/webhooks/EventGrid'
+        '/runtime/webhooks/eventgrid'
       ]
     }
     httpSettings: {

@@ -13,6 +13,9 @@ param tables object
 @description('Blob containers: the Flex Consumption deployment package, Event Grid dead letters.')
 param containers array
 
+@description('Log Analytics workspace the blob, queue and table services log to.')
+param workspaceId string
+
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
   location: location
@@ -73,6 +76,59 @@ resource appTables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-
   parent: tableService
   name: table.value
 }]
+
+// Every read, write and delete of the blob (package, dead letters), queue and table services, with who made it (the
+// identity's object id), in the workspace's StorageBlobLogs / StorageQueueLogs / StorageTableLogs.
+var storageLogs = [
+  {
+    category: 'StorageRead'
+    enabled: true
+  }
+  {
+    category: 'StorageWrite'
+    enabled: true
+  }
+  {
+    category: 'StorageDelete'
+    enabled: true
+  }
+]
+var storageMetrics = [
+  {
+    category: 'Transaction'
+    enabled: true
+  }
+]
+
+resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'vmkeeper-to-log-analytics'
+  scope: blobService
+  properties: {
+    workspaceId: workspaceId
+    logs: storageLogs
+    metrics: storageMetrics
+  }
+}
+
+resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'vmkeeper-to-log-analytics'
+  scope: queueService
+  properties: {
+    workspaceId: workspaceId
+    logs: storageLogs
+    metrics: storageMetrics
+  }
+}
+
+resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'vmkeeper-to-log-analytics'
+  scope: tableService
+  properties: {
+    workspaceId: workspaceId
+    logs: storageLogs
+    metrics: storageMetrics
+  }
+}
 
 output name string = account.name
 output id string = account.id

@@ -7,6 +7,9 @@ param tags object = {}
 @description('Time zone of the backup schedules.')
 param timeZone string = 'UTC'
 
+@description('Log Analytics workspace the vault\'s Azure Backup logs go to.')
+param workspaceId string
+
 resource vault 'Microsoft.RecoveryServices/vaults@2024-04-01' = {
   name: name
   location: location
@@ -99,6 +102,44 @@ resource enhancedPolicy 'Microsoft.RecoveryServices/vaults/backupPolicies@2024-0
         }
       }
     }
+  }
+}
+
+// Azure Backup's own resource-specific tables (jobs, alerts, policies, storage, protected instances): what Backup
+// reports and the Backup center read, next to vmkeeper's logs. Only on the vaults vmkeeper makes: an existing
+// vault (existingVaultIds) is its owner's to configure.
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'vmkeeper-to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: workspaceId
+    logAnalyticsDestinationType: 'Dedicated'
+    logs: [
+      {
+        category: 'CoreAzureBackup'
+        enabled: true
+      }
+      {
+        category: 'AddonAzureBackupJobs'
+        enabled: true
+      }
+      {
+        category: 'AddonAzureBackupAlerts'
+        enabled: true
+      }
+      {
+        category: 'AddonAzureBackupPolicy'
+        enabled: true
+      }
+      {
+        category: 'AddonAzureBackupStorage'
+        enabled: true
+      }
+      {
+        category: 'AddonAzureBackupProtectedInstance'
+        enabled: true
+      }
+    ]
   }
 }
 

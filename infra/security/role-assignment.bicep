@@ -14,3 +14,6 @@ resource assignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     description: 'vmkeeper: automatic VM backup (least privilege custom role)'
   }
 }
+
+// What the teardown deletes (main.bicep output VMKEEPER_ROLE_ASSIGNMENT_IDS): a subscription's assignment outlives azd down.
+output id string = assignment.id

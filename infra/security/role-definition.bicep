@@ -29,3 +29,5 @@ resource definition 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
 
 // The definition's name (a GUID): an assignment in another subscription names it by that subscription's path.
 output roleDefinitionName string = definition.name
+// What the teardown deletes (main.bicep output VMKEEPER_ROLE_DEFINITION_IDS): a subscription's role outlives azd down.
+output id string = definition.id

@@ -20,13 +20,22 @@ RPO_RESTORED = "vmkeeper.rpo.restored"
 # a bad tag, no default); and its end, nothing missing any more. ``data.missing`` names the kinds.
 PROTECTION_MISSING = "vmkeeper.protection.missing"
 PROTECTION_RESOLVED = "vmkeeper.protection.resolved"
+# A VM's Site Recovery replica turns unhealthy (replicationHealth not Normal, RPO over the policy's target, replicating
+# nothing, or an initial replication overdue: shared/compliance/replica.py), and its end. ``data.replica`` says why.
+REPLICATION_UNHEALTHY = "vmkeeper.replication.unhealthy"
+REPLICATION_RESTORED = "vmkeeper.replication.restored"
 RESTORE_SUCCEEDED = "vmkeeper.restore.succeeded"
 RESTORE_FAILED = "vmkeeper.restore.failed"
 RETENTION_DELETED = "vmkeeper.retention.deleted"
 DRILL_FAILED = "vmkeeper.drill.failed"  # a DR drill's VM did not come back (its resources are kept for a while)
 DRILL_KEPT = "vmkeeper.drill.kept"  # a drill's teardown left its group: held, not the drill's, holding another's, locked
+# Site Recovery (shared/replication/): a VM Azure won't replicate (``data`` has Azure's reason and recommended
+# action); a VM vmkeeper should replicate and can't (a job that failed, a tag or block that doesn't add up).
+REPLICATION_INELIGIBLE = "vmkeeper.replication.ineligible"
+REPLICATION_FAILED = "vmkeeper.replication.failed"
 TYPES = (PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, PROTECTION_MISSING, PROTECTION_RESOLVED,
-         RESTORE_SUCCEEDED, RESTORE_FAILED, RETENTION_DELETED, DRILL_FAILED, DRILL_KEPT)
+         RESTORE_SUCCEEDED, RESTORE_FAILED, RETENTION_DELETED, DRILL_FAILED, DRILL_KEPT, REPLICATION_UNHEALTHY,
+         REPLICATION_RESTORED, REPLICATION_INELIGIBLE, REPLICATION_FAILED)
 MAX_DATA = 32 * 1024  # characters of reason kept: an event stays far below Event Grid's 1 MB (and 64 KB billing unit)
 
 

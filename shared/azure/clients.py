@@ -59,7 +59,7 @@ class ArmClients(_Kept):
     def _kwargs(self) -> dict[str, Any]:
         verify = {"connection_verify": self.settings.ca_bundle} if self.settings.ca_bundle else {}
         return {"transport": pooled_transport(**verify), "base_url": self.settings.arm_endpoint,
-                "credential_scopes": ["https://management.azure.com/.default"], "user_agent": USER_AGENT,
+                "credential_scopes": [self.settings.arm_scope], "user_agent": USER_AGENT,
                 **verify, **self.options}
 
     def _client(self, kind: str, subscription_id: str | None) -> Any:
@@ -79,6 +79,8 @@ class ArmClients(_Kept):
                 from azure.mgmt.network import NetworkManagementClient as Client
             elif kind == "resources":
                 from azure.mgmt.resource.resources import ResourceManagementClient as Client
+            elif kind == "site-recovery":
+                from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient as Client
             else:
                 from azure.mgmt.resourcegraph import ResourceGraphClient
 
@@ -109,11 +111,15 @@ class ArmClients(_Kept):
     def resource_graph(self) -> Any:
         return self._client("graph", None)
 
+    def site_recovery(self, subscription_id: str) -> Any:
+        """Site Recovery (Azure-to-Azure): the vault's group and name are per-call arguments (SDK 2.x)."""
+        return self._client("site-recovery", subscription_id.lower())
+
 
 class Storage(_Kept):
     """Queues and tables of the app's storage account: identity-based
-    (``AzureWebJobsStorage__queueServiceUri`` / ``__tableServiceUri`` / ``__accountName``), or a
-    connection string in ``AzureWebJobsStorage`` (Azurite)."""
+    (``AzureWebJobsStorage__queueServiceUri`` / ``__tableServiceUri``, as Bicep sets them in any cloud;
+    ``__accountName`` names a public-cloud account), or a connection string in ``AzureWebJobsStorage`` (Azurite)."""
 
     def __init__(self, env: Mapping[str, str], credential: Callable[[], Any]):
         super().__init__()

@@ -78,6 +78,15 @@ class Ledger(OnFirstUse):
         query = f"PartitionKey eq '{partition}'" + (f" and {where}" if where else "")
         return [dict(e) for e in self.table.query_entities(query, select=select)]
 
+    def existing_rows(self, partition: str, select: list[str] | None = None) -> list[dict[str, Any]]:
+        """``rows``, without making the table: none when it is not there yet (a read that writes nothing)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return [dict(e) for e in self.table.query_entities(f"PartitionKey eq '{partition}'", select=select)]
+        except ResourceNotFoundError:
+            return []
+
     def vm(self, vm_id: str) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError
 

@@ -132,7 +132,7 @@ def status(ctx: click.Context, recorded: bool, states: tuple[str, ...]) -> None:
             raise CliError("--recorded: no evaluation is recorded yet (the compliance timer has not run); "
                            "leave out --recorded to evaluate now", "--recorded")
     else:
-        with output.steps(5, enabled=not run.as_json) as progress:
+        with output.steps(6, enabled=not run.as_json) as progress:
             evaluation = w.compliance.evaluate(datetime.now(UTC), progress)
             progress("judging")
     from ..instants import format_instant

@@ -18,11 +18,12 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from rich.table import Table
 
 STATE_STYLE = {"breached": "bold red", "not_protected": "bold red", "missing": "bold yellow", "met": "green",
-               "opted_out": "dim"}
+               "opted_out": "dim", "initial_replication": "cyan"}
 KIND_TITLES = {"vault": "Vault", "snapshot_set": "Snapshot set", "restore_point": "Restore point",
                "snapshot_copy": "Snapshot set copy", "restore_point_copy": "Restore point copy",
-               "copy": "Copy"}  # copy: either kind's, in evaluations recorded before they were judged apart
-KIND_WORDS = {k: t.lower() for k, t in KIND_TITLES.items()}
+               "copy": "Copy",  # copy: either kind's, in evaluations recorded before they were judged apart
+               "replica": "Replica"}  # Site Recovery: RPO / target in minutes
+KIND_WORDS = {**{k: t.lower() for k, t in KIND_TITLES.items()}, "replica": "Site Recovery replica"}
 ACTION_STYLE = {"delete": "bold red", "mark": "yellow", "unmark": "cyan"}
 RESTORE_STYLE = {"succeeded": "green", "failed": "bold red", "cancelled": "yellow", "running": "cyan",
                  "pending": "cyan"}
@@ -75,9 +76,25 @@ def steps(total: int, enabled: bool = True) -> Iterator[Callable[[str], None]]:
 
 
 # --- status -----------------------------------------------------------------------------------------
+def _replica_cell(kind: dict[str, Any]) -> str:
+    """RPO / target in minutes, or the initial replication's progress; Azure's health when not Normal."""
+    detail = kind.get("replication") or {}
+    target = f"{kind['rpo_hours'] * 60:.0f} min"
+    if kind["state"] == "initial_replication":
+        text = f"initial {detail['progress']} %" if isinstance(detail.get("progress"), int) else "initial replication"
+    else:
+        age = "none" if kind.get("age_hours") is None else f"{kind['age_hours'] * 60:.0f} min"
+        text = f"{age} / {target}"
+    if detail.get("health") and detail["health"] != "Normal":
+        text = f"{detail['health']}: {text}"
+    return styled(text, STATE_STYLE.get(kind["state"]))
+
+
 def _kind_cell(kind: dict[str, Any] | None) -> str:
     if kind is None:
         return ""
+    if kind["kind"] == "replica":
+        return _replica_cell(kind)
     rpo = f"{kind['rpo_hours']:g} h"
     age = "none" if kind.get("age_hours") is None else f"{kind['age_hours']:.1f} h"
     return styled(f"{age} / {rpo}", STATE_STYLE.get(kind["state"]))
@@ -101,7 +118,8 @@ def status(doc: dict[str, Any]) -> None:
     for name in ("VM", "Resource group", "Policy", "State"):
         table.add_column(name, no_wrap=name != "Policy")
     for k in kinds:
-        table.add_column(f"{KIND_TITLES[k]}\nage / RPO", justify="right", no_wrap=True)
+        table.add_column(f"{KIND_TITLES[k]}\n{'RPO / target' if k == 'replica' else 'age / RPO'}", justify="right",
+                         no_wrap=True)
     table.add_column("Reason", overflow="fold")
     for v in vms:
         by_kind = {x["kind"]: x for x in v["kinds"]}

@@ -12,14 +12,16 @@ and whether the newest complete point of each kind is young enough.
 - Only complete points count: a snapshot set with a member missing, failed or still copying, a restore
   point not Succeeded or not fully replicated, says nothing about recoverability.
 - A kind's state: ``met`` (newest complete point no older than the RPO), ``breached`` (older),
-  ``missing`` (no complete point of that kind). A VM's: ``breached`` when any kind is; else
+  ``missing`` (no complete point of that kind). The ``replica`` kind (Site Recovery) is judged apart
+  (compliance/replica.py) and joins the others here; its ``initial_replication`` is no gap. A VM's:
+  ``breached`` when any kind is; else
   ``not_protected`` when no policy applies (a bad tag, no default) or every kind it expects is missing;
   else ``missing`` when some are (``missing`` names them); else ``met``; or ``opted_out``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,6 +34,7 @@ from ..report.model import (
     MISSING,
     NOT_PROTECTED,
     OPTED_OUT,
+    REPLICA,
     RESTORE_POINT,
     RESTORE_POINT_COPY,
     SNAPSHOT_COPY,
@@ -39,6 +42,7 @@ from ..report.model import (
     VAULT,
     KindStatus,
 )
+from .replica import Judgement
 
 GRACE = timedelta(hours=1)  # a slot's jobs are spread over it and a snapshot takes a while to complete
 VAULT_INTERVAL = timedelta(hours=24)
@@ -99,11 +103,14 @@ def _hours(delta: timedelta) -> float:
 
 def _words(kind: str) -> str:
     return {VAULT: "vault recovery point", SNAPSHOT_SET: "snapshot set", RESTORE_POINT: "restore point",
-            SNAPSHOT_COPY: "second-region snapshot set copy", RESTORE_POINT_COPY: "second-region restore point copy"}[kind]
+            SNAPSHOT_COPY: "second-region snapshot set copy", RESTORE_POINT_COPY: "second-region restore point copy",
+            REPLICA: "Site Recovery replica"}[kind]
 
 
-def evaluate(resolution: Resolution, points: Iterable[RecoveryPoint], now: datetime) -> Compliance:
-    """One VM's compliance at ``now``, from its policy resolution and its recovery points."""
+def evaluate(resolution: Resolution, points: Iterable[RecoveryPoint], now: datetime,
+             replica: Callable[[Policy], Judgement | None] | None = None) -> Compliance:
+    """One VM's compliance at ``now``, from its policy resolution and its recovery points; ``replica`` judges
+    its Site Recovery replica against the policy (compliance/replica.py), when it has or needs one."""
     if resolution.opted_out:
         return Compliance(OPTED_OUT, resolution.reason)
     if resolution.policy is None:
@@ -126,8 +133,21 @@ def evaluate(resolution: Resolution, points: Iterable[RecoveryPoint], now: datet
             breaches.append(f"newest {_words(exp.kind)} {_hours(age)} h old, RPO {rpo_h:g} h")
     if not statuses:
         return Compliance(NOT_PROTECTED, f"policy '{policy.name}' makes no recovery points")
+    notes = []
+    judged = replica(policy) if replica is not None else None
+    if judged is not None:
+        statuses.append(judged.status)
+        if judged.status.state == MISSING:
+            missing.append(REPLICA)
+            notes.append(judged.words)
+        elif judged.status.state == BREACHED:
+            breaches.append(judged.words)
+        else:
+            notes.append(judged.words)
     missing.sort(key=KINDS.index)
-    reasons = breaches + ([f"no complete {', '.join(_words(k) for k in missing)}"] if missing else [])
+    gone = [k for k in missing if k != REPLICA]
+    reasons = breaches + ([f"no complete {', '.join(_words(k) for k in gone)}"] if gone else [])
+    reasons += [n for n in notes if n]
     if breaches:
         state = BREACHED
     elif len(missing) == len(statuses):
@@ -135,5 +155,6 @@ def evaluate(resolution: Resolution, points: Iterable[RecoveryPoint], now: datet
     elif missing:
         state = MISSING
     else:
-        return Compliance(MET, f"every kind within RPO (policy '{policy.name}')", tuple(statuses))
+        return Compliance(MET, "; ".join([f"every kind within RPO (policy '{policy.name}')"] + [n for n in notes if n]),
+                          tuple(statuses))
     return Compliance(state, "; ".join(reasons), tuple(statuses), tuple(missing))

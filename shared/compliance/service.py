@@ -22,10 +22,12 @@ from ..ports import Arm
 from ..report.model import (
     BREACHED,
     COPY,
+    INITIAL_REPLICATION,
     KINDS,
     MET,
     MISSING,
     NOT_PROTECTED,
+    REPLICA,
     RESTORE_POINT_COPY,
     SNAPSHOT_COPY,
     STATES,
@@ -35,7 +37,7 @@ from ..report.model import (
     VmRow,
 )
 from ..settings import ComplianceSettings
-from . import rpo
+from . import replica, rpo
 
 log = logging.getLogger("vmkeeper.compliance")
 ROWS = "compliance"  # ledger partition: one row per VM, from the latest evaluation
@@ -66,15 +68,17 @@ def summarize(vms: list[VmRow]) -> list[SummaryRow]:
     return [SummaryRow(sub, pol, **{s: c.get(s, 0) for s in STATES}) for (sub, pol), c in sorted(groups.items())]
 
 
-def judge(fleet: FleetPoints, policies: Any, now: datetime) -> Evaluation:
-    """Pure: every VM of the inventory judged against its policy, and the points per day."""
+def judge(fleet: FleetPoints, policies: Any, now: datetime,
+          initial: Mapping[str, tuple[str, datetime]] | None = None) -> Evaluation:
+    """Pure: every VM of the inventory judged against its policy, and the points per day. ``initial``: each VM's
+    replica in initial replication at the last evaluation, and since when (``replica.initial_since``)."""
     out = Evaluation(now, notes=list(fleet.problems))
     for row in fleet.vms:
         vm_id = str(row["id"])
         resolution = policies.for_vm(row.get("tags"))
         # Only the points of the VM as it is now (a VM created again under its name is another instance).
         points = of_instance(fleet.points.get(vm_id.lower(), []), row.get("vmId"))
-        result = rpo.evaluate(resolution, points, now)
+        result = rpo.evaluate(resolution, points, now, _replica_judge(fleet, row, now, initial or {}))
         out.vms.append(VmRow(vm_id, str(row.get("name") or vm_id.rsplit("/", 1)[-1]),
                              str(row.get("subscriptionId") or "").lower(), str(row.get("resourceGroup") or ""),
                              str(row.get("location") or "").replace(" ", "").lower(),
@@ -94,6 +98,19 @@ def judge(fleet: FleetPoints, policies: Any, now: datetime) -> Evaluation:
     return out
 
 
+def _replica_judge(fleet: FleetPoints, row: Mapping[str, Any], now: datetime,
+                   initial: Mapping[str, tuple[str, datetime]]) -> Callable[[Any], replica.Judgement | None]:
+    """How one VM's replica is judged once its policy is known: its item (of its current instance), whether it
+    must have one, and since when an initial replication was seen."""
+    vm = str(row["id"]).lower()
+    item, absent = replica.of_instance(fleet.replicas.get(vm, []), row.get("osDisk"))
+    seen = initial.get(vm)
+    since = seen[1] if seen and item is not None and seen[0] == item.id.lower() else None
+    region = str(row.get("location") or "").replace(" ", "").lower()
+    return lambda policy: replica.judge(item, replica.expected(row.get("tags"), policy, region), replica.rpo_target(policy), now,
+                                        since=since, absent=absent)
+
+
 NO_POLICY = "policy"  # what a VM with no policy lacks (a bad tag, no default): no kind can be named
 
 
@@ -103,29 +120,45 @@ def gaps(state: str, kinds: Any) -> frozenset[str]:
     return missing or (frozenset({NO_POLICY}) if state == NOT_PROTECTED else frozenset())
 
 
+def _replica_of(kinds: Any) -> KindStatus | None:
+    return next((k for k in kinds if k.kind == REPLICA), None)
+
+
 def changes(previous: Mapping[str, Mapping[str, Any]], vms: list[VmRow]) -> list[A.Alert]:
     """Pure: an alert for each change since the last evaluation (``previous``: its ledger rows by VM id,
-    lower case). A breach begins (a kind breached, none before) or ends (every kind breached before is
-    met): ``rpo.breached`` / ``rpo.restored``, keyed by the newest points it is about. A kind goes
+    lower case). A breach begins (a kind of point breached, none before) or ends (every kind breached before
+    is met): ``rpo.breached`` / ``rpo.restored``, keyed by the newest points it is about. A kind goes
     missing (or the VM has no policy) that was not before: ``protection.missing``; nothing is missing
     any more: ``protection.resolved``; keyed by what is missing and the last evaluation before it, so
     the same change raised again (a crash before the rows were written) is the same event, and the
-    same kind missing again later is a new one."""
+    same kind missing again later is a new one. The replica kind's breach is its own:
+    ``replication.unhealthy`` when it begins, ``replication.restored`` when the replica is healthy again (met,
+    or a new initial replication), keyed by the item and the last evaluation before it; a missing replica
+    is a gap like any kind's."""
     out = []
     for v in vms:
         row = previous.get(v.vm_id.lower())
         was = vm_from_row(row) if row is not None else None
         since = str(row.get("evaluated") or "-") if row is not None else "-"
-        key = ",".join(f"{k.kind}:{k.newest or 'none'}" for k in v.kinds)
+        points = [k for k in v.kinds if k.kind != REPLICA]  # a replica's newest moves every few minutes
+        key = ",".join(f"{k.kind}:{k.newest or 'none'}" for k in points)
         data = {"state": v.state, "reason": v.reason, "policy": v.policy, "missing": list(v.missing),
                 "kinds": [asdict(k) for k in v.kinds]}
-        breached = {k.kind for k in v.kinds if k.state == BREACHED}
-        was_breached = {k.kind for k in was.kinds if k.state == BREACHED} if was else set()
+        breached = {k.kind for k in points if k.state == BREACHED}
+        was_breached = {k.kind for k in was.kinds if k.state == BREACHED and k.kind != REPLICA} if was else set()
         if breached and not was_breached:
             out.append(A.Alert(A.RPO_BREACHED, v.vm_id.lower(), key, data))
-        elif was_breached and not breached and all(k.state == MET for k in v.kinds if k.kind in was_breached) \
-                and any(k.kind in was_breached for k in v.kinds):
+        elif was_breached and not breached and all(k.state == MET for k in points if k.kind in was_breached) \
+                and any(k.kind in was_breached for k in points):
             out.append(A.Alert(A.RPO_RESTORED, v.vm_id.lower(), key, data))
+        rep, was_rep = _replica_of(v.kinds), _replica_of(was.kinds) if was else None
+        unhealthy, was_unhealthy = (x is not None and x.state == BREACHED for x in (rep, was_rep))
+        if unhealthy and not was_unhealthy:
+            out.append(A.Alert(A.REPLICATION_UNHEALTHY, v.vm_id.lower(), f"{rep.point_id}|after {since}",
+                               {**data, "replica": asdict(rep)}))
+        elif was_unhealthy and rep is not None and rep.state in (MET, INITIAL_REPLICATION):
+            out.append(A.Alert(A.REPLICATION_RESTORED, v.vm_id.lower(), f"{rep.point_id}|after {since}",
+                               {**data, "replica": asdict(rep)}))
         # A row recorded before gaps were alerted (no ``missing``) raised none: its gaps are new to subscribers.
         alerted = was is not None and row.get("missing") is not None
         now, before = gaps(v.state, v.kinds), gaps(was.state, was.kinds) if alerted else frozenset()
@@ -142,19 +175,27 @@ class ComplianceService:
     def __init__(self, settings: ComplianceSettings, arm: Arm, ledger: Ledger, alerts: Any = None):
         self.settings, self.arm, self.ledger, self.alerts = settings, arm, ledger, alerts
 
-    def evaluate(self, now: datetime, progress: Callable[[str], None] = lambda step: None) -> Evaluation:
-        """Read and judge the whole fleet; writes nothing."""
+    def evaluate(self, now: datetime, progress: Callable[[str], None] = lambda step: None,
+                 previous: Mapping[str, Mapping[str, Any]] | None = None) -> Evaluation:
+        """Read and judge the whole fleet; writes nothing. ``previous``: the last evaluation's rows (read here
+        when not given: they carry since when each replica has been in initial replication)."""
         from ..policy.document import load_policy_file
 
         policies = load_policy_file(self.settings.policy_file)
+        if previous is None:
+            previous = self.previous()
         fleet = Inventory(self.arm, self.settings.vaults).fleet(list(self.settings.subscriptions), progress)
-        return judge(fleet, policies, now)
+        return judge(fleet, policies, now, replica.initial_since(previous))
+
+    def previous(self) -> dict[str, dict[str, Any]]:
+        """The last evaluation's rows by VM id (lower case); none before the first (no table is made to say so)."""
+        return {r["vmId"]: r for r in self.ledger.existing_rows(ROWS, select=list(PREVIOUS))}
 
     def run(self, now: datetime) -> dict[str, int]:
         """Evaluate, alert on each change, then record (alerts first: a crash before the rows are
         written raises the same alerts again, which the outbox drops)."""
-        evaluation = self.evaluate(now)
-        previous = {r["vmId"]: r for r in self.ledger.rows(ROWS, select=list(PREVIOUS))}
+        previous = self.previous()
+        evaluation = self.evaluate(now, previous=previous)
         raised = 0
         if self.alerts is not None:
             for alert in changes(previous, evaluation.vms):
@@ -207,7 +248,7 @@ def vm_from_row(r: Mapping[str, Any]) -> VmRow:
 def _kind(k: Mapping[str, Any]) -> KindStatus:
     """A recorded kind, older rows' words read as today's: a kind without a point was ``not_protected``,
     and ``copy`` was either kind's copy (its point id tells which, when it has one)."""
-    k = {f: k.get(f) for f in ("kind", "state", "rpo_hours", "newest", "age_hours", "point_id")}
+    k = {f: k.get(f) for f in ("kind", "state", "rpo_hours", "newest", "age_hours", "point_id", "replication")}
     if k["state"] == NOT_PROTECTED:
         k["state"] = MISSING
     if k["kind"] == COPY and k["point_id"]:

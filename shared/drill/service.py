@@ -35,7 +35,7 @@ from ..ports import Arm, Queue
 from ..queue import messages, runner
 from ..queue.messages import Done, Failed, Outcome, Retry
 from ..settings import DrillSettings
-from . import planner
+from . import planner, replica
 
 log = logging.getLogger("vmkeeper.drill")
 KIND = "drill"
@@ -133,7 +133,7 @@ class Drills:
             return Failed(f"message.drill_id: no drill {drill!r}")
         for _ in range(10):  # steps that need no wait follow each other in one delivery
             row = self._row(drill)
-            step = getattr(self, f"_{row['step']}")
+            step = replica.step(self, row) or getattr(self, f"_{row['step']}")  # replica drills: shared/drill/replica.py
             outcome = step(row)
             if outcome is not None:
                 return outcome

@@ -6,7 +6,9 @@
 - The fleet's (compliance): the VMs and vmkeeper's snapshots in one Resource Graph query each (paged),
   its restore point collections (one GET each, with their points; a copy's points' replication only for
   the newest until one is complete), and each vault's protected items (one paged list per vault: an
-  item's ``lastRecoveryPoint`` is all compliance needs of it).
+  item's ``lastRecoveryPoint`` is all compliance needs of it); and each vault's Site Recovery replicated
+  items (one paged list per vault: health, RPO and initial replication are on the item;
+  shared/points/replicas.py), kept beside the points, by the VM they replicate.
 
 Only what vmkeeper named is in it (shared/points/owned.py): a snapshot with vmkeeper's tags copied onto it
 by hand, or a restore point made by hand in vmkeeper's collection, is left out.
@@ -29,6 +31,7 @@ from ..ports import Arm
 from . import model
 from . import owned as O
 from .model import FleetPoints, RecoveryPoint
+from .replicas import ReplicatedItem, replicated_item
 
 _SNAPSHOT_COLUMNS = ("| project id, name, location, tags, state = tostring(properties.provisioningState), "
                      "completion = properties.completionPercent, size = properties.diskSizeGB, "
@@ -41,7 +44,8 @@ VM_COLLECTIONS = ("Resources | where type =~ 'microsoft.compute/restorepointcoll
                   + "'] =~ '{vm}' | project id, name, location, resourceGroup, subscriptionId")
 # The fleet's.
 VMS = ("Resources | where type =~ 'microsoft.compute/virtualmachines' "
-       "| project id, name, subscriptionId, resourceGroup, location, tags, vmId = tostring(properties.vmId)")
+       "| project id, name, subscriptionId, resourceGroup, location, tags, vmId = tostring(properties.vmId), "
+       "osDisk = tostring(properties.storageProfile.osDisk.managedDisk.id)")  # osDisk: which instance a replica is of
 SNAPSHOTS = ("Resources | where type =~ 'microsoft.compute/snapshots' and tags['" + T.MANAGED_BY + "'] =~ '"
              + T.MANAGED_BY_VALUE + "' and isnotempty(tags['" + T.VM + "']) " + _SNAPSHOT_COLUMNS)
 COLLECTIONS = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' and tags['" + T.MANAGED_BY
@@ -157,6 +161,13 @@ class Inventory:
                     out.points[vm].append(point)
             except Exception as exc:  # noqa: BLE001
                 out.problems.append(f"vault {vault_id}: {type(exc).__name__}: {exc}"[:500])
+        progress("replicated items")
+        for vault_id in sorted({v.lower(): v for v in self.vaults.values()}.values()):  # a vault named twice: once
+            try:
+                for item in _replicated_items(arm, vault_id):
+                    out.replicas[item.vm_id].append(item)
+            except Exception as exc:  # noqa: BLE001 (said in the report; the replicas of that vault read as absent)
+                out.problems.append(f"replicated items of vault {vault_id}: {type(exc).__name__}: {exc}"[:500])
         return out
 
 
@@ -196,3 +207,12 @@ def _vault_items(arm: Arm, region: str, vault_id: str) -> list[tuple[str, Recove
             continue
         out.append((vm, RecoveryPoint("", model.VAULT, when, region, "", True, extra={"vault_id": vault_id})))
     return out
+
+
+def _replicated_items(arm: Arm, vault_id: str) -> list[ReplicatedItem]:
+    """Every Azure-to-Azure replicated item in a vault: one paged list (health and RPO are on each item)."""
+    from azure.mgmt.core.tools import parse_resource_id
+
+    p = parse_resource_id(vault_id)
+    items = arm.site_recovery(p["subscription"]).replication_protected_items.list(p["resource_group"], p["name"])
+    return [item for item in (replicated_item(i.as_dict(), vault_id) for i in items) if item is not None]

@@ -11,8 +11,9 @@ as well for a VM that no longer exists. Used alike by the restore catalogue, com
   the second region; complete when Succeeded (a copy: every disk restore point replicated).
 - ``vault``: an Azure Backup recovery point of the VM's protected item, in its region's vault.
 
-Compliance judges five kinds (``kind_of``): vault points, snapshot sets and restore points, and the
-second-region copies of each of the last two, each on its own.
+Compliance judges five kinds of point (``kind_of``): vault points, snapshot sets and restore points, and the
+second-region copies of each of the last two, each on its own; and a sixth kind that is no point, ``replica``:
+the VM's Site Recovery replicated item (shared/points/replicas.py), read in the same pass of the fleet.
 
 A point retention has marked for deletion (the ``vmkeeper-expiring`` tag on a set's snapshots; a restore
 point's mark, which lives in retention's ledger, when the caller passes the marks) is still offered, and
@@ -36,6 +37,7 @@ from typing import Any
 
 from .. import tags as T
 from ..instants import format_instant, parse_instant
+from .replicas import ReplicatedItem
 
 SNAPSHOT_SET = "snapshot_set"
 RESTORE_POINT = "restore_point"
@@ -45,7 +47,8 @@ KINDS = (SNAPSHOT_SET, RESTORE_POINT, VAULT)  # a point's kind (a copy is a poin
 # and the copies of each of the last two in the policy's second region (judged apart: one kind's copies say
 # nothing of the other's). shared/report/model.py shows them.
 SNAPSHOT_COPY, RESTORE_POINT_COPY = "snapshot_copy", "restore_point_copy"
-JUDGED_KINDS = (VAULT, SNAPSHOT_SET, RESTORE_POINT, SNAPSHOT_COPY, RESTORE_POINT_COPY)
+REPLICA = "replica"  # the VM's Site Recovery replicated item: its health and RPO (shared/points/replicas.py)
+JUDGED_KINDS = (VAULT, SNAPSHOT_SET, RESTORE_POINT, SNAPSHOT_COPY, RESTORE_POINT_COPY, REPLICA)
 COPY = "copy"  # compliance rows recorded before copies were judged by kind: either kind's copy (read, never written)
 SET_ID = re.compile(r"^snapshot-set:([0-9a-f]{16}):([a-z0-9]{1,40})$")
 
@@ -259,4 +262,6 @@ class FleetPoints:
 
     vms: list[dict[str, Any]] = field(default_factory=list)  # Resource Graph rows
     points: dict[str, list[RecoveryPoint]] = field(default_factory=lambda: defaultdict(list))  # by VM id, lower case
+    # Site Recovery's replicated items, by the VM they replicate (lower case); no recovery points (shared/points/replicas.py)
+    replicas: dict[str, list[ReplicatedItem]] = field(default_factory=lambda: defaultdict(list))
     problems: list[str] = field(default_factory=list)  # what could not be read (said in the report)

@@ -87,12 +87,41 @@ class CopySpec:
 @dataclass(frozen=True)
 class DrillSpec:
     every_days: int = 7
-    point: Literal["copy", "snapshot_set", "restore_point"] = "copy"
+    point: Literal["copy", "snapshot_set", "restore_point", "replica"] = "copy"  # replica: a Site Recovery test failover
     all_vms: bool = False
     keep_hours: float = 0
     keep_failed_hours: float = 24
     ready_timeout_minutes: float = 30
     vm_size: str | None = None
+
+
+@dataclass(frozen=True)
+class NetworkMapping:
+    source_vnet: str
+    target_vnet: str
+    target_subnet: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplicationSpec:
+    """Site Recovery (Azure-to-Azure) of the policy's VMs (shared/replication/): where to, through what."""
+
+    target_region: str
+    target_resource_group: str  # a group's id
+    cache_storage_accounts: tuple[tuple[str, str], ...]  # (source region, storage account id), sorted
+    isolated_network: bool = False  # vmkeeper makes a VNet of its own in the target group
+    network_mappings: tuple[NetworkMapping, ...] = ()
+    recovery_point_retention_hours: int = 24
+    app_consistent_frequency_hours: int = 4
+    consistency_group: str | None = None
+    all_vms: bool = False  # else only VMs tagged vmkeeper-dr: critical
+    rpo_minutes: int = 60  # compliance's RPO target for the replica kind (shared/compliance/replica.py)
+
+    def cache_account(self, region: str) -> str | None:
+        return dict(self.cache_storage_accounts).get(region)
+
+    def mapping_for(self, source_vnet_id: str) -> NetworkMapping | None:
+        return next((m for m in self.network_mappings if m.source_vnet.lower() == source_vnet_id.lower()), None)
 
 
 @dataclass(frozen=True)
@@ -107,6 +136,7 @@ class Policy:
     backup_policy: str | None = None
     rpo_hours: int | None = None  # overrides the RPO derived from the schedule (shared/compliance/rpo.py)
     drill: DrillSpec | None = None  # DR drills of the policy's VMs (shared/drill/)
+    replication: ReplicationSpec | None = None  # Site Recovery of the policy's VMs (shared/replication/)
 
     @property
     def copy_region(self) -> str | None:
@@ -258,6 +288,7 @@ def _schema_messages(error: Any) -> list[str]:
         "maximum": lambda: f"must be at most {value} {got}",
         "minLength": lambda: "must not be empty",
         "minProperties": lambda: "must not be empty",
+        "minItems": lambda: "must not be empty",
         "uniqueItems": lambda: f"must not repeat a value {got}",
     }.get(kind, lambda: error.message)()
     return [f"{_where(path)}: {message}"]
@@ -313,6 +344,33 @@ def _retention(raw: Mapping[str, Any], where: str, errors: list[str]) -> Retenti
     return parsed
 
 
+def _replication(raw: Mapping[str, Any], where: str, errors: list[str]) -> ReplicationSpec:
+    """The replication block's meaning (its shape is the schema's)."""
+    target = raw["target_region"]
+    caches = raw["cache_storage_accounts"]
+    if target in caches:
+        errors.append(f"{where}.cache_storage_accounts.{target}: is the target region: a VM replicates to another "
+                      "region than its own, and its cache account is in its own (source) region")
+    retention, app = raw.get("recovery_point_retention_hours", 24), raw.get("app_consistent_frequency_hours", 4)
+    if app > retention:
+        errors.append(f"{where}.app_consistent_frequency_hours: must not exceed recovery_point_retention_hours "
+                      f"({app} > {retention}): an app-consistent point would never be kept")
+    mappings = []
+    seen: dict[str, int] = {}
+    for i, m in enumerate(raw["network"].get("mappings", ())):
+        at = f"{where}.network.mappings[{i}]"
+        source = m["source_vnet"].lower()
+        if source in seen:
+            errors.append(f"{at}.source_vnet: maps the same VNet as mappings[{seen[source]}]")
+        seen.setdefault(source, i)
+        if source == m["target_vnet"].lower():
+            errors.append(f"{at}.target_vnet: is the source VNet itself: the recovery VNet is in the target region")
+        mappings.append(NetworkMapping(m["source_vnet"], m["target_vnet"], m.get("target_subnet")))
+    return ReplicationSpec(target, raw["target_resource_group"], tuple(sorted(caches.items())),
+                           bool(raw["network"].get("isolated")), tuple(mappings), retention, app,
+                           raw.get("consistency_group"), raw.get("all_vms", False), raw.get("rpo_minutes", 60))
+
+
 def _policy(
     name: str, body: Mapping[str, Any], where: str, errors: list[str], broken: set[str]
 ) -> Policy | None:
@@ -351,8 +409,9 @@ def _policy(
     drill = DrillSpec(**body["drill"]) if ok("drill") else None
     if drill and drill.point == "copy" and "copy" not in body:
         errors.append(f"{where}.drill.point: 'copy' needs the policy's copy (a second region); "
-                      "give copy, or drill.point snapshot_set or restore_point")
+                      "give copy, or drill.point snapshot_set, restore_point or replica")
     retention = _retention(body["retention"], f"{where}.retention", errors) if ok("retention") else RetentionPolicy()
+    replication = _replication(body["replication"], f"{where}.replication", errors) if ok("replication") else None
     if broken or schedule is None:
         return None
     if schedule.tz != retention.time_zone and not _zone_problem(schedule.tz):
@@ -368,6 +427,7 @@ def _policy(
         body.get("backup_policy"),
         body.get("rpo_hours"),
         drill,
+        replication,
     )
 
 

@@ -60,7 +60,7 @@ color:#fff;white-space:nowrap}
 .s-met{background:var(--met)}.s-opted_out{background:var(--opted_out)}.s-unknown{background:var(--unknown)}
 .k{white-space:nowrap;font-variant-numeric:tabular-nums}
 .k-breached{color:var(--breached);font-weight:600}.k-missing{color:var(--missing);font-weight:600}
-.k-na,.k-unknown{color:var(--muted)}
+.k-na,.k-unknown{color:var(--muted)}.k-initial_replication{color:var(--vault);font-style:italic}small.health{font-weight:600}
 .f-breached{fill:var(--breached)}.f-not_protected{fill:var(--not_protected)}.f-missing{fill:var(--missing)}
 .f-met{fill:var(--met)}
 .f-opted_out{fill:var(--opted_out)}.f-unknown{fill:var(--unknown)}

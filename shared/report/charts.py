@@ -10,7 +10,8 @@ from datetime import timedelta
 from html import escape
 
 from shared.instants import parse_instant
-from shared.report.model import COPY, KINDS, DayCount
+from shared.report.model import COPY, DayCount
+from shared.report.model import POINT_KINDS as KINDS
 
 DAYS = 30  # the window the points chart shows, ending on the report's day
 

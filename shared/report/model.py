@@ -9,6 +9,7 @@ from typing import Any
 
 from ..points.model import (  # noqa: F401 (the report's words for them)
     COPY,
+    REPLICA,
     RESTORE_POINT,
     RESTORE_POINT_COPY,
     SNAPSHOT_COPY,
@@ -17,14 +18,18 @@ from ..points.model import (  # noqa: F401 (the report's words for them)
 )
 from ..points.model import JUDGED_KINDS as KINDS  # noqa: F401
 
+POINT_KINDS = tuple(k for k in KINDS if k != REPLICA)  # the kinds counted per day (a replica's points are ASR's)
+
 # A VM's compliance states, worst first: ``breached`` (a kind's newest point older than its RPO),
 # ``not_protected`` (no policy applies, or no complete point of any kind it expects), ``missing`` (some
 # kinds it expects have no complete point: ``VmRow.missing`` names them), ``met``, ``opted_out``.
 BREACHED, NOT_PROTECTED, MISSING, MET, OPTED_OUT = "breached", "not_protected", "missing", "met", "opted_out"
 STATES = (BREACHED, NOT_PROTECTED, MISSING, MET, OPTED_OUT)
 UNPROTECTED = (BREACHED, NOT_PROTECTED, MISSING)  # what the gate (`vmkeeper status`) fails on and alerts say
-# A kind's states: met, breached, or missing (no complete point of that kind).
-KIND_STATES = (BREACHED, MISSING, MET)
+# A kind's states: met, breached, or missing (no complete point of that kind); and, for the replica kind only,
+# initial_replication: Site Recovery's first full copy in progress, within its allowance (shared/compliance/replica.py).
+INITIAL_REPLICATION = "initial_replication"
+KIND_STATES = (BREACHED, MISSING, MET, INITIAL_REPLICATION)
 # Kinds of point, in Azure's words: a vault recovery point, a snapshot set, a VM restore point, and the
 # copies of each of the last two in the policy's second region (judged apart: one kind's copies say
 # nothing of the other's).
@@ -39,7 +44,10 @@ class KindStatus:
     rpo_hours: float
     newest: str | None = None  # ISO 8601 UTC time of the newest complete point; None: none
     age_hours: float | None = None
-    point_id: str | None = None  # the restore API's catalogue id of that point
+    point_id: str | None = None  # the restore API's catalogue id of that point; a replica's: its replicated item
+    # The replica kind only: Azure's replicationHealth, healthErrors, protection state, rpoInSeconds and
+    # lastRpoCalculatedTime, initial replication progress and since when (shared/compliance/replica.py).
+    replication: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,12 @@ from shared.report.drill_chart import legend, rto_chart, vm_series
 from shared.report.drills import RESULTS, age_words, duration_words, last_per_vm, tally, vm_name
 from shared.report.model import (
     COPY,
+    INITIAL_REPLICATION,
     KIND_STATES,
     KINDS,
     MISSING,
+    POINT_KINDS,
+    REPLICA,
     STATES,
     Deletion,
     DrillRow,
@@ -37,6 +40,7 @@ KIND_TITLES = {
     "snapshot_copy": "Snapshot set copy",
     "restore_point_copy": "Restore point copy",
     "copy": "Copy",  # either kind's copy: evaluations recorded before they were judged apart (and drills' point)
+    "replica": "Replica",
 }
 KIND_WORDS = {
     "vault": "vault recovery point",
@@ -45,6 +49,7 @@ KIND_WORDS = {
     "snapshot_copy": "snapshot set copy in the second region",
     "restore_point_copy": "VM restore point copy in the second region",
     "copy": "copy in the second region",
+    "replica": "Site Recovery replica",
 }
 
 
@@ -168,11 +173,44 @@ def _summary(rows: Sequence[SummaryRow]) -> str:
 # --- per-VM table ---------------------------------------------------------------------------------
 
 
+def _minutes(hours: float) -> str:
+    return f"{hours * 60:.0f} min"
+
+
+def _replica_cell(status: KindStatus, cls: str) -> str:
+    """A Site Recovery replica: its RPO against the target in minutes (ASR makes a point every 5), or its initial
+    replication's progress; Azure's health and health errors in the tooltip."""
+    detail = status.replication or {}
+    target = _minutes(status.rpo_hours)
+    if status.state == INITIAL_REPLICATION or (detail.get("since") and status.age_hours is None):
+        progress = detail.get("progress")
+        text = f"initial {progress} %" if isinstance(progress, int) else "initial replication"
+        sort = "-1"  # no point yet and no breach: ahead of every age
+    elif status.age_hours is None:
+        text, sort = f"none / {target}", "Infinity"
+    else:
+        text, sort = f"{_minutes(status.age_hours)} / {target}", f"{status.age_hours!r}"
+    tip = [f"{_words(status.state)}, RPO target {target}"]
+    if detail.get("health"):
+        tip.append(f"replication health {detail['health']}")
+    if detail.get("protection_state"):
+        tip.append(str(detail["protection_state"]))
+    tip += [f"{e.get('code')}: {e.get('message')}" for e in detail.get("errors") or [] if isinstance(e, dict)]
+    if status.point_id:
+        tip.append(f"item {status.point_id}")
+    health = detail.get("health")
+    mark = f'<small class="health">{escape(str(health))}</small> ' if health and health != "Normal" else ""
+    return (f'<td class="k k-{cls}" data-sort="{escape(sort)}" data-health="{escape(str(health or ""))}" '
+            f'title="{escape("; ".join(tip))}">{mark}{escape(text)}</td>')
+
+
 def _kind_cell(status: KindStatus | None) -> str:
     """The newest point's age against the RPO; '—' when the kind does not apply to the VM."""
     if status is None:
         return '<td class="k k-na" data-sort="">—</td>'
     cls = css_class(status.state, KIND_STATES)
+    if status.kind == REPLICA:
+        return _replica_cell(status, cls)
     rpo = _hours(status.rpo_hours)
     if status.age_hours is None:
         text, sort = f"none / {rpo} h", "Infinity"  # no point at all: older than any
@@ -187,9 +225,10 @@ def _kind_cell(status: KindStatus | None) -> str:
 
 
 def _columns(vms: Sequence[VmRow]) -> tuple[str, ...]:
-    """The kinds of point shown: every kind, and ``copy`` only while an evaluation recorded before copies
-    were judged by kind is the latest."""
-    return KINDS + ((COPY,) if any(k.kind == COPY for v in vms for k in v.kinds) else ())
+    """The kinds shown: every kind of point; ``replica`` when some VM has or needs a Site Recovery replica; and
+    ``copy`` only while an evaluation recorded before copies were judged by kind is the latest."""
+    shown = tuple(k for k in KINDS if k != REPLICA or any(x.kind == REPLICA for v in vms for x in v.kinds))
+    return shown + ((COPY,) if any(k.kind == COPY for v in vms for k in v.kinds) else ())
 
 
 def _missing_words(vm: VmRow) -> str:
@@ -243,7 +282,8 @@ def _vms(vms: Sequence[VmRow]) -> str:
             ("num", "State"),
             ("text", "Reason"),
         ]
-        + [("num", f"{KIND_TITLES[k]}<br><small>age / RPO</small>") for k in columns]
+        + [("num", f"{KIND_TITLES[k]}<br><small>{'RPO / target' if k == REPLICA else 'age / RPO'}</small>")
+       for k in columns]
     )
     table = (
         '<div class="scroll vm-scroll"><table id="vm-table"><caption>Newest point of each kind: its age '
@@ -261,9 +301,10 @@ def _points(data: ReportData) -> str:
     days, counts = day_grid(data.points_per_day, data.generated)
     if not any(n > 0 for n in counts.values()):
         return _section("points", title, _empty("No recovery points in the last 30 days."))
-    kinds = list(KINDS) + sorted({k for _, k in counts} - set(KINDS))
+    kinds = list(POINT_KINDS) + sorted({k for _, k in counts} - set(POINT_KINDS))
     legend = "".join(
-        f'<li><span class="sw b-{css_class(k, KINDS + (COPY,))}"></span>{escape(KIND_WORDS.get(k, k))}</li>' for k in kinds
+        f'<li><span class="sw b-{css_class(k, POINT_KINDS + (COPY,))}"></span>{escape(KIND_WORDS.get(k, k))}</li>'
+        for k in kinds
     )
     rows = [
         f'<tr><th scope="row" class="when">{escape(d)}</th>'

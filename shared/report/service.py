@@ -13,7 +13,8 @@ from ..restore.records import TERMINAL
 from .model import Deletion, Failure, ReportData, RestoreRow
 
 WINDOW = timedelta(days=30)
-FAILURES = (A.PROTECTION_FAILED, A.JOB_POISONED, A.RESTORE_FAILED, A.DRILL_FAILED, A.DRILL_KEPT)
+FAILURES = (A.PROTECTION_FAILED, A.JOB_POISONED, A.RESTORE_FAILED, A.DRILL_FAILED, A.DRILL_KEPT,
+            A.REPLICATION_INELIGIBLE, A.REPLICATION_FAILED)
 MAX_ROWS = 500  # per history section: the page stays light; older ones are in the tables
 
 

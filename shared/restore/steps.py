@@ -361,10 +361,21 @@ class RestoreSteps:
             if self.clock() - sent < REPOST_AFTER:
                 return Wait(WAIT, "the restore was sent; its job is not listed yet")
             return Wait(0, "no job came of the restore sent: sending it again", {"sent_at": None})
+        from azure.core.exceptions import HttpResponseError
+
         backup, rg, vault, point = self._vault(plan)
         request = RestoreRequestResource(properties=IaasVMRestoreRequest(vault_restore_body(plan)))
-        backup.restores.begin_trigger(vault, rg, "Azure", point.parts["container"], point.parts["item"], point.name,
-                                      request, polling=False)
+        try:
+            backup.restores.begin_trigger(vault, rg, "Azure", point.parts["container"], point.parts["item"],
+                                          point.name, request, polling=False)
+        except HttpResponseError as exc:
+            if exc.status_code != 403:
+                raise
+            # A permission Azure Backup checks on vmkeeper's identity is missing (e.g. storageAccounts/write on a
+            # staging account infra/ does not grant: LinkedAuthorizationFailed). Sending it again grants nothing.
+            code = exc.error.code if exc.error else "Forbidden"
+            message = exc.error.message if exc.error else str(exc)
+            return Fail(f"Azure Backup refused the restore ({code}): {message}"[:2000], "Forbidden")
         return Wait(1, "restore sent to Azure Backup", {"sent_at": format_instant(self.clock())})
 
     def follow_backup_job(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:

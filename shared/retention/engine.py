@@ -31,8 +31,8 @@ Rules (the contract; applied in this order)
    ``unknown_policy`` (no policy tag, or a name not in ``policies``); ``bad_tag`` (SLOT, EXPIRES, EXPIRING
    or LOCK_UNTIL present but not an ISO 8601 instant with a UTC offset; no VM id; a snapshot without a
    set id; a snapshot's SET_SIZE present but not a positive decimal integer; members of one set naming
-   different VMs, policies or SET_SIZEs (one without it among members with it counts as different), or
-   more distinct members than their SET_SIZE).
+   different VMs, VM instances, policies or SET_SIZEs (one without it among members with it counts as
+   different), or more distinct members than their SET_SIZE).
 3. Sets. Snapshots sharing (set id, region, is_copy) form a set; each restore point (and each collection)
    is a set of its own. A set is kept or deleted WHOLE: if any member is skipped or kept by rule 1-2,
    members that would otherwise be marked or deleted are kept with rule ``set_member_kept``.
@@ -46,10 +46,17 @@ Rules (the contract; applied in this order)
    A set whose later disks failed to be created, whose copy stopped half-way, or whose disks were
    deleted is *incomplete*. A set is good only if it is complete and every member is good.
 4. Lineages. Sets whose members all pass rule 2 (held/locked ones included) are ranked per lineage
-   (VM id, kind, region, is_copy), newest first: a VM's snapshot sets and its restore points are separate
-   lineages (a policy may take both), and copies in another region are lineages of their own, so each kind
-   and each copy region has its own newest good point. Each set is judged by its own policy against the
-   whole lineage; the first matching rule wins:
+   (VM id, VM instance, kind, region, is_copy), newest first: a VM's snapshot sets and its restore points
+   are separate lineages (a policy may take both), and copies in another region are lineages of their own,
+   so each kind and each copy region has its own newest good point. So is each instance of a VM: a VM
+   deleted and created again under its name keeps its ARM id, not its ``vmId``, and the old instance's
+   last good point is what an operator needs, however many newer points the new one has. A set's instance
+   is its members' INSTANCE tag (``vmkeeper-vm-instance``; a restore point's is ``instance``: its source
+   metadata's vmId). A set made before vmkeeper wrote it: if ``instances`` says when the VM's current
+   instance was created, a set made since is that instance's, one made before an *earlier instance's*
+   (one lineage for all such sets); if not, the set is in a lineage of its own, *instance not recorded*,
+   judged as the current instance's (rule 5: kept, not merged, on doubt). Each set is judged by its own
+   policy against the whole lineage; the first matching rule wins:
    a. ``no_rule``: the policy has every keep_* count 0 and no max_age -> keep everything.
    b. ``newest_good``: the lineage's newest good set, while its VM is protected (rule 5).
    c. ``orphan_grace``: a set newer than the newest good one (or any set, if none is good) of a gone VM
@@ -74,6 +81,11 @@ Rules (the contract; applied in this order)
    any artifact of that VM (so unknown = gone since its newest artifact), and ``grace`` is the longest
    ``orphan_grace`` among the policies of the sets rule 4b-c protect and of its collections. After that
    its sets are judged by rules 4d and 4f-i alone (keep_* rules still apply to a gone VM's sets).
+   Instances: every lineage of a gone VM is judged by the VM's protection. Of a live VM, the lineages of
+   its current instance (``instances[vm]``), of *instance not recorded*, and all of them while its current
+   instance is not known, are a live VM's; any other instance's is a gone VM's, gone since the later of its
+   newest set and the current instance's creation, its grace the longest ``orphan_grace`` among the sets
+   rule 4b-c protect in that instance's lineages.
 6. Restore point collections (after everything else). Its restore points are the artifacts whose id
    starts with ``{collection id}/restorePoints/``; any not decided ``delete`` in this run keep it
    (``collection_not_empty``). An empty collection is kept with ``no_rule`` as in 4a, ``orphan_grace``
@@ -92,7 +104,7 @@ Rules (the contract; applied in this order)
 Idempotence: after the caller applies a run (deletes gone, marks written, unmarks removed), running again
 with the same ``now`` deletes nothing and marks nothing new: removing unselected sets never unselects
 another set, an incomplete set that rule 4e lets go has a newer good set that rule 4b keeps, and the
-instants of rule 5 cannot move while the sets they protect are kept.
+instants of rule 5 cannot move while the sets they protect are kept (nor can an instance's creation).
 """
 
 from __future__ import annotations
@@ -110,8 +122,8 @@ from ..instants import format_instant, parse_instant
 from ..points.pins import Pin, PinIndex
 from ..policy.retention import RetentionPolicy
 
-__all__ = ["ACTIONS", "COLLECTION", "KINDS", "RESTORE_POINT", "SNAPSHOT", "Artifact", "Decision", "RetentionPolicy",
-           "decide", "format_instant", "parse_instant", "plan_summary"]  # RetentionPolicy: the rules it applies
+__all__ = ["ACTIONS", "COLLECTION", "KINDS", "RESTORE_POINT", "SNAPSHOT", "Artifact", "Decision", "Instance",
+           "RetentionPolicy", "decide", "format_instant", "parse_instant", "plan_summary"]  # RetentionPolicy: the rules it applies
 
 SNAPSHOT = "snapshot"
 RESTORE_POINT = "restore_point"
@@ -122,10 +134,13 @@ ACTIONS = ("keep", "mark", "delete", "skip")
 _DATE_TAGS = (T.SLOT, T.EXPIRES, T.EXPIRING, T.LOCK_UNTIL)
 _RP_INFIX = "/restorepoints/"
 _LINEAGE_NAMES = {SNAPSHOT: "snapshot sets", RESTORE_POINT: "restore points"}
+# A set's instance when it does not say it (made before vmkeeper wrote INSTANCE): not known, or known to be
+# an instance before the current one (made before the current one was created). Neither is a vmId.
+UNRECORDED, EARLIER = "", "(earlier)"
 _ABSENT = object()  # a tag that is not there (None could be a value)
 _KNOWN_TAGS = frozenset(
     name.lower()
-    for name in (T.MANAGED_BY, T.VM, T.ARTIFACT_POLICY, T.SLOT, T.SET, T.SET_SIZE, T.LUN, T.COPY_OF)
+    for name in (T.MANAGED_BY, T.VM, T.VM_INSTANCE, T.ARTIFACT_POLICY, T.SLOT, T.SET, T.SET_SIZE, T.LUN, T.COPY_OF)
     + (T.EXPIRES, T.HOLD, T.EXPIRING, T.LOCK_UNTIL, T.POLICY, T.OPT_OUT)
 )
 
@@ -145,8 +160,9 @@ _BUCKETS = {
 class Artifact:
     """One backup artifact as listed by the caller.
 
-    ``vm_id`` and ``set_id`` default to the VM and SET tags. ``good`` has no default on purpose: guessing
-    it wrong either protects an unfinished copy as "the newest good point" or fails to protect a good one.
+    ``vm_id``, ``instance`` and ``set_id`` default to the VM, INSTANCE and SET tags. ``good`` has no default
+    on purpose: guessing it wrong either protects an unfinished copy as "the newest good point" or fails to
+    protect a good one.
     """
 
     id: str  # ARM resource id
@@ -156,11 +172,21 @@ class Artifact:
     region: str
     good: bool  # provisioning succeeded / copy completed
     vm_id: str | None = None  # source VM id (compared lower case)
+    instance: str | None = None  # the source VM's instance, its vmId (compared lower case); default: the INSTANCE tag
     set_id: str | None = None  # snapshots of one run of one VM share it
     is_copy: bool = False  # a cross-region copy
     locked: bool = False  # under any resource lock, at any scope
     lock_is_ours_and_expired: bool = False  # every lock on it is vmkeeper's own and LOCK_UNTIL has passed
     owned: bool = True  # False: its name is not vmkeeper's for it (copied tags): never judged, in no set
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A live VM's current instance: its ``vmId`` (properties.vmId) and when it was created
+    (properties.timeCreated; None: not known)."""
+
+    id: str
+    created: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +254,8 @@ class _Table:
     disk: dict[int, tuple[str, str]]  # what tells such a snapshot apart from the other members of its set
     texts: dict[tuple, Any] = field(default_factory=dict)  # reason texts (and instants) many sets share
     pins: PinIndex | None = None  # rule 7 (None: nothing pinned)
+    instance: list[str] = field(default_factory=list)  # the INSTANCE each says, lower case ("": none)
+    current: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)  # live VM -> (vmId, created)
     groups: dict[tuple, list[int]] = field(default_factory=dict)  # (set id, region, is_copy) -> snapshots
     singles: list[int] = field(default_factory=list)  # restore points, and snapshots without a set id
 
@@ -242,9 +270,11 @@ _TIME, _KEY, _MEMBERS, _GOOD, _POLICY = range(5)
 @dataclass(slots=True, eq=False)
 class _Lineage:
     vm: str
-    where: str  # e.g. "snapshot sets of vm1 in westeurope (copies)", for reasons
+    instance: str  # the VM instance (vmId), or UNRECORDED or EARLIER
+    where: str  # e.g. "snapshot sets of vm1 (instance 5d1a...) in westeurope (copies)", for reasons
     sets: list[_SetRow] = field(default_factory=list)  # newest first, once sorted
     newest_good: int | None = None  # index into sets
+    state: _VmState | None = None  # rule 5, once known
 
 
 @dataclass(slots=True)
@@ -253,6 +283,7 @@ class _VmState:
     protected: bool
     since: datetime | None = None
     until: datetime | None = None
+    what: str = "VM"  # what is gone: the VM, or one instance of a VM that lives on as another
 
 
 # ------------------------------------------------------------------------------------------------- decide
@@ -265,20 +296,27 @@ def decide(
     now: datetime,
     vm_last_seen: Mapping[str, datetime] | None = None,
     pins: Iterable[Pin] = (),
+    instances: Mapping[str, Instance] | None = None,
 ) -> list[Decision]:
     """One Decision per artifact, in input order. See the module docstring for the rules.
 
     ``live_vm_ids``: ids of the VMs that exist now (any case). ``vm_last_seen``: when each gone VM was
     last seen, if the caller keeps track; missing entries fall back to the VM's newest artifact.
-    ``pins``: what is in use (rule 7), as shared/points/pins.py gives them.
+    ``pins``: what is in use (rule 7), as shared/points/pins.py gives them. ``instances``: each live VM's
+    current instance (VM id, any case -> Instance), where known (rules 4-5).
     Raises ValueError for naive datetimes, unknown kinds and duplicate ids (a caller bug: decide nothing).
     """
     now = _utc(now, "now")
     live = {vm.lower() for vm in live_vm_ids}
     last_seen = {vm.lower(): _utc(when, f"vm_last_seen[{vm}]") for vm, when in (vm_last_seen or {}).items()}
+    current = {
+        vm.lower(): (inst.id.strip().lower(), None if inst.created is None else _utc(inst.created, f"instances[{vm}]"))
+        for vm, inst in (instances or {}).items()
+        if vm.lower() in live and isinstance(inst.id, str) and inst.id.strip()
+    }
     index = PinIndex(pins, now)
     with _cyclic_gc_paused():
-        return _decide(artifacts, policies, live, now, last_seen, index or None)
+        return _decide(artifacts, policies, live, now, last_seen, index or None, current)
 
 
 @contextmanager
@@ -306,17 +344,19 @@ def _decide(
     now: datetime,
     last_seen: dict[str, datetime],
     pins: PinIndex | None = None,
+    current: dict[str, tuple[str, datetime | None]] | None = None,
 ) -> list[Decision]:
     t = _examine(artifacts, policies, now)
-    t.pins = pins
+    t.pins, t.current = pins, current or {}
     lineages, loose = _group_sets(t)
     collections = [i for i, a in enumerate(artifacts) if a.kind == COLLECTION]
     vms = _vm_states(t, lineages, collections, policies, live, last_seen, now)
+    _instance_states(lineages, vms, t.current, policies, now)
 
     decided: list[Decision | None] = [None] * len(artifacts)
     has_rules = {name: policy.has_rules for name, policy in policies.items()}
     for lin in lineages:
-        _decide_lineage(lin, vms[lin.vm], policies, has_rules, now, decided, t)
+        _decide_lineage(lin, lin.state, policies, has_rules, now, decided, t)
     for key, members in loose:  # sets that are no candidate: some member is kept by rule 1-2
         _apply(key, members, True, "", "", None, now, decided, t)
     if collections:
@@ -382,6 +422,7 @@ def _examine(artifacts: Sequence[Artifact], policies: Mapping[str, RetentionPoli
         T.LOCK_UNTIL,
     )
     size_tag, lun_tag, absent, disks = T.SET_SIZE, T.LUN, _ABSENT, t.disk
+    instance_tag, add_instance = T.VM_INSTANCE, t.instance.append
     groups, add_single = t.groups, t.singles.append
     instants: dict[
         str, datetime | None
@@ -405,6 +446,8 @@ def _examine(artifacts: Sequence[Artifact], policies: Mapping[str, RetentionPoli
         vm = art.vm_id or get(vm_tag)
         vm = (vm.strip().lower() or None) if vm else None
         add_vm(vm)
+        instance = art.instance if art.instance is not None else get(instance_tag)
+        add_instance(instance.strip().lower() if type(instance) is str else UNRECORDED)
         owned = art.owned
         set_id = (art.set_id or get(set_tag)) if owned else None
         set_id = (set_id.strip() or None) if set_id else None
@@ -521,7 +564,8 @@ def _group_sets(t: _Table) -> tuple[list[_Lineage], list[tuple[tuple, tuple[int,
     for i in t.singles:
         art = arts[i]
         if judgeable[i]:  # a restore point: a set of one, so no disagreement, no SET_SIZE to count
-            lineage = (vms[i], art.kind, art.region.lower(), art.is_copy)
+            lineage = (vms[i], _instance_of(vms[i], t.instance[i], created[i], t), art.kind, art.region.lower(),
+                       art.is_copy)
             row = (created[i], ("one", t.lids[i]), (i,), art.good, names[i], expires[i], None, 1)
             lin = lineages.get(lineage) or lineages.setdefault(lineage, _new_lineage(lineage))
             lin.sets.append(row)
@@ -541,8 +585,22 @@ def _group_sets(t: _Table) -> tuple[list[_Lineage], list[tuple[tuple, tuple[int,
 
 
 def _new_lineage(lineage: tuple) -> _Lineage:
-    vm, kind, region, is_copy = lineage
-    return _Lineage(vm, f"{_LINEAGE_NAMES[kind]} of {_short(vm)} in {region}{' (copies)' if is_copy else ''}")
+    vm, instance, kind, region, is_copy = lineage
+    which = {UNRECORDED: "instance not recorded", EARLIER: "an earlier instance, not recorded"}.get(
+        instance, f"instance {instance}")
+    return _Lineage(vm, instance, f"{_LINEAGE_NAMES[kind]} of {_short(vm)} ({which}) in {region}"
+                                  f"{' (copies)' if is_copy else ''}")
+
+
+def _instance_of(vm: str, said: str, time: datetime, t: _Table) -> str:
+    """A set's instance (rule 4): the one it says; else, if the VM's current instance and its creation are known,
+    that instance for a set made since, EARLIER for one made before; else UNRECORDED."""
+    if said:
+        return said
+    current = t.current.get(vm)
+    if current is None or current[1] is None:
+        return UNRECORDED
+    return current[0] if time >= current[1] else EARLIER
 
 
 def _make_set(key: tuple, members: tuple[int, ...], t: _Table) -> tuple[_SetRow, tuple | None]:
@@ -555,21 +613,23 @@ def _make_set(key: tuple, members: tuple[int, ...], t: _Table) -> tuple[_SetRow,
         t.policy_name,
         t.set_size,
     )
-    first = members[0]
+    first, instances = members[0], t.instance
     time, good, candidate = created[first], arts[first].good, judgeable[first]
-    vm, name, size = vms[first], names[first], set_sizes.get(first)
-    other_vm = other_name = other_size = False
+    vm, name, size, instance = vms[first], names[first], set_sizes.get(first), instances[first]
+    other_vm = other_name = other_size = other_instance = False
     for m in members[1:]:
         if created[m] > time:
             time = created[m]
         good = good and arts[m].good
         candidate = candidate and judgeable[m]
         other_vm = other_vm or vms[m] != vm
+        other_instance = other_instance or instances[m] != instance
         other_name = other_name or names[m] != name
         other_size = other_size or set_sizes.get(m) != size
     present, corrupt = len(members), None
-    if other_vm or other_name or other_size:
-        what = "VMs" if other_vm else "policies" if other_name else f"{T.SET_SIZE}s"
+    if other_vm or other_instance or other_name or other_size:
+        what = ("VMs" if other_vm else "VM instances" if other_instance else "policies" if other_name
+                else f"{T.SET_SIZE}s")
         corrupt = f"members of set {key[1]} name different {what}"
     elif size is not None:
         present = len({t.disk[m] for m in members})
@@ -586,6 +646,7 @@ def _make_set(key: tuple, members: tuple[int, ...], t: _Table) -> tuple[_SetRow,
     art = arts[first]
     return (time, key, members, good, name, expires, size, present), (
         vm,
+        _instance_of(vm, instance, time, t),
         art.kind,
         art.region.lower(),
         art.is_copy,
@@ -631,6 +692,37 @@ def _vm_states(
         until = since + max(graces.get(vm, []), default=timedelta(0))
         states[vm] = _VmState(live=False, protected=now < until, since=since, until=until)
     return states
+
+
+def _instance_states(
+    lineages: list[_Lineage],
+    vms: dict[str, _VmState],
+    current: dict[str, tuple[str, datetime | None]],
+    policies: Mapping[str, RetentionPolicy],
+    now: datetime,
+) -> None:
+    """Rule 5 per lineage: a gone VM's lineages share its state, as do a live VM's but for those of an instance
+    that is not its current one (known): each such instance is a gone VM of its own."""
+    replaced: dict[tuple[str, str], list[_Lineage]] = defaultdict(list)
+    for lin in lineages:
+        state, now_is = vms[lin.vm], current.get(lin.vm)
+        if state.live and now_is is not None and lin.instance not in (now_is[0], UNRECORDED):
+            replaced[(lin.vm, lin.instance)].append(lin)
+        else:
+            lin.state = state
+    for (vm, instance), lins in replaced.items():
+        # Gone since its newest set (kept while the grace runs, as rule 4b-c keeps it) or, later, since the
+        # current instance was created (it had gone by then): neither moves while the sets it protects are kept.
+        since = max(lin.sets[0][_TIME] for lin in lins)
+        created = current[vm][1]
+        if created is not None and created > since:
+            since = created
+        grace = max((policies[row[_POLICY]].orphan_grace for lin in lins for row in _orphan_protected(lin)),
+                    default=timedelta(0))
+        what = "an earlier instance" if instance == EARLIER else f"instance {instance}"
+        state = _VmState(live=False, protected=now < since + grace, since=since, until=since + grace, what=what)
+        for lin in lins:
+            lin.state = state
 
 
 def _chosen(sets: list[_SetRow], policy: RetentionPolicy) -> dict[int, str]:
@@ -680,11 +772,11 @@ def _decide_lineage(
                 why = (
                     "live VM"
                     if vm.live
-                    else f"VM gone since {format_instant(vm.since)}, grace until {format_instant(vm.until)}"
+                    else f"{vm.what} gone since {format_instant(vm.since)}, grace until {format_instant(vm.until)}"
                 )
                 reason = reasons[("newest_good",)] = f"newest good point of {where} ({why})"
         elif protected and not vm.live and (newest_good is None or pos < newest_good):
-            keep, rule, reason = True, "orphan_grace", f"VM gone, grace until {format_instant(vm.until)}"
+            keep, rule, reason = True, "orphan_grace", f"{vm.what} gone, grace until {format_instant(vm.until)}"
         elif not good and now - time < policy.orphan_grace:
             what = f"incomplete ({present} of {size} disks)" if incomplete else "not good yet"
             keep, rule, reason = (

@@ -15,6 +15,10 @@ delete. Right before a delete, the
 artifact is read again too: a hold, someone else's lock or a mark that is gone or changed keeps its
 whole set. Every ARM write takes from the budget first; with none left it waits for the next pass.
 Every decision is recorded in the ledger, with its rule and reason.
+
+A VM deleted and created again under its name keeps its ARM id, not its ``vmId``: the listing gives each live
+VM's current instance (its vmId and creation time) and each restore point's (its source metadata's vmId; a
+snapshot says its own in ``vmkeeper-vm-instance``), so each instance's points are a lineage of their own.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from .engine import (
     SNAPSHOT,
     Artifact,
     Decision,
+    Instance,
     RetentionPolicy,
     decide,
     format_instant,
@@ -59,13 +64,15 @@ SNAPSHOTS_QUERY = (
 )
 COLLECTIONS_QUERY = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' "
                      "| project id, location, tags, resourceGroup, name, subscriptionId")
-VMS_QUERY = "Resources | where type =~ 'microsoft.compute/virtualmachines' | project id"
+VMS_QUERY = ("Resources | where type =~ 'microsoft.compute/virtualmachines' "
+             "| project id, vmId = tostring(properties.vmId), created = tostring(properties.timeCreated)")
 
 
 @dataclass
 class Listing:
     artifacts: list[Artifact] = field(default_factory=list)
     live_vm_ids: set[str] = field(default_factory=set)
+    instances: dict[str, Instance] = field(default_factory=dict)  # each live VM's current instance (its vmId)
     copies: list[P.Copy] = field(default_factory=list)  # second-region copies in flight: they pin their sources
 
 
@@ -131,7 +138,10 @@ def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscripti
     for sub in subscriptions:
         for lock in locks(sub).management_locks.list_at_subscription_level():
             lock_scopes.append((_lock_scope(lock.id), lock.name))
-    out = Listing(live_vm_ids={row["id"].lower() for row in query_all(graph, subscriptions, VMS_QUERY)})
+    vms = list(query_all(graph, subscriptions, VMS_QUERY))
+    out = Listing(live_vm_ids={row["id"].lower() for row in vms},
+                  instances={row["id"].lower(): Instance(str(row["vmId"]), parse_instant(row.get("created")))
+                             for row in vms if row.get("vmId")})
     rows = list(query_all(graph, subscriptions, SNAPSHOTS_QUERY))
     owned = O.owned_snapshots(rows)
     for row in rows:
@@ -166,10 +176,12 @@ def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscripti
             source = getattr(rp.source_restore_point, "id", None)
             if source and (rp.provisioning_state or "").lower() not in ("succeeded", "failed"):
                 out.copies.append(P.Copy(rp.id, source, rp_created))  # a restore point's copy in flight
+            # Its instance: the vmId its source metadata says (a restore point carries no tags; a copy keeps its source's).
+            instance = getattr(getattr(rp, "source_metadata", None), "vm_id", None) or ""
             out.artifacts.append(Artifact(id=rp.id, kind=RESTORE_POINT, tags=rp_tags, created=rp_created,
                                           region=row["location"], good=rp.provisioning_state == "Succeeded",
                                           is_copy=rp.source_restore_point is not None, set_id=rp.id,
-                                          **_locks_on(rp.id, lock_scopes)))
+                                          instance=instance, **_locks_on(rp.id, lock_scopes)))
         out.artifacts.append(Artifact(id=row["id"], kind=COLLECTION, tags=tags,
                                       created=_collection_created(rpc, times, ledger, now), region=row["location"],
                                       good=True, **_locks_on(row["id"], lock_scopes)))
@@ -472,7 +484,7 @@ class Retention:
         """The engine's decisions, pins included: decided once without them; if any set would be marked or
         deleted, the pins on those sets are read and the engine decides again with them."""
         policies = self.policies() if policies is None else policies
-        decisions = decide(listing.artifacts, policies, listing.live_vm_ids, now)
+        decisions = decide(listing.artifacts, policies, listing.live_vm_ids, now, instances=listing.instances)
         by_id = {a.id: a for a in listing.artifacts}
         doomed = [by_id[d.artifact_id] for d in decisions if d.action in ("mark", "delete")]
         if not doomed:
@@ -481,7 +493,7 @@ class Retention:
         index = P.PinIndex(pins, now)
         if not any(index.find(a.id, _value(a.tags, T.SET)) for a in doomed):
             return decisions  # nothing it would mark or delete is in use: the first decision stands
-        return decide(listing.artifacts, policies, listing.live_vm_ids, now, pins=pins)
+        return decide(listing.artifacts, policies, listing.live_vm_ids, now, pins=pins, instances=listing.instances)
 
     def pins(self, artifacts: list[Artifact], now: datetime, copies: list[P.Copy] = ()) -> list[P.Pin]:
         """The pins that may hold ``artifacts``: ``copies`` in flight, the restores pending or running, and

@@ -5,7 +5,10 @@ app recorded in Azurite (alerts, poison queues, restores), read generically by t
 Recovery points are told apart here as the issue defines them, independently of the app's own catalogue:
 a snapshot set is the snapshots sharing one ``vmkeeper-set`` tag in one region (complete when all
 ``vmkeeper-set-size`` members are Succeeded and, for a copy, at 100 % without a copy error); a restore point
-is one point in a collection vmkeeper tagged (a copy when it has a ``sourceRestorePoint``).
+is one point in a collection vmkeeper tagged (a copy when it has a ``sourceRestorePoint``). Each is of one
+instance of its VM (a VM deleted and created again keeps its ARM id, not its vmId): a set's
+``vmkeeper-vm-instance`` tag, a restore point's source metadata ``vmId``; a lineage is per VM, instance, kind
+and copy.
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ class Point:
     complete: bool
     members: tuple[str, ...]  # every resource id it is made of, lower case
     container: str = ""  # a restore point's collection id
+    instance: str = ""  # the VM's instance it was made of (its vmId, lower case); "": not said
 
     @property
-    def lineage(self) -> tuple[str, str, bool]:
-        return (self.vm, self.kind, self.copy)
+    def lineage(self) -> tuple[str, str, str, bool]:
+        return (self.vm, self.instance, self.kind, self.copy)
 
 
 @dataclass
@@ -49,9 +53,10 @@ class Truth:
     power: dict[str, str] = field(default_factory=dict)  # VM id (lower) → "running" | "deallocated" | ...
     copying: set[str] = field(default_factory=set)  # sources (lower) of copies in flight: pinned
     point_vms: set[str] = field(default_factory=set)  # VMs (lower) vmkeeper's artifacts say they protect
+    instances: dict[str, str] = field(default_factory=dict)  # VM id (lower) → its vmId now (lower)
 
-    def newest_complete(self) -> dict[tuple[str, str, bool], Point]:
-        out: dict[tuple[str, str, bool], Point] = {}
+    def newest_complete(self) -> dict[tuple[str, str, str, bool], Point]:
+        out: dict[tuple[str, str, str, bool], Point] = {}
         for p in self.points.values():
             if p.complete and (p.lineage not in out or p.time > out[p.lineage].time):
                 out[p.lineage] = p
@@ -68,6 +73,8 @@ def read(emu: Any, sub: str) -> Truth:
         locks = {k for k, r in store.resources.items() if r.type.lower() == LOCK}
         power = {k: str(r.internal.get("power", "running")) for k, r in store.resources.items()
                  if r.type.lower() == VM}
+        instances = {k: str(r.properties.get("vmId") or "").lower() for k, r in store.resources.items()
+                     if r.type.lower() == VM}
         snaps = [r for r in store.resources.values() if r.type.lower() == SNAPSHOT and T.is_managed(r.tags)]
         collections = {r.key: r for r in store.resources.values()
                        if r.type.lower() == COLLECTION and T.is_managed(r.tags)}
@@ -94,7 +101,8 @@ def read(emu: Any, sub: str) -> Truth:
                     and not m.properties.get("copyCompletionError")]
             key = f"snapshot-set:{set_id}:{region}"
             points[key] = Point(key, "snapshot_set", str(tags.get(T.VM, "")).lower(), copy, str(tags.get(T.SLOT, "")),
-                                size > 0 and len(done) >= size, tuple(sorted(m.key for m in members)))
+                                size > 0 and len(done) >= size, tuple(sorted(m.key for m in members)),
+                                instance=str(tags.get(T.VM_INSTANCE) or "").lower())
         for rp in rps:
             parent = rp.key.rsplit("/restorepoints/", 1)[0]
             rpc = collections.get(parent)
@@ -103,8 +111,9 @@ def read(emu: Any, sub: str) -> Truth:
             copy = bool(rp.properties.get("sourceRestorePoint"))
             points[rp.key] = Point(rp.key, "restore_point", str((rpc.tags or {}).get(T.VM, "")).lower(), copy,
                                    str(rp.properties.get("timeCreated", "")),
-                                   rp.properties.get("provisioningState") == "Succeeded", (rp.key,), parent)
-    return Truth(points, resources, groups, locks, power, copying, point_vms)
+                                   rp.properties.get("provisioningState") == "Succeeded", (rp.key,), parent,
+                                   str((rp.properties.get("sourceMetadata") or {}).get("vmId") or "").lower())
+    return Truth(points, resources, groups, locks, power, copying, point_vms, instances)
 
 
 # --- what the app recorded in Azurite ---------------------------------------------------------------

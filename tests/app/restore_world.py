@@ -24,11 +24,13 @@ READER_PRINCIPAL = encode_principal("00000000-0000-0000-0000-0000000000bb", [REA
 
 
 def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, vault: bool = False,
-          wiring_class: type = wiring.Wiring, saved: dict[str, Any] | None = None, **extra: str) -> dict[str, Any]:
+          wiring_class: type = wiring.Wiring, credential: Any = None, saved: dict[str, Any] | None = None,
+          **extra: str) -> dict[str, Any]:
     """The app on the local host over the seeded world; with ``vault``, the VM also has an Azure Backup
     recovery point in its region's vault (VMKEEPER_VAULTS names it). ``wiring_class``: the app's wiring,
-    or a test's subclass of it (parts that misbehave). With ``saved`` (from ``save``), the world a slot
-    already protected instead: its emulator state, and its app tables' rows in this world's own tables."""
+    or a test's subclass of it (parts that misbehave); ``credential``: the app's identity (default: the
+    tests' own static one). With ``saved`` (from ``save``), the world a slot already protected instead: its
+    emulator state, and its app tables' rows in this world's own tables."""
     import function_app
 
     if saved is None:
@@ -66,7 +68,7 @@ def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, v
                 "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.100", **extra}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    wired = wiring.use(wiring_class(credential=StaticCredential()))
+    wired = wiring.use(wiring_class(credential=credential or StaticCredential()))
     host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
     host.ensure_queues()
     if saved is None:

@@ -259,6 +259,42 @@ def test_waits_on_azure_backup_follow_its_retry_after_not_the_backoff(az, protec
     assert [c for c in az.calls() if (c["operation"] or "").endswith("refreshContainers/action")]
 
 
+def backup_jobs(protect, vm_name: str, region: str = "westeurope") -> list:
+    vault_id = protect["vaults"][region]
+    jobs = protect["backup"].backup_jobs.list(vault_id.split("/")[8], vault_id.split("/")[4], filter="operation eq 'Backup'")
+    return [j for j in jobs if (j.properties.entity_friendly_name or "").lower() == vm_name.lower()]
+
+
+def test_backup_now_takes_one_first_backup_once_the_vm_is_protected(az, protect, sub, monkeypatch, azurite):
+    from azure.data.tables import TableClient
+
+    from shared.azure.ledger import Ledger
+
+    monkeypatch.setenv("VMKEEPER_BACKUP_NOW", "true")  # read when the worker first runs (after the fixture)
+    host = protect["host"]
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000"
+    host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=60)
+    [item] = protected_items(protect, "vm-00000")
+    assert item.properties["protectionState"] == "Protected"
+    [job] = backup_jobs(protect, "vm-00000")  # an on-demand backup, sent once enabling ended
+    deadline = time.monotonic() + 20
+    while job.properties.status == "InProgress" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        [job] = backup_jobs(protect, "vm-00000")
+    assert job.properties.status == "Completed"
+    container, name = item.id.split("/")[-3], item.name
+    vault_id = protect["vaults"]["westeurope"]
+    assert list(protect["backup"].recovery_points.list(vault_id.split("/")[8], vault_id.split("/")[4], "Azure",
+                                                      container, name))  # the VM's first recovery point
+    ledger = Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+    assert json.loads(ledger.vm(vm_id)["detail"])["backup_now"] == "triggered"
+    # Another event of the VM (a later write) finds it protected: no second backup.
+    host.deliver_event("vm_events", vm_event(vm_id, sub))
+    assert host.run_until_idle(timeout=60)
+    assert len(backup_jobs(protect, "vm-00000")) == 1
+
+
 def test_opted_out_vm_is_left_alone(az, protect, compute, resources, sub):
     create_vm(az, compute, resources, sub, "vm-shy", tags={"vmkeeper-optout": "true"})
     host = protect["host"]

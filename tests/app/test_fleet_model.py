@@ -6,7 +6,8 @@ ARM faults and queue chaos come and go. It keeps the ground truth (what operator
 from the emulator's state) and checks after every step what a backup tool must never do:
 
 - a held, locked, pinned (read by a restore or drill not finished), foreign or newest complete point (per
-  VM, kind and copy lineage) deleted;
+  VM, VM instance, kind and copy lineage: a VM deleted and created again keeps its old instance's last points)
+  deleted;
 - a tag someone else wrote, lost;
 - a group or resource vmkeeper did not create, deleted;
 - a poisoned job without exactly one alert (and, once settled, a job that never ends);
@@ -310,8 +311,8 @@ class FleetModel(RuleBasedStateMachine):
         newest = truth.newest_complete()
         for vm, since in self.created_at.items():
             if vm in self.vms and now.timestamp() - since >= 3600:
-                for kind in KIND_WORDS:
-                    if (vm, kind, False) not in newest:
+                for kind in KIND_WORDS:  # the VM's instance now: an earlier one's points protect it no more
+                    if not any((vm, instance, kind, False) in newest for instance in (truth.instances.get(vm), "")):
                         self.owed.add((vm, kind))
         retried(lambda: w.app.compliance.run(now))
 
@@ -588,7 +589,8 @@ class FleetModel(RuleBasedStateMachine):
                 after = newest_now.get(p.lineage)
                 if after is None or after.time <= p.time:
                     self._fail("newest complete point deleted",
-                               f"{key} was the newest complete {p.kind}{' copy' if p.copy else ''} of {p.vm}; "
+                               f"{key} was the newest complete {p.kind}{' copy' if p.copy else ''} of {p.vm} "
+                               f"(instance {p.instance or 'not said'}); "
                                f"now {after.key if after else 'none'} (gone {gone})")
 
     def _check_tags(self, truth: fleet_truth.Truth) -> None:
@@ -858,3 +860,13 @@ def test_story_a_vm_without_a_point_is_loud(az, emu, azurite, tmp_path, monkeypa
     """Defect 7: an operator's new VM, an hour without any point, and compliance runs."""
     story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
         ("create_vm", {"name": "app-0"}), ("advance_clock", {"hours": 1}), ("compliance_run", {})])
+
+
+@pytest.mark.slow  # ~40 s (make soak); make test has tests/app/test_retention_instances.py for this defect
+def test_story_a_vm_created_again_keeps_its_old_instances_last_points(az, emu, azurite, tmp_path, monkeypatch):
+    """Defect 11: an operator's VM protected on schedule, deleted and created again under its name (same ARM id, new
+    vmId), protected again; retention passes past the deferral: the old instance's last points stay."""
+    story(fx_of(az, emu, azurite, tmp_path, monkeypatch), [
+        ("create_vm", {"name": "app-0"}), ("advance_clock", {"hours": 7}), ("delete_vm", {"name": "app-0"}),
+        ("create_vm", {"name": "app-0"}), ("advance_clock", {"hours": 7}), ("advance_clock", {"hours": 1}),
+        ("retention_pass", {})])

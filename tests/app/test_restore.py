@@ -474,6 +474,50 @@ def test_vault_dry_run_asks_azure_backup_to_validate_and_creates_nothing(vaulted
     assert writes(az, before) == [] and _restore_jobs(w) == []
 
 
+APP_IDENTITY = "vmkeeper-identity"  # the bearer token of the app's credential in the next test
+
+
+@pytest.mark.parametrize("target", ["disks", "vm", "original_location"])
+def test_under_the_deployed_roles_a_vault_restore_stages_only_in_a_granted_account(az, emu, azurite, tmp_path,
+                                                                                     monkeypatch, target):
+    """The app as deployed: the emulator holds the roles infra/ assigns its identity (deployed_roles.py), and
+    checks each request's action and Azure Backup's linked checks on the caller (Learn, backup-rbac-rs-vault)."""
+    from emulator.testing import StaticCredential
+    from tests.app.deployed_roles import assignments
+
+    w = start(az, emu, azurite, tmp_path, monkeypatch, vault=True, credential=StaticCredential(APP_IDENTITY))
+    try:
+        granted = storage_account_id(w["sub"])
+        az.role_assignments(assignments(APP_IDENTITY, [w["sub"]], [granted]))
+        p = point(w, "vault")
+        body: dict[str, Any] = {"type": target}
+        if target in ("disks", "vm"):
+            body["resource_group"] = rg(w)
+        if target == "vm":
+            body.update(vm_name="from-vault", subnet=w["subnet"][REGION])
+        other = granted.replace("/vmkstaging", "/notgranted")  # in the allow-list's group, but no role there
+        mark = len(az.calls())
+        refused = restore(w, {"vm": w["vm_id"], "recovery_point": p["id"], "target": {
+            **body, "staging_storage_account": other}})
+        assert refused["state"] == "failed", refused
+        assert refused["error"]["code"] == "Forbidden" and refused["error"]["step"] == "trigger_vault_restore"
+        assert "LinkedAuthorizationFailed" in refused["error"]["message"]
+        assert f"'Microsoft.Storage/storageAccounts/write' on the linked scope(s) '{other}'" in refused["error"]["message"]
+        assert _restore_jobs(w) == []  # Azure Backup did nothing
+        assert [c["path"] for c in az.calls(mark) if c["method"] == "LINKED" and c["status"] == 403] == [other]
+        done = restore(w, {"vm": w["vm_id"], "recovery_point": p["id"], "target": {
+            **body, "staging_storage_account": granted}})
+        assert done["state"] == "succeeded", done
+        (job,) = _restore_jobs(w)
+        assert job.properties.status == "Completed"
+        # The role held every other action the app took: the one refusal was the restore its linked check failed.
+        assert [c["operation"] for c in az.calls(mark) if c["status"] == 403 and c["method"] != "LINKED"] == [
+            "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/"
+            "restore/action"]
+    finally:
+        w["host"].close()
+
+
 # --- resumable, idempotent, cancellable ---------------------------------------------------------------
 class CrashAfter:
     """The restores table as a worker dying right after ``step`` finished in Azure, before it could

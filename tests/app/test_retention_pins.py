@@ -43,8 +43,10 @@ def world(az, emu, azurite, tmp_path):
     return make_world(az, azurite, tmp_path)
 
 
-def make_world(az, azurite, tmp_path, copy_hours: float = COPY_HOURS, clock=None, **extra_env: str) -> dict:
-    """``clock``: the jobs' clock (epoch seconds; real time unless given): their bounds count on it."""
+def make_world(az, azurite, tmp_path, copy_hours: float = COPY_HOURS, clock=None, policy: dict | None = None,
+               **extra_env: str) -> dict:
+    """``clock``: the jobs' clock (epoch seconds; real time unless given): their bounds count on it.
+    ``policy``: policy "gold" (else snapshots of every data disk, copied, keep_last 1, a 10 minute deferral)."""
     import time
 
     from shared.azure.ledger import Ledger
@@ -56,7 +58,7 @@ def make_world(az, azurite, tmp_path, copy_hours: float = COPY_HOURS, clock=None
                   tag_sets=[{}], seed=3)["subscriptions"][0]
     az.settings(lro={"per_type": {"Microsoft.Compute/snapshots/copy": copy_hours * 360}})  # copy span: 10x
     policy_file = tmp_path / "policies.json"
-    policy_file.write_text(json.dumps({"version": 1, "default": "gold", "policies": {"gold": {
+    policy_file.write_text(json.dumps({"version": 1, "default": "gold", "policies": {"gold": policy or {
         "schedule": {"every_hours": 1}, "snapshots": {"luns": "all"}, "copy": {"region": SECOND},
         "retention": {"keep_last": 1, "deferral": "PT10M"}}}}))
     suffix = uuid.uuid4().hex[:8]

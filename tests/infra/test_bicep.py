@@ -21,7 +21,7 @@ from shared import settings
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
-LOCAL_ONLY = {"VMKEEPER_ARM_ENDPOINT", "VMKEEPER_ARM_CA_BUNDLE"}
+LOCAL_ONLY = {"VMKEEPER_ARM_CA_BUNDLE"}  # the emulator's CA; VMKEEPER_ARM_ENDPOINT is Bicep's (this cloud's ARM)
 PLATFORM = re.compile(r"^(FUNCTIONS_[A-Z_]+|APPLICATIONINSIGHTS_[A-Z_]+|AzureWebJobsStorage__\w+|AZURE_CLIENT_ID)$")
 SUB = "00000000-0000-0000-0000-000000000001"
 # Built-in roles no vmkeeper identity may hold: Owner, Contributor, User Access Administrator, RBAC Administrator.
@@ -57,6 +57,19 @@ def accessor(value) -> tuple[str, str] | None:
         ops = value["operator"]["operands"]
         if isinstance(ops["operand_1"], str) and isinstance(ops["operand_2"], str):
             return ops["operand_1"], ops["operand_2"]
+    return None
+
+
+def dotted(value) -> str | None:
+    """``a.b.c`` or ``f().b`` as pycep renders it, as text; None for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "function" in value and set(value["function"]) == {"type"}:
+        return f"{value['function']['type']}()"
+    if isinstance(value, dict) and value.get("operator", {}).get("type") == "property_accessor":
+        ops = value["operator"]["operands"]
+        left, right = dotted(ops["operand_1"]), dotted(ops["operand_2"])
+        return f"{left}.{right}" if left and right else None
     return None
 
 
@@ -116,7 +129,7 @@ def app_settings() -> dict:
 def test_there_is_bicep_to_check():
     names = {p.relative_to(INFRA).as_posix() for p in BICEP_FILES}
     assert {"main.bicep", "app/function.bicep", "app/storage.bicep", "backup/vault.bicep",
-            "eventgrid/event-subscription.bicep", "security/role-definition.bicep", "alerts/topic.bicep",
+            "eventgrid/system-topic.bicep", "security/role-definition.bicep", "alerts/topic.bicep",
             "alerts/data-sender.bicep", "alerts/webhook-subscription.bicep"} <= names
 
 
@@ -155,6 +168,15 @@ def test_bicep_sets_every_setting_the_code_reads_and_no_other():
     assert {k for k in keys - vmkeeper if not PLATFORM.match(k)} == set(), "not the platform's either"
 
 
+def test_arm_endpoint_is_this_clouds_resource_manager():
+    # environment().resourceManager ends with "/" (https://management.azure.com/): the code takes it as it is and asks
+    # for tokens for that cloud's Resource Manager (tests/unit/test_settings_cloud.py)
+    assert dotted(app_settings()["VMKEEPER_ARM_ENDPOINT"]) == "environment().resourceManager"
+    s = settings.AzureSettings.from_env({"VMKEEPER_ARM_ENDPOINT": "https://management.chinacloudapi.cn/"})
+    assert (s.arm_endpoint, s.arm_scope) == ("https://management.chinacloudapi.cn",
+                                             "https://management.chinacloudapi.cn/.default")
+
+
 def test_retired_and_local_only_settings_are_not_set():
     keys = set(app_settings())
     assert not keys & (set(settings.RETIRED) | LOCAL_ONLY)
@@ -169,7 +191,11 @@ def test_identity_based_storage_and_app_insights():
     s = app_settings()
     assert s["AzureWebJobsStorage__credential"] == "managedidentity"
     assert s["AzureWebJobsStorage__clientId"] == "identityClientId" == s["AZURE_CLIENT_ID"]
-    assert accessor(s["AzureWebJobsStorage__accountName"]) == ("account", "name")
+    # the account's own endpoints, so any cloud works: __accountName makes the host and the code assume the public
+    # cloud's core.windows.net (shared/azure/clients.py), wrong in Azure China or US Government
+    for service in ("blob", "queue", "table"):
+        assert dotted(s[f"AzureWebJobsStorage__{service}ServiceUri"]) == f"account.properties.primaryEndpoints.{service}"
+    assert "AzureWebJobsStorage__accountName" not in s
     assert "AzureWebJobsStorage" not in s  # no connection string
     assert s["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "ClientId=${identityClientId};Authorization=AAD"
     assert not any(k.startswith("FUNCTIONS_") for k in s)  # Flex Consumption: the runtime is functionAppConfig's
@@ -184,10 +210,12 @@ def code_defaults(tmp_path) -> dict[str, str]:
     p, f, r, a, d = (settings.ProtectSettings.from_env(env), settings.FleetSettings.from_env(env),
                      settings.RestoreSettings.from_env(env), settings.AlertSettings.from_env(env),
                      settings.DrillSettings.from_env(env))
+    rep = settings.ReplicationSettings.from_env(env)
     return {"VMKEEPER_PROTECT_QUEUE": p.queue, "VMKEEPER_PROTECT_TABLE": p.ledger_table,
             "VMKEEPER_JOBS_QUEUE": f.jobs_queue, "VMKEEPER_LEDGER_TABLE": f.ledger_table,
             "VMKEEPER_BUDGET_TABLE": f.budget_table, "VMKEEPER_RESTORE_QUEUE": "vmkeeper-restores",
-            "VMKEEPER_RESTORE_TABLE": r.table, "VMKEEPER_ALERTS_TABLE": a.table, "VMKEEPER_DRILL_QUEUE": d.queue}
+            "VMKEEPER_RESTORE_TABLE": r.table, "VMKEEPER_ALERTS_TABLE": a.table, "VMKEEPER_DRILL_QUEUE": d.queue,
+            "VMKEEPER_REPLICATION_QUEUE": rep.queue}
 
 
 def test_queue_and_table_names_agree(tmp_path):
@@ -201,7 +229,7 @@ def test_queue_and_table_names_agree(tmp_path):
         params = main["modules"][module]["config"]["params"]
         assert params["queues"] == "queues" and params["tables"] == "tables", module
     assert set(names["queues"].values()) == {"vmkeeper-protect", "vmkeeper-jobs", "vmkeeper-restores",
-                                             "vmkeeper-drills"}
+                                             "vmkeeper-drills", "vmkeeper-replication"}
     assert names["tables"]["alerts"] == "vmkeeperalerts"  # made by the storage module's loop over tables
 
 
@@ -210,10 +238,11 @@ def test_timer_schedules_are_six_field_ncrontab_compliance_half_hourly_drills_da
     params = main["parameters"]
     assert params["complianceSchedule"]["default"] == "0 */30 * * * *"
     assert params["drillSchedule"]["default"] == "0 0 3 * * *"  # daily: each VM's drill falls due once per every_days
-    for name in ("schedule", "retentionSchedule", "complianceSchedule", "drillSchedule"):
+    for name in ("schedule", "retentionSchedule", "complianceSchedule", "drillSchedule", "replicationSchedule"):
         assert len(params[name]["default"].split()) == 6, name
     for param, setting, module in (("complianceSchedule", "VMKEEPER_COMPLIANCE_SCHEDULE", "compliance"),
-                                   ("drillSchedule", "VMKEEPER_DRILL_SCHEDULE", "drill")):
+                                   ("drillSchedule", "VMKEEPER_DRILL_SCHEDULE", "drill"),
+                                   ("replicationSchedule", "VMKEEPER_REPLICATION_SCHEDULE", "replication")):
         assert main["modules"]["app"]["config"]["params"][param] == param
         assert app_settings()[setting] == param
         assert f"%{setting}%" in (ROOT / "functions" / f"{module}.py").read_text(encoding="utf-8")
@@ -312,15 +341,57 @@ def test_role_is_assigned_in_every_protected_subscription():
         assert props["principalType"] == "ServicePrincipal"
 
 
-def test_custom_role_grants_nothing_on_event_grid():
+def test_staging_role_is_its_json_assigned_at_each_staging_account_and_nowhere_else():
+    # Azure Backup checks storageAccounts/write on a restore's staging account (Learn, backup-rbac-rs-vault): that
+    # action is granted at the accounts restoreStagingAccountIds lists, never at a subscription or a group.
+    doc = json.loads((INFRA / "vmkeeper-staging-role.json").read_text(encoding="utf-8"))
+    assert set(doc) == {"roleName", "description", "actions", "notActions", "dataActions", "notDataActions"}
+    assert [a.lower().startswith("microsoft.storage/storageaccounts/") for a in doc["actions"]] == [True]
+    role = bicep("security/staging-role-definition.bicep")
+    assert role["variables"]["role"]["value"]["function"]["parameters"]["file_path"] == "../vmkeeper-staging-role.json"
+    perms = role["resources"]["definition"]["config"]["properties"]["permissions"][0]
+    assert {k: accessor(v) for k, v in perms.items()} == {k: ("role", k) for k in
+                                                          ("actions", "notActions", "dataActions", "notDataActions")}
+    assignment = bicep("security/role-assignment-storage.bicep")["resources"]
+    assert assignment["account"]["type"] == "Microsoft.Storage/storageAccounts" and assignment["account"]["existing"]
+    config = assignment["assignment"]["config"]
+    assert config["scope"] == "account"  # the storage account itself
+    assert config["properties"]["roleDefinitionId"]["function"]["type"] == "subscription_resource_id"
+    assert config["properties"]["principalType"] == "ServicePrincipal"
+    main = bicep("main.bicep")
+    assert main["parameters"]["restoreStagingAccountIds"]["type"] == "array"
+    modules = main["modules"]
+    users = {name for name, m in modules.items() if m["detail"]["path"] in (
+        "security/staging-role-definition.bicep", "security/role-assignment-storage.bicep")}
+    assert users == {"stagingRole", "stagingRoleAssignments"}
+    loop = modules["stagingRoleAssignments"]["config"]
+    assert loop["loop_type"]["detail"]["array_name"] == "restoreStagingAccountIds"
+    assert loop["loop_type"]["detail"]["item_name"] == "account"
+    scope = loop["config"]["scope"]["function"]
+    split = {"function": {"type": "split", "parameters": {"input_string": "account", "delimiter": "/"}}}
+    assert scope["type"] == "resource_group" and scope["parameters"] == {
+        "subscription_id": {"operator": {"type": "index_accessor", "operands": {"operand_1": split, "operand_2": 2}}},
+        "resource_group_name": {"operator": {"type": "index_accessor", "operands": {"operand_1": split, "operand_2": 4}}}}
+    assert loop["config"]["params"]["storageAccountName"] == {"function": {"type": "last", "parameters": {"arg_1": split}}}
+    # the assignments name the definition the module makes (by its GUID, made only when there are accounts)
+    assert loop["config"]["params"]["roleDefinitionName"] == "stagingRoleName"
+    assert modules["stagingRole"]["config"]["config"]["params"]["name"] == "stagingRoleName"
+    assert loop["config"]["dependsOn"] == ["stagingRole"]
+    assert evaluate(modules["stagingRole"]["config"]["condition"], {"restoreStagingAccountIds": []}) is False
+    assert evaluate(modules["stagingRole"]["config"]["condition"], {"restoreStagingAccountIds": ["/x"]}) is True
+
+
+def test_custom_roles_grant_nothing_on_event_grid():
     # sending alerts is the built-in data role's, at the topic only (test_identity_sends_to_the_alerts_topic_only)
-    doc = json.loads((INFRA / "vmkeeper-role.json").read_text(encoding="utf-8"))
-    granted = [a for k in ("actions", "dataActions") for a in doc[k]]
-    assert not [a for a in granted if a.lower().startswith("microsoft.eventgrid/")]
+    for name in ("vmkeeper-role.json", "vmkeeper-staging-role.json"):
+        doc = json.loads((INFRA / name).read_text(encoding="utf-8"))
+        granted = [a for k in ("actions", "dataActions") for a in doc[k]]
+        assert not [a for a in granted if a.lower().startswith("microsoft.eventgrid/")], name
 
 
 def test_no_broad_built_in_roles_anywhere():
-    text = "\n".join(p.read_text(encoding="utf-8").lower() for p in [*BICEP_FILES, INFRA / "vmkeeper-role.json"])
+    text = "\n".join(p.read_text(encoding="utf-8").lower() for p in [*BICEP_FILES, INFRA / "vmkeeper-role.json",
+                                                                      INFRA / "vmkeeper-staging-role.json"])
     for role in BROAD_ROLES:
         assert role not in text
     for word in ("'contributor'", "'owner'", "\"*\""):
@@ -334,20 +405,6 @@ def test_system_topic_is_the_subscriptions():
     assert topic["location"] == "global"
     assert topic["properties"]["topicType"] == "Microsoft.Resources.Subscriptions"
     assert "existingSystemTopicIds" in bicep("main.bicep")["parameters"]
-
-
-def test_event_subscription_filters_vm_writes_and_deletes():
-    sub = bicep("eventgrid/event-subscription.bicep")["resources"]["vmEvents"]["config"]["properties"]
-    assert sub["destination"]["endpointType"] == "AzureFunction"
-    assert sub["destination"]["properties"]["resourceId"] == "${functionAppId}/functions/vm_events"
-    assert set(sub["filter"]["includedEventTypes"]) == {"Microsoft.Resources.ResourceWriteSuccess",
-                                                        "Microsoft.Resources.ResourceDeleteSuccess"}
-    assert sub["filter"]["advancedFilters"] == [{"operatorType": "StringIn", "key": "data.operationName", "values": [
-        "Microsoft.Compute/virtualMachines/write", "Microsoft.Compute/virtualMachines/delete"]}]
-    assert set(sub["retryPolicy"]) == {"maxDeliveryAttempts", "eventTimeToLiveInMinutes"}
-    dl = sub["deadLetterWithResourceIdentity"]
-    assert dl["identity"]["type"] == "UserAssigned"
-    assert dl["deadLetterDestination"]["endpointType"] == "StorageBlob"
 
 
 def test_the_function_exists():
@@ -500,9 +557,13 @@ def test_vaults_setting_is_built_from_what_is_deployed():
     assert main["modules"]["vaults"]["config"]["loop_type"]["detail"]["array_name"] == "newVaultRegions"
 
 
-def test_policy_file_ships_with_the_code():
+def test_policy_file_ships_with_the_code(tmp_path, monkeypatch):
+    # relative: the code resolves it against its own root (where Flex mounts the package is not documented)
     assert app_settings()["VMKEEPER_POLICY_FILE"] == "policyFile"
-    assert bicep("app/function.bicep")["variables"]["policyFile"]["value"] == "/home/site/wwwroot/policies.json"
+    assert bicep("app/function.bicep")["variables"]["policyFile"]["value"] == "policies.json"
+    monkeypatch.chdir(tmp_path)
+    fleet = settings.FleetSettings.from_env({"VMKEEPER_SUBSCRIPTIONS": SUB, "VMKEEPER_POLICY_FILE": "policies.json"})
+    assert fleet.policy_file == str(ROOT / "policies.json")
     ignored = [line.strip() for line in (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
                if line.strip() and not line.startswith("#")]
     import fnmatch
@@ -518,7 +579,7 @@ def test_auth_only_with_a_client_id_and_open_paths():
         "function": {"type": "empty", "parameters": {"item_to_test": "authClientId"}}}}}}
     gv = auth["config"]["properties"]["globalValidation"]
     assert gv["unauthenticatedClientAction"] == "Return401"
-    assert gv["excludedPaths"] == ["/api/health", "/api/openapi.json"]
+    assert gv["excludedPaths"] == ["/api/health", "/api/openapi.json", *sorted(EVENTGRID_WEBHOOK)]
 
 
 def http_routes() -> dict[str, str]:
@@ -530,28 +591,40 @@ def http_routes() -> dict[str, str]:
     return found
 
 
-def test_only_the_anonymous_routes_skip_app_service_authentication():
+# The Event Grid extension's webhook (Microsoft Learn, "Azure Event Grid trigger for Azure Functions"): Event Grid
+# delivers every event there, to ?functionName=<function>, without a token — the extension's system key in ?code=
+# is what protects it. Learn's pages spell the path both ways (…/eventgrid in the trigger's page, …/EventGrid in
+# Event Grid's validation errors): both are left to the key.
+EVENTGRID_WEBHOOK = {"/runtime/webhooks/eventgrid", "/runtime/webhooks/EventGrid"}
+
+
+def event_grid_functions() -> set[str]:
+    """The app's Event Grid triggered functions (functions/)."""
+    found = set()
+    for path in ROOT.joinpath("functions").glob("*.py"):
+        found |= set(re.findall(r"@bp\.event_grid_trigger\([^)]*\)\s*def (\w+)\(", path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_only_the_anonymous_routes_and_the_event_grid_webhook_skip_app_service_authentication():
     routes = http_routes()
     assert routes["report"] == "FUNCTION" and routes["restores"] == "FUNCTION"  # the grep found them
+    assert event_grid_functions() == {"vm_events"}  # and this one: Event Grid delivers to the webhook
     assert "routePrefix" not in json.dumps(json.loads((ROOT / "host.json").read_text(encoding="utf-8")))  # /api
     gv = bicep("app/function.bicep")["resources"]["auth"]["config"]["config"]["properties"]["globalValidation"]
     anonymous = {f"/api/{route}" for route, level in routes.items() if level == "ANONYMOUS"}
-    assert set(gv["excludedPaths"]) == anonymous
+    assert set(gv["excludedPaths"]) == anonymous | (EVENTGRID_WEBHOOK if event_grid_functions() else set())
     assert "/api/report" not in gv["excludedPaths"]
     assert {"authTenantId", "authClientId", "authAllowedAudiences"} <= set(bicep("main.bicep")["parameters"])
 
 
 # --- azd ------------------------------------------------------------------------------------------
 
-def test_azure_yaml_names_the_service_and_the_hook():
+def test_azure_yaml_names_the_service():  # its hooks: tests/infra/test_hooks.py
     doc = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
     assert list(doc["services"]) == ["vmkeeper"]
     svc = doc["services"]["vmkeeper"]
     assert (svc["host"], svc["language"], svc["project"]) == ("function", "python", ".")
-    hook = doc["hooks"]["postdeploy"]["posix"]["run"]
-    script = ROOT / hook
-    assert script.is_file() and script.stat().st_mode & 0o111
-    assert "eventgrid/event-subscriptions.bicep" in script.read_text(encoding="utf-8")
     tags = bicep("app/function.bicep")["resources"]["site"]["config"]["tags"]["function"]["parameters"]["arg_2"]
     assert tags == {"'azd-service-name'": "vmkeeper"}
 
@@ -567,13 +640,6 @@ def test_parameters_file_names_only_main_parameters():
     assert secure == {"alertWebhookUrl"}
     for name in secure:
         assert re.fullmatch(r"\$\{[A-Z_]+\}", params[name]["value"]), name
-
-
-def test_hook_outputs_exist():
-    outputs = set(bicep("main.bicep")["outputs"])
-    script = (INFRA / "hooks" / "postdeploy.sh").read_text(encoding="utf-8")
-    used = set(re.findall(r"\$\{([A-Z_]+)", script)) - {"AZURE_ENV_NAME"}
-    assert used and used <= outputs
 
 
 def test_app_roles_file_names_the_roles_the_code_checks():

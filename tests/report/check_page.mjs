@@ -74,6 +74,13 @@ try {
   out.sortAsc = await sortColumn(page, "Snapshot set");
   out.sortDesc = await sortColumn(page, "Snapshot set");
   out.ariaSort = await page.getAttribute("#vm-table thead th:nth-child(9)", "aria-sort");
+  // The Site Recovery replica column: every row's cell as shown, then sorted by it.
+  out.replica = await page.$$eval("#vm-table", ([t]) => {
+    const i = [...t.tHead.rows[0].cells].findIndex((th) => th.textContent.startsWith("Replica"));
+    return [...t.tBodies[0].rows].map((r) => ({ name: r.cells[0].textContent, text: r.cells[i].textContent,
+      cls: r.cells[i].className, title: r.cells[i].title, health: r.cells[i].dataset.health ?? null }));
+  });
+  out.replicaSort = await sortColumn(page, "Replica");
 
   out.bars = await page.$$eval("#points-chart rect[data-count]", (rects) =>
     rects.map((r) => ({ day: r.dataset.day, kind: r.dataset.kind, count: Number(r.dataset.count),

@@ -11,10 +11,12 @@ from shared.instants import format_instant, parse_instant
 from shared.report.model import (
     BREACHED,
     COPY,
+    INITIAL_REPLICATION,
     MET,
     MISSING,
     NOT_PROTECTED,
     OPTED_OUT,
+    REPLICA,
     RESTORE_POINT,
     RESTORE_POINT_COPY,
     SNAPSHOT_COPY,
@@ -73,7 +75,32 @@ def _vm(i: int, generated: datetime) -> VmRow:
         newest = format_instant(generated - timedelta(hours=age)) if age is not None else None
         point = f"{kind}:{name}:{n}" if age is not None else None
         kinds.append(KindStatus(kind, state, float(rpo), newest, age, point))
+    if policy == "gold" and pick != 8:  # gold VMs are replicated by Site Recovery too
+        kinds.append(replica(i, pick, generated))
     return VmRow(vid, name, sub, group, region, policy, worst, reason, tuple(kinds), missing)
+
+
+def replica(i: int, pick: int, generated: datetime) -> KindStatus:
+    """A gold VM's Site Recovery replica: unhealthy on a breached VM, else copying (every fourth) or met."""
+    item = f"/subscriptions/{SUBSCRIPTIONS[0]}/resourceGroups/rg-dr/providers/Microsoft.RecoveryServices/vaults/" \
+           f"vault-dr/replicationFabrics/f/replicationProtectionContainers/c/replicationProtectedItems/vm-{i}"
+    detail = {"health": "Normal", "protection_state": "Protected", "rpo_seconds": None, "rpo_calculated": None,
+              "progress": None, "errors": [], "target_region": "northeurope", "since": None}
+    if pick in (6, 7):
+        seconds = 3600 + 300 * (i % 7) + 120
+        detail.update(health="Warning", rpo_seconds=seconds, rpo_calculated=format_instant(generated), errors=[{
+            "code": "RpoThresholdExceeded", "message": f"The RPO of vm-{i} is {seconds // 60} minutes",
+            "recommended_action": "Check the source VM's connectivity to the cache storage account"}])
+        return KindStatus(REPLICA, BREACHED, 1.0, format_instant(generated - timedelta(seconds=seconds)),
+                          round(seconds / 3600, 4), item, detail)
+    if i % 4 == 0:
+        detail.update(protection_state="InitialReplicationInProgress", progress=10 + i % 80,
+                      since=format_instant(generated - timedelta(hours=1)))
+        return KindStatus(REPLICA, INITIAL_REPLICATION, 1.0, None, None, item, detail)
+    seconds = 60 + 37 * (i % 9)
+    detail.update(rpo_seconds=seconds, rpo_calculated=format_instant(generated))
+    return KindStatus(REPLICA, MET, 1.0, format_instant(generated - timedelta(seconds=seconds)),
+                      round(seconds / 3600, 4), item, detail)
 
 
 def _summary(vms: list[VmRow]) -> tuple[SummaryRow, ...]:

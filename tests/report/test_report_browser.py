@@ -193,3 +193,33 @@ def test_hovering_a_drill_makes_its_vm_stand_out(seen):
 def test_names_shown_as_given(seen, data):
     assert seen["names"] == [v.name for v in data.vms]
     assert NASTY_NAME in seen["names"]  # as text: no dialog, no page error (test_no_errors_no_dialogs)
+
+
+def test_the_replica_column_shows_rpo_initial_replication_and_health(seen, data):
+    """Site Recovery replicas (gold VMs): RPO against the target in minutes, an initial replication's progress,
+    an unhealthy one marked with Azure's health and its errors in the tooltip; VMs without one show —."""
+    cells = {c["name"]: c for c in seen["replica"]}
+    assert len(cells) == len(data.vms)
+    shown = 0
+    for v in data.vms:
+        cell, rep = cells[v.name], next((k for k in v.kinds if k.kind == "replica"), None)
+        if rep is None:
+            assert cell["text"] == "—" and "k-na" in cell["cls"], cell
+            continue
+        shown += 1
+        assert f"k-{rep.state}" in cell["cls"] and cell["health"] == rep.replication["health"], cell
+        if rep.state == "initial_replication":
+            assert cell["text"] == f"initial {rep.replication['progress']} %", cell
+        else:
+            assert cell["text"].endswith(f"{rep.age_hours * 60:.0f} min / 60 min"), cell
+        if rep.replication["health"] != "Normal":
+            assert cell["text"].startswith("Warning ") and "RpoThresholdExceeded" in cell["title"], cell
+    assert shown and {k.state for v in data.vms for k in v.kinds if k.kind == "replica"} == {
+        "met", "breached", "initial_replication"}
+    # sorted by it: copying first (no point yet, no breach), then by age, VMs without a replica last
+    order = seen["replicaSort"]
+    ages = sorted(k.age_hours for v in data.vms for k in v.kinds if k.kind == "replica" and k.age_hours is not None)
+    copying = sum(1 for v in data.vms for k in v.kinds if k.kind == "replica" and k.state == "initial_replication")
+    assert order[:copying] == ["-1"] * copying
+    assert [float(a) for a in order[copying:copying + len(ages)]] == ages
+    assert set(order[copying + len(ages):]) == {""}
