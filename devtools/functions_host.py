@@ -5,6 +5,8 @@ can't be installed here). It runs a FunctionApp's functions as the host would:
   ``azure.functions.QueueMessage`` (with ``dequeue_count``), deleted on success, left to reappear
   after ``visibilityTimeout`` on failure, and moved to ``<queue>-poison`` once they have failed
   ``maxDequeueCount`` times (values from host.json);
+- host.json's values, overridden by app settings named ``AzureFunctionsJobHost__<path>`` as the host reads
+  them (``AzureFunctionsJobHost__extensions__queues__maxPollingInterval``);
 - timer triggers: fired on demand;
 - Event Grid triggers: events delivered to a loopback webhook (the emulator's event subscription)
   or handed over directly, as ``azure.functions.EventGridEvent``;
@@ -45,7 +47,9 @@ class LocalFunctionsHost:
                  master_key: str | None = None):
         import azure.functions  # noqa: F401  (fail early if missing)
 
-        host = json.loads(HOST_JSON.read_text())
+        self.settings = dict(settings or {})
+        os.environ.update(self.settings)  # app settings reach a function as environment variables
+        host = host_config(os.environ)
         # Keys, generated as the host does when none are given. The host keeps function keys per
         # function; here every function shares the same ones.
         self.function_keys = dict(function_keys or {"default": secrets.token_urlsafe(32)})
@@ -62,8 +66,6 @@ class LocalFunctionsHost:
         self.visibility_timeout = visibility_timeout if visibility_timeout is not None else int(_seconds(
             queues.get("visibilityTimeout", "00:00:30")))
         self.connection_string = connection_string
-        self.settings = dict(settings or {})
-        os.environ.update(self.settings)  # app settings reach a function as environment variables
         os.environ.setdefault("AzureWebJobsStorage", connection_string)
         self.functions = {f.get_function_name(): f for f in app.get_functions()}  # once per app object
         self.invocations: list[dict[str, Any]] = []
@@ -362,6 +364,8 @@ class LocalFunctionsHost:
         host = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # the body, written after the headers, is not held for their ACK
+
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -434,6 +438,26 @@ class HttpAnswer:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+HOST_OVERRIDE = "AzureFunctionsJobHost__"
+
+
+def host_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """host.json with the app settings that override its values, as the host reads them: a setting
+    ``AzureFunctionsJobHost__extensions__queues__batchSize`` sets ``extensions.queues.batchSize`` (keys in
+    any case; the value a string, as an app setting is)."""
+    host = json.loads(HOST_JSON.read_text())
+    for name, value in environ.items():
+        if not name.lower().startswith(HOST_OVERRIDE.lower()):
+            continue
+        *path, leaf = name[len(HOST_OVERRIDE):].split("__")
+        node = host
+        for key in path:
+            key = next((k for k in node if k.lower() == key.lower()), key)
+            node = node.setdefault(key, {})
+        node[next((k for k in node if k.lower() == leaf.lower()), leaf)] = value
+    return host
 
 
 def _pooled_transport() -> Any:

@@ -22,6 +22,9 @@ log = logging.getLogger("emulator.server")
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "local-azure-emulator"
+    # TCP_NODELAY: an answer is written as its headers, then its body; with Nagle on, the body waits for the
+    # client's delayed ACK of the headers (40 ms on Linux), so every call took ~45 ms instead of ~2 ms.
+    disable_nagle_algorithm = True
     emulator: Emulator  # set on the subclass made per server
 
     def _serve(self) -> None:

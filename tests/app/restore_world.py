@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 import uuid
 from typing import Any
 
@@ -23,20 +24,33 @@ READER_PRINCIPAL = encode_principal("00000000-0000-0000-0000-0000000000bb", [REA
 
 
 def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, vault: bool = False,
-          wiring_class: type = wiring.Wiring, credential: Any = None, **extra: str) -> dict[str, Any]:
+          wiring_class: type = wiring.Wiring, credential: Any = None, saved: dict[str, Any] | None = None,
+          **extra: str) -> dict[str, Any]:
     """The app on the local host over the seeded world; with ``vault``, the VM also has an Azure Backup
     recovery point in its region's vault (VMKEEPER_VAULTS names it). ``wiring_class``: the app's wiring,
     or a test's subclass of it (parts that misbehave); ``credential``: the app's identity (default: the
-    tests' own static one)."""
+    tests' own static one). With ``saved`` (from ``save``), the world a slot already protected instead: its
+    emulator state, and its app tables' rows in this world's own tables."""
     import function_app
 
-    summary = az.seed(subscriptions=1, resource_groups=2, vms=1, data_disks=[2, 2], regions=[REGION, SECOND],
-                      tag_sets=[{}], seed=11)
-    sub = summary["subscriptions"][0]
+    if saved is None:
+        summary = az.seed(subscriptions=1, resource_groups=2, vms=1, data_disks=[2, 2], regions=[REGION, SECOND],
+                          tag_sets=[{}], seed=11)
+        sub = summary["subscriptions"][0]
+    else:
+        assert vault == bool(saved["vaults"]), "a saved world has a vault if it was started with one"
+        emu.load_state(saved["state"])
+        sub = saved["sub"]
     world: dict[str, Any] = {"sub": sub, "vm_id": f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/"
                                                   "Microsoft.Compute/virtualMachines/vm-00000"}
-    if vault:
+    if vault and saved is None:
         extra["VMKEEPER_VAULTS"] = json.dumps({REGION: protect_in_vault(world, emu, az)})
+    elif vault:
+        from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
+
+        extra["VMKEEPER_VAULTS"] = saved["vaults"]
+        world["vault_id"] = json.loads(saved["vaults"])[REGION]
+        world["backup"] = az.client(RecoveryServicesBackupClient, sub, polling_interval=0)
     policy_file = tmp_path / "policies.json"
     policy_file.write_text(json.dumps(POLICIES))
     suffix = uuid.uuid4().hex[:8]
@@ -48,15 +62,21 @@ def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, v
                 "VMKEEPER_RESTORE_SCOPES": f"/subscriptions/{sub}/resourceGroups/rg-restore,"
                                            f"/subscriptions/{sub}/resourceGroups/rg-vm-00,"
                                            f"/subscriptions/{sub}/resourceGroups/rg-vm-01",
-                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path, **extra}
+                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
+                # host.json's maxPollingInterval at the platform's shortest (100 ms): a step that waits its
+                # whole seconds in the queue runs within 100 ms of them, not up to a second later.
+                "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.100", **extra}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     wired = wiring.use(wiring_class(credential=credential or StaticCredential()))
     host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
     host.ensure_queues()
-    from azure.mgmt.resource.resources import ResourceManagementClient
+    if saved is None:
+        from azure.mgmt.resource.resources import ResourceManagementClient
 
-    az.client(ResourceManagementClient, sub).resource_groups.create_or_update("rg-restore", {"location": REGION})
+        az.client(ResourceManagementClient, sub).resource_groups.create_or_update("rg-restore", {"location": REGION})
+    else:
+        _fill_tables(azurite.connection_string, settings, saved["tables"])
     return {**world, "host": host, "settings": settings, "wiring": wired,
             "subnet": {r: f"/subscriptions/{sub}/resourceGroups/rg-vm-{i:02d}/providers/Microsoft.Network/"
                           f"virtualNetworks/vnet-{r}/subnets/default" for i, r in enumerate((REGION, SECOND))}}
@@ -66,6 +86,63 @@ def protect_once(world: dict[str, Any]) -> None:
     """One scheduled slot, run to the end: the set, the restore point and their copies."""
     world["host"].fire_timer("plan_slot")
     assert world["host"].run_until_idle(timeout=120)
+
+
+def protected(local_azure: Any, azurite: Any, tmp_path: Any, build: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """A world ``build`` starts (``start`` by default, with ``kwargs``) and one slot protects, saved (``save``) for
+    tests to start from with ``start(saved=...)``: a module's tests each start from their own copy of it, in a
+    fresh emulator, instead of each running a slot of its own (seconds each: its steps wait whole seconds in
+    the queue). Built on a fresh emulator; its app settings are undone and its host closed before it returns."""
+    import pytest
+
+    from tests.conftest import FAST
+
+    az, emu = local_azure
+    az.reset()
+    az.settings(**FAST)
+    with pytest.MonkeyPatch.context() as mp:
+        w = (build or start)(az, emu, azurite, tmp_path, mp, **kwargs)
+        try:
+            protect_once(w)
+            return save(w, emu, tmp_path / "protected.json")
+        finally:
+            w["host"].close()
+
+
+def save(world: dict[str, Any], emu: Any, path: Any) -> dict[str, Any]:
+    """The world as it stands, for ``start(saved=...)``: the emulator's state (written to ``path``) and the rows
+    of the app's tables by their setting. Only a world at rest is saved: its queues empty, no handler running."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.data.tables import TableClient
+    from azure.storage.queue import QueueClient
+
+    connection, settings = world["settings"]["AzureWebJobsStorage"], world["settings"]
+    for setting, name in settings.items():
+        for queue in (name, f"{name}-poison") if setting.endswith("_QUEUE") else ():
+            try:
+                left = QueueClient.from_connection_string(connection, queue).get_queue_properties().approximate_message_count
+            except ResourceNotFoundError:
+                continue
+            assert left == 0, f"{queue}: {left} message(s): not a world at rest"
+    tables = {}
+    for setting, name in settings.items():
+        if setting.endswith("_TABLE"):
+            try:
+                tables[setting] = [dict(row) for row in TableClient.from_connection_string(connection, name).list_entities()]
+            except ResourceNotFoundError:  # never used: made on first use, by the app
+                pass
+    emu.save_state(str(path))
+    return {"state": str(path), "sub": world["sub"], "vaults": settings.get("VMKEEPER_VAULTS"), "tables": tables}
+
+
+def _fill_tables(connection: str, settings: dict[str, str], tables: dict[str, list[dict[str, Any]]]) -> None:
+    from azure.data.tables import TableClient
+
+    for setting, rows in tables.items():
+        table = TableClient.from_connection_string(connection, settings[setting])
+        table.create_table()
+        for row in rows:
+            table.create_entity(row)
 
 
 def protect_in_vault(world: dict[str, Any], emu: Any, az: Any) -> str:
@@ -79,8 +156,18 @@ def protect_in_vault(world: dict[str, Any], emu: Any, az: Any) -> str:
     vault_id = seed_vaults(emu, world["sub"], "rg-backup", [REGION])[REGION]
     seed_protected_item(emu, vault_id, world["vm_id"])
     backup = az.client(RecoveryServicesBackupClient, world["sub"], polling_interval=0)
-    backup.backups.trigger(vault_id.split("/")[-1], "rg-backup", "Azure", container_name("rg-vm-00", "vm-00000"),
+    vault = vault_id.split("/")[-1]
+    backup.backups.trigger(vault, "rg-backup", "Azure", container_name("rg-vm-00", "vm-00000"),
                            item_name("rg-vm-00", "vm-00000"), BackupRequestResource(properties=IaasVMBackupRequest()))
+    # Backup now is a job: its recovery point is there once the job has ended (waited for, as an operator would).
+    deadline = time.monotonic() + 60
+    while True:
+        (job,) = backup.backup_jobs.list(vault, "rg-backup", filter="operation eq 'Backup'")
+        if job.properties.status != "InProgress":
+            assert job.properties.status == "Completed", job.properties.status
+            break
+        assert time.monotonic() < deadline, "the backup job has not ended"
+        time.sleep(0.05)
     world["backup"], world["vault_id"] = backup, vault_id
     return vault_id
 

@@ -14,17 +14,45 @@ from azure.data.tables import TableClient
 from shared.alerts import events as A
 from shared.report.model import BREACHED, MET, MISSING
 from shared.restore.access import encode_principal
-from tests.app.restore_world import POLICIES, READER_PRINCIPAL, SECOND, old_snapshot_set, protect_once, start
+from tests.app.restore_world import (
+    POLICIES,
+    READER_PRINCIPAL,
+    SECOND,
+    old_snapshot_set,
+    protect_once,
+    protected,
+    start,
+)
 
 FULL = {**POLICIES["policies"]["full"], "backup_policy": "DefaultPolicy"}
 
 
-@pytest.fixture
-def world(az, emu, azurite, tmp_path, monkeypatch):
-    w = start(az, emu, azurite, tmp_path, monkeypatch, vault=True, VMKEEPER_COMPLIANCE_SCHEDULE="0 */30 * * * *",
-              VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
+def compliance_world(az, emu, azurite, tmp_path, monkeypatch, saved: dict[str, Any] | None = None) -> dict[str, Any]:
+    w = start(az, emu, azurite, tmp_path, monkeypatch, vault=True, saved=saved,
+              VMKEEPER_COMPLIANCE_SCHEDULE="0 */30 * * * *", VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
     (tmp_path / "policies.json").write_text(json.dumps({**POLICIES, "policies": {"full": FULL}}))
     w["azurite"] = azurite
+    return w
+
+
+@pytest.fixture
+def world(az, emu, azurite, tmp_path, monkeypatch):
+    """Not protected by vmkeeper yet (the vault's recovery point only)."""
+    w = compliance_world(az, emu, azurite, tmp_path, monkeypatch)
+    yield w
+    w["host"].close()
+
+
+@pytest.fixture(scope="module")
+def saved(_local_azure, azurite, tmp_path_factory):
+    """The world one scheduled slot protected, once for the module: a test starts from its own copy."""
+    return protected(_local_azure, azurite, tmp_path_factory.mktemp("protected"), build=compliance_world)
+
+
+@pytest.fixture
+def protected_world(az, emu, azurite, tmp_path, monkeypatch, saved):
+    """The world as one scheduled slot left it (a fresh set, a restore point and their copies)."""
+    w = compliance_world(az, emu, azurite, tmp_path, monkeypatch, saved=saved)
     yield w
     w["host"].close()
 
@@ -110,7 +138,7 @@ def test_failed_snapshot_set_copies_are_not_met_by_a_restore_point_copy(world, a
         (A.PROTECTION_MISSING, ["snapshot_copy"])]
 
 
-def test_a_snapshot_made_by_hand_with_vmkeepers_tags_copied_counts_for_nothing(world, az):
+def test_a_snapshot_made_by_hand_with_vmkeepers_tags_copied_counts_for_nothing(protected_world, az):
     """An operator's snapshot with every tag of a member of vmkeeper's fresh set copied onto it joins no set
     (vmkeeper's names decide): the set stays complete and met, no problem is raised."""
     from azure.mgmt.compute import ComputeManagementClient
@@ -118,7 +146,7 @@ def test_a_snapshot_made_by_hand_with_vmkeepers_tags_copied_counts_for_nothing(w
 
     from shared import tags as T
 
-    protect_once(world)
+    world = protected_world
     (before,) = evaluate(world).vms
     assert before.state == MET, before.reason
     c = az.client(ComputeManagementClient, world["sub"], polling_interval=0)
@@ -134,14 +162,14 @@ def test_a_snapshot_made_by_hand_with_vmkeepers_tags_copied_counts_for_nothing(w
     assert [e["type"] for e in alerts(world)] == []
 
 
-def test_a_vm_created_again_under_its_name_is_not_met_by_the_old_instances_points(world, az):
+def test_a_vm_created_again_under_its_name_is_not_met_by_the_old_instances_points(protected_world, az):
     """Issue 19, defect 11: deleted and created again, a VM keeps its ARM id but not its vmId; the old
     instance's fresh points (tagged with its vmId; restore points say it in their source metadata) do not
     make the new one met."""
     from azure.mgmt.compute import ComputeManagementClient
     from azure.mgmt.compute.models import DiskCreateOptionTypes
 
-    protect_once(world)
+    world = protected_world
     (before,) = evaluate(world).vms
     assert before.state == MET, before.reason
     c = az.client(ComputeManagementClient, world["sub"], polling_interval=0)
@@ -166,8 +194,8 @@ def test_a_vm_created_again_under_its_name_is_not_met_by_the_old_instances_point
                      "restore_point_copy": MISSING}, after.reason  # the vault's item says no instance: as before
 
 
-def test_the_report_page_needs_a_reader_and_shows_the_fleet(world, az):
-    protect_once(world)
+def test_the_report_page_needs_a_reader_and_shows_the_fleet(protected_world, az):
+    world = protected_world
     evaluate(world)
     key = {"x-functions-key": world["host"].function_key}
     assert world["host"].http("GET", "/api/report").status == 401  # the host: no function key

@@ -14,17 +14,20 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from shared import tags as T
-from tests.app.restore_world import POLICIES, SECOND, protect_once, start, wiring_wrapping
+from tests.app.restore_world import POLICIES, SECOND, protected, start, wiring_wrapping
 
 DRILL = {"every_days": 7, "point": "copy", "all_vms": True, "keep_hours": 0, "keep_failed_hours": 0,
          "ready_timeout_minutes": 1}
 
 
-def drill_world(az, emu, azurite, tmp_path, monkeypatch, wiring_class: Any = None, **drill: Any) -> dict[str, Any]:
+def drill_world(az, emu, azurite, tmp_path, monkeypatch, wiring_class: Any = None, saved: dict[str, Any] | None = None,
+                **drill: Any) -> dict[str, Any]:
+    """The restore world with drills in its policy (``drill``: the spec's fields other than DRILL's); with ``saved``
+    (``protected(build=drill_world)``), as a slot protected it (the drill spec plays no part in protection)."""
     from shared import wiring
 
     suffix = secrets.token_hex(4)
-    w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=wiring_class or wiring.Wiring,
+    w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=wiring_class or wiring.Wiring, saved=saved,
               VMKEEPER_DRILL_QUEUE=f"drills-{suffix}", VMKEEPER_ALERTS_TABLE=f"alerts{suffix}")
     policy = {**POLICIES["policies"]["full"], "drill": {**DRILL, **drill}}
     (tmp_path / "policies.json").write_text(json.dumps({**POLICIES, "policies": {"full": policy}}))
@@ -32,9 +35,23 @@ def drill_world(az, emu, azurite, tmp_path, monkeypatch, wiring_class: Any = Non
     return w
 
 
+@pytest.fixture(scope="module")
+def saved(_local_azure, azurite, tmp_path_factory):
+    """The drill world one scheduled slot protected, once for the module: a test starts from its own copy."""
+    return protected(_local_azure, azurite, tmp_path_factory.mktemp("protected"), build=drill_world)
+
+
 @pytest.fixture
 def world(az, emu, azurite, tmp_path, monkeypatch):
+    """Not protected yet."""
     w = drill_world(az, emu, azurite, tmp_path, monkeypatch)
+    yield w
+    w["host"].close()
+
+
+@pytest.fixture
+def protected_world(az, emu, azurite, tmp_path, monkeypatch, saved):
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, saved=saved)
     yield w
     w["host"].close()
 
@@ -43,8 +60,8 @@ def groups(az: Any, sub: str) -> set[str]:
     return {g.name for g in az.client(ResourceManagementClient, sub).resource_groups.list()}
 
 
-def test_a_drill_restores_the_second_region_copy_proves_it_ready_and_leaves_nothing(world, az):
-    protect_once(world)
+def test_a_drill_restores_the_second_region_copy_proves_it_ready_and_leaves_nothing(protected_world, az):
+    world = protected_world
     before = groups(az, world["sub"])
     mark = len(az.calls())
     world["host"].fire_timer("plan_drills")
@@ -84,9 +101,9 @@ def test_no_point_to_drill_is_a_failed_drill_with_one_alert(world, az):
     assert [(e["type"], e["subject"]) for e in events] == [("vmkeeper.drill.failed", world["vm_id"].lower())]
 
 
-def test_teardown_never_deletes_a_group_that_is_not_the_drills(world, az):
+def test_teardown_never_deletes_a_group_that_is_not_the_drills(protected_world, az):
     """A group of the drill's name without the drill's tag (someone else's) is refused, not deleted."""
-    protect_once(world)
+    world = protected_world
     world["host"].fire_timer("plan_drills")
     (drill,) = world["wiring"].drills.history()
     rm = az.client(ResourceManagementClient, world["sub"])
@@ -120,17 +137,16 @@ class CrashInto:
 
 
 @pytest.mark.parametrize("step", ["restore", "boot", "teardown", "done"])
-def test_a_crash_mid_drill_resumes_and_makes_nothing_twice(az, emu, azurite, tmp_path, monkeypatch, step):
+def test_a_crash_mid_drill_resumes_and_makes_nothing_twice(az, emu, azurite, tmp_path, monkeypatch, saved, step):
     crashes: list[CrashInto] = []
 
     def crash(table: Any) -> CrashInto:  # the ledger dying once before recording ``step``
         crashes.append(CrashInto(table, step))
         return crashes[-1]
 
-    w = drill_world(az, emu, azurite, tmp_path, monkeypatch,
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, saved=saved,
                     wiring_class=wiring_wrapping("VMKEEPER_LEDGER_TABLE", crash))
     try:
-        protect_once(w)
         before = groups(az, w["sub"])
         mark = len(az.calls())
         w["host"].fire_timer("plan_drills")
@@ -147,14 +163,14 @@ def test_a_crash_mid_drill_resumes_and_makes_nothing_twice(az, emu, azurite, tmp
 
 
 def test_a_vm_that_never_becomes_ready_fails_the_drill_keeps_it_for_a_while_then_removes_it(
-        az, emu, azurite, tmp_path, monkeypatch):
+        az, emu, azurite, tmp_path, monkeypatch, saved):
     from azure.data.tables import TableClient
 
     from shared.drill.planner import vm_name
 
-    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, ready_timeout_minutes=0.1, keep_failed_hours=0.002)
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, saved=saved, ready_timeout_minutes=0.1,
+                    keep_failed_hours=0.002)
     try:
-        protect_once(w)
         before = groups(az, w["sub"])
         az.vm_agent_fault(vm_name("vm-00000"))  # the drilled VM boots, its agent never reports Ready
         w["host"].fire_timer("plan_drills")

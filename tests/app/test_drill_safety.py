@@ -20,7 +20,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from shared import tags as T
 from shared.alerts import events as A
-from tests.app.restore_world import SECOND, protect_once
+from tests.app.restore_world import SECOND, protected
 from tests.app.test_drill import drill_world, groups
 
 KEEP_HOURS = 0.002  # 7.2 s: time for the test to step in between "passed" and the teardown
@@ -62,9 +62,14 @@ def row_of(w: dict[str, Any], drill: str) -> dict[str, Any]:
     return w["wiring"].drills.ledger.get("drills", drill)
 
 
+@pytest.fixture(scope="module")
+def saved(_local_azure, azurite, tmp_path_factory):
+    """The drill world one scheduled slot protected, once for the module: a test starts from its own copy."""
+    return protected(_local_azure, azurite, tmp_path_factory.mktemp("protected"), build=drill_world)
+
+
 def drilled(w: dict[str, Any]) -> dict[str, Any]:
-    """Protect the VM, plan the drills, and run until the drill passed (its group kept for ``keep_hours``)."""
-    protect_once(w)
+    """In a protected world, plan the drills and run until the drill passed (its group kept for ``keep_hours``)."""
     w["host"].fire_timer("plan_drills")
     until(w, lambda: (w["wiring"].drills.history() or [None])[0] is not None
           and w["wiring"].drills.history()[0].result == "passed")
@@ -83,14 +88,13 @@ def kept_alerts(w: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in alerts(w) if e["type"] == A.DRILL_KEPT]
 
 
-def test_a_drill_never_adopts_a_group_of_its_name_that_it_did_not_make(az, emu, azurite, tmp_path, monkeypatch):
+def test_a_drill_never_adopts_a_group_of_its_name_that_it_did_not_make(az, emu, azurite, tmp_path, monkeypatch, saved):
     """An operator's group happens to have the drill's name: the drill fails saying why, and the group, its tags
     and what is in it are untouched (no write to it at all); the drill's teardown deletes nothing."""
     from shared.drill.planner import drill_id, group_name, period_of
 
-    w = drill_world(az, emu, azurite, tmp_path, monkeypatch)
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, saved=saved)
     try:
-        protect_once(w)
         sub = w["sub"]
         name = group_name(drill_id(w["vm_id"].lower(), period_of(datetime.now(UTC), 7), 7))
         rm = az.client(ResourceManagementClient, sub)
@@ -116,11 +120,11 @@ def test_a_drill_never_adopts_a_group_of_its_name_that_it_did_not_make(az, emu, 
 
 @pytest.mark.parametrize("intrusion", ["hold", "foreign"])
 def test_a_teardown_keeps_a_held_group_or_one_holding_what_the_drill_did_not_make(
-        az, emu, azurite, tmp_path, monkeypatch, intrusion):
+        az, emu, azurite, tmp_path, monkeypatch, saved, intrusion):
     """While the drilled VM is kept, an operator holds the group (``vmkeeper-hold``) or moves a resource of theirs
     into it: the teardown deletes nothing, says so once, and a later pass, the hold lifted or the resource moved
     out, removes the group."""
-    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, keep_hours=KEEP_HOURS)
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, saved=saved, keep_hours=KEEP_HOURS)
     try:
         before = groups(az, w["sub"])
         row = drilled(w)
@@ -162,12 +166,12 @@ def test_a_teardown_keeps_a_held_group_or_one_holding_what_the_drill_did_not_mak
 
 @pytest.mark.parametrize("obstacle", ["lock", "failing_delete"])
 def test_a_teardown_that_cannot_finish_says_so_once_and_is_tried_again_by_later_passes(
-        az, emu, azurite, tmp_path, monkeypatch, obstacle):
+        az, emu, azurite, tmp_path, monkeypatch, saved, obstacle):
     """``lock``: a CanNotDelete lock inside the drill's group (vmkeeper's own on a drilled VM's snapshots, once):
     the group's delete answers 409 ScopeLocked. ``failing_delete``: ARM accepts each delete and it ends Failed, the
     group still there. Either way the teardown is not poisoned in silence nor sent for ever: one
     ``vmkeeper.drill.kept``, nothing in the poison queue, and each later pass tries again until it can."""
-    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, keep_hours=KEEP_HOURS)
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, saved=saved, keep_hours=KEEP_HOURS)
     try:
         before = groups(az, w["sub"])
         row = drilled(w)
@@ -208,7 +212,8 @@ def name_of(row: dict[str, Any]) -> str:
     return row["group"].rsplit("/", 1)[-1]
 
 
-def test_the_vm_a_drill_made_is_no_fleet_vm_until_an_operator_opts_it_in(az, emu, azurite, tmp_path, monkeypatch):
+def test_the_vm_a_drill_made_is_no_fleet_vm_until_an_operator_opts_it_in(az, emu, azurite, tmp_path, monkeypatch,
+                                                                          saved):
     """The drilled VM, kept for an hour: the next slot plans nothing for it (no snapshot, restore point or lock in
     the drill's group), the next drill pass drills it not, compliance does not judge it, auto-protect leaves it
     out. Tagged ``vmkeeper-fleet: true`` by an operator, the scheduler protects it like any VM."""
@@ -217,7 +222,7 @@ def test_the_vm_a_drill_made_is_no_fleet_vm_until_an_operator_opts_it_in(az, emu
     from tests.app.test_autoprotect import vm_event
 
     monkeypatch.setenv("VMKEEPER_COMPLIANCE_SCHEDULE", "0 */30 * * * *")
-    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, keep_hours=1)
+    w = drill_world(az, emu, azurite, tmp_path, monkeypatch, saved=saved, keep_hours=1)
     try:
         row = drilled(w)
         vm_id, name = row["drilledVm"], row["group"].rsplit("/", 1)[-1]

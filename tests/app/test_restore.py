@@ -19,6 +19,7 @@ from tests.app.restore_world import (
     REGION,
     SECOND,
     protect_once,
+    protected,
     start,
     storage_account_id,
     wiring_wrapping,
@@ -48,10 +49,15 @@ def writes(az: Any, since: int) -> list[dict[str, Any]]:
             and not any(r in (c.get("operation") or "") + c["path"] for r in READ_POSTS)]
 
 
+@pytest.fixture(scope="module")
+def saved(_local_azure, azurite, tmp_path_factory):
+    """The world one scheduled slot protected, once for the module: each test starts from its own copy."""
+    return protected(_local_azure, azurite, tmp_path_factory.mktemp("protected"))
+
+
 @pytest.fixture
-def world(az, emu, azurite, tmp_path, monkeypatch):
-    w = start(az, emu, azurite, tmp_path, monkeypatch)
-    protect_once(w)
+def world(az, emu, azurite, tmp_path, monkeypatch, saved):
+    w = start(az, emu, azurite, tmp_path, monkeypatch, saved=saved)
     yield w
     w["host"].close()
 
@@ -263,10 +269,9 @@ def test_an_os_disk_of_another_size_is_refused_naming_the_field(world, az):
 
 
 @pytest.fixture
-def alerted(az, emu, azurite, tmp_path, monkeypatch):
+def alerted(az, emu, azurite, tmp_path, monkeypatch, saved):
     """The world with an alerts outbox to read."""
-    w = start(az, emu, azurite, tmp_path, monkeypatch, VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
-    protect_once(w)
+    w = start(az, emu, azurite, tmp_path, monkeypatch, saved=saved, VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
     yield w
     w["host"].close()
 
@@ -533,16 +538,16 @@ class CrashAfter:
 
 
 @pytest.mark.parametrize("step", ["create_disks", "create_nic", "create_vm"])
-def test_a_crash_between_steps_resumes_and_creates_nothing_twice(az, emu, azurite, tmp_path, monkeypatch, step):
+def test_a_crash_between_steps_resumes_and_creates_nothing_twice(az, emu, azurite, tmp_path, monkeypatch, saved, step):
     crashes: list[CrashAfter] = []
 
     def crash(table: Any) -> CrashAfter:  # the restores table dying once after ``step``
         crashes.append(CrashAfter(table, step))
         return crashes[-1]
 
-    w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=wiring_wrapping("VMKEEPER_RESTORE_TABLE", crash))
+    w = start(az, emu, azurite, tmp_path, monkeypatch, saved=saved,
+              wiring_class=wiring_wrapping("VMKEEPER_RESTORE_TABLE", crash))
     try:
-        protect_once(w)
         p = point(w, "set")
         mark = len(az.calls())
         done = restore(w, {"vm": w["vm_id"], "recovery_point": p["id"], "target": {
@@ -575,7 +580,8 @@ class MarkLandsFirst:
         return getattr(self.table, name)
 
 
-def test_a_row_changed_before_the_first_step_is_not_taken_for_another_delivery(az, emu, azurite, tmp_path, monkeypatch):
+def test_a_row_changed_before_the_first_step_is_not_taken_for_another_delivery(az, emu, azurite, tmp_path, monkeypatch,
+                                                                                 saved):
     """Found by bench/drill.py: 10 drills' restores at once, one of them read its row before the submit marked it
     queued; its first save met the new ETag and the delivery was dropped as "advanced by another", so the restore
     stayed pending, and its drill waited, for ever."""
@@ -585,9 +591,9 @@ def test_a_row_changed_before_the_first_step_is_not_taken_for_another_delivery(a
         tables.append(MarkLandsFirst(table))
         return tables[-1]
 
-    w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=wiring_wrapping("VMKEEPER_RESTORE_TABLE", racing))
+    w = start(az, emu, azurite, tmp_path, monkeypatch, saved=saved,
+              wiring_class=wiring_wrapping("VMKEEPER_RESTORE_TABLE", racing))
     try:
-        protect_once(w)
         mark = len(az.calls())
         done = restore(w, {"vm": w["vm_id"], "recovery_point": point(w, "rp")["id"],
                            "target": {"type": "disks", "resource_group": rg(w)}})

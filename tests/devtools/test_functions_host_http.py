@@ -216,3 +216,20 @@ def test_the_apps_health_endpoint(monkeypatch):
         assert h.http("POST", "/api/health").status == 404
     finally:
         h.close()
+
+
+def test_app_settings_override_host_json_as_the_host_reads_them(monkeypatch):
+    """``AzureFunctionsJobHost__<path>`` app settings (keys in any case) override host.json's values."""
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    plain = LocalFunctionsHost(build_app(), "UseDevelopmentStorage=true")
+    plain.close()
+    assert (plain.max_polling_interval, plain.batch_size, plain.route_prefix) == (1.0, 32, "api")  # host.json's
+    monkeypatch.setenv("AzureFunctionsJobHost__extensions__queues__maxPollingInterval", "00:00:00.100")
+    monkeypatch.setenv("AzureFunctionsJobHost__Extensions__Queues__BatchSize", "4")
+    monkeypatch.setenv("AzureFunctionsJobHost__extensions__http__routePrefix", "v1")
+    h = LocalFunctionsHost(build_app(), "UseDevelopmentStorage=true")
+    try:
+        assert (h.max_polling_interval, h.batch_size) == (0.1, 4)
+        assert h.http("GET", "/v1/items").json()["function"] == "items" and h.http("GET", "/api/items").status == 404
+    finally:
+        h.close()
