@@ -198,10 +198,10 @@ def test_a_vm_that_never_becomes_ready_fails_the_drill_keeps_it_for_a_while_then
         w["host"].close()
 
 
-def test_teardown_looks_at_the_deleting_group_when_arm_says_not_before(world, az):
+def test_teardown_looks_at_the_deleting_group_when_arm_says_not_before(protected_world, az):
     """ARM answers a group delete with a Retry-After: the drill's next look at the group comes then (one
     look finds it gone), not every 2 s while the group is still being deleted."""
-    protect_once(world)
+    world = protected_world
     az.settings(lro={"per_type": {"Microsoft.Resources/subscriptions/resourceGroups": 5}, "retry_after_ms": None})
     mark = len(az.calls())
     world["host"].fire_timer("plan_drills")
