@@ -15,6 +15,7 @@ level is looked at once their operations have ended.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from . import names
 A2A = "A2A"
 PROTECTED = "protected"
 ENABLING = ("", "enablingprotection", "initialreplicationinprogress")  # protectionState, lower case: still on its way
+LOOK_SHARE = 0.1  # an item not Protected yet, without a pace to go by: looked at again after this share of the wait
 NOT_RUNNING = "150144"  # ASR: disabling failed, the source VM is not running (or gone): purge is the way out
 ISOLATED_ADDRESS_SPACE, ISOLATED_SUBNET_PREFIX = "10.0.0.0/16", "10.0.0.0/24"  # isolated: any space; the usual one
 # A write refused because something it names is still being created (by this job's previous level, or by
@@ -185,6 +187,31 @@ def status_url_ok(url: str, arm_endpoint: str, vault_id: str) -> bool:
     return (parts.scheme == "https" and parts.netloc.lower() == base.netloc.lower()
             and parts.path.lower().startswith(prefix) and ".." not in parts.path
             and ("/replicationoperationstatus/" in parts.path.lower() or "/operationresults/" in parts.path.lower()))
+
+
+def next_look(now: float, since: float, progress: Any, first: dict[str, float] | None,
+              ceiling: int) -> tuple[int, dict[str, float] | None]:
+    """When to look again at an item on its way to ``Protected`` (seconds, 1 to ``ceiling``), and the progress
+    sample to carry to that look. ASR's ``monitoringPercentageCompletion`` against the first look that saw it
+    gives the pace of the initial replication: the next look is when it should end at that pace (looked at again,
+    a pace that changed corrects itself). Without a pace yet (no percentage, none gained since the first sample),
+    a tenth of the time waited since the item was sent: a short wait is seen within a second of its end, a long
+    one within a few percent."""
+    share = LOOK_SHARE * max(0.0, now - since)
+    try:
+        p = float(progress) if progress is not None else None
+    except (TypeError, ValueError):
+        p = None
+    if p is None:
+        delay = share
+    elif first is None or p < float(first.get("p", 0)) or float(first.get("t", now)) >= now:
+        first, delay = {"t": now, "p": p}, share  # the first sample (or a restarted replication's)
+    elif p > float(first["p"]):
+        pace = (p - float(first["p"])) / (now - float(first["t"]))  # percent a second
+        delay = max(0.0, 100.0 - p) / pace
+    else:
+        delay = share
+    return max(1, min(ceiling, math.ceil(delay))), first
 
 
 def item_parts(item_id: str) -> tuple[str, str, str] | None:

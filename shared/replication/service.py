@@ -42,7 +42,7 @@ class Replication:
                  alerts: Any = None, arm_endpoint: str = "https://management.azure.com"):
         self.settings, self.arm, self.queue, self.poison, self.ledger = settings, arm, queue, poison, ledger
         self.alerts = alerts  # shared/alerts/outbox.py Alerts, or None
-        self.replicator = Replicator(settings, arm, arm_endpoint)
+        self.replicator = Replicator(settings, arm, arm_endpoint, ledger)
 
     def _replicating(self) -> bool:
         """Whether any policy has a replication block (an unreadable document: yes, the worker reports it)."""

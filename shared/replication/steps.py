@@ -38,6 +38,7 @@ from . import names, plan, select
 log = logging.getLogger("vmkeeper.replication")
 
 KIND = "replicate"
+OPERATIONS = "replication-operations"  # ledger partition: the operation making each shared object, by vault and object
 
 
 def new_message(action: str, vm_id: str, event_id: str, event_time: str) -> dict[str, Any]:
@@ -66,9 +67,11 @@ def _error(exc: Any) -> dict[str, Any]:
 
 
 class Replicator:
-    def __init__(self, settings: ReplicationSettings, arm: Arm, arm_endpoint: str):
+    def __init__(self, settings: ReplicationSettings, arm: Arm, arm_endpoint: str, ledger: Any = None):
         self.settings, self.clients, self.arm_endpoint = settings, arm, arm_endpoint.rstrip("/")
         self.policies = PolicyDocument(settings.policy_file)
+        self.ledger = ledger  # shared/azure/ledger.py Ledger: where the operations making shared objects are noted
+        self._noted_urls: dict[str, str] = {}
 
     def handle(self, message: dict[str, Any]) -> Outcome:
         vm_id = str(message["vm_id"])
@@ -117,12 +120,19 @@ class Replicator:
 
     def _poll(self, message: dict[str, Any], vault_id: str) -> tuple[str, int | None, list[str]]:
         """The job's pending operations: ("running" | "succeeded" | "failed", ASR's Retry-After, the failures)."""
+        state, after, failures, _ = self._poll_ops(message.get("ops") or [], vault_id)
+        return state, after, failures
+
+    def _poll_ops(self, ops: list[dict[str, Any]], vault_id: str) -> tuple[str, int | None, list[str], list[dict[str, Any]]]:
+        """Operations' states: ("running" | "succeeded" | "failed", ASR's Retry-After, the failures, those still
+        running). An operation ``borrowed`` from another job (that job made the object) that failed or is no longer
+        known has simply ended: the object is looked at again, and made by this job if it is missing."""
         from azure.core.rest import HttpRequest
 
         vault_sub = _vault(vault_id)[0]
         client = self.clients.site_recovery(vault_sub)
-        running, after, failures = False, None, []
-        for op in message.get("ops") or []:
+        after, failures, running = None, [], []
+        for op in ops:
             url = str(op.get("url") or "")
             if not plan.status_url_ok(url, self.arm_endpoint, vault_id):
                 raise jobs.BadMessage(f"message.ops: {url[:300]!r} is not an operation of vault {vault_id} on "
@@ -132,18 +142,49 @@ class Replicator:
                 state = "running" if response.status_code == 202 else (
                     "succeeded" if response.status_code in (200, 204) else "failed")
                 error = None if state != "failed" else {"code": str(response.status_code), "message": response.text()[:500]}
+            elif op.get("borrowed") and response.status_code != 200:
+                state, error = "succeeded", None
             else:
                 response.raise_for_status()
                 state, error = plan.operation_state(response.json())
             if state == "running":
-                running = True
+                running.append(op)
                 after = max(after or 0, retry_after_seconds(response.headers) or 0) or after
-            elif state == "failed":
+            elif state == "failed" and not op.get("borrowed"):
                 failures.append(f"{op.get('what')}: {plan.error_text(error)}")
                 op["error"] = error
         if failures:
-            return "failed", None, failures
-        return ("running" if running else "succeeded"), after, []
+            return "failed", None, failures, running
+        return ("running" if running else "succeeded"), after, [], running
+
+    # --- objects another job is making ---------------------------------------------------------------------
+    def _note(self, vault_id: str, ops: list[dict[str, Any]]) -> None:
+        """The operations making the vault's shared objects, noted in the ledger (once per operation and
+        process) for the jobs that find an object there but not ready yet: they follow its operation."""
+        if self.ledger is None:
+            return
+        for op in ops:
+            key = f"{vault_id}|{op['what']}".lower()
+            if self._noted_urls.get(key) == op["url"]:
+                continue
+            self.ledger.record(OPERATIONS, key, {"vault": vault_id.lower(), "what": op["what"], "url": op["url"]})
+            self._noted_urls[key] = op["url"]
+
+    def _wait_for(self, message: dict[str, Any], vault_id: str, objects: list[plan.Obj], reason: str,
+                  **changes: Any) -> Outcome:
+        """Wait for ``objects``, which another job is making: at its operations' Retry-After while one of them
+        runs (its monitor, noted in the ledger), else by the job's backoff."""
+        if self.ledger is not None:
+            keys = {f"{vault_id}|{o.key}".lower() for o in objects}
+            noted = [{"what": r["what"], "url": r["url"], "borrowed": True}
+                     for r in self.ledger.existing_rows(OPERATIONS) if str(r.get("item") or "") in keys
+                     and plan.status_url_ok(str(r.get("url") or ""), self.arm_endpoint, vault_id)]
+            if noted:
+                _, after, _, running = self._poll_ops(noted, vault_id)
+                if running:
+                    return self._retry(message, f"{reason} (following {', '.join(o['what'] for o in running)})",
+                                       after=after or 1, **changes, ops=running)
+        return self._retry(message, reason, **changes)
 
     def _vm(self, vm_id: str) -> Any:
         from azure.core.exceptions import ResourceNotFoundError
@@ -179,10 +220,10 @@ class Replicator:
             return Failed(f"VMKEEPER_VAULTS: no Recovery Services vault for the target region '{spec.target_region}' "
                           f"of policy '{choice.policy}' (Site Recovery needs one there)")
         if message.get("ops"):
-            state, after, failures = self._poll(message, vault_id)
-            if state == "running":
+            state, after, failures, running = self._poll_ops(message["ops"], vault_id)
+            if state == "running":  # only those still running are looked at again
                 return Retry(after or max(1, self.settings.retry_seconds), "Site Recovery operations running",
-                             {"ops": message["ops"]})
+                             {"ops": running})
             if state == "failed":
                 log.error("VM %s: enabling replication failed: %s", vm.id, "; ".join(failures))
                 return Failed("Site Recovery refused or failed: " + "; ".join(failures))
@@ -198,17 +239,17 @@ class Replicator:
 
         if message.get("step") == "verify":
             return self._verify(message, asr, item_args, vm, base)
-        existing = self._item(asr, item_args)
-        if existing is not None:
-            return self._existing(message, existing, vm, base)
-        if not message.get("eligible"):
+        if not message.get("eligible"):  # the job's first look; a later step looks again right before the item
+            existing = self._item(asr, item_args)
+            if existing is not None:
+                return self._existing(message, existing, vm, base)
             problems = self._eligibility(vm)
             if problems:
                 first = problems[0]
                 log.error("VM %s is not eligible for Site Recovery: %s (%s)", vm.id, first["message"],
                           first.get("recommended_action"))
                 return Done("ineligible", dict(base, **first, errors=problems))
-        source_vnet = self._source_vnet(vm)
+        source_vnet = message.get("source_vnet") or self._source_vnet(vm)  # read once a job
         if source_vnet is None:
             return Failed("the VM has no network interface on a subnet: Site Recovery maps the VM's VNet")
         network = plan.target_network(spec, source_vnet)
@@ -216,7 +257,7 @@ class Replicator:
             return Failed(f"policies.{choice.policy}.replication.network.mappings: no mapping for the VM's VNet "
                           f"{source_vnet}")
         chain = plan.chain(vault_id, region, spec, fabrics, source_vnet, network)
-        changes: dict[str, Any] = {"eligible": True, "fabrics": fabrics, "step": "start"}
+        changes: dict[str, Any] = {"eligible": True, "fabrics": fabrics, "step": "start", "source_vnet": source_vnet}
         for i, level in enumerate(chain.levels):
             if i < message.get("level", 0):
                 continue  # made (or found) by an earlier step of this job
@@ -224,6 +265,10 @@ class Replicator:
             if outcome is not None:
                 return outcome
             changes["level"] = i + 1
+        if message.get("eligible"):  # read first in this step: nothing is written over
+            existing = self._item(asr, item_args)
+            if existing is not None:
+                return self._existing(message, existing, vm, base)
         return self._enable_item(message, asr, item_args, chain, spec, choice.cache_account or "", vm, base, changes)
 
     def _fabrics(self, asr: Any, vault_rg: str, vault: str, regions: tuple[str, ...]) -> dict[str, str]:
@@ -289,8 +334,10 @@ class Replicator:
         states = {o.key: self._state(asr, vault_rg, vault, chain, o) for o in level}
         missing = [o for o in level if states[o.key] == "missing"]
         if not missing:
-            if any(s == "creating" for s in states.values()):
-                return self._retry(message, "Site Recovery objects still being made", **changes)
+            creating = [o for o in level if states[o.key] == "creating"]
+            if creating:
+                return self._wait_for(message, chain.vault_id, creating, "Site Recovery objects still being made",
+                                      **changes)
             return None
         ops, waits, fails = [], [], []
         for obj in missing:
@@ -305,12 +352,19 @@ class Replicator:
             log.info("VM %s: creating %s", message["vm_id"], obj.key)
         if fails:
             return Failed("Site Recovery refused: " + "; ".join(fails))
-        if waits:
-            return self._retry(message, "waiting on objects being made: " + "; ".join(waits), **changes)
+        self._note(chain.vault_id, ops)
+        if waits:  # what they name is still being made: this level's objects and those below
+            below = [o for lv in chain.levels[:chain.levels.index(level) + 1] for o in lv]
+            return self._wait_for(message, chain.vault_id, below, "waiting on objects being made: " + "; ".join(waits),
+                                  **changes)
         if ops:
+            # Once its operations succeed the level is there: the next step starts above it (a VNet, followed by
+            # its own state rather than an operation of the vault's, is looked at again).
+            index = chain.levels.index(level)
             after = max((o.get("after") or 0) for o in ops) or max(1, self.settings.retry_seconds)
             return Retry(after, f"creating {', '.join(o.key for o in missing)}",
-                         dict(changes, ops=[{k: v for k, v in o.items() if k != "after"} for o in ops], attempt=0))
+                         dict(changes, ops=[{k: v for k, v in o.items() if k != "after"} for o in ops], attempt=0,
+                              level=index if any(o.kind == "vnet" for o in missing) else index + 1))
         return self._retry(message, f"creating {', '.join(o.key for o in missing)}", **changes)
 
     def _begin(self, asr: Any, vault_rg: str, vault: str, obj: plan.Obj) -> tuple[Any, ...]:
@@ -339,7 +393,8 @@ class Replicator:
                 return Done("ineligible", dict(base, **{k: refused.get(k) for k in (
                     "code", "message", "possible_causes", "recommended_action")}))
             if plan.refusal(refused.get("status"), refused["code"], refused.get("target")) == "wait":
-                return self._retry(message, f"item: {refused['code']}: {refused['message']}", **changes)
+                return self._wait_for(message, chain.vault_id, [o for lv in chain.levels for o in lv],
+                                      f"item: {refused['code']}: {refused['message']}", **changes)
             log.error("VM %s: enabling replication refused: %s", vm.id, refused["message"])
             return Failed(f"enabling replication refused: {refused['code']}: {refused['message']}"
                           + (f" Recommended action: {refused['recommended_action']}" if refused.get("recommended_action") else ""))
@@ -400,8 +455,11 @@ class Replicator:
             return Failed(f"replication not Protected after {self.settings.timeout_hours} h: {state}"
                           + (f", initial replication {progress}%" if progress is not None else ""))
         polls = int(message.get("polls") or 0)
-        return Retry(jobs.backoff(polls, self.settings.retry_seconds, self.settings.retry_max_seconds),
-                     f"replication is {state}", {"polls": polls + 1, "since": since})
+        progress = self._details(item).get("monitoringPercentageCompletion")
+        after, first = plan.next_look(time.time(), since, progress, message.get("progress"),
+                                      self.settings.retry_max_seconds)
+        return Retry(after, f"replication is {state}" + (f", initial replication {progress}%" if progress is not None else ""),
+                     {"polls": polls + 1, "since": since, "progress": first})
 
     def _eligibility(self, vm: Any) -> list[dict[str, Any]]:
         """Azure's reasons the VM can't be replicated (none: it can), each with its recommended action."""
