@@ -231,7 +231,11 @@ class Replicator:
         vault_sub, vault_rg, vault = _vault(vault_id)
         asr = self.clients.site_recovery(vault_sub)
         region = names.region(vm.location or "")
-        fabrics = message.get("fabrics") or self._fabrics(asr, vault_rg, vault, (region, spec.target_region))
+        known: dict[str, str] = {}  # objects' states read in this step already: not read again
+        fabrics = message.get("fabrics")
+        if not fabrics:
+            fabrics, found = self._fabrics(asr, vault_rg, vault, (region, spec.target_region))
+            known = {f"fabric:{name}": "ready" if r in found else "missing" for r, name in fabrics.items()}
         item_name = names.protected_item(vm.id)
         item_args = (vault_rg, vault, fabrics[region], names.container(region), item_name)
         base = {"vault": vault_id, "item": item_name, "target_region": spec.target_region,
@@ -261,19 +265,22 @@ class Replicator:
         for i, level in enumerate(chain.levels):
             if i < message.get("level", 0):
                 continue  # made (or found) by an earlier step of this job
-            outcome = self._level(message, asr, vault_rg, vault, chain, level, changes)
+            recheck = message.get("recheck") if i == message.get("level", 0) else None
+            if recheck is not None:  # the rest of the level is there: its operations succeeded
+                level = tuple(o for o in level if o.key in recheck)
+            outcome = self._level(message, asr, vault_rg, vault, chain, i, level, changes, known)
             if outcome is not None:
                 return outcome
-            changes["level"] = i + 1
+            changes.update(level=i + 1, recheck=None)
         if message.get("eligible"):  # read first in this step: nothing is written over
             existing = self._item(asr, item_args)
             if existing is not None:
                 return self._existing(message, existing, vm, base)
         return self._enable_item(message, asr, item_args, chain, spec, choice.cache_account or "", vm, base, changes)
 
-    def _fabrics(self, asr: Any, vault_rg: str, vault: str, regions: tuple[str, ...]) -> dict[str, str]:
+    def _fabrics(self, asr: Any, vault_rg: str, vault: str, regions: tuple[str, ...]) -> tuple[dict[str, str], set[str]]:
         """Each region's fabric in the vault: vmkeeper's name, or the vault's own fabric for that region (A2A
-        allows one per region: the portal's is used as it is)."""
+        allows one per region: the portal's is used as it is); and the regions whose fabric is there."""
         from azure.core.exceptions import ResourceNotFoundError
 
         found: dict[str, str] = {}
@@ -288,7 +295,7 @@ class Replicator:
                 location = names.region(str((fabric.properties.custom_details or {}).get("location") or ""))
                 if location in regions and location not in found:
                     found[location] = fabric.name
-        return {r: found.get(r) or names.fabric(r) for r in regions}
+        return {r: found.get(r) or names.fabric(r) for r in regions}, set(found)
 
     def _state(self, asr: Any, vault_rg: str, vault: str, chain: plan.Chain, obj: plan.Obj) -> str:
         """"ready", "creating" (a VNet still provisioning) or "missing"."""
@@ -328,16 +335,17 @@ class Replicator:
                 return True
         return False
 
-    def _level(self, message: dict[str, Any], asr: Any, vault_rg: str, vault: str, chain: plan.Chain,
-               level: tuple[plan.Obj, ...], changes: dict[str, Any]) -> Outcome | None:
-        """Create a level's missing objects together; None when the whole level is there."""
-        states = {o.key: self._state(asr, vault_rg, vault, chain, o) for o in level}
+    def _level(self, message: dict[str, Any], asr: Any, vault_rg: str, vault: str, chain: plan.Chain, index: int,
+               level: tuple[plan.Obj, ...], changes: dict[str, Any], known: dict[str, str]) -> Outcome | None:
+        """Create the missing objects of level ``index`` together (``level``: those of it still to look at;
+        ``known``: states read in this step already); None when they are all there."""
+        states = {o.key: known.get(o.key) or self._state(asr, vault_rg, vault, chain, o) for o in level}
         missing = [o for o in level if states[o.key] == "missing"]
         if not missing:
             creating = [o for o in level if states[o.key] == "creating"]
-            if creating:
+            if creating:  # looked at again, alone, once the operations followed end
                 return self._wait_for(message, chain.vault_id, creating, "Site Recovery objects still being made",
-                                      **changes)
+                                      **dict(changes, level=index, recheck=[o.key for o in creating]))
             return None
         ops, waits, fails = [], [], []
         for obj in missing:
@@ -353,19 +361,19 @@ class Replicator:
         if fails:
             return Failed("Site Recovery refused: " + "; ".join(fails))
         self._note(chain.vault_id, ops)
-        if waits:  # what they name is still being made: this level's objects and those below
-            below = [o for lv in chain.levels[:chain.levels.index(level) + 1] for o in lv]
+        if waits:  # what they name is still being made: this level's objects and those below; all looked at again
+            below = [o for lv in chain.levels[:index + 1] for o in lv]
             return self._wait_for(message, chain.vault_id, below, "waiting on objects being made: " + "; ".join(waits),
-                                  **changes)
+                                  **dict(changes, level=index, recheck=None))
+        # Once their operations succeed the objects written are there: the next step looks again only at a VNet
+        # written (followed by its own state, not by an operation of the vault's).
+        vnets = [o.key for o in missing if o.kind == "vnet"]
+        later = dict(changes, level=index, recheck=vnets) if vnets else dict(changes, level=index + 1, recheck=None)
         if ops:
-            # Once its operations succeed the level is there: the next step starts above it (a VNet, followed by
-            # its own state rather than an operation of the vault's, is looked at again).
-            index = chain.levels.index(level)
             after = max((o.get("after") or 0) for o in ops) or max(1, self.settings.retry_seconds)
             return Retry(after, f"creating {', '.join(o.key for o in missing)}",
-                         dict(changes, ops=[{k: v for k, v in o.items() if k != "after"} for o in ops], attempt=0,
-                              level=index if any(o.kind == "vnet" for o in missing) else index + 1))
-        return self._retry(message, f"creating {', '.join(o.key for o in missing)}", **changes)
+                         dict(later, ops=[{k: v for k, v in o.items() if k != "after"} for o in ops], attempt=0))
+        return self._retry(message, f"creating {', '.join(o.key for o in missing)}", **later)
 
     def _begin(self, asr: Any, vault_rg: str, vault: str, obj: plan.Obj) -> tuple[Any, ...]:
         """(what, the SDK's begin_* call, its arguments) that creates ``obj``."""
