@@ -27,6 +27,7 @@ A2A = "A2A"
 PROTECTED = "protected"
 ENABLING = ("", "enablingprotection", "initialreplicationinprogress")  # protectionState, lower case: still on its way
 LOOK_SHARE = 0.1  # an item not Protected yet, without a pace to go by: looked at again after this share of the wait
+PACE_POINTS = 20  # percentage points gained before the initial replication's pace is trusted
 NOT_RUNNING = "150144"  # ASR: disabling failed, the source VM is not running (or gone): purge is the way out
 ISOLATED_ADDRESS_SPACE, ISOLATED_SUBNET_PREFIX = "10.0.0.0/16", "10.0.0.0/24"  # isolated: any space; the usual one
 # A write refused because something it names is still being created (by this job's previous level, or by
@@ -193,10 +194,10 @@ def next_look(now: float, since: float, progress: Any, first: dict[str, float] |
               ceiling: int) -> tuple[int, dict[str, float] | None]:
     """When to look again at an item on its way to ``Protected`` (seconds, 1 to ``ceiling``), and the progress
     sample to carry to that look. ASR's ``monitoringPercentageCompletion`` against the first look that saw it
-    gives the pace of the initial replication: the next look is when it should end at that pace (looked at again,
-    a pace that changed corrects itself). Without a pace yet (no percentage, none gained since the first sample),
-    a tenth of the time waited since the item was sent: a short wait is seen within a second of its end, a long
-    one within a few percent."""
+    gives the pace of the initial replication, once it has gained ``PACE_POINTS`` since (whole percents: a pace
+    from fewer could be far off): the next look is when it should end at that pace (looked at again, a pace
+    that changed corrects itself). Before that, a tenth of the time waited since the item was sent: a short wait
+    is seen within a second of its end, a long one within a few percent."""
     share = LOOK_SHARE * max(0.0, now - since)
     try:
         p = float(progress) if progress is not None else None
@@ -206,7 +207,7 @@ def next_look(now: float, since: float, progress: Any, first: dict[str, float] |
         delay = share
     elif first is None or p < float(first.get("p", 0)) or float(first.get("t", now)) >= now:
         first, delay = {"t": now, "p": p}, share  # the first sample (or a restarted replication's)
-    elif p > float(first["p"]):
+    elif p >= float(first["p"]) + PACE_POINTS:
         pace = (p - float(first["p"])) / (now - float(first["t"]))  # percent a second
         delay = max(0.0, 100.0 - p) / pace
     else:

@@ -143,10 +143,11 @@ class Replicator:
                     "succeeded" if response.status_code in (200, 204) else "failed")
                 error = None if state != "failed" else {"code": str(response.status_code), "message": response.text()[:500]}
             elif op.get("borrowed") and response.status_code != 200:
-                state, error = "succeeded", None
+                state, error = "gone", None
             else:
                 response.raise_for_status()
                 state, error = plan.operation_state(response.json())
+            op["ended"] = None if state == "running" else state
             if state == "running":
                 running.append(op)
                 after = max(after or 0, retry_after_seconds(response.headers) or 0) or after
@@ -173,18 +174,22 @@ class Replicator:
     def _wait_for(self, message: dict[str, Any], vault_id: str, objects: list[plan.Obj], reason: str,
                   **changes: Any) -> Outcome:
         """Wait for ``objects``, which another job is making: at its operations' Retry-After while one of them
-        runs (its monitor, noted in the ledger), else by the job's backoff."""
-        if self.ledger is not None:
-            keys = {f"{vault_id}|{o.key}".lower() for o in objects}
-            noted = [{"what": r["what"], "url": r["url"], "borrowed": True}
-                     for r in self.ledger.existing_rows(OPERATIONS) if str(r.get("item") or "") in keys
-                     and plan.status_url_ok(str(r.get("url") or ""), self.arm_endpoint, vault_id)]
-            if noted:
-                _, after, _, running = self._poll_ops(noted, vault_id)
-                if running:
-                    return self._retry(message, f"{reason} (following {', '.join(o['what'] for o in running)})",
-                                       after=after or 1, **changes, ops=running)
-        return self._retry(message, reason, **changes)
+        runs (its monitor, noted in the ledger); else (its operation just ended, or is not noted yet: that job is
+        between its write and its note) looked at again in a second, then less and less often."""
+        if self.ledger is None:
+            return self._retry(message, reason, **changes)
+        keys = {f"{vault_id}|{o.key}".lower() for o in objects}
+        noted = [{"what": r["what"], "url": r["url"], "borrowed": True}
+                 for r in self.ledger.existing_rows(OPERATIONS) if str(r.get("item") or "") in keys
+                 and plan.status_url_ok(str(r.get("url") or ""), self.arm_endpoint, vault_id)]
+        if noted:
+            _, after, _, running = self._poll_ops(noted, vault_id)
+            if running:
+                return self._retry(message, f"{reason} (following {', '.join(o['what'] for o in running)})",
+                                   after=after or 1, **changes, ops=running, unfollowed=0)
+        tries = int(message.get("unfollowed") or 0)
+        return self._retry(message, reason, after=jobs.backoff(tries, 1, self.settings.retry_max_seconds),
+                           **changes, unfollowed=tries + 1)
 
     def _vm(self, vm_id: str) -> Any:
         from azure.core.exceptions import ResourceNotFoundError
@@ -196,23 +201,37 @@ class Replicator:
             return None
 
     # --- enable ------------------------------------------------------------------------------------------
-    def enable(self, message: dict[str, Any]) -> Outcome:
+    def _vm_now(self, message: dict[str, Any]) -> tuple[Any, Outcome | None]:
+        """The VM, read now; or why the job goes no further with it."""
         vm = self._vm(message["vm_id"])
         if vm is None:
-            return Done("vm_gone", {"note": "the VM no longer exists (deleted, or an out-of-order event)"})
+            return None, Done("vm_gone", {"note": "the VM no longer exists (deleted, or an out-of-order event)"})
         provisioning = (vm.provisioning_state or "").lower()
         if provisioning == "deleting":
-            return Done("vm_gone", {"note": "the VM is being deleted"})
+            return None, Done("vm_gone", {"note": "the VM is being deleted"})
         if provisioning in ("creating", "updating"):
-            return self._retry(message, f"VM is {vm.provisioning_state}")
+            return None, self._retry(message, f"VM is {vm.provisioning_state}")
+        return vm, None
+
+    def enable(self, message: dict[str, Any]) -> Outcome:
+        # A step that only makes the vault's shared objects or follows operations goes by the VM as the job's
+        # first step read it ("seen"); the VM is read again right before its item is sent (and each look after).
+        seen = message.get("seen") if message.get("eligible") and message.get("step") != "verify" else None
+        vm = None
+        if seen is None:
+            vm, stop = self._vm_now(message)
+            if stop is not None:
+                return stop
+            seen = {"tags": dict(vm.tags or {}), "location": vm.location or "", "instance": vm.vm_id}
         try:
             policies = self.policies.get()
         except (PolicyError, OSError) as exc:
             return Failed(f"VMKEEPER_POLICY_FILE: {exc}")
-        choice = select.decide(vm.tags, vm.location or "", policies)
+        choice = select.decide(seen["tags"], seen["location"], policies)
         if choice.spec is None:
             detail = {"reason": choice.reason, **({"vmkeeper_policy": choice.policy} if choice.policy else {})}
-            (log.warning if choice.skip in select.MISTAKES else log.info)("VM %s not replicated: %s", vm.id, choice.reason)
+            (log.warning if choice.skip in select.MISTAKES else log.info)("VM %s not replicated: %s", message["vm_id"],
+                                                                           choice.reason)
             return Done(choice.skip or "not_selected", detail)
         spec = choice.spec
         vault_id = self.settings.vaults.get(spec.target_region)
@@ -225,21 +244,24 @@ class Replicator:
                 return Retry(after or max(1, self.settings.retry_seconds), "Site Recovery operations running",
                              {"ops": running})
             if state == "failed":
-                log.error("VM %s: enabling replication failed: %s", vm.id, "; ".join(failures))
+                log.error("VM %s: enabling replication failed: %s", message["vm_id"], "; ".join(failures))
                 return Failed("Site Recovery refused or failed: " + "; ".join(failures))
+            done = {str(o.get("what")) for o in message["ops"] if o.get("ended") == "succeeded"}
             message = {k: v for k, v in message.items() if k != "ops"}
+            if message.get("recheck") and set(message["recheck"]) <= done:  # made, each by an operation that succeeded
+                message.update(level=int(message.get("level") or 0) + 1, recheck=None)
         vault_sub, vault_rg, vault = _vault(vault_id)
         asr = self.clients.site_recovery(vault_sub)
-        region = names.region(vm.location or "")
+        region = names.region(seen["location"])
         known: dict[str, str] = {}  # objects' states read in this step already: not read again
         fabrics = message.get("fabrics")
         if not fabrics:
             fabrics, found = self._fabrics(asr, vault_rg, vault, (region, spec.target_region))
             known = {f"fabric:{name}": "ready" if r in found else "missing" for r, name in fabrics.items()}
-        item_name = names.protected_item(vm.id)
+        item_name = names.protected_item(message["vm_id"])
         item_args = (vault_rg, vault, fabrics[region], names.container(region), item_name)
         base = {"vault": vault_id, "item": item_name, "target_region": spec.target_region,
-                "vmkeeper_policy": choice.policy, "vm_instance": vm.vm_id}
+                "vmkeeper_policy": choice.policy, "vm_instance": seen["instance"]}
 
         if message.get("step") == "verify":
             return self._verify(message, asr, item_args, vm, base)
@@ -261,7 +283,8 @@ class Replicator:
             return Failed(f"policies.{choice.policy}.replication.network.mappings: no mapping for the VM's VNet "
                           f"{source_vnet}")
         chain = plan.chain(vault_id, region, spec, fabrics, source_vnet, network)
-        changes: dict[str, Any] = {"eligible": True, "fabrics": fabrics, "step": "start", "source_vnet": source_vnet}
+        changes: dict[str, Any] = {"eligible": True, "fabrics": fabrics, "step": "start", "source_vnet": source_vnet,
+                                   "seen": seen}
         for i, level in enumerate(chain.levels):
             if i < message.get("level", 0):
                 continue  # made (or found) by an earlier step of this job
@@ -272,6 +295,17 @@ class Replicator:
             if outcome is not None:
                 return outcome
             changes.update(level=i + 1, recheck=None)
+        if vm is None:  # the VM as it is now, before its item is sent: decided again
+            vm, stop = self._vm_now(message)
+            if stop is not None:
+                return stop
+            now = select.decide(vm.tags, vm.location or "", policies)
+            if (now.policy, now.spec, now.cache_account) != (choice.policy, choice.spec, choice.cache_account) or \
+                    names.region(vm.location or "") != region:
+                return Retry(1, "the VM's tags or location changed: looked at again from the start",
+                             {"step": "start", "eligible": False, "level": 0, "recheck": None, "fabrics": None,
+                              "source_vnet": None, "seen": None})
+            base["vm_instance"] = vm.vm_id
         if message.get("eligible"):  # read first in this step: nothing is written over
             existing = self._item(asr, item_args)
             if existing is not None:
@@ -372,8 +406,11 @@ class Replicator:
         if ops:
             after = max((o.get("after") or 0) for o in ops) or max(1, self.settings.retry_seconds)
             return Retry(after, f"creating {', '.join(o.key for o in missing)}",
-                         dict(later, ops=[{k: v for k, v in o.items() if k != "after"} for o in ops], attempt=0))
-        return self._retry(message, f"creating {', '.join(o.key for o in missing)}", **later)
+                         dict(later, ops=[{k: v for k, v in o.items() if k != "after"} for o in ops], attempt=0,
+                              unfollowed=0))
+        tries = int(message.get("unfollowed") or 0)  # nothing of the vault's to follow (a VNet): soon, then less often
+        return self._retry(message, f"creating {', '.join(o.key for o in missing)}",
+                           after=jobs.backoff(tries, 1, self.settings.retry_max_seconds), **later, unfollowed=tries + 1)
 
     def _begin(self, asr: Any, vault_rg: str, vault: str, obj: plan.Obj) -> tuple[Any, ...]:
         """(what, the SDK's begin_* call, its arguments) that creates ``obj``."""

@@ -298,6 +298,28 @@ def test_a_job_finding_objects_another_job_is_making_follows_that_jobs_operation
     assert poisoned(dr) == []
 
 
+def test_a_vm_untagged_while_its_job_makes_the_infrastructure_gets_no_item(az, dr, asr, compute):
+    """Steps that only make the vault's shared objects go by the VM as the job first read it; the VM is read again
+    right before its item would be sent: untagged meanwhile, nothing replicates it."""
+    az.settings(lro={"default_seconds": 1, "retry_after_ms": None})
+    az.seed(subscriptions=[dr["sub"]], resource_groups=1, vms=1, regions=[SOURCE], vm_prefix="untag",
+            tag_sets=[{"vmkeeper-dr": "critical"}])
+    vm = compute.virtual_machines.get("rg-untag-00", "untag-00000")
+    mark, host = len(az.calls()), dr["host"]
+    assert host.fire_timer("replication_sweep") is None
+    host.poll_once()  # the job's first step: eligibility, then the first level of the infrastructure
+    assert [c for c in app_writes(az, mark) if c["operation"].endswith("replicationFabrics/write")]
+    vm.tags = {}
+    compute.virtual_machines.begin_create_or_update("rg-untag-00", vm.name, vm).result()
+
+    def settled():
+        """the VM recorded as not selected, nothing queued"""
+        return (row(dr, vm.id) or {}).get("outcome") == "not_selected" and host.pending() == 0
+    run_until(az, dr, settled, seconds=60)
+    assert [c for c in app_writes(az, mark) if c["operation"].endswith("replicationProtectedItems/write")] == []
+    assert item_of(asr, dr, vm.id) is None and poisoned(dr) == []
+
+
 def test_a_vm_tagged_later_is_found_by_the_sweep_and_opted_out_or_untagged_vms_are_left_alone(az, dr, asr, compute):
     seeded = az.seed(subscriptions=[dr["sub"]], resource_groups=1, vms=3, regions=[SOURCE], vm_prefix="swp",
                      tag_sets=[{"vmkeeper-dr": "critical"}, {"vmkeeper-dr": "critical", "vmkeeper-optout": "true"},

@@ -145,10 +145,12 @@ def test_an_initial_replication_is_looked_at_when_it_should_end_at_the_pace_seen
     # The first look (5 s after the item was sent) at 2 %: no pace yet, a tenth of the wait (at least 1 s).
     after, first = plan.next_look(1005.0, since, 2, None, 600)
     assert (after, first) == (1, {"t": 1005.0, "p": 2.0})
-    # 1 s later at 12 %: 10 % a second, 88 % to go: 9 s (rounded up: never before it should end).
-    assert plan.next_look(1006.0, since, 12, first, 600) == (9, first)
-    # Hours to go at that pace: no longer than the ceiling (VMKEEPER_REPLICATION_RETRY_MAX_SECONDS).
-    assert plan.next_look(1100.0, since, 3, first, 600) == (600, first)
+    # 1 s later at 12 %: 10 points are too few to trust a pace (whole percents): a tenth of the wait again.
+    assert plan.next_look(1006.0, since, 12, first, 600) == (1, first)
+    # 2 s after the first sample at 22 %: 10 % a second, 78 % to go: 8 s (rounded up: never before it should end).
+    assert plan.next_look(1007.0, since, 22, first, 600) == (8, first)
+    # Hours to go at the pace seen: no longer than the ceiling (VMKEEPER_REPLICATION_RETRY_MAX_SECONDS).
+    assert plan.next_look(2000.0, since, 23, first, 600) == (600, first)
     # Nothing gained since the first sample, or no percentage at all: a tenth of the wait so far.
     assert plan.next_look(1300.0, since, 2, first, 600) == (30, first)
     assert plan.next_look(1300.0, since, None, first, 600) == (30, first)
