@@ -445,8 +445,8 @@ class Replicator:
                           + (f" Recommended action: {refused['recommended_action']}" if refused.get("recommended_action") else ""))
         log.info("VM %s: replication enabling (%s → %s)", vm.id, chain.source_region, chain.target_region)
         verify = dict(changes, step="verify", since=time.time(), polls=0, attempt=0)
-        if op is None:
-            return Retry(max(1, self.settings.retry_seconds), "replication enabling", verify)
+        if op is None:  # nothing to follow: the item itself says (its first look soon: shared/replication/plan.py)
+            return Retry(1, "replication enabling", verify)
         return Retry(op.get("after") or max(1, self.settings.retry_seconds), "replication enabling",
                      dict(verify, ops=[{k: v for k, v in op.items() if k != "after"}]))
 
@@ -472,9 +472,12 @@ class Replicator:
         state = (item.properties.protection_state or "").lower()
         if state == plan.PROTECTED:
             return Done("already_protected", dict(base, item_id=item.id))
-        if state in plan.ENABLING:
-            return Retry(max(1, self.settings.retry_seconds), f"replication is {item.properties.protection_state}",
-                         {"step": "verify", "since": message.get("since") or time.time(), "polls": 0, "attempt": 0})
+        if state in plan.ENABLING:  # on its way (sent by an earlier delivery of this job, or another job): followed
+            since = float(message.get("since") or time.time())
+            after, first = plan.next_look(time.time(), since, self._details(item).get("monitoringPercentageCompletion"),
+                                          None, self.settings.retry_max_seconds)
+            return Retry(after, f"replication is {item.properties.protection_state}",
+                         {"step": "verify", "since": since, "polls": 0, "attempt": 0, "progress": first})
         return Done("left_alone", dict(base, item_id=item.id, state=item.properties.protection_state,
                                        note="the VM's item is in a state vmkeeper does not change (a failover?)"))
 
