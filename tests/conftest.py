@@ -190,3 +190,12 @@ def azurite():
 
     with start() as handle:
         yield handle
+
+
+@pytest.fixture(scope="session")
+def failover_replicated(_local_azure, azurite, tmp_path_factory):
+    """tests/app/failover_world.py's three VMs replicated by the app, saved once for the session: the failover
+    tests of the app and of the CLI each start from their own copy (``start(saved=...)``)."""
+    from tests.app.failover_world import replicated
+
+    return replicated(_local_azure, azurite, tmp_path_factory.mktemp("failover-replicated"))
