@@ -1,7 +1,18 @@
 """Thin trigger adapters: each module owns one blueprint that translates a trigger into a call
 into ``shared``. ``BLUEPRINTS`` lists them for function_app.py."""
 
-from . import autoprotect, compliance, drill, health, replication, report, restore, retention, scheduled
+from . import (
+    autoprotect,
+    compliance,
+    drill,
+    failover,
+    health,
+    replication,
+    report,
+    restore,
+    retention,
+    scheduled,
+)
 
 BLUEPRINTS = (health.bp, autoprotect.bp, scheduled.bp, retention.bp, restore.bp, compliance.bp, report.bp, drill.bp,
-              replication.bp)
+              replication.bp, failover.bp)

@@ -73,6 +73,8 @@ param drillSchedule string = '0 0 3 * * *'
 
 @description('NCRONTAB of the Site Recovery sweep (VMKEEPER_REPLICATION_SCHEDULE): VMs that should replicate and do not yet (a tag added later, a policy changed).')
 param replicationSchedule string = '0 10,40 * * * *'
+@description('NCRONTAB of the sweep that keeps one Site Recovery recovery plan per application in step with the VMs\' vmkeeper-app tags (VMKEEPER_RECOVERY_PLAN_SCHEDULE).')
+param recoveryPlanSchedule string = '0 */15 * * * *'
 
 @description('Alerts published to an Event Grid custom topic. false: no topic, VMKEEPER_ALERTS_TOPIC_ENDPOINT empty (alerts are recorded, not published).')
 param alertsEnabled bool = true
@@ -128,6 +130,7 @@ var queues = {
   restores: 'vmkeeper-restores'
   drills: 'vmkeeper-drills'
   replication: 'vmkeeper-replication'
+  failovers: 'vmkeeper-failovers'
 }
 var tables = {
   protect: 'vmkeeperprotection'
@@ -135,6 +138,7 @@ var tables = {
   budget: 'vmkeeperbudget'
   restores: 'vmkeeperrestores'
   alerts: 'vmkeeperalerts'
+  failovers: 'vmkeeperfailovers'
 }
 
 // Vault ids are known before the vaults exist: VMKEEPER_VAULTS names the new ones and the existing ones.
@@ -264,6 +268,7 @@ module app 'app/function.bicep' = {
     complianceSchedule: complianceSchedule
     drillSchedule: drillSchedule
     replicationSchedule: replicationSchedule
+    recoveryPlanSchedule: recoveryPlanSchedule
     alertsTopicEndpoint: alertsEnabled ? alertsSender.outputs.endpoint : ''
     retentionSchedule: retentionSchedule
     retentionDryRun: retentionDryRun

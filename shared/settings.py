@@ -312,3 +312,24 @@ class ReplicationSettings:
             max_attempts=_int(env, "VMKEEPER_REPLICATION_MAX_ATTEMPTS", 40, 1, 1000),
             timeout_hours=_int(env, "VMKEEPER_REPLICATION_TIMEOUT_HOURS", 72, 1, 24 * 14),
         )
+
+
+@dataclass(frozen=True)
+class FailoverSettings:
+    """Site Recovery failovers and the recovery plans kept per application: the fleet's subscriptions, the vaults
+    whose replicated items are read (VMKEEPER_VAULTS: the target-region vault is one of them), where a failover may
+    write (the restores' allow-list), and the failovers' queue and table."""
+
+    subscriptions: tuple[str, ...]
+    scopes: str  # VMKEEPER_RESTORE_SCOPES: a failover writes only into groups it admits (access.Scopes)
+    vaults: dict[str, str]
+    queue: str
+    table: str  # the failovers' rows, and the recovery plans vmkeeper made (a partition each)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> FailoverSettings:
+        env = os.environ if env is None else env
+        restores = RestoreSettings.from_env(env)
+        return cls(restores.subscriptions, restores.scopes, restores.vaults,
+                   _get(env, "VMKEEPER_FAILOVER_QUEUE", "vmkeeper-failovers"),
+                   _get(env, "VMKEEPER_FAILOVER_TABLE", "vmkeeperfailovers"))

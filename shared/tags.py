@@ -10,6 +10,8 @@ DRILL = "vmkeeper-drill"  # "true": DR drills for this VM (its policy's drill bl
 DR = "vmkeeper-dr"  # "critical": Site Recovery replicates the VM (its policy's replication block), when the policy doesn't replicate all
 DR_CRITICAL = "critical"
 FLEET = "vmkeeper-fleet"  # "true" on a VM a restore or a drill made: the operator makes it a fleet member (shared/membership.py)
+APP = "vmkeeper-app"  # the application a replicated VM belongs to, e.g. "billing": one recovery plan per application
+APP_GROUP = "vmkeeper-app-group"  # its boot group in that plan: 1..n, booted in that order (absent: 1)
 
 # On artifacts (vmkeeper sets these; retention trusts nothing without MANAGED_BY).
 MANAGED_BY = "managed-by"

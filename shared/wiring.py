@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is need
     from .azure.pacing import WriteBudget
     from .compliance.service import ComplianceService
     from .drill.service import Drills
+    from .failover.api import FailoverApi
+    from .failover.keeper import RecoveryPlans
+    from .failover.service import Failovers
     from .replication.service import Replication
     from .report.api import ReportApi
     from .report.service import Reports
@@ -32,6 +35,7 @@ if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is need
         AlertSettings,
         ComplianceSettings,
         DrillSettings,
+        FailoverSettings,
         FleetSettings,
         ProtectSettings,
         ReplicationSettings,
@@ -172,6 +176,47 @@ class Wiring:
         from .restore.api import RestoreApi
 
         return self._once("restore_api", lambda: RestoreApi(lambda: self.restores))
+
+    # --- Site Recovery: recovery plans and failovers ---------------------------------------------------
+    @property
+    def failover_settings(self) -> FailoverSettings:
+        from .settings import FailoverSettings
+
+        return self._once("failover_settings", lambda: FailoverSettings.from_env(self.env))
+
+    def _failover_records(self) -> Any:
+        from .failover.records import Records
+
+        return self._once("failover_records", lambda: Records(self.storage.table(self.failover_settings.table)))
+
+    @property
+    def recovery_plans(self) -> RecoveryPlans:
+        def make() -> Any:
+            from .failover.keeper import RecoveryPlans
+            from .settings import AzureSettings
+
+            return RecoveryPlans(self.failover_settings, self.arm, self._failover_records(), self.alerts,
+                                 AzureSettings.from_env(self.env).arm_endpoint)
+        return self._once("recovery_plans", make)
+
+    @property
+    def failovers(self) -> Failovers:
+        def make() -> Any:
+            from .failover.service import Failovers
+            from .settings import AzureSettings
+
+            s = self.failover_settings
+            return Failovers(s, self.arm, self.storage.queue(s.queue), self.storage.queue(f"{s.queue}-poison"),
+                             self._failover_records(), alerts=self.alerts,
+                             arm_endpoint=AzureSettings.from_env(self.env).arm_endpoint)
+        return self._once("failovers", make)
+
+    @property
+    def failover_api(self) -> FailoverApi:
+        """The HTTP side: builds the service only when a request needs it (not for a 401 or 403)."""
+        from .failover.api import FailoverApi
+
+        return self._once("failover_api", lambda: FailoverApi(lambda: self.failovers))
 
     # --- the operator's view ----------------------------------------------------------------------
     @property

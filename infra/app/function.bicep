@@ -34,6 +34,7 @@ param schedule string
 param complianceSchedule string
 param drillSchedule string
 param replicationSchedule string
+param recoveryPlanSchedule string
 param retentionSchedule string
 param retentionDryRun bool
 param backupNow bool
@@ -146,6 +147,9 @@ var appSettings = {
   VMKEEPER_REPLICATION_RETRY_MAX_SECONDS: '600'
   VMKEEPER_REPLICATION_MAX_ATTEMPTS: '40'
   VMKEEPER_REPLICATION_TIMEOUT_HOURS: '72'
+  VMKEEPER_FAILOVER_QUEUE: queues.failovers
+  VMKEEPER_FAILOVER_TABLE: tables.failovers
+  VMKEEPER_RECOVERY_PLAN_SCHEDULE: recoveryPlanSchedule
 }
 
 // No publishing with a user name and password: neither FTP nor the scm (Kudu) endpoints take the publishing

@@ -33,9 +33,15 @@ DRILL_KEPT = "vmkeeper.drill.kept"  # a drill's teardown left its group: held, n
 # action); a VM vmkeeper should replicate and can't (a job that failed, a tag or block that doesn't add up).
 REPLICATION_INELIGIBLE = "vmkeeper.replication.ineligible"
 REPLICATION_FAILED = "vmkeeper.replication.failed"
+# An application's recovery plan cannot be kept in step (a bad vmkeeper-app / vmkeeper-app-group tag, a plan of that
+# name vmkeeper did not make, VMs that no one plan can hold): ``data.problem`` says what, ``data.field`` names the tag.
+RECOVERY_PLAN_PROBLEM = "vmkeeper.recoveryplan.problem"
+FAILOVER_SUCCEEDED = "vmkeeper.failover.succeeded"  # a failover asked through the API ended (shared/failover/)
+FAILOVER_FAILED = "vmkeeper.failover.failed"
 TYPES = (PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, PROTECTION_MISSING, PROTECTION_RESOLVED,
          RESTORE_SUCCEEDED, RESTORE_FAILED, RETENTION_DELETED, DRILL_FAILED, DRILL_KEPT, REPLICATION_UNHEALTHY,
-         REPLICATION_RESTORED, REPLICATION_INELIGIBLE, REPLICATION_FAILED)
+         REPLICATION_RESTORED, REPLICATION_INELIGIBLE, REPLICATION_FAILED, RECOVERY_PLAN_PROBLEM, FAILOVER_SUCCEEDED,
+         FAILOVER_FAILED)
 MAX_DATA = 32 * 1024  # characters of reason kept: an event stays far below Event Grid's 1 MB (and 64 KB billing unit)
 
 
@@ -96,5 +102,5 @@ def for_poisoning(cause: str, original: Any, reason: str, queue: str, failed_typ
     job = body.get("job") if isinstance(body, dict) and isinstance(body.get("job"), dict) else body
     data = {"queue": queue, "reason": reason, "cause": cause}
     if isinstance(job, dict):
-        data.update({k: job[k] for k in ("type", "slot", "vm_id", "restore_id", "event_id") if k in job})
+        data.update({k: job[k] for k in ("type", "slot", "vm_id", "restore_id", "event_id", "failover_id") if k in job})
     return Alert(kind, subject_of(body, f"queue {queue}"), key, data)

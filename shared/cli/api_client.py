@@ -46,15 +46,17 @@ def base_url(value: str) -> str:
     return url[: -len("/api")] if url.endswith("/api") else url
 
 
-def problem_error(status: int, body: Any, url: str) -> CliError:
-    """A problem+json answer (or a bare status) as an exit-1 error naming the options at fault."""
+def problem_error(status: int, body: Any, url: str, options: dict[str, str] | None = None) -> CliError:
+    """A problem+json answer (or a bare status) as an exit-1 error naming the options at fault (``options``: the
+    command's own fields → options, else the restore command's)."""
+    options = OPTIONS if options is None else options
     if not isinstance(body, dict) or "title" not in body:
         if status == 401:
             return CliError(f"HTTP 401 from {url}: the function key was refused or missing (--key / VMKEEPER_API_KEY)",
                             "--key", status=401)
         return CliError(f"HTTP {status} from {url}", None, status=status)
     errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
-    named = [{"field": e.get("field"), "option": OPTIONS.get(str(e.get("field")), e.get("field")),
+    named = [{"field": e.get("field"), "option": options.get(str(e.get("field")), e.get("field")),
               "detail": e.get("detail")} for e in errors]
     lines = [f"{body.get('title')} (HTTP {body.get('status', status)}): {body.get('detail', '')}"]
     lines += [f"  {n['option']}: {n['detail']}" for n in named]
@@ -63,12 +65,17 @@ def problem_error(status: int, body: Any, url: str) -> CliError:
 
 
 class RestoreClient:
+    """The restore API's client; ``path``, ``options`` and ``what`` make it another asynchronous API's of the app
+    (the failover API: /api/failovers, its fields' options)."""
+
     def __init__(self, url: str, *, key: str | None = None, token: Callable[[], str] | None = None,
                  principal: str | None = None, ca_bundle: str | None = None, timeout: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, path: str = "/api/restores",
+                 options: dict[str, str] | None = None, what: str = "restore"):
         import requests
 
         self.url, self.timeout, self.sleep = base_url(url), timeout, sleep
+        self.path, self.options, self.what = path, options, what
         self.key, self.token, self.principal = key, token, principal
         self.session = requests.Session()
         self.session.trust_env = False  # else REQUESTS_CA_BUNDLE and proxies from the environment win
@@ -92,13 +99,13 @@ class RestoreClient:
 
     def create(self, body: dict[str, Any], idempotency_key: str | None = None) -> tuple[int, dict[str, Any], str | None]:
         """POST /api/restores: (status, body, Location). A key makes a retried POST the same restore."""
-        url = f"{self.url}/api/restores"
+        url = f"{self.url}{self.path}"
         headers = {**self.headers(), "Content-Type": "application/json",
                    "Idempotency-Key": idempotency_key or f"vmkeeper-cli-{uuid.uuid4()}"}
         answer = self.session.post(url, json=body, headers=headers, timeout=self.timeout)
         doc = self._json(answer)
         if answer.status_code not in (200, 202) or not isinstance(doc, dict):
-            raise problem_error(answer.status_code, doc, url)
+            raise problem_error(answer.status_code, doc, url, self.options)
         location = answer.headers.get("Location")
         return answer.status_code, doc, urljoin(self.url + "/", location) if location else None
 
@@ -106,7 +113,7 @@ class RestoreClient:
         answer = self.session.get(url, headers=self.headers(), timeout=self.timeout)
         doc = self._json(answer)
         if answer.status_code != 200 or not isinstance(doc, dict):
-            raise problem_error(answer.status_code, doc, url)
+            raise problem_error(answer.status_code, doc, url, self.options)
         retry = answer.headers.get("Retry-After")
         return doc, float(retry) if retry and retry.isdigit() else None
 
@@ -121,6 +128,6 @@ class RestoreClient:
                 return record
             pause = interval if interval is not None else (retry or 2.0)
             if time.monotonic() + pause > deadline:
-                raise CliError(f"--wait: restore {record.get('id')} is still {record.get('state')} after {wait:g} s; "
-                               f"follow it at {location}", "--wait", restore=record)
+                raise CliError(f"--wait: {self.what} {record.get('id')} is still {record.get('state')} after {wait:g} s; "
+                               f"follow it at {location}", "--wait", **{self.what: record})
             self.sleep(pause)

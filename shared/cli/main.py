@@ -340,6 +340,89 @@ def report(path: str | None) -> None:
     if not run.as_json:
         output.report_written(str(Path(target).resolve()), doc)
 
+# --- failover -----------------------------------------------------------------------------------------
+FAILOVER_ACTIONS = ("test_failover", "test_failover_cleanup", "planned_failover", "unplanned_failover", "commit",
+                    "reprotect", "failback")  # shared/cli/failover.py ACTIONS
+
+
+@cli.command(epilog="\b\nThe order (boot groups and their VMs) is always shown first, from the API's dry run, and\n"
+             "nothing is sent before the action's confirmation: unplanned_failover asks you to type the\n"
+             "application's (or VM's) name; planned_failover, failback, commit and reprotect ask yes or no;\n"
+             "--yes answers for you. Authentication as for `vmkeeper restore`, with the app role\n"
+             "Failover.Operator (no Restore role grants it).\n"
+             "\b\nExit codes: 0 succeeded (or shown, with --dry-run; accepted, with --no-wait); 1 refused,\n"
+             "not confirmed, failed or still running after --wait seconds.")
+@click.argument("action", type=click.Choice(FAILOVER_ACTIONS))
+@click.option("--plan", "plan_", metavar="APP", help="An application's recovery plan (its VMs' vmkeeper-app tag).")
+@click.option("--vm", "vm_id", metavar="VM_ID", help="One replicated VM (its ARM id).")
+@click.option("--network", metavar="ID", help="test_failover: the isolated VNet the test VMs join.")
+@click.option("--recovery-point", type=click.Choice(("latest", "latest_processed", "latest_app_consistent")),
+              help="test_failover, unplanned_failover: which point (default: latest).")
+@click.option("--shut-down-source", is_flag=True, help="unplanned_failover: shut the source VMs down first.")
+@click.option("--comment", metavar="TEXT", help="test_failover_cleanup: a note kept with the test in Azure.")
+@click.option("--dry-run", is_flag=True, help="Show the order and what would be sent, then stop.")
+@click.option("--yes", is_flag=True, help="Answer the confirmation (a pipeline).")
+@click.option("--no-wait", is_flag=True, help="Return once accepted; do not follow the failover.")
+@click.option("--wait", "wait", type=click.FloatRange(min=1), default=7200, show_default=True, metavar="SECONDS",
+              help="How long to follow the failover.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), metavar="SECONDS",
+              help="Seconds between looks (default: the API's Retry-After).")
+@click.option("--idempotency-key", metavar="KEY", help="Makes a repeated command the same failover (default: a new key).")
+@click.option("--api", metavar="URL", help="The app's URL (default: VMKEEPER_API_URL).")
+@click.option("--key", metavar="KEY", help="The function key (default: VMKEEPER_API_KEY).")
+@click.option("--scope", metavar="SCOPE", help="Get an Easy Auth bearer token for this scope (default: VMKEEPER_API_SCOPE).")
+@click.option("--principal", metavar="BASE64", help="Local Functions host only: an X-MS-CLIENT-PRINCIPAL value "
+              "(default: VMKEEPER_API_PRINCIPAL).")
+@click.option("--ca-bundle", metavar="FILE", help="CA bundle to verify the API's TLS certificate (default: "
+              "VMKEEPER_API_CA_BUNDLE, else the system's).")
+@json_option
+def failover(action: str, plan_: str | None, vm_id: str | None, network: str | None, recovery_point: str | None,
+             shut_down_source: bool, comment: str | None, dry_run: bool, yes: bool, no_wait: bool, wait: float,
+             poll_interval: float | None, idempotency_key: str | None, api: str | None, key: str | None,
+             scope: str | None, principal: str | None, ca_bundle: str | None) -> None:
+    """Fail over an application's recovery plan (--plan APP) or one replicated VM (--vm VM_ID) with Site
+    Recovery through the failover HTTP API: ACTION is test_failover (then test_failover_cleanup),
+    planned_failover or unplanned_failover, then commit and reprotect; failback goes the way back."""
+    import os
+
+    from . import failover as F
+    from . import output
+    from .api_client import RestoreClient
+
+    run = current()
+    if vm_id is not None:
+        vm_id = _vm(vm_id, "--vm").id
+    request = F.body(action, plan_, vm_id, network, recovery_point, shut_down_source, comment)
+    url = api or run.setting("VMKEEPER_API_URL")
+    if not url:
+        raise CliError("--api: required (or VMKEEPER_API_URL): the app's URL", "--api")
+    bundle = ca_bundle or run.setting("VMKEEPER_API_CA_BUNDLE")
+    if bundle and not os.path.isfile(bundle):
+        raise CliError(f"--ca-bundle: no such file {bundle!r}", "--ca-bundle")
+    scope = scope or run.setting("VMKEEPER_API_SCOPE")
+    token = (lambda: run.credential().get_token(scope).token) if scope else None
+    client = RestoreClient(url, key=key or run.setting("VMKEEPER_API_KEY"), token=token,
+                           principal=principal or run.setting("VMKEEPER_API_PRINCIPAL"), ca_bundle=bundle,
+                           path="/api/failovers", options=F.OPTIONS, what="failover")
+    _, shown, _ = client.create({**request, "dry_run": True})
+    if dry_run:
+        output.emit_json(shown) if run.as_json else F.order(shown)
+        return
+    if not run.as_json:
+        F.order(shown)
+    F.confirm(action, shown, yes)
+    _, doc, location = client.create(request, idempotency_key)
+    if no_wait or location is None:
+        output.emit_json(doc) if run.as_json else F.result(doc, location, waited=False)
+        return
+    with F.progress(enabled=not run.as_json) as update:
+        record = client.follow(location, update, interval=poll_interval, wait=wait)
+    output.emit_json(record) if run.as_json else F.result(record)
+    if record["state"] != "succeeded":
+        error = record.get("error") or {}
+        raise CliError(f"failover {record['id']} {record['state']}: {error.get('message') or 'see its job'}",
+                       "failover", failover=record)
+
 
 if __name__ == "__main__":  # python -m shared.cli.main
     cli(prog_name="vmkeeper")

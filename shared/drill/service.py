@@ -30,6 +30,7 @@ from .. import tags as T
 from ..alerts import events as A
 from ..azure.graph import query_all
 from ..azure.ledger import Ledger
+from ..azure.retry_after import retry_after_seconds
 from ..instants import format_instant, parse_instant
 from ..ports import Arm, Queue
 from ..queue import messages, runner
@@ -44,7 +45,12 @@ RUNNING, PASSED, FAILED = "running", "passed", "failed"
 KEPT, REMOVING, REMOVED = "kept", "removing", "removed"
 REFUSED, HELD, FOREIGN, BLOCKED = "refused", "held", "foreign", "blocked"  # a teardown that kept the group
 DELETE_TRIES = 3  # group deletes that ended with the group still there before the teardown says it is blocked
-POLL = 2  # seconds between looks at a restore or a booting VM (one drill is one VM: cheap)
+# Looks at a restore (our own record) or a booting VM: a tenth of the time waited so far, from 1 s to POLL: a drill
+# sees the end of a short wait within a second and of a long one within a few percent, at a few dozen looks.
+POLL, LOOK_SHARE = 10, 0.1
+MAX_DELETE_LOOK = 60  # seconds: a long Retry-After is not waited past this between looks
+DELETE_LOOK = 2  # seconds between looks at a deleting group when ARM's answer to the delete gave no Retry-After
+SEND_THREADS = 8  # drills recorded and sent in parallel by the timer (four Storage round trips each)
 MAX_WAIT = 3600  # seconds a message waits at most before looking again (a long keep is several waits)
 VMS = "Resources | where type =~ 'microsoft.compute/virtualmachines' | project id, tags"
 LEFT = "Resources | where subscriptionId =~ '{sub}' and resourceGroup =~ '{group}' | project id"
@@ -52,6 +58,21 @@ LEFT = "Resources | where subscriptionId =~ '{sub}' and resourceGroup =~ '{group
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _look(since: str) -> int:
+    """Seconds until the next look at something that began at ``since``: LOOK_SHARE of the wait so far, 1 to POLL."""
+    waited = (_now() - (parse_instant(since) or _now())).total_seconds()
+    return max(1, min(POLL, int(waited * LOOK_SHARE)))
+
+
+def _advice(seen: dict[str, int]):
+    """A raw-response hook keeping ARM's Retry-After (whole seconds) in ``seen["after"]``."""
+    def hook(response: Any) -> None:
+        after = retry_after_seconds(response.http_response.headers)
+        if after is not None:
+            seen["after"] = after
+    return hook
 
 
 class Drills:
@@ -63,17 +84,16 @@ class Drills:
     # --- the timer ------------------------------------------------------------------------------
     def plan_and_enqueue(self, now: datetime) -> dict[str, int]:
         """Each due drill is recorded, then sent, then marked sent: a crash between sends it on the next run."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from ..policy.document import load_policy_file
 
         policies = load_policy_file(self.settings.policy_file)
         vms = query_all(self.arm.resource_graph(), list(self.settings.subscriptions), VMS)
-        counts = {"due": 0, "sent": 0, "already": 0}
-        for d in planner.due(vms, policies, now):
-            counts["due"] += 1
+        def send(d: Any) -> str:
             row = self.ledger.get(PARTITION, d.id)
             if row is not None and row.get("sent"):
-                counts["already"] += 1
-                continue
+                return "already"
             if row is None:
                 self.ledger.record(PARTITION, d.id, {
                     "drill": d.id, "vmId": d.vm_id, "policy": d.policy, "spec": json.dumps(d.spec.__dict__),
@@ -81,7 +101,12 @@ class Drills:
                     "planned": format_instant(now), "sent": False})
             self.queue.send_message(messages.encode({"v": 1, "kind": KIND, "drill_id": d.id}))
             self.ledger.record(PARTITION, d.id, {**self._row(d.id), "sent": True})
-            counts["sent"] += 1
+            return "sent"
+
+        due = planner.due(vms, policies, now)
+        with ThreadPoolExecutor(SEND_THREADS) as pool:  # each drill's rows and message are its own: side by side
+            sent = list(pool.map(send, due))
+        counts = {"due": len(due), "sent": sent.count("sent"), "already": sent.count("already")}
         counts["teardowns"] = self._resend_teardowns()
         log.info("drills planned at %s: %s", format_instant(now), counts)
         return counts
@@ -272,7 +297,7 @@ class Drills:
             if _now() - parse_instant(row["requested"]) > timedelta(seconds=STEP_TIMEOUT + 3600):
                 self._fail(row, f"restore {record.id} still {record.state} {STEP_TIMEOUT / 3600 + 1:g} h after it was asked")
                 return None
-            return Retry(POLL, f"restore {record.id} {record.state}")
+            return Retry(_look(row["requested"]), f"restore {record.id} {record.state}")
         vm = next((r for r in record.created if "/virtualmachines/" in r.lower()), "")
         row.update(step="boot", drilledVm=vm, restored=format_instant(_now()))
         self._save(row)
@@ -299,7 +324,7 @@ class Drills:
                             f"after its restore: power {', '.join(c for c in codes if c.startswith('PowerState')) or '?'}, "
                             f"agent {', '.join(agent) or 'not reporting'}")
             return None
-        return Retry(POLL, f"{row['drilledVm']}: running={running}, agent={agent or 'not reporting'}")
+        return Retry(_look(row["restored"]), f"{row['drilledVm']}: running={running}, agent={agent or 'not reporting'}")
 
     # 5. teardown: only the drill's own group, holding only what the drill made, verified empty
     def _teardown(self, row: dict[str, Any]) -> Outcome | None:
@@ -325,7 +350,7 @@ class Drills:
             return self._kept(row, REFUSED, f"{row['group']} is not tagged {T.DRILL_ID}={row['drill']}: not deleted")
         deleting = bool(group.properties and group.properties.provisioning_state == "Deleting")
         if row.get("cleanup") == REMOVING and deleting:
-            return Retry(2, f"{row['group']} being deleted")
+            return Retry(int(row.get("deleteLook") or DELETE_LOOK), f"{row['group']} being deleted")
         tags = {str(k).lower(): v for k, v in (group.tags or {}).items()}
         if T.HOLD in tags:
             return self._kept(row, HELD, f"{row['group']} is tagged {T.HOLD}={tags[T.HOLD]!r}: kept until the tag is removed")
@@ -337,16 +362,20 @@ class Drills:
         if tries >= DELETE_TRIES:  # each delete ended with the group still there (a resource in it refused)
             row.update(deleteTries=0)
             return self._kept(row, BLOCKED, f"{row['group']} still there after {tries} deletes")
+        seen: dict[str, int] = {}
         try:
-            groups.begin_delete(name, polling=False)
+            groups.begin_delete(name, polling=False, raw_response_hook=_advice(seen))
         except HttpResponseError as exc:
             if exc.status_code != 409:  # ScopeLocked and its kind: retrying now changes nothing
                 raise
             row.update(deleteTries=0)
             return self._kept(row, BLOCKED, f"the delete of {row['group']} was refused: {exc.message or exc}"[:4000])
-        row.update(cleanup=REMOVING, deleteTries=tries)
+        # ARM's Retry-After on the delete says when to look (and how often after that): a look before it
+        # would only find the group still deleting.
+        look = min(MAX_DELETE_LOOK, seen.get("after") or DELETE_LOOK)
+        row.update(cleanup=REMOVING, deleteTries=tries, deleteLook=look)
         self._save(row)
-        return Retry(2, f"{row['group']} being deleted")
+        return Retry(look, f"{row['group']} being deleted")
 
     def _foreign(self, row: dict[str, Any], sub: str, name: str) -> list[str]:
         """What is in the group that the drill did not make: anything not tagged with its restore's id (the

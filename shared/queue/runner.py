@@ -4,7 +4,8 @@ shares, and the one place anything goes to the poison queue.
 A message holds one job or a batch of jobs (shared/queue/messages.py); a single job is a batch of
 one. Each job keeps its own state and its own fate, so one VM's trouble never disturbs another's:
 
-- Done → ``on_done``;
+- Done → ``on_done`` (or, given ``on_done_many``, the message's done jobs at once, after every job ran and
+  before any goes back on the queue: one round trip of bookkeeping per message, not per job);
 - Retry → the job, updated, goes back on the queue with its delay (no function sleeps); a batch's
   jobs that wait as long travel together, one message per distinct delay;
 - an error (ARM 5xx, a dropped connection) → the job looks again after 1, 2, 4 … seconds; after
@@ -51,6 +52,7 @@ def run(
     required: tuple[str, ...] = (),
     already_done: Callable[[dict[str, Any]], bool] = lambda job: False,
     alert: Callable[[str, Any, str], None] = lambda cause, job, reason: None,
+    on_done_many: Callable[[list[tuple[dict[str, Any], Done]]], None] | None = None,
 ) -> str:
     """Run every job of the message; returns a summary such as "done=3 retry=5"."""
     tally: dict[str, int] = defaultdict(int)
@@ -74,6 +76,7 @@ def run(
         _poison(poison, reason, job, tally, alert, cause)
 
     later: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    finished: list[tuple[dict[str, Any], Done]] = []
     for i, raw in enumerate(entries):
         where = f"message.batch[{i}]" if batched else "message"
         missing = [name for name in required if not isinstance(raw, dict) or name not in raw]
@@ -98,7 +101,10 @@ def run(
                 tally["error"] += 1
             continue
         if isinstance(outcome, Done):
-            on_done(job, outcome)
+            if on_done_many is None:
+                on_done(job, outcome)
+            else:
+                finished.append((job, outcome))
             tally["done"] += 1
         elif isinstance(outcome, Retry):
             moved = {k: v for k, v in job.items() if k not in ("errors", "last_error")}  # progress: errors start again
@@ -106,6 +112,8 @@ def run(
             tally["retry"] += 1
         else:
             give_up(job, outcome.reason, FAILED)
+    if finished and on_done_many is not None:  # an error here redelivers the message: nothing was sent on yet
+        on_done_many(finished)
     for delay, group in sorted(later.items()):
         # A job's state grows as it goes (grants, errors): re-packed by size, never over a message.
         fitted, too_big = messages.chunk(group, max_count=len(group) if batched else 1)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 READER = "Restore.Reader"
 OPERATOR = "Restore.Operator"
+FAILOVER = "Failover.Operator"  # Site Recovery failovers (shared/failover/api.py): granted by no Restore role
 ROLE_CLAIMS = ("roles", "role", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
 ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid", "sub")
 NAME_CLAIMS = ("name", "preferred_username", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name")
@@ -42,6 +43,13 @@ class Principal:
 
     def can_restore(self) -> bool:
         return OPERATOR in self.roles
+
+    def can_fail_over(self) -> bool:
+        """Only the role itself: a failover moves production to another region, which no Restore role implies."""
+        return FAILOVER in self.roles
+
+    def can_read_failovers(self) -> bool:
+        return bool(self.roles & {READER, OPERATOR, FAILOVER})
 
 
 def principal(header: str | None) -> Principal:

@@ -300,6 +300,10 @@ class RestoreSteps:
         current = _os_disk_of(vm)
         if current.lower() == old.lower():
             return Next()
+        restored = plan.disks[0]["id"]
+        if current.lower() != restored.lower():  # someone attached another disk since: theirs to keep
+            return Fail(f"VM {name}'s OS disk is now {current or '(none)'}, neither its old {old} nor this restore's "
+                        f"{restored}: left as it is", "Conflict")
         sends = int(context.get("put_back_sent") or 0) + 1
         if sends > 3:
             return Fail(f"VM {name}: ARM accepted putting its old OS disk back {sends - 1} times, the VM kept {current}")

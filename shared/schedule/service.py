@@ -180,11 +180,19 @@ class Schedule:
         ledger = self.ledger
 
         def done(message: dict[str, Any], outcome: jobs.Done) -> None:
-            if outcome.result == ALREADY_DONE:
-                return
-            job = message["job"]
-            ledger.record(jobs_partition(job["slot"]), job_key(job), {"outcome": "done", "result": outcome.result,
-                                                                       **{k: str(v) for k, v in outcome.detail.items()}})
+            done_many([(message, outcome)])
+
+        def done_many(finished: list[tuple[dict[str, Any], jobs.Done]]) -> None:
+            """A message's done jobs: one table batch per slot (bookkeeping kept off the jobs' way)."""
+            by_slot: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+            for message, outcome in finished:
+                if outcome.result == ALREADY_DONE:
+                    continue
+                job = message["job"]
+                by_slot.setdefault(job["slot"], []).append((job_key(job), {
+                    "outcome": "done", "result": outcome.result, **{k: str(v) for k, v in outcome.detail.items()}}))
+            for slot, rows in by_slot.items():
+                ledger.record_many(jobs_partition(slot), rows)
 
         def failed(message: dict[str, Any], reason: str) -> None:
             job = message["job"]
@@ -202,6 +210,7 @@ class Schedule:
 
         return runner.run(body, kind=KIND, required=("job",), step=step, queue=self.queue,
                           poison=self.poison, on_done=done, on_failed=failed, already_done=finished,
+                          on_done_many=done_many,
                           alert=self._alert)
 
     def _alert(self, cause: str, job: Any, reason: str) -> None:

@@ -196,3 +196,21 @@ def test_a_vm_that_never_becomes_ready_fails_the_drill_keeps_it_for_a_while_then
         assert groups(az, w["sub"]) == before
     finally:
         w["host"].close()
+
+
+def test_teardown_looks_at_the_deleting_group_when_arm_says_not_before(protected_world, az):
+    """ARM answers a group delete with a Retry-After: the drill's next look at the group comes then (one
+    look finds it gone), not every 2 s while the group is still being deleted."""
+    world = protected_world
+    az.settings(lro={"per_type": {"Microsoft.Resources/subscriptions/resourceGroups": 5}, "retry_after_ms": None})
+    mark = len(az.calls())
+    world["host"].fire_timer("plan_drills")
+    assert world["host"].run_until_idle(timeout=180)
+    (drill,) = world["wiring"].drills.history()
+    assert drill.result == "passed" and drill.cleanup == "removed", drill
+    group = f"/resourcegroups/vmkeeper-drill-{drill.id}"
+    calls = [c for c in az.calls(mark) if c["path"].split("?")[0].lower().endswith(group)]
+    (delete,) = [c for c in calls if c["method"] == "DELETE"]
+    looks = [c for c in calls if c["method"] == "GET" and c["time"] > delete["time"]]
+    assert len(looks) == 1 and looks[0]["status"] == 404, [(c["status"], c["time"] - delete["time"]) for c in looks]
+    assert looks[0]["time"] - delete["time"] >= 5

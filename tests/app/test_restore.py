@@ -322,6 +322,69 @@ def test_a_failed_os_disk_swap_is_undone_the_old_disk_tagged_and_the_vm_started_
     assert "is running on its old OS disk" in json.dumps(event)
 
 
+class OperatorRepairs:
+    """The restores table as an operator attaching a disk of their own to the VM the moment a failed swap is saved,
+    before its undo looks at the VM (``repair``: the operator's PATCH, done once)."""
+
+    def __init__(self, table: Any, repair: Any):
+        self.table, self.repair, self.repaired = table, repair, False
+
+    def update_entity(self, entity: dict[str, Any], **kwargs: Any) -> Any:
+        answer = self.table.update_entity(entity, **kwargs)
+        undo = json.loads(entity.get("context") or "{}").get("undo") or {}  # the swap failed: its undo is next
+        if not self.repaired and "put_back_os_disk" in (undo.get("steps") or []):
+            self.repaired = True
+            self.repair()
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.table, name)
+
+
+def test_an_os_disk_an_operator_attached_after_a_failed_swap_is_left_attached(az, emu, azurite, tmp_path, monkeypatch,
+                                                                              saved):
+    """The swap fails with the restored disk in, and before its undo runs an operator attaches a disk of their own:
+    the undo puts the old disk back only over this restore's disk, never over theirs. The restore ends failed,
+    saying the VM's OS disk is neither, and nothing is PATCHed after the operator's change."""
+    from azure.mgmt.compute.models import CreationData, Disk
+
+    calls: dict[str, Any] = {}
+
+    def repair() -> None:
+        calls["c"].virtual_machines.begin_update("rg-vm-00", "vm-00000", {"properties": {"storageProfile": {"osDisk": {
+            "managedDisk": {"id": calls["theirs"]}}}}}).result()
+        calls["mark"] = len(az.calls())
+
+    tables: list[OperatorRepairs] = []
+
+    def racing(table: Any) -> OperatorRepairs:
+        tables.append(OperatorRepairs(table, repair))
+        return tables[-1]
+
+    w = start(az, emu, azurite, tmp_path, monkeypatch, saved=saved, VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}",
+              wiring_class=wiring_wrapping("VMKEEPER_RESTORE_TABLE", racing))
+    try:
+        c = calls["c"] = compute(az, w)
+        vm = c.virtual_machines.get("rg-vm-00", "vm-00000")
+        calls["theirs"] = c.disks.begin_create_or_update("rg-vm-00", "ops-repaired-os", Disk(
+            location=vm.location, os_type=vm.storage_profile.os_disk.os_type, creation_data=CreationData(
+                create_option="Copy", source_resource_id=vm.storage_profile.os_disk.managed_disk.id))).result().id
+        az.faults([{"kind": "lro_failed", "method": "PATCH", "path": "/virtualMachines/vm-00000$", "count": 1}])
+        done = restore(w, {"vm": w["vm_id"], "recovery_point": point(w, "set")["id"],
+                           "target": {"type": "os_disk", "vm": w["vm_id"]}})
+        az.faults([])
+        assert [t.repaired for t in tables] == [True]
+        assert done["state"] == "failed", done
+        assert ("put_back_os_disk", "failed") in [(s["name"], s["state"]) for s in done["steps"]], done["steps"]
+        now = c.virtual_machines.get("rg-vm-00", "vm-00000").storage_profile.os_disk.managed_disk.id
+        assert now.lower() == calls["theirs"].lower()
+        assert [x for x in az.calls(calls["mark"]) if x["method"] == "PATCH"] == []
+        assert "neither its old" in done["error"]["message"] and "left as it is" in done["error"]["message"], done
+        assert [e["type"] for e in alerts(w)] == ["vmkeeper.restore.failed"]
+    finally:
+        w["host"].close()
+
+
 def test_a_swap_arm_keeps_refusing_is_given_up_then_undone_with_one_alert(alerted, az):
     """A deallocated VM under a ReadOnly lock: ARM refuses the swap (409 ScopeLocked) at every try, so the job
     gives up. Giving up undoes first, on a message of its own: the VM is left on its old disk and deallocated, as

@@ -21,7 +21,7 @@ def test_the_console_script_is_the_click_group_and_its_dependencies_are_pinned()
     module, _, name = project["scripts"]["vmkeeper"].partition(":")
     group = getattr(__import__(module, fromlist=[name]), name)
     assert isinstance(group, click.Group)
-    assert set(group.commands) == {"status", "plan", "points", "restore", "report", "drills"}
+    assert set(group.commands) == {"status", "plan", "points", "restore", "report", "drills", "failover"}
     assert sorted(project["dependencies"]) == ["click==8.5.1", "rich==15.0.0"]
     assert not any(line.split("==")[0] in ("click", "rich") for line in (ROOT / "requirements.txt").read_text().split())
     assert "shared/cli/" in (ROOT / ".funcignore").read_text().splitlines()

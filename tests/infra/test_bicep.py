@@ -211,11 +211,12 @@ def code_defaults(tmp_path) -> dict[str, str]:
                      settings.RestoreSettings.from_env(env), settings.AlertSettings.from_env(env),
                      settings.DrillSettings.from_env(env))
     rep = settings.ReplicationSettings.from_env(env)
+    fo = settings.FailoverSettings.from_env(env)
     return {"VMKEEPER_PROTECT_QUEUE": p.queue, "VMKEEPER_PROTECT_TABLE": p.ledger_table,
             "VMKEEPER_JOBS_QUEUE": f.jobs_queue, "VMKEEPER_LEDGER_TABLE": f.ledger_table,
             "VMKEEPER_BUDGET_TABLE": f.budget_table, "VMKEEPER_RESTORE_QUEUE": "vmkeeper-restores",
             "VMKEEPER_RESTORE_TABLE": r.table, "VMKEEPER_ALERTS_TABLE": a.table, "VMKEEPER_DRILL_QUEUE": d.queue,
-            "VMKEEPER_REPLICATION_QUEUE": rep.queue}
+            "VMKEEPER_REPLICATION_QUEUE": rep.queue, "VMKEEPER_FAILOVER_QUEUE": fo.queue, "VMKEEPER_FAILOVER_TABLE": fo.table}
 
 
 def test_queue_and_table_names_agree(tmp_path):
@@ -229,7 +230,8 @@ def test_queue_and_table_names_agree(tmp_path):
         params = main["modules"][module]["config"]["params"]
         assert params["queues"] == "queues" and params["tables"] == "tables", module
     assert set(names["queues"].values()) == {"vmkeeper-protect", "vmkeeper-jobs", "vmkeeper-restores",
-                                             "vmkeeper-drills", "vmkeeper-replication"}
+                                             "vmkeeper-drills", "vmkeeper-replication",
+                                             "vmkeeper-failovers"}
     assert names["tables"]["alerts"] == "vmkeeperalerts"  # made by the storage module's loop over tables
 
 
@@ -238,11 +240,13 @@ def test_timer_schedules_are_six_field_ncrontab_compliance_half_hourly_drills_da
     params = main["parameters"]
     assert params["complianceSchedule"]["default"] == "0 */30 * * * *"
     assert params["drillSchedule"]["default"] == "0 0 3 * * *"  # daily: each VM's drill falls due once per every_days
-    for name in ("schedule", "retentionSchedule", "complianceSchedule", "drillSchedule", "replicationSchedule"):
+    for name in ("schedule", "retentionSchedule", "complianceSchedule", "drillSchedule", "replicationSchedule",
+                 "recoveryPlanSchedule"):
         assert len(params[name]["default"].split()) == 6, name
     for param, setting, module in (("complianceSchedule", "VMKEEPER_COMPLIANCE_SCHEDULE", "compliance"),
                                    ("drillSchedule", "VMKEEPER_DRILL_SCHEDULE", "drill"),
-                                   ("replicationSchedule", "VMKEEPER_REPLICATION_SCHEDULE", "replication")):
+                                   ("replicationSchedule", "VMKEEPER_REPLICATION_SCHEDULE", "replication"),
+                                   ("recoveryPlanSchedule", "VMKEEPER_RECOVERY_PLAN_SCHEDULE", "failover")):
         assert main["modules"]["app"]["config"]["params"][param] == param
         assert app_settings()[setting] == param
         assert f"%{setting}%" in (ROOT / "functions" / f"{module}.py").read_text(encoding="utf-8")
@@ -646,5 +650,5 @@ def test_app_roles_file_names_the_roles_the_code_checks():
     from shared.restore import access
 
     roles = json.loads((INFRA / "restore-app-roles.json").read_text(encoding="utf-8"))
-    assert {r["value"] for r in roles} == {access.READER, access.OPERATOR}
+    assert {r["value"] for r in roles} == {access.READER, access.OPERATOR, access.FAILOVER}
     assert len({r["id"] for r in roles}) == len(roles)
