@@ -62,10 +62,7 @@ def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, v
                 "VMKEEPER_RESTORE_SCOPES": f"/subscriptions/{sub}/resourceGroups/rg-restore,"
                                            f"/subscriptions/{sub}/resourceGroups/rg-vm-00,"
                                            f"/subscriptions/{sub}/resourceGroups/rg-vm-01",
-                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
-                # host.json's maxPollingInterval at the platform's shortest (100 ms): a step that waits its
-                # whole seconds in the queue runs within 100 ms of them, not up to a second later.
-                "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.100", **extra}
+                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path, **extra}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     wired = wiring.use(wiring_class(credential=credential or StaticCredential()))
