@@ -25,6 +25,12 @@ param backupRegions array = []
 @description('Existing Recovery Services vaults to use instead of new ones: region -> vault resource id.')
 param existingVaultIds object = {}
 
+@description('Site Recovery: regions replicated VMs run in (a policy\'s replication.cache_storage_accounts keys). Each gets a cache storage account in rg-<env> (output SITE_RECOVERY_CACHE_ACCOUNT_IDS). Empty: none.')
+param siteRecoverySourceRegions array = []
+
+@description('Site Recovery: regions a policy\'s replication block replicates to (replication.target_region). Each has a vault (one of the vaults above: a region missing from backupRegions gets one too) with a system-assigned identity, Storage Blob Data Contributor on every cache account. Empty: none.')
+param siteRecoveryTargetRegions array = []
+
 @description('Existing Event Grid system topics (Microsoft.Resources.Subscriptions; one per subscription at most): subscription id -> topic resource id. The other protected subscriptions get a new topic.')
 param existingSystemTopicIds object = {}
 
@@ -103,10 +109,15 @@ var tags = {
 var subscriptionIds = empty(protectedSubscriptionIds) ? [
   subscription().subscriptionId
 ] : map(protectedSubscriptionIds, s => toLower(s))
-var regions = empty(backupRegions) ? [
+var drSourceRegions = map(siteRecoverySourceRegions, r => toLower(replace(r, ' ', '')))
+var drTargetRegions = map(siteRecoveryTargetRegions, r => toLower(replace(r, ' ', '')))
+// A Site Recovery target region's vault is a vault like the others (VMKEEPER_VAULTS names it): made if missing.
+var regions = union(empty(backupRegions) ? [
   location
-] : map(backupRegions, r => toLower(replace(r, ' ', '')))
+] : map(backupRegions, r => toLower(replace(r, ' ', ''))), drTargetRegions)
 var newVaultRegions = filter(regions, r => !contains(existingVaultIds, r))
+// The target vaults vmkeeper makes (an existing one's identity is its owner's to turn on and grant: infra/README.md).
+var drTargetVaultRegions = filter(drTargetRegions, r => !contains(existingVaultIds, r))
 var newTopicSubscriptionIds = filter(subscriptionIds, s => !contains(existingSystemTopicIds, s))
 var resourceGroupName = 'rg-${environmentName}'
 var eventsResourceGroupName = 'rg-${environmentName}-events'
@@ -234,9 +245,27 @@ module vaults 'backup/vault.bicep' = [for region in newVaultRegions: {
     name: '${vaultPrefix}${region}'
     location: region
     tags: tags
+    systemAssignedIdentity: contains(drTargetRegions, region)
     workspaceId: logAnalytics.outputs.resourceId
   }
 }]
+
+// --- Site Recovery: a cache storage account per source region ---------------------------------------------------
+// In rg-<env> (vmkeeper's custom role there covers the storageAccounts/read ARM checks when replication is enabled),
+// each writable by the target vaults' identities only (Storage Blob Data Contributor; no shared keys).
+var cacheAccountNames = toObject(drSourceRegions, r => r, r => 'stc${resourceToken}${take(uniqueString(r), 8)}')
+
+module siteRecoveryCaches 'siterecovery/cache-storage.bicep' = [for region in drSourceRegions: {
+  name: 'site-recovery-cache-${region}'
+  scope: rg
+  params: {
+    name: cacheAccountNames[region]
+    location: region
+    tags: tags
+    vaultPrincipalIds: [for target in drTargetVaultRegions: vaults[indexOf(newVaultRegions, target)].outputs.principalId]
+  }
+}]
+// --- end of Site Recovery ----------------------------------------------------------------------------------------
 
 module app 'app/function.bicep' = {
   name: 'app'
@@ -416,6 +445,8 @@ output AZURE_STORAGE_ACCOUNT_ID string = storage.outputs.id
 output EVENTGRID_DEADLETTER_CONTAINER string = deadLetterContainerName
 output EVENTGRID_SYSTEM_TOPIC_IDS array = concat(newTopicIds, map(items(existingSystemTopicIds), t => t.value))
 output VAULT_IDS object = vaultIds
+// Site Recovery's cache accounts, source region -> id: a policy's replication.cache_storage_accounts.
+output SITE_RECOVERY_CACHE_ACCOUNT_IDS object = toObject(drSourceRegions, r => r, r => '/subscriptions/${subscription().subscriptionId}/resourceGroups/${resourceGroupName}/providers/Microsoft.Storage/storageAccounts/${cacheAccountNames[r]}')
 output ALERTS_TOPIC_ID string = alertsEnabled ? alertsTopicId : ''
 output ALERTS_TOPIC_ENDPOINT string = alertsEnabled ? alertsSender.outputs.endpoint : ''
 

@@ -2,7 +2,8 @@
 127.0.0.1 ports), seed a fleet, print an inventory summary from a Resource Graph query, then run
 auto-protect: VMs are created in the emulator → its Event Grid event reaches the function app
 (run by the local Functions host) → a job on the Azurite queue → the VM is protected in its
-region's Recovery Services vault. The demo prints the timeline.
+region's Recovery Services vault; then scheduled protection, a restore, retention, a critical VM
+replicated by Site Recovery and drilled, and the operator's view. The demo prints the timeline.
 
 Everything stops when the demo ends: no stray processes."""
 
@@ -83,6 +84,9 @@ def main() -> int:
         print("\n== Retention: the clock moves on; what is kept, marked and deleted, and why")
         retention_demo(az, storage, fleet["subscriptions"][0], say)
 
+        print("\n== Site Recovery: a critical VM's creation event → replicated to another region → a replica drill")
+        site_recovery_demo(az, storage, fleet["subscriptions"][0], say)
+
         print("\n== The operator's view: RPO compliance, alerts to an Event Grid topic, the report page")
         operator_demo(az, storage, fleet["subscriptions"], say)
     say("local Azure stopped")
@@ -124,7 +128,7 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
     wiring.use(wiring.Wiring(credential=StaticCredential()))  # local only: the emulator takes any bearer token
     host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)
     host.ensure_queues()
-    az.admin("POST", "eventSubscriptions", {"endpoint": host.serve_event_grid("vm_events"), "subscriptionId": sub})
+    events = az.admin("POST", "eventSubscriptions", {"endpoint": host.serve_event_grid("vm_events"), "subscriptionId": sub})
     say("function app running: Event Grid → vm_events → queue 'vmkeeper-protect' → protect_worker")
     host.start()
     compute = az.client(ComputeManagementClient, sub)
@@ -153,6 +157,7 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
                 chosen = " → ".join(p for p in (detail.get("vmkeeper_policy"), detail.get("policy")) if p)
                 say(f"VM {name}: {row['outcome']} {chosen}".rstrip())
         time.sleep(0.2)
+    az.admin("DELETE", f"eventSubscriptions/{events['id']}")  # the host stops: its events would wait on a dead endpoint
     host.close()
     steps = Counter(i["function"] for i in host.invocations)
     say(f"function invocations: {dict(steps)}; failed: {sum(1 for i in host.invocations if not i['ok'])}")
@@ -360,6 +365,113 @@ def restore_demo(az, storage, sub: str, say) -> None:
     made = compute.virtual_machines.get("rg-restore", f"{vm.name}-restored")
     say(f"{made.name}: {made.hardware_profile.vm_size}, OS disk {made.storage_profile.os_disk.managed_disk.id.split('/')[-1]} "
         f"(Attach), {len(made.storage_profile.data_disks)} data disks, provisioning {made.provisioning_state}")
+
+
+def site_recovery_demo(az, storage, sub: str, say) -> None:
+    """The app's own Site Recovery path through the local host: a VM tagged ``vmkeeper-dr: critical`` is created,
+    its Event Grid event queues a replication job, the replication worker makes the Azure-to-Azure objects in the
+    target region's vault (VMKEEPER_VAULTS names it: the auto-protect part made a vault per region) and follows the
+    VM's item to Protected; then the drill timer plans a replica drill: a test failover into an isolated VNet, the
+    test VM's agent Ready, cleaned up, nothing left in the target group."""
+    import importlib
+    import json
+    import os
+    import tempfile
+
+    from azure.data.tables import TableClient
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.mgmt.resource.resources.models import GenericResource
+
+    import function_app
+    from devtools.functions_host import LocalFunctionsHost
+    from emulator.testing import StaticCredential
+    from shared import wiring
+    from shared.azure.ledger import Ledger
+
+    source, target = "westeurope", "northeurope"
+    vault_id = json.loads(os.environ["VMKEEPER_VAULTS"])[target]
+    vault_rg, vault = vault_id.split("/")[4], vault_id.split("/")[-1]
+    resources = az.client(ResourceManagementClient, sub)
+    resources.resource_groups.create_or_update("rg-dr", {"location": target})
+    group = f"/subscriptions/{sub}/resourceGroups/rg-dr"
+    critical = {"schedule": {"every_hours": 4}, "snapshots": {"luns": "all"},
+                "replication": {"target_region": target, "target_resource_group": group, "network": {"isolated": True},
+                                "cache_storage_accounts": {source: f"{group}/providers/Microsoft.Storage/storageAccounts/"
+                                                                   f"vmkcache{source}"}},
+                "drill": {"every_days": 7, "point": "replica", "all_vms": True, "keep_hours": 0, "keep_failed_hours": 0,
+                          "ready_timeout_minutes": 1}}
+    policy_file = os.path.join(tempfile.mkdtemp(prefix="vmkeeper-demo-"), "policies.json")
+    with open(policy_file, "w", encoding="utf-8") as fh:
+        json.dump({**POLICIES, "policies": {**POLICIES["policies"], "critical": critical}}, fh)
+    os.environ.update({"VMKEEPER_POLICY_FILE": policy_file, "VMKEEPER_REPLICATION_QUEUE": "vmkeeper-replication",
+                       "VMKEEPER_REPLICATION_SCHEDULE": "0 10,40 * * * *", "VMKEEPER_REPLICATION_RETRY_SECONDS": "1",
+                       "VMKEEPER_REPLICATION_RETRY_MAX_SECONDS": "1", "VMKEEPER_DRILL_QUEUE": "vmkeeper-drills",
+                       "VMKEEPER_DRILL_SCHEDULE": "0 0 3 * * *"})
+    az.settings(lro={"default_seconds": 0.2}, siterecovery={"initial_replication_seconds": 1},
+                vm_agent={"ready_after_seconds": 1})
+    say(f"policy 'critical' replicates VMs tagged vmkeeper-dr: critical to {target} (vault {vault}, group rg-dr, "
+        "an isolated recovery VNet) and drills each replica weekly")
+    wired = wiring.use(wiring.Wiring(credential=StaticCredential()))
+    host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)
+    host.ensure_queues()
+    events = az.admin("POST", "eventSubscriptions", {"endpoint": host.serve_event_grid("vm_events"), "subscriptionId": sub})
+    host.start()
+    compute = az.client(ComputeManagementClient, sub)
+    rg = next(g.name for g in resources.resource_groups.list() if g.location == source and g.name.startswith("rg-vm"))
+    nic = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkInterfaces/app-critical-nic"
+    resources.resources.begin_create_or_update_by_id(nic, GenericResource(location=source, properties={
+        "ipConfigurations": [{"name": "ip", "properties": {"subnet": {"id": f"/subscriptions/{sub}/resourceGroups/{rg}/"
+                              f"providers/Microsoft.Network/virtualNetworks/vnet-{source}/subnets/default"}}}]}),
+        api_version="2024-05-01").result()
+    tags = {"vmkeeper-policy": "critical", "vmkeeper-dr": "critical"}
+    vm = compute.virtual_machines.begin_create_or_update(rg, "app-critical", {
+        "location": source, "tags": tags, "properties": {
+            "hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+            "storageProfile": {"osDisk": {"createOption": "FromImage", "managedDisk": {"storageAccountType": "Premium_LRS"}},
+                               "dataDisks": [{"lun": 0, "createOption": "Empty", "diskSizeGB": 64}]},
+            "networkProfile": {"networkInterfaces": [{"id": nic}]}}}).result()
+    say(f"VM app-critical created in {source} with tags {tags}")
+    ledger = Ledger(TableClient.from_connection_string(storage.connection_string, "vmkeeperledger"))
+    deadline, row = time.monotonic() + 90, None
+    while time.monotonic() < deadline and (row or {}).get("outcome") not in ("protected", "failed", "ineligible"):
+        time.sleep(0.2)
+        row = ledger.get("replication", vm.id.lower())
+    if (row or {}).get("outcome") != "protected":
+        raise SystemExit(f"replication of app-critical did not end Protected: {row}")
+    asr = az.client(SiteRecoveryManagementClient, sub)
+    made = [f.name for f in asr.replication_fabrics.list(vault_rg, vault)]
+    containers = [c.name for f in made for c in asr.replication_protection_containers.list_by_replication_fabrics(
+        vault_rg, vault, f)]
+    say(f"replication_worker made in {vault}: fabrics {', '.join(made)}; containers {', '.join(containers)}; policy "
+        f"{', '.join(p.name for p in asr.replication_policies.list(vault_rg, vault))}; "
+        f"{len(list(asr.replication_protection_container_mappings.list(vault_rg, vault)))} container mappings (there and "
+        f"back); {len(list(asr.replication_network_mappings.list(vault_rg, vault)))} network mapping; VNet vmk-dr-{target}")
+    detail = json.loads(row["detail"])
+    item = next(i for i in asr.replication_protected_items.list(vault_rg, vault) if i.id == detail["item_id"])
+    a2a = item.properties.provider_specific_details
+    say(f"VM app-critical: {item.properties.protection_state} as {item.name} ({a2a['primaryFabricLocation']} → "
+        f"{a2a['recoveryFabricLocation']}, {len(a2a['protectedManagedDisks'])} disks, health "
+        f"{item.properties.replication_health})")
+
+    target_before = {r.id for r in resources.resources.list_by_resource_group("rg-dr")}
+    host.fire_timer("plan_drills")
+    say("plan_drills: a replica drill of app-critical queued")
+    deadline, drill = time.monotonic() + 120, None
+    while time.monotonic() < deadline and (drill is None or drill.cleanup != "removed"):
+        time.sleep(0.3)
+        drill = next(iter(wired.drills.history()), None)
+    az.admin("DELETE", f"eventSubscriptions/{events['id']}")
+    host.close()
+    if drill is None or drill.result != "passed" or drill.cleanup != "removed":
+        raise SystemExit(f"the replica drill did not pass and clean up: {drill}")
+    say(f"drill {drill.id}: {drill.result} — the newest recovery point test-failed over into the drill's own isolated "
+        f"VNet, the test VM's agent Ready: RTO {drill.rto_seconds:.1f}s; test failover cleaned up ({drill.cleanup})")
+    left = {r.id for r in resources.resources.list_by_resource_group("rg-dr")} - target_before
+    say("target group rg-dr after the drill: " + ("nothing of the test left" if not left else f"LEFT: {sorted(left)}"))
+    steps = Counter(i["function"] for i in host.invocations)
+    say(f"function invocations: {dict(steps)}; failed: {sum(1 for i in host.invocations if not i['ok'])}")
 
 
 def operator_demo(az, storage, subs: list[str], say) -> None:

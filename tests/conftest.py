@@ -27,6 +27,11 @@ SHARED = ROOT.parent / "shared" / "azure-api"
 # Fast but faithful: operations still go through InProgress, pollers are told to come back in 20 ms.
 FAST = {"lro": {"default_seconds": 0.05, "retry_after_ms": 20}}
 
+# Every local Functions host polls its queues at the shortest interval the platform allows (100 ms; host.json says
+# 1 s), as an app setting overriding host.json would make it: a job step that waits its whole seconds in the queue
+# runs within 100 ms of them, not up to a second later. The app's behaviour does not depend on it.
+os.environ.setdefault("AzureFunctionsJobHost__extensions__queues__maxPollingInterval", "00:00:00.100")
+
 
 APP_USER_AGENT = "vmkeeper/"  # shared/azure/clients.py USER_AGENT: the app's ARM clients append it
 
@@ -190,3 +195,12 @@ def azurite():
 
     with start() as handle:
         yield handle
+
+
+@pytest.fixture(scope="session")
+def failover_replicated(_local_azure, azurite, tmp_path_factory):
+    """tests/app/failover_world.py's three VMs replicated by the app, saved once for the session: the failover
+    tests of the app and of the CLI each start from their own copy (``start(saved=...)``)."""
+    from tests.app.failover_world import replicated
+
+    return replicated(_local_azure, azurite, tmp_path_factory.mktemp("failover-replicated"))

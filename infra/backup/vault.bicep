@@ -1,8 +1,12 @@
 // One Recovery Services vault (one per protected region) and the Azure Backup policies the policy document
-// (policies.json: each policy's backup_policy) names.
+// (policies.json: each policy's backup_policy) names. A Site Recovery target region's vault is one of these: the vault
+// of the region a policy's replication block replicates to, where vmkeeper makes Site Recovery's objects.
 param name string
 param location string
 param tags object = {}
+
+@description('A system-assigned identity: a Site Recovery target region\'s vault writes the source regions\' cache storage accounts with it.')
+param systemAssignedIdentity bool = false
 
 @description('Time zone of the backup schedules.')
 param timeZone string = 'UTC'
@@ -14,6 +18,9 @@ resource vault 'Microsoft.RecoveryServices/vaults@2024-04-01' = {
   name: name
   location: location
   tags: tags
+  identity: {
+    type: systemAssignedIdentity ? 'SystemAssigned' : 'None'
+  }
   sku: {
     name: 'RS0'
     tier: 'Standard'
@@ -144,6 +151,7 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
 }
 
 output id string = vault.id
+output principalId string = systemAssignedIdentity ? vault.identity.principalId : ''
 output policies array = [
   defaultPolicy.name
   enhancedPolicy.name

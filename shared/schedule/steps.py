@@ -146,13 +146,9 @@ class ScheduledWorker:
             raise exc  # transient: the host redelivers the message
         return Failed(f"ARM {status}: {text}")
 
-    def _wait_for_budget(self, message: dict[str, Any], sub: str, n: int, step: str, index: int,
-                         meanwhile: Any = None) -> Outcome | None:
+    def _wait_for_budget(self, message: dict[str, Any], sub: str, n: int, step: str, index: int) -> Outcome | None:
         """None when n writes may go now. Otherwise the job goes back on the queue until the moment
-        the budget promised them (kept in the message as ``grant``), or until it may ask again.
-        ``meanwhile`` (the step's reads) runs once the writes may go within the second, before that
-        second is waited out: reads don't sit on the write path. What it returns, if anything, is the
-        step's outcome (the promise stays in the message)."""
+        the budget promised them (kept in the message as ``grant``), or until it may ask again."""
         grant = message.get("grant")
         if grant and grant.get("step") == step and grant.get("index") == index:
             at = float(grant["at"])
@@ -160,12 +156,10 @@ class ScheduledWorker:
             at, promised = self.budget.reserve(sub, n)
             message["grant"] = {"step": step, "index": index, "at": at} if promised else None
         wait = at - self.budget.clock()
-        if wait <= INLINE_WAIT:
-            if meanwhile is not None and (outcome := meanwhile()) is not None:
-                return outcome
-            wait = at - self.budget.clock()
-            if wait > 0:
-                time.sleep(wait)  # due within the second: a visibility delay can't be shorter than that
+        if 0 < wait <= INLINE_WAIT:
+            time.sleep(wait)  # due within the second: a visibility delay can't be shorter than that
+            wait = 0
+        if wait <= 0:
             message["grant"] = None  # spent now
             return None
         # Pacing is not a failure: it doesn't use up the step's time.
@@ -198,46 +192,39 @@ class ScheduledWorker:
 
     # --- snapshot sets -----------------------------------------------------------------------
     def create_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
-        """Each snapshot of the set not there yet, in order. Every one is looked for first (side by side,
-        while the write budget's last fraction of a second is waited out); one already there (an
-        earlier delivery, a re-sent job) is this set's or the job fails before anything is written: it
-        is never written again (a PUT replaces every tag: an operator's hold with them)."""
+        """Each snapshot of the set not there yet, in order. One already there (an earlier delivery,
+        a re-sent job) is this set's or the job fails: it is never written again (a PUT replaces
+        every tag: an operator's hold with them)."""
         from azure.mgmt.compute.models import CreationData, Snapshot
 
         sub, rg = job["subscription_id"], job["resource_group"]
         compute = self.clients.paced_compute(sub)
         targets = job["snapshots"]
         index = message.get("index", 0)
-        found: list[Any] = []
-
-        def look() -> Outcome | None:
-            try:
-                found.extend(_look_up(compute.snapshots.get, rg, [t["name"] for t in targets[index:]]))
-            except Exception as exc:  # noqa: BLE001 (classified by _arm_error)
-                return self._arm_error(message, exc, sub, "create", index)
-            message["reads"] = message.get("reads", 0) + len(found)
-            for target, snapshot in zip(targets[index:], found, strict=True):
-                problem = snapshot is not None and _not_of_set(snapshot, job, target["disk_id"])
-                if problem:
-                    return Failed(f"snapshot {target['name']} exists and {problem}: left as it is")
-            return None
-
-        wait = self._wait_for_budget(message, sub, len(targets) - index, "create", index, meanwhile=look)
+        wait = self._wait_for_budget(message, sub, len(targets) - index, "create", index)
         if wait:
             return wait
         seen: dict[str, float] = {}
-        for i, (target, snapshot) in enumerate(zip(targets[index:], found, strict=True), index):
-            if snapshot is not None:
-                continue  # this set's, made before: the check step looks at it
-            body = Snapshot(location=job["location"], tags=snapshot_tags(job, target),
-                            incremental=True,
-                            creation_data=CreationData(create_option="Copy", source_resource_id=target["disk_id"]))
+        while index < len(targets):
+            target = targets[index]
             try:
+                found = _get_or_none(compute.snapshots.get, rg, target["name"])
+                message["reads"] = message.get("reads", 0) + 1
+                if found is not None:
+                    problem = _not_of_set(found, job, target["disk_id"])
+                    if problem:
+                        return Failed(f"snapshot {target['name']} exists and {problem}: left as it is")
+                    index += 1  # this set's, made before: the check step looks at it
+                    continue
+                body = Snapshot(location=job["location"], tags=snapshot_tags(job, target),
+                                incremental=True,
+                                creation_data=CreationData(create_option="Copy", source_resource_id=target["disk_id"]))
                 compute.snapshots.begin_create_or_update(rg, target["name"], body, polling=False,
                                                          raw_response_hook=self._observe(sub, seen))
             except Exception as exc:  # noqa: BLE001 (classified by _arm_error)
-                return self._arm_error(message, exc, sub, "create", i)
+                return self._arm_error(message, exc, sub, "create", index)
             message["writes"] = message.get("writes", 0) + 1
+            index += 1
         delay = seen.get("retry_after", CHECK_DELAY)
         return Retry(delay, "snapshots accepted", self._step("check", 0, message, self.clock(), check_delay=delay))
 
@@ -402,19 +389,19 @@ class ScheduledWorker:
         sub, rg = job["subscription_id"], job["resource_group"]
         compute, seen = self.clients.paced_compute(sub), {}
         check = self._CHECK[step]
-        try:  # the collection and the point looked for side by side (a missing collection: the point's 404 too)
-            found, point_found = _side_by_side(lambda: _get_or_none(compute.restore_point_collections.get, rg, collection),
-                                               lambda: _get_or_none(compute.restore_points.get, rg, collection, job["rp_name"]))
+        try:
+            found = _get_or_none(compute.restore_point_collections.get, rg, collection)
+            message["reads"] = message.get("reads", 0) + 1
+            has_point = False
+            if found is not None:
+                source = ((found.source.id if found.source else None) or "").lower()
+                if source != source_id.lower():
+                    return Failed(f"restore point collection {collection} exists with another source "
+                                  f"({source or 'none'}): left as it is")
+                has_point = _get_or_none(compute.restore_points.get, rg, collection, job["rp_name"]) is not None
+                message["reads"] += 1
         except Exception as exc:  # noqa: BLE001
             return self._arm_error(message, exc, sub, step, 0)
-        message["reads"] = message.get("reads", 0) + 2
-        has_point = False
-        if found is not None:
-            source = ((found.source.id if found.source else None) or "").lower()
-            if source != source_id.lower():
-                return Failed(f"restore point collection {collection} exists with another source "
-                              f"({source or 'none'}): left as it is")
-            has_point = point_found is not None
         if has_point:
             delay = self._CHECK_DELAY[check]
             return Retry(1, f"restore point {step} made before", self._step(check, 0, message, self.clock(),
@@ -474,21 +461,6 @@ def _get_or_none(get: Any, *args: Any) -> Any:
         return get(*args)
     except ResourceNotFoundError:
         return None
-
-
-def _look_up(get: Any, rg: str, names: list[str]) -> list[Any]:
-    """Each named resource or None (404), the GETs side by side: a set's disks are looked for at once."""
-    return _side_by_side(*(lambda name=name: _get_or_none(get, rg, name) for name in names))
-
-
-def _side_by_side(*reads: Any) -> list[Any]:
-    """Each read's result, the reads run at once (the first error is raised)."""
-    if len(reads) <= 1:
-        return [read() for read in reads]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(len(reads), thread_name_prefix="vmkeeper-look") as pool:
-        return list(pool.map(lambda read: read(), reads))
 
 
 def _not_of_set(snapshot: Any, job: dict[str, Any], source_id: str) -> str | None:

@@ -1,7 +1,8 @@
-"""A world of replicated VMs for the failover tests: three VMs in westeurope replicating with Site Recovery (A2A) to a
-vault in northeurope, arranged with the real SDK client straight against the emulator (the calls of the portal's
-enable, as tests/emulator/test_siterecovery.py makes them) — until vmkeeper's own enable path does it — and the app
-on the local Functions host over Azurite, with the settings its failovers and recovery plans read."""
+"""A world of replicated VMs for the failover tests: three VMs in westeurope tagged ``vmkeeper-dr: critical``,
+replicated to a vault in northeurope by the app's own enable path (the policy's ``replication`` block mapping each
+source VNet to a recovery VNet; tests/app/replication_world.py), and the app on the local Functions host over
+Azurite, with the settings its failovers and recovery plans read. ``replicated`` builds it once (seconds: the
+enable path waits on the queue) for a module's tests to start from (``start(saved=...)``)."""
 
 from __future__ import annotations
 
@@ -14,17 +15,26 @@ from devtools.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
 from shared import tags as T
 from shared import wiring
+from shared.replication import names
 from shared.restore.access import FAILOVER, OPERATOR, READER, encode_principal
 from tests.app import openapi_check
+from tests.app import replication_world as R
+from tests.app.replication_world import (  # noqa: F401 (the failover tests' names for the DR side)
+    SOURCE,
+    SRC_CONTAINER,
+    SRC_FABRIC,
+    TARGET,
+    TARGET_RG,
+    TGT_FABRIC,
+    VAULT,
+)
+from tests.app.replication_world import VAULT_RG as RG
 
-SOURCE, TARGET = "westeurope", "northeurope"
-RG, VAULT, TARGET_RG = "rg-dr", "vault-dr", "rg-dr-target"
-SRC_FABRIC, TGT_FABRIC = f"asr-a2a-default-{SOURCE}", f"asr-a2a-default-{TARGET}"
-SRC_CONTAINER, TGT_CONTAINER = f"{SRC_FABRIC}-container", f"{TGT_FABRIC}-container"
-POLICY = "24-hour-retention-policy"
-IR_SECONDS = 60
+IR_SECONDS = 60  # an item's initial replication (again after a reprotect) is over once the clock moved this much
 # vm-00000 and vm-00001 boot first, vm-00002 after them (seed: VMs alternate between rg-vm-00 and rg-vm-01).
-APP_TAGS = [{T.APP: "billing", T.APP_GROUP: "1"}, {T.APP: "Billing", T.APP_GROUP: "1"}, {T.APP: "billing", T.APP_GROUP: "2"}]
+APP_TAGS = [{T.APP: "billing", T.APP_GROUP: "1", **R.CRITICAL}, {T.APP: "Billing", T.APP_GROUP: "1", **R.CRITICAL},
+            {T.APP: "billing", T.APP_GROUP: "2", **R.CRITICAL}]
+SOURCE_GROUPS = ("rg-vm-00", "rg-vm-01")
 FAILOVER_PRINCIPAL = encode_principal("00000000-0000-0000-0000-0000000000f0", [FAILOVER], name="dr@example.com")
 RESTORE_OPERATOR_PRINCIPAL = encode_principal("00000000-0000-0000-0000-0000000000aa", [OPERATOR], name="ops@example.com")
 RESTORE_ROLES_PRINCIPAL = encode_principal("00000000-0000-0000-0000-0000000000ab", [OPERATOR, READER])
@@ -32,9 +42,7 @@ WRITES = ("PUT", "PATCH", "DELETE", "POST")
 
 
 def asr(az: Any, sub: str) -> Any:
-    from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
-
-    return az.client(SiteRecoveryManagementClient, sub, polling_interval=0)
+    return R.site_recovery(az, sub)
 
 
 def _vnet(network: Any, rg: str, name: str) -> str:
@@ -43,80 +51,63 @@ def _vnet(network: Any, rg: str, name: str) -> str:
             {"name": "default", "properties": {"addressPrefix": "10.9.0.0/24"}}]}}).result().id
 
 
-def replicate(az: Any, emu: Any, sub: str, vms: list[Any]) -> dict[str, Any]:
-    """The DR side made as the portal makes it, then each VM enabled and waited on to Protected (plain SDK clients:
-    the arrangement's calls are not the app's)."""
+def dr_side(az: Any, emu: Any, sub: str) -> dict[str, Any]:
+    """The target-region vault, the target group, and in it a recovery VNet (the mappings' target) and a VNet for
+    test failovers (plain SDK clients: the arrangement's calls are not the app's)."""
     from azure.mgmt.network import NetworkManagementClient
-    from azure.mgmt.resource.resources import ResourceManagementClient
 
-    from emulator.recoveryservices.models import seed_vault
-
-    vault = seed_vault(emu, sub, RG, VAULT, TARGET)
-    az.client(ResourceManagementClient, sub).resource_groups.create_or_update(TARGET_RG, {"location": TARGET})
+    vault = R.dr_side(az, emu, sub)
     network = az.client(NetworkManagementClient, sub, polling_interval=0)
-    dr = {"vault": vault, "target_rg": f"/subscriptions/{sub}/resourceGroups/{TARGET_RG}",
-          "recovery_vnet": _vnet(network, TARGET_RG, "vnet-recovery"), "test_vnet": _vnet(network, TARGET_RG, "vnet-drill")}
-    az.settings(siterecovery={"initial_replication_seconds": IR_SECONDS})
-    client = asr(az, sub)
-    for fabric, region in ((SRC_FABRIC, SOURCE), (TGT_FABRIC, TARGET)):
-        client.replication_fabrics.begin_create(RG, VAULT, fabric, {"properties": {"customDetails": {
-            "instanceType": "Azure", "location": region}}}).result()
-    for fabric, container in ((SRC_FABRIC, SRC_CONTAINER), (TGT_FABRIC, TGT_CONTAINER)):
-        client.replication_protection_containers.begin_create(RG, VAULT, fabric, container, {"properties": {
-            "providerSpecificInput": [{"instanceType": "A2A"}]}}).result()
-    client.replication_policies.begin_create(RG, VAULT, POLICY, {"properties": {"providerSpecificInput": {
-        "instanceType": "A2A", "recoveryPointHistory": 1440, "appConsistentFrequencyInMinutes": 60,
-        "multiVmSyncStatus": "Enable"}}}).result()
-    for fabric, container, name, target_fabric, target in (
-            (SRC_FABRIC, SRC_CONTAINER, "forward", TGT_FABRIC, TGT_CONTAINER),
-            (TGT_FABRIC, TGT_CONTAINER, "reverse", SRC_FABRIC, SRC_CONTAINER)):
-        client.replication_protection_container_mappings.begin_create(RG, VAULT, fabric, container, name, {"properties": {
-            "targetProtectionContainerId": f"{vault}/replicationFabrics/{target_fabric}/replicationProtectionContainers/{target}",
-            "policyId": f"{vault}/replicationPolicies/{POLICY}",
-            "providerSpecificInput": {"instanceType": "A2A", "agentAutoUpdateStatus": "Disabled"}}}).result()
-    for group in sorted({vm.id.split("/")[4] for vm in vms}):
-        client.replication_network_mappings.begin_create(RG, VAULT, SRC_FABRIC, "azureNetwork", f"map-{group}", {
-            "properties": {"recoveryFabricName": TGT_FABRIC, "recoveryNetworkId": dr["recovery_vnet"],
-                           "fabricSpecificDetails": {"instanceType": "AzureToAzure", "primaryNetworkId":
-                                                     f"/subscriptions/{sub}/resourceGroups/{group}/providers/"
-                                                     f"Microsoft.Network/virtualNetworks/vnet-{SOURCE}"}}}).result()
-    cache = f"/subscriptions/{sub}/resourceGroups/{RG}/providers/Microsoft.Storage/storageAccounts/cache{SOURCE}"
-    for vm in vms:
-        disks = [vm.storage_profile.os_disk.managed_disk.id] + [d.managed_disk.id for d in vm.storage_profile.data_disks]
-        client.replication_protected_items.begin_create(RG, VAULT, SRC_FABRIC, SRC_CONTAINER, vm.name, {"properties": {
-            "policyId": f"{vault}/replicationPolicies/{POLICY}",
-            "providerSpecificDetails": {
-                "instanceType": "A2A", "fabricObjectId": vm.id,
-                "recoveryContainerId": f"{vault}/replicationFabrics/{TGT_FABRIC}/replicationProtectionContainers/{TGT_CONTAINER}",
-                "recoveryResourceGroupId": dr["target_rg"],
-                "vmManagedDisks": [{"diskId": d, "primaryStagingAzureStorageAccountId": cache,
-                                    "recoveryResourceGroupId": dr["target_rg"]} for d in disks]}}}).result()
-    az.advance(IR_SECONDS + 1)
-    az.advance(10 * 60)  # a few recovery points
-    dr["items"] = {vm.name: client.replication_protected_items.get(RG, VAULT, SRC_FABRIC, SRC_CONTAINER, vm.name).id
-                   for vm in vms}
-    return dr
+    return {"vault": vault, "target_rg": f"/subscriptions/{sub}/resourceGroups/{TARGET_RG}",
+            "recovery_vnet": _vnet(network, TARGET_RG, "vnet-recovery"), "test_vnet": _vnet(network, TARGET_RG, "vnet-drill")}
+
+
+def dr_ids(sub: str) -> dict[str, Any]:
+    """What ``dr_side`` made, by id (a saved world's)."""
+    group = f"/subscriptions/{sub}/resourceGroups/{TARGET_RG}"
+    return {"vault": R.vault_id(sub), "target_rg": group,
+            "recovery_vnet": f"{group}/providers/Microsoft.Network/virtualNetworks/vnet-recovery",
+            "test_vnet": f"{group}/providers/Microsoft.Network/virtualNetworks/vnet-drill"}
+
+
+def policies(sub: str, recovery_vnet: str) -> dict[str, Any]:
+    """One policy: a daily snapshot (not run here) and the replication block: each source group's VNet mapped to
+    the recovery VNet, app-consistent points hourly."""
+    mappings = [{"source_vnet": f"/subscriptions/{sub}/resourceGroups/{g}/providers/Microsoft.Network/"
+                                f"virtualNetworks/vnet-{SOURCE}", "target_vnet": recovery_vnet, "target_subnet": "default"}
+                for g in SOURCE_GROUPS]
+    return {"version": 1, "default": "dr", "policies": {"dr": {
+        "schedule": {"every_hours": 24}, "snapshots": {"luns": "all", "include_os_disk": True},
+        "replication": R.block(sub, {"mappings": mappings}, app_consistent_frequency_hours=1)}}}
 
 
 def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, wiring_class: type = wiring.Wiring,
-          **extra: str) -> dict[str, Any]:
+          saved: dict[str, Any] | None = None, **extra: str) -> dict[str, Any]:
     """Three tagged VMs replicating, and the app on the local host (its failover settings, an allow-list that admits
-    both regions' groups). ``wiring_class``: the app's wiring, or a test's subclass of it (parts that misbehave)."""
+    both regions' groups). ``wiring_class``: the app's wiring, or a test's subclass of it (parts that misbehave).
+    Without ``saved`` the VMs are replicated here, by the app (then the clock moves on 10 minutes: a few recovery
+    points); with ``saved`` (``replicated``), the world starts as that one stood."""
     from azure.mgmt.compute import ComputeManagementClient
 
     import function_app
+    from tests.app.restore_world import fill_tables
 
-    summary = az.seed(subscriptions=1, resource_groups=2, vms=3, data_disks=[1, 1], regions=[SOURCE],
-                      tag_sets=APP_TAGS, seed=21)
-    sub = summary["subscriptions"][0]
+    if saved is None:
+        summary = az.seed(subscriptions=1, resource_groups=len(SOURCE_GROUPS), vms=3, data_disks=[1, 1],
+                          regions=[SOURCE], tag_sets=APP_TAGS, seed=21)
+        sub = summary["subscriptions"][0]
+        dr = dr_side(az, emu, sub)
+    else:
+        emu.load_state(saved["state"])
+        sub = saved["sub"]
+        dr = dr_ids(sub)
+    az.settings(siterecovery={"initial_replication_seconds": 1})  # enabling's; a reprotect's takes the item's
     compute = az.client(ComputeManagementClient, sub, polling_interval=0)
     vms = sorted(compute.virtual_machines.list_all(), key=lambda v: v.name)
-    dr = replicate(az, emu, sub, vms)
     policy_file = tmp_path / "policies.json"
-    policy_file.write_text(json.dumps({"version": 1, "default": "none", "policies": {"none": {
-        "schedule": {"every_hours": 24}, "snapshots": {"luns": "all", "include_os_disk": True}}}}))
+    policy_file.write_text(json.dumps(policies(sub, dr["recovery_vnet"])))
     suffix = uuid.uuid4().hex[:8]
-    groups = [f"/subscriptions/{sub}/resourceGroups/{g}" for g in ("rg-vm-00", "rg-vm-01", TARGET_RG)]
+    groups = [f"/subscriptions/{sub}/resourceGroups/{g}" for g in (*SOURCE_GROUPS, TARGET_RG)]
     settings = {"AzureWebJobsStorage": azurite.connection_string, "VMKEEPER_SUBSCRIPTIONS": sub,
                 "VMKEEPER_POLICY_FILE": str(policy_file), "VMKEEPER_VAULTS": json.dumps({TARGET: dr["vault"]}),
                 "VMKEEPER_JOBS_QUEUE": f"jobs-{suffix}", "VMKEEPER_PROTECT_QUEUE": f"protect-{suffix}",
@@ -125,14 +116,30 @@ def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, w
                 "VMKEEPER_DRILL_QUEUE": f"drills-{suffix}", "VMKEEPER_FAILOVER_QUEUE": f"failovers-{suffix}",
                 "VMKEEPER_FAILOVER_TABLE": f"failovers{suffix}", "VMKEEPER_ALERTS_TABLE": f"alerts{suffix}",
                 "VMKEEPER_RECOVERY_PLAN_SCHEDULE": "0 */15 * * * *", "VMKEEPER_RESTORE_SCOPES": ",".join(groups),
-                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path, **extra}
+                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path, **R.app_settings(suffix),
+                **extra}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     wired = wiring.use(wiring_class(credential=StaticCredential()))
     host = LocalFunctionsHost(importlib.reload(function_app).app, azurite.connection_string, visibility_timeout=1)
     host.ensure_queues()
+    if saved is None:
+        R.enable(host, settings, [vm.id for vm in vms])
+        az.advance(10 * 60)  # a few recovery points
+    else:
+        fill_tables(azurite.connection_string, settings, saved["tables"])
+    replicated_items = R.rows(settings)
+    dr["items"] = {vm.name: json.loads(replicated_items[vm.id.lower()]["detail"])["item_id"] for vm in vms}
+    dr["item_names"] = {vm.name: names.protected_item(vm.id) for vm in vms}
     return {"sub": sub, "vms": vms, "dr": dr, "host": host, "settings": settings, "wiring": wired, "asr": asr(az, sub),
             "compute": compute}
+
+
+def replicated(local_azure: Any, azurite: Any, tmp_path: Any) -> dict[str, Any]:
+    """The world ``start`` makes, replicated, saved for a module's tests (``start(saved=...)``)."""
+    from tests.app.restore_world import saved_after
+
+    return saved_after(local_azure, azurite, tmp_path, start)
 
 
 def api(world: dict[str, Any], method: str, path: str, body: Any = None, *, principal: str | None = FAILOVER_PRINCIPAL,

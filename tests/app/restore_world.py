@@ -62,10 +62,7 @@ def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, v
                 "VMKEEPER_RESTORE_SCOPES": f"/subscriptions/{sub}/resourceGroups/rg-restore,"
                                            f"/subscriptions/{sub}/resourceGroups/rg-vm-00,"
                                            f"/subscriptions/{sub}/resourceGroups/rg-vm-01",
-                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
-                # host.json's maxPollingInterval at the platform's shortest (100 ms): a step that waits its
-                # whole seconds in the queue runs within 100 ms of them, not up to a second later.
-                "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.100", **extra}
+                "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path, **extra}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     wired = wiring.use(wiring_class(credential=credential or StaticCredential()))
@@ -76,7 +73,7 @@ def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, v
 
         az.client(ResourceManagementClient, sub).resource_groups.create_or_update("rg-restore", {"location": REGION})
     else:
-        _fill_tables(azurite.connection_string, settings, saved["tables"])
+        fill_tables(azurite.connection_string, settings, saved["tables"])
     return {**world, "host": host, "settings": settings, "wiring": wired,
             "subnet": {r: f"/subscriptions/{sub}/resourceGroups/rg-vm-{i:02d}/providers/Microsoft.Network/"
                           f"virtualNetworks/vnet-{r}/subnets/default" for i, r in enumerate((REGION, SECOND))}}
@@ -93,6 +90,13 @@ def protected(local_azure: Any, azurite: Any, tmp_path: Any, build: Any = None, 
     tests to start from with ``start(saved=...)``: a module's tests each start from their own copy of it, in a
     fresh emulator, instead of each running a slot of its own (seconds each: its steps wait whole seconds in
     the queue). Built on a fresh emulator; its app settings are undone and its host closed before it returns."""
+    return saved_after(local_azure, azurite, tmp_path, build or start, protect_once, **kwargs)
+
+
+def saved_after(local_azure: Any, azurite: Any, tmp_path: Any, build: Any, then: Any = None,
+                **kwargs: Any) -> dict[str, Any]:
+    """A world ``build`` starts (with ``kwargs``) and ``then(world)`` brings to rest, saved (``save``) on a fresh
+    emulator; its app settings are undone and its host closed before it returns."""
     import pytest
 
     from tests.conftest import FAST
@@ -101,10 +105,11 @@ def protected(local_azure: Any, azurite: Any, tmp_path: Any, build: Any = None, 
     az.reset()
     az.settings(**FAST)
     with pytest.MonkeyPatch.context() as mp:
-        w = (build or start)(az, emu, azurite, tmp_path, mp, **kwargs)
+        w = build(az, emu, azurite, tmp_path, mp, **kwargs)
         try:
-            protect_once(w)
-            return save(w, emu, tmp_path / "protected.json")
+            if then is not None:
+                then(w)
+            return save(w, emu, tmp_path / "saved.json")
         finally:
             w["host"].close()
 
@@ -135,7 +140,7 @@ def save(world: dict[str, Any], emu: Any, path: Any) -> dict[str, Any]:
     return {"state": str(path), "sub": world["sub"], "vaults": settings.get("VMKEEPER_VAULTS"), "tables": tables}
 
 
-def _fill_tables(connection: str, settings: dict[str, str], tables: dict[str, list[dict[str, Any]]]) -> None:
+def fill_tables(connection: str, settings: dict[str, str], tables: dict[str, list[dict[str, Any]]]) -> None:
     from azure.data.tables import TableClient
 
     for setting, rows in tables.items():

@@ -1,9 +1,9 @@
 """Replica drills (``drill.point: replica``) end to end through the local Functions host, Azurite and the emulator
-with the real SDK clients: the VM replicated by Site Recovery (arranged with the SDK: tests/app/replication_world.py),
-the timer plans, the drill worker finds the replicated item in the vaults of VMKEEPER_VAULTS, isolates a VNet of its
-own in the target region, test-fails over into it at the newest recovery point, waits for the test VM's agent,
-records RTO and the point's age, cleans the test failover up (after a failed one too), checks the target group holds
-nothing of the test and tears down its VNet; it never adopts a group or VNet of its name that it did not make."""
+with the real SDK clients: the VM replicated by the app's own enable path (tests/app/replication_world.py), the timer
+plans, the drill worker finds the replicated item in the vaults of VMKEEPER_VAULTS, isolates a VNet of its own in the
+target region, test-fails over into it at the newest recovery point, waits for the test VM's agent, records RTO and
+the point's age, cleans the test failover up (after a failed one too), checks the target group holds nothing of the
+test and tears down its VNet; it never adopts a group or VNet of its name that it did not make."""
 
 from __future__ import annotations
 
@@ -18,14 +18,17 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from shared import tags as T
 from shared.alerts import events as A
-from tests.app.replication_world import SRC_CONTAINER, SRC_FABRIC, VAULT, VAULT_RG, item_of, replicate
-from tests.app.restore_world import POLICIES, SECOND, start, wiring_wrapping
+from shared.replication import names
+from tests.app import replication_world as R
+from tests.app.replication_world import SRC_CONTAINER, SRC_FABRIC, VAULT, VAULT_RG
+from tests.app.restore_world import POLICIES, REGION, SECOND, saved_after, start, wiring_wrapping
 from tests.app.test_drill import DRILL, drill_world, groups
 from tests.app.test_drill_safety import KEEP_HOURS, alerts, kept_alerts, poisoned, row_of, until, vnet
 
 TEST_FAILOVER = "/replicationprotecteditems/testfailover/action"
 APP_IDENTITY = "vmkeeper-identity"  # the bearer token of the app's credential under the deployed role
 CLEANUP = "/replicationprotecteditems/testfailovercleanup/action"
+assert (REGION, SECOND) == (R.SOURCE, R.TARGET)
 
 
 def app_calls(az: Any, mark: int, operation_suffix: str) -> list[dict[str, Any]]:
@@ -49,23 +52,47 @@ def in_group(az: Any, sub: str, group: str) -> set[str]:
 
 
 def replica_world(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, wiring_class: Any = None,
-                  credential: Any = None, **drill: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """tests/app/test_drill.py's drill world (``credential``: the app's identity) with ``point: replica``, and the
-    VM replicated (tests/app/replication_world.py)."""
+                  credential: Any = None, saved: dict[str, Any] | None = None,
+                  **drill: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """tests/app/test_drill.py's drill world (``credential``: the app's identity) with ``point: replica`` and the
+    policy's ``replication`` block, its VM tagged ``vmkeeper-dr: critical`` and replicated by the app
+    (tests/app/replication_world.py); with ``saved`` (the module's ``replicated``), as it stood once replicated.
+    VMKEEPER_VAULTS names the target-region vault before the app first reads its settings."""
     from shared import wiring
 
     suffix = secrets.token_hex(4)
     w = start(az, emu, azurite, tmp_path, monkeypatch, wiring_class=wiring_class or wiring.Wiring, credential=credential,
-              VMKEEPER_DRILL_QUEUE=f"drills-{suffix}", VMKEEPER_ALERTS_TABLE=f"alerts{suffix}")
-    policy = {**POLICIES["policies"]["full"], "drill": {**DRILL, "point": "replica", **drill}}
+              saved=saved, VMKEEPER_DRILL_QUEUE=f"drills-{suffix}", VMKEEPER_ALERTS_TABLE=f"alerts{suffix}",
+              **R.app_settings(suffix))
+    sub = w["sub"]
+    policy = {**POLICIES["policies"]["full"], "drill": {**DRILL, "point": "replica", **drill}, "replication": R.block(sub)}
     (tmp_path / "policies.json").write_text(json.dumps({**POLICIES, "policies": {"full": policy}}))
+    monkeypatch.setenv("VMKEEPER_VAULTS", json.dumps({SECOND: R.vault_id(sub)}))
+    az.settings(siterecovery={"initial_replication_seconds": 1}, vm_agent={"ready_after_seconds": 1})
     w["host"].ensure_queues()
-    return w, replicate(w, az, emu, monkeypatch)
+    if saved is None:
+        R.dr_side(az, emu, sub)
+        R.tag_critical(az, sub, w["vm_id"])
+        R.enable(w["host"], w["settings"], [w["vm_id"]])
+    item = json.loads(R.rows(w["settings"])[w["vm_id"].lower()]["detail"])["item_id"]
+    return w, {"vault": R.vault_id(sub), "item": item, "item_name": names.protected_item(w["vm_id"]),
+               "vm_name": w["vm_id"].rsplit("/", 1)[-1], "target_rg": R.TARGET_RG, "asr": R.site_recovery(az, sub)}
+
+
+def item_of(replica: dict[str, Any]) -> Any:
+    return replica["asr"].replication_protected_items.get(VAULT_RG, VAULT, SRC_FABRIC, SRC_CONTAINER, replica["item_name"])
+
+
+@pytest.fixture(scope="module")
+def replicated(_local_azure, azurite, tmp_path_factory):
+    """The replica world, its VM replicated by the app once for the module: a test starts from its own copy."""
+    return saved_after(_local_azure, azurite, tmp_path_factory.mktemp("replicated"),
+                       lambda *args: replica_world(*args)[0])
 
 
 def test_a_replica_drill_test_fails_over_into_its_isolated_vnet_proves_it_ready_and_leaves_nothing(
-        az, emu, azurite, tmp_path, monkeypatch):
-    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, keep_hours=KEEP_HOURS)
+        az, emu, azurite, tmp_path, monkeypatch, replicated):
+    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, saved=replicated, keep_hours=KEEP_HOURS)
     try:
         sub, target = w["sub"], replica["target_rg"]
         before, target_before = groups(az, sub), in_group(az, sub, target)
@@ -84,7 +111,7 @@ def test_a_replica_drill_test_fails_over_into_its_isolated_vnet_proves_it_ready_
         newest = max(points, key=lambda p: p.properties.recovery_point_time)
         assert row["point"].lower() == newest.id.lower() and row["replicatedItem"].lower() == replica["item"].lower()
         assert row["drilledVm"].lower().endswith(f"/resourcegroups/{target}/providers/microsoft.compute/virtualmachines/"
-                                                 f"{replica['item_name']}-test")
+                                                 f"{replica['vm_name']}-test")
         net = az.client(NetworkManagementClient, sub)
         nic = net.network_interfaces.get(target, "vm-00000-nic-test")
         drill_vnet = net.virtual_networks.get(f"vmkeeper-drill-{drill.id}", "vnet-drill")
@@ -113,14 +140,15 @@ def test_a_replica_drill_test_fails_over_into_its_isolated_vnet_proves_it_ready_
         w["host"].close()
 
 
-def test_under_the_deployed_role_a_replica_drill_passes(az, emu, azurite, tmp_path, monkeypatch):
+def test_under_the_deployed_role_a_replica_drill_passes(az, emu, azurite, tmp_path, monkeypatch, replicated):
     """The app as deployed: the emulator holds infra/vmkeeper-role.json at the subscription for the app's identity
     (tests/app/deployed_roles.py) and checks each request's action and Site Recovery's linked checks on the test
     VM, NIC, disks and the drill's subnet: the role grants all a replica drill needs."""
     from emulator.testing import StaticCredential
     from tests.app.deployed_roles import assignments
 
-    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, credential=StaticCredential(APP_IDENTITY))
+    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, saved=replicated,
+                               credential=StaticCredential(APP_IDENTITY))
     try:
         az.role_assignments(assignments(APP_IDENTITY, [w["sub"]], []))
         mark = len(az.calls())
@@ -138,19 +166,21 @@ def test_under_the_deployed_role_a_replica_drill_passes(az, emu, azurite, tmp_pa
 
 
 @pytest.mark.parametrize("failure", ["test_failover", "agent"])
-def test_a_failing_test_failover_alerts_once_and_is_cleaned_up(az, emu, azurite, tmp_path, monkeypatch, failure):
+def test_a_failing_test_failover_alerts_once_and_is_cleaned_up(az, emu, azurite, tmp_path, monkeypatch, replicated,
+                                                               failure):
     """``test_failover``: ASR's test failover job ends Failed. ``agent``: it succeeds, but the test VM's agent never
     gets Ready. Either way the drill fails saying why, one ``vmkeeper.drill.failed``; after ``keep_failed_hours``
     the test failover is cleaned up (testFailoverCleanup, after the failed one too), nothing is left in the target
     group, and the drill's VNet and group are gone."""
-    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, keep_failed_hours=0, ready_timeout_minutes=0.1)
+    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, saved=replicated, keep_failed_hours=0,
+                               ready_timeout_minutes=0.1)
     try:
         sub, target = w["sub"], replica["target_rg"]
         before, target_before = groups(az, sub), in_group(az, sub, target)
         if failure == "test_failover":
             az.faults([{"kind": "lro_failed", "operation": ".*/replicationProtectedItems/testFailover/action", "count": 1}])
         else:
-            az.vm_agent_fault(f"{replica['item_name']}-test")
+            az.vm_agent_fault(f"{replica['vm_name']}-test")
         mark = len(az.calls())
         w["host"].fire_timer("plan_drills")
         assert w["host"].run_until_idle(timeout=120)
@@ -160,7 +190,7 @@ def test_a_failing_test_failover_alerts_once_and_is_cleaned_up(az, emu, azurite,
         if failure == "test_failover":
             assert "test failover" in drill.reason and "Failed" in drill.reason
         else:
-            assert "not ready" in drill.reason and f"{replica['item_name']}-test" in drill.reason
+            assert "not ready" in drill.reason and f"{replica['vm_name']}-test" in drill.reason
         (failed,) = [e for e in alerts(w)]
         assert failed["type"] == A.DRILL_FAILED and failed["subject"] == w["vm_id"].lower()
         assert len(app_calls(az, mark, TEST_FAILOVER)) == 1 and len(app_calls(az, mark, CLEANUP)) == 1
@@ -176,13 +206,13 @@ def test_a_failing_test_failover_alerts_once_and_is_cleaned_up(az, emu, azurite,
 
 @pytest.mark.parametrize("taken", ["group", "vnet"])
 def test_a_replica_drill_never_adopts_a_group_or_vnet_of_its_name_that_it_did_not_make(
-        az, emu, azurite, tmp_path, monkeypatch, taken):
+        az, emu, azurite, tmp_path, monkeypatch, replicated, taken):
     """``group``: an operator's group has the drill's name. ``vnet``: the drill's group is there (made before a
     crash) and holds an operator's VNet of the drill's VNet name. Either way the drill fails saying why, sends no
     test failover, writes nothing to the operator's group or VNet, and deletes nothing."""
     from shared.drill.planner import drill_id, group_name, period_of
 
-    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch)
+    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, saved=replicated)
     try:
         sub = w["sub"]
         drill = drill_id(w["vm_id"].lower(), period_of(datetime.now(UTC), 7), 7)
@@ -234,14 +264,14 @@ class CrashAfterSend:
 
 
 def test_a_crash_right_after_the_test_failover_was_sent_follows_it_and_sends_none_again(
-        az, emu, azurite, tmp_path, monkeypatch):
+        az, emu, azurite, tmp_path, monkeypatch, replicated):
     crashes: list[CrashAfterSend] = []
 
     def crash(table: Any) -> CrashAfterSend:
         crashes.append(CrashAfterSend(table))
         return crashes[-1]
 
-    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch,
+    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, saved=replicated,
                                wiring_class=wiring_wrapping("VMKEEPER_LEDGER_TABLE", crash))
     try:
         before, target_before = groups(az, w["sub"]), in_group(az, w["sub"], replica["target_rg"])
@@ -258,13 +288,13 @@ def test_a_crash_right_after_the_test_failover_was_sent_follows_it_and_sends_non
 
 
 def test_a_target_group_already_holding_a_name_the_test_would_make_gets_no_test_failover(
-        az, emu, azurite, tmp_path, monkeypatch):
+        az, emu, azurite, tmp_path, monkeypatch, replicated):
     """An operator's NIC in the target group has the name A2A gives the test's NIC: the drill fails before sending
     anything (ASR would collide with it, and the check after the cleanup could not tell it from the test's), the NIC
     is untouched, and no cleanup is sent for a test failover that never was."""
     from azure.mgmt.network.models import Subnet
 
-    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch)
+    w, replica = replica_world(az, emu, azurite, tmp_path, monkeypatch, saved=replicated)
     try:
         sub, target = w["sub"], replica["target_rg"]
         net = az.client(NetworkManagementClient, sub, polling_interval=0)

@@ -1,5 +1,5 @@
 """Recovery plans and failovers end to end: three VMs replicating with Site Recovery (tests/app/failover_world.py,
-arranged with the real SDK client), the plans' timer and the failover API on the local Functions host, the queue
+replicated by the app's own enable path), the plans' timer and the failover API on the local Functions host, the queue
 worker on Azurite, the real SiteRecoveryManagementClient against the emulator. Every answer is checked against the
 OpenAPI document."""
 
@@ -22,6 +22,7 @@ from tests.app.failover_world import (
     SRC_FABRIC,
     TARGET,
     TARGET_RG,
+    TGT_FABRIC,
     VAULT,
     api,
     app_calls,
@@ -33,8 +34,8 @@ from tests.app.failover_world import (
 
 
 @pytest.fixture
-def world(az, emu, azurite, tmp_path, monkeypatch):
-    w = start(az, emu, azurite, tmp_path, monkeypatch)
+def world(az, emu, azurite, tmp_path, monkeypatch, failover_replicated):
+    w = start(az, emu, azurite, tmp_path, monkeypatch, saved=failover_replicated)
     w["az"] = az
     yield w
     w["host"].close()
@@ -119,7 +120,7 @@ def test_a_plan_vmkeeper_did_not_make_is_never_changed(world, az):
     sub, vault = world["sub"], world["dr"]["vault"]
     world["asr"].replication_recovery_plans.begin_create(RG, VAULT, "vmkeeper-app-billing", {"properties": {
         "primaryFabricId": f"{vault}/replicationFabrics/{SRC_FABRIC}",
-        "recoveryFabricId": f"{vault}/replicationFabrics/asr-a2a-default-{TARGET}",
+        "recoveryFabricId": f"{vault}/replicationFabrics/{TGT_FABRIC}",
         "groups": [{"groupType": "Boot", "replicationProtectedItems": [{"id": world["dr"]["items"]["vm-00000"]}]}]}}
     ).result()
     mark = len(az.calls())
@@ -172,7 +173,8 @@ def test_a_plan_fails_over_in_boot_order_test_then_cleanup_planned_commit_and_re
     assert failover(world, {"action": "reprotect", "plan": "billing"})["state"] == "succeeded"
     az.advance(IR_SECONDS + 1)
     for name in ("vm-00000", "vm-00001", "vm-00002"):
-        item = world["asr"].replication_protected_items.get(RG, VAULT, SRC_FABRIC, SRC_CONTAINER, name)
+        item = world["asr"].replication_protected_items.get(RG, VAULT, SRC_FABRIC, SRC_CONTAINER,
+                                                            world["dr"]["item_names"][name])
         a2a = item.properties.provider_specific_details
         assert (item.properties.protection_state, a2a["primaryFabricLocation"]) == ("Protected", TARGET)
     told = alerts(world, A.FAILOVER_SUCCEEDED)
@@ -276,11 +278,13 @@ def test_one_vm_fails_over_commits_reprotects_and_fails_back(world, az):
     assert refused.status == 409 and "failback" in refused.json()["errors"][0]["detail"]
     back = failover(world, {"action": "failback", "vm": vm})
     assert (back["state"], back["direction"]) == ("succeeded", "RecoveryToPrimary"), back
-    item = world["asr"].replication_protected_items.get(RG, VAULT, SRC_FABRIC, SRC_CONTAINER, "vm-00002")
+    item = world["asr"].replication_protected_items.get(RG, VAULT, SRC_FABRIC, SRC_CONTAINER,
+                                                        world["dr"]["item_names"]["vm-00002"])
     assert item.properties.active_location == "Primary"
 
 
-def test_a_worker_dying_after_the_post_sends_nothing_twice(az, emu, azurite, tmp_path, monkeypatch):
+def test_a_worker_dying_after_the_post_sends_nothing_twice(az, emu, azurite, tmp_path, monkeypatch,
+                                                           failover_replicated):
     """The row's save right after Site Recovery accepted the action fails (the worker died there): the next delivery
     finds the job that POST started and follows it, instead of sending the action again."""
     from tests.app.restore_world import wiring_wrapping
@@ -300,7 +304,7 @@ def test_a_worker_dying_after_the_post_sends_nothing_twice(az, emu, azurite, tmp
                 raise ConnectionError("the worker died before saving what Site Recovery answered")
             return self._table.update_entity(entity, **kwargs)
 
-    w = start(az, emu, azurite, tmp_path, monkeypatch,
+    w = start(az, emu, azurite, tmp_path, monkeypatch, saved=failover_replicated,
               wiring_class=wiring_wrapping("VMKEEPER_FAILOVER_TABLE", DiesAfterThePost))
     w["az"] = az
     try:

@@ -284,8 +284,6 @@ def test_a_snapshot_by_a_set_name_that_is_not_the_sets_fails_the_job_and_is_left
     assert isinstance(outcome, jobs.Failed) and f"snapshot {target['name']} exists" in outcome.reason, outcome
     assert compute.snapshots.get("rg-vm-00", target["name"]).tags == {"owner": "ops"}
     assert not [c for c in az.calls(since) if c["method"] == "PUT" and c["path"].split("?")[0].endswith(target["name"])]
-    # Every name is looked at before anything is written: the set's other snapshot was not made either.
-    assert not [c for c in az.calls(since) if c["method"] == "PUT"], "a refused job creates nothing"
 
 
 def test_a_snapshot_being_created_is_looked_at_for_a_time_not_a_count_of_looks(az, compute, sub, azurite):

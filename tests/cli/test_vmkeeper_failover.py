@@ -50,8 +50,8 @@ def queue_worker(host: Any) -> Iterator[None]:
 
 
 @pytest.fixture
-def world(az, emu, azurite, tmp_path, monkeypatch):
-    w = start(az, emu, azurite, tmp_path, monkeypatch)
+def world(az, emu, azurite, tmp_path, monkeypatch, failover_replicated):
+    w = start(az, emu, azurite, tmp_path, monkeypatch, saved=failover_replicated)
     w["host"].fire_timer("keep_recovery_plans")
     az.advance(1)
     url = w["host"].serve_http()

@@ -221,6 +221,7 @@ def test_the_apps_health_endpoint(monkeypatch):
 def test_app_settings_override_host_json_as_the_host_reads_them(monkeypatch):
     """``AzureFunctionsJobHost__<path>`` app settings (keys in any case) override host.json's values."""
     monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    monkeypatch.delenv("AzureFunctionsJobHost__extensions__queues__maxPollingInterval", raising=False)  # conftest's
     plain = LocalFunctionsHost(build_app(), "UseDevelopmentStorage=true")
     plain.close()
     assert (plain.max_polling_interval, plain.batch_size, plain.route_prefix) == (1.0, 32, "api")  # host.json's
