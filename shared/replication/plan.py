@@ -15,6 +15,7 @@ level is looked at once their operations have ended.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,9 @@ from . import names
 A2A = "A2A"
 PROTECTED = "protected"
 ENABLING = ("", "enablingprotection", "initialreplicationinprogress")  # protectionState, lower case: still on its way
+LOOK_SHARE = 0.1  # an item not Protected yet, without a pace to go by: looked at again after this share of the wait
+PACE_POINTS = 20  # percentage points gained before the initial replication's pace is trusted
+REFINE_SECONDS, REFINE_SHARE = 8, 0.75  # an end further off than this is looked at after this share of the time to it
 NOT_RUNNING = "150144"  # ASR: disabling failed, the source VM is not running (or gone): purge is the way out
 ISOLATED_ADDRESS_SPACE, ISOLATED_SUBNET_PREFIX = "10.0.0.0/16", "10.0.0.0/24"  # isolated: any space; the usual one
 # A write refused because something it names is still being created (by this job's previous level, or by
@@ -185,6 +189,34 @@ def status_url_ok(url: str, arm_endpoint: str, vault_id: str) -> bool:
     return (parts.scheme == "https" and parts.netloc.lower() == base.netloc.lower()
             and parts.path.lower().startswith(prefix) and ".." not in parts.path
             and ("/replicationoperationstatus/" in parts.path.lower() or "/operationresults/" in parts.path.lower()))
+
+
+def next_look(now: float, since: float, progress: Any, first: dict[str, float] | None,
+              ceiling: int) -> tuple[int, dict[str, float] | None]:
+    """When to look again at an item on its way to ``Protected`` (seconds, 1 to ``ceiling``), and the progress
+    sample to carry to that look. ASR's ``monitoringPercentageCompletion`` against the first look that saw it
+    gives the pace of the initial replication, once it has gained ``PACE_POINTS`` since (whole percents: a pace
+    from fewer could be far off): the next look is when it should end at that pace (looked at again, a pace
+    that changed corrects itself; an end far off is looked at three quarters of the way there, where the longer
+    span gives a truer pace). Before that, a tenth of the time waited since the item was sent: a short wait is
+    seen within a second of its end, a long one within a few percent."""
+    share = LOOK_SHARE * max(0.0, now - since)
+    try:
+        p = float(progress) if progress is not None else None
+    except (TypeError, ValueError):
+        p = None
+    if p is None:
+        delay = share
+    elif first is None or p < float(first.get("p", 0)) or float(first.get("t", now)) >= now:
+        first, delay = {"t": now, "p": p}, share  # the first sample (or a restarted replication's)
+    elif p >= float(first["p"]) + PACE_POINTS:
+        pace = (p - float(first["p"])) / (now - float(first["t"]))  # percent a second
+        delay = max(0.0, 100.0 - p) / pace
+        if delay > REFINE_SECONDS:  # far off: looked at before the end, with a longer span to measure the pace over
+            delay *= REFINE_SHARE
+    else:
+        delay = share
+    return max(1, min(ceiling, math.ceil(delay))), first
 
 
 def item_parts(item_id: str) -> tuple[str, str, str] | None:

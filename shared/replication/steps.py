@@ -38,6 +38,7 @@ from . import names, plan, select
 log = logging.getLogger("vmkeeper.replication")
 
 KIND = "replicate"
+OPERATIONS = "replication-operations"  # ledger partition: the operation making each shared object, by vault and object
 
 
 def new_message(action: str, vm_id: str, event_id: str, event_time: str) -> dict[str, Any]:
@@ -66,9 +67,11 @@ def _error(exc: Any) -> dict[str, Any]:
 
 
 class Replicator:
-    def __init__(self, settings: ReplicationSettings, arm: Arm, arm_endpoint: str):
+    def __init__(self, settings: ReplicationSettings, arm: Arm, arm_endpoint: str, ledger: Any = None):
         self.settings, self.clients, self.arm_endpoint = settings, arm, arm_endpoint.rstrip("/")
         self.policies = PolicyDocument(settings.policy_file)
+        self.ledger = ledger  # shared/azure/ledger.py Ledger: where the operations making shared objects are noted
+        self._noted_urls: dict[str, str] = {}
 
     def handle(self, message: dict[str, Any]) -> Outcome:
         vm_id = str(message["vm_id"])
@@ -117,12 +120,19 @@ class Replicator:
 
     def _poll(self, message: dict[str, Any], vault_id: str) -> tuple[str, int | None, list[str]]:
         """The job's pending operations: ("running" | "succeeded" | "failed", ASR's Retry-After, the failures)."""
+        state, after, failures, _ = self._poll_ops(message.get("ops") or [], vault_id)
+        return state, after, failures
+
+    def _poll_ops(self, ops: list[dict[str, Any]], vault_id: str) -> tuple[str, int | None, list[str], list[dict[str, Any]]]:
+        """Operations' states: ("running" | "succeeded" | "failed", ASR's Retry-After, the failures, those still
+        running). An operation ``borrowed`` from another job (that job made the object) that failed or is no longer
+        known has simply ended: the object is looked at again, and made by this job if it is missing."""
         from azure.core.rest import HttpRequest
 
         vault_sub = _vault(vault_id)[0]
         client = self.clients.site_recovery(vault_sub)
-        running, after, failures = False, None, []
-        for op in message.get("ops") or []:
+        after, failures, running = None, [], []
+        for op in ops:
             url = str(op.get("url") or "")
             if not plan.status_url_ok(url, self.arm_endpoint, vault_id):
                 raise jobs.BadMessage(f"message.ops: {url[:300]!r} is not an operation of vault {vault_id} on "
@@ -132,18 +142,54 @@ class Replicator:
                 state = "running" if response.status_code == 202 else (
                     "succeeded" if response.status_code in (200, 204) else "failed")
                 error = None if state != "failed" else {"code": str(response.status_code), "message": response.text()[:500]}
+            elif op.get("borrowed") and response.status_code != 200:
+                state, error = "gone", None
             else:
                 response.raise_for_status()
                 state, error = plan.operation_state(response.json())
+            op["ended"] = None if state == "running" else state
             if state == "running":
-                running = True
+                running.append(op)
                 after = max(after or 0, retry_after_seconds(response.headers) or 0) or after
-            elif state == "failed":
+            elif state == "failed" and not op.get("borrowed"):
                 failures.append(f"{op.get('what')}: {plan.error_text(error)}")
                 op["error"] = error
         if failures:
-            return "failed", None, failures
-        return ("running" if running else "succeeded"), after, []
+            return "failed", None, failures, running
+        return ("running" if running else "succeeded"), after, [], running
+
+    # --- objects another job is making ---------------------------------------------------------------------
+    def _note(self, vault_id: str, ops: list[dict[str, Any]]) -> None:
+        """The operations making the vault's shared objects, noted in the ledger (once per operation and
+        process) for the jobs that find an object there but not ready yet: they follow its operation."""
+        if self.ledger is None:
+            return
+        for op in ops:
+            key = f"{vault_id}|{op['what']}".lower()
+            if self._noted_urls.get(key) == op["url"]:
+                continue
+            self.ledger.record(OPERATIONS, key, {"vault": vault_id.lower(), "what": op["what"], "url": op["url"]})
+            self._noted_urls[key] = op["url"]
+
+    def _wait_for(self, message: dict[str, Any], vault_id: str, objects: list[plan.Obj], reason: str,
+                  **changes: Any) -> Outcome:
+        """Wait for ``objects``, which another job is making: at its operations' Retry-After while one of them
+        runs (its monitor, noted in the ledger); else (its operation just ended, or is not noted yet: that job is
+        between its write and its note) looked at again in a second, then less and less often."""
+        if self.ledger is None:
+            return self._retry(message, reason, **changes)
+        keys = {f"{vault_id}|{o.key}".lower() for o in objects}
+        noted = [{"what": r["what"], "url": r["url"], "borrowed": True}
+                 for r in self.ledger.existing_rows(OPERATIONS) if str(r.get("item") or "") in keys
+                 and plan.status_url_ok(str(r.get("url") or ""), self.arm_endpoint, vault_id)]
+        if noted:
+            _, after, _, running = self._poll_ops(noted, vault_id)
+            if running:
+                return self._retry(message, f"{reason} (following {', '.join(o['what'] for o in running)})",
+                                   after=after or 1, **changes, ops=running, unfollowed=0)
+        tries = int(message.get("unfollowed") or 0)
+        return self._retry(message, reason, after=jobs.backoff(tries, 1, self.settings.retry_max_seconds),
+                           **changes, unfollowed=tries + 1)
 
     def _vm(self, vm_id: str) -> Any:
         from azure.core.exceptions import ResourceNotFoundError
@@ -155,23 +201,37 @@ class Replicator:
             return None
 
     # --- enable ------------------------------------------------------------------------------------------
-    def enable(self, message: dict[str, Any]) -> Outcome:
+    def _vm_now(self, message: dict[str, Any]) -> tuple[Any, Outcome | None]:
+        """The VM, read now; or why the job goes no further with it."""
         vm = self._vm(message["vm_id"])
         if vm is None:
-            return Done("vm_gone", {"note": "the VM no longer exists (deleted, or an out-of-order event)"})
+            return None, Done("vm_gone", {"note": "the VM no longer exists (deleted, or an out-of-order event)"})
         provisioning = (vm.provisioning_state or "").lower()
         if provisioning == "deleting":
-            return Done("vm_gone", {"note": "the VM is being deleted"})
+            return None, Done("vm_gone", {"note": "the VM is being deleted"})
         if provisioning in ("creating", "updating"):
-            return self._retry(message, f"VM is {vm.provisioning_state}")
+            return None, self._retry(message, f"VM is {vm.provisioning_state}")
+        return vm, None
+
+    def enable(self, message: dict[str, Any]) -> Outcome:
+        # A step that only makes the vault's shared objects or follows operations goes by the VM as the job's
+        # first step read it ("seen"); the VM is read again right before its item is sent (and each look after).
+        seen = message.get("seen") if message.get("eligible") and message.get("step") != "verify" else None
+        vm = None
+        if seen is None:
+            vm, stop = self._vm_now(message)
+            if stop is not None:
+                return stop
+            seen = {"tags": dict(vm.tags or {}), "location": vm.location or "", "instance": vm.vm_id}
         try:
             policies = self.policies.get()
         except (PolicyError, OSError) as exc:
             return Failed(f"VMKEEPER_POLICY_FILE: {exc}")
-        choice = select.decide(vm.tags, vm.location or "", policies)
+        choice = select.decide(seen["tags"], seen["location"], policies)
         if choice.spec is None:
             detail = {"reason": choice.reason, **({"vmkeeper_policy": choice.policy} if choice.policy else {})}
-            (log.warning if choice.skip in select.MISTAKES else log.info)("VM %s not replicated: %s", vm.id, choice.reason)
+            (log.warning if choice.skip in select.MISTAKES else log.info)("VM %s not replicated: %s", message["vm_id"],
+                                                                           choice.reason)
             return Done(choice.skip or "not_selected", detail)
         spec = choice.spec
         vault_id = self.settings.vaults.get(spec.target_region)
@@ -179,36 +239,43 @@ class Replicator:
             return Failed(f"VMKEEPER_VAULTS: no Recovery Services vault for the target region '{spec.target_region}' "
                           f"of policy '{choice.policy}' (Site Recovery needs one there)")
         if message.get("ops"):
-            state, after, failures = self._poll(message, vault_id)
-            if state == "running":
+            state, after, failures, running = self._poll_ops(message["ops"], vault_id)
+            if state == "running":  # only those still running are looked at again
                 return Retry(after or max(1, self.settings.retry_seconds), "Site Recovery operations running",
-                             {"ops": message["ops"]})
+                             {"ops": running})
             if state == "failed":
-                log.error("VM %s: enabling replication failed: %s", vm.id, "; ".join(failures))
+                log.error("VM %s: enabling replication failed: %s", message["vm_id"], "; ".join(failures))
                 return Failed("Site Recovery refused or failed: " + "; ".join(failures))
+            done = {str(o.get("what")) for o in message["ops"] if o.get("ended") == "succeeded"}
             message = {k: v for k, v in message.items() if k != "ops"}
+            if message.get("recheck") and set(message["recheck"]) <= done:  # made, each by an operation that succeeded
+                message.update(level=int(message.get("level") or 0) + 1, recheck=None)
         vault_sub, vault_rg, vault = _vault(vault_id)
         asr = self.clients.site_recovery(vault_sub)
-        region = names.region(vm.location or "")
-        fabrics = message.get("fabrics") or self._fabrics(asr, vault_rg, vault, (region, spec.target_region))
-        item_name = names.protected_item(vm.id)
+        region = names.region(seen["location"])
+        known: dict[str, str] = {}  # objects' states read in this step already: not read again
+        fabrics = message.get("fabrics")
+        if not fabrics:
+            fabrics, found = self._fabrics(asr, vault_rg, vault, (region, spec.target_region))
+            known = {f"fabric:{name}": "ready" if r in found else "missing" for r, name in fabrics.items()}
+        item_name = names.protected_item(message["vm_id"])
         item_args = (vault_rg, vault, fabrics[region], names.container(region), item_name)
         base = {"vault": vault_id, "item": item_name, "target_region": spec.target_region,
-                "vmkeeper_policy": choice.policy, "vm_instance": vm.vm_id}
+                "vmkeeper_policy": choice.policy, "vm_instance": seen["instance"]}
 
         if message.get("step") == "verify":
             return self._verify(message, asr, item_args, vm, base)
-        existing = self._item(asr, item_args)
-        if existing is not None:
-            return self._existing(message, existing, vm, base)
-        if not message.get("eligible"):
+        if not message.get("eligible"):  # the job's first look; a later step looks again right before the item
+            existing = self._item(asr, item_args)
+            if existing is not None:
+                return self._existing(message, existing, vm, base)
             problems = self._eligibility(vm)
             if problems:
                 first = problems[0]
                 log.error("VM %s is not eligible for Site Recovery: %s (%s)", vm.id, first["message"],
                           first.get("recommended_action"))
                 return Done("ineligible", dict(base, **first, errors=problems))
-        source_vnet = self._source_vnet(vm)
+        source_vnet = message.get("source_vnet") or self._source_vnet(vm)  # read once a job
         if source_vnet is None:
             return Failed("the VM has no network interface on a subnet: Site Recovery maps the VM's VNet")
         network = plan.target_network(spec, source_vnet)
@@ -216,19 +283,38 @@ class Replicator:
             return Failed(f"policies.{choice.policy}.replication.network.mappings: no mapping for the VM's VNet "
                           f"{source_vnet}")
         chain = plan.chain(vault_id, region, spec, fabrics, source_vnet, network)
-        changes: dict[str, Any] = {"eligible": True, "fabrics": fabrics, "step": "start"}
+        changes: dict[str, Any] = {"eligible": True, "fabrics": fabrics, "step": "start", "source_vnet": source_vnet,
+                                   "seen": seen}
         for i, level in enumerate(chain.levels):
             if i < message.get("level", 0):
                 continue  # made (or found) by an earlier step of this job
-            outcome = self._level(message, asr, vault_rg, vault, chain, level, changes)
+            recheck = message.get("recheck") if i == message.get("level", 0) else None
+            if recheck is not None:  # the rest of the level is there: its operations succeeded
+                level = tuple(o for o in level if o.key in recheck)
+            outcome = self._level(message, asr, vault_rg, vault, chain, i, level, changes, known)
             if outcome is not None:
                 return outcome
-            changes["level"] = i + 1
+            changes.update(level=i + 1, recheck=None)
+        if vm is None:  # the VM as it is now, before its item is sent: decided again
+            vm, stop = self._vm_now(message)
+            if stop is not None:
+                return stop
+            now = select.decide(vm.tags, vm.location or "", policies)
+            if (now.policy, now.spec, now.cache_account) != (choice.policy, choice.spec, choice.cache_account) or \
+                    names.region(vm.location or "") != region:
+                return Retry(1, "the VM's tags or location changed: looked at again from the start",
+                             {"step": "start", "eligible": False, "level": 0, "recheck": None, "fabrics": None,
+                              "source_vnet": None, "seen": None})
+            base["vm_instance"] = vm.vm_id
+        if message.get("eligible"):  # read first in this step: nothing is written over
+            existing = self._item(asr, item_args)
+            if existing is not None:
+                return self._existing(message, existing, vm, base)
         return self._enable_item(message, asr, item_args, chain, spec, choice.cache_account or "", vm, base, changes)
 
-    def _fabrics(self, asr: Any, vault_rg: str, vault: str, regions: tuple[str, ...]) -> dict[str, str]:
+    def _fabrics(self, asr: Any, vault_rg: str, vault: str, regions: tuple[str, ...]) -> tuple[dict[str, str], set[str]]:
         """Each region's fabric in the vault: vmkeeper's name, or the vault's own fabric for that region (A2A
-        allows one per region: the portal's is used as it is)."""
+        allows one per region: the portal's is used as it is); and the regions whose fabric is there."""
         from azure.core.exceptions import ResourceNotFoundError
 
         found: dict[str, str] = {}
@@ -243,7 +329,7 @@ class Replicator:
                 location = names.region(str((fabric.properties.custom_details or {}).get("location") or ""))
                 if location in regions and location not in found:
                     found[location] = fabric.name
-        return {r: found.get(r) or names.fabric(r) for r in regions}
+        return {r: found.get(r) or names.fabric(r) for r in regions}, set(found)
 
     def _state(self, asr: Any, vault_rg: str, vault: str, chain: plan.Chain, obj: plan.Obj) -> str:
         """"ready", "creating" (a VNet still provisioning) or "missing"."""
@@ -283,14 +369,17 @@ class Replicator:
                 return True
         return False
 
-    def _level(self, message: dict[str, Any], asr: Any, vault_rg: str, vault: str, chain: plan.Chain,
-               level: tuple[plan.Obj, ...], changes: dict[str, Any]) -> Outcome | None:
-        """Create a level's missing objects together; None when the whole level is there."""
-        states = {o.key: self._state(asr, vault_rg, vault, chain, o) for o in level}
+    def _level(self, message: dict[str, Any], asr: Any, vault_rg: str, vault: str, chain: plan.Chain, index: int,
+               level: tuple[plan.Obj, ...], changes: dict[str, Any], known: dict[str, str]) -> Outcome | None:
+        """Create the missing objects of level ``index`` together (``level``: those of it still to look at;
+        ``known``: states read in this step already); None when they are all there."""
+        states = {o.key: known.get(o.key) or self._state(asr, vault_rg, vault, chain, o) for o in level}
         missing = [o for o in level if states[o.key] == "missing"]
         if not missing:
-            if any(s == "creating" for s in states.values()):
-                return self._retry(message, "Site Recovery objects still being made", **changes)
+            creating = [o for o in level if states[o.key] == "creating"]
+            if creating:  # looked at again, alone, once the operations followed end
+                return self._wait_for(message, chain.vault_id, creating, "Site Recovery objects still being made",
+                                      **dict(changes, level=index, recheck=[o.key for o in creating]))
             return None
         ops, waits, fails = [], [], []
         for obj in missing:
@@ -305,13 +394,23 @@ class Replicator:
             log.info("VM %s: creating %s", message["vm_id"], obj.key)
         if fails:
             return Failed("Site Recovery refused: " + "; ".join(fails))
-        if waits:
-            return self._retry(message, "waiting on objects being made: " + "; ".join(waits), **changes)
+        self._note(chain.vault_id, ops)
+        if waits:  # what they name is still being made: this level's objects and those below; all looked at again
+            below = [o for lv in chain.levels[:index + 1] for o in lv]
+            return self._wait_for(message, chain.vault_id, below, "waiting on objects being made: " + "; ".join(waits),
+                                  **dict(changes, level=index, recheck=None))
+        # Once their operations succeed the objects written are there: the next step looks again only at a VNet
+        # written (followed by its own state, not by an operation of the vault's).
+        vnets = [o.key for o in missing if o.kind == "vnet"]
+        later = dict(changes, level=index, recheck=vnets) if vnets else dict(changes, level=index + 1, recheck=None)
         if ops:
             after = max((o.get("after") or 0) for o in ops) or max(1, self.settings.retry_seconds)
             return Retry(after, f"creating {', '.join(o.key for o in missing)}",
-                         dict(changes, ops=[{k: v for k, v in o.items() if k != "after"} for o in ops], attempt=0))
-        return self._retry(message, f"creating {', '.join(o.key for o in missing)}", **changes)
+                         dict(later, ops=[{k: v for k, v in o.items() if k != "after"} for o in ops], attempt=0,
+                              unfollowed=0))
+        tries = int(message.get("unfollowed") or 0)  # nothing of the vault's to follow (a VNet): soon, then less often
+        return self._retry(message, f"creating {', '.join(o.key for o in missing)}",
+                           after=jobs.backoff(tries, 1, self.settings.retry_max_seconds), **later, unfollowed=tries + 1)
 
     def _begin(self, asr: Any, vault_rg: str, vault: str, obj: plan.Obj) -> tuple[Any, ...]:
         """(what, the SDK's begin_* call, its arguments) that creates ``obj``."""
@@ -339,14 +438,15 @@ class Replicator:
                 return Done("ineligible", dict(base, **{k: refused.get(k) for k in (
                     "code", "message", "possible_causes", "recommended_action")}))
             if plan.refusal(refused.get("status"), refused["code"], refused.get("target")) == "wait":
-                return self._retry(message, f"item: {refused['code']}: {refused['message']}", **changes)
+                return self._wait_for(message, chain.vault_id, [o for lv in chain.levels for o in lv],
+                                      f"item: {refused['code']}: {refused['message']}", **changes)
             log.error("VM %s: enabling replication refused: %s", vm.id, refused["message"])
             return Failed(f"enabling replication refused: {refused['code']}: {refused['message']}"
                           + (f" Recommended action: {refused['recommended_action']}" if refused.get("recommended_action") else ""))
         log.info("VM %s: replication enabling (%s → %s)", vm.id, chain.source_region, chain.target_region)
         verify = dict(changes, step="verify", since=time.time(), polls=0, attempt=0)
-        if op is None:
-            return Retry(max(1, self.settings.retry_seconds), "replication enabling", verify)
+        if op is None:  # nothing to follow: the item itself says (its first look soon: shared/replication/plan.py)
+            return Retry(1, "replication enabling", verify)
         return Retry(op.get("after") or max(1, self.settings.retry_seconds), "replication enabling",
                      dict(verify, ops=[{k: v for k, v in op.items() if k != "after"}]))
 
@@ -372,9 +472,12 @@ class Replicator:
         state = (item.properties.protection_state or "").lower()
         if state == plan.PROTECTED:
             return Done("already_protected", dict(base, item_id=item.id))
-        if state in plan.ENABLING:
-            return Retry(max(1, self.settings.retry_seconds), f"replication is {item.properties.protection_state}",
-                         {"step": "verify", "since": message.get("since") or time.time(), "polls": 0, "attempt": 0})
+        if state in plan.ENABLING:  # on its way (sent by an earlier delivery of this job, or another job): followed
+            since = float(message.get("since") or time.time())
+            after, first = plan.next_look(time.time(), since, self._details(item).get("monitoringPercentageCompletion"),
+                                          None, self.settings.retry_max_seconds)
+            return Retry(after, f"replication is {item.properties.protection_state}",
+                         {"step": "verify", "since": since, "polls": 0, "attempt": 0, "progress": first})
         return Done("left_alone", dict(base, item_id=item.id, state=item.properties.protection_state,
                                        note="the VM's item is in a state vmkeeper does not change (a failover?)"))
 
@@ -400,8 +503,11 @@ class Replicator:
             return Failed(f"replication not Protected after {self.settings.timeout_hours} h: {state}"
                           + (f", initial replication {progress}%" if progress is not None else ""))
         polls = int(message.get("polls") or 0)
-        return Retry(jobs.backoff(polls, self.settings.retry_seconds, self.settings.retry_max_seconds),
-                     f"replication is {state}", {"polls": polls + 1, "since": since})
+        progress = self._details(item).get("monitoringPercentageCompletion")
+        after, first = plan.next_look(time.time(), since, progress, message.get("progress"),
+                                      self.settings.retry_max_seconds)
+        return Retry(after, f"replication is {state}" + (f", initial replication {progress}%" if progress is not None else ""),
+                     {"polls": polls + 1, "since": since, "progress": first})
 
     def _eligibility(self, vm: Any) -> list[dict[str, Any]]:
         """Azure's reasons the VM can't be replicated (none: it can), each with its recommended action."""

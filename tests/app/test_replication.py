@@ -259,6 +259,67 @@ def test_critical_vms_created_together_share_one_of_each_infrastructure_object(a
     assert poisoned(dr) == []
 
 
+def test_a_job_finding_objects_another_job_is_making_follows_that_jobs_operations(az, dr, asr, monkeypatch):
+    """VM 1's job starts the vault's infrastructure (2 s operations); VM 2's job, a moment later, finds the fabrics
+    there but not ready (its containers are refused): it follows the operations VM 1's job noted, at ASR's
+    Retry-After, instead of backing off by VMKEEPER_REPLICATION_RETRY_SECONDS (a minute here). Nothing is made
+    twice."""
+    monkeypatch.setenv("VMKEEPER_REPLICATION_RETRY_SECONDS", "60")  # read on the service's first use, below
+    monkeypatch.setenv("VMKEEPER_REPLICATION_RETRY_MAX_SECONDS", "600")
+    az.settings(lro={"default_seconds": 2, "retry_after_ms": None})
+    az.seed(subscriptions=[dr["sub"]], resource_groups=1, vms=2, regions=[SOURCE], vm_prefix="pair",
+            tag_sets=[{"vmkeeper-dr": "critical"}])
+    vms = [f"/subscriptions/{dr['sub']}/resourceGroups/rg-pair-00/providers/Microsoft.Compute/virtualMachines/pair-{i:05d}"
+           for i in range(2)]
+    mark, host = len(az.calls()), dr["host"]
+    for vm_id in vms:  # each VM's creation event, a step of its job after it
+        host.deliver_event("vm_events", {
+            "id": str(uuid.uuid4()), "eventType": "Microsoft.Resources.ResourceWriteSuccess", "subject": vm_id,
+            "eventTime": "2026-12-08T10:00:00Z", "dataVersion": "", "topic": f"/subscriptions/{dr['sub']}",
+            "data": {"resourceUri": vm_id, "status": "Succeeded", "subscriptionId": dr["sub"],
+                     "operationName": "Microsoft.Compute/virtualMachines/write"}})
+        host.poll_once()
+    refused = [c for c in app_writes(az, mark) if c["status"] == 404 and "replicationProtectionContainers" in c["path"]]
+    assert refused, "VM 2's job was to find the fabrics being made (its containers refused)"
+    began = time.monotonic()
+
+    def both():
+        """both VMs Protected"""
+        return all((row(dr, v) or {}).get("outcome") == "protected" for v in vms)
+    run_until(az, dr, both, seconds=45)
+    assert time.monotonic() - began < 40  # 4 levels of 2 s operations and the looks: not a minute's backoff
+    rg, vault = dr["vault"].split("/")[4], dr["vault"].split("/")[8]
+    fabrics = [f.name for f in asr.replication_fabrics.list(rg, vault)]
+    assert len(fabrics) == 2 and len(list(asr.replication_policies.list(rg, vault))) == 1
+    assert sum(1 for f in fabrics for _ in asr.replication_protection_containers.list_by_replication_fabrics(rg, vault, f)) == 2
+    assert len(list(asr.replication_protection_container_mappings.list(rg, vault))) == 2
+    assert len(list(asr.replication_network_mappings.list(rg, vault))) == 1
+    assert len(list(asr.replication_protected_items.list(rg, vault))) == 2
+    assert poisoned(dr) == []
+
+
+def test_a_vm_untagged_while_its_job_makes_the_infrastructure_gets_no_item(az, dr, asr, compute):
+    """Steps that only make the vault's shared objects go by the VM as the job first read it; the VM is read again
+    right before its item would be sent: untagged meanwhile, nothing replicates it."""
+    az.settings(lro={"default_seconds": 1, "retry_after_ms": None})
+    az.seed(subscriptions=[dr["sub"]], resource_groups=1, vms=1, regions=[SOURCE], vm_prefix="untag",
+            tag_sets=[{"vmkeeper-dr": "critical"}])
+    vm = compute.virtual_machines.get("rg-untag-00", "untag-00000")
+    mark, host = len(az.calls()), dr["host"]
+    assert host.fire_timer("replication_sweep") is None
+    host.poll_once()  # the job's first step: eligibility, then the first level of the infrastructure
+    assert [c for c in app_writes(az, mark) if c["operation"].endswith("replicationFabrics/write")]
+    vm.tags = {}
+    compute.virtual_machines.begin_create_or_update("rg-untag-00", vm.name, vm).result()
+
+    def settled():
+        """the VM recorded as not selected, nothing queued"""
+        return (row(dr, vm.id) or {}).get("outcome") == "not_selected" and host.pending() == 0
+    run_until(az, dr, settled, seconds=60)
+    assert [c for c in app_writes(az, mark) if c["operation"].endswith("replicationProtectedItems/write")] == []
+    assert item_of(asr, dr, vm.id) is None and poisoned(dr) == []
+
+
 def test_a_vm_tagged_later_is_found_by_the_sweep_and_opted_out_or_untagged_vms_are_left_alone(az, dr, asr, compute):
     seeded = az.seed(subscriptions=[dr["sub"]], resource_groups=1, vms=3, regions=[SOURCE], vm_prefix="swp",
                      tag_sets=[{"vmkeeper-dr": "critical"}, {"vmkeeper-dr": "critical", "vmkeeper-optout": "true"},
