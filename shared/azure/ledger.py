@@ -10,6 +10,8 @@ from typing import Any
 from ..instants import now_text
 from .tables import OnFirstUse
 
+BATCH_THREADS = 8  # record_many's batches in flight at once
+
 
 def row_key(value: str) -> str:
     """Table keys can't hold '/', '\\', '#', '?': a stable digest of the (lower-case) id."""
@@ -51,13 +53,22 @@ class Ledger(OnFirstUse):
                                   "updated": now_text()})
 
     def record_many(self, partition: str, items: list[tuple[str, dict[str, Any]]]) -> None:
-        """``record`` for many rows of one partition, in batches of 100 (one round trip each)."""
+        """``record`` for many rows of one partition, in batches of 100 (one round trip each, side by side)."""
         self._ensure()
         updated = now_text()
         rows = [("upsert", {"PartitionKey": partition, "RowKey": row_key(key), "item": key, **fields, "updated": updated})
                 for key, fields in dict(items).items()]  # a batch may not touch a row twice
-        for start in range(0, len(rows), 100):
-            self.table.submit_transaction(rows[start:start + 100])
+        batches = [rows[start:start + 100] for start in range(0, len(rows), 100)]
+        if len(batches) <= 1:
+            for batch in batches:
+                self.table.submit_transaction(batch)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        # Side by side: each batch is its own transaction on rows no other batch touches (3,000 rows
+        # one after the other held a slot's planning 4.5 s).
+        with ThreadPoolExecutor(min(BATCH_THREADS, len(batches))) as pool:
+            list(pool.map(self.table.submit_transaction, batches))
 
     def get(self, partition: str, key: str) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError
