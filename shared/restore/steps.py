@@ -70,6 +70,18 @@ def _power(view: Any) -> str:
     return "unknown"
 
 
+def _data_disks(vm: Any) -> list[dict[str, Any]]:
+    """A VM's data disks as a PATCH lists them to keep them as they are (LUN, Attach, the managed disk, caching)."""
+    out = []
+    for d in (vm.storage_profile.data_disks if vm.storage_profile else None) or []:
+        entry: dict[str, Any] = {"lun": d.lun, "createOption": "Attach",
+                                 "managedDisk": {"id": d.managed_disk.id if d.managed_disk else ""}}
+        if d.caching:
+            entry["caching"] = str(d.caching)
+        out.append(entry)
+    return out
+
+
 def _os_disk_of(vm: Any) -> str:
     profile = vm.storage_profile
     return (profile.os_disk.managed_disk.id if profile and profile.os_disk and profile.os_disk.managed_disk else "") or ""
@@ -187,8 +199,8 @@ class RestoreSteps:
         sub, rg, name = _parts(plan.vm["id"])
         compute = self.arm.compute(sub)
         vm = compute.virtual_machines.get(rg, name)
-        current = [d.as_dict() for d in vm.storage_profile.data_disks or []]
-        on_vm = {(d.get("managed_disk") or {}).get("id", "").lower(): d for d in current}
+        current = _data_disks(vm)
+        on_vm = {d["managedDisk"]["id"].lower(): d for d in current}
         missing = [d for d in plan.disks if d["id"].lower() not in on_vm]
         state = (vm.provisioning_state or "").lower()
         if not missing:
@@ -199,7 +211,7 @@ class RestoreSteps:
             return Next([d["id"] for d in plan.disks])
         if state in ("updating", "creating") and context.get("attach_sent"):
             return Wait(WAIT, f"VM {name} is {state}")
-        taken = {d.get("lun"): (d.get("managed_disk") or {}).get("id", "") for d in current}
+        taken = {d["lun"]: d["managedDisk"]["id"] for d in current}
         clash = [d for d in missing if d["attach_lun"] in taken]
         if clash:
             return Fail(f"VM {name}: LUN {clash[0]['attach_lun']} is now used by {taken[clash[0]['attach_lun']]}: "
@@ -207,9 +219,7 @@ class RestoreSteps:
         sends = int(context.get("attach_sent") or 0) + 1
         if sends > 3:
             return Fail(f"VM {name}: ARM accepted attaching the recovery's disks {sends - 1} times, the VM has them not")
-        entries = [{"lun": d["lun"], "createOption": "Attach", "managedDisk": {"id": d["managed_disk"]["id"]},
-                    **({"caching": d["caching"]} if d.get("caching") else {})} for d in current]
-        entries += [{"lun": d["attach_lun"], "createOption": "Attach", "caching": "ReadOnly",
+        entries = current + [{"lun": d["attach_lun"], "createOption": "Attach", "caching": "ReadOnly",
                      "managedDisk": {"id": d["id"]}} for d in missing]
         seen: dict[str, int] = {}
         compute.virtual_machines.begin_update(rg, name, {"properties": {"storageProfile": {"dataDisks": entries}}},
@@ -258,12 +268,7 @@ class RestoreSteps:
             if (vm.provisioning_state or "").lower() in ("updating", "creating"):
                 waiting.append(f"VM {name} is {(vm.provisioning_state or '').lower()}")
                 continue
-            current = [d.as_dict() for d in vm.storage_profile.data_disks or []]
-            kept = lease.detached_list([{"lun": d.get("lun"), "managedDisk": d.get("managed_disk") or {},
-                                         **({"caching": d["caching"]} if d.get("caching") else {})} for d in current],
-                                       disk_ids)
-            entries = [{"lun": d["lun"], "createOption": "Attach", "managedDisk": {"id": d["managedDisk"].get("id")},
-                        **({"caching": d["caching"]} if d.get("caching") else {})} for d in kept]
+            entries = lease.detached_list(_data_disks(vm), disk_ids)
             compute.virtual_machines.begin_update(rg, name, {"properties": {"storageProfile": {"dataDisks": entries}}},
                                                   polling=False)
             waiting.append(f"VM {name}: {len(disk_ids)} disk(s) being detached")
