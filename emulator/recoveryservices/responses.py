@@ -971,7 +971,8 @@ def provision_ilr(req: Request) -> Response:
     if not isinstance(vm_id, str) or not vm_id:
         raise BackupError("properties.virtualMachineId: the id of the VM the point was taken of is required.",
                           target="properties.virtualMachineId")
-    renew = props.get("renewExistingRegistration", False)
+    renew = props.get("renewExistingRegistration")
+    renew = False if renew is None else renew
     initiator = props.get("initiatorName")
     if not isinstance(renew, bool):
         raise BackupError("properties.renewExistingRegistration: must be true or false.",

@@ -123,9 +123,9 @@ def _status(arm: Any, point_id: str, operation: str) -> tuple[str, dict[str, Any
 
     status = arm.backup(sub).protected_item_operation_statuses.get(vault, rg, FABRIC, container, item, operation,
                                                                    raw_response_hook=hook)
-    error = status.error
-    return (str(status.status or ""), {"code": getattr(error, "code", None), "message": getattr(error, "message", None)},
-            seen.get("after"))
+    error, value = status.error, status.status or ""
+    return (str(getattr(value, "value", value)),  # the SDK's enum member: its value, not "OperationStatusValues.…"
+            {"code": getattr(error, "code", None), "message": getattr(error, "message", None)}, seen.get("after"))
 
 
 def session_active(arm: Any, point_id: str) -> bool | None:
