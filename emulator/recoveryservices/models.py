@@ -18,6 +18,7 @@ from ..compute import models as compute
 from ..core.arm import normalize_location, parse_rid, rid
 from ..core.errors import ArmError
 from ..core.state import Resource, Store
+from . import ilr
 
 PROVIDER = "Microsoft.RecoveryServices"
 VAULT_TYPE = "Microsoft.RecoveryServices/vaults"
@@ -519,7 +520,7 @@ def render_point(item: Resource, point: dict[str, Any], now: float, instant_days
         "recoveryPointAdditionalInfo": "",
         "sourceVMStorageType": "NormalStorage",
         "isSourceVMEncrypted": False,
-        "isInstantIlrSessionActive": False,
+        "isInstantIlrSessionActive": ilr.session(item, point["name"], now) is not None,
         "isManagedVirtualMachine": True,
         "isPrivateAccessEnabledOnAnyDisk": False,
         "originalStorageAccountOption": False,
