@@ -140,6 +140,15 @@ class RestoreApi:
                 return problem(403, "Target out of scope", "restores may only write to the allowed subscriptions and "
                                "resource groups (VMKEEPER_RESTORE_SCOPES)",
                                [{"field": name, "detail": f"{p.group_id} is not in the allow-list"} for name, p in outside])
+            staging = restores.settings.staging_accounts
+            ungranted = [(name, p) for name, p in request.target_ids()
+                         if p.kind == "storage_account" and staging is not None and p.id.lower() not in staging]
+            if ungranted:  # Azure Backup would refuse it mid-restore (403): refused now, with what to do
+                return problem(403, "Staging account not granted", "a vault restore stages through a storage account "
+                               "vmkeeper's staging role is assigned on (infra parameter restoreStagingAccountIds, "
+                               "VMKEEPER_RESTORE_STAGING_ACCOUNTS)",
+                               [{"field": name, "detail": f"{p.id} is not one of VMKEEPER_RESTORE_STAGING_ACCOUNTS"}
+                                for name, p in ungranted])
             try:
                 if request.dry_run:
                     from .service import restore_id_for
