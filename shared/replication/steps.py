@@ -25,7 +25,7 @@ import logging
 import time
 from typing import Any
 
-from .. import resource_ids
+from .. import membership, resource_ids
 from ..autoprotect.steps import PolicyDocument
 from ..azure.retry_after import retry_after_seconds
 from ..policy.document import PolicyError
@@ -227,7 +227,13 @@ class Replicator:
             policies = self.policies.get()
         except (PolicyError, OSError) as exc:
             return Failed(f"VMKEEPER_POLICY_FILE: {exc}")
-        choice = select.decide(seen["tags"], seen["location"], policies)
+        test_vms = None
+        if not message.get("eligible") and message.get("step", "start") == "start":  # the job's first decision
+            try:  # a test failover's VM is no fleet member (shared/membership.py): Site Recovery's items say
+                test_vms = membership.read_outside(self.clients, self.settings.vaults)
+            except Exception as exc:  # noqa: BLE001 (a vault unread: looked at again, nothing made on doubt)
+                return self._retry(message, f"Site Recovery's replicated items not read ({type(exc).__name__}: {exc})")
+        choice = select.decide(seen["tags"], seen["location"], policies, message["vm_id"], test_vms)
         if choice.spec is None:
             detail = {"reason": choice.reason, **({"vmkeeper_policy": choice.policy} if choice.policy else {})}
             (log.warning if choice.skip in select.MISTAKES else log.info)("VM %s not replicated: %s", message["vm_id"],
@@ -465,6 +471,12 @@ class Replicator:
 
     def _existing(self, message: dict[str, Any], item: Any, vm: Any, base: dict[str, Any]) -> Outcome:
         source = str(self._details(item).get("fabricObjectId") or "")
+        recovery = str(self._details(item).get("recoveryFabricObjectId") or "")
+        if source.lower() != vm.id.lower() and recovery.lower() == vm.id.lower():
+            # A failover made another VM production and a reprotect replicates it back onto this one: the item
+            # covers both; nothing to enable (a failback makes this VM the source again).
+            return Done("failover_pair", dict(base, item_id=item.id, replicates=source,
+                                              note="the VM's item replicates the VM its failover made, back onto it"))
         if source.lower() != vm.id.lower():
             log.error("VM %s: the item %s replicates %s: left alone", vm.id, item.id, source)
             return Failed(f"the replicated item '{item.name}' replicates another VM ({source or 'none given'}): "
