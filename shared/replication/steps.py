@@ -39,6 +39,10 @@ log = logging.getLogger("vmkeeper.replication")
 
 KIND = "replicate"
 OPERATIONS = "replication-operations"  # ledger partition: the operation making each shared object, by vault and object
+# Ledger partition: which job makes the isolated recovery VNet. ARM's VNet PUT is create-or-update (no create-only
+# condition documented for it): of the jobs that all found it missing, only the claim's owner writes it; the others
+# wait for it and use what it made. A claim whose owner wrote nothing within CLAIM_STALE_SECONDS is taken over.
+CLAIMS, CLAIM_STALE_SECONDS = "replication-claims", 300
 
 
 def new_message(action: str, vm_id: str, event_id: str, event_time: str) -> dict[str, Any]:
@@ -389,6 +393,9 @@ class Replicator:
             return None
         ops, waits, fails = [], [], []
         for obj in missing:
+            if obj.kind == "vnet" and not self._claim(message, obj):
+                log.info("VM %s: another job is making %s: waiting for it, not writing it", message["vm_id"], obj.key)
+                continue  # looked at again with the VNets this step writes (below): used as it is once there
             op, refused = self._write(*self._begin(asr, vault_rg, vault, obj))
             if refused is not None:
                 reason = f"{obj.key}: {refused['code']}: {refused['message']}"
@@ -417,6 +424,13 @@ class Replicator:
         tries = int(message.get("unfollowed") or 0)  # nothing of the vault's to follow (a VNet): soon, then less often
         return self._retry(message, f"creating {', '.join(o.key for o in missing)}",
                            after=jobs.backoff(tries, 1, self.settings.retry_max_seconds), **later, unfollowed=tries + 1)
+
+    def _claim(self, message: dict[str, Any], obj: plan.Obj) -> bool:
+        """Whether this job may write ``obj``, found missing: the ledger's claim on it is this job's (CLAIMS)."""
+        if self.ledger is None:
+            return True
+        owner = f"{str(message['vm_id']).lower()}|{message.get('event_id') or ''}"
+        return self.ledger.claim(CLAIMS, obj.key, owner, time.time(), CLAIM_STALE_SECONDS)
 
     def _begin(self, asr: Any, vault_rg: str, vault: str, obj: plan.Obj) -> tuple[Any, ...]:
         """(what, the SDK's begin_* call, its arguments) that creates ``obj``."""
