@@ -60,7 +60,8 @@ def _test_vms(body: Mapping[str, Any]) -> tuple[set[str], str]:
     production = {str(a2a.get(k) or "").strip().lower() for k in ("fabricObjectId", "recoveryFabricObjectId")}
     item = str(body.get("name") or str(body.get("id") or "").rsplit("/", 1)[-1])
     source = str(a2a.get("fabricObjectId") or "").rsplit("/", 1)[-1] or "?"
-    return found - production, f"Site Recovery item '{item}' (replicating {source}; test failover {state or 'done'})"
+    state = state if state.lower() not in NO_TEST_FAILOVER else "ended"
+    return found - production, f"Site Recovery item '{item}' (replicating {source}; test failover {state})"
 
 
 def test_failover_vms(items: Iterable[Mapping[str, Any]]) -> dict[str, str]:
