@@ -96,3 +96,56 @@ def test_a_test_failover_vm_is_enrolled_planned_and_judged_never_but_shown_exclu
     assert "test failover VM of Site Recovery item" in excluded.reason and "cleanup" in excluded.reason
     live = world["wiring"].compliance.evaluate(evaluation.at)  # `vmkeeper status` evaluates the same way
     assert [e.vm_id for e in live.excluded] == [excluded.vm_id]
+
+
+def act(world: dict[str, Any], body: dict[str, Any]) -> None:
+    """A failover action through the API, run to its end."""
+    answer = api(world, "POST", "/api/failovers", body)
+    assert answer.status == 202, answer.body
+    assert world["host"].run_until_idle(timeout=120)
+    done = api(world, "GET", answer.headers["Location"]).json()
+    assert done["state"] == "succeeded", done
+
+
+def judged(world: dict[str, Any]) -> dict[str, Any]:
+    """Compliance evaluated by its timer: each VM's row (and its kinds by name), by VM id."""
+    world["host"].fire_timer("compliance_evaluation")
+    return {v.vm_id.lower(): (v, {k.kind: k for k in v.kinds}) for v in world["wiring"].compliance.recorded().vms}
+
+
+def test_a_vm_after_a_real_failover_is_production_protected_where_it_runs_and_its_pair_judged_on_it(world, az):
+    from shared.report.model import BREACHED, MET, REPLICA
+    from tests.app.failover_world import IR_SECONDS
+
+    vm = world["vms"][2]
+    act(world, {"action": "unplanned_failover", "vm": vm.id, "recovery_point": "latest_processed"})
+    act(world, {"action": "commit", "vm": vm.id})
+    (failed_over,) = world["compute"].virtual_machines.list(TARGET_RG)
+    assert failed_over.name == "vm-00002"
+    # Its creation event: a fleet member, enrolled by the policy that covers it in its new region's vault; Site
+    # Recovery's own item replicates it back (reprotect): no second item.
+    rows = outcome(world, failed_over.id)
+    assert rows["protect"]["outcome"] == "protected", rows["protect"]
+    assert rows["replication"]["outcome"] in ("not_selected", "in_target_region"), rows["replication"]
+    vault = world["dr"]["vault"].split("/")
+    assert len(list(world["asr"].replication_protected_items.list(vault[4], vault[8]))) == 3  # no second item
+
+    # Failed over, not reprotected: the pair's replica is judged on the VM production runs on, the source expects none.
+    vms = judged(world)
+    new, new_kinds = vms[failed_over.id.lower()]
+    assert new_kinds[REPLICA].state == BREACHED and "reprotect replicates it back" in new.reason, new.reason
+    old, old_kinds = vms[vm.id.lower()]
+    assert REPLICA not in old_kinds, old.reason  # tagged critical, yet not "missing": its item runs the other way
+
+    act(world, {"action": "reprotect", "vm": vm.id})
+    az.advance(IR_SECONDS + 1)
+    vms = judged(world)
+    assert vms[failed_over.id.lower()][1][REPLICA].state == MET, vms[failed_over.id.lower()][0].reason
+    assert REPLICA not in vms[vm.id.lower()][1] and REPLICA not in vms[vm.id.lower()][0].missing, vms[vm.id.lower()][0].reason
+
+    # The sweep makes no job for the source VM (its item now replicates onto it): nothing failed, nothing poisoned.
+    world["host"].fire_timer("replication_sweep")
+    assert world["host"].run_until_idle(timeout=60)
+    row = ledger(world, "VMKEEPER_LEDGER_TABLE").get("replication", vm.id.lower())
+    assert row is None or row["outcome"] != "failed", row
+    assert not [i for i in world["host"].invocations if i["function"] == "replication_worker" and not i["ok"]]
