@@ -16,7 +16,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from shared.azure.ledger import Ledger
-from tests.app.failover_world import TARGET_RG, api, start
+from tests.app.failover_world import RESTORE_ROLES_PRINCIPAL, TARGET_RG, api, start
 
 
 @pytest.fixture
@@ -96,6 +96,9 @@ def test_a_test_failover_vm_is_enrolled_planned_and_judged_never_but_shown_exclu
     assert "test failover VM of Site Recovery item" in excluded.reason and "cleanup" in excluded.reason
     live = world["wiring"].compliance.evaluate(evaluation.at)  # `vmkeeper status` evaluates the same way
     assert [e.vm_id for e in live.excluded] == [excluded.vm_id]
+    page = world["host"].http("GET", "/api/report", headers={"x-functions-key": world["host"].function_key,
+                                                              "X-MS-CLIENT-PRINCIPAL": RESTORE_ROLES_PRINCIPAL})
+    assert page.status == 200 and "Excluded, not a fleet member: vm-00002-test" in page.body.decode()
 
 
 def act(world: dict[str, Any], body: dict[str, Any]) -> None:
