@@ -176,6 +176,7 @@ class FleetSettings:
     retention_dry_run: bool
     copy_timeout_hours: int  # a cross-region copy's job gives up after this long (copies take hours)
     restore_table: str = "vmkeeperrestores"  # the restores' rows: retention reads which points they pin
+    vaults: dict[str, str] = field(default_factory=dict)  # VMKEEPER_VAULTS: whose Site Recovery items name test VMs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> FleetSettings:
@@ -197,6 +198,7 @@ class FleetSettings:
             retention_dry_run=_bool(env, "VMKEEPER_RETENTION_DRY_RUN", False),
             copy_timeout_hours=_int(env, "VMKEEPER_COPY_TIMEOUT_HOURS", 24, 1, 24 * 14),
             restore_table=_get(env, "VMKEEPER_RESTORE_TABLE", "vmkeeperrestores"),
+            vaults=_vaults(env),
         )
 
 

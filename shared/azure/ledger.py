@@ -70,6 +70,37 @@ class Ledger(OnFirstUse):
         with ThreadPoolExecutor(min(BATCH_THREADS, len(batches))) as pool:
             list(pool.map(self.table.submit_transaction, batches))
 
+    def claim(self, partition: str, key: str, owner: str, now: float, stale_after: float) -> bool:
+        """Whether ``owner`` holds the claim on ``key`` (to make something only one of several racing jobs may
+        write): claimed now (an insert, which only one racer's succeeds), held already (the owner's step again), or
+        taken over from a claim older than ``stale_after`` seconds (its owner died before writing: an update on the
+        row's ETag, which only one taker's succeeds)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        self._ensure()
+        row = {"PartitionKey": partition, "RowKey": row_key(key), "item": key, "owner": owner, "claimed": float(now)}
+        try:
+            self.table.create_entity(row)
+            return True
+        except ResourceExistsError:
+            pass
+        try:
+            found = self.table.get_entity(partition, row_key(key))
+        except ResourceNotFoundError:
+            return False  # released between the two calls: looked at again by the caller's next step
+        if found.get("owner") == owner:
+            return True
+        if now - float(found.get("claimed") or 0) <= stale_after:
+            return False
+        try:
+            self.table.update_entity(row, mode=UpdateMode.REPLACE, etag=found.metadata["etag"],
+                                     match_condition=MatchConditions.IfNotModified)
+        except HttpResponseError:  # another taker was first (412), or the row went (404)
+            return False
+        return True
+
     def get(self, partition: str, key: str) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError
 

@@ -142,7 +142,7 @@ def status(ctx: click.Context, recorded: bool, states: tuple[str, ...]) -> None:
            "counts": evaluation.counts(), "filter": sorted(wanted),
            "summary": [asdict(s) for s in evaluation.summary()],
            "vms": [asdict(v) for v in evaluation.vms if not wanted or v.state in wanted],
-           "notes": list(evaluation.notes)}
+           "notes": list(evaluation.notes), "excluded": [asdict(e) for e in evaluation.excluded]}
     output.emit_json(doc) if run.as_json else output.status(doc)
     if any(doc["counts"].get(s) for s in UNPROTECTED):
         ctx.exit(EXIT_BREACHED)

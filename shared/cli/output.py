@@ -137,6 +137,11 @@ def status(doc: dict[str, Any]) -> None:
         words = {"breached": "breached", "not_protected": "not protected", "missing": "missing a kind of point"}
         out.print(styled(f"Not protected as their policies say: {plural(sum(gaps.values()), 'VM')} ("
                          + ", ".join(f"{n} {words[s]}" for s, n in gaps.items() if n) + "); exit code 2", "bold red"))
+    excluded = doc.get("excluded") or []
+    if excluded:  # no fleet members: not judged, not counted, but never silently left out
+        out.print(f"Excluded (not fleet members): {plural(len(excluded), 'VM')}")
+        for e in excluded:
+            out.print(f"[dim]  {escape(e['name'])} ({escape(e['resource_group'])}): {escape(e['reason'])}[/]")
     for note in doc["notes"]:
         out.print(f"[dim]Note: {escape(note)}[/]")
 

@@ -65,6 +65,18 @@ class VmRow:
 
 
 @dataclass(frozen=True)
+class ExcludedVm:
+    """A VM listed that is no fleet member (shared/membership.py: a restore's, a drill's or a test failover's): not
+    judged, not counted, shown with why."""
+
+    vm_id: str
+    name: str
+    resource_group: str
+    region: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class SummaryRow:
     subscription: str
     policy: str  # "(none)" for VMs without one

@@ -28,6 +28,8 @@ class Reports:
         since = now - WINDOW
         evaluation = self.compliance.recorded()
         notes = list(evaluation.notes) if evaluation else ["Compliance has not been evaluated yet."]
+        notes += [f"Excluded, not a fleet member: {e.name} ({e.resource_group}): {e.reason}"  # not judged, not hidden
+                  for e in (evaluation.excluded if evaluation else [])]
         alerts = self.alerts.recent(since)
         deletions = [Deletion(a["time"], item.get("id", ""), a["subject"], item.get("rule", ""), item.get("reason", ""))
                      for a in alerts if a["type"] == A.RETENTION_DELETED for item in a["data"].get("deleted") or []]
