@@ -295,7 +295,10 @@ class RestoreSteps:
         if not lease.revokes(context):
             left = bool(context.get("ilr_was_active"))
             return Next(context={"ilr_left_active": left})
-        return ilr.revoke(self.arm, (plan.vault or {})["point_id"], context)
+        result = ilr.revoke(self.arm, (plan.vault or {})["point_id"], context)
+        if isinstance(result, Next):
+            result.context["ilr_left_active"] = False
+        return result
 
     # --- an export's SAS (asked by its caller through the API: never stored) -------------------------------
     def grant_read(self, restore_id: str, disk_id: str, seconds: int) -> str:
