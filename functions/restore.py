@@ -47,6 +47,11 @@ def restore_access(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(_api().access(req.headers, req.route_params.get("id", "")))
 
 
+@bp.route(route="restores/{id}/script", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def restore_script(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(_api().script(req.headers, req.route_params.get("id", "")))
+
+
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     from shared.restore.api import RestoreApi

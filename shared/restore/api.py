@@ -228,6 +228,24 @@ class RestoreApi:
             return Answer(200, taken, {"Cache-Control": "no-store", "Pragma": "no-cache"})
         return self._guarded(True, headers, work)
 
+    # --- POST /api/restores/{id}/script: a vault file recovery's mount script ----------------------------------
+    def script(self, headers: Mapping[str, str], restore_id: str) -> Answer:
+        """The mount script(s) of a vault file recovery's session, fetched from Azure Backup for this Restore.Operator
+        now; ``no-store`` (the answer is the only copy: vmkeeper neither stores nor logs it)."""
+        from .service import NotFound, StateConflict
+
+        def work(who: Principal) -> Answer:
+            if not RESTORE_ID.fullmatch(restore_id or ""):
+                return problem(400, "Invalid id", "a restore id is 16 hex digits", _field("id", "16 hex digits"))
+            try:
+                taken = self._restores().scripts(who, restore_id)
+            except NotFound:
+                return problem(404, "Not found", f"no restore {restore_id}", instance=f"/api/restores/{restore_id}")
+            except StateConflict as exc:
+                return problem(409, "Conflict", str(exc), _field("state", str(exc)))
+            return Answer(200, taken, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return self._guarded(True, headers, work)
+
     # --- GET /api/restores ----------------------------------------------------------------------------
     def recent(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Answer:
         def work(who: Principal) -> Answer:

@@ -222,7 +222,9 @@ def scripts(principal: Principal, arm: Any, point_id: str, context: dict[str, An
 
 def revoke(arm: Any, point_id: str, context: dict[str, Any] | None = None) -> Result:
     """End the point's session. Idempotent: a point without one (never provisioned, revoked, over, or the point
-    itself gone) is ``Next``; else one POST, noting ``ilr_revoke_operation``, then ``Wait`` until it ends."""
+    itself gone) is ``Next``; else one POST, noting ``ilr_revoke_operation``, then ``Wait`` until it ends. A revoke
+    refused, or whose operation ended failed with the session still active, is ``Fail`` (its operation forgotten, so
+    the next try sends it again)."""
     from azure.core.exceptions import HttpResponseError
 
     context = context or {}
@@ -234,8 +236,9 @@ def revoke(arm: Any, point_id: str, context: dict[str, Any] | None = None) -> Re
         if status.lower() in ("failed", "canceled", "invalid"):
             if not session_active(arm, point_id):
                 return Next()
-            return Wait(WAIT, f"the revoke ended {status} ({error['code']}): sending it again",
-                        {"ilr_revoke_operation": None})
+            # Said (the restore's end alerts once) and tried again: sent afresh, the failed operation forgotten.
+            return Fail(f"Azure Backup's revoke of file recovery on {point_id} ended {status} ({error['code']}): "
+                        f"{error['message']}"[:2000], "RevokeFailed", {"ilr_revoke_operation": None})
         return Wait(after or WAIT, "file recovery being revoked")
     if not session_active(arm, point_id):
         return Next()

@@ -2,7 +2,7 @@
 decisions come out (no I/O, no clock).
 
 A *leased* restore's plan has steps that make (disks attached to the operator's VM; a disk to export; later a
-vault point's item-level recovery) and end steps that undo what they made. It runs its steps, then is
+vault point's item-level recovery session) and end steps that undo what they made. It runs its steps, then is
 ``ready`` until the operator says done (``DELETE /api/restores/{id}``) or its expiry passes; then ``ending``
 runs the end steps, and it ends ``succeeded`` (ended as asked, or expired) — or ``failed``, when making failed:
 what was made is undone all the same. An end step that fails stays ``ending`` (alerted once) and is tried
@@ -12,7 +12,9 @@ overdue after any crash.
 
 Source kinds plug in as a ``Kind``: the target type and point family it serves, its make and end steps (the
 restore steps run them by name), its default and longest duration. A vault point's item-level recovery
-registers its own (provision → the client script; revoke).
+registers its own (provision → the client script; revoke): a session vmkeeper opened is revoked at the end; one
+that was active before this restore asked (someone else opened it: the portal, another tool) is left to whoever
+opened it — vmkeeper joins it (the same script) but never ends it; Azure does, at its 12 hours (``revokes``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ SWEEP_SCHEDULE = "0 */5 * * * *"  # the timer that ends what is overdue (functio
 CREATE_DISKS = "create_disks"
 ATTACH_DISKS = "attach_disks"  # PATCH the operator's VM: its own data disks kept, ours added at the planned LUNs
 REMOVE_DISKS = "remove_disks"  # each disk of the plan, if it carries this restore's tag: detached, access revoked, deleted
+PROVISION_ILR = "provision_ilr"  # a vault point's item-level recovery session (shared/restore/ilr.py provision)
+REVOKE_ILR = "revoke_ilr"  # ... revoked, if this restore opened it (``revokes``)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Kind:
     end_steps: tuple[str, ...]
     default_hours: float
     max_hours: float
+    min_hours: float = 0.0  # exclusive when 0 (any positive duration)
 
 
 KINDS: dict[tuple[str, str], Kind] = {}
@@ -57,6 +62,9 @@ def register(kind: Kind) -> Kind:
 
 FILES = register(Kind("files", "disk", (CREATE_DISKS, ATTACH_DISKS), (REMOVE_DISKS,), 12.0, 72.0))
 EXPORT = register(Kind("export", "disk", (CREATE_DISKS,), (REMOVE_DISKS,), 1.0, 24.0))
+# Azure Backup's item-level recovery: default and at most Azure's 12 hours, at least a quarter of an hour
+# (shared/restore/ilr.py DEFAULT_HOURS, MAX_HOURS, MIN_HOURS: a unit test checks they agree).
+VAULT_FILES = register(Kind("files", "vault", (PROVISION_ILR,), (REVOKE_ILR,), 12.0, 12.0, 0.25))
 
 
 def kind_of(family: str, target_type: str) -> Kind | None:
@@ -145,6 +153,14 @@ def ending(why: str, now: datetime, error: dict[str, Any] | None = None) -> dict
 def final_state(end: dict[str, Any]) -> str:
     """A lease whose end steps are done: ``failed`` when making it failed (what it made is undone), else succeeded."""
     return "failed" if end.get("why") == FAILED_MAKING else "succeeded"
+
+
+def revokes(context: dict[str, Any]) -> bool:
+    """Whether a vault file recovery's end revokes the point's session: only when this restore noted, before it
+    sent its provision, that no session was active (``ilr_was_active`` False) — then the session is the one it
+    opened. One already active (someone else's, whose script they may be using) is not vmkeeper's to end; nor is
+    anything when the provision never got as far as looking (nothing was sent)."""
+    return context.get("ilr_was_active") is False
 
 
 # --- what the end steps may touch ---------------------------------------------------------------------------

@@ -56,7 +56,7 @@ class Facts:
     vm_name_taken: bool = False
     source_vm_size: str | None = None  # the source VM's size now, if it still exists
     target_vm: dict[str, Any] | None = None  # os_disk: {"id", "region", "os_disk_id", "os_disk_size", "power"};
-    # files: {"id", "region", "size", "luns_used", "max_data_disks"}
+    # files: {"id", "region", "size", "luns_used", "max_data_disks"} (a vault point's: {"id", "region", "os_type"})
     vault_problems: tuple[FieldProblem, ...] = ()  # Azure Backup's ValidateOperation, as field problems
 
 
@@ -143,6 +143,8 @@ def make(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: 
         raise Conflict("recovery_point", f"not complete ({point.note or 'still being made'}): nothing restores from it")
     if request.target_type in ("files", "export") and point.kind != catalogue.VAULT:
         return _leased(restore_id, request, point, facts, now or datetime.now(UTC))
+    if request.target_type == "files" and point.kind == catalogue.VAULT:
+        return _item_level(restore_id, request, point, facts, now or datetime.now(UTC))
     for name in ("resource_group",):
         if name in t and not facts.groups.get(t[name].id.lower(), False):
             problems.append(FieldProblem(f"target.{name}", f"resource group '{t[name].id}' was not found"))
@@ -282,3 +284,36 @@ def _leased(restore_id: str, request: RestoreRequest, point: RecoveryPoint, fact
     expires = lease.expires_at(now, hours)
     return Plan(restore_id, point.kind, request.target_type, point.region, kind.make_steps, tuple(disks), vm=vm,
                 lease={"hours": hours, "expires_at": format_instant(expires), "end_steps": list(kind.end_steps)})
+
+
+def script_link(restore_id: str) -> str:
+    """Where a Restore.Operator takes a vault file recovery's mount script (fetched from Azure each time)."""
+    return f"/api/restores/{restore_id}/script"
+
+
+def _item_level(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: Facts, now: datetime) -> Plan:
+    """A vault point's files: Azure Backup's item-level recovery session on the point for a while (its mount script
+    taken at ``script_link``), revoked at the end if this restore opened it. The VM the operator runs the script on,
+    when named, must exist and run the point's OS (Learn: a Linux point's script needs a Linux machine, a Windows
+    point's a Windows one); Azure is not told of it (its call takes the backed-up VM)."""
+    from .request import BadRequest
+
+    t = request.target
+    kind = lease.kind_of("vault", "files")
+    assert kind is not None
+    os_type = point.os_disk.os_type if point.os_disk is not None else None
+    vm = None
+    if "vm" in t:
+        found = facts.target_vm
+        if found is None:
+            raise BadRequest([FieldProblem("target.vm", f"VM '{t['vm'].id}' was not found")])
+        if os_type and found.get("os_type") and found["os_type"].lower() != os_type.lower():
+            raise BadRequest([FieldProblem("target.vm", f"the VM runs {found['os_type']}, the recovery point is of a "
+                                                        f"{os_type} VM: its mount script runs on {os_type} only")])
+        vm = {"id": t["vm"].id, "name": t["vm"].name, "os_type": found.get("os_type")}
+    hours = float(t.get("duration_hours") or kind.default_hours)
+    vault = {"vault_id": point.extra.get("vault_id"), "point_id": point.resource_id, "recovery_type": "ItemLevelRecovery",
+             "region": point.region, "source_vm_id": request.vm.id, "os_type": os_type}
+    return Plan(restore_id, point.kind, "files", point.region, kind.make_steps, vm=vm, vault=vault,
+                lease={"hours": hours, "expires_at": format_instant(lease.expires_at(now, hours)),
+                       "end_steps": list(kind.end_steps), "script": script_link(restore_id)})

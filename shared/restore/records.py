@@ -122,6 +122,9 @@ class Record:
                             "ending": {"why": ending["why"], "at": ending.get("at")} if ending else None,
                             "access_taken_at": self.context.get("access_taken_at"),
                             "carries": (self.plan or {}).get("carries") or []}
+            if lease.get("script"):  # a vault point's files: where the script is taken, and whose session it was
+                out["lease"]["script"] = lease["script"]
+                out["lease"]["session_left_active"] = self.context.get("ilr_left_active")
         return out
 
 

@@ -15,7 +15,11 @@ Targets:
 - ``files``: disks made from the point's disks (``luns``, default every data disk; ``os_disk: true`` adds the OS
   disk, as a data disk) attached to the existing VM ``vm`` for ``duration_hours`` (shared/restore/lease.py);
 - ``export``: one disk made from the point's disk ``lun`` (or ``os_disk: true``) in ``resource_group``, whose
-  read SAS the caller takes once (``POST /api/restores/{id}/access``) for ``duration_hours``.
+  read SAS the caller takes once (``POST /api/restores/{id}/access``) for ``duration_hours``;
+- ``files`` on a vault point: Azure Backup's item-level recovery session on the point for ``duration_hours``
+  (default and at most Azure's 12), its mount script taken by a Restore.Operator (``POST
+  /api/restores/{id}/script``) and run on the VM ``vm`` (optional: named, it is checked against the allow-list and
+  the point's OS).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ TARGET_FIELDS: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     ("vault", "original_location"): ({"staging_storage_account"}, set()),
     ("disk", "files"): ({"vm"}, {"luns", "os_disk", "duration_hours"}),
     ("disk", "export"): ({"resource_group"}, {"lun", "os_disk", "duration_hours"}),
+    ("vault", "files"): (set(), {"vm", "duration_hours"}),
 }
 ID_FIELDS = {"resource_group": "resource_group", "subnet": "subnet", "vm": "vm",
              "staging_storage_account": "storage_account"}
@@ -106,9 +111,10 @@ def _os_disk(value: Any, parsed: dict[str, Any], bad: Any, kind: Any) -> None:
 
 
 def _hours(value: Any, parsed: dict[str, Any], bad: Any, kind: Any) -> None:
-    most = kind.max_hours if kind else 0
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most:
-        bad("target.duration_hours", f"a number of hours above 0 and at most {most:g} (default "
+    most, least = (kind.max_hours, kind.min_hours) if kind else (0, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most or value < least:
+        lower = f"from {least:g}" if least else "above 0"
+        bad("target.duration_hours", f"a number of hours {lower} and at most {most:g} (default "
                                      f"{kind.default_hours if kind else 0:g})")
     else:
         parsed["duration_hours"] = value
@@ -221,7 +227,8 @@ def parse(body: Any) -> RestoreRequest:
                     bad("target.lun", "one disk is exported: a lun, or os_disk: true, not both")
                 elif target_type == "export" and "lun" not in target and target.get("os_disk") is not True:
                     bad("target.lun", "required: the LUN of the point's disk to export (or os_disk: true)")
-                if target_type == "files" and "luns" not in target and target.get("os_disk") is not True:
+                if (family, target_type) == ("disk", "files") and "luns" not in target \
+                        and target.get("os_disk") is not True:
                     parsed.setdefault("luns", None)  # every data disk of the point
     if problems:
         raise BadRequest(problems)

@@ -95,6 +95,7 @@ class Restores:
         self.settings = settings
         self.scopes = Scopes.parse(settings.scopes)
         self.reader = Reader(arm, settings.vaults)
+        self.arm = arm
         self.steps = RestoreSteps(arm)
         self.queue, self.poison, self.records = queue, poison, records
         self.sleep, self.monotonic = sleep, monotonic
@@ -296,6 +297,31 @@ class Restores:
         return {"access_sas": sas, "expires_at": format_instant(expires), "disk": disk["id"],
                 "duration_seconds": seconds}
 
+    def scripts(self, principal: Principal, restore_id: str) -> dict[str, Any]:
+        """A vault file recovery's mount scripts, fetched from Azure Backup now for a Restore.Operator (ilr.scripts
+        refuses anyone else before asking Azure anything), to be sent in this one answer: never stored, never logged
+        (what is logged is who took it)."""
+        from . import ilr
+
+        record = self.get(restore_id)
+        plan = record.plan or {}
+        if plan.get("source_kind") != "vault" or plan.get("target_type") != "files":
+            raise StateConflict(f"restore {restore_id} is not a file recovery from a vault point: only that has a "
+                                "mount script")
+        if record.state != READY or record.ending is not None:
+            raise StateConflict(f"restore {restore_id} is {record.state}: its mount script is given while it is ready")
+        try:
+            found = ilr.scripts(principal, self.arm, plan["vault"]["point_id"], record.context)
+        except (ilr.Gone, ilr.NotYet) as exc:
+            raise StateConflict(str(exc)) from None
+        lease = plan.get("lease") or {}
+        log.info("restore %s: its mount script(s) handed to %s", restore_id, principal.id)
+        return {"restore_id": restore_id, "expires_at": lease.get("expires_at"),
+                "run_on": (plan.get("vm") or {}).get("id"), "os_type": plan["vault"].get("os_type"),
+                "scripts": [{"name": s.name, "os_type": s.os_type, "extension": s.extension,
+                             **({"content": s.content} if s.content else {}), **({"url": s.url} if s.url else {})}
+                            for s in found]}
+
     def _lease_alert(self, kind: str, record: Record, extra: dict[str, Any] | None = None) -> None:
         """restore.files.ready / .expired / .overdue: what, where, until when; never a SAS or a script."""
         if self.alerts is None or record.principal.startswith(INTERNAL):
@@ -304,6 +330,8 @@ class Restores:
         data = {"restore_id": record.id, "target_type": plan.get("target_type"), "state": record.state,
                 "expires_at": (plan.get("lease") or {}).get("expires_at"), "vm": (plan.get("vm") or {}).get("id"),
                 "carries": plan.get("carries") or [], **(extra or {})}
+        if (plan.get("lease") or {}).get("script"):  # where to take it, never the script
+            data["script"] = plan["lease"]["script"]
         self.alerts.raise_(A.Alert(kind, str(record.request.get("vm", "")).lower() or f"restore {record.id}", record.id,
                                    data))
 
@@ -449,6 +477,7 @@ class Restores:
                         self.records.save(record)
                         continue
                     # Undoing failed: said once, tried again (nothing else ends it).
+                    record.context.update(result.context)
                     record.context["end_failure"] = error
                     first = not record.context.get("end_alerted")
                     record.context["end_alerted"] = record.context.get("end_alerted") or now

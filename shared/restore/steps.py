@@ -44,6 +44,7 @@ class Wait:
 class Fail:
     reason: str
     code: str = "RestoreFailed"
+    context: dict[str, Any] = field(default_factory=dict)  # kept for the next try (an end step tried again)
 
 
 Result = Next | Wait | Fail
@@ -276,6 +277,28 @@ class RestoreSteps:
             note = "; ".join(waiting)
             return Wait(WAIT, note[:500], {"foreign": foreign} if foreign else {})
         return Next(context={"removed": True, **({"foreign": foreign} if foreign else {})})
+
+    # --- a vault point's files: Azure Backup's item-level recovery (shared/restore/ilr.py) -------------------
+    def provision_ilr(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        """The point's session for the plan's hours (Azure's call names the backed-up VM, not the operator's)."""
+        from . import ilr
+
+        v = plan.vault or {}
+        return ilr.provision(self.arm, v["point_id"], v["source_vm_id"], context, now=self.clock(),
+                             hours=(plan.lease or {}).get("hours"), initiator=None)
+
+    def revoke_ilr(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        """The end of a vault file recovery: the session revoked if this restore opened it (lease.revokes); one that
+        was active before it asked is someone else's, left for Azure to end at its 12 hours (and said)."""
+        from . import ilr, lease
+
+        if not lease.revokes(context):
+            left = bool(context.get("ilr_was_active"))
+            return Next(context={"ilr_left_active": left})
+        result = ilr.revoke(self.arm, (plan.vault or {})["point_id"], context)
+        if isinstance(result, Next):
+            result.context["ilr_left_active"] = False
+        return result
 
     # --- an export's SAS (asked by its caller through the API: never stored) -------------------------------
     def grant_read(self, restore_id: str, disk_id: str, seconds: int) -> str:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.points.model import RecoveryPoint, RestoreDisk
+from shared.restore import ilr
 from shared.restore import lease as L
 from shared.restore import plan as P
 from shared.restore.records import Record
@@ -53,7 +54,7 @@ def test_files_and_export_fields_are_read_strictly_naming_each_field():
     export = parse({"vm": VM, "recovery_point": SET, "target": {"type": "export", "resource_group": RG, "lun": 0}})
     assert export.target["lun"] == 0 and "duration_hours" not in export.target
     assert "files" in targets_for("snapshot_set") and "export" in targets_for("restore_point")
-    assert "files" not in targets_for("vault")  # item-level recovery plugs in its own Kind
+    assert "files" in targets_for("vault") and "export" not in targets_for("vault")  # item-level recovery's own Kind
 
 
 # --- the plan ----------------------------------------------------------------------------------------------
@@ -89,6 +90,61 @@ def test_an_export_plans_one_disk_in_its_group():
     plan = P.make("b" * 16, request, POINT, P.Facts(groups={RG.lower(): True}), NOW)
     assert [d["lun"] for d in plan.disks] == [None] and plan.steps == (L.CREATE_DISKS,)
     assert plan.lease["expires_at"] == "2026-12-01T10:00:00Z" and plan.disks[0]["id"].startswith(RG + "/")
+
+
+# --- a vault point's files (Azure Backup item-level recovery) -------------------------------------------------
+VAULT_ID = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/vault-we"
+VPOINT_ID = (f"{VAULT_ID}/backupFabrics/Azure/protectionContainers/iaasvmcontainerv2;rg-app;web-01/protectedItems/"
+             "vm;iaasvmcontainerv2;rg-app;web-01/recoveryPoints/38823086363464")
+VPOINT = RecoveryPoint(VPOINT_ID, "vault", NOW - timedelta(hours=3), "westeurope", "CrashConsistent", True,
+                       disks=(RestoreDisk(None, "web-01-os", "", os_type="Linux"), RestoreDisk(0, "web-01-data0", "")),
+                       resource_id=VPOINT_ID, extra={"vault_id": VAULT_ID})
+
+
+def _vault_files(**target) -> dict:
+    return {"vm": VM, "recovery_point": VPOINT_ID, "target": {"type": "files", **target}}
+
+
+def test_a_vault_file_recovery_takes_an_optional_vm_and_at_most_azures_12_hours():
+    bare = parse(_vault_files())
+    assert bare.target == {} and bare.target_ids() == []  # no VM named: nothing of ours written
+    named = parse(_vault_files(vm=HELPER, duration_hours=0.25))
+    assert [f for f, _ in named.target_ids()] == ["target.vm"] and named.target["duration_hours"] == 0.25
+    for hours in (13, 72, 0.1, 0):
+        with pytest.raises(BadRequest) as err:
+            parse(_vault_files(duration_hours=hours))
+        assert [p.field for p in err.value.problems] == ["target.duration_hours"]
+        assert "from 0.25 and at most 12" in err.value.problems[0].detail
+    with pytest.raises(BadRequest) as err:
+        parse(_vault_files(luns=[0], resource_group=RG))  # a disk file recovery's fields are not a vault one's
+    assert {p.field for p in err.value.problems} == {"target.luns", "target.resource_group"}
+    kind = L.kind_of("vault", "files")  # the Kind's bounds are ilr's (Azure's 12 hours)
+    assert (kind.default_hours, kind.max_hours, kind.min_hours) == (ilr.DEFAULT_HOURS, ilr.MAX_HOURS, ilr.MIN_HOURS)
+
+
+def test_a_vault_file_recovery_plans_a_session_until_its_expiry_and_where_its_script_is_taken():
+    plan = P.make("d" * 16, parse(_vault_files()), VPOINT, P.Facts(), NOW)
+    assert plan.steps == (L.PROVISION_ILR,) and plan.end_steps == (L.REVOKE_ILR,)
+    assert plan.lease["hours"] == 12.0 and plan.lease["expires_at"] == "2026-12-01T21:00:00Z"
+    assert plan.lease["script"] == f"/api/restores/{'d' * 16}/script"
+    assert plan.vault["point_id"] == VPOINT_ID and plan.vault["source_vm_id"] == VM and plan.vault["os_type"] == "Linux"
+    assert plan.creates() == [] and plan.disks == () and plan.vm is None
+    linux = {"id": HELPER, "region": "northeurope", "os_type": "Linux"}  # the script runs anywhere: no region asked
+    named = P.make("d" * 16, parse(_vault_files(vm=HELPER, duration_hours=2)), VPOINT, P.Facts(target_vm=linux), NOW)
+    assert named.vm["id"] == HELPER and named.lease["expires_at"] == "2026-12-01T11:00:00Z"
+    assert named.writes() == [("target.vm", HELPER)]  # the allow-list is asked about it again once planned
+    with pytest.raises(BadRequest) as err:
+        P.make("d" * 16, parse(_vault_files(vm=HELPER)), VPOINT, P.Facts(target_vm={**linux, "os_type": "Windows"}), NOW)
+    assert err.value.problems[0].field == "target.vm" and "runs on Linux only" in err.value.problems[0].detail
+    with pytest.raises(BadRequest) as err:
+        P.make("d" * 16, parse(_vault_files(vm=HELPER)), VPOINT, P.Facts(), NOW)
+    assert err.value.problems[0].field == "target.vm" and err.value.problems[0].detail.endswith("was not found")
+
+
+def test_only_a_session_this_restore_opened_is_revoked_at_its_end():
+    assert L.revokes({"ilr_was_active": False})
+    assert not L.revokes({"ilr_was_active": True})  # someone else's: left to them (Azure ends it at 12 h)
+    assert not L.revokes({})  # never looked, so never sent: nothing of ours to revoke
 
 
 # --- the decisions -----------------------------------------------------------------------------------------
@@ -131,6 +187,37 @@ class World:
         return {"/own0", "/own1", "/other-restore"}
 
 
+class Session:
+    """A vault point's item-level recovery session as Azure keeps it: None, vmkeeper's, or someone else's (opened
+    before the restore asked); and whether Azure refuses the provision."""
+
+    def __init__(self, theirs: bool, refuse: bool) -> None:
+        self.holder: str | None = "theirs" if theirs else None
+        self.refuse = refuse
+        self.ended: list[str] = []  # whose sessions vmkeeper revoked
+
+
+def _run_ilr(session: Session, step: str, context: dict) -> tuple[str, dict]:
+    """shared/restore/ilr.py's provision and revoke as steps.py runs them (lease.revokes decides the revoke):
+    ("wait", context to save) until ("next", context) or ("fail", {})."""
+    if step == L.PROVISION_ILR:
+        if "ilr_was_active" not in context:  # noted (and saved) before anything is sent
+            return "wait", {"ilr_was_active": session.holder is not None}
+        if context.get("ilr_operation"):
+            return "next", {}
+        if session.refuse:
+            return "fail", {}
+        session.holder = session.holder or "ours"  # an active session is kept (joined), else one is opened
+        return "wait", {"ilr_operation": "op"}
+    assert step == L.REVOKE_ILR
+    if not L.revokes(context):
+        return "next", {"ilr_left_active": bool(context.get("ilr_was_active"))}
+    if session.holder is not None:
+        session.ended.append(session.holder)
+        session.holder = None
+    return "next", {}
+
+
 def _run_step(world: World, step: str, restore_id: str, plan: P.Plan) -> str:
     """The steps' effects on the world, the way shared/restore/steps.py decides them (lease.ours, detached_list)."""
     if step == L.CREATE_DISKS:
@@ -168,10 +255,16 @@ class Run:
     """One file recovery's record driven by the decision code: deliveries (each may crash after its effect, before
     its record is saved), the operator's done, the timer's sweep, and time."""
 
-    def __init__(self, world: World, hours: float, clash: bool, squat: bool = False) -> None:
-        self.world, self.now = world, NOW
-        request = parse(_files(duration_hours=hours))
-        plan = P.make("c" * 16, request, POINT, _helper(luns=sorted(world.vm)), NOW)
+    def __init__(self, world: World, hours: float, clash: bool, squat: bool = False,
+                 session: Session | None = None) -> None:
+        self.world, self.now, self.session = world, NOW, session
+        if session is not None:  # a vault point's files: Azure Backup's session, nothing attached
+            request = parse(_vault_files(duration_hours=hours))
+            plan = P.make("c" * 16, request, VPOINT, P.Facts(), NOW)
+            clash = squat = False
+        else:
+            request = parse(_files(duration_hours=hours))
+            plan = P.make("c" * 16, request, POINT, _helper(luns=sorted(world.vm)), NOW)
         if squat:  # a disk of the planned name, not this restore's (no tag): never adopted, detached or deleted
             world.disks[plan.disks[-1]["id"].lower()] = {"tags": {"owner": "someone"}, "vm": None}
         if clash:  # someone attaches a disk at a planned LUN after the plan: attaching fails, what was made is undone
@@ -206,10 +299,18 @@ class Run:
                 r.state = "ending" if r.ending else "running"
                 self.record = Record.from_entity(r.to_entity())  # saved before the step runs, as the service does
                 self.record.updated_at = r.updated_at = self._stamp()
-                outcome = _run_step(self.world, arg, r.id, P.Plan.from_json(r.plan))
+                saved: dict = {}
+                if self.session is not None:
+                    outcome, saved = _run_ilr(self.session, arg, dict(r.context))
+                else:
+                    outcome = _run_step(self.world, arg, r.id, P.Plan.from_json(r.plan))
                 if crash:  # the worker dies after its effect, before saving: the message comes back
                     self.messages += 1
                     return
+                r.context.update(saved)
+                if outcome == "wait":  # saved, then looked at again
+                    self.record = Record.from_entity(r.to_entity())
+                    continue
                 if outcome == "fail":
                     assert L.on_fail(L.view(r)) == "undo"
                     r.context["ending"], r.state = L.ending(L.FAILED_MAKING, self.now, {"code": "x"}), "ending"
@@ -281,3 +382,33 @@ def test_whatever_the_order_of_done_expiry_and_crashes_nothing_made_outlives_it_
     assert not made & set(world.vm.values()), "a disk the recovery made is still attached"
     assert foreign <= set(world.disks) and not set(world.deleted) & foreign and not set(world.detached) & foreign
     assert not (clash and L.ATTACH_DISKS in run.record.done_names)  # a LUN taken since the plan: nothing attached
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=EVENTS, hours=st.sampled_from([0.5, 2.0, 12.0]), theirs=st.booleans(), refuse=st.booleans())
+def test_whatever_the_order_a_vault_session_vmkeeper_opened_is_revoked_and_one_someone_else_opened_never_is(
+        events, hours, theirs, refuse):
+    """A vault point's files: whatever the order of done, expiry, crashes and lost messages, the session this
+    restore opened does not outlive it; one that was active before it asked (someone else's) is never revoked."""
+    session = Session(theirs, refuse)
+    run = Run(World(), hours, False, session=session)
+    for event in events:
+        if event in ("deliver", "crash"):
+            run.deliver(crash=event == "crash")
+        elif event == "done":
+            run.done()
+        elif event == "sweep":
+            run.sweep()
+        elif event == "time":
+            run.now += timedelta(hours=1)
+        else:
+            run.lose_messages()
+        assert "theirs" not in session.ended
+    for _ in range(45):
+        run.now += timedelta(minutes=30)
+        run.sweep()
+        while run.messages:
+            run.deliver(crash=False)
+    assert run.record.state in ("succeeded", "failed", "cancelled")
+    assert session.holder == ("theirs" if theirs else None), "a session vmkeeper opened outlived its restore"
+    assert "theirs" not in session.ended and session.ended.count("ours") <= 1
