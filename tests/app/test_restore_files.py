@@ -317,3 +317,24 @@ def test_a_disk_attached_while_files_are_being_detached_is_kept(world, az):
     assert _vm_disks(az, world, helper) == {**own, lun: disk_id.lower()}
     assert _disk(az, world, disk_id).managed_by.lower() == helper.lower()
     assert all(_disk(az, world, c["disk_id"]) is None for c in ended["lease"]["carries"])
+
+
+def test_the_report_lists_file_recoveries_and_exports_in_flight_until_they_end(world, az):
+    from shared.wiring import current
+
+    made = _submit(world, _files(world, luns=[0], duration_hours=2))
+    assert world["host"].run_until_idle(timeout=60)
+    ready = _get(world, made["id"])
+    assert ready["state"] == "ready", ready["error"]
+    (row,) = current().reports.data().leases
+    assert (row.id, row.vm_id, row.point_id, row.target_type, row.state) == (
+        made["id"], world["vm_id"], made["request"]["recovery_point"], "files", "ready")
+    assert row.attached_to == world["helpers"]["here"] and row.expires_at == ready["lease"]["expires_at"]
+    (carried,) = ready["lease"]["carries"]
+    assert row.luns == (f"LUN {carried['lun']}: LUN 0 ({carried['source_disk']})",)
+    assert row.disks == (carried["disk_id"],)
+    page = current().reports.html()
+    assert "File recoveries and exports in flight" in page and made["id"] in page
+    assert api(world, "DELETE", f"/api/restores/{made['id']}").status == 202
+    assert world["host"].run_until_idle(timeout=60)
+    assert current().reports.data().leases == ()  # ended: history only
