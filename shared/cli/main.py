@@ -31,7 +31,8 @@ from .context import (
 
 STATES = ("breached", "not_protected", "missing", "met", "opted_out")  # shared/report/model.py STATES (not imported: cold)
 UNPROTECTED = ("breached", "not_protected", "missing")  # shared/report/model.py UNPROTECTED: what `status` fails on
-TARGET_TYPES = ("disks", "vm", "os_disk", "original_location")  # shared/restore/request.py TARGET_TYPES
+TARGET_TYPES = ("disks", "vm", "os_disk", "original_location")  # shared/restore/request.py TARGET_TYPES but:
+LEASED_TARGETS = ("files", "export")  # these, which `vmkeeper files` and `vmkeeper export` make
 
 EPILOG = """\b
 Exit codes: 0 ok; 1 error (the message names the option or setting);
