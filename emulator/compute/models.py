@@ -56,6 +56,34 @@ def new_disk(sub: str, rg: str, name: str, location: str, now: float, *, size_gb
                     {"familyId": str(uuid.uuid4()), "snapshots": 0, "window": []}, now)
 
 
+def vm_etag(vm: Resource) -> str:
+    """The VM's ETag (REST reference, Compute 2023-09-01 on: ``etag``, "returned in Create/Update/Get response of the
+    VM, so that customer can supply it in the header to ensure optimistic updates"): a quoted version number, as ARM
+    words it in its 412 ("Etag provided in if-match header "2" does not match etag "3" of resource.")."""
+    return vm.extra.setdefault("etag", '"1"')
+
+
+def touch_vm(vm: Resource) -> None:
+    """The VM's model changed (a PUT, a PATCH, disks detached when an update ends, disks replaced by a restore): a
+    new ETag, so a write conditioned on the one read before is refused."""
+    vm.extra["etag"] = f'"{int(vm_etag(vm).strip(chr(34)) or 0) + 1}"'
+
+
+def check_if_match(vm: Resource | None, if_match: str | None, if_none_match: str | None, name: str) -> None:
+    """ARM's conditional write on a VM (If-Match / If-None-Match on PUT and PATCH): 412 PreconditionFailed when the
+    ETag given is not the VM's (``*``: any VM that exists), or when ``If-None-Match: *`` meets a VM that exists."""
+    from ..core.errors import ArmError
+
+    if if_match:
+        current = vm_etag(vm) if vm is not None else None
+        given = [t.strip() for t in if_match.split(",")]
+        if current is None or ("*" not in given and current not in given):
+            raise ArmError(f"Etag provided in if-match header {if_match} does not match etag {current or '(none)'} "
+                           f"of resource.", code="PreconditionFailed", status=412)
+    if if_none_match and if_none_match.strip() == "*" and vm is not None:
+        raise ArmError(f"The VM '{name}' exists: If-None-Match '*' is not met.", code="PreconditionFailed", status=412)
+
+
 def attach_disk(disk: Resource, vm_id: str) -> None:
     disk.extra["managedBy"] = vm_id
     disk.properties["diskState"] = "Attached"
@@ -394,7 +422,8 @@ def new_vm(sub: str, rg: str, name: str, location: str, now: float, *, size: str
     }
     if os_profile:
         props["osProfile"] = {k: v for k, v in os_profile.items() if k != "adminPassword"}
-    extra = {"zones": zones} if zones else {}
+    extra: dict[str, Any] = {"zones": zones} if zones else {}
+    extra["etag"] = '"1"'
     return Resource(rid(sub, rg, PROVIDER, "virtualMachines", name), VM_TYPE, name, location, tags, props, extra,
                     {"power": "starting" if state == "Creating" else "running"}, now)
 

@@ -43,7 +43,7 @@ def _seed(emulator, body: dict[str, Any]) -> tuple[int, Any]:
 
 
 # POST /_emulator/seed: a fleet of VMs with their disks, NICs, networks and groups.
-ADMIN = [AdminRoute("POST", r"seed", _seed)]
+ADMIN = [AdminRoute("POST", r"seed", _seed), AdminRoute("POST", r"compute/interleave", lambda e, b: _arm_interleave(e, b))]
 # settings.vm_agent and the fault kind vm_agent_not_ready (agent.py).
 SETTINGS = [agent.SETTING]
 FAULT_KINDS = (agent.FAULT_KIND,)
@@ -111,8 +111,47 @@ VM = RG + "/virtualMachines/{vmName}"
 
 
 def _vm(req: Request) -> Resource:
-    return get_resource(_store(req), _ids(req, "virtualMachines", req.params["vmName"]), m.VM_TYPE,
-                        req.params["vmName"], req.params["resourceGroupName"])
+    vm = get_resource(_store(req), _ids(req, "virtualMachines", req.params["vmName"]), m.VM_TYPE,
+                      req.params["vmName"], req.params["resourceGroupName"])
+    m.vm_etag(vm)  # a VM from a state saved before VMs had one gets its first
+    return vm
+
+
+# --- another client's write landing between a caller's read and its write (a test's race, on demand) ----------
+INTERLEAVE = "compute.interleave"
+
+
+def _arm_interleave(emulator, body: dict[str, Any]) -> tuple[int, Any]:
+    """POST /_emulator/compute/interleave {"vm": id, "attach": {"disk": id, "lun": n}}: the next PUT or PATCH of the
+    VM finds the disk attached at that LUN first — as another client's update would have, landing after the caller
+    read the VM and before its write: the VM's ETag moves. ``{}`` clears what is armed."""
+    hooks = emulator.transient.setdefault(INTERLEAVE, {})
+    if not body:
+        hooks.clear()
+        return 200, {"armed": []}
+    vm_id, attach = body.get("vm"), body.get("attach")
+    if not isinstance(vm_id, str) or not isinstance(attach, dict) or not isinstance(attach.get("disk"), str) \
+            or not isinstance(attach.get("lun"), int):
+        raise ValueError('body: {"vm": "<VM id>", "attach": {"disk": "<disk id>", "lun": <n>}}')
+    if emulator.store.get(vm_id) is None or emulator.store.get(attach["disk"]) is None:
+        raise ValueError("vm / attach.disk: no such resource")
+    hooks[vm_id.lower()] = {"disk": attach["disk"], "lun": attach["lun"]}
+    return 201, {"armed": sorted(hooks)}
+
+
+def _interleave(req: Request, vm: Resource | None) -> None:
+    hooks = req.emulator.transient.get(INTERLEAVE) or {}
+    armed = hooks.pop(vm.key, None) if vm is not None else None
+    if armed is None:
+        return
+    disk = _store(req).get(armed["disk"])
+    if disk is None:
+        return
+    m.attach_disk(disk, vm.id)
+    vm.properties["storageProfile"].setdefault("dataDisks", []).append(
+        {"lun": armed["lun"], "name": disk.name, "createOption": "Attach", "caching": "None",
+         "managedDisk": {"id": disk.id}, "diskSizeGB": disk.properties.get("diskSizeGB")})
+    m.touch_vm(vm)
 
 
 def _instance_view(req: Request, vm: Resource) -> dict[str, Any]:
@@ -145,6 +184,8 @@ def put_vm(req: Request) -> Response:
     props = body.get("properties") or {}
     vm_id = _ids(req, "virtualMachines", name)
     existing = store.get(vm_id)
+    _interleave(req, existing)
+    m.check_if_match(existing, req.headers.get("if-match"), req.headers.get("if-none-match"), name)
     if existing is not None:
         if normalize_location(existing.location) != location:
             raise ArmError("Changing property 'location' is not allowed.", code="PropertyChangeNotAllowed",
@@ -196,6 +237,7 @@ def put_vm(req: Request) -> Response:
                               "provisioningState": "Updating"})
         if tags is not None:
             vm.tags = tags
+        m.touch_vm(vm)
         status = 200
 
     boot = _boot(req, vm)
@@ -221,6 +263,8 @@ def get_vm(req: Request) -> Response:
 @router.route("PATCH", VM, operation="Microsoft.Compute/virtualMachines/write", api_versions=VM_VERSIONS)
 def patch_vm(req: Request) -> Response:
     vm = _vm(req)
+    _interleave(req, vm)
+    m.check_if_match(vm, req.headers.get("if-match"), req.headers.get("if-none-match"), vm.name)
     body = req.json()
     tags = check_tags(body)
     props = body.get("properties") or {}
@@ -259,6 +303,7 @@ def patch_vm(req: Request) -> Response:
         if disk is not None:
             disk.internal["detachingFrom"] = vm.id
     vm.properties["provisioningState"] = "Updating"
+    m.touch_vm(vm)
 
     def settle_detaches() -> None:
         for disk_id in gone:
@@ -271,9 +316,11 @@ def patch_vm(req: Request) -> Response:
     def done(op) -> None:
         _finish(vm)(op)
         settle_detaches()
-        vm.properties["storageProfile"]["dataDisks"] = [
-            d for d in vm.properties["storageProfile"].get("dataDisks", [])
-            if (d.get("managedDisk") or {}).get("id", "").lower() not in gone]
+        if gone:
+            vm.properties["storageProfile"]["dataDisks"] = [
+                d for d in vm.properties["storageProfile"].get("dataDisks", [])
+                if (d.get("managedDisk") or {}).get("id", "").lower() not in gone]
+            m.touch_vm(vm)
 
     def failed(op) -> None:
         _finish(vm, "Failed")(op)

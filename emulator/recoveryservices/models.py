@@ -682,6 +682,7 @@ def replace_disks(store: Store, point: dict[str, Any], vm: Resource, now: float,
         disk = store.get(disk_id)
         if disk is not None:
             compute.attach_disk(disk, vm.id)
+    compute.touch_vm(vm)
     return disks
 
 

@@ -123,6 +123,22 @@ class RestoreRow:
 
 
 @dataclass(frozen=True)
+class LeaseRow:
+    """A file recovery or an export in flight (ready, or ending): what of whose point is readable where, until when."""
+
+    id: str
+    vm_id: str  # the source VM
+    point_id: str  # the recovery point's catalogue id
+    target_type: str  # files | export
+    attached_to: str | None  # files: the operator's VM the disks are attached to
+    disks: tuple[str, ...]  # the disks made (an export's one disk)
+    luns: tuple[str, ...]  # files: "LUN n: <what it carries>", one per disk
+    expires_at: str  # ISO 8601 UTC
+    state: str  # ready | ending
+    principal: str
+
+
+@dataclass(frozen=True)
 class DrillRow:
     id: str
     vm_id: str
@@ -145,6 +161,7 @@ class ReportData:
     deletions: tuple[Deletion, ...] = ()
     failures: tuple[Failure, ...] = ()
     restores: tuple[RestoreRow, ...] = ()
+    leases: tuple[LeaseRow, ...] = ()  # file recoveries and exports ready or ending, soonest expiry first
     drills: tuple[DrillRow, ...] = ()  # newest first
     notes: tuple[str, ...] = field(default=())  # what could not be read, said on the page
 

@@ -83,6 +83,26 @@ def _data_disks(vm: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _patch_data_disks(compute: Any, rg: str, name: str, vm: Any, entries: list[dict[str, Any]], **kwargs: Any) -> bool:
+    """PATCH the VM's data-disk list — which replaces the list — only if the VM is still as read (If-Match its ETag):
+    a disk someone attached since the read would otherwise be dropped. False when ARM answers 412 (the VM changed):
+    the caller reads it again and decides again."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import HttpResponseError, ResourceModifiedError
+
+    try:
+        compute.virtual_machines.begin_update(rg, name, {"properties": {"storageProfile": {"dataDisks": entries}}},
+                                              etag=getattr(vm, "etag", None), match_condition=MatchConditions.IfNotModified,
+                                              polling=False, **kwargs)
+    except ResourceModifiedError:
+        return False
+    except HttpResponseError as exc:
+        if exc.status_code == 412:
+            return False
+        raise
+    return True
+
+
 def _os_disk_of(vm: Any) -> str:
     profile = vm.storage_profile
     return (profile.os_disk.managed_disk.id if profile and profile.os_disk and profile.os_disk.managed_disk else "") or ""
@@ -195,7 +215,9 @@ class RestoreSteps:
     # --- a file recovery: disks attached to the operator's VM, for a while ------------------------------
     def attach_disks(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
         """The plan's disks attached to the operator's VM at their planned LUNs (caching ReadOnly: read, not
-        written), in one PATCH that lists the VM's own data disks as they are. A planned LUN some other disk took
+        written), in one PATCH that lists the VM's own data disks as they are, sent If-Match the VM's ETag as read (the
+        list given replaces the VM's: a disk attached since the read would be dropped; on 412 the VM is read again and
+        it is decided again). A planned LUN some other disk took
         since the plan stops it (nothing attached); the end steps then delete what was made."""
         sub, rg, name = _parts(plan.vm["id"])
         compute = self.arm.compute(sub)
@@ -223,13 +245,14 @@ class RestoreSteps:
         entries = current + [{"lun": d["attach_lun"], "createOption": "Attach", "caching": "ReadOnly",
                      "managedDisk": {"id": d["id"]}} for d in missing]
         seen: dict[str, int] = {}
-        compute.virtual_machines.begin_update(rg, name, {"properties": {"storageProfile": {"dataDisks": entries}}},
-                                              polling=False, raw_response_hook=self._hook(seen))
+        if not _patch_data_disks(compute, rg, name, vm, entries, raw_response_hook=self._hook(seen)):
+            return Wait(0, f"VM {name} changed since it was read (412): reading it again")
         return Wait(seen.get("after", WAIT), f"VM {name}: the recovery's disks being attached", {"attach_sent": sends})
 
     def remove_disks(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
         """The end of a file recovery or an export: every disk of the plan that exists and carries this restore's
-        tag — and nothing else — detached from the VM it is on (the VM's other disks listed as they are), its
+        tag — and nothing else — detached from the VM it is on (the VM's other disks listed as they are, If-Match the
+        ETag read: a disk attached meanwhile is kept, the VM read again on 412), its
         access revoked, then deleted; looked at again until none is left. A disk of the plan's name without the tag
         is not this restore's: left alone, and said."""
         from . import lease
@@ -246,6 +269,7 @@ class RestoreSteps:
         mine = lease.ours([d["id"] for d in plan.disks], tags, restore_id, T.RESTORE)
         foreign = [i for i in found if i not in {m.lower() for m in mine}]
         waiting: list[str] = []
+        changed = False  # a VM changed between our read and our write: read again at once
         on_vms: dict[str, list[str]] = {}
         for disk_id in mine:
             disk = found[disk_id.lower()]
@@ -270,12 +294,14 @@ class RestoreSteps:
                 waiting.append(f"VM {name} is {(vm.provisioning_state or '').lower()}")
                 continue
             entries = lease.detached_list(_data_disks(vm), disk_ids)
-            compute.virtual_machines.begin_update(rg, name, {"properties": {"storageProfile": {"dataDisks": entries}}},
-                                                  polling=False)
-            waiting.append(f"VM {name}: {len(disk_ids)} disk(s) being detached")
+            if _patch_data_disks(compute, rg, name, vm, entries):
+                waiting.append(f"VM {name}: {len(disk_ids)} disk(s) being detached")
+            else:
+                changed = True
+                waiting.append(f"VM {name} changed since it was read (412): reading it again")
         if waiting:
             note = "; ".join(waiting)
-            return Wait(WAIT, note[:500], {"foreign": foreign} if foreign else {})
+            return Wait(0 if changed else WAIT, note[:500], {"foreign": foreign} if foreign else {})
         return Next(context={"removed": True, **({"foreign": foreign} if foreign else {})})
 
     # --- a vault point's files: Azure Backup's item-level recovery (shared/restore/ilr.py) -------------------

@@ -266,3 +266,75 @@ def test_an_export_sas_is_handed_once_to_its_caller_and_stops_working_after_revo
     assert _get(world, made["id"])["state"] == "succeeded"
     assert requests.get(sas, verify=az.ca_path, timeout=10).status_code == 403
     assert _disk(az, world, disk_id) is None
+
+
+# --- a disk someone attaches between our read of the VM and our write is never dropped ----------------------
+def _theirs(az, world, name: str) -> tuple[str, int]:
+    """An empty disk of someone else's, and the LUN their attach takes (past any this test's plan picks)."""
+    from azure.mgmt.compute.models import CreationData, Disk
+
+    disk = compute(az, world).disks.begin_create_or_update("rg-helper-00", name, Disk(
+        location=REGION, disk_size_gb=8, creation_data=CreationData(create_option="Empty"))).result()
+    return disk.id, 40
+
+
+def _interleave(az, vm_id: str, disk_id: str, lun: int) -> None:
+    """The emulator lands their attach just before the VM's next write, after our step read the VM."""
+    az.admin("POST", "compute/interleave", {"vm": vm_id, "attach": {"disk": disk_id, "lun": lun}})
+
+
+def test_a_disk_attached_while_files_are_being_attached_is_kept(world, az):
+    helper = world["helpers"]["here"]
+    own = _vm_disks(az, world, helper)
+    disk_id, lun = _theirs(az, world, "theirs-at-attach")
+    _interleave(az, helper, disk_id, lun)
+    made = _submit(world, _files(world, luns=[0]))
+    assert world["host"].run_until_idle(timeout=60)
+    ready = _get(world, made["id"])
+    assert ready["state"] == "ready", ready["error"]
+    attached = _vm_disks(az, world, helper)
+    (carried,) = ready["lease"]["carries"]
+    assert attached[carried["lun"]] == carried["disk_id"].lower()
+    assert attached[lun] == disk_id.lower() and _disk(az, world, disk_id).managed_by.lower() == helper.lower()
+    assert {k: v for k, v in attached.items() if k in own} == own
+    assert api(world, "DELETE", f"/api/restores/{made['id']}").status == 202
+    assert world["host"].run_until_idle(timeout=60)
+    assert _vm_disks(az, world, helper) == {**own, lun: disk_id.lower()}  # ours gone, theirs and the VM's own kept
+
+
+def test_a_disk_attached_while_files_are_being_detached_is_kept(world, az):
+    helper = world["helpers"]["here"]
+    own = _vm_disks(az, world, helper)
+    made = _submit(world, _files(world, luns=[0]))
+    assert world["host"].run_until_idle(timeout=60)
+    assert _get(world, made["id"])["state"] == "ready"
+    disk_id, lun = _theirs(az, world, "theirs-at-detach")
+    _interleave(az, helper, disk_id, lun)
+    assert api(world, "DELETE", f"/api/restores/{made['id']}").status == 202
+    assert world["host"].run_until_idle(timeout=60)
+    ended = _get(world, made["id"])
+    assert ended["state"] == "succeeded", ended["error"]
+    assert _vm_disks(az, world, helper) == {**own, lun: disk_id.lower()}
+    assert _disk(az, world, disk_id).managed_by.lower() == helper.lower()
+    assert all(_disk(az, world, c["disk_id"]) is None for c in ended["lease"]["carries"])
+
+
+def test_the_report_lists_file_recoveries_and_exports_in_flight_until_they_end(world, az):
+    from shared.wiring import current
+
+    made = _submit(world, _files(world, luns=[0], duration_hours=2))
+    assert world["host"].run_until_idle(timeout=60)
+    ready = _get(world, made["id"])
+    assert ready["state"] == "ready", ready["error"]
+    (row,) = current().reports.data().leases
+    assert (row.id, row.vm_id, row.point_id, row.target_type, row.state) == (
+        made["id"], world["vm_id"], made["request"]["recovery_point"], "files", "ready")
+    assert row.attached_to == world["helpers"]["here"] and row.expires_at == ready["lease"]["expires_at"]
+    (carried,) = ready["lease"]["carries"]
+    assert row.luns == (f"LUN {carried['lun']}: LUN 0 ({carried['source_disk']})",)
+    assert row.disks == (carried["disk_id"],)
+    page = current().reports.html()
+    assert "File recoveries and exports in flight" in page and made["id"] in page
+    assert api(world, "DELETE", f"/api/restores/{made['id']}").status == 202
+    assert world["host"].run_until_idle(timeout=60)
+    assert current().reports.data().leases == ()  # ended: history only

@@ -168,3 +168,55 @@ def test_a_disk_being_detached_cannot_be_attached_elsewhere(az, compute):
     az.advance(31)
     moved = compute.disks.get(RG, leaving["managedDisk"]["id"].rsplit("/", 1)[-1])
     assert moved.managed_by.lower() == other.id.lower()
+
+
+# --- the VM's ETag: a write conditioned on what was read --------------------------------------------------
+def test_a_vm_carries_an_etag_and_refuses_a_write_on_a_stale_one_with_412(az, compute):
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError
+
+    vm = _vm(compute)
+    assert vm.etag and vm.etag.startswith('"')
+    extra = _empty_disk(compute, "etag-extra")
+    free_lun = max(d.lun for d in vm.storage_profile.data_disks) + 1
+    entries = _data_disks(vm) + [{"lun": free_lun, "createOption": "Attach", "managedDisk": {"id": extra.id}}]
+    done = compute.virtual_machines.begin_update(RG, vm.name, {"properties": {"storageProfile": {"dataDisks": entries}}},
+                                                 etag=vm.etag, match_condition=MatchConditions.IfNotModified).result()
+    assert done.etag != vm.etag and _vm(compute).etag == done.etag  # the update moved it
+    with pytest.raises(ResourceModifiedError) as stale:  # the SDK's word for ARM's 412 on If-Match
+        compute.virtual_machines.begin_update(RG, vm.name, {"properties": {"storageProfile": {
+            "dataDisks": _data_disks(vm)}}}, etag=vm.etag, match_condition=MatchConditions.IfNotModified)
+    assert stale.value.status_code == 412 and stale.value.error.code == "PreconditionFailed"
+    assert vm.etag in stale.value.error.message and done.etag in stale.value.error.message
+    assert compute.disks.get(RG, "etag-extra").managed_by.lower() == vm.id.lower()  # nothing was changed
+    with pytest.raises(ResourceModifiedError):  # a PUT too
+        compute.virtual_machines.begin_create_or_update(RG, vm.name, done, etag=vm.etag,
+                                                        match_condition=MatchConditions.IfNotModified)
+    without = compute.virtual_machines.begin_update(RG, vm.name, {"tags": {"a": "b"}}).result()  # no If-Match: as before
+    assert without.tags == {"a": "b"} and without.etag != done.etag
+
+
+def test_interleave_attaches_a_disk_before_the_next_write_of_the_vm(az, compute):
+    """POST /_emulator/compute/interleave: another client's attach lands between a caller's read and its write."""
+    vm = _vm(compute)
+    theirs = _empty_disk(compute, "theirs")
+    az.admin("POST", "compute/interleave", {"vm": vm.id, "attach": {"disk": theirs.id, "lun": 40}})
+    assert _vm(compute).etag == vm.etag  # a read does not fire it
+    # A write built on the stale read, without If-Match, replaces the list: their disk is dropped (the race).
+    _patch(compute, _data_disks(vm) + [{"lun": 41, "createOption": "Attach",
+                                        "managedDisk": {"id": _empty_disk(compute, "ours").id}}]).result()
+    luns = {d.lun for d in _vm(compute).storage_profile.data_disks}
+    assert 41 in luns and 40 not in luns and compute.disks.get(RG, "theirs").managed_by is None
+    # With If-Match the same write is refused, and a re-read shows their disk.
+    vm = _vm(compute)
+    az.admin("POST", "compute/interleave", {"vm": vm.id, "attach": {"disk": theirs.id, "lun": 40}})
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError
+
+    with pytest.raises(ResourceModifiedError):
+        compute.virtual_machines.begin_update(RG, vm.name, {"properties": {"storageProfile": {
+            "dataDisks": _data_disks(vm)}}}, etag=vm.etag, match_condition=MatchConditions.IfNotModified)
+    assert 40 in {d.lun for d in _vm(compute).storage_profile.data_disks}
+    assert compute.disks.get(RG, "theirs").managed_by.lower() == vm.id.lower()
+    with pytest.raises(RuntimeError):
+        az.admin("POST", "compute/interleave", {"vm": vm.id})
