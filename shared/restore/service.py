@@ -131,6 +131,8 @@ class Restores:
             raise BadRequest([FieldProblem("recovery_point", f"not in the catalogue of {request.vm.id}")])
         if point.kind != request.source_kind:
             raise BadRequest([FieldProblem("recovery_point", "names another kind of point than its catalogue entry")])
+        if request.source_kind == "vault" and request.target_type == "files":
+            self._one_session(restore_id, request)
         plan = P.make(restore_id, request, point, self.reader.facts(request, point), datetime.now(UTC))
         if scopes is not None:
             outside = [FieldProblem(name, f"{group} is not in the allow-list (it holds {resource_id})")
@@ -138,6 +140,21 @@ class Restores:
             if outside:
                 raise OutOfScope(outside)
         return plan
+
+    def _one_session(self, restore_id: str, request: RestoreRequest) -> None:
+        """Azure Backup keeps one file recovery session per recovery point: a second vmkeeper restore would join
+        it and lose it when the first one's end revokes it. Conflict, naming the restore that holds it."""
+        from .plan import Conflict
+        from .records import ENDING, PENDING, READY, RUNNING
+
+        wanted = request.recovery_point.lower()
+        for other in self.records.recent():
+            if other.id != restore_id and other.state in (PENDING, RUNNING, READY, ENDING) \
+                    and str(other.request.get("recovery_point") or "").lower() == wanted \
+                    and (other.request.get("target") or {}).get("type") == "files":
+                raise Conflict("recovery_point", f"restore {other.id} holds this point's file recovery session "
+                               f"({other.state}): take its script (POST /api/restores/{other.id}/script) or end it "
+                               f"(DELETE /api/restores/{other.id}) first")
 
     def submit(self, principal: Principal, request: RestoreRequest, body_hash: str,
                idempotency_key: str | None = None, scopes: Scopes | None = None) -> tuple[Record, bool]:

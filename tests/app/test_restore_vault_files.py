@@ -269,3 +269,24 @@ def test_a_dry_run_says_what_it_would_provision_and_for_how_long(world, az):
     assert plan["vault"]["recovery_type"] == "ItemLevelRecovery" and plan["vault"]["point_id"] == p["resource_id"]
     assert plan["lease"]["hours"] == 3 and plan["lease"]["expires_at"] and plan["creates"] == []
     assert writes(az, mark) == [] and _session(world, p["resource_id"]) is None
+
+
+def test_a_second_file_recovery_on_a_point_in_use_is_refused_naming_the_restore_that_holds_it(world, az):
+    """Azure Backup keeps one session per point: a second vmkeeper file recovery would join it and lose it when the
+    first one's end revokes it. 409 naming the first (its script, or DELETE it), nothing sent; once the first has
+    ended, a new one is accepted."""
+    first = _submit(world, _body(world, duration_hours=2))
+    assert world["host"].run_until_idle(timeout=60)
+    assert _get(world, first["id"])["state"] == "ready"
+    mark = len(az.calls())
+    for dry_run in (True, False):
+        refused = api(world, "POST", "/api/restores", {**_body(world, duration_hours=1), "dry_run": dry_run})
+        assert refused.status == 409 and refused.headers["Content-Type"].startswith("application/problem+json")
+        (error,) = refused.json()["errors"]
+        assert error["field"] == "recovery_point" and first["id"] in error["detail"], error
+    assert writes(az, mark) == [] and _ilr_calls(az, mark, "provisionInstantItemRecovery") == []
+    assert api(world, "DELETE", f"/api/restores/{first['id']}").status == 202
+    assert world["host"].run_until_idle(timeout=60)
+    assert _get(world, first["id"])["state"] == "succeeded"
+    again = _submit(world, _body(world, duration_hours=1))
+    assert again["id"] != first["id"] and again["state"] in ("pending", "running")
