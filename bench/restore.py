@@ -25,7 +25,7 @@ def run() -> list[dict]:
     from devtools.processes import azurite
     from emulator.testing import StaticCredential, in_process
     from shared import wiring
-    from shared.restore.access import OPERATOR, encode_principal
+    from shared.access import OPERATOR, encode_principal
 
     principal = encode_principal("00000000-0000-0000-0000-00000000be9c", [OPERATOR], name="bench")
     with in_process() as (az, emu), azurite() as storage:

@@ -304,7 +304,7 @@ def restore_demo(az, storage, sub: str, say) -> None:
 
     import function_app
     from devtools.functions_host import LocalFunctionsHost
-    from shared.restore.access import OPERATOR, encode_principal
+    from shared.access import OPERATOR, encode_principal
 
     compute = az.client(ComputeManagementClient, sub)
     sets = {}

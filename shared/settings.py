@@ -218,7 +218,7 @@ class RestoreSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RestoreSettings:
-        from .restore.access import BadId, Scopes, parse_id
+        from .access import BadId, Scopes, parse_id
 
         env = os.environ if env is None else env
         subs = tuple(s.strip().lower() for s in _get(env, "VMKEEPER_SUBSCRIPTIONS").split(",") if s.strip())

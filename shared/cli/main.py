@@ -169,7 +169,7 @@ def plan(at: str | None) -> None:
 
 # --- points -------------------------------------------------------------------------------------------
 def _vm(value: str, field: str = "VM_ID") -> Any:
-    from ..restore.access import BadId, parse_id
+    from ..access import BadId, parse_id
 
     try:
         return parse_id(value, "vm")
@@ -526,7 +526,7 @@ def export(vm_id: str, point_id: str, resource_group: str, lun: int | None, os_d
            poll_interval: float | None, api: str | None, key: str | None, scope: str | None, principal: str | None,
            ca_bundle: str | None) -> None:
     """One disk of VM_ID's --point exported: made in --resource-group, its read SAS handed to you once."""
-    from ..restore.access import BadId, parse_id
+    from ..access import BadId, parse_id
     from . import files as FL
     from . import output
 

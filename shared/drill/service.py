@@ -267,7 +267,7 @@ class Drills:
 
     # 3. the restore, through the restore API's service and worker
     def _restore(self, row: dict[str, Any]) -> Outcome | None:
-        from ..restore.access import OPERATOR, Principal
+        from ..access import OPERATOR, Principal
         from ..restore.service import INTERNAL, STEP_TIMEOUT, NotFound, Refused
 
         if not row.get("restore"):

@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..restore import access
-from ..restore.access import NotAuthenticated, Principal
+from .. import access
+from ..access import NotAuthenticated, Principal
 from ..restore.api import IDEMPOTENCY_KEY, MAX_BODY, Answer, problem
 
 log = logging.getLogger("vmkeeper.failover.api")

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..restore.access import BadId, ParsedId, parse_id
+from ..access import BadId, ParsedId, parse_id
 from ..restore.request import BadRequest, FieldProblem
 from .plans import APP_NAME
 

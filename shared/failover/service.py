@@ -27,12 +27,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..access import BadId, ParsedId, Principal, Scopes, parse_id
 from ..alerts import events as A
 from ..instants import format_instant, parse_instant
 from ..ports import Arm, Queue
 from ..queue import messages, runner
 from ..queue.messages import Done, Failed, Outcome, Retry
-from ..restore.access import BadId, ParsedId, Principal, Scopes, parse_id
 from ..settings import FailoverSettings
 from . import asr as S
 from .keeper import vaults_of

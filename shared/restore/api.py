@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import access
-from .access import BadId, NotAuthenticated, Principal, parse_id
+from .. import access
+from ..access import BadId, NotAuthenticated, Principal, parse_id
 
 log = logging.getLogger("vmkeeper.restore.api")
 PROBLEM = "application/problem+json"

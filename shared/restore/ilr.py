@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..access import Principal, parse_id
 from ..azure.retry_after import retry_after_seconds
 from ..instants import format_instant, parse_instant
-from .access import Principal, parse_id
 from .steps import Fail, Next, Result, Wait
 
 # Azure's limit: "The script gives read-only access to a recovery point and is valid for only 12 hours" (Learn,

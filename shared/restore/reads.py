@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..access import ParsedId, parse_id
 from ..points.inventory import Inventory
 from ..ports import Arm
 from . import catalogue, plan
-from .access import ParsedId, parse_id
 from .catalogue import RecoveryPoint
 from .request import FieldProblem, RestoreRequest
 

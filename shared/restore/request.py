@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..access import BadId, ParsedId, parse_id
 from . import catalogue, lease
-from .access import BadId, ParsedId, parse_id
 
 TARGET_TYPES = ("disks", "vm", "os_disk", "original_location", "files", "export")
 VM_NAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..access import ParsedId, Principal, Scopes
 from ..alerts import events as A
 from ..instants import format_instant, parse_instant
 from ..ports import Arm, Queue
@@ -26,7 +27,6 @@ from ..queue.messages import Done, Failed, Outcome, Retry
 from ..settings import RestoreSettings
 from . import lease as L
 from . import plan as P
-from .access import ParsedId, Principal, Scopes
 from .reads import Reader
 from .records import (
     CANCELLED,
@@ -551,7 +551,7 @@ def _outside(scopes: Scopes, resource_id: str) -> str | None:
     is not admitted either), else None."""
     from azure.mgmt.core.tools import parse_resource_id
 
-    from .access import BadId, parse_id
+    from ..access import BadId, parse_id
 
     parts = parse_resource_id(resource_id or "")
     group_id = f"/subscriptions/{parts.get('subscription', '')}/resourceGroups/{parts.get('resource_group', '')}"

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import tags as T
+from ..access import parse_id
 from ..azure.retry_after import retry_after_seconds
 from ..instants import format_instant, parse_instant
 from ..ports import Arm
 from . import plan as P
-from .access import parse_id
 
 WAIT = 1  # seconds before looking again when ARM gives no Retry-After
 JOB_WAIT = 10  # a Backup restore job is looked at no more often than this

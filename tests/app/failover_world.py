@@ -15,8 +15,8 @@ from devtools.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
 from shared import tags as T
 from shared import wiring
+from shared.access import FAILOVER, OPERATOR, READER, encode_principal
 from shared.replication import names
-from shared.restore.access import FAILOVER, OPERATOR, READER, encode_principal
 from tests.app import openapi_check
 from tests.app import replication_world as R
 from tests.app.replication_world import (  # noqa: F401 (the failover tests' names for the DR side)

@@ -13,7 +13,7 @@ from typing import Any
 from devtools.functions_host import LocalFunctionsHost
 from emulator.testing import StaticCredential
 from shared import wiring
-from shared.restore.access import OPERATOR, READER, encode_principal
+from shared.access import OPERATOR, READER, encode_principal
 
 REGION, SECOND = "westeurope", "northeurope"
 POLICIES = {"version": 1, "default": "full", "policies": {"full": {

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from azure.data.tables import TableClient
 
+from shared.access import encode_principal
 from shared.alerts import events as A
 from shared.report.model import BREACHED, MET, MISSING
-from shared.restore.access import encode_principal
 from tests.app.restore_world import (
     POLICIES,
     READER_PRINCIPAL,

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from emulator.testing import StaticCredential
+from shared.access import OPERATOR, READER, Principal
 from shared.instants import parse_instant
 from shared.restore import ilr
-from shared.restore.access import OPERATOR, READER, Principal
 from shared.restore.steps import Fail, Next, Wait
 from shared.wiring import Wiring
 from tests.app.ilr_world import session, vault_point

@@ -700,7 +700,7 @@ def test_a_name_taken_by_something_not_this_restores_is_never_written_over(world
     operator's, with their tags): the step refuses instead of adopting it, and the resource is untouched."""
     from azure.mgmt.network import NetworkManagementClient
 
-    from shared.restore.access import principal
+    from shared.access import principal
     from shared.restore.plan import disk_name
     from shared.restore.service import restore_id_for
 
@@ -793,7 +793,7 @@ def test_recent_restores_are_paged(world):
 
 # --- who may do what, and where ---------------------------------------------------------------------
 def test_refusals_create_nothing(world, az):
-    from shared.restore.access import encode_principal
+    from shared.access import encode_principal
 
     sub = world["sub"]
     good = {"vm": world["vm_id"], "recovery_point": point(world, "set")["id"],

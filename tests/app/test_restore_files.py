@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from shared import tags as T
-from shared.restore.access import OPERATOR, encode_principal
+from shared.access import OPERATOR, encode_principal
 from tests.app.restore_world import (
     OPERATOR_PRINCIPAL,
     READER_PRINCIPAL,

@@ -647,7 +647,7 @@ def test_parameters_file_names_only_main_parameters():
 
 
 def test_app_roles_file_names_the_roles_the_code_checks():
-    from shared.restore import access
+    from shared import access
 
     roles = json.loads((INFRA / "restore-app-roles.json").read_text(encoding="utf-8"))
     assert {r["value"] for r in roles} == {access.READER, access.OPERATOR, access.FAILOVER}

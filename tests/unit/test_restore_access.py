@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from shared.restore import access
-from shared.restore.access import (
+from shared import access
+from shared.access import (
     OPERATOR,
     READER,
     BadId,

@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from shared.restore import access
+from shared import access
 from shared.restore.api import MAX_BODY, OPENAPI, PROBLEM, Answer, RestoreApi, problem
 
 OID = "11111111-2222-3333-4444-555555555555"

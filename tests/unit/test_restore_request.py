@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.access import ParsedId
 from shared.restore import catalogue
-from shared.restore.access import ParsedId
 from shared.restore.request import BadRequest, parse, point_kind
 
 SUB = "6d4a5a5c-2f4e-4c5e-9f5b-3c3f2d1e0a9b"

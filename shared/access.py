@@ -1,4 +1,4 @@
-"""Who is calling and where they may restore to. Pure.
+"""Who is calling and where they may write to (the restore and failover APIs, the settings that bound them). Pure.
 
 The function key is checked by the Functions host before a handler runs. Behind it, App Service
 authentication (Microsoft Entra ID) validates the caller's token and hands the app the principal as
