@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from .context import CliError
+from .context import LOOPBACK, CliError
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 # The API's field names → the CLI's options (so a problem names what the operator typed).
@@ -29,7 +29,6 @@ OPTIONS = {"vm": "VM_ID", "recovery_point": "POINT_ID", "target.type": "--target
            "target.staging_storage_account": "--staging-storage-account", "Idempotency-Key": "--idempotency-key",
            "X-MS-CLIENT-PRINCIPAL": "--scope / --principal", "X-MS-CLIENT-PRINCIPAL.roles": "--scope / --principal",
            "body": "the request"}
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def base_url(value: str) -> str:
