@@ -108,3 +108,32 @@ def test_down_never_signals_a_process_that_is_not_a_stack(tmp_path, capsys):
     stale.write_text(f"{os.getpid()}\n")  # a reused pid: this test's own process, which must live on
     assert stack.main(["down", "--pid-file", str(stale)]) == 0
     assert "no local stack is running" in capsys.readouterr().out and not stale.exists()
+
+
+def test_a_taken_port_is_told_and_the_app_served_on_a_free_one(monkeypatch):
+    import socket
+
+    import azure.functions as func
+
+    from devtools.functions_host import LocalFunctionsHost
+
+    app = func.FunctionApp()
+
+    @app.route(route="health", auth_level=func.AuthLevel.ANONYMOUS)
+    def health(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("ok")
+
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")  # the host's default, undone after
+    told: list[str] = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        host = LocalFunctionsHost(app, "UseDevelopmentStorage=true")
+        try:
+            url = stack._serve(host, port, told.append)
+            assert urlsplit(url).port not in (port, None) and url in told[0] and str(port) in told[0]
+            with urllib.request.urlopen(f"{url}/api/health", timeout=10) as answer:
+                assert answer.read() == b"ok"
+        finally:
+            host.close()
