@@ -84,7 +84,8 @@ class Run:
             if given is not None:
                 self._credential = given
             elif self.credential_kind() == LOCAL_STATIC:
-                api = click.get_current_context().params.get("api")  # the command's --api, if it has one
+                ctx = click.get_current_context(silent=True)  # the command's --api, if it has one
+                api = ctx.params.get("api") if ctx is not None else None
                 check_local_static(self.env, api, self.setting("VMKEEPER_API_URL"))
                 self._credential = LocalStaticCredential()
             else:
