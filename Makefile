@@ -9,7 +9,7 @@ BROWSER_OK := node_modules/.chromium
 WHEELS     := $(VENV)/arm-sdk-wheels
 WHEELS_OK  := $(WHEELS)/.downloaded
 
-.PHONY: setup test soak demo bench lint format clean
+.PHONY: setup test soak demo up down bench lint format clean
 
 setup: $(PY_OK) $(NODE_OK) $(BROWSER_OK) $(WHEELS_OK)
 
@@ -48,6 +48,14 @@ soak: setup
 
 demo: setup
 	$(BIN)/python -m scripts.demo
+
+# The local stack, in the foreground until Ctrl-C (`make down` from another terminal stops it too); PORT=7072 to
+# serve the app elsewhere than 7071.
+up: setup
+	$(BIN)/python -m scripts.stack up $(if $(PORT),--port $(PORT))
+
+down:
+	$(BIN)/python -m scripts.stack down
 
 bench: setup
 	$(BIN)/python -m bench

@@ -7,7 +7,8 @@ can't be installed here). It runs a FunctionApp's functions as the host would:
   ``maxDequeueCount`` times (values from host.json);
 - host.json's values, overridden by app settings named ``AzureFunctionsJobHost__<path>`` as the host reads
   them (``AzureFunctionsJobHost__extensions__queues__maxPollingInterval``);
-- timer triggers: fired on demand;
+- timer triggers: fired on demand (``fire_timer``), or on their NCRONTAB schedules once ``start_timers()``
+  is called (UTC; one run of a function at a time, as the host's singleton lock keeps it);
 - Event Grid triggers: events delivered to a loopback webhook (the emulator's event subscription)
   or handed over directly, as ``azure.functions.EventGridEvent``;
 - HTTP triggers: ``http()`` (or real HTTP on 127.0.0.1 after ``serve_http()``) routes a request as
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,8 @@ class LocalFunctionsHost:
         self.routes = self._http_routes()  # a bad template fails here, as the host fails to start
         self._pump_thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._timer_threads: list[threading.Thread] = []
+        self._timers_stop = threading.Event()
 
     # --- helpers -----------------------------------------------------------------------------
     def resolve(self, value: str) -> str:
@@ -220,17 +224,63 @@ class LocalFunctionsHost:
         return self._serve(lambda: time.monotonic() > deadline, until_idle=True)
 
     # --- timer triggers ---------------------------------------------------------------------
-    def fire_timer(self, name: str) -> Any:
+    def fire_timer(self, name: str, past_due: bool = False) -> Any:
         from azure.functions.timer import TimerRequest
 
         handler = self._by_trigger("timerTrigger")[name].get_user_function()
         try:
-            result = handler(TimerRequest(past_due=False))
+            result = handler(TimerRequest(past_due=past_due))
         except Exception as exc:
             self._record(name, False, f"{type(exc).__name__}: {exc}")
             raise
         self._record(name, True)
         return result
+
+    def timer_schedules(self) -> dict[str, Any]:
+        """Timer functions by their parsed schedule (devtools/ncrontab.py); one whose ``%SETTING%`` does not
+        resolve, or whose expression does not parse, is left out with an error, as the host leaves out a
+        function it cannot index."""
+        from devtools import ncrontab
+
+        out = {}
+        for name, f in self._by_trigger("timerTrigger").items():
+            try:
+                out[name] = ncrontab.parse(self.resolve(f.get_trigger().schedule))
+            except (KeyError, ncrontab.CronError) as exc:
+                if name not in self._unindexed:
+                    self._unindexed.add(name)
+                    why = f"app setting {exc} does not resolve" if isinstance(exc, KeyError) else str(exc)
+                    log.error("function %s not indexed: %s", name, why)
+        return out
+
+    def start_timers(self, clock: Callable[[], datetime] | None = None) -> dict[str, datetime | None]:
+        """Fire each timer function on its schedule in the background until ``close()``: a thread per
+        function, never two runs of one at once; a run that outlasts occurrences skips them (the next is
+        computed from when it ended, as the host does), and a run that starts late is ``past_due``. A run
+        that raises is recorded and logged; the schedule goes on. Returns each function's first occurrence."""
+        now = clock or (lambda: datetime.now(UTC))
+        self._timers_stop = threading.Event()
+        first: dict[str, datetime | None] = {}
+        for name, schedule in self.timer_schedules().items():
+            first[name] = schedule.next_after(now())
+            thread = threading.Thread(target=self._run_timer, args=(name, schedule, first[name], now),
+                                      name=f"timer-{name}", daemon=True)
+            self._timer_threads.append(thread)
+            thread.start()
+        return first
+
+    def _run_timer(self, name: str, schedule: Any, due: datetime | None, now: Callable[[], datetime]) -> None:
+        while due is not None and not self._timers_stop.is_set():
+            wait = (due - now()).total_seconds()
+            if wait > 0:
+                self._timers_stop.wait(min(wait, 1.0))  # looked at each second: close() is never kept waiting
+                continue
+            past_due = wait < -1.0  # started over a second late (a machine that slept)
+            try:
+                self.fire_timer(name, past_due=past_due)
+            except Exception:  # recorded by fire_timer; the host logs it and keeps the schedule
+                log.exception("timer function %s failed", name)
+            due = schedule.next_after(max(due, now()))
 
     # --- Event Grid triggers ----------------------------------------------------------------
     def deliver_event(self, name: str, event: dict[str, Any]) -> None:
@@ -358,9 +408,9 @@ class LocalFunctionsHost:
             self.master_key, *self.function_keys.values(), *self.host_keys.values()]
         return any(secrets.compare_digest(key.encode(), k.encode()) for k in allowed)
 
-    def serve_http(self) -> str:
-        """Serve ``http()`` over real HTTP on 127.0.0.1 (a free port) until ``close()``; returns the
-        base URL, to which the routes (``/api/...``) are appended."""
+    def serve_http(self, port: int = 0) -> str:
+        """Serve ``http()`` over real HTTP on 127.0.0.1 (``port``, else a free one; OSError if it is taken)
+        until ``close()``; returns the base URL, to which the routes (``/api/...``) are appended."""
         host = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -388,11 +438,14 @@ class LocalFunctionsHost:
                 pass
 
         if self._http_server is None:
-            self._http_server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            self._http_server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
             threading.Thread(target=self._http_server.serve_forever, name="functions-http", daemon=True).start()
         return f"http://127.0.0.1:{self._http_server.server_address[1]}"
 
     def close(self) -> None:
+        self._timers_stop.set()
+        for thread in self._timer_threads:
+            thread.join(60)  # a run in progress ends first, as the host drains on shutdown
         if self._pump_thread is not None:
             self._stop.set()
             self._pump_thread.join(10)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from .context import CliError
+from .context import LOOPBACK, CliError
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 # Where following stops: the end, or a file recovery or export made and ready to use (until done or its expiry).
@@ -31,7 +31,6 @@ OPTIONS = {"vm": "VM_ID", "recovery_point": "POINT_ID", "target.type": "--target
            "target.staging_storage_account": "--staging-storage-account", "Idempotency-Key": "--idempotency-key",
            "X-MS-CLIENT-PRINCIPAL": "--scope / --principal", "X-MS-CLIENT-PRINCIPAL.roles": "--scope / --principal",
            "body": "the request"}
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def base_url(value: str) -> str:

@@ -1,7 +1,8 @@
 """What every command starts from: the environment (a ``local.settings.json``'s ``Values``, or the
-process's), the credential (the Azure CLI's sign-in, unless the caller hands one in through click's
-context object: ``cli.main(obj={"credential": ...})``), the ``Wiring`` built from both, and the errors
-that end a command with exit code 1 and a message naming the option or setting at fault."""
+process's), the credential (the Azure CLI's sign-in; the local stack's static token when the settings
+say ``VMKEEPER_CLI_CREDENTIAL=local-static``, for loopback endpoints only; or one the caller hands in
+through click's context object: ``cli.main(obj={"credential": ...})``), the ``Wiring`` built from both,
+and the errors that end a command with exit code 1 and a message naming the option or setting at fault."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 META = "vmkeeper.cli"  # where the run's state is kept in click's ``ctx.meta`` (the caller's obj stays theirs)
 EXIT_ERROR, EXIT_BREACHED, EXIT_DRILL_FAILED = 1, 2, 3
 USER_AGENT = "vmkeeper-cli"
+# Which credential the CLI signs in with: the Azure CLI's (default), or the local stack's static bearer token
+# (`make up` writes it into its local.settings.json: the emulator takes any token, and there is no `az login`).
+CREDENTIAL_SETTING, AZURE_CLI, LOCAL_STATIC = "VMKEEPER_CLI_CREDENTIAL", "azure-cli", "local-static"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class CliError(click.ClickException):
@@ -72,17 +77,30 @@ class Run:
         return value.strip() if value and value.strip() else None
 
     def credential(self) -> Any:
-        """The caller's credential if given (tests, the demo), else the Azure CLI's sign-in (``az login``)."""
+        """The caller's credential if given (tests, the demo), else the one VMKEEPER_CLI_CREDENTIAL names: the
+        Azure CLI's sign-in (``az login``), or the local stack's static token (loopback endpoints only)."""
         if self._credential is None:
             given = self._obj.get("credential")
             if given is not None:
                 self._credential = given
+            elif self.credential_kind() == LOCAL_STATIC:
+                ctx = click.get_current_context(silent=True)  # the command's --api, if it has one
+                api = ctx.params.get("api") if ctx is not None else None
+                check_local_static(self.env, api, self.setting("VMKEEPER_API_URL"))
+                self._credential = LocalStaticCredential()
             else:
                 from azure.identity import AzureCliCredential
 
                 tenant = self.setting("AZURE_TENANT_ID")
                 self._credential = AzureCliCredential(tenant_id=tenant) if tenant else AzureCliCredential()
         return self._credential
+
+    def credential_kind(self) -> str:
+        kind = (self.setting(CREDENTIAL_SETTING) or AZURE_CLI).lower()
+        if kind not in (AZURE_CLI, LOCAL_STATIC):
+            raise CliError(f"{CREDENTIAL_SETTING}: {kind!r} is not a credential the CLI knows "
+                           f"({AZURE_CLI} or {LOCAL_STATIC})", CREDENTIAL_SETTING)
+        return kind
 
     def wiring(self) -> Wiring:
         if self._wiring is None:
@@ -95,6 +113,54 @@ class Run:
         return self._wiring
 
 
+class LocalStaticCredential:
+    """A fixed bearer token, for the local stack's ARM emulator (which takes any token) and its app on the local
+    Functions host (which takes none): nothing here reaches an identity endpoint. Never for Azure itself
+    (``check_local_static``)."""
+
+    TOKEN = "local-emulator-token"
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self.TOKEN, int(datetime.now(UTC).timestamp()) + 3600)
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        from azure.core.credentials import AccessTokenInfo
+
+        return AccessTokenInfo(self.TOKEN, int(datetime.now(UTC).timestamp()) + 3600)
+
+
+def _loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url.strip()).hostname in LOOPBACK
+    except ValueError:
+        return False
+
+
+def check_local_static(env: Mapping[str, str], api: str | None, api_setting: str | None) -> None:
+    """The static local credential goes only to loopback endpoints: ARM (VMKEEPER_ARM_ENDPOINT, whose default is
+    Azure's), the app (--api, else VMKEEPER_API_URL) and identity-based storage (its service URIs). Anything else
+    is refused naming the setting or option, before a token is handed out."""
+    arm = env.get("VMKEEPER_ARM_ENDPOINT") or ""
+    if not arm.strip() or not _loopback(arm):
+        raise CliError(f"{CREDENTIAL_SETTING}={LOCAL_STATIC} is for the local stack only: VMKEEPER_ARM_ENDPOINT "
+                       f"must be a loopback URL (got {arm.strip() or 'none: Azure'!r})", "VMKEEPER_ARM_ENDPOINT")
+    for name, url in (("--api", api), ("VMKEEPER_API_URL", None if api else api_setting)):
+        if url and not _loopback(url):
+            raise CliError(f"{CREDENTIAL_SETTING}={LOCAL_STATIC} is for the local stack only: {name} must be a "
+                           f"loopback URL (got {url!r})", name)
+    if not env.get("AzureWebJobsStorage"):  # identity-based storage would get the token too
+        for name, url in env.items():
+            remote = name.startswith("AzureWebJobsStorage__") and (
+                name.endswith("ServiceUri") and not _loopback(url) or name.endswith("__accountName"))
+            if remote:
+                raise CliError(f"{CREDENTIAL_SETTING}={LOCAL_STATIC} is for the local stack only: {name} names "
+                               f"Azure storage ({url!r}); use Azurite's connection string in AzureWebJobsStorage", name)
+
+
 def current() -> Run:
     return click.get_current_context().meta[META]
 
@@ -103,6 +169,8 @@ def start(ctx: click.Context, settings: str | None, as_json: bool) -> Run:
     env: Mapping[str, str] = load_settings(settings) if settings else os.environ
     run = Run(env, as_json, ctx.obj if isinstance(ctx.obj, Mapping) else None)
     ctx.meta[META] = run
+    if run.credential_kind() == LOCAL_STATIC:  # refused at once, whatever the command: never sent anywhere
+        check_local_static(run.env, None, run.setting("VMKEEPER_API_URL"))
     return run
 
 

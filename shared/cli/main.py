@@ -41,7 +41,8 @@ Exit codes: 0 ok; 1 error (the message names the option or setting);
 \b
 Settings: the app's own (VMKEEPER_SUBSCRIPTIONS, VMKEEPER_POLICY_FILE,
 AzureWebJobsStorage, ...) from --settings FILE (its "Values") or the
-environment. Azure: your `az login`.
+environment. Azure: your `az login` (`make up`'s local stack:
+VMKEEPER_CLI_CREDENTIAL=local-static, loopback endpoints only).
 """
 
 
