@@ -159,8 +159,8 @@ def _stack(port: int):
     from devtools.processes import azurite, emulator_process
     from emulator.testing import LocalAzure, StaticCredential
     from shared import wiring
+    from shared.access import OPERATOR, encode_principal
     from shared.cli.context import CREDENTIAL_SETTING, LOCAL_STATIC
-    from shared.restore.access import OPERATOR, encode_principal
 
     started = time.monotonic()
 
