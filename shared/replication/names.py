@@ -73,6 +73,13 @@ def is_ours(item_name: str, vm_id: str) -> bool:
     return item_name.lower() == protected_item(vm_id).lower()
 
 
+def is_ours_for_pair(item_name: str, vm_id: str, pair_vm_id: str | None) -> bool:
+    """Whether a replicated item replicating ``vm_id`` is vmkeeper's: made for it, or — after a failover and its
+    reprotect, the item replicating the VM the failover made back — made for the pair's other VM (the item keeps
+    its name; ASR's ``recoveryFabricObjectId`` names that VM)."""
+    return is_ours(item_name, vm_id) or bool(pair_vm_id) and is_ours(item_name, str(pair_vm_id))
+
+
 def isolated_vnet(target_location: str) -> str:
     """The isolated recovery VNet vmkeeper makes in the target group when a policy asks for one (no peering)."""
     return f"{PREFIX}-dr-{region(target_location)}"

@@ -164,6 +164,6 @@ class Replication:
                 replicated.add(source)
                 if details.get("recoveryFabricObjectId"):  # the pair's other VM: its item is this one (reprotect)
                     replicated.add(str(details["recoveryFabricObjectId"]).lower())
-                if names.is_ours(item.name, source):
+                if names.is_ours_for_pair(item.name, source, details.get("recoveryFabricObjectId")):
                     ours.add(source)
         return replicated, ours, membership.test_failover_vms(bodies)

@@ -582,6 +582,8 @@ class Replicator:
         op, refused = self._write(f"disable:{name}", self.clients.site_recovery(vault_sub).replication_protected_items
                                   .begin_delete, *args, {"properties": {"disableProtectionReason": "NotSpecified"}})
         where = {"vault": vault_id, "fabric": fabric, "container": container, "name": name}
+        if not names.is_ours(name, message["vm_id"]):  # a reprotected pair's item: named for the other VM
+            where["pair"] = str(self._details(item).get("recoveryFabricObjectId") or "")
         if refused is not None:
             if refused.get("status") == 404:
                 return Done("not_replicated", {"note": "the item is gone"})
@@ -599,10 +601,11 @@ class Replicator:
         for vault_id in sorted({v.lower(): v for v in self.settings.vaults.values()}.values()):
             vault_sub, vault_rg, vault = _vault(vault_id)
             for item in self.clients.site_recovery(vault_sub).replication_protected_items.list(vault_rg, vault):
-                source = str(self._details(item).get("fabricObjectId") or "")
+                details = self._details(item)
+                source = str(details.get("fabricObjectId") or "")
                 if source.lower() != vm_id.lower():
                     continue
-                if names.is_ours(item.name, vm_id):
+                if names.is_ours_for_pair(item.name, vm_id, details.get("recoveryFabricObjectId")):
                     ours.append((vault_id, item))
                 else:
                     others.append(item.id)
@@ -614,7 +617,7 @@ class Replicator:
         if vault_id.lower() not in {v.lower() for v in self.settings.vaults.values()}:
             raise jobs.BadMessage(f"message.item.vault: not a configured vault ({vault_id[:300]!r})")
         name = str(where.get("name") or "")
-        if not names.is_ours(name, message["vm_id"]):
+        if not names.is_ours_for_pair(name, message["vm_id"], where.get("pair")):
             raise jobs.BadMessage(f"message.item.name: {name[:300]!r} is not vmkeeper's item of the VM")
         state, after, failures = self._poll(message, vault_id)
         if state == "running":

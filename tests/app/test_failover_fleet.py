@@ -152,3 +152,16 @@ def test_a_vm_after_a_real_failover_is_production_protected_where_it_runs_and_it
     row = ledger(world, "VMKEEPER_LEDGER_TABLE").get("replication", vm.id.lower())
     assert row is None or row["outcome"] != "failed", row
     assert not [i for i in world["host"].invocations if i["function"] == "replication_worker" and not i["ok"]]
+
+    # Production (the VM the failover made) deleted: the item vmkeeper made — named for the source VM, replicating
+    # the failed-over one back since the reprotect — is disabled, as for any replicated VM deleted.
+    world["compute"].virtual_machines.begin_delete(TARGET_RG, failed_over.name).result()
+    deadline = time.monotonic() + 60
+    while (ledger(world, "VMKEEPER_LEDGER_TABLE").get("replication", failed_over.id.lower()) or {}).get(
+            "action") != "disable":
+        assert time.monotonic() < deadline, world["host"].invocations[-6:]
+        world["host"].run_until_idle(timeout=10)
+        time.sleep(0.2)
+    ended = ledger(world, "VMKEEPER_LEDGER_TABLE").get("replication", failed_over.id.lower())
+    assert ended["outcome"] in ("replication_disabled", "replication_purged"), ended
+    assert len(list(world["asr"].replication_protected_items.list(vault[4], vault[8]))) == 2
