@@ -124,3 +124,21 @@ def test_uniform_instances_are_listed_under_the_set_and_in_compute_resources(com
     with pytest.raises(HttpResponseError):  # a Flexible set's instances are VMs, not scale set VMs
         compute.virtual_machine_scale_sets.begin_create_or_update(RG, "flx", scale_set(sub, "Flexible", 0, 1)).result()
         list(compute.virtual_machine_scale_set_vms.list(RG, "flx"))
+
+
+def test_the_seeded_fleet_has_a_flexible_set_of_three_vms_and_a_uniform_set(fleet, compute, graph, sub):
+    from azure.mgmt.resourcegraph.models import QueryRequest
+
+    from devtools.fleet import FLEXIBLE_SET, UNIFORM_SET
+
+    flex, uniform = fleet["scaleSets"]
+    assert (flex["orchestrationMode"], len(flex["instances"]), uniform["orchestrationMode"], len(uniform["instances"])) \
+        == ("Flexible", 3, "Uniform", 2)
+    vms = list(compute.virtual_machines.list_all())
+    assert len(vms) == fleet["vms"] == 4 + 3  # the Flexible set's VMs are VMs
+    assert sorted(vm.name for vm in flexible_vms(compute, flex["id"])) == sorted(i.rsplit("/", 1)[-1] for i in flex["instances"])
+    assert all(vm.name.startswith(f"{FLEXIBLE_SET}_") for vm in flexible_vms(compute, flex["id"]))
+    rows = graph.resources(QueryRequest(subscriptions=[sub], query="ComputeResources | project name")).data
+    assert sorted(r["name"] for r in rows) == [f"{UNIFORM_SET}_0", f"{UNIFORM_SET}_1"]
+    again = compute.virtual_machine_scale_sets.get(RG, FLEXIBLE_SET)
+    assert again.orchestration_mode == "Flexible" and again.sku.capacity == 3
