@@ -130,7 +130,8 @@ def status(doc: dict[str, Any]) -> None:
         out.print(table)
     counts = doc["counts"]
     total = sum(counts.values())
-    summary = ", ".join(styled(f"{n} {s.replace('_', ' ')}", STATE_STYLE[s] if n else None) for s, n in counts.items())
+    summary = ", ".join(styled(f"{n} {s.replace('_', ' ')}", STATE_STYLE[s] if n else None) for s, n in counts.items()
+                        if n or s != "not_supported")  # said when there is one (a fleet without Uniform scale sets)
     shown = f" (showing {len(vms)}: {', '.join(doc['filter'])})" if doc["filter"] else ""
     out.print(f"{plural(total, 'VM')}: {summary}{shown}")
     gaps = {s: counts.get(s, 0) for s in ("breached", "not_protected", "missing", "not_supported")}
