@@ -17,6 +17,7 @@ import json
 import os
 import resource
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -86,10 +87,17 @@ def run_vmkeeper(az, storage, subs) -> dict:
     host.ensure_queues()
     since = len(az.calls())
     start = time.perf_counter()
-    host.fire_timer("plan_slot")
-    planned = time.perf_counter() - start
+    planned: list[float] = []
+    # The timer runs beside the queue trigger, as in the Functions host: the first jobs start while
+    # the timer still records what it sent.
+    timer = threading.Thread(target=lambda: (host.fire_timer("plan_slot"), planned.append(time.perf_counter() - start)))
+    timer.start()
+    while timer.is_alive():
+        host.run_until_idle(timeout=1800)
+        time.sleep(0.05)
+    assert planned, "the plan_slot timer failed"
     assert host.run_until_idle(timeout=1800)
-    seconds = time.perf_counter() - start
+    seconds, planned = time.perf_counter() - start, planned[0]
     failed = sum(1 for i in host.invocations if not i["ok"])
     jobs = sum(1 for i in host.invocations if i["ok"] and i["function"] == "protection_worker")
     host.close()

@@ -42,6 +42,16 @@ def restore(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(_api().get(req.headers, restore_id))
 
 
+@bp.route(route="restores/{id}/access", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def restore_access(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(_api().access(req.headers, req.route_params.get("id", "")))
+
+
+@bp.route(route="restores/{id}/script", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def restore_script(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(_api().script(req.headers, req.route_params.get("id", "")))
+
+
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     from shared.restore.api import RestoreApi
@@ -54,3 +64,16 @@ def restore_worker(msg: func.QueueMessage) -> None:
     from shared.wiring import current
 
     current().restores.handle_message(msg.get_body())
+
+
+# Every 5 minutes (shared/restore/lease.py SWEEP_SCHEDULE): file recoveries and exports past their expiry are ended,
+# and one a crashed worker left is sent on again. A fixed schedule: how late an expiry may be acted on is not a
+# setting to get wrong.
+@bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
+def restore_leases(timer: func.TimerRequest) -> None:
+    import logging
+    from datetime import UTC, datetime
+
+    from shared.wiring import current
+
+    logging.getLogger("vmkeeper.restore").info("leases: %s", current().restores.sweep_leases(datetime.now(UTC)))

@@ -293,6 +293,7 @@ module app 'app/function.bicep' = {
     vaults: string(vaultIds)
     subscriptions: join(subscriptionIds, ',')
     restoreScopes: join(restoreScopes, ',')
+    restoreStagingAccounts: join(restoreStagingAccountIds, ',')
     schedule: schedule
     complianceSchedule: complianceSchedule
     drillSchedule: drillSchedule

@@ -176,6 +176,7 @@ class FleetSettings:
     retention_dry_run: bool
     copy_timeout_hours: int  # a cross-region copy's job gives up after this long (copies take hours)
     restore_table: str = "vmkeeperrestores"  # the restores' rows: retention reads which points they pin
+    vaults: dict[str, str] = field(default_factory=dict)  # VMKEEPER_VAULTS: whose Site Recovery items name test VMs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> FleetSettings:
@@ -197,6 +198,7 @@ class FleetSettings:
             retention_dry_run=_bool(env, "VMKEEPER_RETENTION_DRY_RUN", False),
             copy_timeout_hours=_int(env, "VMKEEPER_COPY_TIMEOUT_HOURS", 24, 1, 24 * 14),
             restore_table=_get(env, "VMKEEPER_RESTORE_TABLE", "vmkeeperrestores"),
+            vaults=_vaults(env),
         )
 
 
@@ -209,10 +211,14 @@ class RestoreSettings:
     vaults: dict[str, str]  # region → vault, for Azure Backup recovery points
     queue: str
     table: str
+    # VMKEEPER_RESTORE_STAGING_ACCOUNTS: the storage accounts infra granted vmkeeper's staging role on (lower-case
+    # ids); a vault restore naming another is refused up front, as Azure would refuse it mid-way. None (setting
+    # absent, e.g. a local run): not checked.
+    staging_accounts: frozenset[str] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RestoreSettings:
-        from .restore.access import Scopes
+        from .restore.access import BadId, Scopes, parse_id
 
         env = os.environ if env is None else env
         subs = tuple(s.strip().lower() for s in _get(env, "VMKEEPER_SUBSCRIPTIONS").split(",") if s.strip())
@@ -221,8 +227,19 @@ class RestoreSettings:
             Scopes.parse(scopes)
         except ValueError as exc:
             raise SettingError(str(exc)) from None
+        staging = None
+        if "VMKEEPER_RESTORE_STAGING_ACCOUNTS" in env:
+            staging = set()
+            for entry in (e.strip() for e in env["VMKEEPER_RESTORE_STAGING_ACCOUNTS"].replace(";", ",").split(",")):
+                if not entry:
+                    continue
+                try:
+                    staging.add(parse_id(entry, "storage_account").id.lower())
+                except BadId as exc:
+                    raise SettingError(f"VMKEEPER_RESTORE_STAGING_ACCOUNTS: {exc}") from None
+            staging = frozenset(staging)
         return cls(subs, scopes, _vaults(env), _get(env, "VMKEEPER_RESTORE_QUEUE", "vmkeeper-restores"),
-                   _get(env, "VMKEEPER_RESTORE_TABLE", "vmkeeperrestores"))
+                   _get(env, "VMKEEPER_RESTORE_TABLE", "vmkeeperrestores"), staging)
 
 
 @dataclass(frozen=True)

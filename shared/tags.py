@@ -32,6 +32,7 @@ OWN_LOCK = "vmkeeper-lock"  # the name of that lock: retention lifts only locks 
 RESTORE = "vmkeeper-restore"  # on what a restore creates: the restore's id (a re-run adopts only its own)
 DRILL_ID = "vmkeeper-drill-id"  # on a drill's isolated resource group: the drill's id (teardown deletes only such groups)
 REPLACED_BY_RESTORE = "vmkeeper-replaced-by-restore"  # on an OS disk a restore swapped out (kept): the restore's id
+RESTORE_EXPIRES = "vmkeeper-restore-expires"  # on what a file recovery or export makes: when it is detached and deleted
 
 # The one set of words for yes and no, in tags (opt-out) and settings alike, compared lower case.
 TRUE_VALUES = frozenset({"true", "yes", "1", "on"})

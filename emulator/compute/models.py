@@ -56,6 +56,34 @@ def new_disk(sub: str, rg: str, name: str, location: str, now: float, *, size_gb
                     {"familyId": str(uuid.uuid4()), "snapshots": 0, "window": []}, now)
 
 
+def vm_etag(vm: Resource) -> str:
+    """The VM's ETag (REST reference, Compute 2023-09-01 on: ``etag``, "returned in Create/Update/Get response of the
+    VM, so that customer can supply it in the header to ensure optimistic updates"): a quoted version number, as ARM
+    words it in its 412 ("Etag provided in if-match header "2" does not match etag "3" of resource.")."""
+    return vm.extra.setdefault("etag", '"1"')
+
+
+def touch_vm(vm: Resource) -> None:
+    """The VM's model changed (a PUT, a PATCH, disks detached when an update ends, disks replaced by a restore): a
+    new ETag, so a write conditioned on the one read before is refused."""
+    vm.extra["etag"] = f'"{int(vm_etag(vm).strip(chr(34)) or 0) + 1}"'
+
+
+def check_if_match(vm: Resource | None, if_match: str | None, if_none_match: str | None, name: str) -> None:
+    """ARM's conditional write on a VM (If-Match / If-None-Match on PUT and PATCH): 412 PreconditionFailed when the
+    ETag given is not the VM's (``*``: any VM that exists), or when ``If-None-Match: *`` meets a VM that exists."""
+    from ..core.errors import ArmError
+
+    if if_match:
+        current = vm_etag(vm) if vm is not None else None
+        given = [t.strip() for t in if_match.split(",")]
+        if current is None or ("*" not in given and current not in given):
+            raise ArmError(f"Etag provided in if-match header {if_match} does not match etag {current or '(none)'} "
+                           f"of resource.", code="PreconditionFailed", status=412)
+    if if_none_match and if_none_match.strip() == "*" and vm is not None:
+        raise ArmError(f"The VM '{name}' exists: If-None-Match '*' is not met.", code="PreconditionFailed", status=412)
+
+
 def attach_disk(disk: Resource, vm_id: str) -> None:
     disk.extra["managedBy"] = vm_id
     disk.properties["diskState"] = "Attached"
@@ -73,6 +101,117 @@ def check_disk_free(disk: Resource, vm_id: str) -> None:
             f"Disk '{disk.name}' cannot be attached: it is already attached to VM '{owner}'. A disk can be attached to one VM only.",
             code="OperationNotAllowed", target="storageProfile",
         )
+
+
+def check_data_disk_attachable(disk: Resource, vm_id: str, location: str, target: str, now: float) -> None:
+    """A data disk attached to a VM (PUT or PATCH), with the codes and messages of Learn's "Understand common error
+    messages when you manage virtual machines in Azure": a disk another VM owns (409 ConflictingUserInput), one
+    still being detached from a VM (409 AttachDiskWhileBeingDetached); a disk in another region (400
+    InvalidParameter: the emulator's wording) or with an active SAS (409 OperationNotAllowed: the emulator's)."""
+    expire_access(disk, now)
+    leaving = disk.internal.get("detachingFrom")
+    if leaving and leaving.lower() != vm_id.lower():
+        raise ArmError(f"Cannot attach data disk '{disk.name}' to VM '{vm_id.rsplit('/', 1)[-1]}' because the disk is "
+                       "currently being detached. Please wait until the disk is completely detached and then try again.",
+                       code="AttachDiskWhileBeingDetached", status=409, target=target)
+    owner = disk.extra.get("managedBy")
+    if owner and owner.lower() != vm_id.lower():
+        raise ArmError(f"Disk '{disk.id}' cannot be attached as the disk is already owned by VM '{owner}'.",
+                       code="ConflictingUserInput", status=409, target=target)
+    if normalize_location(disk.location) != normalize_location(location):
+        raise InvalidParameter(f"{target}: disk '{disk.name}' is in '{disk.location}', the VM in '{location}': a disk "
+                               "is attached to a VM in its own region.", target=target)
+    if disk.internal.get("access"):
+        raise OperationNotAllowed(f"Disk '{disk.name}' cannot be attached while it has an active SAS (diskState "
+                                  "ActiveSAS): revoke access (endGetAccess) first.", target=target)
+
+
+# Max data disks per VM size (Learn's size pages); a size not listed: two per vCPU (its name's number), 2 to 64.
+MAX_DATA_DISKS = {"Standard_B1s": 2, "Standard_B1ms": 2, "Standard_B2s": 4, "Standard_B2ms": 4, "Standard_B4ms": 8,
+                  "Standard_D2s_v5": 4, "Standard_D4s_v5": 8, "Standard_D8s_v5": 16, "Standard_D16s_v5": 32,
+                  "Standard_E2s_v5": 4, "Standard_E4s_v5": 8, "Standard_E8s_v5": 16, "Standard_D2s_v3": 4,
+                  "Standard_D4s_v3": 8, "Standard_A1_v2": 2}
+_MAX_BY_LOWER = {k.lower(): v for k, v in MAX_DATA_DISKS.items()}
+
+
+def max_data_disks(size: str) -> int:
+    known = _MAX_BY_LOWER.get((size or "").lower())
+    if known is not None:
+        return known
+    import re
+
+    found = re.match(r"^standard_[a-z]+(\d+)", (size or "").lower())
+    return max(2, min(64, 2 * int(found.group(1)))) if found else 4
+
+
+def vm_sizes() -> list[dict[str, Any]]:
+    """The sizes the emulator knows, as Virtual Machine Sizes - List shows them."""
+    import re
+
+    out = []
+    for name, most in MAX_DATA_DISKS.items():
+        cores = int(re.match(r"^Standard_[A-Z]+(\d+)", name).group(1))
+        out.append({"name": name, "numberOfCores": cores, "osDiskSizeInMB": 1047552, "resourceDiskSizeInMB": 0,
+                    "memoryInMB": cores * 4096, "maxDataDiskCount": most})
+    return out
+
+
+def check_data_disk_count(vm_size: str, count: int) -> None:
+    most = max_data_disks(vm_size)
+    if count > most:
+        raise OperationNotAllowed(f"The maximum number of data disks allowed to be attached to a VM of this size is "
+                                  f"{most}.", target="dataDisks")
+
+
+# --- access (a SAS on a disk or snapshot: beginGetAccess / endGetAccess) ---------------------------------
+SAS_PATH = "/_sas/{grant}/abcd"  # the data plane the SAS URL names (Azure's: md-….blob.storage.azure.net/{c}/abcd)
+
+
+def grant_access(resource: Resource, now: float, seconds: int, level: str, base_url: str) -> str:
+    """A read (or write) SAS for ``seconds``: the disk shows diskState ActiveSAS until it is revoked or expires."""
+    import secrets
+
+    grant, sig = uuid.uuid4().hex, secrets.token_urlsafe(24)
+    resource.internal["access"] = {"grant": grant, "sig": sig, "start": now, "expiry": now + seconds, "level": level,
+                                   "before": resource.properties.get("diskState", "Unattached")}
+    resource.properties["diskState"] = "ActiveSAS"
+    sp = "r" if level == "Read" else "rw"
+    return (f"{base_url}/_sas/{grant}/abcd?sv=2018-03-28&sr=b&si={grant}&st={iso(now)}&se={iso(now + seconds)}"
+            f"&sp={sp}&sig={sig}")
+
+
+def revoke_access(resource: Resource) -> bool:
+    """Ends the SAS (a later GET on it is 403); False when there was none."""
+    access = resource.internal.pop("access", None)
+    if access is None:
+        return False
+    if resource.type == DISK_TYPE:
+        resource.properties["diskState"] = "Attached" if resource.extra.get("managedBy") else "Unattached"
+    else:
+        resource.properties["diskState"] = access.get("before") or "Unattached"
+    return True
+
+
+def expire_access(resource: Resource, now: float) -> None:
+    """A SAS past its duration ends by itself (as durationInSeconds says)."""
+    access = resource.internal.get("access")
+    if access and now >= access["expiry"]:
+        revoke_access(resource)
+
+
+def find_grant(store: Store, grant: str) -> Resource | None:
+    for kind in (DISK_TYPE, SNAPSHOT_TYPE):
+        for resource in store.of_type(kind, prefix=""):
+            if (resource.internal.get("access") or {}).get("grant") == grant:
+                return resource
+    return None
+
+
+def content(resource: Resource) -> bytes:
+    """What a SAS reads: the first bytes of the disk (a header naming it; the emulator holds no data), 4 KiB."""
+    head = (f"emulated disk {resource.name} {resource.properties.get('uniqueId')} from "
+            f"{(resource.properties.get('creationData') or {}).get('sourceResourceId', '')}\n").encode()
+    return (head + b"\0" * 4096)[:4096]
 
 
 # --- snapshots -----------------------------------------------------------------------------------
@@ -145,7 +284,8 @@ def instance_view(vm: Resource, store: Store, now: float, agent_ready_after: flo
 
 
 def resolve_vm_disks(store: Store, sub: str, rg: str, vm_name: str, location: str, storage: dict[str, Any],
-                     now: float, vm_id: str, existing: Resource | None) -> tuple[dict[str, Any], list[Resource], list[Resource]]:
+                     now: float, vm_id: str, existing: Resource | None,
+                     vm_size: str = "") -> tuple[dict[str, Any], list[Resource], list[Resource]]:
     """Validate a VM's storageProfile as ARM does and work out its managed disks.
 
     Returns (storageProfile as stored, disks to create, existing disks to attach). Nothing is
@@ -197,10 +337,13 @@ def resolve_vm_disks(store: Store, sub: str, rg: str, vm_name: str, location: st
             if disk is None:
                 raise InvalidParameter(f"{target}.managedDisk.id: disk '{disk_id}' was not found.",
                                        code="NotFound", target=f"{target}.managedDisk.id")
-            check_disk_free(disk, vm_id)
-            if normalize_location(disk.location) != location:
-                raise InvalidParameter(f"{target}: disk '{disk.name}' is in '{disk.location}', the VM in '{location}'.",
-                                       target=target)
+            if is_os:
+                check_disk_free(disk, vm_id)
+                if normalize_location(disk.location) != location:
+                    raise InvalidParameter(f"{target}: disk '{disk.name}' is in '{disk.location}', the VM in "
+                                           f"'{location}'.", target=target)
+            else:
+                check_data_disk_attachable(disk, vm_id, location, target, now)
             if any(d.key == disk.key for d in to_attach):
                 raise InvalidParameter(f"{target}: disk '{disk.name}' is referenced twice.", code="ConflictingUserInput",
                                        target=target)
@@ -236,6 +379,9 @@ def resolve_vm_disks(store: Store, sub: str, rg: str, vm_name: str, location: st
         luns.add(lun)
         data.append(managed(spec, f"storageProfile.dataDisks[{i}]", f"{vm_name}_disk{lun}_{uuid.uuid4().hex[:12]}",
                             is_os=False))
+    had = len((existing.properties.get("storageProfile") or {}).get("dataDisks") or []) if existing else 0
+    if vm_size and len(data) > had:  # a VM that grows past its size's limit (one already past it may stay so)
+        check_data_disk_count(vm_size, len(data))
     storage["osDisk"] = stored_os
     storage["dataDisks"] = data
     return storage, to_create, to_attach
@@ -276,7 +422,8 @@ def new_vm(sub: str, rg: str, name: str, location: str, now: float, *, size: str
     }
     if os_profile:
         props["osProfile"] = {k: v for k, v in os_profile.items() if k != "adminPassword"}
-    extra = {"zones": zones} if zones else {}
+    extra: dict[str, Any] = {"zones": zones} if zones else {}
+    extra["etag"] = '"1"'
     return Resource(rid(sub, rg, PROVIDER, "virtualMachines", name), VM_TYPE, name, location, tags, props, extra,
                     {"power": "starting" if state == "Creating" else "running"}, now)
 
@@ -385,8 +532,13 @@ def begin_delete_vm(store: Store, vm: Resource) -> Deletion:
     return Deletion(vm.location or "", done, failed)
 
 
-def begin_delete_disk(store: Store, disk: Resource) -> Deletion:
-    """An attached disk can't be deleted (409)."""
+def begin_delete_disk(store: Store, disk: Resource, now: float | None = None) -> Deletion:
+    """An attached disk can't be deleted (409), nor one with an active SAS (409: revoke access first)."""
+    if now is not None:
+        expire_access(disk, now)
+    if disk.internal.get("access"):
+        raise OperationNotAllowed(f"Operation 'Delete' is not allowed on disk '{disk.name}' since it has an active SAS "
+                                  "(diskState ActiveSAS). Revoke access (endGetAccess) and then try again.")
     if disk.extra.get("managedBy"):
         raise OperationNotAllowed(f"Disk '{disk.name}' is attached to VM '{disk.extra['managedBy']}'. "
                                   "Detach it before deleting it.")

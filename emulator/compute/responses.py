@@ -45,7 +45,7 @@ def _seed(emulator, body: dict[str, Any]) -> tuple[int, Any]:
 
 
 # POST /_emulator/seed: a fleet of VMs with their disks, NICs, networks and groups.
-ADMIN = [AdminRoute("POST", r"seed", _seed)]
+ADMIN = [AdminRoute("POST", r"seed", _seed), AdminRoute("POST", r"compute/interleave", lambda e, b: _arm_interleave(e, b))]
 # settings.vm_agent and the fault kind vm_agent_not_ready (agent.py).
 SETTINGS = [agent.SETTING]
 FAULT_KINDS = (agent.FAULT_KIND,)
@@ -101,13 +101,59 @@ add_operation_monitors(
     result_by_query=True, api_versions=OP_VERSIONS)
 
 
+# --- VM sizes of a region (REST reference "Virtual Machine Sizes - List"): maxDataDiskCount is what attaches check
+@router.route("GET", SUB + "/locations/{location}/vmSizes", operation="Microsoft.Compute/locations/vmSizes/read",
+              api_versions=VM_VERSIONS)
+def list_vm_sizes(req: Request) -> Response:
+    return Response(200, {"value": m.vm_sizes()})
+
+
 # --- virtual machines ------------------------------------------------------------------------------
 VM = RG + "/virtualMachines/{vmName}"
 
 
 def _vm(req: Request) -> Resource:
-    return get_resource(_store(req), _ids(req, "virtualMachines", req.params["vmName"]), m.VM_TYPE,
-                        req.params["vmName"], req.params["resourceGroupName"])
+    vm = get_resource(_store(req), _ids(req, "virtualMachines", req.params["vmName"]), m.VM_TYPE,
+                      req.params["vmName"], req.params["resourceGroupName"])
+    m.vm_etag(vm)  # a VM from a state saved before VMs had one gets its first
+    return vm
+
+
+# --- another client's write landing between a caller's read and its write (a test's race, on demand) ----------
+INTERLEAVE = "compute.interleave"
+
+
+def _arm_interleave(emulator, body: dict[str, Any]) -> tuple[int, Any]:
+    """POST /_emulator/compute/interleave {"vm": id, "attach": {"disk": id, "lun": n}}: the next PUT or PATCH of the
+    VM finds the disk attached at that LUN first — as another client's update would have, landing after the caller
+    read the VM and before its write: the VM's ETag moves. ``{}`` clears what is armed."""
+    hooks = emulator.transient.setdefault(INTERLEAVE, {})
+    if not body:
+        hooks.clear()
+        return 200, {"armed": []}
+    vm_id, attach = body.get("vm"), body.get("attach")
+    if not isinstance(vm_id, str) or not isinstance(attach, dict) or not isinstance(attach.get("disk"), str) \
+            or not isinstance(attach.get("lun"), int):
+        raise ValueError('body: {"vm": "<VM id>", "attach": {"disk": "<disk id>", "lun": <n>}}')
+    if emulator.store.get(vm_id) is None or emulator.store.get(attach["disk"]) is None:
+        raise ValueError("vm / attach.disk: no such resource")
+    hooks[vm_id.lower()] = {"disk": attach["disk"], "lun": attach["lun"]}
+    return 201, {"armed": sorted(hooks)}
+
+
+def _interleave(req: Request, vm: Resource | None) -> None:
+    hooks = req.emulator.transient.get(INTERLEAVE) or {}
+    armed = hooks.pop(vm.key, None) if vm is not None else None
+    if armed is None:
+        return
+    disk = _store(req).get(armed["disk"])
+    if disk is None:
+        return
+    m.attach_disk(disk, vm.id)
+    vm.properties["storageProfile"].setdefault("dataDisks", []).append(
+        {"lun": armed["lun"], "name": disk.name, "createOption": "Attach", "caching": "None",
+         "managedDisk": {"id": disk.id}, "diskSizeGB": disk.properties.get("diskSizeGB")})
+    m.touch_vm(vm)
 
 
 def _instance_view(req: Request, vm: Resource) -> dict[str, Any]:
@@ -140,6 +186,8 @@ def put_vm(req: Request) -> Response:
     props = body.get("properties") or {}
     vm_id = _ids(req, "virtualMachines", name)
     existing = store.get(vm_id)
+    _interleave(req, existing)
+    m.check_if_match(existing, req.headers.get("if-match"), req.headers.get("if-none-match"), name)
     if existing is not None:
         if normalize_location(existing.location) != location:
             raise ArmError("Changing property 'location' is not allowed.", code="PropertyChangeNotAllowed",
@@ -159,7 +207,7 @@ def put_vm(req: Request) -> Response:
         # disk is used to create the VM"): an attached OS disk brings its OS, so no osProfile (no official example).
         raise InvalidParameter("Parameter 'osProfile' is not allowed.", target="osProfile")
     storage, to_create, to_attach = m.resolve_vm_disks(store, req.params["subscriptionId"], rg.name, name, location,
-                                                       storage_in, now, vm_id, existing)
+                                                       storage_in, now, vm_id, existing, size)
     network = props.get("networkProfile") or (existing.properties.get("networkProfile") if existing else {})
     nics = m.resolve_nics(store, network, vm_id, location)
     scale_set, fault_domain = vmss.check_join(store, props, location, existing)
@@ -193,6 +241,7 @@ def put_vm(req: Request) -> Response:
                               "provisioningState": "Updating"})
         if tags is not None:
             vm.tags = tags
+        m.touch_vm(vm)
         status = 200
 
     boot = _boot(req, vm)
@@ -218,15 +267,19 @@ def get_vm(req: Request) -> Response:
 @router.route("PATCH", VM, operation="Microsoft.Compute/virtualMachines/write", api_versions=VM_VERSIONS)
 def patch_vm(req: Request) -> Response:
     vm = _vm(req)
+    _interleave(req, vm)
+    m.check_if_match(vm, req.headers.get("if-match"), req.headers.get("if-none-match"), vm.name)
     body = req.json()
     tags = check_tags(body)
-    if tags is not None:
-        vm.tags = tags
     props = body.get("properties") or {}
     hw = props.get("hardwareProfile")
     new_os = (((props.get("storageProfile") or {}).get("osDisk") or {}).get("managedDisk") or {}).get("id")
     swap = _os_disk_swap(req, vm, new_os) if new_os else None
-    detaching = _data_disks_to_detach(vm, (props.get("storageProfile") or {}).get("dataDisks"))
+    size = (hw or {}).get("vmSize") or vm.properties["hardwareProfile"]["vmSize"]
+    update = _data_disks_update(req, vm, (props.get("storageProfile") or {}).get("dataDisks"), size)
+    # Valid: nothing above wrote. Now the changes, together.
+    if tags is not None:
+        vm.tags = tags
     if hw and hw.get("vmSize"):
         vm.properties["hardwareProfile"]["vmSize"] = hw["vmSize"]
     if swap is not None:  # valid: the new disk in, the old one detached and kept
@@ -236,53 +289,94 @@ def patch_vm(req: Request) -> Response:
         m.attach_disk(new, vm.id)
         if old is not None:
             m.detach_disk(old)
-    for stored, option in detaching:  # shown as detaching in the answer, gone when the operation ends
-        stored["toBeDetached"] = True
-        if option:
-            stored["detachOption"] = option
-    vm.properties["provisioningState"] = "Updating"
+    detaching: list[tuple[dict[str, Any], str | None]] = []
+    leaving: list[str] = []  # disks whose entries the PATCH left out: detached when the update ends
+    if update is not None:
+        data, attach, detaching, leaving = update
+        vm.properties["storageProfile"]["dataDisks"] = data
+        for disk in attach:
+            m.attach_disk(disk, vm.id)
+        for stored, option in detaching:  # shown as detaching in the answer, gone when the operation ends
+            stored["toBeDetached"] = True
+            if option:
+                stored["detachOption"] = option
     store = _store(req)
+    gone = {(stored.get("managedDisk") or {}).get("id", "").lower() for stored, _ in detaching} | set(leaving)
+    for disk_id in gone:
+        disk = store.get(disk_id)
+        if disk is not None:
+            disk.internal["detachingFrom"] = vm.id
+    vm.properties["provisioningState"] = "Updating"
+    m.touch_vm(vm)
+
+    def settle_detaches() -> None:
+        for disk_id in gone:
+            disk = store.get(disk_id)
+            if disk is not None:
+                disk.internal.pop("detachingFrom", None)
+                if (disk.extra.get("managedBy") or "").lower() == vm.id.lower():
+                    m.detach_disk(disk)
 
     def done(op) -> None:
         _finish(vm)(op)
-        gone = {(stored.get("managedDisk") or {}).get("id", "").lower() for stored, _ in detaching}
-        for disk_id in gone:
-            disk = store.get(disk_id)
-            if disk is not None and (disk.extra.get("managedBy") or "").lower() == vm.id.lower():
-                m.detach_disk(disk)
-        vm.properties["storageProfile"]["dataDisks"] = [
-            d for d in vm.properties["storageProfile"].get("dataDisks", [])
-            if (d.get("managedDisk") or {}).get("id", "").lower() not in gone]
+        settle_detaches()
+        if gone:
+            vm.properties["storageProfile"]["dataDisks"] = [
+                d for d in vm.properties["storageProfile"].get("dataDisks", [])
+                if (d.get("managedDisk") or {}).get("id", "").lower() not in gone]
+            m.touch_vm(vm)
 
     def failed(op) -> None:
         _finish(vm, "Failed")(op)
         for stored, _ in detaching:
             stored["toBeDetached"] = False
             stored.pop("detachOption", None)
+        for disk_id in gone:
+            disk = store.get(disk_id)
+            if disk is not None:
+                disk.internal.pop("detachingFrom", None)
 
     op = req.emulator.start_operation(req, vm.location, on_success=done, on_failure=failed, result=_result(vm))
     return accepted(req, op, m.PROVIDER, 200, vm.to_arm())
 
 
-def _data_disks_to_detach(vm: Resource, requested: list[dict[str, Any]] | None) -> list[tuple[dict[str, Any], str | None]]:
-    """PATCH storageProfile.dataDisks[] with ``toBeDetached: true`` (and optionally ``detachOption: ForceDetach``),
-    as in the examples VirtualMachine_Update_DetachDataDiskUsingToBeDetachedProperty and
-    VirtualMachine_Update_ForceDetachDataDisk: the VM's data disk at that LUN (or with that managed disk id) is
-    detached; the disk itself is kept, Unattached. Entries for LUNs the VM has are otherwise left as they are;
-    the emulator does not attach or create data disks through PATCH (use PUT) and refuses such entries."""
-    if not requested:
-        return []
+def _data_disks_update(req: Request, vm: Resource, requested: list[dict[str, Any]] | None, size: str
+                       ) -> tuple[list[dict[str, Any]], list[Resource], list[tuple[dict[str, Any], str | None]], list[str]] | None:
+    """PATCH storageProfile.dataDisks: the list given is the VM's new list (a list property replaces the old one).
+    An entry for a disk the VM has (its managedDisk.id, else its LUN) keeps it — ``toBeDetached: true`` (and
+    optionally ``detachOption: ForceDetach``) detaches it, as in the examples
+    VirtualMachine_Update_DetachDataDiskUsingToBeDetachedProperty and VirtualMachine_Update_ForceDetachDataDisk —;
+    an entry ``createOption: Attach`` with another managed disk attaches it; a disk of the VM left out is detached
+    (and kept, Unattached) when the update ends. Refused as Azure does (Learn, "Understand common error messages
+    when you manage virtual machines in Azure"): a LUN that holds another disk (400 InvalidParameter "A disk at
+    LUN n already exists."), more data disks than the size takes (409 OperationNotAllowed), a disk another VM owns
+    (409 ConflictingUserInput), one being detached (409 AttachDiskWhileBeingDetached), in another region (400
+    InvalidParameter). The emulator makes no new disk through PATCH (Empty/Copy/FromImage at a new LUN: 400).
+    Returns (new list, disks to attach, entries detaching, ids left out), or None when the PATCH has no list."""
+    if requested is None:
+        return None
+    if not isinstance(requested, list):
+        raise InvalidParameter("storageProfile.dataDisks: must be a list.", target="dataDisks")
+    store, now = _store(req), _now(req)
     current = vm.properties.get("storageProfile", {}).get("dataDisks", [])
-    out = []
+    by_id = {(d.get("managedDisk") or {}).get("id", "").lower(): d for d in current}
+    by_lun = {d.get("lun"): d for d in current}
+    out: list[dict[str, Any]] = []
+    attach: list[Resource] = []
+    detaching: list[tuple[dict[str, Any], str | None]] = []
+    kept: set[str] = set()
+    luns: set[int] = set()
     for i, spec in enumerate(requested):
         target = f"storageProfile.dataDisks[{i}]"
-        spec = spec or {}
+        spec = spec if isinstance(spec, dict) else {}
+        lun = spec.get("lun")
+        if isinstance(lun, bool) or not isinstance(lun, int) or not 0 <= lun <= 63:
+            raise InvalidParameter(f"{target}.lun: must be an integer 0-63.", target=f"{target}.lun")
+        if lun in luns:
+            raise InvalidParameter(f"A disk at LUN {lun} already exists.", target="dataDisks")
+        luns.add(lun)
         disk_id = ((spec.get("managedDisk") or {}).get("id") or "").lower()
-        match = next((d for d in current if disk_id and (d.get("managedDisk") or {}).get("id", "").lower() == disk_id), None) \
-            or next((d for d in current if d.get("lun") == spec.get("lun")), None)
-        if match is None:
-            raise InvalidParameter(f"{target}: VM '{vm.name}' has no data disk at LUN {spec.get('lun')}; the emulator's "
-                                   "PATCH only detaches data disks (toBeDetached), attach them with a PUT.", target=target)
+        match = by_id.get(disk_id) if disk_id else by_lun.get(lun)
         option = spec.get("detachOption")
         if option is not None and option != "ForceDetach":
             raise InvalidParameter(f"{target}.detachOption: '{option}' is not valid (ForceDetach).",
@@ -290,9 +384,38 @@ def _data_disks_to_detach(vm: Resource, requested: list[dict[str, Any]] | None) 
         if option and spec.get("toBeDetached") is not True:
             raise InvalidParameter(f"{target}.detachOption: ForceDetach needs toBeDetached set to true.",
                                    target=f"{target}.detachOption")
+        if match is not None:
+            if match.get("lun") != lun:
+                raise InvalidParameter(f"{target}.lun: the disk is at LUN {match.get('lun')}; a disk's LUN does not "
+                                       "change while it is attached.", target=f"{target}.lun")
+            kept.add((match.get("managedDisk") or {}).get("id", "").lower())
+            out.append(match)
+            if spec.get("toBeDetached") is True:
+                detaching.append((match, option))
+            continue
+        if lun in by_lun:  # the LUN holds another disk of this VM
+            raise InvalidParameter(f"A disk at LUN {lun} already exists.", target="dataDisks")
+        if str(spec.get("createOption", "")).lower() != "attach" or not disk_id:
+            raise InvalidParameter(f"{target}: LUN {lun} is not a data disk of VM '{vm.name}'; the emulator's PATCH "
+                                   "attaches existing managed disks (createOption Attach, managedDisk.id) and makes "
+                                   "none (use a PUT).", target=target)
         if spec.get("toBeDetached") is True:
-            out.append((match, option))
-    return out
+            raise InvalidParameter(f"{target}.toBeDetached: a disk being attached cannot be detached.", target=target)
+        disk = store.get(disk_id)
+        if disk is None or disk.type != m.DISK_TYPE:
+            raise InvalidParameter(f"{target}.managedDisk.id: disk '{spec['managedDisk']['id']}' was not found.",
+                                   code="NotFound", target=f"{target}.managedDisk.id")
+        m.check_data_disk_attachable(disk, vm.id, vm.location or "", target, now)
+        attach.append(disk)
+        sku = (spec.get("managedDisk") or {}).get("storageAccountType") or (disk.extra.get("sku") or {}).get("name")
+        out.append({"lun": lun, "name": disk.name, "createOption": "Attach", "caching": spec.get("caching", "None"),
+                    "managedDisk": {"id": disk.id, "storageAccountType": sku},
+                    "diskSizeGB": disk.properties.get("diskSizeGB"), "deleteOption": spec.get("deleteOption", "Detach"),
+                    "toBeDetached": False})
+    staying = [d for d in out if not any(d is s for s, _ in detaching)]
+    m.check_data_disk_count(size, len(staying))
+    leaving = [i for i in by_id if i and i not in kept]
+    return out, attach, detaching, leaving
 
 
 def _os_disk_swap(req: Request, vm: Resource, disk_id: str) -> tuple[Resource | None, Resource] | None:
@@ -433,16 +556,110 @@ def put_disk(req: Request) -> Response:
     return accepted(req, op, m.PROVIDER, 202, disk.to_arm())
 
 
+def _fresh(req: Request, resource: Resource | None) -> Resource | None:
+    """The resource with a SAS past its duration ended (durationInSeconds)."""
+    if resource is not None:
+        m.expire_access(resource, _now(req))
+    return resource
+
+
 @router.route("GET", DISK, operation="Microsoft.Compute/disks/read", api_versions=DISK_VERSIONS)
 def get_disk(req: Request) -> Response:
-    return Response(200, get_resource(_store(req), _ids(req, "disks", req.params["diskName"]), m.DISK_TYPE,
-                                      req.params["diskName"], req.params["resourceGroupName"]).to_arm())
+    return Response(200, _fresh(req, get_resource(_store(req), _ids(req, "disks", req.params["diskName"]), m.DISK_TYPE,
+                                                  req.params["diskName"], req.params["resourceGroupName"])).to_arm())
 
 
 add_long_running_delete(router, DISK, operation="Microsoft.Compute/disks/delete", api_versions=DISK_VERSIONS,
-                        provider=m.PROVIDER, find=lambda req: _existing(req, "disks", "diskName"),
+                        provider=m.PROVIDER, find=lambda req: _fresh(req, _existing(req, "disks", "diskName")),
                         begin=m.begin_delete_disk)
-add_lists(router, m.DISK_TYPE, api_versions=DISK_VERSIONS)
+add_lists(router, m.DISK_TYPE, api_versions=DISK_VERSIONS, render=lambda req, d: _fresh(req, d).to_arm())
+
+
+# --- access: a SAS on a disk or snapshot (next/ contracts: Disks_GrantAccess, Disks_RevokeAccess,
+# Snapshots_GrantAccess, Snapshots_RevokeAccess; DiskRP.access-immutability.excerpt.json) -----------------------
+def _grant(collection: str, param: str, kind: str):
+    def grant(req: Request) -> Response:
+        body = req.json()
+        resource = _fresh(req, get_resource(_store(req), _ids(req, collection, req.params[param]), kind,
+                                             req.params[param], req.params["resourceGroupName"]))
+        level, seconds = body.get("access"), body.get("durationInSeconds")
+        if level not in ("Read", "Write"):
+            raise InvalidParameter(f"grantAccessData.access: '{level}' is not valid (Read, Write).", target="access")
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+            raise InvalidParameter("grantAccessData.durationInSeconds: required, a whole number of seconds above 0.",
+                                   target="durationInSeconds")
+        if body.get("fileFormat") not in (None, "VHD", "VHDX"):
+            raise InvalidParameter(f"grantAccessData.fileFormat: '{body['fileFormat']}' is not valid (VHD, VHDX).",
+                                   target="fileFormat")
+        if resource.internal.get("access"):
+            raise OperationNotAllowed(f"'{resource.name}' already has an active SAS (diskState ActiveSAS): revoke "
+                                      "access (endGetAccess) before granting it again.")
+        owner = resource.extra.get("managedBy")
+        if owner:
+            vm = _store(req).get(owner)
+            if vm is not None and m.power_state(vm) != "deallocated":
+                raise OperationNotAllowed(f"Operation 'beginGetAccess' is not allowed on disk '{resource.name}' since "
+                                          f"it is attached to VM '{owner}', which is not deallocated.")
+        if resource.properties.get("provisioningState") not in (None, "Succeeded"):
+            raise OperationNotAllowed(f"'{resource.name}' is {resource.properties['provisioningState']}: access is "
+                                      "granted on a provisioned resource.")
+        sas = m.grant_access(resource, _now(req), seconds, level, req.base_url())
+        op = req.emulator.start_operation(req, resource.location or "", result=lambda: Response(200, {"accessSAS": sas}))
+        return accepted(req, op, m.PROVIDER, 202)
+    return grant
+
+
+def _revoke(collection: str, param: str, kind: str):
+    def revoke(req: Request) -> Response:
+        resource = get_resource(_store(req), _ids(req, collection, req.params[param]), kind, req.params[param],
+                                req.params["resourceGroupName"])
+        m.revoke_access(resource)  # at once: the SAS is refused from now on
+        op = req.emulator.start_operation(req, resource.location or "")
+        return accepted(req, op, m.PROVIDER, 202)
+    return revoke
+
+
+for _template, _collection, _param, _kind, _type in ((DISK, "disks", "diskName", m.DISK_TYPE, "disks"),
+                                                      (RG + "/snapshots/{snapshotName}", "snapshots", "snapshotName",
+                                                       m.SNAPSHOT_TYPE, "snapshots")):
+    router.add("POST", _template + "/beginGetAccess", _grant(_collection, _param, _kind),
+               operation=f"Microsoft.Compute/{_type}/beginGetAccess/action", api_versions=DISK_VERSIONS)
+    router.add("POST", _template + "/endGetAccess", _revoke(_collection, _param, _kind),
+               operation=f"Microsoft.Compute/{_type}/endGetAccess/action", api_versions=DISK_VERSIONS)
+
+
+# The SAS URL's own host (a page blob in Azure): GET while granted — the disk's first bytes, a Range honoured
+# (206) —, 403 AuthenticationFailed (Storage's XML error) once revoked, expired, or with another signature.
+data_plane = Router()
+
+
+def _storage_error(message: str) -> Response:
+    xml = (f'<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code><Message>{message}'
+           "</Message></Error>")
+    return Response(403, xml.encode(), {"Content-Type": "application/xml", "x-ms-error-code": "AuthenticationFailed"})
+
+
+@data_plane.route("GET", m.SAS_PATH, operation="Microsoft.Compute/disks/sas/read", api_versions=None)
+def read_sas(req: Request) -> Response:
+    resource = m.find_grant(_store(req), req.params["grant"])
+    if resource is not None:
+        m.expire_access(resource, _now(req))
+        resource = m.find_grant(_store(req), req.params["grant"])
+    access = (resource.internal.get("access") or {}) if resource is not None else {}
+    if not access or req.query.get("sig") != access["sig"]:
+        return _storage_error("Server failed to authenticate the request. The SAS was revoked, has expired, or its "
+                              "signature does not match.")
+    data = m.content(resource)
+    headers = {"Content-Type": "application/octet-stream", "x-ms-blob-type": "PageBlob",
+               "x-ms-blob-content-length": str(resource.properties.get("diskSizeBytes") or len(data))}
+    wanted = req.headers.get("range") or req.headers.get("x-ms-range") or ""
+    if wanted.startswith("bytes="):
+        first, _, last = wanted[6:].partition("-")
+        start = int(first or 0)
+        end = min(len(data) - 1, int(last) if last else len(data) - 1)
+        headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+        return Response(206, data[start:end + 1], headers)
+    return Response(200, data, headers)
 
 
 # --- snapshots -------------------------------------------------------------------------------------

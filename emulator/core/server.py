@@ -39,11 +39,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         resp = outcome.response
-        payload = b"" if resp.body is None else json.dumps(resp.body).encode()
+        raw = isinstance(resp.body, bytes)  # a data plane's own bytes (a SAS read), sent as they are
+        payload = b"" if resp.body is None else resp.body if raw else json.dumps(resp.body).encode()
         self.send_response(resp.status)
         for name, value in resp.headers.items():
             self.send_header(name, value)
-        if resp.body is not None:
+        if resp.body is not None and not raw:
             self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()

@@ -18,6 +18,7 @@ from ..compute import models as compute
 from ..core.arm import normalize_location, parse_rid, rid
 from ..core.errors import ArmError
 from ..core.state import Resource, Store
+from . import ilr
 
 PROVIDER = "Microsoft.RecoveryServices"
 VAULT_TYPE = "Microsoft.RecoveryServices/vaults"
@@ -519,7 +520,7 @@ def render_point(item: Resource, point: dict[str, Any], now: float, instant_days
         "recoveryPointAdditionalInfo": "",
         "sourceVMStorageType": "NormalStorage",
         "isSourceVMEncrypted": False,
-        "isInstantIlrSessionActive": False,
+        "isInstantIlrSessionActive": ilr.session(item, point["name"], now) is not None,
         "isManagedVirtualMachine": True,
         "isPrivateAccessEnabledOnAnyDisk": False,
         "originalStorageAccountOption": False,
@@ -681,6 +682,7 @@ def replace_disks(store: Store, point: dict[str, Any], vm: Resource, now: float,
         disk = store.get(disk_id)
         if disk is not None:
             compute.attach_disk(disk, vm.id)
+    compute.touch_vm(vm)
     return disks
 
 

@@ -30,6 +30,9 @@ param subscriptions string
 @description('VMKEEPER_RESTORE_SCOPES: comma-separated subscription and resource group ids.')
 param restoreScopes string
 
+@description('VMKEEPER_RESTORE_STAGING_ACCOUNTS: comma-separated ids of the storage accounts the staging role is assigned on.')
+param restoreStagingAccounts string
+
 param schedule string
 param complianceSchedule string
 param drillSchedule string
@@ -134,6 +137,7 @@ var appSettings = {
   VMKEEPER_LEDGER_TABLE: tables.ledger
   VMKEEPER_BUDGET_TABLE: tables.budget
   VMKEEPER_RESTORE_SCOPES: restoreScopes
+  VMKEEPER_RESTORE_STAGING_ACCOUNTS: restoreStagingAccounts
   VMKEEPER_RESTORE_QUEUE: queues.restores
   VMKEEPER_RESTORE_TABLE: tables.restores
   VMKEEPER_COMPLIANCE_SCHEDULE: complianceSchedule

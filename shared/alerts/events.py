@@ -26,6 +26,11 @@ REPLICATION_UNHEALTHY = "vmkeeper.replication.unhealthy"
 REPLICATION_RESTORED = "vmkeeper.replication.restored"
 RESTORE_SUCCEEDED = "vmkeeper.restore.succeeded"
 RESTORE_FAILED = "vmkeeper.restore.failed"
+# A file recovery or an export (shared/restore/lease.py): made and ready (``data``: until when, which LUN carries
+# what; never a SAS), its expiry passed (it is being undone), and an undo that failed (said once; it is tried again).
+RESTORE_FILES_READY = "vmkeeper.restore.files.ready"
+RESTORE_FILES_EXPIRED = "vmkeeper.restore.files.expired"
+RESTORE_FILES_OVERDUE = "vmkeeper.restore.files.overdue"
 RETENTION_DELETED = "vmkeeper.retention.deleted"
 DRILL_FAILED = "vmkeeper.drill.failed"  # a DR drill's VM did not come back (its resources are kept for a while)
 DRILL_KEPT = "vmkeeper.drill.kept"  # a drill's teardown left its group: held, not the drill's, holding another's, locked
@@ -41,7 +46,7 @@ FAILOVER_FAILED = "vmkeeper.failover.failed"
 TYPES = (PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, PROTECTION_MISSING, PROTECTION_RESOLVED,
          RESTORE_SUCCEEDED, RESTORE_FAILED, RETENTION_DELETED, DRILL_FAILED, DRILL_KEPT, REPLICATION_UNHEALTHY,
          REPLICATION_RESTORED, REPLICATION_INELIGIBLE, REPLICATION_FAILED, RECOVERY_PLAN_PROBLEM, FAILOVER_SUCCEEDED,
-         FAILOVER_FAILED)
+         FAILOVER_FAILED, RESTORE_FILES_READY, RESTORE_FILES_EXPIRED, RESTORE_FILES_OVERDUE)
 MAX_DATA = 32 * 1024  # characters of reason kept: an event stays far below Event Grid's 1 MB (and 64 KB billing unit)
 
 

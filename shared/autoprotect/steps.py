@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import resource_ids
 from ..azure.retry_after import retry_after_seconds
-from ..membership import not_member_reason
+from ..membership import not_member_reason, read_outside
 from ..names import container_name, item_name  # Azure Backup's names for a VM's container and item
 from ..policy.document import PolicyError, PolicySet, load_policy_file
 from ..ports import Arm
@@ -54,11 +54,12 @@ class PolicyChoice:
     error: str | None = None  # a bad tag value: reported, the VM skipped
 
 
-def decide_policy(tags: dict[str, str] | None, policies: PolicySet) -> PolicyChoice:
+def decide_policy(tags: dict[str, str] | None, policies: PolicySet, vm_id: str | None = None,
+                  test_failover_vms: dict[str, str] | None = None) -> PolicyChoice:
     """The VM's vmkeeper policy (its tag, the opt-out tag, or the document's default) → that
-    policy's ``backup_policy``: the document is the one source of truth for both. A VM a restore or a drill
-    made is no fleet member (shared/membership.py): left out of Azure Backup."""
-    outside = not_member_reason(tags)
+    policy's ``backup_policy``: the document is the one source of truth for both. A VM a restore, a drill or a
+    test failover made is no fleet member (shared/membership.py): left out of Azure Backup."""
+    outside = not_member_reason(tags, vm_id, test_failover_vms)
     if outside:
         return PolicyChoice(None, outside, skip="not_fleet")
     resolution = policies.for_vm(tags)
@@ -195,6 +196,12 @@ class Protector:
         if choice.error:
             log.error("VM %s skipped: %s", vm.id, choice.error)
             return Done("bad_tag", {"error": choice.error})
+        if choice.backup_policy is not None and message.get("step") != "verify":
+            # Enrolled only once Site Recovery's items say it is no test failover's VM (shared/membership.py).
+            try:
+                choice = decide_policy(vm.tags, policies, vm.id, read_outside(self.clients, self.settings.vaults))
+            except Exception as exc:  # noqa: BLE001 (a vault unread: looked at again, never enrolled on doubt)
+                return self._retry(message, f"Site Recovery's replicated items not read ({type(exc).__name__}: {exc})")
         if choice.backup_policy is None:
             log.info("VM %s not enrolled: %s", vm.id, choice.reason)
             detail = {"reason": choice.reason, "vmkeeper_policy": choice.policy} if choice.policy else {"reason": choice.reason}

@@ -22,6 +22,8 @@ from urllib.parse import urljoin, urlsplit
 from .context import CliError
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+# Where following stops: the end, or a file recovery or export made and ready to use (until done or its expiry).
+STOPS = TERMINAL + ("ready",)
 # The API's field names → the CLI's options (so a problem names what the operator typed).
 OPTIONS = {"vm": "VM_ID", "recovery_point": "POINT_ID", "target.type": "--target-type",
            "target.resource_group": "--resource-group", "target.subnet": "--subnet", "target.vm_name": "--vm-name",
@@ -109,6 +111,25 @@ class RestoreClient:
         location = answer.headers.get("Location")
         return answer.status_code, doc, urljoin(self.url + "/", location) if location else None
 
+    def end(self, restore_id: str) -> tuple[int, dict[str, Any], str | None]:
+        """DELETE {path}/{id}: cancel a restore, or end a file recovery or export (202 + Location while it ends)."""
+        url = f"{self.url}{self.path}/{restore_id}"
+        answer = self.session.delete(url, headers=self.headers(), timeout=self.timeout)
+        doc = self._json(answer)
+        if answer.status_code not in (200, 202) or not isinstance(doc, dict):
+            raise problem_error(answer.status_code, doc, url, self.options)
+        location = answer.headers.get("Location")
+        return answer.status_code, doc, urljoin(self.url + "/", location) if location else None
+
+    def take_access(self, restore_id: str) -> dict[str, Any]:
+        """POST {path}/{id}/access: an export's read SAS, handed once (the caller shows it; nobody keeps it)."""
+        url = f"{self.url}{self.path}/{restore_id}/access"
+        answer = self.session.post(url, headers=self.headers(), timeout=self.timeout)
+        doc = self._json(answer)
+        if answer.status_code != 200 or not isinstance(doc, dict):
+            raise problem_error(answer.status_code, doc, url, self.options)
+        return doc
+
     def get(self, url: str) -> tuple[dict[str, Any], float | None]:
         answer = self.session.get(url, headers=self.headers(), timeout=self.timeout)
         doc = self._json(answer)
@@ -119,12 +140,12 @@ class RestoreClient:
 
     def follow(self, location: str, on_update: Callable[[dict[str, Any]], None], *, interval: float | None = None,
                wait: float = 3600.0) -> dict[str, Any]:
-        """GET ``location`` until the restore ends (Retry-After apart, or every ``interval`` seconds)."""
+        """GET ``location`` until the restore ends or is ready (Retry-After apart, or every ``interval`` seconds)."""
         deadline = time.monotonic() + wait
         while True:
             record, retry = self.get(location)
             on_update(record)
-            if record.get("state") in TERMINAL:
+            if record.get("state") in STOPS:
                 return record
             pause = interval if interval is not None else (retry or 2.0)
             if time.monotonic() + pause > deadline:

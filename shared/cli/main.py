@@ -31,7 +31,8 @@ from .context import (
 
 STATES = ("breached", "not_protected", "missing", "not_supported", "met", "opted_out")  # shared/report/model.py STATES (not imported: cold)
 UNPROTECTED = ("breached", "not_protected", "missing", "not_supported")  # shared/report/model.py UNPROTECTED: what `status` fails on
-TARGET_TYPES = ("disks", "vm", "os_disk", "original_location")  # shared/restore/request.py TARGET_TYPES
+TARGET_TYPES = ("disks", "vm", "os_disk", "original_location")  # shared/restore/request.py TARGET_TYPES but:
+LEASED_TARGETS = ("files", "export")  # these, which `vmkeeper files` and `vmkeeper export` make
 
 EPILOG = """\b
 Exit codes: 0 ok; 1 error (the message names the option or setting);
@@ -143,7 +144,7 @@ def status(ctx: click.Context, recorded: bool, states: tuple[str, ...]) -> None:
            "counts": evaluation.counts(), "filter": sorted(wanted),
            "summary": [asdict(s) for s in evaluation.summary()],
            "vms": [asdict(v) for v in evaluation.vms if not wanted or v.state in wanted],
-           "notes": list(evaluation.notes)}
+           "notes": list(evaluation.notes), "excluded": [asdict(e) for e in evaluation.excluded]}
     output.emit_json(doc) if run.as_json else output.status(doc)
     if any(doc["counts"].get(s) for s in UNPROTECTED):
         ctx.exit(EXIT_BREACHED)
@@ -340,6 +341,214 @@ def report(path: str | None) -> None:
         raise CliError(f"--output: cannot write {target!r} ({exc.strerror or exc})", "--output") from None
     if not run.as_json:
         output.report_written(str(Path(target).resolve()), doc)
+
+# --- files, export: a point's disks readable for a while --------------------------------------------------
+def api_options(f: Callable) -> Callable:
+    """How a command reaches the app's HTTP API (as `vmkeeper restore`)."""
+    for opt in reversed((
+            click.option("--api", metavar="URL", help="The app's URL (default: VMKEEPER_API_URL)."),
+            click.option("--key", metavar="KEY", help="The function key (default: VMKEEPER_API_KEY)."),
+            click.option("--scope", metavar="SCOPE", help="Get an Easy Auth bearer token for this scope (default: "
+                         "VMKEEPER_API_SCOPE)."),
+            click.option("--principal", metavar="BASE64", help="Local Functions host only: an X-MS-CLIENT-PRINCIPAL "
+                         "value (default: VMKEEPER_API_PRINCIPAL)."),
+            click.option("--ca-bundle", metavar="FILE", help="CA bundle to verify the API's TLS certificate (default: "
+                         "VMKEEPER_API_CA_BUNDLE, else the system's)."))):
+        f = opt(f)
+    return f
+
+
+def follow_options(f: Callable) -> Callable:
+    for opt in reversed((
+            click.option("--no-wait", is_flag=True, help="Return once accepted; do not follow it."),
+            click.option("--wait", "wait", type=click.FloatRange(min=1), default=3600, show_default=True,
+                         metavar="SECONDS", help="How long to follow it."),
+            click.option("--poll-interval", type=click.FloatRange(min=0.05), metavar="SECONDS",
+                         help="Seconds between looks (default: the API's Retry-After)."))):
+        f = opt(f)
+    return f
+
+
+def api_client(api: str | None, key: str | None, scope: str | None, principal: str | None, ca_bundle: str | None,
+               options: dict[str, str] | None = None) -> Any:
+    import os
+
+    from .api_client import RestoreClient
+
+    run = current()
+    url = api or run.setting("VMKEEPER_API_URL")
+    if not url:
+        raise CliError("--api: required (or VMKEEPER_API_URL): the app's URL", "--api")
+    bundle = ca_bundle or run.setting("VMKEEPER_API_CA_BUNDLE")
+    if bundle and not os.path.isfile(bundle):
+        raise CliError(f"--ca-bundle: no such file {bundle!r}", "--ca-bundle")
+    scope = scope or run.setting("VMKEEPER_API_SCOPE")
+    token = (lambda: run.credential().get_token(scope).token) if scope else None
+    return RestoreClient(url, key=key or run.setting("VMKEEPER_API_KEY"), token=token,
+                         principal=principal or run.setting("VMKEEPER_API_PRINCIPAL"), ca_bundle=bundle, options=options)
+
+
+def _point(value: str) -> str:
+    from ..restore.request import point_kind
+
+    try:
+        point_kind(value)
+    except ValueError as exc:
+        raise CliError(f"--point: {exc}", "--point") from None
+    return value
+
+
+def _make_leased(body: dict[str, Any], question: str, dry_run: bool, yes: bool, no_wait: bool, wait: float,
+                 poll_interval: float | None, idempotency_key: str | None, client: Any) -> dict[str, Any] | None:
+    """Shared by files and export: the plan shown (the API's dry run), confirmed, sent, its id told at once, then
+    followed to ready. None when nothing more is to be done (a dry run, --no-wait)."""
+    from . import files as FL
+    from . import output
+
+    run = current()
+    _, shown, _ = client.create({**body, "dry_run": True})
+    if dry_run:
+        output.emit_json(shown) if run.as_json else FL.plan(shown)
+        return None
+    if not run.as_json:
+        FL.plan(shown, dry_run=False)
+    FL.confirm(question, yes)
+    _, doc, location = client.create(body, idempotency_key)
+    FL.accepted(doc, run.as_json)
+    if no_wait or location is None:
+        output.emit_json(doc) if run.as_json else FL.ended(doc, location, waited=False)
+        return None
+    with output.restore_progress(enabled=not run.as_json) as update:
+        record = client.follow(location, update, interval=poll_interval, wait=wait)
+    if record["state"] != "ready" and not run.as_json:  # with --json, the error carries the record
+        output.restore(record)
+    FL.check_ready(record)
+    return record
+
+
+class FilesGroup(click.Group):
+    """``vmkeeper files VM_ID ...`` makes a file recovery, ``vmkeeper files done ID`` ends one: anything but a
+    subcommand's name (or help) goes to the hidden ``attach``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["attach", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=FilesGroup, epilog="\b\nvmkeeper files VM_ID --point POINT_ID --attach-to VM2_ID [--luns 0,1] [--os-disk]\n"
+           "    [--hours N] [--dry-run] [--yes]: a point's disks made and attached, read-only, to VM2 (in the\n"
+           "    point's region, at free LUNs; its own disks untouched) until done or N hours (default 12, at most 72).\n"
+           "vmkeeper files done ID: the disks detached and deleted now (a file recovery or an export).\n"
+           "\b\nAuthentication as for `vmkeeper restore` (app role Restore.Operator).")
+def files() -> None:
+    """File-level recovery: a recovery point's disks attached to a VM of yours for a while, to copy files off them."""
+
+
+@files.command("attach", hidden=True, epilog="\b\nExit codes: 0 ready (or valid, with --dry-run; accepted, with "
+               "--no-wait); 1 refused,\nnot confirmed, failed or not ready after --wait seconds.")
+@click.argument("vm_id")
+@click.option("--point", "point_id", required=True, metavar="POINT_ID", help="The point (an id from `vmkeeper points`).")
+@click.option("--attach-to", required=True, metavar="VM_ID", help="Your VM the disks are attached to.")
+@click.option("--luns", metavar="LIST", help="The point's data disks to attach, e.g. 0,1 (default: every data disk).")
+@click.option("--os-disk", is_flag=True, help="Attach the point's OS disk too (as a data disk).")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), metavar="N",
+              help="How long the disks stay (default 12, at most 72).")
+@click.option("--dry-run", is_flag=True, help="Show what would be made, then stop.")
+@click.option("--yes", is_flag=True, help="Answer the confirmation (a pipeline).")
+@click.option("--idempotency-key", metavar="KEY", help="Makes a repeated command the same recovery.")
+@follow_options
+@api_options
+@json_option
+def files_attach(vm_id: str, point_id: str, attach_to: str, luns: str | None, os_disk: bool, hours: float | None,
+                 dry_run: bool, yes: bool, idempotency_key: str | None, no_wait: bool, wait: float,
+                 poll_interval: float | None, api: str | None, key: str | None, scope: str | None,
+                 principal: str | None, ca_bundle: str | None) -> None:
+    """VM_ID's disks from --point attached to --attach-to until done or expiry."""
+    from . import files as FL
+    from . import output
+
+    vm, target = _vm(vm_id), _vm(attach_to, "--attach-to")
+    body = FL.files_body(vm.id, _point(point_id), target.id, FL.luns(luns), os_disk, hours)
+    client = api_client(api, key, scope, principal, ca_bundle, FL.OPTIONS)
+    record = _make_leased(body, f"Attach these disks to VM {target.name}?", dry_run, yes, no_wait, wait, poll_interval,
+                          idempotency_key, client)
+    if record is not None:
+        output.emit_json(record) if current().as_json else FL.ready(record)
+
+
+@files.command("done", epilog="\b\nExit codes: 0 ended (or ending, with --no-wait); 1 not found, refused, or still "
+               "ending\nafter --wait seconds (an end step that fails is retried by vmkeeper; it alerts).")
+@click.argument("restore_id", metavar="ID")
+@follow_options
+@api_options
+@json_option
+def files_done(restore_id: str, no_wait: bool, wait: float, poll_interval: float | None, api: str | None,
+               key: str | None, scope: str | None, principal: str | None, ca_bundle: str | None) -> None:
+    """End file recovery (or export) ID now: its disks detached, their access revoked, deleted; followed to the end."""
+    from . import files as FL
+    from . import output
+
+    run = current()
+    client = api_client(api, key, scope, principal, ca_bundle, FL.OPTIONS)
+    _, doc, location = client.end(restore_id)
+    if no_wait or location is None or doc.get("state") not in ("ending", "running", "pending"):
+        output.emit_json(doc) if run.as_json else FL.ended(doc, location, waited=location is None)
+        return
+    with output.restore_progress(enabled=not run.as_json) as update:
+        record = client.follow(location, update, interval=poll_interval, wait=wait)
+    ok = record["state"] in ("succeeded", "cancelled")
+    if ok or not run.as_json:  # with --json, an error carries the record
+        output.emit_json(record) if run.as_json else FL.ended(record)
+    if not ok:
+        raise CliError(f"restore {record['id']} {record['state']}: {(record.get('error') or {}).get('message') or ''}",
+                       "ID", restore=record)
+
+
+@cli.command(epilog="\b\nThe SAS is taken once, when the export is ready, and printed: vmkeeper keeps no copy.\n"
+             "End the export with `vmkeeper files done ID` (else it ends at its expiry).\n"
+             "\b\nExit codes: 0 ready and its SAS shown (or valid, with --dry-run); 1 refused, not confirmed,\n"
+             "failed or not ready after --wait seconds.")
+@click.argument("vm_id")
+@click.option("--point", "point_id", required=True, metavar="POINT_ID", help="The point (an id from `vmkeeper points`).")
+@click.option("--resource-group", required=True, metavar="ID", help="The resource group the disk is made in.")
+@click.option("--lun", type=click.IntRange(0, 63), help="The point's data disk at this LUN.")
+@click.option("--os-disk", is_flag=True, help="The point's OS disk.")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), metavar="N",
+              help="How long the SAS works (default 1, at most 24).")
+@click.option("--dry-run", is_flag=True, help="Show what would be made, then stop.")
+@click.option("--yes", is_flag=True, help="Answer the confirmation (a pipeline).")
+@click.option("--idempotency-key", metavar="KEY", help="Makes a repeated command the same export.")
+@follow_options
+@api_options
+@json_option
+def export(vm_id: str, point_id: str, resource_group: str, lun: int | None, os_disk: bool, hours: float | None,
+           dry_run: bool, yes: bool, idempotency_key: str | None, no_wait: bool, wait: float,
+           poll_interval: float | None, api: str | None, key: str | None, scope: str | None, principal: str | None,
+           ca_bundle: str | None) -> None:
+    """One disk of VM_ID's --point exported: made in --resource-group, its read SAS handed to you once."""
+    from ..restore.access import BadId, parse_id
+    from . import files as FL
+    from . import output
+
+    vm = _vm(vm_id)
+    try:
+        group = parse_id(resource_group, "resource_group")
+    except BadId as exc:
+        raise CliError(f"--resource-group: {exc}", "--resource-group") from None
+    body = FL.export_body(vm.id, _point(point_id), group.id, lun, os_disk, hours)
+    client = api_client(api, key, scope, principal, ca_bundle, FL.OPTIONS)
+    what = "its OS disk" if os_disk else f"its disk at LUN {lun}"
+    record = _make_leased(body, f"Export {what} with a read SAS?", dry_run, yes, no_wait, wait, poll_interval,
+                          idempotency_key, client)
+    if record is None:
+        return
+    taken = client.take_access(record["id"])
+    if current().as_json:
+        output.emit_json({"restore": record, "access": taken})
+    else:
+        FL.export_ready(record, taken)
+
 
 # --- failover -----------------------------------------------------------------------------------------
 FAILOVER_ACTIONS = ("test_failover", "test_failover_cleanup", "planned_failover", "unplanned_failover", "commit",

@@ -140,6 +140,11 @@ def status(doc: dict[str, Any]) -> None:
                  "not_supported": "not supported (Uniform scale set instances: no kind of point covers them)"}
         out.print(styled(f"Not protected as their policies say: {plural(sum(gaps.values()), 'VM')} ("
                          + ", ".join(f"{n} {words[s]}" for s, n in gaps.items() if n) + "); exit code 2", "bold red"))
+    excluded = doc.get("excluded") or []
+    if excluded:  # no fleet members: not judged, not counted, but never silently left out
+        out.print(f"Excluded (not fleet members): {plural(len(excluded), 'VM')}")
+        for e in excluded:
+            out.print(f"[dim]  {escape(e['name'])} ({escape(e['resource_group'])}): {escape(e['reason'])}[/]")
     for note in doc["notes"]:
         out.print(f"[dim]Note: {escape(note)}[/]")
 

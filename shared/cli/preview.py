@@ -59,7 +59,7 @@ class ReadOnlyLedger:
 
 def schedule_preview(wiring: Any, at: datetime, progress: Callable[[str], None] = lambda step: None) -> dict[str, Any]:
     from ..azure.graph import query_all
-    from ..membership import members
+    from ..membership import members, outside_or_none
     from ..policy.document import load_policy_file
     from ..schedule.planner import VmRecord, plan
     from ..schedule.service import VMS_QUERY, enqueued_partition, job_key, jobs_partition, taken_history
@@ -68,9 +68,11 @@ def schedule_preview(wiring: Any, at: datetime, progress: Callable[[str], None] 
     policies = load_policy_file(s.policy_file)
     graph, subscriptions = wiring.arm.resource_graph(), list(s.subscriptions)
     progress("inventory")
-    with ThreadPoolExecutor(1) as side:  # the two Resource Graph queries side by side, as the timer runs them
+    with ThreadPoolExecutor(2) as side:  # the Resource Graph queries and Site Recovery's items, as the timer reads them
         history = side.submit(taken_history, graph, subscriptions)
-        inventory = [VmRecord.from_resource_graph(row) for row in members(query_all(graph, subscriptions, VMS_QUERY))]
+        outside = side.submit(outside_or_none, wiring.arm, s.vaults, "plan")
+        inventory = [VmRecord.from_resource_graph(row)
+                     for row in members(query_all(graph, subscriptions, VMS_QUERY), outside.result()[0])]
         result = plan(inventory, policies, at, history.result())
     progress("ledger")
     ledger = ReadOnlyLedger(wiring.storage.table(s.ledger_table))

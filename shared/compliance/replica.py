@@ -73,13 +73,14 @@ def expected(vm_tags: Mapping[str, Any] | None, policy: Any, region: str) -> boo
     return critical(vm_tags) or bool(spec is not None and spec.all_vms and region != spec.target_region)
 
 
-def of_instance(items: Iterable[ReplicatedItem], os_disk: str | None) -> tuple[ReplicatedItem | None, str]:
-    """The VM's item among those naming its id, and, when there are some but none is its, why."""
+def of_instance(items: Iterable[ReplicatedItem], os_disk: str | None, vm: str = "") -> tuple[ReplicatedItem | None, str]:
+    """The VM's item among those about its id (``ReplicatedItem.active_vm``), and, when there are some but none is
+    its, why. A failed-over VM's disks are the item's recovery-side ones."""
     items = sorted(items, key=lambda i: i.id.lower())
     disk = (os_disk or "").strip().lower()
     if not items:
         return None, ""
-    mine = [i for i in items if not disk or not i.disks or disk in i.disks]
+    mine = [i for i in items if not disk or not i.disks_of(vm.lower()) or disk in i.disks_of(vm.lower())]
     if mine:
         return mine[0], ""
     return None, f"replicated item {items[0].id.rsplit('/', 1)[-1]} replicates other disks (an earlier instance of the VM)"
@@ -133,7 +134,8 @@ def judge(item: ReplicatedItem | None, expected: bool, rpo: timedelta, now: date
         words = f"replica: initial replication{progress} since {format_instant(started)}"
         state = INITIAL_REPLICATION
     elif item.protection_state != PROTECTED:
-        problems.append(f"replica protection state {item.protection_state or 'unknown'}: it replicates nothing now")
+        problems.append(f"replica protection state {item.protection_state or 'unknown'}: it replicates nothing now"
+                        + (" (failed over onto this VM: reprotect replicates it back)" if item.failed_over else ""))
         words = ""
     elif age is not None and age > rpo:
         problems.append(f"replica RPO {_minutes(age)}, target {_minutes(rpo)}")

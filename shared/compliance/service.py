@@ -34,6 +34,7 @@ from ..report.model import (
     SNAPSHOT_COPY,
     STATES,
     DayCount,
+    ExcludedVm,
     KindStatus,
     SummaryRow,
     VmRow,
@@ -54,6 +55,7 @@ class Evaluation:
     vms: list[VmRow] = field(default_factory=list)
     points_per_day: list[DayCount] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    excluded: list[ExcludedVm] = field(default_factory=list)  # no fleet members: not judged, not counted
 
     def summary(self) -> list[SummaryRow]:
         return summarize(self.vms)
@@ -75,6 +77,10 @@ def judge(fleet: FleetPoints, policies: Any, now: datetime,
     """Pure: every VM of the inventory judged against its policy, and the points per day. ``initial``: each VM's
     replica in initial replication at the last evaluation, and since when (``replica.initial_since``)."""
     out = Evaluation(now, notes=list(fleet.problems))
+    out.excluded = sorted((ExcludedVm(str(row["id"]), str(row.get("name") or str(row["id"]).rsplit("/", 1)[-1]),
+                                      str(row.get("resourceGroup") or ""),
+                                      str(row.get("location") or "").replace(" ", "").lower(), why)
+                           for row, why in fleet.excluded), key=lambda e: e.vm_id.lower())
     for row in fleet.vms:
         vm_id = str(row["id"])
         resolution = policies.for_vm(row.get("tags"))
@@ -107,12 +113,15 @@ def _replica_judge(fleet: FleetPoints, row: Mapping[str, Any], now: datetime,
     """How one VM's replica is judged once its policy is known: its item (of its current instance), whether it
     must have one, and since when an initial replication was seen."""
     vm = str(row["id"]).lower()
-    item, absent = replica.of_instance(fleet.replicas.get(vm, []), row.get("osDisk"))
+    item, absent = replica.of_instance(fleet.replicas.get(vm, []), row.get("osDisk"), vm)
     seen = initial.get(vm)
     since = seen[1] if seen and item is not None and seen[0] == item.id.lower() else None
     region = str(row.get("location") or "").replace(" ", "").lower()
-    return lambda policy: replica.judge(item, replica.expected(row.get("tags"), policy, region), replica.rpo_target(policy), now,
-                                        since=since, absent=absent)
+    # The other VM of a failed-over pair (the source; after a reprotect, the failback target) expects no replica of
+    # its own: the pair's item is judged on the VM production runs on.
+    standby = item is None and bool(fleet.standby.get(vm))
+    return lambda policy: replica.judge(item, not standby and replica.expected(row.get("tags"), policy, region),
+                                        replica.rpo_target(policy), now, since=since, absent=absent)
 
 
 def unsupported(row: Mapping[str, Any], resolution: Any) -> VmRow:
@@ -229,7 +238,8 @@ class ComplianceService:
         self.ledger.record_many(ROWS, [(v.vm_id.lower(), _row(v, stamp)) for v in evaluation.vms])
         self.ledger.record(RUNS, LATEST, {"evaluated": stamp, "counts": json.dumps(evaluation.counts()),
                                           "pointsPerDay": json.dumps([asdict(d) for d in evaluation.points_per_day]),
-                                          "notes": json.dumps(evaluation.notes)[:30000]})
+                                          "notes": json.dumps(evaluation.notes)[:30000],
+                                          "excluded": _excluded_json(evaluation.excluded)})
         if self.alerts is not None:
             self.alerts.flush()
         counts = {**evaluation.counts(), "alerts": raised}
@@ -245,7 +255,21 @@ class ComplianceService:
         rows = self.ledger.rows(ROWS, f"evaluated eq '{stamp}'")
         vms = sorted((vm_from_row(r) for r in rows), key=lambda v: (STATES.index(v.state), v.vm_id.lower()))
         return Evaluation(parse_instant(stamp), vms, [DayCount(**d) for d in json.loads(latest.get("pointsPerDay") or "[]")],
-                          json.loads(latest.get("notes") or "[]"))
+                          json.loads(latest.get("notes") or "[]"),
+                          [ExcludedVm(**e) for e in json.loads(latest.get("excluded") or "[]")])
+
+
+def _excluded_json(excluded: list[ExcludedVm], limit: int = 30000) -> str:
+    """The excluded VMs as one table property (64 KiB at most): as many as fit, each reason cut at 500 characters."""
+    rows: list[dict[str, Any]] = []
+    size = 2
+    for e in excluded:
+        row = dict(asdict(e), reason=e.reason[:500])
+        size += len(json.dumps(row)) + 2
+        if size > limit:
+            break
+        rows.append(row)
+    return json.dumps(rows)
 
 
 PREVIOUS = ("vmId", "vm", "name", "subscription", "group", "region", "policy", "state", "reason", "kinds",

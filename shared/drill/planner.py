@@ -46,10 +46,12 @@ def selected(tags: Mapping[str, str] | None, spec: DrillSpec) -> bool:
     return spec.all_vms or by_name.get(T.DRILL, "").strip().lower() in T.TRUE_VALUES
 
 
-def due(vms: Iterable[Mapping[str, Any]], policies: PolicySet, now: datetime) -> list[DueDrill]:
-    """The drills of this period for every VM (Resource Graph rows: id, tags) that should be drilled."""
+def due(vms: Iterable[Mapping[str, Any]], policies: PolicySet, now: datetime,
+        outside: Mapping[str, str] | None = None) -> list[DueDrill]:
+    """The drills of this period for every VM (Resource Graph rows: id, tags) that should be drilled (``outside``:
+    shared/membership.py's test failover VMs)."""
     out = []
-    for row in members(vms):  # a drilled or restored VM is never drilled itself
+    for row in members(vms, outside):  # a drilled, restored or test failover VM is never drilled itself
         resolution = policies.for_vm(row.get("tags"))
         policy = resolution.policy
         if policy is None or policy.drill is None or not selected(row.get("tags"), policy.drill):

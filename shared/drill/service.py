@@ -32,6 +32,7 @@ from ..azure.graph import query_all
 from ..azure.ledger import Ledger
 from ..azure.retry_after import retry_after_seconds
 from ..instants import format_instant, parse_instant
+from ..membership import outside_or_none
 from ..ports import Arm, Queue
 from ..queue import messages, runner
 from ..queue.messages import Done, Failed, Outcome, Retry
@@ -103,7 +104,8 @@ class Drills:
             self.ledger.record(PARTITION, d.id, {**self._row(d.id), "sent": True})
             return "sent"
 
-        due = planner.due(vms, policies, now)
+        outside, _ = outside_or_none(self.arm, self.settings.vaults, "drill planning")
+        due = planner.due(vms, policies, now, outside)
         with ThreadPoolExecutor(SEND_THREADS) as pool:  # each drill's rows and message are its own: side by side
             sent = list(pool.map(send, due))
         counts = {"due": len(due), "sent": sent.count("sent"), "already": sent.count("already")}

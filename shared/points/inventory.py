@@ -25,13 +25,13 @@ from .. import resource_ids
 from .. import tags as T
 from ..azure.graph import query_all
 from ..instants import parse_instant
-from ..membership import members
+from ..membership import split, test_failover_vms
 from ..names import container_name, item_name
 from ..ports import Arm
 from . import model
 from . import owned as O
 from .model import FleetPoints, RecoveryPoint
-from .replicas import ReplicatedItem, replicated_item
+from .replicas import replicated_item
 
 _SNAPSHOT_COLUMNS = ("| project id, name, location, tags, state = tostring(properties.provisioningState), "
                      "completion = properties.completionPercent, size = properties.diskSizeGB, "
@@ -146,7 +146,7 @@ class Inventory:
         arm, graph = self.arm, self.arm.resource_graph()
         out = FleetPoints()
         progress("virtual machines")
-        out.vms = members(query_all(graph, subscriptions, VMS))  # what restores and drills made is no fleet VM
+        vms = list(query_all(graph, subscriptions, VMS))  # members only: split once the replicated items are read
         out.unsupported = uniform_instances(graph, subscriptions)
         progress("snapshots")
         by_vm: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
@@ -170,12 +170,21 @@ class Inventory:
             except Exception as exc:  # noqa: BLE001
                 out.problems.append(f"vault {vault_id}: {type(exc).__name__}: {exc}"[:500])
         progress("replicated items")
+        bodies: list[Mapping[str, Any]] = []
         for vault_id in sorted({v.lower(): v for v in self.vaults.values()}.values()):  # a vault named twice: once
             try:
-                for item in _replicated_items(arm, vault_id):
-                    out.replicas[item.vm_id].append(item)
+                listed = _replicated_items(arm, vault_id)
             except Exception as exc:  # noqa: BLE001 (said in the report; the replicas of that vault read as absent)
                 out.problems.append(f"replicated items of vault {vault_id}: {type(exc).__name__}: {exc}"[:500])
+                continue
+            for body in listed:
+                bodies.append(body)
+                if (item := replicated_item(body, vault_id)) is not None:  # judged on the VM it is about now
+                    out.replicas[item.active_vm].append(item)
+                    if item.standby_vm:
+                        out.standby[item.standby_vm].append(item)
+        # What restores, drills and test failovers made is no fleet VM: left out, each said with why.
+        out.vms, out.excluded = split(vms, test_failover_vms(bodies))
         return out
 
 
@@ -234,10 +243,11 @@ def _vault_items(arm: Arm, region: str, vault_id: str) -> list[tuple[str, Recove
     return out
 
 
-def _replicated_items(arm: Arm, vault_id: str) -> list[ReplicatedItem]:
-    """Every Azure-to-Azure replicated item in a vault: one paged list (health and RPO are on each item)."""
+def _replicated_items(arm: Arm, vault_id: str) -> list[dict[str, Any]]:
+    """Every replicated item in a vault, in ARM's REST shape: one paged list (health and RPO are on each item, and
+    the test failover VM it names)."""
     from azure.mgmt.core.tools import parse_resource_id
 
     p = parse_resource_id(vault_id)
     items = arm.site_recovery(p["subscription"]).replication_protected_items.list(p["resource_group"], p["name"])
-    return [item for item in (replicated_item(i.as_dict(), vault_id) for i in items) if item is not None]
+    return [i.as_dict() for i in items]

@@ -266,4 +266,8 @@ class FleetPoints:
     points: dict[str, list[RecoveryPoint]] = field(default_factory=lambda: defaultdict(list))  # by VM id, lower case
     # Site Recovery's replicated items, by the VM they replicate (lower case); no recovery points (shared/points/replicas.py)
     replicas: dict[str, list[ReplicatedItem]] = field(default_factory=lambda: defaultdict(list))
+    # Items whose other VM a VM is (a failed-over item's source; after a reprotect, its failback target), by that VM
+    standby: dict[str, list[ReplicatedItem]] = field(default_factory=lambda: defaultdict(list))
     problems: list[str] = field(default_factory=list)  # what could not be read (said in the report)
+    # VMs listed that are no fleet members (shared/membership.py), each with why: not judged, but shown
+    excluded: list[tuple[dict[str, Any], str]] = field(default_factory=list)

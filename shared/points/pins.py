@@ -25,6 +25,10 @@ died without saying so (a crashed restore, a lost message) does not hold a point
   ``snapshot-set:{set}:{region}``, the set) and every source its plan's disks read (``source_id``: the
   snapshots, the disk restore points). Bound: its latest step's start (else its acceptance) + the
   restore step timeout + an hour (the restore service fails a step that runs longer).
+- A file recovery or an export (shared/restore/lease.py) pins its point until it has ended: ``ready`` (made,
+  in use) and ``ending`` (being undone) too. Bound: the later of the above and its expiry (its plan's
+  ``lease.expires_at``) + the restore step timeout + an hour: an end that cannot finish is alerted, not
+  left to pin for ever.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ LOOK = timedelta(minutes=15)  # the longest between two looks at a copy: a step 
 RESTORE_STEP_TIMEOUT = timedelta(hours=24)  # shared/restore/service.py STEP_TIMEOUT
 SNAPSHOT_SET, RESTORE_POINT = "snapshot_set", "restore_point"  # the schedule's job types
 PENDING, RUNNING = "pending", "running"  # shared/restore/records.py: a restore still to run, or running
+READY, ENDING = "ready", "ending"  # a file recovery or an export: in use, or being undone
+IN_USE = (PENDING, RUNNING, READY, ENDING)
 RESTORE_PARTITION = "restore"
 
 
@@ -97,6 +103,7 @@ class Restore:
     recovery_point: str
     sources: tuple[str, ...]  # what its disks are made from
     since: datetime | None  # its latest step's start, else when it was accepted
+    expires: datetime | None = None  # a file recovery's or an export's expiry
 
 
 # --- the schedule's ledger keys (shared/schedule/service.py writes them; a test checks they agree) ---------------
@@ -154,7 +161,10 @@ def restore_from_entity(entity: Mapping[str, Any]) -> Restore:
     sources = tuple(str(d["source_id"]) for d in disks or [] if isinstance(d, dict) and d.get("source_id"))
     starts = [parse_instant(s.get("started_at")) for s in steps or [] if isinstance(s, dict)]
     since = max([t for t in starts if t] + [t for t in [parse_instant(entity.get("created_at"))] if t], default=None)
-    return Restore(str(entity.get("RowKey", "")), str(entity.get("state", "")), str(point or ""), sources, since)
+    leased = plan.get("lease") if isinstance(plan, dict) else None
+    expires = parse_instant(leased.get("expires_at")) if isinstance(leased, dict) else None
+    return Restore(str(entity.get("RowKey", "")), str(entity.get("state", "")), str(point or ""), sources, since,
+                   expires)
 
 
 # --- the pins ----------------------------------------------------------------------------------------------------
@@ -178,9 +188,9 @@ def pins(now: datetime, *, copies: Iterable[Copy] = (), jobs: Iterable[Job] = ()
             out.append(Pin(f"the restore point job of slot {slot} is still running (its copy included)", until,
                            points=frozenset({names.restore_point_name(job.vm_id, job.slot).lower()})))
     for restore in restores:
-        if restore.state not in (PENDING, RUNNING) or restore.since is None:
+        if restore.state not in IN_USE or restore.since is None:
             continue  # ended; or never accepted (no time to bound it by)
-        until = restore.since + restore_step_timeout + MARGIN
+        until = max(restore.since, restore.expires or restore.since) + restore_step_timeout + MARGIN
         if until <= now:
             continue
         point = restore.recovery_point.strip().lower()

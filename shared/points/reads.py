@@ -13,11 +13,13 @@ from typing import Any
 from ..instants import parse_instant
 from . import pins as P
 
-RESTORES_IN_USE = f"PartitionKey eq '{P.RESTORE_PARTITION}' and (state eq '{P.PENDING}' or state eq '{P.RUNNING}')"
+RESTORES_IN_USE = (f"PartitionKey eq '{P.RESTORE_PARTITION}' and ("
+                   + " or ".join(f"state eq '{state}'" for state in P.IN_USE) + ")")
 
 
 def restores_in_use(table: Any) -> list[P.Restore]:
-    """Every restore (and drill restore) pending or running: one query of the restores table."""
+    """Every restore (and drill restore) pending or running, and every file recovery or export not ended yet: one
+    query of the restores table."""
     from azure.core.exceptions import ResourceNotFoundError
 
     if table is None:

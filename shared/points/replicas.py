@@ -47,6 +47,31 @@ class ReplicatedItem:
     disks: frozenset[str] = frozenset()  # the source managed disks it replicates, lower case
     source_region: str = ""
     target_region: str = ""
+    recovery_vm: str = ""  # recoveryFabricObjectId, lower case: the VM a failover made (or a failback goes to)
+    recovery_disks: frozenset[str] = frozenset()  # the recovery-side disks (recoveryTargetDiskId), lower case
+
+    @property
+    def failed_over(self) -> bool:
+        """Failed over (completed or committed), not reprotected yet: production runs on ``recovery_vm``."""
+        state = self.protection_state.lower()
+        return "failover" in state and not state.startswith("test") and state.endswith(("completed", "committed"))
+
+    @property
+    def active_vm(self) -> str:
+        """The VM the item is now about (its replica kind is judged on it): the failed-over VM while failed over, else
+        the VM it replicates."""
+        return self.recovery_vm if self.failed_over and self.recovery_vm else self.vm_id
+
+    @property
+    def standby_vm(self) -> str:
+        """The pair's other VM (the source of a failed-over item; after a reprotect, the failback target): no replica
+        of its own is expected of it."""
+        other = self.vm_id if self.active_vm != self.vm_id else self.recovery_vm
+        return "" if other == self.active_vm else other
+
+    def disks_of(self, vm: str) -> frozenset[str]:
+        """The item's disks on ``vm``'s side."""
+        return self.recovery_disks if vm and vm == self.recovery_vm and vm != self.vm_id else self.disks
 
     @property
     def initial(self) -> bool:
@@ -72,12 +97,15 @@ def replicated_item(body: Mapping[str, Any], vault_id: str) -> ReplicatedItem | 
     rpo = a2a.get("rpoInSeconds")
     progress = a2a.get("monitoringPercentageCompletion")
     initial_job = str(a2a.get("monitoringJobType") or "") == "InitialReplication"
-    disks = frozenset(str(d.get("diskId") or "").lower() for d in a2a.get("protectedManagedDisks") or []
-                      if isinstance(d, Mapping) and d.get("diskId"))
+    managed = [d for d in a2a.get("protectedManagedDisks") or [] if isinstance(d, Mapping)]
+    disks = frozenset(str(d.get("diskId") or "").lower() for d in managed if d.get("diskId"))
+    recovery_disks = frozenset(str(d.get("recoveryTargetDiskId") or "").lower() for d in managed
+                               if d.get("recoveryTargetDiskId"))
     return ReplicatedItem(
         str(body.get("id") or ""), vault_id, vm, str(props.get("protectionState") or ""),
         str(props.get("replicationHealth") or ""), errors,
         int(rpo) if isinstance(rpo, int | float) and not isinstance(rpo, bool) else None,
         parse_instant(a2a.get("lastRpoCalculatedTime")),
         int(progress) if initial_job and isinstance(progress, int | float) and not isinstance(progress, bool) else None,
-        disks, str(a2a.get("primaryFabricLocation") or ""), str(a2a.get("recoveryFabricLocation") or ""))
+        disks, str(a2a.get("primaryFabricLocation") or ""), str(a2a.get("recoveryFabricLocation") or ""),
+        str(a2a.get("recoveryFabricObjectId") or "").strip().lower(), recovery_disks)

@@ -45,8 +45,11 @@ def critical(tags: Mapping[str, str] | None) -> bool:
     return _by_name(tags).get(T.DR, "").strip().lower() == T.DR_CRITICAL
 
 
-def decide(tags: Mapping[str, str] | None, location: str, policies: PolicySet) -> Selection:
-    outside = not_member_reason(tags)
+def decide(tags: Mapping[str, str] | None, location: str, policies: PolicySet, vm_id: str | None = None,
+           test_failover_vms: Mapping[str, str] | None = None) -> Selection:
+    """``test_failover_vms``: shared/membership.py's, by VM id (a VM after a real failover is production: it is
+    in the target region, so its own replication is the item's reprotect, not a new item)."""
+    outside = not_member_reason(tags, vm_id, test_failover_vms)
     if outside:
         return Selection(None, outside, skip="not_fleet")
     resolution = policies.for_vm(tags)

@@ -20,7 +20,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from .. import resource_ids
+from .. import membership, resource_ids
 from ..alerts import events as A
 from ..autoprotect.events import BadEvent, parse
 from ..azure.graph import query_all
@@ -122,7 +122,7 @@ class Replication:
         if not self.settings.subscriptions:
             log.error("replication sweep: VMKEEPER_SUBSCRIPTIONS is not set: no VM is looked at")
             return counts
-        replicated, ours = self._replicated()
+        replicated, ours, test_vms = self._replicated()
         listed: set[str] = set()
         jobs: list[dict[str, Any]] = []
         event = f"sweep:{format_instant(now)}"
@@ -133,7 +133,7 @@ class Replication:
             if vm_id in replicated:
                 counts["replicated"] += 1
                 continue
-            choice = select.decide(row.get("tags"), str(row.get("location") or ""), policies)
+            choice = select.decide(row.get("tags"), str(row.get("location") or ""), policies, vm_id, test_vms)
             if choice.spec is None and choice.skip not in select.MISTAKES:
                 continue
             jobs.append(new_message("enable", vm_id, event, format_instant(now)))
@@ -147,17 +147,23 @@ class Replication:
         log.info("replication sweep: %s", counts)
         return counts
 
-    def _replicated(self) -> tuple[set[str], set[str]]:
-        """The VMs the configured vaults replicate (any item), and those vmkeeper's own items replicate."""
-        replicated, ours = set(), set()
+    def _replicated(self) -> tuple[set[str], set[str], dict[str, str]]:
+        """The VMs the configured vaults replicate (any item; both VMs of a failed-over or reprotected pair: the
+        source and the VM the failover made), those vmkeeper's own items replicate, and the test failover VMs the
+        items name (shared/membership.py)."""
+        replicated, ours, bodies = set(), set(), []
         for vault_id in sorted({v.lower(): v for v in self.settings.vaults.values()}.values()):
             vault = resource_ids.vault(vault_id)
             for item in self.arm.site_recovery(vault.subscription_id).replication_protected_items.list(
                     vault.resource_group, vault.name):
-                source = str((item.properties.provider_specific_details or {}).get("fabricObjectId") or "").lower()
+                bodies.append(item.as_dict())
+                details = item.properties.provider_specific_details or {}
+                source = str(details.get("fabricObjectId") or "").lower()
                 if not source:
                     continue
                 replicated.add(source)
+                if details.get("recoveryFabricObjectId"):  # the pair's other VM: its item is this one (reprotect)
+                    replicated.add(str(details["recoveryFabricObjectId"]).lower())
                 if names.is_ours(item.name, source):
                     ours.add(source)
-        return replicated, ours
+        return replicated, ours, membership.test_failover_vms(bodies)

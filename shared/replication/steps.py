@@ -25,7 +25,7 @@ import logging
 import time
 from typing import Any
 
-from .. import resource_ids
+from .. import membership, resource_ids
 from ..autoprotect.steps import PolicyDocument
 from ..azure.retry_after import retry_after_seconds
 from ..policy.document import PolicyError
@@ -39,6 +39,10 @@ log = logging.getLogger("vmkeeper.replication")
 
 KIND = "replicate"
 OPERATIONS = "replication-operations"  # ledger partition: the operation making each shared object, by vault and object
+# Ledger partition: which job makes the isolated recovery VNet. ARM's VNet PUT is create-or-update (no create-only
+# condition documented for it): of the jobs that all found it missing, only the claim's owner writes it; the others
+# wait for it and use what it made. A claim whose owner wrote nothing within CLAIM_STALE_SECONDS is taken over.
+CLAIMS, CLAIM_STALE_SECONDS = "replication-claims", 300
 
 
 def new_message(action: str, vm_id: str, event_id: str, event_time: str) -> dict[str, Any]:
@@ -227,7 +231,13 @@ class Replicator:
             policies = self.policies.get()
         except (PolicyError, OSError) as exc:
             return Failed(f"VMKEEPER_POLICY_FILE: {exc}")
-        choice = select.decide(seen["tags"], seen["location"], policies)
+        test_vms = None
+        if not message.get("eligible") and message.get("step", "start") == "start":  # the job's first decision
+            try:  # a test failover's VM is no fleet member (shared/membership.py): Site Recovery's items say
+                test_vms = membership.read_outside(self.clients, self.settings.vaults)
+            except Exception as exc:  # noqa: BLE001 (a vault unread: looked at again, nothing made on doubt)
+                return self._retry(message, f"Site Recovery's replicated items not read ({type(exc).__name__}: {exc})")
+        choice = select.decide(seen["tags"], seen["location"], policies, message["vm_id"], test_vms)
         if choice.spec is None:
             detail = {"reason": choice.reason, **({"vmkeeper_policy": choice.policy} if choice.policy else {})}
             (log.warning if choice.skip in select.MISTAKES else log.info)("VM %s not replicated: %s", message["vm_id"],
@@ -383,6 +393,9 @@ class Replicator:
             return None
         ops, waits, fails = [], [], []
         for obj in missing:
+            if obj.kind == "vnet" and not self._claim(message, obj):
+                log.info("VM %s: another job is making %s: waiting for it, not writing it", message["vm_id"], obj.key)
+                continue  # looked at again with the VNets this step writes (below): used as it is once there
             op, refused = self._write(*self._begin(asr, vault_rg, vault, obj))
             if refused is not None:
                 reason = f"{obj.key}: {refused['code']}: {refused['message']}"
@@ -411,6 +424,13 @@ class Replicator:
         tries = int(message.get("unfollowed") or 0)  # nothing of the vault's to follow (a VNet): soon, then less often
         return self._retry(message, f"creating {', '.join(o.key for o in missing)}",
                            after=jobs.backoff(tries, 1, self.settings.retry_max_seconds), **later, unfollowed=tries + 1)
+
+    def _claim(self, message: dict[str, Any], obj: plan.Obj) -> bool:
+        """Whether this job may write ``obj``, found missing: the ledger's claim on it is this job's (CLAIMS)."""
+        if self.ledger is None:
+            return True
+        owner = f"{str(message['vm_id']).lower()}|{message.get('event_id') or ''}"
+        return self.ledger.claim(CLAIMS, obj.key, owner, time.time(), CLAIM_STALE_SECONDS)
 
     def _begin(self, asr: Any, vault_rg: str, vault: str, obj: plan.Obj) -> tuple[Any, ...]:
         """(what, the SDK's begin_* call, its arguments) that creates ``obj``."""
@@ -465,6 +485,12 @@ class Replicator:
 
     def _existing(self, message: dict[str, Any], item: Any, vm: Any, base: dict[str, Any]) -> Outcome:
         source = str(self._details(item).get("fabricObjectId") or "")
+        recovery = str(self._details(item).get("recoveryFabricObjectId") or "")
+        if source.lower() != vm.id.lower() and recovery.lower() == vm.id.lower():
+            # A failover made another VM production and a reprotect replicates it back onto this one: the item
+            # covers both; nothing to enable (a failback makes this VM the source again).
+            return Done("failover_pair", dict(base, item_id=item.id, replicates=source,
+                                              note="the VM's item replicates the VM its failover made, back onto it"))
         if source.lower() != vm.id.lower():
             log.error("VM %s: the item %s replicates %s: left alone", vm.id, item.id, source)
             return Failed(f"the replicated item '{item.name}' replicates another VM ({source or 'none given'}): "

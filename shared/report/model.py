@@ -70,6 +70,18 @@ class VmRow:
 
 
 @dataclass(frozen=True)
+class ExcludedVm:
+    """A VM listed that is no fleet member (shared/membership.py: a restore's, a drill's or a test failover's): not
+    judged, not counted, shown with why."""
+
+    vm_id: str
+    name: str
+    resource_group: str
+    region: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class SummaryRow:
     subscription: str
     policy: str  # "(none)" for VMs without one
@@ -117,6 +129,22 @@ class RestoreRow:
 
 
 @dataclass(frozen=True)
+class LeaseRow:
+    """A file recovery or an export in flight (ready, or ending): what of whose point is readable where, until when."""
+
+    id: str
+    vm_id: str  # the source VM
+    point_id: str  # the recovery point's catalogue id
+    target_type: str  # files | export
+    attached_to: str | None  # files: the operator's VM the disks are attached to
+    disks: tuple[str, ...]  # the disks made (an export's one disk)
+    luns: tuple[str, ...]  # files: "LUN n: <what it carries>", one per disk
+    expires_at: str  # ISO 8601 UTC
+    state: str  # ready | ending
+    principal: str
+
+
+@dataclass(frozen=True)
 class DrillRow:
     id: str
     vm_id: str
@@ -139,6 +167,7 @@ class ReportData:
     deletions: tuple[Deletion, ...] = ()
     failures: tuple[Failure, ...] = ()
     restores: tuple[RestoreRow, ...] = ()
+    leases: tuple[LeaseRow, ...] = ()  # file recoveries and exports ready or ending, soonest expiry first
     drills: tuple[DrillRow, ...] = ()  # newest first
     notes: tuple[str, ...] = field(default=())  # what could not be read, said on the page
 

@@ -26,6 +26,7 @@ from shared.report.model import (
     DrillRow,
     Failure,
     KindStatus,
+    LeaseRow,
     ReportData,
     RestoreRow,
     SummaryRow,
@@ -127,6 +128,7 @@ def _header(data: ReportData) -> str:
             ("points", "Points per day"),
             ("deletions", "Deletions"),
             ("failures", "Failures"),
+            ("leases", "In flight"),
             ("restores", "Restores"),
             ("drills", "DR drills"),
         ]
@@ -361,6 +363,43 @@ def _restores(rows: Sequence[RestoreRow]) -> str:
     return _section("restores", title, _table(f"{len(rows)} restores", heads, body, "restores-table"))
 
 
+def _leases(rows: Sequence[LeaseRow], generated: str) -> str:
+    """What of whose point is readable where, until when: each file recovery (disks on an operator's VM) and export
+    (a disk with a read SAS) that is ready or ending; one past its expiry and still not ended is marked overdue."""
+    title = "File recoveries and exports in flight"
+    if not rows:
+        return _section("leases", title, _empty("No file recovery or export in flight."))
+
+    def where(r: LeaseRow) -> str:
+        if r.target_type == "files":
+            luns = "".join(f"<li>{escape(x)}</li>" for x in r.luns)
+            return f"attached to {_named_id(r.attached_to or '')}<ul class=\"luns\">{luns}</ul>"
+        return "export disk " + ", ".join(_named_id(d) for d in r.disks)
+
+    def expiry(r: LeaseRow) -> str:
+        until, now = parse_instant(r.expires_at), parse_instant(generated)
+        late = r.state == "ready" and until is not None and now is not None and until <= now
+        return _when(r.expires_at) + (' <span class="badge s-breached">overdue</span>' if late else "")
+
+    body = (
+        f'<tr data-restore="{escape(r.id)}"><td class="id">{escape(r.id)}</td><td>{_named_id(r.vm_id)}</td>'
+        f'<td class="long" title="{escape(r.point_id)}">{escape(_point_words(r.point_id))}</td>'
+        f"<td>{escape(r.target_type)}</td><td>{where(r)}</td><td class=\"when\">{expiry(r)}</td>"
+        f"<td>{escape(r.state)}</td><td>{escape(r.principal)}</td></tr>"
+        for r in rows
+    )
+    heads = [("", "Id"), ("", "VM"), ("", "Point"), ("", "Kind"), ("", "Attached to / export disk"), ("", "Expires"),
+             ("", "State"), ("", "By")]  # fmt: skip
+    return _section("leases", title, _table(f"{len(rows)} in flight", heads, body, "leases-table"))
+
+
+def _point_words(point_id: str) -> str:
+    """A point's catalogue id as people read it: a snapshot set's own id, a restore point's or vault point's name."""
+    if point_id.startswith("snapshot-set:"):
+        return "snapshot set " + point_id.split(":")[1]
+    return point_id.rstrip("/").rsplit("/", 1)[-1]
+
+
 # --- DR drills ------------------------------------------------------------------------------------
 
 
@@ -420,6 +459,7 @@ def render(data: ReportData) -> str:
             _points(data),
             _deletions(data.deletions),
             _failures(data.failures),
+            _leases(data.leases, data.generated),
             _restores(data.restores),
             _drills(data),
         ]

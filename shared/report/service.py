@@ -9,8 +9,8 @@ from typing import Any
 
 from ..alerts import events as A
 from ..instants import format_instant
-from ..restore.records import TERMINAL
-from .model import Deletion, Failure, ReportData, RestoreRow
+from ..restore.records import ENDING, READY, TERMINAL
+from .model import Deletion, Failure, LeaseRow, ReportData, RestoreRow
 
 WINDOW = timedelta(days=30)
 FAILURES = (A.PROTECTION_FAILED, A.JOB_POISONED, A.RESTORE_FAILED, A.DRILL_FAILED, A.DRILL_KEPT,
@@ -28,14 +28,18 @@ class Reports:
         since = now - WINDOW
         evaluation = self.compliance.recorded()
         notes = list(evaluation.notes) if evaluation else ["Compliance has not been evaluated yet."]
+        notes += [f"Excluded, not a fleet member: {e.name} ({e.resource_group}): {e.reason}"  # not judged, not hidden
+                  for e in (evaluation.excluded if evaluation else [])]
         alerts = self.alerts.recent(since)
         deletions = [Deletion(a["time"], item.get("id", ""), a["subject"], item.get("rule", ""), item.get("reason", ""))
                      for a in alerts if a["type"] == A.RETENTION_DELETED for item in a["data"].get("deleted") or []]
         failures = [Failure(a["time"], a["type"], a["subject"], str(a["data"].get("reason")
                                                                   or (a["data"].get("error") or {}).get("message") or ""))
                     for a in alerts if a["type"] in FAILURES]
+        records = self.records.recent()
+        leases = sorted((lease_row(r) for r in records if r.state in (READY, ENDING)), key=lambda x: (x.expires_at, x.id))
         restores = [RestoreRow(r.id, str(r.request.get("vm", "")), str((r.request.get("target") or {}).get("type", "")),
-                               r.state, r.created_at, r.updated_at if r.state in TERMINAL else None, r.principal) for r in self.records.recent()[:MAX_ROWS]]
+                               r.state, r.created_at, r.updated_at if r.state in TERMINAL else None, r.principal) for r in records[:MAX_ROWS]]
         return ReportData(
             generated=format_instant(now),
             evaluated=format_instant(evaluation.at) if evaluation else None,
@@ -43,6 +47,7 @@ class Reports:
             vms=tuple(evaluation.vms) if evaluation else (),
             points_per_day=tuple(evaluation.points_per_day) if evaluation else (),
             deletions=tuple(deletions[:MAX_ROWS]), failures=tuple(failures[:MAX_ROWS]), restores=tuple(restores),
+            leases=tuple(leases),
             drills=tuple(self.drills.history()[:MAX_ROWS]) if self.drills is not None else (),
             notes=tuple(notes))
 
@@ -50,3 +55,22 @@ class Reports:
         from .render import render
 
         return render(self.data(now))
+
+
+def lease_row(record: Any) -> LeaseRow:
+    """A ready or ending file recovery or export, from its record (its plan says what was made, where and until when)."""
+    plan = record.plan or {}
+    carries = plan.get("carries") or _carries(plan)
+    files = plan.get("target_type") == "files"
+    luns = tuple(f"LUN {c.get('lun')}: " + ("OS disk" if c.get("source_lun") is None else f"LUN {c['source_lun']}")
+                 + (f" ({c['source_disk']})" if c.get("source_disk") else "") for c in carries) if files else ()
+    return LeaseRow(record.id, str(record.request.get("vm", "")), str(record.request.get("recovery_point", "")),
+                    str(plan.get("target_type", "")), ((plan.get("vm") or {}).get("id") or None) if files else None,
+                    tuple(str(c.get("disk_id", "")) for c in carries), luns,
+                    str((plan.get("lease") or {}).get("expires_at") or ""), record.state, record.principal)
+
+
+def _carries(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """A plan saved without ``carries``: from its disks (shared/restore/plan.py Plan.carries)."""
+    return [{"lun": d.get("attach_lun"), "disk_id": d.get("id"), "source_disk": d.get("source_name"),
+             "source_lun": d.get("lun")} for d in plan.get("disks") or []]

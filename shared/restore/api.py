@@ -140,6 +140,15 @@ class RestoreApi:
                 return problem(403, "Target out of scope", "restores may only write to the allowed subscriptions and "
                                "resource groups (VMKEEPER_RESTORE_SCOPES)",
                                [{"field": name, "detail": f"{p.group_id} is not in the allow-list"} for name, p in outside])
+            staging = restores.settings.staging_accounts
+            ungranted = [(name, p) for name, p in request.target_ids()
+                         if p.kind == "storage_account" and staging is not None and p.id.lower() not in staging]
+            if ungranted:  # Azure Backup would refuse it mid-restore (403): refused now, with what to do
+                return problem(403, "Staging account not granted", "a vault restore stages through a storage account "
+                               "vmkeeper's staging role is assigned on (infra parameter restoreStagingAccountIds, "
+                               "VMKEEPER_RESTORE_STAGING_ACCOUNTS)",
+                               [{"field": name, "detail": f"{p.id} is not one of VMKEEPER_RESTORE_STAGING_ACCOUNTS"}
+                                for name, p in ungranted])
             try:
                 if request.dry_run:
                     from .service import restore_id_for
@@ -187,11 +196,54 @@ class RestoreApi:
             if not RESTORE_ID.fullmatch(restore_id or ""):
                 return problem(400, "Invalid id", "a restore id is 16 hex digits", _field("id", "16 hex digits"))
             try:
-                return Answer(200, self._restores().cancel(restore_id).to_json())
+                record = self._restores().cancel(restore_id)
+                if record.state == "ending":  # a file recovery or an export being undone: follow it at its Location
+                    return Answer(202, record.to_json(), {"Location": f"/api/restores/{record.id}",
+                                                          "Retry-After": RETRY_AFTER})
+                return Answer(200, record.to_json())
             except NotFound:
                 return problem(404, "Not found", f"no restore {restore_id}", instance=f"/api/restores/{restore_id}")
             except StateConflict as exc:
                 return problem(409, "Conflict", str(exc), _field("state", str(exc)))
+        return self._guarded(True, headers, work)
+
+    # --- POST /api/restores/{id}/access: an export's SAS, once ------------------------------------------
+    def access(self, headers: Mapping[str, str], restore_id: str) -> Answer:
+        """The export's read SAS, to the Restore.Operator who asked for the export, once; ``no-store`` (the answer
+        is the only copy: vmkeeper neither stores nor logs it)."""
+        from .service import NotFound, NotYours, StateConflict
+
+        def work(who: Principal) -> Answer:
+            if not RESTORE_ID.fullmatch(restore_id or ""):
+                return problem(400, "Invalid id", "a restore id is 16 hex digits", _field("id", "16 hex digits"))
+            try:
+                taken = self._restores().take_access(who, restore_id)
+            except NotFound:
+                return problem(404, "Not found", f"no restore {restore_id}", instance=f"/api/restores/{restore_id}")
+            except NotYours:
+                return problem(403, "Forbidden", "an export's SAS is handed to the caller who asked for the export",
+                               _field("X-MS-CLIENT-PRINCIPAL", "not the principal of this export"))
+            except StateConflict as exc:
+                return problem(409, "Conflict", str(exc), _field("state", str(exc)))
+            return Answer(200, taken, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return self._guarded(True, headers, work)
+
+    # --- POST /api/restores/{id}/script: a vault file recovery's mount script ----------------------------------
+    def script(self, headers: Mapping[str, str], restore_id: str) -> Answer:
+        """The mount script(s) of a vault file recovery's session, fetched from Azure Backup for this Restore.Operator
+        now; ``no-store`` (the answer is the only copy: vmkeeper neither stores nor logs it)."""
+        from .service import NotFound, StateConflict
+
+        def work(who: Principal) -> Answer:
+            if not RESTORE_ID.fullmatch(restore_id or ""):
+                return problem(400, "Invalid id", "a restore id is 16 hex digits", _field("id", "16 hex digits"))
+            try:
+                taken = self._restores().scripts(who, restore_id)
+            except NotFound:
+                return problem(404, "Not found", f"no restore {restore_id}", instance=f"/api/restores/{restore_id}")
+            except StateConflict as exc:
+                return problem(409, "Conflict", str(exc), _field("state", str(exc)))
+            return Answer(200, taken, {"Cache-Control": "no-store", "Pragma": "no-cache"})
         return self._guarded(True, headers, work)
 
     # --- GET /api/restores ----------------------------------------------------------------------------

@@ -88,15 +88,43 @@ class Reader:
                 size = self.arm.compute(d[0]).disks.get(d[1], d[2]).disk_size_gb if d else None
                 target_vm = {"id": vm.id, "region": catalogue.region_of(vm.location), "os_disk_id": disk_id,
                              "os_disk_size": size}
+        if request.target_type == "files" and point.kind == catalogue.VAULT:
+            target_vm = self.script_target(t["vm"]) if "vm" in t else None
+        elif request.target_type == "files":
+            target_vm = self.attach_target(t["vm"])
         facts = plan.Facts(groups, subnet_region, taken,
                            source.hardware_profile.vm_size if source is not None and source.hardware_profile else None,
                            target_vm, self.scale_set(t["virtual_machine_scale_set"])
                            if "virtual_machine_scale_set" in t else None)
-        if point.kind == catalogue.VAULT and request.dry_run:
+        if point.kind == catalogue.VAULT and request.dry_run and request.target_type in plan.RECOVERY_TYPES:
             from dataclasses import replace
 
             facts = replace(facts, vault_problems=tuple(self.validate_vault(request, point, facts)))
         return facts
+
+    def attach_target(self, vm_id: ParsedId) -> dict[str, Any] | None:
+        """The VM a file recovery attaches disks to: its region, size, the LUNs it uses and how many data disks its
+        size takes (Virtual Machine Sizes - List, the region's maxDataDiskCount); None when it does not exist."""
+        vm = self.source_vm(vm_id)
+        if vm is None:
+            return None
+        region = catalogue.region_of(vm.location)
+        size = vm.hardware_profile.vm_size if vm.hardware_profile else ""
+        most = next((s.max_data_disk_count for s in self.arm.compute(vm_id.subscription).virtual_machine_sizes.list(region)
+                     if (s.name or "").lower() == (size or "").lower()), None)
+        return {"id": vm.id, "region": region, "size": size, "max_data_disks": most or 0,
+                "luns_used": sorted(d.lun for d in vm.storage_profile.data_disks or [])}
+
+    def script_target(self, vm_id: ParsedId) -> dict[str, Any] | None:
+        """The VM an operator runs a vault file recovery's mount script on: its region and OS; None when it does not
+        exist."""
+        vm = self.source_vm(vm_id)
+        if vm is None:
+            return None
+        os_disk = vm.storage_profile.os_disk if vm.storage_profile else None
+        os_type = getattr(os_disk, "os_type", None) if os_disk is not None else None
+        return {"id": vm.id, "region": catalogue.region_of(vm.location),
+                "os_type": str(getattr(os_type, "value", os_type)) if os_type else None}
 
     def validate_vault(self, request: RestoreRequest, point: RecoveryPoint, facts: plan.Facts) -> list[FieldProblem]:
         """Azure Backup's own check of the restore it would be sent (ValidateOperation), as field problems;

@@ -3,7 +3,8 @@ and the worker advances. Every change is conditional on the row's ETag, so a can
 two deliveries of one message) never both win.
 
 States: ``pending`` (accepted, no step begun) → ``running`` → ``succeeded`` | ``failed``; ``pending`` →
-``cancelled`` by DELETE.
+``cancelled`` by DELETE. A file recovery or an export (shared/restore/lease.py) is ``ready`` once made, and
+``ending`` while its end steps undo it (done, expired, or its making failed), before it ends.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..instants import now_text
 
 PARTITION = "restore"
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "pending", "running", "succeeded", "failed", "cancelled"
+READY, ENDING = "ready", "ending"  # a file recovery's or an export's (shared/restore/lease.py)
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
 _JSON = ("request", "plan", "steps", "context", "created", "error")
 
@@ -49,9 +51,18 @@ class Record:
         return list((self.context.get("undo") or {}).get("steps") or [])
 
     @property
+    def end_steps(self) -> list[str]:
+        """A leased restore's end steps (shared/restore/lease.py); none for any other."""
+        return list(((self.plan or {}).get("lease") or {}).get("end_steps") or [])
+
+    @property
+    def ending(self) -> dict[str, Any] | None:
+        return self.context.get("ending")
+
+    @property
     def step_names(self) -> list[str]:
         undo = self.undo
-        return [s for s in self.plan.get("steps") or [] if s not in undo] + undo
+        return [s for s in self.plan.get("steps") or [] if s not in undo] + undo + self.end_steps
 
     @property
     def done_names(self) -> list[str]:
@@ -60,7 +71,10 @@ class Record:
     @property
     def next_step(self) -> str | None:
         done = set(self.done_names)
-        return next((s for s in (self.undo or self.step_names) if s not in done), None)
+        if self.ending is not None:  # undoing what it made: only the end steps now
+            return next((s for s in self.end_steps if s not in done), None)
+        made = [s for s in (self.undo or self.step_names) if s not in self.end_steps]
+        return next((s for s in made if s not in done), None)
 
     @property
     def percent(self) -> int:
@@ -97,10 +111,21 @@ class Record:
                 state = "failed" if ran and self.state == FAILED else "skipped"
             steps.append({"name": name, "state": state, "started_at": (ran or {}).get("started_at"),
                           "finished_at": (ran or {}).get("finished_at"), "seconds": (ran or {}).get("seconds")})
-        return {"id": self.id, "state": self.state, "created_at": self.created_at, "updated_at": self.updated_at,
-                "principal": self.principal, "request": self.request, "steps": steps, "steps_done": len(done),
-                "percent": self.percent, "resources": list(self.created), "plan": self.plan, "error": self.error,
-                "links": {"self": f"/api/restores/{self.id}"}}
+        out = {"id": self.id, "state": self.state, "created_at": self.created_at, "updated_at": self.updated_at,
+               "principal": self.principal, "request": self.request, "steps": steps, "steps_done": len(done),
+               "percent": self.percent, "resources": list(self.created), "plan": self.plan, "error": self.error,
+               "links": {"self": f"/api/restores/{self.id}"}}
+        lease = (self.plan or {}).get("lease")
+        if lease:  # a file recovery or an export: until when, what each LUN carries, how it ended (never a SAS)
+            ending = self.ending or {}
+            out["lease"] = {"expires_at": lease.get("expires_at"), "hours": lease.get("hours"),
+                            "ending": {"why": ending["why"], "at": ending.get("at")} if ending else None,
+                            "access_taken_at": self.context.get("access_taken_at"),
+                            "carries": (self.plan or {}).get("carries") or []}
+            if lease.get("script"):  # a vault point's files: where the script is taken, and whose session it was
+                out["lease"]["script"] = lease["script"]
+                out["lease"]["session_left_active"] = self.context.get("ilr_left_active")
+        return out
 
 
 class Records(OnFirstUse):

@@ -13,7 +13,15 @@ Targets:
 - ``os_disk``: the OS disk of the existing VM ``vm`` swapped for one restored from the point
   (snapshot sets and restore points);
 - ``original_location``: Azure Backup's OriginalLocation, the source VM's disks replaced in place
-  (vault points; ``staging_storage_account``).
+  (vault points; ``staging_storage_account``);
+- ``files``: disks made from the point's disks (``luns``, default every data disk; ``os_disk: true`` adds the OS
+  disk, as a data disk) attached to the existing VM ``vm`` for ``duration_hours`` (shared/restore/lease.py);
+- ``export``: one disk made from the point's disk ``lun`` (or ``os_disk: true``) in ``resource_group``, whose
+  read SAS the caller takes once (``POST /api/restores/{id}/access``) for ``duration_hours``;
+- ``files`` on a vault point: Azure Backup's item-level recovery session on the point for ``duration_hours``
+  (default and at most Azure's 12), its mount script taken by a Restore.Operator (``POST
+  /api/restores/{id}/script``) and run on the VM ``vm`` (optional: named, it is checked against the allow-list and
+  the point's OS).
 """
 
 from __future__ import annotations
@@ -22,10 +30,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import catalogue
+from . import catalogue, lease
 from .access import BadId, ParsedId, parse_id
 
-TARGET_TYPES = ("disks", "vm", "os_disk", "original_location")
+TARGET_TYPES = ("disks", "vm", "os_disk", "original_location", "files", "export")
 VM_NAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$")
 VM_SIZE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 TOP_FIELDS = {"vm", "recovery_point", "target", "dry_run"}
@@ -38,6 +46,9 @@ TARGET_FIELDS: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     ("vault", "disks"): ({"resource_group", "staging_storage_account"}, set()),
     ("vault", "vm"): ({"resource_group", "vm_name", "subnet", "staging_storage_account"}, set()),
     ("vault", "original_location"): ({"staging_storage_account"}, set()),
+    ("disk", "files"): ({"vm"}, {"luns", "os_disk", "duration_hours"}),
+    ("disk", "export"): ({"resource_group"}, {"lun", "os_disk", "duration_hours"}),
+    ("vault", "files"): (set(), {"vm", "duration_hours"}),
 }
 ID_FIELDS = {"resource_group": "resource_group", "subnet": "subnet", "vm": "vm",
              "staging_storage_account": "storage_account", "virtual_machine_scale_set": "scale_set"}
@@ -79,6 +90,51 @@ class RestoreRequest:
         target = {k: (v.id if isinstance(v, ParsedId) else v) for k, v in self.target.items()}
         return {"vm": self.vm.id, "recovery_point": self.recovery_point, "target": {"type": self.target_type, **target},
                 "dry_run": self.dry_run}
+
+
+def _luns(value: Any, parsed: dict[str, Any], bad: Any, kind: Any) -> None:
+    if not isinstance(value, list) or not value or len(value) > 64 or not all(_is_lun(v) for v in value) \
+            or len(set(value)) != len(value):
+        bad("target.luns", "a list of distinct LUNs (0-63) of the point's data disks")
+    else:
+        parsed["luns"] = sorted(value)
+
+
+def _lun(value: Any, parsed: dict[str, Any], bad: Any, kind: Any) -> None:
+    if not _is_lun(value):
+        bad("target.lun", "the LUN (0-63) of the point's data disk to export")
+    else:
+        parsed["lun"] = value
+
+
+def _os_disk(value: Any, parsed: dict[str, Any], bad: Any, kind: Any) -> None:
+    if not isinstance(value, bool):
+        bad("target.os_disk", "must be true or false")
+    else:
+        parsed["os_disk"] = value
+
+
+def _hours(value: Any, parsed: dict[str, Any], bad: Any, kind: Any) -> None:
+    most, least = (kind.max_hours, kind.min_hours) if kind else (0, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most or value < least:
+        lower = f"from {least:g}" if least else "above 0"
+        bad("target.duration_hours", f"a number of hours {lower} and at most {most:g} (default "
+                                     f"{kind.default_hours if kind else 0:g})")
+    else:
+        parsed["duration_hours"] = value
+
+
+def _is_lun(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 63
+
+
+LEASE_FIELDS = {"luns": _luns, "lun": _lun, "os_disk": _os_disk, "duration_hours": _hours}
+
+
+def targets_for(kind: str) -> list[str]:
+    """The target types a point of this kind restores to (the catalogue says them per point)."""
+    family = "vault" if kind == catalogue.VAULT else "disk"
+    return [t for f, t in TARGET_FIELDS if f == family]
 
 
 def point_kind(value: str) -> str:
@@ -177,6 +233,15 @@ def parse(body: Any) -> RestoreRequest:
                             bad("target.vm_size", "a VM size such as Standard_D2s_v5")
                         else:
                             parsed[name] = value
+                    elif name in LEASE_FIELDS:
+                        LEASE_FIELDS[name](value, parsed, bad, lease.kind_of(family, target_type))
+                if target_type == "export" and "lun" in target and target.get("os_disk") is True:
+                    bad("target.lun", "one disk is exported: a lun, or os_disk: true, not both")
+                elif target_type == "export" and "lun" not in target and target.get("os_disk") is not True:
+                    bad("target.lun", "required: the LUN of the point's disk to export (or os_disk: true)")
+                if (family, target_type) == ("disk", "files") and "luns" not in target \
+                        and target.get("os_disk") is not True:
+                    parsed.setdefault("luns", None)  # every data disk of the point
     if problems:
         raise BadRequest(problems)
     assert vm is not None and kind is not None

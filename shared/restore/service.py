@@ -24,10 +24,23 @@ from ..ports import Arm, Queue
 from ..queue import messages, runner
 from ..queue.messages import Done, Failed, Outcome, Retry
 from ..settings import RestoreSettings
+from . import lease as L
 from . import plan as P
 from .access import ParsedId, Principal, Scopes
 from .reads import Reader
-from .records import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, TERMINAL, Changed, Record, Records
+from .records import (
+    CANCELLED,
+    ENDING,
+    FAILED,
+    PENDING,
+    READY,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL,
+    Changed,
+    Record,
+    Records,
+)
 from .request import BadRequest, FieldProblem, RestoreRequest
 from .steps import Fail, Next, RestoreSteps, Wait, describe_vm
 
@@ -50,6 +63,10 @@ class StateConflict(Exception):
 
 class KeyReused(Exception):
     """An Idempotency-Key came back with another body (HTTP 422)."""
+
+
+class NotYours(Exception):
+    """An export's SAS is handed to the caller who asked for the export, and no one else (HTTP 403)."""
 
 
 class Refused(Exception):
@@ -78,6 +95,7 @@ class Restores:
         self.settings = settings
         self.scopes = Scopes.parse(settings.scopes)
         self.reader = Reader(arm, settings.vaults)
+        self.arm = arm
         self.steps = RestoreSteps(arm)
         self.queue, self.poison, self.records = queue, poison, records
         self.sleep, self.monotonic = sleep, monotonic
@@ -92,7 +110,7 @@ class Restores:
         points = self.reader.catalogue(vm)
         return {"vm": {"id": vm.id, "exists": source is not None,
                        "size": source.hardware_profile.vm_size if source is not None and source.hardware_profile else None},
-                "value": [p.to_json() for p in points]}
+                "value": [{**p.to_json(), "targets": targets_for(p.kind)} for p in points]}
 
     def get(self, restore_id: str) -> Record:
         record = self.records.get(restore_id)
@@ -113,7 +131,7 @@ class Restores:
             raise BadRequest([FieldProblem("recovery_point", f"not in the catalogue of {request.vm.id}")])
         if point.kind != request.source_kind:
             raise BadRequest([FieldProblem("recovery_point", "names another kind of point than its catalogue entry")])
-        plan = P.make(restore_id, request, point, self.reader.facts(request, point))
+        plan = P.make(restore_id, request, point, self.reader.facts(request, point), datetime.now(UTC))
         if scopes is not None:
             outside = [FieldProblem(name, f"{group} is not in the allow-list (it holds {resource_id})")
                        for name, resource_id in plan.writes() if (group := _outside(scopes, resource_id))]
@@ -163,7 +181,12 @@ class Restores:
         record.queued = True
 
     def cancel(self, restore_id: str) -> Record:
-        """Cancels a restore no step of which has begun; StateConflict once one has."""
+        """Cancels a restore no step of which has begun; StateConflict once one has. A file recovery or an export:
+        the operator is done with it — cancelled if nothing was begun, else ended (its end steps undo what it made)."""
+        record = self.get(restore_id)
+        if record.end_steps:
+            return self.done(restore_id)
+
         def edit(r: Record) -> bool:
             if r.state == CANCELLED:
                 return False
@@ -176,6 +199,144 @@ class Restores:
         if record is None:
             raise NotFound(restore_id)
         return record
+
+    # --- file recoveries and exports (shared/restore/lease.py) --------------------------------------
+    def done(self, restore_id: str) -> Record:
+        """The operator is done: ``ending`` (and a message to run its end steps), or cancelled when nothing began."""
+        now = datetime.now(UTC)
+        decided = "nothing"
+
+        def edit(r: Record) -> bool:
+            nonlocal decided
+            decided = L.on_done(L.view(r))
+            if decided == "cancel":
+                r.state = CANCELLED
+                r.error = {"code": "Cancelled", "message": "done before any step began: nothing was made"}
+            elif decided == "end":
+                r.context["ending"] = L.ending(L.DONE, now)
+                r.state = ENDING
+            return decided != "nothing"
+        record = self.records.change(restore_id, edit)
+        if record is None:
+            raise NotFound(restore_id)
+        if decided == "end":
+            self._send(record.id)
+        return record
+
+    def sweep_leases(self, now: datetime) -> dict[str, int]:
+        """The timer: every file recovery and export past its expiry is ended, and one ending (or being made) that
+        nobody has moved for a while is sent to the worker again. Reads the restores table, nothing held in memory:
+        it ends what a crashed worker left."""
+        tally = {"expired": 0, "redriven": 0}
+        for record in self.records.recent():
+            if not record.end_steps:
+                continue
+            action = L.on_sweep(L.view(record), now)
+            if action == "expire":
+                changed = self._expire(record.id, now)
+                if changed is not None:
+                    tally["expired"] += 1
+                    self._send(record.id)
+            elif action == "redrive":
+                tally["redriven"] += 1
+                self._send(record.id)
+        return tally
+
+    def _expire(self, restore_id: str, now: datetime) -> Record | None:
+        expired = False
+
+        def edit(r: Record) -> bool:
+            nonlocal expired
+            expired = L.on_sweep(L.view(r), now) == "expire"
+            if expired:
+                r.context["ending"] = L.ending(L.EXPIRED, now)
+                r.state = ENDING
+            return expired
+        record = self.records.change(restore_id, edit)
+        if expired and record is not None:
+            self._lease_alert(A.RESTORE_FILES_EXPIRED, record)
+            return record
+        return None
+
+    def take_access(self, principal: Principal, restore_id: str) -> dict[str, Any]:
+        """An export's read SAS, handed once to the caller who asked for the export: granted now (beginGetAccess,
+        Read, until the export's expiry), never stored nor logged. Noted as taken before it is granted (ETag-guarded:
+        two calls never both get one); a grant that did not happen is un-noted."""
+        record = self.get(restore_id)
+        if record.plan.get("target_type") != "export":
+            raise StateConflict(f"restore {restore_id} is not an export: only an export's disk has a SAS")
+        if record.principal.lower() != principal.id.lower():
+            raise NotYours(restore_id)
+        now = datetime.now(UTC)
+        expires = parse_instant((record.plan.get("lease") or {}).get("expires_at"))
+        seconds = int((expires - now).total_seconds()) if expires else 0
+
+        def edit(r: Record) -> bool:
+            if r.state != READY or r.ending is not None:
+                raise StateConflict(f"restore {r.id} is {r.state}: a SAS is handed out while the export is ready")
+            if r.context.get("access_taken_at"):
+                raise StateConflict(f"the SAS of export {r.id} was handed out at {r.context['access_taken_at']}, once: "
+                                    "end this export (DELETE) and make another for a new one")
+            if seconds <= 0:
+                raise StateConflict(f"export {r.id} has expired")
+            r.context["access_taken_at"] = format_instant(now)
+            return True
+        self.records.change(restore_id, edit)
+        disk = P.Plan.from_json(record.plan).disks[0]
+        try:
+            sas = self.steps.grant_read(restore_id, disk["id"], seconds)
+        except Exception:
+            if not self.steps.has_access(disk["id"]):  # nothing was granted: the caller may ask again
+                def undo(r: Record) -> bool:
+                    r.context.pop("access_taken_at", None)
+                    return True
+                self.records.change(restore_id, undo)
+            raise
+        log.info("restore %s: a read SAS on %s handed to %s until %s", restore_id, disk["name"], principal.id,
+                 format_instant(expires))
+        return {"access_sas": sas, "expires_at": format_instant(expires), "disk": disk["id"],
+                "duration_seconds": seconds}
+
+    def scripts(self, principal: Principal, restore_id: str) -> dict[str, Any]:
+        """A vault file recovery's mount scripts, fetched from Azure Backup now for a Restore.Operator (ilr.scripts
+        refuses anyone else before asking Azure anything), to be sent in this one answer: never stored, never logged
+        (what is logged is who took it)."""
+        from . import ilr
+
+        record = self.get(restore_id)
+        plan = record.plan or {}
+        if plan.get("source_kind") != "vault" or plan.get("target_type") != "files":
+            raise StateConflict(f"restore {restore_id} is not a file recovery from a vault point: only that has a "
+                                "mount script")
+        if record.state != READY or record.ending is not None:
+            raise StateConflict(f"restore {restore_id} is {record.state}: its mount script is given while it is ready")
+        try:
+            found = ilr.scripts(principal, self.arm, plan["vault"]["point_id"], record.context)
+        except (ilr.Gone, ilr.NotYet) as exc:
+            raise StateConflict(str(exc)) from None
+        lease = plan.get("lease") or {}
+        log.info("restore %s: its mount script(s) handed to %s", restore_id, principal.id)
+        return {"restore_id": restore_id, "expires_at": lease.get("expires_at"),
+                "run_on": (plan.get("vm") or {}).get("id"), "os_type": plan["vault"].get("os_type"),
+                "scripts": [{"name": s.name, "os_type": s.os_type, "extension": s.extension,
+                             **({"content": s.content} if s.content else {}), **({"url": s.url} if s.url else {})}
+                            for s in found]}
+
+    def _lease_alert(self, kind: str, record: Record, extra: dict[str, Any] | None = None) -> None:
+        """restore.files.ready / .expired / .overdue: what, where, until when; never a SAS or a script."""
+        if self.alerts is None or record.principal.startswith(INTERNAL):
+            return
+        plan = record.plan or {}
+        data = {"restore_id": record.id, "target_type": plan.get("target_type"), "state": record.state,
+                "expires_at": (plan.get("lease") or {}).get("expires_at"), "vm": (plan.get("vm") or {}).get("id"),
+                "carries": plan.get("carries") or [], **(extra or {})}
+        if (plan.get("lease") or {}).get("script"):  # where to take it, never the script
+            data["script"] = plan["lease"]["script"]
+        self.alerts.raise_(A.Alert(kind, str(record.request.get("vm", "")).lower() or f"restore {record.id}", record.id,
+                                   data))
+
+    def _send(self, restore_id: str) -> None:
+        self.queue.send_message(messages.encode({"v": 1, "kind": KIND, "restore_id": restore_id}))
 
     # --- running ------------------------------------------------------------------------------------
     def handle_message(self, body: bytes | str) -> str:
@@ -192,6 +353,8 @@ class Restores:
             job.get("restore_id"), str) else None
         if record is not None and record.state in TERMINAL:
             self._settled(record)
+        elif record is not None and record.end_steps:
+            log.warning("restore %s: gave up a delivery; its end is driven by the timer", record.id)
         elif record is not None and record.undo:
             log.warning("restore %s: gave up, being undone (restore.failed follows)", record.id)
         else:
@@ -228,6 +391,12 @@ class Restores:
             if r.state in TERMINAL:
                 return False
             error = {"code": "GaveUp", "message": reason[:2000], "step": r.next_step}
+            if r.end_steps:  # a file recovery or an export never ends with what it made left behind
+                if r.ending is not None:
+                    r.context["end_failure"] = error
+                    return True
+                r.context["ending"], r.state, undoing = L.ending(L.FAILED_MAKING, datetime.now(UTC), error), ENDING, True
+                return True
             undo = P.undo_steps(r.plan.get("target_type", ""), r.next_step, r.context) if not r.undo else ()
             if undo:  # the VM may be left changed: undo first, on a message of its own (errors counted afresh)
                 r.context["undo"], undoing = {"steps": list(undo), "error": error}, True
@@ -262,8 +431,28 @@ class Restores:
                 if record.state in TERMINAL:
                     self._settled(record)
                     return Done(KIND, {"restore": restore_id, "state": record.state})
+                leased = bool(record.end_steps)
                 step = record.next_step
                 now = format_instant(datetime.now(UTC))
+                move, arg = L.next_move(L.view(record), step, datetime.now(UTC)) if leased else ("run", "")
+                if move == "expire":
+                    record.context["ending"], record.state = L.ending(L.EXPIRED, datetime.now(UTC)), ENDING
+                    self.records.save(record)
+                    self._lease_alert(A.RESTORE_FILES_EXPIRED, record)
+                    continue
+                if move == "ready":  # made: ready until done or expired
+                    if record.state != READY:
+                        record.state = READY
+                        self.records.save(record)
+                        self._lease_alert(A.RESTORE_FILES_READY, record)
+                    return Done(KIND, {"restore": restore_id, "state": READY})
+                if move == "end":
+                    record.state = arg
+                    if record.state == FAILED:
+                        record.error = record.ending.get("error") or {"code": "RestoreFailed", "message": "failed"}
+                    self.records.save(record)
+                    self._settled(record)
+                    return Done(KIND, {"restore": restore_id, "state": record.state})
                 if step is None:
                     undone = bool(record.undo)
                     record.state = FAILED if undone else SUCCEEDED
@@ -273,7 +462,7 @@ class Restores:
                     self._settled(record)
                     return Done(KIND, {"restore": restore_id, "state": record.state})
                 if record.state == PENDING or not any(s["name"] == step for s in record.steps):
-                    record.state = RUNNING
+                    record.state = ENDING if record.ending is not None else RUNNING
                     if not any(s["name"] == step for s in record.steps):
                         record.steps.append({"name": step, "started_at": now, "finished_at": None, "seconds": None})
                     self.records.save(record)
@@ -281,6 +470,22 @@ class Restores:
                 started = parse_instant(next(s["started_at"] for s in record.steps if s["name"] == step))
                 if isinstance(result, Wait) and started and (datetime.now(UTC) - started).total_seconds() > STEP_TIMEOUT:
                     result = Fail(f"{step} has not finished in {STEP_TIMEOUT / 3600:g} h: {result.note}", "StepTimedOut")
+                if isinstance(result, Fail) and leased:
+                    error = {"code": result.code, "message": result.reason, "step": step}
+                    if L.on_fail(L.view(record)) == "undo":  # making failed: what was made is undone, then it ends failed
+                        record.context["ending"], record.state = L.ending(L.FAILED_MAKING, datetime.now(UTC), error), ENDING
+                        self.records.save(record)
+                        continue
+                    # Undoing failed: said once, tried again (nothing else ends it).
+                    record.context.update(result.context)
+                    record.context["end_failure"] = error
+                    first = not record.context.get("end_alerted")
+                    record.context["end_alerted"] = record.context.get("end_alerted") or now
+                    self.records.save(record)
+                    if first:
+                        self._lease_alert(A.RESTORE_FILES_OVERDUE, record, {"error": error})
+                    return Retry(L.END_RETRY_SECONDS, f"{step}: {result.reason}"[:500],
+                                 {"attempt": job.get("attempt", 0) + 1})
                 if isinstance(result, Fail):
                     error = {"code": result.code, "message": result.reason, "step": step}
                     if not record.undo and (undo := P.undo_steps(record.plan.get("target_type", ""), step,
@@ -355,3 +560,9 @@ def body_hash(body: Any) -> str:
 
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
+
+
+def targets_for(kind: str) -> list[str]:
+    from .request import targets_for as of_kind
+
+    return of_kind(kind)

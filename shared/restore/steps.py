@@ -44,6 +44,7 @@ class Wait:
 class Fail:
     reason: str
     code: str = "RestoreFailed"
+    context: dict[str, Any] = field(default_factory=dict)  # kept for the next try (an end step tried again)
 
 
 Result = Next | Wait | Fail
@@ -68,6 +69,38 @@ def _power(view: Any) -> str:
         if code and code.lower().startswith("powerstate/"):
             return code.split("/", 1)[1].lower()
     return "unknown"
+
+
+def _data_disks(vm: Any) -> list[dict[str, Any]]:
+    """A VM's data disks as a PATCH lists them to keep them as they are (LUN, Attach, the managed disk, caching)."""
+    out = []
+    for d in (vm.storage_profile.data_disks if vm.storage_profile else None) or []:
+        entry: dict[str, Any] = {"lun": d.lun, "createOption": "Attach",
+                                 "managedDisk": {"id": d.managed_disk.id if d.managed_disk else ""}}
+        if d.caching:
+            entry["caching"] = str(d.caching)
+        out.append(entry)
+    return out
+
+
+def _patch_data_disks(compute: Any, rg: str, name: str, vm: Any, entries: list[dict[str, Any]], **kwargs: Any) -> bool:
+    """PATCH the VM's data-disk list — which replaces the list — only if the VM is still as read (If-Match its ETag):
+    a disk someone attached since the read would otherwise be dropped. False when ARM answers 412 (the VM changed):
+    the caller reads it again and decides again."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import HttpResponseError, ResourceModifiedError
+
+    try:
+        compute.virtual_machines.begin_update(rg, name, {"properties": {"storageProfile": {"dataDisks": entries}}},
+                                              etag=getattr(vm, "etag", None), match_condition=MatchConditions.IfNotModified,
+                                              polling=False, **kwargs)
+    except ResourceModifiedError:
+        return False
+    except HttpResponseError as exc:
+        if exc.status_code == 412:
+            return False
+        raise
+    return True
 
 
 def _os_disk_of(vm: Any) -> str:
@@ -154,8 +187,11 @@ class RestoreSteps:
             except Exception as exc:
                 if not _missing(exc):
                     raise
+                tags = {T.RESTORE: restore_id}
+                if plan.lease:  # made for a while: says until when on itself too (records are not the only word)
+                    tags[T.RESTORE_EXPIRES] = plan.lease["expires_at"]
                 body: dict[str, Any] = {
-                    "location": plan.region, "tags": {T.RESTORE: restore_id},
+                    "location": plan.region, "tags": tags,
                     "properties": {"creationData": {"createOption": disk["create_option"],
                                                     "sourceResourceId": disk["source_id"]}}}
                 if disk.get("sku"):
@@ -175,6 +211,137 @@ class RestoreSteps:
         if waiting:
             return Wait(seen.get("after", WAIT), f"disks being created: {', '.join(waiting)}")
         return Next([d["id"] for d in plan.disks])
+
+    # --- a file recovery: disks attached to the operator's VM, for a while ------------------------------
+    def attach_disks(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        """The plan's disks attached to the operator's VM at their planned LUNs (caching ReadOnly: read, not
+        written), in one PATCH that lists the VM's own data disks as they are, sent If-Match the VM's ETag as read (the
+        list given replaces the VM's: a disk attached since the read would be dropped; on 412 the VM is read again and
+        it is decided again). A planned LUN some other disk took
+        since the plan stops it (nothing attached); the end steps then delete what was made."""
+        sub, rg, name = _parts(plan.vm["id"])
+        compute = self.arm.compute(sub)
+        vm = compute.virtual_machines.get(rg, name)
+        current = _data_disks(vm)
+        on_vm = {d["managedDisk"]["id"].lower(): d for d in current}
+        missing = [d for d in plan.disks if d["id"].lower() not in on_vm]
+        state = (vm.provisioning_state or "").lower()
+        if not missing:
+            if state == "failed":
+                return Fail(f"VM {name} ended Failed after the recovery's disks were attached")
+            if state in ("updating", "creating"):
+                return Wait(WAIT, f"VM {name} is {state}")
+            return Next([d["id"] for d in plan.disks])
+        if state in ("updating", "creating") and context.get("attach_sent"):
+            return Wait(WAIT, f"VM {name} is {state}")
+        taken = {d["lun"]: d["managedDisk"]["id"] for d in current}
+        clash = [d for d in missing if d["attach_lun"] in taken]
+        if clash:
+            return Fail(f"VM {name}: LUN {clash[0]['attach_lun']} is now used by {taken[clash[0]['attach_lun']]}: "
+                        "nothing was attached", "LunTaken")
+        sends = int(context.get("attach_sent") or 0) + 1
+        if sends > 3:
+            return Fail(f"VM {name}: ARM accepted attaching the recovery's disks {sends - 1} times, the VM has them not")
+        entries = current + [{"lun": d["attach_lun"], "createOption": "Attach", "caching": "ReadOnly",
+                     "managedDisk": {"id": d["id"]}} for d in missing]
+        seen: dict[str, int] = {}
+        if not _patch_data_disks(compute, rg, name, vm, entries, raw_response_hook=self._hook(seen)):
+            return Wait(0, f"VM {name} changed since it was read (412): reading it again")
+        return Wait(seen.get("after", WAIT), f"VM {name}: the recovery's disks being attached", {"attach_sent": sends})
+
+    def remove_disks(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        """The end of a file recovery or an export: every disk of the plan that exists and carries this restore's
+        tag — and nothing else — detached from the VM it is on (the VM's other disks listed as they are, If-Match the
+        ETag read: a disk attached meanwhile is kept, the VM read again on 412), its
+        access revoked, then deleted; looked at again until none is left. A disk of the plan's name without the tag
+        is not this restore's: left alone, and said."""
+        from . import lease
+
+        found: dict[str, Any] = {}
+        for disk in plan.disks:
+            sub, rg, name = _parts(disk["id"])
+            try:
+                found[disk["id"].lower()] = self.arm.compute(sub).disks.get(rg, name)
+            except Exception as exc:
+                if not _missing(exc):
+                    raise
+        tags = {i: dict(d.tags or {}) for i, d in found.items()}
+        mine = lease.ours([d["id"] for d in plan.disks], tags, restore_id, T.RESTORE)
+        foreign = [i for i in found if i not in {m.lower() for m in mine}]
+        waiting: list[str] = []
+        changed = False  # a VM changed between our read and our write: read again at once
+        on_vms: dict[str, list[str]] = {}
+        for disk_id in mine:
+            disk = found[disk_id.lower()]
+            state = (disk.provisioning_state or "").lower()
+            if state in ("creating", "updating", "deleting"):
+                waiting.append(f"{disk.name} is {state}")
+            elif disk.managed_by:
+                on_vms.setdefault(disk.managed_by, []).append(disk.id)
+            elif (disk.disk_state or "").lower() == "activesas":
+                sub, rg, name = _parts(disk.id)
+                self.arm.compute(sub).disks.begin_revoke_access(rg, name, polling=False)
+                waiting.append(f"{name}: access being revoked")
+            else:
+                sub, rg, name = _parts(disk.id)
+                self.arm.compute(sub).disks.begin_delete(rg, name, polling=False)
+                waiting.append(f"{name} being deleted")
+        for vm_id, disk_ids in on_vms.items():
+            sub, rg, name = _parts(vm_id)
+            compute = self.arm.compute(sub)
+            vm = compute.virtual_machines.get(rg, name)
+            if (vm.provisioning_state or "").lower() in ("updating", "creating"):
+                waiting.append(f"VM {name} is {(vm.provisioning_state or '').lower()}")
+                continue
+            entries = lease.detached_list(_data_disks(vm), disk_ids)
+            if _patch_data_disks(compute, rg, name, vm, entries):
+                waiting.append(f"VM {name}: {len(disk_ids)} disk(s) being detached")
+            else:
+                changed = True
+                waiting.append(f"VM {name} changed since it was read (412): reading it again")
+        if waiting:
+            note = "; ".join(waiting)
+            return Wait(0 if changed else WAIT, note[:500], {"foreign": foreign} if foreign else {})
+        return Next(context={"removed": True, **({"foreign": foreign} if foreign else {})})
+
+    # --- a vault point's files: Azure Backup's item-level recovery (shared/restore/ilr.py) -------------------
+    def provision_ilr(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        """The point's session for the plan's hours (Azure's call names the backed-up VM, not the operator's)."""
+        from . import ilr
+
+        v = plan.vault or {}
+        return ilr.provision(self.arm, v["point_id"], v["source_vm_id"], context, now=self.clock(),
+                             hours=(plan.lease or {}).get("hours"), initiator=None)
+
+    def revoke_ilr(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:
+        """The end of a vault file recovery: the session revoked if this restore opened it (lease.revokes); one that
+        was active before it asked is someone else's, left for Azure to end at its 12 hours (and said)."""
+        from . import ilr, lease
+
+        if not lease.revokes(context):
+            left = bool(context.get("ilr_was_active"))
+            return Next(context={"ilr_left_active": left})
+        result = ilr.revoke(self.arm, (plan.vault or {})["point_id"], context)
+        if isinstance(result, Next):
+            result.context["ilr_left_active"] = False
+        return result
+
+    # --- an export's SAS (asked by its caller through the API: never stored) -------------------------------
+    def grant_read(self, restore_id: str, disk_id: str, seconds: int) -> str:
+        """A read SAS on the export's disk, if it carries this restore's tag (else nothing is granted)."""
+        sub, rg, name = _parts(disk_id)
+        compute = self.arm.compute(sub)
+        disk = compute.disks.get(rg, name)
+        if (disk.tags or {}).get(T.RESTORE) != restore_id:
+            raise PermissionError(f"disk {disk_id} is not this restore's: no access granted")
+        return compute.disks.begin_grant_access(rg, name, {"access": "Read", "durationInSeconds": seconds}).result().access_sas
+
+    def has_access(self, disk_id: str) -> bool:
+        sub, rg, name = _parts(disk_id)
+        try:
+            return (self.arm.compute(sub).disks.get(rg, name).disk_state or "").lower() == "activesas"
+        except Exception:  # noqa: BLE001  (unknown: taken as granted, so the caller is not handed a second one)
+            return True
 
     # --- a new VM --------------------------------------------------------------------------------
     def create_nic(self, restore_id: str, plan: P.Plan, context: dict[str, Any]) -> Result:

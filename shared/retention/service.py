@@ -422,10 +422,12 @@ def apply(decisions: list[Decision], artifacts: dict[str, Artifact], arm: Any, b
     run = _Apply(arm, budget, ledger, run_id, write_budget, pinned)
     result = run.result
     deletes: dict[tuple, list[tuple[Artifact, Decision]]] = {}
+    # Recorded together before anything is done (batches of 100: one round trip per row made a pass over a
+    # large fleet, every foreign snapshot included, a few hundred thousand writes to the table).
+    ledger.record_many(run_id, [(d.artifact_id, {"action": d.action, "rule": d.rule, "reason": d.reason,
+                                                 "dryRun": dry_run, "deleteAfter": _after(d)}) for d in decisions])
     for d in decisions:
         art = artifacts[d.artifact_id]
-        ledger.record(run_id, d.artifact_id, {"action": d.action, "rule": d.rule, "reason": d.reason,
-                                              "dryRun": dry_run, "deleteAfter": _after(d)})
         if d.action == "skip":
             result.skipped += 1
         elif d.action == "keep" and d.rule != "unmark":

@@ -21,7 +21,7 @@ from typing import Any
 from ..alerts.events import for_poisoning
 from ..azure.graph import query_all
 from ..azure.ledger import Ledger
-from ..membership import members
+from ..membership import members, outside_or_none
 from ..ports import Arm, Budget, Queue
 from ..queue import messages as jobs
 from ..queue import runner
@@ -114,10 +114,11 @@ class Schedule:
         s, ledger, queue, budget = self.settings, self.ledger, self.queue, self.budget
         policies = load_policy_file(s.policy_file)
         graph, subscriptions = self.arm.resource_graph(), list(s.subscriptions)
-        with ThreadPoolExecutor(1) as side:  # the two Resource Graph queries side by side
+        with ThreadPoolExecutor(2) as side:  # the two Resource Graph queries and Site Recovery's items side by side
             history = side.submit(taken_history, graph, subscriptions)
-            inventory = [VmRecord.from_resource_graph(row)
-                         for row in members(query_all(graph, subscriptions, VMS_QUERY))]
+            outside = side.submit(outside_or_none, self.arm, s.vaults, "scheduled slot")
+            inventory = [VmRecord.from_resource_graph(row)  # a test failover's VM is no fleet member (shared/membership.py)
+                         for row in members(query_all(graph, subscriptions, VMS_QUERY), outside.result()[0])]
             result = plan(inventory, policies, now, history.result())
         counts = {"vms": len(inventory), "jobs": len(result.jobs), "enqueued": 0, "already_done": 0,
                   "already_enqueued": 0, "resent": 0, "skipped": len(result.skipped)}

@@ -29,7 +29,7 @@ def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, v
     """The app on the local host over the seeded world; with ``vault``, the VM also has an Azure Backup
     recovery point in its region's vault (VMKEEPER_VAULTS names it). ``wiring_class``: the app's wiring,
     or a test's subclass of it (parts that misbehave); ``credential``: the app's identity (default: the
-    tests' own static one). With ``saved`` (from ``save``), the world a slot already protected instead: its
+    tests' own static one); ``extra``: more settings, ``{sub}`` standing for the seeded subscription. With ``saved`` (from ``save``), the world a slot already protected instead: its
     emulator state, and its app tables' rows in this world's own tables."""
     import function_app
 
@@ -41,6 +41,7 @@ def start(az: Any, emu: Any, azurite: Any, tmp_path: Any, monkeypatch: Any, *, v
         assert vault == bool(saved["vaults"]), "a saved world has a vault if it was started with one"
         emu.load_state(saved["state"])
         sub = saved["sub"]
+    extra = {k: v.replace("{sub}", sub) for k, v in extra.items()}  # a setting naming the seeded subscription
     world: dict[str, Any] = {"sub": sub, "vm_id": f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/"
                                                   "Microsoft.Compute/virtualMachines/vm-00000"}
     if vault and saved is None:

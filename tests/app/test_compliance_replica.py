@@ -2,9 +2,10 @@
 of the vaults VMKEEPER_VAULTS names (the real SDK against the emulator), judges each VM's replica against its
 policy's RPO target, raises one alert per change, and the report page shows the replica kind.
 
-The world: the app's identity holding only the roles infra/ deploys; one VM (westeurope) whose policy takes an hourly snapshot set (a fresh one is arranged, so the replica
-alone decides the VM's state), the Site Recovery vault in northeurope; replication arranged with the plain SDK
-client (tests/app/replication_arrange.py)."""
+The world: the app's identity holding only the roles infra/ deploys; one VM (westeurope) whose policy takes an hourly
+snapshot set (a fresh one is arranged, so the replica alone decides the VM's state) and replicates its VMs tagged
+critical, the Site Recovery vault in northeurope; replication arranged through the app (its sweep timer and worker
+on the local host: tests/app/replication_arrange.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ from shared.report.model import BREACHED, INITIAL_REPLICATION, MET, MISSING, REP
 from tests.app import replication_arrange as asr
 from tests.app.restore_world import READER_PRINCIPAL, old_snapshot_set, start
 
-POLICIES = {"version": 1, "default": "snap", "policies": {"snap": {"schedule": {"every_hours": 1}, "snapshots": {}}}}
+
+def policies(sub: str) -> dict[str, Any]:
+    """An hourly snapshot set, and replication of the VMs tagged critical (no ``rpo_minutes``: the default target)."""
+    return {"version": 1, "default": "snap", "policies": {"snap": {
+        "schedule": {"every_hours": 1}, "snapshots": {}, "replication": asr.policy_block(sub)}}}
 
 
 APP_IDENTITY = "vmkeeper-identity"  # the bearer token of the app's credential: it holds the roles infra/ deploys
@@ -35,10 +40,12 @@ def world(az, emu, azurite, tmp_path, monkeypatch):
     from emulator.testing import StaticCredential
     from tests.app.deployed_roles import assignments
 
+    suffix = secrets.token_hex(4)
     w = start(az, emu, azurite, tmp_path, monkeypatch, credential=StaticCredential(APP_IDENTITY),
-              VMKEEPER_COMPLIANCE_SCHEDULE="0 */30 * * * *", VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
+              VMKEEPER_COMPLIANCE_SCHEDULE="0 */30 * * * *", VMKEEPER_ALERTS_TABLE=f"alerts{suffix}",
+              **asr.app_settings(suffix))
     az.role_assignments(assignments(APP_IDENTITY, [w["sub"]], []))
-    (tmp_path / "policies.json").write_text(json.dumps(POLICIES))
+    (tmp_path / "policies.json").write_text(json.dumps(policies(w["sub"])))
     asr.dr_vault(az, emu, w, monkeypatch)
     old_snapshot_set(az, w, timedelta(0), policy="snap")  # this hour's set: the VM's only kind of point is met
     w["azurite"], w["az"] = azurite, az
@@ -74,7 +81,7 @@ def test_a_healthy_replica_is_met_with_the_items_rpo_and_the_report_shows_it(wor
     replica = kinds[REPLICA]
     a2a = asr.replicated_item(az, world).properties.provider_specific_details
     assert vm.state == MET and replica.state == MET, vm.reason
-    assert replica.rpo_hours == 1  # no replication block in the policy: the default target, 60 minutes
+    assert replica.rpo_hours == 1  # no rpo_minutes in the replication block: the default target, 60 minutes
     assert abs(replica.age_hours * 3600 - a2a["rpoInSeconds"]) < 30  # the item's RPO (read again a moment later)
     assert replica.replication["health"] == "Normal" and replica.replication["protection_state"] == "Protected"
     assert replica.replication["errors"] == [] and replica.replication["target_region"] == asr.TARGET

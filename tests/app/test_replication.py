@@ -461,3 +461,69 @@ def network_client(az, sub):
     from azure.mgmt.network import NetworkManagementClient
 
     return az.client(NetworkManagementClient, sub, polling_interval=0)
+
+
+def test_two_jobs_finding_the_isolated_vnet_missing_together_write_it_once(az, dr, asr, sub):
+    """Two VMs' jobs both read the isolated recovery VNet missing before either writes it (each job's read waits for
+    the other's: a barrier in the app's Network client, the one part swapped). ARM's VNet PUT would write over what
+    the first made: only the job holding the ledger's claim writes it, the other waits for it and uses it."""
+    import threading
+
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from shared import wiring
+
+    vnet_name = f"vmk-dr-{TARGET}"
+    barrier, met = threading.Barrier(2, timeout=20), []
+
+    class VirtualNetworks:
+        def __init__(self, real):
+            self.real = real
+
+        def get(self, rg, name, *args, **kwargs):
+            try:
+                return self.real.get(rg, name, *args, **kwargs)
+            except ResourceNotFoundError:
+                if name == vnet_name and not met:
+                    barrier.wait()  # both jobs have read it missing
+                    met.append(name)
+                raise
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    class Racing(wiring.Wiring):
+        @property
+        def arm(self):
+            real = super().arm
+
+            class Arm:
+                def network(self, subscription):
+                    client = real.network(subscription)
+                    return type("Network", (), {"virtual_networks": VirtualNetworks(client.virtual_networks),
+                                                 "__getattr__": lambda _, n: getattr(client, n)})()
+
+                def __getattr__(self, name):
+                    return getattr(real, name)
+            return self._once("racing-arm", Arm)
+
+    wiring.use(Racing(credential=StaticCredential()))
+    az.seed(subscriptions=[sub], resource_groups=1, vms=2, regions=[SOURCE], vm_prefix="race",
+            tag_sets=[{"vmkeeper-dr": "critical"}])
+    vms = [f"/subscriptions/{sub}/resourceGroups/rg-race-00/providers/Microsoft.Compute/virtualMachines/race-{i:05d}"
+           for i in range(2)]
+    mark, host = len(az.calls()), dr["host"]
+    host.fire_timer("replication_sweep")  # a job for each
+    host.start()  # the host's queue pump runs the two jobs side by side, as in Azure
+
+    def both():
+        """both VMs Protected"""
+        return all((row(dr, v) or {}).get("outcome") == "protected" for v in vms)
+    run_until(az, dr, both, seconds=60)
+    assert met, "the two jobs were to read the VNet missing together"
+    vnet_writes = [c for c in app_writes(az, mark) if c["operation"] == "Microsoft.Network/virtualNetworks/write"]
+    assert len(vnet_writes) == 1, vnet_writes  # made once: never written over
+    items = [i for i in asr.replication_protected_items.list(dr["vault"].split("/")[4], dr["vault"].split("/")[8])]
+    assert {i.properties.provider_specific_details["selectedRecoveryAzureNetworkId"].lower() for i in items} == {
+        f"/subscriptions/{sub}/resourcegroups/rg-dr/providers/microsoft.network/virtualnetworks/{vnet_name}"}
+    assert poisoned(dr) == []

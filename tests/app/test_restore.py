@@ -581,6 +581,32 @@ def test_under_the_deployed_roles_a_vault_restore_stages_only_in_a_granted_accou
         w["host"].close()
 
 
+def test_a_vault_restore_staging_in_an_account_infra_did_not_grant_is_refused_up_front(az, emu, azurite, tmp_path,
+                                                                                        monkeypatch):
+    """VMKEEPER_RESTORE_STAGING_ACCOUNTS (infra writes it from restoreStagingAccountIds): an account not in it is
+    refused at the request, naming the field, with nothing written (Azure Backup would refuse it mid-restore)."""
+    w = start(az, emu, azurite, tmp_path, monkeypatch, vault=True,
+              VMKEEPER_RESTORE_STAGING_ACCOUNTS=storage_account_id("{sub}").replace("/rg-restore/", "/RG-Restore/"))
+    try:
+        p = point(w, "vault")
+        granted = storage_account_id(w["sub"])
+        other = granted.replace("/vmkstaging", "/notgranted")
+        mark = len(az.calls())
+        for dry_run in (True, False):
+            refused = api(w, "POST", "/api/restores", {"vm": w["vm_id"], "recovery_point": p["id"], "dry_run": dry_run,
+                                                       "target": {"type": "disks", "resource_group": rg(w),
+                                                                  "staging_storage_account": other}})
+            assert refused.status == 403, refused.json()
+            assert refused.headers["Content-Type"].startswith("application/problem+json")
+            assert [e["field"] for e in refused.json()["errors"]] == ["target.staging_storage_account"]
+        assert writes(az, mark) == [] and _restore_jobs(w) == []
+        done = restore(w, {"vm": w["vm_id"], "recovery_point": p["id"], "target": {  # the granted one, any case
+            "type": "disks", "resource_group": rg(w), "staging_storage_account": granted}})
+        assert done["state"] == "succeeded", done
+    finally:
+        w["host"].close()
+
+
 # --- resumable, idempotent, cancellable ---------------------------------------------------------------
 class CrashAfter:
     """The restores table as a worker dying right after ``step`` finished in Azure, before it could

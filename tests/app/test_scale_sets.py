@@ -19,7 +19,7 @@ from shared import tags as T
 from tests.app.restore_world import POLICIES, READER_PRINCIPAL, REGION, protect_once, saved_after, start
 from tests.app.test_drill_safety import until
 from tests.app.test_restore import alerts, api, compute, restore
-from tests.emulator.test_scale_sets import scale_set
+from tests.emulator.test_compute_scale_sets import scale_set
 
 FLEX, UNIFORM = "vmss-web", "vmss-batch"
 POLICY = {**POLICIES["policies"]["full"], "backup_policy": "DefaultPolicy",

@@ -22,8 +22,10 @@ READ_POSTS = ("Microsoft.ResourceGraph/resources/read", "backupValidateOperation
 FAST = {"lro": {"default_seconds": 0.05, "retry_after_ms": 20}}  # as tests/conftest.py's az fixture
 
 
-def vmkeeper(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), obj={"credential": StaticCredential()}, catch_exceptions=False)
+def vmkeeper(*args: str, input: str | None = None) -> Result:
+    """``input``: what the operator types at a prompt (none: stdin closed, as in a pipeline)."""
+    return CliRunner().invoke(cli, list(args), input=input, obj={"credential": StaticCredential()},
+                              catch_exceptions=False)
 
 
 def json_out(result: Result, schema: str | None = None, api_schema: str | None = None) -> Any:

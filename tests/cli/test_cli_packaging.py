@@ -21,7 +21,7 @@ def test_the_console_script_is_the_click_group_and_its_dependencies_are_pinned()
     module, _, name = project["scripts"]["vmkeeper"].partition(":")
     group = getattr(__import__(module, fromlist=[name]), name)
     assert isinstance(group, click.Group)
-    assert set(group.commands) == {"status", "plan", "points", "restore", "report", "drills", "failover"}
+    assert set(group.commands) == {"status", "plan", "points", "restore", "report", "drills", "failover", "files", "export"}
     assert sorted(project["dependencies"]) == ["click==8.5.1", "rich==15.0.0"]
     assert not any(line.split("==")[0] in ("click", "rich") for line in (ROOT / "requirements.txt").read_text().split())
     assert "shared/cli/" in (ROOT / ".funcignore").read_text().splitlines()
@@ -48,4 +48,4 @@ def test_the_cli_vocabulary_is_the_apps():
     from shared.report.model import STATES
     from shared.restore.request import TARGET_TYPES
 
-    assert main.STATES == STATES and main.TARGET_TYPES == TARGET_TYPES
+    assert main.STATES == STATES and main.TARGET_TYPES + main.LEASED_TARGETS == TARGET_TYPES

@@ -13,15 +13,16 @@ import pytest
 
 from tests.app import replication_arrange as asr
 from tests.app.restore_world import old_snapshot_set, start
-from tests.app.test_compliance_replica import POLICIES
+from tests.app.test_compliance_replica import policies
 from tests.cli.cli_world import json_out, vmkeeper
 
 
 @pytest.fixture
 def critical(az, emu, azurite, tmp_path, monkeypatch):
+    suffix = secrets.token_hex(4)
     w = start(az, emu, azurite, tmp_path, monkeypatch, VMKEEPER_COMPLIANCE_SCHEDULE="0 */30 * * * *",
-              VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}")
-    (tmp_path / "policies.json").write_text(json.dumps(POLICIES))
+              VMKEEPER_ALERTS_TABLE=f"alerts{suffix}", **asr.app_settings(suffix))
+    (tmp_path / "policies.json").write_text(json.dumps(policies(w["sub"])))
     asr.dr_vault(az, emu, w, monkeypatch)
     old_snapshot_set(az, w, timedelta(0), policy="snap")
     asr.tag_critical(az, w)

@@ -121,8 +121,8 @@ def test_a_nic_or_disk_cannot_serve_two_vms(compute, resources, sub):
     body = vm_body(nic, [DataDisk(lun=0, create_option="Attach", managed_disk=ManagedDiskParameters(id=attached))])
     with pytest.raises(HttpResponseError) as err:
         compute.virtual_machines.begin_create_or_update("rg-vm-00", "vm-thief", body)
-    assert err.value.status_code == 409
-    assert "already attached" in err.value.message
+    assert err.value.status_code == 409 and err.value.error.code == "ConflictingUserInput"  # Learn's VM error codes
+    assert "already owned by VM" in err.value.message
 
 
 def test_an_attached_disk_cannot_be_deleted(compute):

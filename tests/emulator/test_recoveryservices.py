@@ -44,6 +44,11 @@ EXAMPLES = SHARED / "examples" / "Microsoft.RecoveryServices" / "2026-10-01"
 # Official examples of operations the emulator did not serve before (validation, identity-based restores).
 PENDING = SHARED / "pending" / "examples" / "Microsoft.RecoveryServices" / "2026-10-01"
 SPEC = SHARED / "specs" / "Microsoft.RecoveryServices" / "2026-10-01" / "bms.protection-backup-restore.excerpt.json"
+# Item-level recovery (provision, revoke, the operation result's scripts): examples and spec under next/.
+NEXT = SHARED / "next" / "examples" / "Microsoft.RecoveryServices" / "2026-10-01"
+ILR_SPEC = SHARED / "next" / "specs" / "Microsoft.RecoveryServices" / "2026-10-01" / "bms.item-level-recovery.excerpt.json"
+ILR_OPS = ("ItemLevelRecoveryConnections_Provision", "ItemLevelRecoveryConnections_Revoke",
+           "ItemLevelRecoveryConnections_ListInstantItemRecoveryOperationResult")
 BACKUP_TYPE = "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/backup"
 RESTORE_TYPE = "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/restore"
 
@@ -608,12 +613,12 @@ NOT_MODELLED = {
 
 
 def _spec_paths() -> dict[str, tuple[str, str]]:
-    spec = json.loads(SPEC.read_text())
     out = dict(EXTRA_PATHS)
-    for path, ops in spec["paths"].items():
-        for method, op in ops.items():
-            if isinstance(op, dict) and "operationId" in op:
-                out[op["operationId"]] = (method.upper(), path)
+    for spec in (json.loads(SPEC.read_text()), json.loads(ILR_SPEC.read_text())):
+        for path, ops in spec["paths"].items():
+            for method, op in ops.items():
+                if isinstance(op, dict) and "operationId" in op:
+                    out[op["operationId"]] = (method.upper(), path)
     return out
 
 
@@ -725,6 +730,15 @@ def _arrange(az, emu, backup, ex: dict) -> dict:
             emu.store.put(rs.new_job(v, "Backup", "testvm", "iaasvmcontainerv2;rg;testvm", t, name=p.get("jobName")))
             done = emu.store.put(rs.new_job(v, "ConfigureBackup", "testvm", "iaasvmcontainerv2;rg;testvm", t - 60))
             rs.finish_job(done, t - 30)
+    if op in ILR_OPS[1:]:  # a session the revoke ends, or whose scripts the result lists: provisioned here
+        path = _ITEM.format(**p) + f"/recoveryPoints/{p['recoveryPointId']}/provisionInstantItemRecovery"
+        resp = _send(az, backup, "POST", path, {"api-version": p["api-version"]}, {"properties": {
+            "objectType": "IaasVMILRRegistrationRequest", "virtualMachineId": vm_id, "renewExistingRegistration": False}})
+        assert resp.status_code == 202, resp.text()
+        if "body" in p:
+            p["body"] = dict(p["body"], provisionInstantItemRecoveryOperationId=resp.headers["Location"].split(
+                "/operationResults/")[1].split("?")[0])
+        az.advance(1)
     if op == "Restores_Trigger" and p["parameters"]["properties"]["recoveryType"] == "AlternateLocation":
         from emulator.network.responses import new_vnet
 
@@ -764,7 +778,7 @@ def _arrange_validation(az, emu, backup, ex: dict, p: dict) -> dict:
 
 def test_conformance_replay_of_recovery_services_examples(az, emu, capsys):
     paths = _spec_paths()
-    files = sorted(EXAMPLES.rglob("*.json")) + sorted(PENDING.rglob("*.json"))
+    files = sorted(EXAMPLES.rglob("*.json")) + sorted(PENDING.rglob("*.json")) + sorted(NEXT.rglob("*.json"))
     assert files, f"no examples under {EXAMPLES}"
     replayed = []
     for path in files:
@@ -778,7 +792,7 @@ def test_conformance_replay_of_recovery_services_examples(az, emu, capsys):
         query = {"api-version": params["api-version"]}
         if "$filter" in params:
             query["$filter"] = params["$filter"]
-        resp = _send(az, backup, method, url_path, query, params.get("parameters"))
+        resp = _send(az, backup, method, url_path, query, params.get("parameters", params.get("body")))
         codes = {int(c) for c in ex["responses"] if c.isdigit()}
         where = f"{path.relative_to(SHARED)} ({ex['operationId']})"
         assert resp.status_code in codes, f"{where}: {resp.status_code} not in {sorted(codes)}: {resp.text()[:300]}"
@@ -793,5 +807,5 @@ def test_conformance_replay_of_recovery_services_examples(az, emu, capsys):
         replayed.append(where)
     with capsys.disabled():
         print(f"\nreplayed {len(replayed)} Recovery Services examples (2026-10-01, {len(list(PENDING.rglob('*.json')))} "
-              "of them from pending/)")
+              f"of them from pending/, {len(list(NEXT.rglob('*.json')))} from next/)")
     assert len(replayed) == len(files)

@@ -28,6 +28,7 @@ from shared.report.model import (
     DrillRow,
     Failure,
     KindStatus,
+    LeaseRow,
     ReportData,
     RestoreRow,
     SummaryRow,
@@ -203,6 +204,19 @@ def sample_report(vm_count: int = 40, generated: str = GENERATED, nasty: bool = 
         RestoreRow("r-0002", vm_id(sub, "rg-db", "db-001"), "vm", "Running", at(1), None, "oncall@contoso.com"),
         RestoreRow("r-0003", vm_id(SUBSCRIPTIONS[1], "rg-app", "app-002"), "vm", "Failed", at(26), at(25), "ops@contoso.com"),
     )
+    helper = vm_id(sub, "rg-ops", "ops-jump-01")
+    point = f"{vm_id(sub, 'rg-db', 'db-001')}/restorePointCollections/rpc-db-001/restorePoints/rp-20261127"
+    disks = f"/subscriptions/{sub}/resourceGroups/rg-ops/providers/Microsoft.Compute/disks"
+    leases = (
+        LeaseRow("r-0004", vm_id(sub, "rg-db", "db-001"), point, "files", helper,
+                 (f"{disks}/db-001-lun1-rr0004", f"{disks}/db-001-os-rr0004"),
+                 ("LUN 1: LUN 1 (db-001-data1)", "LUN 2: OS disk (db-001-osdisk)"), at(-6), "ready", "ops@contoso.com"),
+        LeaseRow("r-0005", vm_id(sub, "rg-web", "web-000"), "snapshot-set:0123456789abcdef:westeurope", "export", None,
+                 (f"/subscriptions/{sub}/resourceGroups/rg-restore/providers/Microsoft.Compute/disks/web-000-lun0-rr0005",),
+                 (), at(0.25), "ready", "oncall@contoso.com"),  # its expiry passed 15 min ago: overdue
+        LeaseRow("r-0006", vm_id(sub, "rg-web", "web-000"), "snapshot-set:0123456789abcdef:westeurope", "files", helper,
+                 (f"{disks}/web-000-lun0-rr0006",), ("LUN 3: LUN 0 (web-000-data0)",), at(1), "ending", "ops@contoso.com"),
+    )
     return ReportData(
         generated=generated,
         evaluated=at(0.5),
@@ -212,6 +226,7 @@ def sample_report(vm_count: int = 40, generated: str = GENERATED, nasty: bool = 
         deletions=deletions,
         failures=failures,
         restores=restores,
+        leases=leases,
         drills=drills(vms, now),
         notes=("alerts table: not readable (AuthorizationPermissionMismatch)",),
     )

@@ -40,3 +40,42 @@ def test_auto_protect_and_the_drill_planner_leave_out_what_a_restore_made():
             "tags": made}]
     due = planner.due(vms, POLICIES, datetime(2026, 12, 7, tzinfo=UTC))
     assert [d.vm_id.rsplit("/", 1)[-1] for d in due] == ["src"]
+
+
+SUB = "/subscriptions/00000000-0000-0000-0000-000000000001"
+SOURCE_VM = f"{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/web"
+TEST_VM = f"{SUB}/resourceGroups/rg-dr/providers/Microsoft.Compute/virtualMachines/web-test"
+
+
+def item(state: str = "InProgress", **a2a: str) -> dict:
+    """A replicated item's body as ARM gives it (the SDK's as_dict()), its test failover in ``state``."""
+    details = {"instanceType": "A2A", "fabricObjectId": SOURCE_VM, "tfoAzureVMName": "web-test",
+               "recoveryAzureResourceGroupId": f"{SUB}/resourceGroups/rg-dr", **a2a}
+    return {"id": f"{SUB}/x/replicationProtectedItems/vmk-web-1", "name": "vmk-web-1",
+            "properties": {"testFailoverState": state, "providerSpecificDetails": details}}
+
+
+def test_a_test_failover_vm_is_named_by_its_item_and_is_no_member_whatever_its_tags():
+    for state in ("InProgress", "WaitingForCompletion", "Failed", "CleanupInProgress"):
+        outside = membership.test_failover_vms([item(state)])
+        assert list(outside) == [TEST_VM.lower()] and "vmk-web-1" in outside[TEST_VM.lower()]
+    assert membership.test_failover_vms([item("None")]) == {}  # no test failover: a VM of that name is the operator's
+    assert list(membership.test_failover_vms([item("None", testFailoverRecoveryFabricObjectId=TEST_VM)])) == [
+        TEST_VM.lower()]  # the item names the VM it made
+    # Never the item's own VMs: the source, or the VM a real failover made (production).
+    assert membership.test_failover_vms([item(tfoAzureVMName="web", recoveryAzureResourceGroupId=f"{SUB}/resourceGroups/rg-app")]) == {}
+    assert membership.test_failover_vms([item(recoveryFabricObjectId=TEST_VM)]) == {}
+    assert membership.test_failover_vms([{"properties": {"testFailoverState": "InProgress",
+                                                         "providerSpecificDetails": {"instanceType": "HyperVReplicaAzure"}}}]) == {}
+    outside = membership.test_failover_vms([item()])
+    for tags in ({}, {T.FLEET: "true"}, {"vmkeeper-dr": "critical"}):
+        assert not membership.is_member(tags, TEST_VM.upper(), outside)
+    assert membership.is_member({}, SOURCE_VM, outside)
+    inside, excluded = membership.split([{"id": SOURCE_VM, "tags": {}}, {"id": TEST_VM, "tags": None}], outside)
+    assert [r["id"] for r in inside] == [SOURCE_VM] and [(r["id"], "test failover" in why) for r, why in excluded] == [
+        (TEST_VM, True)]
+    choice = decide_policy({}, POLICIES, TEST_VM, outside)
+    assert choice.backup_policy is None and choice.skip == "not_fleet"
+    due = planner.due([{"id": SOURCE_VM, "tags": {}}, {"id": TEST_VM, "tags": {}}], POLICIES,
+                      datetime(2026, 12, 7, tzinfo=UTC), outside)
+    assert [d.vm_id for d in due] == [SOURCE_VM.lower()]

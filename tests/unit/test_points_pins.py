@@ -181,3 +181,18 @@ def test_a_pin_does_not_open_a_hold_or_a_lock():
     artifacts = [_snap("old-0", "old", 5, **{T.HOLD: "case-1"}), _snap("new-0", "new", 1)]
     pin = P.Pin("restore r1 is running from it", NOW + H, sets=frozenset({"old"}))
     assert _decided(artifacts, [pin])["old-0"] == ("skip", "hold")
+
+
+def test_a_file_recovery_pins_its_point_while_ready_or_ending_until_past_its_expiry():
+    """A file recovery ready for three days (longer than any restore step) pins its set until it has ended: while
+    ready and while ending, bounded by its expiry; ended, nothing."""
+    from shared.instants import format_instant
+
+    point = "snapshot-set:0123456789abcdef:westeurope"
+    for state in ("ready", "ending"):
+        entity = _restore_entity(state, point, [], NOW - 50 * H, started=NOW - 49 * H)
+        entity["plan"] = entity["plan"][:-1] + f', "lease": {{"expires_at": "{format_instant(NOW + 22 * H)}"}}}}'
+        (pin,) = P.pins(NOW, restores=[P.restore_from_entity(entity)])
+        assert pin.sets == {"0123456789abcdef"} and pin.until == NOW + 22 * H + P.RESTORE_STEP_TIMEOUT + H
+    entity = _restore_entity("succeeded", point, [], NOW - 50 * H)
+    assert P.pins(NOW, restores=[P.restore_from_entity(entity)]) == []

@@ -37,7 +37,7 @@ from shared.report.render import KIND_TITLES, render
 from tests.report.sample import GENERATED, NASTY_NAME, sample_report
 
 VOID = {"meta", "input", "br", "hr", "img", "link", "col", "wbr", "source"}
-SECTIONS = ("summary", "vms", "points", "deletions", "failures", "restores", "drills")
+SECTIONS = ("summary", "vms", "points", "deletions", "failures", "leases", "restores", "drills")
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "p", "time", "div", "strong", "ul",
     "li", "nav", "a", "main", "section", "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",
@@ -145,9 +145,34 @@ def test_every_section_empty_says_so():
     assert "Retention deleted nothing." in said["deletions"]
     assert "No failed or poisoned jobs." in said["failures"]
     assert "No restores requested." in said["restores"]
+    assert "No file recovery or export in flight." in said["leases"]
     assert said["drills"] == "DR drillsNo DR drill has run yet."
     assert doc.find(id="evaluated").text() == "Last compliance evaluation: never evaluated"
     assert not doc.all("table") and not [n for n in doc.walk() if n.attrs.get("role") == "note"]
+
+
+def test_file_recoveries_and_exports_in_flight_say_what_where_and_until_when():
+    data = sample_report()
+    doc = parse(render(data)).root
+    section = doc.find(id="leases")
+    assert section.all("h2")[0].text() == "File recoveries and exports in flight"
+    rows = section.find(id="leases-table").all("tbody")[0].all("tr")
+    assert [r.attrs["data-restore"] for r in rows] == [x.id for x in data.leases]
+    by_id = {r.attrs["data-restore"]: r for r in rows}
+    for lease in data.leases:
+        cells = by_id[lease.id].all("td")
+        assert [c.text() for c in cells[:2]] == [lease.id, lease.vm_id.rsplit("/", 1)[-1]]
+        assert cells[3].text() == lease.target_type and cells[6].text() == lease.state
+        assert cells[5].all("time")[0].attrs["datetime"] == lease.expires_at  # the expiry, whole, for a machine
+        if lease.target_type == "files":  # attached to the operator's VM, and what each LUN carries
+            assert cells[4].text().startswith(f"attached to {lease.attached_to.rsplit('/', 1)[-1]}")
+            assert [li.text() for li in cells[4].all("li")] == list(lease.luns)
+        else:
+            assert cells[4].text() == "export disk " + lease.disks[0].rsplit("/", 1)[-1]
+    overdue = {r.attrs["data-restore"] for r in rows if "overdue" in r.all("td")[5].text()}
+    assert overdue == {"r-0005"}  # ready past its expiry; an ending one is being ended already
+    assert by_id["r-0004"].all("td")[2].text() == "rp-20261127"
+    assert by_id["r-0005"].all("td")[2].text() == "snapshot set 0123456789abcdef"
 
 
 def test_a_script_name_is_text():

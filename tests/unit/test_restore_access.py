@@ -257,3 +257,17 @@ def test_deeply_nested_json_is_not_authenticated_rather_than_a_recursion_error()
     for raw in (b"[" * 5000, b'{"claims": ' + b"[" * 4000 + b"]" * 4000 + b"}"):
         with pytest.raises(NotAuthenticated):
             principal(base64.b64encode(raw).decode())
+
+
+# --- VMKEEPER_RESTORE_STAGING_ACCOUNTS ---------------------------------------------------------------------------
+def test_the_staging_accounts_setting_is_read_lower_case_absent_means_unchecked_and_a_bad_entry_names_it():
+    from shared.settings import RestoreSettings, SettingError
+
+    base = {"VMKEEPER_SUBSCRIPTIONS": SUB}
+    account = f"{GROUP}/providers/Microsoft.Storage/storageAccounts/vmkstaging"
+    assert RestoreSettings.from_env(base).staging_accounts is None
+    assert RestoreSettings.from_env({**base, "VMKEEPER_RESTORE_STAGING_ACCOUNTS": ""}).staging_accounts == frozenset()
+    read = RestoreSettings.from_env({**base, "VMKEEPER_RESTORE_STAGING_ACCOUNTS": f" {account.upper()[:-10]}vmkstaging ,"})
+    assert read.staging_accounts == {account.lower()}
+    with pytest.raises(SettingError, match="VMKEEPER_RESTORE_STAGING_ACCOUNTS: .*not a storage account id"):
+        RestoreSettings.from_env({**base, "VMKEEPER_RESTORE_STAGING_ACCOUNTS": f"{GROUP}"})
