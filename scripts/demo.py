@@ -13,10 +13,11 @@ import sys
 import time
 from collections import Counter
 
-from devtools.fleet import VMKEEPER_TAG_SETS
+from devtools.fleet import VMKEEPER_SCALE_SETS, VMKEEPER_TAG_SETS
 
 FLEET = {"subscriptions": 3, "resource_groups": 4, "vms": 150, "data_disks": [1, 4],
-         "regions": ["westeurope", "northeurope", "eastus", "westus2"], "seed": 2026, "tag_sets": VMKEEPER_TAG_SETS}
+         "regions": ["westeurope", "northeurope", "eastus", "westus2"], "seed": 2026, "tag_sets": VMKEEPER_TAG_SETS,
+         "scale_sets": VMKEEPER_SCALE_SETS}
 
 
 def main() -> int:
@@ -42,7 +43,8 @@ def main() -> int:
 
         az = LocalAzure(info["base_url"], info["ca_path"])
         fleet = az.seed(**FLEET)
-        say(f"seeded {fleet['vms']} VMs with {fleet['disks']} disks in {len(fleet['subscriptions'])} subscriptions")
+        say(f"seeded {fleet['vms']} VMs with {fleet['disks']} disks in {len(fleet['subscriptions'])} subscriptions "
+            f"({', '.join(s['orchestrationMode'] + ' scale set of ' + str(len(s['instances'])) for s in fleet['scaleSets'])})")
 
         graph = az.client(ResourceGraphClient)
         query = ("Resources | where type =~ 'microsoft.compute/virtualmachines' "

@@ -102,6 +102,7 @@ _BASE = rf"/subscriptions/(?P<subscription>{_GUID})/resourceGroups/(?P<group>{_G
 SHAPES = {
     "resource_group": rf"{_BASE}",
     "vm": rf"{_BASE}/providers/Microsoft\.Compute/virtualMachines/(?P<name>{_NAME})",
+    "scale_set": rf"{_BASE}/providers/Microsoft\.Compute/virtualMachineScaleSets/(?P<name>{_NAME})",
     "subnet": rf"{_BASE}/providers/Microsoft\.Network/virtualNetworks/(?P<vnet>{_NAME})/subnets/(?P<name>{_NAME})",
     "storage_account": rf"{_BASE}/providers/Microsoft\.Storage/storageAccounts/(?P<name>[a-z0-9]{{3,24}})",
     "restore_point": rf"{_BASE}/providers/Microsoft\.Compute/restorePointCollections/(?P<collection>{_NAME})"
@@ -150,6 +151,7 @@ def parse_id(value: object, kind: str) -> ParsedId:
 def _example(kind: str) -> str:
     return {"resource_group": "/subscriptions/{guid}/resourceGroups/{name}",
             "vm": "/subscriptions/{guid}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name}",
+            "scale_set": "…/providers/Microsoft.Compute/virtualMachineScaleSets/{name}",
             "subnet": "…/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{name}",
             "storage_account": "…/providers/Microsoft.Storage/storageAccounts/{name}",
             "restore_point": "…/restorePointCollections/{collection}/restorePoints/{name}",

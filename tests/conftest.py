@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from devtools.fleet import VMKEEPER_TAG_SETS
+from devtools.fleet import VMKEEPER_SCALE_SETS, VMKEEPER_TAG_SETS
 from emulator.testing import LocalAzure, in_process
 
 # Property tests: with CI set (to anything, as Hypothesis reads it), the same examples on every run (a
@@ -157,9 +157,11 @@ def emu(_local_azure, az):
 
 @pytest.fixture
 def fleet(az):
-    """One subscription, two resource groups, four VMs with 1-3 data disks each."""
+    """One subscription, two resource groups, four VMs with 1-3 data disks each, and in rg-vm-00 a Flexible scale
+    set of three VMs (``summary["vms"]`` counts them: seven) and a Uniform one of two instances
+    (devtools/fleet.py VMKEEPER_SCALE_SETS)."""
     summary = az.seed(subscriptions=1, resource_groups=2, vms=4, data_disks=[1, 3], regions=["westeurope"], seed=7,
-                       tag_sets=VMKEEPER_TAG_SETS)
+                       tag_sets=VMKEEPER_TAG_SETS, scale_sets=VMKEEPER_SCALE_SETS)
     return summary
 
 

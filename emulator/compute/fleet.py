@@ -2,7 +2,12 @@
 data disks, tags and regions. Deterministic for a given seed; no events (it is pre-existing).
 Served as the admin API's ``POST /_emulator/seed``, which Compute adds to the admin API (see
 ``ADMIN`` in responses.py). The default tags are neutral: a caller that needs its own tags passes
-``tag_sets``."""
+``tag_sets``.
+
+``scale_sets``: a list of ``{"name", "orchestration_mode": "Flexible" | "Uniform", "capacity", "fault_domains",
+"tags", "data_disks", "group"}`` (``group``: the index of the seeded group it goes in, default 0): each a scale set
+with ``capacity`` instances made from its model (compute/scalesets.py): a Flexible set's are VMs (counted in
+``vms``), a Uniform set's are its instances."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import Any
 from ..core.arm import normalize_location
 from ..network.responses import new_nic, new_vnet
 from . import models as compute
+from . import scalesets
 
 DEFAULT_REGIONS = ["westeurope", "northeurope", "eastus"]
 DEFAULT_TAG_SETS: list[dict[str, str]] = [
@@ -23,7 +29,9 @@ DEFAULT_TAG_SETS: list[dict[str, str]] = [
     {"env": "test"},
 ]
 SIZES = ["Standard_D2s_v5", "Standard_D4s_v5", "Standard_E4s_v5", "Standard_B2ms"]
-FIELDS = {"subscriptions", "resource_groups", "vms", "regions", "data_disks", "tag_sets", "seed", "vm_prefix"}
+FIELDS = {"subscriptions", "resource_groups", "vms", "regions", "data_disks", "tag_sets", "seed", "vm_prefix",
+          "scale_sets"}
+SCALE_SET_FIELDS = {"name", "orchestration_mode", "capacity", "fault_domains", "tags", "data_disks", "group"}
 
 
 def _subscription_ids(spec: Any, rng: random.Random) -> list[str]:
@@ -99,5 +107,47 @@ def seed_fleet(emulator: Any, spec: dict[str, Any]) -> dict[str, Any]:
         store.put(vm)
         vm_ids.append(vm.id)
         disk_count += 1 + len(data)
+    sets = []
+    for n, set_spec in enumerate(spec.get("scale_sets") or []):
+        made, disks = _seed_scale_set(store, layout, set_spec, n, now, rng)
+        sets.append(made)
+        disk_count += disks
+        if made["orchestrationMode"] == scalesets.FLEXIBLE:
+            vm_ids.extend(made["instances"])
     return {"subscriptions": subs, "resourceGroups": len(layout), "vms": len(vm_ids), "disks": disk_count,
-            "regions": regions}
+            "regions": regions, "scaleSets": sets}
+
+
+def _seed_scale_set(store: Any, layout: list[tuple[str, str, str, str]], spec: Any, n: int, now: float,
+                    rng: random.Random) -> tuple[dict[str, Any], int]:
+    where = f"seed.scale_sets[{n}]"
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ValueError(f"{where}: an object with a name")
+    unknown = set(spec) - SCALE_SET_FIELDS
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)} (known: {sorted(SCALE_SET_FIELDS)})")
+    mode = spec.get("orchestration_mode", scalesets.FLEXIBLE)
+    group = int(spec.get("group", 0))
+    if mode not in scalesets.MODES or not 0 <= group < len(layout):
+        raise ValueError(f"{where}: orchestration_mode Flexible or Uniform, group an index of the seeded groups")
+    sub_id, rg_name, region, subnet_id = layout[group]
+    allowed, default = scalesets.FAULT_DOMAIN_COUNTS[(mode, False)]
+    fault_domains = int(spec.get("fault_domains", default))
+    if fault_domains not in allowed:
+        raise ValueError(f"{where}.fault_domains: one of {allowed} for a {mode} scale set")
+    data = [{"lun": lun, "diskSizeGB": 32, "createOption": "Empty"} for lun in range(int(spec.get("data_disks", 1)))]
+    profile = {"storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts",
+                                                     "sku": "server", "version": "latest"},
+                                  "osDisk": {"createOption": "FromImage", "osType": "Linux", "diskSizeGB": 64,
+                                             "managedDisk": {"storageAccountType": "Premium_LRS"}},
+                                  "dataDisks": data},
+               "osProfile": {"computerNamePrefix": spec["name"][:9], "adminUsername": "azureuser"},
+               "networkProfile": {"networkInterfaceConfigurations": [{"name": "nic", "properties": {
+                   "primary": True, "ipConfigurations": [{"name": "ip", "properties": {"subnet": {"id": subnet_id}}}]}}]}}
+    vmss = scalesets.new_set(sub_id, rg_name, spec["name"], region, now, mode=mode, fault_domains=fault_domains,
+                             sku={"name": "Standard_D2s_v5", "capacity": 0}, profile=profile,
+                             tags=dict(spec.get("tags") or {}) or None)
+    store.put(vmss)
+    made, _ = scalesets.scale(store, vmss, int(spec.get("capacity", 2)), now, state="Succeeded", rng=rng)
+    disks = sum(len(scalesets.m.vm_disk_ids(i)) for i in made)
+    return {"id": vmss.id, "orchestrationMode": mode, "instances": [i.id for i in made]}, disks

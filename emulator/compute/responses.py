@@ -14,6 +14,7 @@ from ..core.arm import (
     get_resource,
     linked_access_check,
     listing,
+    no_event,
     normalize_location,
     require_location,
 )
@@ -32,6 +33,7 @@ from ..core.routing import Request, Response, Router
 from ..core.state import Resource
 from . import agent
 from . import models as m
+from . import scalesets as vmss
 
 router = Router()
 
@@ -208,6 +210,7 @@ def put_vm(req: Request) -> Response:
                                                        storage_in, now, vm_id, existing, size)
     network = props.get("networkProfile") or (existing.properties.get("networkProfile") if existing else {})
     nics = m.resolve_nics(store, network, vm_id, location)
+    scale_set, fault_domain = vmss.check_join(store, props, location, existing)
     for nic in nics:
         linked_access_check(req, "Microsoft.Network/networkInterfaces/join/action", nic.id)
     # Valid: commit disks, NICs and the VM together.
@@ -229,6 +232,7 @@ def put_vm(req: Request) -> Response:
     if existing is None:
         vm = m.new_vm(req.params["subscriptionId"], rg.name, name, location, now, size=size, storage=storage,
                       network=network, tags=tags, os_profile=props.get("osProfile"), zones=body.get("zones"))
+        vmss.join(vm, scale_set, fault_domain)
         store.put(vm)
         status = 201
     else:
@@ -1058,3 +1062,137 @@ def list_disk_restore_points(req: Request) -> Response:
     if _store(req).get(rp_id) is None:
         raise ResourceNotFound(m.RP_TYPE, f"{rpc.name}/{req.params['restorePointName']}", req.params["resourceGroupName"])
     return listing(req, [d.to_arm() for d in _store(req).of_type(m.DRP_TYPE, rp_id)])
+
+
+# --- virtual machine scale sets (scalesets.py) -------------------------------------------------------------
+VMSS = RG + "/virtualMachineScaleSets/{vmScaleSetName}"
+
+
+def _vmss(req: Request) -> Resource:
+    name = req.params["vmScaleSetName"]
+    return get_resource(_store(req), _ids(req, "virtualMachineScaleSets", name), vmss.VMSS_TYPE, name,
+                        req.params["resourceGroupName"])
+
+
+def _publish_instance(req: Request, kind: str, instance: Resource) -> None:
+    """A Flexible set's VMs are ARM's VMs: their creation and deletion are reported as any VM's."""
+    if instance.type != m.VM_TYPE:
+        return
+    from ..core.events import build_event
+
+    verb = "write" if kind == "write" else "delete"
+    event = build_event(kind, instance.id, f"{m.VM_TYPE}/{verb}", instance.subscription_id, _now(req),
+                        "PUT" if kind == "write" else "DELETE", f"https://management.azure.com{instance.id}")
+    req.emulator.events.publish(event, instance.subscription_id)
+
+
+@router.route("PUT", VMSS, operation="Microsoft.Compute/virtualMachineScaleSets/write", api_versions=VM_VERSIONS)
+def put_vmss(req: Request) -> Response:
+    body = req.json()
+    name = req.params["vmScaleSetName"]
+    check_name(name, r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?",
+               "Scale set names are 1-64 characters: letters, digits, '_', '.', '-'.")
+    rg = _rg(req)
+    store, now = _store(req), _now(req)
+    location = require_location(body)
+    tags = check_tags(body)
+    existing = store.get(_ids(req, "virtualMachineScaleSets", name))
+    if existing is not None and normalize_location(existing.location) != location:
+        raise ArmError("Changing property 'location' is not allowed.", code="PropertyChangeNotAllowed", status=409,
+                       target="location")
+    mode, fault_domains, capacity = vmss.check_set(body, existing)
+    profile = (body.get("properties") or {}).get("virtualMachineProfile")
+    vmss.check_profile(store, profile, location)
+    if existing is None:
+        scale_set = vmss.new_set(req.params["subscriptionId"], rg.name, name, location, now, mode=mode,
+                                 fault_domains=fault_domains, sku=dict(body.get("sku") or {}, capacity=0), profile=profile,
+                                 tags=tags, zones=body.get("zones"))
+        store.put(scale_set)
+        status = 201
+    else:
+        scale_set, status = existing, 200
+        if tags is not None:
+            scale_set.tags = tags
+        if profile:
+            scale_set.properties["virtualMachineProfile"] = vmss._stored_profile(profile)
+    scale_set.properties["provisioningState"] = "Updating" if existing is not None else "Creating"
+    made, gone = vmss.scale(store, scale_set, capacity, now)
+    for instance in made:
+        _publish_instance(req, "write", instance)
+    for instance in gone:
+        instance.properties["provisioningState"] = "Deleting"
+    boots = [_boot(req, vm) for vm in made if vm.type == m.VM_TYPE]
+
+    def done(op) -> None:
+        scale_set.properties["provisioningState"] = "Succeeded"
+        for vm in made:
+            if store.get(vm.id) is not None:
+                vm.properties["provisioningState"] = "Succeeded"
+                if vm.internal.get("power") == "starting":
+                    vm.internal["power"] = "running"
+        for boot in boots:
+            boot(op)
+        for instance in gone:
+            if store.get(instance.id) is not None:
+                vmss.remove_instance(store, instance)
+                _publish_instance(req, "delete", instance)
+
+    def failed(op) -> None:
+        scale_set.properties["provisioningState"] = "Failed"
+
+    op = req.emulator.start_operation(req, location, on_success=done, on_failure=failed,
+                                      result=lambda: Response(200, scale_set.to_arm()))
+    return accepted(req, op, m.PROVIDER, status, scale_set.to_arm())
+
+
+@router.route("GET", VMSS, operation="Microsoft.Compute/virtualMachineScaleSets/read", api_versions=VM_VERSIONS)
+def get_vmss(req: Request) -> Response:
+    return Response(200, _vmss(req).to_arm())
+
+
+@router.route("DELETE", VMSS, operation="Microsoft.Compute/virtualMachineScaleSets/delete", api_versions=VM_VERSIONS)
+def delete_vmss(req: Request) -> Response:
+    """As core.resource.add_long_running_delete, and each Flexible VM the delete takes reported as a VM's delete."""
+    scale_set = _existing(req, "virtualMachineScaleSets", "vmScaleSetName")
+    if scale_set is None:
+        return no_event(Response(204))
+    deletion = vmss.begin_delete_set(_store(req), scale_set, lambda instance: _publish_instance(req, "delete", instance))
+    op = req.emulator.start_operation(req, deletion.location, on_success=lambda op: deletion.done(),
+                                      on_failure=lambda op: deletion.failed())
+    return accepted(req, op, m.PROVIDER, 202)
+
+
+router.deletions[vmss.VMSS_TYPE.lower()] = vmss.begin_delete_set  # a group's delete takes its scale sets
+add_lists(router, vmss.VMSS_TYPE, api_versions=VM_VERSIONS)
+
+
+def _uniform(req: Request) -> Resource:
+    scale_set = _vmss(req)
+    if vmss.mode_of(scale_set) != vmss.UNIFORM:
+        raise OperationNotAllowed(f"Scale set '{scale_set.name}' has orchestration mode Flexible: its instances are "
+                                  "VMs (Virtual Machines - List, Get).", target="virtualMachineScaleSetVMs")
+    return scale_set
+
+
+def _instance_body(instance: Resource) -> dict[str, Any]:
+    body = instance.to_arm()
+    body["properties"] = dict(body["properties"])
+    return body
+
+
+@router.route("GET", VMSS + "/virtualMachines", operation="Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read",
+              api_versions=VM_VERSIONS)
+def list_vmss_vms(req: Request) -> Response:
+    scale_set = _uniform(req)
+    return listing(req, [_instance_body(i) for i in vmss.members(_store(req), scale_set)])
+
+
+@router.route("GET", VMSS + "/virtualMachines/{instanceId}",
+              operation="Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read", api_versions=VM_VERSIONS)
+def get_vmss_vm(req: Request) -> Response:
+    scale_set = _uniform(req)
+    instance = _store(req).get(f"{scale_set.id}/virtualMachines/{req.params['instanceId']}")
+    if instance is None:
+        raise ResourceNotFound(vmss.VMSS_VM_TYPE, f"{scale_set.name}/{req.params['instanceId']}",
+                               req.params["resourceGroupName"])
+    return Response(200, _instance_body(instance))

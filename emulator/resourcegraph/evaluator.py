@@ -287,8 +287,10 @@ class Query:
     ``columns`` (names, in output order) and ``column_types`` (name -> KQL type) are known from
     parsing, before any ``run()``."""
 
-    def __init__(self, text: str, stages: list[Any], schema: dict[str, str], materialize: bool):
+    def __init__(self, text: str, stages: list[Any], schema: dict[str, str], materialize: bool,
+                 table: str = "resources"):
         self.text = text
+        self.table = table  # lower case: resources | computeresources
         self.columns: list[str] | None = list(schema)
         self.column_types: dict[str, str] = dict(schema)
         self._stages = stages

@@ -50,11 +50,13 @@ SUPPORTED_SCALAR_OPERATORS = (
     "endswith !endswith and or"
 )
 
+# The tables the emulator has (lower case).
+TABLES = ("resources", "computeresources")
 # Other real Resource Graph tables: valid KQL, just not emulated (unknown names are InvalidQuery).
 _ARG_TABLES = frozenset(
     "resourcecontainers resourcecontainerchanges resourcechanges advisorresources "
     "alertsmanagementresources appserviceresources authorizationresources chaosresources "
-    "communitygalleryresources computeresources desktopvirtualizationresources dnsresources "
+    "communitygalleryresources desktopvirtualizationresources dnsresources "
     "edgeorderresources extendedlocationresources featureresources guestconfigurationresources "
     "healthresourcechanges healthresources insightsresources iotsecurityresources "
     "kubernetesconfigurationresources maintenanceresources managedservicesresources migrateresources "
@@ -171,11 +173,12 @@ class _Parser:
             raise _unsupported(
                 self.src, first.pos, f"Statement '{first.value}'", "a single tabular expression"
             )
+        table = "resources"
         if first.kind == "ident" and first.value not in _SUPPORTED_TABULAR | _OTHER_TABULAR:
             self.advance()
-            self.check_table(first)
+            table = self.check_table(first)
             if self.peek().kind == "eof":
-                return Query(self.src, stages, schema, materialize)
+                return Query(self.src, stages, schema, materialize, table)
             self.expect_op("|", "after the table name")
         else:  # ARG accepts a query without a table: it means Resources
             self.accept_op("|")
@@ -187,19 +190,21 @@ class _Parser:
             elif isinstance(stage, (_Extend, _ProjectAway)):
                 materialize = True
             if self.peek().kind == "eof":
-                return Query(self.src, stages, schema, materialize)
+                return Query(self.src, stages, schema, materialize, table)
             if not self.at_op("|"):
                 raise self.unexpected("expected '|' or the end of the query")
             self.advance()
 
-    def check_table(self, tok: _Token) -> None:
+    def check_table(self, tok: _Token) -> str:
+        """The table queried, lower case: ``resources``, or ``computeresources`` (a Uniform scale set's
+        instances, ``microsoft.compute/virtualmachinescalesets/virtualmachines``, with the same columns)."""
         name = tok.value
-        if name.lower() == "resources":
-            return
+        if name.lower() in TABLES:
+            return name.lower()
         if name.lower() in _ARG_TABLES or name.lower().endswith(("resources", "changes")):
-            raise _unsupported(self.src, tok.pos, f"Table '{name}'", "the Resources table")
+            raise _unsupported(self.src, tok.pos, f"Table '{name}'", "the Resources and ComputeResources tables")
         raise self.invalid(
-            tok.pos, f"Unknown table or tabular operator '{name}' (the emulator has only 'Resources')"
+            tok.pos, f"Unknown table or tabular operator '{name}' (the emulator has 'Resources' and 'ComputeResources')"
         )
 
     def parse_stage(self, schema: dict[str, str]) -> Any:

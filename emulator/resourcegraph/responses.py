@@ -19,12 +19,21 @@ MAX_PAGE = 1000
 CACHED_QUERIES = 64
 
 
-def resource_rows(store: Any, subscriptions: list[str] | None) -> list[dict[str, Any]]:
-    """Rows of the Resources table: top-level resources, type and group lower-cased as ARG has them."""
+# ComputeResources: Resource Graph's table of scale sets' parts (Learn "Resource Graph tables"); here a Uniform
+# scale set's instances, whose type is a child's.
+COMPUTE_RESOURCES = ("microsoft.compute/virtualmachinescalesets/virtualmachines",)
+
+
+def resource_rows(store: Any, subscriptions: list[str] | None, table: str = "resources") -> list[dict[str, Any]]:
+    """Rows of the Resources table (top-level resources) or of ComputeResources, type and group lower-cased as ARG
+    has them."""
     wanted = {s.lower() for s in subscriptions} if subscriptions else None
     rows = []
     for res in store.resources.values():
-        if res.type.count("/") != 1:
+        if table == "computeresources":
+            if res.type.lower() not in COMPUTE_RESOURCES:
+                continue
+        elif res.type.count("/") != 1:
             continue
         sub = res.subscription_id
         if wanted is not None and sub.lower() not in wanted:
@@ -99,7 +108,7 @@ def query_resources(req: Request) -> Response:
     else:
         try:
             compiled = parse(query)
-            rows = compiled.run(resource_rows(req.emulator.store, subscriptions))
+            rows = compiled.run(resource_rows(req.emulator.store, subscriptions, compiled.table))
         except KqlError as exc:
             raise _bad_request(exc.message, code=exc.code) from None
         columns = compiled.columns

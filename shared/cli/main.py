@@ -29,8 +29,8 @@ from .context import (
     translate,
 )
 
-STATES = ("breached", "not_protected", "missing", "met", "opted_out")  # shared/report/model.py STATES (not imported: cold)
-UNPROTECTED = ("breached", "not_protected", "missing")  # shared/report/model.py UNPROTECTED: what `status` fails on
+STATES = ("breached", "not_protected", "missing", "not_supported", "met", "opted_out")  # shared/report/model.py STATES (not imported: cold)
+UNPROTECTED = ("breached", "not_protected", "missing", "not_supported")  # shared/report/model.py UNPROTECTED: what `status` fails on
 TARGET_TYPES = ("disks", "vm", "os_disk", "original_location")  # shared/restore/request.py TARGET_TYPES but:
 LEASED_TARGETS = ("files", "export")  # these, which `vmkeeper files` and `vmkeeper export` make
 
@@ -112,8 +112,9 @@ def cli(ctx: click.Context, settings: str | None, as_json: bool) -> None:
 
 # --- status -------------------------------------------------------------------------------------------
 @cli.command(epilog="\b\nExit codes: 0 every VM met or opted out; 1 error; 2 at least one VM of the fleet is\n"
-             "breached, missing a kind of point or not protected (whatever --state shows), so a\n"
-             "pipeline step can fail on it.")
+             "breached, missing a kind of point, not protected or not supported (a Uniform scale\n"
+             "set's instance; opt its set out to accept it) whatever --state shows, so a pipeline\n"
+             "step can fail on it.")
 @click.option("--recorded", is_flag=True, help="Show the last recorded evaluation (the compliance timer's) "
               "instead of evaluating now.")
 @click.option("--state", "states", multiple=True, type=click.Choice(STATES, case_sensitive=False),

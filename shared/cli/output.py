@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from rich.table import Table
 
 STATE_STYLE = {"breached": "bold red", "not_protected": "bold red", "missing": "bold yellow", "met": "green",
+               "not_supported": "bold magenta",
                "opted_out": "dim", "initial_replication": "cyan"}
 KIND_TITLES = {"vault": "Vault", "snapshot_set": "Snapshot set", "restore_point": "Restore point",
                "snapshot_copy": "Snapshot set copy", "restore_point_copy": "Restore point copy",
@@ -129,12 +130,14 @@ def status(doc: dict[str, Any]) -> None:
         out.print(table)
     counts = doc["counts"]
     total = sum(counts.values())
-    summary = ", ".join(styled(f"{n} {s.replace('_', ' ')}", STATE_STYLE[s] if n else None) for s, n in counts.items())
+    summary = ", ".join(styled(f"{n} {s.replace('_', ' ')}", STATE_STYLE[s] if n else None) for s, n in counts.items()
+                        if n or s != "not_supported")  # said when there is one (a fleet without Uniform scale sets)
     shown = f" (showing {len(vms)}: {', '.join(doc['filter'])})" if doc["filter"] else ""
     out.print(f"{plural(total, 'VM')}: {summary}{shown}")
-    gaps = {s: counts.get(s, 0) for s in ("breached", "not_protected", "missing")}
+    gaps = {s: counts.get(s, 0) for s in ("breached", "not_protected", "missing", "not_supported")}
     if any(gaps.values()):
-        words = {"breached": "breached", "not_protected": "not protected", "missing": "missing a kind of point"}
+        words = {"breached": "breached", "not_protected": "not protected", "missing": "missing a kind of point",
+                 "not_supported": "not supported (Uniform scale set instances: no kind of point covers them)"}
         out.print(styled(f"Not protected as their policies say: {plural(sum(gaps.values()), 'VM')} ("
                          + ", ".join(f"{n} {words[s]}" for s, n in gaps.items() if n) + "); exit code 2", "bold red"))
     excluded = doc.get("excluded") or []

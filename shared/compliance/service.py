@@ -27,6 +27,8 @@ from ..report.model import (
     MET,
     MISSING,
     NOT_PROTECTED,
+    NOT_SUPPORTED,
+    OPTED_OUT,
     REPLICA,
     RESTORE_POINT_COPY,
     SNAPSHOT_COPY,
@@ -90,6 +92,8 @@ def judge(fleet: FleetPoints, policies: Any, now: datetime,
                              str(row.get("location") or "").replace(" ", "").lower(),
                              resolution.policy.name if resolution.policy else None, result.state, result.reason,
                              result.kinds, result.missing))
+    for row in fleet.unsupported:
+        out.vms.append(unsupported(row, policies.for_vm(row.get("tags"))))
     out.vms.sort(key=lambda v: (STATES.index(v.state), v.vm_id.lower()))
     first = (now - timedelta(days=DAYS - 1)).date()
     days: Counter = Counter()
@@ -120,11 +124,32 @@ def _replica_judge(fleet: FleetPoints, row: Mapping[str, Any], now: datetime,
                                         replica.rpo_target(policy), now, since=since, absent=absent)
 
 
+def unsupported(row: Mapping[str, Any], resolution: Any) -> VmRow:
+    """A machine no kind of point covers (a Uniform scale set's instance): ``not_supported``, saying why and what
+    to do, unless its set (or itself) is opted out."""
+    vm_id = str(row["id"])
+    set_name = str(row.get("scaleSet") or vm_id.rsplit("/virtualMachines/", 1)[0]).rsplit("/", 1)[-1]
+    if resolution.opted_out:
+        state, reason = OPTED_OUT, resolution.reason
+    else:
+        state = NOT_SUPPORTED
+        reason = (f"an instance of the Uniform scale set '{set_name}': Azure Backup and VM restore points do not cover "
+                  "Uniform scale set instances, so vmkeeper makes no point of it; keep what matters in the set's model "
+                  "and its data elsewhere, move the workload to a Flexible scale set (its VMs are protected like any "
+                  "VM), or opt the set out (tag 'vmkeeper-optout' on the set) to accept the gap")
+    return VmRow(vm_id, str(row.get("name") or vm_id.rsplit("/", 1)[-1]), str(row.get("subscriptionId") or "").lower(),
+                 str(row.get("resourceGroup") or ""), str(row.get("location") or "").replace(" ", "").lower(),
+                 resolution.policy.name if resolution.policy else None, state, reason)
+
+
 NO_POLICY = "policy"  # what a VM with no policy lacks (a bad tag, no default): no kind can be named
 
 
 def gaps(state: str, kinds: Any) -> frozenset[str]:
-    """What a VM vmkeeper should protect lacks: its missing kinds, or ``policy`` when none applies."""
+    """What a VM vmkeeper should protect lacks: its missing kinds, ``policy`` when none applies, or ``not_supported``
+    for a machine no kind of point covers."""
+    if state == NOT_SUPPORTED:
+        return frozenset({NOT_SUPPORTED})
     missing = frozenset(k.kind for k in kinds if k.state == MISSING)
     return missing or (frozenset({NO_POLICY}) if state == NOT_PROTECTED else frozenset())
 

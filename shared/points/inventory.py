@@ -52,6 +52,13 @@ COLLECTIONS = ("Resources | where type =~ 'microsoft.compute/restorepointcollect
                + "'] =~ '" + T.MANAGED_BY_VALUE + "' and isnotempty(tags['" + T.VM + "']) "
                "| project id, name, location, resourceGroup, subscriptionId, tags")
 VAULT_ITEMS = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
+# Uniform scale sets' instances: Resource Graph keeps them in ComputeResources, not Resources; no kind of point
+# covers them (Azure Backup and VM restore points take no Uniform instance), so compliance says so of each. Their
+# sets' tags are read too: an operator opts a set out on the set.
+UNIFORM_INSTANCES = ("ComputeResources | where type =~ 'microsoft.compute/virtualmachinescalesets/virtualmachines' "
+                     "| project id, name, subscriptionId, resourceGroup, location, tags")
+SCALE_SETS = ("Resources | where type =~ 'microsoft.compute/virtualmachinescalesets' "
+              "| project id, tags, orchestrationMode = tostring(properties.orchestrationMode)")
 
 
 def _missing(exc: Exception) -> bool:
@@ -140,6 +147,7 @@ class Inventory:
         out = FleetPoints()
         progress("virtual machines")
         vms = list(query_all(graph, subscriptions, VMS))  # members only: split once the replicated items are read
+        out.unsupported = uniform_instances(graph, subscriptions)
         progress("snapshots")
         by_vm: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
         for row in _owned_rows(query_all(graph, subscriptions, SNAPSHOTS)):
@@ -178,6 +186,23 @@ class Inventory:
         # What restores, drills and test failovers made is no fleet VM: left out, each said with why.
         out.vms, out.excluded = split(vms, test_failover_vms(bodies))
         return out
+
+
+def uniform_instances(graph: Any, subscriptions: list[str]) -> list[dict[str, Any]]:
+    """Each Uniform scale set instance as a row like a VM's, its tags its set's with its own over them, and
+    ``scaleSet`` its set's id (two queries for the fleet)."""
+    instances = list(query_all(graph, subscriptions, UNIFORM_INSTANCES))
+    if not instances:
+        return []
+    sets = {str(r["id"]).lower(): r for r in query_all(graph, subscriptions, SCALE_SETS)}
+    out = []
+    for row in instances:
+        set_id = str(row["id"]).rsplit("/virtualMachines/", 1)[0]
+        found = sets.get(set_id.lower()) or {}
+        tags = {**(found.get("tags") or {}), **(row.get("tags") or {})}
+        out.append({**row, "tags": tags, "scaleSet": found.get("id") or set_id,
+                    "orchestrationMode": found.get("orchestrationMode") or "Uniform"})
+    return out
 
 
 def _collection_points(arm: Arm, row: Mapping[str, Any]) -> list[RecoveryPoint]:

@@ -261,6 +261,8 @@ class FleetPoints:
     """The fleet's VMs and their recovery points, as shared/points/inventory.py reads them."""
 
     vms: list[dict[str, Any]] = field(default_factory=list)  # Resource Graph rows
+    # Machines no kind of point covers (a Uniform scale set's instances), rows like the VMs' with ``scaleSet``
+    unsupported: list[dict[str, Any]] = field(default_factory=list)
     points: dict[str, list[RecoveryPoint]] = field(default_factory=lambda: defaultdict(list))  # by VM id, lower case
     # Site Recovery's replicated items, by the VM they replicate (lower case); no recovery points (shared/points/replicas.py)
     replicas: dict[str, list[ReplicatedItem]] = field(default_factory=lambda: defaultdict(list))

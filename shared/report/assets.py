@@ -9,12 +9,14 @@ import hashlib
 STYLE = """
 :root{color-scheme:light dark;--fg:#1f2328;--muted:#59636e;--bg:#fff;--panel:#f6f8fa;--line:#d1d9e0;
 --breached:#c62828;--not_protected:#c25100;--missing:#9a6700;--met:#2e7d32;--opted_out:#6e7781;--unknown:#8250df;
+--not_supported:#6f42c1;
 --vault:#1565c0;--snapshot_set:#00897b;--restore_point:#8e24aa;--copy:#e0a100;--snapshot_copy:#4db6ac;
 --restore_point_copy:#ce93d8;
 --v0:#1f77b4;--v1:#ff7f0e;--v2:#2ca02c;--v3:#9467bd;--v4:#8c564b;--v5:#e377c2;--v6:#17becf;--v7:#a5a61b;
 --v8:#5254a3;--v9:#7f7f7f}
 @media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;--bg:#0d1117;--panel:#151b23;
 --line:#3d444d;--breached:#f85149;--not_protected:#f0883e;--missing:#d29922;--met:#3fb950;--opted_out:#8b949e;
+--not_supported:#a371f7;
 --v0:#4fa3e0;--v1:#ffa54f;--v2:#5cd65c;--v3:#b99be0;--v4:#c49c94;--v5:#f7b6d2;--v6:#5fd9e6;--v7:#dbdb5c;
 --v8:#9c9ede;--v9:#b0b0b0}}
 *{box-sizing:border-box}
@@ -58,12 +60,13 @@ color:#fff;white-space:nowrap}
 .s-breached{background:var(--breached)}.s-not_protected{background:var(--not_protected)}
 .s-missing{background:var(--missing)}small.missing{color:var(--missing);font-weight:600}
 .s-met{background:var(--met)}.s-opted_out{background:var(--opted_out)}.s-unknown{background:var(--unknown)}
+.s-not_supported{background:var(--not_supported)}
 .k{white-space:nowrap;font-variant-numeric:tabular-nums}
 .k-breached{color:var(--breached);font-weight:600}.k-missing{color:var(--missing);font-weight:600}
 .k-na,.k-unknown{color:var(--muted)}.k-initial_replication{color:var(--vault);font-style:italic}small.health{font-weight:600}
 .f-breached{fill:var(--breached)}.f-not_protected{fill:var(--not_protected)}.f-missing{fill:var(--missing)}
 .f-met{fill:var(--met)}
-.f-opted_out{fill:var(--opted_out)}.f-unknown{fill:var(--unknown)}
+.f-opted_out{fill:var(--opted_out)}.f-unknown{fill:var(--unknown)}.f-not_supported{fill:var(--not_supported)}
 .f-vault{fill:var(--vault)}.f-snapshot_set{fill:var(--snapshot_set)}.f-restore_point{fill:var(--restore_point)}
 .f-copy{fill:var(--copy)}.f-snapshot_copy{fill:var(--snapshot_copy)}
 .f-restore_point_copy{fill:var(--restore_point_copy)}

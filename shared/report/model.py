@@ -22,10 +22,15 @@ POINT_KINDS = tuple(k for k in KINDS if k != REPLICA)  # the kinds counted per d
 
 # A VM's compliance states, worst first: ``breached`` (a kind's newest point older than its RPO),
 # ``not_protected`` (no policy applies, or no complete point of any kind it expects), ``missing`` (some
-# kinds it expects have no complete point: ``VmRow.missing`` names them), ``met``, ``opted_out``.
+# kinds it expects have no complete point: ``VmRow.missing`` names them), ``not_supported`` (a machine no kind of
+# point vmkeeper makes can cover — a Uniform scale set's instance: Azure Backup and VM restore points do not take
+# them; the reason says so), ``met``, ``opted_out``.
 BREACHED, NOT_PROTECTED, MISSING, MET, OPTED_OUT = "breached", "not_protected", "missing", "met", "opted_out"
-STATES = (BREACHED, NOT_PROTECTED, MISSING, MET, OPTED_OUT)
-UNPROTECTED = (BREACHED, NOT_PROTECTED, MISSING)  # what the gate (`vmkeeper status`) fails on and alerts say
+NOT_SUPPORTED = "not_supported"
+STATES = (BREACHED, NOT_PROTECTED, MISSING, NOT_SUPPORTED, MET, OPTED_OUT)
+# What the gate (`vmkeeper status`) fails on and alerts say: a machine vmkeeper cannot protect is unprotected too,
+# until an operator opts it out (its scale set's `vmkeeper-optout` tag): never a silent gap.
+UNPROTECTED = (BREACHED, NOT_PROTECTED, MISSING, NOT_SUPPORTED)
 # A kind's states: met, breached, or missing (no complete point of that kind); and, for the replica kind only,
 # initial_replication: Site Recovery's first full copy in progress, within its allowance (shared/compliance/replica.py).
 INITIAL_REPLICATION = "initial_replication"
@@ -85,6 +90,7 @@ class SummaryRow:
     not_protected: int = 0
     missing: int = 0
     opted_out: int = 0
+    not_supported: int = 0
 
 
 @dataclass(frozen=True)

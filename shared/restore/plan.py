@@ -57,6 +57,8 @@ class Facts:
     source_vm_size: str | None = None  # the source VM's size now, if it still exists
     target_vm: dict[str, Any] | None = None  # os_disk: {"id", "region", "os_disk_id", "os_disk_size", "power"};
     # files: {"id", "region", "size", "luns_used", "max_data_disks"} (a vault point's: {"id", "region", "os_type"})
+    # vm into a scale set: {"id", "region", "orchestration_mode", "fault_domain_count"}; None: not found
+    scale_set: dict[str, Any] | None = None
     vault_problems: tuple[FieldProblem, ...] = ()  # Azure Backup's ValidateOperation, as field problems
 
 
@@ -69,7 +71,9 @@ class Plan:
     steps: tuple[str, ...]
     disks: tuple[dict[str, Any], ...] = ()  # {"name", "id", "lun", "source_id", "create_option", "size_gb", "os_type", "sku"}
     nic: dict[str, Any] | None = None  # {"name", "id", "subnet_id"}
-    vm: dict[str, Any] | None = None  # {"name", "id", "size"} (created), or the VM whose OS disk is swapped
+    # {"name", "id", "size"} (created; joining a Flexible scale set: "scale_set" its id, "platform_fault_domain"
+    # if asked), or the VM whose OS disk is swapped
+    vm: dict[str, Any] | None = None
     vault: dict[str, Any] | None = None  # the Azure Backup restore request, in our words
     lease: dict[str, Any] | None = None  # files, export: {"hours", "expires_at", "end_steps"} (shared/restore/lease.py)
 
@@ -98,6 +102,8 @@ class Plan:
         another resource group than the VM."""
         field = "target.vm" if self.target_type in ("os_disk", "files") else "target.resource_group"
         out = [(field, c["id"]) for c in self.creates()]
+        if self.target_type == "vm" and self.vm and self.vm.get("scale_set"):
+            out.append(("target.virtual_machine_scale_set", self.vm["scale_set"]))  # the VM joins it
         if self.target_type == "files" and self.vm:
             out.append((field, self.vm["id"]))
         if self.target_type == "os_disk" and self.vm:
@@ -131,6 +137,30 @@ def disk_name(base: str, lun: int | None, restore_id: str) -> str:
     return f"{_name_part(base, 55)}-{'os' if lun is None else f'lun{lun}'}-r{restore_id}"
 
 
+def scale_set_problems(target: dict[str, Any], found: dict[str, Any] | None, region: str) -> list[FieldProblem]:
+    """A new VM joins a scale set only as Azure allows (REST reference, VirtualMachineProperties
+    ``virtualMachineScaleSet`` and ``platformFaultDomain``): the set exists, is Flexible (a Uniform set's instances
+    come from its model only) and in the point's region; a fault domain may be named only when the set has more than
+    one, and must be one of them."""
+    field, ref = "target.virtual_machine_scale_set", target["virtual_machine_scale_set"]
+    if found is None:
+        return [FieldProblem(field, f"scale set '{ref.id}' was not found")]
+    out = []
+    if found["orchestration_mode"] != "Flexible":
+        out.append(FieldProblem(field, f"scale set '{ref.name}' has orchestration mode {found['orchestration_mode']}: "
+                                       "a VM can join only a Flexible scale set"))
+    if found["region"] != region:
+        out.append(FieldProblem(field, f"the scale set is in {found['region']}, the recovery point in {region}"))
+    fd, count = target.get("platform_fault_domain"), int(found.get("fault_domain_count") or 1)
+    if fd is not None and count <= 1:
+        out.append(FieldProblem("target.platform_fault_domain", f"scale set '{ref.name}' has one fault domain "
+                                "(platformFaultDomainCount 1: the platform spreads its VMs): name none"))
+    elif fd is not None and fd >= count:
+        out.append(FieldProblem("target.platform_fault_domain", f"scale set '{ref.name}' has {count} fault domains: "
+                                f"0 to {count - 1}"))
+    return out
+
+
 def make(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: Facts,
          now: datetime | None = None) -> Plan:
     """The plan, or BadRequest / Conflict naming the field the world disagrees with. ``now``: when it is accepted
@@ -156,6 +186,8 @@ def make(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: 
                                                           f"recovery point in {point.region}"))
         if facts.vm_name_taken:
             raise Conflict("target.vm_name", f"a VM '{t['vm_name']}' already exists in {t['resource_group'].id}")
+        if "virtual_machine_scale_set" in t:
+            problems.extend(scale_set_problems(t, facts.scale_set, point.region))
     if point.kind == catalogue.VAULT:
         problems.extend(p for p in facts.vault_problems if p not in problems)
         if problems:
@@ -213,6 +245,10 @@ def make(restore_id: str, request: RestoreRequest, point: RecoveryPoint, facts: 
         nic = {"name": nic_name, "id": _rid(group_id, "Microsoft.Network", "networkInterfaces", nic_name),
                "subnet_id": t["subnet"].id}
         vm = {"name": base, "id": _rid(group_id, "Microsoft.Compute", "virtualMachines", base), "size": size}
+        if "virtual_machine_scale_set" in t:
+            vm["scale_set"] = t["virtual_machine_scale_set"].id
+            if "platform_fault_domain" in t:
+                vm["platform_fault_domain"] = t["platform_fault_domain"]
         return Plan(restore_id, point.kind, "vm", point.region, (DISKS, NIC, VM), disks, nic, vm)
     vm = {"name": base, "id": t["vm"].id, "old_os_disk_id": (facts.target_vm or {}).get("os_disk_id")}
     return Plan(restore_id, point.kind, "os_disk", point.region, (DISKS, DEALLOCATE, TAG_OLD, SWAP, START), disks, vm=vm)

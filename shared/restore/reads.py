@@ -34,6 +34,18 @@ class Reader:
                 return None
             raise
 
+    def scale_set(self, ref: ParsedId) -> dict[str, Any] | None:
+        """A scale set a restored VM would join, as a plan checks it; None when there is none."""
+        try:
+            s = self.arm.compute(ref.subscription).virtual_machine_scale_sets.get(ref.group, ref.name)
+        except Exception as exc:
+            if _missing(exc):
+                return None
+            raise
+        return {"id": s.id, "region": catalogue.region_of(s.location),
+                "orchestration_mode": s.orchestration_mode or "Uniform",
+                "fault_domain_count": s.platform_fault_domain_count or 1}
+
     def catalogue(self, vm: ParsedId) -> list[RecoveryPoint]:
         """The VM's recovery points, as the inventory reads them (the VM may no longer exist)."""
         return Inventory(self.arm, self.vaults).of_vm(vm.id)
@@ -82,7 +94,8 @@ class Reader:
             target_vm = self.attach_target(t["vm"])
         facts = plan.Facts(groups, subnet_region, taken,
                            source.hardware_profile.vm_size if source is not None and source.hardware_profile else None,
-                           target_vm)
+                           target_vm, self.scale_set(t["virtual_machine_scale_set"])
+                           if "virtual_machine_scale_set" in t else None)
         if point.kind == catalogue.VAULT and request.dry_run and request.target_type in plan.RECOVERY_TYPES:
             from dataclasses import replace
 

@@ -8,6 +8,8 @@ Targets:
   which also needs ``staging_storage_account``);
 - ``vm``: those disks and a new VM ``vm_name`` in ``resource_group`` with a new NIC in ``subnet``,
   ``vm_size`` defaulting to the source's (a vault point: AlternateLocation, with ``staging_storage_account``);
+  standalone unless ``virtual_machine_scale_set`` names a Flexible scale set for it to join (snapshot sets and
+  restore points), in ``platform_fault_domain`` if given (else the platform balances);
 - ``os_disk``: the OS disk of the existing VM ``vm`` swapped for one restored from the point
   (snapshot sets and restore points);
 - ``original_location``: Azure Backup's OriginalLocation, the source VM's disks replaced in place
@@ -38,7 +40,8 @@ TOP_FIELDS = {"vm", "recovery_point", "target", "dry_run"}
 # What each target takes: (required, optional) per source kind family ("vault" or "disk" for the other two).
 TARGET_FIELDS: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     ("disk", "disks"): ({"resource_group"}, set()),
-    ("disk", "vm"): ({"resource_group", "vm_name", "subnet"}, {"vm_size"}),
+    ("disk", "vm"): ({"resource_group", "vm_name", "subnet"}, {"vm_size", "virtual_machine_scale_set",
+                                                               "platform_fault_domain"}),
     ("disk", "os_disk"): ({"vm"}, set()),
     ("vault", "disks"): ({"resource_group", "staging_storage_account"}, set()),
     ("vault", "vm"): ({"resource_group", "vm_name", "subnet", "staging_storage_account"}, set()),
@@ -48,7 +51,8 @@ TARGET_FIELDS: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     ("vault", "files"): (set(), {"vm", "duration_hours"}),
 }
 ID_FIELDS = {"resource_group": "resource_group", "subnet": "subnet", "vm": "vm",
-             "staging_storage_account": "storage_account"}
+             "staging_storage_account": "storage_account", "virtual_machine_scale_set": "scale_set"}
+MAX_FAULT_DOMAIN = 2  # a Flexible scale set has at most 3 fault domains (platformFaultDomainCount 1-3)
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,14 @@ def parse(body: Any) -> RestoreRequest:
                     elif name == "vm_name":
                         if not isinstance(value, str) or not VM_NAME.fullmatch(value):
                             bad("target.vm_name", "1-64 letters, digits, '_', '.', '-' (not ending in '.' or '-')")
+                        else:
+                            parsed[name] = value
+                    elif name == "platform_fault_domain":
+                        if "virtual_machine_scale_set" not in target:
+                            bad("target.platform_fault_domain", "applies only with target.virtual_machine_scale_set")
+                        elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FAULT_DOMAIN:
+                            bad("target.platform_fault_domain",
+                                f"a fault domain of the scale set: an integer from 0 to {MAX_FAULT_DOMAIN}")
                         else:
                             parsed[name] = value
                     elif name == "vm_size":

@@ -383,6 +383,10 @@ class RestoreSteps:
                     "properties": {"hardwareProfile": {"vmSize": vm["size"]}, "storageProfile": storage,
                                    "networkProfile": {"networkInterfaces": [{"id": plan.nic["id"],
                                                                              "properties": {"primary": True}}]}}}
+            if vm.get("scale_set"):  # joins a Flexible scale set, as asked (by default a VM stands alone)
+                body["properties"]["virtualMachineScaleSet"] = {"id": vm["scale_set"]}
+                if vm.get("platform_fault_domain") is not None:
+                    body["properties"]["platformFaultDomain"] = vm["platform_fault_domain"]
             compute.virtual_machines.begin_create_or_update(rg, name, body, polling=False,
                                                             raw_response_hook=self._hook(seen))
             return Wait(seen.get("after", WAIT), f"VM {name} being created")

@@ -95,7 +95,7 @@ def test_status_shows_every_kind_met_and_exits_0(world):
         "snapshot_set": "met", "restore_point": "met", "snapshot_copy": "met", "restore_point_copy": "met"}
     assert vm["missing"] == []
     assert doc["summary"] == [{"subscription": world["sub"], "policy": "full", "met": 1, "breached": 0,
-                               "not_protected": 0, "missing": 0, "opted_out": 0}]
+                               "not_protected": 0, "missing": 0, "opted_out": 0, "not_supported": 0}]
 
 
 # --- plan ---------------------------------------------------------------------------------------------

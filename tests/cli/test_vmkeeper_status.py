@@ -84,7 +84,8 @@ def test_a_vm_missing_a_kind_fails_the_gate_and_is_named_as_missing_what(missing
     result = vmkeeper("status", "--json")
     assert result.exit_code == 2
     doc = json_out(result, "status")
-    assert doc["counts"] == {"breached": 0, "not_protected": 0, "missing": 1, "met": 0, "opted_out": 0}
+    assert doc["counts"] == {"breached": 0, "not_protected": 0, "missing": 1, "not_supported": 0, "met": 0,
+                             "opted_out": 0}
     (vm,) = doc["vms"]
     assert vm["state"] == "missing" and vm["missing"] == ["restore_point", "snapshot_copy", "restore_point_copy"]
     assert {k["kind"]: k["state"] for k in vm["kinds"]}["snapshot_set"] == "met"

@@ -31,9 +31,10 @@ def test_tags_at_resource_scope(resources, compute):
     assert compute.virtual_machines.get("rg-vm-00", "vm-00000").tags == {}
 
 
-def test_listing_resources_with_filter(resources):
+def test_listing_resources_with_filter(resources, fleet):
     vms = list(resources.resources.list_by_resource_group("rg-vm-00", filter="resourceType eq 'Microsoft.Compute/virtualMachines'"))
-    assert {r.name for r in vms} == {"vm-00000", "vm-00002"}
+    flexible = {i.rsplit("/", 1)[-1] for s in fleet["scaleSets"] if s["orchestrationMode"] == "Flexible" for i in s["instances"]}
+    assert {r.name for r in vms} == {"vm-00000", "vm-00002"} | flexible  # the Flexible scale set's VMs are in rg-vm-00
     gold = list(resources.resources.list(filter="tagName eq 'vmkeeper-policy' and tagValue eq 'gold'"))
     assert [r.name for r in gold] == ["vm-00000"]
 
@@ -63,7 +64,7 @@ def test_graph_subset_where_tags_and_summarize(az, graph, fleet):
     assert rows == [{"name": "vm-00000", "policy": "gold"}]
     counts = _query(graph, "Resources | summarize count() by type | order by type asc").data
     by_type = {r["type"]: r["count_"] for r in counts}
-    assert by_type["microsoft.compute/virtualmachines"] == 4
+    assert by_type["microsoft.compute/virtualmachines"] == fleet["vms"]  # the Flexible scale set's among them
     assert by_type["microsoft.compute/disks"] == fleet["disks"]
 
 
@@ -71,7 +72,7 @@ def test_graph_scope_is_the_subscriptions_asked_for(az, graph, fleet):
     other = az.seed(subscriptions=1, resource_groups=1, vms=3, vm_prefix="other", seed=99)["subscriptions"]
     rows = _query(graph, "Resources | where type =~ 'microsoft.compute/virtualmachines' | project subscriptionId", other).data
     assert len(rows) == 3 and {r["subscriptionId"] for r in rows} == set(other)
-    assert len(_query(graph, "Resources | where type =~ 'microsoft.compute/virtualmachines'").data) == 7  # tenant scope
+    assert len(_query(graph, "Resources | where type =~ 'microsoft.compute/virtualmachines'").data) == fleet["vms"] + 3  # tenant
 
 
 @pytest.mark.parametrize("query, operator", [

@@ -328,3 +328,26 @@ def test_only_the_points_of_the_vms_current_instance_count():
     fleet = FleetPoints(vms=[_row("vm1", 0)])
     fleet.points[VM.lower()] += [replace(point("snapshot_set", 1), instance=old), point("vault", 1)]
     assert judge(fleet, POLICIES, NOW).vms[0].state == MET
+
+
+def test_a_uniform_scale_set_instance_is_not_supported_loudly_until_its_set_is_opted_out():
+    """Issue 22: Azure Backup and VM restore points do not cover a Uniform scale set's instances: each is said,
+    never skipped — its own state, counted, alerted once, failing the gate — and an opt-out on its set accepts it."""
+    from shared.report.model import NOT_SUPPORTED, UNPROTECTED
+
+    vmss = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/batch"
+    instance = {"id": f"{vmss}/virtualMachines/0", "name": "batch_0", "subscriptionId": "00000000-0000-0000-0000-000000000001",
+                "resourceGroup": "rg", "location": "westeurope", "tags": {"env": "prod"}, "scaleSet": vmss}
+    fleet = FleetPoints(vms=[_row("a", 0)], unsupported=[instance])
+    fleet.points[VM.replace("vm1", "a").lower()] += [point("snapshot_set", 1), point("vault", 1)]
+    evaluation = judge(fleet, POLICIES, NOW)
+    row = next(v for v in evaluation.vms if v.name == "batch_0")
+    assert row.state == NOT_SUPPORTED and NOT_SUPPORTED in UNPROTECTED and row.kinds == ()
+    assert "Uniform scale set 'batch'" in row.reason and "vmkeeper-optout" in row.reason
+    assert evaluation.counts()[NOT_SUPPORTED] == 1 and summarize(evaluation.vms)[0].not_supported == 1
+    (alert,) = [a for a in changes({}, evaluation.vms) if a.subject == instance["id"].lower()]
+    assert alert.type == A.PROTECTION_MISSING and alert.data["state"] == NOT_SUPPORTED
+    assert changes(recorded(evaluation.vms, NOW), evaluation.vms) == []  # once per change
+    opted = FleetPoints(unsupported=[{**instance, "tags": {"vmkeeper-optout": "true"}}])
+    (row,) = judge(opted, POLICIES, NOW).vms
+    assert row.state == OPTED_OUT

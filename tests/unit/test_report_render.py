@@ -289,11 +289,12 @@ def test_a_vm_missing_a_kind_says_which_and_an_older_rows_copy_keeps_its_column(
 def test_summary_counts_and_totals():
     rows = (SummaryRow("s1", "gold", met=3, breached=1, missing=1), SummaryRow("s2", "(none)", opted_out=2))
     table = parse(render(replace(EMPTY, summary=rows))).root.find(id="summary-table")
-    assert [th.text() for th in table.all("th")[2:7]] == ["Breached", "Not protected", "Missing", "Met", "Opted out"]
+    assert [th.text() for th in table.all("th")[2:8]] == ["Breached", "Not protected", "Missing", "Not supported", "Met",
+                                                          "Opted out"]
     body = [[td.text() for td in tr.all("td")[:-1]] for tr in table.all("tbody")[0].all("tr")]
-    assert body == [["s1", "gold", "1", "0", "1", "3", "0", "5"], ["s2", "(none)", "0", "0", "0", "0", "2", "2"]]
+    assert body == [["s1", "gold", "1", "0", "1", "0", "3", "0", "5"], ["s2", "(none)", "0", "0", "0", "0", "0", "2", "2"]]
     foot = [td.text() for td in table.all("tfoot")[0].all("td")[:-1]]
-    assert foot == ["All", "1", "0", "1", "3", "2", "7"]
+    assert foot == ["All", "1", "0", "1", "0", "3", "2", "7"]
     bar = table.all("tbody")[0].all("tr")[0].all("svg")[0]
     assert [(r.attrs["class"], r.attrs["width"]) for r in bar.all("rect")] == [
         ("f-breached", "20.000"), ("f-missing", "20.000"), ("f-met", "60.000")]

@@ -249,3 +249,49 @@ def test_a_plan_round_trips_through_json(kind, ttype):
 ])
 def test_what_a_failed_restore_undoes(target, failed, context, undo):
     assert P.undo_steps(target, failed, context) == undo
+
+
+VMSS = f"{DST}/providers/Microsoft.Compute/virtualMachineScaleSets/web"
+FLEX = {"id": VMSS, "region": "westeurope", "orchestration_mode": "Flexible", "fault_domain_count": 3}
+
+
+@pytest.mark.parametrize("kind", DISK_KINDS)
+def test_a_new_vm_stands_alone_unless_asked_to_join_a_flexible_scale_set(kind):
+    alone = plan_for(kind, "vm")
+    assert "scale_set" not in alone.vm and ("target.virtual_machine_scale_set", VMSS) not in alone.writes()
+    joined = plan_for(kind, "vm", dataclasses.replace(GOOD, scale_set=FLEX), virtual_machine_scale_set=VMSS,
+                      platform_fault_domain=2)
+    assert joined.vm["scale_set"] == VMSS and joined.vm["platform_fault_domain"] == 2
+    assert ("target.virtual_machine_scale_set", VMSS) in joined.writes()  # the allow-list must admit the set
+    balanced = plan_for(kind, "vm", dataclasses.replace(GOOD, scale_set=FLEX), virtual_machine_scale_set=VMSS)
+    assert "platform_fault_domain" not in balanced.vm  # the platform balances
+
+
+@pytest.mark.parametrize(("found", "target", "field"), [
+    (None, {"virtual_machine_scale_set": VMSS}, "target.virtual_machine_scale_set"),
+    ({**FLEX, "orchestration_mode": "Uniform"}, {"virtual_machine_scale_set": VMSS}, "target.virtual_machine_scale_set"),
+    ({**FLEX, "region": "northeurope"}, {"virtual_machine_scale_set": VMSS}, "target.virtual_machine_scale_set"),
+    ({**FLEX, "fault_domain_count": 1}, {"virtual_machine_scale_set": VMSS, "platform_fault_domain": 0},
+     "target.platform_fault_domain"),
+    ({**FLEX, "fault_domain_count": 2}, {"virtual_machine_scale_set": VMSS, "platform_fault_domain": 2},
+     "target.platform_fault_domain"),
+])
+def test_joining_a_scale_set_is_refused_as_azure_would_naming_the_field(found, target, field):
+    problem = refused(BadRequest, catalogue.SNAPSHOT_SET, "vm", dataclasses.replace(GOOD, scale_set=found), **target)
+    assert field in [p.field for p in problem.problems]
+
+
+@pytest.mark.parametrize(("target", "field"), [
+    ({"platform_fault_domain": 1}, "target.platform_fault_domain"),  # no set to be in
+    ({"virtual_machine_scale_set": VMSS, "platform_fault_domain": 3}, "target.platform_fault_domain"),
+    ({"virtual_machine_scale_set": VMSS, "platform_fault_domain": True}, "target.platform_fault_domain"),
+    ({"virtual_machine_scale_set": VMSS.replace("virtualMachineScaleSets", "virtualMachines")},
+     "target.virtual_machine_scale_set"),
+])
+def test_scale_set_fields_are_read_strictly(target, field):
+    with pytest.raises(BadRequest) as caught:
+        request(SET_POINT, TARGETS["vm"] | target)
+    assert field in [p.field for p in caught.value.problems]
+    with pytest.raises(BadRequest):  # a vault point's AlternateLocation takes no scale set
+        request(VAULT, {"type": "vm", "resource_group": DST, "vm_name": "x", "subnet": SUBNET,
+                        "staging_storage_account": STAGING, "virtual_machine_scale_set": VMSS})
