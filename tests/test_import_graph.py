@@ -37,7 +37,7 @@ ABOVE = {
 }
 # Capabilities that use the inventory take it from shared/points, not through another capability.
 NOT_THROUGH = {
-    "shared/compliance": {"shared.restore"},
+    "shared/compliance": {"shared.restore", "shared.report"},  # the report shows what compliance decides
     "shared/drill": {"shared.restore.catalogue", "shared.restore.reads"},
 }
 

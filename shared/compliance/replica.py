@@ -36,7 +36,7 @@ from typing import Any
 from .. import tags as T
 from ..instants import format_instant, parse_instant
 from ..points.replicas import PROTECTED, ReplicatedItem
-from ..report.model import BREACHED, INITIAL_REPLICATION, MET, MISSING, REPLICA, KindStatus
+from .model import BREACHED, INITIAL_REPLICATION, MET, MISSING, REPLICA, KindStatus
 
 DR_TAG, CRITICAL = T.DR, T.DR_CRITICAL  # on a VM: replicate it
 DEFAULT_RPO = timedelta(minutes=60)

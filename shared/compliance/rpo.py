@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from ..points.model import RecoveryPoint, kind_of
 from ..policy.document import Policy, Resolution
-from ..report.model import (
+from .model import (
     BREACHED,
     KINDS,
     MET,

@@ -19,7 +19,9 @@ from ..instants import format_instant, parse_instant
 from ..points.inventory import Inventory
 from ..points.model import VAULT, FleetPoints, of_instance
 from ..ports import Arm
-from ..report.model import (
+from ..settings import ComplianceSettings
+from . import replica, rpo
+from .model import (
     BREACHED,
     COPY,
     INITIAL_REPLICATION,
@@ -39,8 +41,6 @@ from ..report.model import (
     SummaryRow,
     VmRow,
 )
-from ..settings import ComplianceSettings
-from . import replica, rpo
 
 log = logging.getLogger("vmkeeper.compliance")
 ROWS = "compliance"  # ledger partition: one row per VM, from the latest evaluation
