@@ -173,78 +173,61 @@ class RestoreApi:
                                                   **({} if new else {"Idempotent-Replayed": "true"})})
         return self._guarded(True, headers, work)
 
-    # --- GET /api/restores/{id}, DELETE /api/restores/{id} -------------------------------------------
-    def get(self, headers: Mapping[str, str], restore_id: str) -> Answer:
-        from .records import TERMINAL
-        from .service import NotFound
-
-        def work(who: Principal) -> Answer:
-            if not RESTORE_ID.fullmatch(restore_id or ""):
-                return problem(400, "Invalid id", "a restore id is 16 hex digits", _field("id", "16 hex digits"))
-            try:
-                record = self._restores().get(restore_id)
-            except NotFound:
-                return problem(404, "Not found", f"no restore {restore_id}", instance=f"/api/restores/{restore_id}")
-            extra = {} if record.state in TERMINAL else {"Retry-After": RETRY_AFTER}
-            return Answer(200, record.to_json(), extra)
-        return self._guarded(False, headers, work)
-
-    def cancel(self, headers: Mapping[str, str], restore_id: str) -> Answer:
+    # --- one restore by id: GET, DELETE, POST …/access, POST …/script --------------------------------------
+    def _one(self, write: bool, headers: Mapping[str, str], restore_id: str, act: Any) -> Answer:
+        """``act(who)`` on restore ``restore_id``, behind the role check (``write``: Restore.Operator): a malformed id
+        is 400, an unknown one 404, a state the action does not fit 409."""
         from .service import NotFound, StateConflict
 
         def work(who: Principal) -> Answer:
             if not RESTORE_ID.fullmatch(restore_id or ""):
                 return problem(400, "Invalid id", "a restore id is 16 hex digits", _field("id", "16 hex digits"))
             try:
-                record = self._restores().cancel(restore_id)
-                if record.state == "ending":  # a file recovery or an export being undone: follow it at its Location
-                    return Answer(202, record.to_json(), {"Location": f"/api/restores/{record.id}",
-                                                          "Retry-After": RETRY_AFTER})
-                return Answer(200, record.to_json())
+                return act(who)
             except NotFound:
                 return problem(404, "Not found", f"no restore {restore_id}", instance=f"/api/restores/{restore_id}")
             except StateConflict as exc:
                 return problem(409, "Conflict", str(exc), _field("state", str(exc)))
-        return self._guarded(True, headers, work)
+        return self._guarded(write, headers, work)
 
-    # --- POST /api/restores/{id}/access: an export's SAS, once ------------------------------------------
+    def get(self, headers: Mapping[str, str], restore_id: str) -> Answer:
+        from .records import TERMINAL
+
+        def act(who: Principal) -> Answer:
+            record = self._restores().get(restore_id)
+            return Answer(200, record.to_json(), {} if record.state in TERMINAL else {"Retry-After": RETRY_AFTER})
+        return self._one(False, headers, restore_id, act)
+
+    def cancel(self, headers: Mapping[str, str], restore_id: str) -> Answer:
+        def act(who: Principal) -> Answer:
+            record = self._restores().cancel(restore_id)
+            if record.state == "ending":  # a file recovery or an export being undone: follow it at its Location
+                return Answer(202, record.to_json(), {"Location": f"/api/restores/{record.id}",
+                                                      "Retry-After": RETRY_AFTER})
+            return Answer(200, record.to_json())
+        return self._one(True, headers, restore_id, act)
+
     def access(self, headers: Mapping[str, str], restore_id: str) -> Answer:
-        """The export's read SAS, to the Restore.Operator who asked for the export, once; ``no-store`` (the answer
+        """An export's read SAS, to the Restore.Operator who asked for the export, once; ``no-store`` (the answer
         is the only copy: vmkeeper neither stores nor logs it)."""
-        from .service import NotFound, NotYours, StateConflict
+        from .service import NotYours
 
-        def work(who: Principal) -> Answer:
-            if not RESTORE_ID.fullmatch(restore_id or ""):
-                return problem(400, "Invalid id", "a restore id is 16 hex digits", _field("id", "16 hex digits"))
+        def act(who: Principal) -> Answer:
             try:
                 taken = self._restores().take_access(who, restore_id)
-            except NotFound:
-                return problem(404, "Not found", f"no restore {restore_id}", instance=f"/api/restores/{restore_id}")
             except NotYours:
                 return problem(403, "Forbidden", "an export's SAS is handed to the caller who asked for the export",
                                _field("X-MS-CLIENT-PRINCIPAL", "not the principal of this export"))
-            except StateConflict as exc:
-                return problem(409, "Conflict", str(exc), _field("state", str(exc)))
             return Answer(200, taken, {"Cache-Control": "no-store", "Pragma": "no-cache"})
-        return self._guarded(True, headers, work)
+        return self._one(True, headers, restore_id, act)
 
-    # --- POST /api/restores/{id}/script: a vault file recovery's mount script ----------------------------------
     def script(self, headers: Mapping[str, str], restore_id: str) -> Answer:
         """The mount script(s) of a vault file recovery's session, fetched from Azure Backup for this Restore.Operator
         now; ``no-store`` (the answer is the only copy: vmkeeper neither stores nor logs it)."""
-        from .service import NotFound, StateConflict
-
-        def work(who: Principal) -> Answer:
-            if not RESTORE_ID.fullmatch(restore_id or ""):
-                return problem(400, "Invalid id", "a restore id is 16 hex digits", _field("id", "16 hex digits"))
-            try:
-                taken = self._restores().scripts(who, restore_id)
-            except NotFound:
-                return problem(404, "Not found", f"no restore {restore_id}", instance=f"/api/restores/{restore_id}")
-            except StateConflict as exc:
-                return problem(409, "Conflict", str(exc), _field("state", str(exc)))
-            return Answer(200, taken, {"Cache-Control": "no-store", "Pragma": "no-cache"})
-        return self._guarded(True, headers, work)
+        def act(who: Principal) -> Answer:
+            return Answer(200, self._restores().scripts(who, restore_id), {"Cache-Control": "no-store",
+                                                                           "Pragma": "no-cache"})
+        return self._one(True, headers, restore_id, act)
 
     # --- GET /api/restores ----------------------------------------------------------------------------
     def recent(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Answer:
