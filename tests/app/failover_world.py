@@ -152,7 +152,7 @@ def api(world: dict[str, Any], method: str, path: str, body: Any = None, *, prin
     h["x-functions-key"] = world["host"].function_key
     data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
     answer = world["host"].http(method, path, headers=h, body=data)
-    openapi_check.check(method, path, answer.status, answer.headers, answer.body)
+    openapi_check.check(method, path, answer.status, answer.headers, answer.body, request=data)
     return answer
 
 

@@ -1,5 +1,7 @@
 """Real responses checked against shared/restore/openapi.json: the operation found by method and path,
-the status declared, the content type and the body valid against its schema, declared headers present."""
+the status declared, the content type and the body valid against its schema, declared headers present. And
+real requests: a body the API took (2xx) valid against the operation's request schema (restore targets and
+failover actions are oneOf variants: what the API takes, the document must say)."""
 
 from __future__ import annotations
 
@@ -24,8 +26,11 @@ def operation(method: str, path: str) -> tuple[str, dict[str, Any]]:
     raise AssertionError(f"{method} {path}: not in the OpenAPI document")
 
 
-def check(method: str, path: str, status: int, headers: Any, body: bytes) -> None:
+def check(method: str, path: str, status: int, headers: Any, body: bytes, request: bytes | None = None) -> None:
+    """The answer; with ``request``, the body sent too, when the API took it (2xx) and the operation takes one."""
     template, op = operation(method, path)
+    if request and 200 <= status < 300 and "requestBody" in op:
+        check_request(method, path, request)
     spec = op["responses"].get(str(status))
     assert spec is not None, f"{method} {template}: status {status} is not declared"
     spec = _resolve(spec)
@@ -39,6 +44,16 @@ def check(method: str, path: str, status: int, headers: Any, body: bytes) -> Non
     assert kind in content, f"{method} {template} {status}: content type {kind!r}, declared {sorted(content)}"
     schema = {**content[kind]["schema"], "components": DOC["components"]}  # so "#/components/…" resolves
     Draft202012Validator(schema).validate(json.loads(body))
+
+
+def check_request(method: str, path: str, body: bytes) -> None:
+    """A request body the API took, valid against the operation's documented request schema."""
+    template, op = operation(method, path)
+    content = (op.get("requestBody") or {}).get("content") or {}
+    assert "application/json" in content, f"{method} {template}: no JSON request body documented"
+    schema = {**content["application/json"]["schema"], "components": DOC["components"]}
+    errors = [e.message for e in Draft202012Validator(schema).iter_errors(json.loads(body))]
+    assert not errors, f"{method} {template}: a body the API took is not what the document says: {errors}"
 
 
 def _resolve(spec: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def api(world: dict[str, Any], method: str, path: str, body: Any = None, *, prin
     data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
     answer = world["host"].http(method, path, headers=h, body=data)
     if answer.status != 401 or key:  # the host's own 401 (no function key) has no body to check
-        openapi_check.check(method, path, answer.status, answer.headers, answer.body)
+        openapi_check.check(method, path, answer.status, answer.headers, answer.body, request=data)
     return answer
 
 

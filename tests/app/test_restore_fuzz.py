@@ -64,7 +64,7 @@ def _post(world, body, principal):
     headers = {"x-functions-key": world["host"].function_key, "X-MS-CLIENT-PRINCIPAL": principal}
     answer = world["host"].http("POST", "/api/restores", headers=headers, body=raw)
     assert answer.status in DOCUMENTED, (body, answer.status, answer.body)
-    openapi_check.check("POST", "/api/restores", answer.status, answer.headers, answer.body)
+    openapi_check.check("POST", "/api/restores", answer.status, answer.headers, answer.body, request=raw)
     return answer
 
 
