@@ -125,6 +125,9 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
         "VMKEEPER_POLICY_FILE": write_policies(),  # each policy's backup_policy: the Azure Backup policy its VMs get
         "VMKEEPER_PROTECT_QUEUE": "vmkeeper-protect", "VMKEEPER_PROTECT_TABLE": "vmkeeperprotection",
         "VMKEEPER_JOBS_QUEUE": "vmkeeper-jobs", "VMKEEPER_RESTORE_QUEUE": "vmkeeper-restores",
+        # Every queue a deployment has (infra sets them all), so each worker is indexed from the start.
+        "VMKEEPER_DRILL_QUEUE": "vmkeeper-drills", "VMKEEPER_REPLICATION_QUEUE": "vmkeeper-replication",
+        "VMKEEPER_FAILOVER_QUEUE": "vmkeeper-failovers",
         "VMKEEPER_PROTECT_RETRY_SECONDS": "1", "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
     })
     wiring.use(wiring.Wiring(credential=StaticCredential()))  # local only: the emulator takes any bearer token
