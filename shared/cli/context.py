@@ -253,6 +253,9 @@ def translate(exc: BaseException) -> CliError | None:
     module = type(exc).__module__ or ""
     if module.startswith("shared.policy"):  # PolicyError: each problem names the document's field
         return CliError(f"VMKEEPER_POLICY_FILE: {exc}", "VMKEEPER_POLICY_FILE")
+    refused = connection_refused(exc)
+    if refused is not None:
+        return refused
     if module.startswith("azure."):
         from azure.core.exceptions import AzureError, ClientAuthenticationError
 
@@ -263,3 +266,56 @@ def translate(exc: BaseException) -> CliError | None:
     if module.startswith(("requests", "urllib3")):
         return CliError(f"--api: the restore API could not be reached ({str(exc)[:500]})", "--api")
     return None
+
+
+def _endpoint(exc: BaseException) -> str | None:
+    """host:port of the connection an error (or one it wraps) failed to make, from requests' or urllib3's words."""
+    import re
+
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        found = re.search(r"host='([^']+)', port=(\d+)", str(e))
+        if found:
+            return f"{found.group(1)}:{found.group(2)}"
+        stack += [getattr(e, "inner_exception", None), e.__cause__, e.__context__, *[
+            a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]]
+    return None
+
+
+def connection_refused(exc: BaseException) -> CliError | None:
+    """A connection refused (nothing listening), told as such with the endpoint and the setting or option naming it."""
+    text = str(exc)
+    if "Connection refused" not in text and "[Errno 111]" not in text:
+        inner = exc.__cause__ or exc.__context__ or getattr(exc, "inner_exception", None)
+        if inner is None or ("Connection refused" not in str(inner) and "[Errno 111]" not in str(inner)):
+            return None
+    where = _endpoint(exc)
+    if where is None:
+        return None
+    run = None
+    try:
+        ctx = click.get_current_context(silent=True)
+        run = ctx.meta.get(META) if ctx is not None else None
+    except RuntimeError:
+        pass
+    env = run.env if run is not None else os.environ
+    names = [(n, env.get(n) or os.environ.get(n) or "") for n in ("VMKEEPER_ARM_ENDPOINT", "AzureWebJobsStorage",
+                                                                  "VMKEEPER_API_URL")]
+    host, port = where.rsplit(":", 1)
+    module = type(exc).__module__ or ""
+    api = module.startswith(("requests", "urllib3"))  # the CLI's own calls (the app's API); the SDKs wrap theirs
+    field = "--api" if api else next((n for n, v in names if f"{host}:{port}" in v), None)
+    if field is None and port in ("80", "443"):
+        field = next((n for n, v in names if f"//{host}" in v), None)
+    field = field or "azure"
+    if field == "VMKEEPER_API_URL":
+        field = "--api"
+    what = {"VMKEEPER_ARM_ENDPOINT": "Azure Resource Manager", "AzureWebJobsStorage": "storage",
+            "--api": "the app's API", "azure": "Azure"}[field]
+    return CliError(f"{field}: connection refused by {where} ({what}): nothing is listening there; is it running? "
+                    "(the local stack: `make up`)", field, endpoint=where)

@@ -144,65 +144,7 @@ def cli(ctx: click.Context) -> None:
     start(ctx)
 
 
-# --- status -------------------------------------------------------------------------------------------
-@cli.command(epilog="\b\nExit codes: 0 every VM met or opted out; 1 error; 2 at least one VM of the fleet is\n"
-             "breached, missing a kind of point or not protected (whatever --state shows), so a\n"
-             "pipeline step can fail on it.")
-@click.option("--recorded", is_flag=True, help="Show the last recorded evaluation (the compliance timer's) "
-              "instead of evaluating now.")
-@click.option("--state", "states", multiple=True, type=click.Choice(STATES, case_sensitive=False),
-              help="Show only VMs in this state (repeatable).")
-@json_option
-@click.pass_context
-def status(ctx: click.Context, recorded: bool, states: tuple[str, ...]) -> None:
-    """RPO compliance of every VM: each kind of point's age against its RPO, and the kinds missing. Reads only."""
-    from dataclasses import asdict
-
-    from . import output
-
-    run = current()
-    w = run.wiring()
-    if recorded:
-        evaluation = w.compliance.recorded()
-        if evaluation is None:
-            raise CliError("--recorded: no evaluation is recorded yet (the compliance timer has not run); "
-                           "leave out --recorded to evaluate now", "--recorded")
-    else:
-        with output.steps(6, enabled=not run.as_json) as progress:
-            evaluation = w.compliance.evaluate(datetime.now(UTC), progress)
-            progress("judging")
-    from ..instants import format_instant
-
-    wanted = {s.lower() for s in states}
-    doc = {"source": "recorded" if recorded else "live", "evaluated": format_instant(evaluation.at),
-           "counts": evaluation.counts(), "filter": sorted(wanted),
-           "summary": [asdict(s) for s in evaluation.summary()],
-           "vms": [asdict(v) for v in evaluation.vms if not wanted or v.state in wanted],
-           "notes": list(evaluation.notes), "excluded": [asdict(e) for e in evaluation.excluded]}
-    current().emit(doc, output.status)
-    if any(doc["counts"].get(s) for s in UNPROTECTED):
-        ctx.exit(EXIT_BREACHED)
-
-
-# --- plan ---------------------------------------------------------------------------------------------
-@cli.command()
-@click.option("--at", "at", metavar="TIME", help="Plan this instant instead of now (ISO 8601 with a UTC offset, "
-              "e.g. 2026-11-25T06:00:00Z).")
-@json_option
-def plan(at: str | None) -> None:
-    """What the timer's next run would create (per VM: snapshots, restore points, copies, by name; skips
-    with reasons) and what retention would mark or delete now (rule and reason). A dry run: writes nothing."""
-    from . import output
-    from .preview import preview
-
-    when = parse_time(at) if at is not None else datetime.now(UTC)
-    run = current()
-    with output.steps(4, enabled=not run.as_json) as progress:
-        doc = preview(run.wiring(), when, progress)
-    current().emit(doc, output.plan)
-
-
-# --- points -------------------------------------------------------------------------------------------
+# --- a VM, as the Azure CLI names one ----------------------------------------------------------------
 def _vm(value: str, field: str = "VM_ID") -> Any:
     from ..access import BadId, parse_id
 
@@ -271,6 +213,16 @@ def resolve_vm(vm_id: str | None, group: str | None, name: str | None, ids: str 
         raise CliError(f"-g/-n: {group!r}/{name!r} is not a resource group and VM name", "--name") from None
 
 
+def named_by(vm_id: str | None, ids: str | None, field: str = "VM_ID") -> str:
+    """The option the operator named the VM with (an error about that VM names it)."""
+    return field if vm_id is not None else "--ids" if ids is not None else "--name"
+
+
+def no_such_vm(vm: Any, field: str) -> CliError:
+    return CliError(f"{field}: no VM {vm.name} in resource group {vm.group} of subscription {vm.subscription} "
+                    "(mistyped? `vmkeeper status` lists the fleet)", field, vm=vm.id)
+
+
 def split_group(group: str | None) -> tuple[str | None, str | None]:
     """restore's and export's -g: a name is the VM's resource group; a whole resource group id is, as before -g
     named the VM, the target's (--target-resource-group)."""
@@ -279,6 +231,76 @@ def split_group(group: str | None) -> tuple[str | None, str | None]:
     return group, None
 
 
+# --- status -------------------------------------------------------------------------------------------
+@cli.command(epilog="\b\nExit codes: 0 every VM met or opted out; 1 error; 2 at least one VM of the fleet is\n"
+             "breached, missing a kind of point or not protected (whatever --state shows), so a\n"
+             "pipeline step can fail on it.")
+@click.option("--recorded", is_flag=True, help="Show the last recorded evaluation (the compliance timer's) "
+              "instead of evaluating now.")
+@click.option("--state", "states", multiple=True, type=click.Choice(STATES, case_sensitive=False),
+              help="Show only VMs in this state (repeatable).")
+@vm_options(ids=False)
+@json_option
+@click.pass_context
+def status(ctx: click.Context, recorded: bool, states: tuple[str, ...], resource_group: str | None,
+           name: str | None) -> None:
+    """RPO compliance of every VM: each kind of point's age against its RPO, and the kinds missing. Reads only."""
+    from dataclasses import asdict
+
+    from . import output
+
+    run = current()
+    w = run.wiring()
+    if recorded:
+        evaluation = w.compliance.recorded()
+        if evaluation is None:
+            raise CliError("--recorded: no evaluation is recorded yet (the compliance timer has not run); "
+                           "leave out --recorded to evaluate now", "--recorded")
+    else:
+        with output.steps(6, enabled=not run.as_json) as progress:
+            evaluation = w.compliance.evaluate(datetime.now(UTC), progress)
+            progress("judging")
+    from ..instants import format_instant
+
+    def picked(v: Any) -> bool:
+        return ((resource_group is None or v.resource_group.lower() == resource_group.lower())
+                and (name is None or v.name.lower() == name.lower()))
+
+    if (resource_group or name) and not any(picked(v) for v in [*evaluation.vms, *evaluation.excluded]):
+        field, what = ("--name", f"VM {name}") if name else ("--resource-group", "VM")
+        where = f" in resource group {resource_group}" if resource_group else ""
+        raise CliError(f"{field}: no {what}{where} in the fleet (VMKEEPER_SUBSCRIPTIONS); mistyped? `vmkeeper "
+                       "status` lists them", field)
+    wanted = {s.lower() for s in states}
+    doc = {"source": "recorded" if recorded else "live", "evaluated": format_instant(evaluation.at),
+           "counts": evaluation.counts(), "filter": sorted(wanted),
+           "summary": [asdict(s) for s in evaluation.summary()],
+           "vms": [asdict(v) for v in evaluation.vms if (not wanted or v.state in wanted) and picked(v)],
+           "notes": list(evaluation.notes), "excluded": [asdict(e) for e in evaluation.excluded]}
+    current().emit(doc, output.status)
+    if any(doc["counts"].get(s) for s in UNPROTECTED):
+        ctx.exit(EXIT_BREACHED)
+
+
+# --- plan ---------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--at", "at", metavar="TIME", help="Plan this instant instead of now (ISO 8601 with a UTC offset, "
+              "e.g. 2026-11-25T06:00:00Z).")
+@json_option
+def plan(at: str | None) -> None:
+    """What the timer's next run would create (per VM: snapshots, restore points, copies, by name; skips
+    with reasons) and what retention would mark or delete now (rule and reason). A dry run: writes nothing."""
+    from . import output
+    from .preview import preview
+
+    when = parse_time(at) if at is not None else datetime.now(UTC)
+    run = current()
+    with output.steps(4, enabled=not run.as_json) as progress:
+        doc = preview(run.wiring(), when, progress)
+    current().emit(doc, output.plan)
+
+
+# --- points -------------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("vm_id", required=False)
 @vm_options
@@ -294,7 +316,9 @@ def points(vm_id: str | None, resource_group: str | None, name: str | None, ids:
     if not restores.in_fleet(vm):
         raise CliError(f"VM_ID: subscription {vm.subscription} is not in VMKEEPER_SUBSCRIPTIONS", "VM_ID")
     doc = restores.catalogue(vm)
-    current().emit(doc, output.points)
+    if not doc["vm"]["exists"] and not doc["value"]:  # a VM gone keeps its points; one never there has none
+        raise no_such_vm(vm, named_by(vm_id, ids))
+    run.emit(doc, output.points)
 
 
 # --- drills -------------------------------------------------------------------------------------------
@@ -322,6 +346,8 @@ def drills(ctx: click.Context, vm_id: str | None, resource_group: str | None, na
     if vm is not None and vm.subscription.lower() not in {s.lower() for s in w.drill_settings.subscriptions}:
         raise CliError(f"--vm: subscription {vm.subscription} is not in VMKEEPER_SUBSCRIPTIONS", "--vm")
     rows = [asdict(d) for d in w.drills.history() if vm is None or d.vm_id.lower() == vm.id.lower()]
+    if vm is not None and not rows and w.restores.reader.source_vm(vm) is None:
+        raise no_such_vm(vm, named_by(vm_id, ids, "--vm"))
     newest: dict[str, dict[str, Any]] = {}
     for r in rows:  # newest first: a VM's first row is its newest drill
         newest.setdefault(r["vm_id"].lower(), r)

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 STATE_STYLE = {"breached": "bold red", "not_protected": "bold red", "missing": "bold yellow", "met": "green",
                "opted_out": "dim", "initial_replication": "cyan"}
@@ -57,8 +58,17 @@ def fit(out: Console, cols: list[Col], rows: list[list[str]], title: str | None 
             table.add_row(*[r[i] for i in which])
         return table
 
+    wide = out.options.update(width=10_000, max_width=10_000)
+
+    def least(i: int) -> int:
+        """Column i's narrowest width that breaks no word (no_wrap: its longest line), padding included."""
+        cells = [Text.from_markup(cols[i].header), *(Text.from_markup(r[i]) for r in rows)]
+        sizes = [Measurement.get(out, wide, c) for c in cells]
+        return max((m.maximum if cols[i].no_wrap else m.minimum) for m in sizes) + 2
+
+    need = {i: least(i) for i in shown}
     table = build(shown)
-    while len(shown) > 1 and Measurement.get(out, out.options, table).minimum > out.width:
+    while len(shown) > 1 and sum(need[i] for i in shown) + len(shown) + 1 > out.width:
         shown.remove(min(shown, key=lambda i: cols[i].keep))
         left = [cols[i].header.split("\n")[0] for i in range(len(cols)) if i not in shown]
         table = build(shown, f" (narrow terminal: {', '.join(left)} left out; -o json has all)")
@@ -228,7 +238,7 @@ def status(doc: dict[str, Any]) -> None:
     # copies' ages; the VM, its state and its own points' ages stay.
     keep = {"vault": 7, "snapshot_set": 7, "restore_point": 7, "replica": 7, "snapshot_copy": 4,
             "restore_point_copy": 4, "copy": 4}
-    cols = [Col("VM", 10, no_wrap=True), Col("Resource group", 5, no_wrap=True), Col("Policy", 3),
+    cols = [Col("VM", 10, no_wrap=True), Col("Resource group", 5), Col("Policy", 3),
             Col("State", 9), *[Col(f"{KIND_TITLES[k]}\n{'RPO / target' if k == 'replica' else 'age / RPO'}",
                                    keep.get(k, 4), no_wrap=True, justify="right") for k in kinds], Col("Reason", 2)]
     rows = []

@@ -94,3 +94,79 @@ def test_report_takes_a_format_or_its_file_after_o(world, tmp_path):
     assert vmkeeper("report", "-o", str(page)).exit_code == 0 and "<html" in page.read_text().lower()
     other = tmp_path / "f.html"
     assert vmkeeper("report", "--file", str(other), "-o", "json").exit_code == 0 and other.exists()
+
+
+# --- a VM by -g/-n or --ids; a mistyped one is an error ---------------------------------------------------
+def test_a_vm_by_group_and_name_or_ids_is_the_vm_by_its_id(world, tmp_path):
+    by_id = json_out(vmkeeper("points", world["vm_id"], "--json"))
+    by_name = json_out(vmkeeper("points", "-g", world["group"], "-n", world["name"], "-o", "json"))
+    by_ids = json_out(vmkeeper("points", "--ids", world["vm_id"], "-o", "json"))
+    explicit = json_out(vmkeeper("points", "--resource-group", world["group"], "--name", world["name"],
+                                 "--subscription", world["sub"], "-o", "json"))
+    assert by_id["value"] and by_name == by_id == by_ids == explicit
+    assert json_out(vmkeeper("drills", "-g", world["group"], "-n", world["name"], "-o", "json"))["filter"]["vm"] \
+        == world["vm_id"]
+    assert json_out(vmkeeper("status", "-g", world["group"], "-o", "json"))["vms"][0]["name"] == world["name"]
+
+    both = vmkeeper("points", world["vm_id"], "-g", world["group"], "-n", world["name"])
+    assert both.exit_code == 1 and "one way" in both.stderr
+    no_group = vmkeeper("points", "-n", world["name"], "-o", "json")
+    assert no_group.exit_code == 1 and json_out(no_group, "error")["error"]["field"] == "--resource-group"
+    # Two subscriptions configured and no --subscription: which one is not guessed.
+    two = settings_file(tmp_path / "two.json", {**world["settings"], "VMKEEPER_SUBSCRIPTIONS":
+                                                f"{world['sub']},00000000-0000-0000-0000-00000000beef"})
+    ambiguous = vmkeeper("points", "-g", world["group"], "-n", world["name"], "--settings", two, "--json")
+    assert ambiguous.exit_code == 1 and json_out(ambiguous, "error")["error"]["field"] == "--subscription"
+    assert "names 2" in json_out(ambiguous)["error"]["message"]
+    bad_sub = vmkeeper("points", "-g", world["group"], "-n", world["name"], "--subscription", "prod")
+    assert bad_sub.exit_code == 1 and "--subscription" in bad_sub.stderr
+
+
+def test_a_mistyped_vm_is_an_error_naming_it_not_an_empty_table(world):
+    typo = vmkeeper("points", "-g", world["group"], "-n", "vm-0000")
+    assert typo.exit_code == 1 and "--name" in typo.stderr and "vm-0000" in typo.stderr and typo.stdout == ""
+    by_id = vmkeeper("points", world["vm_id"] + "x", "--json")
+    assert by_id.exit_code == 1 and json_out(by_id, "error")["error"]["field"] == "VM_ID"
+    drills = vmkeeper("drills", "--vm", world["vm_id"].replace("vm-00000", "vm-00001"))
+    assert drills.exit_code == 1 and "--vm" in drills.stderr and "vm-00001" in drills.stderr
+    status = vmkeeper("status", "-n", "vm-0000", "-o", "json")
+    assert status.exit_code == 1 and json_out(status, "error")["error"]["field"] == "--name"
+    group = vmkeeper("status", "-g", "rg-vm-0")
+    assert group.exit_code == 1 and "--resource-group" in group.stderr and "rg-vm-0" in group.stderr
+
+
+def test_connection_refused_says_so_naming_the_endpoint(world, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = vmkeeper("restore", "list", "--api", f"http://127.0.0.1:{port}", "--key", "k")
+    assert api.exit_code == 1 and "--api: connection refused" in api.stderr and f"127.0.0.1:{port}" in api.stderr
+    arm = settings_file(tmp_path / "arm.json", {**world["settings"], "VMKEEPER_ARM_ENDPOINT": f"https://127.0.0.1:{port}"})
+    points = vmkeeper("points", world["vm_id"], "--settings", arm, "-o", "json")
+    err = json_out(points, "error")["error"]
+    assert points.exit_code == 1 and err["field"] == "VMKEEPER_ARM_ENDPOINT" and err["endpoint"] == f"127.0.0.1:{port}"
+    assert "connection refused" in err["message"]
+
+
+# --- tables in 80 and 100 columns -------------------------------------------------------------------------
+def _fits(result: Any, columns: int, *whole: str) -> None:
+    assert result.exit_code in (0, 2), result.output
+    lines = result.stdout.splitlines()
+    table = [line for line in lines if line[:1] in "┏┃┡│└"]  # ids printed whole for copying may run longer
+    assert table and max(len(line) for line in table) <= columns, result.stdout
+    for word in whole:  # never broken over lines (one character a line is the failure this prevents)
+        assert any(word in line for line in lines), (word, result.stdout)
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_status_and_points_fit_the_terminal(world, columns):
+    status = at_width(columns, "status")
+    _fits(status, columns, "vm-00000", "met", "Snapshot set", "Restore point")
+    if columns == 80:
+        assert "left out" in status.stdout  # said, not silently dropped
+    points = at_width(columns, "points", world["vm_id"])
+    _fits(points, columns, "restore_point", "snapshot_set", "westeurope")
+    wide = at_width(200, "status")
+    assert "Resource group" in wide.stdout and "left out" not in wide.stdout
