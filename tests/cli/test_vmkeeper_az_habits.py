@@ -6,7 +6,11 @@ scheduled slot (tests/app/restore_world.py); the world is built once for the mod
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -170,3 +174,77 @@ def test_status_and_points_fit_the_terminal(world, columns):
     _fits(points, columns, "restore_point", "snapshot_set", "westeurope")
     wide = at_width(200, "status")
     assert "Resource group" in wide.stdout and "left out" not in wide.stdout
+
+
+# --- restores: the id at once, show / list / wait / cancel, Ctrl-C leaves it running ------------------------
+def _api(world: dict[str, Any]) -> list[str]:
+    from tests.app.restore_world import OPERATOR_PRINCIPAL
+
+    host = world["host"]
+    return ["--api", host.serve_http(), "--key", host.function_key, "--principal", OPERATOR_PRINCIPAL]
+
+
+def _ctrl_c_once_a_restore_is_listed(world: dict[str, Any], known: set[str]) -> threading.Thread:
+    """Ctrl-C (SIGINT to this process's main thread, where CliRunner runs the command) once the app lists a restore
+    not in ``known`` and the command has had a moment to start following it."""
+    from tests.app.test_restore import api as app_api
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ids = {r["id"] for r in json.loads(app_api(world, "GET", "/api/restores?top=100").body)["value"]}
+            if ids - known:
+                time.sleep(0.8)
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch, name="ctrl-c", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_restore_survives_ctrl_c_with_its_id_printed_then_wait_show_list_cancel(world):
+    from tests.app.test_restore import api as app_api
+    from tests.cli.test_vmkeeper_cli import queue_worker
+
+    api = _api(world)
+    poll = ["--poll-interval", "0.1"]
+    point = next(p for p in json_out(vmkeeper("points", world["vm_id"], "--json"))["value"]
+                 if p["kind"] == "restore_point" and not p["copy"])["id"]
+    target = ["--target-type", "disks", "--target-resource-group", f"/subscriptions/{world['sub']}/resourceGroups/rg-restore"]
+    known = {r["id"] for r in json.loads(app_api(world, "GET", "/api/restores?top=100").body)["value"]}
+
+    watcher = _ctrl_c_once_a_restore_is_listed(world, known)
+    stopped = vmkeeper("restore", "-g", world["group"], "-n", world["name"], point, *target, *api, *poll)  # no queue
+    watcher.join(5)  # (no queue worker: it stays pending)
+    assert stopped.exit_code == 130, stopped.output
+    restore_id = re.search(r"Restore ([0-9a-f]{16}) accepted", stopped.stdout).group(1)
+    assert f"vmkeeper restore wait {restore_id}" in stopped.stdout  # told at once, before following
+    assert f"Stopped following restore {restore_id}" in stopped.stderr
+    assert f"`vmkeeper restore wait {restore_id}`" in stopped.stderr and "goes on" in stopped.stderr
+
+    shown = json_out(vmkeeper("restore", "show", restore_id, *api, "-o", "json"), api_schema="Restore")
+    assert shown["id"] == restore_id and shown["state"] in ("pending", "running")  # not cancelled by Ctrl-C
+    with queue_worker(world["host"]):
+        waited = vmkeeper("restore", "wait", restore_id, *api, *poll)
+    assert waited.exit_code == 0, waited.output
+    assert "succeeded" in waited.stdout and "1/1 create_disks: done" in waited.stdout  # each step, numbered
+    assert f"{restore_id}: " in waited.stderr and "steps done" in waited.stderr  # progress, a line per change
+    assert json_out(vmkeeper("restore", "show", restore_id, *api, "--json"))["state"] == "succeeded"
+
+    queued = vmkeeper("restore", world["vm_id"], point, *target, *api, *poll, "--no-wait", "-o", "json")
+    pending = json_out(queued, api_schema="Restore")
+    assert f"Restore {pending['id']} accepted" in queued.stderr  # -o json: stdout is the document alone
+    cancelled = json_out(vmkeeper("restore", "cancel", pending["id"], *api, "-o", "json"), api_schema="Restore")
+    assert cancelled["state"] == "cancelled"
+
+    for columns in (80, 100):
+        listed = at_width(columns, "restore", "list", *api)
+        _fits(listed, columns, restore_id, pending["id"], "succeeded", "cancelled")
+    ids = vmkeeper("restore", "list", *api, "--query", "value[].id", "-o", "tsv").stdout.split()
+    assert {restore_id, pending["id"]} <= set(ids)
+    missing = vmkeeper("restore", "show", "0" * 16, *api)
+    assert missing.exit_code == 1 and "Not found" in missing.stderr
+    bad = vmkeeper("restore", "wait", "latest", *api)
+    assert bad.exit_code == 1 and "ID" in bad.stderr
