@@ -361,6 +361,22 @@ def drills(ctx: click.Context, vm_id: str | None, resource_group: str | None, na
         ctx.exit(EXIT_DRILL_FAILED)
 
 
+# --- jobs ---------------------------------------------------------------------------------------------
+@cli.command(epilog="\b\nFrom what vmkeeper recorded (alerts outbox, restores table): reads no ARM.\n"
+             "Exit codes: 0 listed (failures found or not); 1 error.")
+@click.option("--failed", is_flag=True, required=True, help="The jobs, restores and drills that failed.")
+@click.option("--days", type=click.IntRange(1, 30), default=7, show_default=True, help="How far back.")
+@json_option
+def jobs(failed: bool, days: int) -> None:
+    """What failed lately: kind, step, resource, Azure's error code and message, and what to do."""
+    from . import output
+    from .failures import gather
+
+    run = current()
+    rows = gather(run.wiring(), datetime.now(UTC), days)
+    run.emit({"days": days, "failed": rows}, output.failures)
+
+
 # --- report -------------------------------------------------------------------------------------------
 def _report_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """report's -o: a format like every command's, or (as before -o was the format) the page's file."""
@@ -712,7 +728,8 @@ def restore_create(args: tuple[str, ...], resource_group: str | None, name: str 
         run.emit(doc, lambda d: output.restore(d, location, waited=False))
         return
     record = follow(client, doc["id"], location, poll_interval, wait)
-    run.emit(record, output.restore)
+    if record["state"] == "succeeded" or not run.as_json:  # for machines, an error's document carries the record
+        run.emit(record, output.restore)
     if record["state"] != "succeeded":
         error = record.get("error") or {}
         raise CliError(f"restore {record['id']} {record['state']}: {error.get('message') or 'see its steps'}",
@@ -795,8 +812,10 @@ def restore_wait(restore_id: str, wait: float, poll_interval: float | None, api:
     client = api_client(api, key, scope, principal, ca_bundle, ID_OPTIONS)
     rid = _restore_id(restore_id)
     record = follow(client, rid, client.location_of(rid), poll_interval, wait)
-    current().emit(record, output.restore)
-    if record["state"] not in ("succeeded", "ready"):
+    ok = record["state"] in ("succeeded", "ready")
+    if ok or not current().as_json:  # for machines, an error's document carries the record
+        current().emit(record, output.restore)
+    if not ok:
         error = record.get("error") or {}
         raise CliError(f"restore {rid} {record['state']}: {error.get('message') or 'see its steps'}", "ID",
                        restore=record)

@@ -468,6 +468,21 @@ def drills(doc: dict[str, Any]) -> None:
         out.print(styled(f"Newest drill failed: {names}", "bold red"))
 
 
+def failures(doc: dict[str, Any]) -> None:
+    out = console()
+    rows = doc["failed"]
+    if not rows:
+        out.print(f"Nothing failed in the last {plural(doc['days'], 'day')}.")
+        return
+    cols = [Col("Time", 3, no_wrap=True), Col("Kind", 9), Col("Step", 6), Col("Resource", 8), Col("Error", 7),
+            Col("Message", 5), Col("What to do", 4)]
+    data = [[seconds(r["time"] or ""), escape(r["kind"]), escape(r["step"] or "-"),
+             escape((r["resource"] or "").rsplit("/", 1)[-1]), styled(r["code"] or "-", "red"), escape(r["message"]),
+             escape(r["todo"])] for r in rows]
+    out.print(fit(out, cols, data, f"Failed in the last {plural(doc['days'], 'day')}, newest first"))
+    out.print(f"{plural(len(rows), 'failure')}; -o json has each one's whole resource id and message")
+
+
 def report_written(path: str, data: dict[str, Any]) -> None:
     evaluated = f"compliance evaluated {data['evaluated']}" if data.get("evaluated") else "compliance not evaluated yet"
     console().print(f"Report written to {escape(path)} ({plural(len(data.get('vms') or []), 'VM')}; {evaluated})")

@@ -248,3 +248,40 @@ def test_a_restore_survives_ctrl_c_with_its_id_printed_then_wait_show_list_cance
     assert missing.exit_code == 1 and "Not found" in missing.stderr
     bad = vmkeeper("restore", "wait", "latest", *api)
     assert bad.exit_code == 1 and "ID" in bad.stderr
+
+
+# --- jobs --failed ----------------------------------------------------------------------------------------
+def test_split_error_takes_azures_code_and_message_apart():
+    from shared.cli.failures import split_error
+
+    assert split_error("ARM 403: (AuthorizationFailed) The client 'x' has no authorization\nCode: AuthorizationFailed") \
+        == ("AuthorizationFailed", "The client 'x' has no authorization")
+    assert split_error("ARM 400: bad") == ("HTTP400", "ARM 400: bad")
+    assert split_error("copy c1 ended Failed") == ("", "copy c1 ended Failed")
+
+
+def test_jobs_failed_shows_kind_step_resource_azures_code_and_what_to_do(world):
+    from tests.cli.test_vmkeeper_cli import queue_worker
+
+    az, api = world["az"], _api(world)
+    point = next(p for p in json_out(vmkeeper("points", world["vm_id"], "--json"))["value"]
+                 if p["kind"] == "snapshot_set" and not p["copy"])["id"]
+    az.faults([{"kind": "lro_failed", "method": "PATCH", "path": "/virtualMachines/vm-00000$", "count": 1}])
+    try:  # Azure fails the OS disk swap: the restore fails in that step, and is undone
+        with queue_worker(world["host"]):
+            failed = vmkeeper("restore", world["vm_id"], point, "--target-type", "os_disk", "--target-vm",
+                              world["vm_id"], *api, "--poll-interval", "0.1", "-o", "json")
+    finally:
+        az.faults([])
+    assert failed.exit_code == 1
+    restore_id = json_out(failed, "error")["error"]["restore"]["id"]
+
+    doc = json_out(vmkeeper("jobs", "--failed", "-o", "json"))
+    row = next(r for r in doc["failed"] if r["id"] == restore_id)
+    assert row["kind"] == "restore:os_disk" and row["step"] == "swap_os_disk"
+    assert row["resource"] == world["vm_id"] and row["code"] == "RestoreFailed"  # the code the restore recorded
+    assert "ended Failed" in row["message"] and not row["message"].startswith("(")
+    assert "restore again" in row["todo"] and f"vmkeeper restore show {restore_id}" in row["todo"]
+    for columns in (80, 100):
+        _fits(at_width(columns, "jobs", "--failed"), columns, "restore:os_disk")
+    assert vmkeeper("jobs").exit_code == 1  # --failed is what it lists (for now)
