@@ -335,7 +335,7 @@ def drills(ctx: click.Context, vm_id: str | None, resource_group: str | None, na
     """DR drill history, newest first: per drill the VM, when it asked for its restore, the result, RTO
     (restore requested → VM running with its agent Ready), the RPO achieved (the drilled point's age),
     the kind of point, whether its isolated group was removed, and why it failed. From what vmkeeper
-    recorded: reads no ARM."""
+    recorded: reads no ARM (but the VM itself, for --vm with no drill recorded: a mistyped VM is an error)."""
     from dataclasses import asdict
 
     from . import output

@@ -239,7 +239,7 @@ def status(doc: dict[str, Any]) -> None:
     keep = {"vault": 7, "snapshot_set": 7, "restore_point": 7, "replica": 7, "snapshot_copy": 4,
             "restore_point_copy": 4, "copy": 4}
     cols = [Col("VM", 10, no_wrap=True), Col("Resource group", 5), Col("Policy", 3),
-            Col("State", 9), *[Col(f"{KIND_TITLES[k]}\n{'RPO / target' if k == 'replica' else 'age / RPO'}",
+            Col("State", 9, no_wrap=out.width >= 120), *[Col(f"{KIND_TITLES[k]}\n{'RPO / target' if k == 'replica' else 'age / RPO'}",
                                    keep.get(k, 4), no_wrap=True, justify="right") for k in kinds], Col("Reason", 2)]
     rows = []
     for v in vms:
