@@ -26,7 +26,7 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 STOPS = TERMINAL + ("ready",)
 # The API's field names → the CLI's options (so a problem names what the operator typed).
 OPTIONS = {"vm": "VM_ID", "recovery_point": "POINT_ID", "target.type": "--target-type",
-           "target.resource_group": "--resource-group", "target.subnet": "--subnet", "target.vm_name": "--vm-name",
+           "target.resource_group": "--target-resource-group", "target.subnet": "--subnet", "target.vm_name": "--vm-name",
            "target.vm_size": "--vm-size", "target.vm": "--target-vm",
            "target.staging_storage_account": "--staging-storage-account", "Idempotency-Key": "--idempotency-key",
            "X-MS-CLIENT-PRINCIPAL": "--scope / --principal", "X-MS-CLIENT-PRINCIPAL.roles": "--scope / --principal",
@@ -124,6 +124,18 @@ class RestoreClient:
         """POST {path}/{id}/access: an export's read SAS, handed once (the caller shows it; nobody keeps it)."""
         url = f"{self.url}{self.path}/{restore_id}/access"
         answer = self.session.post(url, headers=self.headers(), timeout=self.timeout)
+        doc = self._json(answer)
+        if answer.status_code != 200 or not isinstance(doc, dict):
+            raise problem_error(answer.status_code, doc, url, self.options)
+        return doc
+
+    def location_of(self, restore_id: str) -> str:
+        return f"{self.url}{self.path}/{restore_id}"
+
+    def recent(self, top: int = 20) -> dict[str, Any]:
+        """GET {path}?top=N: the newest first (``value``; ``nextLink`` when there are more)."""
+        url = f"{self.url}{self.path}"
+        answer = self.session.get(url, params={"top": top}, headers=self.headers(), timeout=self.timeout)
         doc = self._json(answer)
         if answer.status_code != 200 or not isinstance(doc, dict):
             raise problem_error(answer.status_code, doc, url, self.options)

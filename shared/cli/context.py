@@ -25,6 +25,9 @@ USER_AGENT = "vmkeeper-cli"
 # (`make up` writes it into its local.settings.json: the emulator takes any token, and there is no `az login`).
 CREDENTIAL_SETTING, AZURE_CLI, LOCAL_STATIC = "VMKEEPER_CLI_CREDENTIAL", "azure-cli", "local-static"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# -o/--output, as the Azure CLI spells them: "table" is for people (rich), the others print the command's JSON document
+# (after --query) for machines.
+FORMATS = ("table", "json", "jsonc", "tsv", "yaml")
 
 
 class CliError(click.ClickException):
@@ -63,13 +66,38 @@ def load_settings(path: str) -> dict[str, str]:
 
 
 class Run:
-    """One invocation: the environment, the output mode, the credential and the wiring (built once)."""
+    """One invocation: the environment, the output format and --query, the subscription -g/-n names a VM in, the
+    credential and the wiring (built once)."""
 
-    def __init__(self, env: Mapping[str, str], as_json: bool, obj: Mapping[str, Any] | None):
-        self.env, self.as_json = env, as_json
+    def __init__(self, env: Mapping[str, str], obj: Mapping[str, Any] | None):
+        self.env: Mapping[str, str] = env
+        self.output, self.query, self.subscription = "table", None, None
+        self.settings_file: str | None = None
         self._obj = obj or {}
         self._credential: Any = None
         self._wiring: Wiring | None = None
+
+    @property
+    def as_json(self) -> bool:
+        """For machines (any -o but table): stdout is the document alone, no progress bar, errors as documents."""
+        return self.output != "table"
+
+    def use_settings(self, path: str) -> None:
+        if self._wiring is not None:
+            raise CliError("--settings: given after the settings were used", "--settings")
+        self.env, self.settings_file = load_settings(path), path
+        if self.credential_kind() == LOCAL_STATIC:  # refused at once, whatever the command: never sent anywhere
+            check_local_static(self.env, None, self.setting("VMKEEPER_API_URL"))
+
+    def emit(self, doc: Any, human: Any) -> None:
+        """The command's answer: ``human(doc)`` for people (-o table, no --query), else the document (after
+        --query) in the format asked for."""
+        from . import output
+
+        if self.output == "table" and self.query is None:
+            human(doc)
+        else:
+            output.emit(doc, self.output, self.query)
 
     def setting(self, name: str) -> str | None:
         """A CLI setting (``VMKEEPER_API_*``): the settings file's, else the process environment's."""
@@ -161,17 +189,43 @@ def check_local_static(env: Mapping[str, str], api: str | None, api_setting: str
                                f"Azure storage ({url!r}); use Azurite's connection string in AzureWebJobsStorage", name)
 
 
-def current() -> Run:
-    return click.get_current_context().meta[META]
+def current(ctx: click.Context | None = None) -> Run:
+    """The invocation's Run, made by whichever comes first: a global option's callback or the group (``meta`` is
+    shared by every context of the invocation)."""
+    ctx = ctx or click.get_current_context()
+    run = ctx.meta.get(META)
+    if run is None:
+        root = ctx.find_root()
+        run = ctx.meta[META] = Run(os.environ, root.obj if isinstance(root.obj, Mapping) else None)
+    return run
 
 
-def start(ctx: click.Context, settings: str | None, as_json: bool) -> Run:
-    env: Mapping[str, str] = load_settings(settings) if settings else os.environ
-    run = Run(env, as_json, ctx.obj if isinstance(ctx.obj, Mapping) else None)
-    ctx.meta[META] = run
-    if run.credential_kind() == LOCAL_STATIC:  # refused at once, whatever the command: never sent anywhere
+def start(ctx: click.Context) -> Run:
+    run = current(ctx)
+    if run.settings_file is None and run.credential_kind() == LOCAL_STATIC:  # refused at once, whatever the command
         check_local_static(run.env, None, run.setting("VMKEEPER_API_URL"))
     return run
+
+
+def output_format(argv: list[str]) -> str:
+    """The -o/--output (or --json) an argument list asks for, read before click has parsed it (its errors, too, are
+    documents for machines); "table" when none. A value that is no format (``report -o FILE``) is not one."""
+    found = "table"
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        value = None
+        if arg == "--json":
+            value = "json"
+        elif arg in ("-o", "--output") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--output="):
+            value = arg.split("=", 1)[1]
+        elif arg.startswith("-o") and not arg.startswith("--") and len(arg) > 2:
+            value = arg[2:]
+        if value is not None and value.lower() in FORMATS:
+            found = value.lower()
+    return found
 
 
 def parse_time(value: str, option: str = "--at") -> datetime:
@@ -199,6 +253,9 @@ def translate(exc: BaseException) -> CliError | None:
     module = type(exc).__module__ or ""
     if module.startswith("shared.policy"):  # PolicyError: each problem names the document's field
         return CliError(f"VMKEEPER_POLICY_FILE: {exc}", "VMKEEPER_POLICY_FILE")
+    refused = connection_refused(exc)
+    if refused is not None:
+        return refused
     if module.startswith("azure."):
         from azure.core.exceptions import AzureError, ClientAuthenticationError
 
@@ -209,3 +266,56 @@ def translate(exc: BaseException) -> CliError | None:
     if module.startswith(("requests", "urllib3")):
         return CliError(f"--api: the restore API could not be reached ({str(exc)[:500]})", "--api")
     return None
+
+
+def _endpoint(exc: BaseException) -> str | None:
+    """host:port of the connection an error (or one it wraps) failed to make, from requests' or urllib3's words."""
+    import re
+
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        found = re.search(r"host='([^']+)', port=(\d+)", str(e))
+        if found:
+            return f"{found.group(1)}:{found.group(2)}"
+        stack += [getattr(e, "inner_exception", None), e.__cause__, e.__context__, *[
+            a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]]
+    return None
+
+
+def connection_refused(exc: BaseException) -> CliError | None:
+    """A connection refused (nothing listening), told as such with the endpoint and the setting or option naming it."""
+    text = str(exc)
+    if "Connection refused" not in text and "[Errno 111]" not in text:
+        inner = exc.__cause__ or exc.__context__ or getattr(exc, "inner_exception", None)
+        if inner is None or ("Connection refused" not in str(inner) and "[Errno 111]" not in str(inner)):
+            return None
+    where = _endpoint(exc)
+    if where is None:
+        return None
+    run = None
+    try:
+        ctx = click.get_current_context(silent=True)
+        run = ctx.meta.get(META) if ctx is not None else None
+    except RuntimeError:
+        pass
+    env = run.env if run is not None else os.environ
+    names = [(n, env.get(n) or os.environ.get(n) or "") for n in ("VMKEEPER_ARM_ENDPOINT", "AzureWebJobsStorage",
+                                                                  "VMKEEPER_API_URL")]
+    host, port = where.rsplit(":", 1)
+    module = type(exc).__module__ or ""
+    api = module.startswith(("requests", "urllib3"))  # the CLI's own calls (the app's API); the SDKs wrap theirs
+    field = "--api" if api else next((n for n, v in names if f"{host}:{port}" in v), None)
+    if field is None and port in ("80", "443"):
+        field = next((n for n, v in names if f"//{host}" in v), None)
+    field = field or "azure"
+    if field == "VMKEEPER_API_URL":
+        field = "--api"
+    what = {"VMKEEPER_ARM_ENDPOINT": "Azure Resource Manager", "AzureWebJobsStorage": "storage",
+            "--api": "the app's API", "azure": "Azure"}[field]
+    return CliError(f"{field}: connection refused by {where} ({what}): nothing is listening there; is it running? "
+                    "(the local stack: `make up`)", field, endpoint=where)

@@ -23,7 +23,7 @@ RESTORE_STYLE = {**RESTORE_STYLE, "ready": "green", "ending": "cyan"}
 # The API's field names → the commands' options (so a problem names what the operator typed).
 OPTIONS = {"vm": "VM_ID", "recovery_point": "--point", "target.type": "the command", "target.vm": "--attach-to",
            "target.luns": "--luns", "target.os_disk": "--os-disk", "target.duration_hours": "--hours",
-           "target.resource_group": "--resource-group", "target.lun": "--lun", "Idempotency-Key": "--idempotency-key",
+           "target.resource_group": "--target-resource-group", "target.lun": "--lun", "Idempotency-Key": "--idempotency-key",
            "X-MS-CLIENT-PRINCIPAL": "--scope / --principal", "X-MS-CLIENT-PRINCIPAL.roles": "--scope / --principal",
            "id": "ID", "state": "ID", "body": "the request"}
 

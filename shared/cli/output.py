@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 STATE_STYLE = {"breached": "bold red", "not_protected": "bold red", "missing": "bold yellow", "met": "green",
                "not_supported": "bold magenta",
@@ -32,6 +34,48 @@ DRILL_STYLE = {"passed": "green", "failed": "bold red", "running": "cyan"}
 WIDE = 200
 
 
+@dataclass(frozen=True)
+class Col:
+    """A table's column and how much it matters: when the terminal is too narrow, the lowest ``keep`` goes first."""
+
+    header: str
+    keep: int
+    no_wrap: bool = False
+    justify: str = "left"
+
+
+def fit(out: Console, cols: list[Col], rows: list[list[str]], title: str | None = None) -> Table:
+    """The table with the columns that fit ``out``'s width whole (words never broken: no column squeezed to a
+    character a line); those that matter least are left out, and the title says so."""
+    from rich.measure import Measurement
+
+    shown = list(range(len(cols)))
+
+    def build(which: list[int], note: str = "") -> Table:
+        table = Table(title=(title or "") + note if title or note else None, title_justify="left")
+        for i in which:
+            table.add_column(cols[i].header, no_wrap=cols[i].no_wrap, overflow="fold", justify=cols[i].justify)
+        for r in rows:
+            table.add_row(*[r[i] for i in which])
+        return table
+
+    wide = out.options.update(width=10_000, max_width=10_000)
+
+    def least(i: int) -> int:
+        """Column i's narrowest width that breaks no word (no_wrap: its longest line), padding included."""
+        cells = [Text.from_markup(cols[i].header), *(Text.from_markup(r[i]) for r in rows)]
+        sizes = [Measurement.get(out, wide, c) for c in cells]
+        return max((m.maximum if cols[i].no_wrap else m.minimum) for m in sizes) + 2
+
+    need = {i: least(i) for i in shown}
+    table = build(shown)
+    while len(shown) > 1 and sum(need[i] for i in shown) + len(shown) + 1 > out.width:
+        shown.remove(min(shown, key=lambda i: cols[i].keep))
+        left = [cols[i].header.split("\n")[0] for i in range(len(cols)) if i not in shown]
+        table = build(shown, f" (narrow terminal: {', '.join(left)} left out; -o json has all)")
+    return table
+
+
 def console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     c = Console(file=stream, highlight=False)
@@ -42,6 +86,82 @@ def console(stderr: bool = False) -> Console:
 
 def emit_json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, default=str))
+
+
+def query(doc: Any, expression: str | None) -> Any:
+    """``--query``: a JMESPath expression over the command's JSON document (what -o json prints)."""
+    if expression is None:
+        return doc
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    from .context import CliError
+
+    try:
+        return jmespath.search(expression, json.loads(json.dumps(doc, default=str)))
+    except JMESPathError as exc:
+        raise CliError(f"--query: {expression!r} is not a JMESPath expression the document takes ({exc})",
+                       "--query") from None
+
+
+def emit(doc: Any, fmt: str, expression: str | None = None) -> None:
+    """The document (after --query) as -o asks: json, jsonc (coloured in a terminal), yaml, tsv (the Azure CLI's:
+    a line per item, its plain values tab-separated), or a table of the query's result."""
+    value = query(doc, expression)
+    if fmt == "json" or (fmt == "jsonc" and not console().is_terminal):
+        emit_json(value)
+    elif fmt == "jsonc":
+        console().print_json(json.dumps(value, default=str), indent=2)
+    elif fmt == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(json.loads(json.dumps(value, default=str)), sort_keys=False, allow_unicode=True,
+                                  default_flow_style=False), nl=False)
+    elif fmt == "tsv":
+        for line in tsv_lines(value):
+            click.echo(line)
+    else:
+        result_table(value)
+
+
+def _plain(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def tsv_lines(value: Any) -> list[str]:
+    """The Azure CLI's tsv: a list gives a line per item; an object its scalar values in order (nested ones left
+    out); a scalar itself."""
+    items = value if isinstance(value, list) else [value]
+    lines = []
+    for item in items:
+        if isinstance(item, dict):
+            lines.append("\t".join(_plain(v) for v in item.values() if not isinstance(v, dict | list)))
+        elif isinstance(item, list):
+            lines.append("\t".join(_plain(v) for v in item if not isinstance(v, dict | list)))
+        else:
+            lines.append(_plain(item))
+    return lines
+
+
+def result_table(value: Any) -> None:
+    """-o table with --query: the result's objects as rows, their plain fields as columns (as the Azure CLI)."""
+    out = console()
+    rows = value if isinstance(value, list) else [value]
+    if not rows or value is None:
+        return
+    if all(isinstance(r, dict) for r in rows):
+        names = list(dict.fromkeys(k for r in rows for k, v in r.items() if not isinstance(v, dict | list)))
+        table = Table()
+        for n in names:
+            table.add_column(n.replace("_", " ").capitalize(), overflow="fold")
+        for r in rows:
+            table.add_row(*[escape(_plain(r.get(n))) for n in names])
+    else:
+        table = Table()
+        table.add_column("Result", overflow="fold")
+        for r in rows:
+            table.add_row(escape(json.dumps(r, default=str) if isinstance(r, dict | list) else _plain(r)))
+    out.print(table)
 
 
 def plural(n: int, word: str) -> str:
@@ -115,19 +235,20 @@ def status(doc: dict[str, Any]) -> None:
     out = console()
     vms = doc["vms"]
     kinds = [k for k in KIND_TITLES if any(x["kind"] == k for v in vms for x in v["kinds"])]
-    table = Table(title=f"RPO compliance at {seconds(doc['evaluated'])} ({doc['source']})", title_justify="left")
-    for name in ("VM", "Resource group", "Policy", "State"):
-        table.add_column(name, no_wrap=name != "Policy")
-    for k in kinds:
-        table.add_column(f"{KIND_TITLES[k]}\n{'RPO / target' if k == 'replica' else 'age / RPO'}", justify="right",
-                         no_wrap=True)
-    table.add_column("Reason", overflow="fold")
+    # What goes first in a narrow terminal: the reason (said again by the state), then the policy, the group, the
+    # copies' ages; the VM, its state and its own points' ages stay.
+    keep = {"vault": 7, "snapshot_set": 7, "restore_point": 7, "replica": 7, "snapshot_copy": 4,
+            "restore_point_copy": 4, "copy": 4}
+    cols = [Col("VM", 10, no_wrap=True), Col("Resource group", 5), Col("Policy", 3),
+            Col("State", 9, no_wrap=out.width >= 120), *[Col(f"{KIND_TITLES[k]}\n{'RPO / target' if k == 'replica' else 'age / RPO'}",
+                                   keep.get(k, 4), no_wrap=True, justify="right") for k in kinds], Col("Reason", 2)]
+    rows = []
     for v in vms:
         by_kind = {x["kind"]: x for x in v["kinds"]}
-        table.add_row(escape(v["name"]), escape(v["resource_group"]), escape(v["policy"] or "(none)"),
-                      _state_cell(v), *[_kind_cell(by_kind.get(k)) for k in kinds], escape(v["reason"]))
+        rows.append([escape(v["name"]), escape(v["resource_group"]), escape(v["policy"] or "(none)"), _state_cell(v),
+                     *[_kind_cell(by_kind.get(k)) for k in kinds], escape(v["reason"])])
     if vms:
-        out.print(table)
+        out.print(fit(out, cols, rows, f"RPO compliance at {seconds(doc['evaluated'])} ({doc['source']})"))
     counts = doc["counts"]
     total = sum(counts.values())
     summary = ", ".join(styled(f"{n} {s.replace('_', ' ')}", STATE_STYLE[s] if n else None) for s, n in counts.items()
@@ -203,13 +324,14 @@ def points(doc: dict[str, Any]) -> None:
     out = console()
     vm = doc["vm"]
     where = f"exists, {vm['size']}" if vm["exists"] and vm.get("size") else "exists" if vm["exists"] else "gone"
-    table = Table(title=f"Recovery points of {vm['id'].rsplit('/', 1)[-1]} ({where})", title_justify="left")
-    for name in ("#", "Kind", "Time", "Region", "Consistency", "Complete", "Copy"):
-        table.add_column(name, overflow="fold", justify="right" if name == "#" else "left")
+    cols = [Col("#", 10, justify="right"), Col("Kind", 9), Col("Time", 8, no_wrap=True), Col("Region", 5),
+            Col("Consistency", 2), Col("Complete", 7), Col("Copy", 6)]
+    rows = []
     for n, p in enumerate(doc["value"], 1):
         complete = styled("yes", "green") if p["complete"] else styled(f"no: {p.get('note') or ''}", "bold red")
-        table.add_row(str(n), p["kind"], seconds(p["time"]), p["region"], p["consistency"], complete, "yes" if p["copy"] else "no")
-    out.print(table)
+        rows.append([str(n), p["kind"], seconds(p["time"]), p["region"], p["consistency"], complete,
+                     "yes" if p["copy"] else "no"])
+    out.print(fit(out, cols, rows, f"Recovery points of {vm['id'].rsplit('/', 1)[-1]} ({where})"))
     # Ids whole, one to a line and never wrapped: they are what `restore` takes, copied as they are.
     out.print("Ids (POINT_ID for `vmkeeper restore`):")
     for n, p in enumerate(doc["value"], 1):
@@ -228,34 +350,87 @@ def dry_run(doc: dict[str, Any]) -> None:
         out.print(f"  would create {item['type']} {escape(item['id'])}")
 
 
+def step_text(record: dict[str, Any]) -> str:
+    """Where a restore is: its state, and the step running (``step 2/3 create_vm``) or the steps done."""
+    steps = record.get("steps") or []
+    state = str(record.get("state"))
+    running = next(((i, s["name"]) for i, s in enumerate(steps, 1) if s["state"] == "running"), None)
+    if running:
+        return f"{state}: step {running[0]}/{len(steps)} {running[1]}"
+    done = sum(1 for s in steps if s["state"] == "done")
+    return f"{state}: {done}/{len(steps)} steps done" if steps else state
+
+
 @contextmanager
 def restore_progress(enabled: bool = True) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A bar of the restore's percent, named for its step; outside a terminal (CI, a log), a line per change."""
+    err = console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                  console=console(stderr=True), transient=True, disable=not enabled) as bar:
+                  console=err, transient=True, disable=not enabled or not err.is_terminal) as bar:
         task = bar.add_task("Submitted", total=100)
+        told = [""]
 
         def update(record: dict[str, Any]) -> None:
-            running = next((s["name"] for s in record.get("steps") or [] if s["state"] == "running"), None)
-            bar.update(task, completed=record.get("percent", 0),
-                       description=f"{record.get('state')}" + (f": {running}" if running else ""))
+            text = step_text(record)
+            bar.update(task, completed=record.get("percent", 0), description=text)
+            if enabled and not err.is_terminal and text != told[0]:
+                err.print(escape(f"{record.get('id', '')}: {text} ({record.get('percent', 0)} %)"), soft_wrap=True)
+            told[0] = text
 
         yield update
+
+
+def accepted(doc: dict[str, Any], as_json: bool) -> None:
+    """The id at once: whatever happens to this command, the operator can follow, show or cancel the restore."""
+    line = (f"Restore {doc['id']} accepted: follow it with `vmkeeper restore wait {doc['id']}` "
+            f"(show, cancel: `vmkeeper restore show|cancel {doc['id']}`)")
+    if as_json:  # stdout is the answer's alone
+        click.echo(line, err=True)
+    else:
+        console().print(escape(line), soft_wrap=True)
 
 
 def restore(record: dict[str, Any], location: str | None = None, waited: bool = True) -> None:
     out = console()
     state = record["state"]
     out.print(f"Restore {record['id']}: {styled(state, RESTORE_STYLE.get(state))} ({record.get('percent', 0)} %)")
-    for s in record.get("steps") or []:
+    request = record.get("request") or {}
+    if request.get("vm"):
+        target = (request.get("target") or {}).get("type", "")
+        out.print(f"  VM {escape(str(request['vm']).rsplit('/', 1)[-1])} → {escape(str(target))}, asked by "
+                  f"{escape(str(record.get('principal') or ''))} at {seconds(str(record.get('created_at') or ''))}")
+    steps = record.get("steps") or []
+    for n, s in enumerate(steps, 1):
         took = f" in {s['seconds']:.1f} s" if isinstance(s.get("seconds"), int | float) else ""
-        out.print(f"  {s['name']}: {s['state']}{took}")
+        out.print(f"  {n}/{len(steps)} {s['name']}: {s['state']}{took}")
     for rid in record.get("resources") or []:
-        out.print(f"  created {escape(rid)}")
+        out.print(f"  created {escape(rid)}", soft_wrap=True)
     if record.get("error"):
         e = record["error"]
         out.print(styled(f"Error {e.get('code', '')} in {e.get('step') or 'a step'}: {e.get('message', '')}", "red"))
     if not waited and location:
-        out.print(f"Follow it at {escape(location)}")
+        out.print(f"Follow it with `vmkeeper restore wait {record['id']}` (or at {escape(location)})", soft_wrap=True)
+
+
+def restores(doc: dict[str, Any]) -> None:
+    """restore list: one row each, newest first; columns that matter least go first when the terminal is narrow."""
+    out = console()
+    rows = doc.get("value") or []
+    if not rows:
+        out.print("No restores yet.")
+        return
+    cols = [Col("Id", 9, no_wrap=True), Col("VM", 8), Col("Target", 4), Col("State", 9), Col("Step", 3),
+            Col("Created", 2, no_wrap=True), Col("By", 1)]
+    data = []
+    for r in rows:
+        req = r.get("request") or {}
+        data.append([r["id"], escape(str(req.get("vm", "")).rsplit("/", 1)[-1]),
+                     str((req.get("target") or {}).get("type", "")), styled(r["state"], RESTORE_STYLE.get(r["state"])),
+                     escape(step_text(r).split(": ", 1)[-1] if r["state"] not in ("succeeded",) else "-"),
+                     seconds(str(r.get("created_at") or "")), escape(str(r.get("principal") or ""))])
+    out.print(fit(out, cols, data, title="Restores, newest first"))
+    if doc.get("nextLink"):
+        out.print(f"[dim]More: --top (at most 100) shows more; these are the newest {len(rows)}.[/]")
 
 
 # --- drills ---------------------------------------------------------------------------------------
@@ -294,6 +469,21 @@ def drills(doc: dict[str, Any]) -> None:
     if doc["newest_failed"]:
         names = ", ".join(v.rsplit("/", 1)[-1] for v in doc["newest_failed"])
         out.print(styled(f"Newest drill failed: {names}", "bold red"))
+
+
+def failures(doc: dict[str, Any]) -> None:
+    out = console()
+    rows = doc["failed"]
+    if not rows:
+        out.print(f"Nothing failed in the last {plural(doc['days'], 'day')}.")
+        return
+    cols = [Col("Time", 3, no_wrap=True), Col("Kind", 9), Col("Step", 6), Col("Resource", 8), Col("Error", 7),
+            Col("Message", 5), Col("What to do", 4)]
+    data = [[seconds(r["time"] or ""), escape(r["kind"]), escape(r["step"] or "-"),
+             escape((r["resource"] or "").rsplit("/", 1)[-1]), styled(r["code"] or "-", "red"), escape(r["message"]),
+             escape(r["todo"])] for r in rows]
+    out.print(fit(out, cols, data, f"Failed in the last {plural(doc['days'], 'day')}, newest first"))
+    out.print(f"{plural(len(rows), 'failure')}; -o json has each one's whole resource id and message")
 
 
 def report_written(path: str, data: dict[str, Any]) -> None:

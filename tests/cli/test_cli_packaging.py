@@ -21,9 +21,11 @@ def test_the_console_script_is_the_click_group_and_its_dependencies_are_pinned()
     module, _, name = project["scripts"]["vmkeeper"].partition(":")
     group = getattr(__import__(module, fromlist=[name]), name)
     assert isinstance(group, click.Group)
-    assert set(group.commands) == {"status", "plan", "points", "restore", "report", "drills", "failover", "files", "export"}
-    assert sorted(project["dependencies"]) == ["click==8.5.1", "rich==15.0.0"]
-    assert not any(line.split("==")[0] in ("click", "rich") for line in (ROOT / "requirements.txt").read_text().split())
+    assert set(group.commands) == {"status", "plan", "points", "restore", "report", "drills", "failover", "files", "export",
+                                   "jobs"}
+    assert sorted(project["dependencies"]) == ["PyYAML==6.0.4", "click==8.5.1", "jmespath==1.1.0", "rich==15.0.0"]
+    assert not any(line.split("==")[0] in ("click", "rich", "jmespath", "PyYAML")
+                   for line in (ROOT / "requirements.txt").read_text().split())
     assert "shared/cli/" in (ROOT / ".funcignore").read_text().splitlines()
 
 
@@ -36,7 +38,7 @@ def test_the_app_never_imports_the_cli():
 
 def test_importing_the_cli_is_light():
     code = ("import sys, shared.cli.main; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'azure', 'rich', 'requests', 'jsonschema'}))")
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'azure', 'rich', 'requests', 'jsonschema', 'jmespath', 'yaml'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": ":".join(sys.path)})
     assert out.stdout.strip() == "[]"

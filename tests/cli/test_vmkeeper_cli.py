@@ -198,7 +198,7 @@ def test_restore_dry_run_then_to_disks_through_the_http_api(world):
     missing = vmkeeper("restore", world["vm_id"], point["id"], "--target-type", "disks", *api, "--json")
     assert missing.exit_code == 1
     err = json_out(missing, "error")["error"]
-    assert err["field"] == "--resource-group" and err["problem"]["status"] == 400
+    assert err["field"] == "--target-resource-group" and err["problem"]["status"] == 400
     refused = vmkeeper("restore", world["vm_id"], point["id"], *target, "--api", url, "--key", host.function_key)
     assert refused.exit_code == 1 and "Not authenticated" in refused.stderr  # no principal: the API's 401
     no_key = vmkeeper("restore", world["vm_id"], point["id"], *target, "--api", url)

@@ -55,13 +55,16 @@ def test_drills_history_last_and_vm_filter_with_exit_3_while_the_newest_failed(a
         assert [d["id"] for d in last["drills"]] == [passed["id"]] and last["filter"] == {"vm": None, "last": True}
         mine = json_out(vmkeeper("drills", "--vm", vm_id, "--json"), "drills")
         assert [d["id"] for d in mine["drills"]] == [passed["id"], failed["id"]]
-        other = vmkeeper("drills", "--vm", vm_id.replace("vm-00000", "vm-00001"), "--json")
-        assert other.exit_code == 0 and json_out(other, "drills")["drills"] == []
         seen = vmkeeper("drills", "--last")
         assert seen.exit_code == 0 and "Newest DR drill of each VM" in seen.stdout
         assert "passed" in seen.stdout and "removed" in seen.stdout and "no complete" not in seen.stdout
         assert "1 drill of 1 VM: 1 passed, 0 failed, 0 running" in seen.stdout
         assert az.calls(cli_mark) == []  # from the ledger: no ARM call at all
+        # A VM with no drill recorded: one read of it tells a mistyped VM (an error naming --vm) from one not drilled.
+        mark = len(az.calls())
+        other = vmkeeper("drills", "--vm", vm_id.replace("vm-00000", "vm-00001"), "--json")  # no such VM: an error
+        assert other.exit_code == 1 and json_out(other, "error")["error"]["field"] == "--vm"
+        assert [(c["method"], c["status"]) for c in az.calls(mark)] == [("GET", 404)]
 
         # Bad input names --vm.
         bad = vmkeeper("drills", "--vm", "/subscriptions/nope/resourceGroups/rg", "--json")
