@@ -356,10 +356,18 @@ def drills(ctx: click.Context, vm_id: str | None, resource_group: str | None, na
     doc = {"filter": {"vm": vm.id if vm else None, "last": last},
            "counts": {s: sum(1 for r in shown if r["result"] == s) for s in ("passed", "failed", "running")},
            "newest_failed": sorted(v for v, r in newest.items() if r["result"] == "failed"),
-           "drills": [{**r, "vm_name": r["vm_id"].rsplit("/", 1)[-1]} for r in shown]}
+           "drills": [{**r, "vm_name": r["vm_id"].rsplit("/", 1)[-1], "group": _drill_group(r)} for r in shown]}
     current().emit(doc, output.drills)
     if doc["newest_failed"]:
         ctx.exit(EXIT_DRILL_FAILED)
+
+
+def _drill_group(row: dict[str, Any]) -> str | None:
+    """The drill's isolated resource group while it may still be there (kept for a look, being removed, or its
+    removal refused); None once removed or never made."""
+    from ..drill.planner import group_name
+
+    return group_name(row["id"]) if row["cleanup"] in ("kept", "removing", "refused") else None
 
 
 # --- jobs ---------------------------------------------------------------------------------------------

@@ -454,13 +454,14 @@ def drills(doc: dict[str, Any]) -> None:
         return
     title = "Newest DR drill of each VM" if doc["filter"]["last"] else "DR drills, newest first"
     table = Table(title=title, title_justify="left")
-    for name in ("VM", "Started", "Result", "RTO", "RPO achieved", "Point", "Cleanup", "Reason"):
-        table.add_column(name, overflow="fold", no_wrap=name in ("Started", "RTO", "RPO achieved"),
+    for name in ("Drill", "VM", "Started", "Result", "RTO", "RPO achieved", "Point", "Cleanup", "Reason"):
+        table.add_column(name, overflow="fold", no_wrap=name in ("Drill", "Started", "RTO", "RPO achieved"),
                          justify="right" if name in ("RTO", "RPO achieved") else "left")
     for d in rows:
-        table.add_row(escape(d["vm_name"]), seconds(d["started"]), styled(d["result"], DRILL_STYLE.get(d["result"])),
-                      duration(d["rto_seconds"]), duration(d["rpo_seconds"]), d["point_kind"].replace("_", " "),
-                      d["cleanup"] or "-", escape(d["reason"]))
+        cleanup = (d["cleanup"] or "-") + (f": group {d['group']}" if d.get("group") else "")
+        table.add_row(d["id"], escape(d["vm_name"]), seconds(d["started"]),
+                      styled(d["result"], DRILL_STYLE.get(d["result"])), duration(d["rto_seconds"]),
+                      duration(d["rpo_seconds"]), d["point_kind"].replace("_", " "), escape(cleanup), escape(d["reason"]))
     out.print(table)
     counts = doc["counts"]
     summary = ", ".join(styled(f"{n} {s}", DRILL_STYLE[s] if n else None) for s, n in counts.items())

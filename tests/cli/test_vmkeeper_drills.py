@@ -55,8 +55,9 @@ def test_drills_history_last_and_vm_filter_with_exit_3_while_the_newest_failed(a
         assert [d["id"] for d in last["drills"]] == [passed["id"]] and last["filter"] == {"vm": None, "last": True}
         mine = json_out(vmkeeper("drills", "--vm", vm_id, "--json"), "drills")
         assert [d["id"] for d in mine["drills"]] == [passed["id"], failed["id"]]
+        assert passed["group"] is None and failed["group"] is None  # removed, or never made: no group to look at
         seen = vmkeeper("drills", "--last")
-        assert seen.exit_code == 0 and "Newest DR drill of each VM" in seen.stdout
+        assert seen.exit_code == 0 and "Newest DR drill of each VM" in seen.stdout and passed["id"] in seen.stdout
         assert "passed" in seen.stdout and "removed" in seen.stdout and "no complete" not in seen.stdout
         assert "1 drill of 1 VM: 1 passed, 0 failed, 0 running" in seen.stdout
         assert az.calls(cli_mark) == []  # from the ledger: no ARM call at all
@@ -74,3 +75,22 @@ def test_drills_history_last_and_vm_filter_with_exit_3_while_the_newest_failed(a
         assert "3 the newest drill" in vmkeeper("drills", "--help").stdout
     finally:
         w["host"].close()
+
+
+def test_a_drill_whose_group_is_kept_names_it_in_json_and_table(capsys, monkeypatch):
+    """A drill kept for a look (keep_hours) or whose removal was refused names its isolated group, where the
+    operator finds the restored VM; the table shows the drill's id."""
+    from shared.cli import output
+
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: the group's name on one line
+    row = {"id": "0123456789abcdef", "vm_id": "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/"
+           "virtualmachines/web", "vm_name": "web", "started": "2026-12-07T10:00:00Z", "result": "passed",
+           "rto_seconds": 12.0, "rpo_seconds": 3600.0, "point_kind": "snapshot_set", "cleanup": "kept", "reason": ""}
+    from shared.cli.main import _drill_group
+
+    assert _drill_group(row) == "vmkeeper-drill-0123456789abcdef"
+    assert _drill_group({**row, "cleanup": "removed"}) is None and _drill_group({**row, "cleanup": ""}) is None
+    output.drills({"filter": {"vm": None, "last": False}, "counts": {"passed": 1, "failed": 0, "running": 0},
+                   "newest_failed": [], "drills": [{**row, "group": _drill_group(row)}]})
+    shown = capsys.readouterr().out
+    assert "0123456789abcdef" in shown and "kept: group vmkeeper-drill-0123456789abcdef" in shown
