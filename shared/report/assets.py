@@ -109,6 +109,34 @@ th button:focus-visible{outline:2px solid var(--fg);outline-offset:2px}
 th[aria-sort=ascending] button::after{content:" \\25B2"}
 th[aria-sort=descending] button::after{content:" \\25BC"}
 @media (max-width:600px){body{font-size:14px}section{padding:.6rem}h1{font-size:1.25rem}}
+.verdict{font-size:1.2rem;font-weight:600;margin:.3rem 0 .5rem;padding:.5rem .8rem;border-radius:6px;
+border-left:6px solid var(--breached);background:var(--panel);overflow-wrap:anywhere}
+.v-met{border-left-color:var(--met)}
+.actions{margin:0;padding-left:1.6rem}.actions li{margin:.35rem 0;overflow-wrap:anywhere}
+.actions small{color:var(--muted)}
+.code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;white-space:nowrap}
+/* A phone: each VM a card (name, state, reason, then each kind that applies, labelled), no sideways scroll. */
+@media (max-width:700px){
+.vm-scroll{overflow-x:hidden}
+#vm-table,#vm-table tbody{display:block}
+#vm-table thead{display:none}
+#vm-table caption{display:block}
+#vm-table tr{display:flex;flex-wrap:wrap;align-items:baseline;gap:.1rem .7rem;padding:.45rem .2rem;
+border-bottom:1px solid var(--line)}
+#vm-table tr[hidden]{display:none}
+#vm-table td{display:block;border:0;padding:0}
+#vm-table td:first-child{font-weight:600;overflow-wrap:anywhere;min-width:0}
+#vm-table td:nth-child(2),#vm-table td:nth-child(4),#vm-table td.k-na{display:none}
+#vm-table td:nth-child(3)::before{content:"rg "}#vm-table td:nth-child(5)::before{content:"policy "}
+#vm-table td:nth-child(3)::before,#vm-table td:nth-child(5)::before,#vm-table td.k::before{color:var(--muted);
+font-weight:400}
+#vm-table .long{flex-basis:100%;min-width:0;max-width:none}
+#vm-table td.k{white-space:normal}
+.c-vault::before{content:"vault "}.c-snapshot_set::before{content:"snapshot "}
+.c-restore_point::before{content:"restore point "}.c-snapshot_copy::before{content:"snapshot copy "}
+.c-restore_point_copy::before{content:"restore point copy "}.c-copy::before{content:"copy "}
+.c-replica::before{content:"replica "}
+}
 """
 
 # The VM table's filters and sorting. Works on a row list read once: filtering toggles `hidden` only

@@ -13,6 +13,7 @@ from shared.report.assets import CSP, SCRIPT, STYLE
 from shared.report.charts import css_class, day_grid, points_chart, state_bar
 from shared.report.drill_chart import legend, rto_chart, vm_series
 from shared.report.drills import RESULTS, age_words, duration_words, last_per_vm, tally, vm_name
+from shared.report.failures import group
 from shared.report.model import (
     COPY,
     INITIAL_REPLICATION,
@@ -24,7 +25,7 @@ from shared.report.model import (
     STATES,
     Deletion,
     DrillRow,
-    Failure,
+    FailureGroup,
     KindStatus,
     LeaseRow,
     ReportData,
@@ -32,6 +33,7 @@ from shared.report.model import (
     SummaryRow,
     VmRow,
 )
+from shared.report.verdict import Action, actions, verdict
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 KIND_TITLES = {
@@ -123,6 +125,7 @@ def _header(data: ReportData) -> str:
     links = "".join(
         f'<li><a href="#{sid}">{title}</a></li>'
         for sid, title in [
+            ("actions", "Needs action"),
             ("summary", "Compliance"),
             ("vms", "VMs"),
             ("points", "Points per day"),
@@ -133,8 +136,11 @@ def _header(data: ReportData) -> str:
             ("drills", "DR drills"),
         ]
     )
+    line = verdict(data)
+    ok = "met" if line.startswith("All ") and ";" not in line else "breached"
     return (
-        f'<header><h1>vmkeeper backup report</h1><p class="meta" id="generated">Generated {_when(data.generated)}'
+        f'<header><h1>vmkeeper backup report</h1><p id="verdict" class="verdict v-{ok}">{escape(line)}</p>'
+        f'<p class="meta" id="generated">Generated {_when(data.generated)}'
         f'</p><p class="meta" id="evaluated">Last compliance evaluation: {evaluated}</p>{notes}'
         f"<nav><ul>{links}</ul></nav></header>"
     )
@@ -202,7 +208,7 @@ def _replica_cell(status: KindStatus, cls: str) -> str:
         tip.append(f"item {status.point_id}")
     health = detail.get("health")
     mark = f'<small class="health">{escape(str(health))}</small> ' if health and health != "Normal" else ""
-    return (f'<td class="k k-{cls}" data-sort="{escape(sort)}" data-health="{escape(str(health or ""))}" '
+    return (f'<td class="k k-{cls} c-replica" data-sort="{escape(sort)}" data-health="{escape(str(health or ""))}" '
             f'title="{escape("; ".join(tip))}">{mark}{escape(text)}</td>')
 
 
@@ -223,7 +229,8 @@ def _kind_cell(status: KindStatus | None) -> str:
         tip.append(f"newest {status.newest}")
     if status.point_id:
         tip.append(f"point {status.point_id}")
-    return f'<td class="k k-{cls}" data-sort="{escape(sort)}" title="{escape("; ".join(tip))}">{escape(text)}</td>'
+    return (f'<td class="k k-{cls} c-{status.kind}" data-sort="{escape(sort)}" title="{escape("; ".join(tip))}">'
+            f'{escape(text)}</td>')
 
 
 def _columns(vms: Sequence[VmRow]) -> tuple[str, ...]:
@@ -336,17 +343,45 @@ def _deletions(rows: Sequence[Deletion]) -> str:
     return _section("deletions", title, _table(f"{len(rows)} deletions", heads, body, "deletions-table"))
 
 
-def _failures(rows: Sequence[Failure]) -> str:
+def _failures(rows: Sequence[FailureGroup], total: int) -> str:
+    """Failed and poisoned jobs alike as one row: kind, step, Azure's error code, resource, how often, when last."""
     title = "Failed and poisoned jobs"
     if not rows:
         return _section("failures", title, _empty("No failed or poisoned jobs."))
+    none = '<span class="none">—</span>'
     body = (
-        f'<tr><td class="when">{_when(f.time)}</td><td>{escape(f.type)}</td><td>{_named_id(f.subject)}</td>'
-        f'<td class="long">{escape(f.reason)}</td></tr>'
-        for f in rows
+        f'<tr data-code="{escape(g.code)}"><td>{escape(g.kind)}</td><td>{escape(g.step) or none}</td>'
+        f'<td class="code">{escape(g.code) or none}</td><td>{_named_id(g.resource)}</td><td class="num">{g.count}</td>'
+        f'<td class="when">{_when(g.last)}</td><td class="long">{escape(g.reason)}</td></tr>'
+        for g in rows
     )
-    heads = [("", "Time"), ("", "Type"), ("", "Subject"), ("", "Reason")]
-    return _section("failures", title, _table(f"{len(rows)} failed jobs", heads, body, "failures-table"))
+    heads = [("", "Job kind"), ("", "Step"), ("", "Azure error code"), ("", "Resource"), ("num", "Count"),
+             ("", "Last"), ("", "Last reason")]  # fmt: skip
+    caption = f"{_plural(total, 'failed job')} in {_plural(len(rows), 'group')}, most often first"
+    return _section("failures", title, _table(caption, heads, body, "failures-table"))
+
+
+MAX_ACTIONS = 50  # the first screen stays short; the rest are in the VM table (its state filter) and below
+
+
+def _action(a: Action) -> str:
+    badge = a.rank if a.rank in STATES else {"drill": "breached", "overdue": "not_protected"}.get(a.rank, "missing")
+    label = _words(a.rank) if a.rank in STATES else {"drill": "drill failed", "overdue": "overdue"}.get(a.rank, "failed")
+    return (
+        f'<li data-rank="{escape(a.rank)}" data-vm="{escape(a.name)}"><span class="badge s-{badge}">{escape(label)}'
+        f'</span> <strong title="{escape(a.resource_id)}">{escape(a.name)}</strong> {escape(a.what)}'
+        f'<br><small>{escape(a.todo)}</small></li>'
+    )
+
+
+def _actions(todo: Sequence[Action]) -> str:
+    title = "What needs action"
+    if not todo:
+        return _section("actions", title, _empty("Nothing: every VM is recoverable within its RPO."))
+    more = len(todo) - MAX_ACTIONS
+    tail = f'<p class="meta" id="actions-more">and {more} more: filter the VM table by state.</p>' if more > 0 else ""
+    items = "".join(_action(a) for a in todo[:MAX_ACTIONS])
+    return _section("actions", title, f'<ol id="action-list" class="actions">{items}</ol>{tail}')
 
 
 def _restores(rows: Sequence[RestoreRow]) -> str:
@@ -452,13 +487,16 @@ def _drills(data: ReportData) -> str:
 
 def render(data: ReportData) -> str:
     """The whole page for ``data``."""
+    groups = group(data.failures)
+    todo = actions(data, [(g.resource, g.kind + (f" ({g.step})" if g.step else ""), g.code, g.count) for g in groups])
     main = "".join(
         [
+            _actions(todo),
             _summary(data.summary),
             _vms(data.vms),
             _points(data),
             _deletions(data.deletions),
-            _failures(data.failures),
+            _failures(groups, len(data.failures)),
             _leases(data.leases, data.generated),
             _restores(data.restores),
             _drills(data),

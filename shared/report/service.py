@@ -10,7 +10,8 @@ from typing import Any
 from ..alerts import events as A
 from ..instants import format_instant
 from ..restore.records import ENDING, READY, TERMINAL
-from .model import Deletion, Failure, LeaseRow, ReportData, RestoreRow
+from .failures import from_alert
+from .model import Deletion, LeaseRow, ReportData, RestoreRow
 
 WINDOW = timedelta(days=30)
 FAILURES = (A.PROTECTION_FAILED, A.JOB_POISONED, A.RESTORE_FAILED, A.DRILL_FAILED, A.DRILL_KEPT,
@@ -33,9 +34,7 @@ class Reports:
         alerts = self.alerts.recent(since)
         deletions = [Deletion(a["time"], item.get("id", ""), a["subject"], item.get("rule", ""), item.get("reason", ""))
                      for a in alerts if a["type"] == A.RETENTION_DELETED for item in a["data"].get("deleted") or []]
-        failures = [Failure(a["time"], a["type"], a["subject"], str(a["data"].get("reason")
-                                                                  or (a["data"].get("error") or {}).get("message") or ""))
-                    for a in alerts if a["type"] in FAILURES]
+        failures = [from_alert(a) for a in alerts if a["type"] in FAILURES]
         records = self.records.recent()
         leases = sorted((lease_row(r) for r in records if r.state in (READY, ENDING)), key=lambda x: (x.expires_at, x.id))
         restores = [RestoreRow(r.id, str(r.request.get("vm", "")), str((r.request.get("target") or {}).get("type", "")),
