@@ -29,6 +29,16 @@ const widths = (page) =>
   page.evaluate(() => ({
     scrollWidth: document.documentElement.scrollWidth,
     innerWidth: window.innerWidth,
+    // The first screen: the verdict and the ranked actions as shown, where they are.
+    verdict: document.getElementById("verdict")?.textContent ?? null,
+    verdictBox: (({ left, right, top }) => ({ left, right, top }))(document.getElementById("verdict").getBoundingClientRect()),
+    actions: [...document.querySelectorAll("#action-list li")].map((li) => ({ rank: li.dataset.rank, vm: li.dataset.vm,
+      right: li.getBoundingClientRect().right })),
+    // Each VM's name and state badge: inside the viewport (no sideways scroll needed to read them)?
+    vmStates: [...document.querySelectorAll("#vm-table tbody tr")].slice(0, 60).map((r) => {
+      const badge = r.querySelector(".badge").getBoundingClientRect(), name = r.cells[0].getBoundingClientRect();
+      return { state: r.dataset.state, left: Math.min(badge.left, name.left), right: Math.max(badge.right, name.right) };
+    }),
     tables: [...document.querySelectorAll(".scroll")].map((s) => ({ scroll: s.scrollWidth, client: s.clientWidth })),
   }));
 
@@ -107,7 +117,10 @@ try {
     ),
   };
   await page.mouse.move(0, 0);
-  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.evaluate(() => { // as opened: the page and each table's own scroller at their start
+    window.scrollTo(0, 0);
+    document.querySelectorAll(".scroll").forEach((s) => { s.scrollLeft = 0; s.scrollTop = 0; });
+  });
   out.wide = await widths(page);
 
   await page.setViewportSize({ width: 375, height: 812 });

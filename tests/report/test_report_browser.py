@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.report.model import BREACHED
+from shared.report.failures import group
+from shared.report.model import BREACHED, MET
 from shared.report.render import render
+from shared.report.verdict import RANKS, actions, verdict
 from tests.conftest import ROOT
 from tests.report.sample import NASTY_NAME, sample_report
 
@@ -223,3 +225,28 @@ def test_the_replica_column_shows_rpo_initial_replication_and_health(seen, data)
     assert order[:copying] == ["-1"] * copying
     assert [float(a) for a in order[copying:copying + len(ages)]] == ages
     assert set(order[copying + len(ages):]) == {""}
+
+
+@pytest.mark.parametrize("viewport", ["wide", "phone"])
+def test_verdict_first_and_actions_ranked(seen, data, viewport):
+    """At 1280 and 375 px: the verdict line the data decides, at the top and inside the screen; the actions in rank
+    order (breached worst first, then the gaps, failed drills, overdue file recoveries, failed jobs)."""
+    w = seen[viewport]
+    assert w["verdict"] == verdict(data)
+    assert w["verdict"].startswith(f"{sum(v.state == MET for v in data.vms)} of ")
+    box = w["verdictBox"]
+    assert 0 <= box["left"] and box["right"] <= w["innerWidth"] and box["top"] < 300, box
+    groups = group(data.failures)
+    wanted = actions(data, [(g.resource, g.kind, g.code, g.count) for g in groups])
+    assert [(a["rank"], a["vm"]) for a in w["actions"]] == [(a.rank, a.name) for a in wanted]
+    ranks = [a["rank"] for a in w["actions"]]
+    assert ranks == sorted(ranks, key=RANKS.index) and {"breached", "drill", "overdue", "failure"} <= set(ranks)
+    assert all(a["right"] <= w["innerWidth"] for a in w["actions"]), w["actions"]
+
+
+@pytest.mark.parametrize("viewport", ["wide", "phone"])
+def test_each_vms_name_and_state_inside_the_screen(seen, viewport):
+    w = seen[viewport]
+    assert len(w["vmStates"]) == 40 and w["scrollWidth"] <= w["innerWidth"]
+    outside = [s for s in w["vmStates"] if s["left"] < 0 or s["right"] > w["innerWidth"]]
+    assert outside == [], outside
