@@ -34,6 +34,7 @@ from shared.report.model import (
     VmRow,
 )
 from shared.report.verdict import Action, actions, verdict
+from shared.report.vm_data import encode
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 KIND_TITLES = {
@@ -188,6 +189,15 @@ def _minutes(hours: float) -> str:
 def _replica_cell(status: KindStatus, cls: str) -> str:
     """A Site Recovery replica: its RPO against the target in minutes (ASR makes a point every 5), or its initial
     replication's progress; Azure's health and health errors in the tooltip."""
+    text, sort, tip = _replica_parts(status)
+    health = (status.replication or {}).get("health")
+    mark = f'<small class="health">{escape(str(health))}</small> ' if health and health != "Normal" else ""
+    return (f'<td class="k k-{cls} c-replica" data-sort="{escape(sort)}" data-health="{escape(str(health or ""))}" '
+            f'title="{escape(tip)}">{mark}{escape(text)}</td>')
+
+
+def _replica_parts(status: KindStatus) -> tuple[str, str, str]:
+    """A replica cell's text, sort key and tooltip."""
     detail = status.replication or {}
     target = _minutes(status.rpo_hours)
     if status.state == INITIAL_REPLICATION or (detail.get("since") and status.age_hours is None):
@@ -206,10 +216,7 @@ def _replica_cell(status: KindStatus, cls: str) -> str:
     tip += [f"{e.get('code')}: {e.get('message')}" for e in detail.get("errors") or [] if isinstance(e, dict)]
     if status.point_id:
         tip.append(f"item {status.point_id}")
-    health = detail.get("health")
-    mark = f'<small class="health">{escape(str(health))}</small> ' if health and health != "Normal" else ""
-    return (f'<td class="k k-{cls} c-replica" data-sort="{escape(sort)}" data-health="{escape(str(health or ""))}" '
-            f'title="{escape("; ".join(tip))}">{mark}{escape(text)}</td>')
+    return text, sort, "; ".join(tip)
 
 
 def _kind_cell(status: KindStatus | None) -> str:
@@ -262,7 +269,10 @@ def _vm_row(vm: VmRow, columns: Sequence[str] = KINDS) -> str:
     )
 
 
-def _vms(vms: Sequence[VmRow]) -> str:
+INLINE_ROWS = 1_000  # a bigger fleet's rows are sent as data (shared/report/vm_data.py) and drawn by the script
+
+
+def _vms(vms: Sequence[VmRow], inline_rows: int = INLINE_ROWS) -> str:
     if not vms:
         return _section("vms", "VMs", _empty("No VMs evaluated yet."))
     n = len(vms)
@@ -294,12 +304,23 @@ def _vms(vms: Sequence[VmRow]) -> str:
         + [("num", f"{KIND_TITLES[k]}<br><small>{'RPO / target' if k == REPLICA else 'age / RPO'}</small>")
        for k in columns]
     )
+    if n <= inline_rows:
+        rows, data = "".join(_vm_row(v, columns) for v in vms), ""
+    else:  # as data: the script draws the first rows that match (a person reads those; the filter finds the rest)
+        rows = (f'<tr><td colspan="{7 + len(columns)}"><noscript>{n} VMs: too many to list without JavaScript; '
+                "the ones that need action are listed above.</noscript></td></tr>")
+        data = f'<script type="application/json" id="vm-data">{_vm_data(vms, columns)}</script>'
     table = (
         '<div class="scroll vm-scroll"><table id="vm-table"><caption>Newest point of each kind: its age '
         "against the policy's RPO; — where the kind does not apply. Hover a name for its resource id."
-        f"</caption><thead><tr>{heads}</tr></thead><tbody>{''.join(_vm_row(v, columns) for v in vms)}</tbody></table></div>"
+        f"</caption><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table></div>"
     )
-    return _section("vms", "VMs", f'{controls}<p id="vm-count" aria-live="polite">{n} of {n} VMs</p>{table}')
+    more = '<p id="vm-more" class="meta" hidden></p>'
+    return _section("vms", "VMs", f'{controls}<p id="vm-count" aria-live="polite">{n} of {n} VMs</p>{table}{more}{data}')
+
+
+def _vm_data(vms: Sequence[VmRow], columns: Sequence[str]) -> str:
+    return encode(vms, columns, _subscription, _missing_words, _replica_parts)
 
 
 # --- points per day -------------------------------------------------------------------------------
@@ -485,15 +506,15 @@ def _drills(data: ReportData) -> str:
     return _section("drills", title, f"{count}{chart}{table}{fold}")
 
 
-def render(data: ReportData) -> str:
-    """The whole page for ``data``."""
+def render(data: ReportData, inline_rows: int = INLINE_ROWS) -> str:
+    """The whole page for ``data``; a fleet over ``inline_rows`` VMs has its VM table drawn by the script."""
     groups = group(data.failures)
     todo = actions(data, [(g.resource, g.kind + (f" ({g.step})" if g.step else ""), g.code, g.count) for g in groups])
     main = "".join(
         [
             _actions(todo),
             _summary(data.summary),
-            _vms(data.vms),
+            _vms(data.vms, inline_rows),
             _points(data),
             _deletions(data.deletions),
             _failures(groups, len(data.failures)),

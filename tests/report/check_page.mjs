@@ -1,12 +1,12 @@
 // Drives the report page in Debian's headless chromium (playwright-core, no downloaded browser) and
 // prints what it saw as JSON; tests/report/test_report_browser.py decides what is right.
-// Usage: node check_page.mjs <page url> <screenshot dir> [<10,000-VM page url>]
+// Usage: node check_page.mjs <page url> <screenshot dir> [<10,000-VM page url> [<the page, its VM table as data>]]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [url, outDir, bigUrl] = process.argv.slice(2);
+const [url, outDir, bigUrl, dataUrl] = process.argv.slice(2);
 const seen = { requests: [], console: [], pageErrors: [], dialogs: [] };
 const profile = mkdtempSync(join(tmpdir(), "vmkeeper-chromium-")); // a fresh profile every run
 
@@ -25,6 +25,11 @@ const visibleRows = (page) =>
     rows.filter((r) => r.checkVisibility()).map((r) => ({ state: r.dataset.state, name: r.cells[0].textContent })),
   );
 const countText = (page) => page.textContent("#vm-count");
+// Every VM row's cells as drawn: text, class, sort key and tooltip.
+const cells = (page) =>
+  page.$$eval("#vm-table tbody tr", (rows) => rows.map((r) => ({ state: r.dataset.state, cells: [...r.cells].map((c) =>
+    ({ text: c.textContent, cls: c.className, sort: c.dataset.sort ?? null, health: c.dataset.health ?? null })),
+    title: r.cells[0].title })));
 const widths = (page) =>
   page.evaluate(() => ({
     scrollWidth: document.documentElement.scrollWidth,
@@ -69,6 +74,7 @@ try {
 
   const rows = await visibleRows(page);
   out.initial = { count: await countText(page), rows: rows.length, controlsShown: await page.isVisible("#vm-controls") };
+  out.inlineCells = await cells(page);
   out.names = rows.map((r) => r.name);
   await page.screenshot({ path: join(outDir, "report-1280.png"), fullPage: true });
 
@@ -138,6 +144,18 @@ try {
     count: await countText(plain) };
   await plain.close();
 
+  if (dataUrl) {
+    // The same page with its VM table sent as data: the script draws the same rows.
+    const asData = await context.newPage();
+    watch(asData);
+    await asData.goto(dataUrl, { waitUntil: "load" });
+    out.dataCells = await cells(asData);
+    out.dataCount = await countText(asData);
+    await asData.click('#filter-state button[data-filter="breached"]');
+    out.dataBreached = { count: await countText(asData), rows: await visibleRows(asData) };
+    await asData.close();
+  }
+
   if (bigUrl) {
     // 10,000 VMs: each action timed inside the page, from the click to the count text it updates.
     const big = await context.newPage();
@@ -162,6 +180,8 @@ try {
       document.querySelectorAll("#vm-table thead th button")[8].click();
       return { ms: performance.now() - t };
     });
+    out.big.drawn = await big.evaluate(() => ({ rows: document.querySelectorAll("#vm-table tbody tr").length,
+      more: document.getElementById("vm-more").textContent, moreShown: !document.getElementById("vm-more").hidden }));
     await big.close();
   }
 } catch (e) {

@@ -43,7 +43,7 @@ ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "p", "time", "div", "strong", "ul",
     "li", "nav", "a", "main", "section", "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",
     "span", "svg", "rect", "line", "text", "small", "details", "summary", "button", "label", "input", "script", "br",
-    "g", "circle", "path", "polyline", "ol",
+    "g", "circle", "path", "polyline", "ol", "noscript",
 }  # fmt: skip
 
 
@@ -505,3 +505,21 @@ def test_drill_time_axis_ticks_are_round():
     assert [label for _, label in months] == ["2026-03", "2026-05", "2026-07", "2026-09", "2026-11"]
     for lo, hi in [("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"), ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")]:
         assert len(time_ticks(ts(lo), ts(hi))) <= MAX_TICKS
+
+
+def test_a_big_fleets_rows_are_data_that_cannot_end_their_block():
+    """Over ``inline_rows`` VMs the table's rows go as JSON in a data block (drawn by the script): a name like
+    ``</script>`` cannot close the block, and the data holds every VM with its state, reason and kinds."""
+    import json
+
+    data = sample_report()
+    page = render(data, inline_rows=len(data.vms) - 1)
+    start = page.index('<script type="application/json" id="vm-data">') + len('<script type="application/json" id="vm-data">')
+    block = page[start:page.index("</script>", start)]
+    assert "<" not in block and NASTY_NAME not in block
+    doc = json.loads(block)
+    assert [v[0] for v in doc["v"]] == [v.name for v in data.vms]  # NASTY_NAME among them, as text
+    assert [doc["t"][v[6]] for v in doc["v"]] == [v.state for v in data.vms]
+    assert [doc["t"][v[8]] for v in doc["v"]] == [v.reason for v in data.vms]
+    assert len(parse(render(data)).root.find(id="vm-table").all("tbody")[0].all("tr")) == len(data.vms)  # inline
+    assert len(parse(page).root.find(id="vm-table").all("tbody")[0].all("tr")) == 1  # the no-script note only
