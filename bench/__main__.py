@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 BENCHMARKS = ("bench.inventory", "bench.autoprotect", "bench.scheduled", "bench.retention", "bench.restore",
-              "bench.drill", "bench.replication", "bench.replica_drill")
+              "bench.drill", "bench.replication", "bench.replica_drill", "bench.report_page")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

@@ -129,6 +129,17 @@ class Ledger(OnFirstUse):
         except ResourceNotFoundError:
             return []
 
+    def rows_between(self, first: str, last: str, where: str = "") -> list[dict[str, Any]]:
+        """Rows of every partition from ``first`` up to (not including) ``last`` (``where``: a condition on fields
+        written by us); none when the table is not there yet (a read that writes nothing)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        query = f"PartitionKey ge '{first}' and PartitionKey lt '{last}'" + (f" and {where}" if where else "")
+        try:
+            return [dict(e) for e in self.table.query_entities(query)]
+        except ResourceNotFoundError:
+            return []
+
     def vm(self, vm_id: str) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError
 

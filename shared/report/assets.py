@@ -109,10 +109,40 @@ th button:focus-visible{outline:2px solid var(--fg);outline-offset:2px}
 th[aria-sort=ascending] button::after{content:" \\25B2"}
 th[aria-sort=descending] button::after{content:" \\25BC"}
 @media (max-width:600px){body{font-size:14px}section{padding:.6rem}h1{font-size:1.25rem}}
+.verdict{font-size:1.2rem;font-weight:600;margin:.3rem 0 .5rem;padding:.5rem .8rem;border-radius:6px;
+border-left:6px solid var(--breached);background:var(--panel);overflow-wrap:anywhere}
+.v-met{border-left-color:var(--met)}
+.actions{margin:0;padding-left:1.6rem}.actions li{margin:.35rem 0;overflow-wrap:anywhere}
+.actions small{color:var(--muted)}
+.code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;white-space:nowrap}
+/* A phone: each VM a card (name, state, reason, then each kind that applies, labelled), no sideways scroll. */
+@media (max-width:700px){
+.vm-scroll{overflow-x:hidden}
+#vm-table,#vm-table tbody{display:block}
+#vm-table thead{display:none}
+#vm-table caption{display:block}
+#vm-table tr{display:flex;flex-wrap:wrap;align-items:baseline;gap:.1rem .7rem;padding:.45rem .2rem;
+border-bottom:1px solid var(--line)}
+#vm-table tr[hidden]{display:none}
+#vm-table td{display:block;border:0;padding:0}
+#vm-table td:first-child{font-weight:600;overflow-wrap:anywhere;min-width:0}
+#vm-table td:nth-child(2),#vm-table td:nth-child(4),#vm-table td.k-na{display:none}
+#vm-table td:nth-child(3)::before{content:"rg "}#vm-table td:nth-child(5)::before{content:"policy "}
+#vm-table td:nth-child(3)::before,#vm-table td:nth-child(5)::before,#vm-table td.k::before{color:var(--muted);
+font-weight:400}
+#vm-table .long{flex-basis:100%;min-width:0;max-width:none}
+#vm-table td.k{white-space:normal}
+.c-vault::before{content:"vault "}.c-snapshot_set::before{content:"snapshot "}
+.c-restore_point::before{content:"restore point "}.c-snapshot_copy::before{content:"snapshot copy "}
+.c-restore_point_copy::before{content:"restore point copy "}.c-copy::before{content:"copy "}
+.c-replica::before{content:"replica "}
+}
 """
 
 # The VM table's filters and sorting. Works on a row list read once: filtering toggles `hidden` only
 # on rows that change, sorting is one sort of precomputed keys and one re-append (no O(n²) DOM work).
+# A big fleet's rows come as data (#vm-data, shared/report/vm_data.py): the list is that data, and only the first
+# LIMIT rows that match are drawn (as one innerHTML), every value escaped here.
 SCRIPT = """
 (function () {
   "use strict";
@@ -120,20 +150,64 @@ SCRIPT = """
   var controls = document.getElementById("vm-controls");
   var count = document.getElementById("vm-count");
   if (!table || !controls || !count) return;
-  var tbody = table.tBodies[0];
-  var items = Array.prototype.map.call(tbody.rows, function (row) {
-    return {row: row, state: row.getAttribute("data-state"),
-            name: row.cells[0].textContent.toLowerCase(), shown: !row.hidden};
-  });
+  var tbody = table.tBodies[0], more = document.getElementById("vm-more");
+  var source = document.getElementById("vm-data"), data = null, LIMIT = 200, items;
+  var ESC = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"};
+  function esc(s) { return String(s).replace(/[&<>"']/g, function (c) { return ESC[c]; }); }
+  if (source) {
+    data = JSON.parse(source.textContent);
+    items = data.v.map(function (v) {
+      return {v: v, state: data.t[v[6]], name: v[0].toLowerCase(), shown: true};
+    });
+  } else {
+    items = Array.prototype.map.call(tbody.rows, function (row) {
+      return {row: row, state: row.getAttribute("data-state"),
+              name: row.cells[0].textContent.toLowerCase(), shown: !row.hidden};
+    });
+  }
+  function hours(h) { return Number.isInteger(h) ? String(h) : h.toFixed(1); }
+  function kindCell(c, kind) {
+    if (c === 0) return '<td class="k k-na" data-sort="">\u2014</td>';
+    var cls = esc(data.t[c[0]]);
+    if (kind === "replica") {
+      var mark = c[3] && c[3] !== "Normal" ? '<small class="health">' + esc(c[3]) + "</small> " : "";
+      return '<td class="k k-' + cls + ' c-replica" data-sort="' + esc(c[2]) + '" data-health="' + esc(c[3]) + '"' +
+        (c.length > 4 ? ' title="' + esc(c[4]) + '"' : "") + ">" + mark + esc(c[1]) + "</td>";
+    }
+    var age = c[1];
+    var text = (age === null ? "none" : age.toFixed(1) + " h") + " / " + hours(c[2]) + " h";
+    return '<td class="k k-' + cls + " c-" + esc(kind) + '" data-sort="' + (age === null ? "Infinity" : age) + '"' +
+      (c.length > 3 ? ' title="' + esc(c[3]) + '"' : "") + ">" + esc(text) + "</td>";
+  }
+  function rowHtml(v) {
+    var t = data.t, state = t[v[6]], sub = data.s[v[2]];
+    var id = v[1] || "/subscriptions/" + sub + "/resourceGroups/" + t[v[3]] +
+      "/providers/Microsoft.Compute/virtualMachines/" + v[0];
+    var cls = data.st.indexOf(state) >= 0 ? state : "unknown";
+    var h = '<tr data-state="' + esc(state) + '"><td title="' + esc(id) + '">' + esc(v[0]) + '</td><td class="id">' +
+      data.sh[v[2]] + "</td><td>" + esc(t[v[3]]) + "</td><td>" + esc(t[v[4]]) + "</td><td>" +
+      (v[5] < 0 ? '<span class="none">(none)</span>' : esc(t[v[5]])) + '</td><td data-sort="' + v[7] +
+      '"><span class="badge s-' + cls + '">' + esc(state.replace(/_/g, " ")) + "</span>" + (v[9] || "") +
+      '</td><td class="long">' + esc(t[v[8]]) + "</td>";
+    for (var i = 0; i < data.c.length; i++) h += kindCell(v[10 + i], data.c[i]);
+    return h + "</tr>";
+  }
   var total = items.length, wanted = "all", needle = "";
   function apply() {
-    var shown = 0;
+    var shown = 0, html = [];
     for (var i = 0; i < total; i++) {
       var it = items[i];
       var ok = (wanted === "all" || it.state === wanted) &&
                (needle === "" || it.name.indexOf(needle) !== -1);
-      if (ok !== it.shown) { it.row.hidden = !ok; it.shown = ok; }
+      if (data) {
+        if (ok && shown < LIMIT) html.push(rowHtml(it.v));
+      } else if (ok !== it.shown) { it.row.hidden = !ok; it.shown = ok; }
       if (ok) shown++;
+    }
+    if (data) {
+      tbody.innerHTML = html.join("");
+      more.hidden = shown <= LIMIT;
+      more.textContent = "The first " + LIMIT + " of " + shown + " shown: filter by state or name to find the others.";
     }
     count.textContent = shown + " of " + total + " VMs";
   }
@@ -154,8 +228,17 @@ SCRIPT = """
   });
   var collator = new Intl.Collator(undefined, {numeric: true, sensitivity: "base"});
   var heads = table.tHead.rows[0].cells, sortedBy = -1, dir = 1;
-  function key(row, col, numeric) {
-    var cell = row.cells[col];
+  function dataKey(v, col) {
+    var t = data.t;
+    if (col < 7) return [v[0], data.s[v[2]], t[v[3]], t[v[4]], v[5] < 0 ? "(none)" : t[v[5]], v[7], t[v[8]]][col];
+    var c = v[10 + col - 7];
+    if (c === 0) return NaN;
+    if (data.c[col - 7] === "replica") return Number(c[2]);
+    return c[1] === null ? Infinity : c[1];
+  }
+  function key(it, col, numeric) {
+    if (data) { var k = dataKey(it.v, col); return numeric ? Number(k) : String(k); }
+    var cell = it.row.cells[col];
     var raw = cell.hasAttribute("data-sort") ? cell.getAttribute("data-sort") : cell.textContent;
     if (!numeric) return raw;
     return raw === "" ? NaN : Number(raw);
@@ -163,16 +246,20 @@ SCRIPT = """
   function sortBy(col, numeric) {
     dir = col === sortedBy ? -dir : 1;
     sortedBy = col;
-    var keyed = items.map(function (it) { return {it: it, k: key(it.row, col, numeric)}; });
+    var keyed = items.map(function (it) { return {it: it, k: key(it, col, numeric)}; });
     keyed.sort(function (a, b) {
       if (!numeric) return dir * collator.compare(a.k, b.k);
       var an = a.k !== a.k, bn = b.k !== b.k;  // NaN: the kind does not apply, last either way
       if (an || bn) return an === bn ? 0 : (an ? 1 : -1);
       return a.k === b.k ? 0 : (a.k < b.k ? -dir : dir);
     });
-    var frag = document.createDocumentFragment();
-    items = keyed.map(function (x) { frag.appendChild(x.it.row); return x.it; });
-    tbody.appendChild(frag);
+    items = keyed.map(function (x) { return x.it; });
+    if (data) apply();
+    else {
+      var frag = document.createDocumentFragment();
+      items.forEach(function (it) { frag.appendChild(it.row); });
+      tbody.appendChild(frag);
+    }
     for (var i = 0; i < heads.length; i++) {
       if (i === col) heads[i].setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
       else heads[i].removeAttribute("aria-sort");

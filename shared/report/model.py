@@ -51,6 +51,22 @@ class Failure:
     type: str  # the alert's event type, e.g. vmkeeper.job.poisoned
     subject: str  # the VM id (or what failed)
     reason: str
+    kind: str = ""  # the job's kind in vmkeeper's words (snapshot_set, restore, drill, replication...)
+    step: str = ""  # the step that failed, when the job says
+    code: str = ""  # Azure's error code (OperationNotAllowed, QuotaExceeded...), when known
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failures alike: one row per (kind, step, code, resource), with how often and when last."""
+
+    kind: str
+    step: str
+    code: str
+    resource: str
+    count: int
+    last: str  # ISO 8601 UTC: the newest one's time
+    reason: str  # the newest one's reason
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from shared.report.assets import CSP, SCRIPT, STYLE
 from shared.report.charts import css_class, day_grid, points_chart, state_bar
 from shared.report.drill_chart import legend, rto_chart, vm_series
 from shared.report.drills import RESULTS, age_words, duration_words, last_per_vm, tally, vm_name
+from shared.report.failures import group
 from shared.report.model import (
     COPY,
     INITIAL_REPLICATION,
@@ -24,7 +25,7 @@ from shared.report.model import (
     STATES,
     Deletion,
     DrillRow,
-    Failure,
+    FailureGroup,
     KindStatus,
     LeaseRow,
     ReportData,
@@ -32,6 +33,8 @@ from shared.report.model import (
     SummaryRow,
     VmRow,
 )
+from shared.report.verdict import Action, actions, verdict
+from shared.report.vm_data import encode
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 KIND_TITLES = {
@@ -123,6 +126,7 @@ def _header(data: ReportData) -> str:
     links = "".join(
         f'<li><a href="#{sid}">{title}</a></li>'
         for sid, title in [
+            ("actions", "Needs action"),
             ("summary", "Compliance"),
             ("vms", "VMs"),
             ("points", "Points per day"),
@@ -133,8 +137,11 @@ def _header(data: ReportData) -> str:
             ("drills", "DR drills"),
         ]
     )
+    line = verdict(data)
+    ok = "met" if line.startswith("All ") and ";" not in line else "breached"
     return (
-        f'<header><h1>vmkeeper backup report</h1><p class="meta" id="generated">Generated {_when(data.generated)}'
+        f'<header><h1>vmkeeper backup report</h1><p id="verdict" class="verdict v-{ok}">{escape(line)}</p>'
+        f'<p class="meta" id="generated">Generated {_when(data.generated)}'
         f'</p><p class="meta" id="evaluated">Last compliance evaluation: {evaluated}</p>{notes}'
         f"<nav><ul>{links}</ul></nav></header>"
     )
@@ -182,6 +189,15 @@ def _minutes(hours: float) -> str:
 def _replica_cell(status: KindStatus, cls: str) -> str:
     """A Site Recovery replica: its RPO against the target in minutes (ASR makes a point every 5), or its initial
     replication's progress; Azure's health and health errors in the tooltip."""
+    text, sort, tip = _replica_parts(status)
+    health = (status.replication or {}).get("health")
+    mark = f'<small class="health">{escape(str(health))}</small> ' if health and health != "Normal" else ""
+    return (f'<td class="k k-{cls} c-replica" data-sort="{escape(sort)}" data-health="{escape(str(health or ""))}" '
+            f'title="{escape(tip)}">{mark}{escape(text)}</td>')
+
+
+def _replica_parts(status: KindStatus) -> tuple[str, str, str]:
+    """A replica cell's text, sort key and tooltip."""
     detail = status.replication or {}
     target = _minutes(status.rpo_hours)
     if status.state == INITIAL_REPLICATION or (detail.get("since") and status.age_hours is None):
@@ -200,10 +216,7 @@ def _replica_cell(status: KindStatus, cls: str) -> str:
     tip += [f"{e.get('code')}: {e.get('message')}" for e in detail.get("errors") or [] if isinstance(e, dict)]
     if status.point_id:
         tip.append(f"item {status.point_id}")
-    health = detail.get("health")
-    mark = f'<small class="health">{escape(str(health))}</small> ' if health and health != "Normal" else ""
-    return (f'<td class="k k-{cls}" data-sort="{escape(sort)}" data-health="{escape(str(health or ""))}" '
-            f'title="{escape("; ".join(tip))}">{mark}{escape(text)}</td>')
+    return text, sort, "; ".join(tip)
 
 
 def _kind_cell(status: KindStatus | None) -> str:
@@ -223,7 +236,8 @@ def _kind_cell(status: KindStatus | None) -> str:
         tip.append(f"newest {status.newest}")
     if status.point_id:
         tip.append(f"point {status.point_id}")
-    return f'<td class="k k-{cls}" data-sort="{escape(sort)}" title="{escape("; ".join(tip))}">{escape(text)}</td>'
+    return (f'<td class="k k-{cls} c-{status.kind}" data-sort="{escape(sort)}" title="{escape("; ".join(tip))}">'
+            f'{escape(text)}</td>')
 
 
 def _columns(vms: Sequence[VmRow]) -> tuple[str, ...]:
@@ -255,7 +269,10 @@ def _vm_row(vm: VmRow, columns: Sequence[str] = KINDS) -> str:
     )
 
 
-def _vms(vms: Sequence[VmRow]) -> str:
+INLINE_ROWS = 1_000  # a bigger fleet's rows are sent as data (shared/report/vm_data.py) and drawn by the script
+
+
+def _vms(vms: Sequence[VmRow], inline_rows: int = INLINE_ROWS) -> str:
     if not vms:
         return _section("vms", "VMs", _empty("No VMs evaluated yet."))
     n = len(vms)
@@ -287,12 +304,23 @@ def _vms(vms: Sequence[VmRow]) -> str:
         + [("num", f"{KIND_TITLES[k]}<br><small>{'RPO / target' if k == REPLICA else 'age / RPO'}</small>")
        for k in columns]
     )
+    if n <= inline_rows:
+        rows, data = "".join(_vm_row(v, columns) for v in vms), ""
+    else:  # as data: the script draws the first rows that match (a person reads those; the filter finds the rest)
+        rows = (f'<tr><td colspan="{7 + len(columns)}"><noscript>{n} VMs: too many to list without JavaScript; '
+                "the ones that need action are listed above.</noscript></td></tr>")
+        data = f'<script type="application/json" id="vm-data">{_vm_data(vms, columns)}</script>'
     table = (
         '<div class="scroll vm-scroll"><table id="vm-table"><caption>Newest point of each kind: its age '
         "against the policy's RPO; — where the kind does not apply. Hover a name for its resource id."
-        f"</caption><thead><tr>{heads}</tr></thead><tbody>{''.join(_vm_row(v, columns) for v in vms)}</tbody></table></div>"
+        f"</caption><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table></div>"
     )
-    return _section("vms", "VMs", f'{controls}<p id="vm-count" aria-live="polite">{n} of {n} VMs</p>{table}')
+    more = '<p id="vm-more" class="meta" hidden></p>'
+    return _section("vms", "VMs", f'{controls}<p id="vm-count" aria-live="polite">{n} of {n} VMs</p>{table}{more}{data}')
+
+
+def _vm_data(vms: Sequence[VmRow], columns: Sequence[str]) -> str:
+    return encode(vms, columns, _subscription, _missing_words, _replica_parts)
 
 
 # --- points per day -------------------------------------------------------------------------------
@@ -336,17 +364,45 @@ def _deletions(rows: Sequence[Deletion]) -> str:
     return _section("deletions", title, _table(f"{len(rows)} deletions", heads, body, "deletions-table"))
 
 
-def _failures(rows: Sequence[Failure]) -> str:
+def _failures(rows: Sequence[FailureGroup], total: int) -> str:
+    """Failed and poisoned jobs alike as one row: kind, step, Azure's error code, resource, how often, when last."""
     title = "Failed and poisoned jobs"
     if not rows:
         return _section("failures", title, _empty("No failed or poisoned jobs."))
+    none = '<span class="none">—</span>'
     body = (
-        f'<tr><td class="when">{_when(f.time)}</td><td>{escape(f.type)}</td><td>{_named_id(f.subject)}</td>'
-        f'<td class="long">{escape(f.reason)}</td></tr>'
-        for f in rows
+        f'<tr data-code="{escape(g.code)}"><td>{escape(g.kind)}</td><td>{escape(g.step) or none}</td>'
+        f'<td class="code">{escape(g.code) or none}</td><td>{_named_id(g.resource)}</td><td class="num">{g.count}</td>'
+        f'<td class="when">{_when(g.last)}</td><td class="long">{escape(g.reason)}</td></tr>'
+        for g in rows
     )
-    heads = [("", "Time"), ("", "Type"), ("", "Subject"), ("", "Reason")]
-    return _section("failures", title, _table(f"{len(rows)} failed jobs", heads, body, "failures-table"))
+    heads = [("", "Job kind"), ("", "Step"), ("", "Azure error code"), ("", "Resource"), ("num", "Count"),
+             ("", "Last"), ("", "Last reason")]  # fmt: skip
+    caption = f"{_plural(total, 'failed job')} in {_plural(len(rows), 'group')}, most often first"
+    return _section("failures", title, _table(caption, heads, body, "failures-table"))
+
+
+MAX_ACTIONS = 50  # the first screen stays short; the rest are in the VM table (its state filter) and below
+
+
+def _action(a: Action) -> str:
+    badge = a.rank if a.rank in STATES else {"drill": "breached", "overdue": "not_protected"}.get(a.rank, "missing")
+    label = _words(a.rank) if a.rank in STATES else {"drill": "drill failed", "overdue": "overdue"}.get(a.rank, "failed")
+    return (
+        f'<li data-rank="{escape(a.rank)}" data-vm="{escape(a.name)}"><span class="badge s-{badge}">{escape(label)}'
+        f'</span> <strong title="{escape(a.resource_id)}">{escape(a.name)}</strong> {escape(a.what)}'
+        f'<br><small>{escape(a.todo)}</small></li>'
+    )
+
+
+def _actions(todo: Sequence[Action]) -> str:
+    title = "What needs action"
+    if not todo:
+        return _section("actions", title, _empty("Nothing: every VM is recoverable within its RPO."))
+    more = len(todo) - MAX_ACTIONS
+    tail = f'<p class="meta" id="actions-more">and {more} more: filter the VM table by state.</p>' if more > 0 else ""
+    items = "".join(_action(a) for a in todo[:MAX_ACTIONS])
+    return _section("actions", title, f'<ol id="action-list" class="actions">{items}</ol>{tail}')
 
 
 def _restores(rows: Sequence[RestoreRow]) -> str:
@@ -450,15 +506,18 @@ def _drills(data: ReportData) -> str:
     return _section("drills", title, f"{count}{chart}{table}{fold}")
 
 
-def render(data: ReportData) -> str:
-    """The whole page for ``data``."""
+def render(data: ReportData, inline_rows: int = INLINE_ROWS) -> str:
+    """The whole page for ``data``; a fleet over ``inline_rows`` VMs has its VM table drawn by the script."""
+    groups = group(data.failures)
+    todo = actions(data, [(g.resource, g.kind + (f" ({g.step})" if g.step else ""), g.code, g.count) for g in groups])
     main = "".join(
         [
+            _actions(todo),
             _summary(data.summary),
-            _vms(data.vms),
+            _vms(data.vms, inline_rows),
             _points(data),
             _deletions(data.deletions),
-            _failures(data.failures),
+            _failures(groups, len(data.failures)),
             _leases(data.leases, data.generated),
             _restores(data.restores),
             _drills(data),

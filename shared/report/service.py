@@ -10,7 +10,8 @@ from typing import Any
 from ..alerts import events as A
 from ..instants import format_instant
 from ..restore.records import ENDING, READY, TERMINAL
-from .model import Deletion, Failure, LeaseRow, ReportData, RestoreRow
+from .failures import from_alert
+from .model import Deletion, LeaseRow, ReportData, RestoreRow
 
 WINDOW = timedelta(days=30)
 FAILURES = (A.PROTECTION_FAILED, A.JOB_POISONED, A.RESTORE_FAILED, A.DRILL_FAILED, A.DRILL_KEPT,
@@ -33,9 +34,8 @@ class Reports:
         alerts = self.alerts.recent(since)
         deletions = [Deletion(a["time"], item.get("id", ""), a["subject"], item.get("rule", ""), item.get("reason", ""))
                      for a in alerts if a["type"] == A.RETENTION_DELETED for item in a["data"].get("deleted") or []]
-        failures = [Failure(a["time"], a["type"], a["subject"], str(a["data"].get("reason")
-                                                                  or (a["data"].get("error") or {}).get("message") or ""))
-                    for a in alerts if a["type"] in FAILURES]
+        deletions = merged(deletions, self._ledger_deletions(since, notes))
+        failures = [from_alert(a) for a in alerts if a["type"] in FAILURES]
         records = self.records.recent()
         leases = sorted((lease_row(r) for r in records if r.state in (READY, ENDING)), key=lambda x: (x.expires_at, x.id))
         restores = [RestoreRow(r.id, str(r.request.get("vm", "")), str((r.request.get("target") or {}).get("type", "")),
@@ -51,10 +51,29 @@ class Reports:
             drills=tuple(self.drills.history()[:MAX_ROWS]) if self.drills is not None else (),
             notes=tuple(notes))
 
+    def _ledger_deletions(self, since: datetime, notes: list[str]) -> list[Deletion]:
+        """What retention deleted, from its runs' rows in the ledger (shared/retention/service.py records each
+        delete there too): the page says every deletion even when its alert was lost."""
+        try:
+            rows = self.ledger.rows_between("run-" + since.strftime("%Y%m%dT%H%M%S"), "run.", "outcome eq 'deleted'")
+        except Exception as exc:  # noqa: BLE001 (said on the page; the alerts' deletions still show)
+            notes.append(f"ledger: retention's deletions not readable ({type(exc).__name__})")
+            return []
+        return [Deletion(str(r.get("deletedAt") or r.get("updated") or ""), str(r.get("item", "")),
+                         str(r.get("vmId", "")), str(r.get("rule", "")), str(r.get("reason", ""))) for r in rows]
+
     def html(self, now: datetime | None = None) -> str:
         from .render import render
 
         return render(self.data(now))
+
+
+def merged(alerted: list[Deletion], recorded: list[Deletion]) -> list[Deletion]:
+    """Deletions said by alerts and by the ledger, each resource once (the alert's row when both say it), newest
+    first."""
+    seen = {d.resource_id.lower() for d in alerted}
+    out = alerted + [d for d in recorded if d.resource_id.lower() not in seen]
+    return sorted(out, key=lambda d: (d.time, d.resource_id), reverse=True)
 
 
 def lease_row(record: Any) -> LeaseRow:

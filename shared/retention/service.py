@@ -386,6 +386,18 @@ class _Apply:
             self._failed(art, d, exc)
             return
         self._gone(art)
+        self._deleted(art, d)
+
+    def _deleted(self, art: Artifact, d: Decision) -> None:
+        """Said in the ledger too (the report reads it when an alert is lost): what, whose, by which rule, when
+        (the pass's time, from its run id). The delete is done: a ledger that refuses loses a line, nothing more."""
+        at = datetime.strptime(self.run_id.removeprefix("run-"), "%Y%m%dT%H%M%S").replace(tzinfo=UTC) \
+            if self.run_id.startswith("run-") else datetime.now(UTC)
+        try:
+            self._note(art, d, outcome="deleted", vmId=str(art.vm_id or _value(art.tags, T.VM) or "").lower(),
+                       deletedAt=format_instant(at))
+        except Exception:  # noqa: BLE001 (see above)
+            log.warning("retention: deleted %s, the ledger did not take its line", art.id, exc_info=True)
 
     def _gone(self, art: Artifact) -> None:
         self.gone.add(art.id.lower())

@@ -578,3 +578,32 @@ def test_a_restore_accepted_after_the_listing_is_seen_right_before_the_delete(wo
     records.change("r-late", lambda r: setattr(r, "state", SUCCEEDED) or True)
     _, after = retention.run(world["at"](26), world["gold"]())
     assert after.deleted == len(old) and not set(old) & world["names"]()
+
+
+def test_the_report_reads_deletions_from_the_ledger_when_no_alert_said_them(world, sub):
+    """Issue 23: a pass without an alerts outbox (or whose alert was lost) still records each delete in its run's
+    ledger rows; the report's "Deleted by retention" reads them: each snapshot, its VM, rule and the pass's time."""
+    from shared.alerts.outbox import Alerts
+    from shared.compliance.service import ComplianceService
+    from shared.report.service import Reports
+    from shared.restore.records import Records
+    from shared.settings import ComplianceSettings
+
+    old = world["snapshot_set"]("2026-11-20T00:00:00Z")
+    world["snapshot_set"]("2026-11-21T00:00:00Z")
+    world["run"](0)
+    before = world["at"](25).replace(microsecond=0)
+    _, applied = world["run"](25)  # the world's retention has no outbox: no alert says it
+    assert applied.deleted == len(old)
+    outbox = world["table"]("alerts")
+    outbox.create_table()
+    compliance = ComplianceService(ComplianceSettings((sub,), "", {}, "unused"), world["arm"], world["ledger"])
+    reports = Reports(compliance, world["ledger"], Alerts(outbox, None, "/vmkeeper/test"),
+                      Records(world["table"]("restores")))
+    now = world["at"](25)
+    shown = reports.data(now).deletions
+    assert sorted(d.resource_id.rsplit("/", 1)[-1] for d in shown) == sorted(old)
+    assert {d.vm_id for d in shown} == {world["vm"].id.lower()} and all(d.rule and d.reason for d in shown)
+    (when,) = {parse_instant(d.time) for d in shown}  # the pass's time
+    assert before <= when <= now
+    assert reports.data(now + timedelta(days=31)).deletions == ()  # the report's 30 days

@@ -1,12 +1,12 @@
 // Drives the report page in Debian's headless chromium (playwright-core, no downloaded browser) and
 // prints what it saw as JSON; tests/report/test_report_browser.py decides what is right.
-// Usage: node check_page.mjs <page url> <screenshot dir> [<10,000-VM page url>]
+// Usage: node check_page.mjs <page url> <screenshot dir> [<10,000-VM page url> [<the page, its VM table as data>]]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [url, outDir, bigUrl] = process.argv.slice(2);
+const [url, outDir, bigUrl, dataUrl] = process.argv.slice(2);
 const seen = { requests: [], console: [], pageErrors: [], dialogs: [] };
 const profile = mkdtempSync(join(tmpdir(), "vmkeeper-chromium-")); // a fresh profile every run
 
@@ -25,10 +25,25 @@ const visibleRows = (page) =>
     rows.filter((r) => r.checkVisibility()).map((r) => ({ state: r.dataset.state, name: r.cells[0].textContent })),
   );
 const countText = (page) => page.textContent("#vm-count");
+// Every VM row's cells as drawn: text, class, sort key and tooltip.
+const cells = (page) =>
+  page.$$eval("#vm-table tbody tr", (rows) => rows.map((r) => ({ state: r.dataset.state, cells: [...r.cells].map((c) =>
+    ({ text: c.textContent, cls: c.className, sort: c.dataset.sort ?? null, health: c.dataset.health ?? null })),
+    title: r.cells[0].title })));
 const widths = (page) =>
   page.evaluate(() => ({
     scrollWidth: document.documentElement.scrollWidth,
     innerWidth: window.innerWidth,
+    // The first screen: the verdict and the ranked actions as shown, where they are.
+    verdict: document.getElementById("verdict")?.textContent ?? null,
+    verdictBox: (({ left, right, top }) => ({ left, right, top }))(document.getElementById("verdict").getBoundingClientRect()),
+    actions: [...document.querySelectorAll("#action-list li")].map((li) => ({ rank: li.dataset.rank, vm: li.dataset.vm,
+      right: li.getBoundingClientRect().right })),
+    // Each VM's name and state badge: inside the viewport (no sideways scroll needed to read them)?
+    vmStates: [...document.querySelectorAll("#vm-table tbody tr")].slice(0, 60).map((r) => {
+      const badge = r.querySelector(".badge").getBoundingClientRect(), name = r.cells[0].getBoundingClientRect();
+      return { state: r.dataset.state, left: Math.min(badge.left, name.left), right: Math.max(badge.right, name.right) };
+    }),
     tables: [...document.querySelectorAll(".scroll")].map((s) => ({ scroll: s.scrollWidth, client: s.clientWidth })),
   }));
 
@@ -59,6 +74,7 @@ try {
 
   const rows = await visibleRows(page);
   out.initial = { count: await countText(page), rows: rows.length, controlsShown: await page.isVisible("#vm-controls") };
+  out.inlineCells = await cells(page);
   out.names = rows.map((r) => r.name);
   await page.screenshot({ path: join(outDir, "report-1280.png"), fullPage: true });
 
@@ -107,7 +123,10 @@ try {
     ),
   };
   await page.mouse.move(0, 0);
-  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.evaluate(() => { // as opened: the page and each table's own scroller at their start
+    window.scrollTo(0, 0);
+    document.querySelectorAll(".scroll").forEach((s) => { s.scrollLeft = 0; s.scrollTop = 0; });
+  });
   out.wide = await widths(page);
 
   await page.setViewportSize({ width: 375, height: 812 });
@@ -124,6 +143,18 @@ try {
   out.noScript = { rows: (await visibleRows(plain)).length, controlsShown: await plain.isVisible("#vm-controls"),
     count: await countText(plain) };
   await plain.close();
+
+  if (dataUrl) {
+    // The same page with its VM table sent as data: the script draws the same rows.
+    const asData = await context.newPage();
+    watch(asData);
+    await asData.goto(dataUrl, { waitUntil: "load" });
+    out.dataCells = await cells(asData);
+    out.dataCount = await countText(asData);
+    await asData.click('#filter-state button[data-filter="breached"]');
+    out.dataBreached = { count: await countText(asData), rows: await visibleRows(asData) };
+    await asData.close();
+  }
 
   if (bigUrl) {
     // 10,000 VMs: each action timed inside the page, from the click to the count text it updates.
@@ -149,6 +180,8 @@ try {
       document.querySelectorAll("#vm-table thead th button")[8].click();
       return { ms: performance.now() - t };
     });
+    out.big.drawn = await big.evaluate(() => ({ rows: document.querySelectorAll("#vm-table tbody tr").length,
+      more: document.getElementById("vm-more").textContent, moreShown: !document.getElementById("vm-more").hidden }));
     await big.close();
   }
 } catch (e) {

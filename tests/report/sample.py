@@ -195,9 +195,15 @@ def sample_report(vm_count: int = 40, generated: str = GENERATED, nasty: bool = 
         )
         for i in range(6)
     )
-    failures = (
-        Failure(at(3), "vmkeeper.job.poisoned", vm_id(sub, "rg-db", "db-001"), "OperationNotAllowed: disk is locked"),
-        Failure(at(20), "vmkeeper.job.failed", vm_id(SUBSCRIPTIONS[1], "rg-app", "app-002"), "throttled 5 times"),
+    failures = (  # the same snapshot failing three times: one row, count 3
+        Failure(at(3), "vmkeeper.protection.failed", vm_id(sub, "rg-db", "db-001"),
+                "OperationNotAllowed: disk is locked", "snapshot_set", "create", "OperationNotAllowed"),
+        Failure(at(20), "vmkeeper.job.poisoned", vm_id(SUBSCRIPTIONS[1], "rg-app", "app-002"), "throttled 5 times",
+                "restore_point"),
+        Failure(at(9), "vmkeeper.protection.failed", vm_id(sub, "rg-db", "db-001"),
+                "OperationNotAllowed: disk is locked", "snapshot_set", "create", "OperationNotAllowed"),
+        Failure(at(15), "vmkeeper.protection.failed", vm_id(sub, "rg-db", "db-001"),
+                "OperationNotAllowed: disk is locked", "snapshot_set", "create", "OperationNotAllowed"),
     )
     restores = (
         RestoreRow("r-0001", vm_id(sub, "rg-web", "web-000"), "disks", "Succeeded", at(48), at(47.5), "ops@contoso.com"),

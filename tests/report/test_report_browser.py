@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.report.model import BREACHED
+from shared.report.failures import group
+from shared.report.model import BREACHED, MET
 from shared.report.render import render
+from shared.report.verdict import RANKS, actions, verdict
 from tests.conftest import ROOT
 from tests.report.sample import NASTY_NAME, sample_report
 
@@ -55,6 +57,7 @@ def seen(tmp_path_factory, data):
     site = tmp_path_factory.mktemp("report-site")
     (site / "report.html").write_text(render(data), encoding="utf-8")
     (site / "big.html").write_text(render(sample_report(BIG, nasty=False)), encoding="utf-8")
+    (site / "data.html").write_text(render(data, inline_rows=0), encoding="utf-8")
     OUTPUT.mkdir(exist_ok=True)
 
     asked: list[str] = []
@@ -65,7 +68,7 @@ def seen(tmp_path_factory, data):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         run = subprocess.run(
-            [node, str(SCRIPT), f"{base}/report.html", str(OUTPUT), f"{base}/big.html"],
+            [node, str(SCRIPT), f"{base}/report.html", str(OUTPUT), f"{base}/big.html", f"{base}/data.html"],
             capture_output=True, text=True, timeout=120, cwd=ROOT,
         )
     finally:
@@ -93,8 +96,9 @@ def test_no_errors_no_dialogs(seen):
 
 def test_no_request_but_the_pages(seen):
     base = seen["base"]
-    assert set(seen["requests"]) == {f"{base}/report.html", f"{base}/big.html"}, seen["requests"]
-    assert set(seen["asked"]) == {"/report.html", "/big.html"}, seen["asked"]
+    pages = {"/report.html", "/big.html", "/data.html"}
+    assert set(seen["requests"]) == {base + p for p in pages}, seen["requests"]
+    assert set(seen["asked"]) == pages, seen["asked"]
 
 
 def test_controls_and_plain_table_without_script(seen, data):
@@ -161,6 +165,10 @@ def test_ten_thousand_vms_stay_quick(seen):
     assert big["text"]["ms"] < 1000, big
     assert big["sort"]["ms"] < 3000, big
     assert big["loadMs"] < 30_000, big
+    # the rows as data: the first 200 that match are drawn, and the page says so
+    matching = int(big["text"]["count"].split()[0])  # breached and named db-: over 200
+    assert matching > 200 and big["drawn"]["rows"] == 200 and big["drawn"]["moreShown"], big
+    assert big["drawn"]["more"].startswith(f"The first 200 of {matching} shown"), big["drawn"]
 
 
 def test_drill_chart_marks(seen, data):
@@ -223,3 +231,47 @@ def test_the_replica_column_shows_rpo_initial_replication_and_health(seen, data)
     assert order[:copying] == ["-1"] * copying
     assert [float(a) for a in order[copying:copying + len(ages)]] == ages
     assert set(order[copying + len(ages):]) == {""}
+
+
+@pytest.mark.parametrize("viewport", ["wide", "phone"])
+def test_verdict_first_and_actions_ranked(seen, data, viewport):
+    """At 1280 and 375 px: the verdict line the data decides, at the top and inside the screen; the actions in rank
+    order (breached worst first, then the gaps, failed drills, overdue file recoveries, failed jobs)."""
+    w = seen[viewport]
+    assert w["verdict"] == verdict(data)
+    assert w["verdict"].startswith(f"{sum(v.state == MET for v in data.vms)} of ")
+    box = w["verdictBox"]
+    assert 0 <= box["left"] and box["right"] <= w["innerWidth"] and box["top"] < 300, box
+    groups = group(data.failures)
+    wanted = actions(data, [(g.resource, g.kind, g.code, g.count) for g in groups])
+    assert [(a["rank"], a["vm"]) for a in w["actions"]] == [(a.rank, a.name) for a in wanted]
+    ranks = [a["rank"] for a in w["actions"]]
+    assert ranks == sorted(ranks, key=RANKS.index) and {"breached", "drill", "overdue", "failure"} <= set(ranks)
+    assert all(a["right"] <= w["innerWidth"] for a in w["actions"]), w["actions"]
+
+
+@pytest.mark.parametrize("viewport", ["wide", "phone"])
+def test_each_vms_name_and_state_inside_the_screen(seen, viewport):
+    w = seen[viewport]
+    assert len(w["vmStates"]) == 40 and w["scrollWidth"] <= w["innerWidth"]
+    outside = [s for s in w["vmStates"] if s["left"] < 0 or s["right"] > w["innerWidth"]]
+    assert outside == [], outside
+
+
+def test_rows_drawn_from_data_are_the_rows_rendered_as_html(seen, data):
+    """A big fleet's VM table is sent as data and drawn by the script: the same rows, cells, classes, sort keys and
+    resource ids as the HTML rows (only a met kind's tooltip is left out), and the state filter works on it."""
+    assert seen["dataCount"] == f"{len(data.vms)} of {len(data.vms)} VMs"
+    def same(rows):  # a sort key as a number: Python writes 17.0 where the script writes 17
+        return [{**r, "cells": [{**c, "sort": _number(c["sort"])} for c in r["cells"]]} for r in rows]
+
+    assert same(seen["dataCells"]) == same(seen["inlineCells"]) and len(seen["dataCells"]) == len(data.vms)
+    breached = sorted(v.name for v in data.vms if v.state == BREACHED)
+    assert sorted(r["name"] for r in seen["dataBreached"]["rows"]) == breached
+
+
+def _number(text: str | None) -> object:
+    try:
+        return float(text) if text else text
+    except ValueError:
+        return text

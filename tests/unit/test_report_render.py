@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from shared.instants import format_instant, parse_instant
 from shared.report.assets import SCRIPT, STYLE
 from shared.report.drill_chart import MAX_TICKS, time_ticks
+from shared.report.failures import group
 from shared.report.model import (
     BREACHED,
     KINDS,
@@ -37,12 +38,12 @@ from shared.report.render import KIND_TITLES, render
 from tests.report.sample import GENERATED, NASTY_NAME, sample_report
 
 VOID = {"meta", "input", "br", "hr", "img", "link", "col", "wbr", "source"}
-SECTIONS = ("summary", "vms", "points", "deletions", "failures", "leases", "restores", "drills")
+SECTIONS = ("actions", "summary", "vms", "points", "deletions", "failures", "leases", "restores", "drills")
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "p", "time", "div", "strong", "ul",
     "li", "nav", "a", "main", "section", "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",
     "span", "svg", "rect", "line", "text", "small", "details", "summary", "button", "label", "input", "script", "br",
-    "g", "circle", "path", "polyline",
+    "g", "circle", "path", "polyline", "ol", "noscript",
 }  # fmt: skip
 
 
@@ -124,7 +125,7 @@ def test_every_section_with_data():
     assert "AuthorizationPermissionMismatch" in doc.find(role="note").text()
     assert len(doc.find(id="vm-table").all("tbody")[0].all("tr")) == len(data.vms)
     assert len(doc.find(id="deletions-table").all("tbody")[0].all("tr")) == len(data.deletions)
-    assert len(doc.find(id="failures-table").all("tbody")[0].all("tr")) == len(data.failures)
+    assert len(doc.find(id="failures-table").all("tbody")[0].all("tr")) == len(group(data.failures))
     assert len(doc.find(id="restores-table").all("tbody")[0].all("tr")) == len(data.restores)
     assert doc.find(id="points-chart").tag == "svg"
     assert doc.find(id="vm-count").text() == f"{len(data.vms)} of {len(data.vms)} VMs"
@@ -257,11 +258,11 @@ def test_kind_cells_age_against_rpo():
     assert row.all("td")[0].attrs["title"] == vm.vm_id
     assert row.all("td")[5].text() == "breachedmissing snapshot set copy in the second region"  # the missing kind named
     vault, snaps, points, copy, rp_copy = row.all("td")[7:]
-    assert (vault.text(), vault.attrs["class"], vault.attrs["data-sort"]) == ("3.2 h / 25 h", "k k-met", "3.2")
+    assert (vault.text(), vault.attrs["class"], vault.attrs["data-sort"]) == ("3.2 h / 25 h", "k k-met c-vault", "3.2")
     assert "newest 2026-11-28T06:48:00Z" in vault.attrs["title"] and "rp-1" in vault.attrs["title"]
-    assert (snaps.text(), snaps.attrs["class"]) == ("30.2 h / 25 h", "k k-breached")
+    assert (snaps.text(), snaps.attrs["class"]) == ("30.2 h / 25 h", "k k-breached c-snapshot_set")
     assert (points.text(), points.attrs["class"], points.attrs["data-sort"]) == ("—", "k k-na", "")
-    assert (copy.text(), copy.attrs["class"], copy.attrs["data-sort"]) == ("none / 49.5 h", "k k-missing", "Infinity")
+    assert (copy.text(), copy.attrs["class"], copy.attrs["data-sort"]) == ("none / 49.5 h", "k k-missing c-snapshot_copy", "Infinity")
     assert rp_copy.text() == "—"
 
 
@@ -282,8 +283,9 @@ def test_a_vm_missing_a_kind_says_which_and_an_older_rows_copy_keeps_its_column(
     badge = row.all("td")[5]
     assert badge.all("span")[0].attrs["class"] == "badge s-missing" and badge.text() == "missingVM restore point"
     assert table.all("th")[-1].text() == "Copyage / RPO" and row.all("td")[-1].text() == "3.2 h / 25 h"
-    assert [c.attrs["class"] for c in row.all("td")[7:]] == ["k k-na", "k k-met", "k k-missing", "k k-na", "k k-na",
-                                                            "k k-met"]
+    assert [c.attrs["class"] for c in row.all("td")[7:]] == ["k k-na", "k k-met c-snapshot_set",
+                                                            "k k-missing c-restore_point", "k k-na", "k k-na",
+                                                            "k k-met c-copy"]
 
 
 def test_summary_counts_and_totals():
@@ -503,3 +505,21 @@ def test_drill_time_axis_ticks_are_round():
     assert [label for _, label in months] == ["2026-03", "2026-05", "2026-07", "2026-09", "2026-11"]
     for lo, hi in [("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"), ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")]:
         assert len(time_ticks(ts(lo), ts(hi))) <= MAX_TICKS
+
+
+def test_a_big_fleets_rows_are_data_that_cannot_end_their_block():
+    """Over ``inline_rows`` VMs the table's rows go as JSON in a data block (drawn by the script): a name like
+    ``</script>`` cannot close the block, and the data holds every VM with its state, reason and kinds."""
+    import json
+
+    data = sample_report()
+    page = render(data, inline_rows=len(data.vms) - 1)
+    start = page.index('<script type="application/json" id="vm-data">') + len('<script type="application/json" id="vm-data">')
+    block = page[start:page.index("</script>", start)]
+    assert "<" not in block and NASTY_NAME not in block
+    doc = json.loads(block)
+    assert [v[0] for v in doc["v"]] == [v.name for v in data.vms]  # NASTY_NAME among them, as text
+    assert [doc["t"][v[6]] for v in doc["v"]] == [v.state for v in data.vms]
+    assert [doc["t"][v[8]] for v in doc["v"]] == [v.reason for v in data.vms]
+    assert len(parse(render(data)).root.find(id="vm-table").all("tbody")[0].all("tr")) == len(data.vms)  # inline
+    assert len(parse(page).root.find(id="vm-table").all("tbody")[0].all("tr")) == 1  # the no-script note only
