@@ -391,9 +391,11 @@ class _Apply:
     def _deleted(self, art: Artifact, d: Decision) -> None:
         """Said in the ledger too (the report reads it when an alert is lost): what, whose, by which rule, when
         (the pass's time, from its run id). The delete is done: a ledger that refuses loses a line, nothing more."""
-        at = datetime.strptime(self.run_id.removeprefix("run-"), "%Y%m%dT%H%M%S").replace(tzinfo=UTC) \
-            if self.run_id.startswith("run-") else datetime.now(UTC)
         try:
+            try:
+                at = datetime.strptime(self.run_id.removeprefix("run-"), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+            except ValueError:  # a run id of another shape (a caller's own): the moment it is noted
+                at = datetime.now(UTC)
             self._note(art, d, outcome="deleted", vmId=str(art.vm_id or _value(art.tags, T.VM) or "").lower(),
                        deletedAt=format_instant(at))
         except Exception:  # noqa: BLE001 (see above)
