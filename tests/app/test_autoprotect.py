@@ -728,3 +728,26 @@ def test_a_sweep_job_for_a_vm_already_protected_writes_nothing(az, protect, comp
     # Recorded protected again (this instance, this policy): the next sweep sends nothing.
     host.fire_timer("protect_sweep")
     assert host.pending() == 0
+
+
+def test_a_vm_the_sweep_cannot_enrol_is_sent_each_sweep_and_alerted_once(az, protect, sub, azurite):
+    from azure.data.tables import TableClient
+    from azure.storage.queue import QueueClient
+
+    from shared.alerts import events as A
+
+    az.seed(subscriptions=[sub], resource_groups=1, vms=1, regions=["eastus"], vm_prefix="east",
+            tag_sets=[{"vmkeeper-policy": "silver"}])  # no vault for eastus
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-east-00/providers/Microsoft.Compute/virtualMachines/east-00000"
+    host = protect["host"]
+    for _ in range(2):
+        host.fire_timer("protect_sweep")
+        assert host.run_until_idle(timeout=90)
+    poison = QueueClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_QUEUE"] + "-poison")
+    bodies = [json.loads(__import__("base64").b64decode(m.content)) for m in poison.receive_messages(max_messages=32)]
+    mine = [b for b in bodies if b["message"]["vm_id"] == vm_id.lower()]
+    assert len(mine) == 2 and all("eastus" in b["reason"] for b in mine)  # never silent: each sweep tries again
+    assert {b["message"]["event_id"][:6] for b in mine} == {"sweep:"}
+    outbox = TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_ALERTS_TABLE"])
+    alerts = [a for a in (json.loads(r["event"]) for r in outbox.list_entities()) if a["subject"] == vm_id.lower()]
+    assert [a["type"] for a in alerts] == [A.PROTECTION_FAILED]  # the same failure: one alert, not one a sweep
