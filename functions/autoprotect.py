@@ -1,6 +1,8 @@
 """Auto-protect triggers: Event Grid (Azure-subscription system topic) → a protection job on a
-Storage queue; the queue trigger runs each job step (retries and poison from the platform)."""
+Storage queue; the queue trigger runs each job step (retries and poison from the platform); a timer sweeps
+the fleet for VMs no event enrolled (older than vmkeeper, tagged later, an event lost)."""
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -43,3 +45,12 @@ def protect_worker(msg: func.QueueMessage) -> None:
     from shared.wiring import current
 
     current().autoprotect.handle_message(msg.get_body())
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%VMKEEPER_PROTECT_SCHEDULE%", run_on_startup=False)
+def protect_sweep(timer: func.TimerRequest) -> None:
+    from datetime import UTC
+
+    from shared.wiring import current
+
+    logging.getLogger("vmkeeper.autoprotect").info("protect sweep: %s", current().autoprotect.sweep(datetime.now(UTC)))

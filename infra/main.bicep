@@ -79,6 +79,8 @@ param drillSchedule string = '0 0 3 * * *'
 
 @description('NCRONTAB of the Site Recovery sweep (VMKEEPER_REPLICATION_SCHEDULE): VMs that should replicate and do not yet (a tag added later, a policy changed).')
 param replicationSchedule string = '0 10,40 * * * *'
+@description('NCRONTAB of the auto-protect sweep (VMKEEPER_PROTECT_SCHEDULE): VMs Azure Backup should protect that no creation event enrolled (older than vmkeeper, tagged later, an event lost). Half-hourly, apart from compliance\'s and Site Recovery\'s minutes.')
+param protectSchedule string = '0 5,35 * * * *'
 @description('NCRONTAB of the sweep that keeps one Site Recovery recovery plan per application in step with the VMs\' vmkeeper-app tags (VMKEEPER_RECOVERY_PLAN_SCHEDULE).')
 param recoveryPlanSchedule string = '0 */15 * * * *'
 
@@ -298,6 +300,7 @@ module app 'app/function.bicep' = {
     complianceSchedule: complianceSchedule
     drillSchedule: drillSchedule
     replicationSchedule: replicationSchedule
+    protectSchedule: protectSchedule
     recoveryPlanSchedule: recoveryPlanSchedule
     alertsTopicEndpoint: alertsEnabled ? alertsSender.outputs.endpoint : ''
     retentionSchedule: retentionSchedule

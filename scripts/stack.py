@@ -216,6 +216,7 @@ def app_settings(connection: str, arm: str, ca: str, subs: list[str], policy_fil
         "VMKEEPER_SCHEDULE": "0 */15 * * * *", "VMKEEPER_RETENTION_SCHEDULE": "0 30 3 * * *",
         "VMKEEPER_COMPLIANCE_SCHEDULE": "0 */30 * * * *", "VMKEEPER_DRILL_SCHEDULE": "0 0 3 * * *",
         "VMKEEPER_REPLICATION_SCHEDULE": "0 10,40 * * * *", "VMKEEPER_RECOVERY_PLAN_SCHEDULE": "0 */15 * * * *",
+        "VMKEEPER_PROTECT_SCHEDULE": "0 5,35 * * * *",
         "VMKEEPER_PROTECT_QUEUE": "vmkeeper-protect", "VMKEEPER_PROTECT_TABLE": "vmkeeperprotection",
         "VMKEEPER_JOBS_QUEUE": "vmkeeper-jobs", "VMKEEPER_RESTORE_QUEUE": "vmkeeper-restores",
         "VMKEEPER_RESTORE_TABLE": "vmkeeperrestores", "VMKEEPER_DRILL_QUEUE": "vmkeeper-drills",

@@ -141,10 +141,15 @@ class ProtectSettings:
     retry_seconds: int  # first delay before looking again (VM still Creating, not yet discoverable)
     retry_max_seconds: int
     max_attempts: int
+    subscriptions: tuple[str, ...] = ()  # the sweep's scope (VMKEEPER_SUBSCRIPTIONS); the event path needs none
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProtectSettings:
         env = os.environ if env is None else env
+        subs = tuple(s.strip().lower() for s in (env.get("VMKEEPER_SUBSCRIPTIONS") or "").split(",") if s.strip())
+        bad = [s for s in subs if not resource_ids.GUID.match(s)]
+        if bad:
+            raise SettingError(f"VMKEEPER_SUBSCRIPTIONS: comma-separated subscription ids (bad: {', '.join(bad)})")
         settings = cls(
             vaults=_vaults(env),
             policy_file=_policy_file(env),
@@ -155,6 +160,7 @@ class ProtectSettings:
             retry_seconds=_int(env, "VMKEEPER_PROTECT_RETRY_SECONDS", 10, 1, 3600),
             retry_max_seconds=_int(env, "VMKEEPER_PROTECT_RETRY_MAX_SECONDS", 300, 1, 86400),
             max_attempts=_int(env, "VMKEEPER_PROTECT_MAX_ATTEMPTS", 12, 1, 1000),
+            subscriptions=subs,
         )
         _warn_retired(env)
         return settings

@@ -37,6 +37,7 @@ param schedule string
 param complianceSchedule string
 param drillSchedule string
 param replicationSchedule string
+param protectSchedule string
 param recoveryPlanSchedule string
 param retentionSchedule string
 param retentionDryRun bool
@@ -146,6 +147,7 @@ var appSettings = {
   VMKEEPER_DRILL_SCHEDULE: drillSchedule
   VMKEEPER_DRILL_QUEUE: queues.drills
   VMKEEPER_REPLICATION_SCHEDULE: replicationSchedule
+  VMKEEPER_PROTECT_SCHEDULE: protectSchedule
   VMKEEPER_REPLICATION_QUEUE: queues.replication
   VMKEEPER_REPLICATION_RETRY_SECONDS: '15'
   VMKEEPER_REPLICATION_RETRY_MAX_SECONDS: '600'

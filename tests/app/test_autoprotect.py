@@ -51,6 +51,8 @@ def protect(az, emu, sub, azurite, monkeypatch, tmp_path):
         "VMKEEPER_PROTECT_RETRY_MAX_SECONDS": "2",
         "VMKEEPER_ARM_ENDPOINT": az.base_url,
         "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
+        "VMKEEPER_SUBSCRIPTIONS": sub,  # the protect sweep's scope
+        "VMKEEPER_PROTECT_SCHEDULE": "0 */30 * * * *",
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
@@ -645,3 +647,107 @@ def test_a_vm_whose_protection_is_stopped_in_another_vault_is_poisoned_with_that
     reason = json.loads(__import__("base64").b64decode(message.content))["reason"]
     assert "stopped in another vault" in reason and other.lower() in reason.lower()
     assert not [c for c in az.calls() if (c["operation"] or "").endswith("refreshContainers/action")]
+
+
+# --- the protect sweep ------------------------------------------------------------------------------------
+def protect_ledger(azurite, protect):
+    from azure.data.tables import TableClient
+
+    from shared.azure.ledger import Ledger
+
+    return Ledger(TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"]))
+
+
+def enrol_writes(az, since: int = 0) -> list:
+    """Azure Backup writes of an enrolment: a protected item's PUT, a containers' refresh, a backup trigger."""
+    return [c for c in az.calls(since) if c["method"] in ("PUT", "POST", "PATCH", "DELETE")
+            and ("protecteditems" in c["path"].lower() or c["path"].lower().endswith(("/refreshcontainers", "/backup")))]
+
+
+def test_the_sweep_enrols_vms_no_event_named_and_leaves_out_opted_out_scratch_and_restored_vms(
+        az, protect, compute, sub, azurite):
+    host = protect["host"]
+    az.seed(subscriptions=[sub], resource_groups=1, vms=1, regions=["westeurope"], vm_prefix="opt",
+            tag_sets=[{"vmkeeper-optout": "true", "vmkeeper-policy": "gold"}])
+    az.seed(subscriptions=[sub], resource_groups=1, vms=1, regions=["westeurope"], vm_prefix="scr",
+            tag_sets=[{"vmkeeper-policy": "scratch"}])  # a policy without backup_policy
+    az.seed(subscriptions=[sub], resource_groups=1, vms=1, regions=["westeurope"], vm_prefix="rst",
+            tag_sets=[{"vmkeeper-restore": "r-0001", "vmkeeper-policy": "gold"}])  # a restore's VM
+    vms = {vm.name: vm for vm in compute.virtual_machines.list_all()}
+    left_out = {"opt-00000", "scr-00000", "rst-00000"}
+    fleet = sorted(set(vms) - left_out)
+    assert left_out <= set(vms) and len(fleet) >= 7, sorted(vms)  # four VMs and a Flexible set's three
+    assert host.pending() == 0  # seeded, not created: no event, so no job
+    assert host.run_until_idle(timeout=10)
+    assert all(protected_items(protect, name) == [] for name in vms)
+
+    host.fire_timer("protect_sweep")
+    assert host.pending() == len(fleet)  # one job a VM it should enrol, none for the three left out
+    assert host.run_until_idle(timeout=90)
+    for name in fleet:
+        [item] = protected_items(protect, name)
+        want = "EnhancedPolicy" if vms[name].tags.get("vmkeeper-policy") == "gold" else "DefaultPolicy"
+        assert item.properties["policyId"].endswith(f"/backupPolicies/{want}"), name
+    ledger = protect_ledger(azurite, protect)
+    for name in left_out:
+        assert protected_items(protect, name) == [], name
+        assert ledger.vm(vms[name].id) is None, name  # no job at all: nothing recorded
+    rows = {r["vmId"]: r for r in ledger.vms()}
+    assert {r["outcome"] for r in rows.values()} == {"protected"}
+    assert all(r["eventId"].startswith("sweep:") for r in rows.values())
+    assert {json.loads(r["detail"])["vm_instance"] for r in rows.values()} == {vms[n].vm_id for n in fleet}
+
+    # Again: the ledger records every VM's instance protected under its policy, so no job is sent.
+    mark = len(az.calls())
+    host.fire_timer("protect_sweep")
+    assert host.pending() == 0
+    assert host.run_until_idle(timeout=10)
+    assert enrol_writes(az, mark) == []
+
+
+def test_a_sweep_job_for_a_vm_already_protected_writes_nothing(az, protect, compute, sub, azurite):
+    host = protect["host"]
+    host.fire_timer("protect_sweep")
+    assert host.run_until_idle(timeout=90)
+    ledger = protect_ledger(azurite, protect)
+    enrolled = {r["vmId"] for r in ledger.vms()}
+    assert enrolled and all(protected_items(protect, vm.rsplit("/", 1)[-1]) for vm in enrolled)
+    assert [c for c in enrol_writes(az) if c["method"] == "PUT"]  # the first sweep's enrolments are seen so
+    # The ledger lost (or never had) its rows: the sweep sends a job for each VM again; each job reads first.
+    for vm_id in enrolled:
+        ledger.delete("vm", vm_id)
+    mark = len(az.calls())
+    host.fire_timer("protect_sweep")
+    assert host.pending() == len(enrolled)
+    assert host.run_until_idle(timeout=60)
+    assert enrol_writes(az, mark) == []  # no PUT on protectedItems, no refresh, no backup
+    rows = {r["vmId"]: r for r in ledger.vms()}
+    assert set(rows) == enrolled and {r["outcome"] for r in rows.values()} == {"already_protected"}
+    for vm_id in enrolled:
+        assert len(protected_items(protect, vm_id.rsplit("/", 1)[-1])) == 1
+    # Recorded protected again (this instance, this policy): the next sweep sends nothing.
+    host.fire_timer("protect_sweep")
+    assert host.pending() == 0
+
+
+def test_a_vm_the_sweep_cannot_enrol_is_sent_each_sweep_and_alerted_once(az, protect, sub, azurite):
+    from azure.data.tables import TableClient
+    from azure.storage.queue import QueueClient
+
+    from shared.alerts import events as A
+
+    az.seed(subscriptions=[sub], resource_groups=1, vms=1, regions=["eastus"], vm_prefix="east",
+            tag_sets=[{"vmkeeper-policy": "silver"}])  # no vault for eastus
+    vm_id = f"/subscriptions/{sub}/resourceGroups/rg-east-00/providers/Microsoft.Compute/virtualMachines/east-00000"
+    host = protect["host"]
+    for _ in range(2):
+        host.fire_timer("protect_sweep")
+        assert host.run_until_idle(timeout=90)
+    poison = QueueClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_QUEUE"] + "-poison")
+    bodies = [json.loads(__import__("base64").b64decode(m.content)) for m in poison.receive_messages(max_messages=32)]
+    mine = [b for b in bodies if b["message"]["vm_id"] == vm_id.lower()]
+    assert len(mine) == 2 and all("eastus" in b["reason"] for b in mine)  # never silent: each sweep tries again
+    assert {b["message"]["event_id"][:6] for b in mine} == {"sweep:"}
+    outbox = TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_ALERTS_TABLE"])
+    alerts = [a for a in (json.loads(r["event"]) for r in outbox.list_entities()) if a["subject"] == vm_id.lower()]
+    assert [a["type"] for a in alerts] == [A.PROTECTION_FAILED]  # the same failure: one alert, not one a sweep

@@ -47,6 +47,8 @@ def test_auto_protect_functions_are_registered_with_their_triggers():
     assert triggers["vm_events"].type == "eventGridTrigger"
     assert triggers["protect_worker"].type == "queueTrigger"
     assert triggers["protect_worker"].queue_name == "%VMKEEPER_PROTECT_QUEUE%"
+    assert triggers["protect_sweep"].type == "timerTrigger"
+    assert triggers["protect_sweep"].schedule == "%VMKEEPER_PROTECT_SCHEDULE%"
 
 
 def test_poison_bound_matches_host_json():

@@ -241,12 +241,13 @@ def test_timer_schedules_are_six_field_ncrontab_compliance_half_hourly_drills_da
     assert params["complianceSchedule"]["default"] == "0 */30 * * * *"
     assert params["drillSchedule"]["default"] == "0 0 3 * * *"  # daily: each VM's drill falls due once per every_days
     for name in ("schedule", "retentionSchedule", "complianceSchedule", "drillSchedule", "replicationSchedule",
-                 "recoveryPlanSchedule"):
+                 "recoveryPlanSchedule", "protectSchedule"):
         assert len(params[name]["default"].split()) == 6, name
     for param, setting, module in (("complianceSchedule", "VMKEEPER_COMPLIANCE_SCHEDULE", "compliance"),
                                    ("drillSchedule", "VMKEEPER_DRILL_SCHEDULE", "drill"),
                                    ("replicationSchedule", "VMKEEPER_REPLICATION_SCHEDULE", "replication"),
-                                   ("recoveryPlanSchedule", "VMKEEPER_RECOVERY_PLAN_SCHEDULE", "failover")):
+                                   ("recoveryPlanSchedule", "VMKEEPER_RECOVERY_PLAN_SCHEDULE", "failover"),
+                                   ("protectSchedule", "VMKEEPER_PROTECT_SCHEDULE", "autoprotect")):
         assert main["modules"]["app"]["config"]["params"][param] == param
         assert app_settings()[setting] == param
         assert f"%{setting}%" in (ROOT / "functions" / f"{module}.py").read_text(encoding="utf-8")

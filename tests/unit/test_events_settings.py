@@ -200,3 +200,47 @@ POLICY = "/subscriptions/s/resourceGroups/r/providers/Microsoft.RecoveryServices
 def test_an_existing_item_is_created_resumed_or_left_alone(item, expected):
     """Create-only: only a missing item is created and only the VM's own stopped item is written over (resumed)."""
     assert decide_existing(item, VM, POLICY) == expected
+
+
+VAULT = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/v-we"
+
+
+def _row(outcome="protected", **detail):
+    base = {"vault": VAULT, "policy": "EnhancedPolicy", "vm_instance": "1111-aaaa"}
+    return {"vmId": "/subscriptions/x/vm", "outcome": outcome, "detail": json.dumps({**base, **detail})}
+
+
+@pytest.mark.parametrize("row,expected", [
+    (_row(), True),
+    (_row("already_protected"), True),
+    (_row(vm_instance="1111-AAAA", policy="enhancedpolicy", vault=VAULT.upper()), True),  # ARM's names: any case
+    (None, False),  # never recorded
+    (_row("failed"), False),
+    (_row("no_backup_policy"), False),  # the VM's policy changed since
+    (_row(vm_instance="2222-bbbb"), False),  # another instance: the VM was deleted and created again
+    (_row(policy="DefaultPolicy"), False),  # the document names another policy now
+    (_row(vault=VAULT + "x"), False),  # VMKEEPER_VAULTS names another vault now
+    (_row("already_protected", policy="DefaultPolicy", document_policy="EnhancedPolicy"), False),
+    (_row(vm_instance=None), False),
+    ({"outcome": "protected", "detail": "not json"}, False),
+    ({"outcome": "protected", "detail": "[]"}, False),
+])
+def test_the_sweep_skips_only_a_vm_the_ledger_records_protected_as_it_should_be(row, expected):
+    from shared.autoprotect.sweep import recorded_protected
+
+    assert recorded_protected(row, "1111-aaaa", "EnhancedPolicy", VAULT) is expected
+
+
+def test_a_vm_without_an_instance_id_is_never_taken_for_done():
+    from shared.autoprotect.sweep import recorded_protected
+
+    assert recorded_protected(_row(vm_instance=""), "", "EnhancedPolicy", VAULT) is False
+
+
+def test_the_sweeps_subscriptions_are_optional_and_checked(policy_file):
+    env = {"VMKEEPER_VAULTS": "{}", "VMKEEPER_POLICY_FILE": str(policy_file)}
+    assert ProtectSettings.from_env(env).subscriptions == ()
+    subs = ProtectSettings.from_env({**env, "VMKEEPER_SUBSCRIPTIONS": " 6513270E-269E-4D37-B2A7-4DE452E6B438 ,"})
+    assert subs.subscriptions == ("6513270e-269e-4d37-b2a7-4de452e6b438",)
+    with pytest.raises(SettingError, match="VMKEEPER_SUBSCRIPTIONS"):
+        ProtectSettings.from_env({**env, "VMKEEPER_SUBSCRIPTIONS": "not-a-guid"})
