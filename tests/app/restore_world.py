@@ -232,3 +232,29 @@ def wiring_wrapping(setting: str, wrap: Any) -> type:
                     return wrap(real.table(name)) if name == env[setting] else real.table(name)
             return self._once("wrapped-storage", Storage)
     return Wrapped
+
+
+class CrashAfter:
+    """The restores table as a worker dying right after ``step`` finished in Azure, before it could
+    record it: the first save that would mark the step done raises, once (once for every wrapper sharing
+    ``died``)."""
+
+    def __init__(self, table: Any, step: str, died: dict[str, bool] | None = None):
+        self.table, self.step, self.crashed = table, step, False
+        self.died = died if died is not None else {"once": False}
+
+    def update_entity(self, entity: dict[str, Any], **kwargs: Any) -> Any:
+        steps = json.loads(entity.get("steps") or "[]")
+        if not self.died["once"] and any(s["name"] == self.step and s.get("finished_at") for s in steps):
+            self.crashed = self.died["once"] = True
+            raise ConnectionResetError(f"test: the worker died after {self.step}, before saving")
+        return self.table.update_entity(entity, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.table, name)
+
+
+def crash_after(step: str) -> tuple[Any, dict[str, bool]]:
+    """(a wrapper for ``wiring_wrapping("VMKEEPER_RESTORE_TABLE", …)``, whether the worker died yet)."""
+    died = {"once": False}
+    return (lambda table: CrashAfter(table, step, died)), died

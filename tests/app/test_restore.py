@@ -18,6 +18,7 @@ from tests.app.restore_world import (
     READER_PRINCIPAL,
     REGION,
     SECOND,
+    CrashAfter,
     protect_once,
     protected,
     start,
@@ -608,24 +609,6 @@ def test_a_vault_restore_staging_in_an_account_infra_did_not_grant_is_refused_up
 
 
 # --- resumable, idempotent, cancellable ---------------------------------------------------------------
-class CrashAfter:
-    """The restores table as a worker dying right after ``step`` finished in Azure, before it could
-    record it: the first save that would mark the step done raises, once."""
-
-    def __init__(self, table: Any, step: str):
-        self.table, self.step, self.crashed = table, step, False
-
-    def update_entity(self, entity: dict[str, Any], **kwargs: Any) -> Any:
-        steps = json.loads(entity.get("steps") or "[]")
-        if not self.crashed and any(s["name"] == self.step and s.get("finished_at") for s in steps):
-            self.crashed = True
-            raise ConnectionResetError(f"test: the worker died after {self.step}")
-        return self.table.update_entity(entity, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.table, name)
-
-
 @pytest.mark.parametrize("step", ["create_disks", "create_nic", "create_vm"])
 def test_a_crash_between_steps_resumes_and_creates_nothing_twice(az, emu, azurite, tmp_path, monkeypatch, saved, step):
     crashes: list[CrashAfter] = []

@@ -23,6 +23,7 @@ from tests.app.restore_world import (
     READER_PRINCIPAL,
     REGION,
     SECOND,
+    crash_after,
     protected,
     start,
     wiring_wrapping,
@@ -142,20 +143,7 @@ def test_files_expire_after_the_worker_died_mid_way_and_the_timer_ends_them(az, 
                                                                             saved):
     """The worker attaches the disks and dies before it saves (its message lost with the host). Past the expiry a
     new host's timer reads the records, ends the recovery: only its disks detached and deleted."""
-    died = {"once": False}
-
-    def dying(table: Any) -> Any:
-        class Table:
-            def __getattr__(self, name: str) -> Any:
-                return getattr(table, name)
-
-            def update_entity(self, entity: Any, **kwargs: Any) -> Any:
-                steps = json.loads(entity.get("steps") or "[]")
-                if not died["once"] and any(s["name"] == "attach_disks" and s.get("finished_at") for s in steps):
-                    died["once"] = True
-                    raise ConnectionResetError("the worker died after attaching, before saving")
-                return table.update_entity(entity, **kwargs)
-        return Table()
+    dying, died = crash_after("attach_disks")
 
     w = _start(az, emu, azurite, tmp_path, monkeypatch, saved,
                wiring_class=wiring_wrapping("VMKEEPER_RESTORE_TABLE", dying))

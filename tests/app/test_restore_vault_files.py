@@ -21,7 +21,7 @@ import pytest
 
 from shared.instants import format_instant
 from tests.app.ilr_world import put_vm
-from tests.app.restore_world import READER_PRINCIPAL, REGION, saved_after, start, wiring_wrapping
+from tests.app.restore_world import READER_PRINCIPAL, REGION, crash_after, saved_after, start, wiring_wrapping
 from tests.app.test_restore import api, point, writes
 from tests.app.test_restore_files import _alerts, _get, _helpers, _submit, restart
 
@@ -160,20 +160,7 @@ def test_the_timer_revokes_a_session_past_its_expiry_after_the_worker_died_havin
         az, emu, azurite, tmp_path, monkeypatch, saved):
     """The worker provisions the session and dies before it saves (its message lost with the host). Past the
     expiry a new host's timer reads the records and revokes it."""
-    died = {"once": False}
-
-    def dying(table: Any) -> Any:
-        class Table:
-            def __getattr__(self, name: str) -> Any:
-                return getattr(table, name)
-
-            def update_entity(self, entity: Any, **kwargs: Any) -> Any:
-                steps = json.loads(entity.get("steps") or "[]")
-                if not died["once"] and any(s["name"] == "provision_ilr" and s.get("finished_at") for s in steps):
-                    died["once"] = True
-                    raise ConnectionResetError("the worker died after provisioning, before saving")
-                return table.update_entity(entity, **kwargs)
-        return Table()
+    dying, died = crash_after("provision_ilr")
 
     w = _start(az, emu, azurite, tmp_path, monkeypatch, saved,
                wiring_class=wiring_wrapping("VMKEEPER_RESTORE_TABLE", dying))
