@@ -90,3 +90,21 @@ def test_the_check_finds_what_goes_stale(tmp_path):
     assert any("X_REQUIRED" in p for p in _problems(found, good.replace("(required)", "`x`")))
     assert any("X_CLI" in p and "not in" in p for p in _problems(found, good.replace("| `X_CLI` | `azure-cli` | e |\n", "")))
     assert any("X_GONE" in p for p in _problems(found, good + "| `X_GONE` | — | f |\n"))
+
+
+def test_the_capability_pages_show_the_code_defaults():
+    """A capability page's own settings table (a row naming one setting) shows the code's default too, so the page
+    an operator reads first does not contradict docs/settings.md."""
+    by_name: dict[str, set[str]] = defaultdict(set)
+    for read in reads():
+        if read.default is not None:
+            by_name[read.name].add(read.default)
+    stale = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        if page == DOC:
+            continue
+        for name, cell in ROW.findall(page.read_text(encoding="utf-8")):
+            for default in sorted(by_name.get(name, ())):
+                if not re.search(r"(?<![\w{])" + re.escape(default) + r"(?![\w}])", cell):
+                    stale.append(f"{page.relative_to(ROOT)}: {name} says {cell.strip()!r}, the code's default is {default!r}")
+    assert not stale, "\n".join(stale)
