@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "infra" / "README.md",
-        ROOT / "emulator" / "README.md", ROOT / "devtools" / "README.md"]
+        ROOT / "infra" / "LEAST_PRIVILEGE.md", ROOT / "emulator" / "README.md", ROOT / "devtools" / "README.md"]
 # A path the docs name starts with one of the repository's top-level folders (a bare file name such as
 # `policies.json` or `openapi.json` is read in its sentence's context, not as a path).
 TOP = ("functions", "shared", "tests", "infra", "emulator", "devtools", "bench", "scripts", "docs", ".ci")
