@@ -1,9 +1,10 @@
-"""docs/settings.md cannot go stale (issue 23): every setting the code reads (shared/, functions/, function_app.py;
+"""docs/settings.md cannot go stale (issue 23), nor the alerts table: every setting the code reads (shared/, functions/, function_app.py;
 found by tests/docs/settings_read.py) has a row with the code's default, and the docs name no setting the code does
 not read."""
 
 from __future__ import annotations
 
+import ast
 import re
 from collections import defaultdict
 
@@ -108,3 +109,20 @@ def test_the_capability_pages_show_the_code_defaults():
                 if not re.search(r"(?<![\w{])" + re.escape(default) + r"(?![\w}])", cell):
                     stale.append(f"{page.relative_to(ROOT)}: {name} says {cell.strip()!r}, the code's default is {default!r}")
     assert not stale, "\n".join(stale)
+
+
+def test_every_alert_type_is_in_the_alerts_table():
+    """The alerts table operators read (docs/compliance-alerts-report.md) names every CloudEvent type vmkeeper raises
+    (shared/alerts/events.py), written out or as `vmkeeper.x.a` / `.b` (the same prefix)."""
+    tree = ast.parse((ROOT / "shared" / "alerts" / "events.py").read_text(encoding="utf-8"))
+    raised = {n.value.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+              and isinstance(n.value.value, str) and n.value.value.startswith("vmkeeper.")}
+    assert len(raised) > 15
+    table = set()
+    for name_cell in re.findall(r"^\|([^|]*)\|", (ROOT / "docs" / "compliance-alerts-report.md").read_text(), re.M):
+        full = re.findall(r"`(vmkeeper\.[a-z_.]+)`", name_cell)
+        table.update(full)
+        if full:  # `.b` after `vmkeeper.x.a`: the first name's prefix up to its second part
+            prefix = ".".join(full[0].split(".")[:2])
+            table.update(prefix + short for short in re.findall(r"`(\.[a-z_.]+)`", name_cell))
+    assert not raised - table, f"alert types not in the table: {sorted(raised - table)}"
