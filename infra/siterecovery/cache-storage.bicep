@@ -1,4 +1,4 @@
-// A Site Recovery cache storage account in one source region (README "Site Recovery", a policy's
+// A Site Recovery cache storage account in one source region (docs/site-recovery.md, a policy's
 // replication.cache_storage_accounts): Site Recovery stages a replicated VM's disk changes here before they reach the
 // target region. Standard general-purpose v2, as Site Recovery's support matrix asks of a cache; no shared keys, no
 // public blob access. Site Recovery writes it as the target-region vault, with the vault's system-assigned identity:
