@@ -15,7 +15,7 @@ from collections import Counter
 
 from devtools.fleet import VMKEEPER_SCALE_SETS, VMKEEPER_TAG_SETS
 
-FLEET = {"subscriptions": 3, "resource_groups": 4, "vms": 150, "data_disks": [1, 4],
+FLEET = {"subscriptions": 1, "resource_groups": 4, "vms": 30, "data_disks": [1, 4],
          "regions": ["westeurope", "northeurope", "eastus", "westus2"], "seed": 2026, "tag_sets": VMKEEPER_TAG_SETS,
          "scale_sets": VMKEEPER_SCALE_SETS}
 
@@ -128,6 +128,7 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
         # Every queue a deployment has (infra sets them all), so each worker is indexed from the start.
         "VMKEEPER_DRILL_QUEUE": "vmkeeper-drills", "VMKEEPER_REPLICATION_QUEUE": "vmkeeper-replication",
         "VMKEEPER_FAILOVER_QUEUE": "vmkeeper-failovers",
+        "VMKEEPER_SUBSCRIPTIONS": sub, "VMKEEPER_PROTECT_SCHEDULE": "0 0 * * * *",  # the protect sweep's fleet and timer
         "VMKEEPER_PROTECT_RETRY_SECONDS": "1", "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
     })
     wiring.use(wiring.Wiring(credential=StaticCredential()))  # local only: the emulator takes any bearer token
@@ -162,6 +163,15 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
                 chosen = " → ".join(p for p in (detail.get("vmkeeper_policy"), detail.get("policy")) if p)
                 say(f"VM {name}: {row['outcome']} {chosen}".rstrip())
         time.sleep(0.2)
+    # The VMs that were there before vmkeeper: no creation event names them; the protect sweep finds them.
+    host.fire_timer("protect_sweep")
+    deadline, outcomes = time.monotonic() + 120, Counter()
+    while time.monotonic() < deadline:
+        outcomes = Counter(r["outcome"] for r in ledger.vms())
+        if sum(outcomes.values()) >= 30:
+            break
+        time.sleep(0.3)
+    say(f"ledger: {dict(outcomes)}")
     az.admin("DELETE", f"eventSubscriptions/{events['id']}")  # the host stops: its events would wait on a dead endpoint
     host.close()
     steps = Counter(i["function"] for i in host.invocations)
