@@ -77,14 +77,15 @@ def main() -> int:
         print("\n== Auto-protect: VM creation event → Azure Backup")
         autoprotect_demo(az, storage, fleet["subscriptions"][0], say)
 
+        print("\n== Retention: a gold VM's older snapshot sets; the clock moves on; what is kept, marked and deleted, and why")
+        retention_demo(az, storage, fleet["subscriptions"][0], say)
+
         print("\n== Scheduled protection: plan a slot, fan out, snapshots and restore points appear")
         scheduled_demo(az, storage, fleet["subscriptions"], say)
 
         print("\n== On-demand restore: a VM's recovery points, its newest snapshot set into a new VM")
         restore_demo(az, storage, fleet["subscriptions"][0], say)
 
-        print("\n== Retention: the clock moves on; what is kept, marked and deleted, and why")
-        retention_demo(az, storage, fleet["subscriptions"][0], say)
 
         print("\n== Site Recovery: a critical VM's creation event → replicated to another region → a replica drill")
         site_recovery_demo(az, storage, fleet["subscriptions"][0], say)
@@ -180,7 +181,7 @@ def autoprotect_demo(az, storage, sub: str, say) -> None:
 
 POLICIES = {"version": 1, "default": "bronze", "policies": {
     "gold": {"schedule": {"every_hours": 4}, "snapshots": {"luns": "all"},
-             "restore_point": {"consistency": "CrashConsistent"}, "retention": {"keep_last": 6},
+             "restore_point": {"consistency": "CrashConsistent"}, "retention": {"keep_last": 3},
              "backup_policy": "EnhancedPolicy"},
     "silver": {"schedule": {"every_hours": 12}, "snapshots": {"luns": "all", "include_os_disk": False},
                "retention": {"keep_last": 4}, "backup_policy": "DefaultPolicy"},
@@ -247,64 +248,66 @@ def scheduled_demo(az, storage, subs: list[str], say) -> None:
 
 
 def retention_demo(az, storage, sub: str, say) -> None:
+    """The app's retention pass (as its timer runs it: the policy document's rules, the fleet's ledger, alerts) over
+    a gold VM given older snapshot sets, one under hold; the clock moved on a day between the passes."""
     from datetime import datetime, timedelta
 
-    from azure.data.tables import TableClient
     from azure.mgmt.compute import ComputeManagementClient
 
     from emulator.testing import StaticCredential
     from shared import tags as T
-    from shared.azure import pacing
-    from shared.azure.ledger import Ledger
+    from shared import wiring
     from shared.names import snapshot_name
-    from shared.retention.engine import RetentionPolicy, plan_summary
-    from shared.retention.service import Retention
+    from shared.retention.engine import plan_summary
     from shared.schedule.planner import DiskRef
-    from shared.wiring import Wiring
 
     compute = az.client(ComputeManagementClient, sub)
-    vm = next(v for v in compute.virtual_machines.list_all()
-              if (v.tags or {}).get("vmkeeper-policy") == "gold" and len(v.storage_profile.data_disks) > 1)
+    az.settings(lro={"default_seconds": 0.2})
+    gold = [v for v in compute.virtual_machines.list_all() if (v.tags or {}).get("vmkeeper-policy") == "gold"
+            and v.storage_profile.data_disks]
+    vm = min(gold, key=lambda v: (len(v.storage_profile.data_disks), v.name))  # the fewest disks: the shortest story
     rg = vm.id.split("/")[4]
+    # A set's time is when its snapshots were made (retention reads properties.timeCreated): made oldest first here,
+    # slotted on the days before today's scheduled slot (the next section takes that one).
+    newest = datetime.fromisoformat(az.admin("GET", "clock")["now"]).replace(minute=0, second=0, microsecond=0)
     disks = [DiskRef(vm.storage_profile.os_disk.managed_disk.id, "", None)] + [
         DiskRef(d.managed_disk.id, "", d.lun) for d in vm.storage_profile.data_disks]
-    held = None
-    for day in range(4):  # one snapshot set a day, named and tagged as the scheduler names and tags them
-        slot = datetime.fromisoformat(az.admin("GET", "clock")["now"]).replace(microsecond=0)
+    days, held = 6, None
+    for back in range(days, 0, -1):  # a set a day, named and tagged as the scheduler names and tags them
+        slot = newest - timedelta(days=back)
+        pollers = []
         for disk in disks:
             name = snapshot_name(vm.name, disk, slot)
             held = held or name
-            compute.snapshots.begin_create_or_update(rg, name, {
-                "location": vm.location, "tags": {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(),
-                                                  T.ARTIFACT_POLICY: "gold", T.SLOT: slot.isoformat(), T.SET: f"{vm.name}-day{day}",
-                                                  T.LUN: str(disk.lun)},
-                "properties": {"incremental": True, "creationData": {"createOption": "Copy", "sourceResourceId": disk.id}}},
-                polling=False)  # the day passing below completes it
-        az.advance(86400)
-        if day == 0:
-            compute.snapshots.begin_update(rg, held, {"tags": {
-                **compute.snapshots.get(rg, held).tags, T.HOLD: "audit-2026"}}).result()
-    say(f"{4 * len(disks)} snapshots of {vm.name} over 4 days (day 0 under hold: 'audit-2026')")
-    policies = {"gold": RetentionPolicy(keep_last=2, deferral=timedelta(hours=24))}
-    ledger = Ledger(TableClient.from_connection_string(storage.connection_string, "vmkeeperretention"))
-    budget = pacing.WriteBudget(TableClient.from_connection_string(storage.connection_string, "vmkeeperbudget"), 8, 150)
-    arm = Wiring({"VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path},
-                 credential=StaticCredential()).arm
-    retention = Retention(arm, ledger, budget, [sub])
+            pollers.append(compute.snapshots.begin_create_or_update(rg, name, {
+                "location": vm.location, "tags": {
+                    T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: "gold",
+                    T.SLOT: slot.isoformat(), T.SET: f"{vm.name}-{slot:%m%d}", T.SET_SIZE: str(len(disks)),
+                    T.LUN: str(disk.lun), **({T.HOLD: "audit-2026"} if name == held else {})},
+                "properties": {"incremental": True, "creationData": {"createOption": "Copy", "sourceResourceId": disk.id}}}))
+        for poller in pollers:
+            poller.result()
+    oldest = newest - timedelta(days=days)
+    keep = POLICIES["policies"]["gold"]["retention"]["keep_last"]
+    say(f"{vm.name} (policy gold: keep the last {keep} sets) has {days} snapshot sets of {len(disks)} disks, one a day "
+        f"{oldest:%m-%d} to {newest - timedelta(days=1):%m-%d}; one snapshot of {oldest:%m-%d} under hold 'audit-2026'")
+    retention = wiring.use(wiring.Wiring(credential=StaticCredential())).retention  # as the retention timer's
+    deleted = 0
     for label, advance in (("first pass", 0), ("second pass, a day later", 86400 + 60)):
         az.advance(advance)
         now = datetime.fromisoformat(az.admin("GET", "clock")["now"])
-        decisions, applied = retention.run(now, policies)
+        decisions, applied = retention.run(now)
+        deleted += applied.deleted
         say(f"retention {label}: marked {applied.marked}, deleted {applied.deleted}, kept {applied.kept}, "
-            f"skipped {applied.skipped}")
+            f"skipped {applied.skipped} (of everything vmkeeper made in the fleet)")
         for action, rules in plan_summary(decisions).items():
             for rule, count in sorted(rules.items()):
                 if count:
-                    print(f"    {action:<7} {rule:<16} {count}")
-    time.sleep(1.5)  # deletes are long-running: let the accepted ones finish
-    left = sorted({s.tags[T.SET] for s in compute.snapshots.list_by_resource_group(rg) if s.name.startswith(f"vmk-{vm.name}")})
-    say(f"snapshot sets left: {', '.join(left)}")
-
+                    print(f"    {action:<7} {rule:<20} {count}")
+    time.sleep(0.5)  # deletes are long-running: let the accepted ones finish
+    left = sorted({s.tags[T.SLOT][:10] for s in compute.snapshots.list_by_resource_group(rg)
+                   if s.tags.get(T.VM) == vm.id.lower() and s.tags.get(T.SLOT)})
+    say(f"{vm.name}'s snapshot sets left: {', '.join(left)} ({deleted} snapshots deleted, each in the ledger)")
 
 
 def restore_demo(az, storage, sub: str, say) -> None:
