@@ -231,10 +231,13 @@ def scheduled_demo(az, storage, subs: list[str], say) -> None:
                 counts[(rpc.tags.get("vmkeeper-policy", "?"), "restore points")] += len(full.restore_points or [])
         return counts
 
+    before = taken()  # retention's older sets above are not this slot's
     host.fire_timer("plan_slot")
     say("plan_slot: jobs planned, each one's writes promised by the budget, packed a few VMs to a message")
     host.run_until_idle(timeout=300)
-    first = taken()
+    after = taken()
+    first = Counter({k: n - before[k] for k, n in after.items() if k[1].startswith("sets:") and k not in before
+                     or not k[1].startswith("sets:") and n - before[k]})
     done = sum(1 for i in host.invocations if i["function"] == "protection_worker" and i["ok"])
     say(f"protection_worker: {done} invocations (each takes or checks the jobs of a message)")
     print(f"  {'policy':<8}{'VM sets':>9}{'snapshots':>11}{'restore points':>16}")
@@ -244,7 +247,7 @@ def scheduled_demo(az, storage, subs: list[str], say) -> None:
     host.fire_timer("plan_slot")
     host.run_until_idle(timeout=120)
     again = taken()
-    say("the same slot planned again: " + ("nothing new was created" if again == first else f"CHANGED: {again - first}"))
+    say("the same slot planned again: " + ("nothing new was created" if again == after else f"CHANGED: {again - after}"))
     host.close()
 
 
@@ -273,10 +276,9 @@ def retention_demo(az, storage, sub: str, say) -> None:
     newest = datetime.fromisoformat(az.admin("GET", "clock")["now"]).replace(minute=0, second=0, microsecond=0)
     disks = [DiskRef(vm.storage_profile.os_disk.managed_disk.id, "", None)] + [
         DiskRef(d.managed_disk.id, "", d.lun) for d in vm.storage_profile.data_disks]
-    days, held = 6, None
+    days, held, pollers = 6, None, []
     for back in range(days, 0, -1):  # a set a day, named and tagged as the scheduler names and tags them
         slot = newest - timedelta(days=back)
-        pollers = []
         for disk in disks:
             name = snapshot_name(vm.name, disk, slot)
             held = held or name
@@ -287,8 +289,8 @@ def retention_demo(az, storage, sub: str, say) -> None:
                     T.SLOT: slot.isoformat(), T.SET: f"{vm.name}-{slot:%m%d}", T.SET_SIZE: str(len(disks)),
                     T.LUN: str(disk.lun), **({T.HOLD: "audit-2026"} if name == held else {})},
                 "properties": {"incremental": True, "creationData": {"createOption": "Copy", "sourceResourceId": disk.id}}}))
-        for poller in pollers:
-            poller.result()
+    for poller in pollers:  # made one after another (oldest first), waited for together
+        poller.result()
     oldest = newest - timedelta(days=days)
     keep = POLICIES["policies"]["gold"]["retention"]["keep_last"]
     say(f"{vm.name} (policy gold: keep the last {keep} sets; a set marked is deleted a minute later, the demo's "
@@ -302,7 +304,7 @@ def retention_demo(az, storage, sub: str, say) -> None:
         decisions, applied = retention.run(now)
         deleted += applied.deleted
         say(f"retention {label}: marked {applied.marked}, deleted {applied.deleted}, kept {applied.kept}, "
-            f"skipped {applied.skipped} (of everything vmkeeper made so far)")
+            f"skipped {applied.skipped} (snapshots: all {len(decisions)} vmkeeper has made so far; by rule:)")
         for action, rules in plan_summary(decisions).items():
             for rule, count in sorted(rules.items()):
                 if count:
@@ -310,7 +312,8 @@ def retention_demo(az, storage, sub: str, say) -> None:
     time.sleep(0.5)  # deletes are long-running: let the accepted ones finish
     left = sorted({s.tags[T.SLOT][:10] for s in compute.snapshots.list_by_resource_group(rg)
                    if s.tags.get(T.VM) == vm.id.lower() and s.tags.get(T.SLOT)})
-    say(f"{vm.name}'s snapshot sets left: {', '.join(left)} ({deleted} snapshots deleted, each in the ledger)")
+    say(f"{vm.name}'s snapshot sets left: {', '.join(left)} ({deleted} snapshots deleted, {deleted // len(disks)} sets; "
+        "each deletion in the ledger and alerted)")
 
 
 def restore_demo(az, storage, sub: str, say) -> None:
@@ -385,7 +388,7 @@ def restore_demo(az, storage, sub: str, say) -> None:
     say(f"restore {state['id']}: {state['state']}; created " + ", ".join(r.split("/")[-1] for r in state["resources"]))
     made = compute.virtual_machines.get("rg-restore", f"{vm.name}-restored")
     say(f"{made.name}: {getattr(made.hardware_profile.vm_size, 'value', made.hardware_profile.vm_size)}, OS disk {made.storage_profile.os_disk.managed_disk.id.split('/')[-1]} "
-        f"(Attach), {len(made.storage_profile.data_disks)} data disks, provisioning {made.provisioning_state}")
+        f"(Attach), {len(made.storage_profile.data_disks)} data disk(s), provisioning {made.provisioning_state}")
 
 
 def site_recovery_demo(az, storage, sub: str, say) -> None:
