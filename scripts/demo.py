@@ -261,7 +261,7 @@ def retention_demo(az, storage, sub: str, say) -> None:
     from emulator.testing import StaticCredential
     from shared import tags as T
     from shared import wiring
-    from shared.names import snapshot_name
+    from shared.names import set_id, snapshot_name
     from shared.retention.engine import plan_summary
     from shared.schedule.planner import DiskRef
 
@@ -286,7 +286,7 @@ def retention_demo(az, storage, sub: str, say) -> None:
                 "location": vm.location, "tags": {
                     T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.VM_INSTANCE: vm.vm_id.lower(),
                     T.ARTIFACT_POLICY: "gold",
-                    T.SLOT: slot.isoformat(), T.SET: f"{vm.name}-{slot:%m%d}", T.SET_SIZE: str(len(disks)),
+                    T.SLOT: slot.isoformat(), T.SET: set_id(vm.id.lower(), slot), T.SET_SIZE: str(len(disks)),
                     T.LUN: str(disk.lun), **({T.HOLD: "audit-2026"} if name == held else {})},
                 "properties": {"incremental": True, "creationData": {"createOption": "Copy", "sourceResourceId": disk.id}}}))
     for poller in pollers:  # made one after another (oldest first), waited for together
