@@ -135,15 +135,11 @@ def autoprotect_demo(az, storage, sub: str, seeded: int, say) -> None:
         "VMKEEPER_PROTECT_RETRY_SECONDS": "1", "VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
     })
     wiring.use(wiring.Wiring(credential=StaticCredential()))  # local only: the emulator takes any bearer token
-    host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1,
-                              workers=32)  # the sweep's jobs side by side, as a scaled-out app runs them
+    host = LocalFunctionsHost(importlib.reload(function_app).app, storage.connection_string, visibility_timeout=1)
     host.ensure_queues()
     events = az.admin("POST", "eventSubscriptions", {"endpoint": host.serve_event_grid("vm_events"), "subscriptionId": sub})
     say("function app running: Event Grid → vm_events → queue 'vmkeeper-protect' → protect_worker")
     host.start()
-    # The VMs that were there before vmkeeper: no creation event names them; the protect sweep (a timer) finds them.
-    host.fire_timer("protect_sweep")
-    say(f"protect_sweep: a protection job queued for each seeded VM Azure Backup should protect ({seeded})")
     compute = az.client(ComputeManagementClient, sub)
     rg = next(g.name for g in resources.resource_groups.list() if g.location == "westeurope" and g.name != "rg-backup")
     subnet = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/vnet-westeurope/subnets/default"
@@ -170,6 +166,9 @@ def autoprotect_demo(az, storage, sub: str, seeded: int, say) -> None:
                 chosen = " → ".join(p for p in (detail.get("vmkeeper_policy"), detail.get("policy")) if p)
                 say(f"VM {name}: {row['outcome']} {chosen}".rstrip())
         time.sleep(0.2)
+    # The VMs that were there before vmkeeper: no creation event names them; the protect sweep (a timer) finds them.
+    host.fire_timer("protect_sweep")
+    say(f"protect_sweep: a protection job queued for each seeded VM Azure Backup should protect ({seeded})")
     deadline, swept = time.monotonic() + 120, 0
     while time.monotonic() < deadline and swept < seeded:
         time.sleep(0.3)
