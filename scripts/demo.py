@@ -1,9 +1,12 @@
 """`make demo`: start local Azure (Azurite + the ARM emulator, each a child process on free
-127.0.0.1 ports), seed a fleet, print an inventory summary from a Resource Graph query, then run
-auto-protect: VMs are created in the emulator → its Event Grid event reaches the function app
-(run by the local Functions host) → a job on the Azurite queue → the VM is protected in its
-region's Recovery Services vault; then scheduled protection, a restore, retention, a critical VM
-replicated by Site Recovery and drilled, and the operator's view. The demo prints the timeline.
+127.0.0.1 ports), seed a fleet (one subscription: 30 standalone VMs, a Flexible scale set of 3, a Uniform
+one of 2), print an inventory summary from a Resource Graph query, then run auto-protect: VMs are created
+in the emulator → its Event Grid event reaches the function app (run by the local Functions host) → a job
+on the queue → the VM is protected in its region's Recovery Services vault; the protect sweep enrols the
+seeded VMs no event named. Then retention over a VM's older sets, scheduled protection, a restore, a
+critical VM replicated by Site Recovery and drilled, and the operator's view, ending with the report's
+verdict line, its path and what to try. The demo prints the timeline; every count it prints is one the
+report it writes agrees with.
 
 Everything stops when the demo ends: no stray processes."""
 
