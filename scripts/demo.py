@@ -552,7 +552,8 @@ def operator_demo(az, storage, subs: list[str], say) -> None:
         az.wait_for_topic_deliveries(timeout=30)
         kinds = Counter(e["type"] for e in hook.events)
         say("compliance_evaluation: every VM judged; alerts delivered: "
-            + (", ".join(f"{n} {t}" for t, n in sorted(kinds.items())) or "none"))
+            + (", ".join(f"{n} {t}" for t, n in sorted(kinds.items())) or "none")
+            + " (protection.missing: one per VM not protected as its policy says; retention.deleted: one per set)")
     obj = {"credential": StaticCredential()}
     print("\n`vmkeeper status --recorded`, only the VMs that need action (the report lists every VM):")
     cli.main(["status", "--recorded", *(f"--state={s}" for s in UNPROTECTED)], obj=obj, standalone_mode=False)
