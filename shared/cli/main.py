@@ -513,14 +513,21 @@ def _make_leased(body: dict[str, Any], question: str, dry_run: bool, yes: bool, 
     return record
 
 
-class FilesGroup(click.Group):
-    """``vmkeeper files VM_ID ...`` makes a file recovery, ``vmkeeper files done ID`` ends one: anything but a
-    subcommand's name (or help) goes to the hidden ``attach``."""
+class DefaultCommandGroup(click.Group):
+    """A group whose arguments, unless they start with a subcommand's name (or help), go to its hidden ``default``
+    command: ``vmkeeper files VM_ID ...`` is ``files attach``, ``vmkeeper restore VM_ID POINT_ID ...`` is
+    ``restore create``, beside ``files done ID`` or ``restore show ID``."""
+
+    default = ""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
-            args = ["attach", *args]
+            args = [self.default, *args]
         return super().parse_args(ctx, args)
+
+
+class FilesGroup(DefaultCommandGroup):
+    default = "attach"  # ``vmkeeper files VM_ID ...`` makes a file recovery; ``vmkeeper files done ID`` ends one
 
 
 @cli.group(cls=FilesGroup, epilog="\b\nvmkeeper files VM_ID --point POINT_ID --attach-to VM2_ID [--luns 0,1] [--os-disk]\n"
@@ -655,14 +662,8 @@ AUTH_EPILOG = ("\b\nAuthentication: the function key (--key / VMKEEPER_API_KEY),
                "which Azure ignores from a client.\n")
 
 
-class RestoreGroup(click.Group):
-    """``vmkeeper restore VM_ID POINT_ID ...`` (or ``-g G -n N POINT_ID``) makes a restore; ``show``, ``list``,
-    ``wait`` and ``cancel`` are subcommands: anything but their names (or help) goes to the hidden ``create``."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
-            args = ["create", *args]
-        return super().parse_args(ctx, args)
+class RestoreGroup(DefaultCommandGroup):
+    default = "create"  # ``vmkeeper restore VM_ID POINT_ID ...`` (or ``-g G -n N POINT_ID``) makes a restore
 
 
 @cli.group(cls=RestoreGroup, epilog="\b\nvmkeeper restore VM_ID POINT_ID --target-type TYPE ... (or -g GROUP -n NAME "
