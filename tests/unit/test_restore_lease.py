@@ -341,6 +341,28 @@ class Run:
         elif action == "redrive":
             self.messages += 1
 
+    def play(self, event: str) -> None:
+        """One of EVENTS: a delivery (or one that crashes), the operator's done, the timer, an hour, lost messages."""
+        if event in ("deliver", "crash"):
+            self.deliver(crash=event == "crash")
+        elif event == "done":
+            self.done()
+        elif event == "sweep":
+            self.sweep()
+        elif event == "time":
+            self.now += timedelta(hours=1)
+        else:
+            self.lose_messages()
+
+    def settle(self) -> None:
+        """Then time passes and the platform goes on: the timer every half hour, each message delivered, for 22.5 h
+        (past the longest expiry, 12 h, with room)."""
+        for _ in range(45):
+            self.now += timedelta(minutes=30)
+            self.sweep()
+            while self.messages:
+                self.deliver(crash=False)
+
     def lose_messages(self) -> None:
         self.messages = 0  # the host died with them (or they were poisoned): only the timer brings it back
 
@@ -357,25 +379,11 @@ def test_whatever_the_order_of_done_expiry_and_crashes_nothing_made_outlives_it_
     squatter = {run.record.plan["disks"][-1]["id"].lower()} if squat else set()
     foreign = world.foreign() | ({"/late"} if clash else set()) | squatter
     for event in events:
-        if event in ("deliver", "crash"):
-            run.deliver(crash=event == "crash")
-        elif event == "done":
-            run.done()
-        elif event == "sweep":
-            run.sweep()
-        elif event == "time":
-            run.now += timedelta(hours=1)
-        else:
-            run.lose_messages()
+        run.play(event)
         assert not set(world.deleted) & foreign and not set(world.detached) & foreign
         assert {lun: i for lun, i in world.vm.items() if i in foreign} == (
             {0: "/own0", 1: "/own1"} | ({run.record.plan["disks"][0]["attach_lun"]: "/late"} if clash else {}))
-    # Then time passes and the platform goes on: the timer every few minutes, each message delivered.
-    for _ in range(45):  # past the longest expiry (12 h) with room: 22.5 h
-        run.now += timedelta(minutes=30)
-        run.sweep()
-        while run.messages:
-            run.deliver(crash=False)
+    run.settle()
     assert run.record.state in ("succeeded", "failed", "cancelled")
     made = {d["id"].lower() for d in run.record.plan["disks"]} - squatter
     assert not made & set(world.disks), "a disk the recovery made outlived it"
@@ -393,22 +401,9 @@ def test_whatever_the_order_a_vault_session_vmkeeper_opened_is_revoked_and_one_s
     session = Session(theirs, refuse)
     run = Run(World(), hours, False, session=session)
     for event in events:
-        if event in ("deliver", "crash"):
-            run.deliver(crash=event == "crash")
-        elif event == "done":
-            run.done()
-        elif event == "sweep":
-            run.sweep()
-        elif event == "time":
-            run.now += timedelta(hours=1)
-        else:
-            run.lose_messages()
+        run.play(event)
         assert "theirs" not in session.ended
-    for _ in range(45):
-        run.now += timedelta(minutes=30)
-        run.sweep()
-        while run.messages:
-            run.deliver(crash=False)
+    run.settle()
     assert run.record.state in ("succeeded", "failed", "cancelled")
     assert session.holder == ("theirs" if theirs else None), "a session vmkeeper opened outlived its restore"
     assert "theirs" not in session.ended and session.ended.count("ours") <= 1
