@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +22,8 @@ from shared.instants import format_instant
 from tests.app.ilr_world import put_vm
 from tests.app.restore_world import READER_PRINCIPAL, REGION, crash_after, saved_after, start, wiring_wrapping
 from tests.app.test_restore import api, point, writes
-from tests.app.test_restore_files import _alerts, _get, _helpers, _submit, restart
+from tests.app.test_restore_files import _alerts, _get, _submit, restart
+from tests.app.test_restore_files import _start as files_start
 
 REVOKE_OP = ".*/recoveryPoints/revokeInstantItemRecovery/action"
 
@@ -35,12 +35,8 @@ def saved(_local_azure, azurite, tmp_path_factory):
 
 
 def _start(az, emu, azurite, tmp_path, monkeypatch, saved, **kwargs: Any) -> dict[str, Any]:
-    sub = saved["sub"]
-    scopes = ",".join(f"/subscriptions/{sub}/resourceGroups/{g}" for g in ("rg-restore", "rg-vm-00", "rg-helper-00",
-                                                                           "rg-helper-01"))
-    w = start(az, emu, azurite, tmp_path, monkeypatch, vault=True, saved=saved, VMKEEPER_RESTORE_SCOPES=scopes,
-              VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}", **kwargs)
-    w["helpers"] = _helpers(az, sub)
+    """The file recovery tests' world (their allow-list, alerts table and helper VMs), with the VM's vault."""
+    w = files_start(az, emu, azurite, tmp_path, monkeypatch, saved, vault=True, **kwargs)
     w["emu"] = emu
     return w
 
