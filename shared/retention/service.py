@@ -223,8 +223,9 @@ class _Apply:
     """One pass's decisions applied: marks and unmarks first, then deletes set by set."""
 
     def __init__(self, arm: Any, budget: Any, ledger: Any, run_id: str, write_budget: Any = None,
-                 pinned: Callable[[list[Artifact]], P.Pin | None] | None = None):
+                 pinned: Callable[[list[Artifact]], P.Pin | None] | None = None, at: datetime | None = None):
         self.arm, self.budget, self.ledger, self.run_id = arm, budget, ledger, run_id
+        self.at = at  # the pass's time, as its deletions are said in the ledger (None: when each is noted)
         self.write_budget = write_budget
         self.pinned = pinned  # the pins read again, right before a set's delete
         self.result = Applied()
@@ -390,12 +391,9 @@ class _Apply:
 
     def _deleted(self, art: Artifact, d: Decision) -> None:
         """Said in the ledger too (the report reads it when an alert is lost): what, whose, by which rule, when
-        (the pass's time, from its run id). The delete is done: a ledger that refuses loses a line, nothing more."""
+        (the pass's). The delete is done: a ledger that refuses loses a line, nothing more."""
         try:
-            try:
-                at = datetime.strptime(self.run_id.removeprefix("run-"), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-            except ValueError:  # a run id of another shape (a caller's own): the moment it is noted
-                at = datetime.now(UTC)
+            at = self.at or datetime.now(UTC)
             self._note(art, d, outcome="deleted", vmId=str(art.vm_id or _value(art.tags, T.VM) or "").lower(),
                        deletedAt=format_instant(at))
         except Exception:  # noqa: BLE001 (see above)
@@ -429,11 +427,11 @@ def _after(d: Decision) -> str:
 
 def apply(decisions: list[Decision], artifacts: dict[str, Artifact], arm: Any, budget: Any, ledger: Any,
           run_id: str, dry_run: bool, write_budget: Any = None,
-          pinned: Callable[[list[Artifact]], P.Pin | None] | None = None) -> Applied:
+          pinned: Callable[[list[Artifact]], P.Pin | None] | None = None, at: datetime | None = None) -> Applied:
     """Record every decision; then (unless a dry run) write marks and unmarks, and delete set by set,
     each set in the order the listing gave (a collection after its restore points), unless ``pinned``
     finds it in use right before."""
-    run = _Apply(arm, budget, ledger, run_id, write_budget, pinned)
+    run = _Apply(arm, budget, ledger, run_id, write_budget, pinned, at)
     result = run.result
     deletes: dict[tuple, list[tuple[Artifact, Decision]]] = {}
     # Recorded together before anything is done (batches of 100: one round trip per row made a pass over a
@@ -530,7 +528,8 @@ class Retention:
         dry_run = self.dry_run if dry_run is None else dry_run
         run_id = "run-" + now.strftime("%Y%m%dT%H%M%S")
         applied = apply(decisions, {a.id: a for a in listing.artifacts}, self.arm, self.budget, self.ledger,
-                        run_id, dry_run, self.write_budget, self._pinned(now))
+                        run_id, dry_run, self.write_budget, self._pinned(now),
+                        at=now.replace(microsecond=0, tzinfo=now.tzinfo or UTC))
         log.info("retention %s: %s", run_id, applied)
         if self.alerts is not None and applied.gone:
             by_id = {d.artifact_id.lower(): d for d in decisions}
