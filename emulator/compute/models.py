@@ -616,6 +616,10 @@ def update_immutability(snapshot: Resource, body: dict[str, Any], now: float, *,
     start = current["start"] if current is not None else now
     policy = {"start": start, "days": days, "type": kind}
     snapshot.internal["immutability"] = policy
+    # Resource Graph reads properties as stored: the policy's fixed fields (isPolicyExpired is a read's, by the clock).
+    snapshot.properties["immutabilityPolicy"] = {
+        "immutabilityDurationDays": days, "type": kind, "policyStartTime": iso(start),
+        "policyExpirationTime": iso(immutability_expiry(policy))}
     return policy
 
 
