@@ -78,3 +78,25 @@ def test_mistakes_are_reported_with_the_others():
     errors = errors_of(json.dumps(text))
     assert [e.split(":")[0] for e in errors] == ["policies.gold.immutability.kinds[0]",
                                                  "policies.silver.schedule.every_hours"]
+
+
+def test_the_planner_hands_the_block_and_the_horizon_to_the_worker():
+    """A snapshot set job of a policy with immutability carries it and the set's expiry (the horizon the worker
+    makes the policy reach); a restore point job and a policy without the block carry none."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.schedule.planner import plan
+    from shared.schedule.service import job_message
+    from tests.unit.test_planner import vm
+
+    text = json.loads(document({"days": 10, "locked": True}, restore_point=True))
+    text["policies"]["gold"]["retention"] = {"keep_last": 3, "max_age_days": 30}
+    policies = load_policies(json.dumps(text))
+    now = datetime(2026, 11, 25, 9, 17, tzinfo=UTC)
+    snaps, rp = plan([vm("app1")], policies, now).jobs
+    body = job_message(snaps)["job"]
+    assert body["immutability"] == {"days": 10, "locked": True, "kinds": ["snapshot_sets", "copies"]}
+    assert datetime.fromisoformat(body["expires"]) == snaps.slot + timedelta(days=30)
+    assert "immutability" not in job_message(rp)["job"]
+    silver = plan([vm("app2", tags={"vmkeeper-policy": "silver"})], policies, now).jobs[0]
+    assert "immutability" not in job_message(silver)["job"]
