@@ -307,7 +307,9 @@ class ScheduledWorker:
             active = policy is not None and policy.is_policy_expired is False
             start = policy.policy_start_time.timestamp() if active and policy.policy_start_time else self.clock()
             days = immutability_days(job, start)
-            held = active and (policy.immutability_duration_days or 0) >= days
+            current = (policy.immutability_duration_days or 0) if active else 0
+            held = active and current >= days
+            days = max(days, current)  # never less than what holds now (someone else's longer one included)
             if held and (policy.type == "Locked" or not locked):
                 index += 1
                 continue
