@@ -133,3 +133,18 @@ def test_retention_keeps_an_immutable_set_without_a_delete_and_deletes_it_after_
     assert not old_names & left and {t["name"] for t in new["snapshots"]} <= left
     deletes = snapshot_deletes(az, since)
     assert len(deletes) == len(old_names) and set(deletes) == {202}  # no delete refused: none was sent that must fail
+
+
+def test_a_longer_policy_someone_set_is_locked_as_it_is_never_shortened(az, worker, compute, sub):
+    vm = compute.virtual_machines.get(RG, "vm-00000")
+    job = immutable_job(vm, sub, "2026-11-25T06:00:00+00:00", days=2)
+    plain = {k: v for k, v in job.items() if k != "immutability"}
+    assert isinstance(run(worker, az, new_message(plain))[0], jobs.Done)  # an earlier delivery, without the step
+    first = job["snapshots"][0]["name"]
+    compute.snapshots.begin_update_immutability_policy(  # an operator's longer Unlocked policy meanwhile
+        RG, first, {"immutabilityDurationDays": 30, "type": "Unlocked"}).result()
+    assert isinstance(run(worker, az, new_message(job))[0], jobs.Done)
+    kept = compute.snapshots.get(RG, first).properties.immutability_policy
+    assert (kept.type, kept.immutability_duration_days) == ("Locked", 30)
+    other = compute.snapshots.get(RG, job["snapshots"][1]["name"]).properties.immutability_policy
+    assert (other.type, other.immutability_duration_days) == ("Locked", 2)
