@@ -545,8 +545,96 @@ def begin_delete_disk(store: Store, disk: Resource, now: float | None = None) ->
     return Deletion(disk.location or "", lambda: store.delete(disk.id))
 
 
-def begin_delete_snapshot(store: Store, snapshot: Resource) -> Deletion:
-    """When done, the snapshot no longer counts against its disk's incremental snapshot limits."""
+# --- snapshot immutability (Compute 2026-03-02: updateImmutabilityPolicy / updateImmutabilityPolicyLock) ---------
+# Learn (Set-AzSnapshotImmutabilityPolicy, ImmutabilityPolicyType): the duration counts from the policy's start,
+# which an update of an active policy keeps (locking too); an expired policy replaced starts anew. Unlocked may be
+# shortened, extended or removed (0 days: expired at once); Locked only extended, never removed or unlocked.
+DAY_SECONDS = 86400
+
+
+def _policy_days(body: dict[str, Any], *, least: int) -> int:
+    days = body.get("immutabilityDurationDays")
+    if isinstance(days, bool) or not isinstance(days, int) or days < least or days > 36500:
+        raise InvalidParameter(f"immutabilityPolicyData.immutabilityDurationDays: required, a whole number of days "
+                               f"from {least} to 36500 (got {days!r}).", target="immutabilityDurationDays")
+    return days
+
+
+def immutability_expiry(policy: dict[str, Any]) -> float:
+    return policy["start"] + policy["days"] * DAY_SECONDS
+
+
+def active_immutability(snapshot: Resource, now: float) -> dict[str, Any] | None:
+    """The snapshot's policy while it holds (before policyExpirationTime), else None."""
+    policy = snapshot.internal.get("immutability")
+    if policy is None:
+        return None
+    if now >= immutability_expiry(policy):
+        policy["expired"] = True  # seen expired: a later delete without a clock (a group's) may go
+        return None
+    return policy
+
+
+def immutability_view(snapshot: Resource, now: float) -> dict[str, Any] | None:
+    """``properties.immutabilityPolicy`` as SDK 39.0.0's ImmutabilityPolicy has it (read-only fields)."""
+    policy = snapshot.internal.get("immutability")
+    if policy is None:
+        return None
+    return {"immutabilityDurationDays": policy["days"], "type": policy["type"],
+            "policyStartTime": iso(policy["start"]), "policyExpirationTime": iso(immutability_expiry(policy)),
+            "isPolicyExpired": active_immutability(snapshot, now) is None}
+
+
+def update_immutability(snapshot: Resource, body: dict[str, Any], now: float, *, lock: bool) -> dict[str, Any]:
+    """Apply an updateImmutabilityPolicy (``lock`` False: Unlocked only) or updateImmutabilityPolicyLock (Locked
+    only) body; refuse what Azure refuses (400 a bad body naming the field, 409 a Locked policy shortened, removed
+    or unlocked). Returns the policy now held."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("immutabilityPolicyData: an object {immutabilityDurationDays, type} is required.",
+                               target="immutabilityPolicyData")
+    wanted = "Locked" if lock else "Unlocked"
+    kind = body.get("type")
+    if kind not in ("Unlocked", "Locked"):
+        raise InvalidParameter(f"immutabilityPolicyData.type: '{kind}' is not valid (Unlocked, Locked).", target="type")
+    if kind != wanted:
+        other = "updateImmutabilityPolicyLock" if lock is False else "updateImmutabilityPolicy"
+        raise InvalidParameter(f"immutabilityPolicyData.type: this operation sets a {wanted} policy; use {other} "
+                               f"for a {kind} one.", target="type")
+    days = _policy_days(body, least=1 if lock else 0)
+    if snapshot.properties.get("provisioningState") != "Succeeded":
+        raise OperationNotAllowed(f"Snapshot '{snapshot.name}' is {snapshot.properties.get('provisioningState')}: "
+                                  "an immutability policy is set on a provisioned snapshot.")
+    current = active_immutability(snapshot, now)
+    if current is not None and current["type"] == "Locked":
+        if not lock:
+            raise OperationNotAllowed(f"Snapshot '{snapshot.name}' has a Locked immutability policy until "
+                                      f"{iso(immutability_expiry(current))}: it cannot be changed to Unlocked or "
+                                      "removed; use updateImmutabilityPolicyLock to extend it.")
+        if days < current["days"]:
+            raise OperationNotAllowed(f"Snapshot '{snapshot.name}' has a Locked immutability policy of "
+                                      f"{current['days']} days: it can only be extended, not shortened to {days}.")
+    start = current["start"] if current is not None else now
+    policy = {"start": start, "days": days, "type": kind}
+    snapshot.internal["immutability"] = policy
+    # Resource Graph reads properties as stored: the policy's fixed fields (isPolicyExpired is a read's, by the clock).
+    snapshot.properties["immutabilityPolicy"] = {
+        "immutabilityDurationDays": days, "type": kind, "policyStartTime": iso(start),
+        "policyExpirationTime": iso(immutability_expiry(policy))}
+    return policy
+
+
+def begin_delete_snapshot(store: Store, snapshot: Resource, now: float | None = None) -> Deletion:
+    """When done, the snapshot no longer counts against its disk's incremental snapshot limits. A snapshot under an
+    unexpired immutability policy (either type) is refused (409 OperationNotAllowed: emulator/README.md says why
+    that code); without a clock (a group's delete) a policy not yet seen expired counts as holding."""
+    policy = snapshot.internal.get("immutability")
+    holds = (active_immutability(snapshot, now) is not None if now is not None
+             else policy is not None and not policy.get("expired"))
+    if holds:
+        raise OperationNotAllowed(f"Operation 'Delete' is not allowed on snapshot '{snapshot.name}' since it has an "
+                                  f"active {policy['type']} immutability policy until "
+                                  f"{iso(immutability_expiry(policy))}.")
+
     def done() -> None:
         if store.delete(snapshot.id) is not None:
             uncount_snapshot(store, snapshot)

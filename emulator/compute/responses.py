@@ -668,6 +668,9 @@ SNAPSHOT = RG + "/snapshots/{snapshotName}"
 
 def _snapshot_body(snapshot: Resource, now: float) -> dict[str, Any]:
     body = snapshot.to_arm()
+    policy = m.immutability_view(snapshot, now)
+    if policy is not None:
+        body["properties"] = dict(body["properties"], immutabilityPolicy=policy)
     copy = snapshot.internal.get("copy")
     if copy and snapshot.properties.get("completionPercent", 100) < 100:
         span = max(copy["end"] - copy["start"], 1e-9)
@@ -804,9 +807,36 @@ def get_snapshot(req: Request) -> Response:
     return Response(200, _snapshot_body(snapshot, _now(req)))
 
 
+def _snapshot_to_delete(req: Request) -> Resource | None:
+    """The snapshot a DELETE names, its immutability policy seen on the emulator's clock (expired or holding)."""
+    snapshot = _existing(req, "snapshots", "snapshotName")
+    if snapshot is not None:
+        m.active_immutability(snapshot, _now(req))
+    return snapshot
+
+
 add_long_running_delete(router, SNAPSHOT, operation="Microsoft.Compute/snapshots/delete", api_versions=DISK_VERSIONS,
-                        provider=m.PROVIDER, find=lambda req: _existing(req, "snapshots", "snapshotName"),
-                        begin=m.begin_delete_snapshot)
+                        provider=m.PROVIDER, find=_snapshot_to_delete, begin=m.begin_delete_snapshot)
+
+
+# --- immutability (next/ contracts Snapshots_UpdateImmutabilityPolicy(Lock); DiskRP.access-immutability.excerpt.json).
+# Applied at once; 202 + monitors, and the final answer is the Snapshot (SDK 39.0.0 deserializes a Snapshot with
+# properties.immutabilityPolicy, not the swagger's ImmutabilityPolicyData: emulator/README.md).
+def _immutability(lock: bool):
+    def update(req: Request) -> Response:
+        name = req.params["snapshotName"]
+        snapshot = get_resource(_store(req), _ids(req, "snapshots", name), m.SNAPSHOT_TYPE, name,
+                                req.params["resourceGroupName"])
+        m.update_immutability(snapshot, req.json(), _now(req), lock=lock)
+        op = req.emulator.start_operation(req, snapshot.location or "",
+                                          result=lambda: Response(200, _snapshot_body(snapshot, _now(req))))
+        return accepted(req, op, m.PROVIDER, 202)
+    return update
+
+
+for _action, _lock in (("updateImmutabilityPolicy", False), ("updateImmutabilityPolicyLock", True)):
+    router.add("POST", SNAPSHOT + "/" + _action, _immutability(_lock),
+               operation=f"Microsoft.Compute/snapshots/{_action}/action", api_versions=DISK_VERSIONS)
 add_lists(router, m.SNAPSHOT_TYPE, api_versions=DISK_VERSIONS, render=lambda req, s: _snapshot_body(s, _now(req)))
 
 

@@ -84,6 +84,25 @@ class CopySpec:
     region: str
 
 
+# The kinds of point an immutability policy can hold: Azure offers one on snapshots only (Compute 2026-03-02
+# updateImmutabilityPolicy); a restore point or a vault's point has none of its own.
+IMMUTABLE_KINDS = ("snapshot_sets", "copies")
+NOT_IMMUTABLE = {
+    "restore_points": "Azure offers no immutability policy on restore points (only on snapshots); protect them "
+                      "with an immutable Azure Backup vault instead",
+    "vault": "an Azure Backup vault's immutability is the vault's own setting (infra), not a policy's",
+}
+
+
+@dataclass(frozen=True)
+class ImmutabilitySpec:
+    """An immutability policy on the snapshots vmkeeper makes: at least ``days``, Unlocked, then Locked if ``locked``."""
+
+    days: int
+    locked: bool = False
+    kinds: tuple[str, ...] = ("snapshot_sets",)
+
+
 @dataclass(frozen=True)
 class DrillSpec:
     every_days: int = 7
@@ -137,6 +156,7 @@ class Policy:
     rpo_hours: int | None = None  # overrides the RPO derived from the schedule (shared/compliance/rpo.py)
     drill: DrillSpec | None = None  # DR drills of the policy's VMs (shared/drill/)
     replication: ReplicationSpec | None = None  # Site Recovery of the policy's VMs (shared/replication/)
+    immutability: ImmutabilitySpec | None = None  # immutability policies on its snapshots (Compute 2026-03-02)
 
     @property
     def copy_region(self) -> str | None:
@@ -371,6 +391,26 @@ def _replication(raw: Mapping[str, Any], where: str, errors: list[str]) -> Repli
                            raw.get("consistency_group"), raw.get("all_vms", False), raw.get("rpo_minutes", 60))
 
 
+def _immutability(body: Mapping[str, Any], where: str, errors: list[str]) -> ImmutabilitySpec:
+    """The immutability block's meaning: only kinds Azure can make immutable, and only kinds the policy takes."""
+    raw = body["immutability"]
+    default = ("snapshot_sets", "copies") if "copy" in body else ("snapshot_sets",)
+    kinds = tuple(raw.get("kinds", default))
+    for i, kind in enumerate(kinds):
+        at = f"{where}.kinds[{i}]"
+        if kind in NOT_IMMUTABLE:
+            errors.append(f"{at}: {kind!r} cannot be made immutable: {NOT_IMMUTABLE[kind]}")
+        elif kind not in IMMUTABLE_KINDS:
+            errors.append(f"{at}: must be one of {', '.join(IMMUTABLE_KINDS)} {_got(kind)}")
+    if "snapshots" not in body:
+        errors.append(f"{where}: the policy takes no snapshot sets (give snapshots): Azure can make only snapshots "
+                      "immutable, not restore points")
+    if "copies" in kinds and "copy" not in body:
+        errors.append(f"{where}.kinds: 'copies' needs the policy's copy (a second region); give copy, or leave "
+                      "'copies' out")
+    return ImmutabilitySpec(raw["days"], raw.get("locked", False), tuple(k for k in IMMUTABLE_KINDS if k in kinds))
+
+
 def _policy(
     name: str, body: Mapping[str, Any], where: str, errors: list[str], broken: set[str]
 ) -> Policy | None:
@@ -412,6 +452,7 @@ def _policy(
                       "give copy, or drill.point snapshot_set, restore_point or replica")
     retention = _retention(body["retention"], f"{where}.retention", errors) if ok("retention") else RetentionPolicy()
     replication = _replication(body["replication"], f"{where}.replication", errors) if ok("replication") else None
+    immutability = _immutability(body, f"{where}.immutability", errors) if ok("immutability") else None
     if broken or schedule is None:
         return None
     if schedule.tz != retention.time_zone and not _zone_problem(schedule.tz):
@@ -428,6 +469,7 @@ def _policy(
         body.get("rpo_hours"),
         drill,
         replication,
+        immutability,
     )
 
 

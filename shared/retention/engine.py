@@ -97,6 +97,11 @@ Rules (the contract; applied in this order)
    it), is kept whole with rule ``pinned`` and the pin's reason -- an EXPIRING mark already on it is left
    as it is (neither written nor removed), so it goes once the pin ends, and not before. A pin past its
    bound (``until`` not after ``now``) pins nothing (a copy in flight is pinned afresh by every pass's listing).
+7b. Immutability: a set that would be marked or deleted, one of whose members carries an immutability policy
+   that has not expired (``immutable_until``, its ``policyExpirationTime``, after ``now``; Unlocked or Locked:
+   Azure refuses the delete either way), is kept whole with rule ``immutable`` -- no delete that must fail is
+   planned, and an EXPIRING mark already on it is left as it is. Once the policy has expired it is judged as
+   any other set (rule 8).
 8. Deferral. An expired set is marked first: ``delete_after`` is the latest of its members' EXPIRING
    instants, or ``now + deferral`` (rounded up to a second) for a member without one. It is deleted only
    once ``now > delete_after``.
@@ -178,6 +183,7 @@ class Artifact:
     locked: bool = False  # under any resource lock, at any scope
     lock_is_ours_and_expired: bool = False  # every lock on it is vmkeeper's own and LOCK_UNTIL has passed
     owned: bool = True  # False: its name is not vmkeeper's for it (copied tags): never judged, in no set
+    immutable_until: datetime | None = None  # its immutability policy's policyExpirationTime (rule 7b); None: none
 
 
 @dataclass(frozen=True)
@@ -863,6 +869,12 @@ def _apply(
             for m in members:
                 decided[m] = Decision(arts[m].id, "keep", "pinned", reason, delete_after=expiring[m])
             return
+        until = _immutable_until(members, now, t) if why is None else None
+        if until is not None:  # rule 7b: Azure refuses the delete until the policy expires
+            reason = f"{_label(key, members, t)}: immutable until {format_instant(until)}"
+            for m in members:
+                decided[m] = Decision(arts[m].id, "keep", "immutable", reason, delete_after=expiring[m])
+            return
         if why is None:
             for m, decision in zip(
                 members, _expire(members, rule, reason, policy.deferral, now, t), strict=True
@@ -881,6 +893,18 @@ def _apply(
             decided[m] = Decision(arts[m].id, "keep", "unmark", f"{rule}: {reason}; remove {T.EXPIRING}")
         else:
             decided[m] = Decision(arts[m].id, "keep", rule, reason)
+
+
+def _immutable_until(members: Sequence[int], now: datetime, t: _Table) -> datetime | None:
+    """Rule 7b: the latest unexpired immutability policy's expiry among the set's members, or None."""
+    until = None
+    for m in members:
+        when = t.arts[m].immutable_until
+        if when is not None:
+            when = _utc(when, f"{t.arts[m].id}: immutable_until")
+            if when > now and (until is None or when > until):
+                until = when
+    return until
 
 
 def _pinned(members: Sequence[int], t: _Table) -> Pin | None:

@@ -60,7 +60,8 @@ SNAPSHOTS_QUERY = (
     "created = tostring(properties.timeCreated), state = tostring(properties.provisioningState), "
     "completion = properties.completionPercent, copyError = properties.copyCompletionError, "
     "option = tostring(properties.creationData.createOption), "
-    "source = tostring(properties.creationData.sourceResourceId)"
+    "source = tostring(properties.creationData.sourceResourceId), "
+    "immutableUntil = tostring(properties.immutabilityPolicy.policyExpirationTime)"
 )
 COLLECTIONS_QUERY = ("Resources | where type =~ 'microsoft.compute/restorepointcollections' "
                      "| project id, location, tags, resourceGroup, name, subscriptionId")
@@ -150,7 +151,8 @@ def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscripti
         good = row.get("state") == "Succeeded" and (not copying or ((row.get("completion") or 0) >= 100 and not row.get("copyError")))
         out.artifacts.append(Artifact(id=row["id"], kind=SNAPSHOT, tags=tags, created=_instant(row.get("created"), now),
                                       region=row["location"], good=good, is_copy=copying,
-                                      owned=row["id"].lower() in owned, **_locks_on(row["id"], lock_scopes)))
+                                      owned=row["id"].lower() in owned, **_locks_on(row["id"], lock_scopes),
+                                      immutable_until=parse_instant(row.get("immutableUntil") or None)))
         copy = _copy_in_flight(row, tags, now)
         if copy is not None:
             out.copies.append(copy)
@@ -343,8 +345,13 @@ class _Apply:
         sub, rg, name = _parts(art.id)
         compute = self.arm.compute(sub)
         if art.kind == SNAPSHOT:
-            tags = compute.snapshots.get(rg, name).tags
+            snapshot = compute.snapshots.get(rg, name)
+            tags = snapshot.tags
             mark = _value(tags, T.EXPIRING)
+            policy = snapshot.properties.immutability_policy if snapshot.properties else None
+            if policy is not None and policy.is_policy_expired is False:  # set since the listing: the delete must fail
+                until = format_instant(policy.policy_expiration_time) if policy.policy_expiration_time else "?"
+                return "fresh_look_immutable", f"{policy.type} immutability policy until {until} since the listing"
         elif art.kind == RESTORE_POINT:
             compute.restore_points.get(rg, name, resource_ids.last_segment(art.id))
             tags = compute.restore_point_collections.get(rg, name).tags

@@ -25,7 +25,7 @@ from .. import names, resource_ids
 from .. import tags as T
 from ..names import collection_name, restore_point_name, set_id, snapshot_name
 from ..points.pins import job_lifetime
-from ..policy.document import MIN_RESTORE_POINT_HOURS, Policy, PolicySet, Schedule, zone
+from ..policy.document import MIN_RESTORE_POINT_HOURS, ImmutabilitySpec, Policy, PolicySet, Schedule, zone
 
 SNAPSHOT_WINDOW = timedelta(minutes=5)
 SNAPSHOTS_PER_WINDOW = 7  # incremental snapshots per disk per SNAPSHOT_WINDOW
@@ -154,6 +154,7 @@ class Job:
     copy_region: str | None = None
     lock_days: int | None = None
     expires: datetime | None = None
+    immutability: ImmutabilitySpec | None = None  # snapshot sets: the policy's immutability block
 
 
 @dataclass(frozen=True)
@@ -347,6 +348,7 @@ def _snapshot_job(
         copy_region=_copy_region(policy, vm),
         lock_days=policy.lock_days,
         expires=expires,
+        immutability=policy.immutability,
     )
 
 

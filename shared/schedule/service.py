@@ -70,6 +70,10 @@ def job_message(job: Any) -> dict[str, Any]:
     }
     if job.kind == "snapshot_set":
         body["snapshots"] = [{"disk_id": t.disk_id, "name": t.snapshot_name, "lun": t.lun} for t in job.snapshots]
+        if job.immutability is not None:  # its horizon: the set's expiry (shared/schedule/steps.py immutability_days)
+            spec = job.immutability
+            body["immutability"] = {"days": spec.days, "locked": spec.locked, "kinds": list(spec.kinds)}
+            body["expires"] = job.expires.isoformat() if job.expires else None
     else:
         body.update(rpc_name=job.restore_point_collection_name, rp_name=job.restore_point_name,
                     consistency=job.consistency, exclude_disk_ids=list(job.excluded_disk_ids))

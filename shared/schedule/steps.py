@@ -65,6 +65,21 @@ def snapshot_tags(job: dict[str, Any], target: dict[str, Any]) -> dict[str, str]
     return {**job["tags"], T.LUN: str(target["lun"]), **({T.LOCK_UNTIL: until} if until else {})}
 
 
+DAY = 86400
+
+
+def immutability_days(job: dict[str, Any], start: float) -> int:
+    """The days an immutability policy starting at ``start`` (epoch seconds; Azure counts from the policy's start)
+    must hold: until the point's retention horizon (the job's ``expires``), never fewer than the policy's days."""
+    from datetime import datetime
+
+    days = int(job["immutability"]["days"])
+    if job.get("expires"):
+        left = datetime.fromisoformat(job["expires"]).timestamp() - start
+        days = max(days, math.ceil(left / DAY))
+    return days
+
+
 def compute_id(job: dict[str, Any], resource_type: str, name: str) -> str:
     """The id of a Compute resource in the job's resource group."""
     from azure.mgmt.core.tools import resource_id
@@ -180,7 +195,8 @@ class ScheduledWorker:
         step = message.get("step", "create")
         if kind == "snapshot_set":
             steps = {"create": self.create_snapshots, "check": self.check_snapshots, "copy": self.copy_snapshot,
-                     "copy_check": self.check_copy}
+                     "copy_check": self.check_copy, "immutable": self.immutable_snapshots,
+                     "copy_immutable": self.immutable_copies}
         elif kind == "restore_point":
             steps = {"create": self.create_restore_point, "check": self.check_restore_point,
                      "copy": self.copy_restore_point, "copy_check": self.check_restore_point_copy}
@@ -248,9 +264,74 @@ class ScheduledWorker:
                               step="check", index=0)
         if job.get("lock_days") and not message.get("locked"):
             return self.lock_snapshots(message, job)
+        if "snapshot_sets" in _immutable_kinds(job):
+            return Retry(1, "immutability policies", self._step("immutable", 0, message, self.clock()))
+        return self._after_set(message, job)
+
+    def _after_set(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         if job.get("copy_region"):
             return Retry(1, "copy to the second region", self._step("copy", 0, message))
         return Done("snapshot_set", self._tally(message, job))
+
+    # --- immutability (Compute 2026-03-02): Unlocked first, then Locked if the policy says so --------------
+    def immutable_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        """The set's snapshots, made by this job (create_snapshots let none else through), one at a time."""
+        return self._make_immutable(message, job, "immutable", [t["name"] for t in job["snapshots"]],
+                                    lambda: self._after_set(message, job))
+
+    def immutable_copies(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        """The set's second-region copies, made by this job, once all are complete."""
+        names = [copy_name(t["name"], job["copy_region"]) for t in job["snapshots"]]
+        return self._make_immutable(message, job, "copy_immutable", names,
+                                    lambda: Done("snapshot_set", self._tally(message, job)))
+
+    def _make_immutable(self, message: dict[str, Any], job: dict[str, Any], step: str, names: list[str],
+                        then: Any) -> Outcome:
+        """Look at the snapshot at ``index`` and take the one next action its policy needs: none (on to the
+        next), set or extend it Unlocked, or lock it. Each look decides from what Azure shows, so a re-sent
+        message repeats nothing done; a Locked policy is only ever extended (Azure refuses less)."""
+        from azure.mgmt.compute.models import ImmutabilityPolicyData, ImmutabilityPolicyLockData
+
+        sub, rg = job["subscription_id"], job["resource_group"]
+        compute = self.clients.paced_compute(sub)
+        locked = bool(job["immutability"].get("locked"))
+        index = message.get("index", 0)
+        while index < len(names):
+            name = names[index]
+            try:
+                snapshot = compute.snapshots.get(rg, name)
+            except Exception as exc:  # noqa: BLE001
+                return self._arm_error(message, exc, sub, step, index)
+            message["reads"] = message.get("reads", 0) + 1
+            policy = snapshot.properties.immutability_policy if snapshot.properties else None
+            active = policy is not None and policy.is_policy_expired is False
+            start = policy.policy_start_time.timestamp() if active and policy.policy_start_time else self.clock()
+            days = immutability_days(job, start)
+            current = (policy.immutability_duration_days or 0) if active else 0
+            held = active and current >= days
+            days = max(days, current)  # never less than what holds now (someone else's longer one included)
+            if held and (policy.type == "Locked" or not locked):
+                index += 1
+                continue
+            wait = self._wait_for_budget(message, sub, 1, step, index)
+            if wait:
+                return wait
+            seen: dict[str, float] = {}
+            try:
+                if (active and policy.type == "Locked") or held:  # extend a Locked one, or lock an Unlocked one
+                    compute.snapshots.begin_update_immutability_policy_lock(
+                        rg, name, ImmutabilityPolicyLockData(immutability_duration_days=days, type="Locked"),
+                        polling=False, raw_response_hook=self._observe(sub, seen))
+                else:  # none, expired or too short: Unlocked first
+                    compute.snapshots.begin_update_immutability_policy(
+                        rg, name, ImmutabilityPolicyData(immutability_duration_days=days, type="Unlocked"),
+                        polling=False, raw_response_hook=self._observe(sub, seen))
+            except Exception as exc:  # noqa: BLE001
+                return self._arm_error(message, exc, sub, step, index)
+            message["writes"] = message.get("writes", 0) + 1
+            return self._next(message, seen.get("retry_after", 1), f"immutability policy of {name} accepted",
+                              step=step, index=index)
+        return then()
 
     def lock_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         """The policy asks for a delete lock: a CanNotDelete lock on each snapshot (the date it may be
@@ -340,6 +421,8 @@ class ScheduledWorker:
             return self._copy_later(message, f"copy {name} at {copy.completion_percent}%", "copy_check", index)
         if index + 1 < len(job["snapshots"]):
             return Retry(1, "next disk's copy", self._step("copy", index + 1, message))
+        if "copies" in _immutable_kinds(job):
+            return Retry(1, "the copies' immutability policies", self._step("copy_immutable", 0, message, self.clock()))
         return Done("snapshot_set", self._tally(message, job))
 
     # --- restore points ----------------------------------------------------------------------
@@ -451,6 +534,12 @@ class ScheduledWorker:
     def _tally(message: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         return {"vm": job["vm_id"], "slot": job["slot"], "set": job["set_id"], "reads": message.get("reads", 0),
                 "writes": message.get("writes", 0)}
+
+
+def _immutable_kinds(job: dict[str, Any]) -> tuple[str, ...]:
+    """The kinds of point the job's policy makes immutable (none without an immutability block)."""
+    spec = job.get("immutability")
+    return tuple(spec.get("kinds") or ()) if isinstance(spec, dict) else ()
 
 
 def _get_or_none(get: Any, *args: Any) -> Any:

@@ -1,0 +1,150 @@
+"""Immutable points (issue 24) against local Azure, through the app's own worker and retention pass (real SDK,
+real tables in Azurite): a completed set's snapshots get an immutability policy, Unlocked first, then Locked;
+the set survives deletes by vmkeeper's identity and an operator's; retention keeps it (rule ``immutable``)
+without sending a delete that must fail, and deletes it after the policy expires."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.compute import ComputeManagementClient
+
+from emulator.testing import StaticCredential
+from shared import tags as T
+from shared.azure import pacing
+from shared.azure.ledger import Ledger
+from shared.policy.retention import RetentionPolicy
+from shared.queue import messages as jobs
+from shared.retention.service import Retention
+from shared.schedule.planner import DiskRef, snapshot_name
+from shared.schedule.steps import ScheduledWorker, copy_name, new_message
+from tests.app.test_scheduled_worker import arm, run
+
+RG = "rg-vm-00"
+DAY = 86400
+
+
+@pytest.fixture
+def tables(azurite):
+    from azure.data.tables import TableClient
+
+    return lambda name: TableClient.from_connection_string(azurite.connection_string, f"{name}{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def worker(az, tables):
+    return ScheduledWorker(arm(az), pacing.WriteBudget(tables("budget"), rate=50, burst=100))
+
+
+def immutable_job(vm, sub, slot: str, *, days=2, locked=True, kinds=("snapshot_sets",), copy_region=None) -> dict:
+    """A snapshot set job as the planner sends it (shared/schedule/service.py job_message), with vmkeeper's names."""
+    when = datetime.fromisoformat(slot)
+    disks = [DiskRef(vm.storage_profile.os_disk.managed_disk.id, "", None)] + [
+        DiskRef(d.managed_disk.id, "", d.lun) for d in vm.storage_profile.data_disks]
+    set_id = uuid.uuid4().hex[:16]
+    return {"type": "snapshot_set", "vm_id": vm.id.lower(), "subscription_id": sub, "resource_group": RG,
+            "location": vm.location, "policy": "gold", "slot": slot, "set_id": set_id, "copy_region": copy_region,
+            "tags": {T.MANAGED_BY: T.MANAGED_BY_VALUE, T.VM: vm.id.lower(), T.ARTIFACT_POLICY: "gold", T.SLOT: slot,
+                     T.SET: set_id, T.SET_SIZE: str(len(disks))},
+            "snapshots": [{"disk_id": d.id, "name": snapshot_name(vm.name, d, when), "lun": d.lun} for d in disks],
+            "immutability": {"days": days, "locked": locked, "kinds": list(kinds)},
+            "expires": (when + timedelta(hours=1)).isoformat()}  # a horizon shorter than days: days win
+
+
+def posts(az, since: int) -> list[tuple[str, int]]:
+    return [(c["path"].rsplit("/", 1)[-1], c["status"]) for c in az.calls(since) if c["method"] == "POST"
+            and "ImmutabilityPolicy" in c["path"]]
+
+
+def snapshot_deletes(az, since: int) -> list[int]:
+    return [c["status"] for c in az.calls(since) if c["method"] == "DELETE" and "/snapshots/" in c["path"]]
+
+
+def test_a_set_is_made_immutable_unlocked_first_then_locked_and_survives_deletes(az, worker, compute, sub):
+    vm = compute.virtual_machines.get(RG, "vm-00000")
+    job = immutable_job(vm, sub, "2026-11-25T06:00:00+00:00")
+    since = len(az.calls())
+    outcome, steps = run(worker, az, new_message(job))
+    assert isinstance(outcome, jobs.Done), outcome
+    n = len(job["snapshots"])
+    assert posts(az, since) == [("updateImmutabilityPolicy", 202), ("updateImmutabilityPolicyLock", 202)] * n
+    for target in job["snapshots"]:
+        policy = compute.snapshots.get(RG, target["name"]).properties.immutability_policy
+        assert (policy.type, policy.immutability_duration_days, policy.is_policy_expired) == ("Locked", 2, False)
+    # A re-sent job sends nothing: every policy already holds.
+    since = len(az.calls())
+    assert isinstance(run(worker, az, new_message(job))[0], jobs.Done)
+    assert posts(az, since) == []
+    # vmkeeper's own identity and an operator with every permission are refused alike.
+    operator = az.client(ComputeManagementClient, sub, credential=StaticCredential("operator"), polling_interval=0)
+    az.role_assignments([{"principal": "operator", "scope": f"/subscriptions/{sub}", "actions": ["*"]}])
+    for client in (arm(az).compute(sub), operator):
+        with pytest.raises(HttpResponseError) as err:
+            client.snapshots.begin_delete(RG, job["snapshots"][0]["name"]).result()
+        assert err.value.status_code == 409
+    assert compute.snapshots.get(RG, job["snapshots"][0]["name"]).name == job["snapshots"][0]["name"]
+
+
+def test_unlocked_when_the_policy_says_so_and_copies_too(az, worker, compute, sub):
+    vm = compute.virtual_machines.get(RG, "vm-00002")
+    job = immutable_job(vm, sub, "2026-11-25T06:00:00+00:00", days=3, locked=False,
+                        kinds=("snapshot_sets", "copies"), copy_region="northeurope")
+    az.settings(lro={"per_type": {"Microsoft.Compute/snapshots/copy": 0.5}})
+    outcome, _ = run(worker, az, new_message(job), limit=400)
+    assert isinstance(outcome, jobs.Done), outcome
+    for target in job["snapshots"]:
+        for name in (target["name"], copy_name(target["name"], "northeurope")):
+            policy = compute.snapshots.get(RG, name).properties.immutability_policy
+            assert (policy.type, policy.immutability_duration_days) == ("Unlocked", 3), name
+
+
+def test_retention_keeps_an_immutable_set_without_a_delete_and_deletes_it_after_expiry(az, emu, worker, compute,
+                                                                                       sub, tables):
+    vm = compute.virtual_machines.get(RG, "vm-00000")
+    old = immutable_job(vm, sub, "2026-11-24T06:00:00+00:00", days=1)
+    assert isinstance(run(worker, az, new_message(old))[0], jobs.Done)
+    az.advance(3600)
+    new = immutable_job(vm, sub, "2026-11-25T06:00:00+00:00", days=1)
+    new.pop("immutability")
+    assert isinstance(run(worker, az, new_message(new))[0], jobs.Done)
+    retention = Retention(arm(az), Ledger(tables("ledger")), pacing.WriteBudget(tables("rb"), rate=50, burst=100),
+                          [sub])
+    policies = {"gold": RetentionPolicy(keep_last=1, deferral=timedelta(hours=1))}
+    old_names = {t["name"] for t in old["snapshots"]}
+    since = len(az.calls())
+
+    def pass_(now_shift: float = 0):
+        az.advance(now_shift)
+        decisions, _ = retention.run(emu.clock.now().astimezone(UTC), policies)
+        az.advance(1)  # deletes are long-running: let the accepted ones finish
+        return {d.artifact_id.rsplit("/", 1)[-1]: d for d in decisions}
+
+    first = pass_()
+    assert {(first[n].action, first[n].rule) for n in old_names} == {("keep", "immutable")}
+    assert not snapshot_deletes(az, since)
+    marked = pass_(DAY)  # the policy (1 day from its start) has expired: marked, deleted after the deferral
+    assert {(marked[n].action, marked[n].rule) for n in old_names} == {("mark", "not_selected")}
+    gone = pass_(3601)
+    assert {gone[n].action for n in old_names} == {"delete"}
+    left = {s.name for s in compute.snapshots.list_by_resource_group(RG)}
+    assert not old_names & left and {t["name"] for t in new["snapshots"]} <= left
+    deletes = snapshot_deletes(az, since)
+    assert len(deletes) == len(old_names) and set(deletes) == {202}  # no delete refused: none was sent that must fail
+
+
+def test_a_longer_policy_someone_set_is_locked_as_it_is_never_shortened(az, worker, compute, sub):
+    vm = compute.virtual_machines.get(RG, "vm-00000")
+    job = immutable_job(vm, sub, "2026-11-25T06:00:00+00:00", days=2)
+    plain = {k: v for k, v in job.items() if k != "immutability"}
+    assert isinstance(run(worker, az, new_message(plain))[0], jobs.Done)  # an earlier delivery, without the step
+    first = job["snapshots"][0]["name"]
+    compute.snapshots.begin_update_immutability_policy(  # an operator's longer Unlocked policy meanwhile
+        RG, first, {"immutabilityDurationDays": 30, "type": "Unlocked"}).result()
+    assert isinstance(run(worker, az, new_message(job))[0], jobs.Done)
+    kept = compute.snapshots.get(RG, first).properties.immutability_policy
+    assert (kept.type, kept.immutability_duration_days) == ("Locked", 30)
+    other = compute.snapshots.get(RG, job["snapshots"][1]["name"]).properties.immutability_policy
+    assert (other.type, other.immutability_duration_days) == ("Locked", 2)

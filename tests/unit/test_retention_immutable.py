@@ -1,0 +1,47 @@
+"""Retention's rule 7b (issue 24): a set with a member under an unexpired immutability policy is kept whole with rule
+``immutable`` (no delete that must fail is planned, a mark already there is left); after the policy's expiry the set
+is judged as any other."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from shared import tags as T
+from shared.retention.engine import RetentionPolicy, format_instant
+from tests.unit.test_retention import DAY, NOW, apply, outcome, run, snap, tags_for
+
+KEEP_ONE = {"gold": RetentionPolicy(keep_last=1)}
+
+
+def test_an_expired_set_under_a_policy_is_kept_whole_until_it_expires():
+    artifacts = [snap("new", DAY, set_id="new"),
+                 snap("old-os", 50 * DAY, set_id="old", immutable_until=NOW + 3 * DAY),
+                 snap("old-data", 50 * DAY, set_id="old")]  # one member holds the whole set
+    d = run(artifacts, KEEP_ONE)
+    assert outcome(d["old-os"]) == outcome(d["old-data"]) == ("keep", "immutable")
+    assert format_instant(NOW + 3 * DAY) in d["old-data"].reason
+    assert outcome(d["new"]) == ("keep", "newest_good")
+
+
+def test_after_expiry_it_is_marked_then_deleted():
+    artifacts = [snap("new", DAY, set_id="new"), snap("old", 50 * DAY, set_id="old", immutable_until=NOW - 1 * DAY)]
+    d = run(artifacts, KEEP_ONE)
+    assert outcome(d["old"]) == ("mark", "not_selected")
+    later = run(apply(artifacts, list(d.values())), KEEP_ONE, now=NOW + 2 * DAY)
+    assert outcome(later["old"]) == ("delete", "not_selected")
+
+
+def test_a_mark_from_before_is_left_and_never_becomes_a_delete_while_immutable():
+    past = format_instant(NOW - DAY)
+    artifacts = [snap("new", DAY, set_id="new"),
+                 snap("old", 50 * DAY, set_id="old", immutable_until=NOW + timedelta(seconds=1),
+                      tags=tags_for(set_id="old", **{T.EXPIRING: past}))]
+    d = run(artifacts, KEEP_ONE)
+    assert outcome(d["old"]) == ("keep", "immutable") and d["old"].delete_after == NOW - DAY
+    after = run(artifacts, KEEP_ONE, now=NOW + timedelta(seconds=2))  # the mark has passed, the policy too
+    assert outcome(after["old"]) == ("delete", "not_selected")
+
+
+def test_a_kept_set_is_unaffected():
+    artifacts = [snap("new", DAY, set_id="new", immutable_until=NOW + 30 * DAY)]
+    assert outcome(run(artifacts, KEEP_ONE)["new"]) == ("keep", "newest_good")
