@@ -767,3 +767,43 @@ def test_a_vm_the_sweep_cannot_enrol_is_poisoned_once_until_its_vault_mapping_ch
     [item] = protected_items(protect, "east-00000")
     assert item.properties["policyId"].endswith("/backupPolicies/DefaultPolicy")
     assert protect_ledger(azurite, protect).vm(vm_id)["outcome"] == "protected"
+
+
+def test_a_vm_whose_protection_was_stopped_outside_vmkeeper_is_found_once_its_row_is_a_day_old(
+        az, protect, sub, azurite):
+    from datetime import UTC, datetime, timedelta
+
+    from azure.data.tables import TableClient, UpdateMode
+    from azure.mgmt.recoveryservicesbackup.models import (
+        AzureIaaSComputeVMProtectedItem,
+        ProtectedItemResource,
+    )
+
+    from shared.azure.ledger import row_key
+    from shared.instants import format_instant
+
+    host = protect["host"]
+    host.fire_timer("protect_sweep")
+    assert host.run_until_idle(timeout=90)
+    ledger = protect_ledger(azurite, protect)
+    row = ledger.vm(f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000")
+    assert row and row["outcome"] == "protected"
+    vm_id, vault_id = row["vmId"], json.loads(row["detail"])["vault"]
+    # An operator stops the VM's protection in the portal (data retained), not through vmkeeper.
+    body = ProtectedItemResource(properties=AzureIaaSComputeVMProtectedItem(
+        source_resource_id=vm_id, policy_id="", protection_state="ProtectionStopped"))
+    protect["backup"].protected_items.begin_create_or_update(
+        vault_id.split("/")[8], vault_id.split("/")[4], "Azure", "IaasVMContainer;iaasvmcontainerv2;rg-vm-00;vm-00000",
+        "VM;iaasvmcontainerv2;rg-vm-00;vm-00000", body).result()
+    assert item_state(protect, "vm-00000") == "ProtectionStopped"
+    host.fire_timer("protect_sweep")
+    assert host.pending() == 0  # recorded protected minutes ago: not looked at yet
+    # A day later (the row's age; VMKEEPER_PROTECT_SWEEP_RECHECK_HOURS=24): the sweep sends this VM's job, no other.
+    table = TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"])
+    table.update_entity({"PartitionKey": "vm", "RowKey": row_key(vm_id),
+                         "updated": format_instant(datetime.now(UTC) - timedelta(hours=25))}, mode=UpdateMode.MERGE)
+    host.fire_timer("protect_sweep")
+    assert host.pending() == 1
+    assert host.run_until_idle(timeout=90)
+    assert item_state(protect, "vm-00000") == "Protected"  # resumed: no opt-out tag says to leave it unprotected
+    assert ledger.vm(vm_id)["outcome"] == "protected"  # its row is new: the next re-check is a day from now
