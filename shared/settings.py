@@ -142,6 +142,8 @@ class ProtectSettings:
     retry_max_seconds: int
     max_attempts: int
     subscriptions: tuple[str, ...] = ()  # the sweep's scope (VMKEEPER_SUBSCRIPTIONS); the event path needs none
+    sweep_retry_hours: int = 24  # a VM the sweep could not enrol is sent again after this, or at once when an input changes
+    sweep_recheck_hours: int = 24  # a VM recorded protected is looked at again after this (protection stopped outside)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProtectSettings:
@@ -161,6 +163,8 @@ class ProtectSettings:
             retry_max_seconds=_int(env, "VMKEEPER_PROTECT_RETRY_MAX_SECONDS", 300, 1, 86400),
             max_attempts=_int(env, "VMKEEPER_PROTECT_MAX_ATTEMPTS", 12, 1, 1000),
             subscriptions=subs,
+            sweep_retry_hours=_int(env, "VMKEEPER_PROTECT_SWEEP_RETRY_HOURS", 24, 1, 24 * 30),
+            sweep_recheck_hours=_int(env, "VMKEEPER_PROTECT_SWEEP_RECHECK_HOURS", 24, 1, 24 * 30),
         )
         _warn_retired(env)
         return settings

@@ -27,7 +27,7 @@ from ..queue import messages, runner
 from ..settings import ProtectSettings
 from .events import BadEvent, parse
 from .steps import KIND, Protector, decide_policy, new_message
-from .sweep import VMS, recorded_protected
+from .sweep import HELD, VMS, decide, inputs_key
 
 log = logging.getLogger("vmkeeper.autoprotect")
 SEND_THREADS = 8  # the sweep's jobs sent side by side (one Storage round trip each)
@@ -63,12 +63,18 @@ class AutoProtect:
         return "enqueued"
 
     def handle_message(self, body: bytes) -> str:
+        def inputs(message: dict[str, Any]) -> dict[str, Any]:
+            # A sweep's job carries the inputs it was sent with: the next sweep holds it while they stay the same.
+            return {"inputs": message["inputs"]} if isinstance(message.get("inputs"), str) else {}
+
         def done(message: dict[str, Any], outcome: messages.Done) -> None:
-            self.ledger.record_vm(message["vm_id"], outcome.result, outcome.detail, message.get("event_id"))
+            detail = {**outcome.detail, **inputs(message)} if outcome.result in HELD else outcome.detail
+            self.ledger.record_vm(message["vm_id"], outcome.result, detail, message.get("event_id"))
             log.info("VM %s: %s %s", message["vm_id"], outcome.result, outcome.detail)
 
         def failed(message: dict[str, Any], reason: str) -> None:
-            self.ledger.record_vm(message["vm_id"], "failed", {"reason": reason}, message.get("event_id"))
+            self.ledger.record_vm(message["vm_id"], "failed", {"reason": reason, **inputs(message)},
+                                  message.get("event_id"))
 
         return runner.run(body, kind=KIND, required=("action", "vm_id"), step=self.protector.handle,
                           queue=self.queue, poison=self.poison, on_done=done, on_failed=failed,
@@ -84,12 +90,20 @@ class AutoProtect:
         self.alerts.raise_(for_poisoning(cause, job, reason, self.settings.queue))
 
     # --- the sweep ---------------------------------------------------------------------------------------
+    def _document_digest(self) -> str:
+        """The policy document's digest: an edit of it sends a held VM's job at once."""
+        import hashlib
+
+        with open(self.settings.policy_file, "rb") as document:
+            return hashlib.sha256(document.read()).hexdigest()
+
     def sweep(self, now: datetime) -> dict[str, int]:
         """Queue a protection job for each fleet VM Azure Backup should protect and the ledger does not record
         as protected (this instance, this policy, this vault); returns counts."""
         from concurrent.futures import ThreadPoolExecutor
+        from datetime import timedelta
 
-        counts = {"vms": 0, "not_enrolled": 0, "protected": 0, "enqueued": 0}
+        counts = {"vms": 0, "not_enrolled": 0, "protected": 0, "held": 0, "enqueued": 0}
         if not self.settings.subscriptions:
             log.error("protect sweep: VMKEEPER_SUBSCRIPTIONS is not set: no VM is looked at")
             return counts
@@ -97,7 +111,9 @@ class AutoProtect:
         # A test failover's VMs are left out here when Site Recovery's items can be read; else the job decides.
         outside, _ = membership.outside_or_none(self.arm, self.settings.vaults, "protect sweep")
         recorded = {str(r.get("vmId") or "").lower(): r
-                    for r in self.ledger.existing_rows("vm", select=["vmId", "outcome", "detail"])}
+                    for r in self.ledger.existing_rows("vm", select=["vmId", "outcome", "detail", "updated"])}
+        document = self._document_digest()
+        retry, recheck = timedelta(hours=self.settings.sweep_retry_hours), timedelta(hours=self.settings.sweep_recheck_hours)
         instant = format_instant(now)
         jobs: list[dict[str, Any]] = []
         for row in query_all(self.arm.resource_graph(), list(self.settings.subscriptions), VMS):
@@ -107,12 +123,14 @@ class AutoProtect:
             if choice.backup_policy is None and choice.skip != "bad_tag":  # a bad tag: the job records it
                 counts["not_enrolled"] += 1
                 continue
-            vault_id = self.settings.vaults.get(str(row.get("location") or "").replace(" ", "").lower(), "")
-            if choice.backup_policy and vault_id and recorded_protected(
-                    recorded.get(vm_id), str(row.get("vmId") or ""), choice.backup_policy, vault_id):
-                counts["protected"] += 1
+            location, instance = str(row.get("location") or ""), str(row.get("vmId") or "")
+            vault_id = self.settings.vaults.get(location.replace(" ", "").lower(), "")
+            key = inputs_key(instance, location, row.get("tags"), vault_id, document)
+            verdict = decide(recorded.get(vm_id), instance, choice.backup_policy, vault_id, key, now, retry, recheck)
+            if verdict != "send":  # "protected", or "held": its failure already poisoned, alerted and reported
+                counts[verdict] += 1
                 continue
-            jobs.append(new_message("protect", vm_id, f"{SWEEP}{instant}", instant))
+            jobs.append({**new_message("protect", vm_id, f"{SWEEP}{instant}", instant), "inputs": key})
         with ThreadPoolExecutor(SEND_THREADS) as pool:  # a job each VM, sent side by side: the first start sooner
             list(pool.map(lambda job: self.queue.send_message(messages.encode(job)), jobs))
         counts["enqueued"] = len(jobs)

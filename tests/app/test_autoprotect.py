@@ -730,10 +730,13 @@ def test_a_sweep_job_for_a_vm_already_protected_writes_nothing(az, protect, comp
     assert host.pending() == 0
 
 
-def test_a_vm_the_sweep_cannot_enrol_is_sent_each_sweep_and_alerted_once(az, protect, sub, azurite):
+def test_a_vm_the_sweep_cannot_enrol_is_poisoned_once_until_its_vault_mapping_changes(
+        az, emu, protect, sub, azurite, monkeypatch):
     from azure.data.tables import TableClient
     from azure.storage.queue import QueueClient
 
+    from emulator.recoveryservices.models import seed_vaults
+    from shared import wiring
     from shared.alerts import events as A
 
     az.seed(subscriptions=[sub], resource_groups=1, vms=1, regions=["eastus"], vm_prefix="east",
@@ -744,10 +747,63 @@ def test_a_vm_the_sweep_cannot_enrol_is_sent_each_sweep_and_alerted_once(az, pro
         host.fire_timer("protect_sweep")
         assert host.run_until_idle(timeout=90)
     poison = QueueClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_QUEUE"] + "-poison")
-    bodies = [json.loads(__import__("base64").b64decode(m.content)) for m in poison.receive_messages(max_messages=32)]
+    bodies = [json.loads(__import__("base64").b64decode(m.content)) for m in poison.peek_messages(max_messages=32)]
     mine = [b for b in bodies if b["message"]["vm_id"] == vm_id.lower()]
-    assert len(mine) == 2 and all("eastus" in b["reason"] for b in mine)  # never silent: each sweep tries again
-    assert {b["message"]["event_id"][:6] for b in mine} == {"sweep:"}
+    # The second sweep holds it: the same instance, tags, vault mapping and policy document failed 30 minutes ago.
+    assert len(mine) == 1 and "eastus" in mine[0]["reason"] and mine[0]["message"]["event_id"].startswith("sweep:")
     outbox = TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_ALERTS_TABLE"])
     alerts = [a for a in (json.loads(r["event"]) for r in outbox.list_entities()) if a["subject"] == vm_id.lower()]
-    assert [a["type"] for a in alerts] == [A.PROTECTION_FAILED]  # the same failure: one alert, not one a sweep
+    assert [a["type"] for a in alerts] == [A.PROTECTION_FAILED]  # never silent: alerted, and on the compliance report
+    assert protect_ledger(azurite, protect).vm(vm_id)["outcome"] == "failed"
+
+    # The operator maps a vault to eastus: the next sweep sends its job at once, and it is enrolled.
+    vaults = {**protect["vaults"], **seed_vaults(emu, sub, "rg-backup", ["eastus"])}
+    monkeypatch.setenv("VMKEEPER_VAULTS", json.dumps(vaults))
+    wiring.use(wiring.Wiring(credential=StaticCredential()))
+    host.fire_timer("protect_sweep")
+    assert host.pending() == 1
+    assert host.run_until_idle(timeout=90)
+    protect["vaults"].update(vaults)
+    [item] = protected_items(protect, "east-00000")
+    assert item.properties["policyId"].endswith("/backupPolicies/DefaultPolicy")
+    assert protect_ledger(azurite, protect).vm(vm_id)["outcome"] == "protected"
+
+
+def test_a_vm_whose_protection_was_stopped_outside_vmkeeper_is_found_once_its_row_is_a_day_old(
+        az, protect, sub, azurite):
+    from datetime import UTC, datetime, timedelta
+
+    from azure.data.tables import TableClient, UpdateMode
+    from azure.mgmt.recoveryservicesbackup.models import (
+        AzureIaaSComputeVMProtectedItem,
+        ProtectedItemResource,
+    )
+
+    from shared.azure.ledger import row_key
+    from shared.instants import format_instant
+
+    host = protect["host"]
+    host.fire_timer("protect_sweep")
+    assert host.run_until_idle(timeout=90)
+    ledger = protect_ledger(azurite, protect)
+    row = ledger.vm(f"/subscriptions/{sub}/resourceGroups/rg-vm-00/providers/Microsoft.Compute/virtualMachines/vm-00000")
+    assert row and row["outcome"] == "protected"
+    vm_id, vault_id = row["vmId"], json.loads(row["detail"])["vault"]
+    # An operator stops the VM's protection in the portal (data retained), not through vmkeeper.
+    body = ProtectedItemResource(properties=AzureIaaSComputeVMProtectedItem(
+        source_resource_id=vm_id, policy_id="", protection_state="ProtectionStopped"))
+    protect["backup"].protected_items.begin_create_or_update(
+        vault_id.split("/")[8], vault_id.split("/")[4], "Azure", "IaasVMContainer;iaasvmcontainerv2;rg-vm-00;vm-00000",
+        "VM;iaasvmcontainerv2;rg-vm-00;vm-00000", body).result()
+    assert item_state(protect, "vm-00000") == "ProtectionStopped"
+    host.fire_timer("protect_sweep")
+    assert host.pending() == 0  # recorded protected minutes ago: not looked at yet
+    # A day later (the row's age; VMKEEPER_PROTECT_SWEEP_RECHECK_HOURS=24): the sweep sends this VM's job, no other.
+    table = TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_PROTECT_TABLE"])
+    table.update_entity({"PartitionKey": "vm", "RowKey": row_key(vm_id),
+                         "updated": format_instant(datetime.now(UTC) - timedelta(hours=25))}, mode=UpdateMode.MERGE)
+    host.fire_timer("protect_sweep")
+    assert host.pending() == 1
+    assert host.run_until_idle(timeout=90)
+    assert item_state(protect, "vm-00000") == "Protected"  # resumed: no opt-out tag says to leave it unprotected
+    assert ledger.vm(vm_id)["outcome"] == "protected"  # its row is new: the next re-check is a day from now
