@@ -664,6 +664,11 @@ def read_sas(req: Request) -> Response:
 
 # --- snapshots -------------------------------------------------------------------------------------
 SNAPSHOT = RG + "/snapshots/{snapshotName}"
+COPY_TYPE = "Microsoft.Compute/snapshots/copy"
+# The linked action a snapshot's source needs (Azure/OpenShift#186, MicrosoftDocs/azure-docs#11362: a copy's
+# LinkedAuthorizationFailed names beginGetAccess on the source disk; a snapshot source, by the same rule, its own).
+SOURCE_ACCESS = {m.DISK_TYPE: "Microsoft.Compute/disks/beginGetAccess/action",
+                 m.SNAPSHOT_TYPE: "Microsoft.Compute/snapshots/beginGetAccess/action"}
 
 
 def _snapshot_body(snapshot: Resource, now: float) -> dict[str, Any]:
@@ -727,6 +732,8 @@ def put_snapshot(req: Request) -> Response:
                                    "for another region).", target="location")
         if incremental and source.type == m.DISK_TYPE:
             m.check_snapshot_limits(source, now)
+    # ARM's linked access check on the source: a snapshot is read from it (emulator/README.md, "Role assignments").
+    linked_access_check(req, SOURCE_ACCESS[source.type], source.id)
     creation["sourceResourceId"] = source.id
     creation["sourceUniqueId"] = source.properties.get("uniqueId")
     snapshot = Resource(
@@ -761,6 +768,9 @@ def put_snapshot(req: Request) -> Response:
     store.put(snapshot)
 
     def created(op) -> None:
+        if option == "copy" and source.type == m.SNAPSHOT_TYPE and store.get(source.id) is None:
+            snapshot.properties["provisioningState"] = "Failed"  # its source was deleted while it was copied
+            return
         snapshot.properties["provisioningState"] = "Succeeded"
         if option == "copystart":
             req.emulator.operations.start(req.params["subscriptionId"], location, copy_span,
@@ -771,7 +781,9 @@ def put_snapshot(req: Request) -> Response:
     def failed(op) -> None:
         snapshot.properties["provisioningState"] = "Failed"
 
-    op = req.emulator.start_operation(req, location, on_success=created, on_failure=failed,
+    # A Copy of a snapshot reads the whole source: as long as a copy's ``Microsoft.Compute/snapshots/copy`` setting.
+    duration = req.emulator.lro_seconds(COPY_TYPE) if option == "copy" and source.type == m.SNAPSHOT_TYPE else None
+    op = req.emulator.start_operation(req, location, duration, on_success=created, on_failure=failed,
                                       result=lambda: Response(200, _snapshot_body(snapshot, _now(req))))
     return accepted(req, op, m.PROVIDER, 202, _snapshot_body(snapshot, now))
 

@@ -12,6 +12,8 @@ from .. import __version__
 from ..settings import AzureSettings, SettingError
 
 USER_AGENT = f"vmkeeper/{__version__}"  # appended to azure-core's; tells the app's ARM calls from others'
+# The second identity's clients (isolated copies): their calls are told from the app's own (another role's).
+ISOLATED_USER_AGENT = f"vmkeeper-isolated/{__version__}"
 POOL_SIZE = 32  # connections kept per client and host: one per worker thread, so none is re-opened
 
 

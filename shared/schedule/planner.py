@@ -155,6 +155,7 @@ class Job:
     lock_days: int | None = None
     expires: datetime | None = None
     immutability: ImmutabilitySpec | None = None  # snapshot sets: the policy's immutability block
+    isolated: bool = False  # snapshot sets: copied into the backup subscription once complete
 
 
 @dataclass(frozen=True)
@@ -349,6 +350,7 @@ def _snapshot_job(
         lock_days=policy.lock_days,
         expires=expires,
         immutability=policy.immutability,
+        isolated=policy.isolated,
     )
 
 
@@ -391,6 +393,7 @@ def overdue_after(job: Job, *, step_timeout: timedelta, copy_timeout: timedelta,
     """How long after it was sent a job not yet done counts as lost (and is sent again): past the
     longest it may take (shared/points/pins.py job_lifetime, which also bounds a running job's pin)."""
     copies = 0 if not job.copy_region else len(job.snapshots) if job.kind == "snapshot_set" else 1
+    copies += len(job.snapshots) if job.isolated else 0  # its copies into the backup subscription, one disk at a time
     return job_lifetime(copies, step_timeout=step_timeout, copy_timeout=copy_timeout, look=look)
 
 
