@@ -309,6 +309,10 @@ module app 'app/function.bicep' = {
     authTenantId: empty(authTenantId) ? tenant().tenantId : authTenantId
     authClientId: authClientId
     authAllowedAudiences: authAllowedAudiences
+    isolatedSubscription: isolatedSubscriptionId
+    isolatedResourceGroup: isolatedEnabled ? isolatedResourceGroupName : ''
+    isolatedIdentityId: isolatedEnabled ? isolatedIdentity.outputs.resourceId : ''
+    isolatedIdentityClientId: isolatedEnabled ? isolatedIdentity.outputs.clientId : ''
   }
 }
 
@@ -422,6 +426,58 @@ module stagingRoleAssignments 'security/role-assignment-storage.bicep' = [for (a
 }]
 // --- end of the staging storage accounts ---------------------------------------------------------------
 
+// --- Isolated copies (docs/isolated-copies.md): a backup subscription, a second identity -----------------------
+// The second identity pulls copies of completed snapshot sets into the backup subscription's group: its role there
+// (infra/vmkeeper-isolated-role.json) and, in each protected subscription, only reading the sets it copies
+// (infra/vmkeeper-isolated-source-role.json). The app's own identity gets no role in the backup subscription.
+@description('Isolated copies: the backup subscription (same tenant, not a protected one) the second identity copies snapshot sets into (VMKEEPER_ISOLATED_SUBSCRIPTION). Empty: no isolated copies, no second identity.')
+param isolatedSubscriptionId string = ''
+
+@description('Isolated copies: the resource group in the backup subscription that holds the copies (made if missing).')
+param isolatedResourceGroupName string = 'rg-vmkeeper-isolated'
+
+var isolatedEnabled = !empty(isolatedSubscriptionId)
+
+module isolatedIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = if (isolatedEnabled) {
+  name: 'isolated-identity'
+  scope: rg
+  params: {
+    name: 'id-vmkeeper-isolated-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module isolated 'security/isolated.bicep' = if (isolatedEnabled) {
+  name: 'vmkeeper-isolated-${resourceToken}'
+  scope: subscription(isolatedEnabled ? isolatedSubscriptionId : subscription().subscriptionId)
+  params: {
+    environmentName: environmentName
+    resourceGroupName: isolatedResourceGroupName
+    location: location
+    tags: tags
+    principalId: isolatedEnabled ? isolatedIdentity.outputs.principalId : ''
+  }
+}
+
+module isolatedSourceRole 'security/isolated-source-role-definition.bicep' = if (isolatedEnabled) {
+  name: 'isolated-source-role-definition'
+  params: {
+    environmentName: environmentName
+    assignableScopes: map(subscriptionIds, s => '/subscriptions/${s}')
+  }
+}
+
+module isolatedSourceAssignments 'security/role-assignment.bicep' = [for sub in (isolatedEnabled ? subscriptionIds : []): {
+  name: 'vmkeeper-isolated-source-${sub}-${resourceToken}'
+  scope: subscription(sub)
+  params: {
+    roleDefinitionName: isolatedEnabled ? isolatedSourceRole.outputs.roleDefinitionName : ''
+    principalId: isolatedEnabled ? isolatedIdentity.outputs.principalId : ''
+  }
+}]
+// --- end of isolated copies ----------------------------------------------------------------------------------
+
 // Event Grid: a Microsoft.Resources.Subscriptions system topic in each protected subscription that has none.
 // Their event subscriptions are made by the postdeploy hook, once vm_events exists (infra/hooks/postdeploy.py).
 module topics 'eventgrid/subscription-topic.bicep' = [for sub in newTopicSubscriptionIds: {
@@ -470,3 +526,10 @@ output VMKEEPER_STAGING_ROLE_DEFINITION_IDS array = empty(restoreStagingAccountI
 ]
 output VMKEEPER_STAGING_ROLE_ASSIGNMENT_IDS array = [for (account, i) in restoreStagingAccountIds: stagingRoleAssignments[i].outputs.id]
 output VMKEEPER_ALERTS_ROLE_ASSIGNMENT_ID string = (alertsEnabled && !empty(existingAlertsTopicId)) ? alertsSender.outputs.assignmentId : ''
+output VMKEEPER_ISOLATED_ROLE_DEFINITION_IDS array = isolatedEnabled ? [
+  isolated.outputs.roleDefinitionId
+  isolatedSourceRole.outputs.id
+] : []
+output VMKEEPER_ISOLATED_ROLE_ASSIGNMENT_IDS array = isolatedEnabled ? concat([
+  isolated.outputs.roleAssignmentId
+], map(range(0, length(subscriptionIds)), i => isolatedSourceAssignments[i].outputs.id)) : []

@@ -46,6 +46,12 @@ param backupNow bool
 @description('VMKEEPER_ALERTS_TOPIC_ENDPOINT: the alerts topic\'s properties.endpoint. Empty: alerts recorded, not published.')
 param alertsTopicEndpoint string
 
+@description('Isolated copies (docs/isolated-copies.md): the backup subscription and group, and the second identity (its resource id: attached to the app; its client id: VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID). All empty: none.')
+param isolatedSubscription string = ''
+param isolatedResourceGroup string = ''
+param isolatedIdentityId string = ''
+param isolatedIdentityClientId string = ''
+
 @description('App Service authentication (restore API): only set up when authClientId is given.')
 param authTenantId string
 param authClientId string
@@ -68,9 +74,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'
-    userAssignedIdentities: {
+    // The second identity (isolated copies) too, when there is one: the app asks tokens for it by its client id.
+    userAssignedIdentities: union({
       '${identityId}': {}
-    }
+    }, empty(isolatedIdentityId) ? {} : {
+      '${isolatedIdentityId}': {}
+    })
   }
   properties: {
     serverFarmId: planId
@@ -156,6 +165,9 @@ var appSettings = {
   VMKEEPER_FAILOVER_QUEUE: queues.failovers
   VMKEEPER_FAILOVER_TABLE: tables.failovers
   VMKEEPER_RECOVERY_PLAN_SCHEDULE: recoveryPlanSchedule
+  VMKEEPER_ISOLATED_SUBSCRIPTION: isolatedSubscription
+  VMKEEPER_ISOLATED_RESOURCE_GROUP: isolatedResourceGroup
+  VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID: isolatedIdentityClientId
 }
 
 // No publishing with a user name and password: neither FTP nor the scm (Kudu) endpoints take the publishing
