@@ -16,7 +16,8 @@ died without saying so (a crashed restore, a lost message) does not hold a point
   row per job in partition ``enqueued@{slot}`` (``at``: when it was last handed to the queue, epoch
   seconds) and, once it ends, one in ``jobs@{slot}`` (``outcome``: done | failed, ``updated``). A job is
   running when it was enqueued and has no outcome, or only a ``failed`` one older than its last enqueue
-  (a re-sent job). A snapshot set job pins the whole set (every snapshot whose ``vmkeeper-set`` is
+  (a re-sent job; its row's ``copies``, when there, the copies the job makes: a set copied into the backup
+  subscription too copies each disk twice). A snapshot set job pins the whole set (every snapshot whose ``vmkeeper-set`` is
   ``names.set_id(vm, slot)``: the source in every region and its copies), a restore point job its
   restore point (``names.restore_point_name(vm, slot)``). Bound: the last enqueue + an hour + one copy
   timeout per disk (a set's copies go one disk after another).
@@ -92,6 +93,7 @@ class Job:
     outcome: str | None = None  # "done" | "failed" | None (still running, or lost)
     outcome_at: datetime | None = None
     disks: int = 1  # a snapshot set's disks (its copies go one after another)
+    copies: int | None = None  # the copies it makes, when its enqueue says so (isolated copies: more than its disks)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def job_bound(job: Job, copy_timeout: timedelta = COPY_TIMEOUT) -> datetime | No
         return None
     if job.outcome is not None and (job.outcome_at is None or job.outcome_at >= job.enqueued_at):
         return None  # ended (failed) since its last enqueue
-    return job.enqueued_at + MARGIN + job_lifetime(max(1, job.disks), copy_timeout=copy_timeout)
+    return job.enqueued_at + MARGIN + job_lifetime(max(1, job.disks, job.copies or 0), copy_timeout=copy_timeout)
 
 
 # --- the restores table (shared/restore/records.py writes it) ---------------------------------------------------

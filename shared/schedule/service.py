@@ -173,7 +173,7 @@ class Schedule:
         with ThreadPoolExecutor(ENQUEUE_THREADS) as pool:
             delays = list(pool.map(send, batches))
         for slot in slots:  # recorded once handed on: a run that died before this sends them again
-            ledger.record_many(enqueued_partition(slot), [(job_key(m["job"]), {"at": now.timestamp()})
+            ledger.record_many(enqueued_partition(slot), [(job_key(m["job"]), {"at": now.timestamp(), **_copies(m["job"])})
                                                           for b in batches for m in b if m["job"]["slot"] == slot])
         counts["enqueued"], counts["messages"] = len(todo) - len(too_big), len(batches)
         counts["poisoned"] = len(too_big)
@@ -224,6 +224,14 @@ class Schedule:
     def _alert(self, cause: str, job: Any, reason: str) -> None:
         if self.alerts is not None:
             self.alerts.raise_(for_poisoning(cause, job, reason, self.settings.jobs_queue))
+
+
+def _copies(job: dict[str, Any]) -> dict[str, int]:
+    """An isolated set's enqueue says how many copies it makes (its pin's bound: shared/points/pins.py job_bound)."""
+    if not job.get("isolated"):
+        return {}
+    disks = len(job.get("snapshots") or [])
+    return {"copies": disks * (2 if job.get("copy_region") else 1)}
 
 
 def _due(message: dict[str, Any]) -> float:

@@ -70,3 +70,28 @@ def test_the_planner_hands_the_opt_in_to_the_worker():
     assert job.isolated and job_message(job)["job"]["isolated"] is True
     plain = plan([vm], load_policies(document({"snapshots": {}})), datetime(2026, 11, 25, 6, tzinfo=UTC)).jobs[0]
     assert "isolated" not in job_message(plain)["job"]
+
+
+def test_a_running_isolated_job_stays_pinned_at_least_until_the_planner_would_send_it_again():
+    """Copied into the backup subscription too, a set copies each disk twice: its enqueue says so, and its pin
+    lasts as long as the planner waits before taking it for lost (else retention could delete a source mid-copy)."""
+    from datetime import timedelta
+
+    from shared.points import pins as P
+    from shared.schedule.planner import overdue_after
+    from shared.schedule.service import _copies
+    from shared.schedule.steps import CHECK_TIMEOUT, COPY_CHECK_CEILING, COPY_TIMEOUT
+
+    bounds = {"step_timeout": timedelta(seconds=CHECK_TIMEOUT), "copy_timeout": timedelta(seconds=COPY_TIMEOUT),
+              "look": timedelta(seconds=COPY_CHECK_CEILING)}
+    policies = load_policies(document({"snapshots": {}, "isolated": True, "copy": {"region": "northeurope"}}))
+    vm_id = f"/subscriptions/{FLEET}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+    sent = datetime(2026, 11, 29, 3, 5, tzinfo=UTC)
+    for disks in range(1, 5):
+        vm = VmRecord(vm_id, "vm", FLEET, "rg", "westeurope", {}, DiskRef(f"{vm_id}-os", "os", None),
+                      tuple(DiskRef(f"{vm_id}-d{i}", f"d{i}", i) for i in range(disks - 1)))
+        job = plan([vm], policies, sent).jobs[0]
+        copies = _copies(job_message(job)["job"])["copies"]
+        assert copies == 2 * disks
+        running = P.Job(job.vm_id, job.kind, job.slot, sent, disks=disks, copies=copies)
+        assert P.job_bound(running) >= sent + overdue_after(job, **bounds), disks
