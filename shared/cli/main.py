@@ -861,7 +861,8 @@ FAILOVER_ACTIONS = ("test_failover", "test_failover_cleanup", "planned_failover"
              "not confirmed, failed or still running after --wait seconds.")
 @click.argument("action", type=click.Choice(FAILOVER_ACTIONS))
 @click.option("--plan", "plan_", metavar="APP", help="An application's recovery plan (its VMs' vmkeeper-app tag).")
-@click.option("--vm", "vm_id", metavar="VM_ID", help="One replicated VM (its ARM id).")
+@click.option("--vm", "vm_id", metavar="VM_ID", help="One replicated VM (its ARM id; or -g/-n, --ids).")
+@vm_options
 @click.option("--network", metavar="ID", help="test_failover: the isolated VNet the test VMs join.")
 @click.option("--recovery-point", type=click.Choice(("latest", "latest_processed", "latest_app_consistent")),
               help="test_failover, unplanned_failover: which point (default: latest).")
@@ -883,7 +884,8 @@ FAILOVER_ACTIONS = ("test_failover", "test_failover_cleanup", "planned_failover"
 @click.option("--ca-bundle", metavar="FILE", help="CA bundle to verify the API's TLS certificate (default: "
               "VMKEEPER_API_CA_BUNDLE, else the system's).")
 @json_option
-def failover(action: str, plan_: str | None, vm_id: str | None, network: str | None, recovery_point: str | None,
+def failover(action: str, plan_: str | None, vm_id: str | None, resource_group: str | None, name: str | None,
+             ids: str | None, network: str | None, recovery_point: str | None,
              shut_down_source: bool, comment: str | None, dry_run: bool, yes: bool, no_wait: bool, wait: float,
              poll_interval: float | None, idempotency_key: str | None, api: str | None, key: str | None,
              scope: str | None, principal: str | None, ca_bundle: str | None) -> None:
@@ -896,8 +898,8 @@ def failover(action: str, plan_: str | None, vm_id: str | None, network: str | N
     from .api_client import RestoreClient
 
     run = current()
-    if vm_id is not None:
-        vm_id = _vm(vm_id, "--vm").id
+    vm = resolve_vm(vm_id, resource_group, name, ids, field="--vm", required=False)
+    vm_id = vm.id if vm is not None else None
     request = F.body(action, plan_, vm_id, network, recovery_point, shut_down_source, comment)
     url = api or run.setting("VMKEEPER_API_URL")
     if not url:
