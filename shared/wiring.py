@@ -266,7 +266,8 @@ class Wiring:
 
             s = self.compliance_settings
             return Reports(self.compliance, Ledger(self.storage.table(s.ledger_table)), self.alerts,
-                           Records(self.storage.table(self.restore_settings.table)), self.drills)
+                           Records(self.storage.table(self.restore_settings.table)), self.drills,
+                           lambda: self.cost)
         return self._once("reports", make)
 
     @property

@@ -135,6 +135,9 @@ def test_cost_per_vm_agrees_with_used_sizes_times_prices_in_one_query_per_scope(
     # An empty vmkeeper-vm value names no VM: counted, as untagged.
     (untagged,) = [v for v in recorded["vms"] if v["name"] == "untagged"]
     assert untagged["month_to_date"] > 0
+    # The report page shows it: per policy and per VM, with a trend line each.
+    page = world["wiring"].reports.html()
+    assert 'id="cost-policy-table"' in page and 'id="cost-vm-table"' in page and ">vm-00000<" in page
 
 
 def test_a_429_is_left_for_a_later_run_after_its_retry_after(world, az):
