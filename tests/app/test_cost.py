@@ -19,7 +19,7 @@ from azure.data.tables import TableClient
 from azure.mgmt.compute import ComputeManagementClient
 
 from shared.alerts import events as A
-from tests.app.restore_world import POLICIES, REGION, old_snapshot_set, start
+from tests.app.restore_world import POLICIES, REGION, old_snapshot_set, protected, start
 
 GB = 1024**3
 DAY = 86400
@@ -73,12 +73,12 @@ def _billed(price: float, gb: float, start: float, end: float, first_day_start: 
     return total
 
 
-def _retail_price(az) -> float:
+def _retail_price(az, region: str = REGION) -> float:
     import ssl
     import urllib.parse
     import urllib.request
 
-    q = urllib.parse.quote(f"meterName eq 'Standard LRS Snapshots' and armRegionName eq '{REGION}'")
+    q = urllib.parse.quote(f"meterName eq 'Standard LRS Snapshots' and armRegionName eq '{region}'")
     with urllib.request.urlopen(f"{az.base_url}/api/retail/prices?$filter={q}",  # noqa: S310 (loopback)
                                 context=ssl.create_default_context(cafile=az.ca_path)) as resp:
         return json.loads(resp.read())["Items"][0]["retailPrice"]
@@ -229,5 +229,70 @@ def test_a_policy_within_its_budget_raises_nothing(az, emu, azurite, tmp_path, m
         w["host"].fire_timer("cost_per_vm")
         assert [e for e in alerts(w) if e["type"] == A.COST_OVER_BUDGET] == []
         assert w["wiring"].cost.recorded()["run"]["alerts"] == 0
+    finally:
+        w["host"].close()
+
+
+@pytest.fixture(scope="module")
+def saved(_local_azure, azurite, tmp_path_factory):
+    """A world one scheduled slot protected (a snapshot set, a restore point, each copied to the second region)."""
+    return protected(_local_azure, azurite, tmp_path_factory.mktemp("cost"), build=cost_world)
+
+
+def test_snapshots_restore_points_and_their_copies_cost_their_used_sizes_in_each_region(
+        az, emu, azurite, tmp_path, monkeypatch, saved):
+    w = cost_world(az, emu, azurite, tmp_path, monkeypatch, saved=saved)
+    try:
+        c = az.client(ComputeManagementClient, w["sub"])
+        snaps = _snapshots(az, w)
+        collections = [r for r in c.restore_point_collections.list_all() if (r.tags or {}).get("managed-by") == "vmkeeper"]
+        assert {s.location for s in snaps} == {"westeurope", "northeurope"} and len(collections) == 2
+        _created_at(az, emu, [s.id for s in snaps] + [r.id for r in collections], time.time() - 2 * DAY)
+        w["host"].fire_timer("cost_per_vm")
+        recorded = w["wiring"].cost.recorded()
+        now = min(emu.clock.timestamp(), datetime.now(UTC).replace(hour=23, minute=59, second=59).timestamp() + 1)
+        prices = {r: _retail_price(az, r) for r in ("westeurope", "northeurope")}
+        assert prices["westeurope"] != prices["northeurope"]  # each region priced on its own
+        expected = 0.0
+        with emu.lock:
+            for s in snaps:
+                res = emu.store.get(s.id)
+                expected += _billed(prices[s.location], res.internal["usedBytes"] / GB, res.created, now, 0)
+            for r in collections:
+                drps = [x for x in emu.store.resources.values()
+                        if x.key.startswith(r.id.lower() + "/") and x.type.endswith("diskRestorePoints")]
+                assert len(drps) == 3  # the OS disk and two data disks
+                expected += sum(_billed(prices[r.location], d.internal["usedBytes"] / GB, d.created, now, 0)
+                                for d in drps)
+        (row,) = [v for v in recorded["vms"] if v["name"] == w["vm_id"].lower()]
+        assert row["last_30_days"] == pytest.approx(expected, rel=1e-3)
+        (policy,) = [p for p in recorded["policies"] if p["name"] == "full"]
+        assert policy["last_30_days"] == pytest.approx(expected, rel=1e-3)
+    finally:
+        w["host"].close()
+
+
+def test_a_new_restore_point_is_estimated_from_its_disks_sizes(az, emu, azurite, tmp_path, monkeypatch, saved):
+    w = cost_world(az, emu, azurite, tmp_path, monkeypatch, lag_hours=6, saved=saved)
+    try:
+        c = az.client(ComputeManagementClient, w["sub"])
+        snaps = _snapshots(az, w)
+        collections = [r for r in c.restore_point_collections.list_all() if (r.tags or {}).get("managed-by") == "vmkeeper"]
+        an_hour_ago = time.time() - 3600
+        _created_at(az, emu, [s.id for s in snaps] + [r.id for r in collections], an_hour_ago)
+        w["host"].fire_timer("cost_per_vm")
+        recorded = w["wiring"].cost.recorded()
+        at = datetime.fromisoformat(recorded["at"].replace("Z", "+00:00")).timestamp()
+        expected = sum(_billed(_retail_price(az, s.location), s.disk_size_gb, an_hour_ago, at, 0) for s in snaps)
+        for r in collections:
+            (rp,) = c.restore_point_collections.get(r.id.split("/")[4], r.name, expand="restorePoints").restore_points
+            storage = rp.source_metadata.storage_profile
+            size = storage.os_disk.disk_size_gb + sum(d.disk_size_gb for d in storage.data_disks)
+            created = rp.time_created.timestamp()
+            assert abs(created - an_hour_ago) < 120  # aged with its collection
+            expected += _billed(_retail_price(az, r.location), size, created, at, 0)
+        (row,) = [v for v in recorded["vms"] if v["name"] == w["vm_id"].lower()]
+        assert row["estimate"] == pytest.approx(expected, rel=1e-3)
+        assert row["month_to_date"] == pytest.approx(row["estimate"], rel=1e-9)
     finally:
         w["host"].close()
