@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -16,6 +17,7 @@ log = logging.getLogger("vmkeeper.cost")
 PARTITION = "cost-prices"
 TIMEOUT = 30
 MAX_PAGES = 50
+REGION = re.compile(r"^[a-z0-9]{1,40}$")
 
 
 def snapshot_price(items: Iterable[dict[str, Any]]) -> float | None:
@@ -60,6 +62,8 @@ class RetailPrices:
         snapshot in is left out (its points are not estimated; the run says so)."""
         out: dict[str, float] = {}
         for region in sorted({r.replace(" ", "").lower() for r in regions if r}):
+            if not REGION.match(region):  # a region name goes into the filter: nothing else may
+                continue
             key = f"{region}|{today.isoformat()}"
             kept = self.ledger.get(PARTITION, key)
             if kept is not None:
