@@ -47,7 +47,10 @@ REPLICATION_FAILED = "vmkeeper.replication.failed"
 RECOVERY_PLAN_PROBLEM = "vmkeeper.recoveryplan.problem"
 FAILOVER_SUCCEEDED = "vmkeeper.failover.succeeded"  # a failover asked through the API ended (shared/failover/)
 FAILOVER_FAILED = "vmkeeper.failover.failed"
-TYPES = (PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, PROTECTION_MISSING, PROTECTION_RESOLVED,
+# A policy's points cost more this month (month-to-date actual + the estimate for points newer than the cost data)
+# than its budget (shared/cost/): once per policy and month; ``data`` has the month, the cost and the budget.
+COST_OVER_BUDGET = "vmkeeper.cost.over_budget"
+TYPES = (COST_OVER_BUDGET, PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, PROTECTION_MISSING, PROTECTION_RESOLVED,
          RESTORE_SUCCEEDED, RESTORE_FAILED, RETENTION_DELETED, DRILL_FAILED, DRILL_KEPT, REPLICATION_UNHEALTHY,
          REPLICATION_RESTORED, REPLICATION_INELIGIBLE, REPLICATION_FAILED, RECOVERY_PLAN_PROBLEM, FAILOVER_SUCCEEDED,
          FAILOVER_FAILED, RESTORE_FILES_READY, RESTORE_FILES_EXPIRED, RESTORE_FILES_OVERDUE, PROTECTION_RESUMED)

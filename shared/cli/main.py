@@ -386,6 +386,29 @@ def jobs(failed: bool, days: int) -> None:
     run.emit({"days": days, "failed": rows}, output.failures)
 
 
+# --- cost ---------------------------------------------------------------------------------------------
+@cli.command(epilog="\b\nExit codes: 0 shown; 1 error (no cost run recorded yet).")
+@click.option("--policy", "policy_name", metavar="NAME", help="Only this policy and its VMs.")
+@json_option
+def cost(policy_name: str | None) -> None:
+    """What vmkeeper's points cost, per VM and per policy: month to date (actual + the estimate for points newer
+    than the cost data), last 30 days, and the daily series (-o json). From the cost timer's last run; reads only."""
+    from . import output
+
+    run = current()
+    recorded = run.wiring().cost.recorded()
+    if recorded is None:
+        raise CliError("no cost run is recorded yet (the cost timer, VMKEEPER_COST_SCHEDULE, has not run)")
+    if policy_name:
+        wanted = policy_name.lower()
+        if not any(p["name"] == wanted for p in recorded["policies"]):
+            known = ", ".join(p["name"] for p in recorded["policies"]) or "none"
+            raise CliError(f"--policy: no cost recorded for policy {policy_name!r} (recorded: {known})", "--policy")
+        recorded = {**recorded, "policies": [p for p in recorded["policies"] if p["name"] == wanted],
+                    "vms": [v for v in recorded["vms"] if v["policy"] == wanted]}
+    run.emit({**recorded, "filter": {"policy": policy_name.lower() if policy_name else None}}, output.cost)
+
+
 # --- report -------------------------------------------------------------------------------------------
 def _report_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """report's -o: a format like every command's, or (as before -o was the format) the page's file."""
