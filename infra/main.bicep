@@ -74,6 +74,9 @@ param authAllowedAudiences array = []
 @description('NCRONTAB of the RPO compliance evaluation (VMKEEPER_COMPLIANCE_SCHEDULE).')
 param complianceSchedule string = '0 */30 * * * *'
 
+@description('NCRONTAB of the cost per VM run (VMKEEPER_COST_SCHEDULE): one Cost Management query per subscription a day; run more often to retry a throttled subscription the same day.')
+param costSchedule string = '0 15 6 * * *'
+
 @description('NCRONTAB of the DR drill planner (VMKEEPER_DRILL_SCHEDULE): daily, each VM drilled once per its policy\'s drill.every_days.')
 param drillSchedule string = '0 0 3 * * *'
 
@@ -152,6 +155,7 @@ var tables = {
   restores: 'vmkeeperrestores'
   alerts: 'vmkeeperalerts'
   failovers: 'vmkeeperfailovers'
+  cost: 'vmkeepercost'
 }
 
 // Vault ids are known before the vaults exist: VMKEEPER_VAULTS names the new ones and the existing ones.
@@ -298,6 +302,7 @@ module app 'app/function.bicep' = {
     restoreStagingAccounts: join(restoreStagingAccountIds, ',')
     schedule: schedule
     complianceSchedule: complianceSchedule
+    costSchedule: costSchedule
     drillSchedule: drillSchedule
     replicationSchedule: replicationSchedule
     protectSchedule: protectSchedule

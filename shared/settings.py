@@ -363,6 +363,30 @@ class FailoverSettings:
 
 
 @dataclass(frozen=True)
+class CostSettings:
+    """Cost per VM (shared/cost/): the fleet's subscriptions (each one Cost Management scope) and policies (their
+    budgets), where the public Retail Prices API is, how far Cost Management's data lags usage, and the table the
+    results, the price sheet's daily copy and each scope's next allowed query are kept in."""
+
+    subscriptions: tuple[str, ...]
+    policy_file: str
+    table: str
+    retail_prices_url: str
+    data_lag_hours: int
+    ca_bundle: str | None = None  # local development: the CA the Retail Prices endpoint's certificate chains to
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CostSettings:
+        env = os.environ if env is None else env
+        fleet = FleetSettings.from_env(env)
+        url = _get(env, "VMKEEPER_RETAIL_PRICES_URL", "https://prices.azure.com/api/retail/prices").rstrip("/")
+        if not url.startswith("https://"):
+            raise SettingError(f"VMKEEPER_RETAIL_PRICES_URL: must be an https URL (got {url!r})")
+        return cls(fleet.subscriptions, fleet.policy_file, _get(env, "VMKEEPER_COST_TABLE", "vmkeepercost"), url,
+                   _int(env, "VMKEEPER_COST_DATA_LAG_HOURS", 24, 0, 24 * 7), AzureSettings.from_env(env).ca_bundle)
+
+
+@dataclass(frozen=True)
 class IsolatedSettings:
     """Isolated copies (docs/isolated-copies.md): the backup subscription and group a second identity pulls copies of
     completed snapshot sets into, and that identity (a user-assigned managed identity: production's has no role there,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is need
     from .azure.clients import ArmClients, Storage
     from .azure.pacing import WriteBudget
     from .compliance.service import ComplianceService
+    from .cost.service import CostService
     from .drill.service import Drills
     from .failover.api import FailoverApi
     from .failover.keeper import RecoveryPlans
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is need
     from .settings import (
         AlertSettings,
         ComplianceSettings,
+        CostSettings,
         DrillSettings,
         FailoverSettings,
         FleetSettings,
@@ -336,7 +338,8 @@ class Wiring:
 
             s = self.compliance_settings
             return Reports(self.compliance, Ledger(self.storage.table(s.ledger_table)), self.alerts,
-                           Records(self.storage.table(self.restore_settings.table)), self.drills)
+                           Records(self.storage.table(self.restore_settings.table)), self.drills,
+                           lambda: self.cost)
         return self._once("reports", make)
 
     @property
@@ -362,6 +365,25 @@ class Wiring:
 
         return self._once("report_api", lambda: ReportApi(lambda: self.reports))
 
+
+    # --- cost per VM ------------------------------------------------------------------------------------------
+    @property
+    def cost_settings(self) -> CostSettings:
+        from .settings import CostSettings
+
+        return self._once("cost_settings", lambda: CostSettings.from_env(self.env))
+
+    @property
+    def cost(self) -> CostService:
+        def make() -> Any:
+            from .azure.ledger import Ledger
+            from .cost.prices import RetailPrices
+            from .cost.service import CostService
+
+            s = self.cost_settings
+            ledger = Ledger(self.storage.table(s.table))
+            return CostService(s, self.arm, ledger, RetailPrices(s.retail_prices_url, ledger, s.ca_bundle), self.alerts)
+        return self._once("cost", make)
 
     # --- Site Recovery ----------------------------------------------------------------------------------------
     @property

@@ -83,6 +83,12 @@ class ArmClients(_Kept):
                 from azure.mgmt.resource.resources import ResourceManagementClient as Client
             elif kind == "site-recovery":
                 from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient as Client
+            elif kind == "cost":
+                from azure.mgmt.costmanagement import CostManagementClient
+
+                # Cost Management throttles tightly and answers with a Retry-After of a minute or more: a 429 comes
+                # straight back to the cost run (which leaves the scope for a later run) instead of the SDK sleeping.
+                return CostManagementClient(self.credential(), **{**kwargs, "retry_status": 0})
             else:
                 from azure.mgmt.resourcegraph import ResourceGraphClient
 
@@ -112,6 +118,10 @@ class ArmClients(_Kept):
 
     def resource_graph(self) -> Any:
         return self._client("graph", None)
+
+    def cost_management(self) -> Any:
+        """Cost Management (query at a scope); no status retries inside the SDK (shared/cost/service.py)."""
+        return self._client("cost", None)
 
     def site_recovery(self, subscription_id: str) -> Any:
         """Site Recovery (Azure-to-Azure): the vault's group and name are per-call arguments (SDK 2.x)."""

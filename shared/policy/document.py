@@ -144,6 +144,14 @@ class ReplicationSpec:
 
 
 @dataclass(frozen=True)
+class BudgetSpec:
+    """What a policy's points may cost a month (in ``currency``, the cost data's): over it, one alert a month."""
+
+    monthly: float
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str  # as written in the document
     schedule: Schedule
@@ -157,6 +165,7 @@ class Policy:
     drill: DrillSpec | None = None  # DR drills of the policy's VMs (shared/drill/)
     replication: ReplicationSpec | None = None  # Site Recovery of the policy's VMs (shared/replication/)
     immutability: ImmutabilitySpec | None = None  # immutability policies on its snapshots (Compute 2026-03-02)
+    budget: BudgetSpec | None = None  # a monthly budget for what its points cost (shared/cost/)
     isolated: bool = False  # its sets are copied into the backup subscription (docs/isolated-copies.md)
 
     @property
@@ -478,6 +487,7 @@ def _policy(
         drill,
         replication,
         immutability,
+        BudgetSpec(float(body["budget"]["monthly"]), body["budget"].get("currency", "USD")) if ok("budget") else None,
         body.get("isolated") is True,
     )
 

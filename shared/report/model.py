@@ -122,6 +122,7 @@ class ReportData:
     leases: tuple[LeaseRow, ...] = ()  # file recoveries and exports ready or ending, soonest expiry first
     drills: tuple[DrillRow, ...] = ()  # newest first
     notes: tuple[str, ...] = field(default=())  # what could not be read, said on the page
+    cost: dict[str, Any] | None = None  # the cost run's record (shared/cost/service.py recorded()); None: never ran
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

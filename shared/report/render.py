@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from shared.instants import parse_instant
+from shared.report import cost_view
 from shared.report.assets import CSP, SCRIPT, STYLE
 from shared.report.charts import css_class, day_grid, points_chart, state_bar
 from shared.report.drill_chart import legend, rto_chart, vm_series
@@ -135,6 +136,7 @@ def _header(data: ReportData) -> str:
             ("leases", "In flight"),
             ("restores", "Restores"),
             ("drills", "DR drills"),
+            ("cost", "Cost"),
         ]
     )
     line = verdict(data)
@@ -521,6 +523,7 @@ def render(data: ReportData, inline_rows: int = INLINE_ROWS) -> str:
             _leases(data.leases, data.generated),
             _restores(data.restores),
             _drills(data),
+            cost_view.section(data.cost, _table, _section, _empty),
         ]
     )
     return (
