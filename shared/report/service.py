@@ -49,7 +49,7 @@ class Reports:
             deletions=tuple(deletions[:MAX_ROWS]), failures=tuple(failures[:MAX_ROWS]), restores=tuple(restores),
             leases=tuple(leases),
             drills=tuple(self.drills.history()[:MAX_ROWS]) if self.drills is not None else (),
-            notes=tuple(notes))
+            notes=tuple(notes), vaults=tuple(evaluation.vaults) if evaluation else ())
 
     def _ledger_deletions(self, since: datetime, notes: list[str]) -> list[Deletion]:
         """What retention deleted, from its runs' rows in the ledger (shared/retention/service.py records each

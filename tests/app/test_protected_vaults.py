@@ -97,4 +97,50 @@ def test_a_guard_that_excludes_restores_leaves_them_to_vmkeeper(guarded, az):
         pass
     done = api(w, "GET", answer.headers["Location"]).json()
     assert done["state"] == "succeeded", done
-    assert REGION
+
+
+
+# --- compliance and the report: each vault's posture ---------------------------------------------------------
+@pytest.fixture
+def posture_world(az, emu, azurite, tmp_path, monkeypatch):
+    from tests.app.test_compliance_run import compliance_world
+
+    w = compliance_world(az, emu, azurite, tmp_path, monkeypatch)
+    yield w
+    w["host"].close()
+
+
+def report_html(w: dict[str, Any]) -> str:
+    from tests.app.restore_world import READER_PRINCIPAL
+
+    page = w["host"].http("GET", "/api/report", headers={"x-functions-key": w["host"].function_key,
+                                                         "X-MS-CLIENT-PRINCIPAL": READER_PRINCIPAL})
+    assert page.status == 200
+    return page.body.decode()
+
+
+def test_compliance_and_the_report_show_each_vaults_posture_and_an_unprotected_vault_needs_action(posture_world, az):
+    from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.mgmt.resource.resources.models import GenericResource
+
+    w = posture_world
+    w["host"].fire_timer("compliance_evaluation")
+    [before] = w["wiring"].compliance.recorded().vaults
+    assert (before.vault_id, before.soft_delete, before.immutability, before.guard) == (w["vault_id"], "Enabled",
+                                                                                         "Disabled", "")
+    assert before.findings() == ["soft delete is Enabled, not always-on", "immutability is disabled"]
+    html = report_html(w)
+    assert 'id="vault-table"' in html and 'data-rank="vault"' in html and "immutability is disabled" in html
+
+    # The vault as infra makes it (the test acts as the deploying user): always-on, immutable, a guard.
+    resources = az.client(ResourceManagementClient, w["sub"], polling_interval=0)
+    resources.resources.begin_create_or_update_by_id(w["vault_id"], GenericResource(
+        location=REGION, sku={"name": "RS0", "tier": "Standard"}, properties={"securitySettings": {
+            "softDeleteSettings": {"softDeleteState": "AlwaysON", "softDeleteRetentionPeriodInDays": 14},
+            "immutabilitySettings": {"state": "Unlocked"}}}), api_version="2024-04-01").result()
+    enable_mua(w["backup"], w["vault_id"])
+    w["host"].fire_timer("compliance_evaluation")
+    [after] = w["wiring"].compliance.recorded().vaults
+    assert (after.soft_delete, after.immutability, after.guard, after.findings()) == ("AlwaysON", "Unlocked", GUARD, [])
+    html = report_html(w)
+    assert GUARD in html and 'data-rank="vault"' not in html
