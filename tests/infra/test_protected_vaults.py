@@ -58,7 +58,9 @@ def test_vmkeepers_role_can_not_change_the_vaults_protection():
                       "microsoft.recoveryservices/vaults/backupresourceguardproxies/write",
                       "microsoft.recoveryservices/vaults/backupresourceguardproxies/delete",
                       "microsoft.recoveryservices/vaults/backupresourceguardproxies/unlockdelete/action",
-                      "microsoft.recoveryservices/vaults/backuppolicies/write"):
+                      "microsoft.recoveryservices/vaults/backuppolicies/write",
+                      "microsoft.recoveryservices/vaults/backupconfig/write",  # the Backup config's soft delete switch
+                      "microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems/delete"):
         assert forbidden not in actions, forbidden
     assert not any("*" in a for a in actions if a.startswith("microsoft.recoveryservices/vaults/"))
     assert not any(a.startswith("microsoft.dataprotection/") for a in actions)
