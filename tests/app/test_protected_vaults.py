@@ -144,3 +144,22 @@ def test_compliance_and_the_report_show_each_vaults_posture_and_an_unprotected_v
     assert (after.soft_delete, after.immutability, after.guard, after.findings()) == ("AlwaysON", "Unlocked", GUARD, [])
     html = report_html(w)
     assert GUARD in html and 'data-rank="vault"' not in html
+
+
+def test_a_guard_added_after_the_restore_was_accepted_fails_it_naming_the_guard(guarded, az):
+    """The race: the restore was accepted (no guard then), the guard came before its POST to Azure Backup, which
+    refuses it. The restore fails at once, code ResourceGuard, naming the guard; nothing is sent twice."""
+    w = guarded
+    p = point(w, "vault")
+    answer = api(w, "POST", "/api/restores", {"vm": w["vm_id"], "recovery_point": p["id"], "target": {
+        "type": "disks", "resource_group": rg(w), "staging_storage_account": storage_account_id(w["sub"])}})
+    assert answer.status == 202, answer.json()
+    enable_mua(w["backup"], w["vault_id"])
+    mark = len(az.calls())
+    assert w["host"].run_until_idle(timeout=120)
+    done = api(w, "GET", answer.headers["Location"]).json()
+    assert done["state"] == "failed", done
+    assert done["error"]["code"] == "ResourceGuard" and done["error"]["step"] == "trigger_vault_restore"
+    assert GUARD in done["error"]["message"]
+    posts = [c for c in az.calls(mark) if c["method"] == "POST" and c["path"].endswith("/restore")]
+    assert len(posts) == 1 and _restore_jobs(w) == []
