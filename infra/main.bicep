@@ -25,6 +25,16 @@ param backupRegions array = []
 @description('Existing Recovery Services vaults to use instead of new ones: region -> vault resource id.')
 param existingVaultIds object = {}
 
+@description('Immutability of the vaults vmkeeper makes: Unlocked (reversible) or Locked (irreversible; Azure locks only a vault that is Unlocked already: deploy Unlocked first). Soft delete is always-on either way.')
+@allowed([
+  'Unlocked'
+  'Locked'
+])
+param vaultImmutability string = 'Unlocked'
+
+@description('Multi-user authorization on the vaults vmkeeper makes: a Resource Guard\'s resource id (Microsoft.DataProtection/resourceGuards, in the vault\'s region, owned by a security admin in another subscription or tenant; the deploying user needs Reader on it). Empty: no MUA.')
+param resourceGuardId string = ''
+
 @description('Site Recovery: regions replicated VMs run in (a policy\'s replication.cache_storage_accounts keys). Each gets a cache storage account in rg-<env> (output SITE_RECOVERY_CACHE_ACCOUNT_IDS). Empty: none.')
 param siteRecoverySourceRegions array = []
 
@@ -253,6 +263,8 @@ module vaults 'backup/vault.bicep' = [for region in newVaultRegions: {
     tags: tags
     systemAssignedIdentity: contains(drTargetRegions, region)
     workspaceId: logAnalytics.outputs.resourceId
+    immutabilityState: vaultImmutability
+    resourceGuardId: resourceGuardId
   }
 }]
 

@@ -60,7 +60,8 @@ class Reports:
             deletions=tuple(deletions[:MAX_ROWS]), failures=tuple(failures[:MAX_ROWS]), restores=tuple(restores),
             leases=tuple(leases),
             drills=tuple(self.drills.history()[:MAX_ROWS]) if self.drills is not None else (),
-            cost=self._cost(notes), notes=tuple(notes))  # cost first: its note too
+            cost=self._cost(notes), notes=tuple(notes),  # cost first: its note too
+            vaults=tuple(evaluation.vaults) if evaluation else ())
 
     def _ledger_deletions(self, since: datetime, notes: list[str]) -> list[Deletion]:
         """What retention deleted, from its runs' rows in the ledger (shared/retention/service.py records each
