@@ -446,7 +446,8 @@ module stagingRoleAssignments 'security/role-assignment-storage.bicep' = [for (a
 // --- Isolated copies (docs/isolated-copies.md): a backup subscription, a second identity -----------------------
 // The second identity pulls copies of completed snapshot sets into the backup subscription's group: its role there
 // (infra/vmkeeper-isolated-role.json) and, in each protected subscription, only reading the sets it copies
-// (infra/vmkeeper-isolated-source-role.json). The app's own identity gets no role in the backup subscription.
+// (infra/vmkeeper-isolated-source-role.json). The app's own identity only reads the copies there
+// (isolatedReader: infra/vmkeeper-isolated-reader-role.json, restores from them), never writes or deletes one.
 @description('Isolated copies: the backup subscription (same tenant, not a protected one) the second identity copies snapshot sets into (VMKEEPER_ISOLATED_SUBSCRIPTION). Empty: no isolated copies, no second identity.')
 param isolatedSubscriptionId string = ''
 
@@ -474,6 +475,17 @@ module isolated 'security/isolated.bicep' = if (isolatedEnabled) {
     location: location
     tags: tags
     principalId: isolatedEnabled ? isolatedIdentity.outputs.principalId : ''
+  }
+}
+
+module isolatedReader 'security/isolated-reader.bicep' = if (isolatedEnabled) {
+  name: 'vmkeeper-isolated-reader-${resourceToken}'
+  scope: subscription(isolatedEnabled ? isolatedSubscriptionId : subscription().subscriptionId)
+  dependsOn: [isolated]
+  params: {
+    environmentName: environmentName
+    resourceGroupName: isolatedResourceGroupName
+    principalId: identity.outputs.principalId
   }
 }
 
@@ -545,8 +557,10 @@ output VMKEEPER_STAGING_ROLE_ASSIGNMENT_IDS array = [for (account, i) in restore
 output VMKEEPER_ALERTS_ROLE_ASSIGNMENT_ID string = (alertsEnabled && !empty(existingAlertsTopicId)) ? alertsSender.outputs.assignmentId : ''
 output VMKEEPER_ISOLATED_ROLE_DEFINITION_IDS array = isolatedEnabled ? [
   isolated.outputs.roleDefinitionId
+  isolatedReader.outputs.roleDefinitionId
   isolatedSourceRole.outputs.id
 ] : []
 output VMKEEPER_ISOLATED_ROLE_ASSIGNMENT_IDS array = isolatedEnabled ? concat([
   isolated.outputs.roleAssignmentId
+  isolatedReader.outputs.roleAssignmentId
 ], map(range(0, length(subscriptionIds)), i => isolatedSourceAssignments[i].outputs.id)) : []

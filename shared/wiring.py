@@ -239,9 +239,12 @@ class Wiring:
             from .restore.records import Records
             from .restore.service import Restores
 
-            s = self.restore_settings
+            s, iso = self.restore_settings, self.isolated_settings
+            # Isolated copies are offered and restored with the app's own identity (read-only there): restores
+            # do not depend on the second identity (docs/isolated-copies.md).
             return Restores(s, self.arm, self.storage.queue(s.queue), self.storage.queue(f"{s.queue}-poison"),
-                            Records(self.storage.table(s.table)), alerts=self.alerts)
+                            Records(self.storage.table(s.table)), alerts=self.alerts,
+                            isolated=(iso.subscription, iso.resource_group) if iso else None)
         return self._once("restores", make)
 
     @property

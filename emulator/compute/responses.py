@@ -539,6 +539,8 @@ def put_disk(req: Request) -> Response:
             raise InvalidParameter(f"creationData.sourceResourceId: a {creation['createOption']} needs a "
                                    f"{' or '.join(expected)}, not {source.type}.", target="creationData.sourceResourceId")
         size = size or source.properties.get("diskSizeGB", 30)
+        if option == "copy":  # ARM's linked access check on the source, as for a snapshot's copy (SOURCE_ACCESS)
+            linked_access_check(req, SOURCE_ACCESS[source.type], source.id)
         creation["sourceResourceId"] = source.id
         creation["sourceUniqueId"] = source.properties.get("uniqueId")
     elif option in ("fromimage", "import"):

@@ -16,6 +16,7 @@ by hand, or a restore point made by hand in vmkeeper's collection, is left out.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from . import owned as O
 from .model import FleetPoints, RecoveryPoint
 from .replicas import replicated_item
 
+log = logging.getLogger("vmkeeper.points")
 _SNAPSHOT_COLUMNS = ("| project id, name, location, tags, state = tostring(properties.provisioningState), "
                      "completion = properties.completionPercent, size = properties.diskSizeGB, "
                      "osType = tostring(properties.osType), source = tostring(properties.creationData.sourceResourceId), "
@@ -67,6 +69,20 @@ def _missing(exc: Exception) -> bool:
     return isinstance(exc, ResourceNotFoundError)
 
 
+def _tag_value(tags: Mapping[str, Any] | None, name: str) -> Any:
+    return next((v for k, v in (tags or {}).items() if str(k).lower() == name), None)
+
+
+def _snapshot_row(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A snapshot's REST body as a row of the Resource Graph queries above (and its immutabilityPolicy)."""
+    props = body.get("properties") or {}
+    creation = props.get("creationData") or {}
+    return {"id": body.get("id"), "name": body.get("name"), "location": body.get("location"), "tags": body.get("tags") or {},
+            "state": props.get("provisioningState"), "completion": props.get("completionPercent"),
+            "size": props.get("diskSizeGB"), "osType": props.get("osType"), "source": creation.get("sourceResourceId"),
+            "option": creation.get("createOption"), "immutability": props.get("immutabilityPolicy")}
+
+
 def _owned_rows(rows: Any) -> list[Mapping[str, Any]]:
     """The snapshot rows vmkeeper named (tags copied onto a snapshot by hand make it no member of a set)."""
     rows = list(rows)
@@ -81,11 +97,13 @@ def _owned_points(body: Mapping[str, Any], vm_id: str) -> list[Mapping[str, Any]
 
 
 class Inventory:
-    """The recovery points Azure holds, read on the ports shared/wiring.py gives (``vaults``: region -> vault id)."""
+    """The recovery points Azure holds, read on the ports shared/wiring.py gives (``vaults``: region -> vault id;
+    ``isolated``: the backup subscription and group of isolated copies, docs/isolated-copies.md, or None)."""
 
-    def __init__(self, arm: Arm, vaults: Mapping[str, str]):
+    def __init__(self, arm: Arm, vaults: Mapping[str, str], isolated: tuple[str, str] | None = None):
         self.arm = arm
         self.vaults = dict(vaults)
+        self.isolated = isolated
 
     # --- one VM -----------------------------------------------------------------------------------
     def of_vm(self, vm_id: str) -> list[RecoveryPoint]:
@@ -112,7 +130,26 @@ class Inventory:
                 points = [compute.restore_points.get(row["resourceGroup"], row["name"], p["name"],
                                                      expand="instanceView").as_dict() for p in points]
             collections.append((body, points))
-        return model.merge(sets, model.restore_points(collections), self.vault_points(vm_id))
+        return model.merge(sets, model.restore_points(collections), self.vault_points(vm_id),
+                           self.isolated_points(vm_id))
+
+    def isolated_points(self, vm_id: str) -> list[RecoveryPoint]:
+        """One VM's isolated copies: one paged list of the backup group (Snapshots - List By Resource Group, with
+        the app's own identity: infra grants it read there and nothing more, infra/vmkeeper-isolated-reader-role.json;
+        the list shows each copy's immutabilityPolicy, Resource Graph does not). Not readable: none offered, said in
+        the log, and the VM's other points still are (a restore from production must not wait on the backup side)."""
+        if self.isolated is None:
+            return []
+        sub, group = self.isolated
+        key = vm_id.lower()
+        try:
+            listed = [s.as_dict() for s in self.arm.compute(sub).snapshots.list_by_resource_group(group)]
+        except Exception as exc:  # noqa: BLE001
+            if not _missing(exc):
+                log.warning("isolated copies of %s in %s/%s could not be read: %s", vm_id, sub, group, exc)
+            return []
+        rows = [_snapshot_row(b) for b in listed if str(_tag_value(b.get("tags"), T.VM) or "").lower() == key]
+        return model.isolated_sets(_owned_rows(rows), f"/subscriptions/{sub}/resourceGroups/{group}")
 
     def vault_points(self, vm_id: str) -> list[RecoveryPoint]:
         """One VM's item's recovery points in each vault (an item of another VM by that name: none)."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -50,7 +50,9 @@ SNAPSHOT_COPY, RESTORE_POINT_COPY = "snapshot_copy", "restore_point_copy"
 REPLICA = "replica"  # the VM's Site Recovery replicated item: its health and RPO (shared/points/replicas.py)
 JUDGED_KINDS = (VAULT, SNAPSHOT_SET, RESTORE_POINT, SNAPSHOT_COPY, RESTORE_POINT_COPY, REPLICA)
 COPY = "copy"  # compliance rows recorded before copies were judged by kind: either kind's copy (read, never written)
-SET_ID = re.compile(r"^snapshot-set:([0-9a-f]{16}):([a-z0-9]{1,40})$")
+# A set's catalogue id; ``:isolated`` names its isolated copy in the backup subscription (docs/isolated-copies.md).
+SET_ID = re.compile(r"^snapshot-set:([0-9a-f]{16}):([a-z0-9]{1,40})(:isolated)?$")
+ISOLATED = "isolated"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class RecoveryPoint:
     note: str = ""  # why it is not complete; and when it is due to be deleted, if it is marked
     extra: Mapping[str, str] = field(default_factory=dict)  # vault: vault id, container and item names
     instance: str = ""  # the VM instance it was made of (its vmId, lower case); "": not known (made before it was said)
+    isolated: str = ""  # an isolated copy: the backup subscription's group that holds it ("": in production)
+    immutability_policy: Mapping[str, Any] | None = None  # an isolated copy's (Azure's immutabilityPolicy), if any
 
     @property
     def os_disk(self) -> RestoreDisk | None:
@@ -91,7 +95,9 @@ class RecoveryPoint:
         return {"id": self.id, "kind": self.kind, "time": format_instant(self.time), "region": self.region,
                 "consistency": self.consistency, "complete": self.complete, "copy": self.copy,
                 "disks": [d.to_json() for d in self.disks], "resource_id": self.resource_id or None,
-                "vm_size": self.vm_size, "note": self.note or None}
+                "vm_size": self.vm_size, "note": self.note or None,
+                **({"isolated": {"resource_group": self.isolated, "immutability_policy": self.immutability_policy}}
+                   if self.isolated else {})}
 
 
 def region_of(location: Any) -> str:
@@ -100,6 +106,10 @@ def region_of(location: Any) -> str:
 
 def snapshot_set_id(set_id: str, region: str) -> str:
     return f"snapshot-set:{set_id}:{region}"
+
+
+def isolated_set_id(set_id: str, region: str) -> str:
+    return f"{snapshot_set_id(set_id, region)}:{ISOLATED}"
 
 
 def expiring_note(when: datetime) -> str:
@@ -170,6 +180,24 @@ def snapshot_sets(rows: Iterable[Mapping[str, Any]]) -> list[RecoveryPoint]:
                                  not problems, any(T.COPY_OF in (m.get("tags") or {}) for m in members),
                                  tuple(disks), note="; ".join(notes),
                                  instance=instances.pop() if len(instances) == 1 else ""))
+    return out
+
+
+def isolated_sets(rows: Iterable[Mapping[str, Any]], group_id: str) -> list[RecoveryPoint]:
+    """A VM's isolated copies in the backup group ``group_id`` (rows as ``snapshot_sets`` takes them, and
+    ``immutability``: Azure's ``immutabilityPolicy``): one point per set, its own id (``…:isolated``), its disks
+    made from the copies. The set's immutability is its least: the policy every copy has, else none."""
+    rows = list(rows)
+    out = []
+    for point in snapshot_sets(rows):
+        set_id = SET_ID.fullmatch(point.id).group(1)
+        members = [r for r in rows if str((r.get("tags") or {}).get(T.SET, "")).lower() == set_id
+                   and region_of(r.get("location")) == point.region]
+        policies = [r.get("immutability") for r in members]
+        policy = (min(policies, key=lambda p: str(p.get("policyExpirationTime") or ""))
+                  if policies and all(isinstance(p, Mapping) for p in policies) else None)
+        out.append(replace(point, id=isolated_set_id(set_id, point.region), copy=False, isolated=group_id,
+                           immutability_policy=dict(policy) if policy else None))
     return out
 
 

@@ -22,9 +22,10 @@ def _missing(exc: Exception) -> bool:
 
 
 class Reader:
-    def __init__(self, arm: Arm, vaults: Mapping[str, str]):
+    def __init__(self, arm: Arm, vaults: Mapping[str, str], isolated: tuple[str, str] | None = None):
         self.arm = arm
         self.vaults = dict(vaults)
+        self.isolated = isolated  # the backup subscription and group of isolated copies (docs/isolated-copies.md)
 
     def source_vm(self, vm: ParsedId) -> Any | None:
         try:
@@ -47,8 +48,9 @@ class Reader:
                 "fault_domain_count": s.platform_fault_domain_count or 1}
 
     def catalogue(self, vm: ParsedId) -> list[RecoveryPoint]:
-        """The VM's recovery points, as the inventory reads them (the VM may no longer exist)."""
-        return Inventory(self.arm, self.vaults).of_vm(vm.id)
+        """The VM's recovery points, as the inventory reads them (the VM may no longer exist), its isolated copies
+        included."""
+        return Inventory(self.arm, self.vaults, self.isolated).of_vm(vm.id)
 
     # --- facts a plan is checked against ---------------------------------------------------------
     def facts(self, request: RestoreRequest, point: RecoveryPoint) -> plan.Facts:

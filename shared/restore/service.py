@@ -91,10 +91,11 @@ def restore_id_for(principal: Principal, idempotency_key: str | None) -> str:
 
 class Restores:
     def __init__(self, settings: RestoreSettings, arm: Arm, queue: Queue, poison: Queue, records: Records,
-                 *, alerts: Any = None, sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic):
+                 *, alerts: Any = None, sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
+                 isolated: tuple[str, str] | None = None):
         self.settings = settings
         self.scopes = Scopes.parse(settings.scopes)
-        self.reader = Reader(arm, settings.vaults)
+        self.reader = Reader(arm, settings.vaults, isolated)  # isolated: where isolated copies are, read with ``arm``
         self.arm = arm
         self.steps = RestoreSteps(arm)
         self.queue, self.poison, self.records = queue, poison, records

@@ -32,3 +32,10 @@ def isolated_assignments(principal: str, subscriptions: list[str], backup_group:
             + [{"principal": principal, "scope": f"/subscriptions/{s}",
                 "actions": _actions("vmkeeper-isolated-source-role.json"), "role": "vmkeeper isolated copies source"}
                for s in subscriptions])
+
+
+def isolated_reader_assignments(principal: str, backup_group: str) -> list[dict[str, Any]]:
+    """The app's own identity's at the backup subscription's group (infra/security/isolated-reader.bicep):
+    infra/vmkeeper-isolated-reader-role.json, reading the isolated copies (restores from them) and nothing more."""
+    return [{"principal": principal, "scope": backup_group, "actions": _actions("vmkeeper-isolated-reader-role.json"),
+             "role": "vmkeeper isolated copies reader"}]

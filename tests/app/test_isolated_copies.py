@@ -25,7 +25,7 @@ from shared.queue import messages as jobs
 from shared.schedule import isolated as I
 from shared.schedule.steps import new_message
 from shared.wiring import Wiring
-from tests.app.deployed_roles import assignments, isolated_assignments
+from tests.app.deployed_roles import assignments, isolated_assignments, isolated_reader_assignments
 from tests.app.test_immutable_points import immutable_job
 from tests.app.test_scheduled_worker import run
 
@@ -60,12 +60,19 @@ def wiring(az, azurite, sub, backup, tmp_path):
            "VMKEEPER_ALERTS_TABLE": f"alerts{suffix}", "VMKEEPER_WRITES_PER_SECOND": "50",
            "VMKEEPER_ISOLATED_SUBSCRIPTION": BACKUP_SUB, "VMKEEPER_ISOLATED_RESOURCE_GROUP": BACKUP_RG,
            "VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID": "11111111-2222-4333-8444-555555555555"}
-    az.role_assignments(assignments(APP, [sub], []) + isolated_assignments(SECOND, [sub], backup))
+    az.role_assignments(deployed(sub, backup))
     for name in ("ledger", "budget", "restores", "alerts"):
         from azure.data.tables import TableClient
 
         TableClient.from_connection_string(azurite.connection_string, f"{name}{suffix}").create_table()
     return Wiring(env, credential=StaticCredential(APP), isolated_credential=StaticCredential(SECOND))
+
+
+def deployed(sub: str, backup_group: str) -> list[dict]:
+    """The role assignments infra makes: the app's role in production and its reader role at the backup group, the
+    second identity's at the backup group and its source role in production."""
+    return (assignments(APP, [sub], []) + isolated_reader_assignments(APP, backup_group)
+            + isolated_assignments(SECOND, [sub], backup_group))
 
 
 def isolated_job(vm, sub, slot, *, locked=True, days=2):
@@ -117,16 +124,21 @@ def test_the_production_identity_cannot_delete_an_isolated_copy_nor_anyone_befor
     job = isolated_job(vm, sub, "2026-11-25T06:00:00+00:00")
     assert isinstance(run(wiring.schedule.worker, az, new_message(job))[0], jobs.Done)
     name = copies_of(job)[0]
-    # The app's own identity, through its own clients: no role in the backup subscription.
+    # The app's own identity, through its own clients: it may read a copy there (restores), and nothing more.
+    mine = wiring.arm.compute(BACKUP_SUB)
+    assert mine.snapshots.get(BACKUP_RG, name).name == name
     with pytest.raises(HttpResponseError) as err:
-        wiring.arm.compute(BACKUP_SUB).snapshots.begin_delete(BACKUP_RG, name).result()
+        mine.snapshots.begin_delete(BACKUP_RG, name).result()
     assert (err.value.status_code, err.value.error.code) == (403, "AuthorizationFailed")
-    # Nor can it lift the policy's lock or shorten it: it may do nothing there at all.
-    with pytest.raises(HttpResponseError) as err:
-        wiring.arm.compute(BACKUP_SUB).snapshots.get(BACKUP_RG, name)
-    assert err.value.status_code == 403
+    # Nor can it lift the policy's lock, shorten it, or rewrite the copy's tags.
+    for attempt in (lambda: mine.snapshots.begin_update(BACKUP_RG, name, {"tags": {}}).result(),
+                    lambda: mine.snapshots.begin_update_immutability_policy(
+                        BACKUP_RG, name, {"immutabilityDurationDays": 1, "type": "Unlocked"}).result()):
+        with pytest.raises(HttpResponseError) as err:
+            attempt()
+        assert (err.value.status_code, err.value.error.code) == (403, "AuthorizationFailed")
     # With the policy Locked, not even an Owner of the backup subscription, nor the second identity, until it expires.
-    az.role_assignments(assignments(APP, [sub], []) + isolated_assignments(SECOND, [sub], f"/subscriptions/{BACKUP_SUB}/resourceGroups/{BACKUP_RG}")
+    az.role_assignments(deployed(sub, f"/subscriptions/{BACKUP_SUB}/resourceGroups/{BACKUP_RG}")
                         + [{"principal": OPERATOR, "scope": f"/subscriptions/{BACKUP_SUB}", "actions": ["*"]}])
     for client in (backup_client(az, OPERATOR), wiring.isolated_arm.compute(BACKUP_SUB)):
         with pytest.raises(HttpResponseError) as err:

@@ -23,6 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent.parent
 ROLE = ROOT / "infra" / "vmkeeper-role.json"
 STAGING_ROLE = ROOT / "infra" / "vmkeeper-staging-role.json"
+READER_ROLE = ROOT / "infra" / "vmkeeper-isolated-reader-role.json"
 APP_SUITES = ROOT / "tests" / "app"
 KEYS = ["roleName", "description", "actions", "notActions", "dataActions", "notDataActions"]
 # The only writes under Microsoft.Authorization the app makes: its own retention locks.
@@ -41,6 +42,7 @@ class Role:
     assigned: str  # in words
     bicep: str  # the module that assigns it
     resource_types: tuple[str, ...] | None = None
+    outside: bool = False  # assigned outside the protected subscriptions (the wide role does not reach there)
 
     def actions(self) -> list[str]:
         return json.loads(self.file.read_text())["actions"]
@@ -52,6 +54,10 @@ ROLES = (
     # granted at the staging accounts main.bicep's restoreStagingAccountIds lists, and nowhere else.
     Role(STAGING_ROLE, "at each restore staging storage account (restoreStagingAccountIds)",
          "infra/security/role-assignment-storage.bicep", ("Microsoft.Storage/storageAccounts",)),
+    # Isolated copies: the app's identity reads them (the restore catalogue, a disk made from one), at the backup
+    # subscription's group only, where the subscription-wide role is not assigned (docs/isolated-copies.md).
+    Role(READER_ROLE, "at the backup subscription's group (isolatedResourceGroupName), reading the isolated copies",
+         "infra/security/isolated-reader.bicep", ("Microsoft.Compute/snapshots",), outside=True),
 )
 # The second identity's (isolated copies, docs/isolated-copies.md): judged against its own clients' calls (their
 # user agent is vmkeeper-isolated/), never the app's, so neither identity's role covers for the other's.
@@ -95,20 +101,27 @@ def test_the_role_files_have_the_shape_the_bicep_loads(r):
 @pytest.mark.parametrize("roles", [ROLES, ISOLATED_ROLES], ids=["app", "isolated"])
 def test_what_a_narrower_role_grants_the_subscription_wide_role_does_not(roles):
     wide = roles[0].actions()
-    for r in roles[1:]:
+    for r in (r for r in roles[1:] if not r.outside):  # one assigned elsewhere repeats what it needs there
         for a in r.actions():
             assert not any(grants(w, a) or grants(a, w) for w in wide), \
                 f"{a} ({r.file.name}) is granted by {roles[0].file.name} too: not only {r.assigned}"
 
 
-def test_the_app_identity_has_no_role_where_the_isolated_copies_are():
+def test_the_app_identity_only_reads_where_the_isolated_copies_are():
     # docs/isolated-copies.md: production's identity cannot delete (nor write) a copy in the backup subscription;
-    # infra assigns it nothing there (main.bicep: the isolated modules take the second identity's principal only).
+    # infra assigns it there only the reader role (main.bicep: the isolated modules take the second identity's
+    # principal only; isolatedReader the app's, with infra/vmkeeper-isolated-reader-role.json: reads alone).
     main = (ROOT / "infra" / "main.bicep").read_text(encoding="utf-8")
     for module in ("isolated", "isolatedSourceAssignments"):
         body = main.split(f"module {module} ", 1)[1].split("\n}", 1)[0]
         assert "isolatedIdentity.outputs.principalId" in body and "identity.outputs.principalId" not in \
             body.replace("isolatedIdentity.outputs.principalId", ""), module
+    body = main.split("module isolatedReader ", 1)[1].split("\n}", 1)[0]
+    assert "principalId: identity.outputs.principalId" in body and "isolatedIdentity" not in body
+    assert "loadJsonContent('../vmkeeper-isolated-reader-role.json')" in (ROOT / "infra/security/isolated-reader.bicep").read_text()
+    for action in json.loads(READER_ROLE.read_text())["actions"]:
+        assert action.lower().endswith(("/read", "/begingetaccess/action")) and "*" not in action, \
+            f"{action}: the app's identity may only read an isolated copy"
 
 
 def _suites_not_run(app_operations) -> list[str]:
