@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC
+from datetime import timedelta
 
 import pytest
 from azure.data.tables import TableClient
 
 from emulator.testing import StaticCredential
+from shared.instants import parse_instant
 from shared.queue import messages as jobs
 from shared.schedule.steps import new_message
 from shared.wiring import Wiring
@@ -186,7 +187,7 @@ def test_a_vm_restore_from_an_isolated_copy_makes_a_vm_in_the_target(az, wiring,
         sorted({c["path"] for c in writes})
 
 
-def test_the_isolated_retention_pass_does_not_delete_a_copy_a_restore_uses(az, emu, wiring, compute, sub):
+def test_the_isolated_retention_pass_does_not_delete_a_copy_a_restore_uses(az, wiring, compute, sub):
     # No immutability: nothing but the restore keeps the older set's copies once a newer set is there (keep_last 1).
     vm, old = copied(az, wiring, compute, sub, slot="2026-11-24T06:00:00+00:00", immutable=False)
     az.advance(3600)
@@ -196,9 +197,12 @@ def test_the_isolated_retention_pass_does_not_delete_a_copy_a_restore_uses(az, e
     old_copies = set(copies_of(old))
     restore_id = accept(wiring, {"vm": vm.id, "recovery_point": point["id"],
                                  "target": {"type": "disks", "resource_group": f"/subscriptions/{sub}/resourceGroups/{TARGET_RG}"}})
+    # The passes' clock is the restore's (the service's wall clock: the emulator's runs ahead over a session).
+    now = parse_instant(wiring.restores.get(restore_id).created_at)
     for shift in (0, 3601, 3601):  # marked, then deleted by now, were it not pinned
         az.advance(shift)
-        decisions, applied = wiring.isolated_retention.run(emu.clock.now().astimezone(UTC))
+        now += timedelta(seconds=shift)
+        decisions, applied = wiring.isolated_retention.run(now)
         assert not applied.errors, applied.errors
         by_name = {d.artifact_id.rsplit("/", 1)[-1]: d for d in decisions}
         assert {(by_name[n].action, by_name[n].rule) for n in old_copies} == {("keep", "pinned")}, by_name
@@ -209,7 +213,8 @@ def test_the_isolated_retention_pass_does_not_delete_a_copy_a_restore_uses(az, e
     gone = {}
     for shift in (0, 3601):
         az.advance(shift)
-        decisions, _ = wiring.isolated_retention.run(emu.clock.now().astimezone(UTC))
+        now += timedelta(seconds=shift)
+        decisions, _ = wiring.isolated_retention.run(now)
         gone.update({d.artifact_id.rsplit("/", 1)[-1]: d.action for d in decisions})
         az.advance(1)
     assert {gone[n] for n in old_copies} == {"delete"}
