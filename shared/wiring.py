@@ -328,8 +328,9 @@ class Wiring:
             from .azure.ledger import Ledger
             from .compliance.service import ComplianceService
 
-            s = self.compliance_settings
-            return ComplianceService(s, self.arm, Ledger(self.storage.table(s.ledger_table)), self.alerts)
+            s, iso = self.compliance_settings, self.isolated_settings
+            return ComplianceService(s, self.arm, Ledger(self.storage.table(s.ledger_table)), self.alerts,
+                                     (iso.subscription, iso.resource_group) if iso else None)
         return self._once("compliance", make)
 
     @property

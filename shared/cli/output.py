@@ -25,7 +25,8 @@ STATE_STYLE = {"breached": "bold red", "not_protected": "bold red", "missing": "
 KIND_TITLES = {"vault": "Vault", "snapshot_set": "Snapshot set", "restore_point": "Restore point",
                "snapshot_copy": "Snapshot set copy", "restore_point_copy": "Restore point copy",
                "copy": "Copy",  # copy: either kind's, in evaluations recorded before they were judged apart
-               "replica": "Replica"}  # Site Recovery: RPO / target in minutes
+               "replica": "Replica",  # Site Recovery: RPO / target in minutes
+               "isolated_copy": "Isolated copy"}  # in the backup subscription (docs/isolated-copies.md)
 KIND_WORDS = {**{k: t.lower() for k, t in KIND_TITLES.items()}, "replica": "Site Recovery replica"}
 ACTION_STYLE = {"delete": "bold red", "mark": "yellow", "unmark": "cyan"}
 RESTORE_STYLE = {"succeeded": "green", "failed": "bold red", "cancelled": "yellow", "running": "cyan",

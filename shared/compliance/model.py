@@ -9,6 +9,7 @@ from typing import Any
 
 from ..points.model import (  # noqa: F401 (compliance's words for them)
     COPY,
+    ISOLATED_COPY,
     REPLICA,
     RESTORE_POINT,
     RESTORE_POINT_COPY,

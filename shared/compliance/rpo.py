@@ -27,8 +27,10 @@ from datetime import datetime, timedelta
 
 from ..points.model import RecoveryPoint, kind_of
 from ..policy.document import Policy, Resolution
+from . import isolated
 from .model import (
     BREACHED,
+    ISOLATED_COPY,
     KINDS,
     MET,
     MISSING,
@@ -83,6 +85,8 @@ def expectations(policy: Policy) -> list[Expectation]:
         out.append(Expectation(SNAPSHOT_COPY, scheduled))
     if policy.copy and policy.restore_point:
         out.append(Expectation(RESTORE_POINT_COPY, scheduled))
+    if getattr(policy, "isolated", False) and policy.snapshots:  # judged as its sets (shared/compliance/isolated.py)
+        out.append(Expectation(ISOLATED_COPY, scheduled))
     return out
 
 
@@ -104,7 +108,7 @@ def _hours(delta: timedelta) -> float:
 def _words(kind: str) -> str:
     return {VAULT: "vault recovery point", SNAPSHOT_SET: "snapshot set", RESTORE_POINT: "restore point",
             SNAPSHOT_COPY: "second-region snapshot set copy", RESTORE_POINT_COPY: "second-region restore point copy",
-            REPLICA: "Site Recovery replica"}[kind]
+            REPLICA: "Site Recovery replica", ISOLATED_COPY: "isolated copy"}[kind]
 
 
 def evaluate(resolution: Resolution, points: Iterable[RecoveryPoint], now: datetime,
@@ -117,8 +121,17 @@ def evaluate(resolution: Resolution, points: Iterable[RecoveryPoint], now: datet
         return Compliance(NOT_PROTECTED, f"no policy applies: {resolution.error or resolution.reason}")
     policy = resolution.policy
     points = list(points)
-    statuses, breaches, missing = [], [], []
+    statuses, breaches, missing, said = [], [], [], []
     for exp in expectations(policy):
+        if exp.kind == ISOLATED_COPY:
+            judged_copy = isolated.judge(points, exp.rpo, now, second_region=bool(policy.copy))
+            statuses.append(judged_copy.status)
+            if judged_copy.status.state == MISSING:
+                missing.append(exp.kind)
+                said += [judged_copy.words] if judged_copy.words else []
+            elif judged_copy.status.state == BREACHED:
+                breaches.append(judged_copy.words)
+            continue
         point = newest_complete(points, exp.kind, policy.copy_region)
         rpo_h = _hours(exp.rpo)
         if point is None:
@@ -145,8 +158,8 @@ def evaluate(resolution: Resolution, points: Iterable[RecoveryPoint], now: datet
         else:
             notes.append(judged.words)
     missing.sort(key=KINDS.index)
-    gone = [k for k in missing if k != REPLICA]
-    reasons = breaches + ([f"no complete {', '.join(_words(k) for k in gone)}"] if gone else [])
+    gone = [k for k in missing if k != REPLICA and not (k == ISOLATED_COPY and said)]
+    reasons = breaches + ([f"no complete {', '.join(_words(k) for k in gone)}"] if gone else []) + said
     reasons += [n for n in notes if n]
     if breaches:
         state = BREACHED

@@ -208,8 +208,10 @@ def changes(previous: Mapping[str, Mapping[str, Any]], vms: list[VmRow]) -> list
 
 
 class ComplianceService:
-    def __init__(self, settings: ComplianceSettings, arm: Arm, ledger: Ledger, alerts: Any = None):
+    def __init__(self, settings: ComplianceSettings, arm: Arm, ledger: Ledger, alerts: Any = None,
+                 isolated: tuple[str, str] | None = None):
         self.settings, self.arm, self.ledger, self.alerts = settings, arm, ledger, alerts
+        self.isolated = isolated  # the backup subscription and group of isolated copies, read with ``arm``
 
     def evaluate(self, now: datetime, progress: Callable[[str], None] = lambda step: None,
                  previous: Mapping[str, Mapping[str, Any]] | None = None) -> Evaluation:
@@ -220,7 +222,7 @@ class ComplianceService:
         policies = load_policy_file(self.settings.policy_file)
         if previous is None:
             previous = self.previous()
-        fleet = Inventory(self.arm, self.settings.vaults).fleet(list(self.settings.subscriptions), progress)
+        fleet = Inventory(self.arm, self.settings.vaults, self.isolated).fleet(list(self.settings.subscriptions), progress)
         evaluation = judge(fleet, policies, now, replica.initial_since(previous))
         evaluation.vaults = [vault_posture(self.arm, v) for v in sorted({v.lower(): v for v in self.settings.vaults.values()}.values())]
         evaluation.notes += [f"vault {p.vault_id}: protection settings not read ({p.error})" for p in evaluation.vaults if p.error]

@@ -48,7 +48,8 @@ KINDS = (SNAPSHOT_SET, RESTORE_POINT, VAULT)  # a point's kind (a copy is a poin
 # nothing of the other's). shared/report/model.py shows them.
 SNAPSHOT_COPY, RESTORE_POINT_COPY = "snapshot_copy", "restore_point_copy"
 REPLICA = "replica"  # the VM's Site Recovery replicated item: its health and RPO (shared/points/replicas.py)
-JUDGED_KINDS = (VAULT, SNAPSHOT_SET, RESTORE_POINT, SNAPSHOT_COPY, RESTORE_POINT_COPY, REPLICA)
+ISOLATED_COPY = "isolated_copy"  # a snapshot set's isolated copy in the backup subscription (docs/isolated-copies.md)
+JUDGED_KINDS = (VAULT, SNAPSHOT_SET, RESTORE_POINT, SNAPSHOT_COPY, RESTORE_POINT_COPY, REPLICA, ISOLATED_COPY)
 COPY = "copy"  # compliance rows recorded before copies were judged by kind: either kind's copy (read, never written)
 # A set's catalogue id; ``:isolated`` names its isolated copy in the backup subscription (docs/isolated-copies.md).
 SET_ID = re.compile(r"^snapshot-set:([0-9a-f]{16}):([a-z0-9]{1,40})(:isolated)?$")
@@ -276,7 +277,9 @@ def of_instance(points: Iterable[RecoveryPoint], instance: str | None) -> list[R
 
 
 def kind_of(point: RecoveryPoint) -> str:
-    """The kind compliance judges a point as (a copy: its source kind's copy)."""
+    """The kind compliance judges a point as (a copy: its source kind's copy; an isolated copy: its own)."""
+    if point.isolated:
+        return ISOLATED_COPY
     if point.kind == VAULT:
         return VAULT
     if point.kind == SNAPSHOT_SET:

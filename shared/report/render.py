@@ -47,6 +47,7 @@ KIND_TITLES = {
     "restore_point_copy": "Restore point copy",
     "copy": "Copy",  # either kind's copy: evaluations recorded before they were judged apart (and drills' point)
     "replica": "Replica",
+    "isolated_copy": "Isolated copy",
 }
 KIND_WORDS = {
     "vault": "vault recovery point",
@@ -56,6 +57,7 @@ KIND_WORDS = {
     "restore_point_copy": "VM restore point copy in the second region",
     "copy": "copy in the second region",
     "replica": "Site Recovery replica",
+    "isolated_copy": "snapshot set copy in the backup subscription (isolated)",
 }
 
 
@@ -261,7 +263,8 @@ def _kind_cell(status: KindStatus | None) -> str:
 def _columns(vms: Sequence[VmRow]) -> tuple[str, ...]:
     """The kinds shown: every kind of point; ``replica`` when some VM has or needs a Site Recovery replica; and
     ``copy`` only while an evaluation recorded before copies were judged by kind is the latest."""
-    shown = tuple(k for k in KINDS if k != REPLICA or any(x.kind == REPLICA for v in vms for x in v.kinds))
+    # replica and isolated_copy (docs/isolated-copies.md): only when some VM has or needs one
+    shown = tuple(k for k in KINDS if k not in (REPLICA, "isolated_copy") or any(x.kind == k for v in vms for x in v.kinds))
     return shown + ((COPY,) if any(k.kind == COPY for v in vms for k in v.kinds) else ())
 
 
