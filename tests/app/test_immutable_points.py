@@ -148,3 +148,68 @@ def test_a_longer_policy_someone_set_is_locked_as_it_is_never_shortened(az, work
     assert (kept.type, kept.immutability_duration_days) == ("Locked", 30)
     other = compute.snapshots.get(RG, job["snapshots"][1]["name"]).properties.immutability_policy
     assert (other.type, other.immutability_duration_days) == ("Locked", 2)
+
+
+def test_retention_sends_no_delete_to_an_immutable_set_or_its_copies_before_expiry_and_deletes_each_after(
+        az, emu, worker, compute, sub, tables):
+    """A set and its second-region copies, each immutable (Locked, 1 day from its own policy's start: the copies'
+    start later, once copied), and a newer set with its copies: keep_last 1, no deferral. The emulator's call log
+    shows no DELETE to any of the old set's snapshots or copies while its policy holds (a pass a second before each
+    expiry included); the first pass past the sources' expiry marks them (the copies still kept), the next deletes
+    them; the copies likewise past theirs; no delete refused."""
+    vm = compute.virtual_machines.get(RG, "vm-00002")
+    az.settings(lro={"per_type": {"Microsoft.Compute/snapshots/copy": 120}})  # the copies' expiries minutes after
+    old = immutable_job(vm, sub, "2026-11-24T06:00:00+00:00", days=1, kinds=("snapshot_sets", "copies"),
+                        copy_region="northeurope")
+    assert isinstance(run(worker, az, new_message(old), limit=400)[0], jobs.Done)
+    new = immutable_job(vm, sub, "2026-11-25T06:00:00+00:00", days=1, copy_region="northeurope")
+    new.pop("immutability")
+    assert isinstance(run(worker, az, new_message(new), limit=400)[0], jobs.Done)
+    sources = {t["name"] for t in old["snapshots"]}
+    copies = {copy_name(n, "northeurope") for n in sources}
+
+    def expiry(name: str) -> datetime:
+        return compute.snapshots.get(RG, name).properties.immutability_policy.policy_expiration_time
+
+    source_until, copy_until = max(map(expiry, sources)), max(map(expiry, copies))
+    assert source_until + timedelta(minutes=5) < min(map(expiry, copies))  # the copies' began once they were copied
+    retention = Retention(arm(az), Ledger(tables("ledger")), pacing.WriteBudget(tables("rb"), rate=50, burst=100),
+                          [sub])
+    policies = {"gold": RetentionPolicy(keep_last=1, deferral=timedelta(0))}
+    since = len(az.calls())
+
+    def deleted() -> list[tuple[str, int]]:
+        return [(c["path"].rsplit("/", 1)[-1].split("?", 1)[0].lower(), c["status"]) for c in az.calls(since)
+                if c["method"] == "DELETE" and "/snapshots/" in c["path"].lower()]
+
+    def pass_at(when: datetime) -> dict[str, tuple[str, str]]:
+        az.advance(max(0.0, (when - emu.clock.now()).total_seconds()))
+        decisions, applied = retention.run(emu.clock.now().astimezone(UTC), policies)
+        assert not applied.errors
+        az.advance(1)  # deletes are long-running: let the accepted ones finish
+        return {d.artifact_id.rsplit("/", 1)[-1]: (d.action, d.rule) for d in decisions}
+
+    for when in (emu.clock.now(), source_until - timedelta(seconds=1)):
+        decided = pass_at(when)
+        assert {decided[n] for n in sources | copies} == {("keep", "immutable")}, decided
+        assert deleted() == []
+    # Past the sources' expiry (not the copies'): this pass marks them (no deferral: due at once), the next deletes.
+    decided = pass_at(source_until + timedelta(seconds=1))
+    assert {decided[n] for n in sources} == {("mark", "not_selected")}
+    assert {decided[n] for n in copies} == {("keep", "immutable")}
+    assert deleted() == []
+    decided = pass_at(emu.clock.now() + timedelta(seconds=1))
+    assert {decided[n] for n in sources} == {("delete", "not_selected")}
+    assert {decided[n] for n in copies} == {("keep", "immutable")}
+    assert sorted(deleted()) == sorted((n.lower(), 202) for n in sources)
+    decided = pass_at(copy_until - timedelta(seconds=1))
+    assert {decided[n] for n in copies} == {("keep", "immutable")}
+    assert {n for n, _ in deleted()} == {n.lower() for n in sources}
+    decided = pass_at(copy_until + timedelta(seconds=1))
+    assert {decided[n] for n in copies} == {("mark", "not_selected")}
+    decided = pass_at(emu.clock.now() + timedelta(seconds=1))
+    assert {decided[n] for n in copies} == {("delete", "not_selected")}
+    assert sorted(deleted()) == sorted((n.lower(), 202) for n in sources | copies)  # each sent once, none refused
+    left = {s.name for s in compute.snapshots.list()}
+    assert not (sources | copies) & left
+    assert {t["name"] for t in new["snapshots"]} | {copy_name(t["name"], "northeurope") for t in new["snapshots"]} <= left
