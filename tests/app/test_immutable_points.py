@@ -6,6 +6,7 @@ without sending a delete that must fail, and deletes it after the policy expires
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -213,3 +214,60 @@ def test_retention_sends_no_delete_to_an_immutable_set_or_its_copies_before_expi
     left = {s.name for s in compute.snapshots.list()}
     assert not (sources | copies) & left
     assert {t["name"] for t in new["snapshots"]} | {copy_name(t["name"], "northeurope") for t in new["snapshots"]} <= left
+
+
+def test_compliance_the_report_and_the_points_listing_show_which_points_are_immutable_and_until_when(
+        az, emu, worker, compute, sub, capsys):
+    """Read back from local Azure through the inventory's Resource Graph query: a Locked set shows as such (its
+    policyExpirationTime) in the points listing, compliance's snapshot kind and the report; a VM whose policy asks for
+    immutability and whose set, long past its job's bound, has none is a finding (reason, not_immutable), alerted
+    once, shown in the report and `vmkeeper status`."""
+    import json
+
+    from shared.cli import output
+    from shared.compliance.service import changes, judge
+    from shared.points.inventory import Inventory
+    from shared.policy.document import load_policies
+    from shared.report.model import ReportData
+    from shared.report.render import render
+
+    locked_vm, bare_vm = (compute.virtual_machines.get(RG, n) for n in ("vm-00000", "vm-00002"))
+    locked = immutable_job(locked_vm, sub, "2026-11-25T06:00:00+00:00", days=2)
+    assert isinstance(run(worker, az, new_message(locked))[0], jobs.Done)
+    bare = immutable_job(bare_vm, sub, "2026-11-25T06:00:00+00:00")
+    bare.pop("immutability")  # made before the policy asked for immutability (or its step never ran)
+    assert isinstance(run(worker, az, new_message(bare))[0], jobs.Done)
+    until = min(compute.snapshots.get(RG, t["name"]).properties.immutability_policy.policy_expiration_time
+                for t in locked["snapshots"]).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+    (point,) = [p for p in Inventory(arm(az), {}).of_vm(locked_vm.id) if p.kind == "snapshot_set"]
+    assert point.to_json()["immutabilityPolicy"]["type"] == "Locked"
+    assert point.to_json()["immutabilityPolicy"]["policyExpirationTime"].startswith(until)
+    output.points({"vm": {"id": locked_vm.id, "exists": True}, "value": [point.to_json()]})
+    assert "Locked until" in capsys.readouterr().out
+
+    doc = {"schedule": {"daily_at": "06:00"}, "snapshots": {}, "rpo_hours": 8760,
+           "immutability": {"days": 2, "locked": True}}
+    policies = load_policies(json.dumps({"version": 1, "default": "gold", "policies": {
+        name: doc for name in ("gold", "silver", "bronze")}}))
+    now = emu.clock.now().astimezone(UTC)
+    evaluation = judge(Inventory(arm(az), {}).fleet([sub]), policies, now)
+    by_name = {v.name: v for v in evaluation.vms}
+    kinds = {k.kind: k for k in by_name["vm-00000"].kinds}
+    assert kinds["snapshot_set"].immutability_policy["type"] == "Locked"
+    assert kinds["snapshot_set"].immutability_policy["policyExpirationTime"].startswith(until)
+    assert kinds["snapshot_set"].immutable_points == 1 and by_name["vm-00000"].not_immutable == ()
+    flagged = by_name["vm-00002"]
+    assert flagged.not_immutable == ("snapshot_set",) and "has no immutabilityPolicy" in flagged.reason
+    assert [(a.type, a.subject) for a in changes({}, evaluation.vms) if "immutability" in a.type] == [
+        ("vmkeeper.immutability.missing", bare_vm.id.lower())]
+
+    for inline in (1000, 0):  # the table as HTML rows, and a big fleet's as data drawn by the page's script
+        page = render(ReportData(generated=now.strftime("%Y-%m-%dT%H:%M:%SZ"), evaluated=None,
+                                 vms=tuple(evaluation.vms)), inline_rows=inline)
+        assert f"immutabilityPolicy Locked until {until}" in page
+        assert "not immutable: snapshot set" in page
+    output.status({"source": "live", "evaluated": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "counts": evaluation.counts(),
+                   "vms": [asdict(v) for v in evaluation.vms], "filter": None, "notes": []})
+    shown = capsys.readouterr().out
+    assert "not immutable: snapshot set" in shown and "Locked" in shown
