@@ -12,7 +12,10 @@ from the emulator's state) and checks after every step what a backup tool must n
 - a group or resource vmkeeper did not create, deleted;
 - a poisoned job without exactly one alert (and, once settled, a job that never ends);
 - a fleet VM left stopped by vmkeeper without an alert;
-- a protectable VM without a point of a kind, and no alert naming what is missing.
+- a protectable VM without a point of a kind, and no alert naming what is missing;
+- an immutable point (its snapshots' immutabilityPolicy, Locked, 1 day) deleted before its policyExpirationTime, or a
+  DELETE sent to one that must fail; or a retention pass past its expiry still keeping it for immutability (rule
+  ``immutable``): once expired, the next pass judges it as any other point (marks it, deletes it when due).
 
 ``make test`` runs a short model; ``make soak`` (``-m slow``) a long one. Each run prints how often each
 rule fired and each invariant was checked. Alert type names the checks accept are in the constants below
@@ -65,6 +68,7 @@ POLICY = {"version": 1, "default": "full", "policies": {"full": {
     "schedule": {"every_hours": SLOT_HOURS}, "snapshots": {"luns": "all", "include_os_disk": True},
     "restore_point": {"consistency": "CrashConsistent"}, "copy": {"region": SECOND},
     "retention": {"keep_last": 1, "deferral": "PT1H", "orphan_grace": "P1D"},
+    "immutability": {"days": 1, "locked": True, "kinds": ["snapshot_sets", "copies"]},
     "drill": {"every_days": DRILL_EVERY_DAYS, "point": "copy", "all_vms": True, "keep_hours": 0,
               "keep_failed_hours": 0, "ready_timeout_minutes": 1}}}}
 ARM_FAULTS = [{"kind": kind, "operation": "Microsoft\\.(Compute|Resources|Authorization)/.*", "probability": p}
@@ -288,13 +292,32 @@ class FleetModel(RuleBasedStateMachine):
                 self.compliance_run()
             elif moment.hour % SLOT_HOURS == 0 and 30 <= moment.minute < 35:
                 RULES["timer: retention_pass"] += 1
-                retried(lambda m=moment: w.app.retention.run(m))
+                self._retention(moment)
         self._pump()
 
     @rule()
     def retention_pass(self) -> None:
         RULES["retention_pass"] += 1
-        retried(lambda: self.w.app.retention.run(self.w.now()))
+        self._retention(self.w.now())
+
+    def _retention(self, now: datetime) -> None:
+        """A retention pass; then no set it kept for immutability (rule ``immutable``) may have every member's
+        policy expired at the pass's time: past expiry, a pass judges a point as any other (none is left more than
+        one pass after it)."""
+        before = fleet_truth.read(self.w.emu, self.w.sub).immutable
+        decisions, _ = retried(lambda: self.w.app.retention.run(now))
+        INVARIANTS["no point kept for immutability past its policyExpirationTime"] += 1
+        kept = [d for d in decisions if d.rule == "immutable"]
+        INVARIANTS["(points kept by rule immutable)"] += len(kept)
+        by_set: dict[tuple[str, bool], list[str]] = {}  # a set in one region: its source, or its copies
+        for d in kept:
+            rid = d.artifact_id.lower()
+            by_set.setdefault((d.reason.split(":", 1)[0], rid.endswith(f"-{SECOND}")), []).append(rid)
+        for (label, _), members in by_set.items():
+            until = max((before.get(m, 0.0) for m in members), default=0.0)
+            if until <= now.timestamp():
+                self._fail("immutable kept past expiry", f"{label}: kept by rule immutable at {now.isoformat()}, "
+                                                         f"every policy expired (latest {until})")
 
     @rule()
     def plan_drills(self) -> None:
@@ -562,6 +585,7 @@ class FleetModel(RuleBasedStateMachine):
         self._check_poisoned()
         self._check_fleet_members(truth)
         self._check_not_protected()
+        self._check_immutable(truth, calls)
         if self.idle:
             self._check_stopped(truth)
         self.prev, self.prev_pins = truth, pins
@@ -592,6 +616,22 @@ class FleetModel(RuleBasedStateMachine):
                                f"{key} was the newest complete {p.kind}{' copy' if p.copy else ''} of {p.vm} "
                                f"(instance {p.instance or 'not said'}); "
                                f"now {after.key if after else 'none'} (gone {gone})")
+
+    def _check_immutable(self, truth: fleet_truth.Truth, calls: list[dict[str, Any]]) -> None:
+        """No immutable point deleted before its policyExpirationTime; no DELETE sent to one while its policy holds
+        (one that must fail: Azure answers 409)."""
+        INVARIANTS["no immutable point deleted before expiry, no delete sent that must fail"] += 1
+        now = self.w.now().timestamp()
+        held = {rid: until for rid, until in self.prev.immutable.items() if until > now}
+        INVARIANTS["(immutable snapshots seen)"] += len(truth.immutable)
+        for rid, until in held.items():
+            if rid not in truth.resources:
+                self._fail("immutable deleted", f"{rid} is gone before its policyExpirationTime ({until})")
+        for c in calls:
+            path = c["path"].lower().split("?")[0].rstrip("/")
+            if "vmkeeper/" in (c.get("userAgent") or "") and c["method"] == "DELETE" and path in held:
+                self._fail("immutable deleted", f"vmkeeper sent DELETE {path} (status {c['status']}) while its "
+                                                f"immutabilityPolicy holds (until {held[path]})")
 
     def _check_tags(self, truth: fleet_truth.Truth) -> None:
         INVARIANTS["no tag someone else wrote lost"] += 1
