@@ -71,7 +71,10 @@ def test_a_set_is_made_immutable_unlocked_first_then_locked_and_survives_deletes
     outcome, steps = run(worker, az, new_message(job))
     assert isinstance(outcome, jobs.Done), outcome
     n = len(job["snapshots"])
-    assert posts(az, since) == [("updateImmutabilityPolicy", 202), ("updateImmutabilityPolicyLock", 202)] * n
+    # In rounds, one wait each: every snapshot Unlocked (the first round right after the check), then every one
+    # Locked, then a round that finds all held.
+    assert posts(az, since) == [("updateImmutabilityPolicy", 202)] * n + [("updateImmutabilityPolicyLock", 202)] * n
+    assert steps.count("immutable") == 2
     for target in job["snapshots"]:
         policy = compute.snapshots.get(RG, target["name"]).properties.immutability_policy
         assert (policy.type, policy.immutability_duration_days, policy.is_policy_expired) == ("Locked", 2, False)
