@@ -910,3 +910,52 @@ def test_story_a_vm_created_again_keeps_its_old_instances_last_points(az, emu, a
         ("create_vm", {"name": "app-0"}), ("advance_clock", {"hours": 7}), ("delete_vm", {"name": "app-0"}),
         ("create_vm", {"name": "app-0"}), ("advance_clock", {"hours": 7}), ("advance_clock", {"hours": 1}),
         ("retention_pass", {})])
+
+
+def _expired_immutable_sets_gone(self: FleetModel) -> None:
+    """Every set no longer its lineage's newest complete point, nobody's hold, lock or read, whose snapshots'
+    immutability expired more than one retention pass (every SLOT_HOURS) plus the deferral (1 h) ago, is gone:
+    retention deleted it after expiry, no later than the pass after the one that marked it."""
+    RULES["expired_immutable_sets_gone"] += 1
+    INVARIANTS["no expired immutable point left more than one pass after"] += 1
+    truth = fleet_truth.read(self.w.emu, self.w.sub)
+    newest = {p.key for p in truth.newest_complete().values()}
+    late = self.w.now().timestamp() - (SLOT_HOURS + 1 + 0.5) * 3600
+    for key, p in truth.points.items():
+        expiries = [truth.immutable.get(m) for m in p.members]
+        if p.kind != "snapshot_set" or key in newest or None in expiries or max(expiries) > late:
+            continue
+        if set(p.members) & (set(self.holds) | self.locked | truth.copying) or key in self._pins():
+            continue
+        self._fail("immutable left", f"{key}: its policies expired at {max(expiries)}, more than a pass and the "
+                                     f"deferral ago, and it is still there")
+
+
+FleetModel.expired_immutable_sets_gone = _expired_immutable_sets_gone
+
+
+@pytest.mark.slow  # ~90 s (make soak): a day and a half of slots; make test has tests/app/test_immutable_points.py
+def test_story_immutable_sets_are_never_sent_a_delete_and_go_a_pass_after_expiry(az, emu, azurite, tmp_path,
+                                                                                  monkeypatch):
+    """Issue 24: every slot's set and its copies Locked for a day, keep_last 1. A day and a half of slots and
+    retention passes: each older set kept by rule immutable, no DELETE sent to it while its policy holds (on a
+    retention without rule immutable the pass marks it and the next sends a DELETE Azure refuses); once expired,
+    marked by the next pass and deleted by the one after the deferral: the first slot's sets, immutable, are gone."""
+    FIXTURES.clear()
+    FIXTURES.update(fx_of(az, emu, azurite, tmp_path, monkeypatch))
+    m = FleetModel()
+    try:
+        m.start(0)
+        m.nothing_lost()
+        first = fleet_truth.read(m.w.emu, m.w.sub)
+        sets = [p for p in first.points.values() if p.kind == "snapshot_set"]
+        assert sets and all(all(s in first.immutable for s in p.members) for p in sets)  # sources and copies
+        for _ in range(6):
+            m.advance_clock(7)
+            m.nothing_lost()
+        m.expired_immutable_sets_gone()
+        now = fleet_truth.read(m.w.emu, m.w.sub)
+        assert not {s for p in sets for s in p.members} & set(now.resources)  # deleted, after expiry
+        assert any(s in now.immutable for p in now.points.values() for s in p.members)  # newer ones still held
+    finally:
+        m.teardown()
