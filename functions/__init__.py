@@ -4,6 +4,7 @@ into ``shared``. ``BLUEPRINTS`` lists them for function_app.py."""
 from . import (
     autoprotect,
     compliance,
+    cost,
     drill,
     failover,
     health,
@@ -15,4 +16,4 @@ from . import (
 )
 
 BLUEPRINTS = (health.bp, autoprotect.bp, scheduled.bp, retention.bp, restore.bp, compliance.bp, report.bp, drill.bp,
-              replication.bp, failover.bp)
+              replication.bp, failover.bp, cost.bp)

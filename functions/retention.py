@@ -13,5 +13,10 @@ def retention_pass(timer: func.TimerRequest) -> None:
 
     from shared.wiring import current
 
-    _, applied = current().retention.run(datetime.now(UTC))
+    wiring = current()
+    _, applied = wiring.retention.run(datetime.now(UTC))
     logging.getLogger("vmkeeper.retention").info("retention pass: %s", applied)
+    isolated = wiring.isolated_retention  # the backup subscription's copies, with the second identity (or None)
+    if isolated is not None:
+        _, applied = isolated.run(datetime.now(UTC))
+        logging.getLogger("vmkeeper.retention").info("isolated copies' retention pass: %s", applied)

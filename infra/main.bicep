@@ -25,6 +25,16 @@ param backupRegions array = []
 @description('Existing Recovery Services vaults to use instead of new ones: region -> vault resource id.')
 param existingVaultIds object = {}
 
+@description('Immutability of the vaults vmkeeper makes: Unlocked (reversible) or Locked (irreversible; Azure locks only a vault that is Unlocked already: deploy Unlocked first). Soft delete is always-on either way.')
+@allowed([
+  'Unlocked'
+  'Locked'
+])
+param vaultImmutability string = 'Unlocked'
+
+@description('Multi-user authorization on the vaults vmkeeper makes: a Resource Guard\'s resource id (Microsoft.DataProtection/resourceGuards, in the vault\'s region, owned by a security admin in another subscription or tenant; the deploying user needs Reader on it). Empty: no MUA.')
+param resourceGuardId string = ''
+
 @description('Site Recovery: regions replicated VMs run in (a policy\'s replication.cache_storage_accounts keys). Each gets a cache storage account in rg-<env> (output SITE_RECOVERY_CACHE_ACCOUNT_IDS). Empty: none.')
 param siteRecoverySourceRegions array = []
 
@@ -73,6 +83,9 @@ param authAllowedAudiences array = []
 
 @description('NCRONTAB of the RPO compliance evaluation (VMKEEPER_COMPLIANCE_SCHEDULE).')
 param complianceSchedule string = '0 */30 * * * *'
+
+@description('NCRONTAB of the cost per VM run (VMKEEPER_COST_SCHEDULE): one Cost Management query per subscription a day; run more often to retry a throttled subscription the same day.')
+param costSchedule string = '0 15 6 * * *'
 
 @description('NCRONTAB of the DR drill planner (VMKEEPER_DRILL_SCHEDULE): daily, each VM drilled once per its policy\'s drill.every_days.')
 param drillSchedule string = '0 0 3 * * *'
@@ -152,6 +165,7 @@ var tables = {
   restores: 'vmkeeperrestores'
   alerts: 'vmkeeperalerts'
   failovers: 'vmkeeperfailovers'
+  cost: 'vmkeepercost'
 }
 
 // Vault ids are known before the vaults exist: VMKEEPER_VAULTS names the new ones and the existing ones.
@@ -249,6 +263,8 @@ module vaults 'backup/vault.bicep' = [for region in newVaultRegions: {
     tags: tags
     systemAssignedIdentity: contains(drTargetRegions, region)
     workspaceId: logAnalytics.outputs.resourceId
+    immutabilityState: vaultImmutability
+    resourceGuardId: resourceGuardId
   }
 }]
 
@@ -298,6 +314,7 @@ module app 'app/function.bicep' = {
     restoreStagingAccounts: join(restoreStagingAccountIds, ',')
     schedule: schedule
     complianceSchedule: complianceSchedule
+    costSchedule: costSchedule
     drillSchedule: drillSchedule
     replicationSchedule: replicationSchedule
     protectSchedule: protectSchedule
@@ -309,6 +326,10 @@ module app 'app/function.bicep' = {
     authTenantId: empty(authTenantId) ? tenant().tenantId : authTenantId
     authClientId: authClientId
     authAllowedAudiences: authAllowedAudiences
+    isolatedSubscription: isolatedSubscriptionId
+    isolatedResourceGroup: isolatedEnabled ? isolatedResourceGroupName : ''
+    isolatedIdentityId: isolatedEnabled ? isolatedIdentity.outputs.resourceId : ''
+    isolatedIdentityClientId: isolatedEnabled ? isolatedIdentity.outputs.clientId : ''
   }
 }
 
@@ -422,6 +443,58 @@ module stagingRoleAssignments 'security/role-assignment-storage.bicep' = [for (a
 }]
 // --- end of the staging storage accounts ---------------------------------------------------------------
 
+// --- Isolated copies (docs/isolated-copies.md): a backup subscription, a second identity -----------------------
+// The second identity pulls copies of completed snapshot sets into the backup subscription's group: its role there
+// (infra/vmkeeper-isolated-role.json) and, in each protected subscription, only reading the sets it copies
+// (infra/vmkeeper-isolated-source-role.json). The app's own identity gets no role in the backup subscription.
+@description('Isolated copies: the backup subscription (same tenant, not a protected one) the second identity copies snapshot sets into (VMKEEPER_ISOLATED_SUBSCRIPTION). Empty: no isolated copies, no second identity.')
+param isolatedSubscriptionId string = ''
+
+@description('Isolated copies: the resource group in the backup subscription that holds the copies (made if missing).')
+param isolatedResourceGroupName string = 'rg-vmkeeper-isolated'
+
+var isolatedEnabled = !empty(isolatedSubscriptionId)
+
+module isolatedIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = if (isolatedEnabled) {
+  name: 'isolated-identity'
+  scope: rg
+  params: {
+    name: 'id-vmkeeper-isolated-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module isolated 'security/isolated.bicep' = if (isolatedEnabled) {
+  name: 'vmkeeper-isolated-${resourceToken}'
+  scope: subscription(isolatedEnabled ? isolatedSubscriptionId : subscription().subscriptionId)
+  params: {
+    environmentName: environmentName
+    resourceGroupName: isolatedResourceGroupName
+    location: location
+    tags: tags
+    principalId: isolatedEnabled ? isolatedIdentity.outputs.principalId : ''
+  }
+}
+
+module isolatedSourceRole 'security/isolated-source-role-definition.bicep' = if (isolatedEnabled) {
+  name: 'isolated-source-role-definition'
+  params: {
+    environmentName: environmentName
+    assignableScopes: map(subscriptionIds, s => '/subscriptions/${s}')
+  }
+}
+
+module isolatedSourceAssignments 'security/role-assignment.bicep' = [for sub in (isolatedEnabled ? subscriptionIds : []): {
+  name: 'vmkeeper-isolated-source-${sub}-${resourceToken}'
+  scope: subscription(sub)
+  params: {
+    roleDefinitionName: isolatedEnabled ? isolatedSourceRole.outputs.roleDefinitionName : ''
+    principalId: isolatedEnabled ? isolatedIdentity.outputs.principalId : ''
+  }
+}]
+// --- end of isolated copies ----------------------------------------------------------------------------------
+
 // Event Grid: a Microsoft.Resources.Subscriptions system topic in each protected subscription that has none.
 // Their event subscriptions are made by the postdeploy hook, once vm_events exists (infra/hooks/postdeploy.py).
 module topics 'eventgrid/subscription-topic.bicep' = [for sub in newTopicSubscriptionIds: {
@@ -470,3 +543,10 @@ output VMKEEPER_STAGING_ROLE_DEFINITION_IDS array = empty(restoreStagingAccountI
 ]
 output VMKEEPER_STAGING_ROLE_ASSIGNMENT_IDS array = [for (account, i) in restoreStagingAccountIds: stagingRoleAssignments[i].outputs.id]
 output VMKEEPER_ALERTS_ROLE_ASSIGNMENT_ID string = (alertsEnabled && !empty(existingAlertsTopicId)) ? alertsSender.outputs.assignmentId : ''
+output VMKEEPER_ISOLATED_ROLE_DEFINITION_IDS array = isolatedEnabled ? [
+  isolated.outputs.roleDefinitionId
+  isolatedSourceRole.outputs.id
+] : []
+output VMKEEPER_ISOLATED_ROLE_ASSIGNMENT_IDS array = isolatedEnabled ? concat([
+  isolated.outputs.roleAssignmentId
+], map(range(0, length(subscriptionIds)), i => isolatedSourceAssignments[i].outputs.id)) : []

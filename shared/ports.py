@@ -38,6 +38,7 @@ class Arm(Protocol):
     def network(self, subscription_id: str) -> Any: ...  # NICs and subnets of restored VMs
     def resource_graph(self) -> Any: ...
     def site_recovery(self, subscription_id: str) -> Any: ...  # Site Recovery (A2A) in a vault
+    def cost_management(self) -> Any: ...  # Cost Management query at a scope (no status retries)
 
 
 class Budget(Protocol):

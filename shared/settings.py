@@ -360,3 +360,58 @@ class FailoverSettings:
         return cls(restores.subscriptions, restores.scopes, restores.vaults,
                    _get(env, "VMKEEPER_FAILOVER_QUEUE", "vmkeeper-failovers"),
                    _get(env, "VMKEEPER_FAILOVER_TABLE", "vmkeeperfailovers"))
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    """Cost per VM (shared/cost/): the fleet's subscriptions (each one Cost Management scope) and policies (their
+    budgets), where the public Retail Prices API is, how far Cost Management's data lags usage, and the table the
+    results, the price sheet's daily copy and each scope's next allowed query are kept in."""
+
+    subscriptions: tuple[str, ...]
+    policy_file: str
+    table: str
+    retail_prices_url: str
+    data_lag_hours: int
+    ca_bundle: str | None = None  # local development: the CA the Retail Prices endpoint's certificate chains to
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CostSettings:
+        env = os.environ if env is None else env
+        fleet = FleetSettings.from_env(env)
+        url = _get(env, "VMKEEPER_RETAIL_PRICES_URL", "https://prices.azure.com/api/retail/prices").rstrip("/")
+        if not url.startswith("https://"):
+            raise SettingError(f"VMKEEPER_RETAIL_PRICES_URL: must be an https URL (got {url!r})")
+        return cls(fleet.subscriptions, fleet.policy_file, _get(env, "VMKEEPER_COST_TABLE", "vmkeepercost"), url,
+                   _int(env, "VMKEEPER_COST_DATA_LAG_HOURS", 24, 0, 24 * 7), AzureSettings.from_env(env).ca_bundle)
+
+
+@dataclass(frozen=True)
+class IsolatedSettings:
+    """Isolated copies (docs/isolated-copies.md): the backup subscription and group a second identity pulls copies of
+    completed snapshot sets into, and that identity (a user-assigned managed identity: production's has no role there,
+    and it none in production beyond reading the sets it copies). None of the three set: no isolated copies."""
+
+    subscription: str
+    resource_group: str
+    identity_client_id: str | None  # None: a local run's credential is given (shared/wiring.py)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IsolatedSettings | None:
+        env = os.environ if env is None else env
+        sub = (env.get("VMKEEPER_ISOLATED_SUBSCRIPTION") or "").strip().lower()
+        group = (env.get("VMKEEPER_ISOLATED_RESOURCE_GROUP") or "").strip()
+        client_id = (env.get("VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID") or "").strip() or None
+        if not (sub or group or client_id):
+            return None
+        if not resource_ids.GUID.match(sub):
+            raise SettingError(f"VMKEEPER_ISOLATED_SUBSCRIPTION: the backup subscription's id (got {sub!r})")
+        if not re.fullmatch(r"[-\w._()]{1,90}", group) or group.endswith("."):
+            raise SettingError(f"VMKEEPER_ISOLATED_RESOURCE_GROUP: the backup subscription's resource group (got {group!r})")
+        fleet = {s.strip().lower() for s in (env.get("VMKEEPER_SUBSCRIPTIONS") or "").split(",") if s.strip()}
+        if sub in fleet:
+            raise SettingError("VMKEEPER_ISOLATED_SUBSCRIPTION: must not be one of VMKEEPER_SUBSCRIPTIONS (the "
+                               "production identity would list, and try to delete, the isolated copies)")
+        if client_id is not None and not resource_ids.GUID.match(client_id.lower()):
+            raise SettingError(f"VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID: the second identity's client id (got {client_id!r})")
+        return cls(sub, group, client_id)

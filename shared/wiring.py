@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is need
     from .azure.clients import ArmClients, Storage
     from .azure.pacing import WriteBudget
     from .compliance.service import ComplianceService
+    from .cost.service import CostService
     from .drill.service import Drills
     from .failover.api import FailoverApi
     from .failover.keeper import RecoveryPlans
@@ -34,9 +35,11 @@ if TYPE_CHECKING:  # the types only: nothing heavy is imported before it is need
     from .settings import (
         AlertSettings,
         ComplianceSettings,
+        CostSettings,
         DrillSettings,
         FailoverSettings,
         FleetSettings,
+        IsolatedSettings,
         ProtectSettings,
         ReplicationSettings,
         RestoreSettings,
@@ -47,9 +50,10 @@ T = TypeVar("T")
 
 class Wiring:
     def __init__(self, env: Mapping[str, str] | None = None, credential: Any = None,
-                 arm_options: Mapping[str, Any] | None = None):
+                 arm_options: Mapping[str, Any] | None = None, isolated_credential: Any = None):
         self.env = os.environ if env is None else env
         self._credential = credential
+        self._isolated_credential = isolated_credential  # the second identity's (isolated copies), if given
         self._arm_options = dict(arm_options or {})
         self._lock = threading.RLock()
         self._built: dict[str, Any] = {}
@@ -79,6 +83,68 @@ class Wiring:
 
         return self._once("arm", lambda: ArmClients(AzureSettings.from_env(self.env), self.credential,
                                                     **self._arm_options))
+
+    # --- isolated copies: the second identity (docs/isolated-copies.md) ----------------------------
+    @property
+    def isolated_settings(self) -> IsolatedSettings | None:
+        from .settings import IsolatedSettings
+
+        return self._once("isolated_settings", lambda: IsolatedSettings.from_env(self.env))
+
+    def isolated_credential(self) -> Any:
+        """The second identity: the user-assigned managed identity VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID names (never
+        the app's own: without it, and none given, there is no credential for the backup subscription)."""
+        def make() -> Any:
+            if self._isolated_credential is not None:
+                return self._isolated_credential
+            from azure.identity import ManagedIdentityCredential
+
+            from .settings import SettingError
+
+            s = self.isolated_settings
+            if s is None or s.identity_client_id is None:
+                raise SettingError("VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID: required for isolated copies")
+            return ManagedIdentityCredential(client_id=s.identity_client_id)
+        return self._once("isolated_credential", make)
+
+    @property
+    def isolated_arm(self) -> ArmClients:
+        """ARM clients on the second identity's credential (their own user agent: another role's calls)."""
+        from .azure.clients import ISOLATED_USER_AGENT, ArmClients
+        from .settings import AzureSettings
+
+        return self._once("isolated_arm", lambda: ArmClients(AzureSettings.from_env(self.env), self.isolated_credential,
+                                                             **{**self._arm_options, "user_agent": ISOLATED_USER_AGENT}))
+
+    def isolated_target(self) -> Any:
+        """Where the worker copies completed sets (shared/schedule/isolated.py), or None when not set up."""
+        from .schedule.isolated import IsolatedTarget
+
+        s = self.isolated_settings
+        return IsolatedTarget(s.subscription, s.resource_group, self.isolated_arm) if s else None
+
+    @property
+    def isolated_retention(self) -> Retention | None:
+        """Retention of the isolated copies, with the second identity over the backup subscription alone; the fleet's
+        VMs read with the app's identity (shared/retention/isolated.py). None when not set up."""
+        def make() -> Any:
+            from datetime import timedelta
+
+            from .azure.graph import query_all
+            from .azure.ledger import Ledger
+            from .azure.pacing import WriteBudget
+            from .retention.service import VMS_QUERY, Retention
+
+            iso, s = self.isolated_settings, self.fleet_settings
+            if iso is None:
+                return None
+            budget = WriteBudget(self.storage.table(s.budget_table), rate=s.delete_rate, burst=s.delete_burst)
+            return Retention(self.isolated_arm, Ledger(self.storage.table(s.ledger_table)), budget, [iso.subscription],
+                             policy_file=s.policy_file, dry_run=s.retention_dry_run, write_budget=self.write_budget,
+                             alerts=self.alerts, restores=self.storage.table(s.restore_table),
+                             copy_timeout=timedelta(hours=s.copy_timeout_hours), lock_group=iso.resource_group,
+                             vms=lambda: list(query_all(self.arm.resource_graph(), list(s.subscriptions), VMS_QUERY)))
+        return self._once("isolated_retention", make)
 
     @property
     def storage(self) -> Storage:
@@ -129,7 +195,8 @@ class Wiring:
 
             s = self.fleet_settings
             return Schedule(s, self.arm, self.storage.queue(s.jobs_queue), self.storage.queue(f"{s.jobs_queue}-poison"),
-                            Ledger(self.storage.table(s.ledger_table)), self.write_budget, self.alerts)
+                            Ledger(self.storage.table(s.ledger_table)), self.write_budget, self.alerts,
+                            isolated=self.isolated_target())
         return self._once("schedule", make)
 
     @property
@@ -141,15 +208,22 @@ class Wiring:
             from .azure.pacing import WriteBudget
             from .retention.service import Retention
 
-            s = self.fleet_settings
+            s, iso = self.fleet_settings, self.isolated_settings
             budget = WriteBudget(self.storage.table(s.budget_table), rate=s.delete_rate, burst=s.delete_burst)
+            # Copies in flight into the backup subscription pin their sources: read there with the second identity.
+            elsewhere = None
+            if iso is not None:
+                from .retention.isolated import in_flight
+
+                def elsewhere() -> list:
+                    return in_flight(self.isolated_arm.resource_graph(), iso.subscription, iso.resource_group)
             # Marks and unmarks are ARM writes: they take from the scheduled writes' bucket (ARM's is one per
             # subscription), only while it has tokens, so the workers' promised writes go first.
             # What is in use is pinned: the schedule's jobs (in the ledger) and the restores (their table).
             return Retention(self.arm, Ledger(self.storage.table(s.ledger_table)), budget, list(s.subscriptions),
                              policy_file=s.policy_file, dry_run=s.retention_dry_run, write_budget=self.write_budget,
                              alerts=self.alerts, restores=self.storage.table(s.restore_table),
-                             copy_timeout=timedelta(hours=s.copy_timeout_hours))
+                             copy_timeout=timedelta(hours=s.copy_timeout_hours), copies_elsewhere=elsewhere)
         return self._once("retention", make)
 
 
@@ -264,7 +338,8 @@ class Wiring:
 
             s = self.compliance_settings
             return Reports(self.compliance, Ledger(self.storage.table(s.ledger_table)), self.alerts,
-                           Records(self.storage.table(self.restore_settings.table)), self.drills)
+                           Records(self.storage.table(self.restore_settings.table)), self.drills,
+                           lambda: self.cost)
         return self._once("reports", make)
 
     @property
@@ -290,6 +365,25 @@ class Wiring:
 
         return self._once("report_api", lambda: ReportApi(lambda: self.reports))
 
+
+    # --- cost per VM ------------------------------------------------------------------------------------------
+    @property
+    def cost_settings(self) -> CostSettings:
+        from .settings import CostSettings
+
+        return self._once("cost_settings", lambda: CostSettings.from_env(self.env))
+
+    @property
+    def cost(self) -> CostService:
+        def make() -> Any:
+            from .azure.ledger import Ledger
+            from .cost.prices import RetailPrices
+            from .cost.service import CostService
+
+            s = self.cost_settings
+            ledger = Ledger(self.storage.table(s.table))
+            return CostService(s, self.arm, ledger, RetailPrices(s.retail_prices_url, ledger, s.ca_bundle), self.alerts)
+        return self._once("cost", make)
 
     # --- Site Recovery ----------------------------------------------------------------------------------------
     @property

@@ -34,6 +34,7 @@ os.environ.setdefault("AzureFunctionsJobHost__extensions__queues__maxPollingInte
 
 
 APP_USER_AGENT = "vmkeeper/"  # shared/azure/clients.py USER_AGENT: the app's ARM clients append it
+ISOLATED_USER_AGENT = "vmkeeper-isolated/"  # ISOLATED_USER_AGENT: the second identity's clients (isolated copies)
 
 
 def resource_type(path: str) -> str:
@@ -70,7 +71,8 @@ class AppOperations:
     counts whatever its status (a throttled or failed call still needed the permission); a call
     to a route the emulator doesn't know is kept under the operation None."""
 
-    def __init__(self) -> None:
+    def __init__(self, user_agent: str = APP_USER_AGENT) -> None:
+        self.user_agent = user_agent  # whose clients: the app's, or the second identity's
         self.ops: dict[str | None, Operation] = {}
         self.tests_run: set[str] = set()
         self.current = "(outside any test)"
@@ -90,7 +92,7 @@ class AppOperations:
         calls = self._az.calls(self._cursor)
         self._cursor += len(calls)
         for c in calls:
-            if APP_USER_AGENT not in (c.get("userAgent") or ""):
+            if self.user_agent not in (c.get("userAgent") or ""):
                 continue
             op = self.ops.setdefault(c["operation"], Operation())
             op.count += 1
@@ -106,14 +108,18 @@ class AppOperations:
 
 
 APP_OPERATIONS = AppOperations()
+ISOLATED_OPERATIONS = AppOperations(ISOLATED_USER_AGENT)  # the second identity's (isolated copies)
+COLLECTORS = (APP_OPERATIONS, ISOLATED_OPERATIONS)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    APP_OPERATIONS.current = item.nodeid
-    APP_OPERATIONS.tests_run.add(item.nodeid)
+    for ops in COLLECTORS:
+        ops.current = item.nodeid
+        ops.tests_run.add(item.nodeid)
     yield
-    APP_OPERATIONS.drain()  # after teardown too (a module's fixtures end in its last test's)
+    for ops in COLLECTORS:
+        ops.drain()  # after teardown too (a module's fixtures end in its last test's)
 
 
 @pytest.fixture(scope="session")
@@ -123,21 +129,31 @@ def app_operations() -> AppOperations:
 
 
 @pytest.fixture(scope="session")
+def isolated_operations() -> AppOperations:
+    """The ARM operations the second identity's clients made (isolated copies), as ``app_operations``."""
+    return ISOLATED_OPERATIONS
+
+
+@pytest.fixture(scope="session")
 def _local_azure():
     with in_process() as (az, emu):
         reset = az.reset
 
         def collecting_reset() -> None:  # the log is cleared by a reset: read it first
-            APP_OPERATIONS.drain()
+            for ops in COLLECTORS:
+                ops.drain()
             reset()
-            APP_OPERATIONS.rewind()
+            for ops in COLLECTORS:
+                ops.rewind()
 
         az.reset = collecting_reset
-        APP_OPERATIONS.attach(az)
+        for ops in COLLECTORS:
+            ops.attach(az)
         try:
             yield az, emu
         finally:
-            APP_OPERATIONS.detach()
+            for ops in COLLECTORS:
+                ops.detach()
 
 
 @pytest.fixture

@@ -151,3 +151,28 @@ def _seed_scale_set(store: Any, layout: list[tuple[str, str, str, str]], spec: A
     made, _ = scalesets.scale(store, vmss, int(spec.get("capacity", 2)), now, state="Succeeded", rng=rng)
     disks = sum(len(scalesets.m.vm_disk_ids(i)) for i in made)
     return {"id": vmss.id, "orchestrationMode": mode, "instances": [i.id for i in made]}, disks
+
+
+def put_one_vm(emulator: Any, sub: str, rg: str, name: str, region: str, os_type: str = "Linux") -> str:
+    """Arrange one provisioned VM (its own VNet, NIC and a 64 GB OS disk, no data disks) straight in the store, as
+    the fleet seed does; for tests that need a VM of a given OS or place apart from the seeded fleet."""
+    with emulator.lock:
+        store, now = emulator.store, emulator.clock.timestamp()
+        store.add_subscription(sub)
+        if rg.lower() not in store.subscription(sub).resource_groups:
+            store.put_resource_group(sub, rg, region)
+        vnet = store.put(new_vnet(sub, rg, f"vnet-{name}", region, ["10.0.0.0/16"],
+                                  [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/24"}}], None, now))
+        nic = store.put(new_nic(sub, rg, f"{name}-nic", region, vnet.properties["subnets"][0]["id"], None, now))
+        disk = compute.new_disk(sub, rg, f"{name}-osdisk", region, now, size_gb=64,
+                                creation={"createOption": "FromImage"}, os_type=os_type)
+        storage = {"osDisk": {"osType": os_type, "name": disk.name, "createOption": "FromImage",
+                              "managedDisk": {"id": disk.id, "storageAccountType": "Premium_LRS"}, "diskSizeGB": 64},
+                   "dataDisks": []}
+        vm = compute.new_vm(sub, rg, name, region, now, size="Standard_D2s_v5", storage=storage,
+                            network={"networkInterfaces": [{"id": nic.id}]}, tags=None, state="Succeeded")
+        compute.attach_disk(disk, vm.id)
+        store.put(disk)
+        nic.properties["virtualMachine"] = {"id": vm.id}
+        store.put(vm)
+        return vm.id

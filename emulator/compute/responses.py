@@ -31,7 +31,7 @@ from ..core.providers import AdminRoute
 from ..core.resource import Monitor, add_lists, add_long_running_delete, add_operation_monitors
 from ..core.routing import Request, Response, Router
 from ..core.state import Resource
-from . import agent
+from . import agent, usage
 from . import models as m
 from . import scalesets as vmss
 
@@ -47,7 +47,7 @@ def _seed(emulator, body: dict[str, Any]) -> tuple[int, Any]:
 # POST /_emulator/seed: a fleet of VMs with their disks, NICs, networks and groups.
 ADMIN = [AdminRoute("POST", r"seed", _seed), AdminRoute("POST", r"compute/interleave", lambda e, b: _arm_interleave(e, b))]
 # settings.vm_agent and the fault kind vm_agent_not_ready (agent.py).
-SETTINGS = [agent.SETTING]
+SETTINGS = [agent.SETTING, usage.SETTING]
 FAULT_KINDS = (agent.FAULT_KIND,)
 
 VM_VERSIONS = ("2026-04-01", "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-09-01", "2023-03-01")
@@ -664,6 +664,11 @@ def read_sas(req: Request) -> Response:
 
 # --- snapshots -------------------------------------------------------------------------------------
 SNAPSHOT = RG + "/snapshots/{snapshotName}"
+COPY_TYPE = "Microsoft.Compute/snapshots/copy"
+# The linked action a snapshot's source needs (Azure/OpenShift#186, MicrosoftDocs/azure-docs#11362: a copy's
+# LinkedAuthorizationFailed names beginGetAccess on the source disk; a snapshot source, by the same rule, its own).
+SOURCE_ACCESS = {m.DISK_TYPE: "Microsoft.Compute/disks/beginGetAccess/action",
+                 m.SNAPSHOT_TYPE: "Microsoft.Compute/snapshots/beginGetAccess/action"}
 
 
 def _snapshot_body(snapshot: Resource, now: float) -> dict[str, Any]:
@@ -727,6 +732,8 @@ def put_snapshot(req: Request) -> Response:
                                    "for another region).", target="location")
         if incremental and source.type == m.DISK_TYPE:
             m.check_snapshot_limits(source, now)
+    # ARM's linked access check on the source: a snapshot is read from it (emulator/README.md, "Role assignments").
+    linked_access_check(req, SOURCE_ACCESS[source.type], source.id)
     creation["sourceResourceId"] = source.id
     creation["sourceUniqueId"] = source.properties.get("uniqueId")
     snapshot = Resource(
@@ -758,9 +765,15 @@ def put_snapshot(req: Request) -> Response:
     if option == "copystart":
         snapshot.properties["completionPercent"] = 0.0
         snapshot.internal["copy"] = {"start": now, "end": now + copy_span, "source": source.id}
+    # Billed on used size (compute/usage.py): a copy holds what its source holds, a point of a disk what changed.
+    snapshot.internal["usedBytes"] = (int(source.internal.get("usedBytes", 0)) if source.type == m.SNAPSHOT_TYPE
+                                      else usage.new_point(req.emulator, source, now, incremental=incremental))
     store.put(snapshot)
 
     def created(op) -> None:
+        if option == "copy" and source.type == m.SNAPSHOT_TYPE and store.get(source.id) is None:
+            snapshot.properties["provisioningState"] = "Failed"  # its source was deleted while it was copied
+            return
         snapshot.properties["provisioningState"] = "Succeeded"
         if option == "copystart":
             req.emulator.operations.start(req.params["subscriptionId"], location, copy_span,
@@ -771,7 +784,9 @@ def put_snapshot(req: Request) -> Response:
     def failed(op) -> None:
         snapshot.properties["provisioningState"] = "Failed"
 
-    op = req.emulator.start_operation(req, location, on_success=created, on_failure=failed,
+    # A Copy of a snapshot reads the whole source: as long as a copy's ``Microsoft.Compute/snapshots/copy`` setting.
+    duration = req.emulator.lro_seconds(COPY_TYPE) if option == "copy" and source.type == m.SNAPSHOT_TYPE else None
+    op = req.emulator.start_operation(req, location, duration, on_success=created, on_failure=failed,
                                       result=lambda: Response(200, _snapshot_body(snapshot, _now(req))))
     return accepted(req, op, m.PROVIDER, 202, _snapshot_body(snapshot, now))
 
@@ -1033,10 +1048,12 @@ def put_restore_point(req: Request) -> Response:
             src = disk  # a disk restore point of the source
             copy = Resource(f"{rp.id}/diskRestorePoints/{drp_name}", m.DRP_TYPE, drp_name, None, None,
                             dict(src.properties, sourceResourceLocation=src.properties.get("sourceResourceLocation")),
-                            {}, {"copy": True}, now)
+                            {}, {"copy": True, "usedBytes": int(src.internal.get("usedBytes", 0))}, now)
             store.put(copy)
         else:
-            store.put(m.new_disk_restore_point(rp, drp_name, disk, now))
+            drp = m.new_disk_restore_point(rp, drp_name, disk, now)
+            drp.internal["usedBytes"] = usage.new_point(req.emulator, disk, now, incremental=True)
+            store.put(drp)
 
     def done(op) -> None:
         rp.properties["provisioningState"] = "Succeeded"

@@ -151,7 +151,9 @@ class Emulator:
             scope = sub_id.lower()
             # A caller with role assignments needs its request's own action at the request's scope (tenant-level
             # requests such as a Resource Graph query are not checked: no assignment is made there).
-            self.rbac.authorize(req.bearer_token(), route.operation, req.path.rstrip("/"))
+            # The scope as the router reads the path: empty segments are none (the locks client asks
+            # "/{scope}/providers/…" of a scope that starts with "/": "//subscriptions/…").
+            self.rbac.authorize(req.bearer_token(), route.operation, "/" + "/".join(p for p in req.path.split("/") if p))
         allowed, remaining, wait = self.throttle.take(scope, route.kind)
         header_scope = "subscription" if scope != "tenant" else "tenant"
         if remaining >= 0:

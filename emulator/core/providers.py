@@ -33,6 +33,7 @@ PROVIDERS = (
     "emulator.recoveryservices.responses",
     "emulator.siterecovery.responses",
     "emulator.eventgrid.responses",
+    "emulator.costmanagement.responses",
 )
 
 

@@ -31,6 +31,7 @@ from ..core.lro import Operation, OperationFailed
 from ..core.resource import Monitor, add_lists, add_operation_monitors
 from ..core.routing import Request, Response, Router
 from ..core.state import Resource
+from . import guards as g
 from . import ilr
 from . import models as m
 from .models import BackupError
@@ -294,6 +295,9 @@ def put_vault(req: Request) -> Response:
     props = body.get("properties") or {}
     store, now = _store(req), _now(req)
     existing = store.get(_vault_id(req))
+    if "securitySettings" in props:  # Locked immutability and AlwaysON soft delete are one-way (guards.py)
+        props = dict(props, securitySettings=g.check_security_settings(
+            existing.properties.get("securitySettings") if existing is not None else None, props["securitySettings"]))
     if existing is not None:
         if normalize_location(existing.location) != location:
             raise ArmError("Changing property 'location' is not allowed.", code="PropertyChangeNotAllowed", status=409,
@@ -335,6 +339,104 @@ def delete_vault(req: Request) -> Response:
 
 
 add_lists(router, m.VAULT_TYPE, api_versions=VAULT_VERSIONS)
+
+
+# --- multi-user authorization: the vault's Resource Guard proxy (guards.py) ------------------------------
+PROXY = VAULT + "/backupResourceGuardProxies/{resourceGuardProxyName}"
+PROXY_OPS = OPS + "/backupResourceGuardProxies"
+
+
+def _proxy_name(req: Request) -> str:
+    name = req.params["resourceGuardProxyName"]
+    if name.lower() != g.PROXY_NAME.lower():
+        raise BackupError(f"resourceGuardProxyName: a Recovery Services vault's Resource Guard proxy is named "
+                          f"'{g.PROXY_NAME}', not '{name}'.", code="BMSUserErrorInvalidInput", target="resourceGuardProxyName")
+    return g.PROXY_NAME
+
+
+def _proxy(req: Request, vault: Resource) -> Resource:
+    proxy = _store(req).get(f"{vault.id}/backupResourceGuardProxies/{_proxy_name(req)}")
+    if proxy is None:
+        raise ArmError(f"The vault '{vault.name}' has no Resource Guard proxy: multi-user authorization is not "
+                       "enabled on it.", code="BMSUserErrorResourceGuardProxyNotFound", status=404)
+    return proxy
+
+
+@router.route("PUT", PROXY, operation=PROXY_OPS + "/write", api_versions=BACKUP_VERSIONS)
+def put_proxy(req: Request) -> Response:
+    """Enable MUA: the vault names a Resource Guard. The caller needs Reader on the guard (Learn, "Configure
+    Multi-user authorization using Resource Guard": the Backup admin is granted Reader to enable MUA); a proxy
+    naming another guard must be deleted first (itself a critical operation)."""
+    props = req.json().get("properties")
+    if not isinstance(props, dict):
+        raise BackupError("properties: a ResourceGuardProxyBase is required.", target="properties")
+    guard = g.parse_guard_id(props.get("resourceGuardResourceId"), "properties.resourceGuardResourceId")
+    details = props.get("resourceGuardOperationDetails")
+    linked_access_checks(req, [("Microsoft.DataProtection/resourceGuards/read", guard)])
+    vault = _vault(req)
+    name = _proxy_name(req)
+    store, now = _store(req), _now(req)
+    existing = store.get(f"{vault.id}/backupResourceGuardProxies/{name}")
+    if existing is not None and existing.properties["resourceGuardResourceId"].lower() != guard.lower():
+        raise BackupError(f"The vault is already protected by the Resource Guard '{existing.properties['resourceGuardResourceId']}': "
+                          "remove that proxy first (a critical operation).", code="BMSUserErrorResourceGuardProxyExists")
+    if details is None:  # the guard's own list: every critical operation (a guard excluding none)
+        details = g.operation_details(guard)
+    elif not isinstance(details, list) or not all(isinstance(d, dict) for d in details):
+        raise BackupError("properties.resourceGuardOperationDetails: a list of {vaultCriticalOperation, "
+                          "defaultResourceRequest}.", target="properties.resourceGuardOperationDetails")
+    else:  # a guard that excludes some optional operations; the mandatory ones are always there
+        named = {str(d.get("vaultCriticalOperation", "")).lower() for d in details}
+        details = [dict(d) for d in details] + [d for d in g.operation_details(guard)
+                                               if d["vaultCriticalOperation"].split("/")[-1] in g.MANDATORY
+                                               and d["vaultCriticalOperation"].lower() not in named]
+    body = {"resourceGuardResourceId": guard, "resourceGuardOperationDetails": details,
+            "lastUpdatedTime": m.iso_z(now), "description": props.get("description") or ""}
+    if existing is not None:
+        existing.properties = body
+        return Response(200, existing.to_arm())
+    proxy = store.put(Resource(f"{vault.id}/backupResourceGuardProxies/{name}", g.PROXY_TYPE, name, None, None, body,
+                               {}, {}, now))
+    return Response(200, proxy.to_arm())
+
+
+@router.route("GET", PROXY, operation=PROXY_OPS + "/read", api_versions=BACKUP_VERSIONS)
+def get_proxy(req: Request) -> Response:
+    return Response(200, _proxy(req, _vault(req)).to_arm())
+
+
+@router.route("GET", VAULT + "/backupResourceGuardProxies", operation=PROXY_OPS + "/read", api_versions=BACKUP_VERSIONS)
+def list_proxies(req: Request) -> Response:
+    return listing(req, [p.to_arm() for p in g.proxies(_store(req), _vault(req))])
+
+
+@router.route("POST", PROXY + "/unlockDelete", operation=PROXY_OPS + "/unlockDelete/action", api_versions=BACKUP_VERSIONS)
+def unlock_delete(req: Request) -> Response:
+    """The guard's yes to one delete it protects (a protected item's data: deleteProtectedItemRequests; the proxy
+    itself: deleteResourceGuardProxyRequests), for a while (guards.UNLOCK_SECONDS)."""
+    body = req.json()
+    target = body.get("resourceToBeDeleted")
+    if not isinstance(target, str) or not target:
+        raise BackupError("resourceToBeDeleted: the id of the resource to delete is required.", target="resourceToBeDeleted")
+    vault = _vault(req)
+    proxy = _proxy(req, vault)
+    operation = g.DELETE_PROXY if target.lower() == proxy.id.lower() else g.DELETE_ITEM
+    g.check(req, _store(req), vault, operation, body.get("resourceGuardOperationRequests"), f"Deleting '{target}'")
+    until = g.unlock(vault, target, _now(req))
+    return Response(200, {"unlockDeleteExpiryTime": m.iso_z(until)})
+
+
+@router.route("DELETE", PROXY, operation=PROXY_OPS + "/delete", api_versions=BACKUP_VERSIONS)
+def delete_proxy(req: Request) -> Response:
+    """Remove MUA: a mandatory critical operation (an unlockDelete of the proxy first)."""
+    vault = _vault(req)
+    store = _store(req)
+    proxy = store.get(f"{vault.id}/backupResourceGuardProxies/{_proxy_name(req)}")
+    if proxy is None:
+        return no_event(Response(204))
+    g.check_delete(store, vault, proxy.id, g.DELETE_PROXY, _now(req), "Removing multi-user authorization")
+    store.delete(proxy.id)
+    return Response(200)
 
 
 # --- policies --------------------------------------------------------------------------------------
@@ -379,6 +481,12 @@ def put_policy(req: Request) -> Response:
     props = m.validate_policy(req.json().get("properties") or {})
     store, now = _store(req), _now(req)
     existing = store.get(f"{vault.id}/backupPolicies/{name}")
+    if existing is not None and m.retention_days(props) < m.retention_days(existing.properties):
+        what = "Modifying a backup policy to reduce its retention"
+        if g.is_immutable(vault):
+            raise g.immutable_refusal(vault, what)
+        g.check(req, store, vault, g.UPDATE_POLICY, (req.json().get("properties") or {}).get("resourceGuardOperationRequests"),
+                what)
     if existing is not None:
         for item in m.items_of(store, vault):  # points due under the old schedule are kept
             if (item.properties.get("policyId") or "").lower() == existing.key:
@@ -587,6 +695,12 @@ def put_item(req: Request) -> Response:
         if item.internal.get("state") == "ready" and same:
             return Response(200, _render(req, item))  # already protected with this policy: nothing to do
         was_stopped = item.internal.get("state") == "stopped"
+        current = store.get(item.properties.get("policyId") or "")
+        if not was_stopped and current is not None and m.retention_days(policy.properties) < m.retention_days(current.properties):
+            what = "Modifying protection to a policy with reduced retention"
+            if g.is_immutable(vault):
+                raise g.immutable_refusal(vault, what)
+            g.check(req, store, vault, g.UPDATE_ITEM, props.get("resourceGuardOperationRequests"), what)
         if was_stopped:
             vm = store.get(item.internal["vmId"])
             if vm is None:
@@ -647,6 +761,9 @@ def delete_item(req: Request) -> Response:
         return no_event(Response(204))
     if item.internal.get("state") == "enabling" or _inflight(req, item):
         raise _busy(item)
+    if g.is_immutable(vault):  # Learn, immutable vault: "Stop protection with delete data" is blocked
+        raise g.immutable_refusal(vault, "Stopping protection with delete data")
+    g.check_delete(store, vault, item.id, g.DELETE_ITEM, now, "Stopping protection with delete data")
     job = store.put(m.new_job(vault, "DeleteBackupData", item.properties["friendlyName"], item.properties["containerName"], now))
 
     def deleted(op: Operation) -> None:
@@ -899,6 +1016,7 @@ def trigger_restore(req: Request) -> Response:
     point = _point(req, item)
     store, now = _store(req), _now(req)
     plan = _restore_plan(req, vault, item, point, props)
+    g.check(req, store, vault, g.TRIGGER_RESTORE, props.get("resourceGuardOperationRequests"), "A restore")
     vm_name, region, bag = plan["vm_name"], plan["region"], plan["bag"]
     target_vm_id, subnet_id, sub, rg = plan["target_vm_id"], plan["subnet_id"], plan["sub"], plan["rg"]
     job = store.put(m.new_job(vault, "Restore", vm_name, item.properties["containerName"], now, bag=bag))

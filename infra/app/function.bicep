@@ -18,7 +18,7 @@ param instanceMemoryMB int
 @description('Queue names: protect, jobs, restores (main.bicep).')
 param queues object
 
-@description('Table names: protect, ledger, budget, restores, alerts (main.bicep).')
+@description('Table names: protect, ledger, budget, restores, alerts, failovers, cost (main.bicep).')
 param tables object
 
 @description('VMKEEPER_VAULTS: JSON object region -> Recovery Services vault id.')
@@ -35,6 +35,7 @@ param restoreStagingAccounts string
 
 param schedule string
 param complianceSchedule string
+param costSchedule string
 param drillSchedule string
 param replicationSchedule string
 param protectSchedule string
@@ -45,6 +46,12 @@ param backupNow bool
 
 @description('VMKEEPER_ALERTS_TOPIC_ENDPOINT: the alerts topic\'s properties.endpoint. Empty: alerts recorded, not published.')
 param alertsTopicEndpoint string
+
+@description('Isolated copies (docs/isolated-copies.md): the backup subscription and group, and the second identity (its resource id: attached to the app; its client id: VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID). All empty: none.')
+param isolatedSubscription string = ''
+param isolatedResourceGroup string = ''
+param isolatedIdentityId string = ''
+param isolatedIdentityClientId string = ''
 
 @description('App Service authentication (restore API): only set up when authClientId is given.')
 param authTenantId string
@@ -68,9 +75,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'
-    userAssignedIdentities: {
+    // The second identity (isolated copies) too, when there is one: the app asks tokens for it by its client id.
+    userAssignedIdentities: union({
       '${identityId}': {}
-    }
+    }, empty(isolatedIdentityId) ? {} : {
+      '${isolatedIdentityId}': {}
+    })
   }
   properties: {
     serverFarmId: planId
@@ -148,6 +158,8 @@ var appSettings = {
   VMKEEPER_DRILL_QUEUE: queues.drills
   VMKEEPER_REPLICATION_SCHEDULE: replicationSchedule
   VMKEEPER_PROTECT_SCHEDULE: protectSchedule
+  VMKEEPER_PROTECT_SWEEP_RETRY_HOURS: '24'
+  VMKEEPER_PROTECT_SWEEP_RECHECK_HOURS: '24'
   VMKEEPER_REPLICATION_QUEUE: queues.replication
   VMKEEPER_REPLICATION_RETRY_SECONDS: '15'
   VMKEEPER_REPLICATION_RETRY_MAX_SECONDS: '600'
@@ -156,6 +168,13 @@ var appSettings = {
   VMKEEPER_FAILOVER_QUEUE: queues.failovers
   VMKEEPER_FAILOVER_TABLE: tables.failovers
   VMKEEPER_RECOVERY_PLAN_SCHEDULE: recoveryPlanSchedule
+  VMKEEPER_COST_SCHEDULE: costSchedule
+  VMKEEPER_COST_TABLE: tables.cost
+  VMKEEPER_COST_DATA_LAG_HOURS: '24'
+  VMKEEPER_RETAIL_PRICES_URL: 'https://prices.azure.com/api/retail/prices'
+  VMKEEPER_ISOLATED_SUBSCRIPTION: isolatedSubscription
+  VMKEEPER_ISOLATED_RESOURCE_GROUP: isolatedResourceGroup
+  VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID: isolatedIdentityClientId
 }
 
 // No publishing with a user name and password: neither FTP nor the scm (Kudu) endpoints take the publishing

@@ -14,6 +14,16 @@ param timeZone string = 'UTC'
 @description('Log Analytics workspace the vault\'s Azure Backup logs go to.')
 param workspaceId string
 
+@description('Vault immutability: Unlocked (reversible) or Locked (irreversible). Azure refuses to create a vault Locked: deploy Unlocked first, then Locked (infra/README.md).')
+@allowed([
+  'Unlocked'
+  'Locked'
+])
+param immutabilityState string = 'Unlocked'
+
+@description('Multi-user authorization: the Resource Guard (Microsoft.DataProtection/resourceGuards, owned by a security admin, ideally in another subscription or tenant) the vault\'s critical operations need. Empty: no MUA.')
+param resourceGuardId string = ''
+
 resource vault 'Microsoft.RecoveryServices/vaults@2024-04-01' = {
   name: name
   location: location
@@ -27,12 +37,29 @@ resource vault 'Microsoft.RecoveryServices/vaults@2024-04-01' = {
   }
   properties: {
     publicNetworkAccess: 'Enabled'
+    // Soft delete always-on (it can never be disabled again) and immutability (Unlocked, or Locked for good):
+    // what an identity that can write the vault can't take back (infra/README.md, "Protected vaults").
     securitySettings: {
       softDeleteSettings: {
-        softDeleteState: 'Enabled'
+        softDeleteState: 'AlwaysON'
         softDeleteRetentionPeriodInDays: 14
       }
+      immutabilitySettings: {
+        state: immutabilityState
+      }
     }
+  }
+}
+
+// Multi-user authorization: the vault's critical operations (disable soft delete, remove MUA, stop protection with
+// delete data, reduce retention, restores where the guard protects them) need the guard owner's just-in-time grant.
+// The deploying user needs Reader on the guard. Removing the parameter later removes nothing: taking MUA off is
+// itself a critical operation, the guard owner's to approve.
+resource resourceGuardProxy 'Microsoft.RecoveryServices/vaults/backupResourceGuardProxies@2024-04-01' = if (!empty(resourceGuardId)) {
+  parent: vault
+  name: 'VaultProxy'
+  properties: {
+    resourceGuardResourceId: resourceGuardId
   }
 }
 

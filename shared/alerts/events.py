@@ -14,6 +14,10 @@ from typing import Any
 
 PROTECTION_FAILED = "vmkeeper.protection.failed"  # Azure refused or failed a VM's protection job
 JOB_POISONED = "vmkeeper.job.poisoned"  # a message vmkeeper could not process went to the poison queue
+# A VM's protected item was found stopped (ProtectionStopped, data retained: someone stopped it outside vmkeeper)
+# and vmkeeper resumed it under its policy. Said, because a stop may be an attacker's first move, or an operator
+# who should opt the VM out instead (``vmkeeper-optout: true``).
+PROTECTION_RESUMED = "vmkeeper.protection.resumed"
 RPO_BREACHED = "vmkeeper.rpo.breached"
 RPO_RESTORED = "vmkeeper.rpo.restored"
 # A VM vmkeeper should protect has no complete point of a kind its policy makes (or no policy applies:
@@ -47,11 +51,14 @@ REPLICATION_FAILED = "vmkeeper.replication.failed"
 RECOVERY_PLAN_PROBLEM = "vmkeeper.recoveryplan.problem"
 FAILOVER_SUCCEEDED = "vmkeeper.failover.succeeded"  # a failover asked through the API ended (shared/failover/)
 FAILOVER_FAILED = "vmkeeper.failover.failed"
-TYPES = (PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, PROTECTION_MISSING, PROTECTION_RESOLVED,
+# A policy's points cost more this month (month-to-date actual + the estimate for points newer than the cost data)
+# than its budget (shared/cost/): once per policy and month; ``data`` has the month, the cost and the budget.
+COST_OVER_BUDGET = "vmkeeper.cost.over_budget"
+TYPES = (COST_OVER_BUDGET, PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, PROTECTION_MISSING, PROTECTION_RESOLVED,
          RESTORE_SUCCEEDED, RESTORE_FAILED, RETENTION_DELETED, DRILL_FAILED, DRILL_KEPT, REPLICATION_UNHEALTHY,
          REPLICATION_RESTORED, REPLICATION_INELIGIBLE, REPLICATION_FAILED, RECOVERY_PLAN_PROBLEM, FAILOVER_SUCCEEDED,
-         FAILOVER_FAILED, RESTORE_FILES_READY, RESTORE_FILES_EXPIRED, RESTORE_FILES_OVERDUE, IMMUTABILITY_MISSING,
-         IMMUTABILITY_RESOLVED)
+         FAILOVER_FAILED, RESTORE_FILES_READY, RESTORE_FILES_EXPIRED, RESTORE_FILES_OVERDUE, PROTECTION_RESUMED,
+         IMMUTABILITY_MISSING, IMMUTABILITY_RESOLVED)
 MAX_DATA = 32 * 1024  # characters of reason kept: an event stays far below Event Grid's 1 MB (and 64 KB billing unit)
 
 
@@ -93,6 +100,13 @@ def subject_of(job: Any, fallback: str) -> str:
 
 
 _PER_TRY = ("errors", "last_error", "attempt", "resent", "since", "reads", "writes", "grant")  # a try's state
+
+
+def for_resumed(vm_id: str, job_event: str, detail: dict[str, Any]) -> Alert:
+    """The alert for a stopped protected item vmkeeper resumed. Keyed by the job that resumed it: a redelivery of
+    that job is the same change, a later stop and resume another."""
+    data = {k: detail[k] for k in ("vault", "item", "policy", "vmkeeper_policy", "vm_instance") if k in detail}
+    return Alert(PROTECTION_RESUMED, vm_id.lower(), f"resumed|{job_event}", data)
 
 
 def for_poisoning(cause: str, original: Any, reason: str, queue: str, failed_type: str = PROTECTION_FAILED) -> Alert:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import membership
-from ..alerts.events import for_poisoning
+from ..alerts.events import for_poisoning, for_resumed
 from ..azure.graph import query_all
 from ..azure.ledger import Ledger
 from ..instants import format_instant
@@ -69,6 +69,8 @@ class AutoProtect:
 
         def done(message: dict[str, Any], outcome: messages.Done) -> None:
             detail = {**outcome.detail, **inputs(message)} if outcome.result in HELD else outcome.detail
+            if outcome.detail.get("resumed") and self.alerts is not None:  # said before the row that ends the job
+                self.alerts.raise_(for_resumed(message["vm_id"], str(message.get("event_id") or ""), outcome.detail))
             self.ledger.record_vm(message["vm_id"], outcome.result, detail, message.get("event_id"))
             log.info("VM %s: %s %s", message["vm_id"], outcome.result, outcome.detail)
 

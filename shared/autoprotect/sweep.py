@@ -58,10 +58,17 @@ def _age(row: Mapping[str, Any], now: datetime) -> timedelta | None:
     return None if when is None else now - when
 
 
+def recheck_due(age: timedelta, recheck_after: timedelta, vm_instance: str) -> bool:
+    """Whether a recorded-protected row of this age is due a fresh look. Each VM is due somewhere in the last half of
+    ``recheck_after``, by a hash of its instance id: the rows one sweep wrote don't all age out in one later sweep."""
+    share = int(hashlib.sha256(vm_instance.lower().encode()).hexdigest()[:8], 16) / 0x100000000
+    return age >= recheck_after * (1 - share / 2)
+
+
 def decide(row: Mapping[str, Any] | None, vm_instance: str, backup_policy: str | None, vault_id: str, inputs: str,
            now: datetime, retry_after: timedelta, recheck_after: timedelta) -> str:
     """The sweep's decision for one fleet VM: ``protected`` (recorded protected so, looked at within
-    ``recheck_after``), ``held`` (its last job could not enrol it with these very inputs, within ``retry_after``:
+    ``recheck_after``, spread by VM: ``recheck_due``), ``held`` (its last job could not enrol it with these very inputs, within ``retry_after``:
     its failure is already poisoned, alerted and on the compliance report) or ``send``. A recorded-protected row
     older than ``recheck_after`` is sent again: protection stopped outside vmkeeper is found (the job reads
     backupStatus first and writes nothing while the VM is protected). Any doubt (no row, no time) sends."""
@@ -69,7 +76,8 @@ def decide(row: Mapping[str, Any] | None, vm_instance: str, backup_policy: str |
         return "send"
     age = _age(row, now)
     if backup_policy and vault_id and recorded_protected(row, vm_instance, backup_policy, vault_id):
-        return "protected" if age is not None and timedelta(0) <= age < recheck_after else "send"
+        fresh = age is not None and age >= timedelta(0) and not recheck_due(age, recheck_after, vm_instance)
+        return "protected" if fresh else "send"
     if row.get("outcome") in HELD and age is not None and timedelta(0) <= age < retry_after:
         try:
             detail = json.loads(row.get("detail") or "")

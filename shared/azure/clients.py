@@ -12,6 +12,8 @@ from .. import __version__
 from ..settings import AzureSettings, SettingError
 
 USER_AGENT = f"vmkeeper/{__version__}"  # appended to azure-core's; tells the app's ARM calls from others'
+# The second identity's clients (isolated copies): their calls are told from the app's own (another role's).
+ISOLATED_USER_AGENT = f"vmkeeper-isolated/{__version__}"
 POOL_SIZE = 32  # connections kept per client and host: one per worker thread, so none is re-opened
 
 
@@ -81,6 +83,12 @@ class ArmClients(_Kept):
                 from azure.mgmt.resource.resources import ResourceManagementClient as Client
             elif kind == "site-recovery":
                 from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient as Client
+            elif kind == "cost":
+                from azure.mgmt.costmanagement import CostManagementClient
+
+                # Cost Management throttles tightly and answers with a Retry-After of a minute or more: a 429 comes
+                # straight back to the cost run (which leaves the scope for a later run) instead of the SDK sleeping.
+                return CostManagementClient(self.credential(), **{**kwargs, "retry_status": 0})
             else:
                 from azure.mgmt.resourcegraph import ResourceGraphClient
 
@@ -110,6 +118,10 @@ class ArmClients(_Kept):
 
     def resource_graph(self) -> Any:
         return self._client("graph", None)
+
+    def cost_management(self) -> Any:
+        """Cost Management (query at a scope); no status retries inside the SDK (shared/cost/service.py)."""
+        return self._client("cost", None)
 
     def site_recovery(self, subscription_id: str) -> Any:
         """Site Recovery (Azure-to-Azure): the vault's group and name are per-call arguments (SDK 2.x)."""

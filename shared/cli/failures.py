@@ -4,9 +4,10 @@ row with Azure's error code and message apart and what to do about it. Pure but 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
+
+from ..alerts.errors import split_error
 
 FAILED_ALERTS = {"vmkeeper.protection.failed": "protection", "vmkeeper.job.poisoned": "poisoned",
                  "vmkeeper.drill.failed": "drill", "vmkeeper.drill.kept": "drill_cleanup",
@@ -29,23 +30,6 @@ KIND_TODO = {"protection": "read the message; the next scheduled slot tries agai
              "drill_cleanup": "the drill's group was kept: remove it once checked (it is not vmkeeper's to force)",
              "replication": "fix what the message names (tag, policy, Azure's reason); the next pass retries",
              "failover": "read the Site Recovery job; retry the action (vmkeeper failover ...)"}
-_CODE = re.compile(r"\((?P<code>[A-Za-z][\w.]+)\)\s*(?P<message>.*)", re.DOTALL)
-_ARM = re.compile(r"^(?P<where>.*?)ARM (?P<status>\d{3}): (?P<rest>.*)$", re.DOTALL)
-
-
-def split_error(text: str) -> tuple[str, str]:
-    """(Azure's error code, its message) from a recorded reason (``ARM 403: (AuthorizationFailed) The client ...``,
-    the SDKs' ``(Code) Message``); ("", text) when it carries no code."""
-    text = (text or "").strip()
-    arm = _ARM.match(text)
-    rest = arm.group("rest") if arm else text
-    found = _CODE.search(rest)
-    if not found:
-        return (f"HTTP{arm.group('status')}" if arm else ""), text
-    message = found.group("message").split("\nCode:", 1)[0].strip()
-    return found.group("code"), message
-
-
 def alert_row(alert: dict[str, Any]) -> dict[str, Any]:
     data = alert.get("data") or {}
     kind = FAILED_ALERTS[alert["type"]]

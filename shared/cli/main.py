@@ -386,6 +386,29 @@ def jobs(failed: bool, days: int) -> None:
     run.emit({"days": days, "failed": rows}, output.failures)
 
 
+# --- cost ---------------------------------------------------------------------------------------------
+@cli.command(epilog="\b\nExit codes: 0 shown; 1 error (no cost run recorded yet).")
+@click.option("--policy", "policy_name", metavar="NAME", help="Only this policy and its VMs.")
+@json_option
+def cost(policy_name: str | None) -> None:
+    """What vmkeeper's points cost, per VM and per policy: month to date (actual + the estimate for points newer
+    than the cost data), last 30 days, and the daily series (-o json). From the cost timer's last run; reads only."""
+    from . import output
+
+    run = current()
+    recorded = run.wiring().cost.recorded()
+    if recorded is None:
+        raise CliError("no cost run is recorded yet (the cost timer, VMKEEPER_COST_SCHEDULE, has not run)")
+    if policy_name:
+        wanted = policy_name.lower()
+        if not any(p["name"] == wanted for p in recorded["policies"]):
+            known = ", ".join(p["name"] for p in recorded["policies"]) or "none"
+            raise CliError(f"--policy: no cost recorded for policy {policy_name!r} (recorded: {known})", "--policy")
+        recorded = {**recorded, "policies": [p for p in recorded["policies"] if p["name"] == wanted],
+                    "vms": [v for v in recorded["vms"] if v["policy"] == wanted]}
+    run.emit({**recorded, "filter": {"policy": policy_name.lower() if policy_name else None}}, output.cost)
+
+
 # --- report -------------------------------------------------------------------------------------------
 def _report_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """report's -o: a format like every command's, or (as before -o was the format) the page's file."""
@@ -861,7 +884,8 @@ FAILOVER_ACTIONS = ("test_failover", "test_failover_cleanup", "planned_failover"
              "not confirmed, failed or still running after --wait seconds.")
 @click.argument("action", type=click.Choice(FAILOVER_ACTIONS))
 @click.option("--plan", "plan_", metavar="APP", help="An application's recovery plan (its VMs' vmkeeper-app tag).")
-@click.option("--vm", "vm_id", metavar="VM_ID", help="One replicated VM (its ARM id).")
+@click.option("--vm", "vm_id", metavar="VM_ID", help="One replicated VM (its ARM id; or -g/-n, --ids).")
+@vm_options
 @click.option("--network", metavar="ID", help="test_failover: the isolated VNet the test VMs join.")
 @click.option("--recovery-point", type=click.Choice(("latest", "latest_processed", "latest_app_consistent")),
               help="test_failover, unplanned_failover: which point (default: latest).")
@@ -883,7 +907,8 @@ FAILOVER_ACTIONS = ("test_failover", "test_failover_cleanup", "planned_failover"
 @click.option("--ca-bundle", metavar="FILE", help="CA bundle to verify the API's TLS certificate (default: "
               "VMKEEPER_API_CA_BUNDLE, else the system's).")
 @json_option
-def failover(action: str, plan_: str | None, vm_id: str | None, network: str | None, recovery_point: str | None,
+def failover(action: str, plan_: str | None, vm_id: str | None, resource_group: str | None, name: str | None,
+             ids: str | None, network: str | None, recovery_point: str | None,
              shut_down_source: bool, comment: str | None, dry_run: bool, yes: bool, no_wait: bool, wait: float,
              poll_interval: float | None, idempotency_key: str | None, api: str | None, key: str | None,
              scope: str | None, principal: str | None, ca_bundle: str | None) -> None:
@@ -896,8 +921,8 @@ def failover(action: str, plan_: str | None, vm_id: str | None, network: str | N
     from .api_client import RestoreClient
 
     run = current()
-    if vm_id is not None:
-        vm_id = _vm(vm_id, "--vm").id
+    vm = resolve_vm(vm_id, resource_group, name, ids, field="--vm", required=False)
+    vm_id = vm.id if vm is not None else None
     request = F.body(action, plan_, vm_id, network, recovery_point, shut_down_source, comment)
     url = api or run.setting("VMKEEPER_API_URL")
     if not url:

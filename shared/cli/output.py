@@ -493,6 +493,41 @@ def failures(doc: dict[str, Any]) -> None:
     out.print(f"{plural(len(rows), 'failure')}; -o json has each one's whole resource id and message")
 
 
+def money(value: float, currency: str) -> str:
+    return f"{value:,.2f} {currency}" if value >= 0.01 or value == 0 else f"<0.01 {currency}"
+
+
+def trend(daily: dict[str, float], days: int = 14) -> str:
+    """The last ``days`` days as a sparkline (blocks from the series' own least to most)."""
+    values = [v for _, v in sorted(daily.items())][-days:]
+    if not values:
+        return "-"
+    low, high = min(values), max(values)
+    blocks = "▁▂▃▄▅▆▇█"
+    return "".join(blocks[0 if high == low else int((v - low) / (high - low) * (len(blocks) - 1))] for v in values)
+
+
+def cost(doc: dict[str, Any]) -> None:
+    out = console()
+    cols = [Col("Policy", 9), Col("Month to date", 8, justify="right"), Col("of it estimated", 5, justify="right"),
+            Col("Last 30 days", 7, justify="right"), Col("Trend (14 days)", 3, no_wrap=True)]
+    rows = [[escape(p["name"]), money(p["month_to_date"], p["currency"]), money(p["estimate"], p["currency"]),
+             money(p["last_30_days"], p["currency"]), trend(p["daily"])] for p in doc["policies"]]
+    out.print(fit(out, cols, rows, f"Cost per policy (run {doc['at']})"))
+    cols = [Col("VM", 9), Col("Policy", 6), Col("Month to date", 8, justify="right"),
+            Col("of it estimated", 4, justify="right"), Col("Last 30 days", 7, justify="right"),
+            Col("Trend (14 days)", 3, no_wrap=True)]
+    rows = [[escape(v["name"].rsplit("/", 1)[-1]), escape(v["policy"]), money(v["month_to_date"], v["currency"]),
+             money(v["estimate"], v["currency"]), money(v["last_30_days"], v["currency"]), trend(v["daily"])]
+            for v in doc["vms"]]
+    out.print(fit(out, cols, rows, "Cost per VM"))
+    deferred = doc["run"].get("deferred") or {}
+    for sub, until in sorted(deferred.items()):
+        out.print(styled(f"subscription {sub}: Cost Management throttled the query; asked again after {until}", "yellow"))
+    out.print("untagged: artifacts without a vmkeeper-vm value and the vaults (Azure Backup bills the vault); "
+              "-o json has the whole ids and daily series")
+
+
 def report_written(path: str, data: dict[str, Any]) -> None:
     evaluated = f"compliance evaluated {data['evaluated']}" if data.get("evaluated") else "compliance not evaluated yet"
     console().print(f"Report written to {escape(path)} ({plural(len(data.get('vms') or []), 'VM')}; {evaluated})")

@@ -80,8 +80,10 @@ def immutability_bound(policy: Policy, point: RecoveryPoint, copy_timeout: timed
     the policy makes immutable and without its policy will not get one from that job."""
     spec = policy.immutability
     kinds = spec.kinds if spec else ()
-    steps = ("snapshot_sets" in kinds) + ("copies" in kinds and bool(policy.copy))
-    copies = len(point.disks) if policy.copy else 0
+    isolated = policy.isolated
+    steps = ("snapshot_sets" in kinds) + ("copies" in kinds and bool(policy.copy)) + ("isolated_copies" in kinds
+                                                                                       and isolated)
+    copies = (len(point.disks) if policy.copy else 0) + (len(point.disks) if isolated else 0)
     return point.time + GRACE + P.MARGIN + P.job_lifetime(copies, immutable_steps=steps, copy_timeout=copy_timeout)
 
 

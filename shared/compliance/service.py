@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..alerts import events as A
+from ..azure.guards import VaultPosture, vault_posture
 from ..azure.ledger import Ledger
 from ..instants import format_instant, parse_instant
 from ..points.inventory import Inventory
@@ -56,6 +57,7 @@ class Evaluation:
     points_per_day: list[DayCount] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     excluded: list[ExcludedVm] = field(default_factory=list)  # no fleet members: not judged, not counted
+    vaults: list[VaultPosture] = field(default_factory=list)  # each vault's protection posture (docs/protected-vaults.md)
 
     def summary(self) -> list[SummaryRow]:
         return summarize(self.vms)
@@ -228,7 +230,10 @@ class ComplianceService:
         if previous is None:
             previous = self.previous()
         fleet = Inventory(self.arm, self.settings.vaults).fleet(list(self.settings.subscriptions), progress)
-        return judge(fleet, policies, now, replica.initial_since(previous))
+        evaluation = judge(fleet, policies, now, replica.initial_since(previous))
+        evaluation.vaults = [vault_posture(self.arm, v) for v in sorted({v.lower(): v for v in self.settings.vaults.values()}.values())]
+        evaluation.notes += [f"vault {p.vault_id}: protection settings not read ({p.error})" for p in evaluation.vaults if p.error]
+        return evaluation
 
     def previous(self) -> dict[str, dict[str, Any]]:
         """The last evaluation's rows by VM id (lower case); none before the first (no table is made to say so)."""
@@ -248,7 +253,8 @@ class ComplianceService:
         self.ledger.record(RUNS, LATEST, {"evaluated": stamp, "counts": json.dumps(evaluation.counts()),
                                           "pointsPerDay": json.dumps([asdict(d) for d in evaluation.points_per_day]),
                                           "notes": json.dumps(evaluation.notes)[:30000],
-                                          "excluded": _excluded_json(evaluation.excluded)})
+                                          "excluded": _excluded_json(evaluation.excluded),
+                                          "vaults": json.dumps([asdict(p) for p in evaluation.vaults])[:30000]})
         if self.alerts is not None:
             self.alerts.flush()
         counts = {**evaluation.counts(), "alerts": raised}
@@ -265,7 +271,8 @@ class ComplianceService:
         vms = sorted((vm_from_row(r) for r in rows), key=lambda v: (STATES.index(v.state), v.vm_id.lower()))
         return Evaluation(parse_instant(stamp), vms, [DayCount(**d) for d in json.loads(latest.get("pointsPerDay") or "[]")],
                           json.loads(latest.get("notes") or "[]"),
-                          [ExcludedVm(**e) for e in json.loads(latest.get("excluded") or "[]")])
+                          [ExcludedVm(**e) for e in json.loads(latest.get("excluded") or "[]")],
+                          [VaultPosture(**p) for p in json.loads(latest.get("vaults") or "[]")])
 
 
 def _excluded_json(excluded: list[ExcludedVm], limit: int = 30000) -> str:

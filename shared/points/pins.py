@@ -16,7 +16,8 @@ died without saying so (a crashed restore, a lost message) does not hold a point
   row per job in partition ``enqueued@{slot}`` (``at``: when it was last handed to the queue, epoch
   seconds) and, once it ends, one in ``jobs@{slot}`` (``outcome``: done | failed, ``updated``). A job is
   running when it was enqueued and has no outcome, or only a ``failed`` one older than its last enqueue
-  (a re-sent job). A snapshot set job pins the whole set (every snapshot whose ``vmkeeper-set`` is
+  (a re-sent job; its row's ``copies``, when there, the copies the job makes: a set copied into the backup
+  subscription too copies each disk twice). A snapshot set job pins the whole set (every snapshot whose ``vmkeeper-set`` is
   ``names.set_id(vm, slot)``: the source in every region and its copies), a restore point job its
   restore point (``names.restore_point_name(vm, slot)``). Bound: the last enqueue + an hour + one copy
   timeout per disk (a set's copies go one disk after another) + one step timeout per immutability step.
@@ -92,6 +93,7 @@ class Job:
     outcome: str | None = None  # "done" | "failed" | None (still running, or lost)
     outcome_at: datetime | None = None
     disks: int = 1  # a snapshot set's disks (its copies go one after another)
+    copies: int | None = None  # the copies it makes, when its enqueue says so (isolated copies: more than its disks)
 
 
 @dataclass(frozen=True)
@@ -129,15 +131,15 @@ def job_lifetime(copies: int, *, immutable_steps: int = 0, copy_timeout: timedel
     """The longest a scheduled job may run once sent: its create and check each give up after
     ``step_timeout``; a snapshot set copies one disk after another (``copies``), each copy's start bounded
     by ``step_timeout`` and the copy by ``copy_timeout``, the last look at it up to ``look`` later; each
-    immutability step (``immutable_steps``: the set's, ``immutable``, and its copies', ``copy_immutable``)
-    gives up after ``step_timeout`` too. A job without copies is given one copy's time all the same: slack
+    immutability step (``immutable_steps``: the set's, ``immutable``, its second-region copies',
+    ``copy_immutable``, its isolated copies', ``isolated_immutable``) gives up after ``step_timeout`` too. A job without copies is given one copy's time all the same: slack
     for its wait in the queue for write budget. The planner re-sends a job only past it, and a running job's
     pin lasts at least as long, so no job still running is ever unpinned (one function: a test checks both
     use it)."""
     return (2 + immutable_steps) * step_timeout + max(1, copies) * copy_timeout + copies * (step_timeout + look)
 
 
-IMMUTABLE_STEPS = 2  # the most a job has: ``immutable`` (its set) and ``copy_immutable`` (its copies)
+IMMUTABLE_STEPS = 3  # the most a job has: ``immutable`` (its set), ``copy_immutable`` and ``isolated_immutable`` (its copies)
 
 
 def job_bound(job: Job, copy_timeout: timedelta = COPY_TIMEOUT) -> datetime | None:
@@ -148,7 +150,7 @@ def job_bound(job: Job, copy_timeout: timedelta = COPY_TIMEOUT) -> datetime | No
         return None
     if job.outcome is not None and (job.outcome_at is None or job.outcome_at >= job.enqueued_at):
         return None  # ended (failed) since its last enqueue
-    return job.enqueued_at + MARGIN + job_lifetime(max(1, job.disks), immutable_steps=IMMUTABLE_STEPS,
+    return job.enqueued_at + MARGIN + job_lifetime(max(1, job.disks, job.copies or 0), immutable_steps=IMMUTABLE_STEPS,
                                                    copy_timeout=copy_timeout)
 
 

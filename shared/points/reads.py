@@ -42,12 +42,14 @@ def scheduled_jobs(ledger: Any, wanted: Iterable[tuple[str, str, datetime, int]]
     out = []
     for slot, keys in sorted(by_slot.items()):
         # (The ledger makes its table on first use: a fleet that never ran a job reads an empty partition.)
-        rows = ledger.rows(P.enqueued_partition(slot), f"at ge {since.timestamp():.3f}", select=["item", "at"])
+        rows = ledger.rows(P.enqueued_partition(slot), f"at ge {since.timestamp():.3f}", select=["item", "at", "copies"])
         for row in rows:
             job = keys.get(str(row.get("item", "")).lower())
             if job is None or not isinstance(row.get("at"), int | float):
                 continue
             outcome = ledger.get(P.jobs_partition(slot), P.job_key(job[0], job[1], slot)) or {}
+            copies = row.get("copies")
             out.append(P.Job(job[0], job[1], slot, datetime.fromtimestamp(float(row["at"]), UTC),
-                             outcome.get("outcome") or None, parse_instant(outcome.get("updated")), job[2]))
+                             outcome.get("outcome") or None, parse_instant(outcome.get("updated")), job[2],
+                             int(copies) if isinstance(copies, int | float) else None))
     return out

@@ -86,7 +86,7 @@ class CopySpec:
 
 # The kinds of point an immutability policy can hold: Azure offers one on snapshots only (Compute 2026-03-02
 # updateImmutabilityPolicy); a restore point or a vault's point has none of its own.
-IMMUTABLE_KINDS = ("snapshot_sets", "copies")
+IMMUTABLE_KINDS = ("snapshot_sets", "copies", "isolated_copies")
 NOT_IMMUTABLE = {
     "restore_points": "Azure offers no immutability policy on restore points (only on snapshots); protect them "
                       "with an immutable Azure Backup vault instead",
@@ -144,6 +144,14 @@ class ReplicationSpec:
 
 
 @dataclass(frozen=True)
+class BudgetSpec:
+    """What a policy's points may cost a month (in ``currency``, the cost data's): over it, one alert a month."""
+
+    monthly: float
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str  # as written in the document
     schedule: Schedule
@@ -157,6 +165,8 @@ class Policy:
     drill: DrillSpec | None = None  # DR drills of the policy's VMs (shared/drill/)
     replication: ReplicationSpec | None = None  # Site Recovery of the policy's VMs (shared/replication/)
     immutability: ImmutabilitySpec | None = None  # immutability policies on its snapshots (Compute 2026-03-02)
+    budget: BudgetSpec | None = None  # a monthly budget for what its points cost (shared/cost/)
+    isolated: bool = False  # its sets are copied into the backup subscription (docs/isolated-copies.md)
 
     @property
     def copy_region(self) -> str | None:
@@ -394,7 +404,8 @@ def _replication(raw: Mapping[str, Any], where: str, errors: list[str]) -> Repli
 def _immutability(body: Mapping[str, Any], where: str, errors: list[str]) -> ImmutabilitySpec:
     """The immutability block's meaning: only kinds Azure can make immutable, and only kinds the policy takes."""
     raw = body["immutability"]
-    default = ("snapshot_sets", "copies") if "copy" in body else ("snapshot_sets",)
+    default = ("snapshot_sets",) + (("copies",) if "copy" in body else ()) + (
+        ("isolated_copies",) if body.get("isolated") is True else ())
     kinds = tuple(raw.get("kinds", default))
     for i, kind in enumerate(kinds):
         at = f"{where}.kinds[{i}]"
@@ -408,6 +419,9 @@ def _immutability(body: Mapping[str, Any], where: str, errors: list[str]) -> Imm
     if "copies" in kinds and "copy" not in body:
         errors.append(f"{where}.kinds: 'copies' needs the policy's copy (a second region); give copy, or leave "
                       "'copies' out")
+    if "isolated_copies" in kinds and body.get("isolated") is not True:
+        errors.append(f"{where}.kinds: 'isolated_copies' needs the policy's isolated: true; give it, or leave "
+                      "'isolated_copies' out")
     return ImmutabilitySpec(raw["days"], raw.get("locked", False), tuple(k for k in IMMUTABLE_KINDS if k in kinds))
 
 
@@ -453,6 +467,9 @@ def _policy(
     retention = _retention(body["retention"], f"{where}.retention", errors) if ok("retention") else RetentionPolicy()
     replication = _replication(body["replication"], f"{where}.replication", errors) if ok("replication") else None
     immutability = _immutability(body, f"{where}.immutability", errors) if ok("immutability") else None
+    if body.get("isolated") is True and "snapshots" not in body:
+        errors.append(f"{where}.isolated: the policy takes no snapshot sets (give snapshots): only snapshot sets are "
+                      "copied into the backup subscription")
     if broken or schedule is None:
         return None
     if schedule.tz != retention.time_zone and not _zone_problem(schedule.tz):
@@ -470,6 +487,8 @@ def _policy(
         drill,
         replication,
         immutability,
+        BudgetSpec(float(body["budget"]["monthly"]), body["budget"].get("currency", "USD")) if ok("budget") else None,
+        body.get("isolated") is True,
     )
 
 

@@ -3,19 +3,11 @@ error code, then grouped, one row per (kind, step, code, resource) with a count 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from shared.alerts.errors import code_of
 from shared.report.model import Failure, FailureGroup
-
-# "OperationNotAllowed: ...", "QuotaExceeded (…)", "(DiskInUse) …": Azure's error code at a reason's start.
-_CODE = re.compile(r"^\(?([A-Z][A-Za-z0-9]+(?:\.[A-Z][A-Za-z0-9]+)*)\)?(?::|\s\(|\s-|\))")
-
-
-def code_of(reason: str) -> str:
-    m = _CODE.match(reason.strip())
-    return m.group(1) if m else ""
 
 
 def from_alert(alert: Mapping[str, Any]) -> Failure:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..azure.guards import VaultPosture
 from ..compliance.model import (  # noqa: F401 (what compliance decides: the report shows it)
     BREACHED,
     COPY,
@@ -122,6 +123,8 @@ class ReportData:
     leases: tuple[LeaseRow, ...] = ()  # file recoveries and exports ready or ending, soonest expiry first
     drills: tuple[DrillRow, ...] = ()  # newest first
     notes: tuple[str, ...] = field(default=())  # what could not be read, said on the page
+    cost: dict[str, Any] | None = None  # the cost run's record (shared/cost/service.py recorded()); None: never ran
+    vaults: tuple[VaultPosture, ...] = ()  # each vault's protection posture (docs/protected-vaults.md)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,7 +8,9 @@ import re
 from collections.abc import Iterable, Sequence
 from html import escape
 
+from shared.azure.guards import VaultPosture
 from shared.instants import parse_instant
+from shared.report import cost_view
 from shared.report.assets import CSP, SCRIPT, STYLE
 from shared.report.charts import css_class, day_grid, points_chart, state_bar
 from shared.report.drill_chart import legend, rto_chart, vm_series
@@ -135,6 +137,7 @@ def _header(data: ReportData) -> str:
             ("leases", "In flight"),
             ("restores", "Restores"),
             ("drills", "DR drills"),
+            ("cost", "Cost"),
         ]
     )
     line = verdict(data)
@@ -160,9 +163,10 @@ def _summary_row(cells: str, counts: list[tuple[str, int]], label: str, tag: str
     return f'<tr>{cells}{nums}<{tag} class="num">{total}</{tag}><{tag}>{state_bar(counts, label)}</{tag}></tr>'
 
 
-def _summary(rows: Sequence[SummaryRow]) -> str:
+def _summary(rows: Sequence[SummaryRow], vaults: Sequence[VaultPosture] = ()) -> str:
     if not rows:
-        return _section("summary", "Compliance by subscription and policy", _empty("No compliance results yet."))
+        return _section("summary", "Compliance by subscription and policy", _empty("No compliance results yet.")
+                        + _vaults(vaults))
     body = [
         _summary_row(
             f'<td class="id">{escape(r.subscription)}</td><td>{escape(r.policy)}</td>',
@@ -176,7 +180,21 @@ def _summary(rows: Sequence[SummaryRow]) -> str:
     heads = [("", "Subscription"), ("", "Policy")] + [("num", _words(s).capitalize()) for s in STATES]
     heads += [("num", "Total"), ("", "Share")]
     table = _table("VMs by compliance state", heads, body, "summary-table", foot)
-    return _section("summary", "Compliance by subscription and policy", table)
+    return _section("summary", "Compliance by subscription and policy", table + _vaults(vaults))
+
+
+def _vaults(vaults: Sequence[VaultPosture]) -> str:
+    """Each vault's protection posture: what stops one identity deleting its backups (docs/protected-vaults.md)."""
+    if not vaults:
+        return ""
+    rows = []
+    for p in vaults:
+        found = "; ".join(p.findings()) or ("not read: " + p.error if p.error else "protected")
+        rows.append(f'<tr data-vault="{escape(p.vault_id)}"><td class="id">{escape(p.vault_id)}</td>'
+                    f"<td>{escape(p.soft_delete or '—')}</td><td>{escape(p.immutability or '—')}</td>"
+                    f'<td class="id">{escape(p.guard or "none")}</td><td>{escape(found)}</td></tr>')
+    heads = [("", "Vault"), ("", "Soft delete"), ("", "Immutability"), ("", "Resource Guard (MUA)"), ("", "Finding")]
+    return _table("Vaults: what protects their backups", heads, rows, "vault-table")
 
 
 # --- per-VM table ---------------------------------------------------------------------------------
@@ -407,7 +425,8 @@ MAX_ACTIONS = 50  # the first screen stays short; the rest are in the VM table (
 
 def _action(a: Action) -> str:
     badge = a.rank if a.rank in STATES else {"drill": "breached", "overdue": "not_protected"}.get(a.rank, "missing")
-    label = _words(a.rank) if a.rank in STATES else {"drill": "drill failed", "overdue": "overdue"}.get(a.rank, "failed")
+    label = _words(a.rank) if a.rank in STATES else {"drill": "drill failed", "overdue": "overdue",
+                                                      "vault": "unprotected vault"}.get(a.rank, "failed")
     return (
         f'<li data-rank="{escape(a.rank)}" data-vm="{escape(a.name)}"><span class="badge s-{badge}">{escape(label)}'
         f'</span> <strong title="{escape(a.resource_id)}">{escape(a.name)}</strong> {escape(a.what)}'
@@ -533,7 +552,7 @@ def render(data: ReportData, inline_rows: int = INLINE_ROWS) -> str:
     main = "".join(
         [
             _actions(todo),
-            _summary(data.summary),
+            _summary(data.summary, data.vaults),
             _vms(data.vms, inline_rows),
             _points(data),
             _deletions(data.deletions),
@@ -541,6 +560,7 @@ def render(data: ReportData, inline_rows: int = INLINE_ROWS) -> str:
             _leases(data.leases, data.generated),
             _restores(data.restores),
             _drills(data),
+            cost_view.section(data.cost, _table, _section, _empty),
         ]
     )
     return (

@@ -20,9 +20,20 @@ MAX_ROWS = 500  # per history section: the page stays light; older ones are in t
 
 
 class Reports:
-    def __init__(self, compliance: Any, ledger: Any, alerts: Any, records: Any, drills: Any = None):
+    def __init__(self, compliance: Any, ledger: Any, alerts: Any, records: Any, drills: Any = None,
+                 cost: Any = None):
         self.compliance, self.ledger, self.alerts, self.records = compliance, ledger, alerts, records
         self.drills = drills  # shared/drill/service.py Drills (its history), or None
+        self.cost = cost  # () -> shared/cost/service.py CostService, or None
+
+    def _cost(self, notes: list[str]) -> dict[str, Any] | None:
+        if self.cost is None:
+            return None
+        try:
+            return self.cost().recorded()
+        except Exception as exc:  # noqa: BLE001 (said on the page; the rest of the report stands)
+            notes.append(f"cost: the cost run's rows not readable ({type(exc).__name__})")
+            return None
 
     def data(self, now: datetime | None = None) -> ReportData:
         now = now or datetime.now(UTC)
@@ -49,7 +60,8 @@ class Reports:
             deletions=tuple(deletions[:MAX_ROWS]), failures=tuple(failures[:MAX_ROWS]), restores=tuple(restores),
             leases=tuple(leases),
             drills=tuple(self.drills.history()[:MAX_ROWS]) if self.drills is not None else (),
-            notes=tuple(notes))
+            cost=self._cost(notes), notes=tuple(notes),  # cost first: its note too
+            vaults=tuple(evaluation.vaults) if evaluation else ())
 
     def _ledger_deletions(self, since: datetime, notes: list[str]) -> list[Deletion]:
         """What retention deleted, from its runs' rows in the ledger (shared/retention/service.py records each

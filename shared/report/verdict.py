@@ -25,8 +25,9 @@ from shared.report.model import (
 # What needs action, in the order it is shown: a breach first (the worst age/RPO ratio first), then a VM with no
 # point at all or none vmkeeper can make, one missing a kind, a failed last drill, an overdue file recovery or
 # export, then failed jobs (most often first).
-RANKS = (BREACHED, NOT_SUPPORTED, NOT_PROTECTED, MISSING, "drill", "overdue", "failure")
+RANKS = (BREACHED, NOT_SUPPORTED, NOT_PROTECTED, MISSING, "drill", "overdue", "failure", "vault")
 TODO = {
+    "vault": "Make its soft delete always-on and turn on immutability (infra/README.md, \"Protected vaults\")",
     BREACHED: "Check why its newest point is late (failed jobs below); take a point now: vmkeeper backup",
     NOT_SUPPORTED: "Move it to a Flexible scale set or a standalone VM, or opt it out (vmkeeper-optout tag)",
     NOT_PROTECTED: "Give it a policy (vmkeeper-policy tag or a default) or opt it out; then check its first point",
@@ -125,4 +126,8 @@ def actions(data: ReportData, failures: Sequence[tuple[str, str, str, int]] = ()
         name = names.get(resource.lower(), resource.rstrip("/").rsplit("/", 1)[-1])
         out.append(Action("failure", name, resource, f"{what} failed{f' ({code})' if code else ''}"
                           f"{f', {n} times' if n > 1 else ''}", TODO["failure"]))
+    for p in data.vaults:  # backups one identity could delete (docs/protected-vaults.md)
+        if p.findings():
+            out.append(Action("vault", p.vault_id.rstrip("/").rsplit("/", 1)[-1], p.vault_id,
+                              "vault backups deletable: " + "; ".join(p.findings()), TODO["vault"]))
     return out

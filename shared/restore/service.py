@@ -133,6 +133,8 @@ class Restores:
             raise BadRequest([FieldProblem("recovery_point", "names another kind of point than its catalogue entry")])
         if request.source_kind == "vault" and request.target_type == "files":
             self._one_session(restore_id, request)
+        if request.source_kind == "vault" and request.target_type in P.RECOVERY_TYPES:
+            self._not_guarded(point.extra["vault_id"])
         plan = P.make(restore_id, request, point, self.reader.facts(request, point), datetime.now(UTC))
         if scopes is not None:
             outside = [FieldProblem(name, f"{group} is not in the allow-list (it holds {resource_id})")
@@ -140,6 +142,16 @@ class Restores:
             if outside:
                 raise OutOfScope(outside)
         return plan
+
+    def _not_guarded(self, vault_id: str) -> None:
+        """A vault whose Resource Guard protects restores: Azure Backup would refuse vmkeeper's (it holds nothing on
+        the guard, by design). Conflict now, naming the guard, rather than a restore accepted that must fail."""
+        from ..azure.guards import TRIGGER_RESTORE, refusal, vault_guard
+        from .plan import Conflict
+
+        guard = vault_guard(self.arm, vault_id)
+        if guard is not None and guard.protects(TRIGGER_RESTORE):
+            raise Conflict("recovery_point", refusal(vault_id, guard, TRIGGER_RESTORE, "a restore from this vault point"))
 
     def _one_session(self, restore_id: str, request: RestoreRequest) -> None:
         """Azure Backup keeps one file recovery session per recovery point: a second vmkeeper restore would join

@@ -544,6 +544,13 @@ class RestoreSteps:
             backup.restores.begin_trigger(vault, rg, "Azure", point.parts["container"], point.parts["item"],
                                           point.name, request, polling=False)
         except HttpResponseError as exc:
+            code = exc.error.code if exc.error else ""
+            message = exc.error.message if exc.error else str(exc)
+            if "resourceguard" in f"{code} {message}".lower():
+                # Multi-user authorization: the vault's Resource Guard protects restores (a proxy added after the
+                # request was accepted). vmkeeper holds nothing on the guard, by design: sending it again can't pass.
+                return Fail(f"Azure Backup refused the restore: the vault's Resource Guard protects it ({code}): "
+                            f"{message}"[:2000], "ResourceGuard")
             if exc.status_code != 403:
                 raise
             # A permission Azure Backup checks on vmkeeper's identity is missing (e.g. storageAccounts/write on a

@@ -131,15 +131,20 @@ def _collection_created(rpc: Any, point_times: list[datetime], ledger: Any, now:
     return first
 
 
-def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscriptions: list[str], now: datetime) -> Listing:
-    """Everything retention judges: snapshots, restore point collections and their restore points."""
+def list_artifacts(graph: Any, compute: Any, locks: Any, ledger: Any, subscriptions: list[str], now: datetime,
+                   lock_group: str | None = None, vms: Callable[[], list[Mapping[str, Any]]] | None = None) -> Listing:
+    """Everything retention judges: snapshots, restore point collections and their restore points. ``lock_group``:
+    the locks are read in that resource group only (an identity whose role is the group's: isolated copies);
+    ``vms``: the VMs (rows of VMS_QUERY) when they live where ``graph`` does not look (the fleet's, for them)."""
     from azure.core.exceptions import ResourceNotFoundError
 
     lock_scopes: list[tuple[str, str]] = []  # (scope, lock name)
     for sub in subscriptions:
-        for lock in locks(sub).management_locks.list_at_subscription_level():
+        listed = (locks(sub).management_locks.list_at_resource_group_level(lock_group) if lock_group
+                  else locks(sub).management_locks.list_at_subscription_level())
+        for lock in listed:
             lock_scopes.append((_lock_scope(lock.id), lock.name))
-    vms = list(query_all(graph, subscriptions, VMS_QUERY))
+    vms = list(vms() if vms is not None else query_all(graph, subscriptions, VMS_QUERY))
     out = Listing(live_vm_ids={row["id"].lower() for row in vms},
                   instances={row["id"].lower(): Instance(str(row["vmId"]), parse_instant(row.get("created")))
                              for row in vms if row.get("vmId")})
@@ -477,7 +482,9 @@ class Retention:
 
     def __init__(self, arm: Arm, ledger: Ledger, budget: Budget, subscriptions: list[str],
                  policy_file: str | None = None, dry_run: bool = False, write_budget: Budget | None = None,
-                 alerts: Any = None, restores: Table | None = None, copy_timeout: timedelta = P.COPY_TIMEOUT):
+                 alerts: Any = None, restores: Table | None = None, copy_timeout: timedelta = P.COPY_TIMEOUT,
+                 lock_group: str | None = None, vms: Callable[[], list[Mapping[str, Any]]] | None = None,
+                 copies_elsewhere: Callable[[], list[P.Copy]] | None = None):
         """``budget``: deletes (and, without ``write_budget``, writes, in a bucket of their own);
         ``write_budget``: the scheduled writes' bucket, shared with the workers, for marks and unmarks;
         ``ledger``: the fleet's, the schedule's jobs included; ``restores``: the restores' table (their pins);
@@ -486,6 +493,9 @@ class Retention:
         self.subscriptions, self.policy_file, self.dry_run = list(subscriptions), policy_file, dry_run
         self.alerts = alerts  # shared/alerts/outbox.py Alerts, or None
         self.restores, self.copy_timeout = restores, copy_timeout
+        # Isolated copies (shared/retention/isolated.py): their pass reads locks in its group and the fleet's VMs;
+        # the fleet's pass learns of copies in flight from the backup subscription (they pin their sources).
+        self.lock_group, self.vms, self.copies_elsewhere = lock_group, vms, copies_elsewhere
 
     def policies(self) -> dict[str, RetentionPolicy]:
         """Each policy's retention block, as the policy document parsed it."""
@@ -498,7 +508,11 @@ class Retention:
     def listing(self, now: datetime) -> Listing:
         """What the pass judges, as Resource Graph and the collections' GETs show it now."""
         arm = self.arm
-        return list_artifacts(arm.resource_graph(), arm.compute, arm.locks, self.ledger, self.subscriptions, now)
+        listing = list_artifacts(arm.resource_graph(), arm.compute, arm.locks, self.ledger, self.subscriptions, now,
+                                 self.lock_group, self.vms)
+        if self.copies_elsewhere is not None:  # unreadable: the pass fails, nothing is deleted on doubt
+            listing.copies.extend(self.copies_elsewhere())
+        return listing
 
     def decide(self, listing: Listing, now: datetime,
                policies: Mapping[str, RetentionPolicy] | None = None) -> list[Decision]:
@@ -520,7 +534,9 @@ class Retention:
         """The pins that may hold ``artifacts``: ``copies`` in flight, the restores pending or running, and
         the scheduled jobs of their slots still running."""
         wanted = [job for job in map(_job_of, artifacts) if job is not None]
-        longest = P.MARGIN + P.job_lifetime(max((disks for *_, disks in wanted), default=1),
+        # Read as far back as a job may run: an isolated set copies each disk twice (pins.job_bound), and takes
+        # every immutability step.
+        longest = P.MARGIN + P.job_lifetime(2 * max((disks for *_, disks in wanted), default=1),
                                             immutable_steps=P.IMMUTABLE_STEPS, copy_timeout=self.copy_timeout)
         jobs = pin_reads.scheduled_jobs(self.ledger, wanted, now - longest) if wanted else []
         return P.pins(now, copies=copies, jobs=jobs, restores=pin_reads.restores_in_use(self.restores),

@@ -74,6 +74,8 @@ def job_message(job: Any) -> dict[str, Any]:
             spec = job.immutability
             body["immutability"] = {"days": spec.days, "locked": spec.locked, "kinds": list(spec.kinds)}
             body["expires"] = job.expires.isoformat() if job.expires else None
+        if job.isolated:  # copied into the backup subscription once complete (shared/schedule/isolated.py)
+            body["isolated"] = True
     else:
         body.update(rpc_name=job.restore_point_collection_name, rp_name=job.restore_point_name,
                     consistency=job.consistency, exclude_disk_ids=list(job.excluded_disk_ids))
@@ -103,11 +105,12 @@ class Schedule:
     """The planner's timer and the job queue's worker, on the ports shared/wiring.py gives them."""
 
     def __init__(self, settings: FleetSettings, arm: Arm, queue: Queue, poison: Queue, ledger: Ledger, budget: Budget,
-                 alerts: Any = None):
+                 alerts: Any = None, isolated: Any = None):
         self.settings, self.arm, self.queue, self.poison = settings, arm, queue, poison
         self.alerts = alerts  # shared/alerts/outbox.py Alerts, or None
         self.ledger, self.budget = ledger, budget
-        self.worker = ScheduledWorker(arm, budget, copy_timeout=settings.copy_timeout_hours * 3600.0)
+        # isolated: shared/schedule/isolated.py IsolatedTarget (the backup subscription, the second identity's clients)
+        self.worker = ScheduledWorker(arm, budget, copy_timeout=settings.copy_timeout_hours * 3600.0, isolated=isolated)
 
     def plan_and_enqueue(self, now: datetime) -> dict[str, int]:
         from concurrent.futures import ThreadPoolExecutor
@@ -170,7 +173,7 @@ class Schedule:
         with ThreadPoolExecutor(ENQUEUE_THREADS) as pool:
             delays = list(pool.map(send, batches))
         for slot in slots:  # recorded once handed on: a run that died before this sends them again
-            ledger.record_many(enqueued_partition(slot), [(job_key(m["job"]), {"at": now.timestamp()})
+            ledger.record_many(enqueued_partition(slot), [(job_key(m["job"]), {"at": now.timestamp(), **_copies(m["job"])})
                                                           for b in batches for m in b if m["job"]["slot"] == slot])
         counts["enqueued"], counts["messages"] = len(todo) - len(too_big), len(batches)
         counts["poisoned"] = len(too_big)
@@ -221,6 +224,14 @@ class Schedule:
     def _alert(self, cause: str, job: Any, reason: str) -> None:
         if self.alerts is not None:
             self.alerts.raise_(for_poisoning(cause, job, reason, self.settings.jobs_queue))
+
+
+def _copies(job: dict[str, Any]) -> dict[str, int]:
+    """An isolated set's enqueue says how many copies it makes (its pin's bound: shared/points/pins.py job_bound)."""
+    if not job.get("isolated"):
+        return {}
+    disks = len(job.get("snapshots") or [])
+    return {"copies": disks * (2 if job.get("copy_region") else 1)}
 
 
 def _due(message: dict[str, Any]) -> float:

@@ -27,6 +27,7 @@ from ..points import pins as P
 from ..ports import Arm, Budget
 from ..queue import messages as jobs
 from ..queue.messages import Done, Failed, Outcome, Retry
+from . import isolated as I
 
 KIND = "scheduled"
 CHECK_DELAY = 10  # seconds before looking at a snapshot or restore point again, when ARM gives no Retry-After
@@ -92,8 +93,9 @@ class ScheduledWorker:
     """Job steps through ARM's paced compute client and locks, under the shared write budget."""
 
     def __init__(self, clients: Arm, budget: Budget, check_timeout: float = CHECK_TIMEOUT,
-                 copy_timeout: float = COPY_TIMEOUT, clock: Any = None):
+                 copy_timeout: float = COPY_TIMEOUT, clock: Any = None, isolated: I.IsolatedTarget | None = None):
         self.clients = clients
+        self.isolated = isolated  # the backup subscription and the second identity's clients (None: not set up)
         self.budget = budget
         self.check_timeout = check_timeout  # seconds: looks at a snapshot or restore point being created
         self.copy_timeout = copy_timeout
@@ -196,7 +198,8 @@ class ScheduledWorker:
         if kind == "snapshot_set":
             steps = {"create": self.create_snapshots, "check": self.check_snapshots, "copy": self.copy_snapshot,
                      "copy_check": self.check_copy, "immutable": self.immutable_snapshots,
-                     "copy_immutable": self.immutable_copies}
+                     "copy_immutable": self.immutable_copies, "isolated": self.copy_isolated,
+                     "isolated_check": self.check_isolated, "isolated_immutable": self.immutable_isolated}
         elif kind == "restore_point":
             steps = {"create": self.create_restore_point, "check": self.check_restore_point,
                      "copy": self.copy_restore_point, "copy_check": self.check_restore_point_copy}
@@ -272,6 +275,12 @@ class ScheduledWorker:
     def _after_set(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         if job.get("copy_region"):
             return Retry(1, "copy to the second region", self._step("copy", 0, message))
+        return self._after_copies(message, job)
+
+    def _after_copies(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        """The set and its second-region copies are done: its isolated copies, if the policy asks."""
+        if job.get("isolated"):
+            return Retry(1, "copy into the backup subscription", self._step("isolated", 0, message))
         return Done("snapshot_set", self._tally(message, job))
 
     # --- immutability (Compute 2026-03-02): Unlocked first, then Locked if the policy says so --------------
@@ -283,20 +292,20 @@ class ScheduledWorker:
     def immutable_copies(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
         """The set's second-region copies, made by this job, once all are complete."""
         names = [copy_name(t["name"], job["copy_region"]) for t in job["snapshots"]]
-        return self._make_immutable(message, job, "copy_immutable", names,
-                                    lambda: Done("snapshot_set", self._tally(message, job)))
+        return self._make_immutable(message, job, "copy_immutable", names, lambda: self._after_copies(message, job))
 
     def _make_immutable(self, message: dict[str, Any], job: dict[str, Any], step: str, names: list[str],
-                        then: Any) -> Outcome:
+                        then: Any, where: tuple[Arm, str, str] | None = None) -> Outcome:
         """In rounds: look at each snapshot (from ``index``) and take the one next action its policy needs: none,
         set or extend it Unlocked, or lock it; then, if any was taken (``acted``), look again after Azure's
         Retry-After, from the first. Done once a whole round took none: every policy holds as asked. One wait a
         round, not one a snapshot. Each look decides from what Azure shows, so a re-sent message repeats nothing
-        done; a Locked policy is only ever extended (Azure refuses less)."""
+        done; a Locked policy is only ever extended (Azure refuses less). ``where``: other clients, subscription
+        and group (the isolated copies')."""
         from azure.mgmt.compute.models import ImmutabilityPolicyData, ImmutabilityPolicyLockData
 
-        sub, rg = job["subscription_id"], job["resource_group"]
-        compute = self.clients.paced_compute(sub)
+        clients, sub, rg = where or (self.clients, job["subscription_id"], job["resource_group"])
+        compute = clients.paced_compute(sub)
         locked = bool(job["immutability"].get("locked"))
         index, acted = message.get("index", 0), bool(message.get("acted"))
         seen: dict[str, float] = {}
@@ -436,7 +445,81 @@ class ScheduledWorker:
         if "copies" in _immutable_kinds(job):
             return self.immutable_copies({**message, **self._step("copy_immutable", 0, message, self.clock(),
                                                                    acted=False)}, job)  # its first round now
+        return self._after_copies(message, job)
+
+    # --- isolated copies (shared/schedule/isolated.py): the second identity's clients, the backup subscription ----
+    def copy_isolated(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        """Copy one disk's snapshot into the backup subscription, in order. A copy already there (an earlier
+        delivery, a re-sent job) is looked at, never made again."""
+        from azure.mgmt.compute.models import CreationData, Snapshot
+
+        if self.isolated is None:
+            return Failed(I.MISSING)
+        iso = self.isolated
+        sub, rg = iso.subscription, iso.resource_group
+        compute = iso.clients.paced_compute(sub)
+        index = message.get("index", 0)
+        target = job["snapshots"][index]
+        source_id = compute_id(job, "snapshots", target["name"])
+        name = I.isolated_name(job, target)
+        try:
+            found = _get_or_none(compute.snapshots.get, rg, name)
+        except Exception as exc:  # noqa: BLE001
+            return self._arm_error(message, exc, sub, "isolated", index)
+        message["reads"] = message.get("reads", 0) + 1
+        if found is not None:
+            problem = _not_of_set(found, job, source_id)
+            if problem:
+                return Failed(f"isolated copy {name} exists and {problem}: left as it is")
+            return Retry(1, "isolated copy made before", self._step("isolated_check", index, message, self.clock(),
+                                                                   check_delay=COPY_DELAY))
+        wait = self._wait_for_budget(message, sub, 1, "isolated", index)
+        if wait:
+            return wait
+        body = Snapshot(location=job["location"], tags=I.copy_tags(job, target, source_id), incremental=True,
+                        creation_data=CreationData(create_option="Copy", source_resource_id=source_id))
+        seen: dict[str, float] = {}
+        try:
+            compute.snapshots.begin_create_or_update(rg, name, body, polling=False, raw_response_hook=self._observe(sub, seen))
+        except Exception as exc:  # noqa: BLE001
+            return self._arm_error(message, exc, sub, "isolated", index)
+        message["writes"] = message.get("writes", 0) + 1
+        delay = seen.get("retry_after", COPY_DELAY)
+        return Retry(delay, "isolated copy started", self._step("isolated_check", index, message, self.clock(),
+                                                                 check_delay=delay))
+
+    def check_isolated(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        if self.isolated is None:
+            return Failed(I.MISSING)
+        sub, rg = self.isolated.subscription, self.isolated.resource_group
+        index = message.get("index", 0)
+        name = I.isolated_name(job, job["snapshots"][index])
+        try:
+            copy = self.isolated.clients.paced_compute(sub).snapshots.get(rg, name)
+        except Exception as exc:  # noqa: BLE001
+            return self._arm_error(message, exc, sub, "isolated_check", index)
+        message["reads"] = message.get("reads", 0) + 1
+        state = (copy.provisioning_state or "").lower()
+        if state == "failed":
+            return Failed(f"isolated copy {name} ended Failed")
+        if state != "succeeded":
+            return self._copy_later(message, f"isolated copy {name} is {state or 'unknown'}", "isolated_check", index)
+        if index + 1 < len(job["snapshots"]):
+            return Retry(1, "next disk's isolated copy", self._step("isolated", index + 1, message))
+        if "isolated_copies" in _immutable_kinds(job):
+            return self.immutable_isolated({**message, **self._step("isolated_immutable", 0, message, self.clock(),
+                                                                     acted=False)}, job)  # its first round now
         return Done("snapshot_set", self._tally(message, job))
+
+    def immutable_isolated(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
+        """The set's isolated copies, made by this job, once all are complete: set by the second identity."""
+        if self.isolated is None:
+            return Failed(I.MISSING)
+        iso = self.isolated
+        names = [I.isolated_name(job, t) for t in job["snapshots"]]
+        return self._make_immutable(message, job, "isolated_immutable", names,
+                                    lambda: Done("snapshot_set", self._tally(message, job)),
+                                    where=(iso.clients, iso.subscription, iso.resource_group))
 
     # --- restore points ----------------------------------------------------------------------
     def create_restore_point(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:

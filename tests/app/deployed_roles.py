@@ -22,3 +22,13 @@ def assignments(principal: str, subscriptions: list[str], staging_accounts: list
               "role": "vmkeeper"} for s in subscriptions]
             + [{"principal": principal, "scope": a, "actions": _actions("vmkeeper-staging-role.json"),
                 "role": "vmkeeper restore staging"} for a in staging_accounts])
+
+
+def isolated_assignments(principal: str, subscriptions: list[str], backup_group: str) -> list[dict[str, Any]]:
+    """The second identity's (isolated copies, infra/security/isolated.bicep): infra/vmkeeper-isolated-role.json at
+    the backup subscription's group, infra/vmkeeper-isolated-source-role.json at each protected subscription."""
+    return ([{"principal": principal, "scope": backup_group, "actions": _actions("vmkeeper-isolated-role.json"),
+              "role": "vmkeeper isolated copies"}]
+            + [{"principal": principal, "scope": f"/subscriptions/{s}",
+                "actions": _actions("vmkeeper-isolated-source-role.json"), "role": "vmkeeper isolated copies source"}
+               for s in subscriptions])

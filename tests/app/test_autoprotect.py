@@ -807,3 +807,9 @@ def test_a_vm_whose_protection_was_stopped_outside_vmkeeper_is_found_once_its_ro
     assert host.run_until_idle(timeout=90)
     assert item_state(protect, "vm-00000") == "Protected"  # resumed: no opt-out tag says to leave it unprotected
     assert ledger.vm(vm_id)["outcome"] == "protected"  # its row is new: the next re-check is a day from now
+    # Said once: a stop may be an attacker's first move, or an operator who meant to opt the VM out.
+    from shared.alerts import events as A
+
+    outbox = TableClient.from_connection_string(azurite.connection_string, protect["settings"]["VMKEEPER_ALERTS_TABLE"])
+    resumed = [a for a in (json.loads(r["event"]) for r in outbox.list_entities()) if a["type"] == A.PROTECTION_RESUMED]
+    assert [(a["subject"], a["data"]["vault"]) for a in resumed] == [(vm_id.lower(), vault_id)]

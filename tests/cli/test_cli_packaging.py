@@ -22,7 +22,7 @@ def test_the_console_script_is_the_click_group_and_its_dependencies_are_pinned()
     group = getattr(__import__(module, fromlist=[name]), name)
     assert isinstance(group, click.Group)
     assert set(group.commands) == {"status", "plan", "points", "restore", "report", "drills", "failover", "files", "export",
-                                   "jobs"}
+                                   "jobs", "cost"}
     assert sorted(project["dependencies"]) == ["PyYAML==6.0.4", "click==8.5.1", "jmespath==1.1.0", "rich==15.0.0"]
     assert not any(line.split("==")[0] in ("click", "rich", "jmespath", "PyYAML")
                    for line in (ROOT / "requirements.txt").read_text().split())

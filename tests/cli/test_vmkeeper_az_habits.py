@@ -258,6 +258,9 @@ def test_split_error_takes_azures_code_and_message_apart():
         == ("AuthorizationFailed", "The client 'x' has no authorization")
     assert split_error("ARM 400: bad") == ("HTTP400", "ARM 400: bad")
     assert split_error("copy c1 ended Failed") == ("", "copy c1 ended Failed")
+    # The report's groups read the same codes (one reader: shared/alerts/errors.py).
+    assert split_error("OperationNotAllowed: disk is locked") == ("OperationNotAllowed", "disk is locked")
+    assert split_error("snapshot copy: (DiskInUse) the disk is attached") == ("DiskInUse", "the disk is attached")
 
 
 def test_jobs_failed_shows_kind_step_resource_azures_code_and_what_to_do(world):

@@ -105,6 +105,13 @@ def test_a_refusal_names_the_option_and_restore_roles_do_not_fail_over(world):
     mark = len(az.calls())
     both = vmkeeper("failover", "commit", "--plan", "billing", "--vm", world["vms"][0].id, *world["api"])
     assert both.exit_code == 1 and "--plan" in both.stderr
+    vm = world["vms"][0]  # one VM named as the Azure CLI names it: the same dry run as its id
+    by_id = json_out(vmkeeper("failover", "test_failover", "--vm", vm.id, "--network", world["dr"]["test_vnet"],
+                              *world["api"], "--principal", FAILOVER_PRINCIPAL, "--dry-run", "--json"))
+    by_name = json_out(vmkeeper("failover", "test_failover", "-g", vm.id.split("/")[4], "-n", vm.name, "--network",
+                                world["dr"]["test_vnet"], *world["api"], "--principal", FAILOVER_PRINCIPAL,
+                                "--subscription", world["sub"], "--dry-run", "--json"))
+    assert by_name == by_id and by_id["order"][0]["vms"][0]["name"] == vm.name
     no_net = vmkeeper("failover", "test_failover", "--plan", "billing", *world["api"], "--principal",
                       FAILOVER_PRINCIPAL, "--json")
     assert no_net.exit_code == 1 and json_out(no_net, "error")["error"]["field"] == "--network"

@@ -636,30 +636,9 @@ def _shape(obj, prefix: str = "") -> set[str]:
 
 
 def _put_vm(emu, sub: str, rg: str, name: str, region: str = REGION) -> str:
-    """Arrange a provisioned VM (with its NIC and OS disk) straight in the store, as the fleet seed does."""
-    from emulator.compute import models as cm
-    from emulator.network.responses import new_nic, new_vnet
+    from emulator.compute.fleet import put_one_vm
 
-    with emu.lock:
-        store, now = emu.store, emu.clock.timestamp()
-        store.add_subscription(sub)
-        if rg.lower() not in store.subscription(sub).resource_groups:
-            store.put_resource_group(sub, rg, region)
-        vnet = store.put(new_vnet(sub, rg, f"vnet-{name}", region, ["10.0.0.0/16"],
-                                  [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/24"}}], None, now))
-        nic = store.put(new_nic(sub, rg, f"{name}-nic", region, vnet.properties["subnets"][0]["id"], None, now))
-        disk = cm.new_disk(sub, rg, f"{name}-osdisk", region, now, size_gb=64, creation={"createOption": "FromImage"},
-                           os_type="Linux")
-        storage = {"osDisk": {"osType": "Linux", "name": disk.name, "createOption": "FromImage",
-                              "managedDisk": {"id": disk.id, "storageAccountType": "Premium_LRS"}, "diskSizeGB": 64},
-                   "dataDisks": []}
-        vm = cm.new_vm(sub, rg, name, region, now, size="Standard_D2s_v5", storage=storage,
-                       network={"networkInterfaces": [{"id": nic.id}]}, tags=None, state="Succeeded")
-        cm.attach_disk(disk, vm.id)
-        store.put(disk)
-        nic.properties["virtualMachine"] = {"id": vm.id}
-        store.put(vm)
-        return vm.id
+    return put_one_vm(emu, sub, rg, name, region)
 
 
 def _discover(emu, vault_id: str) -> None:

@@ -235,4 +235,29 @@ def sample_report(vm_count: int = 40, generated: str = GENERATED, nasty: bool = 
         leases=leases,
         drills=drills(vms, now),
         notes=("alerts table: not readable (AuthorizationPermissionMismatch)",),
+        cost=cost(vms, now),
     )
+
+
+def cost(vms: list, now: datetime) -> dict:
+    """The cost run's record (shared/cost/service.py recorded()): two policies, each VM a week of daily cost."""
+    days = [(now - timedelta(days=d)).strftime("%Y-%m-%d") for d in range(7, -1, -1)]
+
+    def row(name: str, policy: str, per_day: float) -> dict:
+        daily = {d: round(per_day * (1 + i / 10), 4) for i, d in enumerate(days)}
+        return {"name": name, "subscription": "", "policy": policy, "month": now.strftime("%Y-%m"),
+                "month_to_date": round(sum(daily.values()), 4), "last_30_days": round(sum(daily.values()), 4),
+                "estimate": round(per_day / 3, 4), "currency": "USD", "daily": daily, "at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    rows = [row(v.vm_id.lower(), v.policy or "(none)", 0.4 + i / 20) for i, v in enumerate(vms[:6])]
+    policies: dict[str, dict] = {}
+    for r in rows:
+        p = policies.setdefault(r["policy"], {**r, "name": r["policy"], "month_to_date": 0.0, "last_30_days": 0.0,
+                                              "estimate": 0.0, "daily": {}})
+        for k in ("month_to_date", "last_30_days", "estimate"):
+            p[k] += r[k]
+        for d, v in r["daily"].items():
+            p["daily"][d] = p["daily"].get(d, 0.0) + v
+    return {"at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "period": [days[0], days[-1]], "data_lag_hours": 24,
+            "run": {"queried": ["s"], "deferred": {}, "kept": [], "failed": {}, "unpriced": [], "alerts": 0},
+            "vms": rows, "policies": list(policies.values())}

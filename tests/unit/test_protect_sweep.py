@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from shared.autoprotect.sweep import decide, inputs_key
+from shared.autoprotect.sweep import decide, inputs_key, recheck_due
 from shared.instants import format_instant
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -63,7 +63,15 @@ def test_doubt_sends():
 
 def test_a_protected_row_is_looked_at_again_once_a_day():
     assert sweep(protected(timedelta(hours=1))) == "protected"
-    assert sweep(protected(DAY - timedelta(seconds=1))) == "protected"
+    assert sweep(protected(DAY / 2 - timedelta(seconds=1))) == "protected"
     assert sweep(protected(DAY)) == "send"  # protection stopped outside vmkeeper is found within a day
     assert sweep({**protected(timedelta(hours=1)), "updated": "yesterday"}) == "send"
     assert sweep(protected(timedelta(hours=1)), vault=VAULT.replace("westeurope", "other")) == "send"  # another vault
+
+
+def test_the_re_check_of_rows_written_together_is_spread_over_the_second_half_of_the_interval():
+    instances = [f"inst-{i}" for i in range(1000)]
+    due = {hours: sum(recheck_due(timedelta(hours=hours), DAY, i) for i in instances) for hours in (11.9, 15, 18, 21, 24)}
+    assert due[11.9] == 0 and due[24] == 1000  # never before half the interval, all by its end
+    assert 150 < due[15] < 350 and 400 < due[18] < 600 and 650 < due[21] < 850  # about evenly between
+    assert recheck_due(timedelta(hours=20), DAY, "INST-7") == recheck_due(timedelta(hours=20), DAY, "inst-7")

@@ -38,7 +38,7 @@ from shared.report.render import KIND_TITLES, render
 from tests.report.sample import GENERATED, NASTY_NAME, sample_report
 
 VOID = {"meta", "input", "br", "hr", "img", "link", "col", "wbr", "source"}
-SECTIONS = ("actions", "summary", "vms", "points", "deletions", "failures", "leases", "restores", "drills")
+SECTIONS = ("actions", "summary", "vms", "points", "deletions", "failures", "leases", "restores", "drills", "cost")
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "p", "time", "div", "strong", "ul",
     "li", "nav", "a", "main", "section", "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",

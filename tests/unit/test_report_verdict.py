@@ -6,7 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.report.failures import code_of, from_alert, group
+from shared.alerts.errors import code_of
+from shared.report.failures import from_alert, group
 from shared.report.model import (
     BREACHED,
     MET,

@@ -53,6 +53,15 @@ ROLES = (
     Role(STAGING_ROLE, "at each restore staging storage account (restoreStagingAccountIds)",
          "infra/security/role-assignment-storage.bicep", ("Microsoft.Storage/storageAccounts",)),
 )
+# The second identity's (isolated copies, docs/isolated-copies.md): judged against its own clients' calls (their
+# user agent is vmkeeper-isolated/), never the app's, so neither identity's role covers for the other's.
+ISOLATED_ROLES = (
+    Role(ROOT / "infra" / "vmkeeper-isolated-role.json", "at the backup subscription's group (isolatedResourceGroupName)",
+         "infra/security/isolated.bicep"),
+    Role(ROOT / "infra" / "vmkeeper-isolated-source-role.json",
+         "at each protected subscription (only the sources it copies)",
+         "infra/security/isolated-source-role-definition.bicep", ("Microsoft.Compute/snapshots",)),
+)
 
 
 def grants(action: str, operation: str) -> bool:
@@ -61,7 +70,7 @@ def grants(action: str, operation: str) -> bool:
     return re.fullmatch(pattern, operation, re.IGNORECASE) is not None
 
 
-@pytest.mark.parametrize("r", ROLES, ids=lambda r: r.file.name)
+@pytest.mark.parametrize("r", ROLES + ISOLATED_ROLES, ids=lambda r: r.file.name)
 def test_the_role_files_have_the_shape_the_bicep_loads(r):
     doc = json.loads(r.file.read_text())
     assert list(doc) == KEYS
@@ -83,12 +92,23 @@ def test_the_role_files_have_the_shape_the_bicep_loads(r):
     assert (ROOT / r.bicep).is_file()
 
 
-def test_what_a_narrower_role_grants_the_subscription_wide_role_does_not():
-    wide = ROLES[0].actions()
-    for r in ROLES[1:]:
+@pytest.mark.parametrize("roles", [ROLES, ISOLATED_ROLES], ids=["app", "isolated"])
+def test_what_a_narrower_role_grants_the_subscription_wide_role_does_not(roles):
+    wide = roles[0].actions()
+    for r in roles[1:]:
         for a in r.actions():
             assert not any(grants(w, a) or grants(a, w) for w in wide), \
-                f"{a} ({r.file.name}) is granted by {ROLE.name} too: at whole subscriptions, not {r.assigned}"
+                f"{a} ({r.file.name}) is granted by {roles[0].file.name} too: not only {r.assigned}"
+
+
+def test_the_app_identity_has_no_role_where_the_isolated_copies_are():
+    # docs/isolated-copies.md: production's identity cannot delete (nor write) a copy in the backup subscription;
+    # infra assigns it nothing there (main.bicep: the isolated modules take the second identity's principal only).
+    main = (ROOT / "infra" / "main.bicep").read_text(encoding="utf-8")
+    for module in ("isolated", "isolatedSourceAssignments"):
+        body = main.split(f"module {module} ", 1)[1].split("\n}", 1)[0]
+        assert "isolatedIdentity.outputs.principalId" in body and "identity.outputs.principalId" not in \
+            body.replace("isolatedIdentity.outputs.principalId", ""), module
 
 
 def _suites_not_run(app_operations) -> list[str]:
@@ -104,16 +124,16 @@ def _needed_by(tests: Counter, most: int = 3) -> str:
     return ", ".join(tests[:most]) + (f" (+{len(tests) - most} more)" if len(tests) > most else "")
 
 
-def _granting(o: str) -> list[Role]:
-    return [r for r in ROLES if any(grants(a, o) for a in r.actions())]
+def _granting(o: str, roles: tuple[Role, ...] = ROLES) -> list[Role]:
+    return [r for r in roles if any(grants(a, o) for a in r.actions())]
 
 
-def _print_trace(used, partial: list[str]) -> None:
+def _print_trace(used, partial: list[str], roles: tuple[Role, ...] = ROLES) -> None:
     """Each role's actions with the calls and tests that needed them (linked checks said so), then every
     operation the app used."""
     unused = "not used by the suites that ran" if partial else "NEVER USED"
     print("\n\nLeast privilege" + (f" (partial: {len(partial)} app suites did not run)" if partial else "") + ":")
-    for r in ROLES:
+    for r in roles:
         actions = r.actions()
         print(f"\n{r.file.relative_to(ROOT)} grants {len(actions)} actions, assigned {r.assigned}:")
         for a in actions:
@@ -136,31 +156,42 @@ def _print_trace(used, partial: list[str]) -> None:
     print()
 
 
-def test_the_roles_grant_what_the_app_used_at_the_scopes_they_are_assigned(app_operations, capsys):
+def _whose(request, who: str):
+    """(the operations, the roles) of the app's identity or the second one's (isolated copies)."""
+    if who == "app":
+        return request.getfixturevalue("app_operations"), ROLES
+    return request.getfixturevalue("isolated_operations"), ISOLATED_ROLES
+
+
+@pytest.mark.parametrize("who", ["app", "isolated"])
+def test_the_roles_grant_what_the_app_used_at_the_scopes_they_are_assigned(who, request, capsys):
+    app_operations, roles = _whose(request, who)
     missing_suites = _suites_not_run(app_operations)
     if len(missing_suites) == len(list(APP_SUITES.glob("test_*.py"))):
         pytest.skip("no app suite ran in this session: run `make test`, or some of tests/app with this file last")
     app_operations.drain()
     used = app_operations.ops
     with capsys.disabled():
-        _print_trace(used, missing_suites)
+        _print_trace(used, missing_suites, roles)
 
     assert None not in used, (f"the app called ARM where the emulator knows no route: {used[None].example} "
                               f"(in {used[None].tests.most_common(1)[0][0]}); teach the emulator the route")
     data = {o for o in used if o and any(grants(d, o) for d in DATA_ROLES)}
-    ungranted = sorted(o for o in used if o and o not in data and not _granting(o))
+    ungranted = sorted(o for o in used if o and o not in data and not _granting(o, roles))
     assert not ungranted, ("operations the app used that no role grants (add each to the role for where it is "
-                           f"needed: {', '.join(r.file.name for r in ROLES)}): {ungranted}")
+                           f"needed: {', '.join(r.file.name for r in roles)}): {ungranted}")
     for o in sorted(o for o in used if o and o not in data):
-        if any(r.resource_types is None for r in _granting(o)):
+        if any(r.resource_types is None for r in _granting(o, roles)):
             continue  # granted at whole subscriptions
-        allowed = {t.lower() for r in _granting(o) for t in r.resource_types or ()}
+        allowed = {t.lower() for r in _granting(o, roles) for t in r.resource_types or ()}
         elsewhere = sorted(t for t in used[o].resource_types if t.lower() not in allowed)
-        assert not elsewhere, (f"{o} is granted only {' and '.join(r.assigned for r in _granting(o))}, but the app "
-                               f"needed it on {elsewhere} (in {_needed_by(used[o].tests)})")
+        assert not elsewhere, (f"{o} is granted only {' and '.join(r.assigned for r in _granting(o, roles))}, but "
+                               f"the app needed it on {elsewhere} (in {_needed_by(used[o].tests)})")
 
 
-def test_the_roles_grant_nothing_the_app_did_not_use(app_operations):
+@pytest.mark.parametrize("who", ["app", "isolated"])
+def test_the_roles_grant_nothing_the_app_did_not_use(who, request):
+    app_operations, roles = _whose(request, who)
     missing_suites = _suites_not_run(app_operations)
     if missing_suites:
         pytest.skip("the roles are measured across the app's suites, and these did not run in this session: "
@@ -168,9 +199,9 @@ def test_the_roles_grant_nothing_the_app_did_not_use(app_operations):
     app_operations.drain()
     used = app_operations.ops
     assert used, "the app made no ARM call in its suites: the collector is broken"
-    for action, (name, bicep, guid) in DATA_ROLES.items():
+    for action, (name, bicep, guid) in DATA_ROLES.items() if who == "app" else ():
         assert any(o and grants(action, o) for o in used), f"{action} ({name}): no test used it; the grant is untested"
         assert guid in (ROOT / bicep).read_text(), f"{bicep}: does not assign {name} ({guid})"
-    for r in ROLES:
+    for r in roles:
         unused = [a for a in r.actions() if not any(grants(a, o) for o in used if o)]
         assert not unused, f"actions {r.file.name} grants that no test exercised: {unused}"

@@ -1,0 +1,77 @@
+"""The Azure Retail Prices API (public, no credential: ``VMKEEPER_RETAIL_PRICES_URL``), read once a day: the
+price per GB-month of an LRS snapshot in each region the fleet's points are in, kept in the cost table (partition
+``cost-prices``, one row per region and day) so a day's runs ask the API once per region."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from ..azure.ledger import Ledger
+
+log = logging.getLogger("vmkeeper.cost")
+PARTITION = "cost-prices"
+TIMEOUT = 30
+MAX_PAGES = 50
+REGION = re.compile(r"^[a-z0-9]{1,40}$")
+
+
+def snapshot_price(items: Iterable[dict[str, Any]]) -> float | None:
+    """The LRS snapshot meter's retail price per GB-month among a region's Storage items (Consumption, no tier)."""
+    found = [i for i in items if i.get("type") == "Consumption" and i.get("unitOfMeasure") == "1 GB/Month"
+             and "snapshot" in f"{i.get('meterName', '')} {i.get('productName', '')}".lower()
+             and "lrs" in f"{i.get('skuName', '')} {i.get('meterName', '')}".lower()
+             and not float(i.get("tierMinimumUnits") or 0)]
+    if not found:
+        return None
+    return min(float(i["retailPrice"]) for i in found)
+
+
+class RetailPrices:
+    def __init__(self, url: str, ledger: Ledger, ca_bundle: str | None = None):
+        self.url, self.ledger, self.ca_bundle = url, ledger, ca_bundle
+        self._session: Any = None
+
+    def _get(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        import requests
+
+        if self._session is None:
+            self._session = requests.Session()
+            self._session.trust_env = False
+        resp = self._session.get(url, params=params, timeout=TIMEOUT, verify=self.ca_bundle or True)
+        resp.raise_for_status()
+        return resp.json()
+
+    def fetch(self, region: str) -> float | None:
+        """The region's snapshot price from the API, page after page (NextPageLink)."""
+        page = self._get(self.url, {"$filter": f"serviceName eq 'Storage' and armRegionName eq '{region}'"})
+        items = list(page.get("Items") or [])
+        pages = 1
+        while page.get("NextPageLink") and pages < MAX_PAGES:
+            page = self._get(page["NextPageLink"])
+            items += page.get("Items") or []
+            pages += 1
+        return snapshot_price(items)
+
+    def snapshot_prices(self, regions: Iterable[str], today: date) -> dict[str, float]:
+        """Region → price per GB-month; today's copy when kept, else read and kept. A region the API prices no
+        snapshot in is left out (its points are not estimated; the run says so)."""
+        out: dict[str, float] = {}
+        for region in sorted({r.replace(" ", "").lower() for r in regions if r}):
+            if not REGION.match(region):  # a region name goes into the filter: nothing else may
+                continue
+            key = f"{region}|{today.isoformat()}"
+            kept = self.ledger.get(PARTITION, key)
+            if kept is not None:
+                price = json.loads(kept["price"])
+            else:
+                price = self.fetch(region)
+                self.ledger.record(PARTITION, key, {"price": json.dumps(price), "region": region,
+                                                    "day": today.isoformat()})
+            if price is not None:
+                out[region] = float(price)
+        return out
