@@ -351,7 +351,8 @@ class ScheduledWorker:
             index += 1
         if acted:
             return self._next(message, seen.get("retry_after", 1), f"immutability policies of {len(names)} "
-                              "snapshot(s) accepted", step=step, index=0, acted=False)
+                              "snapshot(s) accepted", step=step, index=0, acted=False,
+                              grant=None)  # any grant was spent this round: the next asks the budget again
         return then()
 
     def lock_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
