@@ -36,7 +36,9 @@ from .replicas import replicated_item
 _SNAPSHOT_COLUMNS = ("| project id, name, location, tags, state = tostring(properties.provisioningState), "
                      "completion = properties.completionPercent, size = properties.diskSizeGB, "
                      "osType = tostring(properties.osType), source = tostring(properties.creationData.sourceResourceId), "
-                     "option = tostring(properties.creationData.createOption)")
+                     "option = tostring(properties.creationData.createOption), "
+                     "immutableType = tostring(properties.immutabilityPolicy.type), "
+                     "immutableUntil = tostring(properties.immutabilityPolicy.policyExpirationTime)")
 # One VM's: the VM id is checked before it gets here (``Inventory.of_vm``): no quote can reach the query.
 VM_SNAPSHOTS = ("Resources | where type =~ 'microsoft.compute/snapshots' and tags['" + T.VM + "'] =~ '{vm}' "
                 + _SNAPSHOT_COLUMNS)

@@ -68,6 +68,23 @@ class RestoreDisk:
 
 
 @dataclass(frozen=True)
+class Immutability:
+    """A snapshot set's immutability policy, in Azure's words (Compute 2026-03-02 ``properties.immutabilityPolicy``):
+    ``type`` Locked only when every member's is, ``policyExpirationTime`` its members' earliest (the whole set is
+    immutable only until then). A set with a member without a policy has none (``RecoveryPoint.immutability``: None)."""
+
+    type: str  # Locked | Unlocked
+    until: datetime  # policyExpirationTime
+
+    def holds(self, now: datetime) -> bool:
+        """Whether the policy is in force at ``now`` (Azure refuses the set's delete until it expires)."""
+        return now < self.until
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "policyExpirationTime": format_instant(self.until)}
+
+
+@dataclass(frozen=True)
 class RecoveryPoint:
     id: str
     kind: str
@@ -82,6 +99,7 @@ class RecoveryPoint:
     note: str = ""  # why it is not complete; and when it is due to be deleted, if it is marked
     extra: Mapping[str, str] = field(default_factory=dict)  # vault: vault id, container and item names
     instance: str = ""  # the VM instance it was made of (its vmId, lower case); "": not known (made before it was said)
+    immutability: Immutability | None = None  # a snapshot set's immutabilityPolicy (None: none on some member)
 
     @property
     def os_disk(self) -> RestoreDisk | None:
@@ -91,7 +109,8 @@ class RecoveryPoint:
         return {"id": self.id, "kind": self.kind, "time": format_instant(self.time), "region": self.region,
                 "consistency": self.consistency, "complete": self.complete, "copy": self.copy,
                 "disks": [d.to_json() for d in self.disks], "resource_id": self.resource_id or None,
-                "vm_size": self.vm_size, "note": self.note or None}
+                "vm_size": self.vm_size, "note": self.note or None,
+                "immutabilityPolicy": self.immutability.to_json() if self.immutability else None}
 
 
 def region_of(location: Any) -> str:
@@ -113,13 +132,29 @@ def _expiring(tags: Mapping[str, Any] | None) -> datetime | None:
     return next((parse_instant(v) for k, v in (tags or {}).items() if str(k).lower() == T.EXPIRING), None)
 
 
+def _immutability(members: Iterable[Mapping[str, Any]]) -> Immutability | None:
+    """The set's immutability: each member's ``immutableType`` and ``immutableUntil`` (Resource Graph's projection
+    of ``properties.immutabilityPolicy``); None when some member has none."""
+    found = []
+    for m in members:
+        until = parse_instant(str(m.get("immutableUntil") or "") or None)
+        kind = str(m.get("immutableType") or "")
+        if until is None or kind not in ("Locked", "Unlocked"):
+            return None
+        found.append((kind, until))
+    if not found:
+        return None
+    return Immutability("Locked" if all(k == "Locked" for k, _ in found) else "Unlocked", min(u for _, u in found))
+
+
 def _lun(text: Any) -> int | None:
     return int(text) if isinstance(text, str) and text.isdigit() else None
 
 
 def snapshot_sets(rows: Iterable[Mapping[str, Any]]) -> list[RecoveryPoint]:
     """Snapshot sets from Resource Graph rows of vmkeeper's snapshots of one VM (``id``, ``name``,
-    ``location``, ``tags``, ``state``, ``completion``, ``size``, ``osType``, ``option``)."""
+    ``location``, ``tags``, ``state``, ``completion``, ``size``, ``osType``, ``option``; ``immutableType`` and
+    ``immutableUntil``: its immutabilityPolicy's type and policyExpirationTime, when it has one)."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     rows = list(rows)
     # A copy made before copies carried their LUN takes its source's (COPY_OF holds the source's id).
@@ -169,7 +204,8 @@ def snapshot_sets(rows: Iterable[Mapping[str, Any]]) -> list[RecoveryPoint]:
         out.append(RecoveryPoint(snapshot_set_id(set_id, region), SNAPSHOT_SET, when, region, "CrashConsistent",
                                  not problems, any(T.COPY_OF in (m.get("tags") or {}) for m in members),
                                  tuple(disks), note="; ".join(notes),
-                                 instance=instances.pop() if len(instances) == 1 else ""))
+                                 instance=instances.pop() if len(instances) == 1 else "",
+                                 immutability=_immutability(members)))
     return out
 
 

@@ -534,9 +534,10 @@ class Retention:
         """The pins that may hold ``artifacts``: ``copies`` in flight, the restores pending or running, and
         the scheduled jobs of their slots still running."""
         wanted = [job for job in map(_job_of, artifacts) if job is not None]
-        # Read as far back as a job may run: an isolated set copies each disk twice (pins.job_bound).
+        # Read as far back as a job may run: an isolated set copies each disk twice (pins.job_bound), and takes
+        # every immutability step.
         longest = P.MARGIN + P.job_lifetime(2 * max((disks for *_, disks in wanted), default=1),
-                                            copy_timeout=self.copy_timeout)
+                                            immutable_steps=P.IMMUTABLE_STEPS, copy_timeout=self.copy_timeout)
         jobs = pin_reads.scheduled_jobs(self.ledger, wanted, now - longest) if wanted else []
         return P.pins(now, copies=copies, jobs=jobs, restores=pin_reads.restores_in_use(self.restores),
                       copy_timeout=self.copy_timeout)
