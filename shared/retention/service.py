@@ -582,7 +582,9 @@ def deletion_alerts(run_id: str, gone: list[str], artifacts: Mapping[str, Artifa
     for art_id in gone:
         art, d = artifacts.get(art_id), decisions.get(art_id)
         vm = str((art.vm_id or _value(art.tags, T.VM) if art else None) or "").lower() or "(no vm)"
-        key = _set_key(art) if art else ("one", art_id.lower())
+        # The subscription too: an isolated copy (createOption Copy, in the backup subscription) has its source
+        # set's key, and the outbox would take its alert for the source's, already said.
+        key = (*(_set_key(art) if art else ("one", art_id.lower())), _parts(art_id)[0].lower())
         by_set.setdefault(key, (vm, []))[1].append({"id": art.id if art else art_id, "kind": art.kind if art else "",
                                                     "rule": d.rule if d else "", "reason": d.reason if d else ""})
     return [A.Alert(A.RETENTION_DELETED, vm, "deleted|" + "|".join(str(part).lower() for part in key),
