@@ -132,6 +132,18 @@ def _expiring(tags: Mapping[str, Any] | None) -> datetime | None:
     return next((parse_instant(v) for k, v in (tags or {}).items() if str(k).lower() == T.EXPIRING), None)
 
 
+def immutability_holds(policy: Any, now: datetime) -> bool:
+    """Whether a snapshot's immutabilityPolicy (the SDK's, from a GET) still binds: Azure's ``isPolicyExpired`` when
+    it says, else its ``policyExpirationTime``; with neither, it holds (a delete or a shortening must not be tried
+    on doubt)."""
+    if policy is None:
+        return False
+    if policy.is_policy_expired is not None:
+        return not policy.is_policy_expired
+    until = policy.policy_expiration_time
+    return until is None or until > now
+
+
 def _immutability(members: Iterable[Mapping[str, Any]]) -> Immutability | None:
     """The set's immutability: each member's ``immutableType`` and ``immutableUntil`` (Resource Graph's projection
     of ``properties.immutabilityPolicy``); None when some member has none."""

@@ -36,6 +36,7 @@ from ..azure.ledger import Ledger
 from ..points import owned as O
 from ..points import pins as P
 from ..points import reads as pin_reads
+from ..points.model import immutability_holds
 from ..ports import Arm, Budget, Table
 from .engine import (
     COLLECTION,
@@ -354,7 +355,7 @@ class _Apply:
             tags = snapshot.tags
             mark = _value(tags, T.EXPIRING)
             policy = snapshot.properties.immutability_policy if snapshot.properties else None
-            if policy is not None and policy.is_policy_expired is False:  # set since the listing: the delete must fail
+            if immutability_holds(policy, self.at or datetime.now(UTC)):  # set since the listing: the delete must fail
                 until = format_instant(policy.policy_expiration_time) if policy.policy_expiration_time else "?"
                 return "fresh_look_immutable", f"{policy.type} immutability policy until {until} since the listing"
         elif art.kind == RESTORE_POINT:

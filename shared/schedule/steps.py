@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import tags as T
@@ -24,6 +25,7 @@ from ..azure.retry_after import retry_after_seconds
 from ..instants import format_instant
 from ..names import copy_name
 from ..points import pins as P
+from ..points.model import immutability_holds
 from ..ports import Arm, Budget
 from ..queue import messages as jobs
 from ..queue.messages import Done, Failed, Outcome, Retry
@@ -323,7 +325,7 @@ class ScheduledWorker:
                 return carry(self._arm_error(message, exc, sub, step, index))
             message["reads"] = message.get("reads", 0) + 1
             policy = snapshot.properties.immutability_policy if snapshot.properties else None
-            active = policy is not None and policy.is_policy_expired is False
+            active = immutability_holds(policy, datetime.fromtimestamp(self.clock(), UTC))
             start = policy.policy_start_time.timestamp() if active and policy.policy_start_time else self.clock()
             days = immutability_days(job, start)
             current = (policy.immutability_duration_days or 0) if active else 0
