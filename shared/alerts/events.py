@@ -28,6 +28,10 @@ PROTECTION_RESOLVED = "vmkeeper.protection.resolved"
 # nothing, or an initial replication overdue: shared/compliance/replica.py), and its end. ``data.replica`` says why.
 REPLICATION_UNHEALTHY = "vmkeeper.replication.unhealthy"
 REPLICATION_RESTORED = "vmkeeper.replication.restored"
+# A kind of point a VM's policy makes immutable whose newest point, past its job's bound, lacks the immutabilityPolicy
+# the policy asks (none, Unlocked where Locked is asked, too short); and its end. ``data.not_immutable`` names the kinds.
+IMMUTABILITY_MISSING = "vmkeeper.immutability.missing"
+IMMUTABILITY_RESOLVED = "vmkeeper.immutability.resolved"
 RESTORE_SUCCEEDED = "vmkeeper.restore.succeeded"
 RESTORE_FAILED = "vmkeeper.restore.failed"
 # A file recovery or an export (shared/restore/lease.py): made and ready (``data``: until when, which LUN carries
@@ -53,7 +57,8 @@ COST_OVER_BUDGET = "vmkeeper.cost.over_budget"
 TYPES = (COST_OVER_BUDGET, PROTECTION_FAILED, JOB_POISONED, RPO_RESTORED, RPO_BREACHED, PROTECTION_MISSING, PROTECTION_RESOLVED,
          RESTORE_SUCCEEDED, RESTORE_FAILED, RETENTION_DELETED, DRILL_FAILED, DRILL_KEPT, REPLICATION_UNHEALTHY,
          REPLICATION_RESTORED, REPLICATION_INELIGIBLE, REPLICATION_FAILED, RECOVERY_PLAN_PROBLEM, FAILOVER_SUCCEEDED,
-         FAILOVER_FAILED, RESTORE_FILES_READY, RESTORE_FILES_EXPIRED, RESTORE_FILES_OVERDUE, PROTECTION_RESUMED)
+         FAILOVER_FAILED, RESTORE_FILES_READY, RESTORE_FILES_EXPIRED, RESTORE_FILES_OVERDUE, PROTECTION_RESUMED,
+         IMMUTABILITY_MISSING, IMMUTABILITY_RESOLVED)
 MAX_DATA = 32 * 1024  # characters of reason kept: an event stays far below Event Grid's 1 MB (and 64 KB billing unit)
 
 

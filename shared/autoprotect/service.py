@@ -27,7 +27,7 @@ from ..queue import messages, runner
 from ..settings import ProtectSettings
 from .events import BadEvent, parse
 from .steps import KIND, Protector, decide_policy, new_message
-from .sweep import HELD, VMS, decide, inputs_key
+from .sweep import HELD, VMS, decide, inputs_key, lasting_failure
 
 log = logging.getLogger("vmkeeper.autoprotect")
 SEND_THREADS = 8  # the sweep's jobs sent side by side (one Storage round trip each)
@@ -75,8 +75,8 @@ class AutoProtect:
             log.info("VM %s: %s %s", message["vm_id"], outcome.result, outcome.detail)
 
         def failed(message: dict[str, Any], reason: str) -> None:
-            self.ledger.record_vm(message["vm_id"], "failed", {"reason": reason, **inputs(message)},
-                                  message.get("event_id"))
+            held = inputs(message) if lasting_failure(message) else {}  # else the next sweep sends it again
+            self.ledger.record_vm(message["vm_id"], "failed", {"reason": reason, **held}, message.get("event_id"))
 
         return runner.run(body, kind=KIND, required=("action", "vm_id"), step=self.protector.handle,
                           queue=self.queue, poison=self.poison, on_done=done, on_failed=failed,

@@ -45,6 +45,13 @@ def recorded_protected(row: Mapping[str, Any] | None, vm_instance: str, backup_p
 HELD = ("failed", "bad_tag")
 
 
+def lasting_failure(job: Mapping[str, Any]) -> bool:
+    """Whether a protection job that failed would fail the same way with the same inputs: it failed at its first look
+    (no vault for the region, an item that protects another VM). One that gave up after tries or errors (throttling,
+    an outage) may pass next time, so the sweep does not hold it."""
+    return not job.get("attempt") and not job.get("errors")
+
+
 def inputs_key(vm_instance: str, location: str, tags: Mapping[str, Any] | None, vault_id: str, document: str) -> str:
     """What the job's outcome depends on that the sweep can see: the instance, its region, its tags, the region's
     vault (VMKEEPER_VAULTS) and the policy document (``document``: its digest). Any change makes another key."""

@@ -71,7 +71,7 @@ class VaultPosture:
 
 def vault_posture(arm: Any, vault_id: str) -> VaultPosture:
     """The vault's security settings (a generic ARM GET: vaults/read) and its guard (backupResourceGuardProxies/read)."""
-    from azure.core.exceptions import HttpResponseError
+    from azure.core.exceptions import AzureError, HttpResponseError
     from azure.mgmt.core.tools import parse_resource_id
 
     try:
@@ -80,6 +80,8 @@ def vault_posture(arm: Any, vault_id: str) -> VaultPosture:
         guard = vault_guard(arm, vault_id)
     except HttpResponseError as exc:
         return VaultPosture(vault_id, "", "", error=f"{exc.status_code} {exc.error.code if exc.error else ''}".strip())
+    except AzureError as exc:  # no answer (a timeout, a reset): said on the page, never the evaluation's end
+        return VaultPosture(vault_id, "", "", error=f"{type(exc).__name__}: {exc}"[:300])
     return VaultPosture(vault_id, str((security.get("softDeleteSettings") or {}).get("softDeleteState") or "Enabled"),
                         str((security.get("immutabilitySettings") or {}).get("state") or "Disabled"),
                         guard.id if guard else "")

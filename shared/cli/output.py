@@ -219,7 +219,9 @@ def _kind_cell(kind: dict[str, Any] | None) -> str:
         return _replica_cell(kind)
     rpo = f"{kind['rpo_hours']:g} h"
     age = "none" if kind.get("age_hours") is None else f"{kind['age_hours']:.1f} h"
-    return styled(f"{age} / {rpo}", STATE_STYLE.get(kind["state"]))
+    policy = kind.get("immutability_policy")  # the newest point's immutabilityPolicy (snapshot kinds)
+    held = f", {policy['type']} until {seconds(policy['policyExpirationTime'])}" if policy else ""
+    return styled(f"{age} / {rpo}{held}", STATE_STYLE.get(kind["state"]))
 
 
 def _state_cell(v: dict[str, Any]) -> str:
@@ -229,6 +231,8 @@ def _state_cell(v: dict[str, Any]) -> str:
     if v.get("missing"):
         kinds = ", ".join(KIND_WORDS.get(k, k) for k in v["missing"])
         text += f": {kinds}" if v["state"] == "missing" else f" (missing {kinds})"
+    if v.get("not_immutable"):  # a kind its policy makes immutable whose newest point lacks its immutabilityPolicy
+        text += f" (not immutable: {', '.join(KIND_WORDS.get(k, k) for k in v['not_immutable'])})"
     return styled(text, STATE_STYLE.get(v["state"]))
 
 
@@ -326,12 +330,14 @@ def points(doc: dict[str, Any]) -> None:
     vm = doc["vm"]
     where = f"exists, {vm['size']}" if vm["exists"] and vm.get("size") else "exists" if vm["exists"] else "gone"
     cols = [Col("#", 10, justify="right"), Col("Kind", 9), Col("Time", 8, no_wrap=True), Col("Region", 5),
-            Col("Consistency", 2), Col("Complete", 7), Col("Copy", 6)]
+            Col("Consistency", 2), Col("Complete", 7), Col("Copy", 6), Col("Immutable", 5)]
     rows = []
     for n, p in enumerate(doc["value"], 1):
         complete = styled("yes", "green") if p["complete"] else styled(f"no: {p.get('note') or ''}", "bold red")
+        policy = p.get("immutabilityPolicy")  # Azure's: Locked | Unlocked, until its policyExpirationTime
+        immutable = f"{policy['type']} until {seconds(policy['policyExpirationTime'])}" if policy else "no"
         rows.append([str(n), p["kind"], seconds(p["time"]), p["region"], p["consistency"], complete,
-                     "yes" if p["copy"] else "no"])
+                     "yes" if p["copy"] else "no", immutable])
     out.print(fit(out, cols, rows, f"Recovery points of {vm['id'].rsplit('/', 1)[-1]} ({where})"))
     # Ids whole, one to a line and never wrapped: they are what `restore` takes, copied as they are.
     out.print("Ids (POINT_ID for `vmkeeper restore`):")

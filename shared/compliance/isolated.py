@@ -3,7 +3,7 @@
 identity, read-only there).
 
 - Its newest complete isolated copy's age is judged against the policy's RPO, as the set it copies is (the copy
-  carries its set's slot): ``met`` or ``breached``.
+  carries its set's slot): ``met`` or ``breached``; with its immutabilityPolicy, as the snapshot kinds show theirs.
 - ``missing`` when there is none, or when the newest complete snapshot set has none past its job's bound (the
   longest a scheduled job may run once sent: shared/points/pins.py ``job_lifetime``, one copy per disk into the
   backup subscription and one more with a second region): its job gave up, or never copied it. Within the bound
@@ -30,7 +30,7 @@ class Judgement:
 def bound(point: RecoveryPoint, second_region: bool) -> timedelta:
     """How long after its slot a set's isolated copy may still be made (its job's bound)."""
     copies = max(1, len(point.disks)) * (2 if second_region else 1)
-    return P.MARGIN + P.job_lifetime(copies)
+    return P.MARGIN + P.job_lifetime(copies, immutable_steps=3)  # at most three immutability steps (pins.py)
 
 
 def _set_of(point: RecoveryPoint) -> str:
@@ -66,4 +66,7 @@ def judge(points: Iterable[RecoveryPoint], rpo: timedelta, now: datetime, *, sec
     state = BREACHED if age > rpo else MISSING if lacking else MET
     words = "; ".join(w for w in (f"newest isolated copy {_hours(age)} h old, RPO {rpo_h:g} h" if state == BREACHED
                                   else "", lacking or "") if w)
-    return Judgement(KindStatus(ISOLATED_COPY, state, rpo_h, _stamp(newest.time), _hours(age), newest.id), words)
+    held = sum(1 for p in points if kind_of(p) == ISOLATED_COPY and p.immutability is not None and p.immutability.holds(now))
+    return Judgement(KindStatus(ISOLATED_COPY, state, rpo_h, _stamp(newest.time), _hours(age), newest.id,
+                                immutability_policy=newest.immutability.to_json() if newest.immutability else None,
+                                immutable_points=held), words)

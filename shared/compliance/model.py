@@ -54,6 +54,10 @@ class KindStatus:
     # The replica kind only: Azure's replicationHealth, healthErrors, protection state, rpoInSeconds and
     # lastRpoCalculatedTime, initial replication progress and since when (shared/compliance/replica.py).
     replication: dict[str, Any] | None = None
+    # Snapshot sets and their copies: the newest complete point's immutabilityPolicy in Azure's words ({type:
+    # Locked|Unlocked, policyExpirationTime}; None: it has none), and how many of the kind's points hold one now.
+    immutability_policy: dict[str, Any] | None = None
+    immutable_points: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,10 @@ class VmRow:
     reason: str  # why this state, in words ("newest snapshot set 30.2 h old, RPO 25 h")
     kinds: tuple[KindStatus, ...] = ()
     missing: tuple[str, ...] = ()  # the kinds it expects with no complete point (KINDS order)
+    # The kinds its policy makes immutable whose newest complete point past its job's bound has no immutabilityPolicy
+    # as the policy asks (none, Unlocked where Locked is asked, or one expiring before the policy's days): a finding,
+    # said in ``reason`` and alerted (vmkeeper.immutability.missing), whatever the state.
+    not_immutable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,13 @@ and whether the newest complete point of each kind is young enough.
   ``breached`` when any kind is; else
   ``not_protected`` when no policy applies (a bad tag, no default) or every kind it expects is missing;
   else ``missing`` when some are (``missing`` names them); else ``met``; or ``opted_out``.
+- Immutability (the policy's ``immutability`` block: its ``kinds`` snapshot_sets and copies): each snapshot kind
+  shows its newest complete point's immutabilityPolicy (Locked or Unlocked, its policyExpirationTime) and how many of
+  its points hold one now. Where the policy asks for one, the newest complete point past its job's bound (its slot +
+  ``GRACE`` + the job's lifetime with its immutability steps: shared/points/pins.py job_lifetime) must carry one as
+  asked: none, Unlocked where Locked is asked, or one expiring before the slot + the policy's days is a finding
+  (``not_immutable`` names the kinds; the reason says why; compliance/service.py alerts it). It changes no state:
+  the point is there and restores; what it lacks is the guard against a delete.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ..points import pins as P
 from ..points.model import RecoveryPoint, kind_of
 from ..policy.document import Policy, Resolution
 from . import isolated
@@ -63,6 +71,37 @@ class Compliance:
     reason: str
     kinds: tuple[KindStatus, ...] = ()
     missing: tuple[str, ...] = ()  # the expected kinds with no complete point
+    not_immutable: tuple[str, ...] = ()  # the kinds whose newest point past its job's bound lacks immutability
+
+
+IMMUTABLE_KIND = {SNAPSHOT_SET: "snapshot_sets", SNAPSHOT_COPY: "copies"}  # a judged kind: the policy's word for it
+
+
+def immutability_bound(policy: Policy, point: RecoveryPoint, copy_timeout: timedelta = P.COPY_TIMEOUT) -> datetime:
+    """When the job that made ``point`` has given up at the latest, its immutability steps included: past it, a point
+    the policy makes immutable and without its policy will not get one from that job."""
+    spec = policy.immutability
+    kinds = spec.kinds if spec else ()
+    isolated = policy.isolated
+    steps = ("snapshot_sets" in kinds) + ("copies" in kinds and bool(policy.copy)) + ("isolated_copies" in kinds
+                                                                                       and isolated)
+    copies = (len(point.disks) if policy.copy else 0) + (len(point.disks) if isolated else 0)
+    return point.time + GRACE + P.MARGIN + P.job_lifetime(copies, immutable_steps=steps, copy_timeout=copy_timeout)
+
+
+def immutability_finding(policy: Policy, point: RecoveryPoint) -> str | None:
+    """What ``point``'s immutabilityPolicy lacks of what ``policy`` asks (None: nothing)."""
+    spec = policy.immutability
+    asked = f"{'Locked' if spec.locked else 'Unlocked'} for {spec.days} days"
+    imm = point.immutability
+    if imm is None:
+        return f"has no immutabilityPolicy (policy '{policy.name}' asks {asked})"
+    if spec.locked and imm.type != "Locked":
+        return f"has an Unlocked immutabilityPolicy (policy '{policy.name}' asks Locked)"
+    if imm.until < point.time + timedelta(days=spec.days):
+        return (f"has an immutabilityPolicy whose policyExpirationTime {imm.until.strftime('%Y-%m-%dT%H:%M:%SZ')} is "
+                f"before the {spec.days} days policy '{policy.name}' asks")
+    return None
 
 
 COPIES = (SNAPSHOT_COPY, RESTORE_POINT_COPY)
@@ -141,12 +180,19 @@ def evaluate(resolution: Resolution, points: Iterable[RecoveryPoint], now: datet
         age = max(now - point.time, timedelta(0))  # a clock a little behind Azure's is no breach
         state = MET if age <= exp.rpo else BREACHED
         statuses.append(KindStatus(exp.kind, state, rpo_h, point.time.strftime("%Y-%m-%dT%H:%M:%SZ"), _hours(age),
-                                   point.id))
+                                   point.id, **_immutability(points, exp.kind, point, policy.copy_region, now)))
         if state == BREACHED:
             breaches.append(f"newest {_words(exp.kind)} {_hours(age)} h old, RPO {rpo_h:g} h")
     if not statuses:
         return Compliance(NOT_PROTECTED, f"policy '{policy.name}' makes no recovery points")
-    notes = []
+    notes, not_immutable = [], []
+    for kind in (k for k, word in IMMUTABLE_KIND.items() if policy.immutability and word in policy.immutability.kinds):
+        judged_point = newest_past_bound(points, kind, policy, now)
+        finding = immutability_finding(policy, judged_point) if judged_point is not None else None
+        if finding:
+            not_immutable.append(kind)
+            notes.append(f"newest {_words(kind)} past its job's bound "
+                         f"({judged_point.time.strftime('%Y-%m-%dT%H:%M:%SZ')}) {finding}")
     judged = replica(policy) if replica is not None else None
     if judged is not None:
         statuses.append(judged.status)
@@ -169,5 +215,24 @@ def evaluate(resolution: Resolution, points: Iterable[RecoveryPoint], now: datet
         state = MISSING
     else:
         return Compliance(MET, "; ".join([f"every kind within RPO (policy '{policy.name}')"] + [n for n in notes if n]),
-                          tuple(statuses))
-    return Compliance(state, "; ".join(reasons), tuple(statuses), tuple(missing))
+                          tuple(statuses), not_immutable=tuple(not_immutable))
+    return Compliance(state, "; ".join(reasons), tuple(statuses), tuple(missing), tuple(not_immutable))
+
+
+def newest_past_bound(points: list[RecoveryPoint], kind: str, policy: Policy, now: datetime) -> RecoveryPoint | None:
+    """The newest complete point of ``kind`` whose job has given up by ``now`` (immutability_bound)."""
+    done = [p for p in points if p.complete and kind_of(p) == kind
+            and not (kind in COPIES and policy.copy_region and p.region != policy.copy_region)
+            and immutability_bound(policy, p) <= now]
+    return max(done, key=lambda p: p.time, default=None)
+
+
+def _immutability(points: list[RecoveryPoint], kind: str, newest: RecoveryPoint, copy_region: str | None,
+                  now: datetime) -> dict:
+    """A snapshot kind's immutability: its newest point's policy and how many of its points hold one at ``now``."""
+    if kind not in IMMUTABLE_KIND:
+        return {}
+    held = sum(1 for p in points if kind_of(p) == kind and p.immutability is not None and p.immutability.holds(now)
+               and not (kind in COPIES and copy_region and p.region != copy_region))
+    return {"immutability_policy": newest.immutability.to_json() if newest.immutability else None,
+            "immutable_points": held}

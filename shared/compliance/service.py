@@ -93,7 +93,7 @@ def judge(fleet: FleetPoints, policies: Any, now: datetime,
                              str(row.get("subscriptionId") or "").lower(), str(row.get("resourceGroup") or ""),
                              str(row.get("location") or "").replace(" ", "").lower(),
                              resolution.policy.name if resolution.policy else None, result.state, result.reason,
-                             result.kinds, result.missing))
+                             result.kinds, result.missing, result.not_immutable))
     for row in fleet.unsupported:
         out.vms.append(unsupported(row, policies.for_vm(row.get("tags"))))
     out.vms.sort(key=lambda v: (STATES.index(v.state), v.vm_id.lower()))
@@ -162,7 +162,8 @@ def _replica_of(kinds: Any) -> KindStatus | None:
 
 def changes(previous: Mapping[str, Mapping[str, Any]], vms: list[VmRow]) -> list[A.Alert]:
     """Pure: an alert for each change since the last evaluation (``previous``: its ledger rows by VM id,
-    lower case). A breach begins (a kind of point breached, none before) or ends (every kind breached before
+    lower case). A kind its policy makes immutable lacks its immutabilityPolicy (``VmRow.not_immutable``) where it did
+    not before: ``immutability.missing``; it lacks none any more: ``immutability.resolved``. A breach begins (a kind of point breached, none before) or ends (every kind breached before
     is met): ``rpo.breached`` / ``rpo.restored``, keyed by the newest points it is about. A kind goes
     missing (or the VM has no policy) that was not before: ``protection.missing``; nothing is missing
     any more: ``protection.resolved``; keyed by what is missing and the last evaluation before it, so
@@ -179,7 +180,7 @@ def changes(previous: Mapping[str, Mapping[str, Any]], vms: list[VmRow]) -> list
         points = [k for k in v.kinds if k.kind != REPLICA]  # a replica's newest moves every few minutes
         key = ",".join(f"{k.kind}:{k.newest or 'none'}" for k in points)
         data = {"state": v.state, "reason": v.reason, "policy": v.policy, "missing": list(v.missing),
-                "kinds": [asdict(k) for k in v.kinds]}
+                "not_immutable": list(v.not_immutable), "kinds": [asdict(k) for k in v.kinds]}
         breached = {k.kind for k in points if k.state == BREACHED}
         was_breached = {k.kind for k in was.kinds if k.state == BREACHED and k.kind != REPLICA} if was else set()
         if breached and not was_breached:
@@ -204,6 +205,14 @@ def changes(previous: Mapping[str, Mapping[str, Any]], vms: list[VmRow]) -> list
         elif before and not now:
             out.append(A.Alert(A.PROTECTION_RESOLVED, v.vm_id.lower(),
                                f"{','.join(sorted(before))}|after {since}|{key}", data))
+        # Immutability asked and lacking (rpo.py): said once when it begins, and when it ends.
+        lacking, lacked = set(v.not_immutable), set(was.not_immutable) if was is not None else set()
+        if lacking - lacked:
+            out.append(A.Alert(A.IMMUTABILITY_MISSING, v.vm_id.lower(), f"{','.join(sorted(lacking))}|after {since}",
+                               data))
+        elif lacked and not lacking:
+            out.append(A.Alert(A.IMMUTABILITY_RESOLVED, v.vm_id.lower(),
+                               f"{','.join(sorted(lacked))}|after {since}|{key}", data))
     return out
 
 
@@ -282,14 +291,15 @@ def _excluded_json(excluded: list[ExcludedVm], limit: int = 30000) -> str:
 
 
 PREVIOUS = ("vmId", "vm", "name", "subscription", "group", "region", "policy", "state", "reason", "kinds",
-            "missing", "evaluated")  # what ``changes`` reads of the last evaluation's rows
+            "missing", "notImmutable", "evaluated")  # what ``changes`` reads of the last evaluation's rows
 
 
 def _row(v: VmRow, stamp: str) -> dict[str, Any]:
     return {"vmId": v.vm_id.lower(), "vm": v.vm_id, "name": v.name, "subscription": v.subscription,
             "group": v.resource_group, "region": v.region, "policy": v.policy or "", "state": v.state,
             "reason": v.reason[:8000], "kinds": json.dumps([asdict(k) for k in v.kinds]),
-            "missing": json.dumps(list(v.missing)), "evaluated": stamp}
+            "missing": json.dumps(list(v.missing)), "notImmutable": json.dumps(list(v.not_immutable)),
+            "evaluated": stamp}
 
 
 def vm_from_row(r: Mapping[str, Any]) -> VmRow:
@@ -300,13 +310,14 @@ def vm_from_row(r: Mapping[str, Any]) -> VmRow:
         state = MISSING  # recorded before ``missing`` was a state of its own: some kinds were there
     return VmRow(r.get("vm") or r.get("vmId") or "", r.get("name") or "", r.get("subscription") or "",
                  r.get("group") or "", r.get("region") or "", r.get("policy") or None, state, r.get("reason") or "",
-                 kinds, missing)
+                 kinds, missing, tuple(json.loads(r.get("notImmutable") or "[]")))
 
 
 def _kind(k: Mapping[str, Any]) -> KindStatus:
     """A recorded kind, older rows' words read as today's: a kind without a point was ``not_protected``,
     and ``copy`` was either kind's copy (its point id tells which, when it has one)."""
-    k = {f: k.get(f) for f in ("kind", "state", "rpo_hours", "newest", "age_hours", "point_id", "replication")}
+    k = {f: k.get(f) for f in ("kind", "state", "rpo_hours", "newest", "age_hours", "point_id", "replication",
+                                "immutability_policy")} | {"immutable_points": int(k.get("immutable_points") or 0)}
     if k["state"] == NOT_PROTECTED:
         k["state"] = MISSING
     if k["kind"] == COPY and k["point_id"]:

@@ -38,7 +38,9 @@ log = logging.getLogger("vmkeeper.points")
 _SNAPSHOT_COLUMNS = ("| project id, name, location, tags, state = tostring(properties.provisioningState), "
                      "completion = properties.completionPercent, size = properties.diskSizeGB, "
                      "osType = tostring(properties.osType), source = tostring(properties.creationData.sourceResourceId), "
-                     "option = tostring(properties.creationData.createOption)")
+                     "option = tostring(properties.creationData.createOption), "
+                     "immutableType = tostring(properties.immutabilityPolicy.type), "
+                     "immutableUntil = tostring(properties.immutabilityPolicy.policyExpirationTime)")
 # One VM's: the VM id is checked before it gets here (``Inventory.of_vm``): no quote can reach the query.
 VM_SNAPSHOTS = ("Resources | where type =~ 'microsoft.compute/snapshots' and tags['" + T.VM + "'] =~ '{vm}' "
                 + _SNAPSHOT_COLUMNS)
@@ -74,13 +76,15 @@ def _tag_value(tags: Mapping[str, Any] | None, name: str) -> Any:
 
 
 def _snapshot_row(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A snapshot's REST body as a row of the Resource Graph queries above (and its immutabilityPolicy)."""
+    """A snapshot's REST body as a row of the Resource Graph queries above (its immutabilityPolicy included)."""
     props = body.get("properties") or {}
     creation = props.get("creationData") or {}
+    policy = props.get("immutabilityPolicy") or {}
     return {"id": body.get("id"), "name": body.get("name"), "location": body.get("location"), "tags": body.get("tags") or {},
             "state": props.get("provisioningState"), "completion": props.get("completionPercent"),
             "size": props.get("diskSizeGB"), "osType": props.get("osType"), "source": creation.get("sourceResourceId"),
-            "option": creation.get("createOption"), "immutability": props.get("immutabilityPolicy")}
+            "option": creation.get("createOption"), "immutableType": policy.get("type"),
+            "immutableUntil": policy.get("policyExpirationTime")}
 
 
 def _owned_rows(rows: Any) -> list[Mapping[str, Any]]:
@@ -147,7 +151,7 @@ class Inventory:
     def isolated_points(self, vm_id: str) -> list[RecoveryPoint]:
         """One VM's isolated copies: one paged list of the backup group (Snapshots - List By Resource Group, with
         the app's own identity: infra grants it read there and nothing more, infra/vmkeeper-isolated-reader-role.json;
-        the list shows each copy's immutabilityPolicy, Resource Graph does not). Not readable: none offered, said in
+        a paged list, as the second identity's retention reads them). Not readable: none offered, said in
         the log, and the VM's other points still are (a restore from production must not wait on the backup side)."""
         if self.isolated is None:
             return []

@@ -71,6 +71,23 @@ class RestoreDisk:
 
 
 @dataclass(frozen=True)
+class Immutability:
+    """A snapshot set's immutability policy, in Azure's words (Compute 2026-03-02 ``properties.immutabilityPolicy``):
+    ``type`` Locked only when every member's is, ``policyExpirationTime`` its members' earliest (the whole set is
+    immutable only until then). A set with a member without a policy has none (``RecoveryPoint.immutability``: None)."""
+
+    type: str  # Locked | Unlocked
+    until: datetime  # policyExpirationTime
+
+    def holds(self, now: datetime) -> bool:
+        """Whether the policy is in force at ``now`` (Azure refuses the set's delete until it expires)."""
+        return now < self.until
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "policyExpirationTime": format_instant(self.until)}
+
+
+@dataclass(frozen=True)
 class RecoveryPoint:
     id: str
     kind: str
@@ -85,8 +102,8 @@ class RecoveryPoint:
     note: str = ""  # why it is not complete; and when it is due to be deleted, if it is marked
     extra: Mapping[str, str] = field(default_factory=dict)  # vault: vault id, container and item names
     instance: str = ""  # the VM instance it was made of (its vmId, lower case); "": not known (made before it was said)
+    immutability: Immutability | None = None  # a snapshot set's immutabilityPolicy (None: none on some member)
     isolated: str = ""  # an isolated copy: the backup subscription's group that holds it ("": in production)
-    immutability_policy: Mapping[str, Any] | None = None  # an isolated copy's (Azure's immutabilityPolicy), if any
 
     @property
     def os_disk(self) -> RestoreDisk | None:
@@ -97,8 +114,8 @@ class RecoveryPoint:
                 "consistency": self.consistency, "complete": self.complete, "copy": self.copy,
                 "disks": [d.to_json() for d in self.disks], "resource_id": self.resource_id or None,
                 "vm_size": self.vm_size, "note": self.note or None,
-                **({"isolated": {"resource_group": self.isolated, "immutability_policy": self.immutability_policy}}
-                   if self.isolated else {})}
+                "immutabilityPolicy": self.immutability.to_json() if self.immutability else None,
+                **({"isolated": {"resource_group": self.isolated}} if self.isolated else {})}
 
 
 def region_of(location: Any) -> str:
@@ -124,13 +141,41 @@ def _expiring(tags: Mapping[str, Any] | None) -> datetime | None:
     return next((parse_instant(v) for k, v in (tags or {}).items() if str(k).lower() == T.EXPIRING), None)
 
 
+def immutability_holds(policy: Any, now: datetime) -> bool:
+    """Whether a snapshot's immutabilityPolicy (the SDK's, from a GET) still binds: Azure's ``isPolicyExpired`` when
+    it says, else its ``policyExpirationTime``; with neither, it holds (a delete or a shortening must not be tried
+    on doubt)."""
+    if policy is None:
+        return False
+    if policy.is_policy_expired is not None:
+        return not policy.is_policy_expired
+    until = policy.policy_expiration_time
+    return until is None or until > now
+
+
+def _immutability(members: Iterable[Mapping[str, Any]]) -> Immutability | None:
+    """The set's immutability: each member's ``immutableType`` and ``immutableUntil`` (Resource Graph's projection
+    of ``properties.immutabilityPolicy``); None when some member has none."""
+    found = []
+    for m in members:
+        until = parse_instant(str(m.get("immutableUntil") or "") or None)
+        kind = str(m.get("immutableType") or "")
+        if until is None or kind not in ("Locked", "Unlocked"):
+            return None
+        found.append((kind, until))
+    if not found:
+        return None
+    return Immutability("Locked" if all(k == "Locked" for k, _ in found) else "Unlocked", min(u for _, u in found))
+
+
 def _lun(text: Any) -> int | None:
     return int(text) if isinstance(text, str) and text.isdigit() else None
 
 
 def snapshot_sets(rows: Iterable[Mapping[str, Any]]) -> list[RecoveryPoint]:
     """Snapshot sets from Resource Graph rows of vmkeeper's snapshots of one VM (``id``, ``name``,
-    ``location``, ``tags``, ``state``, ``completion``, ``size``, ``osType``, ``option``)."""
+    ``location``, ``tags``, ``state``, ``completion``, ``size``, ``osType``, ``option``; ``immutableType`` and
+    ``immutableUntil``: its immutabilityPolicy's type and policyExpirationTime, when it has one)."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     rows = list(rows)
     # A copy made before copies carried their LUN takes its source's (COPY_OF holds the source's id).
@@ -180,25 +225,18 @@ def snapshot_sets(rows: Iterable[Mapping[str, Any]]) -> list[RecoveryPoint]:
         out.append(RecoveryPoint(snapshot_set_id(set_id, region), SNAPSHOT_SET, when, region, "CrashConsistent",
                                  not problems, any(T.COPY_OF in (m.get("tags") or {}) for m in members),
                                  tuple(disks), note="; ".join(notes),
-                                 instance=instances.pop() if len(instances) == 1 else ""))
+                                 instance=instances.pop() if len(instances) == 1 else "",
+                                 immutability=_immutability(members)))
     return out
 
 
 def isolated_sets(rows: Iterable[Mapping[str, Any]], group_id: str) -> list[RecoveryPoint]:
-    """A VM's isolated copies in the backup group ``group_id`` (rows as ``snapshot_sets`` takes them, and
-    ``immutability``: Azure's ``immutabilityPolicy``): one point per set, its own id (``…:isolated``), its disks
-    made from the copies. The set's immutability is its least: the policy every copy has, else none."""
-    rows = list(rows)
+    """A VM's isolated copies in the backup group ``group_id`` (rows as ``snapshot_sets`` takes them): one point per
+    set, its own id (``…:isolated``), its disks made from the copies, its immutability the copies' (as any set's)."""
     out = []
     for point in snapshot_sets(rows):
         set_id = SET_ID.fullmatch(point.id).group(1)
-        members = [r for r in rows if str((r.get("tags") or {}).get(T.SET, "")).lower() == set_id
-                   and region_of(r.get("location")) == point.region]
-        policies = [r.get("immutability") for r in members]
-        policy = (min(policies, key=lambda p: str(p.get("policyExpirationTime") or ""))
-                  if policies and all(isinstance(p, Mapping) for p in policies) else None)
-        out.append(replace(point, id=isolated_set_id(set_id, point.region), copy=False, isolated=group_id,
-                           immutability_policy=dict(policy) if policy else None))
+        out.append(replace(point, id=isolated_set_id(set_id, point.region), copy=False, isolated=group_id))
     return out
 
 

@@ -20,7 +20,7 @@ died without saying so (a crashed restore, a lost message) does not hold a point
   subscription too copies each disk twice). A snapshot set job pins the whole set (every snapshot whose ``vmkeeper-set`` is
   ``names.set_id(vm, slot)``: the source in every region and its copies), a restore point job its
   restore point (``names.restore_point_name(vm, slot)``). Bound: the last enqueue + an hour + one copy
-  timeout per disk (a set's copies go one disk after another).
+  timeout per disk (a set's copies go one disk after another) + one step timeout per immutability step.
 - A restore pending or running (drills restore through the restore service: their restores are rows
   too) pins the point its request names (``recovery_point``: a restore point's id, or
   ``snapshot-set:{set}:{region}``, the set) and every source its plan's disks read (``source_id``: the
@@ -126,25 +126,32 @@ def jobs_partition(slot: datetime) -> str:
     return f"jobs@{slot_key(slot)}"
 
 
-def job_lifetime(copies: int, *, copy_timeout: timedelta = COPY_TIMEOUT, step_timeout: timedelta = STEP_TIMEOUT,
-                 look: timedelta = LOOK) -> timedelta:
+def job_lifetime(copies: int, *, immutable_steps: int = 0, copy_timeout: timedelta = COPY_TIMEOUT,
+                 step_timeout: timedelta = STEP_TIMEOUT, look: timedelta = LOOK) -> timedelta:
     """The longest a scheduled job may run once sent: its create and check each give up after
     ``step_timeout``; a snapshot set copies one disk after another (``copies``), each copy's start bounded
-    by ``step_timeout`` and the copy by ``copy_timeout``, the last look at it up to ``look`` later. A job
-    without copies is given one copy's time all the same: slack for its wait in the queue for write
-    budget. The planner re-sends a job only past it, and a running job's pin lasts at least as long, so
-    no job still running is ever unpinned (one function: a test checks both use it)."""
-    return 2 * step_timeout + max(1, copies) * copy_timeout + copies * (step_timeout + look)
+    by ``step_timeout`` and the copy by ``copy_timeout``, the last look at it up to ``look`` later; each
+    immutability step (``immutable_steps``: the set's, ``immutable``, its second-region copies',
+    ``copy_immutable``, its isolated copies', ``isolated_immutable``) gives up after ``step_timeout`` too. A job without copies is given one copy's time all the same: slack
+    for its wait in the queue for write budget. The planner re-sends a job only past it, and a running job's
+    pin lasts at least as long, so no job still running is ever unpinned (one function: a test checks both
+    use it)."""
+    return (2 + immutable_steps) * step_timeout + max(1, copies) * copy_timeout + copies * (step_timeout + look)
+
+
+IMMUTABLE_STEPS = 3  # the most a job has: ``immutable`` (its set), ``copy_immutable`` and ``isolated_immutable`` (its copies)
 
 
 def job_bound(job: Job, copy_timeout: timedelta = COPY_TIMEOUT) -> datetime | None:
     """When a job's pin ends at the latest, if it is running (None: it is not). The ledger does not say
-    whether the job copies: taken as copying every disk, the longer of the two."""
+    whether the job copies, nor whether its policy makes its points immutable: taken as copying every disk
+    and taking both immutability steps, the longest it may be."""
     if job.enqueued_at is None or job.outcome == "done":
         return None
     if job.outcome is not None and (job.outcome_at is None or job.outcome_at >= job.enqueued_at):
         return None  # ended (failed) since its last enqueue
-    return job.enqueued_at + MARGIN + job_lifetime(max(1, job.disks, job.copies or 0), copy_timeout=copy_timeout)
+    return job.enqueued_at + MARGIN + job_lifetime(max(1, job.disks, job.copies or 0), immutable_steps=IMMUTABLE_STEPS,
+                                                   copy_timeout=copy_timeout)
 
 
 # --- the restores table (shared/restore/records.py writes it) ---------------------------------------------------

@@ -58,7 +58,7 @@ tr[hidden]{display:none}
 .badge{display:inline-block;padding:.05rem .5rem;border-radius:999px;font-size:.78rem;font-weight:600;
 color:#fff;white-space:nowrap}
 .s-breached{background:var(--breached)}.s-not_protected{background:var(--not_protected)}
-.s-missing{background:var(--missing)}small.missing{color:var(--missing);font-weight:600}
+.s-missing{background:var(--missing)}small.missing{color:var(--missing);font-weight:600}small.immutable{font-weight:600}
 .s-met{background:var(--met)}.s-opted_out{background:var(--opted_out)}.s-unknown{background:var(--unknown)}
 .s-not_supported{background:var(--not_supported)}
 .k{white-space:nowrap;font-variant-numeric:tabular-nums}

@@ -256,8 +256,23 @@ def _kind_cell(status: KindStatus | None) -> str:
         tip.append(f"newest {status.newest}")
     if status.point_id:
         tip.append(f"point {status.point_id}")
+    words = immutability_words(status)
+    tip += [words] if words else []
+    policy = status.immutability_policy
+    shown = f'<br><small class="immutable">{escape(policy["type"])}</small>' if policy else ""
     return (f'<td class="k k-{cls} c-{status.kind}" data-sort="{escape(sort)}" title="{escape("; ".join(tip))}">'
-            f'{escape(text)}</td>')
+            f'{escape(text)}{shown}</td>')
+
+
+def immutability_words(status: KindStatus) -> str:
+    """A snapshot kind's immutability in Azure's words: the newest point's immutabilityPolicy and until when, and how
+    many of the kind's points hold one ("" for a kind without either)."""
+    policy = status.immutability_policy
+    if policy is None and not status.immutable_points:
+        return ""
+    newest = (f"newest point's immutabilityPolicy {policy['type']} until {policy['policyExpirationTime']}" if policy
+              else "newest point has no immutabilityPolicy")
+    return f"{newest}; {_plural(status.immutable_points, 'immutable point')}"
 
 
 def _columns(vms: Sequence[VmRow]) -> tuple[str, ...]:
@@ -269,11 +284,16 @@ def _columns(vms: Sequence[VmRow]) -> tuple[str, ...]:
 
 
 def _missing_words(vm: VmRow) -> str:
-    """What a VM lacks, named: a fresh snapshot set without a restore point is missing that, not "not protected"."""
-    if not vm.missing:
-        return ""
-    kinds = escape(", ".join(KIND_WORDS.get(k, k) for k in vm.missing))
-    return f'<br><small class="missing">{"" if vm.state == MISSING else "missing "}{kinds}</small>'
+    """What a VM lacks, named: a fresh snapshot set without a restore point is missing that, not "not protected";
+    a kind its policy makes immutable whose newest point lacks its immutabilityPolicy, that."""
+    out = ""
+    if vm.missing:
+        kinds = escape(", ".join(KIND_WORDS.get(k, k) for k in vm.missing))
+        out = f'<br><small class="missing">{"" if vm.state == MISSING else "missing "}{kinds}</small>'
+    if vm.not_immutable:
+        kinds = escape(", ".join(KIND_WORDS.get(k, k) for k in vm.not_immutable))
+        out += f'<br><small class="missing">not immutable: {kinds}</small>'
+    return out
 
 
 def _vm_row(vm: VmRow, columns: Sequence[str] = KINDS) -> str:
@@ -341,7 +361,7 @@ def _vms(vms: Sequence[VmRow], inline_rows: int = INLINE_ROWS) -> str:
 
 
 def _vm_data(vms: Sequence[VmRow], columns: Sequence[str]) -> str:
-    return encode(vms, columns, _subscription, _missing_words, _replica_parts)
+    return encode(vms, columns, _subscription, _missing_words, _replica_parts, immutability_words)
 
 
 # --- points per day -------------------------------------------------------------------------------

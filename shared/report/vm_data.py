@@ -25,7 +25,8 @@ def _usual_id(vm: VmRow) -> str:
 
 
 def encode(vms: Sequence[VmRow], columns: Sequence[str], subscription_html: Callable[[str], str],
-           missing_html: Callable[[VmRow], str], replica_text: Callable[[KindStatus], tuple[str, str, str]]) -> str:
+           missing_html: Callable[[VmRow], str], replica_text: Callable[[KindStatus], tuple[str, str, str]],
+           immutability_text: Callable[[KindStatus], str] = lambda k: "") -> str:
     """The JSON, safe inside a <script type="application/json"> (no "</" and no "<!--")."""
     strings: dict[str, int] = {}
     subs: dict[str, int] = {}
@@ -42,11 +43,14 @@ def encode(vms: Sequence[VmRow], columns: Sequence[str], subscription_html: Call
             health = str((k.replication or {}).get("health") or "")
             return [cls, text, sort, health] + ([tip] if health and health != "Normal" else [])
         out: list[Any] = [cls, k.age_hours, k.rpo_hours]
+        immutable = immutability_text(k)
         if k.state != "met":  # a met kind's tooltip (its newest point and id) is left out: it is most of the bytes
             tip = [f"{k.state.replace('_', ' ')}, RPO {k.rpo_hours:g} h"]
             tip += [f"newest {k.newest}"] if k.newest else []
             tip += [f"point {k.point_id}"] if k.point_id else []
-            out.append("; ".join(tip))
+            out.append("; ".join(tip + ([immutable] if immutable else [])))
+        elif immutable:  # which points are immutable and until when: said for a met kind too
+            out.append(immutable)
         return out
 
     rows = []

@@ -36,6 +36,7 @@ from ..azure.ledger import Ledger
 from ..points import owned as O
 from ..points import pins as P
 from ..points import reads as pin_reads
+from ..points.model import immutability_holds
 from ..ports import Arm, Budget, Table
 from .engine import (
     COLLECTION,
@@ -354,7 +355,7 @@ class _Apply:
             tags = snapshot.tags
             mark = _value(tags, T.EXPIRING)
             policy = snapshot.properties.immutability_policy if snapshot.properties else None
-            if policy is not None and policy.is_policy_expired is False:  # set since the listing: the delete must fail
+            if immutability_holds(policy, self.at or datetime.now(UTC)):  # set since the listing: the delete must fail
                 until = format_instant(policy.policy_expiration_time) if policy.policy_expiration_time else "?"
                 return "fresh_look_immutable", f"{policy.type} immutability policy until {until} since the listing"
         elif art.kind == RESTORE_POINT:
@@ -534,9 +535,10 @@ class Retention:
         """The pins that may hold ``artifacts``: ``copies`` in flight, the restores pending or running, and
         the scheduled jobs of their slots still running."""
         wanted = [job for job in map(_job_of, artifacts) if job is not None]
-        # Read as far back as a job may run: an isolated set copies each disk twice (pins.job_bound).
+        # Read as far back as a job may run: an isolated set copies each disk twice (pins.job_bound), and takes
+        # every immutability step.
         longest = P.MARGIN + P.job_lifetime(2 * max((disks for *_, disks in wanted), default=1),
-                                            copy_timeout=self.copy_timeout)
+                                            immutable_steps=P.IMMUTABLE_STEPS, copy_timeout=self.copy_timeout)
         jobs = pin_reads.scheduled_jobs(self.ledger, wanted, now - longest) if wanted else []
         return P.pins(now, copies=copies, jobs=jobs, restores=pin_reads.restores_in_use(self.restores),
                       copy_timeout=self.copy_timeout)
@@ -581,7 +583,9 @@ def deletion_alerts(run_id: str, gone: list[str], artifacts: Mapping[str, Artifa
     for art_id in gone:
         art, d = artifacts.get(art_id), decisions.get(art_id)
         vm = str((art.vm_id or _value(art.tags, T.VM) if art else None) or "").lower() or "(no vm)"
-        key = _set_key(art) if art else ("one", art_id.lower())
+        # The subscription too: an isolated copy (createOption Copy, in the backup subscription) has its source
+        # set's key, and the outbox would take its alert for the source's, already said.
+        key = (*(_set_key(art) if art else ("one", art_id.lower())), _parts(art_id)[0].lower())
         by_set.setdefault(key, (vm, []))[1].append({"id": art.id if art else art_id, "kind": art.kind if art else "",
                                                     "rule": d.rule if d else "", "reason": d.reason if d else ""})
     return [A.Alert(A.RETENTION_DELETED, vm, "deleted|" + "|".join(str(part).lower() for part in key),

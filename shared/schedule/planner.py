@@ -394,7 +394,17 @@ def overdue_after(job: Job, *, step_timeout: timedelta, copy_timeout: timedelta,
     longest it may take (shared/points/pins.py job_lifetime, which also bounds a running job's pin)."""
     copies = 0 if not job.copy_region else len(job.snapshots) if job.kind == "snapshot_set" else 1
     copies += len(job.snapshots) if job.isolated else 0  # its copies into the backup subscription, one disk at a time
-    return job_lifetime(copies, step_timeout=step_timeout, copy_timeout=copy_timeout, look=look)
+    return job_lifetime(copies, immutable_steps=immutable_steps(job), step_timeout=step_timeout,
+                        copy_timeout=copy_timeout, look=look)
+
+
+def immutable_steps(job: Job) -> int:
+    """The worker's immutability steps a job takes (shared/schedule/steps.py): ``immutable`` once its set is made,
+    ``copy_immutable`` once its second-region copies are, ``isolated_immutable`` once its copies in the backup
+    subscription are."""
+    kinds = job.immutability.kinds if job.immutability and job.kind == "snapshot_set" else ()
+    return (("snapshot_sets" in kinds) + ("copies" in kinds and bool(job.copy_region))
+            + ("isolated_copies" in kinds and bool(job.isolated)))
 
 
 def plan(

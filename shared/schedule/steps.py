@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import tags as T
@@ -24,6 +25,7 @@ from ..azure.retry_after import retry_after_seconds
 from ..instants import format_instant
 from ..names import copy_name
 from ..points import pins as P
+from ..points.model import immutability_holds
 from ..ports import Arm, Budget
 from ..queue import messages as jobs
 from ..queue.messages import Done, Failed, Outcome, Retry
@@ -268,7 +270,8 @@ class ScheduledWorker:
         if job.get("lock_days") and not message.get("locked"):
             return self.lock_snapshots(message, job)
         if "snapshot_sets" in _immutable_kinds(job):
-            return Retry(1, "immutability policies", self._step("immutable", 0, message, self.clock()))
+            return self.immutable_snapshots({**message, **self._step("immutable", 0, message, self.clock(),
+                                                                      acted=False)}, job)  # its first round now
         return self._after_set(message, job)
 
     def _after_set(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
@@ -295,24 +298,34 @@ class ScheduledWorker:
 
     def _make_immutable(self, message: dict[str, Any], job: dict[str, Any], step: str, names: list[str],
                         then: Any, where: tuple[Arm, str, str] | None = None) -> Outcome:
-        """Look at the snapshot at ``index`` and take the one next action its policy needs: none (on to the
-        next), set or extend it Unlocked, or lock it. Each look decides from what Azure shows, so a re-sent
-        message repeats nothing done; a Locked policy is only ever extended (Azure refuses less)."""
+        """In rounds: look at each snapshot (from ``index``) and take the one next action its policy needs: none,
+        set or extend it Unlocked, or lock it; then, if any was taken (``acted``), look again after Azure's
+        Retry-After, from the first. Done once a whole round took none: every policy holds as asked. One wait a
+        round, not one a snapshot. Each look decides from what Azure shows, so a re-sent message repeats nothing
+        done; a Locked policy is only ever extended (Azure refuses less). ``where``: other clients, subscription
+        and group (the isolated copies')."""
         from azure.mgmt.compute.models import ImmutabilityPolicyData, ImmutabilityPolicyLockData
 
         clients, sub, rg = where or (self.clients, job["subscription_id"], job["resource_group"])
         compute = clients.paced_compute(sub)
         locked = bool(job["immutability"].get("locked"))
-        index = message.get("index", 0)
+        index, acted = message.get("index", 0), bool(message.get("acted"))
+        seen: dict[str, float] = {}
+
+        def carry(outcome: Outcome) -> Outcome:  # a wait within the round keeps what the round has done
+            if isinstance(outcome, Retry):
+                outcome.changes["acted"] = acted
+            return outcome
+
         while index < len(names):
             name = names[index]
             try:
                 snapshot = compute.snapshots.get(rg, name)
             except Exception as exc:  # noqa: BLE001
-                return self._arm_error(message, exc, sub, step, index)
+                return carry(self._arm_error(message, exc, sub, step, index))
             message["reads"] = message.get("reads", 0) + 1
             policy = snapshot.properties.immutability_policy if snapshot.properties else None
-            active = policy is not None and policy.is_policy_expired is False
+            active = immutability_holds(policy, datetime.fromtimestamp(self.clock(), UTC))
             start = policy.policy_start_time.timestamp() if active and policy.policy_start_time else self.clock()
             days = immutability_days(job, start)
             current = (policy.immutability_duration_days or 0) if active else 0
@@ -323,8 +336,7 @@ class ScheduledWorker:
                 continue
             wait = self._wait_for_budget(message, sub, 1, step, index)
             if wait:
-                return wait
-            seen: dict[str, float] = {}
+                return carry(wait)
             try:
                 if (active and policy.type == "Locked") or held:  # extend a Locked one, or lock an Unlocked one
                     compute.snapshots.begin_update_immutability_policy_lock(
@@ -335,10 +347,14 @@ class ScheduledWorker:
                         rg, name, ImmutabilityPolicyData(immutability_duration_days=days, type="Unlocked"),
                         polling=False, raw_response_hook=self._observe(sub, seen))
             except Exception as exc:  # noqa: BLE001
-                return self._arm_error(message, exc, sub, step, index)
+                return carry(self._arm_error(message, exc, sub, step, index))
             message["writes"] = message.get("writes", 0) + 1
-            return self._next(message, seen.get("retry_after", 1), f"immutability policy of {name} accepted",
-                              step=step, index=index)
+            acted = True
+            index += 1
+        if acted:
+            return self._next(message, seen.get("retry_after", 1), f"immutability policies of {len(names)} "
+                              "snapshot(s) accepted", step=step, index=0, acted=False,
+                              grant=None)  # any grant was spent this round: the next asks the budget again
         return then()
 
     def lock_snapshots(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:
@@ -430,7 +446,8 @@ class ScheduledWorker:
         if index + 1 < len(job["snapshots"]):
             return Retry(1, "next disk's copy", self._step("copy", index + 1, message))
         if "copies" in _immutable_kinds(job):
-            return Retry(1, "the copies' immutability policies", self._step("copy_immutable", 0, message, self.clock()))
+            return self.immutable_copies({**message, **self._step("copy_immutable", 0, message, self.clock(),
+                                                                   acted=False)}, job)  # its first round now
         return self._after_copies(message, job)
 
     # --- isolated copies (shared/schedule/isolated.py): the second identity's clients, the backup subscription ----
@@ -493,8 +510,8 @@ class ScheduledWorker:
         if index + 1 < len(job["snapshots"]):
             return Retry(1, "next disk's isolated copy", self._step("isolated", index + 1, message))
         if "isolated_copies" in _immutable_kinds(job):
-            return Retry(1, "the isolated copies' immutability policies",
-                         self._step("isolated_immutable", 0, message, self.clock()))
+            return self.immutable_isolated({**message, **self._step("isolated_immutable", 0, message, self.clock(),
+                                                                     acted=False)}, job)  # its first round now
         return Done("snapshot_set", self._tally(message, job))
 
     def immutable_isolated(self, message: dict[str, Any], job: dict[str, Any]) -> Outcome:

@@ -8,7 +8,7 @@ a snapshot set is the snapshots sharing one ``vmkeeper-set`` tag in one region (
 is one point in a collection vmkeeper tagged (a copy when it has a ``sourceRestorePoint``). Each is of one
 instance of its VM (a VM deleted and created again keeps its ARM id, not its vmId): a set's
 ``vmkeeper-vm-instance`` tag, a restore point's source metadata ``vmId``; a lineage is per VM, instance, kind
-and copy.
+and copy. A snapshot's immutability policy (Compute 2026-03-02) is read as its policyExpirationTime.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.compute.models import immutability_expiry
 from shared import tags as T
 
 SNAPSHOT = "microsoft.compute/snapshots"
@@ -54,6 +55,8 @@ class Truth:
     copying: set[str] = field(default_factory=set)  # sources (lower) of copies in flight: pinned
     point_vms: set[str] = field(default_factory=set)  # VMs (lower) vmkeeper's artifacts say they protect
     instances: dict[str, str] = field(default_factory=dict)  # VM id (lower) → its vmId now (lower)
+    # Snapshots (lower) with an immutability policy → its policyExpirationTime (epoch seconds), expired or not.
+    immutable: dict[str, float] = field(default_factory=dict)
 
     def newest_complete(self) -> dict[tuple[str, str, str, bool], Point]:
         out: dict[tuple[str, str, str, bool], Point] = {}
@@ -86,6 +89,8 @@ def read(emu: Any, sub: str) -> Truth:
                         or r.properties.get("provisioningState") == "Creating")
                    and not r.properties.get("copyCompletionError")}
         point_vms = {str((r.tags or {}).get(T.VM, "")).lower() for r in list(snaps) + list(collections.values())}
+        immutable = {r.key: immutability_expiry(r.internal["immutability"]) for r in store.resources.values()
+                     if r.type.lower() == SNAPSHOT and r.internal.get("immutability")}
         points: dict[str, Point] = {}
         sets: dict[tuple[str, str], list[Any]] = {}
         for s in snaps:
@@ -113,7 +118,7 @@ def read(emu: Any, sub: str) -> Truth:
                                    str(rp.properties.get("timeCreated", "")),
                                    rp.properties.get("provisioningState") == "Succeeded", (rp.key,), parent,
                                    str((rp.properties.get("sourceMetadata") or {}).get("vmId") or "").lower())
-    return Truth(points, resources, groups, locks, power, copying, point_vms, instances)
+    return Truth(points, resources, groups, locks, power, copying, point_vms, instances, immutable)
 
 
 # --- what the app recorded in Azurite ---------------------------------------------------------------

@@ -12,7 +12,10 @@ from the emulator's state) and checks after every step what a backup tool must n
 - a group or resource vmkeeper did not create, deleted;
 - a poisoned job without exactly one alert (and, once settled, a job that never ends);
 - a fleet VM left stopped by vmkeeper without an alert;
-- a protectable VM without a point of a kind, and no alert naming what is missing.
+- a protectable VM without a point of a kind, and no alert naming what is missing;
+- an immutable point (its snapshots' immutabilityPolicy, Locked, 1 day) deleted before its policyExpirationTime, or a
+  DELETE sent to one that must fail; or a retention pass past its expiry still keeping it for immutability (rule
+  ``immutable``): once expired, the next pass judges it as any other point (marks it, deletes it when due).
 
 ``make test`` runs a short model; ``make soak`` (``-m slow``) a long one. Each run prints how often each
 rule fired and each invariant was checked. Alert type names the checks accept are in the constants below
@@ -65,6 +68,7 @@ POLICY = {"version": 1, "default": "full", "policies": {"full": {
     "schedule": {"every_hours": SLOT_HOURS}, "snapshots": {"luns": "all", "include_os_disk": True},
     "restore_point": {"consistency": "CrashConsistent"}, "copy": {"region": SECOND},
     "retention": {"keep_last": 1, "deferral": "PT1H", "orphan_grace": "P1D"},
+    "immutability": {"days": 1, "locked": True, "kinds": ["snapshot_sets", "copies"]},
     "drill": {"every_days": DRILL_EVERY_DAYS, "point": "copy", "all_vms": True, "keep_hours": 0,
               "keep_failed_hours": 0, "ready_timeout_minutes": 1}}}}
 ARM_FAULTS = [{"kind": kind, "operation": "Microsoft\\.(Compute|Resources|Authorization)/.*", "probability": p}
@@ -288,13 +292,32 @@ class FleetModel(RuleBasedStateMachine):
                 self.compliance_run()
             elif moment.hour % SLOT_HOURS == 0 and 30 <= moment.minute < 35:
                 RULES["timer: retention_pass"] += 1
-                retried(lambda m=moment: w.app.retention.run(m))
+                self._retention(moment)
         self._pump()
 
     @rule()
     def retention_pass(self) -> None:
         RULES["retention_pass"] += 1
-        retried(lambda: self.w.app.retention.run(self.w.now()))
+        self._retention(self.w.now())
+
+    def _retention(self, now: datetime) -> None:
+        """A retention pass; then no set it kept for immutability (rule ``immutable``) may have every member's
+        policy expired at the pass's time: past expiry, a pass judges a point as any other (none is left more than
+        one pass after it)."""
+        before = fleet_truth.read(self.w.emu, self.w.sub).immutable
+        decisions, _ = retried(lambda: self.w.app.retention.run(now))
+        INVARIANTS["no point kept for immutability past its policyExpirationTime"] += 1
+        kept = [d for d in decisions if d.rule == "immutable"]
+        INVARIANTS["(points kept by rule immutable)"] += len(kept)
+        by_set: dict[tuple[str, bool], list[str]] = {}  # a set in one region: its source, or its copies
+        for d in kept:
+            rid = d.artifact_id.lower()
+            by_set.setdefault((d.reason.split(":", 1)[0], rid.endswith(f"-{SECOND}")), []).append(rid)
+        for (label, _), members in by_set.items():
+            until = max((before.get(m, 0.0) for m in members), default=0.0)
+            if until <= now.timestamp():
+                self._fail("immutable kept past expiry", f"{label}: kept by rule immutable at {now.isoformat()}, "
+                                                         f"every policy expired (latest {until})")
 
     @rule()
     def plan_drills(self) -> None:
@@ -562,6 +585,7 @@ class FleetModel(RuleBasedStateMachine):
         self._check_poisoned()
         self._check_fleet_members(truth)
         self._check_not_protected()
+        self._check_immutable(truth, calls)
         if self.idle:
             self._check_stopped(truth)
         self.prev, self.prev_pins = truth, pins
@@ -592,6 +616,22 @@ class FleetModel(RuleBasedStateMachine):
                                f"{key} was the newest complete {p.kind}{' copy' if p.copy else ''} of {p.vm} "
                                f"(instance {p.instance or 'not said'}); "
                                f"now {after.key if after else 'none'} (gone {gone})")
+
+    def _check_immutable(self, truth: fleet_truth.Truth, calls: list[dict[str, Any]]) -> None:
+        """No immutable point deleted before its policyExpirationTime; no DELETE sent to one while its policy holds
+        (one that must fail: Azure answers 409)."""
+        INVARIANTS["no immutable point deleted before expiry, no delete sent that must fail"] += 1
+        now = self.w.now().timestamp()
+        held = {rid: until for rid, until in self.prev.immutable.items() if until > now}
+        INVARIANTS["(immutable snapshots seen)"] += len(truth.immutable)
+        for rid, until in held.items():
+            if rid not in truth.resources:
+                self._fail("immutable deleted", f"{rid} is gone before its policyExpirationTime ({until})")
+        for c in calls:
+            path = c["path"].lower().split("?")[0].rstrip("/")
+            if "vmkeeper/" in (c.get("userAgent") or "") and c["method"] == "DELETE" and path in held:
+                self._fail("immutable deleted", f"vmkeeper sent DELETE {path} (status {c['status']}) while its "
+                                                f"immutabilityPolicy holds (until {held[path]})")
 
     def _check_tags(self, truth: fleet_truth.Truth) -> None:
         INVARIANTS["no tag someone else wrote lost"] += 1
@@ -870,3 +910,52 @@ def test_story_a_vm_created_again_keeps_its_old_instances_last_points(az, emu, a
         ("create_vm", {"name": "app-0"}), ("advance_clock", {"hours": 7}), ("delete_vm", {"name": "app-0"}),
         ("create_vm", {"name": "app-0"}), ("advance_clock", {"hours": 7}), ("advance_clock", {"hours": 1}),
         ("retention_pass", {})])
+
+
+def _expired_immutable_sets_gone(self: FleetModel) -> None:
+    """Every set no longer its lineage's newest complete point, nobody's hold, lock or read, whose snapshots'
+    immutability expired more than one retention pass (every SLOT_HOURS) plus the deferral (1 h) ago, is gone:
+    retention deleted it after expiry, no later than the pass after the one that marked it."""
+    RULES["expired_immutable_sets_gone"] += 1
+    INVARIANTS["no expired immutable point left more than one pass after"] += 1
+    truth = fleet_truth.read(self.w.emu, self.w.sub)
+    newest = {p.key for p in truth.newest_complete().values()}
+    late = self.w.now().timestamp() - (SLOT_HOURS + 1 + 0.5) * 3600
+    for key, p in truth.points.items():
+        expiries = [truth.immutable.get(m) for m in p.members]
+        if p.kind != "snapshot_set" or key in newest or None in expiries or max(expiries) > late:
+            continue
+        if set(p.members) & (set(self.holds) | self.locked | truth.copying) or key in self._pins():
+            continue
+        self._fail("immutable left", f"{key}: its policies expired at {max(expiries)}, more than a pass and the "
+                                     f"deferral ago, and it is still there")
+
+
+FleetModel.expired_immutable_sets_gone = _expired_immutable_sets_gone
+
+
+@pytest.mark.slow  # ~90 s (make soak): a day and a half of slots; make test has tests/app/test_immutable_points.py
+def test_story_immutable_sets_are_never_sent_a_delete_and_go_a_pass_after_expiry(az, emu, azurite, tmp_path,
+                                                                                  monkeypatch):
+    """Issue 24: every slot's set and its copies Locked for a day, keep_last 1. A day and a half of slots and
+    retention passes: each older set kept by rule immutable, no DELETE sent to it while its policy holds (on a
+    retention without rule immutable the pass marks it and the next sends a DELETE Azure refuses); once expired,
+    marked by the next pass and deleted by the one after the deferral: the first slot's sets, immutable, are gone."""
+    FIXTURES.clear()
+    FIXTURES.update(fx_of(az, emu, azurite, tmp_path, monkeypatch))
+    m = FleetModel()
+    try:
+        m.start(0)
+        m.nothing_lost()
+        first = fleet_truth.read(m.w.emu, m.w.sub)
+        sets = [p for p in first.points.values() if p.kind == "snapshot_set"]
+        assert sets and all(all(s in first.immutable for s in p.members) for p in sets)  # sources and copies
+        for _ in range(6):
+            m.advance_clock(7)
+            m.nothing_lost()
+        m.expired_immutable_sets_gone()
+        now = fleet_truth.read(m.w.emu, m.w.sub)
+        assert not {s for p in sets for s in p.members} & set(now.resources)  # deleted, after expiry
+        assert any(s in now.immutable for p in now.points.values() for s in p.members)  # newer ones still held
+    finally:
+        m.teardown()

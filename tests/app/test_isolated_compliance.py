@@ -68,6 +68,7 @@ def test_compliance_reports_a_missing_isolated_copy_and_clears_when_it_lands(az,
     copy = kinds["isolated_copy"]
     assert (copy.state, copy.newest, copy.point_id) == ("met", "2026-11-25T06:00:00Z",
                                                       f"snapshot-set:{job['set_id']}:westeurope:isolated")
+    assert copy.immutability_policy["type"] == "Locked" and copy.immutable_points == 1  # the copies, Locked two days
     assert copy.age_hours == round((later + timedelta(minutes=30) - slot).total_seconds() / 3600, 2)
     assert (row.state, row.missing) == ("met", ())
     resolved = [a for a in wiring.alerts.recent(since, (A.PROTECTION_RESOLVED,)) if a["subject"] == vm.id.lower()]

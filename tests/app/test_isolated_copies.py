@@ -179,6 +179,16 @@ def test_retention_the_fleets_pass_never_touches_the_copies_the_second_identitys
     assert not old_copies & left and new_copies <= left
     deletes = [c for c in az.calls() if c["method"] == "DELETE" and f"/subscriptions/{BACKUP_SUB}" in c["path"]]
     assert deletes and all("vmkeeper-isolated/" in c["userAgent"] and c["status"] == 202 for c in deletes)
+    # Each deletion said: the old set's and its isolated copies', in two alerts (the copies carry the set's id).
+    from datetime import timedelta
+
+    from shared.alerts import events as A
+
+    said = [a["data"] for a in wiring.alerts.recent(emu.clock.now().astimezone(UTC) - timedelta(days=30),
+                                                    (A.RETENTION_DELETED,))]
+    copies_said = [{d["id"].rsplit("/", 1)[-1] for d in data["deleted"]} for data in said
+                   if all(f"/subscriptions/{BACKUP_SUB}".lower() in d["id"].lower() for d in data["deleted"])]
+    assert copies_said == [old_copies]
 
 
 def test_a_source_is_not_deleted_while_its_isolated_copy_is_in_flight(az, emu, wiring, compute, sub):

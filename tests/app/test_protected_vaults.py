@@ -163,3 +163,16 @@ def test_a_guard_added_after_the_restore_was_accepted_fails_it_naming_the_guard(
     assert GUARD in done["error"]["message"]
     posts = [c for c in az.calls(mark) if c["method"] == "POST" and c["path"].endswith("/restore")]
     assert len(posts) == 1 and _restore_jobs(w) == []
+
+
+def test_a_vault_that_does_not_answer_is_said_and_the_evaluation_goes_on(posture_world, az):
+    w = posture_world
+    az.faults([{"kind": "reset", "path": "backupResourceGuardProxies", "count": 20}])  # past the SDK's retries
+    try:
+        w["host"].fire_timer("compliance_evaluation")
+    finally:
+        az.faults([])
+    evaluation = w["wiring"].compliance.recorded()
+    assert evaluation is not None and evaluation.vms  # the fleet judged all the same: no alert lost for one vault
+    [vault] = evaluation.vaults
+    assert vault.vault_id == w["vault_id"] and vault.error and vault.findings() == []

@@ -217,7 +217,8 @@ def test_a_copy_that_outruns_its_jobs_copy_timeout_still_pins_its_source(az, emu
     assert len(old) == 2
     (copy,) = [s for s in compute.snapshots.list() if s.name in {copy_name(n, SECOND) for n in old}]  # disk 0's
     az.advance(5 * 3600)  # past the first job's bound (enqueued + 1 h + its lifetime), not planning again
-    assert now() > sent + timedelta(hours=1) + P.job_lifetime(2, copy_timeout=timedelta(hours=1))
+    # Past the job's pin as the ledger bounds it (both immutability steps counted, whether or not it takes them).
+    assert now() > P.job_bound(P.Job(vm_id, P.SNAPSHOT_SET, first, sent, disks=2), timedelta(hours=1))
     copy = compute.snapshots.get("rg-vm-00", copy.name)
     assert copy.completion_percent < 100 and copy.copy_completion_error is None  # Azure's copy runs on
     assert now() - copy.time_created > timedelta(hours=2)  # past creation + copy timeout + 1 h

@@ -37,7 +37,7 @@ def test_a_copy_in_flight_pins_its_source_for_as_long_as_azure_shows_it_copying(
 def test_a_running_snapshot_set_job_pins_the_whole_set_for_all_its_disks_copies():
     (pin,) = P.pins(NOW, jobs=[job(disks=3)])
     assert pin.sets == {names.set_id(VM, NOW - 3 * H)} and "still running" in pin.reason
-    until = NOW - 3 * H + H + P.job_lifetime(3)
+    until = NOW - 3 * H + H + P.job_lifetime(3, immutable_steps=P.IMMUTABLE_STEPS)  # the ledger says neither
     assert pin.until == until and until > NOW - 3 * H + 3 * P.COPY_TIMEOUT  # one copy after another
     assert P.pins(until, jobs=[job(disks=3)]) == []
 
@@ -53,7 +53,7 @@ def test_a_job_ends_its_pin_when_done_or_failed_unless_sent_again_since():
     assert P.pins(NOW, jobs=[job(enqueued_at=None)]) == []
     resent = job(outcome="failed", outcome_at=NOW - 2 * H, enqueued_at=NOW - H)  # re-sent after it failed
     (pin,) = P.pins(NOW, jobs=[resent])
-    assert pin.until == NOW - H + H + P.job_lifetime(1)
+    assert pin.until == NOW - H + H + P.job_lifetime(1, immutable_steps=P.IMMUTABLE_STEPS)
 
 
 def test_the_ledger_keys_are_the_schedules_own():
@@ -102,6 +102,37 @@ def test_a_running_job_stays_pinned_at_least_until_the_planner_would_send_it_aga
         for job in plan([vm("g", disks=disks)], POLICIES, sent).jobs:
             ledger_job = P.Job(job.vm_id, job.kind, job.slot, sent, disks=len(job.snapshots) or 1)
             assert P.job_bound(ledger_job) >= sent + overdue_after(job, **bounds), (disks, job.kind)
+
+
+def test_the_immutability_steps_count_in_a_jobs_lifetime_and_its_pin():
+    """A set job whose policy makes its set and its copies immutable takes two more steps (``immutable``,
+    ``copy_immutable``), each up to the step timeout: the planner waits that much longer before taking it for lost,
+    and its pin lasts at least as long (on main neither counted them: a four-disk immutable set was re-sent, and
+    unpinned, an hour before its copies' immutability step had to give up)."""
+    import json
+
+    from shared.policy.document import load_policies
+    from shared.schedule.planner import overdue_after, plan
+    from shared.schedule.steps import CHECK_TIMEOUT, COPY_CHECK_CEILING, COPY_TIMEOUT
+    from tests.unit.test_planner import vm
+
+    step = timedelta(seconds=CHECK_TIMEOUT)
+    bounds = {"step_timeout": step, "copy_timeout": timedelta(seconds=COPY_TIMEOUT),
+              "look": timedelta(seconds=COPY_CHECK_CEILING)}
+    base = {"schedule": {"every_hours": 4}, "snapshots": {"luns": "all"}, "copy": {"region": "westus"}}
+    policies = load_policies(json.dumps({"version": 1, "policies": {
+        "plain": base, "sets": {**base, "immutability": {"days": 7, "kinds": ["snapshot_sets"]}},
+        "both": {**base, "immutability": {"days": 7, "locked": True, "kinds": ["snapshot_sets", "copies"]}}}}))
+    sent = datetime(2026, 11, 29, 3, 5, tzinfo=UTC)
+    lifetime = {}
+    for name in ("plain", "sets", "both"):
+        (job,) = [j for j in plan([vm("g", disks=3, tags={"vmkeeper-policy": name})], policies, sent).jobs]
+        lifetime[name] = overdue_after(job, **bounds)
+        ledger_job = P.Job(job.vm_id, job.kind, job.slot, sent, disks=len(job.snapshots))
+        assert P.job_bound(ledger_job) >= sent + lifetime[name], name
+    assert lifetime["sets"] - lifetime["plain"] == step and lifetime["both"] - lifetime["plain"] == 2 * step
+    bound = P.job_bound(P.Job(VM, P.SNAPSHOT_SET, sent, sent, disks=4))  # the ledger does not say: every step counted
+    assert bound == sent + P.MARGIN + P.job_lifetime(4, immutable_steps=P.IMMUTABLE_STEPS) >= sent + lifetime["both"]
 
 
 # --- restores -----------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from shared.autoprotect.sweep import decide, inputs_key, recheck_due
+from shared.autoprotect.sweep import decide, inputs_key, lasting_failure, recheck_due
 from shared.instants import format_instant
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -75,3 +75,9 @@ def test_the_re_check_of_rows_written_together_is_spread_over_the_second_half_of
     assert due[11.9] == 0 and due[24] == 1000  # never before half the interval, all by its end
     assert 150 < due[15] < 350 and 400 < due[18] < 600 and 650 < due[21] < 850  # about evenly between
     assert recheck_due(timedelta(hours=20), DAY, "INST-7") == recheck_due(timedelta(hours=20), DAY, "inst-7")
+
+
+def test_only_a_failure_at_the_first_look_is_held():
+    assert lasting_failure({"vm_id": "x", "action": "protect"})  # no vault for its region: the same again
+    assert not lasting_failure({"vm_id": "x", "attempt": 11})  # gave up after tries (an outage, throttling)
+    assert not lasting_failure({"vm_id": "x", "errors": 5})  # gave up after errors

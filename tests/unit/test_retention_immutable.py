@@ -45,3 +45,26 @@ def test_a_mark_from_before_is_left_and_never_becomes_a_delete_while_immutable()
 def test_a_kept_set_is_unaffected():
     artifacts = [snap("new", DAY, set_id="new", immutable_until=NOW + 30 * DAY)]
     assert outcome(run(artifacts, KEEP_ONE)["new"]) == ("keep", "newest_good")
+
+
+def test_a_policy_holds_by_azures_word_else_by_its_expiry_and_on_doubt():
+    from datetime import UTC, datetime, timedelta
+
+    from azure.mgmt.compute.models import ImmutabilityPolicy
+
+    from shared.points.model import immutability_holds
+
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+
+    def policy(expired, until):
+        p = ImmutabilityPolicy()
+        p.is_policy_expired, p.policy_expiration_time = expired, until
+        return p
+
+    assert immutability_holds(None, now) is False
+    assert immutability_holds(policy(False, now - timedelta(days=1)), now)  # Azure's word first
+    assert not immutability_holds(policy(True, now + timedelta(days=1)), now)
+    # No isPolicyExpired in the answer (the 2026-03-02 spec has no such property): its expiry decides...
+    assert immutability_holds(policy(None, now + timedelta(hours=1)), now)
+    assert not immutability_holds(policy(None, now - timedelta(hours=1)), now)
+    assert immutability_holds(policy(None, None), now)  # ...and with neither, it holds: nothing tried on doubt
