@@ -337,7 +337,7 @@ def points(doc: dict[str, Any]) -> None:
         policy = p.get("immutabilityPolicy")  # Azure's: Locked | Unlocked, until its policyExpirationTime
         immutable = f"{policy['type']} until {seconds(policy['policyExpirationTime'])}" if policy else "no"
         rows.append([str(n), p["kind"], seconds(p["time"]), p["region"], p["consistency"], complete,
-                     "yes" if p["copy"] else "no", immutable])
+                     "isolated" if p.get("isolated") else "yes" if p["copy"] else "no", immutable])  # isolated: backup sub
     out.print(fit(out, cols, rows, f"Recovery points of {vm['id'].rsplit('/', 1)[-1]} ({where})"))
     # Ids whole, one to a line and never wrapped: they are what `restore` takes, copied as they are.
     out.print("Ids (POINT_ID for `vmkeeper restore`):")
