@@ -220,3 +220,20 @@ def test_the_isolated_retention_pass_does_not_delete_a_copy_a_restore_uses(az, w
         gone.update({d.artifact_id.rsplit("/", 1)[-1]: d.action for d in decisions})
         az.advance(1)
     assert {gone[n] for n in old_copies} == {"delete"}
+
+
+def test_an_export_from_an_isolated_copy_hands_a_sas_on_a_disk_made_in_the_target(az, wiring, compute, sub):
+    vm, job = copied(az, wiring, compute, sub)
+    point = isolated_point(wiring, sub, job)
+    target = f"/subscriptions/{sub}/resourceGroups/{TARGET_RG}"
+    restore_id = accept(wiring, {"vm": vm.id, "recovery_point": point["id"],
+                                 "target": {"type": "export", "resource_group": target, "lun": 0, "duration_hours": 1}})
+    ready = finish(az, wiring, restore_id)
+    assert ready["state"] == "ready", ready
+    (disk,) = compute.disks.list_by_resource_group(TARGET_RG)
+    assert disk.creation_data.source_resource_id.lower().startswith(BACKUP_GROUP.lower())
+    taken = wiring.restore_api.access({"X-MS-CLIENT-PRINCIPAL": OPERATOR_PRINCIPAL}, restore_id)
+    assert taken.status == 200 and taken.body["access_sas"].startswith("https://")
+    assert wiring.restore_api.cancel({"X-MS-CLIENT-PRINCIPAL": OPERATOR_PRINCIPAL}, restore_id).status == 202
+    assert finish(az, wiring, restore_id)["state"] == "succeeded"
+    assert list(compute.disks.list_by_resource_group(TARGET_RG)) == []
