@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 W, H = 120, 24
+MAX_VMS = 100  # the costliest VMs on the page (a trend line each is ~0.5 KB: 10,000 would be 5 MB); vmkeeper cost has all
 
 
 def sparkline(daily: Mapping[str, float], label: str) -> str:
@@ -56,7 +57,10 @@ def section(cost: Mapping[str, Any] | None, table: Any, section_: Any, empty: An
                      "cost-policy-table")
     heads = [("", "VM"), ("", "Policy"), ("num", "Month to date"), ("num", "of it estimated"),
              ("num", "Last 30 days"), ("", "Trend")]
-    vms = table(f"Per VM ({len(cost['vms'])})", heads, [_rows(cost["vms"], True)], "cost-vm-table")
+    shown = cost["vms"][:MAX_VMS]  # the costliest first (recorded() sorts them)
+    caption = f"Per VM ({len(shown)} costliest of {len(cost['vms'])}: vmkeeper cost lists every VM)" \
+        if len(shown) < len(cost["vms"]) else f"Per VM ({len(cost['vms'])})"
+    vms = table(caption, heads, [_rows(shown, True)], "cost-vm-table")
     deferred = (cost.get("run") or {}).get("deferred") or {}
     note = "".join(f'<p class="meta">Subscription {escape(s)}: Cost Management throttled the query; asked again after '
                    f"{escape(u)}.</p>" for s, u in sorted(deferred.items()))
