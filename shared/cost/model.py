@@ -116,6 +116,13 @@ def estimate(points: Iterable[Point], prices: Mapping[str, float], now: datetime
     return out
 
 
+def unbilled(estimated: Iterable[Row], actual: Iterable[Row]) -> list[Row]:
+    """The estimate rows Cost Management has no row for yet: a point made within the data lag may already be billed
+    for its first day (the lag is hours, not a whole day), and counting both would count it twice."""
+    billed = {(r.resource_id, r.day) for r in actual}
+    return [r for r in estimated if (r.resource_id, r.day) not in billed]
+
+
 @dataclass
 class Costs:
     """One VM's or one policy's cost: actual (Cost Management) and estimated, month-to-date and the last 30 days,

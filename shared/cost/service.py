@@ -145,7 +145,7 @@ class CostService:
                     self.ledger.record(SCOPES, sub, {"retryAfter": format_instant(until)})
                     out["deferred"][sub] = format_instant(until)
                     continue
-                estimated = M.estimate([p for s, p in points if s == sub], prices, now, cut)
+                estimated = M.unbilled(M.estimate([p for s, p in points if s == sub], prices, now, cut), rows)
                 vms, pols = M.summarize(rows, estimated, artifacts, now, sub)
                 self._record(sub, vms, pols, now)
                 self.ledger.record(SCOPES, sub, {"day": today, "at": format_instant(now), "retryAfter": ""})

@@ -84,3 +84,15 @@ def test_the_snapshot_price_is_the_lrs_snapshot_meter_per_gb_month():
               "productName": "Premium SSD", "skuName": "P10 LRS", "retailPrice": 19.71}]
     assert snapshot_price(items) == 0.05
     assert snapshot_price(items[2:]) is None
+
+
+def test_an_estimate_row_is_dropped_where_cost_management_already_billed_that_resource_that_day():
+    cut = NOW - timedelta(hours=24)
+    point = M.Point(SNAP, VM, "gold", "westeurope", 10.0, NOW - timedelta(hours=14))  # from yesterday 22:00
+    estimated = M.estimate([point], {"westeurope": 0.05}, NOW, cut)
+    actual = [M.Row(VM, SNAP, date(2026, 12, 6), 0.001, "USD"),  # yesterday's two hours, already billed
+              M.Row(VM, SNAP + "-other", date(2026, 12, 7), 1.0, "USD")]  # another resource's today
+    kept = M.unbilled(estimated, actual)
+    assert [(r.resource_id, r.day) for r in kept] == [(SNAP, date(2026, 12, 7))]
+    vms, _ = M.summarize(actual, kept, {SNAP: "gold"}, NOW, "s")
+    assert vms[VM].estimate == pytest.approx(kept[0].cost)  # yesterday counted once, as billed
