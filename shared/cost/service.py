@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +43,35 @@ SNAPSHOTS = (f"Resources | where type =~ '{M.SNAPSHOTS}' and {_OURS} "
              "size = properties.diskSizeGB")
 COLLECTIONS = (f"Resources | where type =~ '{M.COLLECTIONS}' and {_OURS} "
                "| project id, name, location, resourceGroup, subscriptionId, tags")
+
+
+RATE_RETRY = tuple(f"x-ms-ratelimit-microsoft.costmanagement-{k}-retry-after" for k in ("qpu", "entity", "tenant"))
+GENERAL_RETRY = ("retry-after", "retry-after-ms", "x-ms-retry-after-ms")
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None  # not a number (Retry-After may be an HTTP date)
+
+
+def throttle_seconds(headers: Any) -> int | None:
+    """When a throttled scope may be asked again: the longest of Cost Management's own advice (its qpu, entity and
+    tenant ``…-retry-after`` headers, seconds) and ARM's (``Retry-After`` and the ``…-ms`` forms, as
+    shared/azure/retry_after.py reads them); a zero reads as no advice. None when there is none."""
+    if headers is None:
+        return None
+    found = {str(k).lower(): v for k, v in headers.items()}
+    own = [s for s in (_seconds(found.get(name)) for name in RATE_RETRY if name in found) if s and s > 0]
+    general = {}
+    for name in GENERAL_RETRY:
+        value = _seconds(found.get(name))
+        if name in found and (value is None or value > 0):
+            general["Retry-After" if name == "retry-after" else name] = found[name]
+    arm = retry_after_seconds(general) if general else None
+    seconds = [math.ceil(s) for s in own] + ([arm] if arm else [])
+    return max(seconds) if seconds else None
 
 
 def _tag(tags: Any, name: str) -> str:
@@ -140,7 +170,7 @@ class CostService:
                         log.warning("cost: the query of subscription %s failed: %s", sub, exc.message)
                         out["failed"][sub] = f"{exc.status_code}: {exc.message}"[:500]
                         continue
-                    wait = retry_after_seconds(exc.response.headers if exc.response is not None else None)
+                    wait = throttle_seconds(exc.response.headers if exc.response is not None else None)
                     until = now + timedelta(seconds=wait or DEFAULT_RETRY_SECONDS)
                     self.ledger.record(SCOPES, sub, {"retryAfter": format_instant(until)})
                     out["deferred"][sub] = format_instant(until)

@@ -96,3 +96,16 @@ def test_an_estimate_row_is_dropped_where_cost_management_already_billed_that_re
     assert [(r.resource_id, r.day) for r in kept] == [(SNAP, date(2026, 12, 7))]
     vms, _ = M.summarize(actual, kept, {SNAP: "gold"}, NOW, "s")
     assert vms[VM].estimate == pytest.approx(kept[0].cost)  # yesterday counted once, as billed
+
+
+def test_a_429s_advice_is_the_longest_of_cost_managements_own_headers_and_a_zero_is_none():
+    from shared.cost.service import throttle_seconds
+
+    rate = "x-ms-ratelimit-microsoft.costmanagement"
+    assert throttle_seconds({f"{rate}-qpu-retry-after": "10", f"{rate}-entity-retry-after": "30",
+                             f"{rate}-tenant-retry-after": "20", "Retry-After": "5"}) == 30
+    assert throttle_seconds({f"{rate}-tenant-retry-after": "45"}) == 45  # no Retry-After at all
+    assert throttle_seconds({"Retry-After": "0"}) is None  # zero is no advice (an hour's default, not 1 s)
+    assert throttle_seconds({"Retry-After": "0", f"{rate}-qpu-retry-after": "0"}) is None
+    assert throttle_seconds({"retry-after": "7"}) == 7
+    assert throttle_seconds({}) is None and throttle_seconds(None) is None
