@@ -57,9 +57,13 @@ class RetailPrices:
             pages += 1
         return snapshot_price(items)
 
-    def snapshot_prices(self, regions: Iterable[str], today: date) -> dict[str, float]:
+    def snapshot_prices(self, regions: Iterable[str], today: date,
+                        failed: dict[str, str] | None = None) -> dict[str, float]:
         """Region → price per GB-month; today's copy when kept, else read and kept. A region the API prices no
-        snapshot in is left out (its points are not estimated; the run says so)."""
+        snapshot in is left out (its points are not estimated; the run says so), and so is one whose read failed
+        (said in ``failed``, region → why; not kept: a later run asks again)."""
+        import requests
+
         out: dict[str, float] = {}
         for region in sorted({r.replace(" ", "").lower() for r in regions if r}):
             if not REGION.match(region):  # a region name goes into the filter: nothing else may
@@ -69,7 +73,13 @@ class RetailPrices:
             if kept is not None:
                 price = json.loads(kept["price"])
             else:
-                price = self.fetch(region)
+                try:
+                    price = self.fetch(region)
+                except (requests.RequestException, ValueError) as exc:  # unreachable, refused, not JSON
+                    log.warning("cost: the retail price of %s could not be read: %s", region, exc)
+                    if failed is not None:
+                        failed[region] = str(exc)[:300]
+                    continue
                 self.ledger.record(PARTITION, key, {"price": json.dumps(price), "region": region,
                                                     "day": today.isoformat()})
             if price is not None:
