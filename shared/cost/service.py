@@ -172,12 +172,8 @@ class CostService:
             artifacts, points, unread = self.artifacts(cut)
             if unread:
                 out["unread"] = unread
-            regions = {p.region for s, p in points if s in due}
+            unpriced: set[str] = set()
             failed: dict[str, str] = {}
-            prices = self.prices.snapshot_prices(regions, now.astimezone(UTC).date(), failed) if regions else {}
-            out["unpriced"] = sorted(regions - set(prices))
-            if failed:
-                out["priceErrors"] = failed
             for sub in due:
                 try:
                     rows = self.query(sub, now)
@@ -191,14 +187,32 @@ class CostService:
                     self.ledger.record(SCOPES, sub, {"retryAfter": format_instant(until)})
                     out["deferred"][sub] = format_instant(until)
                     continue
-                estimated = M.unbilled(M.estimate([p for s, p in points if s == sub], prices, now, cut), rows)
-                vms, pols = M.summarize(rows, estimated, artifacts, now, sub)
+                # One currency per scope: the cost data's (else the scope's last, else the Retail Prices default),
+                # the retail prices asked in it; a row in another is left out and said, never converted.
+                state = self.ledger.get(SCOPES, sub) or {}
+                currency = M.currency_of(rows) or state.get("currency") or "USD"
+                rows, other = M.in_currency(rows, currency)
+                if other:
+                    out.setdefault("otherCurrency", {})[sub] = sorted({r.currency for r in other})
+                mine = [p for s, p in points if s == sub]
+                regions = {p.region for p in mine}
+                prices = (self.prices.snapshot_prices(regions, now.astimezone(UTC).date(), failed, currency)
+                          if regions else {})
+                unpriced |= {f"{r} ({currency})" if currency != "USD" else r for r in regions - set(prices)}
+                estimated = M.unbilled(M.estimate(mine, prices, now, cut, currency), rows)
+                vms, pols = M.summarize(rows, estimated, artifacts, now, sub, currency)
                 self._record(sub, vms, pols, now)
-                self.ledger.record(SCOPES, sub, {"day": today, "at": format_instant(now), "retryAfter": ""})
+                self.ledger.record(SCOPES, sub, {"day": today, "at": format_instant(now), "retryAfter": "",
+                                                 "currency": currency})
                 out["queried"].append(sub)
+            out["unpriced"] = sorted(unpriced)
+            if failed:
+                out["priceErrors"] = failed
         budgets = {name: p.budget for name, p in policies.policies.items() if p.budget is not None}
         if budgets:
-            out["alerts"] = self._budgets(budgets, now)
+            out["alerts"], skipped = self._budgets(budgets, now)
+            if skipped:  # said, not silently passed over
+                out["budgetsSkipped"] = skipped
         self.ledger.record(RUN, LATEST, {"at": format_instant(now), "summary": json.dumps(out),
                                          "period": json.dumps([d.isoformat() for d in M.window(now)]),
                                          "dataLagHours": self.settings.data_lag_hours})
@@ -218,20 +232,27 @@ class CostService:
                 if old["name"] not in found:  # no cost in the window any more
                     self.ledger.delete(partition, old["item"])
 
-    def _budgets(self, budgets: dict[str, Any], now: datetime) -> int:
+    def _budgets(self, budgets: dict[str, Any], now: datetime) -> tuple[int, list[dict[str, Any]]]:
+        """Alerts raised, and the budgets not compared (their policy's cost in another currency)."""
         month = now.astimezone(UTC).strftime("%Y-%m")
-        spent: dict[str, tuple[float, str]] = {}
+        spent: dict[str, dict[str, float]] = {}
         for row in self.ledger.rows(POLICIES, f"month eq '{month}'"):
-            cost, currency = spent.get(row["name"], (0.0, row.get("currency") or "USD"))
-            spent[row["name"]] = (cost + float(row.get("monthToDate") or 0), currency)
+            costs = spent.setdefault(row["name"], {})
+            currency = row.get("currency") or "USD"
+            costs[currency] = costs.get(currency, 0.0) + float(row.get("monthToDate") or 0)
+        breaches, skipped = M.over_budget(spent, budgets, now)
+        for skip in skipped:
+            log.warning("cost: policy %s's budget (%s) not compared: its cost is in %s", skip.policy,
+                        skip.budget_currency, ", ".join(skip.cost_currencies))
         raised = 0
-        for breach in M.over_budget(spent, budgets, now):
+        for breach in breaches:
             alert = A.Alert(A.COST_OVER_BUDGET, f"policy/{breach.policy}", f"{breach.policy}|{breach.month}",
                             {"policy": breach.policy, "month": breach.month, "monthToDate": breach.spent,
                              "budget": breach.monthly, "currency": breach.currency})
             if self.alerts is not None and self.alerts.raise_(alert):
                 raised += 1
-        return raised
+        return raised, [{"policy": k.policy, "budgetCurrency": k.budget_currency, "costCurrencies": list(k.cost_currencies)}
+                        for k in skipped]
 
     # --- what the CLI and the report read ---------------------------------------------------------------------
     def recorded(self) -> dict[str, Any] | None:

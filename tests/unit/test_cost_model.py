@@ -68,9 +68,10 @@ def test_sums_per_vm_and_per_policy_month_to_date_and_last_30_days():
 
 def test_over_budget_is_actual_plus_estimate_over_the_monthly_amount_in_the_same_currency():
     budgets = {"gold": BudgetSpec(10.0), "silver": BudgetSpec(10.0), "eur": BudgetSpec(1.0, "EUR")}
-    spent = {"gold": (10.5, "USD"), "silver": (10.0, "USD"), "eur": (5.0, "USD")}
-    (breach,) = M.over_budget(spent, budgets, NOW)
+    spent = {"gold": {"USD": 10.5}, "silver": {"USD": 10.0}, "eur": {"USD": 5.0}}
+    (breach,), skipped = M.over_budget(spent, budgets, NOW)
     assert (breach.policy, breach.month, breach.spent, breach.monthly) == ("gold", "2026-12", 10.5, 10.0)
+    assert skipped == [M.Skipped("eur", "EUR", ("USD",))]  # not compared, and said
 
 
 def test_the_snapshot_price_is_the_lrs_snapshot_meter_per_gb_month():
@@ -109,3 +110,22 @@ def test_a_429s_advice_is_the_longest_of_cost_managements_own_headers_and_a_zero
     assert throttle_seconds({"Retry-After": "0", f"{rate}-qpu-retry-after": "0"}) is None
     assert throttle_seconds({"retry-after": "7"}) == 7
     assert throttle_seconds({}) is None and throttle_seconds(None) is None
+
+
+def test_one_currency_per_vm_and_policy_and_a_budget_over_mixed_currencies_is_skipped_and_said():
+    cut = NOW - timedelta(hours=24)
+    actual = [M.Row(VM, SNAP, date(2026, 12, 6), 1.0, "EUR")]
+    assert M.currency_of(actual) == "EUR" and M.currency_of([]) is None
+    new = M.Point(SNAP + "-new", VM, "gold", "westeurope", 10.0, NOW - timedelta(hours=6))
+    estimated = M.estimate([new], {"westeurope": 0.046}, NOW, cut, "EUR")  # asked in the cost data's currency
+    assert {r.currency for r in estimated} == {"EUR"}
+    kept, other = M.in_currency([*actual, M.Row(VM, SNAP, date(2026, 12, 6), 9.0, "USD")], "EUR")
+    assert kept == actual and [r.currency for r in other] == ["USD"]
+    vms, policies = M.summarize(kept, estimated, {SNAP: "gold"}, NOW, "s")
+    assert vms[VM].currency == policies["gold"].currency == "EUR"
+    with pytest.raises(ValueError, match="USD row"):  # never summed with another currency, whatever comes last
+        M.summarize(actual, M.estimate([new], {"westeurope": 0.05}, NOW, cut), {SNAP: "gold"}, NOW, "s")
+    budgets = {"gold": BudgetSpec(1.0, "EUR"), "silver": BudgetSpec(1.0, "EUR")}
+    breaches, skipped = M.over_budget({"gold": {"EUR": 5.0, "USD": 5.0}, "silver": {"EUR": 5.0}}, budgets, NOW)
+    assert [b.policy for b in breaches] == ["silver"] and breaches[0].currency == "EUR"
+    assert skipped == [M.Skipped("gold", "EUR", ("EUR", "USD"))]  # part of gold's cost is in USD: not compared
