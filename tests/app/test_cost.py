@@ -355,3 +355,31 @@ def test_a_collection_deleted_after_resource_graph_listed_it_is_skipped_and_the_
         assert row["estimate"] > 0  # the snapshots and the other collection are still estimated
     finally:
         w["host"].close()
+
+
+def test_a_scope_billed_in_another_currency_keeps_it_and_a_budget_in_usd_is_skipped_and_said(
+        az, emu, azurite, tmp_path, monkeypatch, saved):
+    w = cost_world(az, emu, azurite, tmp_path, monkeypatch, lag_hours=6, budget=0.0001, saved=saved)
+    try:
+        az.settings(cost_management={"currency": "EUR"})  # the subscription is billed in EUR
+        c = az.client(ComputeManagementClient, w["sub"])
+        collections = [r for r in c.restore_point_collections.list_all() if (r.tags or {}).get("managed-by") == "vmkeeper"]
+        _created_at(az, emu, [s.id for s in _snapshots(az, w)], time.time() - 2 * DAY)  # in the cost data
+        _created_at(az, emu, [r.id for r in collections], time.time() - 3600)  # newer: to estimate
+        before = len(az.calls())
+        w["host"].fire_timer("cost_per_vm")
+        asked = [x for x in az.calls(before) if x["path"].startswith("/api/retail/prices")]
+        assert asked and all(x["status"] == 400 for x in asked)  # asked in EUR; local Azure serves USD only
+        recorded = w["wiring"].cost.recorded()
+        run = recorded["run"]
+        assert run["queried"] == [w["sub"]]
+        assert run["unpriced"] == ["northeurope (EUR)", "westeurope (EUR)"]
+        assert all("USD" in why for why in run["priceErrors"].values())  # the API's own reason
+        (row,) = [v for v in recorded["vms"] if v["name"] == w["vm_id"].lower()]
+        assert row["currency"] == "EUR" and row["month_to_date"] > 0 and row["estimate"] == 0  # no USD mixed in
+        assert {p["currency"] for p in recorded["policies"]} == {"EUR"}
+        assert run["budgetsSkipped"] == [{"policy": "full", "budgetCurrency": "USD", "costCurrencies": ["EUR"]}]
+        assert run["alerts"] == 0 and [e for e in alerts(w) if e["type"] == A.COST_OVER_BUDGET] == []
+    finally:
+        az.settings(cost_management={"currency": "USD"})
+        w["host"].close()
