@@ -30,3 +30,12 @@ def test_a_name_from_the_data_is_escaped_and_no_run_yet_is_said():
     assert "<script>alert(1)</script>" not in html and "&lt;b&gt;p&lt;/b&gt;" in html
     empty = parse(render(replace(data, cost=None))).root.find(id="cost")
     assert "No cost run yet" in empty.text()
+
+
+def test_a_budget_not_compared_and_unpriced_regions_are_said():
+    data = sample_report()
+    run = {**(data.cost.get("run") or {}), "unpriced": ["westeurope (EUR)"],
+           "budgetsSkipped": [{"policy": "gold", "budgetCurrency": "USD", "costCurrencies": ["EUR"]}]}
+    text = parse(render(replace(data, cost={**data.cost, "run": run}))).root.find(id="cost").text()
+    assert "Policy gold: its budget (USD) was not compared, its cost being in EUR." in text
+    assert "westeurope (EUR)" in text
