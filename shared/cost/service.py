@@ -129,8 +129,10 @@ class CostService:
                                             created.astimezone(UTC))))
         return artifacts, points, unread
 
-    def query(self, subscription: str, now: datetime) -> list[M.Row]:
-        """The scope's one query, and its further pages (nextLink: the same body posted to it)."""
+    def query(self, subscription: str, now: datetime, pages: list[int] | None = None) -> list[M.Row]:
+        """The scope's one query, and its further pages (nextLink: the same body posted to it, each one more POST
+        on the throttled scope). ``pages`` gets the count of pages read, also when a later one fails (a 429 there
+        throws the pages read away: a part of the month is no result; the run says how far it got)."""
         from azure.core.rest import HttpRequest
 
         client = self.arm.cost_management()
@@ -139,12 +141,15 @@ class CostService:
         if result is None:  # 204: no cost data
             return []
         rows = M.parse(result.columns, result.rows or [])
+        read = pages if pages is not None else []
+        read.append(1)
         link = result.next_link
         while link:
             resp = client.send_request(HttpRequest("POST", link, json=body))
             resp.raise_for_status()
             page = resp.json()["properties"]
             rows += M.parse(page["columns"], page.get("rows") or [])
+            read[0] += 1
             link = page.get("nextLink")
         return rows
 
@@ -175,9 +180,12 @@ class CostService:
             unpriced: set[str] = set()
             failed: dict[str, str] = {}
             for sub in due:
+                pages: list[int] = []
                 try:
-                    rows = self.query(sub, now)
+                    rows = self.query(sub, now, pages)
                 except HttpResponseError as exc:
+                    if pages:  # the first page came, a later one failed: said, as the pages read are not kept
+                        out.setdefault("pagesRead", {})[sub] = pages[0]
                     if exc.status_code != 429:
                         log.warning("cost: the query of subscription %s failed: %s", sub, exc.message)
                         out["failed"][sub] = f"{exc.status_code}: {exc.message}"[:500]

@@ -383,3 +383,33 @@ def test_a_scope_billed_in_another_currency_keeps_it_and_a_budget_in_usd_is_skip
     finally:
         az.settings(cost_management={"currency": "USD"})
         w["host"].close()
+
+
+def test_a_429_on_a_later_page_defers_the_scope_and_says_how_many_pages_were_read(world, az):
+    old_snapshot_set(az, world, timedelta(0))
+    az.settings(cost_management={"page_rows": 1})  # every row a page: the fleet's rows need several
+    try:
+        before = len(az.calls())
+        # The first page's answer is slow; once it is logged, the next POST to the query (the nextLink) is a 429.
+        az.faults([{"kind": "slow", "method": "POST", "path": "CostManagement/query", "delay_ms": 1500, "count": 1}])
+
+        def throttle_next_page() -> None:
+            deadline = time.monotonic() + 30
+            while not _queries(az, before) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            az.faults([{"kind": "429", "method": "POST", "path": "CostManagement/query", "retry_after": 5,
+                        "count": 1}])
+
+        thrower = threading.Thread(target=throttle_next_page)
+        thrower.start()
+        try:
+            world["host"].fire_timer("cost_per_vm")
+        finally:
+            thrower.join()
+            az.faults([])
+        assert [c["status"] for c in _queries(az, before)] == [200, 429]
+        run = world["wiring"].cost.recorded()["run"]
+        assert list(run["deferred"]) == [world["sub"]] and run["queried"] == []
+        assert run["pagesRead"] == {world["sub"]: 1}  # said: the page read is not kept as if it were the month
+    finally:
+        az.settings(cost_management={"page_rows": 1000})
