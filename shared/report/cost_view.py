@@ -58,8 +58,10 @@ def section(cost: Mapping[str, Any] | None, table: Any, section_: Any, empty: An
              ("num", "Last 30 days"), ("", "Trend")]
     vms = table(f"Per VM ({len(cost['vms'])})", heads, [_rows(cost["vms"], True)], "cost-vm-table")
     deferred = (cost.get("run") or {}).get("deferred") or {}
-    note = "".join(f'<p class="meta">Subscription {escape(s)}: Cost Management throttled the query; asked again after '
-                   f"{escape(u)}.</p>" for s, u in sorted(deferred.items()))
+    pages = (cost.get("run") or {}).get("pagesRead") or {}
+    note = "".join(f'<p class="meta">Subscription {escape(s)}: Cost Management throttled the query'
+                   + (f" after {int(pages[s])} page(s), not kept" if s in pages else "")
+                   + f"; asked again after {escape(u)}.</p>" for s, u in sorted(deferred.items()))
     for skip in (cost.get("run") or {}).get("budgetsSkipped") or []:
         note += (f'<p class="meta">Policy {escape(str(skip["policy"]))}: its budget ({escape(str(skip["budgetCurrency"]))})'
                  f' was not compared, its cost being in {escape(", ".join(map(str, skip["costCurrencies"])))}.</p>')

@@ -35,7 +35,9 @@ def test_a_name_from_the_data_is_escaped_and_no_run_yet_is_said():
 def test_a_budget_not_compared_and_unpriced_regions_are_said():
     data = sample_report()
     run = {**(data.cost.get("run") or {}), "unpriced": ["westeurope (EUR)"],
-           "budgetsSkipped": [{"policy": "gold", "budgetCurrency": "USD", "costCurrencies": ["EUR"]}]}
+           "budgetsSkipped": [{"policy": "gold", "budgetCurrency": "USD", "costCurrencies": ["EUR"]}],
+           "deferred": {"sub-1": "2026-11-28T11:00:00Z"}, "pagesRead": {"sub-1": 3}}
     text = parse(render(replace(data, cost={**data.cost, "run": run}))).root.find(id="cost").text()
     assert "Policy gold: its budget (USD) was not compared, its cost being in EUR." in text
     assert "westeurope (EUR)" in text
+    assert "Subscription sub-1: Cost Management throttled the query after 3 page(s), not kept" in text
