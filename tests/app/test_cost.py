@@ -385,8 +385,9 @@ def test_a_scope_billed_in_another_currency_keeps_it_and_a_budget_in_usd_is_skip
         w["host"].close()
 
 
-def test_a_429_on_a_later_page_defers_the_scope_and_says_how_many_pages_were_read(world, az):
+def test_a_429_on_a_later_page_defers_the_scope_and_says_how_many_pages_were_read(world, az, emu):
     old_snapshot_set(az, world, timedelta(0))
+    _created_at(az, emu, [s.id for s in _snapshots(az, world)], time.time() - 3 * DAY)  # rows on several days
     az.settings(cost_management={"page_rows": 1})  # every row a page: the fleet's rows need several
     try:
         before = len(az.calls())
