@@ -414,3 +414,24 @@ def test_a_429_on_a_later_page_defers_the_scope_and_says_how_many_pages_were_rea
         assert run["pagesRead"] == {world["sub"]: 1}  # said: the page read is not kept as if it were the month
     finally:
         az.settings(cost_management={"page_rows": 1000})
+
+
+def test_a_collection_that_cannot_be_read_is_said_and_the_run_goes_on(az, emu, azurite, tmp_path, monkeypatch, saved):
+    w = cost_world(az, emu, azurite, tmp_path, monkeypatch, lag_hours=6, saved=saved)
+    try:
+        c = az.client(ComputeManagementClient, w["sub"])
+        collections = [r for r in c.restore_point_collections.list_all() if (r.tags or {}).get("managed-by") == "vmkeeper"]
+        (broken,) = [r for r in collections if r.location == REGION]
+        _created_at(az, emu, [s.id for s in _snapshots(az, w)] + [r.id for r in collections], time.time() - 3600)
+        az.faults([{"kind": "500", "method": "GET", "path": f"(?i){broken.name}$", "probability": 1}])
+        try:
+            w["host"].fire_timer("cost_per_vm")
+        finally:
+            az.faults([])
+        recorded = w["wiring"].cost.recorded()
+        assert recorded is not None and recorded["run"]["queried"] == [w["sub"]]
+        assert list(recorded["run"]["unread"]) == [broken.id.lower()]  # said: its new points are not estimated
+        (row,) = [v for v in recorded["vms"] if v["name"] == w["vm_id"].lower()]
+        assert row["estimate"] > 0  # the snapshots and the other collection still are
+    finally:
+        w["host"].close()
