@@ -62,8 +62,17 @@ def section(cost: Mapping[str, Any] | None, table: Any, section_: Any, empty: An
         if len(shown) < len(cost["vms"]) else f"Per VM ({len(cost['vms'])})"
     vms = table(caption, heads, [_rows(shown, True)], "cost-vm-table")
     deferred = (cost.get("run") or {}).get("deferred") or {}
-    note = "".join(f'<p class="meta">Subscription {escape(s)}: Cost Management throttled the query; asked again after '
-                   f"{escape(u)}.</p>" for s, u in sorted(deferred.items()))
+    pages = (cost.get("run") or {}).get("pagesRead") or {}
+    note = "".join(f'<p class="meta">Subscription {escape(s)}: Cost Management throttled the query'
+                   + (f" after {int(pages[s])} page(s), not kept" if s in pages else "")
+                   + f"; asked again after {escape(u)}.</p>" for s, u in sorted(deferred.items()))
+    for skip in (cost.get("run") or {}).get("budgetsSkipped") or []:
+        note += (f'<p class="meta">Policy {escape(str(skip["policy"]))}: its budget ({escape(str(skip["budgetCurrency"]))})'
+                 f' was not compared, its cost being in {escape(", ".join(map(str, skip["costCurrencies"])))}.</p>')
+    unpriced = (cost.get("run") or {}).get("unpriced") or []
+    if unpriced:
+        note += (f'<p class="meta">Not estimated (no retail price): points in {escape(", ".join(map(str, unpriced)))}.'
+                 "</p>")
     return section_("cost", title, f'{policies}{vms}{note}<p class="meta">Actual cost from Cost Management, plus an '
                     "estimate (retail price × provisioned size) for points newer than its data. Untagged: artifacts "
                     "without a vmkeeper-vm value, and vaults (Azure Backup bills the vault).</p>")

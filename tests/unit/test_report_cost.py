@@ -42,3 +42,14 @@ def test_a_large_fleet_shows_its_costliest_vms_and_says_where_the_rest_are():
     vm_rows = parse(html).root.find(id="cost").find(id="cost-vm-table").all("tbody")[0].all("tr")
     assert len(vm_rows) == MAX_VMS and "vm-00000" in vm_rows[0].text()  # the costliest first
     assert f"{MAX_VMS} costliest of 10000" in html and "vmkeeper cost lists every VM" in html
+
+
+def test_a_budget_not_compared_and_unpriced_regions_are_said():
+    data = sample_report()
+    run = {**(data.cost.get("run") or {}), "unpriced": ["westeurope (EUR)"],
+           "budgetsSkipped": [{"policy": "gold", "budgetCurrency": "USD", "costCurrencies": ["EUR"]}],
+           "deferred": {"sub-1": "2026-11-28T11:00:00Z"}, "pagesRead": {"sub-1": 3}}
+    text = parse(render(replace(data, cost={**data.cost, "run": run}))).root.find(id="cost").text()
+    assert "Policy gold: its budget (USD) was not compared, its cost being in EUR." in text
+    assert "westeurope (EUR)" in text
+    assert "Subscription sub-1: Cost Management throttled the query after 3 page(s), not kept" in text
