@@ -493,7 +493,9 @@ module isolatedSourceRole 'security/isolated-source-role-definition.bicep' = if 
   name: 'isolated-source-role-definition'
   params: {
     environmentName: environmentName
-    assignableScopes: map(subscriptionIds, s => '/subscriptions/${s}')
+    assignableScopes: map(union(subscriptionIds, [
+      subscription().subscriptionId
+    ]), s => '/subscriptions/${s}')
   }
 }
 

@@ -118,9 +118,16 @@ class Wiring:
 
     def isolated_target(self) -> Any:
         """Where the worker copies completed sets (shared/schedule/isolated.py), or None when not set up."""
-        from .schedule.isolated import IsolatedTarget
+        import logging
 
-        s = self.isolated_settings
+        from .schedule.isolated import IsolatedTarget
+        from .settings import SettingError
+
+        try:
+            s = self.isolated_settings
+        except SettingError as exc:  # the sets are still made: a policy's isolated step fails, naming the setting
+            logging.getLogger("vmkeeper.isolated").error("isolated copies not set up: %s", exc)
+            return None
         return IsolatedTarget(s.subscription, s.resource_group, self.isolated_arm) if s else None
 
     @property

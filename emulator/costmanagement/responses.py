@@ -26,7 +26,7 @@ VERSIONS = ("2025-03-01", "2024-08-01", "2023-11-01", "2023-03-01", "2022-10-01"
 QUERY = "/{scope*}/providers/Microsoft.CostManagement/query"
 SETTING_NAME = "cost_management"
 DEFAULTS = {"queries_per_window": 4, "window_seconds": 60, "page_rows": 1000, "data_lag_hours": 0,
-            "retail_page_size": 1000}
+            "retail_page_size": 1000, "currency": "USD"}
 TYPES = {"usage": "Usage", "actualcost": "ActualCost", "amortizedcost": "AmortizedCost"}
 TIMEFRAMES = ("MonthToDate", "BillingMonthToDate", "TheLastMonth", "TheLastBillingMonth", "WeekToDate",
               "TheCurrentMonth", "Custom")
@@ -45,6 +45,11 @@ def _merge(current: dict[str, Any], value: Any) -> dict[str, Any]:
         raise ValueError(f"settings.cost_management: unknown field(s) {sorted(unknown)} (known: {sorted(DEFAULTS)})")
     out = dict(current)
     for key, v in value.items():
+        if key == "currency":  # the billing currency the query's rows are in (the amounts are the sheet's numbers)
+            if not isinstance(v, str) or len(v) != 3 or not v.isalpha() or not v.isupper():
+                raise ValueError("settings.cost_management.currency: an ISO 4217 code in capitals, such as \"EUR\"")
+            out[key] = v
+            continue
         if isinstance(v, bool) or not isinstance(v, int | float) or v < (0 if key == "data_lag_hours" else 1):
             raise ValueError(f"settings.cost_management.{key}: a number >= {0 if key == 'data_lag_hours' else 1}")
         out[key] = v
@@ -220,7 +225,8 @@ def run(req: Request, body: dict[str, Any], scope: str) -> tuple[list[dict[str, 
     if daily:
         columns.append({"name": "UsageDate", "type": "Number"})
     columns.append({"name": "Currency", "type": "String"})
-    rows = [[*([cost] * len(measures)), *key, "USD"] for key, cost in sorted(sums.items(), key=lambda kv: kv[0])]
+    currency = _settings(req)["currency"]
+    rows = [[*([cost] * len(measures)), *key, currency] for key, cost in sorted(sums.items(), key=lambda kv: kv[0])]
     return columns, rows
 
 

@@ -524,7 +524,15 @@ def cost(doc: dict[str, Any]) -> None:
     out.print(fit(out, cols, rows, "Cost per VM"))
     deferred = doc["run"].get("deferred") or {}
     for sub, until in sorted(deferred.items()):
-        out.print(styled(f"subscription {sub}: Cost Management throttled the query; asked again after {until}", "yellow"))
+        after = doc["run"].get("pagesRead", {}).get(sub)
+        out.print(styled(f"subscription {sub}: Cost Management throttled the query"
+                         f"{f' after {after} page(s), not kept' if after else ''}; asked again after {until}", "yellow"))
+    for skip in doc["run"].get("budgetsSkipped") or []:
+        out.print(styled(f"policy {escape(str(skip['policy']))}: budget ({skip['budgetCurrency']}) not compared, its cost "
+                         f"is in {', '.join(map(str, skip['costCurrencies']))}", "yellow"))
+    if doc["run"].get("unpriced"):
+        out.print(styled(f"not estimated (no retail price): points in {escape(', '.join(doc['run']['unpriced']))}",
+                         "yellow"))
     out.print("untagged: artifacts without a vmkeeper-vm value and the vaults (Azure Backup bills the vault); "
               "-o json has the whole ids and daily series")
 

@@ -99,9 +99,11 @@ def month_share(day: date) -> float:
     return 1.0 / calendar.monthrange(day.year, day.month)[1]
 
 
-def estimate(points: Iterable[Point], prices: Mapping[str, float], now: datetime, cut: datetime) -> list[Row]:
+def estimate(points: Iterable[Point], prices: Mapping[str, float], now: datetime, cut: datetime,
+             currency: str = "USD") -> list[Row]:
     """Rows for the points newer than the cost data (created after ``cut``): retail price per GB-month of the point's
-    region × size × each day's part since creation. A region with no price is left out (said by the caller)."""
+    region × size × each day's part since creation. ``prices`` are in ``currency`` (the cost data's: asked so). A
+    region with no price is left out (said by the caller)."""
     out = []
     for p in points:
         if p.created <= cut or p.created >= now or p.region not in prices:
@@ -111,9 +113,30 @@ def estimate(points: Iterable[Point], prices: Mapping[str, float], now: datetime
             day = t.date()
             end = min(now, datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1))
             share = (end - t).total_seconds() / 86400.0 * month_share(day)
-            out.append(Row(p.vm, p.resource_id.lower(), day, prices[p.region] * p.size_gb * share, "USD"))
+            out.append(Row(p.vm, p.resource_id.lower(), day, prices[p.region] * p.size_gb * share, currency))
             t = end
     return out
+
+
+def currency_of(rows: Iterable[Row]) -> str | None:
+    """The cost data's currency: its rows' (the most of them, should a scope ever answer in two); None if no row."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.currency] = counts.get(r.currency, 0) + 1
+    return max(sorted(counts), key=lambda c: counts[c]) if counts else None
+
+
+def in_currency(rows: Iterable[Row], currency: str) -> tuple[list[Row], list[Row]]:
+    """The rows in ``currency`` and the others: sums are never mixed, nor converted."""
+    rows = list(rows)
+    return [r for r in rows if r.currency == currency], [r for r in rows if r.currency != currency]
+
+
+def unbilled(estimated: Iterable[Row], actual: Iterable[Row]) -> list[Row]:
+    """The estimate rows Cost Management has no row for yet: a point made within the data lag may already be billed
+    for its first day (the lag is hours, not a whole day), and counting both would count it twice."""
+    billed = {(r.resource_id, r.day) for r in actual}
+    return [r for r in estimated if (r.resource_id, r.day) not in billed]
 
 
 @dataclass
@@ -131,6 +154,8 @@ class Costs:
     daily: dict[str, float] = field(default_factory=dict)  # yyyy-mm-dd → cost
 
     def add(self, row: Row, now: datetime, estimated: bool) -> None:
+        if row.currency != self.currency:  # one currency per VM and policy (in_currency first)
+            raise ValueError(f"cost: a {row.currency} row added to {self.name}'s {self.currency} sums")
         today = now.astimezone(UTC).date()
         if (row.day.year, row.day.month) == (today.year, today.month):
             self.month_to_date += row.cost
@@ -140,7 +165,6 @@ class Costs:
             self.last_30_days += row.cost
         key = row.day.isoformat()
         self.daily[key] = self.daily.get(key, 0.0) + row.cost
-        self.currency = row.currency
 
 
 def policy_of(row: Row, artifacts: Mapping[str, str], vm_policies: Mapping[str, str]) -> str:
@@ -150,9 +174,11 @@ def policy_of(row: Row, artifacts: Mapping[str, str], vm_policies: Mapping[str, 
 
 
 def summarize(actual: Iterable[Row], estimated: Iterable[Row], artifacts: Mapping[str, str], now: datetime,
-              subscription: str = "") -> tuple[dict[str, Costs], dict[str, Costs]]:
-    """Per VM and per policy. ``artifacts``: an artifact's id (lower case) → the policy that made it."""
+              subscription: str = "", currency: str | None = None) -> tuple[dict[str, Costs], dict[str, Costs]]:
+    """Per VM and per policy, in one currency (``currency``, else the rows'; a row in another is a ValueError: pass
+    rows through ``in_currency``). ``artifacts``: an artifact's id (lower case) → the policy that made it."""
     actual, estimated = list(actual), list(estimated)
+    currency = currency or currency_of(actual) or currency_of(estimated) or "USD"
     vm_policies: dict[str, str] = {}  # a VM's policy: the one that made its artifacts (the newest rows last)
     for row in sorted([*actual, *estimated], key=lambda r: r.day, reverse=True):
         if row.resource_id in artifacts and row.vm != UNTAGGED:
@@ -162,9 +188,10 @@ def summarize(actual: Iterable[Row], estimated: Iterable[Row], artifacts: Mappin
     for rows, estimated_ in ((actual, False), (estimated, True)):
         for row in rows:
             policy = NO_POLICY if row.vm == UNTAGGED and row.resource_id not in artifacts else policy_of(row, artifacts, vm_policies)
-            vm = vms.setdefault(row.vm, Costs(row.vm, vm_policies.get(row.vm, NO_POLICY), subscription))
+            vm = vms.setdefault(row.vm, Costs(row.vm, vm_policies.get(row.vm, NO_POLICY), subscription,
+                                              currency=currency))
             vm.add(row, now, estimated_)
-            policies.setdefault(policy, Costs(policy, policy, subscription)).add(row, now, estimated_)
+            policies.setdefault(policy, Costs(policy, policy, subscription, currency=currency)).add(row, now, estimated_)
     return vms, policies
 
 
@@ -177,14 +204,29 @@ class Breach:
     currency: str
 
 
-def over_budget(spent: Mapping[str, tuple[float, str]], budgets: Mapping[str, Any], now: datetime) -> list[Breach]:
-    """The policies whose month-to-date cost (actual + estimate) is over their monthly budget. ``spent``: policy name
-    (lower case) → (cost, currency); ``budgets``: policy name (lower case) → its BudgetSpec. A budget in another
-    currency than the cost data's is never compared (said by the caller), never converted."""
+@dataclass(frozen=True)
+class Skipped:
+    """A budget not compared: its policy's cost is (partly) in another currency."""
+
+    policy: str
+    budget_currency: str
+    cost_currencies: tuple[str, ...]
+
+
+def over_budget(spent: Mapping[str, Mapping[str, float]], budgets: Mapping[str, Any],
+                now: datetime) -> tuple[list[Breach], list[Skipped]]:
+    """The policies whose month-to-date cost (actual + estimate) is over their monthly budget, and the budgets not
+    compared. ``spent``: policy name (lower case) → currency → cost (summed over scopes, each in its own currency);
+    ``budgets``: policy name (lower case) → its BudgetSpec. A policy with cost in another currency than its budget's
+    is never compared, never converted: it is in the second list (the caller records it)."""
     month = now.astimezone(UTC).strftime("%Y-%m")
-    out = []
+    out, skipped = [], []
     for name, budget in sorted(budgets.items()):
-        cost, currency = spent.get(name, (0.0, budget.currency))
-        if currency == budget.currency and cost > budget.monthly:
-            out.append(Breach(name, month, round(cost, 6), budget.monthly, currency))
-    return out
+        costs = spent.get(name) or {}
+        if set(costs) - {budget.currency}:
+            skipped.append(Skipped(name, budget.currency, tuple(sorted(costs))))
+            continue
+        cost = costs.get(budget.currency, 0.0)
+        if cost > budget.monthly:
+            out.append(Breach(name, month, round(cost, 6), budget.monthly, budget.currency))
+    return out, skipped

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,35 @@ COLLECTIONS = (f"Resources | where type =~ '{M.COLLECTIONS}' and {_OURS} "
                "| project id, name, location, resourceGroup, subscriptionId, tags")
 
 
+RATE_RETRY = tuple(f"x-ms-ratelimit-microsoft.costmanagement-{k}-retry-after" for k in ("qpu", "entity", "tenant"))
+GENERAL_RETRY = ("retry-after", "retry-after-ms", "x-ms-retry-after-ms")
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None  # not a number (Retry-After may be an HTTP date)
+
+
+def throttle_seconds(headers: Any) -> int | None:
+    """When a throttled scope may be asked again: the longest of Cost Management's own advice (its qpu, entity and
+    tenant ``…-retry-after`` headers, seconds) and ARM's (``Retry-After`` and the ``…-ms`` forms, as
+    shared/azure/retry_after.py reads them); a zero reads as no advice. None when there is none."""
+    if headers is None:
+        return None
+    found = {str(k).lower(): v for k, v in headers.items()}
+    own = [s for s in (_seconds(found.get(name)) for name in RATE_RETRY if name in found) if s and s > 0]
+    general = {}
+    for name in GENERAL_RETRY:
+        value = _seconds(found.get(name))
+        if name in found and (value is None or value > 0):
+            general["Retry-After" if name == "retry-after" else name] = found[name]
+    arm = retry_after_seconds(general) if general else None
+    seconds = [math.ceil(s) for s in own] + ([arm] if arm else [])
+    return max(seconds) if seconds else None
+
+
 def _tag(tags: Any, name: str) -> str:
     return next((str(v) for k, v in (tags or {}).items() if k.lower() == name), "").strip()
 
@@ -53,9 +83,13 @@ class CostService:
         self.settings, self.arm, self.ledger, self.prices, self.alerts = settings, arm, ledger, prices, alerts
 
     # --- reads ------------------------------------------------------------------------------------------
-    def artifacts(self, cut: datetime) -> tuple[dict[str, str], list[tuple[str, M.Point]]]:
+    def artifacts(self, cut: datetime) -> tuple[dict[str, str], list[tuple[str, M.Point]], dict[str, str]]:
         """Every artifact vmkeeper made (id → the policy that made it) and the points created after ``cut``, with
-        their subscription: snapshots by their own size, restore points by their disks' sizes (provisioned)."""
+        their subscription: snapshots by their own size, restore points by their disks' sizes (provisioned); and
+        the collections whose read failed (id → why). A collection gone since the graph listed it is skipped."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        unread: dict[str, str] = {}
         subs = list(self.settings.subscriptions)
         artifacts: dict[str, str] = {}
         points: list[tuple[str, M.Point]] = []
@@ -75,8 +109,15 @@ class CostService:
             if not vm:
                 continue
             sub = row["subscriptionId"].lower()
-            collection = self.arm.compute(sub).restore_point_collections.get(row["resourceGroup"], row["name"],
-                                                                              expand="restorePoints")
+            try:
+                collection = self.arm.compute(sub).restore_point_collections.get(row["resourceGroup"], row["name"],
+                                                                                  expand="restorePoints")
+            except ResourceNotFoundError:  # deleted since: Resource Graph lags a delete
+                continue
+            except HttpResponseError as exc:  # its new points go unestimated, said in the run summary
+                log.warning("cost: restore point collection %s could not be read: %s", row["id"], exc.message)
+                unread[row["id"].lower()] = f"{exc.status_code}: {exc.message}"[:300]
+                continue
             for rp in collection.restore_points or []:
                 created = rp.time_created
                 if created is None or created <= cut:
@@ -86,10 +127,12 @@ class CostService:
                 size = sum(float(d.disk_size_gb or 0) for d in disks)
                 points.append((sub, M.Point(row["id"], vm, policy, str(row.get("location") or "").lower(), size,
                                             created.astimezone(UTC))))
-        return artifacts, points
+        return artifacts, points, unread
 
-    def query(self, subscription: str, now: datetime) -> list[M.Row]:
-        """The scope's one query, and its further pages (nextLink: the same body posted to it)."""
+    def query(self, subscription: str, now: datetime, pages: list[int] | None = None) -> list[M.Row]:
+        """The scope's one query, and its further pages (nextLink: the same body posted to it, each one more POST
+        on the throttled scope). ``pages`` gets the count of pages read, also when a later one fails (a 429 there
+        throws the pages read away: a part of the month is no result; the run says how far it got)."""
         from azure.core.rest import HttpRequest
 
         client = self.arm.cost_management()
@@ -98,12 +141,15 @@ class CostService:
         if result is None:  # 204: no cost data
             return []
         rows = M.parse(result.columns, result.rows or [])
+        read = pages if pages is not None else []
+        read.append(1)
         link = result.next_link
         while link:
             resp = client.send_request(HttpRequest("POST", link, json=body))
             resp.raise_for_status()
             page = resp.json()["properties"]
             rows += M.parse(page["columns"], page.get("rows") or [])
+            read[0] += 1
             link = page.get("nextLink")
         return rows
 
@@ -128,31 +174,53 @@ class CostService:
             else:
                 due.append(sub)
         if due:
-            artifacts, points = self.artifacts(cut)
-            regions = {p.region for s, p in points if s in due}
-            prices = self.prices.snapshot_prices(regions, now.astimezone(UTC).date()) if regions else {}
-            out["unpriced"] = sorted(regions - set(prices))
+            artifacts, points, unread = self.artifacts(cut)
+            if unread:
+                out["unread"] = unread
+            unpriced: set[str] = set()
+            failed: dict[str, str] = {}
             for sub in due:
+                pages: list[int] = []
                 try:
-                    rows = self.query(sub, now)
+                    rows = self.query(sub, now, pages)
                 except HttpResponseError as exc:
+                    if pages:  # the first page came, a later one failed: said, as the pages read are not kept
+                        out.setdefault("pagesRead", {})[sub] = pages[0]
                     if exc.status_code != 429:
                         log.warning("cost: the query of subscription %s failed: %s", sub, exc.message)
                         out["failed"][sub] = f"{exc.status_code}: {exc.message}"[:500]
                         continue
-                    wait = retry_after_seconds(exc.response.headers if exc.response is not None else None)
+                    wait = throttle_seconds(exc.response.headers if exc.response is not None else None)
                     until = now + timedelta(seconds=wait or DEFAULT_RETRY_SECONDS)
                     self.ledger.record(SCOPES, sub, {"retryAfter": format_instant(until)})
                     out["deferred"][sub] = format_instant(until)
                     continue
-                estimated = M.estimate([p for s, p in points if s == sub], prices, now, cut)
-                vms, pols = M.summarize(rows, estimated, artifacts, now, sub)
+                # One currency per scope: the cost data's (else the scope's last, else the Retail Prices default),
+                # the retail prices asked in it; a row in another is left out and said, never converted.
+                state = self.ledger.get(SCOPES, sub) or {}
+                currency = M.currency_of(rows) or state.get("currency") or "USD"
+                rows, other = M.in_currency(rows, currency)
+                if other:
+                    out.setdefault("otherCurrency", {})[sub] = sorted({r.currency for r in other})
+                mine = [p for s, p in points if s == sub]
+                regions = {p.region for p in mine}
+                prices = (self.prices.snapshot_prices(regions, now.astimezone(UTC).date(), failed, currency)
+                          if regions else {})
+                unpriced |= {f"{r} ({currency})" if currency != "USD" else r for r in regions - set(prices)}
+                estimated = M.unbilled(M.estimate(mine, prices, now, cut, currency), rows)
+                vms, pols = M.summarize(rows, estimated, artifacts, now, sub, currency)
                 self._record(sub, vms, pols, now)
-                self.ledger.record(SCOPES, sub, {"day": today, "at": format_instant(now), "retryAfter": ""})
+                self.ledger.record(SCOPES, sub, {"day": today, "at": format_instant(now), "retryAfter": "",
+                                                 "currency": currency})
                 out["queried"].append(sub)
+            out["unpriced"] = sorted(unpriced)
+            if failed:
+                out["priceErrors"] = failed
         budgets = {name: p.budget for name, p in policies.policies.items() if p.budget is not None}
         if budgets:
-            out["alerts"] = self._budgets(budgets, now)
+            out["alerts"], skipped = self._budgets(budgets, now)
+            if skipped:  # said, not silently passed over
+                out["budgetsSkipped"] = skipped
         self.ledger.record(RUN, LATEST, {"at": format_instant(now), "summary": json.dumps(out),
                                          "period": json.dumps([d.isoformat() for d in M.window(now)]),
                                          "dataLagHours": self.settings.data_lag_hours})
@@ -172,20 +240,27 @@ class CostService:
                 if old["name"] not in found:  # no cost in the window any more
                     self.ledger.delete(partition, old["item"])
 
-    def _budgets(self, budgets: dict[str, Any], now: datetime) -> int:
+    def _budgets(self, budgets: dict[str, Any], now: datetime) -> tuple[int, list[dict[str, Any]]]:
+        """Alerts raised, and the budgets not compared (their policy's cost in another currency)."""
         month = now.astimezone(UTC).strftime("%Y-%m")
-        spent: dict[str, tuple[float, str]] = {}
+        spent: dict[str, dict[str, float]] = {}
         for row in self.ledger.rows(POLICIES, f"month eq '{month}'"):
-            cost, currency = spent.get(row["name"], (0.0, row.get("currency") or "USD"))
-            spent[row["name"]] = (cost + float(row.get("monthToDate") or 0), currency)
+            costs = spent.setdefault(row["name"], {})
+            currency = row.get("currency") or "USD"
+            costs[currency] = costs.get(currency, 0.0) + float(row.get("monthToDate") or 0)
+        breaches, skipped = M.over_budget(spent, budgets, now)
+        for skip in skipped:
+            log.warning("cost: policy %s's budget (%s) not compared: its cost is in %s", skip.policy,
+                        skip.budget_currency, ", ".join(skip.cost_currencies))
         raised = 0
-        for breach in M.over_budget(spent, budgets, now):
+        for breach in breaches:
             alert = A.Alert(A.COST_OVER_BUDGET, f"policy/{breach.policy}", f"{breach.policy}|{breach.month}",
                             {"policy": breach.policy, "month": breach.month, "monthToDate": breach.spent,
                              "budget": breach.monthly, "currency": breach.currency})
             if self.alerts is not None and self.alerts.raise_(alert):
                 raised += 1
-        return raised
+        return raised, [{"policy": k.policy, "budgetCurrency": k.budget_currency, "costCurrencies": list(k.cost_currencies)}
+                        for k in skipped]
 
     # --- what the CLI and the report read ---------------------------------------------------------------------
     def recorded(self) -> dict[str, Any] | None:

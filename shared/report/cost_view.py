@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 W, H = 120, 24
+MAX_VMS = 100  # the costliest VMs on the page (a trend line each is ~0.5 KB: 10,000 would be 5 MB); vmkeeper cost has all
 
 
 def sparkline(daily: Mapping[str, float], label: str) -> str:
@@ -56,10 +57,22 @@ def section(cost: Mapping[str, Any] | None, table: Any, section_: Any, empty: An
                      "cost-policy-table")
     heads = [("", "VM"), ("", "Policy"), ("num", "Month to date"), ("num", "of it estimated"),
              ("num", "Last 30 days"), ("", "Trend")]
-    vms = table(f"Per VM ({len(cost['vms'])})", heads, [_rows(cost["vms"], True)], "cost-vm-table")
+    shown = cost["vms"][:MAX_VMS]  # the costliest first (recorded() sorts them)
+    caption = f"Per VM ({len(shown)} costliest of {len(cost['vms'])}: vmkeeper cost lists every VM)" \
+        if len(shown) < len(cost["vms"]) else f"Per VM ({len(cost['vms'])})"
+    vms = table(caption, heads, [_rows(shown, True)], "cost-vm-table")
     deferred = (cost.get("run") or {}).get("deferred") or {}
-    note = "".join(f'<p class="meta">Subscription {escape(s)}: Cost Management throttled the query; asked again after '
-                   f"{escape(u)}.</p>" for s, u in sorted(deferred.items()))
+    pages = (cost.get("run") or {}).get("pagesRead") or {}
+    note = "".join(f'<p class="meta">Subscription {escape(s)}: Cost Management throttled the query'
+                   + (f" after {int(pages[s])} page(s), not kept" if s in pages else "")
+                   + f"; asked again after {escape(u)}.</p>" for s, u in sorted(deferred.items()))
+    for skip in (cost.get("run") or {}).get("budgetsSkipped") or []:
+        note += (f'<p class="meta">Policy {escape(str(skip["policy"]))}: its budget ({escape(str(skip["budgetCurrency"]))})'
+                 f' was not compared, its cost being in {escape(", ".join(map(str, skip["costCurrencies"])))}.</p>')
+    unpriced = (cost.get("run") or {}).get("unpriced") or []
+    if unpriced:
+        note += (f'<p class="meta">Not estimated (no retail price): points in {escape(", ".join(map(str, unpriced)))}.'
+                 "</p>")
     return section_("cost", title, f'{policies}{vms}{note}<p class="meta">Actual cost from Cost Management, plus an '
                     "estimate (retail price × provisioned size) for points newer than its data. Untagged: artifacts "
                     "without a vmkeeper-vm value, and vaults (Azure Backup bills the vault).</p>")

@@ -99,9 +99,10 @@ Rules (the contract; applied in this order)
    bound (``until`` not after ``now``) pins nothing (a copy in flight is pinned afresh by every pass's listing).
 7b. Immutability: a set that would be marked or deleted, one of whose members carries an immutability policy
    that has not expired (``immutable_until``, its ``policyExpirationTime``, after ``now``; Unlocked or Locked:
-   Azure refuses the delete either way), is kept whole with rule ``immutable`` -- no delete that must fail is
-   planned, and an EXPIRING mark already on it is left as it is. Once the policy has expired it is judged as
-   any other set (rule 8).
+   Azure refuses the delete either way), is never deleted: a member without a mark is marked now (rule 8), its
+   ``delete_after`` no sooner than the policy's expiry, so the set goes at the first pass after it; a set whose
+   members all carry a mark is kept whole with rule ``immutable``, the marks left as they are. Once the policy has
+   expired it is judged as any other set (rule 8): its marks have passed, and it is deleted.
 8. Deferral. An expired set is marked first: ``delete_after`` is the latest of its members' EXPIRING
    instants, or ``now + deferral`` (rounded up to a second) for a member without one. It is deleted only
    once ``now > delete_after``.
@@ -871,6 +872,12 @@ def _apply(
             return
         until = _immutable_until(members, now, t) if why is None else None
         if until is not None:  # rule 7b: Azure refuses the delete until the policy expires
+            if any(expiring[m] is None for m in members):  # marked now, to go at the first pass after it expires
+                for m, decision in zip(members, _expire(members, rule, f"{reason}; immutable until "
+                                                         f"{format_instant(until)}", policy.deferral, now, t,
+                                                         not_before=_ceil_second(until)), strict=True):
+                    decided[m] = decision
+                return
             reason = f"{_label(key, members, t)}: immutable until {format_instant(until)}"
             for m in members:
                 decided[m] = Decision(arts[m].id, "keep", "immutable", reason, delete_after=expiring[m])
@@ -919,13 +926,16 @@ def _pinned(members: Sequence[int], t: _Table) -> Pin | None:
 
 
 def _expire(
-    members: Sequence[int], rule: str, reason: str, deferral: timedelta, now: datetime, t: _Table
+    members: Sequence[int], rule: str, reason: str, deferral: timedelta, now: datetime, t: _Table,
+    not_before: datetime | None = None,
 ) -> list[Decision]:
-    """Rule 8: mark first; delete once every member's mark has passed. One instant for the whole set."""
+    """Rule 8: mark first; delete once every member's mark has passed. One instant for the whole set, never before
+    ``not_before`` (an immutable set's policyExpirationTime: rule 7b)."""
     planned = t.texts.get(("planned", deferral))
     if planned is None:
         planned = t.texts[("planned", deferral)] = _ceil_second(now + deferral)
     when = max(t.expiring[m] or planned for m in members)
+    when = max(when, not_before) if not_before is not None else when
     arts = t.arts
     if now > when:
         return [

@@ -19,7 +19,8 @@ from ..names import copy_name
 from ..ports import Arm
 
 MISSING = ("the policy asks for isolated copies, but VMKEEPER_ISOLATED_SUBSCRIPTION, VMKEEPER_ISOLATED_RESOURCE_GROUP "
-           "and VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID are not set")
+           "and VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID are not all set and valid (the app log's vmkeeper.isolated "
+           "names the setting)")
 
 
 @dataclass(frozen=True)

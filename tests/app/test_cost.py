@@ -28,9 +28,9 @@ QUERY = "Microsoft.CostManagement/query/action"
 
 def cost_world(az, emu, azurite, tmp_path, monkeypatch, *, lag_hours: int = 0, budget: float | None = None,
                **extra: str) -> dict[str, Any]:
+    extra.setdefault("VMKEEPER_RETAIL_PRICES_URL", f"{az.base_url}/api/retail/prices")
     w = start(az, emu, azurite, tmp_path, monkeypatch, VMKEEPER_COST_SCHEDULE="0 15 6 * * *",
               VMKEEPER_COST_TABLE=f"cost{secrets.token_hex(4)}", VMKEEPER_ALERTS_TABLE=f"alerts{secrets.token_hex(4)}",
-              VMKEEPER_RETAIL_PRICES_URL=f"{az.base_url}/api/retail/prices",
               VMKEEPER_COST_DATA_LAG_HOURS=str(lag_hours), **extra)
     policies = json.loads(json.dumps(POLICIES))
     if budget is not None:
@@ -294,5 +294,144 @@ def test_a_new_restore_point_is_estimated_from_its_disks_sizes(az, emu, azurite,
         (row,) = [v for v in recorded["vms"] if v["name"] == w["vm_id"].lower()]
         assert row["estimate"] == pytest.approx(expected, rel=1e-3)
         assert row["month_to_date"] == pytest.approx(row["estimate"], rel=1e-9)
+    finally:
+        w["host"].close()
+
+
+def test_retail_prices_out_of_reach_leave_the_points_unpriced_and_the_run_goes_on(az, emu, azurite, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    w = cost_world(az, emu, azurite, tmp_path, monkeypatch, lag_hours=6,
+                   VMKEEPER_RETAIL_PRICES_URL=f"https://127.0.0.1:{closed}/api/retail/prices")
+    try:
+        old_snapshot_set(az, w, timedelta(0))
+        _created_at(az, emu, [s.id for s in _snapshots(az, w)], time.time() - 3600)  # within the data lag
+        w["host"].fire_timer("cost_per_vm")
+        recorded = w["wiring"].cost.recorded()
+        assert recorded is not None
+        run = recorded["run"]
+        assert run["queried"] == [w["sub"]] and run["unpriced"] == [REGION] and REGION in run["priceErrors"]
+        assert all(v["estimate"] == 0 for v in recorded["vms"])  # not estimated, not guessed
+    finally:
+        w["host"].close()
+
+
+def test_a_collection_deleted_after_resource_graph_listed_it_is_skipped_and_the_run_goes_on(
+        az, emu, azurite, tmp_path, monkeypatch, saved):
+    w = cost_world(az, emu, azurite, tmp_path, monkeypatch, lag_hours=6, saved=saved)
+    try:
+        c = az.client(ComputeManagementClient, w["sub"])
+        collections = [r for r in c.restore_point_collections.list_all() if (r.tags or {}).get("managed-by") == "vmkeeper"]
+        (gone,) = [r for r in collections if r.location == REGION]
+        _created_at(az, emu, [s.id for s in _snapshots(az, w)] + [r.id for r in collections], time.time() - 3600)
+        graph_calls = lambda: [x for x in az.calls() if x["method"] == "POST" and "resourcegraph" in x["path"].lower()]  # noqa: E731
+        before = len(graph_calls())
+        # Resource Graph answers slowly; while its second query's (the collections') answer is on its way, one
+        # collection is deleted: the run then reads a collection that is gone (as with Resource Graph's lag).
+        az.faults([{"kind": "slow", "method": "POST", "path": "(?i)resourcegraph", "delay_ms": 1500, "probability": 1}])
+
+        def delete_once_listed() -> None:
+            deadline = time.monotonic() + 30
+            while len(graph_calls()) < before + 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            c.restore_point_collections.begin_delete(gone.id.split("/")[4], gone.name).result()
+
+        deleter = threading.Thread(target=delete_once_listed)
+        deleter.start()
+        try:
+            w["host"].fire_timer("cost_per_vm")
+        finally:
+            deleter.join()
+            az.faults([])
+        gets = [x for x in az.calls() if x["method"] == "GET" and x["path"].split("?")[0].lower() == gone.id.lower()]
+        assert [x["status"] for x in gets][-1:] == [404]  # it was read, and gone
+        recorded = w["wiring"].cost.recorded()
+        assert recorded is not None and recorded["run"]["queried"] == [w["sub"]]
+        assert "unread" not in recorded["run"]  # gone is not a failure
+        (row,) = [v for v in recorded["vms"] if v["name"] == w["vm_id"].lower()]
+        assert row["estimate"] > 0  # the snapshots and the other collection are still estimated
+    finally:
+        w["host"].close()
+
+
+def test_a_scope_billed_in_another_currency_keeps_it_and_a_budget_in_usd_is_skipped_and_said(
+        az, emu, azurite, tmp_path, monkeypatch, saved):
+    w = cost_world(az, emu, azurite, tmp_path, monkeypatch, lag_hours=6, budget=0.0001, saved=saved)
+    try:
+        az.settings(cost_management={"currency": "EUR"})  # the subscription is billed in EUR
+        c = az.client(ComputeManagementClient, w["sub"])
+        collections = [r for r in c.restore_point_collections.list_all() if (r.tags or {}).get("managed-by") == "vmkeeper"]
+        _created_at(az, emu, [s.id for s in _snapshots(az, w)], time.time() - 2 * DAY)  # in the cost data
+        _created_at(az, emu, [r.id for r in collections], time.time() - 3600)  # newer: to estimate
+        before = len(az.calls())
+        w["host"].fire_timer("cost_per_vm")
+        asked = [x for x in az.calls(before) if x["path"].startswith("/api/retail/prices")]
+        assert asked and all(x["status"] == 400 for x in asked)  # asked in EUR; local Azure serves USD only
+        recorded = w["wiring"].cost.recorded()
+        run = recorded["run"]
+        assert run["queried"] == [w["sub"]]
+        assert run["unpriced"] == ["northeurope (EUR)", "westeurope (EUR)"]
+        assert all("USD" in why for why in run["priceErrors"].values())  # the API's own reason
+        (row,) = [v for v in recorded["vms"] if v["name"] == w["vm_id"].lower()]
+        assert row["currency"] == "EUR" and row["month_to_date"] > 0 and row["estimate"] == 0  # no USD mixed in
+        assert {p["currency"] for p in recorded["policies"]} == {"EUR"}
+        assert run["budgetsSkipped"] == [{"policy": "full", "budgetCurrency": "USD", "costCurrencies": ["EUR"]}]
+        assert run["alerts"] == 0 and [e for e in alerts(w) if e["type"] == A.COST_OVER_BUDGET] == []
+    finally:
+        az.settings(cost_management={"currency": "USD"})
+        w["host"].close()
+
+
+def test_a_429_on_a_later_page_defers_the_scope_and_says_how_many_pages_were_read(world, az, emu):
+    old_snapshot_set(az, world, timedelta(0))
+    _created_at(az, emu, [s.id for s in _snapshots(az, world)], time.time() - 3 * DAY)  # rows on several days
+    az.settings(cost_management={"page_rows": 1})  # every row a page: the fleet's rows need several
+    try:
+        before = len(az.calls())
+        # The first page's answer is slow; once it is logged, the next POST to the query (the nextLink) is a 429.
+        az.faults([{"kind": "slow", "method": "POST", "path": "CostManagement/query", "delay_ms": 1500, "count": 1}])
+
+        def throttle_next_page() -> None:
+            deadline = time.monotonic() + 30
+            while not _queries(az, before) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            az.faults([{"kind": "429", "method": "POST", "path": "CostManagement/query", "retry_after": 5,
+                        "count": 1}])
+
+        thrower = threading.Thread(target=throttle_next_page)
+        thrower.start()
+        try:
+            world["host"].fire_timer("cost_per_vm")
+        finally:
+            thrower.join()
+            az.faults([])
+        assert [c["status"] for c in _queries(az, before)] == [200, 429]
+        run = world["wiring"].cost.recorded()["run"]
+        assert list(run["deferred"]) == [world["sub"]] and run["queried"] == []
+        assert run["pagesRead"] == {world["sub"]: 1}  # said: the page read is not kept as if it were the month
+    finally:
+        az.settings(cost_management={"page_rows": 1000})
+
+
+def test_a_collection_that_cannot_be_read_is_said_and_the_run_goes_on(az, emu, azurite, tmp_path, monkeypatch, saved):
+    w = cost_world(az, emu, azurite, tmp_path, monkeypatch, lag_hours=6, saved=saved)
+    try:
+        c = az.client(ComputeManagementClient, w["sub"])
+        collections = [r for r in c.restore_point_collections.list_all() if (r.tags or {}).get("managed-by") == "vmkeeper"]
+        (broken,) = [r for r in collections if r.location == REGION]
+        _created_at(az, emu, [s.id for s in _snapshots(az, w)] + [r.id for r in collections], time.time() - 3600)
+        az.faults([{"kind": "500", "method": "GET", "path": f"(?i){broken.name}$", "probability": 1}])
+        try:
+            w["host"].fire_timer("cost_per_vm")
+        finally:
+            az.faults([])
+        recorded = w["wiring"].cost.recorded()
+        assert recorded is not None and recorded["run"]["queried"] == [w["sub"]]
+        assert list(recorded["run"]["unread"]) == [broken.id.lower()]  # said: its new points are not estimated
+        (row,) = [v for v in recorded["vms"] if v["name"] == w["vm_id"].lower()]
+        assert row["estimate"] > 0  # the snapshots and the other collection still are
     finally:
         w["host"].close()

@@ -126,12 +126,14 @@ def test_retention_keeps_an_immutable_set_without_a_delete_and_deletes_it_after_
         az.advance(1)  # deletes are long-running: let the accepted ones finish
         return {d.artifact_id.rsplit("/", 1)[-1]: d for d in decisions}
 
-    first = pass_()
-    assert {(first[n].action, first[n].rule) for n in old_names} == {("keep", "immutable")}
+    first = pass_()  # expired by retention, immutable for a day: marked to go at its expiry, no delete sent
+    assert {(first[n].action, first[n].rule) for n in old_names} == {("mark", "not_selected")}
+    assert {first[n].delete_after for n in old_names} == {max(first[n].delete_after for n in old_names)}
     assert not snapshot_deletes(az, since)
-    marked = pass_(DAY)  # the policy (1 day from its start) has expired: marked, deleted after the deferral
-    assert {(marked[n].action, marked[n].rule) for n in old_names} == {("mark", "not_selected")}
-    gone = pass_(3601)
+    kept = pass_(3600)  # marked and still immutable: kept whole
+    assert {(kept[n].action, kept[n].rule) for n in old_names} == {("keep", "immutable")}
+    assert not snapshot_deletes(az, since)
+    gone = pass_(DAY)  # the first pass after the policy (a day from its start) expired
     assert {gone[n].action for n in old_names} == {"delete"}
     left = {s.name for s in compute.snapshots.list_by_resource_group(RG)}
     assert not old_names & left and {t["name"] for t in new["snapshots"]} <= left
@@ -193,25 +195,21 @@ def test_retention_sends_no_delete_to_an_immutable_set_or_its_copies_before_expi
         az.advance(1)  # deletes are long-running: let the accepted ones finish
         return {d.artifact_id.rsplit("/", 1)[-1]: (d.action, d.rule) for d in decisions}
 
-    for when in (emu.clock.now(), source_until - timedelta(seconds=1)):
-        decided = pass_at(when)
-        assert {decided[n] for n in sources | copies} == {("keep", "immutable")}, decided
-        assert deleted() == []
-    # Past the sources' expiry (not the copies'): this pass marks them (no deferral: due at once), the next deletes.
-    decided = pass_at(source_until + timedelta(seconds=1))
-    assert {decided[n] for n in sources} == {("mark", "not_selected")}
-    assert {decided[n] for n in copies} == {("keep", "immutable")}
+    decided = pass_at(emu.clock.now())  # expired by retention, immutable: marked to go at each one's expiry
+    assert {decided[n] for n in sources | copies} == {("mark", "not_selected")}, decided
     assert deleted() == []
-    decided = pass_at(emu.clock.now() + timedelta(seconds=1))
+    decided = pass_at(source_until - timedelta(seconds=1))  # marked, still immutable: kept whole, nothing sent
+    assert {decided[n] for n in sources | copies} == {("keep", "immutable")}, decided
+    assert deleted() == []
+    # The first pass past the sources' expiry (not the copies') deletes them: their marks are due.
+    decided = pass_at(source_until + timedelta(seconds=1))
     assert {decided[n] for n in sources} == {("delete", "not_selected")}
     assert {decided[n] for n in copies} == {("keep", "immutable")}
     assert sorted(deleted()) == sorted((n.lower(), 202) for n in sources)
     decided = pass_at(copy_until - timedelta(seconds=1))
     assert {decided[n] for n in copies} == {("keep", "immutable")}
     assert {n for n, _ in deleted()} == {n.lower() for n in sources}
-    decided = pass_at(copy_until + timedelta(seconds=1))
-    assert {decided[n] for n in copies} == {("mark", "not_selected")}
-    decided = pass_at(emu.clock.now() + timedelta(seconds=1))
+    decided = pass_at(copy_until + timedelta(seconds=1))  # and the copies at the first pass past theirs
     assert {decided[n] for n in copies} == {("delete", "not_selected")}
     assert sorted(deleted()) == sorted((n.lower(), 202) for n in sources | copies)  # each sent once, none refused
     left = {s.name for s in compute.snapshots.list()}

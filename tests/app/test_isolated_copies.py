@@ -168,12 +168,11 @@ def test_retention_the_fleets_pass_never_touches_the_copies_the_second_identitys
         az.advance(1)  # deletes are long-running: let the accepted ones finish
         return {d.artifact_id.rsplit("/", 1)[-1]: d for d in decisions}
 
-    first = passes(0)  # the old copies' Locked policy (a day) holds: kept without a delete
-    assert {(first[n].action, first[n].rule) for n in old_copies} == {("keep", "immutable")}
+    first = passes(0)  # the old copies' Locked policy (a day) holds: marked to go once it expires, no delete sent
+    assert {(first[n].action, first[n].rule) for n in old_copies} == {("mark", "not_selected")}
     assert {first[n].rule for n in new_copies} == {"newest_good"}  # the fleet's VM is live: its newest set is kept
-    marked = passes(DAY)
-    assert {marked[n].action for n in old_copies} == {"mark"}
-    gone = passes(3601)
+    assert not [c for c in az.calls() if c["method"] == "DELETE" and f"/subscriptions/{BACKUP_SUB}" in c["path"]]
+    gone = passes(DAY + 3601)  # the first pass after the policy and the mark's deferral
     assert {gone[n].action for n in old_copies} == {"delete"}
     left = {s.name for s in backup_client(az).snapshots.list_by_resource_group(BACKUP_RG)}
     assert not old_copies & left and new_copies <= left

@@ -219,3 +219,23 @@ def test_retail_prices_filter_and_page_in_azures_shape(az, sub):
     with pytest.raises(urllib.error.HTTPError) as bad:
         _retail(az, {"$filter": "colour eq 'blue'"})
     assert bad.value.code == 400 and "colour" in json.loads(bad.value.read())["Error"]["Message"]
+
+
+def test_the_billing_currency_setting_labels_the_rows_and_retail_prices_stay_usd_only(az, emu, cost, sub, compute):
+    vm = sorted(compute.virtual_machines.list_all(), key=lambda v: v.id)[0]
+    snap = _snapshot(compute, vm, "s-eur", vm.storage_profile.os_disk.managed_disk.id, {})
+    az.admin("POST", "costmanagement/age", {"ids": [snap], "seconds": DAY})
+    az.settings(cost_management={"currency": "EUR"})
+    try:
+        body = {"type": "ActualCost", "timeframe": "Custom", "dataset": {"granularity": "None"},
+                "timePeriod": {"from": datetime.fromtimestamp(emu.clock.timestamp() - 10 * DAY, UTC).isoformat(),
+                               "to": datetime.fromtimestamp(emu.clock.timestamp(), UTC).isoformat()}}
+        result = cost.query.usage(f"/subscriptions/{sub}", body)
+        assert result.rows and result.columns[-1].name == "Currency" and {r[-1] for r in result.rows} == {"EUR"}
+        with pytest.raises(urllib.error.HTTPError) as refused:  # said, not answered in USD as if in EUR
+            _retail(az, {"currencyCode": "'EUR'"})
+        assert refused.value.code == 400 and "USD" in json.loads(refused.value.read())["Error"]["Message"]
+        with pytest.raises(RuntimeError, match="currency"):
+            az.settings(cost_management={"currency": "euro"})
+    finally:
+        az.settings(cost_management={"currency": "USD"})

@@ -68,9 +68,10 @@ def test_sums_per_vm_and_per_policy_month_to_date_and_last_30_days():
 
 def test_over_budget_is_actual_plus_estimate_over_the_monthly_amount_in_the_same_currency():
     budgets = {"gold": BudgetSpec(10.0), "silver": BudgetSpec(10.0), "eur": BudgetSpec(1.0, "EUR")}
-    spent = {"gold": (10.5, "USD"), "silver": (10.0, "USD"), "eur": (5.0, "USD")}
-    (breach,) = M.over_budget(spent, budgets, NOW)
+    spent = {"gold": {"USD": 10.5}, "silver": {"USD": 10.0}, "eur": {"USD": 5.0}}
+    (breach,), skipped = M.over_budget(spent, budgets, NOW)
     assert (breach.policy, breach.month, breach.spent, breach.monthly) == ("gold", "2026-12", 10.5, 10.0)
+    assert skipped == [M.Skipped("eur", "EUR", ("USD",))]  # not compared, and said
 
 
 def test_the_snapshot_price_is_the_lrs_snapshot_meter_per_gb_month():
@@ -84,3 +85,47 @@ def test_the_snapshot_price_is_the_lrs_snapshot_meter_per_gb_month():
               "productName": "Premium SSD", "skuName": "P10 LRS", "retailPrice": 19.71}]
     assert snapshot_price(items) == 0.05
     assert snapshot_price(items[2:]) is None
+
+
+def test_an_estimate_row_is_dropped_where_cost_management_already_billed_that_resource_that_day():
+    cut = NOW - timedelta(hours=24)
+    point = M.Point(SNAP, VM, "gold", "westeurope", 10.0, NOW - timedelta(hours=14))  # from yesterday 22:00
+    estimated = M.estimate([point], {"westeurope": 0.05}, NOW, cut)
+    actual = [M.Row(VM, SNAP, date(2026, 12, 6), 0.001, "USD"),  # yesterday's two hours, already billed
+              M.Row(VM, SNAP + "-other", date(2026, 12, 7), 1.0, "USD")]  # another resource's today
+    kept = M.unbilled(estimated, actual)
+    assert [(r.resource_id, r.day) for r in kept] == [(SNAP, date(2026, 12, 7))]
+    vms, _ = M.summarize(actual, kept, {SNAP: "gold"}, NOW, "s")
+    assert vms[VM].estimate == pytest.approx(kept[0].cost)  # yesterday counted once, as billed
+
+
+def test_a_429s_advice_is_the_longest_of_cost_managements_own_headers_and_a_zero_is_none():
+    from shared.cost.service import throttle_seconds
+
+    rate = "x-ms-ratelimit-microsoft.costmanagement"
+    assert throttle_seconds({f"{rate}-qpu-retry-after": "10", f"{rate}-entity-retry-after": "30",
+                             f"{rate}-tenant-retry-after": "20", "Retry-After": "5"}) == 30
+    assert throttle_seconds({f"{rate}-tenant-retry-after": "45"}) == 45  # no Retry-After at all
+    assert throttle_seconds({"Retry-After": "0"}) is None  # zero is no advice (an hour's default, not 1 s)
+    assert throttle_seconds({"Retry-After": "0", f"{rate}-qpu-retry-after": "0"}) is None
+    assert throttle_seconds({"retry-after": "7"}) == 7
+    assert throttle_seconds({}) is None and throttle_seconds(None) is None
+
+
+def test_one_currency_per_vm_and_policy_and_a_budget_over_mixed_currencies_is_skipped_and_said():
+    cut = NOW - timedelta(hours=24)
+    actual = [M.Row(VM, SNAP, date(2026, 12, 6), 1.0, "EUR")]
+    assert M.currency_of(actual) == "EUR" and M.currency_of([]) is None
+    new = M.Point(SNAP + "-new", VM, "gold", "westeurope", 10.0, NOW - timedelta(hours=6))
+    estimated = M.estimate([new], {"westeurope": 0.046}, NOW, cut, "EUR")  # asked in the cost data's currency
+    assert {r.currency for r in estimated} == {"EUR"}
+    kept, other = M.in_currency([*actual, M.Row(VM, SNAP, date(2026, 12, 6), 9.0, "USD")], "EUR")
+    assert kept == actual and [r.currency for r in other] == ["USD"]
+    vms, policies = M.summarize(kept, estimated, {SNAP: "gold"}, NOW, "s")
+    assert vms[VM].currency == policies["gold"].currency == "EUR"
+    with pytest.raises(ValueError, match="USD row"):  # never summed with another currency, whatever comes last
+        M.summarize(actual, M.estimate([new], {"westeurope": 0.05}, NOW, cut), {SNAP: "gold"}, NOW, "s")
+    budgets = {"gold": BudgetSpec(1.0, "EUR"), "silver": BudgetSpec(1.0, "EUR")}
+    breaches, skipped = M.over_budget({"gold": {"EUR": 5.0, "USD": 5.0}, "silver": {"EUR": 5.0}}, budgets, NOW)
+    assert [b.policy for b in breaches] == ["silver"] and breaches[0].currency == "EUR"
+    assert skipped == [M.Skipped("gold", "EUR", ("EUR", "USD"))]  # part of gold's cost is in USD: not compared

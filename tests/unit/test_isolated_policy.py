@@ -95,3 +95,12 @@ def test_a_running_isolated_job_stays_pinned_at_least_until_the_planner_would_se
         assert copies == 2 * disks
         running = P.Job(job.vm_id, job.kind, job.slot, sent, disks=disks, copies=copies)
         assert P.job_bound(running) >= sent + overdue_after(job, **bounds), disks
+
+
+def test_a_bad_isolated_setting_fails_the_isolated_step_only_and_is_logged(caplog):
+    from shared.wiring import Wiring
+
+    with caplog.at_level("ERROR", logger="vmkeeper.isolated"):
+        target = Wiring(env(VMKEEPER_ISOLATED_SUBSCRIPTION=FLEET)).isolated_target()
+    assert target is None  # the worker's isolated step then fails naming the settings; the sets are still made
+    assert "must not be one of VMKEEPER_SUBSCRIPTIONS" in caplog.text

@@ -30,3 +30,26 @@ def test_a_name_from_the_data_is_escaped_and_no_run_yet_is_said():
     assert "<script>alert(1)</script>" not in html and "&lt;b&gt;p&lt;/b&gt;" in html
     empty = parse(render(replace(data, cost=None))).root.find(id="cost")
     assert "No cost run yet" in empty.text()
+
+
+def test_a_large_fleet_shows_its_costliest_vms_and_says_where_the_rest_are():
+    from shared.report.cost_view import MAX_VMS
+
+    data = sample_report()
+    row = data.cost["vms"][0]
+    many = [{**row, "name": f"/subscriptions/x/vm/vm-{i:05d}", "month_to_date": 10_000.0 - i} for i in range(10_000)]
+    html = render(replace(data, cost={**data.cost, "vms": many}))
+    vm_rows = parse(html).root.find(id="cost").find(id="cost-vm-table").all("tbody")[0].all("tr")
+    assert len(vm_rows) == MAX_VMS and "vm-00000" in vm_rows[0].text()  # the costliest first
+    assert f"{MAX_VMS} costliest of 10000" in html and "vmkeeper cost lists every VM" in html
+
+
+def test_a_budget_not_compared_and_unpriced_regions_are_said():
+    data = sample_report()
+    run = {**(data.cost.get("run") or {}), "unpriced": ["westeurope (EUR)"],
+           "budgetsSkipped": [{"policy": "gold", "budgetCurrency": "USD", "costCurrencies": ["EUR"]}],
+           "deferred": {"sub-1": "2026-11-28T11:00:00Z"}, "pagesRead": {"sub-1": 3}}
+    text = parse(render(replace(data, cost={**data.cost, "run": run}))).root.find(id="cost").text()
+    assert "Policy gold: its budget (USD) was not compared, its cost being in EUR." in text
+    assert "westeurope (EUR)" in text
+    assert "Subscription sub-1: Cost Management throttled the query after 3 page(s), not kept" in text
