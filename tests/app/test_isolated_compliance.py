@@ -13,7 +13,7 @@ from shared.alerts import events as A
 from shared.instants import parse_instant
 from shared.queue import messages as jobs
 from shared.schedule.steps import new_message
-from tests.app.test_isolated_copies import POLICIES, RG, isolated_job
+from tests.app.test_isolated_copies import POLICIES, RG, isolated_job, until_isolated_copy_under_way
 from tests.app.test_isolated_restore import backup, wiring  # noqa: F401 (fixtures)
 
 HOUR = 3600
@@ -32,14 +32,7 @@ def test_compliance_reports_a_missing_isolated_copy_and_clears_when_it_lands(az,
     vm = compute.virtual_machines.get(RG, "vm-00000")
     job = isolated_job(vm, sub, "2026-11-25T06:00:00+00:00")
     az.settings(lro={"per_type": {"Microsoft.Compute/snapshots/copy": 2 * HOUR}})  # each copy takes two hours
-    message = new_message(job)
-    for _ in range(200):  # the set made, its first isolated copy under way
-        outcome = wiring.schedule.worker.handle(message)
-        assert isinstance(outcome, jobs.Retry), outcome
-        message = {**message, **outcome.changes}
-        if message["step"] == "isolated_check":
-            break
-        az.advance(outcome.delay)
+    message = until_isolated_copy_under_way(az, wiring, new_message(job))  # the set made, its first copy under way
     slot = parse_instant(job["slot"])
     later = slot + timedelta(days=10)  # past the job's bound (one day's copy timeout per copy, and more)
     since = datetime.now().astimezone() - timedelta(minutes=5)

@@ -50,6 +50,14 @@ def backup(az):
 @pytest.fixture
 def wiring(az, azurite, sub, backup, tmp_path):
     """The app as deployed with isolated copies: its settings, its identity and the second one, their roles."""
+    return isolated_wiring(az, azurite, sub, backup, tmp_path)
+
+
+def isolated_wiring(az, azurite, sub: str, backup_group: str, tmp_path, **settings: str) -> Wiring:
+    """The app's wiring with isolated copies set up (and ``settings`` besides), its tables made and infra's role
+    assignments given; ``{suffix}`` in a setting's value names this world's own queue or table."""
+    from azure.data.tables import TableClient
+
     policy_file = tmp_path / "policies.json"
     policy_file.write_text(json.dumps(POLICIES))
     suffix = uuid.uuid4().hex[:8]
@@ -59,13 +67,24 @@ def wiring(az, azurite, sub, backup, tmp_path):
            "VMKEEPER_BUDGET_TABLE": f"budget{suffix}", "VMKEEPER_RESTORE_TABLE": f"restores{suffix}",
            "VMKEEPER_ALERTS_TABLE": f"alerts{suffix}", "VMKEEPER_WRITES_PER_SECOND": "50",
            "VMKEEPER_ISOLATED_SUBSCRIPTION": BACKUP_SUB, "VMKEEPER_ISOLATED_RESOURCE_GROUP": BACKUP_RG,
-           "VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID": "11111111-2222-4333-8444-555555555555"}
-    az.role_assignments(deployed(sub, backup))
+           "VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID": "11111111-2222-4333-8444-555555555555",
+           **{k: v.format(suffix=suffix) for k, v in settings.items()}}
+    az.role_assignments(deployed(sub, backup_group))
     for name in ("ledger", "budget", "restores", "alerts"):
-        from azure.data.tables import TableClient
-
         TableClient.from_connection_string(azurite.connection_string, f"{name}{suffix}").create_table()
     return Wiring(env, credential=StaticCredential(APP), isolated_credential=StaticCredential(SECOND))
+
+
+def until_isolated_copy_under_way(az, wiring, message: dict) -> dict:
+    """The job driven through the worker until its first isolated copy is under way; its message then."""
+    for _ in range(200):
+        outcome = wiring.schedule.worker.handle(message)
+        assert isinstance(outcome, jobs.Retry), outcome
+        message = {**message, **outcome.changes}
+        if message["step"] == "isolated_check":
+            return message
+        az.advance(outcome.delay)
+    raise AssertionError(f"no isolated copy under way after 200 steps: {message['step']}")
 
 
 def deployed(sub: str, backup_group: str) -> list[dict]:
@@ -197,14 +216,7 @@ def test_a_source_is_not_deleted_while_its_isolated_copy_is_in_flight(az, emu, w
     old = isolated_job(vm, sub, "2026-11-24T06:00:00+00:00", days=1)
     old.pop("immutability")
     az.settings(lro={"per_type": {"Microsoft.Compute/snapshots/copy": 30 * DAY}})  # the copy takes long
-    message = new_message(old)
-    for _ in range(200):  # the old set's job, up to its first isolated copy under way
-        outcome = wiring.schedule.worker.handle(message)
-        assert isinstance(outcome, jobs.Retry), outcome
-        message = {**message, **outcome.changes}
-        if message["step"] == "isolated_check":
-            break
-        az.advance(outcome.delay)
+    until_isolated_copy_under_way(az, wiring, new_message(old))
     az.advance(3600)
     assert isinstance(run(wiring.schedule.worker, az, new_message(new))[0], jobs.Done)  # a newer set: the old one expires
     in_flight = backup_client(az).snapshots.get(BACKUP_RG, copies_of(old)[0])

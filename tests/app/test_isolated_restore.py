@@ -16,27 +16,21 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from azure.data.tables import TableClient
 
-from emulator.testing import StaticCredential
 from shared.instants import parse_instant
 from shared.queue import messages as jobs
 from shared.schedule.steps import new_message
-from shared.wiring import Wiring
 from tests.app import openapi_check
 from tests.app.restore_world import OPERATOR_PRINCIPAL, READER_PRINCIPAL
 from tests.app.test_isolated_copies import (
-    APP,
     BACKUP_RG,
     BACKUP_SUB,
-    POLICIES,
     RG,
-    SECOND,
     backup,  # noqa: F401 (a fixture)
     backup_client,
     copies_of,
-    deployed,
     isolated_job,
+    isolated_wiring,
 )
 from tests.app.test_scheduled_worker import run
 
@@ -48,24 +42,11 @@ WRITES = ("PUT", "POST", "PATCH", "DELETE")
 @pytest.fixture
 def wiring(az, azurite, sub, backup, resources, tmp_path):  # noqa: F811
     """The app as deployed with isolated copies and restores into rg-restore (the allow-list)."""
-    policy_file = tmp_path / "policies.json"
-    policy_file.write_text(json.dumps(POLICIES))
-    suffix = uuid.uuid4().hex[:8]
-    env = {"VMKEEPER_ARM_ENDPOINT": az.base_url, "VMKEEPER_ARM_CA_BUNDLE": az.ca_path,
-           "AzureWebJobsStorage": azurite.connection_string, "VMKEEPER_SUBSCRIPTIONS": sub,
-           "VMKEEPER_POLICY_FILE": str(policy_file), "VMKEEPER_LEDGER_TABLE": f"ledger{suffix}",
-           "VMKEEPER_BUDGET_TABLE": f"budget{suffix}", "VMKEEPER_RESTORE_TABLE": f"restores{suffix}",
-           "VMKEEPER_ALERTS_TABLE": f"alerts{suffix}", "VMKEEPER_WRITES_PER_SECOND": "50",
-           "VMKEEPER_RESTORE_QUEUE": f"restores-{suffix}",
-           "VMKEEPER_RESTORE_SCOPES": f"/subscriptions/{sub}/resourceGroups/{TARGET_RG}",
-           "VMKEEPER_ISOLATED_SUBSCRIPTION": BACKUP_SUB, "VMKEEPER_ISOLATED_RESOURCE_GROUP": BACKUP_RG,
-           "VMKEEPER_ISOLATED_IDENTITY_CLIENT_ID": "11111111-2222-4333-8444-555555555555"}
     resources.resource_groups.create_or_update(TARGET_RG, {"location": "westeurope"})
-    az.role_assignments(deployed(sub, backup))
-    for name in ("ledger", "budget", "restores", "alerts"):
-        TableClient.from_connection_string(azurite.connection_string, f"{name}{suffix}").create_table()
-    wired = Wiring(env, credential=StaticCredential(APP), isolated_credential=StaticCredential(SECOND))
-    for name in (f"restores-{suffix}", f"restores-{suffix}-poison"):
+    wired = isolated_wiring(az, azurite, sub, backup, tmp_path, VMKEEPER_RESTORE_QUEUE="restores-{suffix}",
+                            VMKEEPER_RESTORE_SCOPES=f"/subscriptions/{sub}/resourceGroups/{TARGET_RG}")
+    queue = wired.env["VMKEEPER_RESTORE_QUEUE"]
+    for name in (queue, f"{queue}-poison"):
         wired.storage.queue(name).create_queue()
     return wired
 
